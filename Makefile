@@ -1,0 +1,46 @@
+# `make demo` and `make test` work on a fresh Debian/Ubuntu machine with Python 3.11+:
+# both create .venv and install everything through `make setup`, idempotently.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Offline machines (CI) read the tokenizer files from ../shared; with internet tiktoken fetches them.
+ifneq ($(wildcard ../shared/tiktoken),)
+export TIKTOKEN_CACHE_DIR ?= $(abspath ../shared/tiktoken)
+endif
+
+.PHONY: setup demo test lint format bench gateway clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "Cannot create a virtual environment: on Debian/Ubuntu run 'sudo apt-get install python3-venv'"; exit 1; }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m ai_gateway.demo
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/python bench/gateway_bench.py
+
+gateway: setup
+	$(BIN)/finops-gateway
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache out

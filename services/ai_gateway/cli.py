@@ -1,0 +1,74 @@
+"""`finops-gateway`: start the gateway, or exit with a clear message when it cannot."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from .app import create_app
+from .config_errors import ConfigError
+from .metrics import GatewayMetrics
+from .pricing import default_price_table
+from .settings import PROFILES, load_settings
+from .store import open_store
+from .tokens import TokenizerUnavailable, encoding_name, get_encoding
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="finops-gateway",
+        description="OpenAI- and Anthropic-compatible AI gateway over simulated providers.",
+    )
+    parser.add_argument(
+        "--profile", choices=PROFILES, help="built-in settings preset (default: optimized)"
+    )
+    parser.add_argument("--config", type=Path, help="YAML settings file, applied over the profile")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return parser.parse_args(argv)
+
+
+def _fail(message: str) -> int:
+    print(f"finops-gateway: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.profile, args.config)
+        table = default_price_table()
+        for card in table.models.values():
+            get_encoding(encoding_name(card))
+    except ConfigError as exc:
+        return _fail(f"configuration error:\n{exc}")
+    except TokenizerUnavailable as exc:
+        return _fail(str(exc))
+    if not 0 < args.port < 65536:
+        return _fail(f"--port {args.port} is invalid: allowed values are 1 to 65535")
+
+    redis_url = os.environ.get("REDIS_URL") or None
+    store = open_store(redis_url)
+    app = create_app(settings, store, GatewayMetrics())
+    logging.getLogger("ai_gateway").info(
+        "profile=%s store=%s listening on http://%s:%d",
+        settings.profile,
+        store.kind,
+        args.host,
+        args.port,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Turn YAML and pydantic validation failures into one-line errors that name file, key and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A configuration file or value is invalid; the message is meant for the user as is."""
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "<root>"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """Walk the model along ``loc`` (minus the last part) to list the keys allowed there."""
+    current: Any = model
+    for item in loc[:-1]:
+        if isinstance(item, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if fields is None or item not in fields:
+            return None
+        annotation = fields[item].annotation
+        args = getattr(annotation, "__args__", ())
+        nested = [
+            a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        if not nested:
+            return None
+        current = nested[-1]
+    fields = getattr(current, "model_fields", None)
+    return sorted(fields) if fields else None
+
+
+def describe_validation_error(
+    error: ValidationError, source: str, model: type[BaseModel] | None = None
+) -> str:
+    """Render every problem as ``source: key `a.b`: value X: what is allowed``."""
+    lines = []
+    for problem in error.errors():
+        loc = tuple(problem.get("loc", ()))
+        key = _dotted(loc)
+        if problem.get("type") == "extra_forbidden":
+            allowed = _allowed_keys(model, loc) if model is not None else None
+            hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"{source}: unknown key `{key}`{hint}")
+            continue
+        value = problem.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        message = problem.get("msg", "invalid")
+        lines.append(f"{source}: key `{key}`: value {shown} is invalid: {message}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path) -> Any:
+    """Read a YAML file or raise ConfigError naming the file and the line of a syntax error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from exc
+
+
+def validate(model: type[ModelT], data: Any, source: str) -> ModelT:
+    """Validate ``data`` against ``model`` or raise ConfigError with every problem listed."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, source, model)) from exc

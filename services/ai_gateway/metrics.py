@@ -1,0 +1,65 @@
+"""Prometheus metrics, with the original design's names so its dashboards keep working.
+
+One gateway process per pod: the counters live in that process's registry, and replicas are
+summed by Prometheus. The CLI therefore always runs a single worker process.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
+
+
+class GatewayMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.tokens = Counter(
+            "ai_tokens",
+            "Tokens billed by the simulated providers.",
+            ["type", "model", "team"],
+            registry=r,
+        )
+        self.cost = Counter("ai_cost", "Provider spend in USD.", ["model", "team"], registry=r)
+        self.duration = Histogram(
+            "ai_request_duration_seconds",
+            "Time to serve a completion, to the last byte.",
+            ["model"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.cache_hits = Counter(
+            "ai_cache_hits", "Requests answered from the cache.", ["kind", "team"], registry=r
+        )
+        self.cache_misses = Counter(
+            "ai_cache_misses",
+            "Cacheable requests the cache could not answer.",
+            ["team"],
+            registry=r,
+        )
+        self.active = Gauge("ai_active_requests", "Requests in flight.", registry=r)
+        self.saved = Counter(
+            "ai_cost_saved",
+            "USD not spent thanks to an optimization.",
+            ["reason", "team"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "ai_requests",
+            "Requests answered, by API and HTTP status.",
+            ["api", "status"],
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "ai_store_errors",
+            "Store operations that failed (served as cache misses).",
+            ["op"],
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,107 @@
+"""Run the gateway as a child process for a bounded time, and always stop it afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+class GatewayProcess:
+    """``with GatewayProcess(profile="optimized") as gw: gw.url`` - started ready, then stopped."""
+
+    def __init__(
+        self,
+        profile: str | None = None,
+        config: Path | None = None,
+        redis_url: str | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        log_path: Path | None = None,
+        startup_timeout_s: float = 30.0,
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._cmd = [sys.executable, "-m", "ai_gateway.cli", "--port", str(self.port)]
+        if profile:
+            self._cmd += ["--profile", profile]
+        if config:
+            self._cmd += ["--config", str(config)]
+        self._env = {**os.environ, **(env or {})}
+        self._env.pop("REDIS_URL", None)
+        if redis_url:
+            self._env["REDIS_URL"] = redis_url
+        self._log_path = log_path
+        self._timeout = startup_timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+
+    def start(self) -> GatewayProcess:
+        self._log_file = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            self._cmd, env=self._env, stdout=self._log_file, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + self._timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                self.stop()
+                raise RuntimeError(
+                    f"the gateway exited with code {self._process.returncode} during start-up"
+                    + (f"; see {self._log_path}" if self._log_path else "")
+                )
+            try:
+                status, _ = http_json(self.url + "/readyz", timeout=1.0)
+                if status == 200:
+                    return self
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"the gateway was not ready within {self._timeout:.0f} s")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if self._log_file not in (None, subprocess.DEVNULL):
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,320 @@
+"""The simulated provider: deterministic completions, their length and their latency.
+
+A completion is a pure function of the request: the same model, messages and sampling parameters
+always give the same text, so runs are reproducible and exact repeats are recognisable. Its
+length is drawn from the model's log-normal output distribution and capped by ``max_tokens``
+(``finish_reason`` "length" when the cap cut it). The text is made of words that are one token
+each in the model's encoding, so its token count is exact by construction and checked by encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import random
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+from .pricing import ModelCard
+from .tokens import count_text, encoding_name, get_encoding
+
+FinishReason = Literal["stop", "length"]
+
+_WORDS = [
+    "the",
+    "system",
+    "service",
+    "request",
+    "cost",
+    "model",
+    "cache",
+    "team",
+    "budget",
+    "token",
+    "answer",
+    "data",
+    "cluster",
+    "node",
+    "pod",
+    "value",
+    "report",
+    "change",
+    "result",
+    "time",
+    "user",
+    "order",
+    "account",
+    "price",
+    "plan",
+    "rate",
+    "limit",
+    "query",
+    "support",
+    "issue",
+    "check",
+    "update",
+    "review",
+    "step",
+    "option",
+    "case",
+    "state",
+    "point",
+    "level",
+    "group",
+    "range",
+    "share",
+    "usage",
+    "total",
+    "spend",
+    "saving",
+    "policy",
+    "rule",
+    "metric",
+    "alert",
+    "signal",
+    "load",
+    "traffic",
+    "latency",
+    "error",
+    "status",
+    "region",
+    "zone",
+    "network",
+    "storage",
+    "memory",
+    "server",
+    "client",
+    "record",
+    "field",
+    "table",
+    "file",
+    "event",
+    "window",
+    "period",
+    "month",
+    "week",
+    "day",
+    "hour",
+    "first",
+    "next",
+    "last",
+    "other",
+    "same",
+    "small",
+    "large",
+    "high",
+    "low",
+    "fast",
+    "slow",
+    "simple",
+    "clear",
+    "direct",
+    "short",
+    "long",
+    "new",
+    "good",
+    "better",
+    "best",
+    "main",
+    "key",
+    "core",
+    "open",
+    "private",
+    "public",
+    "shared",
+    "daily",
+    "weekly",
+    "current",
+    "recent",
+    "local",
+    "can",
+    "will",
+    "should",
+    "may",
+    "must",
+    "would",
+    "could",
+    "does",
+    "make",
+    "take",
+    "give",
+    "keep",
+    "use",
+    "find",
+    "show",
+    "need",
+    "set",
+    "run",
+    "read",
+    "write",
+    "send",
+    "move",
+    "start",
+    "stop",
+    "add",
+    "remove",
+    "reduce",
+    "increase",
+    "measure",
+    "compare",
+    "follow",
+    "apply",
+    "this",
+    "that",
+    "these",
+    "each",
+    "every",
+    "all",
+    "some",
+    "most",
+    "more",
+    "less",
+    "many",
+    "few",
+    "any",
+    "both",
+    "either",
+    "and",
+    "but",
+    "or",
+    "so",
+    "if",
+    "when",
+    "then",
+    "while",
+    "because",
+    "after",
+    "before",
+    "during",
+    "within",
+    "without",
+    "across",
+    "into",
+    "from",
+    "with",
+    "for",
+    "to",
+    "of",
+    "in",
+    "on",
+    "at",
+    "by",
+    "about",
+    "over",
+    "under",
+    "between",
+    "as",
+    "is",
+    "are",
+    "was",
+    "be",
+    "has",
+    "have",
+    "it",
+    "its",
+    "we",
+    "you",
+    "they",
+]
+
+_SENTENCE_WORDS = (6, 16)
+
+
+@dataclass(frozen=True)
+class SimulatedCompletion:
+    text: str
+    completion_tokens: int
+    finish_reason: FinishReason
+
+
+@dataclass(frozen=True)
+class LatencyPlan:
+    """Seconds before the first token, then seconds per further token (already scaled)."""
+
+    first_token_s: float
+    per_token_s: float
+
+    def total_s(self, completion_tokens: int) -> float:
+        return self.first_token_s + self.per_token_s * max(completion_tokens - 1, 0)
+
+
+@cache
+def _one_token_words(encoding: str) -> tuple[str, ...]:
+    """Words that are one token both alone and after a space, so any text of them counts exactly."""
+    enc = get_encoding(encoding)
+    words = tuple(w for w in _WORDS if len(enc.encode(w)) == 1 and len(enc.encode(" " + w)) == 1)
+    if len(words) < 50:
+        raise RuntimeError(f"too few one-token words for {encoding}: {len(words)}")
+    return words
+
+
+def request_seed(*parts: str) -> int:
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def draw_length(card: ModelCard, rng: random.Random) -> int:
+    dist = card.output_tokens
+    return max(1, round(rng.lognormvariate(math.log(dist.median), dist.sigma)))
+
+
+def _compose(words: tuple[str, ...], n_tokens: int, rng: random.Random, complete: bool) -> str:
+    """Exactly ``n_tokens`` one-token pieces; a complete answer ends its last sentence."""
+    body = n_tokens - 1 if complete else n_tokens
+    pieces: list[str] = []
+    sentence_left = rng.randint(*_SENTENCE_WORDS)
+    while len(pieces) < body:
+        if sentence_left == 0 and len(pieces) < body - 1:
+            pieces.append(".")
+            sentence_left = rng.randint(*_SENTENCE_WORDS)
+            continue
+        pieces.append(" " + rng.choice(words))
+        sentence_left -= 1
+    if complete:
+        pieces.append(".")
+    return "".join(pieces).lstrip(" ")
+
+
+def simulate_completion(card: ModelCard, max_tokens: int, seed: int) -> SimulatedCompletion:
+    rng = random.Random(seed)
+    wanted = draw_length(card, rng)
+    finish: FinishReason = "length" if wanted > max_tokens else "stop"
+    words = _one_token_words(encoding_name(card))
+    text = _compose(words, min(wanted, max_tokens), rng, complete=finish == "stop")
+    return SimulatedCompletion(text, count_text(card, text), finish)
+
+
+def latency_plan(card: ModelCard, latency_scale: float) -> LatencyPlan:
+    return LatencyPlan(
+        first_token_s=card.latency.ttft_ms / 1000 * latency_scale,
+        per_token_s=latency_scale / card.latency.tokens_per_second,
+    )
+
+
+_STREAM_PIECE = re.compile(r"\s*\S+")
+
+
+def stream_pieces(text: str, words_per_piece: int = 1) -> list[str]:
+    """Split text into the deltas a stream sends: one word (with its leading space) each."""
+    words = _STREAM_PIECE.findall(text)
+    return ["".join(words[i : i + words_per_piece]) for i in range(0, len(words), words_per_piece)]
+
+
+async def paced_pieces(text: str, plan: LatencyPlan) -> AsyncIterator[str]:
+    """Yield the stream's deltas at the simulated provider's pace."""
+    for index, piece in enumerate(stream_pieces(text)):
+        delay = plan.first_token_s if index == 0 else plan.per_token_s
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield piece
+
+
+async def wait_for_completion(plan: LatencyPlan, completion_tokens: int) -> None:
+    """A non-streamed answer arrives once the whole completion is generated."""
+    total = plan.total_s(completion_tokens)
+    if total > 0:
+        await asyncio.sleep(total)

@@ -1,0 +1,80 @@
+"""Token counting: real tiktoken encodings for OpenAI models, a documented approximation for Claude.
+
+OpenAI chat prompts are counted the way OpenAI documents it for its chat models: each message
+costs its content tokens plus 3 (4 with a ``name``), and every reply is primed with 3 more.
+Anthropic publishes no offline tokenizer for Claude 3 and later, so Claude prompts and completions
+are counted with ``cl100k_base`` and the same per-message overhead. That is an approximation (it is
+also what LiteLLM falls back to for Claude 3 models); the real count may differ by some percent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import tiktoken
+
+from .pricing import ModelCard
+
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING_TOKENS = 3
+CLAUDE_APPROXIMATION_ENCODING = "cl100k_base"
+
+
+class TokenizerUnavailable(RuntimeError):
+    """The BPE files of an encoding could not be loaded (usually: no internet and no cache)."""
+
+
+@dataclass(frozen=True)
+class PromptMessage:
+    role: str
+    content: str
+    name: str | None = None
+
+
+def encoding_name(card: ModelCard) -> str:
+    if card.tokenizer == "claude-approx":
+        return CLAUDE_APPROXIMATION_ENCODING
+    return card.tokenizer
+
+
+@cache
+def get_encoding(name: str) -> tiktoken.Encoding:
+    try:
+        return tiktoken.get_encoding(name)
+    except Exception as exc:
+        raise TokenizerUnavailable(
+            f"cannot load the tiktoken encoding {name!r} ({type(exc).__name__}: {exc}). "
+            "Without internet, point TIKTOKEN_CACHE_DIR at a folder holding the encoding files "
+            "(in this project's CI: ../shared/tiktoken)."
+        ) from exc
+
+
+def count_text(card: ModelCard, text: str) -> int:
+    return len(get_encoding(encoding_name(card)).encode(text, disallowed_special=()))
+
+
+def count_prompt(card: ModelCard, messages: Sequence[PromptMessage]) -> int:
+    encoding = get_encoding(encoding_name(card))
+    total = REPLY_PRIMING_TOKENS
+    for message in messages:
+        total += TOKENS_PER_MESSAGE
+        total += len(encoding.encode(message.role, disallowed_special=()))
+        total += len(encoding.encode(message.content, disallowed_special=()))
+        if message.name:
+            total += TOKENS_PER_NAME + len(encoding.encode(message.name, disallowed_special=()))
+    return total
+
+
+def describe(cards: Sequence[ModelCard]) -> dict[str, str]:
+    """Which tokenizer counts each model, for /readyz."""
+    return {
+        card.name: (
+            f"{CLAUDE_APPROXIMATION_ENCODING} (approximation: no offline Claude tokenizer exists)"
+            if card.tokenizer == "claude-approx"
+            else f"{card.tokenizer} (tiktoken)"
+        )
+        for card in cards
+    }

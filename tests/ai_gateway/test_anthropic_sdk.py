@@ -1,0 +1,123 @@
+"""The official anthropic SDK against a real gateway process: plain, streamed and error calls."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+import tiktoken
+
+from ai_gateway.tokens import REPLY_PRIMING_TOKENS, TOKENS_PER_MESSAGE
+
+
+@pytest.fixture
+def gateway(start_gateway):
+    return start_gateway(profile="unoptimized")
+
+
+def client(gateway, key: str = "sk-demo-team-b") -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.url, api_key=key, max_retries=0)
+
+
+def approx_claude_tokens(system: str, user: str) -> int:
+    """The documented approximation: cl100k_base plus the chat per-message overhead."""
+    enc = tiktoken.get_encoding("cl100k_base")
+    return REPLY_PRIMING_TOKENS + sum(
+        TOKENS_PER_MESSAGE + len(enc.encode(role)) + len(enc.encode(text))
+        for role, text in (("system", system), ("user", user))
+    )
+
+
+def test_plain_message(gateway):
+    raw = client(gateway).messages.with_raw_response.create(
+        model="claude-3-haiku",
+        max_tokens=300,
+        system="Answer briefly.",
+        messages=[{"role": "user", "content": "Where is my order #4411?"}],
+    )
+    message = raw.parse()
+    assert message.type == "message"
+    assert message.role == "assistant"
+    assert message.model == "claude-3-haiku"
+    assert message.id.startswith("msg_")
+    assert message.content[0].type == "text"
+    assert message.stop_reason in ("end_turn", "max_tokens")
+    assert message.usage.input_tokens == approx_claude_tokens(
+        "Answer briefly.", "Where is my order #4411?"
+    )
+    text = message.content[0].text
+    assert message.usage.output_tokens == len(tiktoken.get_encoding("cl100k_base").encode(text))
+    expected_cost = (message.usage.input_tokens * 0.25 + message.usage.output_tokens * 1.25) / 1e6
+    assert float(raw.headers["x-gateway-cost-usd"]) == pytest.approx(expected_cost, rel=1e-12)
+    assert raw.headers["x-gateway-team"] == "team-b"
+
+
+def test_max_tokens_stop_reason(gateway):
+    message = client(gateway).messages.create(
+        model="claude-haiku-4-5", max_tokens=2, messages=[{"role": "user", "content": "Essay?"}]
+    )
+    assert message.stop_reason == "max_tokens"
+    assert message.usage.output_tokens == 2
+
+
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+def test_stream_events_and_final_message_match_the_plain_answer(gateway):
+    request = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 500,
+        "messages": [{"role": "user", "content": "Compare two plans, step by step."}],
+    }
+    plain = client(gateway).messages.create(**request)
+    events = []
+    with client(gateway).messages.stream(**request) as stream:
+        for event in stream:
+            events.append(event.type)
+        final = stream.get_final_message()
+    assert events[0] == "message_start"
+    assert "content_block_delta" in events or "text" in events
+    assert events[-1] == "message_stop"
+    assert final.content[0].text == plain.content[0].text
+    assert final.usage.input_tokens == plain.usage.input_tokens
+    assert final.usage.output_tokens == plain.usage.output_tokens
+    assert final.stop_reason == plain.stop_reason
+
+
+def test_openai_models_are_served_through_the_messages_api(gateway):
+    message = client(gateway).messages.create(
+        model="gpt-4o-mini", max_tokens=50, messages=[{"role": "user", "content": "hello"}]
+    )
+    assert message.model == "gpt-4o-mini"
+
+
+def test_models_list_in_anthropic_shape(gateway):
+    page = client(gateway).models.list()
+    assert "claude-sonnet-4-5" in {m.id for m in page.data}
+
+
+def test_unknown_key_is_authentication_error(gateway):
+    with pytest.raises(anthropic.AuthenticationError) as info:
+        client(gateway, "sk-not-a-team-key").messages.create(
+            model="claude-3-haiku", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    assert info.value.status_code == 401
+    assert info.value.body["error"]["type"] == "authentication_error"
+
+
+def test_temperature_above_one_is_rejected(gateway):
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client(gateway).messages.create(
+            model="claude-3-haiku",
+            max_tokens=5,
+            extra_body={"temperature": 1.5},
+            messages=[{"role": "user", "content": "x"}],
+        )
+    assert info.value.body["type"] == "error"
+    assert info.value.body["error"]["type"] == "invalid_request_error"
+    assert "temperature" in info.value.body["error"]["message"]
+
+
+def test_unknown_model_is_not_found_error(gateway):
+    with pytest.raises(anthropic.NotFoundError) as info:
+        client(gateway).messages.create(
+            model="claude-9", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    assert info.value.body["error"]["type"] == "not_found_error"

@@ -1,0 +1,45 @@
+"""`finops-gateway` start-up failures: a clear message, a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "ai_gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_bad_config_exits_2_with_the_key_and_no_traceback(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("max_body_bytes: 10\n")
+    result = run_cli("--config", str(config), "--port", "1")
+    assert result.returncode == 2
+    assert "bad.yaml" in result.stderr
+    assert "`max_body_bytes`" in result.stderr and "10" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_profile_is_rejected_by_the_parser():
+    result = run_cli("--profile", "cheapest")
+    assert result.returncode == 2
+    assert "invalid choice: 'cheapest'" in result.stderr
+
+
+def test_missing_tokenizer_files_give_a_clear_error(tmp_path):
+    result = run_cli(
+        "--port",
+        "1",
+        env={"TIKTOKEN_CACHE_DIR": str(tmp_path), "HTTPS_PROXY": "http://127.0.0.1:9"},
+    )
+    assert result.returncode == 2
+    assert "TIKTOKEN_CACHE_DIR" in result.stderr
+    assert "Traceback" not in result.stderr

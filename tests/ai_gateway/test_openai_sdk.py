@@ -1,0 +1,168 @@
+"""The official openai SDK against a real gateway process: plain, streamed and error calls."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+import tiktoken
+
+from ai_gateway.tokens import REPLY_PRIMING_TOKENS, TOKENS_PER_MESSAGE
+
+# Counts differ between cl100k_base and o200k_base for this text, so a wrong encoding shows.
+PROMPT = "Résumé: naïve café coördination — 東京 配送 🚀 1234567 tokens/β ∑ kubectl rollout"
+
+
+def expected_prompt_tokens(encoding: str, messages: list[dict[str, str]]) -> int:
+    enc = tiktoken.get_encoding(encoding)
+    return REPLY_PRIMING_TOKENS + sum(
+        TOKENS_PER_MESSAGE + len(enc.encode(m["role"])) + len(enc.encode(m["content"]))
+        for m in messages
+    )
+
+
+@pytest.fixture
+def gateway(start_gateway):
+    return start_gateway(profile="unoptimized")
+
+
+def client(gateway, key: str = "sk-demo-team-a") -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+
+
+def test_encodings_really_differ_for_the_probe_text():
+    assert len(tiktoken.get_encoding("cl100k_base").encode(PROMPT)) != len(
+        tiktoken.get_encoding("o200k_base").encode(PROMPT)
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "encoding"), [("gpt-4", "cl100k_base"), ("gpt-4o", "o200k_base")]
+)
+def test_plain_completion_counts_tokens_with_the_models_tokenizer(gateway, model, encoding):
+    messages = [
+        {"role": "system", "content": "You are a terse assistant."},
+        {"role": "user", "content": PROMPT},
+    ]
+    raw = client(gateway).chat.completions.with_raw_response.create(
+        model=model, messages=messages, max_tokens=64
+    )
+    completion = raw.parse()
+    assert completion.object == "chat.completion"
+    assert completion.model == model
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.choices[0].message.role == "assistant"
+    assert completion.usage.prompt_tokens == expected_prompt_tokens(encoding, messages)
+    text = completion.choices[0].message.content
+    assert completion.usage.completion_tokens == len(tiktoken.get_encoding(encoding).encode(text))
+    assert completion.usage.total_tokens == (
+        completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
+    assert raw.headers["x-gateway-model"] == model
+    assert raw.headers["x-gateway-team"] == "team-a"
+    assert raw.headers["x-gateway-cache"] == "miss"
+
+
+def test_cost_header_is_list_price_times_tokens(gateway):
+    raw = client(gateway).chat.completions.with_raw_response.create(
+        model="gpt-4", messages=[{"role": "user", "content": "Price me."}], max_tokens=100
+    )
+    usage = raw.parse().usage
+    expected = (usage.prompt_tokens * 30.0 + usage.completion_tokens * 60.0) / 1_000_000
+    assert float(raw.headers["x-gateway-cost-usd"]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_finish_reason_is_length_when_max_tokens_cuts_the_answer(gateway):
+    completion = client(gateway).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Tell me a long story."}],
+        max_tokens=3,
+    )
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage.completion_tokens == 3
+
+
+def test_same_request_gives_the_same_answer(gateway):
+    kwargs = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Same?"}], "seed": 7}
+    first = client(gateway).chat.completions.create(**kwargs)
+    second = client(gateway, "sk-demo-team-b").chat.completions.create(**kwargs)
+    assert first.choices[0].message.content == second.choices[0].message.content
+    assert first.usage == second.usage
+
+
+def test_streamed_completion_matches_the_plain_one_and_reports_usage(gateway):
+    messages = [{"role": "user", "content": PROMPT}]
+    plain = client(gateway).chat.completions.create(
+        model="gpt-4o", messages=messages, max_tokens=200
+    )
+    with client(gateway).chat.completions.with_streaming_response.create(
+        model="gpt-4o",
+        messages=messages,
+        max_tokens=200,
+        stream=True,
+        stream_options={"include_usage": True},
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert float(response.headers["x-gateway-cost-usd"]) > 0
+        chunks = list(response.parse())
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert content == plain.choices[0].message.content
+    finish = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
+    assert finish == [plain.choices[0].finish_reason]
+    usage_chunks = [c for c in chunks if c.usage is not None]
+    assert len(usage_chunks) == 1 and usage_chunks[0] is chunks[-1]
+    assert usage_chunks[0].choices == []
+    assert usage_chunks[0].usage == plain.usage
+
+
+def test_stream_without_include_usage_has_no_usage_chunk(gateway):
+    stream = client(gateway).chat.completions.create(
+        model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    chunks = list(stream)
+    assert chunks and all(c.usage is None for c in chunks)
+    assert all(len(c.choices) == 1 for c in chunks)
+
+
+def test_models_list(gateway):
+    ids = {m.id for m in client(gateway).models.list()}
+    assert {"gpt-4", "gpt-4o", "gpt-4o-mini", "gpt-3.5-turbo", "claude-3-haiku"} <= ids
+
+
+def test_unknown_key_is_401_in_openai_shape(gateway):
+    with pytest.raises(openai.AuthenticationError) as info:
+        client(gateway, "sk-wrong-key-123").chat.completions.create(
+            model="gpt-4", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.status_code == 401
+    assert info.value.body["code"] == "invalid_api_key"
+
+
+def test_unknown_model_is_404(gateway):
+    with pytest.raises(openai.NotFoundError) as info:
+        client(gateway).chat.completions.create(
+            model="gpt-9", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.body["code"] == "model_not_found"
+    assert info.value.body["param"] == "model"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_tokens": 100_000}, "max_tokens"),
+        ({"temperature": 2.5}, "temperature"),
+        ({"top_p": -0.1}, "top_p"),
+        ({"n": 2}, "n"),
+        ({"messages": []}, "messages"),
+    ],
+)
+def test_out_of_range_parameters_are_400_naming_the_parameter(gateway, kwargs, param):
+    request = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}], **kwargs}
+    with pytest.raises(openai.BadRequestError) as info:
+        client(gateway).chat.completions.create(**request)
+    assert info.value.status_code == 400
+    assert info.value.body["type"] == "invalid_request_error"
+    assert info.value.body["param"] == param

@@ -1,0 +1,75 @@
+"""Settings: profiles, config-file overrides, and errors that name the file, key and value."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_gateway.config_errors import ConfigError
+from ai_gateway.settings import load_settings
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_default_profile_has_demo_teams_and_cache_on():
+    settings = load_settings()
+    assert settings.profile == "optimized"
+    assert settings.cache.exact.enabled
+    assert settings.team_by_key_digest()  # demo keys present
+    assert set(settings.teams) == {"team-a", "team-b"}
+
+
+def test_unoptimized_profile_turns_the_cache_off():
+    assert not load_settings("unoptimized").cache.exact.enabled
+
+
+def test_config_file_overrides_one_key_and_keeps_the_rest(tmp_path):
+    path = write(tmp_path, "cache:\n  exact:\n    ttl_seconds: 60\nlatency_scale: 0\n")
+    settings = load_settings("optimized", path)
+    assert settings.cache.exact.ttl_seconds == 60
+    assert settings.cache.exact.enabled
+    assert settings.latency_scale == 0
+
+
+def test_profile_named_in_the_file_is_used_unless_the_cli_overrides(tmp_path):
+    path = write(tmp_path, "profile: unoptimized\n")
+    assert load_settings(None, path).profile == "unoptimized"
+    assert load_settings("optimized", path).profile == "optimized"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("latency_scale: -1\n", ["gateway.yaml", "`latency_scale`", "-1", "greater than or equal"]),
+        ("cache:\n  exact:\n    ttl_seconds: soon\n", ["`cache.exact.ttl_seconds`", "'soon'"]),
+        ("cache:\n  exakt: {}\n", ["unknown key `cache.exakt`", "allowed keys here: exact"]),
+        ("profile: cheap\n", ["`profile`", "'cheap'", "unoptimized, optimized"]),
+        ("teams:\n  Team A:\n    keys: [sk-abcdefgh]\n", ["`teams`", "lowercase"]),
+        ("teams:\n  ops:\n    keys: ['sha256:xyz']\n", ["`teams.ops.keys`", "64 lowercase hex"]),
+        (
+            "teams:\n  a1:\n    keys: [sk-shared-key]\n  b1:\n    keys: [sk-shared-key]\n",
+            ["same key", "'a1'", "'b1'"],
+        ),
+        ("- just\n- a list\n", ["top level must be a mapping"]),
+        ("cache: [unclosed\n", ["invalid YAML", "line"]),
+    ],
+)
+def test_errors_name_file_key_value_and_what_is_allowed(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, write(tmp_path, text))
+    for fragment in expected:
+        assert fragment in str(info.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(None, tmp_path / "absent.yaml")
+
+
+def test_public_view_hides_keys():
+    view = load_settings().public_view()
+    assert "sk-demo-team-a" not in str(view)
+    assert view["teams"]["team-a"] == {"keys": 1}

@@ -1,0 +1,51 @@
+"""The simulated provider: deterministic, exact token counts, bounded by max_tokens."""
+
+from __future__ import annotations
+
+import statistics
+
+from ai_gateway.pricing import default_price_table
+from ai_gateway.simulator import latency_plan, simulate_completion, stream_pieces
+from ai_gateway.tokens import count_text
+
+
+def test_same_seed_same_text_and_different_seed_different_text():
+    card = default_price_table().resolve("gpt-4")
+    assert simulate_completion(card, 500, 1) == simulate_completion(card, 500, 1)
+    assert simulate_completion(card, 500, 1).text != simulate_completion(card, 500, 2).text
+
+
+def test_token_count_is_exact_and_capped():
+    table = default_price_table()
+    for name in table.names():
+        card = table.resolve(name)
+        for seed in range(20):
+            result = simulate_completion(card, 120, seed)
+            assert result.completion_tokens == count_text(card, result.text)
+            assert result.completion_tokens <= 120
+            if result.finish_reason == "stop":
+                assert result.text.endswith(".")
+            else:
+                assert result.completion_tokens == 120
+
+
+def test_lengths_follow_the_models_median():
+    card = default_price_table().resolve("gpt-4o-mini")
+    lengths = [simulate_completion(card, 16_000, seed).completion_tokens for seed in range(300)]
+    assert (
+        abs(statistics.median(lengths) - card.output_tokens.median)
+        < 0.15 * card.output_tokens.median
+    )
+
+
+def test_latency_plan_scales_and_zero_turns_it_off():
+    card = default_price_table().resolve("gpt-4")
+    plan = latency_plan(card, 1.0)
+    assert plan.first_token_s == card.latency.ttft_ms / 1000
+    assert plan.total_s(101) == plan.first_token_s + 100 / card.latency.tokens_per_second
+    assert latency_plan(card, 0).total_s(1000) == 0
+
+
+def test_stream_pieces_reassemble_the_text():
+    text = "alpha beta. gamma delta epsilon."
+    assert "".join(stream_pieces(text)) == text
