@@ -6,9 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Offline machines (CI) read the tokenizer files from ../shared; with internet tiktoken fetches them.
+# Offline machines (CI) read the tokenizer files and the embedding model from ../shared; with
+# internet, tiktoken fetches its files and model2vec its default model by themselves.
 ifneq ($(wildcard ../shared/tiktoken),)
 export TIKTOKEN_CACHE_DIR ?= $(abspath ../shared/tiktoken)
+endif
+ifneq ($(wildcard ../shared/models/minilm-l6-m2v-256),)
+export GATEWAY_EMBEDDING_MODEL ?= $(abspath ../shared/models/minilm-l6-m2v-256)
 endif
 
 .PHONY: setup demo test lint format bench gateway clean

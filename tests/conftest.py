@@ -11,8 +11,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
+EMBEDDING_MODEL = SHARED / "models" / "minilm-l6-m2v-256"
+
 if "TIKTOKEN_CACHE_DIR" not in os.environ and (SHARED / "tiktoken").is_dir():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken")
+if "GATEWAY_EMBEDDING_MODEL" not in os.environ and EMBEDDING_MODEL.is_dir():
+    os.environ["GATEWAY_EMBEDDING_MODEL"] = str(EMBEDDING_MODEL)
 
 
 @pytest.fixture(scope="session")

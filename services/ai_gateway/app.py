@@ -18,10 +18,8 @@ from starlette.routing import Route
 from . import tokens
 from .adapters import anthropic, openai
 from .core import ChatRequest, Completion, Gateway, GatewayError
-from .metrics import GatewayMetrics
-from .settings import GatewaySettings
 from .simulator import wait_for_completion
-from .store import Store, StoreUnavailable
+from .store import StoreUnavailable
 
 log = logging.getLogger("ai_gateway")
 
@@ -61,6 +59,7 @@ def _gateway_headers(c: Completion) -> dict[str, str]:
         "x-gateway-model": c.model.name,
         "x-gateway-team": c.team,
         "x-gateway-cache": c.cache,
+        **c.extra_headers,
     }
 
 
@@ -168,6 +167,21 @@ class GatewayApp:
             return JSONResponse(anthropic.render_models(self.gateway.table))
         return JSONResponse(openai.render_models(self.gateway.table))
 
+    async def budgets(self, request: Request) -> Response:
+        """A team's key sees its own budget; an admin key sees every team's."""
+        key = _api_key(request)
+        try:
+            if self.gateway.is_admin(key):
+                teams = list(self.gateway.settings.teams)
+            else:
+                teams = [self.gateway.authenticate(key)]
+            report = await self.gateway.budget_report(teams)
+        except GatewayError as error:
+            return self._error(openai.API, error)
+        except StoreUnavailable as exc:
+            return self._error(openai.API, GatewayError(503, "unavailable", str(exc)))
+        return JSONResponse({"object": "list", "data": report})
+
     async def healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -183,6 +197,7 @@ class GatewayApp:
             "store": store,
             "tokenizers": tokens.describe(list(gateway.table.models.values())),
             "models": gateway.table.names(),
+            "embedder": gateway.embedder.name if gateway.embedder else None,
             "settings": gateway.settings.public_view(),
         }
         return JSONResponse(body, status_code=200 if store["ok"] else 503)
@@ -193,7 +208,8 @@ class GatewayApp:
 
 def _error_response(api: str, error: GatewayError) -> JSONResponse:
     adapter = anthropic if api == anthropic.API else openai
-    return JSONResponse(adapter.render_error(error), status_code=error.status)
+    headers = {"retry-after": str(error.retry_after)} if error.retry_after else None
+    return JSONResponse(adapter.render_error(error), status_code=error.status, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -206,18 +222,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error_response(api, GatewayError(status, kind, message))
 
 
-def create_app(
-    settings: GatewaySettings, store: Store, metrics: GatewayMetrics | None = None
-) -> Starlette:
-    gateway = Gateway(settings, store, metrics or GatewayMetrics())
+def create_app(gateway: Gateway) -> Starlette:
     http = GatewayApp(gateway)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
         try:
             yield
         finally:
-            await store.close()
+            await gateway.store.close()
 
     app = Starlette(
         routes=[
@@ -225,6 +239,7 @@ def create_app(
             Route("/chat/completions", http.chat_completions, methods=["POST"]),
             Route("/v1/messages", http.messages, methods=["POST"]),
             Route("/v1/models", http.models, methods=["GET"]),
+            Route("/v1/budgets", http.budgets, methods=["GET"]),
             Route("/healthz", http.healthz, methods=["GET"]),
             Route("/readyz", http.readyz, methods=["GET"]),
             Route("/metrics", http.metrics_endpoint, methods=["GET"]),

@@ -12,6 +12,8 @@ import uvicorn
 
 from .app import create_app
 from .config_errors import ConfigError
+from .core import Gateway
+from .embeddings import EmbedderUnavailable
 from .metrics import GatewayMetrics
 from .pricing import default_price_table
 from .settings import PROFILES, load_settings
@@ -56,16 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.port < 65536:
         return _fail(f"--port {args.port} is invalid: allowed values are 1 to 65535")
 
-    redis_url = os.environ.get("REDIS_URL") or None
-    store = open_store(redis_url)
-    app = create_app(settings, store, GatewayMetrics())
+    store = open_store(os.environ.get("REDIS_URL") or None)
+    try:
+        gateway = Gateway(settings, store, GatewayMetrics(), table)
+    except EmbedderUnavailable as exc:
+        return _fail(str(exc))
     logging.getLogger("ai_gateway").info(
-        "profile=%s store=%s listening on http://%s:%d",
+        "profile=%s store=%s embedder=%s listening on http://%s:%d",
         settings.profile,
         store.kind,
+        gateway.embedder.name if gateway.embedder else "none",
         args.host,
         args.port,
     )
+    app = create_app(gateway)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
 

@@ -61,5 +61,36 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self.routed = Counter(
+            "ai_routed_requests",
+            "Routing decisions, by requested and served model.",
+            ["requested", "served"],
+            registry=r,
+        )
+        self.budget_rejections = Counter(
+            "ai_budget_rejections",
+            "Requests refused by a team's budget or rate limit.",
+            ["team", "reason"],
+            registry=r,
+        )
+        self.budget_remaining = Gauge(
+            "ai_budget_remaining_usd",
+            "Budget left in the team's current period.",
+            ["team"],
+            registry=r,
+        )
+        self.semantic_similarity = Histogram(
+            "ai_semantic_similarity",
+            "Best cosine similarity found by each semantic lookup (hits and misses).",
+            buckets=(0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0),
+            registry=r,
+        )
+        self.semantic_refusals = Counter(
+            "ai_semantic_refusals",
+            "Semantic candidates refused by the guard, by check.",
+            ["reason"],
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

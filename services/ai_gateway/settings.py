@@ -8,6 +8,7 @@ file, the key, the bad value and what is allowed.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .config_errors import ConfigError, read_yaml, validate
+from .pricing import TIERS, Tier, default_price_table
 
 PROFILES: tuple[str, ...] = ("unoptimized", "optimized")
 DEFAULT_PROFILE = "optimized"
@@ -32,8 +34,83 @@ class ExactCacheSettings(_Strict):
     ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
 
 
+DEFAULT_EMBEDDING_MODEL = "minishlab/potion-base-8M"
+# Chosen from bench/semantic_cache_eval.py on the labelled set (see the README's table).
+DEFAULT_THRESHOLDS = {"model2vec": 0.80, "lexical": 0.80}
+
+
+class SemanticCacheSettings(_Strict):
+    enabled: bool = False
+    embedder: Literal["model2vec", "lexical"] = "model2vec"
+    model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL,
+        min_length=1,
+        description="model2vec model folder or published name; GATEWAY_EMBEDDING_MODEL overrides",
+    )
+    threshold: float | None = Field(
+        default=None, ge=0, le=1, description="cosine similarity; default: per embedder"
+    )
+    verify: bool = Field(default=True, description="check salient terms before serving a hit")
+    ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
+    max_entries: int = Field(default=200_000, ge=1, le=10_000_000)
+
+    @property
+    def effective_threshold(self) -> float:
+        return self.threshold if self.threshold is not None else DEFAULT_THRESHOLDS[self.embedder]
+
+
 class CacheSettings(_Strict):
     exact: ExactCacheSettings = ExactCacheSettings()
+    semantic: SemanticCacheSettings = SemanticCacheSettings()
+
+
+class RoutingSettings(_Strict):
+    enabled: bool = False
+    tiers: dict[Tier, str] = Field(
+        default_factory=lambda: {
+            "simple": "claude-3-haiku",
+            "standard": "gpt-4o-mini",
+            "complex": "gpt-4",
+        }
+    )
+
+    @field_validator("tiers")
+    @classmethod
+    def _known_models(cls, tiers: dict[Tier, str]) -> dict[Tier, str]:
+        table = default_price_table()
+        missing = [t for t in TIERS if t not in tiers]
+        if missing:
+            raise ValueError(f"every tier needs a model; missing: {', '.join(missing)}")
+        for tier, model in tiers.items():
+            if model not in table:
+                raise ValueError(
+                    f"tier {tier!r} names unknown model {model!r}; known: "
+                    + ", ".join(table.names())
+                )
+        return tiers
+
+
+class BudgetSettings(_Strict):
+    on_store_error: Literal["open", "closed"] = Field(
+        default="closed",
+        description="when the store cannot be reached: serve without limits, or refuse (503)",
+    )
+
+
+class TeamLimitSettings(_Strict):
+    usd: float | None = Field(default=None, gt=0, description="spend allowed per period")
+    period: Literal["day", "month"] = "day"
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1)
+
+
+def _check_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    for key in keys:
+        if key.startswith("sha256:") and not _SHA256_KEY.match(key):
+            raise ValueError("a hashed key is 'sha256:' followed by 64 lowercase hex digits")
+        if not key.startswith("sha256:") and len(key) < 8:
+            raise ValueError("a plain-text key has at least 8 characters")
+    return keys
 
 
 class TeamSettings(_Strict):
@@ -41,16 +118,13 @@ class TeamSettings(_Strict):
         min_length=1,
         description="API keys of the team: plain text, or 'sha256:<hex digest>' of the key.",
     )
+    routing: Literal["auto_only", "all"] = Field(
+        default="auto_only",
+        description="route only requests for model 'auto', or every request of the team",
+    )
+    limits: TeamLimitSettings = TeamLimitSettings()
 
-    @field_validator("keys")
-    @classmethod
-    def _check_keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
-        for key in keys:
-            if key.startswith("sha256:") and not _SHA256_KEY.match(key):
-                raise ValueError("a hashed key is 'sha256:' followed by 64 lowercase hex digits")
-            if not key.startswith("sha256:") and len(key) < 8:
-                raise ValueError("a plain-text key has at least 8 characters")
-        return keys
+    _keys = field_validator("keys")(_check_keys)
 
 
 def key_digest(key: str) -> str:
@@ -66,12 +140,6 @@ def _stored_digest(configured: str) -> str:
     )
 
 
-DEMO_TEAMS = {
-    "team-a": TeamSettings(keys=("sk-demo-team-a",)),
-    "team-b": TeamSettings(keys=("sk-demo-team-b",)),
-}
-
-
 class GatewaySettings(_Strict):
     profile: Literal["unoptimized", "optimized"] = DEFAULT_PROFILE
     latency_scale: float = Field(
@@ -79,7 +147,14 @@ class GatewaySettings(_Strict):
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     cache: CacheSettings = CacheSettings()
-    teams: dict[str, TeamSettings] = Field(default_factory=lambda: dict(DEMO_TEAMS), min_length=1)
+    routing: RoutingSettings = RoutingSettings()
+    budgets: BudgetSettings = BudgetSettings()
+    teams: dict[str, TeamSettings] = Field(min_length=1)
+    admin_keys: tuple[str, ...] = Field(
+        default=(), description="keys that may read every team's budget on /v1/budgets"
+    )
+
+    _admin_keys = field_validator("admin_keys")(_check_keys)
 
     @field_validator("teams")
     @classmethod
@@ -94,23 +169,28 @@ class GatewaySettings(_Strict):
     @model_validator(mode="after")
     def _keys_unique(self) -> GatewaySettings:
         owner: dict[str, str] = {}
-        for team, spec in self.teams.items():
-            for key in spec.keys:
+        holders = [(team, spec.keys) for team, spec in self.teams.items()]
+        for holder, keys in [*holders, ("admin_keys", self.admin_keys)]:
+            for key in keys:
                 digest = _stored_digest(key)
-                if digest in owner and owner[digest] != team:
-                    raise ValueError(
-                        f"the same key is given to teams {owner[digest]!r} and {team!r}"
-                    )
-                owner[digest] = team
+                if digest in owner and owner[digest] != holder:
+                    raise ValueError(f"the same key is given to {owner[digest]!r} and {holder!r}")
+                owner[digest] = holder
         return self
 
     def team_by_key_digest(self) -> dict[str, str]:
         return {_stored_digest(k): team for team, spec in self.teams.items() for k in spec.keys}
 
+    def admin_key_digests(self) -> frozenset[str]:
+        return frozenset(_stored_digest(k) for k in self.admin_keys)
+
     def public_view(self) -> dict[str, Any]:
         """The settings in force, with keys left out, for /readyz."""
         data = self.model_dump(mode="json")
-        data["teams"] = {team: {"keys": len(spec.keys)} for team, spec in self.teams.items()}
+        for team, spec in self.teams.items():
+            data["teams"][team]["keys"] = len(spec.keys)
+        data["admin_keys"] = len(self.admin_keys)
+        data["cache"]["semantic"]["threshold"] = self.cache.semantic.effective_threshold
         return data
 
 
@@ -150,6 +230,12 @@ def load_settings(profile: str | None = None, config_path: Path | None = None) -
             f"{source}: key `profile`: value {chosen!r} is invalid: allowed values are "
             + ", ".join(PROFILES)
         )
-    merged = deep_merge(_profile_overrides(chosen), user)
+    base = _profile_overrides(chosen)
+    if "teams" in user:
+        base.pop("teams", None)  # a config's teams replace the demo teams, keys and all
+    merged = deep_merge(base, user)
     merged["profile"] = chosen
+    model = os.environ.get("GATEWAY_EMBEDDING_MODEL")
+    if model:
+        merged = deep_merge(merged, {"cache": {"semantic": {"model": model}}})
     return validate(GatewaySettings, merged, source)

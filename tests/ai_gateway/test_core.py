@@ -6,7 +6,7 @@ import pytest
 
 from ai_gateway.core import ChatRequest, Gateway, GatewayError
 from ai_gateway.metrics import GatewayMetrics
-from ai_gateway.settings import GatewaySettings, load_settings
+from ai_gateway.settings import GatewaySettings, deep_merge, load_settings
 from ai_gateway.store import MemoryStore, RedisStore
 from ai_gateway.tokens import PromptMessage
 
@@ -27,9 +27,14 @@ async def store(request, flush_valkey):
     await store.close()
 
 
-def gateway_for(store, profile: str) -> Gateway:
-    settings = load_settings(profile).model_copy(update={"latency_scale": 0.0})
-    return Gateway(settings, store, GatewayMetrics())
+EXACT_ONLY = {"cache": {"semantic": {"enabled": False}}, "routing": {"enabled": False}}
+
+
+def gateway_for(store, profile: str, overrides: dict | None = None) -> Gateway:
+    data = deep_merge(
+        load_settings(profile).model_dump(), {"latency_scale": 0.0, **(overrides or {})}
+    )
+    return Gateway(GatewaySettings.model_validate(data), store, GatewayMetrics())
 
 
 async def test_unknown_model_is_not_found(store):
@@ -63,7 +68,7 @@ async def test_default_cap_leaves_room_in_the_context_window(store):
 
 
 async def test_exact_cache_hit_costs_nothing_and_counts_the_saving(store):
-    gateway = gateway_for(store, "optimized")
+    gateway = gateway_for(store, "optimized", EXACT_ONLY)
     first = await gateway.complete(ask("How do I rotate my API key?"), "team-a")
     second = await gateway.complete(ask("How do I rotate my API key?  "), "team-a")
     assert (first.cache, second.cache) == ("miss", "exact")
@@ -80,7 +85,7 @@ async def test_exact_cache_hit_costs_nothing_and_counts_the_saving(store):
 
 
 async def test_exact_cache_is_scoped_by_team_and_parameters(store):
-    gateway = gateway_for(store, "optimized")
+    gateway = gateway_for(store, "optimized", EXACT_ONLY)
     await gateway.complete(ask("Summarise the outage", temperature=0.2), "team-a")
     other_team = await gateway.complete(ask("Summarise the outage", temperature=0.2), "team-b")
     other_temperature = await gateway.complete(
@@ -93,7 +98,7 @@ async def test_exact_cache_is_scoped_by_team_and_parameters(store):
 
 
 async def test_streaming_flag_does_not_split_the_cache(store):
-    gateway = gateway_for(store, "optimized")
+    gateway = gateway_for(store, "optimized", EXACT_ONLY)
     await gateway.complete(ask("Explain NAT costs", stream=False), "team-a")
     streamed = await gateway.complete(ask("Explain NAT costs", stream=True), "team-a")
     assert streamed.cache == "exact"
@@ -110,7 +115,7 @@ async def test_unoptimized_profile_never_caches(store):
 
 
 async def test_tokens_metric_counts_billed_tokens(store):
-    gateway = gateway_for(store, "optimized")
+    gateway = gateway_for(store, "optimized", EXACT_ONLY)
     miss = await gateway.complete(ask("Count me", model="gpt-4o-mini"), "team-b")
     await gateway.complete(ask("Count me", model="gpt-4o-mini"), "team-b")
     m = gateway.metrics

@@ -45,7 +45,20 @@ def test_profile_named_in_the_file_is_used_unless_the_cli_overrides(tmp_path):
     [
         ("latency_scale: -1\n", ["gateway.yaml", "`latency_scale`", "-1", "greater than or equal"]),
         ("cache:\n  exact:\n    ttl_seconds: soon\n", ["`cache.exact.ttl_seconds`", "'soon'"]),
-        ("cache:\n  exakt: {}\n", ["unknown key `cache.exakt`", "allowed keys here: exact"]),
+        (
+            "cache:\n  exakt: {}\n",
+            ["unknown key `cache.exakt`", "allowed keys here: exact, semantic"],
+        ),
+        ("routing:\n  tiers: {simple: gpt-9}\n", ["`routing.tiers`", "unknown model 'gpt-9'"]),
+        (
+            "cache:\n  semantic:\n    embedder: bert\n",
+            ["`cache.semantic.embedder`", "'model2vec' or 'lexical'"],
+        ),
+        ("budgets:\n  on_store_error: maybe\n", ["`budgets.on_store_error`", "'open' or 'closed'"]),
+        (
+            "teams:\n  ops:\n    keys: [sk-abcdefgh]\n    limits: {usd: -5}\n",
+            ["`teams.ops.limits.usd`", "-5"],
+        ),
         ("profile: cheap\n", ["`profile`", "'cheap'", "unoptimized, optimized"]),
         ("teams:\n  Team A:\n    keys: [sk-abcdefgh]\n", ["`teams`", "lowercase"]),
         ("teams:\n  ops:\n    keys: ['sha256:xyz']\n", ["`teams.ops.keys`", "64 lowercase hex"]),
@@ -64,6 +77,19 @@ def test_errors_name_file_key_value_and_what_is_allowed(tmp_path, text, expected
         assert fragment in str(info.value)
 
 
+def test_teams_in_a_config_replace_the_demo_teams(tmp_path):
+    path = write(tmp_path, "teams:\n  ops:\n    keys: [sk-ops-team-key]\n")
+    settings = load_settings("optimized", path)
+    assert set(settings.teams) == {"ops"}
+    assert settings.teams["ops"].routing == "auto_only"
+
+
+def test_embedding_model_env_overrides_the_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("GATEWAY_EMBEDDING_MODEL", "/models/mine")
+    path = write(tmp_path, "cache:\n  semantic:\n    model: other\n")
+    assert load_settings("optimized", path).cache.semantic.model == "/models/mine"
+
+
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(None, tmp_path / "absent.yaml")
@@ -72,4 +98,5 @@ def test_missing_file_is_a_config_error(tmp_path):
 def test_public_view_hides_keys():
     view = load_settings().public_view()
     assert "sk-demo-team-a" not in str(view)
-    assert view["teams"]["team-a"] == {"keys": 1}
+    assert view["teams"]["team-a"]["keys"] == 1
+    assert view["cache"]["semantic"]["threshold"] is not None

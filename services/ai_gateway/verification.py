@@ -1,0 +1,193 @@
+"""The semantic cache's guard: a candidate is served only if both prompts' salient terms agree.
+
+Embedding similarity alone scores many near-misses as high as true rephrasings ("cancel my order"
+vs "track my order", "Python 3.11" vs "Python 3.12", "in French" vs "in Italian", "upload" vs
+"download"). Those prompts differ in a few words that decide the answer. The guard extracts them
+and requires them to match:
+
+- numbers and versions ("3.11", "#1042", "$50", "2024-05-01");
+- quoted or backticked text;
+- named things: capitalised words past the start of a sentence, acronyms, identifiers with digits,
+  dots or underscores ("S3", "EC2", "config.yaml"), and known natural and programming languages;
+- actions and polarities, through a lexicon that maps words to a class ("call off" and "cancel"
+  are one class; "upload" and "download" are two);
+- negation ("not", "never", "n't", "without").
+
+It errs towards refusing: a refused paraphrase costs one provider call, a served near-miss is a
+wrong answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+_NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,:/-]\d+)*")
+_QUOTED = re.compile(
+    r"\"([^\"]{1,200})\"|“([^”]{1,200})”|`([^`]{1,200})`|(?<![\w])'([^']{2,200})'(?!\w)"
+)
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.+#'-]*[A-Za-z0-9+#]|[A-Za-z]")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n)\s*[\"'(]*([A-Za-z][\w'-]*)")
+
+NATURAL_LANGUAGES = frozenset(
+    (
+        "english french spanish german italian portuguese dutch swedish norwegian danish "
+        "finnish polish czech greek turkish russian ukrainian arabic hebrew hindi bengali urdu "
+        "chinese mandarin cantonese japanese korean vietnamese thai indonesian malay tagalog "
+        "swahili persian romanian hungarian"
+    ).split(" ")
+)
+PROGRAMMING_LANGUAGES = frozenset(
+    (
+        "python java javascript typescript rust golang kotlin swift scala ruby php perl haskell "
+        "elixir erlang clojure lua dart julia matlab fortran cobol bash powershell sql html css "
+        "c++ c# terraform yaml json xml graphql"
+    ).split(" ")
+)
+
+# word -> action or polarity class; several words may share a class (synonyms).
+_ACTION_CLASSES: dict[str, tuple[str, ...]] = {
+    "cancel": ("cancel", "cancels", "cancelled", "canceled", "cancelling", "canceling",
+               "cancellation", "call off", "abort"),
+    "track": ("track", "tracks", "tracking", "trace", "status of"),
+    "return": ("return", "returns", "returning", "send back"),
+    "refund": ("refund", "refunds", "refunded", "money back", "reimburse"),
+    "exchange": ("exchange", "swap"),
+    "change": ("change", "changes", "changing", "modify", "edit", "update", "updating", "alter"),
+    "delete": ("delete", "deleting", "remove", "removing", "erase", "get rid of"),
+    "create": ("create", "creating", "make a new", "set up", "open a new", "new account"),
+    "reset": ("reset", "resetting", "recover", "forgot", "forgotten"),
+    "upload": ("upload", "uploads", "uploading"),
+    "download": ("download", "downloads", "downloading"),
+    "install": ("install", "installing", "installation"),
+    "uninstall": ("uninstall", "uninstalling"),
+    "enable": ("enable", "enabling", "turn on", "switch on", "activate"),
+    "disable": ("disable", "disabling", "turn off", "switch off", "deactivate"),
+    "increase": ("increase", "raise", "higher", "grow", "scale up", "upgrade"),
+    "decrease": ("decrease", "lower", "reduce", "shrink", "scale down", "downgrade"),
+    "login": ("log in", "login", "sign in", "signin"),
+    "logout": ("log out", "logout", "sign out", "signout"),
+    "subscribe": ("subscribe", "subscribing", "sign up"),
+    "unsubscribe": ("unsubscribe", "unsubscribing", "opt out"),
+    "buy": ("buy", "purchase"),
+    "sell": ("sell", "selling"),
+    "import": ("import", "importing"),
+    "export": ("export", "exporting"),
+    "encrypt": ("encrypt", "encrypting", "encryption"),
+    "decrypt": ("decrypt", "decrypting", "decryption"),
+    "start": ("start", "starting", "begin", "launch"),
+    "stop": ("stop", "stopping", "halt"),
+    "approve": ("approve", "approval", "accept"),
+    "reject": ("reject", "decline", "deny"),
+    "translate": ("translate", "translation"),
+    "summarize": ("summarize", "summarise", "summary", "summarizing", "summarising", "tl;dr",
+                  "recap"),
+    "compare": ("compare", "comparison", "versus", "vs", "difference between"),
+    "debug": ("debug", "fix", "bug", "error", "broken", "failing", "fails"),
+    "explain": ("explain", "explanation", "what does", "meaning of"),
+    "write": ("write", "draft", "compose", "generate"),
+    "before": ("before", "prior to", "earlier"),
+    "after": ("after", "later than", "following"),
+    "max": ("max", "maximum", "largest", "biggest", "most expensive", "highest"),
+    "min": ("min", "minimum", "smallest", "cheapest", "lowest"),
+    "first": ("first", "earliest", "oldest"),
+    "last": ("last", "latest", "newest", "most recent"),
+    "yesterday": ("yesterday",),
+    "today": ("today",),
+    "tomorrow": ("tomorrow",),
+    "weekly": ("weekly", "per week", "each week", "every week"),
+    "monthly": ("monthly", "per month", "each month", "every month"),
+    "daily": ("daily", "per day", "each day", "every day"),
+}  # fmt: skip
+
+_NEGATION = re.compile(r"\b(?:not|no|never|none|without|cannot)\b|n't\b", re.IGNORECASE)
+
+
+def _phrase_pattern() -> re.Pattern[str]:
+    phrases = sorted({p for ps in _ACTION_CLASSES.values() for p in ps}, key=lambda p: (-len(p), p))
+    return re.compile(r"(?<![\w-])(" + "|".join(re.escape(p) for p in phrases) + r")(?![\w-])")
+
+
+_ACTION_PATTERN = _phrase_pattern()
+_CLASS_OF = {p: cls for cls, ps in _ACTION_CLASSES.items() for p in ps}
+
+
+@dataclass(frozen=True)
+class SalientTerms:
+    numbers: frozenset[str]
+    quoted: frozenset[str]
+    named: frozenset[str]
+    languages: frozenset[str]
+    actions: frozenset[str]
+    negated: bool
+    words: frozenset[str]
+
+
+def _normalise_number(raw: str) -> str:
+    return re.sub(r"(?<=\d),(?=\d{3}\b)", "", raw)
+
+
+@lru_cache(maxsize=65536)
+def salient_terms(text: str) -> SalientTerms:
+    lowered = text.lower()
+    numbers = frozenset(_normalise_number(n) for n in _NUMBER.findall(text))
+    quoted = frozenset(
+        " ".join(next(g for g in groups if g).lower().split()) for groups in _QUOTED.findall(text)
+    )
+    tokens = _WORD.findall(text)
+    words = frozenset(t.lower().strip("'") for t in tokens)
+    sentence_starts = {m.group(1) for m in _SENTENCE_START.finditer(text)}
+    named = set()
+    for token in tokens:
+        bare = token.strip("'")
+        if len(bare) < 2:
+            continue
+        is_acronym = bare.isupper()
+        is_identifier = any(c.isdigit() or c in "._" for c in bare)
+        is_capitalised = bare[0].isupper() and bare not in sentence_starts and bare != "I"
+        is_camel = bool(re.search(r"[a-z][A-Z]", bare))
+        if is_acronym or is_identifier or is_capitalised or is_camel:
+            named.add(bare.lower())
+    languages = frozenset(
+        w for w in words if w in NATURAL_LANGUAGES or w in PROGRAMMING_LANGUAGES
+    ) | frozenset(lang for lang in ("c++", "c#") if lang in lowered)
+    actions = frozenset(_CLASS_OF[m.group(1)] for m in _ACTION_PATTERN.finditer(lowered))
+    return SalientTerms(
+        numbers=numbers,
+        quoted=quoted,
+        named=frozenset(named),
+        languages=languages,
+        actions=actions,
+        negated=bool(_NEGATION.search(text)),
+        words=words,
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str
+
+
+def _named_agree(a: SalientTerms, b: SalientTerms) -> bool:
+    """Every named thing of one prompt appears, in any case, among the words of the other."""
+    return all(n in b.words for n in a.named) and all(n in a.words for n in b.named)
+
+
+def verify(query: str, candidate: str) -> Verdict:
+    """Whether a cached answer to ``candidate`` may answer ``query``; the reason names the check."""
+    q, c = salient_terms(query), salient_terms(candidate)
+    if q.numbers != c.numbers:
+        return Verdict(False, "numbers differ")
+    if q.quoted != c.quoted:
+        return Verdict(False, "quoted text differs")
+    if q.languages != c.languages:
+        return Verdict(False, "languages differ")
+    if q.actions != c.actions:
+        return Verdict(False, "actions differ")
+    if q.negated != c.negated:
+        return Verdict(False, "negation differs")
+    if not _named_agree(q, c):
+        return Verdict(False, "named terms differ")
+    return Verdict(True, "salient terms agree")
