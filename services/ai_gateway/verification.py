@@ -11,10 +11,16 @@ and requires them to match:
   dots or underscores ("S3", "EC2", "config.yaml"), and known natural and programming languages;
 - actions and polarities, through a lexicon that maps words to a class ("call off" and "cancel"
   are one class; "upload" and "download" are two);
-- negation ("not", "never", "n't", "without").
+- negation ("not", "never", "n't", "without");
+- the content words: after expanding contractions, mapping the lexicon's phrases to their class,
+  light stemming (plurals, -ing/-ed, British -ise) and dropping function words and politeness
+  filler, both prompts must use the same content words, and the same words after "to"/"from"
+  (so "dollars to euros" is not "euros to dollars").
 
-It errs towards refusing: a refused paraphrase costs one provider call, a served near-miss is a
-wrong answer.
+Light rephrasings (reordered words, filler, contractions, spelling variants) keep their content
+words and pass; harder paraphrases that use other words are refused, which is the price of
+precision. It errs towards refusing: a refused paraphrase costs one provider call, a served
+near-miss is a wrong answer.
 """
 
 from __future__ import annotations
@@ -87,6 +93,7 @@ _ACTION_CLASSES: dict[str, tuple[str, ...]] = {
     "debug": ("debug", "fix", "bug", "error", "broken", "failing", "fails"),
     "explain": ("explain", "explanation", "what does", "meaning of"),
     "write": ("write", "draft", "compose", "generate"),
+    "regex": ("regex", "regexp", "regular expression"),
     "before": ("before", "prior to", "earlier"),
     "after": ("after", "later than", "following"),
     "max": ("max", "maximum", "largest", "biggest", "most expensive", "highest"),
@@ -101,6 +108,31 @@ _ACTION_CLASSES: dict[str, tuple[str, ...]] = {
     "daily": ("daily", "per day", "each day", "every day"),
 }  # fmt: skip
 
+_CONTRACTIONS = (
+    (re.compile(r"n't\b", re.IGNORECASE), " not"),
+    (re.compile(r"'re\b", re.IGNORECASE), " are"),
+    (re.compile(r"'ve\b", re.IGNORECASE), " have"),
+    (re.compile(r"'m\b", re.IGNORECASE), " am"),
+    (re.compile(r"'ll\b", re.IGNORECASE), " will"),
+    (re.compile(r"'d\b", re.IGNORECASE), " would"),
+    (re.compile(r"'s\b", re.IGNORECASE), ""),
+)
+FUNCTION_WORDS = frozenset(
+    (
+        "a an the this that these those it its i me my mine we us our you your yours he she they "
+        "them their his her is are was were be been being am do does did doing done have has had "
+        "having can could would should will shall may might must to of in on at by for from with "
+        "into onto about as into than then so and or but if also just any all some each every "
+        "what which who whom whose when where why how there here please kindly hi hello hey thanks "
+        "thank tell know like want need help wondering quick question exactly really guys way "
+        "possible s up out get give show let whats wheres hows thats whos using via during while"
+    ).split(" ")
+)
+DIRECTION_WORDS = {"to": "to", "into": "to", "onto": "to", "from": "from"}
+_CLAUSE_BREAKS = frozenset(
+    [*",.:;?!", *"with using via for on in at by of about from to into onto during while".split()]
+)
+
 _NEGATION = re.compile(r"\b(?:not|no|never|none|without|cannot)\b|n't\b", re.IGNORECASE)
 
 
@@ -113,6 +145,48 @@ _ACTION_PATTERN = _phrase_pattern()
 _CLASS_OF = {p: cls for cls, ps in _ACTION_CLASSES.items() for p in ps}
 
 
+def _stem(word: str) -> str:
+    """Light, consistent normalisation: spelling variants, plurals, -ing and -ed."""
+    w = word.lower().strip("'-")
+    w = re.sub(r"is(e|ed|es|ing|ation)$", r"iz\1", w)
+    if len(w) > 4 and w.endswith("ies"):
+        w = w[:-3] + "y"
+    elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+        w = w[:-1]
+    if len(w) > 5 and w.endswith("ing"):
+        w = w[:-3]
+    elif len(w) > 4 and w.endswith("ed"):
+        w = w[:-2]
+    return w[:-1] if len(w) > 3 and w.endswith("e") else w
+
+
+def content_words(text: str) -> tuple[frozenset[str], tuple[tuple[str, ...], ...]]:
+    """Content words, and what follows each direction word ("to", "from") within its phrase."""
+    expanded = text.lower()
+    for pattern, replacement in _CONTRACTIONS:
+        expanded = pattern.sub(replacement, expanded)
+    expanded = _ACTION_PATTERN.sub(lambda m: f" act_{_CLASS_OF[m.group(1)]} ", expanded)
+    tokens = re.findall(r"[a-z0-9][a-z0-9_.+#]*[a-z0-9+#]|[a-z0-9]|[,.:;?!]", expanded)
+    words: list[str] = []
+    directions: list[tuple[str, ...]] = []
+    current: list[str] | None = None
+    for token in tokens:
+        if token in _CLAUSE_BREAKS or token in DIRECTION_WORDS:
+            if current:
+                directions.append(tuple(current))
+            current = [DIRECTION_WORDS[token]] if token in DIRECTION_WORDS else None
+            continue
+        if token in FUNCTION_WORDS or token == "not":
+            continue
+        stem = token if token.startswith("act_") else _stem(token)
+        words.append(stem)
+        if current is not None and len(current) < 3:
+            current.append(stem)
+    if current and len(current) > 1:
+        directions.append(tuple(current))
+    return frozenset(words), tuple(sorted(d for d in directions if len(d) > 1))
+
+
 @dataclass(frozen=True)
 class SalientTerms:
     numbers: frozenset[str]
@@ -122,6 +196,8 @@ class SalientTerms:
     actions: frozenset[str]
     negated: bool
     words: frozenset[str]
+    content: frozenset[str]
+    directions: tuple[tuple[str, ...], ...]
 
 
 def _normalise_number(raw: str) -> str:
@@ -136,7 +212,7 @@ def salient_terms(text: str) -> SalientTerms:
         " ".join(next(g for g in groups if g).lower().split()) for groups in _QUOTED.findall(text)
     )
     tokens = _WORD.findall(text)
-    words = frozenset(t.lower().strip("'") for t in tokens)
+    words = frozenset(re.sub(r"'s$", "", t.lower().strip("'")) for t in tokens)
     sentence_starts = {m.group(1) for m in _SENTENCE_START.finditer(text)}
     named = set()
     for token in tokens:
@@ -145,14 +221,17 @@ def salient_terms(text: str) -> SalientTerms:
             continue
         is_acronym = bare.isupper()
         is_identifier = any(c.isdigit() or c in "._" for c in bare)
-        is_capitalised = bare[0].isupper() and bare not in sentence_starts and bare != "I"
+        is_capitalised = (
+            bare[0].isupper() and bare not in sentence_starts and not re.match(r"I('|$)", bare)
+        )
         is_camel = bool(re.search(r"[a-z][A-Z]", bare))
         if is_acronym or is_identifier or is_capitalised or is_camel:
-            named.add(bare.lower())
+            named.add(re.sub(r"'s$", "", bare.lower()))
     languages = frozenset(
         w for w in words if w in NATURAL_LANGUAGES or w in PROGRAMMING_LANGUAGES
     ) | frozenset(lang for lang in ("c++", "c#") if lang in lowered)
     actions = frozenset(_CLASS_OF[m.group(1)] for m in _ACTION_PATTERN.finditer(lowered))
+    content, directions = content_words(text)
     return SalientTerms(
         numbers=numbers,
         quoted=quoted,
@@ -161,6 +240,8 @@ def salient_terms(text: str) -> SalientTerms:
         actions=actions,
         negated=bool(_NEGATION.search(text)),
         words=words,
+        content=content,
+        directions=directions,
     )
 
 
@@ -190,4 +271,9 @@ def verify(query: str, candidate: str) -> Verdict:
         return Verdict(False, "negation differs")
     if not _named_agree(q, c):
         return Verdict(False, "named terms differ")
+    if q.content != c.content:
+        return Verdict(False, "content words differ")
+    same_shape = [d[0] for d in q.directions] == [d[0] for d in c.directions]
+    if same_shape and q.directions != c.directions:
+        return Verdict(False, "direction differs")
     return Verdict(True, "salient terms agree")
