@@ -28,10 +28,17 @@ _MATH = re.compile(
     re.IGNORECASE,
 )
 _REASONING = re.compile(
-    r"\b(analy[sz]e|analysis|compare|comparison|evaluate|assess|design|architect(ure)?|"
+    r"\b(analy[sz](e|es|ed|ing)|analysis|assumptions?|compare|comparison|evaluate|assess|"
+    r"design|architect(ure)?|"
     r"trade-?offs?|pros and cons|step[- ]by[- ]step|strategy|strategic|plan for|roadmap|"
     r"critique|root cause|investigate|diagnose|justify|recommend|migration plan|why does|"
     r"why is|implications|in depth|detailed|thorough|comprehensive|multi-?step)\b",
+    re.IGNORECASE,
+)
+_TASK = re.compile(
+    r"\b(write|rewrite|draft|summari[sz]e|summary|explain|describe|create|generate|compose|"
+    r"suggest|propose|list|classify|extract|paraphrase|turn these|outline|brainstorm|ideas|"
+    r"translate this|edit|proofread)\b",
     re.IGNORECASE,
 )
 _SIMPLE = re.compile(
@@ -46,10 +53,11 @@ _SIMPLE = re.compile(
 class RouterWeights:
     """Contribution of each feature to the complexity score (tuned on the labelled set)."""
 
-    length_per_100_tokens: float = 0.08
+    length_per_100_tokens: float = 0.25
     length_cap: float = 0.45
-    code: float = 0.35
-    math: float = 0.35
+    task_verb: float = 0.25
+    code: float = 0.40
+    math: float = 0.45
     reasoning_per_marker: float = 0.22
     reasoning_cap: float = 0.55
     turns_per_exchange: float = 0.06
@@ -87,6 +95,7 @@ def classify(
     w = weights
     contributions = {
         "prompt length": min(prompt_tokens / 100 * w.length_per_100_tokens, w.length_cap),
+        "writing task": w.task_verb if _TASK.search(last_user) else 0.0,
         "code markers": w.code if _CODE.search(last_user) else 0.0,
         "math markers": w.math if _MATH.search(last_user) else 0.0,
         "reasoning verbs": min(
