@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-_NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,:/-]\d+)*")
+_NUMBER = re.compile(r"(?:(?<=\bv)|(?<![A-Za-z0-9.]))\d+(?:[.,:/-]\d+)*")
 _QUOTED = re.compile(
     r"\"([^\"]{1,200})\"|“([^”]{1,200})”|`([^`]{1,200})`|(?<![\w])'([^']{2,200})'(?!\w)"
 )

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from ai_gateway.process import GatewayProcess
+from ai_gateway.settings import deep_merge
 
 
 def write_config(path: Path, **settings: object) -> Path:
@@ -18,14 +19,20 @@ def write_config(path: Path, **settings: object) -> Path:
 
 @pytest.fixture
 def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
-    """Start gateway processes (no simulated latency unless asked); all are stopped afterwards."""
+    """Start gateway processes; all are stopped afterwards.
+
+    Unless a test says otherwise, simulated latency is off and the semantic cache uses the lexical
+    embedder, so these tests need no embedding model.
+    """
     started: list[GatewayProcess] = []
 
     def start(
         profile: str = "optimized", redis_url: str | None = None, **settings: object
     ) -> GatewayProcess:
-        settings.setdefault("latency_scale", 0)
-        config = write_config(tmp_path / f"gateway{len(started)}.yaml", **settings)
+        defaults = {"latency_scale": 0, "cache": {"semantic": {"embedder": "lexical"}}}
+        config = write_config(
+            tmp_path / f"gateway{len(started)}.yaml", **deep_merge(defaults, settings)
+        )
         process = GatewayProcess(
             profile=profile,
             config=config,

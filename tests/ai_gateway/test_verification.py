@@ -1,0 +1,57 @@
+"""The semantic cache guard: near-misses are refused with a reason, light rephrasings pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_gateway.verification import content_words, salient_terms, verify
+
+NEAR_MISSES = [
+    ("How do I track my order?", "How do I cancel my order?", "actions differ"),
+    ("Install Python 3.12 on Ubuntu", "Install Python 3.11 on Ubuntu", "numbers differ"),
+    ("Translate this into Italian: hello", "Translate this into French: hello", "languages differ"),
+    ("How do I download a file from S3?", "How do I upload a file to S3?", "actions differ"),
+    ('Search for "red shoes"', 'Search for "blue shoes"', "quoted text differs"),
+    ("Is it not safe to fly?", "Is it safe to fly?", "negation differs"),
+    ("How do I configure Nginx?", "How do I configure Apache?", "named terms differ"),
+    ("Convert 100 euros to dollars.", "Convert 100 dollars to euros.", "direction differs"),
+    ("How do I cancel my subscription?", "How do I cancel my order?", "content words differ"),
+]
+
+LIGHT = [
+    ("how do i cancel my order", "How do I cancel my order?"),
+    ("Hi, could you tell me how I can cancel my order please?", "How do I cancel my order?"),
+    ("What's your refund policy?", "What is your refund policy?"),
+    ("Summarise this article.", "Summarize this article."),
+    ("What is the difference between UDP and TCP?", "What is the difference between TCP and UDP?"),
+    ("Where's my package? It hasn't arrived.", "Where is my package? It has not arrived."),
+]
+
+
+@pytest.mark.parametrize(("query", "cached", "reason"), NEAR_MISSES)
+def test_near_misses_are_refused_with_the_check_that_caught_them(query, cached, reason):
+    verdict = verify(query, cached)
+    assert not verdict.ok
+    assert verdict.reason == reason
+
+
+@pytest.mark.parametrize(("query", "cached"), LIGHT)
+def test_light_rephrasings_pass(query, cached):
+    assert verify(query, cached).ok, verify(query, cached).reason
+
+
+def test_salient_terms_extraction():
+    terms = salient_terms('Deploy v2.3.1 of "billing-api" to EKS in eu-west-1 without downtime')
+    assert {"2.3.1", "1"} <= terms.numbers
+    assert terms.quoted == {"billing-api"}
+    assert "eks" in terms.named
+    assert terms.negated
+
+
+def test_thousands_separators_are_one_number():
+    assert salient_terms("Refund $1,200 now").numbers == salient_terms("Refund $1200 now").numbers
+
+
+def test_content_words_stem_plurals_and_british_spelling():
+    words, _ = content_words("Summarising the invoices")
+    assert words == content_words("summarizing the invoice")[0]
