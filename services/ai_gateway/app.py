@@ -56,6 +56,7 @@ async def _read_json(request: Request, limit: int) -> Any:
 def _gateway_headers(c: Completion) -> dict[str, str]:
     return {
         "x-gateway-cost-usd": repr(c.cost_usd),
+        "x-gateway-saved-usd": repr(c.saved_usd),
         "x-gateway-model": c.model.name,
         "x-gateway-team": c.team,
         "x-gateway-cache": c.cache,

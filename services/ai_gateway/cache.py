@@ -21,6 +21,7 @@ class CachedCompletion:
     completion_tokens: int
     finish_reason: str
     cost_usd: float
+    label: str | None = None  # ground truth of the request that created it, for evaluation only
 
 
 def exact_key(team: str, canonical_request: str) -> str:

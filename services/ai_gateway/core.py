@@ -34,7 +34,13 @@ from .pricing import ModelCard, PriceTable, default_price_table
 from .router import RouteDecision, classify
 from .semantic import SemanticCache
 from .settings import GatewaySettings, key_digest
-from .simulator import LatencyPlan, latency_plan, request_seed, simulate_completion
+from .simulator import (
+    LatencyPlan,
+    completion_length,
+    latency_plan,
+    request_seed,
+    simulate_completion,
+)
 from .store import Store, StoreUnavailable
 from .tokens import PromptMessage, count_prompt
 
@@ -75,6 +81,7 @@ class GatewayError(Exception):
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        self.baseline_usd: float | None = None  # set on refusals of valid requests
 
 
 @dataclass(frozen=True)
@@ -104,9 +111,20 @@ class Completion:
     saved_usd: float
     cache: CacheStatus
     latency: LatencyPlan
+    baseline_usd: float = 0.0
     similarity: float | None = None
+    cached_label: str | None = None
     route: RouteDecision | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def provider_seconds(self) -> float:
+        """How long the simulated provider takes at full speed (0 for a cache hit)."""
+        return (
+            0.0
+            if self.cache != "miss"
+            else latency_plan(self.model, 1.0).total_s(self.completion_tokens)
+        )
 
 
 def _parameters(request: ChatRequest) -> dict[str, object]:
@@ -268,22 +286,40 @@ class Gateway:
 
     # ---- the pipeline ---------------------------------------------------------------------
 
+    def _baseline_cost(self, requested: ModelCard | None, request: ChatRequest) -> float:
+        """What the unoptimized setup would pay for this request: the requested model (the
+        complex tier's for "auto"), its own prompt count and its own completion length."""
+        card = requested or self.resolve_model(self.settings.routing.tiers["complex"])
+        prompt_tokens = count_prompt(card, request.messages)
+        cap = self._completion_cap(card, request, prompt_tokens, routed=requested is None)
+        length, _ = completion_length(
+            card, cap, request_seed(canonical_request(card.name, request))
+        )
+        return card.cost_usd(prompt_tokens, length)
+
     async def complete(
-        self, request: ChatRequest, team: str, now: datetime | None = None
+        self,
+        request: ChatRequest,
+        team: str,
+        now: datetime | None = None,
+        label: str | None = None,
     ) -> Completion:
+        """Serve one request. ``label`` is ground truth from a simulation: it is stored with cache
+        entries and reported back on hits, and never changes a decision."""
         now = now or datetime.now(UTC)
         routing = self.settings.routing
         auto = request.model == AUTO_MODEL and routing.enabled
         requested = None if auto else self.resolve_model(request.model)
         routed = routing.enabled and (auto or self.settings.teams[team].routing == "all")
         requested_name = AUTO_MODEL if requested is None else requested.name
+        baseline = self._baseline_cost(requested, request)
 
         cache_key = None
         if self._exact_cache is not None:
             cache_key = exact_key(team, canonical_request(requested_name, request))
             hit = await self._guarded(self._exact_cache.get(cache_key), "cache_get")
             if hit is not None:
-                return await self._serve_hit(request, team, hit, "exact", None, now)
+                return await self._serve_hit(request, team, hit, "exact", None, baseline, now)
 
         semantic_args = None
         if self._semantic is not None and self.embedder is not None:
@@ -301,16 +337,21 @@ class Gateway:
                 for reason in outcome.refusals:
                     self.metrics.semantic_refusals.labels(reason=reason).inc()
                 if outcome.hit is not None:
+                    hit = outcome.hit
                     return await self._serve_hit(
-                        request, team, outcome.hit.entry, "semantic", outcome.hit.similarity, now
+                        request, team, hit.entry, "semantic", hit.similarity, baseline, now
                     )
 
         card, decision = self._route(request, requested, routed)
         prompt_tokens = count_prompt(card, request.messages)
         cap = self._completion_cap(card, request, prompt_tokens, routed=decision is not None)
-        admission = await self._admit(
-            team, card.cost_usd(prompt_tokens, cap), prompt_tokens + cap, now
-        )
+        try:
+            admission = await self._admit(
+                team, card.cost_usd(prompt_tokens, cap), prompt_tokens + cap, now
+            )
+        except GatewayError as refusal:
+            refusal.baseline_usd = baseline
+            raise
 
         simulated = simulate_completion(
             card, cap, request_seed(canonical_request(card.name, request))
@@ -319,12 +360,7 @@ class Gateway:
         saved = 0.0
         headers: dict[str, str] = {}
         if decision is not None:
-            baseline = requested or self.table.resolve(routing.tiers["complex"])
-            assert baseline is not None
-            baseline_cost = baseline.cost_usd(
-                count_prompt(baseline, request.messages), simulated.completion_tokens
-            )
-            saved = max(baseline_cost - cost, 0.0)
+            saved = max(baseline - cost, 0.0)
             headers = {
                 "x-gateway-routed-from": requested_name,
                 "x-gateway-route-reason": decision.reason,
@@ -342,6 +378,7 @@ class Gateway:
             saved_usd=saved,
             cache="miss",
             latency=latency_plan(card, self.settings.latency_scale),
+            baseline_usd=baseline,
             route=decision,
             extra_headers=headers,
         )
@@ -356,6 +393,7 @@ class Gateway:
             completion_tokens=completion.completion_tokens,
             finish_reason=completion.finish_reason,
             cost_usd=completion.cost_usd,
+            label=label,
         )
         if cache_key is not None and self._exact_cache is not None:
             await self._guarded(self._exact_cache.put(cache_key, entry), "cache_put")
@@ -386,8 +424,10 @@ class Gateway:
         hit: CachedCompletion,
         kind: CacheStatus,
         similarity: float | None,
+        baseline: float,
         now: datetime,
     ) -> Completion:
+        """A cache hit saves what the request would have cost unoptimized."""
         await self._admit(team, 0.0, 0, now)
         card = self.table.resolve(hit.model) or self.resolve_model(request.model)
         headers = {"x-gateway-similarity": f"{similarity:.4f}"} if similarity is not None else {}
@@ -400,10 +440,12 @@ class Gateway:
             completion_tokens=hit.completion_tokens,
             finish_reason=hit.finish_reason,
             cost_usd=0.0,
-            saved_usd=hit.cost_usd,
+            saved_usd=baseline,
             cache=kind,
             latency=NO_LATENCY,
+            baseline_usd=baseline,
             similarity=similarity,
+            cached_label=hit.label,
             extra_headers=headers,
         )
         self._meter(completion)

@@ -97,6 +97,12 @@ def _compose(words: tuple[str, ...], n_tokens: int, rng: random.Random, complete
     return "".join(pieces).lstrip(" ")
 
 
+def completion_length(card: ModelCard, max_tokens: int, seed: int) -> tuple[int, FinishReason]:
+    """How many tokens the simulated completion has, without composing its text."""
+    wanted = draw_length(card, random.Random(seed))
+    return min(wanted, max_tokens), "length" if wanted > max_tokens else "stop"
+
+
 def simulate_completion(card: ModelCard, max_tokens: int, seed: int) -> SimulatedCompletion:
     rng = random.Random(seed)
     wanted = draw_length(card, rng)

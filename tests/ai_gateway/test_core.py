@@ -73,13 +73,14 @@ async def test_exact_cache_hit_costs_nothing_and_counts_the_saving(store):
     second = await gateway.complete(ask("How do I rotate my API key?  "), "team-a")
     assert (first.cache, second.cache) == ("miss", "exact")
     assert second.cost_usd == 0.0
-    assert second.saved_usd == pytest.approx(first.cost_usd)
+    assert first.baseline_usd == first.cost_usd  # unrouted: the baseline is what was paid
+    assert second.saved_usd == second.baseline_usd  # a hit saves this request's baseline
     assert second.text == first.text
     m = gateway.metrics
     assert sample(m, "ai_cache_hits_total", kind="exact", team="team-a") == 1
     assert sample(m, "ai_cache_misses_total", team="team-a") == 1
     assert sample(m, "ai_cost_saved_total", reason="cache", team="team-a") == pytest.approx(
-        first.cost_usd
+        second.saved_usd
     )
     assert sample(m, "ai_cost_total", model="gpt-4", team="team-a") == pytest.approx(first.cost_usd)
 
