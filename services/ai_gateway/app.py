@@ -18,6 +18,7 @@ from starlette.routing import Route
 from . import tokens
 from .adapters import anthropic, openai
 from .core import ChatRequest, Completion, Gateway, GatewayError
+from .request_log import SIM_HEADER_PREFIX, RequestLog
 from .simulator import wait_for_completion
 from .store import StoreUnavailable
 
@@ -53,6 +54,15 @@ async def _read_json(request: Request, limit: int) -> Any:
         ) from exc
 
 
+def _sim_labels(request: Request) -> dict[str, str]:
+    """Ground truth from a simulation's ``x-sim-*`` headers, logged and never decided on."""
+    return {
+        name[len(SIM_HEADER_PREFIX) :]: value
+        for name, value in request.headers.items()
+        if name.startswith(SIM_HEADER_PREFIX)
+    }
+
+
 def _gateway_headers(c: Completion) -> dict[str, str]:
     return {
         "x-gateway-cost-usd": repr(c.cost_usd),
@@ -70,6 +80,20 @@ class GatewayApp:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.metrics = gateway.metrics
+        path = gateway.settings.request_log
+        self.request_log = RequestLog(path) if path else None
+
+    def _refuse(
+        self,
+        api: str,
+        sim: dict[str, str],
+        team: str | None,
+        model: str | None,
+        error: GatewayError,
+    ) -> JSONResponse:
+        if self.request_log is not None:
+            self.request_log.refused(api, sim, team, model, error)
+        return self._error(api, error)
 
     def _error(self, api: str, error: GatewayError) -> JSONResponse:
         self.metrics.requests.labels(api=api, status=str(error.status)).inc()
@@ -87,11 +111,14 @@ class GatewayApp:
         started = time.perf_counter()
         self.metrics.active.inc()
         streaming_started = False
+        sim = _sim_labels(request)
+        team = model = None
         try:
             team = self.gateway.authenticate(_api_key(request))
             body = await _read_json(request, self.gateway.settings.max_body_bytes)
             chat_request, include_usage = parse(body)
-            completion = await self.gateway.complete(chat_request, team)
+            model = chat_request.model
+            completion = await self.gateway.complete(chat_request, team, label=sim.get("question"))
             headers = _gateway_headers(completion)
             response_id = new_id()
             self.metrics.requests.labels(api=api, status="200").inc()
@@ -99,44 +126,46 @@ class GatewayApp:
                 streaming_started = True
                 return StreamingResponse(
                     self._finish_stream(
-                        stream(completion, response_id, include_usage), completion, started
+                        stream(completion, response_id, include_usage),
+                        lambda: self._finished(api, sim, completion, started),
                     ),
                     media_type="text/event-stream",
                     headers={**headers, "cache-control": "no-cache"},
                 )
             await wait_for_completion(completion.latency, completion.completion_tokens)
-            self._observe(completion, started)
+            self._finished(api, sim, completion, started)
             return JSONResponse(render(completion, response_id), headers=headers)
-        except GatewayError as error:
-            return self._error(api, error)
+        except GatewayError as refusal:
+            return self._refuse(api, sim, team, model, refusal)
         except StoreUnavailable as exc:
             log.error("store unavailable: %s", exc)
-            return self._error(
-                api, GatewayError(503, "unavailable", "The gateway's store is unavailable.")
-            )
+            unavailable = GatewayError(503, "unavailable", "The gateway's store is unavailable.")
+            return self._refuse(api, sim, team, model, unavailable)
         except Exception:
             log.exception("unexpected error while serving %s", request.url.path)
-            return self._error(
-                api, GatewayError(500, "internal", "The gateway had an internal error.")
-            )
+            internal = GatewayError(500, "internal", "The gateway had an internal error.")
+            return self._refuse(api, sim, team, model, internal)
         finally:
             if not streaming_started:
                 self.metrics.active.dec()
 
     async def _finish_stream(
-        self, body: AsyncIterator[bytes], completion: Completion, started: float
+        self, body: AsyncIterator[bytes], finished: Callable[[], None]
     ) -> AsyncIterator[bytes]:
         try:
             async for part in body:
                 yield part
-            self._observe(completion, started)
+            finished()
         finally:
             self.metrics.active.dec()
 
-    def _observe(self, completion: Completion, started: float) -> None:
-        self.metrics.duration.labels(model=completion.model.name).observe(
-            time.perf_counter() - started
-        )
+    def _finished(
+        self, api: str, sim: dict[str, str], completion: Completion, started: float
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        self.metrics.duration.labels(model=completion.model.name).observe(elapsed)
+        if self.request_log is not None:
+            self.request_log.served(api, sim, completion, elapsed)
 
     async def chat_completions(self, request: Request) -> Response:
         return await self._serve(
@@ -233,6 +262,8 @@ def create_app(gateway: Gateway) -> Starlette:
             yield
         finally:
             await gateway.store.close()
+            if http.request_log is not None:
+                http.request_log.close()
 
     app = Starlette(
         routes=[

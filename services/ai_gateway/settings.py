@@ -147,6 +147,9 @@ class GatewaySettings(_Strict):
         default=1.0, ge=0, le=100, description="Multiplies simulated latency; 0 turns it off."
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    request_log: str | None = Field(
+        default=None, description="append one JSON line per request to this file ('-': stdout)"
+    )
     cache: CacheSettings = CacheSettings()
     routing: RoutingSettings = RoutingSettings()
     budgets: BudgetSettings = BudgetSettings()

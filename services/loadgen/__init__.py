@@ -1,0 +1,1 @@
+"""finops-sim load generator: a scenario model and a Locust locustfile that replays it."""

@@ -1,0 +1,311 @@
+"""The scenario: what the simulated applications ask, how often, and how they repeat themselves.
+
+A scenario file (YAML) describes teams and their share of traffic, prompt families ("intents")
+with their true difficulty and paraphrase templates, the share of exact and paraphrased repeats,
+prompt and ``max_tokens`` sizes, and the arrival pattern. ``generate`` turns it and a seed into the
+same request sequence every time; ground truth (intent, question, difficulty) travels with each
+request as ``x-sim-*`` headers, for the report only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ai_gateway.config_errors import read_yaml, validate
+from ai_gateway.pricing import Tier, default_price_table
+
+Api = Literal["openai", "anthropic"]
+Kind = Literal["new", "exact", "paraphrase"]
+DEFAULT_SCENARIO = Path(str(resources.files("loadgen") / "scenarios" / "default.yaml"))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TeamTraffic(_Strict):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=8)
+    share: float = Field(gt=0)
+
+
+class WeightedChoice(_Strict):
+    values: tuple[int, ...] = Field(min_length=1)
+    weights: tuple[float, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> WeightedChoice:
+        if len(self.values) != len(self.weights):
+            raise ValueError("values and weights must have the same length")
+        if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+            raise ValueError("weights must be non-negative and not all zero")
+        return self
+
+
+class Repeats(_Strict):
+    exact: float = Field(ge=0, le=1, description="share of requests that repeat one exactly")
+    paraphrase: float = Field(ge=0, le=1, description="share that re-ask in other words")
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Repeats:
+        if self.exact + self.paraphrase > 1:
+            raise ValueError("exact + paraphrase must be at most 1")
+        return self
+
+
+class ContextSize(_Strict):
+    """Sentences of document appended to intents that carry one (summaries, reviews)."""
+
+    min_sentences: int = Field(ge=0)
+    max_sentences: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ContextSize:
+        if self.max_sentences < self.min_sentences:
+            raise ValueError("max_sentences must be at least min_sentences")
+        return self
+
+
+class Arrival(_Strict):
+    pattern: Literal["steady", "diurnal", "burst"]
+    rate_per_second: float = Field(gt=0, le=10_000, description="mean arrival rate")
+    period_seconds: float = Field(default=60, gt=0, description="diurnal: one simulated day")
+    amplitude: float = Field(default=0.6, ge=0, lt=1, description="diurnal: swing around mean")
+    burst_every_seconds: float = Field(default=20, gt=0)
+    burst_seconds: float = Field(default=4, gt=0)
+    burst_multiplier: float = Field(default=4, ge=1)
+
+    def rate_at(self, t: float) -> float:
+        """Requests per second at ``t`` seconds into the run."""
+        if self.pattern == "diurnal":
+            phase = 2 * math.pi * t / self.period_seconds
+            return self.rate_per_second * (1 - self.amplitude * math.cos(phase))
+        if self.pattern == "burst" and (t % self.burst_every_seconds) < self.burst_seconds:
+            return self.rate_per_second * self.burst_multiplier
+        return self.rate_per_second
+
+
+class Intent(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    difficulty: Tier
+    weight: float = Field(default=1.0, gt=0)
+    model: str | None = None
+    system: str | None = None
+    context: bool = False
+    max_tokens: WeightedChoice | None = None
+    templates: tuple[str, ...] = Field(min_length=2)
+    slots: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _slots_cover_templates(self) -> Intent:
+        for template in self.templates:
+            names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+            missing = names - set(self.slots)
+            if missing:
+                raise ValueError(
+                    f"template {template!r} uses undefined slots: {', '.join(sorted(missing))}"
+                )
+        empty = [name for name, values in self.slots.items() if not values]
+        if empty:
+            raise ValueError(f"slots without values: {', '.join(empty)}")
+        return self
+
+
+class Scenario(_Strict):
+    version: Literal[1]
+    name: str = Field(min_length=1)
+    seed: int = 42
+    default_model: str = "gpt-4"
+    teams: tuple[TeamTraffic, ...] = Field(min_length=1)
+    apis: dict[Api, float] = Field(min_length=1)
+    repeats: Repeats
+    max_tokens: WeightedChoice
+    context: ContextSize
+    arrival: Arrival
+    documents: tuple[str, ...] = Field(min_length=1, description="sentences for context")
+    intents: tuple[Intent, ...] = Field(min_length=1)
+
+    @field_validator("apis")
+    @classmethod
+    def _positive(cls, apis: dict[Api, float]) -> dict[Api, float]:
+        if any(w < 0 for w in apis.values()) or sum(apis.values()) <= 0:
+            raise ValueError("api weights must be non-negative and not all zero")
+        return apis
+
+    @model_validator(mode="after")
+    def _models_and_ids(self) -> Scenario:
+        table = default_price_table()
+        for model in {self.default_model, *(i.model for i in self.intents if i.model)}:
+            if model not in table:
+                raise ValueError(
+                    f"model {model!r} is not in the price table; known: {', '.join(table.names())}"
+                )
+        ids = [i.id for i in self.intents]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate intent ids: {', '.join(duplicates)}")
+        names = [t.name for t in self.teams]
+        if len(set(names)) != len(names):
+            raise ValueError("team names must be unique")
+        return self
+
+
+def load_scenario(path: Path | None = None) -> Scenario:
+    """Load and validate a scenario; errors name the file, the key and what is allowed."""
+    path = path or DEFAULT_SCENARIO
+    return validate(Scenario, read_yaml(path), str(path))
+
+
+@dataclass(frozen=True)
+class SimRequest:
+    """One request of the sequence, with its ground truth."""
+
+    index: int
+    team: str
+    key: str
+    api: Api
+    model: str
+    system: str | None
+    prompt: str
+    max_tokens: int
+    intent: str
+    question: str
+    difficulty: Tier
+    kind: Kind
+
+    def path(self) -> str:
+        return "/v1/chat/completions" if self.api == "openai" else "/v1/messages"
+
+    def body(self) -> dict[str, Any]:
+        if self.api == "anthropic":
+            body: dict[str, Any] = {
+                "model": self.model,
+                "max_tokens": self.max_tokens,
+                "messages": [{"role": "user", "content": self.prompt}],
+            }
+            if self.system:
+                body["system"] = self.system
+            return body
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        messages.append({"role": "user", "content": self.prompt})
+        return {"model": self.model, "max_tokens": self.max_tokens, "messages": messages}
+
+    def headers(self) -> dict[str, str]:
+        auth = {"authorization": f"Bearer {self.key}"}
+        if self.api == "anthropic":
+            auth = {"x-api-key": self.key, "anthropic-version": "2023-06-01"}
+        return {
+            **auth,
+            "content-type": "application/json",
+            "x-sim-index": str(self.index),
+            "x-sim-intent": self.intent,
+            "x-sim-question": self.question,
+            "x-sim-difficulty": self.difficulty,
+            "x-sim-kind": self.kind,
+        }
+
+
+@dataclass(frozen=True)
+class _Asked:
+    intent: Intent
+    slots: tuple[tuple[str, str], ...]
+    question: str
+    template: int
+    request: SimRequest
+
+
+def _question_id(intent: str, slots: tuple[tuple[str, str], ...]) -> str:
+    """Identity of a question (intent plus slot values), safe to send as a header."""
+    digest = hashlib.sha256(repr(slots).encode()).hexdigest()[:10]
+    return f"{intent}:{digest}"
+
+
+def _weighted(rng: random.Random, values: list[Any], weights: list[float]) -> Any:
+    return rng.choices(values, weights=weights, k=1)[0]
+
+
+def _document(scenario: Scenario, question: str) -> str:
+    """The context of a question: the same sentences every time the question is asked."""
+    rng = random.Random(hashlib.sha256(question.encode()).digest())
+    size = rng.randint(scenario.context.min_sentences, scenario.context.max_sentences)
+    return " ".join(rng.choice(scenario.documents) for _ in range(size))
+
+
+def _render(
+    scenario: Scenario,
+    intent: Intent,
+    slots: tuple[tuple[str, str], ...],
+    question: str,
+    template: int,
+) -> str:
+    text = intent.templates[template].format(**dict(slots))
+    if intent.context:
+        document = _document(scenario, question)
+        if document:
+            text = f"{text}\n\n{document}"
+    return text
+
+
+def generate(scenario: Scenario, seed: int | None = None) -> Iterator[SimRequest]:
+    """The request sequence: infinite, and identical for the same scenario and seed."""
+    rng = random.Random(scenario.seed if seed is None else seed)
+    teams = list(scenario.teams)
+    apis = list(scenario.apis)
+    history: dict[str, list[_Asked]] = {t.name: [] for t in teams}
+    index = 0
+    while True:
+        team = _weighted(rng, teams, [t.share for t in teams])
+        draw = rng.random()
+        asked_before = history[team.name]
+        if asked_before and draw < scenario.repeats.exact:
+            previous = rng.choice(asked_before).request
+            request = SimRequest(**{**previous.__dict__, "index": index, "kind": "exact"})
+        elif asked_before and draw < scenario.repeats.exact + scenario.repeats.paraphrase:
+            original = rng.choice(asked_before)
+            others = [i for i in range(len(original.intent.templates)) if i != original.template]
+            template = rng.choice(others)
+            request = SimRequest(
+                **{
+                    **original.request.__dict__,
+                    "index": index,
+                    "kind": "paraphrase",
+                    "prompt": _render(
+                        scenario, original.intent, original.slots, original.question, template
+                    ),
+                }
+            )
+        else:
+            intent = _weighted(rng, list(scenario.intents), [i.weight for i in scenario.intents])
+            slots = tuple(
+                (name, rng.choice(values)) for name, values in sorted(intent.slots.items())
+            )
+            question = _question_id(intent.id, slots)
+            template = rng.randrange(len(intent.templates))
+            sizes = intent.max_tokens or scenario.max_tokens
+            request = SimRequest(
+                index=index,
+                team=team.name,
+                key=team.key,
+                api=_weighted(rng, apis, [scenario.apis[a] for a in apis]),
+                model=intent.model or scenario.default_model,
+                system=intent.system,
+                prompt=_render(scenario, intent, slots, question, template),
+                max_tokens=_weighted(rng, list(sizes.values), list(sizes.weights)),
+                intent=intent.id,
+                question=question,
+                difficulty=intent.difficulty,
+                kind="new",
+            )
+            asked_before.append(_Asked(intent, slots, question, template, request))
+        yield request
+        index += 1
