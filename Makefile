@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml requirements.txt requirements-dev.txt
 	@touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m ai_gateway.demo
+	$(BIN)/finops-sim run --out out/demo
 
 test: setup lint
 	$(BIN)/python -m pytest

@@ -1,0 +1,1 @@
+"""finops-sim: the local simulation (`finops-sim run`) and its savings report."""

@@ -1,0 +1,333 @@
+"""The savings report for a FinOps audience: what changed, what it saved, and what it risked.
+
+The report is built once as a list of blocks (headings, paragraphs, tables, images, a preformatted
+tree) and rendered to Markdown and to HTML, so the two always say the same thing. Every number
+comes from results.json, which comes from this run's logs.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+PHASES = ("unoptimized", "optimized")
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Image:
+    path: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class Preformatted:
+    text: str
+
+
+Block = Heading | Paragraph | Table | Image | Preformatted
+
+
+def usd(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"${value:,.4f}" if 0 < abs(value) < 1 else f"${value:,.2f}"
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"
+
+
+def ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f} ms"
+
+
+def _phase_table(results: dict[str, Any]) -> Table:
+    before, after = (results["phases"][p] for p in PHASES)
+
+    def row(label: str, fn) -> tuple[str, ...]:
+        return (label, fn(before), fn(after))
+
+    return Table(
+        ("", "unoptimized", "optimized"),
+        (
+            row("requests", lambda p: f"{p['requests']:,}"),
+            row("served", lambda p: f"{p['served']:,}"),
+            row("AI spend", lambda p: usd(p["spend_usd"])),
+            row("same requests, unoptimized (baseline)", lambda p: usd(p["baseline_usd"])),
+            row("exact cache hit rate", lambda p: pct(p["cache"]["exact_hit_rate"])),
+            row("semantic cache hit rate", lambda p: pct(p["cache"]["semantic_hit_rate"])),
+            row(
+                "semantic hits that answered another question",
+                lambda p: (
+                    f"{p['cache']['semantic_false_hits']} "
+                    f"({pct(p['cache']['semantic_false_hit_rate'])})"
+                ),
+            ),
+            row(
+                "requests routed to another model", lambda p: f"{p['routing']['routed_requests']:,}"
+            ),
+            row(
+                "complex requests answered by a lower tier",
+                lambda p: (
+                    f"{p['routing']['complex_served_by_lower_tier']} of "
+                    f"{p['routing']['complex_requests']} ({pct(p['routing']['quality_risk'])})"
+                ),
+            ),
+            row("budget rejections", lambda p: f"{p['budget_rejections']:,}"),
+            row("rate-limited", lambda p: f"{p['rate_limited']:,}"),
+            row("errors", lambda p: f"{p['errors']:,}"),
+            row("latency p50", lambda p: ms(p["latency_ms"]["p50"])),
+            row("latency p95", lambda p: ms(p["latency_ms"]["p95"])),
+            row("latency p99", lambda p: ms(p["latency_ms"]["p99"])),
+            row(
+                "tokens billed in / out",
+                lambda p: f"{p['tokens']['input']:,} / {p['tokens']['output']:,}",
+            ),
+        ),
+    )
+
+
+def _spend_table(results: dict[str, Any], key: str, label: str) -> Table:
+    before, after = (results["phases"][p][key] for p in PHASES)
+    names = sorted(set(before) | set(after))
+    return Table(
+        (label, "unoptimized", "optimized"),
+        tuple((n, usd(before.get(n, 0.0)), usd(after.get(n, 0.0))) for n in names),
+    )
+
+
+def summary_tree(results: dict[str, Any]) -> str:
+    """The original design's result tree, filled with this run's measurements."""
+    ai = results["comparison"]
+    before = results["phases"]["unoptimized"]["spend_usd"]
+    after = results["phases"]["optimized"]["spend_usd"]
+    compute = results.get("compute")
+    requests = results["phases"]["optimized"]["requests"]
+    ai_line = (
+        f"AI Token Costs: {pct(ai['savings_pct'])} reduction "
+        f"({usd(before)} -> {usd(after)} for {requests:,} requests)"
+    )
+    if compute is None:
+        compute_line = "Kubernetes Compute: not computed (the compute cost model is not built yet)"
+        total_line = f"Total: AI token costs only, {pct(ai['savings_pct'])} reduction"
+    else:
+        compute_line = (
+            f"Kubernetes Compute: {pct(compute['savings_pct'])} reduction "
+            f"({usd(compute['unoptimized_monthly_usd'])} -> "
+            f"{usd(compute['optimized_monthly_usd'])} per month)"
+        )
+        total_line = f"Total: {pct(compute.get('total_savings_pct'))} reduction"
+    return (
+        "Cost Optimization Results (measured in this run):\n"
+        f"├── {compute_line}\n├── {ai_line}\n└── {total_line}"
+    )
+
+
+def charts(results: dict[str, Any], out: Path) -> list[Image]:
+    """PNG charts of spend, savings by cause, serving mix and latency."""
+    out.mkdir(parents=True, exist_ok=True)
+    phases = results["phases"]
+    images = []
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    models = sorted({m for p in PHASES for m in phases[p]["spend_by_model_usd"]})
+    bottoms = [0.0, 0.0]
+    for model in models:
+        values = [phases[p]["spend_by_model_usd"].get(model, 0.0) for p in PHASES]
+        ax.bar(PHASES, values, bottom=bottoms, label=model)
+        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
+    ax.set_ylabel("AI spend (USD)")
+    ax.set_title("AI spend by served model")
+    ax.legend(fontsize=8)
+    images.append(_save(fig, out / "spend_by_model.png", "AI spend by served model"))
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    causes = results["comparison"]["by_cause_usd"]
+    ax.barh(list(causes), list(causes.values()), color=["#4c72b0", "#55a868", "#c44e52"])
+    ax.set_xlabel("USD saved in the optimized phase")
+    ax.set_title("Savings by cause")
+    images.append(_save(fig, out / "savings_by_cause.png", "Savings by cause"))
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    optimized = phases["optimized"]
+    parts = {
+        "exact cache": optimized["cache"]["exact_hits"],
+        "semantic cache": optimized["cache"]["semantic_hits"],
+        **{f"model: {m}": n for m, n in optimized["routing"]["served_by_model"].items()},
+        "refused": optimized["requests"] - optimized["served"],
+    }
+    parts = {k: v for k, v in parts.items() if v}
+    ax.pie(list(parts.values()), labels=list(parts), autopct="%1.0f%%", textprops={"fontsize": 8})
+    ax.set_title("How the optimized phase answered")
+    images.append(_save(fig, out / "serving_mix.png", "How the optimized phase answered"))
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    quantiles = ("p50", "p95", "p99")
+    width = 0.35
+    for i, phase in enumerate(PHASES):
+        values = [phases[phase]["latency_ms"][q] or 0 for q in quantiles]
+        ax.bar([x + i * width for x in range(3)], values, width, label=phase)
+    ax.set_xticks([x + width / 2 for x in range(3)], quantiles)
+    ax.set_ylabel("ms")
+    ax.set_title("Latency (simulated provider time + measured gateway time)")
+    ax.legend(fontsize=8)
+    images.append(_save(fig, out / "latency.png", "Latency percentiles"))
+    return images
+
+
+def _save(fig, path: Path, alt: str) -> Image:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Image(f"{path.parent.name}/{path.name}", alt)
+
+
+def build(results: dict[str, Any], images: list[Image]) -> list[Block]:
+    ai = results["comparison"]
+    run = results["run"]
+    before = results["phases"]["unoptimized"]
+    after = results["phases"]["optimized"]
+    causes = ai["by_cause_usd"]
+    return [
+        Heading("finops-sim savings report", 1),
+        Paragraph(
+            f"Scenario `{run['scenario']}`, seed {run['seed']}, {after['requests']:,} requests per "
+            f"phase, run on {run['started_at']}. The same request sequence went through the "
+            "gateway twice: once with the `unoptimized` profile (every request served by the "
+            "model it names, no cache) and once with the `optimized` profile (exact and semantic "
+            "cache, complexity routing, team budgets). Every number below is computed from the "
+            "gateway's per-request logs of this run, and was checked against the gateway's own "
+            "`ai_cost_total` metric."
+        ),
+        Heading("What it saved"),
+        Paragraph(
+            f"AI spend fell from **{usd(before['spend_usd'])}** to **{usd(after['spend_usd'])}**: "
+            f"**{usd(ai['savings_usd'])} saved ({pct(ai['savings_pct'])})**. By cause: cache "
+            f"{usd(causes['cache'])} ({pct(ai['by_cause_pct']['cache'])}), routing "
+            f"{usd(causes['routing'])} ({pct(ai['by_cause_pct']['routing'])}), budgets "
+            f"{usd(causes['budgets'])} ({pct(ai['by_cause_pct']['budgets'])}); unattributed "
+            f"{usd(ai['unattributed_usd'])}. Budget savings are requests that were refused, not "
+            "answered more cheaply."
+        ),
+        Table(
+            ("cause", "USD saved", "share of unoptimized spend"),
+            (
+                *((c, usd(v), pct(ai["by_cause_pct"][c])) for c, v in causes.items()),
+                ("total between phases", usd(ai["savings_usd"]), pct(ai["savings_pct"])),
+            ),
+        ),
+        Heading("What it risked"),
+        Paragraph(
+            f"Semantic cache: {after['cache']['semantic_hits']:,} answers came from a cached "
+            f"paraphrase, of which {after['cache']['semantic_false_hits']} answered a different "
+            f"question than the one asked ({pct(after['cache']['semantic_false_hit_rate'])}). "
+            f"Routing: {after['routing']['complex_served_by_lower_tier']} of "
+            f"{after['routing']['complex_requests']} complex requests were answered by a "
+            f"lower-tier model ({pct(after['routing']['quality_risk'])}), a quality risk to "
+            "review. "
+            f"Budgets refused {after['budget_rejections']:,} requests and rate limits "
+            f"{after['rate_limited']:,}."
+        ),
+        Heading("Both phases side by side"),
+        _phase_table(results),
+        Paragraph(
+            "Latency is the simulated provider time at the models' list speeds plus the gateway "
+            "time measured in this run (the simulation runs with simulated latency off, so it "
+            "finishes in about a minute); a cache hit has no provider time."
+        ),
+        Heading("Spend by model", 3),
+        _spend_table(results, "spend_by_model_usd", "served model"),
+        Heading("Spend by team", 3),
+        _spend_table(results, "spend_by_team_usd", "team"),
+        Heading("Charts"),
+        *images,
+        Heading("Summary"),
+        Preformatted(summary_tree(results)),
+    ]
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append("#" * block.level + " " + block.text)
+        elif isinstance(block, Paragraph):
+            out.append(block.text)
+        elif isinstance(block, Table):
+            out.append("| " + " | ".join(block.header) + " |")
+            out.append("|" + "---|" * len(block.header))
+            out.extend("| " + " | ".join(row) + " |" for row in block.rows)
+        elif isinstance(block, Image):
+            out.append(f"![{block.alt}]({block.path})")
+        else:
+            out.append("```\n" + block.text + "\n```")
+        out.append("")
+    return "\n".join(out)
+
+
+def _html_inline(text: str) -> str:
+    escaped = html.escape(text)
+    parts = escaped.split("**")
+    escaped = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+    parts = escaped.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def to_html(blocks: list[Block]) -> str:
+    body: list[str] = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            body.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            body.append(f"<p>{_html_inline(block.text)}</p>")
+        elif isinstance(block, Table):
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                for row in block.rows
+            )
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif isinstance(block, Image):
+            body.append(f'<img src="{html.escape(block.path)}" alt="{html.escape(block.alt)}">')
+        else:
+            body.append(f"<pre>{html.escape(block.text)}</pre>")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+        "pre{background:#f6f6f6;padding:1em}"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>finops-sim savings report"
+        f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
+
+
+def write_report(results: dict[str, Any], out: Path) -> None:
+    blocks = build(results, charts(results, out / "charts"))
+    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+    (out / "report.html").write_text(to_html(blocks), encoding="utf-8")

