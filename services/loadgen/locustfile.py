@@ -28,23 +28,17 @@ from loadgen.scenario import DEFAULT_SCENARIO, Scenario, SimRequest, generate, l
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser) -> None:
+    parser.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario YAML file")
+    parser.add_argument("--seed", type=int, default=None, help="overrides the scenario's seed")
     parser.add_argument(
-        "--scenario",
-        default=str(DEFAULT_SCENARIO),
-        help="scenario YAML file",
-        include_in_web_ui=True,
+        "--max-requests", type=int, default=0, help="stop after this many requests (0: no limit)"
     )
     parser.add_argument(
-        "--seed",
+        "--sequence-workers",
         type=int,
-        default=None,
-        help="overrides the scenario's seed",
-        include_in_web_ui=True,
+        default=1,
+        help="with master and workers: how many workers share the sequence (set on the master)",
     )
-    parser.add_argument(
-        "--max-requests", type=int, default=0, help="stop after this many (0: no limit)",
-        include_in_web_ui=True,
-    )  # fmt: skip
 
 
 class Plan:

@@ -13,8 +13,7 @@ KEY = {"authorization": "Bearer sk-demo-team-a"}
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     from ai_gateway.process import GatewayProcess
-
-    from .conftest import write_config
+    from tests.conftest import write_config
 
     config = write_config(
         tmp_path_factory.mktemp("gw") / "gateway.yaml", latency_scale=0, max_body_bytes=4096

@@ -1,0 +1,35 @@
+"""The per-request log: what the gateway did, next to the ground truth it was sent."""
+
+from __future__ import annotations
+
+import httpx
+
+from finops_sim.results import read_log
+
+
+def test_served_and_refused_requests_are_logged_with_ground_truth(start_gateway, tmp_path):
+    log = tmp_path / "requests.jsonl"
+    gateway = start_gateway(
+        request_log=str(log),
+        cache={"semantic": {"enabled": False}},
+        teams={"team-a": {"keys": ["sk-demo-team-a"], "routing": "all",
+                          "limits": {"requests_per_minute": 2}}},
+    )  # fmt: skip
+    sim = {"x-sim-intent": "cancel-order", "x-sim-question": "cancel-order:1",
+           "x-sim-difficulty": "simple", "x-sim-kind": "new"}  # fmt: skip
+    body = {"model": "gpt-4", "messages": [{"role": "user", "content": "How do I cancel?"}]}
+    auth = {"authorization": "Bearer sk-demo-team-a", **sim}
+    for _ in range(3):
+        httpx.post(gateway.url + "/v1/chat/completions", json=body, headers=auth, timeout=10)
+    httpx.post(gateway.url + "/v1/chat/completions", json=body, headers=sim, timeout=10)
+    first, hit, limited, unauthenticated = read_log(log)
+    assert first["sim"] == {"intent": "cancel-order", "question": "cancel-order:1",
+                            "difficulty": "simple", "kind": "new"}  # fmt: skip
+    assert (first["cache"], first["requested_model"]) == ("miss", "gpt-4")
+    assert first["served_model"] == "claude-3-haiku" and first["route_tier"] == "simple"
+    assert first["baseline_usd"] > first["cost_usd"] > 0
+    assert hit["cache"] == "exact" and hit["cached_label"] == "cancel-order:1"
+    assert hit["cost_usd"] == 0 and hit["saved_usd"] == hit["baseline_usd"]
+    assert (limited["status"], limited["error"]) == (429, "rate_limit")
+    assert limited["baseline_usd"] is None  # refused before any model work
+    assert (unauthenticated["status"], unauthenticated["team"]) == (401, None)

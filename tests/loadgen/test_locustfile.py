@@ -1,0 +1,84 @@
+"""The locustfile in its three modes: headless, master with workers, and the web UI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import loadgen
+from ai_gateway.process import free_port
+from finops_sim.results import read_log
+
+LOCUSTFILE = Path(loadgen.__file__).with_name("locustfile.py")
+
+
+@pytest.fixture
+def gateway(start_gateway, tmp_path):
+    log = tmp_path / "requests.jsonl"
+    process = start_gateway(profile="unoptimized", request_log=str(log))
+    process.request_log = log
+    return process
+
+
+def locust(*args: str, **kwargs) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs,
+    )  # fmt: skip
+
+
+def indices(log: Path) -> list[int]:
+    return sorted(int(r["sim"]["index"]) for r in read_log(log))
+
+
+def test_headless_sends_exactly_max_requests_with_ground_truth(gateway):
+    run = locust("--headless", "-u", "2", "-r", "2", "--host", gateway.url,
+                 "--max-requests", "60", "--only-summary")  # fmt: skip
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 0, stderr.decode()[-2000:]
+    assert indices(gateway.request_log) == list(range(60))
+    record = read_log(gateway.request_log)[0]
+    assert {"intent", "question", "difficulty", "kind", "index"} <= set(record["sim"])
+
+
+def test_master_and_workers_share_one_sequence(gateway):
+    port = free_port()
+    master = locust("--master", "--headless", "--expect-workers", "2", "-u", "2", "-r", "2",
+                    "--host", gateway.url, "--master-bind-port", str(port),
+                    "--max-requests", "40", "--sequence-workers", "2", "--run-time", "12s",
+                    "--only-summary")  # fmt: skip
+    workers = [
+        locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
+        for _ in range(2)
+    ]
+    try:
+        _, stderr = master.communicate(timeout=120)
+        assert master.returncode == 0, stderr.decode()[-2000:]
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=30)
+    assert indices(gateway.request_log) == list(range(40))
+
+
+def test_web_ui_serves_the_scenario_options(gateway):
+    port = free_port()
+    ui = locust("--host", gateway.url, "--web-host", "127.0.0.1", "--web-port", str(port))
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert page.status_code == 200
+        assert "scenario" in page.text
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
