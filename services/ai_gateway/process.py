@@ -60,16 +60,17 @@ class GatewayProcess:
         self._log_file: Any = None
 
     def start(self) -> GatewayProcess:
-        self._log_file = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._log_file = open(self._log_path, "wb") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
             self._cmd, env=self._env, stdout=self._log_file, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            code = self._process.poll()
+            if code is not None:
                 self.stop()
                 raise RuntimeError(
-                    f"the gateway exited with code {self._process.returncode} during start-up"
+                    f"the gateway exited with code {code} during start-up"
                     + (f"; see {self._log_path}" if self._log_path else "")
                 )
             try:

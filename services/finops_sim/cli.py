@@ -53,6 +53,11 @@ def parser() -> argparse.ArgumentParser:
         "--embedder", choices=["model2vec", "lexical"], default="model2vec",
         help="semantic cache embedder of the optimized phase",
     )  # fmt: skip
+    run_cmd.add_argument(
+        "--gateway-config",
+        type=Path,
+        help="gateway settings applied over the optimized profile (e.g. smaller team budgets)",
+    )
     return root
 
 
@@ -67,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         users=args.users,
         embedder=args.embedder,
+        gateway_config=args.gateway_config,
     )
     try:
         results = run(options)

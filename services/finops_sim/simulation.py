@@ -24,7 +24,9 @@ import yaml
 from tqdm import tqdm
 
 import loadgen
+from ai_gateway.config_errors import ConfigError, read_yaml
 from ai_gateway.process import GatewayProcess, http_json
+from ai_gateway.settings import deep_merge, load_settings
 from loadgen.scenario import load_scenario
 
 from .report import PHASES, write_report
@@ -47,6 +49,7 @@ class RunOptions:
     seed: int | None = None
     users: int = 1
     embedder: str = "model2vec"
+    gateway_config: Path | None = None
 
 
 @contextmanager
@@ -104,15 +107,17 @@ def _run_phase(phase: str, options: RunOptions, out: Path) -> dict[str, Any]:
     request_log = out / f"requests-{phase}.jsonl"
     request_log.unlink(missing_ok=True)
     config = logs / f"gateway-{phase}.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "latency_scale": 0,
-                "request_log": str(request_log),
-                "cache": {"semantic": {"embedder": options.embedder}},
-            }
-        )
-    )
+    settings: dict[str, Any] = {
+        "latency_scale": 0,
+        "request_log": str(request_log),
+        "cache": {"semantic": {"embedder": options.embedder}},
+    }
+    if phase == "optimized" and options.gateway_config is not None:
+        overrides = read_yaml(options.gateway_config) or {}
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{options.gateway_config}: the top level must be a mapping")
+        settings = deep_merge(overrides, settings)
+    config.write_text(yaml.safe_dump(settings))
     with ExitStack() as stack:
         redis_url = stack.enter_context(_valkey())
         gateway = GatewayProcess(
@@ -184,6 +189,8 @@ def cross_check(phase: str, summary: dict[str, Any]) -> None:
 
 def run(options: RunOptions) -> dict[str, Any]:
     scenario = load_scenario(options.scenario)
+    if options.gateway_config is not None:
+        load_settings("optimized", options.gateway_config)  # fail now, naming the user's file
     out = options.out
     for folder in (out, out / "logs", out / "locust"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -200,6 +207,7 @@ def run(options: RunOptions) -> dict[str, Any]:
             "duration_s": options.duration_s,
             "users": options.users,
             "embedder": options.embedder,
+            "gateway_config": str(options.gateway_config) if options.gateway_config else None,
             "started_at": started_at,
         },
         "phases": phases,

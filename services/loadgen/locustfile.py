@@ -13,6 +13,7 @@ headers. Once ``--max-requests`` are sent, the users stop and a single-process r
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from itertools import islice
@@ -23,6 +24,7 @@ from locust import FastHttpUser, events, task
 from locust.exception import StopUser
 from locust.runners import LocalRunner, WorkerRunner
 
+from ai_gateway.config_errors import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO, Scenario, SimRequest, generate, load_scenario
 
 
@@ -78,8 +80,14 @@ PLAN: Plan | None = None
 def _on_start(environment, **_kwargs) -> None:
     global PLAN
     options = environment.parsed_options
-    scenario = load_scenario(Path(options.scenario))
     runner = environment.runner
+    try:
+        scenario = load_scenario(Path(options.scenario))
+    except ConfigError as exc:
+        logging.error("invalid scenario, stopping:\n%s", exc)
+        environment.process_exit_code = 2
+        gevent.spawn(runner.quit)
+        return
     offset, stride = 0, 1
     if isinstance(runner, WorkerRunner):
         offset, stride = max(runner.worker_index, 0), max(options.sequence_workers, 1)
@@ -99,7 +107,8 @@ class GatewayUser(FastHttpUser):
 
     @task
     def send(self) -> None:
-        assert PLAN is not None
+        if PLAN is None:
+            raise StopUser()
         wait, request = PLAN.take()
         if request is None:
             raise StopUser()

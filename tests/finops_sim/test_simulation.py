@@ -148,3 +148,46 @@ def test_bad_scenario_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "bad.yaml" in result.stderr and "`teams`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_tight_budgets_show_up_as_rejections_and_budget_savings(fast_scenario, tmp_path):
+    tight = tmp_path / "tight.yaml"
+    tight.write_text(
+        yaml.safe_dump(
+            {
+                "teams": {
+                    team: {"keys": [f"sk-demo-{team}"], "routing": "all",
+                           "limits": {"usd": 0.05, "period": "day"}}
+                    for team in ("team-a", "team-b")
+                }
+            }
+        )
+    )  # fmt: skip
+    results = run(
+        RunOptions(
+            fast_scenario,
+            tmp_path / "out",
+            requests=120,
+            seed=3,
+            embedder="lexical",
+            gateway_config=tight,
+        )
+    )
+    after = results["phases"]["optimized"]
+    assert after["budget_rejections"] > 0
+    assert results["comparison"]["by_cause_usd"]["budgets"] > 0
+    for team_spend in after["spend_by_team_usd"].values():
+        assert team_spend <= 0.05 + 1e-9
+
+
+def test_bad_gateway_config_fails_before_running(fast_scenario, tmp_path):
+    bad = tmp_path / "gw.yaml"
+    bad.write_text("cache:\n  exakt: {}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "finops_sim.cli", "run", "--scenario", str(fast_scenario),
+         "--out", str(tmp_path / "o"), "--gateway-config", str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "gw.yaml: unknown key `cache.exakt`" in result.stderr
+    assert not (tmp_path / "o" / "requests-unoptimized.jsonl").exists()

@@ -82,3 +82,13 @@ def test_web_ui_serves_the_scenario_options(gateway):
     finally:
         ui.terminate()
         ui.wait(timeout=30)
+
+
+def test_an_invalid_scenario_stops_locust_with_the_reason(gateway, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: broken\n")
+    run = locust("--headless", "-u", "1", "-r", "1", "--host", gateway.url,
+                 "--scenario", str(bad), "--only-summary")  # fmt: skip
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2
+    assert "invalid scenario" in stderr.decode() and "bad.yaml" in stderr.decode()
