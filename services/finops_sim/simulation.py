@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from ai_gateway.process import GatewayProcess, http_json
 from ai_gateway.settings import deep_merge, load_settings
 from loadgen.scenario import load_scenario
 
-from .report import PHASES, write_report
+from .report import write_report
 from .results import compare, phase_summary, read_log
 
 LOCUSTFILE = Path(loadgen.__file__).with_name("locustfile.py")
@@ -195,7 +195,11 @@ def run(options: RunOptions) -> dict[str, Any]:
     for folder in (out, out / "logs", out / "locust"):
         folder.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
-    phases = {phase: _run_phase(phase, options, out) for phase in PHASES}
+    before = _run_phase("unoptimized", options, out)
+    # With --duration, the optimized phase replays exactly the requests the first phase sent, so
+    # both phases answer the identical workload.
+    same_workload = replace(options, requests=before["requests"], duration_s=None)
+    phases = {"unoptimized": before, "optimized": _run_phase("optimized", same_workload, out)}
     for phase, summary in phases.items():
         cross_check(phase, summary)
     results = {

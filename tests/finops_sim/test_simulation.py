@@ -191,3 +191,13 @@ def test_bad_gateway_config_fails_before_running(fast_scenario, tmp_path):
     assert result.returncode == 2
     assert "gw.yaml: unknown key `cache.exakt`" in result.stderr
     assert not (tmp_path / "o" / "requests-unoptimized.jsonl").exists()
+
+
+def test_duration_mode_replays_the_same_workload_in_both_phases(fast_scenario, tmp_path):
+    results = run(
+        RunOptions(fast_scenario, tmp_path, requests=None, duration_s=3, embedder="lexical")
+    )
+    counts = {phase: results["phases"][phase]["requests"] for phase in results["phases"]}
+    assert counts["unoptimized"] > 50
+    assert counts["optimized"] == counts["unoptimized"]
+    assert results["comparison"]["unattributed_usd"] == pytest.approx(0.0, abs=1e-6)
