@@ -1,6 +1,15 @@
-"""The Pulumi program. It grows one component per concern (network, cluster, Karpenter,
-observability, Kubecost, workloads) in the platform issue; for now it only names the stack."""
+"""The Pulumi program: `pulumi up --stack unoptimized|optimized`. It only wires things together;
+the components live in finops_platform/components and the logic in finops_platform/builders."""
 
 import pulumi
 
-pulumi.export("stack", pulumi.get_stack())
+from ai_gateway.config_errors import ConfigError
+from finops_platform.program import build, grafana_password, load_config
+
+try:
+    config = load_config()
+except ConfigError as error:
+    raise pulumi.RunError(f"invalid stack config:\n{error}") from None
+
+for key, value in build(config, grafana_password()).items():
+    pulumi.export(key, value)

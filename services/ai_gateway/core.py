@@ -203,6 +203,7 @@ class Gateway:
         }
         for team, limits in self._limits.items():
             if limits.budget_nanos is not None:
+                metrics.budget_limit.labels(team=team).set(limits.budget_nanos / NANOS_PER_USD)
                 metrics.budget_remaining.labels(team=team).set(limits.budget_nanos / NANOS_PER_USD)
 
     async def start(self) -> None:

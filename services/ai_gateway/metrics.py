@@ -73,6 +73,12 @@ class GatewayMetrics:
             ["team", "reason"],
             registry=r,
         )
+        self.budget_limit = Gauge(
+            "ai_budget_limit_usd",
+            "The team's budget for its current period.",
+            ["team"],
+            registry=r,
+        )
         self.budget_remaining = Gauge(
             "ai_budget_remaining_usd",
             "Budget left in the team's current period.",

@@ -53,6 +53,13 @@ def parser() -> argparse.ArgumentParser:
         "--embedder", choices=["model2vec", "lexical"], default="model2vec",
         help="semantic cache embedder of the optimized phase",
     )  # fmt: skip
+    render_cmd = commands.add_parser(
+        "render", help="write what a stack would deploy (Kubernetes objects, Helm releases, AWS)"
+    )
+    render_cmd.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
+    render_cmd.add_argument(
+        "--out", type=Path, default=None, help="output folder (out/render/STACK)"
+    )
     run_cmd.add_argument(
         "--gateway-config",
         type=Path,
@@ -61,8 +68,31 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def render(args: argparse.Namespace) -> int:
+    from finops_platform.config import stack_file
+    from finops_platform.render import write
+
+    if not stack_file(args.stack).exists():
+        print(f"finops-sim: no stack config {stack_file(args.stack)}", file=sys.stderr)
+        return 2
+    out = args.out or Path("out") / "render" / args.stack
+    try:
+        counts = write(args.stack, out)
+    except ConfigError as exc:
+        print(f"finops-sim: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{counts['kubernetes']} Kubernetes objects in {out / 'kubernetes'}, "
+        f"{counts['helm']} Helm releases in {out / 'helm'}, "
+        f"{counts['aws']} AWS resources in {out / 'aws-resources.json'}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "render":
+        return render(args)
     requests = args.requests if args.requests or args.duration else 600
     options = RunOptions(
         scenario=args.scenario,

@@ -1,0 +1,1 @@
+"""The finops-sim Pulumi program: typed stack config, pure builders, one component per concern."""

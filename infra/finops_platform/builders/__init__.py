@@ -1,0 +1,1 @@
+"""Pure functions from the typed stack config to specs, Helm values and IAM documents."""

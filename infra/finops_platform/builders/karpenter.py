@@ -1,0 +1,130 @@
+"""Karpenter manifests and Helm values from the typed stack config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import KarpenterConfig, NodePoolConfig
+
+NODE_CLASS_NAME = "default"
+NAMESPACE = "kube-system"
+RELEASE_NAME = "karpenter"
+POOL_LABEL = "finops-sim/node-pool"
+
+
+def node_role_name(cluster_name: str) -> str:
+    return f"KarpenterNodeRole-{cluster_name}"
+
+
+def node_class(
+    config: KarpenterConfig, cluster_name: str, node_role_name: str, tags: dict[str, str]
+) -> dict[str, Any]:
+    """The one EC2NodeClass: pinned AMI alias, IMDSv2 only, encrypted gp3 root volume."""
+    discovery = [{"tags": {"karpenter.sh/discovery": cluster_name}}]
+    return {
+        "apiVersion": "karpenter.k8s.aws/v1",
+        "kind": "EC2NodeClass",
+        "metadata": {"name": NODE_CLASS_NAME},
+        "spec": {
+            "role": node_role_name,
+            "amiSelectorTerms": [{"alias": config.ami_alias}],
+            "subnetSelectorTerms": discovery,
+            "securityGroupSelectorTerms": discovery,
+            "metadataOptions": {
+                "httpEndpoint": "enabled",
+                "httpProtocolIPv6": "disabled",
+                "httpPutResponseHopLimit": 1,
+                "httpTokens": "required",
+            },
+            "blockDeviceMappings": [
+                {
+                    "deviceName": "/dev/xvda",
+                    "ebs": {
+                        "volumeSize": f"{config.root_volume_gib}Gi",
+                        "volumeType": "gp3",
+                        "encrypted": True,
+                        "deleteOnTermination": True,
+                    },
+                }
+            ],
+            "tags": tags,
+        },
+    }
+
+
+def node_pool(pool: NodePoolConfig) -> dict[str, Any]:
+    """A NodePool: what capacity it may buy, how much at most, and how it consolidates."""
+    requirements: list[dict[str, Any]] = [
+        {
+            "key": "karpenter.sh/capacity-type",
+            "operator": "In",
+            "values": list(pool.capacity_types),
+        },
+        {"key": "kubernetes.io/arch", "operator": "In", "values": list(pool.architectures)},
+        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+        {
+            "key": "karpenter.k8s.aws/instance-category",
+            "operator": "In",
+            "values": list(pool.instance_categories),
+        },
+        {"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": ["4"]},
+    ]
+    if pool.instance_families:
+        requirements.append(
+            {
+                "key": "karpenter.k8s.aws/instance-family",
+                "operator": "In",
+                "values": list(pool.instance_families),
+            }
+        )
+    template_spec: dict[str, Any] = {
+        "nodeClassRef": {
+            "group": "karpenter.k8s.aws",
+            "kind": "EC2NodeClass",
+            "name": NODE_CLASS_NAME,
+        },
+        "requirements": requirements,
+        "expireAfter": pool.expire_after,
+    }
+    if pool.taints:
+        template_spec["taints"] = [t.model_dump() for t in pool.taints]
+    return {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": pool.name},
+        "spec": {
+            "weight": pool.weight,
+            "template": {
+                "metadata": {"labels": {POOL_LABEL: pool.name, **pool.labels}},
+                "spec": template_spec,
+            },
+            "disruption": {
+                "consolidationPolicy": pool.consolidation_policy,
+                "consolidateAfter": pool.consolidate_after,
+                "budgets": [{"nodes": "10%"}],
+            },
+            "limits": {"cpu": str(pool.cpu_limit), "memory": f"{pool.memory_limit_gib}Gi"},
+        },
+    }
+
+
+def helm_values(
+    config: KarpenterConfig, cluster_name: str, queue_name: str, role_arn_annotation: str | None
+) -> dict[str, Any]:
+    """Controller values; with IRSA the service account carries the role ARN."""
+    service_account: dict[str, Any] = {"create": True, "name": "karpenter"}
+    if role_arn_annotation:
+        service_account["annotations"] = {"eks.amazonaws.com/role-arn": role_arn_annotation}
+    return {
+        "settings": {"clusterName": cluster_name, "interruptionQueue": queue_name},
+        "replicas": config.replicas,
+        "dnsPolicy": "Default",
+        "serviceAccount": service_account,
+        "serviceMonitor": {"enabled": True},
+        "controller": {
+            "resources": {
+                "requests": {"cpu": "250m", "memory": "512Mi"},
+                "limits": {"memory": "512Mi"},
+            }
+        },
+    }

@@ -1,0 +1,149 @@
+"""kube-prometheus-stack values, the FinOps alert rules and the Grafana dashboard ConfigMaps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..config import KarpenterConfig, ObservabilityConfig
+
+NAMESPACE = "monitoring"
+RELEASE_NAME = "kube-prometheus-stack"
+FULLNAME = "kps"
+GRAFANA_SECRET = "grafana-admin"
+DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "dashboards"
+# Labels kube-state-metrics exports, so dashboards and alerts can group nodes and pods by them.
+NODE_LABELS = (
+    "karpenter.sh/capacity-type",
+    "karpenter.sh/nodepool",
+    "node.kubernetes.io/instance-type",
+)
+POD_LABELS = ("app", "team", "cost-center", "phase")
+
+
+def helm_values(config: ObservabilityConfig) -> dict[str, Any]:
+    """Prometheus picks up ServiceMonitors and rules from every namespace; Grafana loads any
+    ConfigMap labelled grafana_dashboard=1; nothing is exposed outside the cluster."""
+    return {
+        "fullnameOverride": FULLNAME,
+        "prometheus": {
+            "service": {"type": "ClusterIP"},
+            "prometheusSpec": {
+                "retention": config.retention,
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "probeSelectorNilUsesHelmValues": False,
+                "resources": {
+                    "requests": {"cpu": "200m", "memory": "1Gi"},
+                    "limits": {"memory": "2Gi"},
+                },
+            },
+        },
+        "alertmanager": {"enabled": True, "service": {"type": "ClusterIP"}},
+        "kube-state-metrics": {
+            "metricLabelsAllowlist": [
+                f"nodes=[{','.join(NODE_LABELS)}]",
+                f"pods=[{','.join(POD_LABELS)}]",
+            ]
+        },
+        "grafana": {
+            "admin": {
+                "existingSecret": GRAFANA_SECRET,
+                "userKey": "admin-user",
+                "passwordKey": "admin-password",
+            },
+            "service": {"type": "ClusterIP"},
+            "defaultDashboardsEnabled": True,
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": "grafana_dashboard",
+                    "labelValue": "1",
+                    "searchNamespace": "ALL",
+                }
+            },
+        },
+    }
+
+
+def _label(name: str) -> str:
+    """kube-state-metrics' rendering of a node label as a metric label."""
+    return "label_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def alert_rules(
+    alerts_config: ObservabilityConfig, karpenter: KarpenterConfig | None
+) -> dict[str, Any]:
+    """The PrometheusRule spec: budgets, spend per hour, cache collapse, on-demand for spot."""
+    a = alerts_config.alerts
+    hit = "sum(rate(ai_cache_hits_total[15m]))"
+    miss = "sum(rate(ai_cache_misses_total[15m]))"
+    rules: list[dict[str, Any]] = [
+        {
+            "alert": "AITeamBudget80PercentUsed",
+            "expr": "(1 - ai_budget_remaining_usd / ai_budget_limit_usd) >= "
+            f"{a.budget_warning_ratio} and ai_budget_remaining_usd > 0",
+            "for": "5m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Team {{ $labels.team }} has used "
+                f"{a.budget_warning_ratio:.0%} of its AI budget"
+            },
+        },
+        {
+            "alert": "AITeamBudgetExhausted",
+            "expr": "ai_budget_remaining_usd <= 0",
+            "for": "1m",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "Team {{ $labels.team }} has used all of its AI budget; "
+                "its requests are refused until the period resets"
+            },
+        },
+        {
+            "alert": "AISpendPerHourHigh",
+            "expr": f"sum(increase(ai_cost_total[1h])) > {a.ai_spend_per_hour_usd}",
+            "for": "10m",
+            "labels": {"severity": "warning"},
+            "annotations": {"summary": f"AI spend is above ${a.ai_spend_per_hour_usd:g} per hour"},
+        },
+        {
+            "alert": "AICacheHitRatioCollapsed",
+            "expr": f"({hit} / ({hit} + {miss})) < {a.cache_hit_ratio_min} and {miss} > 0",
+            "for": "15m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "The AI gateway's cache hit ratio fell below "
+                f"{a.cache_hit_ratio_min:.0%}"
+            },
+        },
+    ]
+    flexible = [
+        p.name for p in karpenter.node_pools if set(p.capacity_types) >= {"spot", "on-demand"}
+    ]
+    if flexible:
+        capacity, pool = _label("karpenter.sh/capacity-type"), _label("karpenter.sh/nodepool")
+        rules.append(
+            {
+                "alert": "KarpenterOnDemandWhereSpotAllowed",
+                "expr": f'count by ({pool}) (kube_node_labels{{{capacity}="on-demand", '
+                f'{pool}=~"{"|".join(flexible)}"}}) > 0',
+                "for": "30m",
+                "labels": {"severity": "info"},
+                "annotations": {
+                    "summary": "NodePool {{ $labels." + pool + " }} runs on-demand "
+                    "nodes although it allows spot"
+                },
+            }
+        )
+    return {"groups": [{"name": "finops", "rules": rules}]}
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    """The project's Grafana dashboards, by file stem, from infra/dashboards/*.json."""
+    return {
+        path.stem: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(DASHBOARDS_DIR.glob("*.json"))
+    }

@@ -1,0 +1,53 @@
+"""Karpenter: IAM (iam.py), the interruption queue (queue.py), the chart and its custom
+resources (chart.py), wired so that `pulumi destroy` removes NodePools first.
+
+Destroy order: the NodePools and the EC2NodeClass depend on the Helm release, and the release
+depends on the IAM roles, the Pod Identity association and the queue. Pulumi deletes dependents
+first, so the NodePools go while the controller still runs; their finalizers drain and terminate
+Karpenter's EC2 instances before the controller, its permissions and the queue are removed, and
+no instance is left to block the VPC's deletion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ...config import KarpenterConfig
+from ..cluster import Cluster
+from .chart import install_chart, install_node_pools
+from .iam import KarpenterIam, create_iam
+from .queue import create_interruption_queue
+
+
+@dataclass(frozen=True)
+class KarpenterArgs:
+    config: KarpenterConfig
+    cluster: Cluster
+    controller_identity: str
+    region: str
+    account_id: pulumi.Input[str]
+    partition: pulumi.Input[str]
+    tags: dict[str, str]
+
+
+class Karpenter(pulumi.ComponentResource):
+    iam: KarpenterIam
+    release: k8s.helm.v3.Release
+    node_pools: list[k8s.apiextensions.CustomResource]
+
+    def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("finops:platform:Karpenter", name, None, opts)
+        queue = create_interruption_queue(name, args, parent=self)
+        self.iam = create_iam(name, args, queue.arn, parent=self)
+        self.release = install_chart(name, args, queue.name, self.iam, parent=self)
+        self.node_pools = install_node_pools(name, args, self.iam, self.release, parent=self)
+        self.register_outputs(
+            {
+                "node_role_name": self.iam.node_role.name,
+                "queue_name": queue.name,
+                "node_pools": [pool.metadata["name"] for pool in self.node_pools],
+            }
+        )

@@ -1,0 +1,39 @@
+"""Kubecost 3.x: pod-level cost allocation, with Karpenter's spot nodes recognised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .. import versions
+from ..builders import kubecost as build
+
+
+@dataclass(frozen=True)
+class KubecostArgs:
+    cluster_name: str
+    provider: k8s.Provider
+    depends_on: list[pulumi.Resource]
+
+
+class Kubecost(pulumi.ComponentResource):
+    release: k8s.helm.v3.Release
+
+    def __init__(self, name: str, args: KubecostArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("finops:platform:Kubecost", name, None, opts)
+        self.release = k8s.helm.v3.Release(
+            f"{name}-chart",
+            name=build.RELEASE_NAME,
+            chart=versions.KUBECOST_CHART,
+            version=versions.KUBECOST_VERSION,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=versions.KUBECOST_REPO),
+            namespace=build.NAMESPACE,
+            create_namespace=True,
+            values=build.helm_values(args.cluster_name),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=args.depends_on
+            ),
+        )
+        self.register_outputs({"release": self.release.name})

@@ -1,0 +1,77 @@
+"""Network: a VPC over 2-3 AZs with public and private subnets and NAT, or an existing VPC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_awsx as awsx
+
+from ..config import NetworkConfig
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    config: NetworkConfig
+    cluster_name: str
+    tags: dict[str, str]
+
+
+def subnet_tags(cluster_name: str) -> dict[str, dict[str, str]]:
+    """Tags EKS load balancers and Karpenter's subnet discovery look for."""
+    return {
+        "public": {"kubernetes.io/role/elb": "1"},
+        "private": {
+            "kubernetes.io/role/internal-elb": "1",
+            "karpenter.sh/discovery": cluster_name,
+        },
+    }
+
+
+class Network(pulumi.ComponentResource):
+    vpc_id: pulumi.Output[str]
+    private_subnet_ids: pulumi.Output[list[str]]
+    public_subnet_ids: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("finops:platform:Network", name, None, opts)
+        config = args.config
+        if config.mode == "existing":
+            assert config.vpc_id is not None
+            self.vpc_id = pulumi.Output.from_input(config.vpc_id)
+            self.private_subnet_ids = pulumi.Output.from_input(list(config.private_subnet_ids))
+            self.public_subnet_ids = pulumi.Output.from_input(list(config.public_subnet_ids))
+        else:
+            tags = subnet_tags(args.cluster_name)
+            vpc = awsx.ec2.Vpc(
+                f"{name}-vpc",
+                cidr_block=config.cidr,
+                number_of_availability_zones=config.availability_zones,
+                enable_dns_hostnames=True,
+                subnet_strategy=awsx.ec2.SubnetAllocationStrategy.AUTO,
+                nat_gateways=awsx.ec2.NatGatewayConfigurationArgs(
+                    strategy=awsx.ec2.NatGatewayStrategy.SINGLE
+                    if config.nat_gateways == "single"
+                    else awsx.ec2.NatGatewayStrategy.ONE_PER_AZ
+                ),
+                subnet_specs=[
+                    awsx.ec2.SubnetSpecArgs(
+                        type=awsx.ec2.SubnetType.PUBLIC, cidr_mask=22, tags=tags["public"]
+                    ),
+                    awsx.ec2.SubnetSpecArgs(
+                        type=awsx.ec2.SubnetType.PRIVATE, cidr_mask=20, tags=tags["private"]
+                    ),
+                ],
+                tags={**args.tags, "Name": f"{args.cluster_name}-vpc"},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.vpc_id = vpc.vpc_id
+            self.private_subnet_ids = vpc.private_subnet_ids
+            self.public_subnet_ids = vpc.public_subnet_ids
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "private_subnet_ids": self.private_subnet_ids,
+                "public_subnet_ids": self.public_subnet_ids,
+            }
+        )

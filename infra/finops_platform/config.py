@@ -1,0 +1,232 @@
+"""The stack config, parsed once into a typed, validated object.
+
+A stack file (stacks/Pulumi.<stack>.yaml) holds ``aws:region``, the object ``finops-sim:platform``
+and, as a Pulumi secret, ``finops-sim:grafanaAdminPassword`` (optional: random when absent).
+Keys are camelCase, as Pulumi config usually is. A bad value stops the program with the file, the
+key path, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from ai_gateway.config_errors import ConfigError, describe_validation_error
+
+from . import versions
+
+PROJECT = "finops-sim"
+STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"
+CapacityType = Literal["spot", "on-demand"]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class NetworkConfig(_Config):
+    mode: Literal["create", "existing"] = "create"
+    cidr: str = "10.0.0.0/16"
+    availability_zones: int = Field(default=2, ge=2, le=3)
+    nat_gateways: Literal["single", "one_per_az"] = Field(
+        default="single", description="one NAT gateway (cheaper) or one per AZ (resilient)"
+    )
+    vpc_id: str | None = None
+    private_subnet_ids: tuple[str, ...] = ()
+    public_subnet_ids: tuple[str, ...] = ()
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, cidr: str) -> str:
+        network = ipaddress.ip_network(cidr)
+        if network.prefixlen > 20:
+            raise ValueError("the VPC needs at least a /20 to hold its subnets")
+        return cidr
+
+    @model_validator(mode="after")
+    def _existing_needs_ids(self) -> NetworkConfig:
+        if self.mode == "existing" and not (self.vpc_id and self.private_subnet_ids):
+            raise ValueError("mode 'existing' needs vpcId and privateSubnetIds")
+        if self.mode == "create" and (self.vpc_id or self.private_subnet_ids):
+            raise ValueError("vpcId and subnet ids are only for mode 'existing'")
+        return self
+
+
+class SystemNodeGroupConfig(_Config):
+    instance_types: tuple[str, ...] = Field(default=("t3.large",), min_length=1)
+    desired_size: int = Field(default=2, ge=1, le=10)
+    min_size: int = Field(default=2, ge=1, le=10)
+    max_size: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SystemNodeGroupConfig:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError("sizes must satisfy minSize <= desiredSize <= maxSize")
+        return self
+
+
+class ClusterConfig(_Config):
+    kubernetes_version: str = Field(default=versions.KUBERNETES_VERSION, pattern=r"^1\.\d{2}$")
+    endpoint_public_access: bool = True
+    public_access_cidrs: tuple[str, ...] = Field(
+        default=(),
+        description="who may reach a public API endpoint; required when it is public",
+    )
+    controller_identity: Literal["pod_identity", "irsa"] = "pod_identity"
+    admin_role_arns: tuple[str, ...] = ()
+    system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
+
+    @model_validator(mode="after")
+    def _public_needs_allow_list(self) -> ClusterConfig:
+        if self.endpoint_public_access and not self.public_access_cidrs:
+            raise ValueError(
+                "a public API endpoint needs publicAccessCidrs (an explicit allow-list); "
+                "or set endpointPublicAccess: false"
+            )
+        for cidr in self.public_access_cidrs:
+            ipaddress.ip_network(cidr)
+        return self
+
+
+class TaintConfig(_Config):
+    key: str
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
+class NodePoolConfig(_Config):
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    capacity_types: tuple[CapacityType, ...] = Field(min_length=1)
+    instance_categories: tuple[str, ...] = ("c", "m", "r")
+    instance_families: tuple[str, ...] = ()
+    architectures: tuple[Literal["amd64", "arm64"], ...] = ("amd64",)
+    cpu_limit: int = Field(ge=1, le=10_000, description="vCPUs the pool may buy in total")
+    memory_limit_gib: int = Field(ge=1, le=100_000)
+    consolidation_policy: Literal["WhenEmptyOrUnderutilized", "WhenEmpty", "Balanced"] = (
+        "WhenEmptyOrUnderutilized"
+    )
+    consolidate_after: str = Field(default="1m", pattern=r"^(Never|\d+(s|m|h))$")
+    expire_after: str = Field(default="720h", pattern=r"^(Never|\d+(s|m|h))$")
+    weight: int = Field(default=10, ge=0, le=100)
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: tuple[TaintConfig, ...] = ()
+
+    @field_validator("instance_categories")
+    @classmethod
+    def _categories(cls, categories: tuple[str, ...]) -> tuple[str, ...]:
+        for category in categories:
+            if not re.match(r"^[a-z]$", category):
+                raise ValueError(f"{category!r} is not an instance category such as c, m or r")
+        return categories
+
+    @property
+    def consolidation_enabled(self) -> bool:
+        return self.consolidate_after != "Never"
+
+
+class KarpenterConfig(_Config):
+    ami_alias: str = Field(
+        default=versions.AMI_ALIAS, pattern=r"^(al2023|al2|bottlerocket)@(v\d{8}|v\d+\.\d+\.\d+)$"
+    )
+    root_volume_gib: int = Field(default=30, ge=20, le=500)
+    replicas: int = Field(default=1, ge=1, le=3)
+    node_pools: tuple[NodePoolConfig, ...] = Field(min_length=1)
+
+    @field_validator("node_pools")
+    @classmethod
+    def _unique(cls, pools: tuple[NodePoolConfig, ...]) -> tuple[NodePoolConfig, ...]:
+        names = [p.name for p in pools]
+        if len(set(names)) != len(names):
+            raise ValueError("node pool names must be unique")
+        return pools
+
+
+class AlertConfig(_Config):
+    ai_spend_per_hour_usd: float = Field(default=5.0, gt=0)
+    budget_warning_ratio: float = Field(default=0.8, gt=0, lt=1)
+    cache_hit_ratio_min: float = Field(default=0.05, ge=0, lt=1)
+
+
+class ObservabilityConfig(_Config):
+    retention: str = Field(default="7d", pattern=r"^\d+[dh]$")
+    alerts: AlertConfig = AlertConfig()
+
+
+class KubecostConfig(_Config):
+    enabled: bool = True
+
+
+class PlatformConfig(_Config):
+    cost_center: str = Field(default="finops-lab", min_length=1, max_length=64)
+    network: NetworkConfig = NetworkConfig()
+    cluster: ClusterConfig
+    karpenter: KarpenterConfig
+    observability: ObservabilityConfig = ObservabilityConfig()
+    kubecost: KubecostConfig = KubecostConfig()
+
+
+class _StackFile(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    region: str = Field(alias="aws:region", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    platform: PlatformConfig = Field(alias=f"{PROJECT}:platform")
+
+
+class StackConfig(BaseModel):
+    """Everything one stack deploys, plus the names derived from it."""
+
+    model_config = ConfigDict(frozen=True)
+    stack: str
+    region: str
+    platform: PlatformConfig
+
+    @property
+    def cluster_name(self) -> str:
+        return f"finops-{self.stack}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Cost-allocation tags on every AWS resource."""
+        return {
+            "project": PROJECT,
+            "stack": self.stack,
+            "cost-center": self.platform.cost_center,
+            "managed-by": "pulumi",
+        }
+
+
+def stack_file(stack: str) -> Path:
+    return STACKS_DIR / f"Pulumi.{stack}.yaml"
+
+
+def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
+    """Validate the stack's config values (``project:key`` -> value)."""
+    from pydantic import ValidationError
+
+    source = str(stack_file(stack).relative_to(STACKS_DIR.parent))
+    try:
+        parsed = _StackFile.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, source, _StackFile)) from exc
+    return StackConfig(stack=stack, region=parsed.region, platform=parsed.platform)
+
+
+def read_stack_file(stack: str) -> dict[str, Any]:
+    """The plain (non-secret) config values of a stack file, for render and tests."""
+    from ai_gateway.config_errors import read_yaml
+
+    data = read_yaml(stack_file(stack)) or {}
+    config = data.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{stack_file(stack)}: `config` must be a mapping")
+    return {key: value for key, value in config.items() if not _is_secret(value)}
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}

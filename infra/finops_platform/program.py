@@ -1,0 +1,108 @@
+"""Wiring: typed config in, components out, and the stack's outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from .builders import kubecost as kubecost_build
+from .builders import observability as observability_build
+from .components.cluster import Cluster, ClusterArgs
+from .components.karpenter import Karpenter, KarpenterArgs
+from .components.kubecost import Kubecost, KubecostArgs
+from .components.network import Network, NetworkArgs
+from .components.observability import Observability, ObservabilityArgs
+from .config import PROJECT, StackConfig, parse_stack_config
+
+
+def load_config() -> StackConfig:
+    """Read the stack's config through Pulumi and validate it once."""
+    values = {
+        "aws:region": pulumi.Config("aws").get("region"),
+        f"{PROJECT}:platform": pulumi.Config(PROJECT).get_object("platform"),
+    }
+    return parse_stack_config(pulumi.get_stack(), values)
+
+
+def grafana_password() -> pulumi.Output[str] | None:
+    return pulumi.Config(PROJECT).get_secret("grafanaAdminPassword")
+
+
+def port_forward_commands(cluster_name: str, region: str) -> dict[str, str]:
+    return {
+        "kubeconfig": f"aws eks update-kubeconfig --name {cluster_name} --region {region}",
+        "grafana": f"kubectl -n {observability_build.NAMESPACE} port-forward "
+        f"svc/{observability_build.RELEASE_NAME}-grafana 3000:80",
+        "prometheus": f"kubectl -n {observability_build.NAMESPACE} port-forward "
+        f"svc/{observability_build.FULLNAME}-prometheus 9090:9090",
+        "kubecost": f"kubectl -n {kubecost_build.NAMESPACE} port-forward "
+        f"svc/{kubecost_build.RELEASE_NAME}-frontend 9091:9090",
+    }
+
+
+def build(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None) -> dict[str, Any]:
+    platform = config.platform
+    tags = config.tags
+    # Every AWS resource, inside the eks and awsx components too, gets the cost tags by default.
+    aws_provider = aws.Provider(
+        "aws", region=config.region, default_tags=aws.ProviderDefaultTagsArgs(tags=tags)
+    )
+    with_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
+    invoke = pulumi.InvokeOptions(provider=aws_provider)
+    partition = aws.get_partition_output(opts=invoke).partition
+    account_id = aws.get_caller_identity_output(opts=invoke).account_id
+    network = Network("network", NetworkArgs(platform.network, config.cluster_name, tags), with_aws)
+    cluster = Cluster(
+        "cluster",
+        ClusterArgs(
+            config=platform.cluster,
+            cluster_name=config.cluster_name,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            public_subnet_ids=network.public_subnet_ids,
+            partition=partition,
+            tags=tags,
+        ),
+        with_aws,
+    )
+    karpenter = Karpenter(
+        "karpenter",
+        KarpenterArgs(
+            config=platform.karpenter,
+            cluster=cluster,
+            controller_identity=platform.cluster.controller_identity,
+            region=config.region,
+            account_id=account_id,
+            partition=partition,
+            tags=tags,
+        ),
+        with_aws,
+    )
+    observability = Observability(
+        "observability",
+        ObservabilityArgs(
+            config=platform.observability,
+            karpenter=platform.karpenter,
+            provider=cluster.provider,
+            grafana_admin_password=grafana_admin_password,
+            depends_on=[karpenter.release],
+        ),
+    )
+    outputs: dict[str, Any] = {
+        "cluster_name": config.cluster_name,
+        "region": config.region,
+        "kubeconfig": cluster.kubeconfig,
+        "grafana_admin_password": observability.grafana_admin_password,
+        "grafana_url": "http://localhost:3000 (after the grafana port-forward)",
+        "port_forward": port_forward_commands(config.cluster_name, config.region),
+        "node_pools": [pool.name for pool in platform.karpenter.node_pools],
+    }
+    if platform.kubecost.enabled:
+        Kubecost(
+            "kubecost",
+            KubecostArgs(config.cluster_name, cluster.provider, depends_on=[observability.release]),
+        )
+        outputs["kubecost_url"] = "http://localhost:9091 (after the kubecost port-forward)"
+    return outputs

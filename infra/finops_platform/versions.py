@@ -1,0 +1,19 @@
+"""Every chart and platform version the program deploys, pinned here and nowhere else."""
+
+KUBERNETES_VERSION = "1.34"
+
+KARPENTER_CHART = "oci://public.ecr.aws/karpenter/karpenter"
+KARPENTER_VERSION = "1.14.1"
+
+KUBE_PROMETHEUS_STACK_REPO = "https://prometheus-community.github.io/helm-charts"
+KUBE_PROMETHEUS_STACK_CHART = "kube-prometheus-stack"
+KUBE_PROMETHEUS_STACK_VERSION = "88.5.3"
+
+KUBECOST_REPO = "https://kubecost.github.io/kubecost"
+KUBECOST_CHART = "kubecost"
+KUBECOST_VERSION = "3.2.1"
+
+# The EKS-optimized Amazon Linux 2023 AMI release that Karpenter's nodes boot. Pinned, because
+# "@latest" replaces every node whenever AWS publishes an AMI. The README shows how to look up the
+# current release before `pulumi up`.
+AMI_ALIAS = "al2023@v20261020"

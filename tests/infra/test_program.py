@@ -1,0 +1,154 @@
+"""The Pulumi program under mocks (preview=False, so assertions really run), for both stacks."""
+
+from __future__ import annotations
+
+import json
+
+from finops_platform import versions
+from tests.infra.conftest import recorded
+
+TAGGABLE_AWS = (
+    "aws:iam/role:Role", "aws:sqs/queue:Queue", "aws:cloudwatch/eventRule:EventRule",
+    "aws:eks/addon:Addon", "aws:eks/accessEntry:AccessEntry", "aws:eks/nodeGroup:NodeGroup",
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation", "eks:index:Cluster", "awsx:ec2:Vpc",
+)  # fmt: skip
+
+
+def one(recording, typ: str, name: str | None = None):
+    matches = [r for r in recording.mocks.of_type(typ) if name is None or r.name == name]
+    assert len(matches) == 1, f"{typ} {name}: {[r.name for r in matches]}"
+    return matches[0]
+
+
+def test_one_component_per_concern(recording):
+    components = {r.typ for r in recording.mocks.resources if r.typ.startswith("finops:platform:")}
+    assert components == {
+        "finops:platform:Network", "finops:platform:Cluster", "finops:platform:Karpenter",
+        "finops:platform:Observability", "finops:platform:Kubecost",
+    }  # fmt: skip
+
+
+def test_cluster_uses_api_auth_private_nodes_and_pinned_version(recording):
+    cluster = one(recording, "eks:index:Cluster").inputs
+    assert cluster["authenticationMode"] == "API"
+    assert cluster["version"] == versions.KUBERNETES_VERSION
+    assert cluster["skipDefaultNodeGroup"] is True
+    assert cluster["privateSubnetIds"] == ["subnet-0private1", "subnet-0private2"]
+    assert cluster["publicAccessCidrs"] == ["203.0.113.10/32"]
+    group = one(recording, "aws:eks/nodeGroup:NodeGroup").inputs
+    assert group["capacityType"] == "ON_DEMAND"
+    addon = one(recording, "aws:eks/addon:Addon").inputs
+    assert addon["addonName"] == "eks-pod-identity-agent"
+
+
+def test_vpc_has_nat_and_discovery_tags(recording):
+    vpc = one(recording, "awsx:ec2:Vpc").inputs
+    assert vpc["numberOfAvailabilityZones"] == 2
+    assert vpc["natGateways"] == {"strategy": "Single"}
+    private = next(s for s in vpc["subnetSpecs"] if s["type"] == "Private")
+    assert private["tags"]["karpenter.sh/discovery"] == recording.outputs["cluster_name"]
+    assert private["tags"]["kubernetes.io/role/internal-elb"] == "1"
+
+
+def test_every_taggable_aws_resource_carries_the_cost_tags(recording):
+    stack = recording.outputs["cluster_name"].removeprefix("finops-")
+    for resource in recording.mocks.resources:
+        if resource.typ in TAGGABLE_AWS:
+            tags = resource.inputs.get("tags") or {}
+            assert tags.get("cost-center") == "finops-lab", resource.name
+            assert tags.get("stack") == stack and tags.get("project") == "finops-sim"
+    provider = one(recording, "pulumi:providers:aws").inputs
+    assert json.loads(provider["defaultTags"])["tags"]["cost-center"] == "finops-lab"
+
+
+def test_karpenter_pieces_and_fixed_release_name(recording):
+    release = one(recording, "kubernetes:helm.sh/v3:Release", "karpenter-chart").inputs
+    assert release["name"] == "karpenter"
+    assert release["chart"] == "oci://public.ecr.aws/karpenter/karpenter"
+    assert release["version"] == "1.14.1"
+    cluster_name = recording.outputs["cluster_name"]
+    assert release["values"]["settings"] == {
+        "clusterName": cluster_name, "interruptionQueue": f"Karpenter-{cluster_name}"
+    }  # fmt: skip
+    entry = one(recording, "aws:eks/accessEntry:AccessEntry").inputs
+    assert entry["type"] == "EC2_LINUX"
+    assert entry["principalArn"].endswith(f"role/KarpenterNodeRole-{cluster_name}")
+    association = one(recording, "aws:eks/podIdentityAssociation:PodIdentityAssociation").inputs
+    assert (association["namespace"], association["serviceAccount"]) == ("kube-system", "karpenter")
+    assert len(recording.mocks.of_type("aws:cloudwatch/eventRule:EventRule")) == 5
+    policy = json.loads(one(recording, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    assert any(s["Sid"] == "AllowInterruptionQueueActions" for s in policy["Statement"])
+
+
+def test_destroy_order_nodepools_before_controller_before_iam(recording):
+    deps = recording.monitor.dependencies
+    release = ("kubernetes:helm.sh/v3:Release", "karpenter-chart")
+    for pool in recording.mocks.of_type("kubernetes:karpenter.sh/v1:NodePool"):
+        assert release in deps(pool.typ, pool.name)
+    node_class = one(recording, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    assert release in deps(node_class.typ, node_class.name)
+    release_deps = deps(*release)
+    assert ("aws:iam/rolePolicy:RolePolicy", "karpenter-controller") in release_deps
+    assert ("aws:eks/podIdentityAssociation:PodIdentityAssociation",
+            "karpenter-controller") in release_deps  # fmt: skip
+    assert ("aws:eks/accessEntry:AccessEntry", "karpenter-node") in release_deps
+
+
+def test_stacks_differ_in_capacity_and_consolidation():
+    def pools(stack):
+        return {
+            r.inputs["metadata"]["name"]: r.inputs["spec"]
+            for r in recorded(stack).mocks.of_type("kubernetes:karpenter.sh/v1:NodePool")
+        }
+
+    unoptimized, optimized = pools("unoptimized"), pools("optimized")
+    capacity = lambda spec: spec["template"]["spec"]["requirements"][0]["values"]  # noqa: E731
+    assert [capacity(s) for s in unoptimized.values()] == [["on-demand"]]
+    assert unoptimized["on-demand"]["disruption"]["consolidateAfter"] == "Never"
+    assert capacity(optimized["spot"]) == ["spot", "on-demand"]
+    assert optimized["spot"]["disruption"]["consolidationPolicy"] == "WhenEmptyOrUnderutilized"
+    for spec in [*unoptimized.values(), *optimized.values()]:
+        assert set(spec["limits"]) == {"cpu", "memory"}
+
+
+def test_grafana_password_is_random_secret_and_never_admin(recording):
+    assert recording.mocks.of_type("random:index/randomPassword:RandomPassword")
+    secret = one(recording, "kubernetes:core/v1:Secret").inputs
+    assert secret["stringData"]["admin-password"] == "mock-generated-password"
+    values = one(recording, "kubernetes:helm.sh/v3:Release", "observability-chart").inputs["values"]
+    assert values["grafana"]["admin"]["existingSecret"] == secret["metadata"]["name"]
+    assert "adminPassword" not in values["grafana"]
+    assert values["grafana"]["service"]["type"] == "ClusterIP"
+    assert (
+        values["prometheus"]["prometheusSpec"]["serviceMonitorSelectorNilUsesHelmValues"] is False
+    )
+
+
+def test_on_demand_for_spot_alert_only_where_spot_is_allowed():
+    def alerts(stack):
+        rule = recorded(stack).mocks.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")[
+            0
+        ]
+        return {r["alert"] for g in rule.inputs["spec"]["groups"] for r in g["rules"]}
+
+    assert "KarpenterOnDemandWhereSpotAllowed" in alerts("optimized")
+    assert "KarpenterOnDemandWhereSpotAllowed" not in alerts("unoptimized")
+    assert {"AITeamBudget80PercentUsed", "AITeamBudgetExhausted", "AISpendPerHourHigh",
+            "AICacheHitRatioCollapsed"} <= alerts("unoptimized")  # fmt: skip
+
+
+def test_kubecost_recognises_spot_nodes(recording):
+    values = one(recording, "kubernetes:helm.sh/v3:Release", "kubecost-chart").inputs["values"]
+    assert values["global"]["clusterId"] == recording.outputs["cluster_name"]
+    kubecost = values["finopsagent"]["agent"]["kubecost"]
+    assert (kubecost["spotLabel"], kubecost["spotLabelValue"]) == (
+        "karpenter.sh/capacity-type",
+        "spot",
+    )
+
+
+def test_outputs(recording):
+    outputs = recording.outputs
+    assert {"cluster_name", "kubeconfig", "grafana_admin_password", "grafana_url", "port_forward",
+            "kubecost_url"} <= set(outputs)  # fmt: skip
+    assert "port-forward" in outputs["port_forward"]["grafana"]
