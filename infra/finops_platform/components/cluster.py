@@ -10,8 +10,9 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from ..builders.iam import SYSTEM_NODE_MANAGED_POLICIES, assume_role_by_service, managed_policy_arn
+from ..builders.iam import SYSTEM_NODE_MANAGED_POLICIES
 from ..config import ClusterConfig
+from .node_roles import node_role as create_node_role
 
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
@@ -79,25 +80,9 @@ class Cluster(pulumi.ComponentResource):
             value=args.cluster_name,
             opts=child,
         )
-        node_role = aws.iam.Role(
-            f"{name}-system-nodes",
-            assume_role_policy=pulumi.Output.json_dumps(
-                assume_role_by_service("ec2.amazonaws.com")
-            ),
-            tags=args.tags,
-            opts=child,
+        node_role, attachments = create_node_role(
+            f"{name}-system-nodes", SYSTEM_NODE_MANAGED_POLICIES, args.partition, args.tags, self
         )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-system-nodes-{policy}",
-                role=node_role.name,
-                policy_arn=pulumi.Output.from_input(args.partition).apply(
-                    lambda partition, policy=policy: managed_policy_arn(partition, policy)
-                ),
-                opts=child,
-            )
-            for policy in SYSTEM_NODE_MANAGED_POLICIES
-        ]
         group = config.system_node_group
         # A plain EKS managed node group (not the eks.ManagedNodeGroup component): EKS creates its
         # access entry, and no resource reference crosses into a remote component.

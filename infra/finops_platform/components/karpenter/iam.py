@@ -11,13 +11,12 @@ import pulumi_aws as aws
 
 from ...builders.iam import (
     KARPENTER_NODE_MANAGED_POLICIES,
-    assume_role_by_service,
     controller_policy,
     controller_trust_irsa,
     controller_trust_pod_identity,
-    managed_policy_arn,
 )
 from ...builders.karpenter import NAMESPACE, node_role_name
+from ..node_roles import node_role as create_node_role
 
 if TYPE_CHECKING:
     from . import KarpenterArgs
@@ -36,24 +35,15 @@ def create_iam(
 ) -> KarpenterIam:
     child = pulumi.ResourceOptions(parent=parent)
     cluster_name = args.cluster.name
-    node_role = aws.iam.Role(
+    node_role, attachments = create_node_role(
         f"{name}-node",
-        name=node_role_name(cluster_name),
-        assume_role_policy=json.dumps(assume_role_by_service("ec2.amazonaws.com")),
-        tags=args.tags,
-        opts=child,
+        KARPENTER_NODE_MANAGED_POLICIES,
+        args.partition,
+        args.tags,
+        parent,
+        role_name=node_role_name(cluster_name),
     )
-    dependencies: list[pulumi.Resource] = [
-        aws.iam.RolePolicyAttachment(
-            f"{name}-node-{policy}",
-            role=node_role.name,
-            policy_arn=pulumi.Output.from_input(args.partition).apply(
-                lambda partition, policy=policy: managed_policy_arn(partition, policy)
-            ),
-            opts=child,
-        )
-        for policy in KARPENTER_NODE_MANAGED_POLICIES
-    ]
+    dependencies: list[pulumi.Resource] = list(attachments)
     dependencies.append(
         aws.eks.AccessEntry(
             f"{name}-node",
