@@ -163,6 +163,61 @@ class KubecostConfig(_Config):
     enabled: bool = True
 
 
+_CPU = re.compile(r"^(\d+m|\d+(\.\d+)?)$")
+_MEMORY = re.compile(r"^\d+(Mi|Gi)$")
+
+
+def cpu_millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def memory_mib(quantity: str) -> int:
+    return int(quantity[:-2]) * (1024 if quantity.endswith("Gi") else 1)
+
+
+class Quantities(_Config):
+    cpu: str = Field(pattern=_CPU.pattern, description="e.g. 400m or 1")
+    memory: str = Field(pattern=_MEMORY.pattern, description="e.g. 400Mi or 1Gi")
+
+
+class MemoryLimit(_Config):
+    memory: str = Field(pattern=_MEMORY.pattern)
+    cpu: str | None = Field(default=None, pattern=_CPU.pattern)
+
+
+class ContainerResources(_Config):
+    requests: Quantities
+    limits: MemoryLimit
+
+
+class WorkloadConfig(_Config):
+    replicas: int = Field(ge=1, le=100)
+    resources: ContainerResources
+
+
+class DemoServicesConfig(WorkloadConfig):
+    count: int = Field(ge=1, le=50, description="how many demo microservices")
+
+
+class LocustConfig(_Config):
+    workers: int = Field(ge=1, le=50)
+    master: ContainerResources
+    worker: ContainerResources
+
+
+class WorkloadsConfig(_Config):
+    """What runs on the cluster, and how big each pod asks to be."""
+
+    gateway_profile: Literal["unoptimized", "optimized"]
+    stateless_on_spot: bool = Field(
+        description="gateway, Locust workers and demo services may run on spot nodes"
+    )
+    gateway: WorkloadConfig
+    redis: ContainerResources
+    locust: LocustConfig
+    demo_services: DemoServicesConfig
+
+
 class PlatformConfig(_Config):
     cost_center: str = Field(default="finops-lab", min_length=1, max_length=64)
     network: NetworkConfig = NetworkConfig()
@@ -176,6 +231,7 @@ class _StackFile(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     region: str = Field(alias="aws:region", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     platform: PlatformConfig = Field(alias=f"{PROJECT}:platform")
+    workloads: WorkloadsConfig = Field(alias=f"{PROJECT}:workloads")
 
 
 class StackConfig(BaseModel):
@@ -185,6 +241,7 @@ class StackConfig(BaseModel):
     stack: str
     region: str
     platform: PlatformConfig
+    workloads: WorkloadsConfig
 
     @property
     def cluster_name(self) -> str:
@@ -214,7 +271,9 @@ def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
         parsed = _StackFile.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, source, _StackFile)) from exc
-    return StackConfig(stack=stack, region=parsed.region, platform=parsed.platform)
+    return StackConfig(
+        stack=stack, region=parsed.region, platform=parsed.platform, workloads=parsed.workloads
+    )
 
 
 def read_stack_file(stack: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ def load_config() -> StackConfig:
     values = {
         "aws:region": pulumi.Config("aws").get("region"),
         f"{PROJECT}:platform": pulumi.Config(PROJECT).get_object("platform"),
+        f"{PROJECT}:workloads": pulumi.Config(PROJECT).get_object("workloads"),
     }
     return parse_stack_config(pulumi.get_stack(), values)
 

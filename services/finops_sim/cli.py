@@ -45,20 +45,37 @@ def parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--seed", type=int, help="overrides the scenario's seed")
     run_cmd.add_argument("--out", type=Path, default=Path("out"), help="output folder (./out)")
     run_cmd.add_argument(
-        "--users", type=_positive_int, default=1,
+        "--users",
+        type=_positive_int,
+        default=1,
         help="concurrent Locust users (1 keeps the request order, and so the numbers, "
         "identical from run to run)",
-    )  # fmt: skip
+    )
     run_cmd.add_argument(
-        "--embedder", choices=["model2vec", "lexical"], default="model2vec",
+        "--embedder",
+        choices=["model2vec", "lexical"],
+        default="model2vec",
         help="semantic cache embedder of the optimized phase",
-    )  # fmt: skip
+    )
     render_cmd = commands.add_parser(
         "render", help="write what a stack would deploy (Kubernetes objects, Helm releases, AWS)"
     )
     render_cmd.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
     render_cmd.add_argument(
         "--out", type=Path, default=None, help="output folder (out/render/STACK)"
+    )
+    cost_cmd = commands.add_parser(
+        "cost", help="estimate a stack's monthly compute cost, or compare two stacks"
+    )
+    which = cost_cmd.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stack", help="stack name: stacks/Pulumi.<stack>.yaml")
+    which.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="two stacks")
+    cost_cmd.add_argument(
+        "--spot-discount",
+        action="append",
+        default=[],
+        metavar="CATEGORY=FRACTION",
+        help="override the assumed spot discount of an instance category, e.g. m=0.55",
     )
     run_cmd.add_argument(
         "--gateway-config",
@@ -89,10 +106,61 @@ def render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _discounts(pairs: list[str]) -> dict[str, float]:
+    discounts = {}
+    for pair in pairs:
+        category, _, fraction = pair.partition("=")
+        try:
+            value = float(fraction)
+        except ValueError:
+            value = -1.0
+        if len(category) != 1 or not 0 <= value < 1:
+            raise ConfigError(
+                f"--spot-discount {pair!r} is invalid: use CATEGORY=FRACTION, e.g. m=0.55"
+            )
+        discounts[category] = value
+    return discounts
+
+
+def cost(args: argparse.Namespace) -> int:
+    from finops_platform.cost import PRICE_SOURCE, CostModelError, compare, stack_cost
+    from finops_platform.render import load_stack
+
+    try:
+        discounts = _discounts(args.spot_discount)
+        if args.stack:
+            estimate = stack_cost(load_stack(args.stack), spot_discounts=discounts)
+            print(f"stack {args.stack}: ${estimate.monthly_usd:,.2f} per month ({PRICE_SOURCE})")
+            for line in estimate.pools:
+                print(
+                    f"  {line.pool:<18} {line.capacity:<9} {line.nodes} x {line.instance_type:<11}"
+                    f" {line.pods:>3} pods  ${line.monthly_usd:,.2f}/month"
+                )
+            return 0
+        before, after = (load_stack(name) for name in args.compare)
+        result = compare(before, after, spot_discounts=discounts)
+    except (ConfigError, CostModelError) as exc:
+        print(f"finops-sim: {exc}", file=sys.stderr)
+        return 2
+    names = args.compare
+    before_usd = f"${result['unoptimized_monthly_usd']:,.2f}"
+    after_usd = f"${result['optimized_monthly_usd']:,.2f}"
+    print(f"{'':<22}{names[0]:>14}{names[1]:>14}")
+    print(f"{'compute per month':<22}{before_usd:>14}{after_usd:>14}")
+    print(
+        f"saved: ${result['savings_usd']:,.2f} per month ({result['savings_pct']:.1%}): "
+        f"rightsizing ${result['rightsizing_usd']:,.2f}, spot ${result['spot_usd']:,.2f}"
+    )
+    print(f"prices: {PRICE_SOURCE}; spot as a discount per category (see finops_platform/cost.py)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "render":
         return render(args)
+    if args.command == "cost":
+        return cost(args)
     requests = args.requests if args.requests or args.duration else 600
     options = RunOptions(
         scenario=args.scenario,

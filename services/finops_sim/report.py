@@ -138,9 +138,13 @@ def summary_tree(results: dict[str, Any]) -> str:
         compute_line = (
             f"Kubernetes Compute: {pct(compute['savings_pct'])} reduction "
             f"({usd(compute['unoptimized_monthly_usd'])} -> "
-            f"{usd(compute['optimized_monthly_usd'])} per month)"
+            f"{usd(compute['optimized_monthly_usd'])} per month, cost model: rightsizing "
+            f"{usd(compute['rightsizing_usd'])}, spot {usd(compute['spot_usd'])})"
         )
-        total_line = f"Total: {pct(compute.get('total_savings_pct'))} reduction"
+        total_line = (
+            "Total: not combined - compute is priced per month of nodes and AI per request; "
+            "weigh them with your own volumes"
+        )
     return (
         "Cost Optimization Results (measured in this run):\n"
         f"├── {compute_line}\n├── {ai_line}\n└── {total_line}"

@@ -175,6 +175,17 @@ def cross_check(phase: str, summary: dict[str, Any]) -> None:
         )
 
 
+def compute_comparison() -> dict[str, float] | None:
+    """The Kubernetes compute line: the cost model on the two stacks' configs."""
+    from finops_platform.config import stack_file
+    from finops_platform.cost import compare
+    from finops_platform.render import load_stack
+
+    if not all(stack_file(s).exists() for s in ("unoptimized", "optimized")):
+        return None
+    return compare(load_stack("unoptimized"), load_stack("optimized"))
+
+
 def run(options: RunOptions) -> dict[str, Any]:
     scenario = load_scenario(options.scenario)
     if options.gateway_config is not None:
@@ -204,7 +215,7 @@ def run(options: RunOptions) -> dict[str, Any]:
         },
         "phases": phases,
         "comparison": compare(phases["unoptimized"], phases["optimized"]),
-        "compute": None,
+        "compute": compute_comparison(),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     write_report(results, out)

@@ -65,7 +65,17 @@ def test_every_file_is_written(first_run):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
     assert "Cost Optimization Results (measured in this run)" in report
-    assert "Kubernetes Compute: not computed" in report
+
+
+def test_the_compute_line_comes_from_the_cost_model(first_run):
+    from finops_platform.cost import compare
+    from finops_platform.render import load_stack
+
+    out, results = first_run
+    expected = compare(load_stack("unoptimized"), load_stack("optimized"))
+    assert results["compute"] == pytest.approx(expected)
+    report = (out / "report.md").read_text()
+    assert f"Kubernetes Compute: {expected['savings_pct'] * 100:.1f}% reduction" in report
 
 
 def test_three_way_cross_check(first_run):

@@ -1,0 +1,261 @@
+"""The compute cost model: what a stack's pods cost per month on the nodes Karpenter would buy.
+
+Assumptions, all visible here:
+- Pods are the stack's workloads with their requests; each goes to a NodePool the way the
+  workloads component places it: stateless pods to the pool that allows spot when
+  ``statelessOnSpot`` is true, everything else to an on-demand pool.
+- For each pool, Karpenter picks the cheapest instance type it allows that fits, and
+  consolidation keeps the pods packed: the model packs each pool's pods first-fit-decreasing onto
+  nodes of every allowed type and keeps the cheapest total. A static model cannot see the waste of
+  a cluster that never consolidates; it prices the pods' requests, which is what rightsizing
+  changes.
+- A node's allocatable capacity is its size minus kubelet and system reservations and the
+  daemonsets' requests (below), and minus the 7.5% memory overhead Karpenter assumes.
+- Spot costs the on-demand price minus a per-category discount (``SPOT_DISCOUNTS``); spot prices
+  move hourly, so this is an assumption to replace with DescribeSpotPriceHistory data.
+- The system node group is fixed and identical in both stacks; it is priced at on-demand.
+- A month is 730 hours.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import (
+    ContainerResources,
+    NodePoolConfig,
+    StackConfig,
+    cpu_millicores,
+    memory_mib,
+)
+
+HOURS_PER_MONTH = 730
+PRICES = Path(__file__).resolve().parent / "data" / "ec2-instances.csv"
+PRICE_SOURCE = "Karpenter's fallback price table for us-east-1, generated 2026-07-20"
+# Discount of spot against on-demand, by instance category: an assumption (see module docstring).
+SPOT_DISCOUNTS = {"c": 0.62, "m": 0.60, "r": 0.60}
+RESERVED_CPU_M = 100 + 200  # kubelet/system reservation + daemonsets (CNI, kube-proxy, exporter)
+RESERVED_MEMORY_MIB = 600 + 300
+VM_MEMORY_OVERHEAD = 0.075
+
+
+class CostModelError(ValueError):
+    """The stack cannot be priced, e.g. a pod fits no instance type its pool allows."""
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    cpu_m: int
+    memory_mib: int
+    stateless: bool
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    family: str
+    vcpu: int
+    memory_gib: int
+    on_demand_hourly: float
+
+    @property
+    def category(self) -> str:
+        return self.family[0]
+
+    @property
+    def generation(self) -> int:
+        return int(self.family[1])
+
+    @property
+    def allocatable(self) -> tuple[int, int]:
+        cpu = self.vcpu * 1000 - RESERVED_CPU_M
+        memory = int(self.memory_gib * 1024 * (1 - VM_MEMORY_OVERHEAD)) - RESERVED_MEMORY_MIB
+        return cpu, memory
+
+
+@dataclass(frozen=True)
+class PoolCost:
+    pool: str
+    capacity: str  # "spot" or "on-demand"
+    instance_type: str
+    nodes: int
+    pods: int
+    hourly_usd: float
+
+    @property
+    def monthly_usd(self) -> float:
+        return self.hourly_usd * HOURS_PER_MONTH
+
+
+@dataclass(frozen=True)
+class StackCost:
+    stack: str
+    pools: tuple[PoolCost, ...]
+
+    @property
+    def monthly_usd(self) -> float:
+        return sum(p.monthly_usd for p in self.pools)
+
+
+def load_instance_types(path: Path = PRICES) -> list[InstanceType]:
+    with path.open(encoding="utf-8") as handle:
+        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+        return [
+            InstanceType(
+                r["instance_type"],
+                r["family"],
+                int(r["vcpu"]),
+                int(r["memory_gib"]),
+                float(r["on_demand_usd_per_hour"]),
+            )
+            for r in rows
+        ]
+
+
+def _replicated(name: str, count: int, resources: ContainerResources, stateless: bool) -> list[Pod]:
+    cpu, memory = cpu_millicores(resources.requests.cpu), memory_mib(resources.requests.memory)
+    return [Pod(f"{name}-{i}", cpu, memory, stateless) for i in range(count)]
+
+
+def stack_pods(config: StackConfig) -> list[Pod]:
+    w = config.workloads
+    pods = _replicated("gateway", w.gateway.replicas, w.gateway.resources, stateless=True)
+    pods += _replicated("redis", 1, w.redis, stateless=False)
+    pods += _replicated("locust-master", 1, w.locust.master, stateless=False)
+    pods += _replicated("locust-worker", w.locust.workers, w.locust.worker, stateless=True)
+    for service in range(w.demo_services.count):
+        pods += _replicated(
+            f"demo-{service}", w.demo_services.replicas, w.demo_services.resources, stateless=True
+        )
+    return pods
+
+
+def pool_for(pod: Pod, config: StackConfig) -> tuple[NodePoolConfig, str]:
+    """The NodePool and capacity type a pod lands on."""
+    pools = config.platform.karpenter.node_pools
+    if pod.stateless and config.workloads.stateless_on_spot:
+        for pool in pools:
+            if "spot" in pool.capacity_types:
+                return pool, "spot"
+    for pool in pools:
+        if pool.capacity_types == ("on-demand",):
+            return pool, "on-demand"
+    fallback = next((p for p in pools if "on-demand" in p.capacity_types), None)
+    if fallback is None:
+        raise CostModelError(f"pod {pod.name} needs on-demand capacity and no NodePool allows it")
+    return fallback, "on-demand"
+
+
+def allowed_types(pool: NodePoolConfig, catalog: list[InstanceType]) -> list[InstanceType]:
+    return [
+        t
+        for t in catalog
+        if t.category in pool.instance_categories
+        and t.generation > 4
+        and (not pool.instance_families or t.family in pool.instance_families)
+    ]
+
+
+def nodes_needed(pods: list[Pod], instance: InstanceType) -> int | None:
+    """First-fit-decreasing bin packing; None when a pod is larger than a node."""
+    cpu_cap, memory_cap = instance.allocatable
+    ordered = sorted(
+        pods, key=lambda p: max(p.cpu_m / cpu_cap, p.memory_mib / memory_cap), reverse=True
+    )
+    free: list[list[int]] = []
+    for pod in ordered:
+        if pod.cpu_m > cpu_cap or pod.memory_mib > memory_cap:
+            return None
+        for node in free:
+            if node[0] >= pod.cpu_m and node[1] >= pod.memory_mib:
+                node[0] -= pod.cpu_m
+                node[1] -= pod.memory_mib
+                break
+        else:
+            free.append([cpu_cap - pod.cpu_m, memory_cap - pod.memory_mib])
+    return len(free)
+
+
+def price_pool(
+    pool: NodePoolConfig,
+    capacity: str,
+    pods: list[Pod],
+    catalog: list[InstanceType],
+    spot_discounts: dict[str, float],
+) -> PoolCost:
+    best: PoolCost | None = None
+    for instance in allowed_types(pool, catalog):
+        nodes = nodes_needed(pods, instance)
+        if nodes is None:
+            continue
+        hourly = instance.on_demand_hourly
+        if capacity == "spot":
+            hourly *= 1 - spot_discounts[instance.category]
+        cost = PoolCost(pool.name, capacity, instance.name, nodes, len(pods), nodes * hourly)
+        if best is None or cost.hourly_usd < best.hourly_usd:
+            best = cost
+    if best is None:
+        largest = max(pods, key=lambda p: (p.cpu_m, p.memory_mib))
+        raise CostModelError(
+            f"pod {largest.name} ({largest.cpu_m}m CPU, {largest.memory_mib}Mi) fits no instance "
+            f"type NodePool {pool.name!r} allows"
+        )
+    return best
+
+
+def stack_cost(
+    config: StackConfig,
+    catalog: list[InstanceType] | None = None,
+    spot_discounts: dict[str, float] | None = None,
+) -> StackCost:
+    catalog = catalog or load_instance_types()
+    discounts = {**SPOT_DISCOUNTS, **(spot_discounts or {})}
+    groups: dict[tuple[str, str], list[Pod]] = {}
+    pools = {p.name: p for p in config.platform.karpenter.node_pools}
+    for pod in stack_pods(config):
+        pool, capacity = pool_for(pod, config)
+        groups.setdefault((pool.name, capacity), []).append(pod)
+    lines = [
+        price_pool(pools[name], capacity, pods, catalog, discounts)
+        for (name, capacity), pods in sorted(groups.items())
+    ]
+    system = config.platform.cluster.system_node_group
+    by_name = {t.name: t for t in catalog}
+    system_type = by_name.get(system.instance_types[0])
+    if system_type is None:
+        raise CostModelError(f"no price for the system node group's {system.instance_types[0]}")
+    lines.append(
+        PoolCost(
+            "system node group",
+            "on-demand",
+            system_type.name,
+            system.desired_size,
+            0,
+            system.desired_size * system_type.on_demand_hourly,
+        )
+    )
+    return StackCost(config.stack, tuple(lines))
+
+
+def compare(
+    before: StackConfig, after: StackConfig, spot_discounts: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Monthly costs and the saving, split into rightsizing (the requests) and spot (capacity)."""
+    unoptimized = stack_cost(before, spot_discounts=spot_discounts).monthly_usd
+    optimized = stack_cost(after, spot_discounts=spot_discounts).monthly_usd
+    no_spot = after.model_copy(
+        update={"workloads": after.workloads.model_copy(update={"stateless_on_spot": False})}
+    )
+    rightsized_on_demand = stack_cost(no_spot, spot_discounts=spot_discounts).monthly_usd
+    saved = unoptimized - optimized
+    return {
+        "unoptimized_monthly_usd": unoptimized,
+        "optimized_monthly_usd": optimized,
+        "savings_usd": saved,
+        "savings_pct": saved / unoptimized if unoptimized else 0.0,
+        "rightsizing_usd": unoptimized - rightsized_on_demand,
+        "spot_usd": rightsized_on_demand - optimized,
+    }
