@@ -146,7 +146,7 @@ def summary_tree(results: dict[str, Any]) -> str:
             "weigh them with your own volumes"
         )
     return (
-        "Cost Optimization Results (measured in this run):\n"
+        "Cost Optimization Results (AI measured in this run; compute from the cost model):\n"
         f"├── {compute_line}\n├── {ai_line}\n└── {total_line}"
     )
 

@@ -64,7 +64,7 @@ def test_every_file_is_written(first_run):
                  "charts/savings_by_cause.png"):  # fmt: skip
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
-    assert "Cost Optimization Results (measured in this run)" in report
+    assert "Cost Optimization Results (AI measured in this run" in report
 
 
 def test_the_compute_line_comes_from_the_cost_model(first_run):
