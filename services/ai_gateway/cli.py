@@ -29,7 +29,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", choices=PROFILES, help="built-in settings preset (default: optimized)"
     )
-    parser.add_argument("--config", type=Path, help="YAML settings file, applied over the profile")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        default=[],
+        help="YAML settings file applied over the profile; repeat to merge several in order",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
     parser.add_argument(
@@ -47,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(args.profile, args.config)
+        settings = load_settings(args.profile, *args.config)
         table = default_price_table()
         for card in table.models.values():
             get_encoding(encoding_name(card))

@@ -216,18 +216,20 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def load_settings(profile: str | None = None, config_path: Path | None = None) -> GatewaySettings:
-    """Defaults, then the profile, then the config file; validated once."""
+def load_settings(profile: str | None = None, *config_paths: Path) -> GatewaySettings:
+    """Defaults, then the profile, then each config file in order; validated once.
+
+    Several files let a deployment keep team keys in a Secret and the rest in a ConfigMap.
+    """
     user: dict[str, Any] = {}
-    source = "built-in settings"
-    if config_path is not None:
-        source = str(config_path)
-        data = read_yaml(config_path)
+    for path in config_paths:
+        data = read_yaml(path)
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise ConfigError(f"{config_path}: the top level must be a mapping of settings")
-        user = data
+            raise ConfigError(f"{path}: the top level must be a mapping of settings")
+        user = deep_merge(user, data)
+    source = " + ".join(str(p) for p in config_paths) or "built-in settings"
     chosen = profile or user.get("profile") or DEFAULT_PROFILE
     if chosen not in PROFILES:
         raise ConfigError(

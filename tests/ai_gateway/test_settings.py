@@ -100,3 +100,14 @@ def test_public_view_hides_keys():
     assert "sk-demo-team-a" not in str(view)
     assert view["teams"]["team-a"]["keys"] == 1
     assert view["cache"]["semantic"]["threshold"] is not None
+
+
+def test_several_config_files_merge_in_order(tmp_path):
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text("latency_scale: 0.5\ncache:\n  exact:\n    ttl_seconds: 120\n")
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text("teams:\n  ops:\n    keys: [sk-ops-team-key]\nlatency_scale: 0\n")
+    settings = load_settings("optimized", settings_file, keys_file)
+    assert set(settings.teams) == {"ops"}
+    assert settings.latency_scale == 0
+    assert settings.cache.exact.ttl_seconds == 120
