@@ -195,14 +195,40 @@ class WorkloadConfig(_Config):
     resources: ContainerResources
 
 
+class GatewayWorkloadConfig(WorkloadConfig):
+    max_replicas: int | None = Field(
+        default=None, ge=1, le=100, description="set to add a CPU-based HorizontalPodAutoscaler"
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="gateway settings over its profile (same schema)"
+    )
+
+
 class DemoServicesConfig(WorkloadConfig):
     count: int = Field(ge=1, le=50, description="how many demo microservices")
 
 
 class LocustConfig(_Config):
     workers: int = Field(ge=1, le=50)
+    users: int = Field(default=20, ge=1, le=10_000)
+    spawn_rate: int = Field(default=5, ge=1, le=1_000)
+    run_time: str = Field(default="15m", pattern=r"^\d+[smh]$")
     master: ContainerResources
     worker: ContainerResources
+
+
+class ImagesConfig(_Config):
+    """Prebuilt images (pinned tags); build them from the repo's Dockerfiles and push them."""
+
+    gateway: str = Field(pattern=r"^[^\s:]+(:[\w][\w.-]{0,127})$")
+    loadgen: str = Field(pattern=r"^[^\s:]+(:[\w][\w.-]{0,127})$")
+    demo_service: str = Field(
+        default="registry.k8s.io/e2e-test-images/agnhost:2.52",
+        pattern=r"^[^\s:]+(:[\w][\w.-]{0,127})$",
+    )
+    redis: str = Field(
+        default="valkey/valkey:8.1.3-alpine", pattern=r"^[^\s:]+(:[\w][\w.-]{0,127})$"
+    )
 
 
 class WorkloadsConfig(_Config):
@@ -212,7 +238,8 @@ class WorkloadsConfig(_Config):
     stateless_on_spot: bool = Field(
         description="gateway, Locust workers and demo services may run on spot nodes"
     )
-    gateway: WorkloadConfig
+    images: ImagesConfig
+    gateway: GatewayWorkloadConfig
     redis: ContainerResources
     locust: LocustConfig
     demo_services: DemoServicesConfig

@@ -23,6 +23,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from .builders.placement import PlacementError, choose_pool
 from .config import (
     ContainerResources,
     NodePoolConfig,
@@ -133,22 +134,6 @@ def stack_pods(config: StackConfig) -> list[Pod]:
     return pods
 
 
-def pool_for(pod: Pod, config: StackConfig) -> tuple[NodePoolConfig, str]:
-    """The NodePool and capacity type a pod lands on."""
-    pools = config.platform.karpenter.node_pools
-    if pod.stateless and config.workloads.stateless_on_spot:
-        for pool in pools:
-            if "spot" in pool.capacity_types:
-                return pool, "spot"
-    for pool in pools:
-        if pool.capacity_types == ("on-demand",):
-            return pool, "on-demand"
-    fallback = next((p for p in pools if "on-demand" in p.capacity_types), None)
-    if fallback is None:
-        raise CostModelError(f"pod {pod.name} needs on-demand capacity and no NodePool allows it")
-    return fallback, "on-demand"
-
-
 def allowed_types(pool: NodePoolConfig, catalog: list[InstanceType]) -> list[InstanceType]:
     return [
         t
@@ -216,7 +201,10 @@ def stack_cost(
     groups: dict[tuple[str, str], list[Pod]] = {}
     pools = {p.name: p for p in config.platform.karpenter.node_pools}
     for pod in stack_pods(config):
-        pool, capacity = pool_for(pod, config)
+        try:
+            pool, capacity = choose_pool(pod.stateless, config.workloads, tuple(pools.values()))
+        except PlacementError as exc:
+            raise CostModelError(f"pod {pod.name}: {exc}") from exc
         groups.setdefault((pool.name, capacity), []).append(pod)
     lines = [
         price_pool(pools[name], capacity, pods, catalog, discounts)

@@ -14,6 +14,7 @@ from .components.karpenter import Karpenter, KarpenterArgs
 from .components.kubecost import Kubecost, KubecostArgs
 from .components.network import Network, NetworkArgs
 from .components.observability import Observability, ObservabilityArgs
+from .components.workloads import Workloads, WorkloadsArgs
 from .config import PROJECT, StackConfig, parse_stack_config
 
 
@@ -40,6 +41,8 @@ def port_forward_commands(cluster_name: str, region: str) -> dict[str, str]:
         f"svc/{observability_build.FULLNAME}-prometheus 9090:9090",
         "kubecost": f"kubectl -n {kubecost_build.NAMESPACE} port-forward "
         f"svc/{kubecost_build.RELEASE_NAME}-frontend 9091:9090",
+        "locust": "kubectl -n finops port-forward svc/locust-master 8089:8089",
+        "gateway": "kubectl -n finops port-forward svc/ai-gateway 8080:80",
     }
 
 
@@ -89,6 +92,18 @@ def build(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None)
             provider=cluster.provider,
             grafana_admin_password=grafana_admin_password,
             depends_on=[karpenter.release],
+        ),
+    )
+    Workloads(
+        "workloads",
+        WorkloadsArgs(
+            config=config.workloads,
+            pools=platform.karpenter.node_pools,
+            cost_center=platform.cost_center,
+            phase=config.stack,
+            provider=cluster.provider,
+            team_keys=pulumi.Config(PROJECT).get_secret_object("teamKeys"),
+            depends_on=[karpenter.release, observability.release],
         ),
     )
     outputs: dict[str, Any] = {

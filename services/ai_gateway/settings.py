@@ -230,6 +230,11 @@ def load_settings(profile: str | None = None, *config_paths: Path) -> GatewaySet
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
         user = deep_merge(user, data)
     source = " + ".join(str(p) for p in config_paths) or "built-in settings"
+    return resolve_settings(profile, user, source)
+
+
+def resolve_settings(profile: str | None, user: dict[str, Any], source: str) -> GatewaySettings:
+    """The profile (named here or in ``user``) with ``user``'s settings over it, validated."""
     chosen = profile or user.get("profile") or DEFAULT_PROFILE
     if chosen not in PROFILES:
         raise ConfigError(

@@ -24,7 +24,7 @@ def test_one_component_per_concern(recording):
     components = {r.typ for r in recording.mocks.resources if r.typ.startswith("finops:platform:")}
     assert components == {
         "finops:platform:Network", "finops:platform:Cluster", "finops:platform:Karpenter",
-        "finops:platform:Observability", "finops:platform:Kubecost",
+        "finops:platform:Observability", "finops:platform:Kubecost", "finops:platform:Workloads",
     }  # fmt: skip
 
 
@@ -113,7 +113,7 @@ def test_stacks_differ_in_capacity_and_consolidation():
 
 def test_grafana_password_is_random_secret_and_never_admin(recording):
     assert recording.mocks.of_type("random:index/randomPassword:RandomPassword")
-    secret = one(recording, "kubernetes:core/v1:Secret").inputs
+    secret = one(recording, "kubernetes:core/v1:Secret", "observability-grafana-admin").inputs
     assert secret["stringData"]["admin-password"] == "mock-generated-password"
     values = one(recording, "kubernetes:helm.sh/v3:Release", "observability-chart").inputs["values"]
     assert values["grafana"]["admin"]["existingSecret"] == secret["metadata"]["name"]

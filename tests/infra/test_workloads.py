@@ -1,0 +1,115 @@
+"""The workloads on the cluster: labels, requests and limits, secrets, and placement that can
+actually schedule on the stack's NodePools."""
+
+from __future__ import annotations
+
+import yaml
+
+from ai_gateway.settings import load_settings
+from finops_platform.builders.karpenter import POOL_LABEL
+from finops_platform.render import kubernetes_objects
+from tests.infra.conftest import recorded
+
+COST_LABELS = {"app", "team", "cost-center", "phase"}
+
+
+def objects(stack: str, kind: str) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in kubernetes_objects(recorded(stack).mocks)
+            if o["kind"] == kind and o["metadata"].get("namespace") == "finops"}  # fmt: skip
+
+
+def test_every_workload_carries_cost_labels_requests_and_a_memory_limit(recording):
+    stack = recording.outputs["cluster_name"].removeprefix("finops-")
+    deployments = objects(stack, "Deployment")
+    assert {"ai-gateway", "redis", "locust-master", "locust-worker"} <= set(deployments)
+    assert sum(name.startswith("demo-service-") for name in deployments) == 6
+    for name, deployment in deployments.items():
+        assert set(deployment["metadata"]["labels"]) >= COST_LABELS, name
+        assert deployment["metadata"]["labels"]["phase"] == stack
+        template = deployment["spec"]["template"]
+        assert set(template["metadata"]["labels"]) >= COST_LABELS, name
+        for container in template["spec"]["containers"]:
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
+            assert "memory" in container["resources"]["limits"], name
+
+
+def test_requests_and_gateway_profile_differ_between_stacks():
+    def gateway(stack):
+        return objects(stack, "Deployment")["ai-gateway"]["spec"]["template"]["spec"]
+
+    assert gateway("unoptimized")["containers"][0]["resources"]["requests"]["cpu"] == "1000m"
+    assert gateway("optimized")["containers"][0]["resources"]["requests"]["cpu"] == "400m"
+    for stack in ("unoptimized", "optimized"):
+        settings = objects(stack, "ConfigMap")["ai-gateway-settings"]["data"]["settings.yaml"]
+        assert yaml.safe_load(settings)["profile"] == stack
+
+
+def test_gateway_config_and_key_secret_make_valid_settings(tmp_path):
+    mocks = recorded("optimized").mocks
+    config_map = next(r for r in mocks.of_type("kubernetes:core/v1:ConfigMap")
+                      if r.inputs["metadata"]["name"] == "ai-gateway-settings")  # fmt: skip
+    secret = next(r for r in mocks.of_type("kubernetes:core/v1:Secret")
+                  if r.inputs["metadata"]["name"] == "ai-gateway-keys")  # fmt: skip
+    (tmp_path / "settings.yaml").write_text(config_map.inputs["data"]["settings.yaml"])
+    (tmp_path / "teams.yaml").write_text(secret.inputs["stringData"]["teams.yaml"])
+    settings = load_settings(None, tmp_path / "settings.yaml", tmp_path / "teams.yaml")
+    assert settings.profile == "optimized"
+    assert set(settings.teams) == {"team-a", "team-b"}
+
+
+def test_placement_follows_the_stack():
+    def selector(stack, name):
+        return objects(stack, "Deployment")[name]["spec"]["template"]["spec"]["nodeSelector"]
+
+    assert {selector("unoptimized", n)[POOL_LABEL] for n in ("ai-gateway", "redis")} == {
+        "on-demand"
+    }
+    assert selector("optimized", "ai-gateway")[POOL_LABEL] == "spot"
+    assert selector("optimized", "locust-worker")[POOL_LABEL] == "spot"
+    assert selector("optimized", "redis")[POOL_LABEL] == "on-demand"
+    assert selector("optimized", "locust-master")[POOL_LABEL] == "on-demand"
+
+
+def schedulable(pod: dict, pool: dict) -> bool:
+    """The pool's nodes carry the labels the pod selects, and the pod tolerates their taints."""
+    template = pool["spec"]["template"]
+    node_labels = template["metadata"]["labels"]
+    taints = {
+        (t["key"], t.get("value", ""), t["effect"]) for t in template["spec"].get("taints", [])
+    }
+    tolerated = {(t["key"], t.get("value", ""), t["effect"]) for t in pod.get("tolerations", [])}
+    selected = all(node_labels.get(k) == v for k, v in pod["nodeSelector"].items())
+    return selected and taints <= tolerated
+
+
+def test_every_pod_can_schedule_on_some_nodepool_of_its_stack(recording):
+    pools = [r.inputs for r in recording.mocks.of_type("kubernetes:karpenter.sh/v1:NodePool")]
+    stack = recording.outputs["cluster_name"].removeprefix("finops-")
+    for name, deployment in objects(stack, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert any(schedulable(pod, pool) for pool in pools), f"{stack}: {name} fits no NodePool"
+
+
+def test_a_pod_without_the_spot_toleration_cannot_use_the_spot_pool():
+    pools = [
+        r.inputs for r in recorded("optimized").mocks.of_type("kubernetes:karpenter.sh/v1:NodePool")
+    ]
+    pod = dict(objects("optimized", "Deployment")["ai-gateway"]["spec"]["template"]["spec"])
+    pod.pop("tolerations")
+    assert not any(schedulable(pod, pool) for pool in pools)
+
+
+def test_redis_is_reachable_only_from_the_gateway():
+    policy = objects("optimized", "NetworkPolicy")["redis"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app": "redis"}
+    assert policy["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"app": "ai-gateway"}}}],
+                                  "ports": [{"protocol": "TCP", "port": 6379}]}]  # fmt: skip
+
+
+def test_locust_runs_the_stack_configured_load():
+    master = objects("optimized", "Deployment")["locust-master"]["spec"]["template"]["spec"]
+    args = master["containers"][0]["args"]
+    assert args[args.index("-u") + 1] == "20" and args[args.index("--run-time") + 1] == "15m"
+    assert args[args.index("--host") + 1] == "http://ai-gateway.finops.svc"
+    workers = objects("optimized", "Deployment")["locust-worker"]
+    assert workers["spec"]["replicas"] == int(args[args.index("--sequence-workers") + 1])
