@@ -217,18 +217,28 @@ class LocustConfig(_Config):
     worker: ContainerResources
 
 
-class ImagesConfig(_Config):
-    """Prebuilt images (pinned tags); build them from the repo's Dockerfiles and push them."""
+_IMAGE = r"^[^\s:]+(:[\w][\w.-]{0,127})$"
 
-    gateway: str = Field(pattern=r"^[^\s:]+(:[\w][\w.-]{0,127})$")
-    loadgen: str = Field(pattern=r"^[^\s:]+(:[\w][\w.-]{0,127})$")
+
+class ImagesConfig(_Config):
+    """Either build the gateway and load-generator images from the repo's Dockerfiles into ECR
+    repositories the stack creates (``build: true``, needs a Docker engine where pulumi runs),
+    or use prebuilt images with pinned tags (how CI preview runs without Docker)."""
+
+    build: bool = False
+    tag: str = Field(default="0.1.0", pattern=r"^[\w][\w.-]{0,127}$")
+    gateway: str | None = Field(default=None, pattern=_IMAGE)
+    loadgen: str | None = Field(default=None, pattern=_IMAGE)
     demo_service: str = Field(
-        default="registry.k8s.io/e2e-test-images/agnhost:2.52",
-        pattern=r"^[^\s:]+(:[\w][\w.-]{0,127})$",
+        default="registry.k8s.io/e2e-test-images/agnhost:2.52", pattern=_IMAGE
     )
-    redis: str = Field(
-        default="valkey/valkey:8.1.3-alpine", pattern=r"^[^\s:]+(:[\w][\w.-]{0,127})$"
-    )
+    redis: str = Field(default="valkey/valkey:8.1.3-alpine", pattern=_IMAGE)
+
+    @model_validator(mode="after")
+    def _prebuilt_needs_refs(self) -> ImagesConfig:
+        if not self.build and not (self.gateway and self.loadgen):
+            raise ValueError("without build: true, give the prebuilt gateway and loadgen images")
+        return self
 
 
 class WorkloadsConfig(_Config):

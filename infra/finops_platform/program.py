@@ -10,6 +10,7 @@ import pulumi_aws as aws
 from .builders import kubecost as kubecost_build
 from .builders import observability as observability_build
 from .components.cluster import Cluster, ClusterArgs
+from .components.images import Images, ImagesArgs
 from .components.karpenter import Karpenter, KarpenterArgs
 from .components.kubecost import Kubecost, KubecostArgs
 from .components.network import Network, NetworkArgs
@@ -94,6 +95,9 @@ def build(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None)
             depends_on=[karpenter.release],
         ),
     )
+    images = Images(
+        "images", ImagesArgs(config.workloads.images, config.cluster_name, tags), with_aws
+    )
     Workloads(
         "workloads",
         WorkloadsArgs(
@@ -103,6 +107,7 @@ def build(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None)
             phase=config.stack,
             provider=cluster.provider,
             team_keys=pulumi.Config(PROJECT).get_secret_object("teamKeys"),
+            images={"gateway": images.gateway, "loadgen": images.loadgen},
             depends_on=[karpenter.release, observability.release],
         ),
     )

@@ -81,6 +81,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "arn": f"arn:aws:sqs:us-east-1:{ACCOUNT_ID}:{queue}",
                 "url": f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT_ID}/{queue}",
             }
+        elif args.typ == "aws:ecr/repository:Repository":
+            repo = args.inputs.get("name", args.name)
+            state |= {
+                "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.us-east-1.amazonaws.com/{repo}",
+                "registryId": ACCOUNT_ID,
+            }
+        elif args.typ == "docker-build:index:Image":
+            state["ref"] = f"{args.inputs['tags'][0]}@sha256:{'0' * 64}"
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = "mock-generated-password"
         else:
@@ -97,6 +105,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "userId": "MOCK",
                 "id": ACCOUNT_ID,
             }
+        if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {"userName": "AWS", "password": "mock-token", "id": ACCOUNT_ID}
         return {}
 
     def of_type(self, typ: str) -> list[Recorded]:

@@ -25,6 +25,7 @@ def test_one_component_per_concern(recording):
     assert components == {
         "finops:platform:Network", "finops:platform:Cluster", "finops:platform:Karpenter",
         "finops:platform:Observability", "finops:platform:Kubecost", "finops:platform:Workloads",
+        "finops:platform:Images",
     }  # fmt: skip
 
 

@@ -113,3 +113,41 @@ def test_locust_runs_the_stack_configured_load():
     assert args[args.index("--host") + 1] == "http://ai-gateway.finops.svc"
     workers = objects("optimized", "Deployment")["locust-worker"]
     assert workers["spec"]["replicas"] == int(args[args.index("--sequence-workers") + 1])
+
+
+def test_images_build_into_ecr_when_asked():
+    from finops_platform.config import parse_stack_config, read_stack_file
+    from finops_platform.render import record
+
+    values = read_stack_file("optimized")
+    values["finops-sim:workloads"]["images"] = {"build": True, "tag": "0.2.0"}
+    recording = record(parse_stack_config("optimized", values))
+    repos = {r.inputs["name"] for r in recording.mocks.of_type("aws:ecr/repository:Repository")}
+    assert repos == {"finops-optimized/gateway", "finops-optimized/loadgen"}
+    builds = recording.mocks.of_type("docker-build:index:Image")
+    assert {b.inputs["dockerfile"]["location"].rsplit("/", 2)[-2] for b in builds} == {
+        "ai_gateway",
+        "loadgen",
+    }
+    assert all(b.inputs["push"] is True for b in builds)
+    gateway = next(
+        r
+        for r in recording.mocks.of_type("kubernetes:apps/v1:Deployment")
+        if r.inputs["metadata"]["name"] == "ai-gateway"
+    )
+    image = gateway.inputs["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.startswith(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/finops-optimized/gateway:0.2.0@"
+    )
+
+
+def test_prebuilt_images_need_their_references():
+    import pytest
+
+    from ai_gateway.config_errors import ConfigError
+    from finops_platform.config import parse_stack_config, read_stack_file
+
+    values = read_stack_file("optimized")
+    values["finops-sim:workloads"]["images"] = {"gateway": "example.com/gw:1.0"}
+    with pytest.raises(ConfigError, match="give the prebuilt gateway and loadgen images"):
+        parse_stack_config("optimized", values)

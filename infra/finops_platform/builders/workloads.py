@@ -63,11 +63,17 @@ class WorkloadBuilder:
         pools: tuple[NodePoolConfig, ...],
         cost_center: str,
         phase: str,
+        images: dict[str, Any] | None = None,
     ) -> None:
         self.w = workloads
         self.pools = pools
         self.cost_center = cost_center
         self.phase = phase
+        # The gateway and loadgen image references; built images are Pulumi outputs.
+        self.images = images or {
+            "gateway": workloads.images.gateway,
+            "loadgen": workloads.images.loadgen,
+        }
 
     def labels(self, app: str, team: str = "ai-platform") -> dict[str, str]:
         return labels(app, team, self.cost_center, self.phase)
@@ -130,7 +136,7 @@ class WorkloadBuilder:
         probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10}
         container = {
             "name": "gateway",
-            "image": self.w.images.gateway,
+            "image": self.images["gateway"],
             "args": [
                 "--config",
                 "/etc/gateway/settings.yaml",
@@ -256,7 +262,7 @@ class WorkloadBuilder:
         host = f"http://{GATEWAY}.{NAMESPACE}.svc"
         master = {
             "name": "master",
-            "image": self.w.images.loadgen,
+            "image": self.images["loadgen"],
             "args": [
                 "--master",
                 "--headless",
@@ -286,7 +292,7 @@ class WorkloadBuilder:
         }
         worker = {
             "name": "worker",
-            "image": self.w.images.loadgen,
+            "image": self.images["loadgen"],
             "args": ["--worker", "--master-host", f"{LOCUST_MASTER}.{NAMESPACE}.svc"],
             "resources": resources(loc.worker),
         }

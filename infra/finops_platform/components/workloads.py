@@ -34,6 +34,7 @@ class WorkloadsArgs:
     phase: str
     provider: k8s.Provider
     team_keys: pulumi.Input[dict[str, str]] | None
+    images: dict[str, pulumi.Input[str]]
     depends_on: list[pulumi.Resource]
 
 
@@ -45,7 +46,9 @@ def demo_team_keys() -> dict[str, str]:
 class Workloads(pulumi.ComponentResource):
     def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("finops:platform:Workloads", name, None, opts)
-        builder = build.WorkloadBuilder(args.config, args.pools, args.cost_center, args.phase)
+        builder = build.WorkloadBuilder(
+            args.config, args.pools, args.cost_center, args.phase, args.images
+        )
         base = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=args.depends_on
         )
