@@ -255,13 +255,39 @@ class WorkloadsConfig(_Config):
     demo_services: DemoServicesConfig
 
 
+class LocalConfig(_Config):
+    kubeconfig_context: str | None = Field(
+        default=None, description="context of your kubeconfig to deploy to (default: current)"
+    )
+
+
 class PlatformConfig(_Config):
+    """``mode: aws`` builds the whole platform; ``mode: local`` deploys only Prometheus/Grafana
+    and the workloads to an existing cluster (kind, minikube, k3d, any kubeconfig)."""
+
+    mode: Literal["aws", "local"] = "aws"
     cost_center: str = Field(default="finops-lab", min_length=1, max_length=64)
     network: NetworkConfig = NetworkConfig()
-    cluster: ClusterConfig
-    karpenter: KarpenterConfig
+    cluster: ClusterConfig | None = None
+    karpenter: KarpenterConfig | None = None
+    local: LocalConfig = LocalConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     kubecost: KubecostConfig = KubecostConfig()
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> PlatformConfig:
+        if self.mode == "aws" and (self.cluster is None or self.karpenter is None):
+            raise ValueError("mode 'aws' needs the cluster and karpenter sections")
+        if self.mode == "local" and (self.cluster or self.karpenter or self.kubecost.enabled):
+            raise ValueError(
+                "mode 'local' deploys no cluster, Karpenter or Kubecost: drop those sections "
+                "and set kubecost.enabled: false"
+            )
+        return self
+
+    @property
+    def node_pools(self) -> tuple[NodePoolConfig, ...]:
+        return self.karpenter.node_pools if self.karpenter else ()
 
 
 class _StackFile(BaseModel):

@@ -196,10 +196,14 @@ def stack_cost(
     catalog: list[InstanceType] | None = None,
     spot_discounts: dict[str, float] | None = None,
 ) -> StackCost:
+    if config.platform.mode != "aws" or config.platform.cluster is None:
+        raise CostModelError(
+            f"stack {config.stack} runs on an existing cluster: the cost model prices AWS stacks"
+        )
     catalog = catalog or load_instance_types()
     discounts = {**SPOT_DISCOUNTS, **(spot_discounts or {})}
     groups: dict[tuple[str, str], list[Pod]] = {}
-    pools = {p.name: p for p in config.platform.karpenter.node_pools}
+    pools = {p.name: p for p in config.platform.node_pools}
     for pod in stack_pods(config):
         try:
             pool, capacity = choose_pool(pod.stateless, config.workloads, tuple(pools.values()))

@@ -6,6 +6,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from .builders import kubecost as kubecost_build
 from .builders import observability as observability_build
@@ -48,6 +49,45 @@ def port_forward_commands(cluster_name: str, region: str) -> dict[str, str]:
 
 
 def build(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None) -> dict[str, Any]:
+    if config.platform.mode == "local":
+        return build_local(config, grafana_admin_password)
+    return build_aws(config, grafana_admin_password)
+
+
+def build_local(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None) -> dict:
+    """The original design's "local K8s" path: an existing cluster, no AWS, no Karpenter."""
+    platform = config.platform
+    provider = k8s.Provider(
+        "local", context=platform.local.kubeconfig_context, enable_server_side_apply=True
+    )
+    observability = Observability(
+        "observability",
+        ObservabilityArgs(platform.observability, None, provider, grafana_admin_password, []),
+    )
+    images = Images("images", ImagesArgs(config.workloads.images, config.cluster_name, {}))
+    Workloads(
+        "workloads",
+        WorkloadsArgs(
+            config=config.workloads,
+            pools=(),
+            cost_center=platform.cost_center,
+            phase=config.stack,
+            provider=provider,
+            team_keys=pulumi.Config(PROJECT).get_secret_object("teamKeys"),
+            images={"gateway": images.gateway, "loadgen": images.loadgen},
+            depends_on=[observability.release],
+        ),
+    )
+    commands = port_forward_commands(config.cluster_name, config.region)
+    return {
+        "grafana_admin_password": observability.grafana_admin_password,
+        "grafana_url": "http://localhost:3000 (after the grafana port-forward)",
+        "port_forward": {k: v for k, v in commands.items() if k not in ("kubeconfig", "kubecost")},
+    }
+
+
+def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None) -> dict:
+    assert config.platform.cluster is not None and config.platform.karpenter is not None
     platform = config.platform
     tags = config.tags
     # Every AWS resource, inside the eks and awsx components too, gets the cost tags by default.

@@ -135,6 +135,7 @@ class RecordingMonitor(MockMonitor):
 
 @dataclass
 class Recording:
+    stack: str
     mocks: RecordingMocks
     monitor: RecordingMonitor
     outputs: dict[str, Any]
@@ -162,7 +163,7 @@ def record(config: StackConfig, grafana_password: str | None = None) -> Recordin
         outputs.update(build(config, grafana_password))
 
     pulumi.runtime.test(program)()
-    return Recording(mocks, monitor, outputs)
+    return Recording(config.stack, mocks, monitor, outputs)
 
 
 def integral(value: Any) -> Any:

@@ -10,7 +10,8 @@ from finops_platform.render import Recording, load_stack, record
 from tests.conftest import SHARED
 
 SCHEMAS = SHARED / "schemas"
-STACKS = ("unoptimized", "optimized")
+STACKS = ("unoptimized", "optimized")  # the AWS stacks
+ALL_STACKS = (*STACKS, "local")
 _recordings: dict[str, Recording] = {}
 
 
@@ -23,6 +24,12 @@ def recorded(stack: str) -> Recording:
 
 @pytest.fixture(params=STACKS)
 def recording(request) -> Recording:
+    return recorded(request.param)
+
+
+@pytest.fixture(params=ALL_STACKS)
+def any_recording(request) -> Recording:
+    """Every stack, the local one (no AWS, no Karpenter) included."""
     return recorded(request.param)
 
 

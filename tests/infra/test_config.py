@@ -58,3 +58,16 @@ def test_bad_values_are_reported_with_file_and_key(change, expected):
 def test_missing_platform_object_is_named():
     with pytest.raises(ConfigError, match="`finops-sim:platform`"):
         parse_stack_config("optimized", {"aws:region": "us-east-1"})
+
+
+def test_local_stack_parses_and_its_mode_is_checked():
+    local = parse_stack_config("local", read_stack_file("local"))
+    assert local.platform.mode == "local" and local.platform.node_pools == ()
+    values = read_stack_file("local")
+    values["finops-sim:platform"]["kubecost"] = {"enabled": True}
+    with pytest.raises(ConfigError, match="mode 'local' deploys no cluster, Karpenter or Kubecost"):
+        parse_stack_config("local", values)
+    aws = read_stack_file("optimized")
+    aws["finops-sim:platform"].pop("karpenter")
+    with pytest.raises(ConfigError, match="mode 'aws' needs the cluster and karpenter sections"):
+        parse_stack_config("optimized", aws)

@@ -153,3 +153,11 @@ def test_outputs(recording):
     assert {"cluster_name", "kubeconfig", "grafana_admin_password", "grafana_url", "port_forward",
             "kubecost_url"} <= set(outputs)  # fmt: skip
     assert "port-forward" in outputs["port_forward"]["grafana"]
+
+
+def test_local_stack_creates_no_aws_resources_and_no_karpenter():
+    local = recorded("local")
+    types = {r.typ for r in local.mocks.resources}
+    assert not any(t.startswith(("aws:", "eks:", "awsx:", "pulumi:providers:aws")) for t in types)
+    assert not any("karpenter" in t for t in types)
+    assert {"kubernetes:helm.sh/v3:Release", "kubernetes:apps/v1:Deployment"} <= types

@@ -120,9 +120,8 @@ def alert_rules(
             },
         },
     ]
-    flexible = [
-        p.name for p in karpenter.node_pools if set(p.capacity_types) >= {"spot", "on-demand"}
-    ]
+    pools = karpenter.node_pools if karpenter else ()
+    flexible = [p.name for p in pools if set(p.capacity_types) >= {"spot", "on-demand"}]
     if flexible:
         capacity, pool = _label("karpenter.sh/capacity-type"), _label("karpenter.sh/nodepool")
         rules.append(
