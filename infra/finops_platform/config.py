@@ -245,6 +245,9 @@ class WorkloadsConfig(_Config):
     """What runs on the cluster, and how big each pod asks to be."""
 
     gateway_profile: Literal["unoptimized", "optimized"]
+    rightsizing_ceiling: Quantities | None = Field(
+        default=None, description="the policy pack's limit on any container's requests"
+    )
     stateless_on_spot: bool = Field(
         description="gateway, Locust workers and demo services may run on spot nodes"
     )
