@@ -48,6 +48,30 @@ def port_forward_commands(cluster_name: str, region: str) -> dict[str, str]:
     }
 
 
+def deploy_workloads(
+    config: StackConfig,
+    provider: k8s.Provider,
+    depends_on: list[pulumi.Resource],
+    opts: pulumi.ResourceOptions | None = None,
+) -> Workloads:
+    """The images (built or prebuilt) and the workloads, on whatever cluster the stack has."""
+    tags = config.tags if config.platform.mode == "aws" else {}
+    images = Images("images", ImagesArgs(config.workloads.images, config.cluster_name, tags), opts)
+    return Workloads(
+        "workloads",
+        WorkloadsArgs(
+            config=config.workloads,
+            pools=config.platform.node_pools,
+            cost_center=config.platform.cost_center,
+            phase=config.stack,
+            provider=provider,
+            team_keys=pulumi.Config(PROJECT).get_secret_object("teamKeys"),
+            images={"gateway": images.gateway, "loadgen": images.loadgen},
+            depends_on=depends_on,
+        ),
+    )
+
+
 def build(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None) -> dict[str, Any]:
     if config.platform.mode == "local":
         return build_local(config, grafana_admin_password)
@@ -64,20 +88,7 @@ def build_local(config: StackConfig, grafana_admin_password: pulumi.Input[str] |
         "observability",
         ObservabilityArgs(platform.observability, None, provider, grafana_admin_password, []),
     )
-    images = Images("images", ImagesArgs(config.workloads.images, config.cluster_name, {}))
-    Workloads(
-        "workloads",
-        WorkloadsArgs(
-            config=config.workloads,
-            pools=(),
-            cost_center=platform.cost_center,
-            phase=config.stack,
-            provider=provider,
-            team_keys=pulumi.Config(PROJECT).get_secret_object("teamKeys"),
-            images={"gateway": images.gateway, "loadgen": images.loadgen},
-            depends_on=[observability.release],
-        ),
-    )
+    deploy_workloads(config, provider, [observability.release])
     commands = port_forward_commands(config.cluster_name, config.region)
     return {
         "grafana_admin_password": observability.grafana_admin_password,
@@ -135,22 +146,7 @@ def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | N
             depends_on=[karpenter.release],
         ),
     )
-    images = Images(
-        "images", ImagesArgs(config.workloads.images, config.cluster_name, tags), with_aws
-    )
-    Workloads(
-        "workloads",
-        WorkloadsArgs(
-            config=config.workloads,
-            pools=platform.karpenter.node_pools,
-            cost_center=platform.cost_center,
-            phase=config.stack,
-            provider=cluster.provider,
-            team_keys=pulumi.Config(PROJECT).get_secret_object("teamKeys"),
-            images={"gateway": images.gateway, "loadgen": images.loadgen},
-            depends_on=[karpenter.release, observability.release],
-        ),
-    )
+    deploy_workloads(config, cluster.provider, [karpenter.release, observability.release], with_aws)
     outputs: dict[str, Any] = {
         "cluster_name": config.cluster_name,
         "region": config.region,
