@@ -158,3 +158,14 @@ def test_prebuilt_images_need_their_references():
     values["finops-sim:workloads"]["images"] = {"gateway": "example.com/gw:1.0"}
     with pytest.raises(ConfigError, match="give the prebuilt gateway and loadgen images"):
         parse_stack_config("optimized", values)
+
+
+def test_locust_master_keeps_its_web_ui():
+    master = objects("optimized", "Deployment")["locust-master"]["spec"]["template"]["spec"]
+    args = master["containers"][0]["args"]
+    assert "--autostart" in args and "--headless" not in args
+    ports = {
+        p["name"]: p["port"]
+        for p in objects("optimized", "Service")["locust-master"]["spec"]["ports"]
+    }
+    assert ports == {"workers": 5557, "web": 8089}

@@ -55,7 +55,8 @@ def team_keys_yaml(keys: dict[str, str]) -> str:
 
 
 class WorkloadBuilder:
-    """Builds every manifest of one stack."""
+    """Builds every manifest of one stack. The Locust master starts the run at once
+    (--autostart) and keeps its web UI and results up afterwards."""
 
     def __init__(
         self,
@@ -265,7 +266,7 @@ class WorkloadBuilder:
             "image": self.images["loadgen"],
             "args": [
                 "--master",
-                "--headless",
+                "--autostart",
                 "--expect-workers",
                 str(loc.workers),
                 "--sequence-workers",
