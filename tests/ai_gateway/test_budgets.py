@@ -16,7 +16,6 @@ from ai_gateway.budgets import (
     to_nanos,
     window,
 )
-from ai_gateway.store import MemoryStore, RedisStore
 
 NOW = datetime(2026, 2, 28, 23, 59, 30, tzinfo=UTC)
 
@@ -49,13 +48,6 @@ def test_nanos_round_trip():
     assert to_nanos(0.0001234567891) == 123457
     assert to_nanos(0.0001234567891, round_up=True) == 123457
     assert to_nanos(1e-10, round_up=True) == 1
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request, flush_valkey):
-    store = MemoryStore() if request.param == "memory" else RedisStore(flush_valkey)
-    yield store
-    await store.close()
 
 
 async def test_reservations_stop_at_the_budget_and_settle_to_actual(store):

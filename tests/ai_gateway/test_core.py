@@ -7,7 +7,7 @@ import pytest
 from ai_gateway.core import ChatRequest, Gateway, GatewayError
 from ai_gateway.metrics import GatewayMetrics
 from ai_gateway.settings import GatewaySettings, deep_merge, load_settings
-from ai_gateway.store import MemoryStore, RedisStore
+from ai_gateway.store import MemoryStore
 from ai_gateway.tokens import PromptMessage
 
 
@@ -18,13 +18,6 @@ def ask(text: str, model: str = "gpt-4", **kwargs) -> ChatRequest:
 def sample(metrics: GatewayMetrics, name: str, **labels: str) -> float:
     value = metrics.registry.get_sample_value(name, labels)
     return value or 0.0
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request, flush_valkey):
-    store = MemoryStore() if request.param == "memory" else RedisStore(flush_valkey)
-    yield store
-    await store.close()
 
 
 EXACT_ONLY = {"cache": {"semantic": {"enabled": False}}, "routing": {"enabled": False}}

@@ -11,7 +11,7 @@ import pytest
 from ai_gateway.cache import CachedCompletion
 from ai_gateway.embeddings import LexicalEmbedder
 from ai_gateway.semantic import SemanticCache
-from ai_gateway.store import MemoryStore, RedisStore
+from ai_gateway.store import RedisStore
 
 EMBEDDER = LexicalEmbedder()
 ANSWER = CachedCompletion(
@@ -29,13 +29,6 @@ async def remember(cache: SemanticCache, scope: str, prompt: str) -> None:
 
 async def ask(cache: SemanticCache, scope: str, prompt: str):
     return await cache.lookup(scope, prompt, EMBEDDER.embed(prompt))
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request, flush_valkey):
-    store = MemoryStore() if request.param == "memory" else RedisStore(flush_valkey)
-    yield store
-    await store.close()
 
 
 async def test_paraphrase_hits_and_near_miss_is_refused(store):

@@ -33,7 +33,6 @@ class Cluster(pulumi.ComponentResource):
     eks: eks.Cluster
     provider: k8s.Provider
     kubeconfig: pulumi.Output[str]
-    security_group_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("finops:platform:Cluster", name, None, opts)
@@ -108,7 +107,6 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks]),
         )
         self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
-        self.security_group_id = self.eks.cluster_security_group_id
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.eks.kubeconfig_json,
