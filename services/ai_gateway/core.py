@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, TypeVar
@@ -42,7 +42,7 @@ from .simulator import (
     simulate_completion,
 )
 from .store import Store, StoreUnavailable
-from .tokens import PromptMessage, count_prompt
+from .tokens import PromptMessage, count_prompt, encoding_name
 
 log = logging.getLogger("ai_gateway")
 
@@ -287,11 +287,16 @@ class Gateway:
 
     # ---- the pipeline ---------------------------------------------------------------------
 
-    def _baseline_cost(self, requested: ModelCard | None, request: ChatRequest) -> float:
+    def _baseline_cost(
+        self,
+        requested: ModelCard | None,
+        request: ChatRequest,
+        prompt_tokens_of: Callable[[ModelCard], int],
+    ) -> float:
         """What the unoptimized setup would pay for this request: the requested model (the
         complex tier's for "auto"), its own prompt count and its own completion length."""
         card = requested or self.resolve_model(self.settings.routing.tiers["complex"])
-        prompt_tokens = count_prompt(card, request.messages)
+        prompt_tokens = prompt_tokens_of(card)
         cap = self._completion_cap(card, request, prompt_tokens, routed=requested is None)
         length, _ = completion_length(
             card, cap, request_seed(canonical_request(card.name, request))
@@ -313,7 +318,16 @@ class Gateway:
         requested = None if auto else self.resolve_model(request.model)
         routed = routing.enabled and (auto or self.settings.teams[team].routing == "all")
         requested_name = AUTO_MODEL if requested is None else requested.name
-        baseline = self._baseline_cost(requested, request)
+        counted: dict[str, int] = {}
+
+        def prompt_tokens_of(card: ModelCard) -> int:
+            """The prompt's token count depends only on the encoding: count it once per request."""
+            encoding = encoding_name(card)
+            if encoding not in counted:
+                counted[encoding] = count_prompt(card, request.messages)
+            return counted[encoding]
+
+        baseline = self._baseline_cost(requested, request, prompt_tokens_of)
 
         cache_key = None
         if self._exact_cache is not None:
@@ -343,8 +357,8 @@ class Gateway:
                         request, team, hit.entry, "semantic", hit.similarity, baseline, now
                     )
 
-        card, decision = self._route(request, requested, routed)
-        prompt_tokens = count_prompt(card, request.messages)
+        card, decision = self._route(request, requested, routed, prompt_tokens_of)
+        prompt_tokens = prompt_tokens_of(card)
         cap = self._completion_cap(card, request, prompt_tokens, routed=decision is not None)
         try:
             admission = await self._admit(
@@ -403,16 +417,18 @@ class Gateway:
         return completion
 
     def _route(
-        self, request: ChatRequest, requested: ModelCard | None, routed: bool
+        self,
+        request: ChatRequest,
+        requested: ModelCard | None,
+        routed: bool,
+        prompt_tokens_of: Callable[[ModelCard], int],
     ) -> tuple[ModelCard, RouteDecision | None]:
         """Pick the served model; never route a named model to a pricier one."""
         if not routed:
             assert requested is not None
             return requested, None
         reference = requested or self.resolve_model(self.settings.routing.tiers["complex"])
-        decision = classify(
-            request.messages, count_prompt(reference, request.messages), request.max_tokens
-        )
+        decision = classify(request.messages, prompt_tokens_of(reference), request.max_tokens)
         chosen = self.resolve_model(self.settings.routing.tiers[decision.tier])
         if requested is not None and chosen.cost_usd(1000, 1000) >= requested.cost_usd(1000, 1000):
             return requested, None
