@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from finops_platform.config import cpu_millicores, memory_mib
+
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 COST_LABELS = ("app", "team", "cost-center", "phase")
 COST_TAGS = ("project", "stack", "cost-center")
@@ -138,17 +140,6 @@ def stateless_tolerates_spot(resource_type: str, props: dict[str, Any], stack: s
     return [f"stateless workload {_name(props)} does not tolerate spot nodes"]
 
 
-def _parse_quantity(quantity: str, memory: bool) -> float:
-    if memory:
-        units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
-        return (
-            float(quantity[:-2]) * units[quantity[-2:]]
-            if quantity[-2:] in units
-            else float(quantity) / 2**20
-        )
-    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
-
-
 def rightsizing_ceiling(stack: str) -> dict[str, str] | None:
     """The stack config's ``finops-sim:workloads.rightsizingCeiling``, read from its file."""
     path = STACKS_DIR / f"Pulumi.{stack}.yaml"
@@ -167,12 +158,11 @@ def within_rightsizing_ceiling(resource_type: str, props: dict[str, Any], stack:
     problems = []
     for container in _containers(props):
         requests = (container.get("resources") or {}).get("requests") or {}
-        for resource, memory in (("cpu", False), ("memory", True)):
+        for resource, parse in (("cpu", cpu_millicores), ("memory", memory_mib)):
             if (
                 resource in requests
                 and resource in ceiling
-                and _parse_quantity(str(requests[resource]), memory)
-                > _parse_quantity(str(ceiling[resource]), memory)
+                and parse(requests[resource]) > parse(ceiling[resource])
             ):
                 problems.append(
                     f"{_name(props)}: container {container.get('name', '?')} requests "

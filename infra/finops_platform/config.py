@@ -9,6 +9,7 @@ key path, the value and what is allowed.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -167,12 +168,22 @@ _CPU = re.compile(r"^(\d+m|\d+(\.\d+)?)$")
 _MEMORY = re.compile(r"^\d+(Mi|Gi)$")
 
 
-def cpu_millicores(quantity: str) -> int:
-    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
+_MEMORY_UNITS_MIB = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024**2}
 
 
-def memory_mib(quantity: str) -> int:
-    return int(quantity[:-2]) * (1024 if quantity.endswith("Gi") else 1)
+def cpu_millicores(quantity: str | float) -> int:
+    """A Kubernetes CPU quantity ("400m", "0.5", 2) in millicores."""
+    text = str(quantity)
+    return round(float(text[:-1])) if text.endswith("m") else round(float(text) * 1000)
+
+
+def memory_mib(quantity: str | float) -> int:
+    """A Kubernetes memory quantity ("400Mi", "1Gi", "512Ki", bytes) in MiB, rounded up."""
+    text = str(quantity)
+    unit = text[-2:]
+    if unit in _MEMORY_UNITS_MIB:
+        return math.ceil(float(text[:-2]) * _MEMORY_UNITS_MIB[unit])
+    return math.ceil(float(text) / 2**20)
 
 
 class Quantities(_Config):

@@ -71,3 +71,10 @@ def test_local_stack_parses_and_its_mode_is_checked():
     aws["finops-sim:platform"].pop("karpenter")
     with pytest.raises(ConfigError, match="mode 'aws' needs the cluster and karpenter sections"):
         parse_stack_config("optimized", aws)
+
+
+def test_quantities_in_every_kubernetes_spelling():
+    from finops_platform.config import cpu_millicores, memory_mib
+
+    assert [cpu_millicores(q) for q in ("400m", "0.5", "2", 1)] == [400, 500, 2000, 1000]
+    assert [memory_mib(q) for q in ("400Mi", "1Gi", "512Ki", str(2**21))] == [400, 1024, 1, 2]
