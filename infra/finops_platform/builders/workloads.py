@@ -79,7 +79,7 @@ class WorkloadBuilder:
     def labels(self, app: str, team: str = "ai-platform") -> dict[str, str]:
         return labels(app, team, self.cost_center, self.phase)
 
-    def _meta(self, name: str, app: str, team: str = "ai-platform") -> dict[str, Any]:
+    def meta(self, name: str, app: str, team: str = "ai-platform") -> dict[str, Any]:
         return {"name": name, "namespace": NAMESPACE, "labels": self.labels(app, team)}
 
     def _pod_spec(self, stateless: bool, containers: list[dict[str, Any]], **extra: Any) -> dict:
@@ -111,7 +111,7 @@ class WorkloadBuilder:
         return {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": self._meta(name, app, team),
+            "metadata": self.meta(name, app, team),
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": selector},
@@ -126,7 +126,7 @@ class WorkloadBuilder:
         return {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": self._meta(name, app),
+            "metadata": self.meta(name, app),
             "spec": {"type": "ClusterIP", "selector": {"app": app}, "ports": ports},
         }
 
@@ -173,19 +173,19 @@ class WorkloadBuilder:
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
-                "metadata": self._meta(f"{GATEWAY}-settings", GATEWAY),
+                "metadata": self.meta(f"{GATEWAY}-settings", GATEWAY),
                 "data": {"settings.yaml": gateway_settings_yaml(self.w)},
             },
             {
                 "apiVersion": "policy/v1",
                 "kind": "PodDisruptionBudget",
-                "metadata": self._meta(GATEWAY, GATEWAY),
+                "metadata": self.meta(GATEWAY, GATEWAY),
                 "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": GATEWAY}}},
             },
             {
                 "apiVersion": "monitoring.coreos.com/v1",
                 "kind": "ServiceMonitor",
-                "metadata": self._meta(GATEWAY, GATEWAY),
+                "metadata": self.meta(GATEWAY, GATEWAY),
                 "spec": {
                     "selector": {"matchLabels": {"app": GATEWAY}},
                     "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
@@ -197,7 +197,7 @@ class WorkloadBuilder:
                 {
                     "apiVersion": "autoscaling/v2",
                     "kind": "HorizontalPodAutoscaler",
-                    "metadata": self._meta(GATEWAY, GATEWAY),
+                    "metadata": self.meta(GATEWAY, GATEWAY),
                     "spec": {
                         "scaleTargetRef": {
                             "apiVersion": "apps/v1",
@@ -242,7 +242,7 @@ class WorkloadBuilder:
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
-                "metadata": self._meta(REDIS, REDIS),
+                "metadata": self.meta(REDIS, REDIS),
                 "spec": {
                     "podSelector": {"matchLabels": {"app": REDIS}},
                     "policyTypes": ["Ingress"],

@@ -66,13 +66,13 @@ class Workloads(pulumi.ComponentResource):
         secrets = [
             k8s.core.v1.Secret(
                 f"{name}-redis",
-                metadata=builder._meta(build.REDIS, build.REDIS),
+                metadata=builder.meta(build.REDIS, build.REDIS),
                 string_data={"password": redis_password.result},
                 opts=in_ns,
             ),
             k8s.core.v1.Secret(
                 f"{name}-gateway-keys",
-                metadata=builder._meta(f"{build.GATEWAY}-keys", build.GATEWAY),
+                metadata=builder.meta(f"{build.GATEWAY}-keys", build.GATEWAY),
                 string_data={
                     "teams.yaml": pulumi.Output.secret(
                         pulumi.Output.from_input(args.team_keys or demo_team_keys())
