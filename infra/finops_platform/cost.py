@@ -24,13 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .builders.placement import PlacementError, choose_pool
-from .config import (
-    ContainerResources,
-    NodePoolConfig,
-    StackConfig,
-    cpu_millicores,
-    memory_mib,
-)
+from .config import NodePoolConfig, StackConfig, cpu_millicores, memory_mib
+from .workload_list import workload_list
 
 HOURS_PER_MONTH = 730
 PRICES = Path(__file__).resolve().parent / "data" / "ec2-instances.csv"
@@ -116,21 +111,16 @@ def load_instance_types(path: Path = PRICES) -> list[InstanceType]:
         ]
 
 
-def _replicated(name: str, count: int, resources: ContainerResources, stateless: bool) -> list[Pod]:
-    cpu, memory = cpu_millicores(resources.requests.cpu), memory_mib(resources.requests.memory)
-    return [Pod(f"{name}-{i}", cpu, memory, stateless) for i in range(count)]
-
-
 def stack_pods(config: StackConfig) -> list[Pod]:
-    w = config.workloads
-    pods = _replicated("gateway", w.gateway.replicas, w.gateway.resources, stateless=True)
-    pods += _replicated("redis", 1, w.redis, stateless=False)
-    pods += _replicated("locust-master", 1, w.locust.master, stateless=False)
-    pods += _replicated("locust-worker", w.locust.workers, w.locust.worker, stateless=True)
-    for service in range(w.demo_services.count):
-        pods += _replicated(
-            f"demo-{service}", w.demo_services.replicas, w.demo_services.resources, stateless=True
-        )
+    """One pod per replica of every workload in the stack's workload list."""
+    pods = []
+    for workload in workload_list(config.workloads):
+        requests = workload.resources.requests
+        cpu, memory = cpu_millicores(requests.cpu), memory_mib(requests.memory)
+        pods += [
+            Pod(f"{workload.name}-{i}", cpu, memory, workload.stateless)
+            for i in range(workload.replicas)
+        ]
     return pods
 
 

@@ -13,13 +13,17 @@ import yaml
 from ai_gateway.settings import resolve_settings
 
 from ..config import ContainerResources, NodePoolConfig, WorkloadsConfig
+from ..workload_list import (
+    DEMO_SERVICE_PREFIX,
+    GATEWAY,
+    LOCUST_MASTER,
+    LOCUST_WORKER,
+    REDIS,
+    workloads_by_name,
+)
 from .placement import choose_pool, pod_placement
 
 NAMESPACE = "finops"
-GATEWAY = "ai-gateway"
-REDIS = "redis"
-LOCUST_MASTER = "locust-master"
-LOCUST_WORKER = "locust-worker"
 GATEWAY_PORT = 8080
 
 
@@ -67,6 +71,7 @@ class WorkloadBuilder:
         images: dict[str, Any] | None = None,
     ) -> None:
         self.w = workloads
+        self.workloads = workloads_by_name(workloads)
         self.pools = pools
         self.cost_center = cost_center
         self.phase = phase
@@ -97,23 +102,17 @@ class WorkloadBuilder:
             spec |= pod_placement(pool)
         return spec
 
-    def _deployment(
-        self,
-        name: str,
-        app: str,
-        replicas: int,
-        stateless: bool,
-        containers: list[dict[str, Any]],
-        team: str = "ai-platform",
-        **extra: Any,
-    ) -> dict[str, Any]:
+    def _deployment(self, name: str, containers: list[dict[str, Any]], **extra: Any) -> dict:
+        """The Deployment of the listed workload ``name`` (its replicas, team and placement)."""
+        workload = self.workloads[name]
+        app, team, stateless = name, workload.team, workload.stateless
         selector = {"app": app}
         return {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": self.meta(name, app, team),
             "spec": {
-                "replicas": replicas,
+                "replicas": workload.replicas,
                 "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {"labels": self.labels(app, team)},
@@ -157,7 +156,7 @@ class WorkloadBuilder:
             ],
             "readinessProbe": probe,
             "livenessProbe": {**probe, "httpGet": {"path": "/healthz", "port": "http"}},
-            "resources": resources(g.resources),
+            "resources": resources(self.workloads[GATEWAY].resources),
             "volumeMounts": [
                 {"name": "settings", "mountPath": "/etc/gateway"},
                 {"name": "keys", "mountPath": "/etc/gateway-keys"},
@@ -168,7 +167,7 @@ class WorkloadBuilder:
             {"name": "keys", "secret": {"secretName": f"{GATEWAY}-keys"}},
         ]
         objects = [
-            self._deployment(GATEWAY, GATEWAY, g.replicas, True, [container], volumes=volumes),
+            self._deployment(GATEWAY, [container], volumes=volumes),
             self._service(GATEWAY, GATEWAY, [{"name": "http", "port": 80, "targetPort": "http"}]),
             {
                 "apiVersion": "v1",
@@ -234,10 +233,10 @@ class WorkloadBuilder:
                 }
             ],
             "ports": [{"name": "redis", "containerPort": 6379}],
-            "resources": resources(self.w.redis),
+            "resources": resources(self.workloads[REDIS].resources),
         }
         return [
-            self._deployment(REDIS, REDIS, 1, False, [container]),
+            self._deployment(REDIS, [container]),
             self._service(REDIS, REDIS, [{"name": "redis", "port": 6379, "targetPort": "redis"}]),
             {
                 "apiVersion": "networking.k8s.io/v1",
@@ -288,24 +287,18 @@ class WorkloadBuilder:
                 {"name": "workers", "containerPort": 5557},
                 {"name": "web", "containerPort": 8089},
             ],
-            "resources": resources(loc.master),
+            "resources": resources(self.workloads[LOCUST_MASTER].resources),
             "volumeMounts": [{"name": "reports", "mountPath": "/reports"}],
         }
         worker = {
             "name": "worker",
             "image": self.images["loadgen"],
             "args": ["--worker", "--master-host", f"{LOCUST_MASTER}.{NAMESPACE}.svc"],
-            "resources": resources(loc.worker),
+            "resources": resources(self.workloads[LOCUST_WORKER].resources),
         }
         return [
             self._deployment(
-                LOCUST_MASTER,
-                LOCUST_MASTER,
-                1,
-                False,
-                [master],
-                team="load-testing",
-                volumes=[{"name": "reports", "emptyDir": {}}],
+                LOCUST_MASTER, [master], volumes=[{"name": "reports", "emptyDir": {}}]
             ),
             self._service(
                 LOCUST_MASTER,
@@ -315,29 +308,23 @@ class WorkloadBuilder:
                     {"name": "web", "port": 8089, "targetPort": "web"},
                 ],
             ),
-            self._deployment(
-                LOCUST_WORKER, LOCUST_WORKER, loc.workers, True, [worker], team="load-testing"
-            ),
+            self._deployment(LOCUST_WORKER, [worker]),
         ]
 
     # ---- demo microservices -----------------------------------------------------------------
 
     def demo_services(self) -> list[dict[str, Any]]:
-        demo = self.w.demo_services
         objects = []
-        for i in range(demo.count):
-            name = f"demo-service-{i}"
+        for name in (n for n in self.workloads if n.startswith(DEMO_SERVICE_PREFIX)):
             container = {
                 "name": "service",
                 "image": self.w.images.demo_service,
                 "args": ["netexec", "--http-port=8080"],
                 "ports": [{"name": "http", "containerPort": 8080}],
                 "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
-                "resources": resources(demo.resources),
+                "resources": resources(self.workloads[name].resources),
             }
-            objects.append(
-                self._deployment(name, name, demo.replicas, True, [container], team="storefront")
-            )
+            objects.append(self._deployment(name, [container]))
             objects.append(
                 self._service(name, name, [{"name": "http", "port": 80, "targetPort": "http"}])
             )
