@@ -41,7 +41,7 @@ def one(stack: str, typ: str, name: str | None = None):
 
 
 def test_a_container_without_requests_fails():
-    deployment = one("optimized", "kubernetes:apps/v1:Deployment", "workloads-deployment-redis")
+    deployment = one("optimized", "kubernetes:apps/v1:StatefulSet", "workloads-statefulset-redis")
     deployment.inputs["spec"]["template"]["spec"]["containers"][0].pop("resources")
     _, check, _ = RULES["requests-and-limits"]
     assert check(deployment.typ, deployment.inputs, "optimized") == [
