@@ -111,7 +111,7 @@ class WorkloadBuilder:
             spec |= pod_placement(pool)
         return spec
 
-    def _deployment(
+    def _workload(
         self,
         name: str,
         app: str,
@@ -122,6 +122,7 @@ class WorkloadBuilder:
         kind: str = "Deployment",
         **extra: Any,
     ) -> dict[str, Any]:
+        """A Deployment (or StatefulSet) with the cost labels, placed by the stack's rule."""
         selector = {"app": app}
         return {
             "apiVersion": "apps/v1",
@@ -189,7 +190,7 @@ class WorkloadBuilder:
             {"name": "keys", "secret": {"secretName": f"{GATEWAY}-keys"}},
         ]
         objects = [
-            self._deployment(GATEWAY, GATEWAY, g.replicas, True, [container], volumes=volumes),
+            self._workload(GATEWAY, GATEWAY, g.replicas, True, [container], volumes=volumes),
             self._service(
                 GATEWAY,
                 GATEWAY,
@@ -305,7 +306,7 @@ class WorkloadBuilder:
             "resources": resources(self.w.redis),
             "volumeMounts": [{"name": "data", "mountPath": "/data"}],
         }
-        statefulset = self._deployment(REDIS, REDIS, 1, False, [container], kind="StatefulSet")
+        statefulset = self._workload(REDIS, REDIS, 1, False, [container], kind="StatefulSet")
         # The volume is group-writable for the non-root Valkey user.
         statefulset["spec"]["template"]["spec"]["securityContext"]["fsGroup"] = VALKEY_UID
         statefulset["spec"] |= {
@@ -384,7 +385,7 @@ class WorkloadBuilder:
             "resources": resources(loc.worker),
         }
         return [
-            self._deployment(
+            self._workload(
                 LOCUST_MASTER,
                 LOCUST_MASTER,
                 1,
@@ -401,7 +402,7 @@ class WorkloadBuilder:
                     {"name": "web", "port": 8089, "targetPort": "web"},
                 ],
             ),
-            self._deployment(
+            self._workload(
                 LOCUST_WORKER, LOCUST_WORKER, loc.workers, True, [worker], team="load-testing"
             ),
         ]
@@ -422,7 +423,7 @@ class WorkloadBuilder:
                 "resources": resources(demo.resources),
             }
             objects.append(
-                self._deployment(name, name, demo.replicas, True, [container], team="storefront")
+                self._workload(name, name, demo.replicas, True, [container], team="storefront")
             )
             objects.append(
                 self._service(name, name, [{"name": "http", "port": 80, "targetPort": "http"}])
