@@ -11,6 +11,8 @@ TAGGABLE_AWS = (
     "aws:iam/role:Role", "aws:sqs/queue:Queue", "aws:cloudwatch/eventRule:EventRule",
     "aws:eks/addon:Addon", "aws:eks/accessEntry:AccessEntry", "aws:eks/nodeGroup:NodeGroup",
     "aws:eks/podIdentityAssociation:PodIdentityAssociation", "eks:index:Cluster", "awsx:ec2:Vpc",
+    "aws:cloudwatch/logGroup:LogGroup", "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:iam/serviceLinkedRole:ServiceLinkedRole",
 )  # fmt: skip
 
 
