@@ -14,6 +14,9 @@ Assumptions, all visible here:
 - Spot costs the on-demand price minus a per-category discount (``SPOT_DISCOUNTS``); spot prices
   move hourly, so this is an assumption to replace with DescribeSpotPriceHistory data.
 - The system node group is fixed and identical in both stacks; it is priced at on-demand.
+- With ``workloads.store.mode: elasticache_serverless`` the Valkey pod is not on a node: the
+  ElastiCache Serverless cache is priced instead, from the data it stores (at least the 100 MB
+  that Valkey caches are billed for) and the ECPUs an assumed request rate uses.
 - A month is 730 hours.
 """
 
@@ -24,7 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .builders.placement import PlacementError, choose_pool
-from .config import NodePoolConfig, StackConfig, cpu_millicores, memory_mib
+from .config import (
+    ElastiCacheConfig,
+    NodePoolConfig,
+    StackConfig,
+    cpu_millicores,
+    memory_mib,
+)
 from .workload_list import workload_list
 
 HOURS_PER_MONTH = 730
@@ -35,6 +44,16 @@ SPOT_DISCOUNTS = {"c": 0.62, "m": 0.60, "r": 0.60}
 RESERVED_CPU_M = 100 + 200  # kubelet/system reservation + daemonsets (CNI, kube-proxy, exporter)
 RESERVED_MEMORY_MIB = 600 + 300
 VM_MEMORY_OVERHEAD = 0.075
+# Amazon ElastiCache Serverless for Valkey in us-east-1: AWS's rates as of June 2026, as quoted
+# (with the 100 MB minimum) by usage.ai, "ElastiCache Serverless pricing", read 2026-11-30;
+# the authority is https://aws.amazon.com/elasticache/pricing/.
+ELASTICACHE_VALKEY_GB_HOUR_USD = 0.084
+ELASTICACHE_VALKEY_MILLION_ECPU_USD = 0.0023
+ELASTICACHE_VALKEY_MIN_GB = 0.1
+ELASTICACHE_PRICE_SOURCE = (
+    "ElastiCache Serverless for Valkey, us-east-1: $0.084/GB-hour, $0.0023 per million ECPUs, "
+    "100 MB minimum (AWS rates of June 2026, read 2026-11-30)"
+)
 
 
 class CostModelError(ValueError):
@@ -87,13 +106,35 @@ class PoolCost:
 
 
 @dataclass(frozen=True)
+class ServiceCost:
+    """A managed service the stack pays for beside its nodes."""
+
+    service: str
+    usage: str
+    monthly_usd: float
+
+
+@dataclass(frozen=True)
 class StackCost:
     stack: str
     pools: tuple[PoolCost, ...]
+    services: tuple[ServiceCost, ...] = ()
 
     @property
     def monthly_usd(self) -> float:
-        return sum(p.monthly_usd for p in self.pools)
+        return sum(p.monthly_usd for p in self.pools) + sum(s.monthly_usd for s in self.services)
+
+
+def elasticache_cost(config: ElastiCacheConfig) -> ServiceCost:
+    """Storage (GB-hours, at least the minimum) plus ECPUs (per million)."""
+    stored_gb = max(config.data_stored_gb, ELASTICACHE_VALKEY_MIN_GB)
+    storage = stored_gb * ELASTICACHE_VALKEY_GB_HOUR_USD * HOURS_PER_MONTH
+    million_ecpus = config.average_ecpu_per_second * 3600 * HOURS_PER_MONTH / 1e6
+    return ServiceCost(
+        "ElastiCache Serverless (Valkey)",
+        f"{stored_gb:g} GB stored, {config.average_ecpu_per_second:g} ECPU/s",
+        storage + million_ecpus * ELASTICACHE_VALKEY_MILLION_ECPU_USD,
+    )
 
 
 def load_instance_types(path: Path = PRICES) -> list[InstanceType]:
@@ -219,7 +260,9 @@ def stack_cost(
             system.desired_size * system_type.on_demand_hourly,
         )
     )
-    return StackCost(config.stack, tuple(lines))
+    store = config.workloads.store
+    services = (elasticache_cost(store.elasticache),) if store.mode != "in_cluster" else ()
+    return StackCost(config.stack, tuple(lines), services)
 
 
 def compare(

@@ -91,6 +91,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["ref"] = f"{args.inputs['tags'][0]}@sha256:{'0' * 64}"
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = "mock-generated-password"
+        elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            state["latestVersion"] = 1
+        elif args.typ == "aws:elasticache/serverlessCache:ServerlessCache":
+            host = f"{args.inputs.get('name', args.name)}-mock.serverless.use1.cache.amazonaws.com"
+            state["endpoints"] = [{"address": host, "port": 6379}]
         else:
             state.setdefault("arn", arn)
         return f"{args.name}-id", state
@@ -105,6 +110,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "userId": "MOCK",
                 "id": ACCOUNT_ID,
             }
+        if args.token == "aws:ec2/getRouteTables:getRouteTables":
+            return {"ids": ["rtb-0private1", "rtb-0private2"], "id": "us-east-1"}
         if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return {"userName": "AWS", "password": "mock-token", "id": ACCOUNT_ID}
         return {}

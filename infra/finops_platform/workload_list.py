@@ -20,7 +20,8 @@ DEMO_SERVICE_PREFIX = "demo-service-"
 
 @dataclass(frozen=True)
 class Workload:
-    """One Deployment: ``stateless`` pods may run on spot nodes when the stack allows it."""
+    """One Deployment or StatefulSet: ``stateless`` pods may run on spot nodes where the stack
+    allows it."""
 
     name: str
     team: str
@@ -33,7 +34,11 @@ def workload_list(w: WorkloadsConfig) -> tuple[Workload, ...]:
     demo = w.demo_services
     return (
         Workload(GATEWAY, "ai-platform", w.gateway.replicas, w.gateway.resources, stateless=True),
-        Workload(REDIS, "ai-platform", 1, w.redis, stateless=False),
+        *(
+            [Workload(REDIS, "ai-platform", 1, w.redis, stateless=False)]
+            if w.store.mode == "in_cluster"
+            else []
+        ),
         Workload(LOCUST_MASTER, "load-testing", 1, w.locust.master, stateless=False),
         Workload(LOCUST_WORKER, "load-testing", w.locust.workers, w.locust.worker, stateless=True),
         *(

@@ -123,7 +123,13 @@ def _discounts(pairs: list[str]) -> dict[str, float]:
 
 
 def cost(args: argparse.Namespace) -> int:
-    from finops_platform.cost import PRICE_SOURCE, CostModelError, compare, stack_cost
+    from finops_platform.cost import (
+        ELASTICACHE_PRICE_SOURCE,
+        PRICE_SOURCE,
+        CostModelError,
+        compare,
+        stack_cost,
+    )
     from finops_platform.render import load_stack
 
     try:
@@ -136,6 +142,10 @@ def cost(args: argparse.Namespace) -> int:
                     f"  {line.pool:<18} {line.capacity:<9} {line.nodes} x {line.instance_type:<11}"
                     f" {line.pods:>3} pods  ${line.monthly_usd:,.2f}/month"
                 )
+            for service in estimate.services:
+                print(f"  {service.service}: {service.usage}  ${service.monthly_usd:,.2f}/month")
+            if estimate.services:
+                print(f"  prices: {ELASTICACHE_PRICE_SOURCE}")
             return 0
         before, after = (load_stack(name) for name in args.compare)
         result = compare(before, after, spot_discounts=discounts)

@@ -15,7 +15,9 @@ def test_the_manifests_deploy_each_listed_workload_as_listed(stack):
     config = load_stack(stack)
     builder = WorkloadBuilder(config.workloads, config.platform.node_pools, "cc", stack)
     deployments = {
-        m["metadata"]["name"]: m for m in builder.manifests() if m["kind"] == "Deployment"
+        m["metadata"]["name"]: m
+        for m in builder.manifests()
+        if m["kind"] in ("Deployment", "StatefulSet")
     }
     listed = workload_list(config.workloads)
     assert set(deployments) == {w.name for w in listed}

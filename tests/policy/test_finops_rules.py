@@ -160,7 +160,7 @@ def one(stack: str, typ: str, name: str | None = None):
 
 
 def test_a_container_without_requests_fails():
-    deployment = one("optimized", "kubernetes:apps/v1:Deployment", "workloads-deployment-redis")
+    deployment = one("optimized", "kubernetes:apps/v1:StatefulSet", "workloads-statefulset-redis")
     deployment.inputs["spec"]["template"]["spec"]["containers"][0].pop("resources")
     _, check, _ = RULES["requests-and-limits"]
     assert check(deployment.typ, deployment.inputs, "optimized") == [
@@ -219,7 +219,7 @@ def test_overprovisioned_requests_fail_the_optimized_ceiling():
 
 def test_only_workloads_the_list_calls_stateless_must_tolerate_spot():
     _, check, _ = RULES["stateless-tolerates-spot"]
-    redis = one("unoptimized", "kubernetes:apps/v1:Deployment", "workloads-deployment-redis")
+    redis = one("unoptimized", "kubernetes:apps/v1:StatefulSet", "workloads-statefulset-redis")
     gateway = one("unoptimized", "kubernetes:apps/v1:Deployment", "workloads-deployment-ai-gateway")
     assert check(redis.typ, redis.inputs, "optimized") == []
     assert check(gateway.typ, gateway.inputs, "optimized") == [

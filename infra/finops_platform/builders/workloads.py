@@ -21,10 +21,15 @@ from ..workload_list import (
     REDIS,
     workloads_by_name,
 )
+from . import observability
 from .placement import choose_pool, pod_placement
 
 NAMESPACE = "finops"
 GATEWAY_PORT = 8080
+# The gateway's default `metrics_port`: Prometheus scrapes it, applications cannot reach it.
+METRICS_PORT = 9464
+REDIS_PORT = 6379
+VALKEY_UID = 10001
 
 
 def labels(app: str, team: str, cost_center: str, phase: str) -> dict[str, str]:
@@ -54,6 +59,11 @@ def gateway_settings_yaml(workloads: WorkloadsConfig) -> str:
     return yaml.safe_dump(user, sort_keys=True)
 
 
+def external_store_url(host: str) -> str:
+    """ElastiCache Serverless: TLS only (rediss), the password of its `default` user."""
+    return f"rediss://:$(REDIS_PASSWORD)@{host}:{REDIS_PORT}/0"
+
+
 def team_keys_yaml(keys: dict[str, str]) -> str:
     return yaml.safe_dump({"teams": {team: {"keys": [key]} for team, key in keys.items()}})
 
@@ -69,9 +79,13 @@ class WorkloadBuilder:
         cost_center: str,
         phase: str,
         images: dict[str, Any] | None = None,
+        external_store_url: Any | None = None,
     ) -> None:
         self.w = workloads
         self.workloads = workloads_by_name(workloads)
+        # The URL of ElastiCache (a Pulumi output, see external_store_url), or None for the
+        # in-cluster Valkey StatefulSet.
+        self.external_store_url = external_store_url
         self.pools = pools
         self.cost_center = cost_center
         self.phase = phase
@@ -102,14 +116,17 @@ class WorkloadBuilder:
             spec |= pod_placement(pool)
         return spec
 
-    def _deployment(self, name: str, containers: list[dict[str, Any]], **extra: Any) -> dict:
-        """The Deployment of the listed workload ``name`` (its replicas, team and placement)."""
+    def _workload(
+        self, name: str, containers: list[dict[str, Any]], kind: str = "Deployment", **extra: Any
+    ) -> dict[str, Any]:
+        """The Deployment (or StatefulSet) of the listed workload ``name``: its replicas, team
+        and cost labels, placed by the stack's rule."""
         workload = self.workloads[name]
         app, team, stateless = name, workload.team, workload.stateless
         selector = {"app": app}
         return {
             "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            "kind": kind,
             "metadata": self.meta(name, app, team),
             "spec": {
                 "replicas": workload.replicas,
@@ -131,6 +148,12 @@ class WorkloadBuilder:
 
     # ---- the gateway ------------------------------------------------------------------------
 
+    def store_url(self) -> Any:
+        """The gateway's REDIS_URL: the in-cluster Service, or ElastiCache."""
+        if self.external_store_url is None:
+            return f"redis://:$(REDIS_PASSWORD)@{REDIS}.{NAMESPACE}.svc:{REDIS_PORT}/0"
+        return self.external_store_url
+
     def gateway(self) -> list[dict[str, Any]]:
         g = self.w.gateway
         probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10}
@@ -143,16 +166,16 @@ class WorkloadBuilder:
                 "--config",
                 "/etc/gateway-keys/teams.yaml",
             ],
-            "ports": [{"name": "http", "containerPort": GATEWAY_PORT}],
+            "ports": [
+                {"name": "http", "containerPort": GATEWAY_PORT},
+                {"name": "metrics", "containerPort": METRICS_PORT},
+            ],
             "env": [
                 {
                     "name": "REDIS_PASSWORD",
                     "valueFrom": {"secretKeyRef": {"name": REDIS, "key": "password"}},
                 },
-                {
-                    "name": "REDIS_URL",
-                    "value": f"redis://:$(REDIS_PASSWORD)@{REDIS}.{NAMESPACE}.svc:6379/0",
-                },
+                {"name": "REDIS_URL", "value": self.store_url()},
             ],
             "readinessProbe": probe,
             "livenessProbe": {**probe, "httpGet": {"path": "/healthz", "port": "http"}},
@@ -167,8 +190,16 @@ class WorkloadBuilder:
             {"name": "keys", "secret": {"secretName": f"{GATEWAY}-keys"}},
         ]
         objects = [
-            self._deployment(GATEWAY, [container], volumes=volumes),
-            self._service(GATEWAY, GATEWAY, [{"name": "http", "port": 80, "targetPort": "http"}]),
+            self._workload(GATEWAY, [container], volumes=volumes),
+            self._service(
+                GATEWAY,
+                GATEWAY,
+                [
+                    {"name": "http", "port": 80, "targetPort": "http"},
+                    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+                ],
+            ),
+            self._gateway_network_policy(),
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
@@ -187,7 +218,7 @@ class WorkloadBuilder:
                 "metadata": self.meta(GATEWAY, GATEWAY),
                 "spec": {
                     "selector": {"matchLabels": {"app": GATEWAY}},
-                    "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+                    "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
                 },
             },
         ]
@@ -219,25 +250,82 @@ class WorkloadBuilder:
             )
         return objects
 
+    def _gateway_network_policy(self) -> dict[str, Any]:
+        """Any pod may call the API; only the monitoring namespace's Prometheus may scrape
+        /metrics, which shows every team's spend and budget."""
+        prometheus = {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": observability.NAMESPACE}
+            },
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": self.meta(GATEWAY, GATEWAY),
+            "spec": {
+                "podSelector": {"matchLabels": {"app": GATEWAY}},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {"ports": [{"protocol": "TCP", "port": GATEWAY_PORT}]},
+                    {"from": [prometheus], "ports": [{"protocol": "TCP", "port": METRICS_PORT}]},
+                ],
+            },
+        }
+
     # ---- Redis ------------------------------------------------------------------------------
 
     def redis(self) -> list[dict[str, Any]]:
+        """Valkey as a one-replica StatefulSet whose append-only file (fsync every second) lives
+        on an EBS volume: a restart replays the ledger, and a crash loses at most the last
+        one to two seconds of writes."""
+        if self.external_store_url is not None:
+            return []
         container = {
             "name": "valkey",
             "image": self.w.images.redis,
-            "args": ["--requirepass", "$(REDIS_PASSWORD)", "--save", "", "--appendonly", "no"],
+            "args": [
+                "--requirepass",
+                "$(REDIS_PASSWORD)",
+                "--dir",
+                "/data",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+            ],
             "env": [
                 {
                     "name": "REDIS_PASSWORD",
                     "valueFrom": {"secretKeyRef": {"name": REDIS, "key": "password"}},
                 }
             ],
-            "ports": [{"name": "redis", "containerPort": 6379}],
+            "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
             "resources": resources(self.workloads[REDIS].resources),
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        }
+        statefulset = self._workload(REDIS, [container], kind="StatefulSet")
+        # The volume is group-writable for the non-root Valkey user.
+        statefulset["spec"]["template"]["spec"]["securityContext"]["fsGroup"] = VALKEY_UID
+        statefulset["spec"] |= {
+            "serviceName": REDIS,
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data", "labels": self.labels(REDIS)},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": self.w.store.volume_size}},
+                    },
+                }
+            ],
         }
         return [
-            self._deployment(REDIS, [container]),
-            self._service(REDIS, REDIS, [{"name": "redis", "port": 6379, "targetPort": "redis"}]),
+            statefulset,
+            self._service(
+                REDIS, REDIS, [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis"}]
+            ),
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
@@ -248,7 +336,7 @@ class WorkloadBuilder:
                     "ingress": [
                         {
                             "from": [{"podSelector": {"matchLabels": {"app": GATEWAY}}}],
-                            "ports": [{"protocol": "TCP", "port": 6379}],
+                            "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
                         }
                     ],
                 },
@@ -297,9 +385,7 @@ class WorkloadBuilder:
             "resources": resources(self.workloads[LOCUST_WORKER].resources),
         }
         return [
-            self._deployment(
-                LOCUST_MASTER, [master], volumes=[{"name": "reports", "emptyDir": {}}]
-            ),
+            self._workload(LOCUST_MASTER, [master], volumes=[{"name": "reports", "emptyDir": {}}]),
             self._service(
                 LOCUST_MASTER,
                 LOCUST_MASTER,
@@ -308,7 +394,7 @@ class WorkloadBuilder:
                     {"name": "web", "port": 8089, "targetPort": "web"},
                 ],
             ),
-            self._deployment(LOCUST_WORKER, [worker]),
+            self._workload(LOCUST_WORKER, [worker]),
         ]
 
     # ---- demo microservices -----------------------------------------------------------------
@@ -324,7 +410,7 @@ class WorkloadBuilder:
                 "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
                 "resources": resources(self.workloads[name].resources),
             }
-            objects.append(self._deployment(name, [container]))
+            objects.append(self._workload(name, [container]))
             objects.append(
                 self._service(name, name, [{"name": "http", "port": 80, "targetPort": "http"}])
             )
