@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +251,105 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.05) -> float | N
             pass
         time.sleep(interval_s)
     return None
+
+
+OUTAGE_TEAM = "steady"
+OUTAGE_WORKERS = 8
+OUTAGE_CLIENT_TIMEOUT_S = 8.0
+OUTAGE_S = 3.0
+
+
+@dataclass
+class Outage:
+    """What clients saw before, during and after the outage."""
+
+    spent_before_kill: float = 0.0
+    spent_after_restart: float | None = None
+    statuses_during: dict[int | str, int] = field(default_factory=dict)
+    statuses_all: dict[int | str, int] = field(default_factory=dict)
+    readyz_during: set[int] = field(default_factory=set)
+    store_up_during: list[float | None] = field(default_factory=list)
+    probe_during: httpx.Response | None = None
+    store_errors_before: float = 0.0
+    store_errors_after: float = 0.0
+    recovery_s: float | None = None
+
+
+def _count(counts: dict, label: int | str) -> None:
+    counts[label] = counts.get(label, 0) + 1
+
+
+async def _observe_outage(gateway, valkey) -> Outage:
+    seen = Outage()
+    headers = {"authorization": f"Bearer {key_of(OUTAGE_TEAM)}"}
+    limits = httpx.Limits(max_connections=OUTAGE_WORKERS + 4)
+    async with httpx.AsyncClient(
+        base_url=gateway.url, headers=headers, timeout=OUTAGE_CLIENT_TIMEOUT_S, limits=limits
+    ) as client:
+        for i in range(20):
+            response = await client.post(OPENAI_PATH, json=chat_body(f"Before the outage {i}"))
+            assert response.status_code == 200, response.text
+        seen.spent_before_kill = budget_row(gateway, OUTAGE_TEAM)["spent_usd"]
+        seen.store_errors_before = metric_total(scrape(gateway), "ai_store_errors_total")
+        outage = {"on": False}
+        stop = asyncio.Event()
+
+        async def worker(w: int) -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                sent_during_outage = outage["on"]
+                try:
+                    response = await client.post(OPENAI_PATH, json=chat_body(f"Load {w}-{i}"))
+                    label: int | str = response.status_code
+                except httpx.HTTPError as exc:
+                    label = type(exc).__name__
+                _count(seen.statuses_all, label)
+                if sent_during_outage:
+                    _count(seen.statuses_during, label)
+                await asyncio.sleep(0.02)
+
+        workers = [asyncio.create_task(worker(w)) for w in range(OUTAGE_WORKERS)]
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(valkey.kill)
+        outage["on"] = True
+        await asyncio.sleep(0.5)
+        seen.probe_during = await client.post(OPENAI_PATH, json=chat_body("During the outage"))
+        ended = time.monotonic() + OUTAGE_S
+        while time.monotonic() < ended:
+            ready = await client.get("/readyz")
+            seen.readyz_during.add(ready.status_code)
+            samples = await asyncio.to_thread(scrape, gateway)
+            up = (
+                metric_total(samples, "ai_store_up")
+                if metric_present(samples, "ai_store_up")
+                else None
+            )
+            seen.store_up_during.append(up)
+            await asyncio.sleep(0.3)
+        seen.store_errors_after = metric_total(scrape(gateway), "ai_store_errors_total")
+        await asyncio.to_thread(valkey.start)
+        outage["on"] = False
+        restarted = time.monotonic()
+        while time.monotonic() - restarted < 10:
+            response = await client.post(OPENAI_PATH, json=chat_body("After the restart"))
+            if response.status_code == 200:
+                seen.recovery_s = time.monotonic() - restarted
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.gather(*workers)
+    seen.spent_after_restart = budget_row(gateway, OUTAGE_TEAM)["spent_usd"]
+    return seen
+
+
+def run_outage(directory: Path, mode: str) -> Outage:
+    """Kill Valkey under steady load for ``OUTAGE_S``, restart it on the same port, and observe
+    the gateway (``budgets.on_store_error: mode``) throughout."""
+    config = settings(team(OUTAGE_TEAM, usd=100.0), budgets={"on_store_error": mode})
+    with (
+        persistent_valkey(directory / "valkey") as valkey,
+        gateways(directory, config, 1, valkey.url) as (gateway,),
+    ):
+        return asyncio.run(_observe_outage(gateway, valkey))
