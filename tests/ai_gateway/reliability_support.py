@@ -279,7 +279,65 @@ def _count(counts: dict, label: int | str) -> None:
     counts[label] = counts.get(label, 0) + 1
 
 
-async def _observe_outage(gateway, valkey) -> Outage:
+class SteadyLoad:
+    """``OUTAGE_WORKERS`` clients sending distinct requests back to back until stopped; each
+    answer (or client error) is counted, and also as "during" if it was sent during the outage."""
+
+    def __init__(self, client: httpx.AsyncClient, seen: Outage) -> None:
+        self.outage = False
+        self._client, self._seen = client, seen
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    async def _worker(self, w: int) -> None:
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            sent_during_outage = self.outage
+            try:
+                response = await self._client.post(OPENAI_PATH, json=chat_body(f"Load {w}-{i}"))
+                label: int | str = response.status_code
+            except httpx.HTTPError as exc:
+                label = type(exc).__name__
+            _count(self._seen.statuses_all, label)
+            if sent_during_outage:
+                _count(self._seen.statuses_during, label)
+            await asyncio.sleep(0.02)
+
+    async def __aenter__(self) -> SteadyLoad:
+        self._tasks = [asyncio.create_task(self._worker(w)) for w in range(OUTAGE_WORKERS)]
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+
+async def _watch_outage(client: httpx.AsyncClient, gateway: GatewayProcess, seen: Outage) -> None:
+    """Readiness and ``ai_store_up`` while the store is down, and one request's answer."""
+    await asyncio.sleep(0.5)
+    seen.probe_during = await client.post(OPENAI_PATH, json=chat_body("During the outage"))
+    ended = time.monotonic() + OUTAGE_S
+    while time.monotonic() < ended:
+        seen.readyz_during.add((await client.get("/readyz")).status_code)
+        samples = await asyncio.to_thread(scrape, gateway)
+        present = metric_present(samples, "ai_store_up")
+        seen.store_up_during.append(metric_total(samples, "ai_store_up") if present else None)
+        await asyncio.sleep(0.3)
+    seen.store_errors_after = metric_total(scrape(gateway), "ai_store_errors_total")
+
+
+async def _seconds_to_first_answer(client: httpx.AsyncClient, limit_s: float = 10) -> float | None:
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        response = await client.post(OPENAI_PATH, json=chat_body("After the restart"))
+        if response.status_code == 200:
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def _observe_outage(gateway: GatewayProcess, valkey: PersistentValkey) -> Outage:
     seen = Outage()
     headers = {"authorization": f"Bearer {key_of(OUTAGE_TEAM)}"}
     limits = httpx.Limits(max_connections=OUTAGE_WORKERS + 4)
@@ -288,58 +346,18 @@ async def _observe_outage(gateway, valkey) -> Outage:
     ) as client:
         for i in range(20):
             response = await client.post(OPENAI_PATH, json=chat_body(f"Before the outage {i}"))
-            assert response.status_code == 200, response.text
+            response.raise_for_status()
         seen.spent_before_kill = budget_row(gateway, OUTAGE_TEAM)["spent_usd"]
         seen.store_errors_before = metric_total(scrape(gateway), "ai_store_errors_total")
-        outage = {"on": False}
-        stop = asyncio.Event()
-
-        async def worker(w: int) -> None:
-            i = 0
-            while not stop.is_set():
-                i += 1
-                sent_during_outage = outage["on"]
-                try:
-                    response = await client.post(OPENAI_PATH, json=chat_body(f"Load {w}-{i}"))
-                    label: int | str = response.status_code
-                except httpx.HTTPError as exc:
-                    label = type(exc).__name__
-                _count(seen.statuses_all, label)
-                if sent_during_outage:
-                    _count(seen.statuses_during, label)
-                await asyncio.sleep(0.02)
-
-        workers = [asyncio.create_task(worker(w)) for w in range(OUTAGE_WORKERS)]
-        await asyncio.sleep(1.0)
-        await asyncio.to_thread(valkey.kill)
-        outage["on"] = True
-        await asyncio.sleep(0.5)
-        seen.probe_during = await client.post(OPENAI_PATH, json=chat_body("During the outage"))
-        ended = time.monotonic() + OUTAGE_S
-        while time.monotonic() < ended:
-            ready = await client.get("/readyz")
-            seen.readyz_during.add(ready.status_code)
-            samples = await asyncio.to_thread(scrape, gateway)
-            up = (
-                metric_total(samples, "ai_store_up")
-                if metric_present(samples, "ai_store_up")
-                else None
-            )
-            seen.store_up_during.append(up)
-            await asyncio.sleep(0.3)
-        seen.store_errors_after = metric_total(scrape(gateway), "ai_store_errors_total")
-        await asyncio.to_thread(valkey.start)
-        outage["on"] = False
-        restarted = time.monotonic()
-        while time.monotonic() - restarted < 10:
-            response = await client.post(OPENAI_PATH, json=chat_body("After the restart"))
-            if response.status_code == 200:
-                seen.recovery_s = time.monotonic() - restarted
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
-        stop.set()
-        await asyncio.gather(*workers)
+        async with SteadyLoad(client, seen) as load:
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(valkey.kill)
+            load.outage = True
+            await _watch_outage(client, gateway, seen)
+            await asyncio.to_thread(valkey.start)
+            load.outage = False
+            seen.recovery_s = await _seconds_to_first_answer(client)
+            await asyncio.sleep(0.5)
     seen.spent_after_restart = budget_row(gateway, OUTAGE_TEAM)["spent_usd"]
     return seen
 
