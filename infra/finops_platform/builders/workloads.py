@@ -20,6 +20,7 @@ GATEWAY = "ai-gateway"
 REDIS = "redis"
 LOCUST_MASTER = "locust-master"
 LOCUST_WORKER = "locust-worker"
+DEMO_SERVICE = "demo-service"  # each is DEMO_SERVICE-<i>
 GATEWAY_PORT = 8080
 
 
@@ -326,7 +327,7 @@ class WorkloadBuilder:
         demo = self.w.demo_services
         objects = []
         for i in range(demo.count):
-            name = f"demo-service-{i}"
+            name = f"{DEMO_SERVICE}-{i}"
             container = {
                 "name": "service",
                 "image": self.w.images.demo_service,

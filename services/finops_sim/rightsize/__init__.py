@@ -1,0 +1,9 @@
+"""`finops-sim rightsize`: requests from measured usage, the way KRR and the VPA derive them.
+
+- ``strategy``: usage samples -> figures and a recommendation (pure, documented, configurable);
+- ``prometheus``: the usage samples of a workload's container, from Prometheus alone;
+- ``targets``: the stack's workloads (from the workloads builder) and their cost;
+- ``output``: JSON, a text table, an HTML page with a chart per workload;
+- ``stackfile``: the recommendations written into the stack file, comments and layout kept;
+- ``command``: the command line that ties them together.
+"""
