@@ -126,3 +126,11 @@ def test_flags_take_kubernetes_quantities_and_durations():
     assert args.window == 14 * DAY
     with pytest.raises(SystemExit):
         cli.parser().parse_args(["rightsize", "--prometheus", "http://x", "--window", "7x"])
+
+
+def test_kube_state_metrics_exports_the_app_label_rightsize_joins_on():
+    from finops_platform.builders.observability import helm_values
+
+    allowlist = helm_values(load_stack("optimized").platform.observability)["kube-state-metrics"]
+    pods = next(e for e in allowlist["metricLabelsAllowlist"] if e.startswith("pods="))
+    assert "app" in pods.removeprefix("pods=[").removesuffix("]").split(",")
