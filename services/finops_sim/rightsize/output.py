@@ -111,7 +111,7 @@ HEADER = (
     "CPU P50/P95/peak",
     "memory P50/P95/peak",
     "recommended",
-    "saving/month",
+    "saving alone/month",
 )
 
 
