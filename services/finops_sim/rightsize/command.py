@@ -23,16 +23,6 @@ from .strategy import Strategy, assess, duration_text
 from .targets import monthly_cost, recommended_resources, stack_targets, with_resources
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-# Strategy field -> the flag that sets it, for error messages.
-FLAGS = {
-    "cpu_percentile": "--cpu-percentile",
-    "memory_headroom": "--memory-headroom",
-    "cpu_floor_m": "--cpu-floor",
-    "cpu_step_m": "--cpu-step",
-    "memory_floor_mib": "--memory-floor",
-    "memory_step_mib": "--memory-step",
-    "min_history_s": "--min-history",
-}
 
 
 def duration(text: str) -> float:
@@ -70,8 +60,19 @@ def _quantity(parse):
     return convert
 
 
+# Flag -> the Strategy field it sets, the parser of its text, and what it takes.
+STRATEGY_FLAGS = {
+    "--cpu-percentile": ("cpu_percentile", float, "P"),
+    "--memory-headroom": ("memory_headroom", float, "FRACTION"),
+    "--cpu-floor": ("cpu_floor_m", _quantity(cpu_millicores), "CPU"),
+    "--cpu-step": ("cpu_step_m", _quantity(cpu_millicores), "CPU"),
+    "--memory-floor": ("memory_floor_mib", _quantity(memory_mib), "MEMORY"),
+    "--memory-step": ("memory_step_mib", _quantity(memory_mib), "MEMORY"),
+    "--min-history": ("min_history_s", duration, "DURATION"),
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    default = Strategy()
     parser.add_argument(
         "--prometheus", required=True, metavar="URL", help="e.g. http://localhost:9090"
     )
@@ -88,51 +89,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--write", action="store_true", help="write the recommended requests into the stack file"
     )
     parser.add_argument("--out", type=Path, help="output folder (out/rightsize/STACK)")
-    strategy = parser.add_argument_group("strategy")
-    strategy.add_argument("--cpu-percentile", type=float, default=default.cpu_percentile)
-    strategy.add_argument(
-        "--memory-headroom",
-        type=float,
-        default=default.memory_headroom,
-        help="fraction over the peak (0.15)",
-    )
-    strategy.add_argument(
-        "--cpu-floor", type=_quantity(cpu_millicores), default=default.cpu_floor_m, help="e.g. 25m"
-    )
-    strategy.add_argument(
-        "--cpu-step", type=_quantity(cpu_millicores), default=default.cpu_step_m, help="e.g. 5m"
-    )
-    strategy.add_argument(
-        "--memory-floor",
-        type=_quantity(memory_mib),
-        default=default.memory_floor_mib,
-        help="e.g. 64Mi",
-    )
-    strategy.add_argument(
-        "--memory-step",
-        type=_quantity(memory_mib),
-        default=default.memory_step_mib,
-        help="e.g. 8Mi",
-    )
-    strategy.add_argument(
-        "--min-history", type=duration, default=default.min_history_s, help="e.g. 24h"
-    )
+    group = parser.add_argument_group("strategy (see finops_sim/rightsize/strategy.py)")
+    default = Strategy()
+    for flag, (field, parse, metavar) in STRATEGY_FLAGS.items():
+        description = Strategy.model_fields[field].description
+        group.add_argument(
+            flag,
+            dest=field,
+            metavar=metavar,
+            type=parse,
+            default=getattr(default, field),
+            help=f"{description} (default %(default)s)",
+        )
 
 
 def strategy_of(args: argparse.Namespace) -> Strategy:
-    values = {
-        "cpu_percentile": args.cpu_percentile,
-        "memory_headroom": args.memory_headroom,
-        "cpu_floor_m": args.cpu_floor,
-        "cpu_step_m": args.cpu_step,
-        "memory_floor_mib": args.memory_floor,
-        "memory_step_mib": args.memory_step,
-        "min_history_s": args.min_history,
-    }
+    fields = {field: flag for flag, (field, _, _) in STRATEGY_FLAGS.items()}
     try:
-        return Strategy(**values)
+        return Strategy(**{field: getattr(args, field) for field in fields})
     except ValidationError as exc:
-        problems = [f"{FLAGS[str(e['loc'][0])]} {e['input']}: {e['msg']}" for e in exc.errors()]
+        problems = [f"{fields[str(e['loc'][0])]} {e['input']}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("; ".join(problems)) from exc
 
 

@@ -31,16 +31,30 @@ class Strategy(BaseModel):
     """How usage becomes a recommendation; every field is a ``finops-sim rightsize`` flag."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    cpu_percentile: float = Field(default=95, gt=0, le=100, description="of 5-minute CPU usage")
-    memory_headroom: float = Field(
-        default=0.15, ge=0, le=2, description="added to the peak working set"
+    cpu_percentile: float = Field(
+        default=95,
+        gt=0,
+        le=100,
+        description="CPU request: this percentile of the 5-minute usage samples",
     )
-    cpu_floor_m: int = Field(default=25, ge=1, description="smallest CPU request, millicores")
-    cpu_step_m: int = Field(default=5, ge=1, description="CPU requests round up to this")
-    memory_floor_mib: int = Field(default=64, ge=1, description="smallest memory request, MiB")
-    memory_step_mib: int = Field(default=8, ge=1, description="memory rounds up to this")
+    memory_headroom: float = Field(
+        default=0.15,
+        ge=0,
+        le=2,
+        description="memory request and limit: the peak working set plus this fraction",
+    )
+    cpu_floor_m: int = Field(default=25, ge=1, description="smallest CPU request, in millicores")
+    cpu_step_m: int = Field(
+        default=5, ge=1, description="CPU requests round up to a multiple of this, in millicores"
+    )
+    memory_floor_mib: int = Field(default=64, ge=1, description="smallest memory request, in MiB")
+    memory_step_mib: int = Field(
+        default=8, ge=1, description="memory rounds up to a multiple of this, in MiB"
+    )
     min_history_s: float = Field(
-        default=24 * 3600, ge=0, description="data needed before recommending, seconds"
+        default=24 * 3600,
+        ge=0,
+        description="data needed before recommending, in seconds",
     )
     resolution_s: int = Field(
         default=300, ge=60, description="the usage sample: 5-minute rate and 5-minute peak"
