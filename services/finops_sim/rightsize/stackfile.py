@@ -93,7 +93,7 @@ def apply_changes(text: str, changes: list[RequestChange], source: str) -> str:
                 (scalar.start_mark.index, scalar.end_mark.index, _scalar_text(scalar, value))
             )
         notes.setdefault(key_node.start_mark.line, []).append(change)
-    for start, end, value in sorted(spans, reverse=True):
+    for start, end, value in sorted(set(spans), reverse=True):  # an alias is one node
         text = text[:start] + value + text[end:]
     return _with_notes(text, notes)
 
