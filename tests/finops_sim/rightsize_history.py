@@ -54,7 +54,13 @@ class Container:
     container: str
     cpu_by_block: dict[int, float] = field(default_factory=dict)  # block end -> cores
     memory_by_sample: dict[int, float] = field(default_factory=dict)  # timestamp -> bytes
-    resets: tuple[int, ...] = ()  # sample timestamps at which the counter restarts
+    # Samples whose counter restarted from zero at the previous sample (a restart in place).
+    resets: tuple[int, ...] = ()
+
+    @property
+    def cadvisor_labels(self) -> str:
+        where = f'namespace="{self.namespace}",pod="{self.pod}"'
+        return f'container="{self.container}",{where},job="kubelet"'
 
     def samples(self) -> list[int]:
         return sorted(self.memory_by_sample)
@@ -92,18 +98,13 @@ class History:
         """OpenMetrics text for `promtool tsdb create-blocks-from openmetrics`."""
         lines = []
         for c in self.containers:
-            labels = (
-                f'container="{c.container}",namespace="{c.namespace}",pod="{c.pod}",job="kubelet"'
-            )
             lines.extend(
-                f"container_cpu_usage_seconds_total{{{labels}}} {v!r} {ts}" for ts, v in c.counter()
+                f"container_cpu_usage_seconds_total{{{c.cadvisor_labels}}} {v!r} {ts}"
+                for ts, v in c.counter()
             )
         for c in self.containers:
-            labels = (
-                f'container="{c.container}",namespace="{c.namespace}",pod="{c.pod}",job="kubelet"'
-            )
             lines.extend(
-                f"container_memory_working_set_bytes{{{labels}}} {v!r} {ts}"
+                f"container_memory_working_set_bytes{{{c.cadvisor_labels}}} {v!r} {ts}"
                 for ts, v in sorted(c.memory_by_sample.items())
             )
         pods: dict[tuple[str, str], tuple[str, list[int]]] = {}
