@@ -6,4 +6,8 @@
 - ``output``: JSON, a text table, an HTML page with a chart per workload;
 - ``stackfile``: the recommendations written into the stack file, comments and layout kept;
 - ``command``: the command line that ties them together.
+
+Another measurement (the local simulation's, say) feeds the same path: its samples as a
+``strategy.ContainerUsage``, ``strategy.assess`` for the figures and the recommendation, and
+``stackfile.write_requests`` with a ``RequestChange`` whose note cites them.
 """
