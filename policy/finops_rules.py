@@ -149,22 +149,44 @@ def stateless_tolerates_spot(resource_type: str, props: dict[str, Any], stack: s
     return [f"stateless workload {_name(props)} does not tolerate spot nodes"]
 
 
+def measured_ceilings(stack: str) -> dict[tuple[str, str], dict[str, str]]:
+    """(app, container) -> the requests ``finops-sim rightsize --write`` derived from measured
+    usage and wrote into the stack, as recorded in ``stacks/rightsize.<stack>.json``."""
+    from finops_sim.rightsize.stackfile import read_recommendations
+
+    return {
+        (app, w["container"]): {k: w["recommendation"][k] for k in ("cpu", "memory")}
+        for w in read_recommendations(stack)
+        for app in w["apps"]
+    }
+
+
 def within_rightsizing_ceiling(resource_type: str, props: dict[str, Any], stack: str) -> list[str]:
+    """A container's ceiling is its measured recommendation where one exists, else the stack's
+    ``rightsizingCeiling``."""
     if not is_workload(resource_type):
         return []
     config = stack_config(stack)
-    ceiling = config.workloads.rightsizing_ceiling if config else None
-    if ceiling is None:
-        return []
+    stack_ceiling = config.workloads.rightsizing_ceiling if config else None
+    ceiling = stack_ceiling.model_dump() if stack_ceiling else None
+    measured = measured_ceilings(stack)
+    app = ((props.get("metadata") or {}).get("labels") or {}).get("app")
     problems = []
     for container in _containers(props):
+        name = container.get("name", "?")
+        container_ceiling = measured.get((app, name), ceiling) or {}
+        source = f" (measured, rightsize.{stack}.json)" if (app, name) in measured else ""
         requests = (container.get("resources") or {}).get("requests") or {}
         for resource, parse in (("cpu", cpu_millicores), ("memory", memory_mib)):
-            limit = getattr(ceiling, resource)
-            if resource in requests and parse(requests[resource]) > parse(limit):
+            if (
+                resource in requests
+                and resource in container_ceiling
+                and parse(requests[resource]) > parse(container_ceiling[resource])
+            ):
                 problems.append(
-                    f"{_name(props)}: container {container.get('name', '?')} requests "
-                    f"{requests[resource]} {resource}, above the ceiling {limit}"
+                    f"{_name(props)}: container {name} requests "
+                    f"{requests[resource]} {resource}, above the ceiling "
+                    f"{container_ceiling[resource]}{source}"
                 )
     return problems
 
@@ -204,7 +226,8 @@ RULES = {
         "optimized",
     ),
     "rightsizing-ceiling": (
-        "No container requests more than the stack's rightsizing ceiling.",
+        "No container requests more than its measured recommendation, else the stack's "
+        "rightsizing ceiling.",
         within_rightsizing_ceiling,
         "optimized",
     ),

@@ -10,6 +10,7 @@ from ai_gateway.config_errors import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO
 
 from .report import summary_tree
+from .rightsize import command as rightsize
 from .simulation import RunOptions, SimulationError, run
 
 
@@ -76,6 +77,12 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="CATEGORY=FRACTION",
         help="override the assumed spot discount of an instance category, e.g. m=0.55",
+    )
+    rightsize.add_arguments(
+        commands.add_parser(
+            "rightsize",
+            help="recommend requests from the usage Prometheus measured (and write them)",
+        )
     )
     run_cmd.add_argument(
         "--gateway-config",
@@ -171,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         return render(args)
     if args.command == "cost":
         return cost(args)
+    if args.command == "rightsize":
+        return rightsize.run(args)
     requests = args.requests if args.requests or args.duration else 600
     options = RunOptions(
         scenario=args.scenario,

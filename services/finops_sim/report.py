@@ -301,7 +301,7 @@ def _html_inline(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
-def to_html(blocks: list[Block]) -> str:
+def to_html(blocks: list[Block], title: str = "finops-sim savings report") -> str:
     body: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):
@@ -326,8 +326,8 @@ def to_html(blocks: list[Block]) -> str:
         "pre{background:#f6f6f6;padding:1em}"
     )
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>finops-sim savings report"
-        f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
     )
 
 
