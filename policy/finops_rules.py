@@ -12,10 +12,10 @@ from typing import Any
 
 import yaml
 
+from finops_common.labels import COST_LABELS
 from finops_platform.config import cpu_millicores, memory_mib
 
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
-COST_LABELS = ("app", "team", "cost-center", "phase")
 COST_TAGS = ("project", "stack", "cost-center")
 WORKLOAD_KINDS = ("apps/v1:Deployment", "apps/v1:StatefulSet", "apps/v1:DaemonSet", "batch/v1:Job")
 STATEFUL_APPS = ("redis", "locust-master")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from finops_sim.results import read_log
+from finops_sim.results import SimulationResults, read_log
 from finops_sim.simulation import RunOptions, run
 from loadgen.scenario import DEFAULT_SCENARIO
 
@@ -73,39 +72,37 @@ def test_the_compute_line_comes_from_the_cost_model(first_run):
 
     out, results = first_run
     expected = compare(load_stack("unoptimized"), load_stack("optimized"))
-    assert results["compute"] == pytest.approx(expected)
+    assert results.compute is not None
+    assert results.compute.model_dump() == pytest.approx(expected)
     report = (out / "report.md").read_text()
     assert f"Kubernetes Compute: {expected['savings_pct'] * 100:.1f}% reduction" in report
 
 
 def test_three_way_cross_check(first_run):
     out, results = first_run
-    for phase in ("unoptimized", "optimized"):
+    for phase, summary in results.phases.items():
         records = read_log(out / f"requests-{phase}.jsonl")
         assert len(records) == REQUESTS
-        log_sum = sum(r["cost_usd"] for r in records)
-        summary = results["phases"][phase]
-        assert summary["spend_usd"] == pytest.approx(log_sum, abs=1e-9)
-        assert summary["metric_cost_usd"] == pytest.approx(log_sum, abs=1e-6)
-        assert round(summary["spend_usd"], 2) == round(summary["metric_cost_usd"], 2)
-    on_disk = json.loads((out / "results.json").read_text())
-    assert (
-        on_disk["phases"]["optimized"]["spend_usd"] == results["phases"]["optimized"]["spend_usd"]
-    )
+        log_sum = sum(r.cost_usd for r in records)
+        assert summary.spend_usd == pytest.approx(log_sum, abs=1e-9)
+        assert summary.metric_cost_usd == pytest.approx(log_sum, abs=1e-6)
+        assert round(summary.spend_usd, 2) == round(summary.metric_cost_usd, 2)
+    on_disk = SimulationResults.model_validate_json((out / "results.json").read_text())
+    assert on_disk == results
 
 
 def test_optimized_spends_less_and_the_split_adds_up(first_run):
     _, results = first_run
-    before, after = results["phases"]["unoptimized"], results["phases"]["optimized"]
-    assert after["spend_usd"] < before["spend_usd"]
+    before, after = results.phases.unoptimized, results.phases.optimized
+    assert after.spend_usd < before.spend_usd
     # Unoptimized serves every request at its baseline, so the baselines agree...
-    assert after["baseline_usd"] == pytest.approx(before["spend_usd"], rel=1e-9)
+    assert after.baseline_usd == pytest.approx(before.spend_usd, rel=1e-9)
     # ...and the causes explain the whole saving.
-    comparison = results["comparison"]
-    assert comparison["unattributed_usd"] == pytest.approx(0.0, abs=1e-6)
-    assert comparison["by_cause_usd"]["cache"] > 0
-    assert comparison["by_cause_usd"]["routing"] > 0
-    assert after["cache"]["semantic_false_hit_rate"] in (None, 0.0)
+    comparison = results.comparison
+    assert comparison.unattributed_usd == pytest.approx(0.0, abs=1e-6)
+    assert comparison.by_cause_usd.cache > 0
+    assert comparison.by_cause_usd.routing > 0
+    assert after.cache.semantic_false_hit_rate in (None, 0.0)
 
 
 def test_same_seed_gives_the_same_numbers(first_run, fast_scenario, tmp_path):
@@ -114,12 +111,10 @@ def test_same_seed_gives_the_same_numbers(first_run, fast_scenario, tmp_path):
 
     def stable(results):
         phases = {
-            name: {
-                k: v for k, v in phase.items() if k not in ("latency_ms", "gateway_ready_at_end")
-            }
-            for name, phase in results["phases"].items()
+            name: phase.model_dump(exclude={"latency_ms", "gateway_ready_at_end"})
+            for name, phase in results.phases.items()
         }
-        return phases, results["comparison"]
+        return phases, results.comparison
 
     assert stable(second) == stable(first)
 
@@ -183,10 +178,10 @@ def test_tight_budgets_show_up_as_rejections_and_budget_savings(fast_scenario, t
             gateway_config=tight,
         )
     )
-    after = results["phases"]["optimized"]
-    assert after["budget_rejections"] > 0
-    assert results["comparison"]["by_cause_usd"]["budgets"] > 0
-    for team_spend in after["spend_by_team_usd"].values():
+    after = results.phases.optimized
+    assert after.budget_rejections > 0
+    assert results.comparison.by_cause_usd.budgets > 0
+    for team_spend in after.spend_by_team_usd.values():
         assert team_spend <= 0.05 + 1e-9
 
 
@@ -207,7 +202,7 @@ def test_duration_mode_replays_the_same_workload_in_both_phases(fast_scenario, t
     results = run(
         RunOptions(fast_scenario, tmp_path, requests=None, duration_s=3, embedder="lexical")
     )
-    counts = {phase: results["phases"][phase]["requests"] for phase in results["phases"]}
-    assert counts["unoptimized"] > 50
-    assert counts["optimized"] == counts["unoptimized"]
-    assert results["comparison"]["unattributed_usd"] == pytest.approx(0.0, abs=1e-6)
+    before, after = results.phases.unoptimized, results.phases.optimized
+    assert before.requests > 50
+    assert after.requests == before.requests
+    assert results.comparison.unattributed_usd == pytest.approx(0.0, abs=1e-6)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import loadgen
-from ai_gateway.process import free_port
+from finops_common.process import free_port
 from finops_sim.results import read_log
 
 LOCUSTFILE = Path(loadgen.__file__).with_name("locustfile.py")
