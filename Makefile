@@ -37,7 +37,8 @@ lock:
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LOCK_VENV)/bin/python -m pip install --quiet -r requirements-dev.txt
 	{ echo "# Every package of requirements-dev.txt, resolved; written by 'make lock', do not edit."; \
-	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > requirements.lock
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 	rm -rf $(LOCK_VENV)
 
 demo: setup
