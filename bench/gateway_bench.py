@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from ai_gateway.process import GatewayProcess, embedded_valkey
+from finops_common.process import GatewayProcess, embedded_valkey
 
 SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
 SHARED_MODEL = Path(__file__).resolve().parents[2] / "shared" / "models" / "minilm-l6-m2v-256"

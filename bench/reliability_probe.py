@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(REPO.parent / "shared" / "tiktoken"))
 
-from ai_gateway.process import embedded_valkey  # noqa: E402
+from finops_common.process import embedded_valkey  # noqa: E402
 from tests.ai_gateway.reliability_support import (  # noqa: E402
     budget_row,
     burst,

@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 
 from aws_taggable import is_taggable
+from finops_common.labels import COST_LABELS
 from finops_platform.config import (
     StackConfig,
     cpu_millicores,
@@ -22,7 +23,6 @@ from finops_platform.config import (
 )
 from finops_platform.workload_list import workloads_by_name
 
-COST_LABELS = ("app", "team", "cost-center", "phase")
 COST_TAGS = ("project", "stack", "cost-center")
 WORKLOAD_KINDS = ("apps/v1:Deployment", "apps/v1:StatefulSet", "apps/v1:DaemonSet", "batch/v1:Job")
 DEFAULT_GRAFANA_PASSWORDS = ("admin", "prom-operator", "")

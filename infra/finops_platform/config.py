@@ -17,7 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from ai_gateway.config_errors import ConfigError, describe_validation_error
+from finops_common.config import ConfigError, StrictModel, describe_validation_error
+from finops_common.phases import Phase
 
 from . import versions
 
@@ -29,10 +30,10 @@ CapacityType = Literal["spot", "on-demand"]
 _MEMORY_PATTERN = r"^\d+(Mi|Gi)$"
 
 
-class _Config(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
+class _Config(StrictModel):
+    """Stack config keys are camelCase, as Pulumi writes them."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
 class NetworkConfig(_Config):
@@ -302,7 +303,7 @@ class StoreConfig(_Config):
 class WorkloadsConfig(_Config):
     """What runs on the cluster, and how big each pod asks to be."""
 
-    gateway_profile: Literal["unoptimized", "optimized"]
+    gateway_profile: Phase
     rightsizing_ceiling: Quantities | None = Field(
         default=None, description="the policy pack's limit on any container's requests"
     )
@@ -438,7 +439,7 @@ def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
 
 def read_stack_file(stack: str) -> dict[str, Any]:
     """The plain (non-secret) config values of a stack file, for render and tests."""
-    from ai_gateway.config_errors import read_yaml
+    from finops_common.config import read_yaml
 
     data = read_yaml(stack_file(stack)) or {}
     config = data.get("config") or {}

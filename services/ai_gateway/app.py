@@ -18,7 +18,7 @@ from starlette.routing import Route
 from . import tokens
 from .adapters import anthropic, openai
 from .core import ChatRequest, Completion, Gateway, GatewayError
-from .request_log import SIM_HEADER_PREFIX, RequestLog
+from .request_log import SIM_HEADER_PREFIX, RequestLog, refused_record, served_record
 from .simulator import wait_for_completion
 from .store import StoreUnavailable
 
@@ -92,7 +92,7 @@ class GatewayApp:
         error: GatewayError,
     ) -> JSONResponse:
         if self.request_log is not None:
-            self.request_log.refused(api, sim, team, model, error)
+            self.request_log.write(refused_record(api, sim, team, model, error))
         return self._error(api, error)
 
     def _error(self, api: str, error: GatewayError) -> JSONResponse:
@@ -165,7 +165,7 @@ class GatewayApp:
         elapsed = time.perf_counter() - started
         self.metrics.duration.labels(model=completion.model.name).observe(elapsed)
         if self.request_log is not None:
-            self.request_log.served(api, sim, completion, elapsed)
+            self.request_log.write(served_record(api, sim, completion, elapsed))
 
     async def chat_completions(self, request: Request) -> Response:
         return await self._serve(

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import uvicorn
 
+from finops_common.config import ConfigError
+
 from .app import create_app
-from .config_errors import ConfigError
 from .core import Gateway
 from .embeddings import EmbedderUnavailable
 from .metrics import GatewayMetrics

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from .budgets import (
     NANOS_PER_USD,
@@ -31,6 +31,7 @@ from .cache import CachedCompletion, ExactCache, exact_key
 from .embeddings import Embedder, open_embedder
 from .metrics import GatewayMetrics
 from .pricing import ModelCard, PriceTable, default_price_table
+from .records import CacheStatus, ErrorKind
 from .router import RouteDecision, classify
 from .semantic import SemanticCache
 from .settings import GatewaySettings, key_digest
@@ -48,17 +49,6 @@ log = logging.getLogger("ai_gateway")
 
 T = TypeVar("T")
 AUTO_MODEL = "auto"
-ErrorKind = Literal[
-    "invalid_request",
-    "authentication",
-    "not_found",
-    "too_large",
-    "rate_limit",
-    "budget",
-    "unavailable",
-    "internal",
-]
-CacheStatus = Literal["miss", "exact", "semantic"]
 NO_LATENCY = LatencyPlan(0.0, 0.0)
 
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from finops_common.config import StrictModel, read_yaml, validate
 
 from .cache import CachedCompletion
-from .config_errors import read_yaml, validate
 from .embeddings import Embedder
 from .pricing import TIERS, Tier, default_price_table
 from .router import classify
@@ -29,29 +30,25 @@ from .tokens import PromptMessage, count_prompt
 Label = Literal["light", "hard", "near"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SemanticGroup(_Strict):
+class SemanticGroup(StrictModel):
     cached: str = Field(min_length=1)
     light: tuple[str, ...] = ()
     hard: tuple[str, ...] = ()
     near: tuple[str, ...] = ()
 
 
-class SemanticEvalSet(_Strict):
+class SemanticEvalSet(StrictModel):
     groups: tuple[SemanticGroup, ...] = Field(min_length=1)
 
 
-class RoutedPrompt(_Strict):
+class RoutedPrompt(StrictModel):
     prompt: str = Field(min_length=1)
     difficulty: Tier
     system: str | None = None
     max_tokens: int | None = Field(default=None, ge=1)
 
 
-class RouterEvalSet(_Strict):
+class RouterEvalSet(StrictModel):
     prompts: tuple[RoutedPrompt, ...] = Field(min_length=1)
 
 

@@ -7,19 +7,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from .config_errors import read_yaml, validate
+from finops_common.config import StrictModel, read_yaml, validate
 
 Tier = Literal["simple", "standard", "complex"]
 TIERS: tuple[Tier, ...] = ("simple", "standard", "complex")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Prices(_Strict):
+class Prices(StrictModel):
     """USD per 1M tokens."""
 
     input: float = Field(ge=0)
@@ -27,17 +23,17 @@ class Prices(_Strict):
     output: float = Field(ge=0)
 
 
-class LatencyProfile(_Strict):
+class LatencyProfile(StrictModel):
     ttft_ms: float = Field(ge=0)
     tokens_per_second: float = Field(gt=0)
 
 
-class OutputLength(_Strict):
+class OutputLength(StrictModel):
     median: int = Field(ge=1)
     sigma: float = Field(ge=0, le=3)
 
 
-class ModelCard(_Strict):
+class ModelCard(StrictModel):
     """Everything the gateway knows about one model."""
 
     name: str = ""
@@ -58,7 +54,7 @@ class ModelCard(_Strict):
         return (prompt_tokens * prices.input + completion_tokens * prices.output) / 1_000_000
 
 
-class _TableFile(_Strict):
+class _TableFile(StrictModel):
     version: Literal[1]
     models: dict[str, ModelCard]
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai_gateway.config_errors import ConfigError
+from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO
 
 from .report import summary_tree

@@ -19,27 +19,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ai_gateway.config_errors import read_yaml, validate
 from ai_gateway.pricing import Tier, default_price_table
+from finops_common.config import StrictModel, read_yaml, validate
 
 Api = Literal["openai", "anthropic"]
 Kind = Literal["new", "exact", "paraphrase"]
 DEFAULT_SCENARIO = Path(str(resources.files("loadgen") / "scenarios" / "default.yaml"))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TeamTraffic(_Strict):
+class TeamTraffic(StrictModel):
     name: str = Field(min_length=1)
     key: str = Field(min_length=8)
     share: float = Field(gt=0)
 
 
-class WeightedChoice(_Strict):
+class WeightedChoice(StrictModel):
     values: tuple[int, ...] = Field(min_length=1)
     weights: tuple[float, ...] = Field(min_length=1)
 
@@ -52,7 +48,7 @@ class WeightedChoice(_Strict):
         return self
 
 
-class Repeats(_Strict):
+class Repeats(StrictModel):
     exact: float = Field(ge=0, le=1, description="share of requests that repeat one exactly")
     paraphrase: float = Field(ge=0, le=1, description="share that re-ask in other words")
 
@@ -63,7 +59,7 @@ class Repeats(_Strict):
         return self
 
 
-class ContextSize(_Strict):
+class ContextSize(StrictModel):
     """Sentences of document appended to intents that carry one (summaries, reviews)."""
 
     min_sentences: int = Field(ge=0)
@@ -76,7 +72,7 @@ class ContextSize(_Strict):
         return self
 
 
-class Arrival(_Strict):
+class Arrival(StrictModel):
     pattern: Literal["steady", "diurnal", "burst"]
     rate_per_second: float = Field(gt=0, le=10_000, description="mean arrival rate")
     period_seconds: float = Field(default=60, gt=0, description="diurnal: one simulated day")
@@ -95,7 +91,7 @@ class Arrival(_Strict):
         return self.rate_per_second
 
 
-class Intent(_Strict):
+class Intent(StrictModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     difficulty: Tier
     weight: float = Field(default=1.0, gt=0)
@@ -121,7 +117,7 @@ class Intent(_Strict):
         return self
 
 
-class Scenario(_Strict):
+class Scenario(StrictModel):
     version: Literal[1]
     name: str = Field(min_length=1)
     seed: int = 42

@@ -20,7 +20,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from ai_gateway.process import GatewayProcess, free_port
+from finops_common.process import GatewayProcess, free_port
 
 ADMIN_KEY = "sk-admin-key-for-reliability"
 OPENAI_PATH = "/v1/chat/completions"

@@ -12,7 +12,7 @@ KEY = {"authorization": "Bearer sk-demo-team-a"}
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    from ai_gateway.process import GatewayProcess
+    from finops_common.process import GatewayProcess
     from tests.conftest import write_config
 
     config = write_config(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ai_gateway.config_errors import ConfigError
 from ai_gateway.pricing import TIERS, default_price_table, load_price_table
+from finops_common.config import ConfigError
 
 REQUIRED = [
     "gpt-4",

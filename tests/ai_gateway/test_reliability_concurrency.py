@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from ai_gateway.process import embedded_valkey
+from finops_common.process import embedded_valkey
 
 from .reliability_support import (
     budget_row,

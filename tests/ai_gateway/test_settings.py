@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ai_gateway.config_errors import ConfigError
 from ai_gateway.settings import load_settings
+from finops_common.config import ConfigError
 
 
 def write(tmp_path, text: str):

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from ai_gateway.config_errors import ConfigError
+from finops_common.config import ConfigError
 from finops_platform import config as platform_config
 from finops_platform.render import load_stack
 from finops_sim.rightsize.stackfile import RequestChange, apply_changes, write_requests

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ai_gateway.config_errors import ConfigError
+from finops_common.config import ConfigError
 from finops_platform.render import load_stack
 from finops_sim import cli
 from finops_sim.rightsize.command import strategy_of

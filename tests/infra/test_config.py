@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ai_gateway.config_errors import ConfigError
+from finops_common.config import ConfigError
 from finops_platform.config import (
     parse_stack_config,
     read_stack_file,

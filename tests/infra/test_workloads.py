@@ -156,7 +156,7 @@ def test_images_build_into_ecr_when_asked():
 def test_prebuilt_images_need_their_references():
     import pytest
 
-    from ai_gateway.config_errors import ConfigError
+    from finops_common.config import ConfigError
     from finops_platform.config import parse_stack_config, read_stack_file
 
     values = read_stack_file("optimized")

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from ai_gateway.config_errors import ConfigError
+from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO, Arrival, generate, load_scenario
 
 

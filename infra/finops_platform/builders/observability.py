@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from finops_common.labels import COST_LABELS
+
 from ..config import KarpenterConfig, ObservabilityConfig
 from .karpenter import SYSTEM_NODES
 from .storage import DEFAULT_CLASS
@@ -15,13 +17,12 @@ RELEASE_NAME = "kube-prometheus-stack"
 FULLNAME = "kps"
 GRAFANA_SECRET = "grafana-admin"
 DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "dashboards"
-# Labels kube-state-metrics exports, so dashboards and alerts can group nodes and pods by them.
+# Node labels kube-state-metrics exports (pods export COST_LABELS), for dashboards and alerts.
 NODE_LABELS = (
     "karpenter.sh/capacity-type",
     "karpenter.sh/nodepool",
     "node.kubernetes.io/instance-type",
 )
-POD_LABELS = ("app", "team", "cost-center", "phase")
 # Control-plane targets EKS does not expose (and kube-proxy's metrics listen on 127.0.0.1 only):
 # scraped, they are down forever and their alerts never stop firing.
 EKS_HIDDEN_TARGETS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
@@ -57,7 +58,7 @@ def helm_values(config: ObservabilityConfig, on_eks: bool) -> dict[str, Any]:
         "kube-state-metrics": {
             "metricLabelsAllowlist": [
                 f"nodes=[{','.join(NODE_LABELS)}]",
-                f"pods=[{','.join(POD_LABELS)}]",
+                f"pods=[{','.join(COST_LABELS)}]",
             ]
         },
         "grafana": {

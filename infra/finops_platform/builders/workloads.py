@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from ai_gateway.settings import resolve_settings
+from finops_common.labels import COST_LABELS
 
 from ..config import ContainerResources, NodePoolConfig, WorkloadsConfig
 from ..workload_list import (
@@ -33,8 +34,8 @@ VALKEY_UID = 10001
 
 
 def labels(app: str, team: str, cost_center: str, phase: str) -> dict[str, str]:
-    """The cost-allocation labels Kubecost and the dashboards group by."""
-    return {"app": app, "team": team, "cost-center": cost_center, "phase": phase}
+    """The cost-allocation labels Kubecost and the dashboards group by, in COST_LABELS order."""
+    return dict(zip(COST_LABELS, (app, team, cost_center, phase), strict=True))
 
 
 def resources(spec: ContainerResources) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ai_gateway.config_errors import ConfigError
+from finops_common.config import ConfigError
 from finops_platform.builders.workloads import NAMESPACE
 from finops_platform.config import cpu_millicores, memory_mib
 

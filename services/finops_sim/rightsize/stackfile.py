@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic.alias_generators import to_camel
 
-from ai_gateway.config_errors import ConfigError
+from finops_common.config import ConfigError
 from finops_platform import config as platform_config
 from finops_platform.config import PROJECT, StackConfig
 from finops_platform.cost import CostModelError, stack_cost
