@@ -21,6 +21,13 @@ REDIS = "redis"
 LOCUST_MASTER = "locust-master"
 LOCUST_WORKER = "locust-worker"
 GATEWAY_PORT = 8080
+# The Pod Security Standard "restricted": the namespace enforces it, and every container meets it.
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def labels(app: str, team: str, cost_center: str, phase: str) -> dict[str, str]:
@@ -85,12 +92,9 @@ class WorkloadBuilder:
     def _pod_spec(self, stateless: bool, containers: list[dict[str, Any]], **extra: Any) -> dict:
         pool, _ = choose_pool(stateless, self.w, self.pools) if self.pools else (None, None)
         spec: dict[str, Any] = {
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 10001,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": containers,
+            "automountServiceAccountToken": False,  # no workload here calls the Kubernetes API
+            "securityContext": POD_SECURITY,
+            "containers": [{**c, "securityContext": CONTAINER_SECURITY} for c in containers],
             **extra,
         }
         if pool is not None:
@@ -234,6 +238,8 @@ class WorkloadBuilder:
                 }
             ],
             "ports": [{"name": "redis", "containerPort": 6379}],
+            "readinessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 10},
+            "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 20},
             "resources": resources(self.w.redis),
         }
         return [
@@ -288,6 +294,8 @@ class WorkloadBuilder:
                 {"name": "workers", "containerPort": 5557},
                 {"name": "web", "containerPort": 8089},
             ],
+            "readinessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 10},
+            "livenessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 20},
             "resources": resources(loc.master),
             "volumeMounts": [{"name": "reports", "mountPath": "/reports"}],
         }
@@ -333,6 +341,7 @@ class WorkloadBuilder:
                 "args": ["netexec", "--http-port=8080"],
                 "ports": [{"name": "http", "containerPort": 8080}],
                 "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
+                "livenessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 20},
                 "resources": resources(demo.resources),
             }
             objects.append(
@@ -347,6 +356,12 @@ class WorkloadBuilder:
         namespace = {
             "apiVersion": "v1",
             "kind": "Namespace",
-            "metadata": {"name": NAMESPACE, "labels": self.labels("finops-sim")},
+            "metadata": {
+                "name": NAMESPACE,
+                "labels": {
+                    **self.labels("finops-sim"),
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                },
+            },
         }
         return [namespace, *self.gateway(), *self.redis(), *self.locust(), *self.demo_services()]
