@@ -182,6 +182,34 @@ def test_every_claim_can_be_provisioned(cluster):
     assert problems == []
 
 
+def claims_left_by_uninstall(cluster: Cluster) -> list[tuple[str, str | None]]:
+    """(claim, namespace) of the claims that deleting their release leaves behind: those Helm
+    keeps (helm.sh/resource-policy: keep) and StatefulSet claims not deleted with the set."""
+    left = []
+    for claim in cluster.of_kind("PersistentVolumeClaim"):
+        annotations = claim.manifest["metadata"].get("annotations") or {}
+        if not claim.project and annotations.get("helm.sh/resource-policy") == "keep":
+            left.append((str(claim), claim.namespace))
+    for sts in cluster.of_kind("StatefulSet"):
+        spec = sts.manifest["spec"]
+        policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+        if spec.get("volumeClaimTemplates") and policy.get("whenDeleted") != "Delete":
+            left.append((f"{sts} claims", sts.namespace))
+    for server in cluster.of_kind("Prometheus", "Alertmanager"):
+        if (server.manifest["spec"].get("storage") or {}).get("volumeClaimTemplate"):
+            left.append((f"{server} storage", server.namespace))  # the operator keeps them
+    return left
+
+
+@on(*until_fixed(2, STACKS))
+def test_destroy_removes_every_claim(cluster):
+    """A claim that outlives its release keeps its EBS volume (and its bill) after `pulumi
+    destroy`, unless the program deletes its whole namespace."""
+    managed = {ns.name for ns in cluster.of_kind("Namespace") if ns.project}
+    assert [claim for claim, namespace in claims_left_by_uninstall(cluster)
+            if namespace not in managed] == []  # fmt: skip
+
+
 # ---- monitoring ----------------------------------------------------------------------------------
 
 
