@@ -237,6 +237,7 @@ def helm_releases(mocks: RecordingMocks) -> list[dict[str, Any]]:
                 "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
                 "version": inputs["version"],
                 "values": integral(inputs.get("values", {})),
+                "skip_crds": bool(inputs.get("skipCrds")),
             }
         )
     return releases
@@ -394,8 +395,10 @@ def helm_template(
     command = [
         str(helm()), "template", release["name"], str(source),
         "--namespace", release["namespace"] or "default", "--values", str(values),
-        "--include-crds", "--skip-tests", "--kube-version", versions.KUBERNETES_VERSION,
+        "--skip-tests", "--kube-version", versions.KUBERNETES_VERSION,
     ]  # fmt: skip
+    if not release.get("skip_crds"):
+        command.append("--include-crds")
     for api_version in api_versions:
         command += ["--api-versions", api_version]
     for condition in filter(None, missing.values()):  # the parent's templates read them

@@ -47,9 +47,10 @@ def crd_sources(cluster: Cluster) -> dict[tuple[str, str], list[Applied]]:
 
 
 def applied_before(crd: Applied, obj: Applied, cluster: Cluster) -> bool:
-    """Helm applies a chart's crds/ first; otherwise the CRD's owner must come first."""
+    """Helm applies a chart's crds/ first (Pulumi's helm.v4.Chart applies all of a chart's CRDs
+    first); otherwise the CRD's owner must come first."""
     if crd.owner == obj.owner:
-        return crd.from_crds_dir
+        return crd.from_crds_dir or crd.owner.startswith("kubernetes:helm.sh/v4:Chart::")
     return crd.owner in cluster.depends.get(obj.owner, set())
 
 

@@ -146,3 +146,18 @@ def test_helm_template_renders_a_chart_that_lacks_a_subchart(tmp_path):
     assert config.manifest["data"] == expected
     assert not config.from_crds_dir and by_kind["CustomResourceDefinition"].from_crds_dir
     assert "name: absent" in (tmp_path / "tiny" / "Chart.yaml").read_text()  # source untouched
+
+
+def test_a_release_that_skips_its_crds_renders_none(tmp_path):
+    tiny_chart(tmp_path)
+    release = {
+        "id": "kubernetes:helm.sh/v3:Release::tiny",
+        "name": "tiny",
+        "namespace": "demo",
+        "chart": "tiny",
+        "version": "1.0.0",
+        "values": {},
+        "skip_crds": True,
+    }
+    [rendered] = render_charts([release], tmp_path)
+    assert [o.manifest["kind"] for o in rendered.objects] == ["ConfigMap"]
