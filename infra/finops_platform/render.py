@@ -416,7 +416,12 @@ def render_charts(releases: list[dict[str, Any]], charts: Path) -> list[Rendered
     install are offered to every template, as on a second `pulumi up`; whether each custom
     object can really be applied in order is for dependencies.json to tell."""
     folders = [_chart_dir(charts, release) for release in releases]
-    crds = [crd for folder in folders for crd in chart_crds(folder)]
+    crds = [
+        crd
+        for release, folder in zip(releases, folders, strict=True)
+        if not release.get("skip_crds")
+        for crd in chart_crds(folder)
+    ]
     api_versions = served_api_versions(crds)
     with tempfile.TemporaryDirectory(prefix="finops-helm-") as work:
         return [
