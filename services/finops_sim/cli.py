@@ -65,6 +65,14 @@ def parser() -> argparse.ArgumentParser:
     render_cmd.add_argument(
         "--out", type=Path, default=None, help="output folder (out/render/STACK)"
     )
+    render_cmd.add_argument(
+        "--helm-charts",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="chart sources (DIR/CHART/Chart.yaml) to render each release with `helm template` "
+        "(default: ../shared/charts when present)",
+    )
     cost_cmd = commands.add_parser(
         "cost", help="estimate a stack's monthly compute cost, or compare two stacks"
     )
@@ -94,22 +102,34 @@ def parser() -> argparse.ArgumentParser:
 
 def render(args: argparse.Namespace) -> int:
     from finops_platform.config import stack_file
-    from finops_platform.render import write
+    from finops_platform.helm import HelmError
+    from finops_platform.render import DEFAULT_CHARTS, write
 
     if not stack_file(args.stack).exists():
         print(f"finops-sim: no stack config {stack_file(args.stack)}", file=sys.stderr)
         return 2
+    charts = args.helm_charts or (DEFAULT_CHARTS if DEFAULT_CHARTS.is_dir() else None)
     out = args.out or Path("out") / "render" / args.stack
     try:
-        counts = write(args.stack, out)
+        counts = write(args.stack, out, charts)
     except ConfigError as exc:
         print(f"finops-sim: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except HelmError as exc:
+        print(f"finops-sim: {exc}", file=sys.stderr)
         return 2
     print(
         f"{counts['kubernetes']} Kubernetes objects in {out / 'kubernetes'}, "
         f"{counts['helm']} Helm releases in {out / 'helm'}, "
-        f"{counts['aws']} AWS resources in {out / 'aws-resources.json'}"
+        f"{counts['aws']} AWS resources in {out / 'aws-resources.json'}, "
+        f"{counts['resources']} resources in {out / 'dependencies.json'}"
     )
+    if charts is None:
+        print("charts not rendered: no --helm-charts DIR, and no ../shared/charts")
+    else:
+        print(f"{counts['chart_objects']} chart objects in {out / 'charts'} (from {charts})")
+    if counts["missing_subcharts"]:
+        print(f"not rendered, absent from {charts}: {', '.join(counts['missing_subcharts'])}")
     return 0
 
 

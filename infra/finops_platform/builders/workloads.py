@@ -31,6 +31,13 @@ GATEWAY_PORT = 8080
 METRICS_PORT = 9464
 REDIS_PORT = 6379
 VALKEY_UID = 10001
+# The Pod Security Standard "restricted": the namespace enforces it, and every container meets it.
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def labels(app: str, team: str, cost_center: str, phase: str) -> dict[str, str]:
@@ -105,12 +112,9 @@ class WorkloadBuilder:
     def _pod_spec(self, stateless: bool, containers: list[dict[str, Any]], **extra: Any) -> dict:
         pool, _ = choose_pool(stateless, self.w, self.pools) if self.pools else (None, None)
         spec: dict[str, Any] = {
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 10001,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": containers,
+            "automountServiceAccountToken": False,  # no workload here calls the Kubernetes API
+            "securityContext": dict(POD_SECURITY),
+            "containers": [{**c, "securityContext": CONTAINER_SECURITY} for c in containers],
             **extra,
         }
         if pool is not None:
@@ -304,6 +308,8 @@ class WorkloadBuilder:
                 }
             ],
             "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
+            "readinessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 10},
+            "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 20},
             "resources": resources(self.workloads[REDIS].resources),
             "volumeMounts": [{"name": "data", "mountPath": "/data"}],
         }
@@ -376,6 +382,8 @@ class WorkloadBuilder:
                 {"name": "workers", "containerPort": 5557},
                 {"name": "web", "containerPort": 8089},
             ],
+            "readinessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 10},
+            "livenessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 20},
             "resources": resources(self.workloads[LOCUST_MASTER].resources),
             "volumeMounts": [{"name": "reports", "mountPath": "/reports"}],
         }
@@ -409,6 +417,7 @@ class WorkloadBuilder:
                 "args": ["netexec", "--http-port=8080"],
                 "ports": [{"name": "http", "containerPort": 8080}],
                 "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
+                "livenessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 20},
                 "resources": resources(self.workloads[name].resources),
             }
             objects.append(self._workload(name, [container]))
@@ -421,6 +430,12 @@ class WorkloadBuilder:
         namespace = {
             "apiVersion": "v1",
             "kind": "Namespace",
-            "metadata": {"name": NAMESPACE, "labels": self.labels("finops-sim")},
+            "metadata": {
+                "name": NAMESPACE,
+                "labels": {
+                    **self.labels("finops-sim"),
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                },
+            },
         }
         return [namespace, *self.gateway(), *self.redis(), *self.locust(), *self.demo_services()]
