@@ -7,7 +7,7 @@ Two routers share the same explainable features (prompt length, code, maths, rea
   trained by bench/router_train.py on bench/data/routing_labelled.yaml and shipped as
   data/router.npz. When the embedder is not the one it was trained with (the lexical fallback,
   another model2vec model, or no embedder at all), it uses its features-only head, trained on the
-  same set. Numpy only; a decision takes tens of microseconds.
+  same set. Numpy only.
 - the **keyword router** (``keyword_classify``): the original hand-weighted score, kept as the
   baseline the evaluation prints beside the learned one.
 
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -215,6 +216,11 @@ class RouterHead:
         return self._pushes[tier] * x
 
 
+# Embedded at training time and again by each embedder the gateway offers: equal vectors mean the
+# same model, wherever it was loaded from.
+PROBE_TEXT = "Compare two ways to route requests between a small model and a large one."
+_ACCEPTED: WeakKeyDictionary[Embedder, bool] = WeakKeyDictionary()
+
 ROUTER_MODEL_PATH = Path(str(resources.files("ai_gateway") / "data" / "router.npz"))
 
 
@@ -242,6 +248,7 @@ class LearnedRouter:
     feature_mean: np.ndarray
     feature_scale: np.ndarray
     embedder_model: str
+    probe_vector: np.ndarray
     example_ids: tuple[str, ...]
     example_tiers: np.ndarray
     example_vectors: np.ndarray
@@ -254,6 +261,7 @@ class LearnedRouter:
             feature_mean=self.feature_mean,
             feature_scale=self.feature_scale,
             embedder_model=np.array(self.embedder_model),
+            probe_vector=self.probe_vector.astype(np.float32),
             example_ids=np.array(self.example_ids),
             example_tiers=self.example_tiers.astype(np.int8),
             example_vectors=self.example_vectors.astype(np.float16),
@@ -268,16 +276,22 @@ class LearnedRouter:
                 feature_mean=data["feature_mean"],
                 feature_scale=data["feature_scale"],
                 embedder_model=str(data["embedder_model"]),
+                probe_vector=data["probe_vector"],
                 example_ids=tuple(str(i) for i in data["example_ids"]),
                 example_tiers=data["example_tiers"].astype(np.int64),
                 example_vectors=data["example_vectors"].astype(np.float32),
             )
 
     def accepts(self, embedder: Embedder | None) -> bool:
-        """Whether ``embedder`` is the model the embedding head was trained on."""
-        return embedder is not None and _is_model(
-            embedder.name, embedder.dimensions, self.embedder_model, self.example_vectors.shape[1]
-        )
+        """Whether ``embedder`` is the model the embedding head was trained on: it must embed a
+        fixed probe sentence as that model did (checked once per embedder), whatever its path."""
+        if embedder is None or embedder.dimensions != self.probe_vector.shape[0]:
+            return False
+        known = _ACCEPTED.get(embedder)
+        if known is None:
+            similarity = float(embedder.embed(PROBE_TEXT) @ self.probe_vector)
+            known = _ACCEPTED[embedder] = similarity > 0.999
+        return known
 
     def inputs(
         self, features: np.ndarray, embedding: np.ndarray | None
@@ -323,15 +337,6 @@ class LearnedRouter:
             nearest=nearest,
             head="embedding+features" if embedding is not None else "features",
         )
-
-
-@cache
-def _is_model(embedder_name: str, dimensions: int, model: str, model_dimensions: int) -> bool:
-    """A model2vec embedder loaded from a folder (or hub name) whose last part is ``model``."""
-    if not embedder_name.startswith("model2vec:"):
-        return False
-    folder = Path(embedder_name.removeprefix("model2vec:").rstrip("/")).name
-    return folder == model and dimensions == model_dimensions
 
 
 @cache

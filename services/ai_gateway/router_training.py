@@ -15,7 +15,7 @@ import numpy as np
 
 from .embeddings import Embedder
 from .pricing import ModelCard
-from .router import LearnedRouter, RouterHead, scaled_inputs, tiers_for
+from .router import PROBE_TEXT, LearnedRouter, RouterHead, scaled_inputs, tiers_for
 from .router_evaluation import (
     MIN_COMPLEX_REACHING_COMPLEX,
     MIN_SIMPLE_TO_SIMPLE,
@@ -128,8 +128,9 @@ class TrainingResult:
 def train_router(
     examples: Sequence[RoutingExample], card: ModelCard, embedder: Embedder, embedder_model: str
 ) -> TrainingResult:
-    """Both heads on the same examples; ``embedder`` must be the model2vec model named
-    ``embedder_model`` (the folder's name), the one the gateway's semantic cache loads."""
+    """Both heads on the same examples. ``embedder`` is the model2vec model the gateway's semantic
+    cache loads; ``embedder_model`` names it for people (the router recognises the model by the
+    vector it gives the probe sentence)."""
     labels = label_indices(examples)
     features = feature_matrix(examples, prompt_tokens(examples, card))
     mean, scale = features.mean(axis=0), features.std(axis=0)
@@ -143,6 +144,7 @@ def train_router(
         feature_mean=mean,
         feature_scale=scale,
         embedder_model=embedder_model,
+        probe_vector=embedder.embed(PROBE_TEXT),
         example_ids=tuple(e.id for e in examples),
         example_tiers=labels,
         example_vectors=embeddings,

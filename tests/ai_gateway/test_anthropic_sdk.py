@@ -29,7 +29,7 @@ def approx_claude_tokens(system: str, user: str) -> int:
 
 def test_plain_message(gateway):
     raw = client(gateway).messages.with_raw_response.create(
-        model="claude-3-haiku",
+        model="claude-haiku-4-5",
         max_tokens=300,
         system="Answer briefly.",
         messages=[{"role": "user", "content": "Where is my order #4411?"}],
@@ -37,7 +37,7 @@ def test_plain_message(gateway):
     message = raw.parse()
     assert message.type == "message"
     assert message.role == "assistant"
-    assert message.model == "claude-3-haiku"
+    assert message.model == "claude-haiku-4-5"
     assert message.id.startswith("msg_")
     assert message.content[0].type == "text"
     assert message.stop_reason in ("end_turn", "max_tokens")
@@ -96,7 +96,7 @@ def test_models_list_in_anthropic_shape(gateway):
 def test_unknown_key_is_authentication_error(gateway):
     with pytest.raises(anthropic.AuthenticationError) as info:
         client(gateway, "sk-not-a-team-key").messages.create(
-            model="claude-3-haiku", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
     assert info.value.status_code == 401
     assert info.value.body["error"]["type"] == "authentication_error"
@@ -105,7 +105,7 @@ def test_unknown_key_is_authentication_error(gateway):
 def test_temperature_above_one_is_rejected(gateway):
     with pytest.raises(anthropic.BadRequestError) as info:
         client(gateway).messages.create(
-            model="claude-3-haiku",
+            model="claude-haiku-4-5",
             max_tokens=5,
             extra_body={"temperature": 1.5},
             messages=[{"role": "user", "content": "x"}],
