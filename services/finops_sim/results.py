@@ -59,7 +59,9 @@ def phase_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         by_team[r["team"]] += r["cost_usd"]
     savings = {
         "cache": _money(r["saved_usd"] for r in exact + semantic),
-        "routing": _money(r["saved_usd"] for r in routed),
+        # Net of the routed requests whose smaller model wrote a longer answer and cost more than
+        # the requested one would have (the gateway's saved counter floors those at zero).
+        "routing": _money(r["baseline_usd"] - r["cost_usd"] for r in routed),
         "budgets": _money(r["baseline_usd"] or 0.0 for r in budget_refusals),
     }
     return {

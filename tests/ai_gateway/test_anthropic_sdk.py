@@ -46,7 +46,7 @@ def test_plain_message(gateway):
     )
     text = message.content[0].text
     assert message.usage.output_tokens == len(tiktoken.get_encoding("cl100k_base").encode(text))
-    expected_cost = (message.usage.input_tokens * 0.25 + message.usage.output_tokens * 1.25) / 1e6
+    expected_cost = (message.usage.input_tokens * 1.00 + message.usage.output_tokens * 5.00) / 1e6
     assert float(raw.headers["x-gateway-cost-usd"]) == pytest.approx(expected_cost, rel=1e-12)
     assert raw.headers["x-gateway-team"] == "team-b"
 
