@@ -89,6 +89,10 @@ def phase_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
             "served_by_tier": dict(sorted(Counter(r["served_tier"] for r in misses).items())),
             "complex_requests": len(complex_served),
             "complex_served_by_lower_tier": len(complex_lower),
+            "complex_served_by_tier": {
+                tier: sum(r["served_tier"] == tier for r in complex_lower)
+                for tier in ("standard", "simple")
+            },
             "quality_risk": _share(len(complex_lower), len(complex_served)),
         },
         "latency_ms": {
