@@ -12,6 +12,7 @@ import uvicorn
 
 from finops_common.config import ConfigError
 
+from . import price_import
 from .app import create_app
 from .core import Gateway
 from .embeddings import EmbedderUnavailable
@@ -25,7 +26,8 @@ from .tokens import TokenizerUnavailable, encoding_name, get_encoding
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="finops-gateway",
-        description="OpenAI- and Anthropic-compatible AI gateway over simulated providers.",
+        description="OpenAI- and Anthropic-compatible AI gateway over simulated providers. "
+        "`finops-gateway prices import FILE` refreshes the price table instead.",
     )
     parser.add_argument(
         "--profile", choices=PROFILES, help="built-in settings preset (default: optimized)"
@@ -51,6 +53,9 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["prices"]:
+        return price_import.main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -232,7 +232,7 @@ class Gateway:
             hint = (
                 " Model 'auto' needs routing, which is off in this profile."
                 if name == AUTO_MODEL
-                else ""
+                else self.table.retirement_note(name)
             )
             raise GatewayError(
                 404,
@@ -418,7 +418,13 @@ class Gateway:
             assert requested is not None
             return requested, None
         reference = requested or self.resolve_model(self.settings.routing.tiers["complex"])
-        decision = classify(request.messages, prompt_tokens_of(reference), request.max_tokens)
+        decision = classify(
+            request.messages,
+            prompt_tokens_of(reference),
+            request.max_tokens,
+            embedder=self.embedder,
+            threshold=self.settings.routing.threshold,
+        )
         chosen = self.resolve_model(self.settings.routing.tiers[decision.tier])
         if requested is not None and chosen.cost_usd(1000, 1000) >= requested.cost_usd(1000, 1000):
             return requested, None

@@ -67,10 +67,17 @@ class RoutingSettings(StrictModel):
     enabled: bool = False
     tiers: dict[Tier, str] = Field(
         default_factory=lambda: {
-            "simple": "claude-3-haiku",
-            "standard": "gpt-4o-mini",
-            "complex": "gpt-4",
+            "simple": "gpt-5.4-nano",
+            "standard": "gpt-5.4-mini",
+            "complex": "gpt-5.4",
         }
+    )
+    threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="P(complex) at which a request goes to the complex tier; higher saves more "
+        "and risks more. Default: the value chosen on the router's training set",
     )
 
     @field_validator("tiers")

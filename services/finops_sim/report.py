@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 
 from finops_common.phases import PHASES
 
-from .results import PhaseResult, SimulationResults
+from .results import PhaseResult, PhaseSummary, SimulationResults
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,13 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
+def _by_lower_tier(phase: PhaseSummary) -> str:
+    """How many complex requests each lower tier answered: the smallest tier is the worse risk."""
+    tiers = phase.routing.complex_served_by_tier
+    standard, simple = tiers.get("standard", 0), tiers.get("simple", 0)
+    return f"{standard} by the standard tier, {simple} by the simple tier"
+
+
 def ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f} ms"
 
@@ -91,7 +98,8 @@ def _phase_table(results: SimulationResults) -> Table:
                 "complex requests answered by a lower tier",
                 lambda p: (
                     f"{p.routing.complex_served_by_lower_tier} of "
-                    f"{p.routing.complex_requests} ({pct(p.routing.quality_risk)})"
+                    f"{p.routing.complex_requests} ({pct(p.routing.quality_risk)}): "
+                    f"{_by_lower_tier(p)}"
                 ),
             ),
             row("budget rejections", lambda p: f"{p.budget_rejections:,}"),
@@ -250,8 +258,8 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             f"question than the one asked ({pct(after.cache.semantic_false_hit_rate)}). "
             f"Routing: {after.routing.complex_served_by_lower_tier} of "
             f"{after.routing.complex_requests} complex requests were answered by a "
-            f"lower-tier model ({pct(after.routing.quality_risk)}), a quality risk to "
-            "review. "
+            f"lower-tier model ({pct(after.routing.quality_risk)}; {_by_lower_tier(after)}),"
+            " a quality risk to review. "
             f"Budgets refused {after.budget_rejections:,} requests and rate limits "
             f"{after.rate_limited:,}."
         ),

@@ -66,6 +66,7 @@ class RoutingSummary(StrictModel):
     served_by_tier: dict[str, int]
     complex_requests: int
     complex_served_by_lower_tier: int
+    complex_served_by_tier: dict[str, int]  # the lower tiers only: "standard", "simple"
     quality_risk: float | None
 
 
@@ -217,6 +218,10 @@ def phase_summary(records: list[RequestRecord]) -> PhaseSummary:
             served_by_tier=dict(sorted(Counter(str(r.served_tier) for r in misses).items())),
             complex_requests=len(complex_served),
             complex_served_by_lower_tier=len(complex_lower),
+            complex_served_by_tier={
+                tier: sum(r.served_tier == tier for r in complex_lower)
+                for tier in ("standard", "simple")
+            },
             quality_risk=_share(len(complex_lower), len(complex_served)),
         ),
         latency_ms=LatencySummary(
@@ -230,7 +235,9 @@ def phase_summary(records: list[RequestRecord]) -> PhaseSummary:
         ),
         savings_by_cause_usd=SavingsByCause(
             cache=_money(r.saved_usd for r in exact + semantic),
-            routing=_money(r.saved_usd for r in routed),
+            # Net of the routed requests whose smaller model wrote a longer answer and cost more
+            # than the requested one would have (the gateway's saved counter floors those at 0).
+            routing=_money((r.baseline_usd or 0.0) - r.cost_usd for r in routed),
             budgets=_money(r.baseline_usd or 0.0 for r in budget_refusals),
         ),
     )

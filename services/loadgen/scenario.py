@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ai_gateway.pricing import Tier, default_price_table
-from finops_common.config import StrictModel, read_yaml, validate
+from finops_common.config import ConfigError, StrictModel, read_yaml, validate
 
 Api = Literal["openai", "anthropic"]
 Kind = Literal["new", "exact", "paraphrase"]
@@ -121,7 +121,7 @@ class Scenario(StrictModel):
     version: Literal[1]
     name: str = Field(min_length=1)
     seed: int = 42
-    default_model: str = "gpt-4"
+    default_model: str = "gpt-5.4"
     teams: tuple[TeamTraffic, ...] = Field(min_length=1)
     apis: dict[Api, float] = Field(min_length=1)
     repeats: Repeats
@@ -156,10 +156,26 @@ class Scenario(StrictModel):
         return self
 
 
+def _scenario_data(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's keys over those of the scenario it ``extends`` (a path relative to it)."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of scenario settings")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    base_path = (path.parent / str(base)).resolve()
+    if base_path in seen or not base_path.is_file():
+        problem = "extends itself" if base_path in seen else "names no file"
+        raise ConfigError(f"{path}: key `extends`: {base!r} {problem}")
+    return {**_scenario_data(base_path, (*seen, path.resolve())), **data}
+
+
 def load_scenario(path: Path | None = None) -> Scenario:
-    """Load and validate a scenario; errors name the file, the key and what is allowed."""
+    """Load and validate a scenario; errors name the file, the key and what is allowed. A file
+    with ``extends: other.yaml`` replaces only the top-level keys it sets."""
     path = path or DEFAULT_SCENARIO
-    return validate(Scenario, read_yaml(path), str(path))
+    return validate(Scenario, _scenario_data(path), str(path))
 
 
 @dataclass(frozen=True)

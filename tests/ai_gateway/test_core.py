@@ -39,10 +39,10 @@ async def test_unknown_model_is_not_found(store):
 
 async def test_alias_resolves_to_the_canonical_model(store):
     result = await gateway_for(store, "unoptimized").complete(
-        ask("hi", model="claude-3-haiku-20240307"), "team-a"
+        ask("hi", model="claude-haiku-4-5-20251001"), "team-a"
     )
-    assert result.model.name == "claude-3-haiku"
-    assert result.requested_model == "claude-3-haiku-20240307"
+    assert result.model.name == "claude-haiku-4-5"
+    assert result.requested_model == "claude-haiku-4-5-20251001"
 
 
 async def test_context_window_is_enforced(store):

@@ -102,11 +102,11 @@ ANTHROPIC_USER = '"messages": [{"role": "user", "content": "x"}]'
     "body",
     [
         "{broken",
-        '{"model": "claude-3-haiku", ' + ANTHROPIC_USER + "}",
-        '{"model": "claude-3-haiku", "max_tokens": -1, ' + ANTHROPIC_USER + "}",
-        '{"model": "claude-3-haiku", "max_tokens": 5, "top_p": 3, ' + ANTHROPIC_USER + "}",
-        '{"model": "claude-3-haiku", "max_tokens": 5, "messages": []}',
-        '{"model": "claude-3-haiku", "max_tokens": 5, '
+        '{"model": "claude-haiku-4-5", ' + ANTHROPIC_USER + "}",
+        '{"model": "claude-haiku-4-5", "max_tokens": -1, ' + ANTHROPIC_USER + "}",
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, "top_p": 3, ' + ANTHROPIC_USER + "}",
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, "messages": []}',
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, '
         '"messages": [{"role": "system", "content": "x"}]}',
     ],
 )
@@ -122,7 +122,7 @@ def test_anthropic_missing_key(gateway):
 
 def test_anthropic_oversized_body(gateway):
     big = (
-        '{"model": "claude-3-haiku", "max_tokens": 5, "messages": [{"role": "user", "content": "'
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "'
         + "y" * 5000
         + '"}]}'
     )

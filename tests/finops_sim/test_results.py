@@ -60,6 +60,7 @@ def test_phase_summary_counts_hits_false_hits_risk_and_savings():
     assert s.cache.semantic_false_hits == 1
     assert s.cache.semantic_false_hit_rate == pytest.approx(0.5)
     assert s.routing.quality_risk == pytest.approx(0.5)
+    assert s.routing.complex_served_by_tier == {"standard": 0, "simple": 1}
     assert s.routing.served_by_model == {"claude-3-haiku": 1, "gpt-4": 2}
     assert s.spend_by_model_usd == {"claude-3-haiku": pytest.approx(0.1), "gpt-4": 3.0}
     assert dict(s.savings_by_cause_usd) == {
