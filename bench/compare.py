@@ -86,9 +86,18 @@ class Pinning:
     def load_prefix(self) -> list[str]:
         return [] if self.load_core is None else ["taskset", "-c", str(self.load_core)]
 
-    def pin_self_to_load(self) -> None:
-        if self.load_core is not None:
-            os.sched_setaffinity(0, {self.load_core})
+    @contextmanager
+    def on_load_core(self) -> Iterator[None]:
+        """This process (the fixed-rate client, the fills) on the load core, then as before."""
+        if self.load_core is None:
+            yield
+            return
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {self.load_core})
+        try:
+            yield
+        finally:
+            os.sched_setaffinity(0, before)
 
     def pin_server(self, port: int) -> None:
         """Pin the process listening on ``port`` (and all its threads) to the server core."""
@@ -193,13 +202,13 @@ def gateway_config(tmp: Path, profile: str) -> Path:
     return path
 
 
-def post_once(url: str, api_key: str, prompt: str) -> str:
+def post_once(url: str, api_key: str, prompt: str, timeout_s: float = 60) -> str:
     request = urllib.request.Request(
         url + PATH,
         data=chat_body(prompt),
         headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=60) as response:
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
         response.read()
         return response.headers.get("x-gateway-cache", "")
 
@@ -389,7 +398,9 @@ class Bench:
         for replicas in (1, 2):
             if f"valkey-{replicas}" in groups:
                 with embedded_valkey() as redis_url:
-                    self.gateway_group(f"Valkey, {replicas} replica(s)", redis_url, replicas)
+                    self.gateway_group(
+                        f"Valkey, {replicas} replica{'s' * (replicas > 1)}", redis_url, replicas
+                    )
 
     def warmup(self) -> dict:
         """Fill N semantic entries through one replica, then time a new replica's warm-up."""
@@ -425,7 +436,10 @@ class Bench:
             with replica:
                 readyz_s = time.monotonic() - started
                 probe = 0
-                while post_once(replica.url, API_KEY, rephrased_prompt(run, probe)) != "semantic":
+                timeout_s = self.args.warmup_timeout
+                while post_once(replica.url, API_KEY, rephrased_prompt(run, probe), timeout_s) != (
+                    "semantic"
+                ):
                     probe += 1
                     if time.monotonic() - started > self.args.warmup_timeout:
                         raise TimeoutError("the new replica served no semantic hit in time")
@@ -512,7 +526,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=",".join(GROUPS),
-        help=f"comma-separated rows to run, of: {', '.join(GROUPS)}",
+        help=f"comma-separated rows to run, of: {', '.join(GROUPS)} (empty: none)",
     )
     parser.add_argument("--warmup", action="store_true", help="also measure warm-up and memory")
     parser.add_argument("--warmup-entries", type=int, default=100_000)
@@ -525,7 +539,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", default=str(ROOT / "out" / "bench"), help="results folder")
     args = parser.parse_args(argv)
-    unknown = set(args.only.split(",")) - set(GROUPS)
+    args.only = [group for group in args.only.split(",") if group]
+    unknown = set(args.only) - set(GROUPS)
     if unknown:
         parser.error(f"--only: unknown {', '.join(sorted(unknown))}; allowed: {', '.join(GROUPS)}")
     return args
@@ -533,17 +548,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Path | None:
     args = parse_args(argv)
-    load_average = os.getloadavg()[0]
+    started = {**machine(), "load_average": os.getloadavg()[0]}
     with ExitStack() as stack:
         bench = Bench(args, stack)
-        bench.pinning.pin_self_to_load()
+        stack.enter_context(bench.pinning.on_load_core())
         if args.cprofile:
             bench.cprofile(args.cprofile)
             return None
-        bench.throughput(args.only.split(","))
+        bench.throughput(args.only)
         warmup = bench.warmup() if args.warmup else None
     results = {
-        "machine": {**machine(), "load_average": load_average, "pinning": bench.pinning.note},
+        "machine": {**started, "pinning": bench.pinning.note},
         "settings": {
             "users": args.users,
             "duration_s": args.duration,

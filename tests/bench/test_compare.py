@@ -6,6 +6,7 @@ No timing is asserted: the figures are the benchmark's business, not the test su
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -134,6 +135,7 @@ def test_unknown_rows_are_refused_with_the_allowed_names(capsys) -> None:
 
 
 def test_a_short_run_against_the_ceiling_writes_results(tmp_path: Path) -> None:
+    affinity = os.sched_getaffinity(0)
     short = ["--duration", "2", "--rate", "50", "--rate-duration", "1", "--out", str(tmp_path)]
     path = compare.main(["--only", "ceiling", *short])
     results = json.loads(path.read_text())
@@ -142,3 +144,4 @@ def test_a_short_run_against_the_ceiling_writes_results(tmp_path: Path) -> None:
     [fixed] = results["fixed_rate"]
     assert fixed["ok"] == 50 and fixed["failures"] == {}
     assert results["machine"]["nproc"] >= 1 and results["machine"]["pinning"]
+    assert os.sched_getaffinity(0) == affinity  # the load core was this run's only
