@@ -499,7 +499,9 @@ class Bench:
             while not out.exists() and time.monotonic() < deadline:
                 time.sleep(0.2)
         print(f"cProfile of {requests:,} optimized misses ({dict(answers)}); stats in {out}")
-        pstats.Stats(str(out)).sort_stats("cumulative").print_stats(top)
+        print(f"top {top} by cumulative time, below the web stack (asyncio, uvicorn, starlette):")
+        below_web_stack = r"^(?!.*(asyncio|uvicorn|starlette|h11|_contextvars))"
+        pstats.Stats(str(out)).sort_stats("cumulative").print_stats(below_web_stack, top)
 
 
 def machine() -> dict:
@@ -575,7 +577,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     path.write_text(json.dumps(results, indent=2))
     m = results["machine"]
     print(
-        f"\n{m['date']}; {m['nproc']} cores, {m['cpu']}; Python {m['python']}; "
+        f"\nstarted {m['date']}; {m['nproc']} cores, {m['cpu']}; Python {m['python']}; "
         f"load average {m['load_average']:.1f} at start; {m['pinning']}\n"
     )
     print(markdown(results))
