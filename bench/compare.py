@@ -221,6 +221,30 @@ def warm(urls: list[str], api_key: str, run: int, count: int = 40) -> None:
         post_once(url, api_key, REPEATED_PROMPT)
 
 
+class Answers(Counter):
+    """Answers counted by ``"<status> <x-gateway-cache>"``, and how long they took."""
+
+    total_s = 0.0
+
+
+def count_answers(url: str, bodies: Iterator[bytes], deadline_s: float) -> Answers:
+    """32 requests in flight until ``bodies`` runs out or the deadline passes."""
+    answers = Answers()
+    started = time.monotonic()
+    asyncio.run(
+        closed_loop(
+            url,
+            API_KEY,
+            bodies,
+            32,
+            deadline_s,
+            lambda status, cache: answers.update([f"{status} {cache}"]),
+        )
+    )
+    answers.total_s = time.monotonic() - started
+    return answers
+
+
 class Bench:
     """One comparison run: its settings, its temp dir, its results."""
 
@@ -404,58 +428,56 @@ class Bench:
 
     def warmup(self) -> dict:
         """Fill N semantic entries through one replica, then time a new replica's warm-up."""
-        entries, run = self.args.warmup_entries, self.run_number + 2
-        print(f"warm-up: filling {entries:,} semantic entries through the HTTP API", flush=True)
+        run = self.run_number + 2
+        print(f"warm-up: filling {self.args.warmup_entries:,} semantic entries", flush=True)
         with embedded_valkey() as redis_url, self.gateways("optimized", redis_url, 1) as urls:
-            misses: Counter[str] = Counter()
-            bodies = (chat_body(miss_prompt(run, i)) for i in range(entries))
-            started = time.monotonic()
-            asyncio.run(
-                closed_loop(
-                    urls[0],
-                    API_KEY,
-                    bodies,
-                    32,
-                    self.args.warmup_timeout,
-                    lambda status, cache: misses.update([f"{status} {cache}"]),
-                )
-            )
-            filled = misses["200 miss"]
-            fill_s = time.monotonic() - started
-            filler_rss = rss_mib(pid_listening(int(urls[0].rsplit(":", 1)[1])))
-            print(f"  filled {filled:,} entries in {fill_s:.0f} s ({dict(misses)})", flush=True)
-            config = gateway_config(self.tmp, "optimized")
-            replica = GatewayProcess(
-                profile="optimized",
-                config=config,
-                redis_url=redis_url,
-                log_path=self.tmp / "gateway-warmup.log",
-                startup_timeout_s=self.args.warmup_timeout,
-            )
-            started = time.monotonic()
-            with replica:
-                readyz_s = time.monotonic() - started
-                probe = 0
-                timeout_s = self.args.warmup_timeout
-                while post_once(replica.url, API_KEY, rephrased_prompt(run, probe), timeout_s) != (
-                    "semantic"
-                ):
-                    probe += 1
-                    if time.monotonic() - started > self.args.warmup_timeout:
-                        raise TimeoutError("the new replica served no semantic hit in time")
-                warm_s = time.monotonic() - started
-                rss = rss_mib(pid_listening(replica.port))
-        result = {
-            "entries": filled,
-            "fill_s": fill_s,
-            "readyz_s": readyz_s,
-            "warm_s": warm_s,
-            "probes": probe + 1,
-            "rss_mib": rss,
-            "filler_rss_mib": filler_rss,
+            fill = self.fill_semantic(urls[0], run)
+            print(f"  filled {fill['entries']:,} entries in {fill['fill_s']:.0f} s", flush=True)
+            replica = self.time_new_replica(redis_url, run)
+        print(
+            f"  ready {replica['readyz_s']:.1f} s, warm {replica['warm_s']:.1f} s, "
+            f"RSS {replica['rss_mib']:.0f} MiB",
+            flush=True,
+        )
+        return {**fill, **replica}
+
+    def fill_semantic(self, url: str, run: int) -> dict:
+        """Misses through the HTTP API, each a new semantic entry; bounded by the timeout."""
+        answers = count_answers(
+            url,
+            (chat_body(miss_prompt(run, i)) for i in range(self.args.warmup_entries)),
+            self.args.warmup_timeout,
+        )
+        return {
+            "entries": answers["200 miss"],
+            "fill_answers": dict(answers),
+            "fill_s": answers.total_s,
+            "filler_rss_mib": rss_mib(pid_listening(int(url.rsplit(":", 1)[1]))),
         }
-        print(f"  ready {readyz_s:.1f} s, warm {warm_s:.1f} s, RSS {rss:.0f} MiB", flush=True)
-        return result
+
+    def time_new_replica(self, redis_url: str, run: int) -> dict:
+        """From process start to /readyz 200, then to a semantic hit on a known entry."""
+        timeout_s = self.args.warmup_timeout
+        replica = GatewayProcess(
+            profile="optimized",
+            config=gateway_config(self.tmp, "optimized"),
+            redis_url=redis_url,
+            log_path=self.tmp / "gateway-warmup.log",
+            startup_timeout_s=timeout_s,
+        )
+        started = time.monotonic()
+        with replica:
+            readyz_s = time.monotonic() - started
+            probe = 0  # each probe rephrases another entry: a missed probe is no exact hit later
+            while post_once(replica.url, API_KEY, rephrased_prompt(run, probe), timeout_s) != (
+                "semantic"
+            ):
+                probe += 1
+                if time.monotonic() - started > timeout_s:
+                    raise TimeoutError("the new replica served no semantic hit in time")
+            warm_s = time.monotonic() - started
+            rss = rss_mib(pid_listening(replica.port))
+        return {"readyz_s": readyz_s, "warm_s": warm_s, "probes": probe + 1, "rss_mib": rss}
 
     def cprofile(self, requests: int, top: int = 15) -> None:
         """Profile ``requests`` optimized misses in the gateway process, start-up left out."""
@@ -482,18 +504,8 @@ class Bench:
             self.pinning.pin_server(port)
             warm([url], API_KEY, self.run_number)
             process.send_signal(signal.SIGUSR1)
-            answers: Counter[str] = Counter()
             bodies = (chat_body(miss_prompt(self.run_number, i)) for i in range(requests))
-            asyncio.run(
-                closed_loop(
-                    url,
-                    API_KEY,
-                    bodies,
-                    32,
-                    600,
-                    lambda status, cache: answers.update([f"{status} {cache}"]),
-                )
-            )
+            answers = count_answers(url, bodies, 600)
             process.send_signal(signal.SIGUSR2)
             deadline = time.monotonic() + 30
             while not out.exists() and time.monotonic() < deadline:

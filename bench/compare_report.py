@@ -129,10 +129,12 @@ def _ratio(value: float | None) -> str:
 
 def markdown(results: dict) -> str:
     """The throughput table, the fixed-rate latency, warm-up and memory, and the targets."""
-    lines = [
-        "| server | store | req/s | p50 ms | p99 ms | × unoptimized | × LiteLLM | failed |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    lines = []
+    if results["rows"]:
+        lines += [
+            "| server | store | req/s | p50 ms | p99 ms | × unoptimized | × LiteLLM | failed |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
     for row in with_ratios(results["rows"]):
         failed = sum(row["failures"].values())
         lines.append(
