@@ -134,9 +134,9 @@ def rss_mib(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
-def http_status(url: str, headers: dict[str, str] | None = None) -> int:
+def http_status(url: str) -> int:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2):
+        with urllib.request.urlopen(url, timeout=2):
             return 200
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -250,7 +250,6 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, stack: ExitStack) -> None:
         self.args = args
-        self.stack = stack
         self.pinning = Pinning()
         self.tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-compare-")))
         self.run_number = int(time.time()) % 100_000
