@@ -15,7 +15,7 @@ ifneq ($(wildcard ../shared/models/minilm-l6-m2v-256),)
 export GATEWAY_EMBEDDING_MODEL ?= $(abspath ../shared/models/minilm-l6-m2v-256)
 endif
 
-.PHONY: setup lock demo test lint format bench gateway clean
+.PHONY: setup lock demo test lint format bench bench-compare gateway clean
 
 setup: $(STAMP)
 
@@ -63,6 +63,10 @@ format: setup
 
 bench: setup
 	$(BIN)/python bench/gateway_bench.py
+
+# Issue 12's side-by-side table (ceiling, LiteLLM, gateway); ARGS="--duration 5 --warmup" etc.
+bench-compare: setup
+	$(BIN)/python bench/compare.py $(ARGS)
 
 gateway: setup
 	$(BIN)/finops-gateway
