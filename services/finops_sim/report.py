@@ -157,9 +157,15 @@ def _gateway_sizing(results: SimulationResults) -> list[Block]:
     return [
         Paragraph(
             f"Scaled to the `{sizing.stack}` stack: {sizing.cpu_seconds_per_request * 1000:.2f} ms"
-            f" of CPU per request x P{sizing.stack_rate_percentile:g} of its Locust arrival rate,"
-            f" {sizing.stack_requests_per_second:,.1f} req/s over {sizing.stack_replicas} "
-            f"replicas ({sizing.requests_per_second_per_replica:,.1f} req/s each) = "
+            " of CPU per request x the rate its Locust sends: the P"
+            f"{sizing.stack_rate_percentile:g} of the arrival rate it paces, "
+            f"{sizing.arrival_requests_per_second:,.1f} req/s, but at most its "
+            f"{sizing.locust_users} users / the optimized phase's median latency "
+            f"{sizing.latency_p50_ms / 1000:,.2f} s = "
+            f"{sizing.users_ceiling_requests_per_second:,.1f} req/s (one request in flight per "
+            f"user), so {sizing.stack_requests_per_second:,.1f} req/s over "
+            f"{sizing.stack_replicas} replicas ({sizing.requests_per_second_per_replica:,.1f} "
+            "req/s each) = "
             f"{sizing.cpu_target_m:,.1f}m, rounded up to {sizing.cpu_step_m}m steps with a "
             f"{sizing.cpu_floor_m}m floor; memory: the peak {mib(sizing.peak_rss_bytes)} "
             f"+ {sizing.memory_headroom:.0%} = {mib(sizing.memory_target_bytes)}, rounded up to "

@@ -186,7 +186,11 @@ class GatewaySizing(StrictModel):
     cpu_seconds_per_request: float
     peak_rss_bytes: int
     stack_rate_percentile: float
-    stack_requests_per_second: float  # that percentile of the stack's Locust arrival rate
+    arrival_requests_per_second: float  # that percentile of the stack's Locust arrival rate
+    locust_users: int
+    latency_p50_ms: float  # the optimized phase's
+    users_ceiling_requests_per_second: float  # users / latency (Little's law)
+    stack_requests_per_second: float  # the smaller of the two
     stack_replicas: int
     cpu_target_m: float  # CPU per request x the rate per replica, before rounding
     memory_target_bytes: float  # peak RSS plus headroom, before rounding

@@ -32,7 +32,6 @@ from .report import write_report
 from .results import (
     ComputeComparison,
     GatewaySizing,
-    GatewayUsage,
     PhaseResult,
     Phases,
     RunInfo,
@@ -184,7 +183,7 @@ def compute_comparison() -> ComputeComparison | None:
     return ComputeComparison(**compare(load_stack("unoptimized"), load_stack("optimized")))
 
 
-def gateway_sizing(usage: GatewayUsage, stack: str = "optimized") -> GatewaySizing | None:
+def gateway_sizing(phase: PhaseResult, stack: str = "optimized") -> GatewaySizing | None:
     """The stack's gateway requests from this run's measurement (rightsize.measured)."""
     from finops_platform.config import stack_file
     from finops_platform.render import load_stack
@@ -193,7 +192,13 @@ def gateway_sizing(usage: GatewayUsage, stack: str = "optimized") -> GatewaySizi
 
     if not stack_file(stack).exists():
         return None
-    return size_gateway(usage, load_stack(stack), stack_arrival(), Strategy())
+    return size_gateway(
+        phase.gateway_usage,
+        phase.latency_ms.p50 or 0.0,
+        load_stack(stack),
+        stack_arrival(),
+        Strategy(),
+    )
 
 
 def run(options: RunOptions) -> SimulationResults:
@@ -226,7 +231,7 @@ def run(options: RunOptions) -> SimulationResults:
         phases=phases,
         comparison=compare(phases.unoptimized, phases.optimized),
         compute=compute_comparison(),
-        gateway_sizing=gateway_sizing(phases.optimized.gateway_usage),
+        gateway_sizing=gateway_sizing(phases.optimized),
     )
     (out / "results.json").write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
     write_report(results, out)

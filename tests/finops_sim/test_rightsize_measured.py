@@ -12,6 +12,8 @@ from finops_sim.rightsize.measured import rate_percentile, size_gateway, stack_a
 from finops_sim.rightsize.strategy import MIB, Strategy
 from loadgen.scenario import Arrival
 
+FAST_MS = 1.0  # 20 users / 1 ms: a ceiling far above any arrival rate here
+
 
 def usage(cpu_seconds: float = 3.0, requests: int = 600, rss_mib: float = 300.0) -> GatewayUsage:
     return GatewayUsage(
@@ -50,7 +52,7 @@ def test_cpu_per_request_times_the_rate_per_replica_rounded_up():
     config = load_stack("optimized")
     arrival = Arrival(pattern="steady", rate_per_second=50)
     strategy = Strategy()
-    sizing = size_gateway(usage(cpu_seconds=3.0, requests=600), config, arrival, strategy)
+    sizing = size_gateway(usage(cpu_seconds=3.0, requests=600), FAST_MS, config, arrival, strategy)
     replicas = config.workloads.gateway.replicas
     per_replica = 50 / replicas
     target_m = 3.0 / 600 * per_replica * 1000  # 5 ms per request
@@ -65,10 +67,11 @@ def test_cpu_per_request_times_the_rate_per_replica_rounded_up():
 def test_memory_is_the_peak_plus_headroom_not_scaled_by_load():
     config = load_stack("optimized")
     strategy = Strategy(memory_headroom=0.15, memory_step_mib=8)
-    slow = size_gateway(usage(rss_mib=300), config, Arrival(pattern="steady", rate_per_second=1),
-                        strategy)  # fmt: skip
-    fast = size_gateway(usage(rss_mib=300), config, Arrival(pattern="steady", rate_per_second=90),
-                        strategy)  # fmt: skip
+    slow, fast = (
+        size_gateway(usage(rss_mib=300), FAST_MS, config, Arrival(pattern="steady",
+                     rate_per_second=rate), strategy)
+        for rate in (1, 90)
+    )  # fmt: skip
     assert slow.memory_bytes == fast.memory_bytes == math.ceil(300 * 1.15 / 8) * 8 * MIB
     assert fast.cpu_request_m > slow.cpu_request_m
 
@@ -76,20 +79,39 @@ def test_memory_is_the_peak_plus_headroom_not_scaled_by_load():
 def test_tiny_usage_gets_the_floors():
     config = load_stack("optimized")
     strategy = Strategy()
-    sizing = size_gateway(usage(cpu_seconds=0.001, rss_mib=1), config,
-                          Arrival(pattern="steady", rate_per_second=1), strategy)  # fmt: skip
+    sizing = size_gateway(
+        usage(cpu_seconds=0.001, rss_mib=1),
+        FAST_MS,
+        config,
+        Arrival(pattern="steady", rate_per_second=1),
+        strategy,
+    )
     assert sizing.cpu_request_m == strategy.cpu_floor_m
     assert sizing.memory_bytes == strategy.memory_floor_mib * MIB
 
 
 def test_the_current_stack_request_is_reported_beside_it():
     config = load_stack("optimized")
-    sizing = size_gateway(usage(), config, stack_arrival(), Strategy())
+    sizing = size_gateway(usage(), FAST_MS, config, stack_arrival(), Strategy())
     requests = config.workloads.gateway.resources.requests
     assert f"{sizing.stack_cpu_request_m}m" == requests.cpu
     assert f"{sizing.stack_memory_request_bytes // MIB}Mi" == requests.memory
 
 
+def test_the_locust_users_cap_the_rate_by_littles_law():
+    config = load_stack("optimized")
+    users = config.workloads.locust.users
+    arrival = Arrival(pattern="steady", rate_per_second=1000)
+    sizing = size_gateway(usage(cpu_seconds=3.0, requests=600), 2000.0, config, arrival, Strategy())
+    assert sizing.users_ceiling_requests_per_second == pytest.approx(users / 2.0)
+    assert sizing.stack_requests_per_second == pytest.approx(users / 2.0)
+    assert sizing.arrival_requests_per_second == pytest.approx(1000)
+    replicas = config.workloads.gateway.replicas
+    assert sizing.cpu_target_m == pytest.approx(0.005 * users / 2.0 / replicas * 1000)
+
+
 def test_a_measurement_without_requests_is_refused():
-    with pytest.raises(ValueError, match="no requests, CPU or memory"):
-        size_gateway(usage(requests=0), load_stack("optimized"), stack_arrival(), Strategy())
+    with pytest.raises(ValueError, match="no requests, CPU, memory or latency"):
+        size_gateway(
+            usage(requests=0), FAST_MS, load_stack("optimized"), stack_arrival(), Strategy()
+        )

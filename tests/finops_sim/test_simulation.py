@@ -78,7 +78,7 @@ def test_same_seed_gives_the_same_numbers(first_run, fast_scenario, tmp_path):
 
     def stable(results):
         phases = {
-            name: phase.model_dump(exclude={"latency_ms", "gateway_ready_at_end"})
+            name: phase.model_dump(exclude={"latency_ms", "gateway_ready_at_end", "gateway_usage"})
             for name, phase in results.phases.items()
         }
         return phases, results.comparison

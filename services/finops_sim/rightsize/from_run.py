@@ -43,7 +43,10 @@ def explanation(sizing: GatewaySizing) -> str:
         f"{sizing.measured_requests_per_second:.1f} req/s = "
         f"{sizing.cpu_seconds_per_request * 1000:.2f} ms CPU per request; peak RSS "
         f"{sizing.peak_rss_bytes / MIB:.0f}Mi\n"
-        f"stack {sizing.stack}: P{sizing.stack_rate_percentile:g} arrival "
+        f"stack {sizing.stack}: min(P{sizing.stack_rate_percentile:g} arrival "
+        f"{sizing.arrival_requests_per_second:.1f} req/s, {sizing.locust_users} users / "
+        f"{sizing.latency_p50_ms / 1000:.2f} s p50 latency = "
+        f"{sizing.users_ceiling_requests_per_second:.1f} req/s) = "
         f"{sizing.stack_requests_per_second:.1f} req/s / {sizing.stack_replicas} replicas = "
         f"{sizing.requests_per_second_per_replica:.1f} req/s per replica\n"
         f"CPU: {sizing.cpu_target_m:.1f}m -> {sizing.cpu_request_m}m "
@@ -59,7 +62,8 @@ def note(sizing: GatewaySizing, results: SimulationResults, source: Path) -> str
         f"finops-sim run {results.run.started_at[:10]} ({source}): "
         f"{sizing.cpu_seconds_per_request * 1000:.2f} ms CPU/request x "
         f"{sizing.requests_per_second_per_replica:.1f} req/s per replica "
-        f"(P{sizing.stack_rate_percentile:g} of Locust's rate / {sizing.stack_replicas}) = "
+        f"(min(P{sizing.stack_rate_percentile:g} arrival, {sizing.locust_users} users / p50 "
+        f"{sizing.latency_p50_ms / 1000:.2f} s) / {sizing.stack_replicas}) = "
         f"{sizing.cpu_target_m:.0f}m; peak RSS {sizing.peak_rss_bytes / MIB:.0f}Mi "
         f"+{sizing.memory_headroom:.0%} (finops_sim/rightsize/measured.py)"
     )
@@ -68,8 +72,13 @@ def note(sizing: GatewaySizing, results: SimulationResults, source: Path) -> str
 def run(source: Path, config: StackConfig, strategy: Strategy, write: bool) -> int:
     try:
         results = read_results(source)
+        optimized = results.phases.optimized
         sizing = size_gateway(
-            results.phases.optimized.gateway_usage, config, stack_arrival(), strategy
+            optimized.gateway_usage,
+            optimized.latency_ms.p50 or 0.0,
+            config,
+            stack_arrival(),
+            strategy,
         )
     except (ConfigError, ValueError) as exc:
         print(f"finops-sim: {exc}", file=sys.stderr)

@@ -4,10 +4,12 @@ The rule:
 
 - **CPU per request** = the optimized phase's gateway CPU seconds / the requests it answered
   (the optimized stack runs the optimized profile).
-- **The stack's load per replica** = the ``cpu_percentile`` (P95 by default, as for usage) of
-  the arrival rate of the scenario the stack's Locust replays, over one cycle of its pattern,
-  divided by the gateway's replicas. Locust paces the scenario's arrival rate whatever its
-  ``users`` (they only bound the requests in flight).
+- **The stack's load** = the ``cpu_percentile`` (P95 by default, as for usage) of the arrival
+  rate of the scenario the stack's Locust paces, over one cycle of its pattern, but no more than
+  its ``users`` can send: each user has one request in flight, so by Little's law they send at
+  most users / latency per second. The latency is the optimized phase's median (simulated
+  provider time at list speed, as the cluster's gateway runs it, plus measured gateway time);
+  the median is below the mean, so the ceiling errs high. Divided by the gateway's replicas.
 - **CPU target** = CPU per request x that rate, in millicores.
 - **Memory target** = the phase's peak resident memory, not scaled: it is the interpreter, the
   embedding model and bounded in-process state, not a per-request cost.
@@ -48,15 +50,27 @@ def rate_percentile(arrival: Arrival, q: float) -> float:
 
 
 def size_gateway(
-    usage: GatewayUsage, config: StackConfig, arrival: Arrival, strategy: Strategy
+    usage: GatewayUsage,
+    latency_p50_ms: float,
+    config: StackConfig,
+    arrival: Arrival,
+    strategy: Strategy,
 ) -> GatewaySizing:
     """The measured figures, the stack's load, and the request they give (see the module doc)."""
-    if not usage.requests or usage.cpu_seconds <= 0 or usage.peak_rss_bytes <= 0:
+    if (
+        not usage.requests
+        or usage.cpu_seconds <= 0
+        or usage.peak_rss_bytes <= 0
+        or (latency_p50_ms <= 0)
+    ):
         raise ValueError(
-            "the measurement has no requests, CPU or memory: cannot size the gateway from it"
+            "the measurement has no requests, CPU, memory or latency: cannot size the gateway"
         )
     cpu_per_request = usage.cpu_seconds / usage.requests
-    stack_rate = rate_percentile(arrival, strategy.cpu_percentile)
+    arrival_rate = rate_percentile(arrival, strategy.cpu_percentile)
+    users = config.workloads.locust.users
+    users_ceiling = users / (latency_p50_ms / 1000)
+    stack_rate = min(arrival_rate, users_ceiling)
     replicas = config.workloads.gateway.replicas
     per_replica = stack_rate / replicas
     cpu_cores = cpu_per_request * per_replica
@@ -75,6 +89,10 @@ def size_gateway(
         cpu_seconds_per_request=cpu_per_request,
         peak_rss_bytes=usage.peak_rss_bytes,
         stack_rate_percentile=strategy.cpu_percentile,
+        arrival_requests_per_second=arrival_rate,
+        locust_users=users,
+        latency_p50_ms=latency_p50_ms,
+        users_ceiling_requests_per_second=users_ceiling,
         stack_requests_per_second=stack_rate,
         stack_replicas=replicas,
         cpu_target_m=cpu_cores * 1000,
