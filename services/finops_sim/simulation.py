@@ -1,10 +1,11 @@
 """`finops-sim run`: the same workload through both gateway profiles, then the report.
 
 For each phase: a fresh embedded Valkey, a gateway in that profile writing a per-request log, and
-Locust (headless) replaying the scenario, while the gateway process's CPU and memory are sampled. Afterwards the statistics come from the logs, the
-report's AI spend is checked against the sum of the log and against the gateway's
-``ai_cost_total``, and results.json, report.md, report.html and the charts are written. Every
-process started here is stopped before returning, on errors and Ctrl-C too.
+Locust (headless) replaying the scenario, while the gateway process's CPU and memory are sampled.
+Afterwards the statistics come from the logs, the report's AI spend is checked against the sum of
+the log and against the gateway's ``ai_cost_total``, and results.json, report.md, report.html and
+the charts are written. Every process started here is stopped before returning, on errors and
+Ctrl-C too.
 """
 
 from __future__ import annotations
