@@ -86,6 +86,8 @@ class GatewayProcess:
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # The one place that says where the gateway's Prometheus metrics are served.
+        self.metrics_url = f"{self.url}/metrics"
         self._cmd = [sys.executable, "-m", "ai_gateway.cli", "--port", str(self.port)]
         if profile:
             self._cmd += ["--profile", profile]
@@ -123,6 +125,12 @@ class GatewayProcess:
             time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"the gateway was not ready within {self._timeout:.0f} s")
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("the gateway is not running")
+        return self._process.pid
 
     def stop(self) -> None:
         process, self._process = self._process, None

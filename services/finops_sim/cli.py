@@ -9,6 +9,7 @@ from pathlib import Path
 from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO
 
+from .gateway_usage import MeasurementError
 from .report import summary_tree
 from .rightsize import command as rightsize
 from .simulation import RunOptions, SimulationError, run
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"finops-sim: configuration error:\n{exc}", file=sys.stderr)
         return 2
-    except SimulationError as exc:
+    except (SimulationError, MeasurementError) as exc:
         print(f"finops-sim: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 
 from finops_common.phases import PHASES
 
+from .gateway_usage import SAMPLE_EVERY_S
 from .results import PhaseResult, PhaseSummary, SimulationResults
 
 
@@ -122,6 +123,71 @@ def _spend_table(
         (label, *PHASES),
         tuple((n, *(usd(s.get(n, 0.0)) for s in by_phase)) for n in names),
     )
+
+
+def mib(value: float) -> str:
+    return f"{value / 2**20:,.0f} MiB"
+
+
+def _gateway_usage_table(results: SimulationResults) -> Table:
+    usage = [summary.gateway_usage for _, summary in results.phases.items()]
+    return Table(
+        ("gateway process", *PHASES),
+        (
+            ("request rate", *(f"{u.requests_per_second:,.1f} req/s" for u in usage)),
+            (
+                "measured over",
+                *(f"{u.requests:,} requests in {u.wall_seconds:,.1f} s" for u in usage),
+            ),
+            ("CPU seconds", *(f"{u.cpu_seconds:,.2f}" for u in usage)),
+            ("CPU (seconds / wall seconds)", *(f"{u.cpu_millicores:,.0f}m" for u in usage)),
+            (
+                "CPU per request",
+                *(f"{(u.cpu_seconds_per_request or 0) * 1000:,.2f} ms" for u in usage),
+            ),
+            ("peak resident memory", *(mib(u.peak_rss_bytes) for u in usage)),
+        ),
+    )
+
+
+def _gateway_sizing(results: SimulationResults) -> list[Block]:
+    sizing = results.gateway_sizing
+    if sizing is None:
+        return [Paragraph("No stack configs: the gateway's requests were not derived.")]
+    return [
+        Paragraph(
+            f"Scaled to the `{sizing.stack}` stack: {sizing.cpu_seconds_per_request * 1000:.2f} ms"
+            " of CPU per request x the rate its Locust sends: the P"
+            f"{sizing.stack_rate_percentile:g} of the arrival rate it paces, "
+            f"{sizing.arrival_requests_per_second:,.1f} req/s, but at most its "
+            f"{sizing.locust_users} users / the optimized phase's median latency "
+            f"{sizing.latency_p50_ms / 1000:,.2f} s = "
+            f"{sizing.users_ceiling_requests_per_second:,.1f} req/s (one request in flight per "
+            f"user), so {sizing.stack_requests_per_second:,.1f} req/s over "
+            f"{sizing.stack_replicas} replicas ({sizing.requests_per_second_per_replica:,.1f} "
+            "req/s each) = "
+            f"{sizing.cpu_target_m:,.1f}m, rounded up to {sizing.cpu_step_m}m steps with a "
+            f"{sizing.cpu_floor_m}m floor; memory: the peak {mib(sizing.peak_rss_bytes)} "
+            f"+ {sizing.memory_headroom:.0%} = {mib(sizing.memory_target_bytes)}, rounded up to "
+            f"{sizing.memory_step_mib} MiB steps with a {sizing.memory_floor_mib} MiB floor "
+            "(`finops-sim rightsize --from-run` writes it into the stack file)."
+        ),
+        Table(
+            ("gateway, per replica", "CPU request", "memory request and limit"),
+            (
+                (
+                    f"the `{sizing.stack}` stack requests",
+                    f"{sizing.stack_cpu_request_m}m",
+                    mib(sizing.stack_memory_request_bytes),
+                ),
+                (
+                    "derived from this run",
+                    f"{sizing.cpu_request_m}m",
+                    mib(sizing.memory_bytes),
+                ),
+            ),
+        ),
+    ]
 
 
 def summary_tree(results: SimulationResults) -> str:
@@ -274,6 +340,15 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
         _spend_table(results, lambda p: p.spend_by_model_usd, "served model"),
         Heading("Spend by team", 3),
         _spend_table(results, lambda p: p.spend_by_team_usd, "team"),
+        Heading("Compute: what the gateway used"),
+        Paragraph(
+            "The gateway process's CPU and resident memory in each phase, from prometheus-client's"
+            " process metrics (`process_cpu_seconds_total` at the phase's start and end, "
+            f"`process_resident_memory_bytes` sampled every {SAMPLE_EVERY_S:g} s for the peak), "
+            "next to the request rate it served."
+        ),
+        _gateway_usage_table(results),
+        *_gateway_sizing(results),
         Heading("Charts"),
         *images,
         Heading("Summary"),

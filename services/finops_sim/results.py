@@ -116,11 +116,36 @@ class PhaseSummary(StrictModel):
     savings_by_cause_usd: SavingsByCause
 
 
+class GatewayUsage(StrictModel):
+    """The gateway process's CPU and memory over a phase (finops_sim.gateway_usage)."""
+
+    source: str  # where the process metrics were read
+    wall_seconds: float  # from the first sample to the last
+    cpu_seconds: float  # process_cpu_seconds_total, last minus first
+    peak_rss_bytes: int  # the largest process_resident_memory_bytes sample
+    rss_samples: int
+    requests: int  # requests the phase sent in that time
+
+    @property
+    def cpu_millicores(self) -> float:
+        """Average CPU over the phase: CPU seconds per wall second, in thousandths of a core."""
+        return 1000 * self.cpu_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.wall_seconds if self.wall_seconds else 0.0
+
+    @property
+    def cpu_seconds_per_request(self) -> float | None:
+        return self.cpu_seconds / self.requests if self.requests else None
+
+
 class PhaseResult(PhaseSummary):
-    """A phase's summary with what the live gateway said at the end of the phase."""
+    """A phase's summary with what the live gateway said and used during the phase."""
 
     metric_cost_usd: float
     gateway_ready_at_end: bool
+    gateway_usage: GatewayUsage
 
 
 class Phases(StrictModel):
@@ -151,6 +176,39 @@ class ComputeComparison(StrictModel):
     spot_usd: float
 
 
+class GatewaySizing(StrictModel):
+    """The gateway's requests derived from the optimized phase's usage, scaled to a stack's load
+    (finops_sim.rightsize.measured explains the rule)."""
+
+    stack: str
+    measured_requests_per_second: float
+    measured_cpu_millicores: float
+    cpu_seconds_per_request: float
+    peak_rss_bytes: int
+    stack_rate_percentile: float
+    arrival_requests_per_second: float  # that percentile of the stack's Locust arrival rate
+    locust_users: int
+    latency_p50_ms: float  # the optimized phase's
+    users_ceiling_requests_per_second: float  # users / latency (Little's law)
+    stack_requests_per_second: float  # the smaller of the two
+    stack_replicas: int
+    cpu_target_m: float  # CPU per request x the rate per replica, before rounding
+    memory_target_bytes: float  # peak RSS plus headroom, before rounding
+    memory_headroom: float
+    cpu_step_m: int
+    cpu_floor_m: int
+    memory_step_mib: int
+    memory_floor_mib: int
+    cpu_request_m: int
+    memory_bytes: int  # request and limit
+    stack_cpu_request_m: int  # what the stack file requests now
+    stack_memory_request_bytes: int
+
+    @property
+    def requests_per_second_per_replica(self) -> float:
+        return self.stack_requests_per_second / self.stack_replicas
+
+
 class RunInfo(StrictModel):
     scenario: str
     scenario_file: str
@@ -170,6 +228,7 @@ class SimulationResults(StrictModel):
     phases: Phases
     comparison: Comparison
     compute: ComputeComparison | None
+    gateway_sizing: GatewaySizing | None  # None without the stack configs
 
 
 def phase_summary(records: list[RequestRecord]) -> PhaseSummary:

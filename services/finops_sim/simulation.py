@@ -1,10 +1,11 @@
 """`finops-sim run`: the same workload through both gateway profiles, then the report.
 
 For each phase: a fresh embedded Valkey, a gateway in that profile writing a per-request log, and
-Locust (headless) replaying the scenario. Afterwards the statistics come from the logs, the
-report's AI spend is checked against the sum of the log and against the gateway's
-``ai_cost_total``, and results.json, report.md, report.html and the charts are written. Every
-process started here is stopped before returning, on errors and Ctrl-C too.
+Locust (headless) replaying the scenario, while the gateway process's CPU and memory are sampled.
+Afterwards the statistics come from the logs, the report's AI spend is checked against the sum of
+the log and against the gateway's ``ai_cost_total``, and results.json, report.md, report.html and
+the charts are written. Every process started here is stopped before returning, on errors and
+Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from finops_common.phases import Phase
 from finops_common.process import GatewayProcess, child_process, embedded_valkey, http_json
 from loadgen.scenario import load_scenario
 
+from .gateway_usage import PhaseUsage, ProcessMeter, scrape
 from .report import write_report
 from .results import (
     ComputeComparison,
+    GatewaySizing,
     PhaseResult,
     Phases,
     RunInfo,
@@ -38,6 +41,7 @@ from .results import (
     phase_summary,
     read_log,
 )
+from .rightsize.strategy import Strategy
 
 LOCUSTFILE = Path(loadgen.__file__).with_name("locustfile.py")
 CROSS_CHECK_TOLERANCE_USD = 1e-6
@@ -66,13 +70,10 @@ def _count_lines(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
-def _metric_total(url: str, name: str) -> float:
-    import urllib.request
-
+def _metric_total(metrics_url: str, name: str) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
-    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = scrape(metrics_url)
     return sum(
         s.value
         for family in text_string_to_metric_families(text)
@@ -124,6 +125,8 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
             cmd += ["--seed", str(options.seed)]
         if options.duration_s is not None:
             cmd += ["--run-time", f"{int(options.duration_s)}s"]
+        usage = PhaseUsage(ProcessMeter(gateway.metrics_url, gateway.pid))
+        usage.start()
         locust = stack.enter_context(child_process(cmd, logs / f"locust-{phase}.log"))
         total = options.requests if options.requests else options.duration_s
         unit = "req" if options.requests else "s"
@@ -136,6 +139,7 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
                     else min(time.monotonic() - started, options.duration_s or 0)
                 )
                 bar.update(done - bar.n)
+                usage.tick()
                 time.sleep(0.25)
             bar.update((_count_lines(request_log) if options.requests else total) - bar.n)
         if locust.returncode not in (0, 1):
@@ -143,8 +147,9 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
                 f"Locust exited with code {locust.returncode} in the {phase} phase; "
                 f"see {logs / f'locust-{phase}.log'}"
             )
+        gateway_usage = usage.finish(_count_lines(request_log))
         status, _ = http_json(gateway.url + "/readyz")
-        metric_cost = _metric_total(gateway.url, "ai_cost_total")
+        metric_cost = _metric_total(gateway.metrics_url, "ai_cost_total")
     records = read_log(request_log)
     if not records:
         raise SimulationError(f"the {phase} phase logged no requests; see {logs}")
@@ -152,6 +157,7 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
         **dict(phase_summary(records)),
         metric_cost_usd=metric_cost,
         gateway_ready_at_end=status == 200,
+        gateway_usage=gateway_usage,
     )
 
 
@@ -176,6 +182,24 @@ def compute_comparison() -> ComputeComparison | None:
     if not all(stack_file(s).exists() for s in ("unoptimized", "optimized")):
         return None
     return ComputeComparison(**compare(load_stack("unoptimized"), load_stack("optimized")))
+
+
+def gateway_sizing(phase: PhaseResult, stack: str = "optimized") -> GatewaySizing | None:
+    """The stack's gateway requests from this run's measurement (rightsize.measured)."""
+    from finops_platform.config import stack_file
+    from finops_platform.render import load_stack
+
+    from .rightsize.measured import size_gateway, stack_arrival
+
+    if not stack_file(stack).exists():
+        return None
+    return size_gateway(
+        phase.gateway_usage,
+        phase.latency_ms.p50 or 0.0,
+        load_stack(stack),
+        stack_arrival(),
+        Strategy(),
+    )
 
 
 def run(options: RunOptions) -> SimulationResults:
@@ -208,6 +232,7 @@ def run(options: RunOptions) -> SimulationResults:
         phases=phases,
         comparison=compare(phases.unoptimized, phases.optimized),
         compute=compute_comparison(),
+        gateway_sizing=gateway_sizing(phases.optimized),
     )
     (out / "results.json").write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
     write_report(results, out)

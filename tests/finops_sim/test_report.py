@@ -8,6 +8,8 @@ from ai_gateway.records import RequestRecord
 from finops_sim.report import build, summary_tree, to_html, to_markdown, usd, write_report
 from finops_sim.results import (
     ComputeComparison,
+    GatewaySizing,
+    GatewayUsage,
     PhaseResult,
     Phases,
     RunInfo,
@@ -26,12 +28,25 @@ def _record(**fields) -> RequestRecord:
 
 def _phase(records: list[RequestRecord]) -> PhaseResult:
     summary = phase_summary(records)
+    usage = GatewayUsage(
+        source="unit",
+        wall_seconds=2.0,
+        cpu_seconds=0.125 * len(records),
+        peak_rss_bytes=(100 + len(records)) * 2**20,
+        rss_samples=3,
+        requests=len(records),
+    )
     return PhaseResult(
-        **dict(summary), metric_cost_usd=summary.spend_usd, gateway_ready_at_end=True
+        **dict(summary),
+        metric_cost_usd=summary.spend_usd,
+        gateway_ready_at_end=True,
+        gateway_usage=usage,
     )
 
 
-def _results(compute: ComputeComparison | None = None) -> SimulationResults:
+def _results(
+    compute: ComputeComparison | None = None, sizing: GatewaySizing | None = None
+) -> SimulationResults:
     before = _phase([_record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0)] * 4)
     after = _phase(
         [
@@ -71,6 +86,7 @@ def _results(compute: ComputeComparison | None = None) -> SimulationResults:
         phases=Phases(unoptimized=before, optimized=after),
         comparison=compare(before, after),
         compute=compute,
+        gateway_sizing=sizing,
     )
 
 
@@ -84,6 +100,26 @@ def test_the_saving_and_its_causes_come_from_the_results():
     assert "| budgets | $3.00 | 25.0% |" in markdown
     assert "Scenario `unit`, seed 11, 4 requests per phase" in markdown
     assert "Budgets refused 1 requests" in markdown
+
+
+def test_the_compute_section_prints_the_gateway_usage_and_the_sizing_it_is_given():
+    from finops_platform.render import load_stack
+    from finops_sim.rightsize.measured import size_gateway, stack_arrival
+    from finops_sim.rightsize.strategy import Strategy
+
+    plain = _results()
+    usage = plain.phases.optimized.gateway_usage
+    sizing = size_gateway(usage, 1500.0, load_stack("optimized"), stack_arrival(), Strategy())
+    markdown = to_markdown(build(_results(sizing=sizing), []))
+    section = markdown.split("## Compute: what the gateway used")[1].split("## Charts")[0]
+    assert "| CPU seconds | 0.50 | 0.50 |" in section  # 0.125 s x 4 requests
+    assert "| CPU (seconds / wall seconds) | 250m | 250m |" in section
+    assert "| CPU per request | 125.00 ms | 125.00 ms |" in section
+    assert "| peak resident memory | 104 MiB | 104 MiB |" in section
+    assert "| request rate | 2.0 req/s | 2.0 req/s |" in section
+    assert f"= {sizing.cpu_target_m:,.1f}m, rounded up" in section
+    assert f"| derived from this run | {sizing.cpu_request_m}m |" in section
+    assert "the gateway's requests were not derived" in to_markdown(build(plain, []))
 
 
 def test_the_phase_tables_have_one_column_per_phase():
@@ -101,7 +137,7 @@ def test_html_says_what_markdown_says():
     assert "<strong>$8.50 saved (70.8%)</strong>" in page
     assert "<td>routing</td><td>$2.50</td><td>20.8%</td>" in page
     rules = [line for line in to_markdown(blocks).splitlines() if line.startswith("|---")]
-    assert page.count("<table>") == len(rules) == 4
+    assert page.count("<table>") == len(rules) == 5
 
 
 def test_the_summary_tree_says_when_compute_was_not_computed():

@@ -222,7 +222,8 @@ def test_table_json_and_html_outputs(prometheus_url, tmp_path, capsys, report):
     gateway_row = next(line for line in table.splitlines() if line.startswith("gateway "))
     recommendation = report["gateway"]["recommendation"]
     assert f"{recommendation['cpu']} / {recommendation['memory']}" in gateway_row
-    assert "400m / 400Mi" in gateway_row
+    current = load_stack("optimized").workloads.gateway.resources.requests
+    assert f"{current.cpu} / {current.memory}" in gateway_row
     assert "All recommendations together" in table
     code, printed = rightsize(prometheus_url, tmp_path, capsys, "--format", "json")
     assert code == 0
@@ -255,15 +256,20 @@ def test_write_keeps_the_stack_files_layout_and_the_program_accepts_it(
     after_text = (stacks / "Pulumi.optimized.yaml").read_text()
     before_lines, after_lines = before_text.splitlines(), after_text.splitlines()
 
-    # Every original comment line is still there, in order; only the resource lines changed,
-    # and one note line was added above each rightsized workload.
-    comments = [line for line in before_lines if line.lstrip().startswith("#")]
+    # Every original comment line is still there, in order, except the rightsized workloads'
+    # earlier notes ("hand-set ...", or an older measurement), which their new note replaces;
+    # only the resource lines changed.
+    rightsized = ("gateway", "redis", "locust.worker", "demoServices")  # not locust.master
+    earlier_notes = tuple(f"# {workload} requests: " for workload in rightsized)
+    kept = [line for line in before_lines if not line.lstrip().startswith(earlier_notes)]
+    comments = [line for line in kept if line.lstrip().startswith("#")]
     assert [line for line in after_lines if line in comments] == comments
+    assert "# locust.master requests: hand-set until measured on a cluster" in after_text
     notes = [line for line in after_lines if "finops-sim rightsize, 2d to" in line]
-    assert len(notes) == 4  # gateway, redis, locust.worker, demoServices; not locust.master
+    assert len(notes) == len(rightsized)
     unchanged = [line for line in after_lines if line not in notes]
-    assert len(unchanged) == len(before_lines)
-    changed = [(a, b) for a, b in zip(before_lines, unchanged, strict=True) if a != b]
+    assert len(unchanged) == len(kept)
+    changed = [(a, b) for a, b in zip(kept, unchanged, strict=True) if a != b]
     assert len(changed) == 4
     assert all("requests:" in b for _, b in changed)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import yaml
@@ -77,7 +78,7 @@ def test_same_seed_gives_the_same_numbers(first_run, fast_scenario, tmp_path):
 
     def stable(results):
         phases = {
-            name: phase.model_dump(exclude={"latency_ms", "gateway_ready_at_end"})
+            name: phase.model_dump(exclude={"latency_ms", "gateway_ready_at_end", "gateway_usage"})
             for name, phase in results.phases.items()
         }
         return phases, results.comparison
@@ -123,3 +124,73 @@ def test_duration_mode_replays_the_same_workload_in_both_phases(fast_scenario, t
     assert before.requests > 50
     assert after.requests == before.requests
     assert results.comparison.unattributed_usd == pytest.approx(0.0, abs=1e-6)
+
+
+def test_each_phase_records_the_gateway_process_cpu_and_memory(first_run):
+    out, _ = first_run
+    on_disk = SimulationResults.model_validate_json((out / "results.json").read_text())
+    for phase, summary in on_disk.phases.items():
+        usage = summary.gateway_usage
+        assert usage.cpu_seconds > 0, phase
+        assert usage.peak_rss_bytes > 20 * 2**20, phase  # a Python interpreter at least
+        assert usage.rss_samples >= 2, phase
+        assert usage.requests == REQUESTS, phase
+        assert usage.wall_seconds > 0, phase
+
+
+def test_the_report_prints_what_the_gateway_used_and_the_derived_request(first_run):
+    from finops_sim.report import mib
+
+    out, _ = first_run
+    results = SimulationResults.model_validate_json((out / "results.json").read_text())
+    report = (out / "report.md").read_text()
+    section = report.split("## Compute: what the gateway used")[1].split("## Charts")[0]
+    usage = [summary.gateway_usage for _, summary in results.phases.items()]
+    assert "| CPU seconds | " + " | ".join(f"{u.cpu_seconds:,.2f}" for u in usage) in section
+    assert "| peak resident memory | " + " | ".join(mib(u.peak_rss_bytes) for u in usage) in section
+    assert " | ".join(f"{u.requests_per_second:,.1f} req/s" for u in usage) in section
+    sizing = results.gateway_sizing
+    assert sizing is not None
+    assert sizing.cpu_seconds_per_request == pytest.approx(usage[1].cpu_seconds / usage[1].requests)
+    assert (
+        f"| the `optimized` stack requests | {sizing.stack_cpu_request_m}m | "
+        f"{mib(sizing.stack_memory_request_bytes)} |" in section
+    )
+    assert (
+        f"| derived from this run | {sizing.cpu_request_m}m | {mib(sizing.memory_bytes)} |"
+        in section
+    )
+
+
+def test_rightsize_from_the_run_writes_the_gateway_requests_with_a_dated_note(
+    first_run, tmp_path, monkeypatch, capsys
+):
+    from finops_platform import config as platform_config
+    from finops_platform.render import load_stack
+    from finops_sim.cli import main
+
+    out, results = first_run
+    shutil.copytree(platform_config.STACKS_DIR, tmp_path / "stacks")
+    monkeypatch.setattr(platform_config, "STACKS_DIR", tmp_path / "stacks")
+    before = (tmp_path / "stacks" / "Pulumi.optimized.yaml").read_text()
+    argv = ["rightsize", "--from-run", str(out / "results.json"), "--stack", "optimized"]
+    assert main([*argv, "--write"]) == 0
+    sizing = results.gateway_sizing
+    after_text = (tmp_path / "stacks" / "Pulumi.optimized.yaml").read_text()
+    gateway = load_stack("optimized").workloads.gateway.resources
+    assert gateway.requests.cpu == f"{sizing.cpu_request_m}m"
+    assert gateway.requests.memory == gateway.limits.memory == f"{sizing.memory_bytes // 2**20}Mi"
+    assert f"# gateway requests: finops-sim run {results.run.started_at[:10]}" in after_text
+    assert f"{sizing.cpu_seconds_per_request * 1000:.2f} ms CPU/request" in after_text
+    # Only the gateway's values and its note changed; the hand-set marks stay.
+    changed = [line for line in after_text.splitlines() if line not in before.splitlines()]
+    gateway_lines = (
+        "# gateway requests: ",
+        f"resources: {{requests: {{cpu: {gateway.requests.cpu}",
+    )
+    assert all(line.strip().startswith(gateway_lines) for line in changed), changed
+    assert after_text.count("hand-set until measured on a cluster") == before.count(
+        "hand-set until measured on a cluster"
+    )
+    assert main(["cost", "--compare", "unoptimized", "optimized"]) == 0
+    assert "compute per month" in capsys.readouterr().out

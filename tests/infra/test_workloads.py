@@ -7,7 +7,7 @@ import yaml
 
 from ai_gateway.settings import load_settings
 from finops_platform.builders.karpenter import POOL_LABEL
-from finops_platform.render import kubernetes_objects
+from finops_platform.render import kubernetes_objects, load_stack
 from tests.infra.conftest import recorded
 
 COST_LABELS = {"app", "team", "cost-center", "phase"}
@@ -45,7 +45,9 @@ def test_requests_and_gateway_profile_differ_between_stacks():
         return objects(stack, "Deployment")["ai-gateway"]["spec"]["template"]["spec"]
 
     assert gateway("unoptimized")["containers"][0]["resources"]["requests"]["cpu"] == "1000m"
-    assert gateway("optimized")["containers"][0]["resources"]["requests"]["cpu"] == "400m"
+    optimized = load_stack("optimized").workloads.gateway.resources.requests
+    assert gateway("optimized")["containers"][0]["resources"]["requests"]["cpu"] == optimized.cpu
+    assert optimized.cpu != "1000m"
     for stack in ("unoptimized", "optimized"):
         settings = objects(stack, "ConfigMap")["ai-gateway-settings"]["data"]["settings.yaml"]
         assert yaml.safe_load(settings)["profile"] == stack

@@ -6,8 +6,7 @@
 - ``output``: JSON, a text table, an HTML page with a chart per workload;
 - ``stackfile``: the recommendations written into the stack file, comments and layout kept;
 - ``command``: the command line that ties them together.
-
-Another measurement (the local simulation's, say) feeds the same path: its samples as a
-``strategy.ContainerUsage``, ``strategy.assess`` for the figures and the recommendation, and
-``stackfile.write_requests`` with a ``RequestChange`` whose note cites them.
+- ``measured``, ``from_run``: the gateway's requests from the local simulation's measurement
+  (``--from-run results.json``), scaled to the stack's load, through the same ``assess`` and
+  ``write_requests``.
 """

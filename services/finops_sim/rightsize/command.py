@@ -16,7 +16,7 @@ from finops_common.config import ConfigError
 from finops_platform.builders.workloads import NAMESPACE
 from finops_platform.config import cpu_millicores, memory_mib
 
-from . import output
+from . import from_run, output
 from .prometheus import Prometheus, PrometheusError, fetch_usage
 from .stackfile import RequestChange, write_recommendations, write_requests
 from .strategy import Strategy, assess, duration_text
@@ -73,8 +73,13 @@ STRATEGY_FLAGS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--prometheus", required=True, metavar="URL", help="e.g. http://localhost:9090"
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prometheus", metavar="URL", help="e.g. http://localhost:9090")
+    source.add_argument(
+        "--from-run",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="size the gateway alone from a `finops-sim run`'s results.json (out/demo/...)",
     )
     parser.add_argument("--window", type=duration, default=duration("7d"), help="usage window (7d)")
     parser.add_argument("--end", type=timestamp, help="the window's end (default: now)")
@@ -121,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"finops-sim: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    if args.from_run is not None:
+        return from_run.run(args.from_run, config, strategy, write=args.write)
     resolution = strategy.resolution_s
     end = math.floor((args.end if args.end is not None else time.time()) / resolution) * resolution
     if args.window < resolution:

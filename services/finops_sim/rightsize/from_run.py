@@ -1,0 +1,105 @@
+"""`finops-sim rightsize --from-run results.json`: the gateway's requests from the simulation.
+
+The measurement is a file (the run's results.json), so sizing and writing are a separate,
+repeatable step, like sizing from Prometheus: the same stack-file writer, the same validation,
+and a note above the key that cites the figures and the run's date.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from finops_common.config import ConfigError
+from finops_platform.config import StackConfig
+from finops_platform.workload_list import GATEWAY
+
+from ..results import GatewaySizing, SimulationResults
+from .measured import size_gateway, stack_arrival
+from .stackfile import RequestChange, write_requests
+from .strategy import MIB, Strategy
+from .targets import RESOURCES_KEY
+
+GATEWAY_KEY = RESOURCES_KEY[GATEWAY]
+
+
+def read_results(path: Path) -> SimulationResults:
+    try:
+        return SimulationResults.model_validate_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from exc
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{path}: not the results.json of this version's `finops-sim run`: {exc}"
+        ) from exc
+
+
+def explanation(sizing: GatewaySizing) -> str:
+    """How the figures give the request, in one paragraph of plain text."""
+    return (
+        f"measured: {sizing.measured_cpu_millicores:.0f}m CPU at "
+        f"{sizing.measured_requests_per_second:.1f} req/s = "
+        f"{sizing.cpu_seconds_per_request * 1000:.2f} ms CPU per request; peak RSS "
+        f"{sizing.peak_rss_bytes / MIB:.0f}Mi\n"
+        f"stack {sizing.stack}: min(P{sizing.stack_rate_percentile:g} arrival "
+        f"{sizing.arrival_requests_per_second:.1f} req/s, {sizing.locust_users} users / "
+        f"{sizing.latency_p50_ms / 1000:.2f} s p50 latency = "
+        f"{sizing.users_ceiling_requests_per_second:.1f} req/s) = "
+        f"{sizing.stack_requests_per_second:.1f} req/s / {sizing.stack_replicas} replicas = "
+        f"{sizing.requests_per_second_per_replica:.1f} req/s per replica\n"
+        f"CPU: {sizing.cpu_target_m:.1f}m -> {sizing.cpu_request_m}m "
+        f"(now {sizing.stack_cpu_request_m}m); memory: peak +{sizing.memory_headroom:.0%} = "
+        f"{sizing.memory_target_bytes / MIB:.1f}Mi -> {sizing.memory_bytes // MIB}Mi "
+        f"(now {sizing.stack_memory_request_bytes // MIB}Mi)"
+    )
+
+
+def note(sizing: GatewaySizing, results: SimulationResults, source: Path) -> str:
+    """The stack file's comment: the figures and the run's date, on one line."""
+    return (
+        f"finops-sim run {results.run.started_at[:10]} ({source}): "
+        f"{sizing.cpu_seconds_per_request * 1000:.2f} ms CPU/request x "
+        f"{sizing.requests_per_second_per_replica:.1f} req/s per replica "
+        f"(min(P{sizing.stack_rate_percentile:g} arrival, {sizing.locust_users} users / p50 "
+        f"{sizing.latency_p50_ms / 1000:.2f} s) / {sizing.stack_replicas}) = "
+        f"{sizing.cpu_target_m:.0f}m; peak RSS {sizing.peak_rss_bytes / MIB:.0f}Mi "
+        f"+{sizing.memory_headroom:.0%} (finops_sim/rightsize/measured.py)"
+    )
+
+
+def run(source: Path, config: StackConfig, strategy: Strategy, write: bool) -> int:
+    try:
+        results = read_results(source)
+        optimized = results.phases.optimized
+        sizing = size_gateway(
+            optimized.gateway_usage,
+            optimized.latency_ms.p50 or 0.0,
+            config,
+            stack_arrival(),
+            strategy,
+        )
+    except (ConfigError, ValueError) as exc:
+        print(f"finops-sim: {exc}", file=sys.stderr)
+        return 2
+    print(explanation(sizing))
+    if not write:
+        return 0
+    change = RequestChange(
+        workload="gateway",
+        key=GATEWAY_KEY,
+        cpu=f"{sizing.cpu_request_m}m",
+        memory=f"{sizing.memory_bytes // MIB}Mi",
+        note=note(sizing, results, source),
+    )
+    try:
+        write_requests(config.stack, [change])
+    except ConfigError as exc:
+        print(f"finops-sim: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"\nWrote the gateway's requests into stacks/Pulumi.{config.stack}.yaml; "
+        f"`finops-sim cost --compare unoptimized {config.stack}` shows the effect."
+    )
+    return 0
