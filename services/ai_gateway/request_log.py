@@ -11,7 +11,7 @@ import sys
 import time
 from typing import IO, Any
 
-from .core import Completion, GatewayError
+from .domain import Completion, GatewayError
 
 SIM_HEADER_PREFIX = "x-sim-"
 
@@ -51,13 +51,19 @@ class RequestLog:
         )
 
     def refused(
-        self, api: str, sim: dict[str, str], team: str | None, model: str | None, e: GatewayError
+        self,
+        api: str,
+        sim: dict[str, str],
+        team: str | None,
+        model: str | None,
+        e: GatewayError,
+        status: int,
     ) -> None:
         self._write(
             {
                 "ts": round(time.time(), 3),
                 "api": api,
-                "status": e.status,
+                "status": status,
                 "team": team,
                 "sim": sim,
                 "requested_model": model,

@@ -1,4 +1,4 @@
-"""The simulated provider: deterministic completions, their length and their latency.
+"""The simulated provider: deterministic completions, their length, latency and pacing.
 
 A completion is a pure function of the request: the same model, messages and sampling parameters
 always give the same text, so runs are reproducible and exact repeats are recognisable. Its
@@ -142,3 +142,31 @@ async def wait_for_completion(plan: LatencyPlan, completion_tokens: int) -> None
     total = plan.total_s(completion_tokens)
     if total > 0:
         await asyncio.sleep(total)
+
+
+class SimulatedProvider:
+    """The one owner of the simulated provider: what it answers, and how fast it delivers.
+
+    Answers are seeded by the request's canonical form for the served model, so they repeat.
+    """
+
+    def __init__(self, latency_scale: float) -> None:
+        self.latency_scale = latency_scale
+
+    def complete(self, card: ModelCard, max_tokens: int, canonical: str) -> SimulatedCompletion:
+        return simulate_completion(card, max_tokens, request_seed(canonical))
+
+    def length(self, card: ModelCard, max_tokens: int, canonical: str) -> int:
+        """The completion's token count, without composing its text."""
+        return completion_length(card, max_tokens, request_seed(canonical))[0]
+
+    def latency(self, card: ModelCard) -> LatencyPlan:
+        return latency_plan(card, self.latency_scale)
+
+    async def deliver(self, plan: LatencyPlan, completion_tokens: int) -> None:
+        """Wait until a non-streamed answer would be complete."""
+        await wait_for_completion(plan, completion_tokens)
+
+    def pieces(self, text: str, plan: LatencyPlan) -> AsyncIterator[str]:
+        """The stream's text deltas, at the provider's pace; adapters only frame them."""
+        return paced_pieces(text, plan)
