@@ -281,20 +281,20 @@ def create_app(gateway: Gateway) -> FastAPI:
             http.chat(OPENAI),
             methods=["POST"],
             include_in_schema=path.startswith("/v1/"),
-            **_chat_doc(OPENAI, openai.ChatCompletion, openai.ChatCompletionChunk),
+            **_chat_doc(OPENAI, openai.ChatCompletion, openai.ChatCompletionChunk, "[DONE]"),
         )
     app.add_api_route(
         "/v1/messages",
         http.chat(ANTHROPIC),
         methods=["POST"],
-        **_chat_doc(ANTHROPIC, anthropic.Message, anthropic.MessageStreamEvent),
+        **_chat_doc(ANTHROPIC, anthropic.Message, anthropic.MessageStreamEvent, None),
     )
     app.add_api_route("/v1/models", http.models, methods=["GET"], **_models_doc())
     app.add_api_route("/v1/budgets", http.budgets, methods=["GET"], **_budgets_doc())
     app.add_api_route("/healthz", http.healthz, methods=["GET"], **_health_doc())
     app.add_api_route("/readyz", http.readyz, methods=["GET"], **_ready_doc())
     app.add_api_route("/metrics", http.metrics_endpoint, methods=["GET"], **_metrics_doc())
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, gateway.catalog.models_offered())  # type: ignore[method-assign]
     app.state.gateway = gateway
     return app
 
@@ -308,7 +308,7 @@ DESCRIPTION = (
     "team, cache status, similarity, routing). Request fields that are not simulated are "
     "documented on each body as ignored or refused."
 )
-_SECURITY = [{"bearer": []}, {"x-api-key": []}]
+_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"x-api-key": []}]
 _REQUEST_BODIES: dict[str, type[BaseModel]] = {
     "/v1/chat/completions": openai.ChatCompletionBody,
     "/v1/messages": anthropic.MessagesBody,
@@ -340,28 +340,42 @@ _CHAT_ERRORS = {
 }
 
 
-def _chat_doc(adapter: Adapter, answer: type[BaseModel], event: type[BaseModel]) -> dict[str, Any]:
-    stream_doc = f"With stream: true, server-sent events whose data are {event.__name__} objects."
+def _chat_doc(
+    adapter: Adapter, answer: type[BaseModel], event: type[BaseModel], last_event: str | None
+) -> dict[str, Any]:
+    """A chat route's responses: the answer as JSON, or as server-sent events, or an error."""
+    stream_doc = f"With stream: true, server-sent events whose data are {event.__name__} objects"
+    data: dict[str, Any] = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": {"$ref": f"#/components/schemas/{event.__name__}"},
+    }
+    if last_event is not None:
+        stream_doc += f", then {last_event}"
+        data = {"anyOf": [data, {"type": "string", "enum": [last_event]}]}
+    event_schema = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"event": {"type": "string"}, "data": data},
+    }
     responses: dict[int | str, dict[str, Any]] = {
         200: {
             "model": answer,
-            "description": "The answer, or its event stream. " + stream_doc,
+            "description": f"The answer, or its event stream. {stream_doc}.",
             "headers": _GATEWAY_HEADERS,
-            "content": {
-                "text/event-stream": {
-                    "schema": {"type": "string", "description": stream_doc},
-                }
-            },
+            "content": {"text/event-stream": {"schema": event_schema}},
         },
         **_errors(_error_model(adapter), _CHAT_ERRORS),
     }
+    summary = {
+        "openai": "Create a chat completion (OpenAI Chat Completions)",
+        "anthropic": "Create a message (Anthropic Messages)",
+    }
     return {
-        "summary": "Create a chat completion"
-        if adapter is OPENAI
-        else "Create a message (Anthropic Messages API)",
+        "summary": summary[adapter.api],
         "tags": [adapter.api],
         "responses": responses,
-        "openapi_extra": {"security": _SECURITY, "x-stream-event": event.__name__},
+        "openapi_extra": {"security": _SECURITY},
     }
 
 
@@ -490,8 +504,9 @@ def _metrics_doc() -> dict[str, Any]:
     }
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the request bodies the adapters validate and the key schemes."""
+def _openapi(app: FastAPI, models: list[str]) -> dict[str, Any]:
+    """FastAPI's document, plus the request bodies the adapters validate (their ``model`` listed
+    from the catalog in force) and the key schemes."""
     if app.openapi_schema:
         return app.openapi_schema
     document = get_openapi(
@@ -504,6 +519,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         _add_schema(schemas, model, "serialization")
     for path, body in _REQUEST_BODIES.items():
         _add_schema(schemas, body, "validation")
+        model = schemas[body.__name__]["properties"]["model"]
+        model["enum"] = models
+        model["description"] += " Aliases of these names are accepted too."
         document["paths"][path]["post"]["requestBody"] = {
             "required": True,
             "content": {

@@ -55,6 +55,10 @@ class Catalog:
             )
         return card
 
+    def models_offered(self) -> list[str]:
+        """The model names a request may ask for: the table's, and "auto" when routing is on."""
+        return self.table.names() + ([AUTO_MODEL] if self._routing.enabled else [])
+
     def requested(self, request: ChatRequest) -> ModelCard | None:
         """The model the client named; None for "auto" when routing is on."""
         if request.model == AUTO_MODEL and self._routing.enabled:

@@ -12,7 +12,7 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,7 +20,7 @@ from .config_errors import ConfigError, read_yaml, validate
 from .pricing import TIERS, Tier, default_price_table
 
 PROFILES: tuple[str, ...] = ("unoptimized", "optimized")
-DEFAULT_PROFILE = "optimized"
+DEFAULT_PROFILE: Final = "optimized"
 _SHA256_KEY = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TEAM_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -65,15 +65,16 @@ class CacheSettings(_Strict):
     semantic: SemanticCacheSettings = SemanticCacheSettings()
 
 
+DEFAULT_TIERS: dict[Tier, str] = {
+    "simple": "claude-3-haiku",
+    "standard": "gpt-4o-mini",
+    "complex": "gpt-4",
+}
+
+
 class RoutingSettings(_Strict):
     enabled: bool = False
-    tiers: dict[Tier, str] = Field(
-        default_factory=lambda: {
-            "simple": "claude-3-haiku",
-            "standard": "gpt-4o-mini",
-            "complex": "gpt-4",
-        }
-    )
+    tiers: dict[Tier, str] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
 
     @field_validator("tiers")
     @classmethod

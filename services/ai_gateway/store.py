@@ -11,7 +11,7 @@ import bisect
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
@@ -28,6 +28,15 @@ Clock = Callable[[], float]
 
 
 LogEntry = tuple[str, dict[str, bytes]]
+
+
+def _as_bytes(value: object) -> bytes:
+    """A Redis reply as bytes (the client does not decode responses)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise StoreUnavailable(f"unexpected reply from the store: {value!r:.80}")
 
 
 def _log_id_key(entry_id: str) -> tuple[int, int]:
@@ -119,9 +128,10 @@ class RedisStore:
 
     async def get(self, key: str) -> bytes | None:
         try:
-            return await self.client.get(KEY_PREFIX + key)
+            value = await self.client.get(KEY_PREFIX + key)
         except RedisError as exc:
             raise StoreUnavailable(f"redis get failed: {exc}") from exc
+        return None if value is None else _as_bytes(value)
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
         try:
@@ -133,21 +143,24 @@ class RedisStore:
         oldest_ms = int(self._clock() * 1000) - max_age_s * 1000
         try:
             entry_id = await self.client.xadd(
-                KEY_PREFIX + log, fields, minid=oldest_ms, approximate=True
+                KEY_PREFIX + log, cast(Any, fields), minid=oldest_ms, approximate=True
             )
         except RedisError as exc:
             raise StoreUnavailable(f"redis xadd failed: {exc}") from exc
-        return entry_id.decode()
+        return _as_bytes(entry_id).decode()
 
     async def log_read(self, log: str, after: str, count: int) -> list[LogEntry]:
         try:
-            reply = await self.client.xread({KEY_PREFIX + log: after}, count=count)
+            reply: Any = await self.client.xread({KEY_PREFIX + log: after}, count=count)
         except RedisError as exc:
             raise StoreUnavailable(f"redis xread failed: {exc}") from exc
         if not reply:
             return []
         return [
-            (eid.decode(), {k.decode(): v for k, v in fields.items()})
+            (
+                _as_bytes(eid).decode(),
+                {_as_bytes(k).decode(): _as_bytes(v) for k, v in fields.items()},
+            )
             for eid, fields in reply[0][1]
         ]
 

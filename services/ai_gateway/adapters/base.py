@@ -33,8 +33,13 @@ HTTP_STATUS: dict[ErrorKind, int] = {
 
 
 class Adapter(Protocol):
-    api: str
-    request_body: type[BaseModel]
+    @property
+    def api(self) -> str: ...
+
+    @property
+    def request_body(self) -> type[BaseModel]:
+        """The body model: it validates requests and documents them in /openapi.json."""
+        ...
 
     def parse(self, body: object) -> ChatRequest: ...
 
