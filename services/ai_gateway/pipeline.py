@@ -22,6 +22,8 @@ from .domain import AUTO_MODEL, CacheStatus, ChatRequest, Completion, GatewayErr
 from .embeddings import Embedder
 from .identity import Identity
 from .metering import Meter
+from .pricing import ModelCard
+from .router import RouteDecision
 from .semantic import SemanticCache, SemanticHit, semantic_scope
 from .settings import GatewaySettings
 from .simulator import LatencyPlan, SimulatedProvider
@@ -76,13 +78,13 @@ class Gateway:
         probe = self._semantic_probe(team, tier, request)
         found = await self._semantic_lookup(probe)
         if found is not None:
-            entry, similarity = found.entry, found.similarity
             return await self._from_cache(
-                request, team, entry, "semantic", similarity, baseline, now
+                request, team, found.entry, "semantic", found.similarity, baseline, now
             )
 
         routes_all = self.settings.teams[team].routing == "all"
         card, decision = self.catalog.route(request, requested, routes_all, tokens)
+        route = None if decision is None else (decision, requested_name)
         prompt_tokens = tokens(card)
         cap = self.catalog.completion_cap(card, request, prompt_tokens, routed=decision is not None)
         try:
@@ -92,9 +94,30 @@ class Gateway:
             refusal.baseline_usd = baseline
             raise
 
+        completion = self._generate(request, team, card, cap, tokens, baseline, route)
+        self.meter.record(completion)
+        if reservation is not None:
+            used = completion.prompt_tokens + completion.completion_tokens
+            await self.budgets.settle(team, reservation, completion.cost_usd, used)
+        await self._remember(key, probe, completion, label)
+        return completion
+
+    def _generate(
+        self,
+        request: ChatRequest,
+        team: str,
+        card: ModelCard,
+        cap: int,
+        tokens: PromptTokens,
+        baseline: float,
+        route: tuple[RouteDecision, str] | None,
+    ) -> Completion:
+        """The simulated provider's answer, priced. ``route`` is the router's decision and the
+        model it replaced; a routed answer saves what its baseline costs more."""
         answer = self.provider.complete(card, cap, request.canonical(card.name))
+        prompt_tokens = tokens(card)
         cost = card.cost_usd(prompt_tokens, answer.completion_tokens)
-        completion = Completion(
+        return Completion(
             requested_model=request.model,
             model=card,
             team=team,
@@ -103,19 +126,13 @@ class Gateway:
             completion_tokens=answer.completion_tokens,
             finish_reason=answer.finish_reason,
             cost_usd=cost,
-            saved_usd=max(baseline - cost, 0.0) if decision is not None else 0.0,
+            saved_usd=0.0 if route is None else max(baseline - cost, 0.0),
             cache="miss",
             latency=self.provider.latency(card),
             baseline_usd=baseline,
-            route=decision,
-            routed_from=requested_name if decision is not None else None,
+            route=None if route is None else route[0],
+            routed_from=None if route is None else route[1],
         )
-        self.meter.record(completion)
-        if reservation is not None:
-            used = completion.prompt_tokens + completion.completion_tokens
-            await self.budgets.settle(team, reservation, cost, used)
-        await self._remember(key, probe, completion, label)
-        return completion
 
     def _semantic_probe(self, team: str, tier: str, request: ChatRequest) -> SemanticProbe | None:
         if self.semantic is None or self.embedder is None:

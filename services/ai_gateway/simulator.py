@@ -128,22 +128,6 @@ def stream_pieces(text: str, words_per_piece: int = 1) -> list[str]:
     return ["".join(words[i : i + words_per_piece]) for i in range(0, len(words), words_per_piece)]
 
 
-async def paced_pieces(text: str, plan: LatencyPlan) -> AsyncIterator[str]:
-    """Yield the stream's deltas at the simulated provider's pace."""
-    for index, piece in enumerate(stream_pieces(text)):
-        delay = plan.first_token_s if index == 0 else plan.per_token_s
-        if delay > 0:
-            await asyncio.sleep(delay)
-        yield piece
-
-
-async def wait_for_completion(plan: LatencyPlan, completion_tokens: int) -> None:
-    """A non-streamed answer arrives once the whole completion is generated."""
-    total = plan.total_s(completion_tokens)
-    if total > 0:
-        await asyncio.sleep(total)
-
-
 class SimulatedProvider:
     """The one owner of the simulated provider: what it answers, and how fast it delivers.
 
@@ -165,8 +149,14 @@ class SimulatedProvider:
 
     async def deliver(self, plan: LatencyPlan, completion_tokens: int) -> None:
         """Wait until a non-streamed answer would be complete."""
-        await wait_for_completion(plan, completion_tokens)
+        total = plan.total_s(completion_tokens)
+        if total > 0:
+            await asyncio.sleep(total)
 
-    def pieces(self, text: str, plan: LatencyPlan) -> AsyncIterator[str]:
+    async def pieces(self, text: str, plan: LatencyPlan) -> AsyncIterator[str]:
         """The stream's text deltas, at the provider's pace; adapters only frame them."""
-        return paced_pieces(text, plan)
+        for index, piece in enumerate(stream_pieces(text)):
+            delay = plan.first_token_s if index == 0 else plan.per_token_s
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield piece
