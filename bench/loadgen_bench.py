@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 import loadgen
-from ai_gateway.process import free_port
+from finops_common.process import free_port
 from loadgen.scenario import DEFAULT_SCENARIO
 
 RESPONSE = (

@@ -3,7 +3,7 @@ the components live in finops_platform/components and the logic in finops_platfo
 
 import pulumi
 
-from ai_gateway.config_errors import ConfigError
+from finops_common.config import ConfigError
 from finops_platform.program import build, grafana_password, load_config
 
 try:

@@ -2,37 +2,44 @@
 
 ``__main__.py`` wraps them as a Pulumi policy pack; the tests call them on the resources the
 program registers under mocks. They read only values known at preview (the workloads' requests,
-labels and placement, NodePool specs, tags are plain values in the program, not outputs).
+labels and placement, NodePool specs, tags are plain values in the program, not outputs), and
+the stack's config through the program's own validated config and workload list.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from functools import cache
 from typing import Any
 
-import yaml
+from aws_taggable import is_taggable
+from finops_common.labels import COST_LABELS
+from finops_platform.config import (
+    StackConfig,
+    cpu_millicores,
+    memory_mib,
+    parse_stack_config,
+    read_stack_file,
+    stack_file,
+)
+from finops_platform.workload_list import workloads_by_name
 
-from finops_platform.config import cpu_millicores, memory_mib
-
-STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
-COST_LABELS = ("app", "team", "cost-center", "phase")
 COST_TAGS = ("project", "stack", "cost-center")
 WORKLOAD_KINDS = ("apps/v1:Deployment", "apps/v1:StatefulSet", "apps/v1:DaemonSet", "batch/v1:Job")
-STATEFUL_APPS = ("redis", "locust-master")
-# AWS resource types that take no tags (attachments, inline policies, targets, tag resources).
-UNTAGGABLE_AWS = (
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-    "aws:iam/rolePolicy:RolePolicy",
-    "aws:sqs/queuePolicy:QueuePolicy",
-    "aws:cloudwatch/eventTarget:EventTarget",
-    "aws:ec2/tag:Tag",
-)
 DEFAULT_GRAFANA_PASSWORDS = ("admin", "prom-operator", "")
 
 
 def stack_of(urn: str) -> str:
     """``urn:pulumi:<stack>::<project>::...`` -> the stack name."""
     return urn.split("::", 1)[0].removeprefix("urn:pulumi:")
+
+
+@cache
+def stack_config(stack: str) -> StackConfig | None:
+    """The stack's config as the program validates it (stacks/Pulumi.<stack>.yaml, secrets
+    left out); None for a stack without a file there, whose stack-aware rules then pass."""
+    if not stack_file(stack).exists():
+        return None
+    return parse_stack_config(stack, read_stack_file(stack))
 
 
 def is_workload(resource_type: str) -> bool:
@@ -82,11 +89,12 @@ def cost_labels(resource_type: str, props: dict[str, Any], stack: str) -> list[s
 
 
 def cost_tags(resource_type: str, props: dict[str, Any], stack: str) -> list[str]:
-    if not resource_type.startswith("aws:") or resource_type in UNTAGGABLE_AWS:
+    """Taggable is what the provider's schema says (``aws_taggable``). The AWS provider's
+    ``defaultTags`` reach ``tags`` in the provider's Check, before policies see the inputs, so
+    component children (the VPC's subnets, the cluster's roles) pass without explicit tags."""
+    if not resource_type.startswith("aws:") or not is_taggable(resource_type):
         return []
-    if resource_type.startswith("pulumi:providers:"):
-        return []
-    tags = props.get("tags") or {}
+    tags = {**(props.get("tagsAll") or {}), **(props.get("tags") or {})}
     missing = [tag for tag in COST_TAGS if tag not in tags]
     return [f"{resource_type} lacks the cost tags {', '.join(missing)}"] if missing else []
 
@@ -131,8 +139,9 @@ def nodepool_limits(resource_type: str, props: dict[str, Any], stack: str) -> li
 def stateless_tolerates_spot(resource_type: str, props: dict[str, Any], stack: str) -> list[str]:
     if not is_workload(resource_type):
         return []
-    app = ((props.get("metadata") or {}).get("labels") or {}).get("app")
-    if app in STATEFUL_APPS:
+    config = stack_config(stack)
+    workload = workloads_by_name(config.workloads).get(_name(props)) if config else None
+    if workload is None or not workload.stateless:
         return []
     tolerations = _pod_spec(props).get("tolerations") or []
     if any("spot" in str(t.get("key", "")) for t in tolerations):
@@ -140,33 +149,44 @@ def stateless_tolerates_spot(resource_type: str, props: dict[str, Any], stack: s
     return [f"stateless workload {_name(props)} does not tolerate spot nodes"]
 
 
-def rightsizing_ceiling(stack: str) -> dict[str, str] | None:
-    """The stack config's ``finops-sim:workloads.rightsizingCeiling``, read from its file."""
-    path = STACKS_DIR / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        return None
-    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-    return (config.get("finops-sim:workloads") or {}).get("rightsizingCeiling")
+def measured_ceilings(stack: str) -> dict[tuple[str, str], dict[str, str]]:
+    """(app, container) -> the requests ``finops-sim rightsize --write`` derived from measured
+    usage and wrote into the stack, as recorded in ``stacks/rightsize.<stack>.json``."""
+    from finops_sim.rightsize.stackfile import read_recommendations
+
+    return {
+        (app, w["container"]): {k: w["recommendation"][k] for k in ("cpu", "memory")}
+        for w in read_recommendations(stack)
+        for app in w["apps"]
+    }
 
 
 def within_rightsizing_ceiling(resource_type: str, props: dict[str, Any], stack: str) -> list[str]:
+    """A container's ceiling is its measured recommendation where one exists, else the stack's
+    ``rightsizingCeiling``."""
     if not is_workload(resource_type):
         return []
-    ceiling = rightsizing_ceiling(stack)
-    if not ceiling:
-        return []
+    config = stack_config(stack)
+    stack_ceiling = config.workloads.rightsizing_ceiling if config else None
+    ceiling = stack_ceiling.model_dump() if stack_ceiling else None
+    measured = measured_ceilings(stack)
+    app = ((props.get("metadata") or {}).get("labels") or {}).get("app")
     problems = []
     for container in _containers(props):
+        name = container.get("name", "?")
+        container_ceiling = measured.get((app, name), ceiling) or {}
+        source = f" (measured, rightsize.{stack}.json)" if (app, name) in measured else ""
         requests = (container.get("resources") or {}).get("requests") or {}
         for resource, parse in (("cpu", cpu_millicores), ("memory", memory_mib)):
             if (
                 resource in requests
-                and resource in ceiling
-                and parse(requests[resource]) > parse(ceiling[resource])
+                and resource in container_ceiling
+                and parse(requests[resource]) > parse(container_ceiling[resource])
             ):
                 problems.append(
-                    f"{_name(props)}: container {container.get('name', '?')} requests "
-                    f"{requests[resource]} {resource}, above the ceiling {ceiling[resource]}"
+                    f"{_name(props)}: container {name} requests "
+                    f"{requests[resource]} {resource}, above the ceiling "
+                    f"{container_ceiling[resource]}{source}"
                 )
     return problems
 
@@ -206,7 +226,8 @@ RULES = {
         "optimized",
     ),
     "rightsizing-ceiling": (
-        "No container requests more than the stack's rightsizing ceiling.",
+        "No container requests more than its measured recommendation, else the stack's "
+        "rightsizing ceiling.",
         within_rightsizing_ceiling,
         "optimized",
     ),

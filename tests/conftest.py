@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ai_gateway.process import GatewayProcess, embedded_valkey
 from ai_gateway.settings import deep_merge
+from finops_common.process import GatewayProcess, embedded_valkey
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -17,7 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from ai_gateway.config_errors import ConfigError, describe_validation_error
+from finops_common.config import ConfigError, StrictModel, describe_validation_error
+from finops_common.phases import Phase
 
 from . import versions
 
@@ -26,10 +27,13 @@ STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"
 CapacityType = Literal["spot", "on-demand"]
 
 
-class _Config(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
+_MEMORY_PATTERN = r"^\d+(Mi|Gi)$"
+
+
+class _Config(StrictModel):
+    """Stack config keys are camelCase, as Pulumi writes them."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
 class NetworkConfig(_Config):
@@ -38,6 +42,10 @@ class NetworkConfig(_Config):
     availability_zones: int = Field(default=2, ge=2, le=3)
     nat_gateways: Literal["single", "one_per_az"] = Field(
         default="single", description="one NAT gateway (cheaper) or one per AZ (resilient)"
+    )
+    s3_gateway_endpoint: bool = Field(
+        default=True,
+        description="an S3 gateway endpoint, so image layers from ECR do not go through NAT",
     )
     vpc_id: str | None = None
     private_subnet_ids: tuple[str, ...] = ()
@@ -83,6 +91,12 @@ class ClusterConfig(_Config):
     controller_identity: Literal["pod_identity", "irsa"] = "pod_identity"
     admin_role_arns: tuple[str, ...] = ()
     system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
+    upgrade_policy: Literal["STANDARD", "EXTENDED"] = Field(
+        default="STANDARD", description="EXTENDED support costs six times the standard hourly fee"
+    )
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90] = Field(
+        default=7, description="retention of the control-plane log group"
+    )
 
     @model_validator(mode="after")
     def _public_needs_allow_list(self) -> ClusterConfig:
@@ -157,6 +171,9 @@ class AlertConfig(_Config):
 
 class ObservabilityConfig(_Config):
     retention: str = Field(default="7d", pattern=r"^\d+[dh]$")
+    storage_size: str = Field(
+        default="20Gi", pattern=_MEMORY_PATTERN, description="Prometheus's volume (AWS stacks)"
+    )
     alerts: AlertConfig = AlertConfig()
 
 
@@ -165,7 +182,7 @@ class KubecostConfig(_Config):
 
 
 _CPU = re.compile(r"^(\d+m|\d+(\.\d+)?)$")
-_MEMORY = re.compile(r"^\d+(Mi|Gi)$")
+_MEMORY = re.compile(_MEMORY_PATTERN)
 
 
 _MEMORY_UNITS_MIB = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024**2}
@@ -229,6 +246,8 @@ class LocustConfig(_Config):
 
 
 _IMAGE = r"^[^\s:]+(:[\w][\w.-]{0,127})$"
+# AWS's documentation account: an image under it is a placeholder that can never be pulled.
+DOCUMENTATION_ACCOUNT = "123456789012"
 
 
 class ImagesConfig(_Config):
@@ -251,11 +270,40 @@ class ImagesConfig(_Config):
             raise ValueError("without build: true, give the prebuilt gateway and loadgen images")
         return self
 
+    @field_validator("gateway", "loadgen")
+    @classmethod
+    def _pullable(cls, image: str | None) -> str | None:
+        if image and image.startswith(f"{DOCUMENTATION_ACCOUNT}."):
+            raise ValueError(
+                f"{DOCUMENTATION_ACCOUNT} is AWS's documentation account, so this image cannot be "
+                "pulled; set build: true, or name an image in a registry your nodes can pull from"
+            )
+        return image
+
+
+class ElastiCacheConfig(_Config):
+    """Amazon ElastiCache Serverless for Valkey: its usage limits, and the usage the cost model
+    prices (the ledger and the caches hold a few MB, so the 100 MB minimum is what is billed)."""
+
+    max_data_storage_gb: int = Field(default=1, ge=1, le=5000)
+    max_ecpu_per_second: int = Field(default=5000, ge=1000, le=15_000_000)
+    data_stored_gb: float = Field(default=0.1, ge=0, le=5000)
+    average_ecpu_per_second: float = Field(default=200, ge=0)
+
+
+class StoreConfig(_Config):
+    """Where the gateway's Valkey runs: a StatefulSet in the cluster with an append-only file on
+    an EBS volume, or Amazon ElastiCache Serverless for Valkey (AWS stacks only)."""
+
+    mode: Literal["in_cluster", "elasticache_serverless"] = "in_cluster"
+    volume_size: str = Field(default="1Gi", pattern=_MEMORY.pattern)
+    elasticache: ElastiCacheConfig = ElastiCacheConfig()
+
 
 class WorkloadsConfig(_Config):
     """What runs on the cluster, and how big each pod asks to be."""
 
-    gateway_profile: Literal["unoptimized", "optimized"]
+    gateway_profile: Phase
     rightsizing_ceiling: Quantities | None = Field(
         default=None, description="the policy pack's limit on any container's requests"
     )
@@ -265,6 +313,7 @@ class WorkloadsConfig(_Config):
     images: ImagesConfig
     gateway: GatewayWorkloadConfig
     redis: ContainerResources
+    store: StoreConfig = StoreConfig()
     locust: LocustConfig
     demo_services: DemoServicesConfig
 
@@ -310,6 +359,15 @@ class _StackFile(BaseModel):
     platform: PlatformConfig = Field(alias=f"{PROJECT}:platform")
     workloads: WorkloadsConfig = Field(alias=f"{PROJECT}:workloads")
 
+    @model_validator(mode="after")
+    def _managed_store_needs_aws(self) -> _StackFile:
+        if self.platform.mode == "local" and self.workloads.store.mode != "in_cluster":
+            raise ValueError(
+                "mode 'local' has no AWS account: finops-sim:workloads.store.mode must be "
+                "'in_cluster'"
+            )
+        return self
+
 
 class StackConfig(BaseModel):
     """Everything one stack deploys, plus the names derived from it."""
@@ -335,6 +393,32 @@ class StackConfig(BaseModel):
         }
 
 
+# RFC 5737's documentation ranges: what a stack file holds until the user puts their own.
+DOCUMENTATION_RANGES = tuple(
+    ipaddress.ip_network(cidr) for cidr in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+)
+
+
+def require_user_values(config: StackConfig) -> None:
+    """Refuse the stack file's placeholders before anything is created: `pulumi up` with the
+    documentation range as the API allow-list would build a cluster its user cannot reach."""
+    cluster = config.platform.cluster
+    if cluster is None or not cluster.endpoint_public_access:
+        return
+    source = str(stack_file(config.stack).relative_to(STACKS_DIR.parent))
+    for index, cidr in enumerate(cluster.public_access_cidrs):
+        network = ipaddress.ip_network(cidr, strict=False)
+        if network.version == 4 and any(network.subnet_of(doc) for doc in DOCUMENTATION_RANGES):
+            key = f"{PROJECT}:platform.cluster.publicAccessCidrs[{index}]"
+            raise ConfigError(
+                f"{source}: `{key}`: {cidr} is a documentation address (RFC 5737), a placeholder; "
+                "allowed: the CIDR ranges you reach the cluster's API from (your address /32). "
+                f"Set it with:\n  pulumi config set --stack {config.stack} --path '{key}' "
+                '"$(curl -s https://checkip.amazonaws.com)/32"\n'
+                "or set endpointPublicAccess: false"
+            )
+
+
 def stack_file(stack: str) -> Path:
     return STACKS_DIR / f"Pulumi.{stack}.yaml"
 
@@ -355,7 +439,7 @@ def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
 
 def read_stack_file(stack: str) -> dict[str, Any]:
     """The plain (non-secret) config values of a stack file, for render and tests."""
-    from ai_gateway.config_errors import read_yaml
+    from finops_common.config import read_yaml
 
     data = read_yaml(stack_file(stack)) or {}
     config = data.get("config") or {}

@@ -14,6 +14,9 @@ Assumptions, all visible here:
 - Spot costs the on-demand price minus a per-category discount (``SPOT_DISCOUNTS``); spot prices
   move hourly, so this is an assumption to replace with DescribeSpotPriceHistory data.
 - The system node group is fixed and identical in both stacks; it is priced at on-demand.
+- With ``workloads.store.mode: elasticache_serverless`` the Valkey pod is not on a node: the
+  ElastiCache Serverless cache is priced instead, from the data it stores (at least the 100 MB
+  that Valkey caches are billed for) and the ECPUs an assumed request rate uses.
 - A month is 730 hours.
 """
 
@@ -25,12 +28,13 @@ from pathlib import Path
 
 from .builders.placement import PlacementError, choose_pool
 from .config import (
-    ContainerResources,
+    ElastiCacheConfig,
     NodePoolConfig,
     StackConfig,
     cpu_millicores,
     memory_mib,
 )
+from .workload_list import workload_list
 
 HOURS_PER_MONTH = 730
 PRICES = Path(__file__).resolve().parent / "data" / "ec2-instances.csv"
@@ -40,6 +44,16 @@ SPOT_DISCOUNTS = {"c": 0.62, "m": 0.60, "r": 0.60}
 RESERVED_CPU_M = 100 + 200  # kubelet/system reservation + daemonsets (CNI, kube-proxy, exporter)
 RESERVED_MEMORY_MIB = 600 + 300
 VM_MEMORY_OVERHEAD = 0.075
+# Amazon ElastiCache Serverless for Valkey in us-east-1: AWS's rates as of June 2026, as quoted
+# (with the 100 MB minimum) by usage.ai, "ElastiCache Serverless pricing", read 2026-11-30;
+# the authority is https://aws.amazon.com/elasticache/pricing/.
+ELASTICACHE_VALKEY_GB_HOUR_USD = 0.084
+ELASTICACHE_VALKEY_MILLION_ECPU_USD = 0.0023
+ELASTICACHE_VALKEY_MIN_GB = 0.1
+ELASTICACHE_PRICE_SOURCE = (
+    "ElastiCache Serverless for Valkey, us-east-1: $0.084/GB-hour, $0.0023 per million ECPUs, "
+    "100 MB minimum (AWS rates of June 2026, read 2026-11-30)"
+)
 
 
 class CostModelError(ValueError):
@@ -92,13 +106,35 @@ class PoolCost:
 
 
 @dataclass(frozen=True)
+class ServiceCost:
+    """A managed service the stack pays for beside its nodes."""
+
+    service: str
+    usage: str
+    monthly_usd: float
+
+
+@dataclass(frozen=True)
 class StackCost:
     stack: str
     pools: tuple[PoolCost, ...]
+    services: tuple[ServiceCost, ...] = ()
 
     @property
     def monthly_usd(self) -> float:
-        return sum(p.monthly_usd for p in self.pools)
+        return sum(p.monthly_usd for p in self.pools) + sum(s.monthly_usd for s in self.services)
+
+
+def elasticache_cost(config: ElastiCacheConfig) -> ServiceCost:
+    """Storage (GB-hours, at least the minimum) plus ECPUs (per million)."""
+    stored_gb = max(config.data_stored_gb, ELASTICACHE_VALKEY_MIN_GB)
+    storage = stored_gb * ELASTICACHE_VALKEY_GB_HOUR_USD * HOURS_PER_MONTH
+    million_ecpus = config.average_ecpu_per_second * 3600 * HOURS_PER_MONTH / 1e6
+    return ServiceCost(
+        "ElastiCache Serverless (Valkey)",
+        f"{stored_gb:g} GB stored, {config.average_ecpu_per_second:g} ECPU/s",
+        storage + million_ecpus * ELASTICACHE_VALKEY_MILLION_ECPU_USD,
+    )
 
 
 def load_instance_types(path: Path = PRICES) -> list[InstanceType]:
@@ -116,21 +152,16 @@ def load_instance_types(path: Path = PRICES) -> list[InstanceType]:
         ]
 
 
-def _replicated(name: str, count: int, resources: ContainerResources, stateless: bool) -> list[Pod]:
-    cpu, memory = cpu_millicores(resources.requests.cpu), memory_mib(resources.requests.memory)
-    return [Pod(f"{name}-{i}", cpu, memory, stateless) for i in range(count)]
-
-
 def stack_pods(config: StackConfig) -> list[Pod]:
-    w = config.workloads
-    pods = _replicated("gateway", w.gateway.replicas, w.gateway.resources, stateless=True)
-    pods += _replicated("redis", 1, w.redis, stateless=False)
-    pods += _replicated("locust-master", 1, w.locust.master, stateless=False)
-    pods += _replicated("locust-worker", w.locust.workers, w.locust.worker, stateless=True)
-    for service in range(w.demo_services.count):
-        pods += _replicated(
-            f"demo-{service}", w.demo_services.replicas, w.demo_services.resources, stateless=True
-        )
+    """One pod per replica of every workload in the stack's workload list."""
+    pods = []
+    for workload in workload_list(config.workloads):
+        requests = workload.resources.requests
+        cpu, memory = cpu_millicores(requests.cpu), memory_mib(requests.memory)
+        pods += [
+            Pod(f"{workload.name}-{i}", cpu, memory, workload.stateless)
+            for i in range(workload.replicas)
+        ]
     return pods
 
 
@@ -229,7 +260,9 @@ def stack_cost(
             system.desired_size * system_type.on_demand_hourly,
         )
     )
-    return StackCost(config.stack, tuple(lines))
+    store = config.workloads.store
+    services = (elasticache_cost(store.elasticache),) if store.mode != "in_cluster" else ()
+    return StackCost(config.stack, tuple(lines), services)
 
 
 def compare(

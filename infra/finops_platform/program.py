@@ -16,18 +16,22 @@ from .components.karpenter import Karpenter, KarpenterArgs
 from .components.kubecost import Kubecost, KubecostArgs
 from .components.network import Network, NetworkArgs
 from .components.observability import Observability, ObservabilityArgs
-from .components.workloads import Workloads, WorkloadsArgs
-from .config import PROJECT, StackConfig, parse_stack_config
+from .components.store import ManagedStore, ManagedStoreArgs
+from .components.workloads import ExternalStore, Workloads, WorkloadsArgs
+from .config import PROJECT, StackConfig, parse_stack_config, require_user_values
 
 
 def load_config() -> StackConfig:
-    """Read the stack's config through Pulumi and validate it once."""
+    """Read the stack's config through Pulumi and validate it once, placeholders refused, before
+    any resource exists."""
     values = {
         "aws:region": pulumi.Config("aws").get("region"),
         f"{PROJECT}:platform": pulumi.Config(PROJECT).get_object("platform"),
         f"{PROJECT}:workloads": pulumi.Config(PROJECT).get_object("workloads"),
     }
-    return parse_stack_config(pulumi.get_stack(), values)
+    config = parse_stack_config(pulumi.get_stack(), values)
+    require_user_values(config)
+    return config
 
 
 def grafana_password() -> pulumi.Output[str] | None:
@@ -53,6 +57,7 @@ def deploy_workloads(
     provider: k8s.Provider,
     depends_on: list[pulumi.Resource],
     opts: pulumi.ResourceOptions | None = None,
+    external_store: ExternalStore | None = None,
 ) -> Workloads:
     """The images (built or prebuilt) and the workloads, on whatever cluster the stack has."""
     tags = config.tags if config.platform.mode == "aws" else {}
@@ -68,6 +73,7 @@ def deploy_workloads(
             team_keys=pulumi.Config(PROJECT).get_secret_object("teamKeys"),
             images={"gateway": images.gateway, "loadgen": images.loadgen},
             depends_on=depends_on,
+            external_store=external_store,
         ),
     )
 
@@ -86,7 +92,9 @@ def build_local(config: StackConfig, grafana_admin_password: pulumi.Input[str] |
     )
     observability = Observability(
         "observability",
-        ObservabilityArgs(platform.observability, None, provider, grafana_admin_password, []),
+        ObservabilityArgs(
+            platform.observability, None, provider, grafana_admin_password, [], on_eks=False
+        ),
     )
     deploy_workloads(config, provider, [observability.release])
     commands = port_forward_commands(config.cluster_name, config.region)
@@ -109,7 +117,9 @@ def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | N
     invoke = pulumi.InvokeOptions(provider=aws_provider)
     partition = aws.get_partition_output(opts=invoke).partition
     account_id = aws.get_caller_identity_output(opts=invoke).account_id
-    network = Network("network", NetworkArgs(platform.network, config.cluster_name, tags), with_aws)
+    network = Network(
+        "network", NetworkArgs(platform.network, config.cluster_name, config.region, tags), with_aws
+    )
     cluster = Cluster(
         "cluster",
         ClusterArgs(
@@ -123,6 +133,18 @@ def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | N
         ),
         with_aws,
     )
+    # Monitoring runs on the system nodes, so it comes first: Karpenter's chart needs its CRDs.
+    observability = Observability(
+        "observability",
+        ObservabilityArgs(
+            config=platform.observability,
+            karpenter=platform.karpenter,
+            provider=cluster.provider,
+            grafana_admin_password=grafana_admin_password,
+            depends_on=cluster.system_ready,
+            on_eks=True,
+        ),
+    )
     karpenter = Karpenter(
         "karpenter",
         KarpenterArgs(
@@ -133,20 +155,17 @@ def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | N
             account_id=account_id,
             partition=partition,
             tags=tags,
+            depends_on=[observability.release],
         ),
         with_aws,
     )
-    observability = Observability(
-        "observability",
-        ObservabilityArgs(
-            config=platform.observability,
-            karpenter=platform.karpenter,
-            provider=cluster.provider,
-            grafana_admin_password=grafana_admin_password,
-            depends_on=[karpenter.release],
-        ),
+    deploy_workloads(
+        config,
+        cluster.provider,
+        [*karpenter.node_pools, observability.release],
+        with_aws,
+        managed_store(config, network, cluster, with_aws),
     )
-    deploy_workloads(config, cluster.provider, [karpenter.release, observability.release], with_aws)
     outputs: dict[str, Any] = {
         "cluster_name": config.cluster_name,
         "region": config.region,
@@ -159,7 +178,34 @@ def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | N
     if platform.kubecost.enabled:
         Kubecost(
             "kubecost",
-            KubecostArgs(config.cluster_name, cluster.provider, depends_on=[observability.release]),
+            KubecostArgs(
+                config.cluster_name,
+                cluster.provider,
+                depends_on=[*cluster.system_ready, observability.release],
+            ),
         )
         outputs["kubecost_url"] = "http://localhost:9091 (after the kubecost port-forward)"
     return outputs
+
+
+def managed_store(
+    config: StackConfig, network: Network, cluster: Cluster, opts: pulumi.ResourceOptions
+) -> ExternalStore | None:
+    """ElastiCache Serverless when the stack asks for it; None keeps Valkey in the cluster."""
+    store = config.workloads.store
+    if store.mode == "in_cluster":
+        return None
+    managed = ManagedStore(
+        "store",
+        ManagedStoreArgs(
+            config=store.elasticache,
+            cluster_name=config.cluster_name,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            node_security_group_id=cluster.eks.cluster_security_group_id,
+            auth_token=pulumi.Config(PROJECT).get_secret("storeAuthToken"),
+            tags=config.tags,
+        ),
+        opts,
+    )
+    return ExternalStore(managed.host, managed.password)

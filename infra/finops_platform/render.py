@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,9 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import _special_secret_sig as SECRET_SIG
 from pulumi.runtime.rpc import _special_sig_key as SIG_KEY
 
+from . import versions
 from .config import PROJECT, StackConfig, parse_stack_config, read_stack_file
+from .helm import HelmError, helm
 
 ACCOUNT_ID = "123456789012"
 SECRET_PLACEHOLDER = "<secret>"
@@ -91,6 +97,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["ref"] = f"{args.inputs['tags'][0]}@sha256:{'0' * 64}"
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = "mock-generated-password"
+        elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            state["latestVersion"] = 1
+        elif args.typ == "aws:elasticache/serverlessCache:ServerlessCache":
+            host = f"{args.inputs.get('name', args.name)}-mock.serverless.use1.cache.amazonaws.com"
+            state["endpoints"] = [{"address": host, "port": 6379}]
         else:
             state.setdefault("arn", arn)
         return f"{args.name}-id", state
@@ -105,6 +116,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "userId": "MOCK",
                 "id": ACCOUNT_ID,
             }
+        if args.token == "aws:ec2/getRouteTables:getRouteTables":
+            return {"ids": ["rtb-0private1", "rtb-0private2"], "id": "us-east-1"}
         if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return {"userName": "AWS", "password": "mock-token", "id": ACCOUNT_ID}
         return {}
@@ -122,7 +135,10 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
-        self.registrations[response.urn] = (request.type, request.name, list(request.dependencies))
+        deps = list(request.dependencies)
+        if request.provider:  # "URN::ID": its resources need the provider (and what it takes)
+            deps.append(request.provider.rsplit("::", 1)[0])
+        self.registrations[response.urn] = (request.type, request.name, deps)
         return response
 
     def dependencies(self, typ: str, name: str) -> set[tuple[str, str]]:
@@ -180,10 +196,17 @@ def integral(value: Any) -> Any:
 # ---- writing it down ---------------------------------------------------------------------------
 
 _NOT_OBJECTS = ("kubernetes:helm.sh/", "pulumi:providers:")
+# A Helm release, as the program may register one: Helm installs it, or Pulumi applies the chart.
+RELEASE_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 
 
-def kubernetes_objects(mocks: RecordingMocks) -> list[dict[str, Any]]:
-    """Every Kubernetes object the program creates directly, as a manifest."""
+def resource_id(typ: str, name: str) -> str:
+    """How dependencies.json names a resource: its Pulumi type token and its name."""
+    return f"{typ}::{name}"
+
+
+def project_objects(mocks: RecordingMocks) -> list[tuple[str, dict[str, Any]]]:
+    """Every Kubernetes object the program creates directly: (resource id, manifest)."""
     objects = []
     for resource in mocks.resources:
         if not resource.typ.startswith("kubernetes:") or resource.typ.startswith(_NOT_OBJECTS):
@@ -197,22 +220,31 @@ def kubernetes_objects(mocks: RecordingMocks) -> list[dict[str, Any]]:
             for key in ("data", "stringData"):
                 if key in manifest:
                     manifest[key] = dict.fromkeys(manifest[key], SECRET_PLACEHOLDER)
-        objects.append(manifest)
+        objects.append((resource_id(resource.typ, resource.name), manifest))
     return objects
+
+
+def kubernetes_objects(mocks: RecordingMocks) -> list[dict[str, Any]]:
+    """Every Kubernetes object the program creates directly, as a manifest."""
+    return [manifest for _, manifest in project_objects(mocks)]
 
 
 def helm_releases(mocks: RecordingMocks) -> list[dict[str, Any]]:
     releases = []
-    for resource in mocks.of_type("kubernetes:helm.sh/v3:Release"):
+    for resource in mocks.resources:
+        if resource.typ not in RELEASE_TYPES:
+            continue
         inputs = resource.inputs
         releases.append(
             {
-                "name": inputs["name"],
+                "id": resource_id(resource.typ, resource.name),
+                "name": inputs.get("name") or resource.name,
                 "namespace": inputs.get("namespace"),
                 "chart": inputs["chart"],
                 "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
                 "version": inputs["version"],
                 "values": integral(inputs.get("values", {})),
+                "skip_crds": bool(inputs.get("skipCrds")),
             }
         )
     return releases
@@ -228,19 +260,256 @@ def aws_resources(mocks: RecordingMocks) -> list[dict[str, Any]]:
     ]
 
 
+# ---- the charts' own objects, from a real `helm template` -------------------------------------
+
+DEFAULT_CHARTS = Path(__file__).resolve().parents[3] / "shared" / "charts"
+# Groups served by the Kubernetes API server itself; any other group needs its CRD first.
+BUILT_IN_GROUPS = frozenset(
+    {
+        "", "apps", "batch", "policy", "autoscaling", "networking.k8s.io", "storage.k8s.io",
+        "rbac.authorization.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io",
+        "apiregistration.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
+        "discovery.k8s.io", "certificates.k8s.io", "events.k8s.io", "authentication.k8s.io",
+        "authorization.k8s.io", "flowcontrol.apiserver.k8s.io", "resource.k8s.io",
+    }
+)  # fmt: skip
+_CRDS_DIR = re.compile(r"(^|/)crds/[^/]+$")
+
+
+class _ManifestLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """YAML 1.1's `=` "value" tag is not Kubernetes': `- =` is the string "=" (a CRD's enum)."""
+
+
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:value"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_manifests(text: str) -> list[Any]:
+    return list(yaml.load_all(text, Loader=_ManifestLoader))
+
+
+def api_group(api_version: str) -> str:
+    return api_version.rpartition("/")[0]
+
+
+@dataclass
+class ChartObject:
+    release: str  # the release's resource id
+    source: str  # the template's path in the chart, as helm prints it
+    manifest: dict[str, Any]
+
+    @property
+    def from_crds_dir(self) -> bool:
+        """Helm applies a chart's crds/ before anything else of the release."""
+        return bool(_CRDS_DIR.search(self.source))
+
+
+@dataclass
+class RenderedRelease:
+    release: dict[str, Any]  # a helm_releases() row
+    chart_dir: Path
+    manifest: str  # helm's output, as it printed it
+    objects: list[ChartObject]
+    missing_subcharts: list[str]  # dependencies the chart folder lacks, so not rendered
+
+
+def _chart_dir(charts: Path, release: dict[str, Any]) -> Path:
+    chart = release["chart"].rstrip("/").rsplit("/", 1)[-1]
+    folder = charts / chart
+    meta_file = folder / "Chart.yaml"
+    if not meta_file.is_file():
+        raise HelmError(f"{folder}: no Chart.yaml; release {release['name']} needs chart {chart}")
+    version = str(yaml.safe_load(meta_file.read_text())["version"])
+    if version != release["version"]:
+        raise HelmError(
+            f"{meta_file}: version {version}, but the program installs {chart} {release['version']}"
+        )
+    return folder
+
+
+def _chart_roots(folder: Path) -> list[Path]:
+    """The chart and every subchart unpacked under its charts/, recursively."""
+    roots = [folder]
+    for sub in sorted((folder / "charts").glob("*/Chart.yaml")):
+        roots += _chart_roots(sub.parent)
+    return roots
+
+
+def chart_crds(folder: Path) -> list[dict[str, Any]]:
+    """The CRDs in the crds/ folders of a chart and its subcharts."""
+    crds = []
+    for root in _chart_roots(folder):
+        for path in sorted((root / "crds").glob("*.y*ml")):
+            crds += [d for d in load_manifests(path.read_text()) if d]
+    return [c for c in crds if c.get("kind") == "CustomResourceDefinition"]
+
+
+def served_api_versions(crds: list[dict[str, Any]]) -> list[str]:
+    """ "group/version" and "group/version/Kind" of each CRD's served versions."""
+    found = set()
+    for crd in crds:
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            if version.get("served", True):
+                found |= {f"{group}/{version['name']}", f"{group}/{version['name']}/{kind}"}
+    return sorted(found)
+
+
+def _missing_subcharts(folder: Path) -> dict[str, str | None]:
+    """The subcharts the chart folder lacks, with the value that turns each off."""
+    meta = yaml.safe_load((folder / "Chart.yaml").read_text())
+    return {
+        d["name"]: d.get("condition")
+        for d in meta.get("dependencies") or ()
+        if not (folder / "charts" / d["name"]).is_dir()
+    }
+
+
+def _without(folder: Path, missing: dict[str, str | None], work: Path) -> Path:
+    """A copy of the chart whose Chart.yaml no longer names the subcharts it lacks (Helm
+    refuses to render a chart with a missing dependency, even a disabled one)."""
+    copy = work / folder.name
+    shutil.copytree(folder, copy, copy_function=shutil.copyfile)
+    meta = yaml.safe_load((copy / "Chart.yaml").read_text())
+    meta["dependencies"] = [d for d in meta["dependencies"] if d["name"] not in missing]
+    (copy / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    return copy
+
+
+def _parse(release_id: str, manifest: str) -> list[ChartObject]:
+    """Helm heads each template's output with "# Source: PATH"; a file of several documents
+    (a CRD file starting with its own "---") keeps that source for all of them."""
+    objects, source = [], ""
+    for document in re.split(r"^---\s*$", manifest, flags=re.MULTILINE):
+        found = re.search(r"^# Source: (.+)$", document, flags=re.MULTILINE)
+        source = found.group(1) if found else source
+        body = (load_manifests(document) or [None])[0]
+        if isinstance(body, dict) and body.get("kind"):
+            objects.append(ChartObject(release_id, source, body))
+    return objects
+
+
+def helm_template(
+    release: dict[str, Any], folder: Path, api_versions: list[str], work: Path
+) -> RenderedRelease:
+    """`helm template` of one release with the program's own values, CRDs included."""
+    missing = _missing_subcharts(folder)
+    source = _without(folder, missing, work) if missing else folder
+    values = work / f"{release['name']}-values.yaml"
+    values.write_text(yaml.safe_dump(release["values"]))
+    command = [
+        str(helm()), "template", release["name"], str(source),
+        "--namespace", release["namespace"] or "default", "--values", str(values),
+        "--skip-tests", "--kube-version", versions.KUBERNETES_VERSION,
+    ]  # fmt: skip
+    if not release.get("skip_crds"):
+        command.append("--include-crds")
+    for api_version in api_versions:
+        command += ["--api-versions", api_version]
+    for condition in filter(None, missing.values()):  # the parent's templates read them
+        command += ["--set", f"{condition.split(',')[0]}=false"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise HelmError(f"helm template {release['name']} ({folder}) failed:\n{done.stderr}")
+    return RenderedRelease(
+        release, folder, done.stdout, _parse(release["id"], done.stdout), sorted(missing)
+    )
+
+
+def render_charts(releases: list[dict[str, Any]], charts: Path) -> list[RenderedRelease]:
+    """Every release rendered from ``charts``. The API versions of every CRD the releases
+    install are offered to every template, as on a second `pulumi up`; whether each custom
+    object can really be applied in order is for dependencies.json to tell."""
+    folders = [_chart_dir(charts, release) for release in releases]
+    crds = [
+        crd
+        for release, folder in zip(releases, folders, strict=True)
+        if not release.get("skip_crds")
+        for crd in chart_crds(folder)
+    ]
+    api_versions = served_api_versions(crds)
+    with tempfile.TemporaryDirectory(prefix="finops-helm-") as work:
+        return [
+            helm_template(release, folder, api_versions, Path(work))
+            for release, folder in zip(releases, folders, strict=True)
+        ]
+
+
+# ---- dependencies.json ---------------------------------------------------------------------------
+
+
+def dependency_rows(monitor: RecordingMonitor) -> list[dict[str, Any]]:
+    """One row per resource the program registers, with its direct dependencies."""
+    ids = {
+        urn: resource_id(typ, name)
+        for urn, (typ, name, _) in monitor.registrations.items()
+        if typ != "pulumi:pulumi:Stack"
+    }
+    if len(set(ids.values())) != len(ids):
+        raise ValueError("two resources share a type and a name; dependencies.json needs both")
+    return [
+        {"id": ids[urn], "dependsOn": sorted({ids[d] for d in deps if d in ids and d != urn})}
+        for urn, (_, _, deps) in monitor.registrations.items()
+        if urn in ids
+    ]
+
+
+def transitive(rows: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Every resource's dependencies, direct or not (what must exist before it is created)."""
+    direct = {row["id"]: set(row["dependsOn"]) for row in rows}
+    closure: dict[str, set[str]] = {}
+
+    def visit(node: str) -> set[str]:
+        if node not in closure:
+            closure[node] = set()
+            for dep in direct.get(node, ()):
+                closure[node] |= {dep, *visit(dep)}
+        return closure[node]
+
+    for node in direct:
+        visit(node)
+    return closure
+
+
+# ---- the whole rehearsal, and writing it down ---------------------------------------------------
+
+
+@dataclass
+class Rehearsal:
+    """What `pulumi up` of one stack would apply: the program's objects and the charts'."""
+
+    recording: Recording
+    objects: list[tuple[str, dict[str, Any]]]  # the program's own: (resource id, manifest)
+    releases: list[RenderedRelease]  # empty when no chart folder was given
+    dependencies: list[dict[str, Any]]
+
+
+def rehearse(recording: Recording, charts: Path | None) -> Rehearsal:
+    releases = render_charts(helm_releases(recording.mocks), charts) if charts else []
+    return Rehearsal(
+        recording,
+        project_objects(recording.mocks),
+        releases,
+        dependency_rows(recording.monitor),
+    )
+
+
 def _file_name(manifest: dict[str, Any]) -> str:
     metadata = manifest.get("metadata") or {}
     parts = [manifest["kind"].lower(), metadata.get("namespace"), metadata.get("name")]
     return "-".join(p for p in parts if p) + ".yaml"
 
 
-def write(stack: str, out: Path) -> dict[str, int]:
-    """Write what the stack would deploy into ``out``; returns how many of each were written."""
-    mocks = record(load_stack(stack)).mocks
-    (out / "kubernetes").mkdir(parents=True, exist_ok=True)
-    (out / "helm").mkdir(parents=True, exist_ok=True)
-    objects = kubernetes_objects(mocks)
-    for manifest in objects:
+def write(stack: str, out: Path, charts: Path | None = None) -> dict[str, Any]:
+    """Write what the stack would deploy into ``out``; returns how many of each were written.
+    With ``charts``, each release's objects from `helm template` go to charts/RELEASE.yaml."""
+    rehearsal = rehearse(record(load_stack(stack)), charts)
+    mocks = rehearsal.recording.mocks
+    for folder in ("kubernetes", "helm", "charts"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    for _, manifest in rehearsal.objects:
         (out / "kubernetes" / _file_name(manifest)).write_text(
             yaml.safe_dump(manifest, sort_keys=False)
         )
@@ -249,6 +518,21 @@ def write(stack: str, out: Path) -> dict[str, int]:
         (out / "helm" / f"{release['name']}.yaml").write_text(
             yaml.safe_dump(release, sort_keys=False)
         )
+    for rendered in rehearsal.releases:
+        (out / "charts" / f"{rendered.release['name']}.yaml").write_text(rendered.manifest)
     resources = aws_resources(mocks)
     (out / "aws-resources.json").write_text(json.dumps(resources, indent=2, default=str) + "\n")
-    return {"kubernetes": len(objects), "helm": len(releases), "aws": len(resources)}
+    dependencies = {"resources": rehearsal.dependencies}
+    (out / "dependencies.json").write_text(json.dumps(dependencies, indent=2) + "\n")
+    return {
+        "kubernetes": len(rehearsal.objects),
+        "helm": len(releases),
+        "chart_objects": sum(len(r.objects) for r in rehearsal.releases),
+        "missing_subcharts": [
+            f"{r.chart_dir.name}/charts/{name}"
+            for r in rehearsal.releases
+            for name in r.missing_subcharts
+        ],
+        "aws": len(resources),
+        "resources": len(rehearsal.dependencies),
+    }

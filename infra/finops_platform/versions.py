@@ -3,6 +3,7 @@
 KUBERNETES_VERSION = "1.34"
 
 KARPENTER_CHART = "oci://public.ecr.aws/karpenter/karpenter"
+KARPENTER_CRD_CHART = "oci://public.ecr.aws/karpenter/karpenter-crd"
 KARPENTER_VERSION = "1.14.1"
 
 KUBE_PROMETHEUS_STACK_REPO = "https://prometheus-community.github.io/helm-charts"

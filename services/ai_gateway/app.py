@@ -28,7 +28,7 @@ from .adapters.base import Adapter
 from .budgets import BudgetRow
 from .domain import Completion, GatewayError
 from .pipeline import Gateway
-from .request_log import SIM_HEADER_PREFIX, RequestLog
+from .request_log import SIM_HEADER_PREFIX, RequestLog, refused_record, served_record
 from .store import StoreUnavailable
 
 log = logging.getLogger("ai_gateway")
@@ -116,7 +116,9 @@ class GatewayHTTP:
     ) -> JSONResponse:
         response = self._error(adapter, error)
         if self.request_log is not None:
-            self.request_log.refused(adapter.api, sim, team, model, error, response.status_code)
+            self.request_log.write(
+                refused_record(adapter.api, sim, team, model, error, response.status_code)
+            )
         return response
 
     def _error(self, adapter: Adapter, error: GatewayError) -> JSONResponse:
@@ -191,7 +193,7 @@ class GatewayHTTP:
         elapsed = time.perf_counter() - started
         self.metrics.duration.labels(model=completion.model.name).observe(elapsed)
         if self.request_log is not None:
-            self.request_log.served(adapter.api, sim, completion, elapsed)
+            self.request_log.write(served_record(adapter.api, sim, completion, elapsed))
 
     async def models(self, request: Request) -> Response:
         """Anthropic's shape when the client sends ``anthropic-version`` (its SDK does)."""

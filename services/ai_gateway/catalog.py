@@ -7,9 +7,12 @@ price it, and, when routing is on, replaced by a cheaper tier's model.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .domain import AUTO_MODEL, ChatRequest, GatewayError
+from .embeddings import Embedder
 from .pricing import ModelCard, PriceTable
-from .router import RouteDecision, classify
+from .router import RequestText, RouteDecision, classify
 from .settings import RoutingSettings
 from .simulator import SimulatedProvider
 from .tokens import PromptMessage, count_prompt, encoding_name
@@ -32,11 +35,16 @@ class PromptTokens:
 
 class Catalog:
     def __init__(
-        self, table: PriceTable, routing: RoutingSettings, provider: SimulatedProvider
+        self,
+        table: PriceTable,
+        routing: RoutingSettings,
+        provider: SimulatedProvider,
+        embedder: Embedder | None = None,
     ) -> None:
         self.table = table
         self._routing = routing
         self._provider = provider
+        self._embedder = embedder
 
     def resolve(self, name: str) -> ModelCard:
         card = self.table.resolve(name)
@@ -44,7 +52,7 @@ class Catalog:
             hint = (
                 " Model 'auto' needs routing, which is off in this profile."
                 if name == AUTO_MODEL
-                else ""
+                else self.table.retirement_note(name)
             )
             raise GatewayError(
                 "not_found",
@@ -110,13 +118,23 @@ class Catalog:
 
     def route(
         self, request: ChatRequest, requested: ModelCard | None, team_routes_all: bool,
-        tokens: PromptTokens,
+        tokens: PromptTokens, embedded: tuple[str, np.ndarray] | None = None,
     ) -> tuple[ModelCard, RouteDecision | None]:  # fmt: skip
-        """Pick the served model; never route a named model to a pricier one."""
+        """Pick the served model; never route a named model to a pricier one. ``embedded`` is a
+        text and its vector the caller already has (the semantic cache's), reused if it is the
+        last user turn the learned router reads."""
         if requested is not None and not (self._routing.enabled and team_routes_all):
             return requested, None
         reference = requested or self._complex_tier()
-        decision = classify(request.messages, tokens(reference), request.max_tokens)
+        last_user = RequestText.of(request.messages).last_user
+        decision = classify(
+            request.messages,
+            tokens(reference),
+            request.max_tokens,
+            embedder=self._embedder,
+            threshold=self._routing.threshold,
+            last_user_vector=embedded[1] if embedded and embedded[0] == last_user else None,
+        )
         chosen = self.resolve(self._routing.tiers[decision.tier])
         if requested is not None and chosen.cost_usd(1000, 1000) >= requested.cost_usd(1000, 1000):
             return requested, None

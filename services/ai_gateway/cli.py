@@ -10,8 +10,10 @@ from pathlib import Path
 
 import uvicorn
 
+from finops_common.config import ConfigError
+
+from . import price_import
 from .app import create_app
-from .config_errors import ConfigError
 from .embeddings import EmbedderUnavailable
 from .pricing import default_price_table
 from .settings import PROFILES, load_settings
@@ -22,7 +24,8 @@ from .wiring import build_gateway, open_store
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="finops-gateway",
-        description="OpenAI- and Anthropic-compatible AI gateway over simulated providers.",
+        description="OpenAI- and Anthropic-compatible AI gateway over simulated providers. "
+        "`finops-gateway prices import FILE` refreshes the price table instead.",
     )
     parser.add_argument(
         "--profile", choices=PROFILES, help="built-in settings preset (default: optimized)"
@@ -48,6 +51,9 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["prices"]:
+        return price_import.main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -9,26 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Literal
 
 from .pricing import ModelCard
+from .records import CacheStatus, ErrorKind
 from .router import RouteDecision
 from .simulator import LatencyPlan, latency_plan
 from .tokens import PromptMessage
 
 AUTO_MODEL = "auto"
-ErrorKind = Literal[
-    "invalid_request",
-    "authentication",
-    "not_found",
-    "not_allowed",
-    "too_large",
-    "rate_limit",
-    "budget",
-    "unavailable",
-    "internal",
-]
-CacheStatus = Literal["miss", "exact", "semantic"]
 
 
 class GatewayError(Exception):

@@ -1,66 +1,44 @@
-"""Evaluations of the gateway's optimizations on labelled data, through the real code paths.
+"""The semantic cache's evaluation on labelled data, through the real code path (the router's is
+in router_evaluation.py).
 
 - ``evaluate_semantic``: caches one prompt per group in a real SemanticCache (in-process store),
   then looks up each labelled query. A light rephrasing or a harder paraphrase should hit its own
   group's entry; a near-miss must not hit anything. A hit on another group's entry is wrong too.
-- ``evaluate_router``: classifies labelled prompts and returns the confusion matrix.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from finops_common.config import StrictModel, read_yaml, validate
 
 from .cache import CachedCompletion
-from .config_errors import read_yaml, validate
 from .embeddings import Embedder
-from .pricing import TIERS, Tier, default_price_table
-from .router import classify
 from .semantic import SemanticCache
 from .store import MemoryStore
-from .tokens import PromptMessage, count_prompt
 
 Label = Literal["light", "hard", "near"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SemanticGroup(_Strict):
+class SemanticGroup(StrictModel):
     cached: str = Field(min_length=1)
     light: tuple[str, ...] = ()
     hard: tuple[str, ...] = ()
     near: tuple[str, ...] = ()
 
 
-class SemanticEvalSet(_Strict):
+class SemanticEvalSet(StrictModel):
     groups: tuple[SemanticGroup, ...] = Field(min_length=1)
-
-
-class RoutedPrompt(_Strict):
-    prompt: str = Field(min_length=1)
-    difficulty: Tier
-    system: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-
-
-class RouterEvalSet(_Strict):
-    prompts: tuple[RoutedPrompt, ...] = Field(min_length=1)
 
 
 def load_semantic_set(path: Path) -> SemanticEvalSet:
     return validate(SemanticEvalSet, read_yaml(path), str(path))
-
-
-def load_router_set(path: Path) -> RouterEvalSet:
-    return validate(RouterEvalSet, read_yaml(path), str(path))
 
 
 @dataclass
@@ -146,44 +124,3 @@ def evaluate_semantic(
     guards: Iterable[bool] = (True, False),
 ) -> list[SemanticScore]:
     return asyncio.run(_semantic_sweep(data, embedder, list(thresholds), list(guards)))
-
-
-@dataclass
-class RouterScore:
-    confusion: dict[Tier, dict[Tier, int]]
-    seconds_per_request: float
-
-    @property
-    def total(self) -> int:
-        return sum(sum(row.values()) for row in self.confusion.values())
-
-    @property
-    def accuracy(self) -> float:
-        return sum(self.confusion[t][t] for t in TIERS) / self.total
-
-    @property
-    def complex_to_simple(self) -> float:
-        """Share of truly complex prompts sent to the smallest tier: the number to keep low."""
-        row = self.confusion["complex"]
-        return row["simple"] / max(sum(row.values()), 1)
-
-    @property
-    def complex_downgraded(self) -> float:
-        row = self.confusion["complex"]
-        return (row["simple"] + row["standard"]) / max(sum(row.values()), 1)
-
-
-def evaluate_router(data: RouterEvalSet) -> RouterScore:
-    reference = default_price_table().resolve("gpt-4")
-    assert reference is not None
-    confusion: dict[Tier, dict[Tier, int]] = {t: dict.fromkeys(TIERS, 0) for t in TIERS}
-    elapsed = 0.0
-    for item in data.prompts:
-        messages = [PromptMessage("system", item.system)] if item.system else []
-        messages.append(PromptMessage("user", item.prompt))
-        tokens = count_prompt(reference, messages)
-        started = time.perf_counter()
-        decision = classify(messages, tokens, item.max_tokens)
-        elapsed += time.perf_counter() - started
-        confusion[item.difficulty][decision.tier] += 1
-    return RouterScore(confusion, elapsed / len(data.prompts))

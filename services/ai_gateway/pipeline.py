@@ -18,11 +18,12 @@ import numpy as np
 from .budgets import BudgetRow, Budgets
 from .cache import CachedCompletion, ExactCache, exact_key
 from .catalog import Catalog, PromptTokens
-from .domain import AUTO_MODEL, CacheStatus, ChatRequest, Completion, GatewayError
+from .domain import AUTO_MODEL, ChatRequest, Completion, GatewayError
 from .embeddings import Embedder
 from .identity import Identity
 from .metering import Meter
 from .pricing import ModelCard
+from .records import CacheStatus
 from .router import RouteDecision
 from .semantic import SemanticCache, SemanticHit, semantic_scope
 from .settings import GatewaySettings
@@ -83,7 +84,8 @@ class Gateway:
             )
 
         routes_all = self.settings.teams[team].routing == "all"
-        card, decision = self.catalog.route(request, requested, routes_all, tokens)
+        embedded = None if probe is None else (probe.prompt, probe.vector)
+        card, decision = self.catalog.route(request, requested, routes_all, tokens, embedded)
         route = None if decision is None else (decision, requested_name)
         prompt_tokens = tokens(card)
         cap = self.catalog.completion_cap(card, request, prompt_tokens, routed=decision is not None)

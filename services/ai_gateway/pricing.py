@@ -7,42 +7,41 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from .config_errors import read_yaml, validate
+from finops_common.config import StrictModel, read_yaml, validate
 
 Tier = Literal["simple", "standard", "complex"]
 TIERS: tuple[Tier, ...] = ("simple", "standard", "complex")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Prices(_Strict):
-    """USD per 1M tokens."""
+class Prices(StrictModel):
+    """USD per 1M tokens. ``cached_input``: a prompt prefix the provider serves from its prompt
+    cache; ``cache_write``: writing a prompt-cache entry, where the provider bills it (Anthropic,
+    5-minute entries). None where the provider lists no such price."""
 
     input: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
     output: float = Field(ge=0)
 
 
-class LatencyProfile(_Strict):
+class LatencyProfile(StrictModel):
     ttft_ms: float = Field(ge=0)
     tokens_per_second: float = Field(gt=0)
 
 
-class OutputLength(_Strict):
+class OutputLength(StrictModel):
     median: int = Field(ge=1)
     sigma: float = Field(ge=0, le=3)
 
 
-class ModelCard(_Strict):
+class ModelCard(StrictModel):
     """Everything the gateway knows about one model."""
 
     name: str = ""
-    provider: Literal["openai", "anthropic"]
-    tokenizer: Literal["cl100k_base", "o200k_base", "claude-approx"]
+    provider: Literal["openai", "anthropic", "google"]
+    tokenizer: Literal["cl100k_base", "o200k_base", "claude-approx", "gemini-approx"]
     aliases: tuple[str, ...] = ()
     tier: Tier
     context_window: int = Field(ge=1)
@@ -50,6 +49,10 @@ class ModelCard(_Strict):
     price_per_1m: Prices
     price_source: str = Field(min_length=1)
     price_as_of: str = Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$")
+    litellm_key: str | None = Field(
+        default=None, description="the row of LiteLLM's price JSON that `prices import` reads"
+    )
+    deprecation_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     latency: LatencyProfile
     output_tokens: OutputLength
 
@@ -58,31 +61,68 @@ class ModelCard(_Strict):
         return (prompt_tokens * prices.input + completion_tokens * prices.output) / 1_000_000
 
 
-class _TableFile(_Strict):
+class RetiredModel(StrictModel):
+    """A name the provider no longer accepts, answered with a 404 naming the replacement."""
+
+    aliases: tuple[str, ...] = ()
+    retired_on: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    replacement: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+
+class _TableFile(StrictModel):
     version: Literal[1]
     models: dict[str, ModelCard]
+    retired: dict[str, RetiredModel] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_names(self) -> _TableFile:
         seen: dict[str, str] = {}
-        for name, card in self.models.items():
-            for alias in (name, *card.aliases):
+        named: list[tuple[str, tuple[str, ...]]] = [
+            *((name, card.aliases) for name, card in self.models.items()),
+            *((name, entry.aliases) for name, entry in self.retired.items()),
+        ]
+        for name, aliases in named:
+            for alias in (name, *aliases):
                 if alias in seen:
                     raise ValueError(
                         f"model name {alias!r} is used by {seen[alias]!r} and {name!r}"
                     )
                 seen[alias] = name
+        for name, retired in self.retired.items():
+            if retired.replacement not in self.models:
+                raise ValueError(
+                    f"retired model {name!r}: replacement {retired.replacement!r} is not a model"
+                )
         return self
 
 
 class PriceTable:
     """Model cards by name, with aliases resolved to the canonical name."""
 
-    def __init__(self, cards: dict[str, ModelCard]) -> None:
+    def __init__(
+        self, cards: dict[str, ModelCard], retired: dict[str, RetiredModel] | None = None
+    ) -> None:
         self.models = {name: card.model_copy(update={"name": name}) for name, card in cards.items()}
         self._by_alias = {
             alias: name for name, card in cards.items() for alias in (name, *card.aliases)
         }
+        self._retired = {
+            alias: (name, entry)
+            for name, entry in (retired or {}).items()
+            for alias in (name, *entry.aliases)
+        }
+
+    def retirement_note(self, requested: str) -> str:
+        """For a retired name, the sentence a 404 adds (when and what to use); else ''."""
+        if requested not in self._retired:
+            return ""
+        name, entry = self._retired[requested]
+        when = f" on {entry.retired_on}" if entry.retired_on else ""
+        return (
+            f" {name!r} was retired by its provider{when} and is no longer accepted; "
+            f"use {entry.replacement!r} instead."
+        )
 
     def resolve(self, requested: str) -> ModelCard | None:
         name = self._by_alias.get(requested)
@@ -101,7 +141,7 @@ DEFAULT_TABLE_PATH = Path(str(resources.files("ai_gateway") / "data" / "models.y
 def load_price_table(path: Path | None = None) -> PriceTable:
     path = path or DEFAULT_TABLE_PATH
     table = validate(_TableFile, read_yaml(path), str(path))
-    return PriceTable(table.models)
+    return PriceTable(table.models, table.retired)
 
 
 @cache

@@ -1,17 +1,37 @@
-"""The complexity router: explainable prompt features -> a score -> the cheapest tier that fits.
+"""The complexity router: a request -> the cheapest model tier expected to answer it as well.
 
-Each feature adds a weighted amount to a score; the tier is chosen by two boundaries. The largest
-contribution is reported as the reason, so every decision can be read back ("tier=simple; top
-feature: short prompt"). Everything here is plain Python over the request, well under 1 ms.
+Two routers share the same explainable features (prompt length, code, maths, reasoning verbs...):
+
+- the **learned router** (``classify``, used by the gateway): a multinomial logistic regression
+  over those features plus the prompt's model2vec embedding (the semantic cache's own model),
+  trained by bench/router_train.py on bench/data/routing_labelled.yaml and shipped as
+  data/router.npz. When the embedder is not the one it was trained with (the lexical fallback,
+  another model2vec model, or no embedder at all), it uses its features-only head, trained on the
+  same set. Numpy only.
+- the **keyword router** (``keyword_classify``): the original hand-weighted score, kept as the
+  baseline the evaluation prints beside the learned one.
+
+The threshold trades cost for quality as in RouteLLM: a prompt goes to the complex tier when
+P(complex) >= threshold (``routing.threshold``; by default the one chosen on the training set),
+else to the simple tier when P(simple) reaches the head's trained confidence, else to the standard
+tier. A higher threshold sends more prompts to cheaper tiers, never fewer.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from weakref import WeakKeyDictionary
 
-from .pricing import Tier
+import numpy as np
+
+from .embeddings import Embedder
+from .pricing import TIERS, Tier
 from .tokens import PromptMessage
 
 _CODE = re.compile(
@@ -47,11 +67,312 @@ _SIMPLE = re.compile(
     r"what time|how do i (reset|change|cancel|update|find|track|log ?in|sign ?in))\b",
     re.IGNORECASE,
 )
+_PARTS = re.compile(
+    r"(^|\s)(\(?\d\)|\d\.\s|part \d|first\b|then\b|also\b|finally\b)|;|\?\s+\S",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+# The explainable features, in the order of the learned model's feature vector.
+FEATURES: tuple[str, ...] = (
+    "prompt length",
+    "writing task",
+    "code markers",
+    "math markers",
+    "reasoning verbs",
+    "multi-part request",
+    "conversation depth",
+    "long system prompt",
+    "large max_tokens",
+    "small max_tokens",
+    "simple question",
+)
+EMBEDDING_FEATURE = "meaning (embedding)"
+
+
+@dataclass(frozen=True)
+class RequestText:
+    """What the routers read from a request."""
+
+    last_user: str
+    system: str
+    user_turns: int
+
+    @classmethod
+    def of(cls, messages: Sequence[PromptMessage]) -> RequestText:
+        users = [m.content for m in messages if m.role == "user"]
+        system = " ".join(m.content for m in messages if m.role in ("system", "developer"))
+        return cls(users[-1] if users else "", system, len(users))
+
+
+def explainable_features(
+    text: RequestText, prompt_tokens: int, max_tokens: int | None
+) -> np.ndarray:
+    """The features both routers read, as numbers (counts are capped so no one dominates)."""
+    prompt = text.last_user
+    return np.array(
+        [
+            np.log1p(prompt_tokens),
+            bool(_TASK.search(prompt)),
+            bool(_CODE.search(prompt)),
+            bool(_MATH.search(prompt)),
+            min(len(_REASONING.findall(prompt)), 4),
+            min(len(_PARTS.findall(prompt)), 4),
+            min(text.user_turns - 1, 4),
+            len(text.system) > 600,
+            bool(max_tokens and max_tokens >= 1500),
+            bool(max_tokens and max_tokens <= 120),
+            bool(_SIMPLE.search(prompt)),
+        ],
+        dtype=np.float64,
+    )
+
+
+def tiers_for(probabilities: np.ndarray, threshold: float, simple_confidence: float) -> np.ndarray:
+    """Tier index (0 simple, 1 standard, 2 complex) for rows of [P(simple), P(standard),
+    P(complex)]: complex when P(complex) reaches the threshold, else simple when P(simple)
+    reaches the head's trained confidence, else standard."""
+    return np.where(
+        probabilities[..., 2] >= threshold,
+        2,
+        np.where(probabilities[..., 0] >= simple_confidence, 0, 1),
+    )
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """A routing decision and why. ``score`` is the learned router's P(complex) (the keyword
+    router's weighted sum); ``contributions`` are each feature's share of the decision."""
+
+    tier: Tier
+    score: float
+    top_feature: str
+    contributions: dict[str, float]
+    probabilities: dict[Tier, float] = field(default_factory=dict)
+    threshold: float | None = None
+    nearest: tuple[str, Tier, float] | None = None
+    head: str = "keywords"
+
+    @property
+    def reason(self) -> str:
+        if not self.probabilities:
+            return f"tier={self.tier}; score={self.score:.2f}; top feature: {self.top_feature}"
+        top = sorted(self.contributions.items(), key=lambda kv: -abs(kv[1]))[:3]
+        parts = [
+            f"tier={self.tier}",
+            f"p(complex)={self.probabilities['complex']:.2f}",
+            f"p(simple)={self.probabilities['simple']:.2f}",
+            f"threshold={self.threshold:.2f}",
+            "top features: " + ", ".join(f"{name} {value:+.2f}" for name, value in top),
+        ]
+        if self.nearest:
+            example, label, similarity = self.nearest
+            parts.append(f"nearest labelled: {example} ({label}, {similarity:.2f})")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class RouterHead:
+    """Multinomial logistic regression, softmax(weights @ x + bias) over the three tiers, with
+    the thresholds chosen for it on the training set (router_training.choose_thresholds) and its
+    cross-validated training probabilities, from which a test re-derives those thresholds."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    default_threshold: float = 0.5
+    simple_confidence: float = 0.5
+    cv_probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {
+            f"{prefix}_weights": self.weights,
+            f"{prefix}_bias": self.bias,
+            f"{prefix}_default_threshold": np.array(self.default_threshold),
+            f"{prefix}_simple_confidence": np.array(self.simple_confidence),
+            f"{prefix}_cv_probabilities": self.cv_probabilities.astype(np.float32),
+        }
+
+    @classmethod
+    def from_arrays(cls, data: Mapping[str, np.ndarray], prefix: str) -> RouterHead:
+        return cls(
+            weights=data[f"{prefix}_weights"],
+            bias=data[f"{prefix}_bias"],
+            default_threshold=float(data[f"{prefix}_default_threshold"]),
+            simple_confidence=float(data[f"{prefix}_simple_confidence"]),
+            cv_probabilities=data[f"{prefix}_cv_probabilities"].astype(np.float64),
+        )
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        logits = x @ self.weights.T + self.bias
+        logits = logits - logits.max(axis=-1, keepdims=True)
+        exp = np.exp(logits)
+        probabilities: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
+        return probabilities
+
+    @cached_property
+    def _pushes(self) -> np.ndarray:
+        """Per tier, its weights minus the mean of the other two tiers' weights."""
+        pushes: np.ndarray = 1.5 * (self.weights - self.weights.mean(axis=0))
+        return pushes
+
+    def contributions(self, x: np.ndarray, tier: int) -> np.ndarray:
+        """Each input's push towards ``tier`` against the mean of the other tiers."""
+        pushes: np.ndarray = self._pushes[tier] * x
+        return pushes
+
+
+# Embedded at training time and again by each embedder the gateway offers: equal vectors mean the
+# same model, wherever it was loaded from.
+PROBE_TEXT = "Compare two ways to route requests between a small model and a large one."
+_ACCEPTED: WeakKeyDictionary[Embedder, bool] = WeakKeyDictionary()
+
+ROUTER_MODEL_PATH = Path(str(resources.files("ai_gateway") / "data" / "router.npz"))
+
+
+def scaled_inputs(
+    features: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    embedding: np.ndarray | None,
+) -> np.ndarray:
+    """A head's input: the standardised features, then the embedding if there is one."""
+    scaled: np.ndarray = (features - mean) / scale
+    if embedding is None:
+        return scaled
+    # Unit vectors have entries near 1/sqrt(d): rescale them to the features' unit spread.
+    inputs: np.ndarray = np.concatenate([scaled, embedding * np.sqrt(embedding.shape[-1])], axis=-1)
+    return inputs
+
+
+@dataclass(frozen=True)
+class LearnedRouter:
+    """The trained router file: both heads, the feature scaling, and the labelled examples'
+    embeddings (to name the nearest one in the explanation)."""
+
+    features_head: RouterHead
+    embedding_head: RouterHead
+    feature_mean: np.ndarray
+    feature_scale: np.ndarray
+    embedder_model: str
+    probe_vector: np.ndarray
+    example_ids: tuple[str, ...]
+    example_tiers: np.ndarray
+    example_vectors: np.ndarray
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, Any] = {
+            **self.features_head.arrays("features"),
+            **self.embedding_head.arrays("embedding"),
+            "feature_mean": self.feature_mean,
+            "feature_scale": self.feature_scale,
+            "embedder_model": np.array(self.embedder_model),
+            "probe_vector": self.probe_vector.astype(np.float32),
+            "example_ids": np.array(self.example_ids),
+            "example_tiers": self.example_tiers.astype(np.int8),
+            "example_vectors": self.example_vectors.astype(np.float16),
+        }
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: Path = ROUTER_MODEL_PATH) -> LearnedRouter:
+        with np.load(path) as data:
+            return cls(
+                features_head=RouterHead.from_arrays(data, "features"),
+                embedding_head=RouterHead.from_arrays(data, "embedding"),
+                feature_mean=data["feature_mean"],
+                feature_scale=data["feature_scale"],
+                embedder_model=str(data["embedder_model"]),
+                probe_vector=data["probe_vector"],
+                example_ids=tuple(str(i) for i in data["example_ids"]),
+                example_tiers=data["example_tiers"].astype(np.int64),
+                example_vectors=data["example_vectors"].astype(np.float32),
+            )
+
+    def accepts(self, embedder: Embedder | None) -> bool:
+        """Whether ``embedder`` is the model the embedding head was trained on: it must embed a
+        fixed probe sentence as that model did (checked once per embedder), whatever its path."""
+        if embedder is None or embedder.dimensions != self.probe_vector.shape[0]:
+            return False
+        known = _ACCEPTED.get(embedder)
+        if known is None:
+            similarity = float(embedder.embed(PROBE_TEXT) @ self.probe_vector)
+            known = _ACCEPTED[embedder] = similarity > 0.999
+        return known
+
+    def inputs(
+        self, features: np.ndarray, embedding: np.ndarray | None
+    ) -> tuple[RouterHead, np.ndarray]:
+        """The head to use (the embedding head only with an embedding) and its input."""
+        head = self.features_head if embedding is None else self.embedding_head
+        return head, scaled_inputs(features, self.feature_mean, self.feature_scale, embedding)
+
+    def decide(
+        self,
+        messages: Sequence[PromptMessage],
+        prompt_tokens: int,
+        max_tokens: int | None,
+        embedder: Embedder | None = None,
+        threshold: float | None = None,
+        last_user_vector: np.ndarray | None = None,
+    ) -> RouteDecision:
+        text = RequestText.of(messages)
+        features = explainable_features(text, prompt_tokens, max_tokens)
+        embedding = None
+        if embedder is not None and self.accepts(embedder):
+            embedding = (
+                embedder.embed(text.last_user) if last_user_vector is None else last_user_vector
+            )
+        head, x = self.inputs(features, embedding)
+        probabilities = head.probabilities(x)
+        threshold = head.default_threshold if threshold is None else threshold
+        tier_index = int(tiers_for(probabilities, threshold, head.simple_confidence))
+        pushes = head.contributions(x, tier_index)
+        contributions = dict(zip(FEATURES, pushes[: len(FEATURES)].tolist(), strict=True))
+        nearest = None
+        if embedding is not None:
+            contributions[EMBEDDING_FEATURE] = float(pushes[len(FEATURES) :].sum())
+            similarities = self.example_vectors @ embedding
+            best = int(np.argmax(similarities))
+            nearest = (
+                self.example_ids[best],
+                TIERS[self.example_tiers[best]],
+                float(similarities[best]),
+            )
+        return RouteDecision(
+            tier=TIERS[tier_index],
+            score=float(probabilities[2]),
+            top_feature=max(contributions, key=lambda k: abs(contributions[k])),
+            contributions=contributions,
+            probabilities=dict(zip(TIERS, probabilities.tolist(), strict=True)),
+            threshold=threshold,
+            nearest=nearest,
+            head="embedding+features" if embedding is not None else "features",
+        )
+
+
+@cache
+def default_router() -> LearnedRouter:
+    return LearnedRouter.load()
+
+
+def classify(
+    messages: Sequence[PromptMessage],
+    prompt_tokens: int,
+    max_tokens: int | None,
+    *,
+    embedder: Embedder | None = None,
+    threshold: float | None = None,
+    last_user_vector: np.ndarray | None = None,
+) -> RouteDecision:
+    """Route with the shipped learned router (see the module docstring). ``last_user_vector`` is
+    ``embedder``'s vector of the last user turn when the caller already has it (embed once)."""
+    return default_router().decide(
+        messages, prompt_tokens, max_tokens, embedder, threshold, last_user_vector
+    )
 
 
 @dataclass(frozen=True)
 class RouterWeights:
-    """Contribution of each feature to the complexity score (tuned on the labelled set)."""
+    """The keyword router's hand-tuned contribution of each feature to its score."""
 
     length_per_100_tokens: float = 0.25
     length_cap: float = 0.45
@@ -70,47 +391,29 @@ class RouterWeights:
     complex_boundary: float = 0.50
 
 
-@dataclass(frozen=True)
-class RouteDecision:
-    tier: Tier
-    score: float
-    top_feature: str
-    contributions: dict[str, float]
-
-    @property
-    def reason(self) -> str:
-        return f"tier={self.tier}; score={self.score:.2f}; top feature: {self.top_feature}"
-
-
-def classify(
+def keyword_classify(
     messages: Sequence[PromptMessage],
     prompt_tokens: int,
     max_tokens: int | None,
     weights: RouterWeights = RouterWeights(),
 ) -> RouteDecision:
-    """Score the request's complexity from explainable features and pick a tier."""
-    user_turns = [m for m in messages if m.role == "user"]
-    last_user = user_turns[-1].content if user_turns else ""
-    system = " ".join(m.content for m in messages if m.role in ("system", "developer"))
+    """The original router: a weighted sum of the features and two fixed boundaries."""
+    text = RequestText.of(messages)
+    f = dict(zip(FEATURES, explainable_features(text, prompt_tokens, max_tokens), strict=True))
     w = weights
     contributions = {
         "prompt length": min(prompt_tokens / 100 * w.length_per_100_tokens, w.length_cap),
-        "writing task": w.task_verb if _TASK.search(last_user) else 0.0,
-        "code markers": w.code if _CODE.search(last_user) else 0.0,
-        "math markers": w.math if _MATH.search(last_user) else 0.0,
+        "writing task": w.task_verb * f["writing task"],
+        "code markers": w.code * f["code markers"],
+        "math markers": w.math * f["math markers"],
         "reasoning verbs": min(
-            len(_REASONING.findall(last_user)) * w.reasoning_per_marker, w.reasoning_cap
+            len(_REASONING.findall(text.last_user)) * w.reasoning_per_marker, w.reasoning_cap
         ),
-        "conversation depth": min((len(user_turns) - 1) * w.turns_per_exchange, w.turns_cap),
-        "long system prompt": w.system_prompt_long if len(system) > 600 else 0.0,
-        "max_tokens": (
-            w.large_max_tokens
-            if max_tokens and max_tokens >= 1500
-            else w.small_max_tokens
-            if max_tokens and max_tokens <= 120
-            else 0.0
-        ),
-        "simple question": w.simple_opening if _SIMPLE.search(last_user) else 0.0,
+        "conversation depth": min((text.user_turns - 1) * w.turns_per_exchange, w.turns_cap),
+        "long system prompt": w.system_prompt_long * f["long system prompt"],
+        "max_tokens": w.large_max_tokens * f["large max_tokens"]
+        + w.small_max_tokens * f["small max_tokens"],
+        "simple question": w.simple_opening * f["simple question"],
     }
     score = sum(contributions.values())
     tier: Tier = (

@@ -14,22 +14,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .config_errors import ConfigError, read_yaml, validate
+from finops_common.config import ConfigError, StrictModel, read_yaml, validate
+from finops_common.phases import PHASES, Phase
+
 from .pricing import TIERS, Tier, default_price_table
 
-PROFILES: tuple[str, ...] = ("unoptimized", "optimized")
-DEFAULT_PROFILE: Final = "optimized"
+PROFILES: tuple[Phase, ...] = PHASES
+DEFAULT_PROFILE: Final[Phase] = "optimized"
 _SHA256_KEY = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TEAM_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ExactCacheSettings(_Strict):
+class ExactCacheSettings(StrictModel):
     enabled: bool = False
     ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
 
@@ -40,7 +38,7 @@ DEFAULT_EMBEDDING_MODEL = "minishlab/potion-base-8M"
 DEFAULT_THRESHOLDS = {"model2vec": 0.85, "lexical": 0.60}
 
 
-class SemanticCacheSettings(_Strict):
+class SemanticCacheSettings(StrictModel):
     enabled: bool = False
     embedder: Literal["model2vec", "lexical"] = "model2vec"
     model: str = Field(
@@ -60,21 +58,28 @@ class SemanticCacheSettings(_Strict):
         return self.threshold if self.threshold is not None else DEFAULT_THRESHOLDS[self.embedder]
 
 
-class CacheSettings(_Strict):
+class CacheSettings(StrictModel):
     exact: ExactCacheSettings = ExactCacheSettings()
     semantic: SemanticCacheSettings = SemanticCacheSettings()
 
 
 DEFAULT_TIERS: dict[Tier, str] = {
-    "simple": "claude-3-haiku",
-    "standard": "gpt-4o-mini",
-    "complex": "gpt-4",
+    "simple": "gpt-5.4-nano",
+    "standard": "gpt-5.4-mini",
+    "complex": "gpt-5.4",
 }
 
 
-class RoutingSettings(_Strict):
+class RoutingSettings(StrictModel):
     enabled: bool = False
     tiers: dict[Tier, str] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+    threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="P(complex) at which a request goes to the complex tier; higher saves more "
+        "and risks more. Default: the value chosen on the router's training set",
+    )
 
     @field_validator("tiers")
     @classmethod
@@ -92,14 +97,14 @@ class RoutingSettings(_Strict):
         return tiers
 
 
-class BudgetSettings(_Strict):
+class BudgetSettings(StrictModel):
     on_store_error: Literal["open", "closed"] = Field(
         default="closed",
         description="when the store cannot be reached: serve without limits, or refuse (503)",
     )
 
 
-class TeamLimitSettings(_Strict):
+class TeamLimitSettings(StrictModel):
     usd: float | None = Field(default=None, gt=0, description="spend allowed per period")
     period: Literal["day", "month"] = "day"
     tokens_per_minute: int | None = Field(default=None, ge=1)
@@ -115,7 +120,7 @@ def _check_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     return keys
 
 
-class TeamSettings(_Strict):
+class TeamSettings(StrictModel):
     keys: tuple[str, ...] = Field(
         min_length=1,
         description="API keys of the team: plain text, or 'sha256:<hex digest>' of the key.",
@@ -142,8 +147,8 @@ def _stored_digest(configured: str) -> str:
     )
 
 
-class GatewaySettings(_Strict):
-    profile: Literal["unoptimized", "optimized"] = DEFAULT_PROFILE
+class GatewaySettings(StrictModel):
+    profile: Phase = DEFAULT_PROFILE
     latency_scale: float = Field(
         default=1.0, ge=0, le=100, description="Multiplies simulated latency; 0 turns it off."
     )
@@ -200,7 +205,16 @@ class GatewaySettings(_Strict):
 
 
 def _profile_overrides(profile: str) -> dict[str, Any]:
-    path = Path(str(resources.files("ai_gateway") / "profiles" / f"{profile}.yaml"))
+    """A built-in profile file, over the files its ``include`` list names (the demo teams)."""
+    folder = Path(str(resources.files("ai_gateway") / "profiles"))
+    data = _mapping(folder / f"{profile}.yaml")
+    merged: dict[str, Any] = {}
+    for name in data.pop("include", []):
+        merged = deep_merge(merged, _mapping(folder / name))
+    return deep_merge(merged, data)
+
+
+def _mapping(path: Path) -> dict[str, Any]:
     data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")

@@ -1,10 +1,13 @@
-"""Token counting: real tiktoken encodings for OpenAI models, a documented approximation for Claude.
+"""Token counting: real tiktoken encodings for OpenAI models, documented approximations for Claude
+and Gemini.
 
 OpenAI chat prompts are counted the way OpenAI documents it for its chat models: each message
 costs its content tokens plus 3 (4 with a ``name``), and every reply is primed with 3 more.
 Anthropic publishes no offline tokenizer for Claude 3 and later, so Claude prompts and completions
 are counted with ``cl100k_base`` and the same per-message overhead. That is an approximation (it is
 also what LiteLLM falls back to for Claude 3 models); the real count may differ by some percent.
+Gemini's SentencePiece tokenizer is not published offline either; Gemini models are counted with
+``o200k_base``, the encoding closest to its vocabulary size, under the same caveat.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING_TOKENS = 3
 CLAUDE_APPROXIMATION_ENCODING = "cl100k_base"
+APPROXIMATIONS = {"claude-approx": CLAUDE_APPROXIMATION_ENCODING, "gemini-approx": "o200k_base"}
 
 
 class TokenizerUnavailable(RuntimeError):
@@ -35,9 +39,7 @@ class PromptMessage:
 
 
 def encoding_name(card: ModelCard) -> str:
-    if card.tokenizer == "claude-approx":
-        return CLAUDE_APPROXIMATION_ENCODING
-    return card.tokenizer
+    return APPROXIMATIONS.get(card.tokenizer, card.tokenizer)
 
 
 @cache
@@ -72,8 +74,9 @@ def describe(cards: Sequence[ModelCard]) -> dict[str, str]:
     """Which tokenizer counts each model, for /readyz."""
     return {
         card.name: (
-            f"{CLAUDE_APPROXIMATION_ENCODING} (approximation: no offline Claude tokenizer exists)"
-            if card.tokenizer == "claude-approx"
+            f"{APPROXIMATIONS[card.tokenizer]} (approximation: no offline tokenizer exists for "
+            f"{card.provider}'s models)"
+            if card.tokenizer in APPROXIMATIONS
             else f"{card.tokenizer} (tiktoken)"
         )
         for card in cards

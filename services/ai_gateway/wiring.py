@@ -29,6 +29,18 @@ def ledger_for(store: Store, clock: Clock = time.time) -> Ledger:
     return RedisLedger(store.client) if isinstance(store, RedisStore) else MemoryLedger(clock)
 
 
+def _open_embedder(settings: GatewaySettings) -> Embedder | None:
+    """One embedder serves the semantic cache and the learned router (each request is embedded
+    once). The cache cannot work without it; the router can (its features-only head), so routing
+    alone opens one only when a model2vec model is configured."""
+    semantic = settings.cache.semantic
+    if semantic.enabled:
+        return open_embedder(semantic.embedder, semantic.model)
+    if settings.routing.enabled and semantic.embedder == "model2vec" and semantic.model:
+        return open_embedder(semantic.embedder, semantic.model)
+    return None
+
+
 def build_gateway(
     settings: GatewaySettings,
     store: Store | None = None,
@@ -44,8 +56,7 @@ def build_gateway(
     provider = SimulatedProvider(settings.latency_scale)
     exact = settings.cache.exact
     semantic = settings.cache.semantic
-    if semantic.enabled:
-        embedder = embedder or open_embedder(semantic.embedder, semantic.model)
+    embedder = embedder or _open_embedder(settings)
     semantic_cache = (
         SemanticCache(
             store,
@@ -63,7 +74,7 @@ def build_gateway(
         settings=settings,
         store=store,
         identity=Identity(settings),
-        catalog=Catalog(table or default_price_table(), settings.routing, provider),
+        catalog=Catalog(table or default_price_table(), settings.routing, provider, embedder),
         budgets=Budgets(
             team_limits(settings),
             ledger_for(store, clock),
@@ -74,6 +85,6 @@ def build_gateway(
         provider=provider,
         exact=ExactCache(store, exact.ttl_seconds) if exact.enabled else None,
         semantic=semantic_cache,
-        embedder=embedder if semantic.enabled else None,
+        embedder=embedder,
         clock=clock,
     )

@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai_gateway.config_errors import ConfigError
+from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO
 
 from .report import summary_tree
+from .rightsize import command as rightsize
 from .simulation import RunOptions, SimulationError, run
 
 
@@ -64,6 +65,14 @@ def parser() -> argparse.ArgumentParser:
     render_cmd.add_argument(
         "--out", type=Path, default=None, help="output folder (out/render/STACK)"
     )
+    render_cmd.add_argument(
+        "--helm-charts",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="chart sources (DIR/CHART/Chart.yaml) to render each release with `helm template` "
+        "(default: ../shared/charts when present)",
+    )
     cost_cmd = commands.add_parser(
         "cost", help="estimate a stack's monthly compute cost, or compare two stacks"
     )
@@ -77,6 +86,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="CATEGORY=FRACTION",
         help="override the assumed spot discount of an instance category, e.g. m=0.55",
     )
+    rightsize.add_arguments(
+        commands.add_parser(
+            "rightsize",
+            help="recommend requests from the usage Prometheus measured (and write them)",
+        )
+    )
     run_cmd.add_argument(
         "--gateway-config",
         type=Path,
@@ -87,22 +102,34 @@ def parser() -> argparse.ArgumentParser:
 
 def render(args: argparse.Namespace) -> int:
     from finops_platform.config import stack_file
-    from finops_platform.render import write
+    from finops_platform.helm import HelmError
+    from finops_platform.render import DEFAULT_CHARTS, write
 
     if not stack_file(args.stack).exists():
         print(f"finops-sim: no stack config {stack_file(args.stack)}", file=sys.stderr)
         return 2
+    charts = args.helm_charts or (DEFAULT_CHARTS if DEFAULT_CHARTS.is_dir() else None)
     out = args.out or Path("out") / "render" / args.stack
     try:
-        counts = write(args.stack, out)
+        counts = write(args.stack, out, charts)
     except ConfigError as exc:
         print(f"finops-sim: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except HelmError as exc:
+        print(f"finops-sim: {exc}", file=sys.stderr)
         return 2
     print(
         f"{counts['kubernetes']} Kubernetes objects in {out / 'kubernetes'}, "
         f"{counts['helm']} Helm releases in {out / 'helm'}, "
-        f"{counts['aws']} AWS resources in {out / 'aws-resources.json'}"
+        f"{counts['aws']} AWS resources in {out / 'aws-resources.json'}, "
+        f"{counts['resources']} resources in {out / 'dependencies.json'}"
     )
+    if charts is None:
+        print("charts not rendered: no --helm-charts DIR, and no ../shared/charts")
+    else:
+        print(f"{counts['chart_objects']} chart objects in {out / 'charts'} (from {charts})")
+    if counts["missing_subcharts"]:
+        print(f"not rendered, absent from {charts}: {', '.join(counts['missing_subcharts'])}")
     return 0
 
 
@@ -123,7 +150,13 @@ def _discounts(pairs: list[str]) -> dict[str, float]:
 
 
 def cost(args: argparse.Namespace) -> int:
-    from finops_platform.cost import PRICE_SOURCE, CostModelError, compare, stack_cost
+    from finops_platform.cost import (
+        ELASTICACHE_PRICE_SOURCE,
+        PRICE_SOURCE,
+        CostModelError,
+        compare,
+        stack_cost,
+    )
     from finops_platform.render import load_stack
 
     try:
@@ -136,6 +169,10 @@ def cost(args: argparse.Namespace) -> int:
                     f"  {line.pool:<18} {line.capacity:<9} {line.nodes} x {line.instance_type:<11}"
                     f" {line.pods:>3} pods  ${line.monthly_usd:,.2f}/month"
                 )
+            for service in estimate.services:
+                print(f"  {service.service}: {service.usage}  ${service.monthly_usd:,.2f}/month")
+            if estimate.services:
+                print(f"  prices: {ELASTICACHE_PRICE_SOURCE}")
             return 0
         before, after = (load_stack(name) for name in args.compare)
         result = compare(before, after, spot_discounts=discounts)
@@ -161,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return render(args)
     if args.command == "cost":
         return cost(args)
+    if args.command == "rightsize":
+        return rightsize.run(args)
     requests = args.requests if args.requests or args.duration else 600
     options = RunOptions(
         scenario=args.scenario,

@@ -8,16 +8,18 @@ comes from results.json, which comes from this run's logs.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-PHASES = ("unoptimized", "optimized")
+from finops_common.phases import PHASES
+
+from .results import PhaseResult, PhaseSummary, SimulationResults
 
 
 @dataclass(frozen=True)
@@ -61,85 +63,87 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
+def _by_lower_tier(phase: PhaseSummary) -> str:
+    """How many complex requests each lower tier answered: the smallest tier is the worse risk."""
+    tiers = phase.routing.complex_served_by_tier
+    standard, simple = tiers.get("standard", 0), tiers.get("simple", 0)
+    return f"{standard} by the standard tier, {simple} by the simple tier"
+
+
 def ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f} ms"
 
 
-def _phase_table(results: dict[str, Any]) -> Table:
-    before, after = (results["phases"][p] for p in PHASES)
+def _phase_table(results: SimulationResults) -> Table:
+    phases = [summary for _, summary in results.phases.items()]
 
-    def row(label: str, fn) -> tuple[str, ...]:
-        return (label, fn(before), fn(after))
+    def row(label: str, fn: Callable[[PhaseResult], str]) -> tuple[str, ...]:
+        return (label, *(fn(p) for p in phases))
 
     return Table(
-        ("", "unoptimized", "optimized"),
+        ("", *PHASES),
         (
-            row("requests", lambda p: f"{p['requests']:,}"),
-            row("served", lambda p: f"{p['served']:,}"),
-            row("AI spend", lambda p: usd(p["spend_usd"])),
-            row("same requests, unoptimized (baseline)", lambda p: usd(p["baseline_usd"])),
-            row("exact cache hit rate", lambda p: pct(p["cache"]["exact_hit_rate"])),
-            row("semantic cache hit rate", lambda p: pct(p["cache"]["semantic_hit_rate"])),
+            row("requests", lambda p: f"{p.requests:,}"),
+            row("served", lambda p: f"{p.served:,}"),
+            row("AI spend", lambda p: usd(p.spend_usd)),
+            row("same requests, unoptimized (baseline)", lambda p: usd(p.baseline_usd)),
+            row("exact cache hit rate", lambda p: pct(p.cache.exact_hit_rate)),
+            row("semantic cache hit rate", lambda p: pct(p.cache.semantic_hit_rate)),
             row(
                 "semantic hits that answered another question",
-                lambda p: (
-                    f"{p['cache']['semantic_false_hits']} "
-                    f"({pct(p['cache']['semantic_false_hit_rate'])})"
-                ),
+                lambda p: f"{p.cache.semantic_false_hits} ({pct(p.cache.semantic_false_hit_rate)})",
             ),
-            row(
-                "requests routed to another model", lambda p: f"{p['routing']['routed_requests']:,}"
-            ),
+            row("requests routed to another model", lambda p: f"{p.routing.routed_requests:,}"),
             row(
                 "complex requests answered by a lower tier",
                 lambda p: (
-                    f"{p['routing']['complex_served_by_lower_tier']} of "
-                    f"{p['routing']['complex_requests']} ({pct(p['routing']['quality_risk'])})"
+                    f"{p.routing.complex_served_by_lower_tier} of "
+                    f"{p.routing.complex_requests} ({pct(p.routing.quality_risk)}): "
+                    f"{_by_lower_tier(p)}"
                 ),
             ),
-            row("budget rejections", lambda p: f"{p['budget_rejections']:,}"),
-            row("rate-limited", lambda p: f"{p['rate_limited']:,}"),
-            row("errors", lambda p: f"{p['errors']:,}"),
-            row("latency p50", lambda p: ms(p["latency_ms"]["p50"])),
-            row("latency p95", lambda p: ms(p["latency_ms"]["p95"])),
-            row("latency p99", lambda p: ms(p["latency_ms"]["p99"])),
-            row(
-                "tokens billed in / out",
-                lambda p: f"{p['tokens']['input']:,} / {p['tokens']['output']:,}",
-            ),
+            row("budget rejections", lambda p: f"{p.budget_rejections:,}"),
+            row("rate-limited", lambda p: f"{p.rate_limited:,}"),
+            row("errors", lambda p: f"{p.errors:,}"),
+            row("latency p50", lambda p: ms(p.latency_ms.p50)),
+            row("latency p95", lambda p: ms(p.latency_ms.p95)),
+            row("latency p99", lambda p: ms(p.latency_ms.p99)),
+            row("tokens billed in / out", lambda p: f"{p.tokens.input:,} / {p.tokens.output:,}"),
         ),
     )
 
 
-def _spend_table(results: dict[str, Any], key: str, label: str) -> Table:
-    before, after = (results["phases"][p][key] for p in PHASES)
-    names = sorted(set(before) | set(after))
+def _spend_table(
+    results: SimulationResults, spend: Callable[[PhaseResult], dict[str, float]], label: str
+) -> Table:
+    by_phase = [spend(summary) for _, summary in results.phases.items()]
+    names = sorted(set().union(*by_phase))
     return Table(
-        (label, "unoptimized", "optimized"),
-        tuple((n, usd(before.get(n, 0.0)), usd(after.get(n, 0.0))) for n in names),
+        (label, *PHASES),
+        tuple((n, *(usd(s.get(n, 0.0)) for s in by_phase)) for n in names),
     )
 
 
-def summary_tree(results: dict[str, Any]) -> str:
+def summary_tree(results: SimulationResults) -> str:
     """The original design's result tree, filled with this run's measurements."""
-    ai = results["comparison"]
-    before = results["phases"]["unoptimized"]["spend_usd"]
-    after = results["phases"]["optimized"]["spend_usd"]
-    compute = results.get("compute")
-    requests = results["phases"]["optimized"]["requests"]
+    ai = results.comparison
+    before = results.phases.unoptimized.spend_usd
+    after = results.phases.optimized.spend_usd
+    compute = results.compute
+    requests = results.phases.optimized.requests
     ai_line = (
-        f"AI Token Costs: {pct(ai['savings_pct'])} reduction "
+        f"AI Token Costs: {pct(ai.savings_pct)} reduction "
         f"({usd(before)} -> {usd(after)} for {requests:,} requests)"
     )
     if compute is None:
         compute_line = "Kubernetes Compute: not computed (the compute cost model is not built yet)"
-        total_line = f"Total: AI token costs only, {pct(ai['savings_pct'])} reduction"
+        total_line = f"Total: AI token costs only, {pct(ai.savings_pct)} reduction"
     else:
         compute_line = (
-            f"Kubernetes Compute: {pct(compute['savings_pct'])} reduction "
-            f"({usd(compute['unoptimized_monthly_usd'])} -> "
-            f"{usd(compute['optimized_monthly_usd'])} per month, cost model: rightsizing "
-            f"{usd(compute['rightsizing_usd'])}, spot {usd(compute['spot_usd'])})"
+            f"Kubernetes Compute: {pct(compute.savings_pct)} reduction "
+            f"({usd(compute.unoptimized_monthly_usd)} -> "
+            f"{usd(compute.optimized_monthly_usd)} per month, cost model: rightsizing "
+            f"{usd(compute.rightsizing_usd)}, spot {usd(compute.spot_usd)})"
         )
         total_line = (
             "Total: not combined - compute is priced per month of nodes and AI per request; "
@@ -151,17 +155,17 @@ def summary_tree(results: dict[str, Any]) -> str:
     )
 
 
-def charts(results: dict[str, Any], out: Path) -> list[Image]:
+def charts(results: SimulationResults, out: Path) -> list[Image]:
     """PNG charts of spend, savings by cause, serving mix and latency."""
     out.mkdir(parents=True, exist_ok=True)
-    phases = results["phases"]
+    phases = [summary for _, summary in results.phases.items()]
     images = []
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    models = sorted({m for p in PHASES for m in phases[p]["spend_by_model_usd"]})
+    models = sorted({m for p in phases for m in p.spend_by_model_usd})
     bottoms = [0.0, 0.0]
     for model in models:
-        values = [phases[p]["spend_by_model_usd"].get(model, 0.0) for p in PHASES]
+        values = [p.spend_by_model_usd.get(model, 0.0) for p in phases]
         ax.bar(PHASES, values, bottom=bottoms, label=model)
         bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
     ax.set_ylabel("AI spend (USD)")
@@ -170,19 +174,19 @@ def charts(results: dict[str, Any], out: Path) -> list[Image]:
     images.append(_save(fig, out / "spend_by_model.png", "AI spend by served model"))
 
     fig, ax = plt.subplots(figsize=(7, 3))
-    causes = results["comparison"]["by_cause_usd"]
+    causes = dict(results.comparison.by_cause_usd)
     ax.barh(list(causes), list(causes.values()), color=["#4c72b0", "#55a868", "#c44e52"])
     ax.set_xlabel("USD saved in the optimized phase")
     ax.set_title("Savings by cause")
     images.append(_save(fig, out / "savings_by_cause.png", "Savings by cause"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    optimized = phases["optimized"]
+    optimized = results.phases.optimized
     parts = {
-        "exact cache": optimized["cache"]["exact_hits"],
-        "semantic cache": optimized["cache"]["semantic_hits"],
-        **{f"model: {m}": n for m, n in optimized["routing"]["served_by_model"].items()},
-        "refused": optimized["requests"] - optimized["served"],
+        "exact cache": optimized.cache.exact_hits,
+        "semantic cache": optimized.cache.semantic_hits,
+        **{f"model: {m}": n for m, n in optimized.routing.served_by_model.items()},
+        "refused": optimized.requests - optimized.served,
     }
     parts = {k: v for k, v in parts.items() if v}
     ax.pie(list(parts.values()), labels=list(parts), autopct="%1.0f%%", textprops={"fontsize": 8})
@@ -192,8 +196,8 @@ def charts(results: dict[str, Any], out: Path) -> list[Image]:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     quantiles = ("p50", "p95", "p99")
     width = 0.35
-    for i, phase in enumerate(PHASES):
-        values = [phases[phase]["latency_ms"][q] or 0 for q in quantiles]
+    for i, (phase, summary) in enumerate(results.phases.items()):
+        values = [getattr(summary.latency_ms, q) or 0 for q in quantiles]
         ax.bar([x + i * width for x in range(3)], values, width, label=phase)
     ax.set_xticks([x + width / 2 for x in range(3)], quantiles)
     ax.set_ylabel("ms")
@@ -210,17 +214,17 @@ def _save(fig, path: Path, alt: str) -> Image:
     return Image(f"{path.parent.name}/{path.name}", alt)
 
 
-def build(results: dict[str, Any], images: list[Image]) -> list[Block]:
-    ai = results["comparison"]
-    run = results["run"]
-    before = results["phases"]["unoptimized"]
-    after = results["phases"]["optimized"]
-    causes = ai["by_cause_usd"]
+def build(results: SimulationResults, images: list[Image]) -> list[Block]:
+    ai = results.comparison
+    run = results.run
+    before = results.phases.unoptimized
+    after = results.phases.optimized
+    causes, shares = ai.by_cause_usd, ai.by_cause_pct
     return [
         Heading("finops-sim savings report", 1),
         Paragraph(
-            f"Scenario `{run['scenario']}`, seed {run['seed']}, {after['requests']:,} requests per "
-            f"phase, run on {run['started_at']}. The same request sequence went through the "
+            f"Scenario `{run.scenario}`, seed {run.seed}, {after.requests:,} requests per "
+            f"phase, run on {run.started_at}. The same request sequence went through the "
             "gateway twice: once with the `unoptimized` profile (every request served by the "
             "model it names, no cache) and once with the `optimized` profile (exact and semantic "
             "cache, complexity routing, team budgets). Every number below is computed from the "
@@ -229,32 +233,35 @@ def build(results: dict[str, Any], images: list[Image]) -> list[Block]:
         ),
         Heading("What it saved"),
         Paragraph(
-            f"AI spend fell from **{usd(before['spend_usd'])}** to **{usd(after['spend_usd'])}**: "
-            f"**{usd(ai['savings_usd'])} saved ({pct(ai['savings_pct'])})**. By cause: cache "
-            f"{usd(causes['cache'])} ({pct(ai['by_cause_pct']['cache'])}), routing "
-            f"{usd(causes['routing'])} ({pct(ai['by_cause_pct']['routing'])}), budgets "
-            f"{usd(causes['budgets'])} ({pct(ai['by_cause_pct']['budgets'])}); unattributed "
-            f"{usd(ai['unattributed_usd'])}. Budget savings are requests that were refused, not "
+            f"AI spend fell from **{usd(before.spend_usd)}** to **{usd(after.spend_usd)}**: "
+            f"**{usd(ai.savings_usd)} saved ({pct(ai.savings_pct)})**. By cause: cache "
+            f"{usd(causes.cache)} ({pct(shares.cache)}), routing "
+            f"{usd(causes.routing)} ({pct(shares.routing)}), budgets "
+            f"{usd(causes.budgets)} ({pct(shares.budgets)}); unattributed "
+            f"{usd(ai.unattributed_usd)}. Budget savings are requests that were refused, not "
             "answered more cheaply."
         ),
         Table(
             ("cause", "USD saved", "share of unoptimized spend"),
             (
-                *((c, usd(v), pct(ai["by_cause_pct"][c])) for c, v in causes.items()),
-                ("total between phases", usd(ai["savings_usd"]), pct(ai["savings_pct"])),
+                *(
+                    (cause, usd(saved), pct(share))
+                    for (cause, saved), (_, share) in zip(causes, shares, strict=True)
+                ),
+                ("total between phases", usd(ai.savings_usd), pct(ai.savings_pct)),
             ),
         ),
         Heading("What it risked"),
         Paragraph(
-            f"Semantic cache: {after['cache']['semantic_hits']:,} answers came from a cached "
-            f"paraphrase, of which {after['cache']['semantic_false_hits']} answered a different "
-            f"question than the one asked ({pct(after['cache']['semantic_false_hit_rate'])}). "
-            f"Routing: {after['routing']['complex_served_by_lower_tier']} of "
-            f"{after['routing']['complex_requests']} complex requests were answered by a "
-            f"lower-tier model ({pct(after['routing']['quality_risk'])}), a quality risk to "
-            "review. "
-            f"Budgets refused {after['budget_rejections']:,} requests and rate limits "
-            f"{after['rate_limited']:,}."
+            f"Semantic cache: {after.cache.semantic_hits:,} answers came from a cached "
+            f"paraphrase, of which {after.cache.semantic_false_hits} answered a different "
+            f"question than the one asked ({pct(after.cache.semantic_false_hit_rate)}). "
+            f"Routing: {after.routing.complex_served_by_lower_tier} of "
+            f"{after.routing.complex_requests} complex requests were answered by a "
+            f"lower-tier model ({pct(after.routing.quality_risk)}; {_by_lower_tier(after)}),"
+            " a quality risk to review. "
+            f"Budgets refused {after.budget_rejections:,} requests and rate limits "
+            f"{after.rate_limited:,}."
         ),
         Heading("Both phases side by side"),
         _phase_table(results),
@@ -264,9 +271,9 @@ def build(results: dict[str, Any], images: list[Image]) -> list[Block]:
             "finishes in about a minute); a cache hit has no provider time."
         ),
         Heading("Spend by model", 3),
-        _spend_table(results, "spend_by_model_usd", "served model"),
+        _spend_table(results, lambda p: p.spend_by_model_usd, "served model"),
         Heading("Spend by team", 3),
-        _spend_table(results, "spend_by_team_usd", "team"),
+        _spend_table(results, lambda p: p.spend_by_team_usd, "team"),
         Heading("Charts"),
         *images,
         Heading("Summary"),
@@ -301,7 +308,7 @@ def _html_inline(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
-def to_html(blocks: list[Block]) -> str:
+def to_html(blocks: list[Block], title: str = "finops-sim savings report") -> str:
     body: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):
@@ -326,12 +333,12 @@ def to_html(blocks: list[Block]) -> str:
         "pre{background:#f6f6f6;padding:1em}"
     )
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>finops-sim savings report"
-        f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
     )
 
 
-def write_report(results: dict[str, Any], out: Path) -> None:
+def write_report(results: SimulationResults, out: Path) -> None:
     blocks = build(results, charts(results, out / "charts"))
     (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
     (out / "report.html").write_text(to_html(blocks), encoding="utf-8")

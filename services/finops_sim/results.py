@@ -1,22 +1,36 @@
 """Statistics of a simulation, computed only from the gateway's per-request logs.
 
-Each phase's log has one JSON line per request (see ai_gateway.request_log). Everything in
-results.json, and so in the report, is a function of those lines; nothing is a constant.
+Each phase's log has one RequestRecord per line (ai_gateway.records). Everything in results.json,
+and so in the report, is a function of those records; nothing is a constant. The models below are
+the schema of results.json.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+
+from pydantic import ValidationError
+
+from ai_gateway.records import RequestRecord
+from finops_common.config import StrictModel
+from finops_common.phases import PHASES, Phase
 
 
-def read_log(path: Path) -> list[dict[str, Any]]:
+def read_log(path: Path) -> list[RequestRecord]:
+    """Every record of a request log; a line that is not a record is an error naming the line."""
+    records = []
     with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(RequestRecord.model_validate_json(line))
+            except ValidationError as exc:
+                raise ValueError(f"{path}:{number}: not a request record: {exc}") from exc
+    return records
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -36,85 +50,213 @@ def _money(values: Iterable[float]) -> float:
     return math.fsum(values)
 
 
-def phase_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+class CacheSummary(StrictModel):
+    exact_hits: int
+    semantic_hits: int
+    exact_hit_rate: float | None
+    semantic_hit_rate: float | None
+    semantic_false_hits: int
+    semantic_false_hit_rate: float | None
+    exact_false_hits: int
+
+
+class RoutingSummary(StrictModel):
+    routed_requests: int
+    served_by_model: dict[str, int]
+    served_by_tier: dict[str, int]
+    complex_requests: int
+    complex_served_by_lower_tier: int
+    complex_served_by_tier: dict[str, int]  # the lower tiers only: "standard", "simple"
+    quality_risk: float | None
+
+
+class LatencySummary(StrictModel):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class TokenSummary(StrictModel):
+    input: int
+    output: int
+
+
+class SavingsByCause(StrictModel):
+    """USD saved per cause; budget savings are refused requests, not cheaper answers."""
+
+    cache: float
+    routing: float
+    budgets: float
+
+
+class CauseShares(StrictModel):
+    """Each cause's saving as a share of the unoptimized spend (None when that spend is 0)."""
+
+    cache: float | None
+    routing: float | None
+    budgets: float | None
+
+
+class PhaseSummary(StrictModel):
+    """Everything the report says about one phase, from its request log alone."""
+
+    requests: int
+    served: int
+    errors: int
+    budget_rejections: int
+    rate_limited: int
+    spend_usd: float
+    baseline_usd: float
+    spend_by_model_usd: dict[str, float]
+    spend_by_team_usd: dict[str, float]
+    cache: CacheSummary
+    routing: RoutingSummary
+    latency_ms: LatencySummary
+    tokens: TokenSummary
+    savings_by_cause_usd: SavingsByCause
+
+
+class PhaseResult(PhaseSummary):
+    """A phase's summary with what the live gateway said at the end of the phase."""
+
+    metric_cost_usd: float
+    gateway_ready_at_end: bool
+
+
+class Phases(StrictModel):
+    unoptimized: PhaseResult
+    optimized: PhaseResult
+
+    def items(self) -> Iterator[tuple[Phase, PhaseResult]]:
+        """The phases in PHASES order."""
+        return ((phase, getattr(self, phase)) for phase in PHASES)
+
+
+class Comparison(StrictModel):
+    savings_usd: float
+    savings_pct: float | None
+    by_cause_usd: SavingsByCause
+    by_cause_pct: CauseShares
+    unattributed_usd: float
+
+
+class ComputeComparison(StrictModel):
+    """The cost model's monthly compute comparison of the two stacks (finops_platform.cost)."""
+
+    unoptimized_monthly_usd: float
+    optimized_monthly_usd: float
+    savings_usd: float
+    savings_pct: float | None
+    rightsizing_usd: float
+    spot_usd: float
+
+
+class RunInfo(StrictModel):
+    scenario: str
+    scenario_file: str
+    seed: int
+    requests_per_phase: int | None
+    duration_s: float | None
+    users: int
+    embedder: str
+    gateway_config: str | None
+    started_at: str
+
+
+class SimulationResults(StrictModel):
+    """results.json."""
+
+    run: RunInfo
+    phases: Phases
+    comparison: Comparison
+    compute: ComputeComparison | None
+
+
+def phase_summary(records: list[RequestRecord]) -> PhaseSummary:
     """Everything the report says about one phase."""
-    served = [r for r in records if r["status"] == 200]
-    refused = [r for r in records if r["status"] != 200]
-    misses = [r for r in served if r["cache"] == "miss"]
-    exact = [r for r in served if r["cache"] == "exact"]
-    semantic = [r for r in served if r["cache"] == "semantic"]
-    false_semantic = [r for r in semantic if r["cached_label"] != r["sim"].get("question")]
-    false_exact = [r for r in exact if r["cached_label"] != r["sim"].get("question")]
-    complex_served = [r for r in served if r["sim"].get("difficulty") == "complex"]
-    complex_lower = [r for r in complex_served if r["served_tier"] != "complex"]
-    routed = [r for r in misses if r["route_tier"] is not None]
-    budget_refusals = [r for r in refused if r.get("error") == "budget"]
-    rate_refusals = [r for r in refused if r.get("error") == "rate_limit"]
-    errors = [r for r in refused if r.get("error") not in ("budget", "rate_limit")]
-    latencies = [r["gateway_ms"] + r["provider_ms"] for r in served]
+    served = [r for r in records if r.served]
+    refused = [r for r in records if not r.served]
+    misses = [r for r in served if r.cache == "miss"]
+    exact = [r for r in served if r.cache == "exact"]
+    semantic = [r for r in served if r.cache == "semantic"]
+    false_semantic = [r for r in semantic if r.cached_label != r.sim.get("question")]
+    false_exact = [r for r in exact if r.cached_label != r.sim.get("question")]
+    complex_served = [r for r in served if r.sim.get("difficulty") == "complex"]
+    complex_lower = [r for r in complex_served if r.served_tier != "complex"]
+    routed = [r for r in misses if r.route_tier is not None]
+    budget_refusals = [r for r in refused if r.error == "budget"]
+    rate_refusals = [r for r in refused if r.error == "rate_limit"]
+    errors = [r for r in refused if r.error not in ("budget", "rate_limit")]
+    latencies = [r.latency_ms for r in served]
     by_model: dict[str, float] = defaultdict(float)
     by_team: dict[str, float] = defaultdict(float)
     for r in misses:
-        by_model[r["served_model"]] += r["cost_usd"]
-        by_team[r["team"]] += r["cost_usd"]
-    savings = {
-        "cache": _money(r["saved_usd"] for r in exact + semantic),
-        "routing": _money(r["saved_usd"] for r in routed),
-        "budgets": _money(r["baseline_usd"] or 0.0 for r in budget_refusals),
-    }
-    return {
-        "requests": len(records),
-        "served": len(served),
-        "errors": len(errors),
-        "budget_rejections": len(budget_refusals),
-        "rate_limited": len(rate_refusals),
-        "spend_usd": _money(r["cost_usd"] for r in records),
-        "baseline_usd": _money(r["baseline_usd"] or 0.0 for r in records),
-        "spend_by_model_usd": dict(sorted(by_model.items())),
-        "spend_by_team_usd": dict(sorted(by_team.items())),
-        "cache": {
-            "exact_hits": len(exact),
-            "semantic_hits": len(semantic),
-            "exact_hit_rate": _share(len(exact), len(served)),
-            "semantic_hit_rate": _share(len(semantic), len(served)),
-            "semantic_false_hits": len(false_semantic),
-            "semantic_false_hit_rate": _share(len(false_semantic), len(semantic)),
-            "exact_false_hits": len(false_exact),
-        },
-        "routing": {
-            "routed_requests": len(routed),
-            "served_by_model": dict(sorted(Counter(r["served_model"] for r in misses).items())),
-            "served_by_tier": dict(sorted(Counter(r["served_tier"] for r in misses).items())),
-            "complex_requests": len(complex_served),
-            "complex_served_by_lower_tier": len(complex_lower),
-            "quality_risk": _share(len(complex_lower), len(complex_served)),
-        },
-        "latency_ms": {
-            "p50": percentile(latencies, 50),
-            "p95": percentile(latencies, 95),
-            "p99": percentile(latencies, 99),
-        },
-        "tokens": {
-            "input": sum(r["prompt_tokens"] for r in misses),
-            "output": sum(r["completion_tokens"] for r in misses),
-        },
-        "savings_by_cause_usd": savings,
-    }
+        by_model[str(r.served_model)] += r.cost_usd
+        by_team[str(r.team)] += r.cost_usd
+    return PhaseSummary(
+        requests=len(records),
+        served=len(served),
+        errors=len(errors),
+        budget_rejections=len(budget_refusals),
+        rate_limited=len(rate_refusals),
+        spend_usd=_money(r.cost_usd for r in records),
+        baseline_usd=_money(r.baseline_usd or 0.0 for r in records),
+        spend_by_model_usd=dict(sorted(by_model.items())),
+        spend_by_team_usd=dict(sorted(by_team.items())),
+        cache=CacheSummary(
+            exact_hits=len(exact),
+            semantic_hits=len(semantic),
+            exact_hit_rate=_share(len(exact), len(served)),
+            semantic_hit_rate=_share(len(semantic), len(served)),
+            semantic_false_hits=len(false_semantic),
+            semantic_false_hit_rate=_share(len(false_semantic), len(semantic)),
+            exact_false_hits=len(false_exact),
+        ),
+        routing=RoutingSummary(
+            routed_requests=len(routed),
+            served_by_model=dict(sorted(Counter(str(r.served_model) for r in misses).items())),
+            served_by_tier=dict(sorted(Counter(str(r.served_tier) for r in misses).items())),
+            complex_requests=len(complex_served),
+            complex_served_by_lower_tier=len(complex_lower),
+            complex_served_by_tier={
+                tier: sum(r.served_tier == tier for r in complex_lower)
+                for tier in ("standard", "simple")
+            },
+            quality_risk=_share(len(complex_lower), len(complex_served)),
+        ),
+        latency_ms=LatencySummary(
+            p50=percentile(latencies, 50),
+            p95=percentile(latencies, 95),
+            p99=percentile(latencies, 99),
+        ),
+        tokens=TokenSummary(
+            input=sum(r.prompt_tokens for r in misses),
+            output=sum(r.completion_tokens for r in misses),
+        ),
+        savings_by_cause_usd=SavingsByCause(
+            cache=_money(r.saved_usd for r in exact + semantic),
+            # Net of the routed requests whose smaller model wrote a longer answer and cost more
+            # than the requested one would have (the gateway's saved counter floors those at 0).
+            routing=_money((r.baseline_usd or 0.0) - r.cost_usd for r in routed),
+            budgets=_money(r.baseline_usd or 0.0 for r in budget_refusals),
+        ),
+    )
 
 
-def compare(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def compare(before: PhaseSummary, after: PhaseSummary) -> Comparison:
     """Savings between the phases, split by cause from the optimized phase's own records.
 
     The causes add up to the optimized phase's baseline minus its spend. When the unoptimized
     phase served every request, its spend equals that baseline and the split is exact; any
     difference is reported as unattributed rather than hidden.
     """
-    saved = before["spend_usd"] - after["spend_usd"]
-    causes = after["savings_by_cause_usd"]
-    return {
-        "savings_usd": saved,
-        "savings_pct": _share(saved, before["spend_usd"]),
-        "by_cause_usd": causes,
-        "by_cause_pct": {k: _share(v, before["spend_usd"]) for k, v in causes.items()},
-        "unattributed_usd": saved - _money(causes.values()),
-    }
+    saved = before.spend_usd - after.spend_usd
+    causes = after.savings_by_cause_usd
+    shares = {cause: _share(usd, before.spend_usd) for cause, usd in causes}
+    return Comparison(
+        savings_usd=saved,
+        savings_pct=_share(saved, before.spend_usd),
+        by_cause_usd=causes,
+        by_cause_pct=CauseShares(**shares),
+        unattributed_usd=saved - _money(usd for _, usd in causes),
+    )

@@ -9,12 +9,9 @@ process started here is stopped before returning, on errors and Ctrl-C too.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,13 +21,23 @@ import yaml
 from tqdm import tqdm
 
 import loadgen
-from ai_gateway.config_errors import ConfigError, read_yaml
-from ai_gateway.process import GatewayProcess, embedded_valkey, http_json
 from ai_gateway.settings import deep_merge, load_settings
+from finops_common.config import ConfigError, read_yaml
+from finops_common.phases import Phase
+from finops_common.process import GatewayProcess, child_process, embedded_valkey, http_json
 from loadgen.scenario import load_scenario
 
 from .report import write_report
-from .results import compare, phase_summary, read_log
+from .results import (
+    ComputeComparison,
+    PhaseResult,
+    Phases,
+    RunInfo,
+    SimulationResults,
+    compare,
+    phase_summary,
+    read_log,
+)
 
 LOCUSTFILE = Path(loadgen.__file__).with_name("locustfile.py")
 CROSS_CHECK_TOLERANCE_USD = 1e-6
@@ -50,22 +57,6 @@ class RunOptions:
     users: int = 1
     embedder: str = "model2vec"
     gateway_config: Path | None = None
-
-
-@contextmanager
-def _process(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as sink:
-        process = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
 
 
 def _count_lines(path: Path) -> int:
@@ -90,7 +81,7 @@ def _metric_total(url: str, name: str) -> float:
     )
 
 
-def _run_phase(phase: str, options: RunOptions, out: Path) -> dict[str, Any]:
+def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
     logs = out / "logs"
     request_log = out / f"requests-{phase}.jsonl"
     request_log.unlink(missing_ok=True)
@@ -133,7 +124,7 @@ def _run_phase(phase: str, options: RunOptions, out: Path) -> dict[str, Any]:
             cmd += ["--seed", str(options.seed)]
         if options.duration_s is not None:
             cmd += ["--run-time", f"{int(options.duration_s)}s"]
-        locust = stack.enter_context(_process(cmd, logs / f"locust-{phase}.log"))
+        locust = stack.enter_context(child_process(cmd, logs / f"locust-{phase}.log"))
         total = options.requests if options.requests else options.duration_s
         unit = "req" if options.requests else "s"
         started = time.monotonic()
@@ -157,15 +148,16 @@ def _run_phase(phase: str, options: RunOptions, out: Path) -> dict[str, Any]:
     records = read_log(request_log)
     if not records:
         raise SimulationError(f"the {phase} phase logged no requests; see {logs}")
-    summary = phase_summary(records)
-    summary["metric_cost_usd"] = metric_cost
-    summary["gateway_ready_at_end"] = status == 200
-    return summary
+    return PhaseResult(
+        **dict(phase_summary(records)),
+        metric_cost_usd=metric_cost,
+        gateway_ready_at_end=status == 200,
+    )
 
 
-def cross_check(phase: str, summary: dict[str, Any]) -> None:
+def cross_check(phase: Phase, summary: PhaseResult) -> None:
     """The report's spend, the log's sum and the gateway's metric must agree to the cent."""
-    report_spend, metric = summary["spend_usd"], summary["metric_cost_usd"]
+    report_spend, metric = summary.spend_usd, summary.metric_cost_usd
     if abs(report_spend - metric) > CROSS_CHECK_TOLERANCE_USD or round(report_spend, 2) != round(
         metric, 2
     ):
@@ -175,7 +167,7 @@ def cross_check(phase: str, summary: dict[str, Any]) -> None:
         )
 
 
-def compute_comparison() -> dict[str, float] | None:
+def compute_comparison() -> ComputeComparison | None:
     """The Kubernetes compute line: the cost model on the two stacks' configs."""
     from finops_platform.config import stack_file
     from finops_platform.cost import compare
@@ -183,10 +175,10 @@ def compute_comparison() -> dict[str, float] | None:
 
     if not all(stack_file(s).exists() for s in ("unoptimized", "optimized")):
         return None
-    return compare(load_stack("unoptimized"), load_stack("optimized"))
+    return ComputeComparison(**compare(load_stack("unoptimized"), load_stack("optimized")))
 
 
-def run(options: RunOptions) -> dict[str, Any]:
+def run(options: RunOptions) -> SimulationResults:
     scenario = load_scenario(options.scenario)
     if options.gateway_config is not None:
         load_settings("optimized", options.gateway_config)  # fail now, naming the user's file
@@ -197,26 +189,26 @@ def run(options: RunOptions) -> dict[str, Any]:
     before = _run_phase("unoptimized", options, out)
     # With --duration, the optimized phase replays exactly the requests the first phase sent, so
     # both phases answer the identical workload.
-    same_workload = replace(options, requests=before["requests"], duration_s=None)
-    phases = {"unoptimized": before, "optimized": _run_phase("optimized", same_workload, out)}
+    same_workload = replace(options, requests=before.requests, duration_s=None)
+    phases = Phases(unoptimized=before, optimized=_run_phase("optimized", same_workload, out))
     for phase, summary in phases.items():
         cross_check(phase, summary)
-    results = {
-        "run": {
-            "scenario": scenario.name,
-            "scenario_file": str(options.scenario),
-            "seed": options.seed if options.seed is not None else scenario.seed,
-            "requests_per_phase": options.requests,
-            "duration_s": options.duration_s,
-            "users": options.users,
-            "embedder": options.embedder,
-            "gateway_config": str(options.gateway_config) if options.gateway_config else None,
-            "started_at": started_at,
-        },
-        "phases": phases,
-        "comparison": compare(phases["unoptimized"], phases["optimized"]),
-        "compute": compute_comparison(),
-    }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    results = SimulationResults(
+        run=RunInfo(
+            scenario=scenario.name,
+            scenario_file=str(options.scenario),
+            seed=options.seed if options.seed is not None else scenario.seed,
+            requests_per_phase=options.requests,
+            duration_s=options.duration_s,
+            users=options.users,
+            embedder=options.embedder,
+            gateway_config=str(options.gateway_config) if options.gateway_config else None,
+            started_at=started_at,
+        ),
+        phases=phases,
+        comparison=compare(phases.unoptimized, phases.optimized),
+        compute=compute_comparison(),
+    )
+    (out / "results.json").write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
     write_report(results, out)
     return results

@@ -24,7 +24,7 @@ from locust import FastHttpUser, events, task
 from locust.exception import StopUser
 from locust.runners import LocalRunner, WorkerRunner
 
-from ai_gateway.config_errors import ConfigError
+from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO, Scenario, SimRequest, generate, load_scenario
 
 

@@ -19,27 +19,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ai_gateway.config_errors import read_yaml, validate
 from ai_gateway.pricing import Tier, default_price_table
+from finops_common.config import ConfigError, StrictModel, read_yaml, validate
 
 Api = Literal["openai", "anthropic"]
 Kind = Literal["new", "exact", "paraphrase"]
 DEFAULT_SCENARIO = Path(str(resources.files("loadgen") / "scenarios" / "default.yaml"))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TeamTraffic(_Strict):
+class TeamTraffic(StrictModel):
     name: str = Field(min_length=1)
     key: str = Field(min_length=8)
     share: float = Field(gt=0)
 
 
-class WeightedChoice(_Strict):
+class WeightedChoice(StrictModel):
     values: tuple[int, ...] = Field(min_length=1)
     weights: tuple[float, ...] = Field(min_length=1)
 
@@ -52,7 +48,7 @@ class WeightedChoice(_Strict):
         return self
 
 
-class Repeats(_Strict):
+class Repeats(StrictModel):
     exact: float = Field(ge=0, le=1, description="share of requests that repeat one exactly")
     paraphrase: float = Field(ge=0, le=1, description="share that re-ask in other words")
 
@@ -63,7 +59,7 @@ class Repeats(_Strict):
         return self
 
 
-class ContextSize(_Strict):
+class ContextSize(StrictModel):
     """Sentences of document appended to intents that carry one (summaries, reviews)."""
 
     min_sentences: int = Field(ge=0)
@@ -76,7 +72,7 @@ class ContextSize(_Strict):
         return self
 
 
-class Arrival(_Strict):
+class Arrival(StrictModel):
     pattern: Literal["steady", "diurnal", "burst"]
     rate_per_second: float = Field(gt=0, le=10_000, description="mean arrival rate")
     period_seconds: float = Field(default=60, gt=0, description="diurnal: one simulated day")
@@ -95,7 +91,7 @@ class Arrival(_Strict):
         return self.rate_per_second
 
 
-class Intent(_Strict):
+class Intent(StrictModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     difficulty: Tier
     weight: float = Field(default=1.0, gt=0)
@@ -121,11 +117,11 @@ class Intent(_Strict):
         return self
 
 
-class Scenario(_Strict):
+class Scenario(StrictModel):
     version: Literal[1]
     name: str = Field(min_length=1)
     seed: int = 42
-    default_model: str = "gpt-4"
+    default_model: str = "gpt-5.4"
     teams: tuple[TeamTraffic, ...] = Field(min_length=1)
     apis: dict[Api, float] = Field(min_length=1)
     repeats: Repeats
@@ -160,10 +156,26 @@ class Scenario(_Strict):
         return self
 
 
+def _scenario_data(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's keys over those of the scenario it ``extends`` (a path relative to it)."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of scenario settings")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    base_path = (path.parent / str(base)).resolve()
+    if base_path in seen or not base_path.is_file():
+        problem = "extends itself" if base_path in seen else "names no file"
+        raise ConfigError(f"{path}: key `extends`: {base!r} {problem}")
+    return {**_scenario_data(base_path, (*seen, path.resolve())), **data}
+
+
 def load_scenario(path: Path | None = None) -> Scenario:
-    """Load and validate a scenario; errors name the file, the key and what is allowed."""
+    """Load and validate a scenario; errors name the file, the key and what is allowed. A file
+    with ``extends: other.yaml`` replaces only the top-level keys it sets."""
     path = path or DEFAULT_SCENARIO
-    return validate(Scenario, read_yaml(path), str(path))
+    return validate(Scenario, _scenario_data(path), str(path))
 
 
 @dataclass(frozen=True)

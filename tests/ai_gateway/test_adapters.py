@@ -70,7 +70,7 @@ def test_openai_parse_normalises_the_request():
 def test_anthropic_parse_puts_the_system_prompt_first():
     request = AnthropicAdapter().parse(
         {
-            "model": "claude-3-haiku",
+            "model": "claude-haiku-4-5",
             "max_tokens": 5,
             "system": [{"type": "text", "text": "Be brief."}],
             "messages": [{"role": "user", "content": "hi"}],

@@ -99,11 +99,11 @@ ANTHROPIC_USER = '"messages": [{"role": "user", "content": "x"}]'
     "body",
     [
         "{broken",
-        '{"model": "claude-3-haiku", ' + ANTHROPIC_USER + "}",
-        '{"model": "claude-3-haiku", "max_tokens": -1, ' + ANTHROPIC_USER + "}",
-        '{"model": "claude-3-haiku", "max_tokens": 5, "top_p": 3, ' + ANTHROPIC_USER + "}",
-        '{"model": "claude-3-haiku", "max_tokens": 5, "messages": []}',
-        '{"model": "claude-3-haiku", "max_tokens": 5, '
+        '{"model": "claude-haiku-4-5", ' + ANTHROPIC_USER + "}",
+        '{"model": "claude-haiku-4-5", "max_tokens": -1, ' + ANTHROPIC_USER + "}",
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, "top_p": 3, ' + ANTHROPIC_USER + "}",
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, "messages": []}',
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, '
         '"messages": [{"role": "system", "content": "x"}]}',
     ],
 )
@@ -119,7 +119,7 @@ async def test_anthropic_missing_key(client):
 
 async def test_anthropic_oversized_body(client):
     big = (
-        '{"model": "claude-3-haiku", "max_tokens": 5, "messages": [{"role": "user", "content": "'
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "'
         + "y" * 5000
         + '"}]}'
     )
@@ -174,7 +174,7 @@ async def test_streams_are_event_streams_in_both_shapes(client):
     assert streamed.text.rstrip().endswith("data: [DONE]")
     messages = await client.post(
         ANTHROPIC,
-        json={"model": "claude-3-haiku", "max_tokens": 20, "messages": HI, "stream": True},
+        json={"model": "claude-haiku-4-5", "max_tokens": 20, "messages": HI, "stream": True},
         headers={"x-api-key": "sk-demo-team-a"},
     )
     events = [line[7:] for line in messages.text.splitlines() if line.startswith("event: ")]

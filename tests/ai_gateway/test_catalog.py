@@ -38,7 +38,14 @@ def test_auto_without_routing_explains_itself():
 
 
 def test_alias_resolves_to_the_canonical_model():
-    assert catalog().resolve("claude-3-haiku-20240307").name == "claude-3-haiku"
+    assert catalog().resolve("claude-haiku-4-5-20251001").name == "claude-haiku-4-5"
+
+
+def test_a_retired_model_is_not_found_and_the_error_names_its_replacement():
+    with pytest.raises(GatewayError) as info:
+        catalog().resolve("claude-3-haiku")
+    assert (info.value.kind, info.value.param) == ("not_found", "model")
+    assert "retired" in info.value.message and "'claude-haiku-4-5'" in info.value.message
 
 
 def test_context_window_is_enforced():
@@ -87,5 +94,5 @@ def test_prompt_tokens_are_counted_once_per_encoding(monkeypatch):
     request = ask("count me once")
     tokens = PromptTokens(request.messages)
     table = default_price_table()
-    assert tokens(table.resolve("gpt-4")) == tokens(table.resolve("gpt-3.5-turbo"))
+    assert tokens(table.resolve("gpt-4")) == tokens(table.resolve("claude-haiku-4-5"))
     assert len(calls) == 1

@@ -29,7 +29,7 @@ def approx_claude_tokens(system: str, user: str) -> int:
 
 def test_plain_message(gateway):
     raw = client(gateway).messages.with_raw_response.create(
-        model="claude-3-haiku",
+        model="claude-haiku-4-5",
         max_tokens=300,
         system="Answer briefly.",
         messages=[{"role": "user", "content": "Where is my order #4411?"}],
@@ -37,7 +37,7 @@ def test_plain_message(gateway):
     message = raw.parse()
     assert message.type == "message"
     assert message.role == "assistant"
-    assert message.model == "claude-3-haiku"
+    assert message.model == "claude-haiku-4-5"
     assert message.id.startswith("msg_")
     assert message.content[0].type == "text"
     assert message.stop_reason in ("end_turn", "max_tokens")
@@ -46,7 +46,7 @@ def test_plain_message(gateway):
     )
     text = message.content[0].text
     assert message.usage.output_tokens == len(tiktoken.get_encoding("cl100k_base").encode(text))
-    expected_cost = (message.usage.input_tokens * 0.25 + message.usage.output_tokens * 1.25) / 1e6
+    expected_cost = (message.usage.input_tokens * 1.00 + message.usage.output_tokens * 5.00) / 1e6
     assert float(raw.headers["x-gateway-cost-usd"]) == pytest.approx(expected_cost, rel=1e-12)
     assert raw.headers["x-gateway-team"] == "team-b"
 
@@ -96,7 +96,7 @@ def test_models_list_in_anthropic_shape(gateway):
 def test_unknown_key_is_authentication_error(gateway):
     with pytest.raises(anthropic.AuthenticationError) as info:
         client(gateway, "sk-not-a-team-key").messages.create(
-            model="claude-3-haiku", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
     assert info.value.status_code == 401
     assert info.value.body["error"]["type"] == "authentication_error"
@@ -105,7 +105,7 @@ def test_unknown_key_is_authentication_error(gateway):
 def test_temperature_above_one_is_rejected(gateway):
     with pytest.raises(anthropic.BadRequestError) as info:
         client(gateway).messages.create(
-            model="claude-3-haiku",
+            model="claude-haiku-4-5",
             max_tokens=5,
             extra_body={"temperature": 1.5},
             messages=[{"role": "user", "content": "x"}],

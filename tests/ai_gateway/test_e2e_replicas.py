@@ -49,7 +49,7 @@ def test_metrics_equal_the_sum_of_costs_returned_to_clients(start_gateway, flush
     for round_ in range(2):  # the second round repeats every request: exact hits
         for team, client in oa.items():
             for i, prompt in enumerate(prompts):
-                model = ("gpt-4", "gpt-4o-mini", "gpt-3.5-turbo")[i]
+                model = ("gpt-4", "gpt-4o-mini", "gpt-4.1-mini")[i]
                 raw = client.chat.completions.with_raw_response.create(
                     model=model, messages=[{"role": "user", "content": prompt}], max_tokens=150
                 )
@@ -64,7 +64,7 @@ def test_metrics_equal_the_sum_of_costs_returned_to_clients(start_gateway, flush
                 usage = [c for c in response.parse() if c.usage][-1].usage
                 record(response.headers, team, usage.prompt_tokens, usage.completion_tokens)
         raw = an.messages.with_raw_response.create(
-            model="claude-3-haiku", max_tokens=80, messages=[{"role": "user", "content": "Hi"}]
+            model="claude-haiku-4-5", max_tokens=80, messages=[{"role": "user", "content": "Hi"}]
         )
         message = raw.parse()
         record(raw.headers, "team-b", message.usage.input_tokens, message.usage.output_tokens)

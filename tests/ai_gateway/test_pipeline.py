@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import textwrap
 
+import numpy as np
 import pytest
 
 from ai_gateway.domain import ChatRequest, GatewayError
+from ai_gateway.embeddings import Model2VecEmbedder
 from ai_gateway.metrics import GatewayMetrics
 from ai_gateway.pipeline import Gateway
+from ai_gateway.router import default_router
 from ai_gateway.tokens import PromptMessage
+from ai_gateway.wiring import build_gateway
+from tests.ai_gateway.conftest import settings_for
 
 
 def ask(text: str, model: str = "gpt-4", **kwargs) -> ChatRequest:
@@ -150,3 +156,34 @@ async def test_cache_hits_consume_no_budget(make_gateway):
     assert refused is not None and refused.kind == "budget"
     assert refused.baseline_usd is not None and refused.baseline_usd > 0
     assert (await gateway.complete(ask("Repeat me", max_tokens=60), "team-a")).cache == "exact"
+
+
+class CountingEmbedder(Model2VecEmbedder):
+    """The router's own model2vec model, counting what it embeds."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.texts: list[str] = []
+
+    def embed(self, text: str) -> np.ndarray:
+        self.texts.append(text)
+        return super().embed(text)
+
+
+async def test_the_semantic_cache_and_the_router_share_one_embedding_per_request():
+    model = os.environ.get("GATEWAY_EMBEDDING_MODEL")
+    embedder = CountingEmbedder(model) if model else None
+    if not default_router().accepts(embedder):
+        pytest.skip("GATEWAY_EMBEDDING_MODEL is not the router's model2vec model")
+    assert embedder is not None
+    settings = settings_for(
+        cache={"exact": {"enabled": False}, "semantic": {"embedder": "model2vec", "model": model}},
+        routing={"threshold": 0.4},
+    )
+    gateway = build_gateway(settings, embedder=embedder)
+    embedder.texts.clear()
+    prompt = "Design a migration plan for our payments database, step by step."
+    served = await gateway.complete(ask(prompt, model="auto"), "team-a")
+    assert embedder.texts == [prompt]
+    assert served.route is not None and served.route.head == "embedding+features"
+    assert served.route.threshold == 0.4

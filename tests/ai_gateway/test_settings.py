@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ai_gateway.config_errors import ConfigError
 from ai_gateway.settings import load_settings
+from finops_common.config import ConfigError
 
 
 def write(tmp_path, text: str):
@@ -34,6 +34,18 @@ def test_config_file_overrides_one_key_and_keeps_the_rest(tmp_path):
     assert settings.latency_scale == 0
 
 
+def test_routing_threshold_defaults_to_the_trained_value_and_can_be_set(tmp_path):
+    settings = load_settings("optimized")
+    assert settings.routing.threshold is None  # the router's own default, chosen in training
+    assert settings.routing.tiers == {
+        "simple": "gpt-5.4-nano",
+        "standard": "gpt-5.4-mini",
+        "complex": "gpt-5.4",
+    }
+    path = write(tmp_path, "routing:\n  threshold: 0.4\n")
+    assert load_settings("optimized", path).routing.threshold == 0.4
+
+
 def test_profile_named_in_the_file_is_used_unless_the_cli_overrides(tmp_path):
     path = write(tmp_path, "profile: unoptimized\n")
     assert load_settings(None, path).profile == "unoptimized"
@@ -50,6 +62,8 @@ def test_profile_named_in_the_file_is_used_unless_the_cli_overrides(tmp_path):
             ["unknown key `cache.exakt`", "allowed keys here: exact, semantic"],
         ),
         ("routing:\n  tiers: {simple: gpt-9}\n", ["`routing.tiers`", "unknown model 'gpt-9'"]),
+        ("routing:\n  threshold: 1.5\n", ["`routing.threshold`", "1.5", "less than or equal to 1"]),
+        ("routing:\n  threshold: high\n", ["`routing.threshold`", "'high'"]),
         (
             "cache:\n  semantic:\n    embedder: bert\n",
             ["`cache.semantic.embedder`", "'model2vec' or 'lexical'"],

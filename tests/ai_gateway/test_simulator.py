@@ -59,7 +59,7 @@ def test_stream_pieces_reassemble_the_text():
 def test_provider_length_is_the_length_of_its_completion():
     """The baseline prices a request by length() without composing it; it must agree."""
     provider = SimulatedProvider(latency_scale=0)
-    for name in ("gpt-4", "gpt-4o-mini", "claude-3-haiku"):
+    for name in ("gpt-4", "gpt-4o-mini", "claude-haiku-4-5"):
         card = default_price_table().resolve(name)
         for i in range(20):
             canonical = f"request {i}"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from ai_gateway.budgets import MemoryLedger, RedisLedger
 from ai_gateway.settings import resolve_settings
 from ai_gateway.store import MemoryStore, RedisStore
@@ -20,6 +24,16 @@ def test_optimized_profile_has_both_caches_over_one_store():
     gateway = build_gateway(resolve_settings("optimized", LEXICAL, "test"))
     assert gateway.exact is not None and gateway.semantic is not None
     assert gateway.embedder is not None and gateway.embedder.name.startswith("lexical")
+
+
+def test_routing_alone_opens_the_embedder_for_the_learned_router():
+    model = os.environ.get("GATEWAY_EMBEDDING_MODEL")
+    if not model:
+        pytest.skip("needs GATEWAY_EMBEDDING_MODEL")
+    no_semantic = {"cache": {"semantic": {"enabled": False, "model": model}}}
+    gateway = build_gateway(resolve_settings("optimized", no_semantic, "test"))
+    assert gateway.settings.routing.enabled and gateway.semantic is None
+    assert gateway.embedder is not None and gateway.embedder.name == f"model2vec:{model}"
 
 
 async def test_budget_counters_live_next_to_the_store(valkey_url):

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ai_gateway.config_errors import ConfigError
-from finops_platform.config import parse_stack_config, read_stack_file
+from finops_common.config import ConfigError
+from finops_platform.config import (
+    parse_stack_config,
+    read_stack_file,
+    require_user_values,
+    stack_file,
+)
 
 
 def test_both_stacks_parse_and_differ_where_they_should():
@@ -78,3 +83,84 @@ def test_quantities_in_every_kubernetes_spelling():
 
     assert [cpu_millicores(q) for q in ("400m", "0.5", "2", 1)] == [400, 500, 2000, 1000]
     assert [memory_mib(q) for q in ("400Mi", "1Gi", "512Ki", str(2**21))] == [400, 1024, 1, 2]
+
+
+# ---- issue 10, defect 4: what a user must set, and images that exist -------------------------
+
+
+def test_shipped_aws_stacks_build_their_images():
+    """No stack names an image that cannot be pulled: AWS stacks build theirs into ECR."""
+    for stack in ("unoptimized", "optimized"):
+        images = parse_stack_config(stack, read_stack_file(stack)).workloads.images
+        assert images.build is True, stack
+        assert "123456789012" not in stack_file(stack).read_text(), stack
+
+
+def test_an_image_in_the_documentation_account_is_refused():
+    values = read_stack_file("optimized")
+    values["finops-sim:workloads"]["images"] = {
+        "gateway": "123456789012.dkr.ecr.us-east-1.amazonaws.com/finops-gateway:0.1.0",
+        "loadgen": "ghcr.io/example/loadgen:0.1.0",
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config("optimized", values)
+    message = str(info.value)
+    assert "stacks/Pulumi.optimized.yaml" in message
+    assert "`finops-sim:workloads.images.gateway`" in message
+    assert "AWS's documentation account" in message and "build: true" in message
+
+
+@pytest.mark.parametrize("stack", ["unoptimized", "optimized"])
+def test_the_placeholder_allow_list_is_refused_with_the_command_to_set_it(stack):
+    """`pulumi up` reads the config through load_config, which refuses the placeholder before
+    the program registers a resource."""
+    config = parse_stack_config(stack, read_stack_file(stack))
+    with pytest.raises(ConfigError) as info:
+        require_user_values(config)
+    message = str(info.value)
+    assert f"stacks/Pulumi.{stack}.yaml" in message
+    assert "`finops-sim:platform.cluster.publicAccessCidrs[0]`: 203.0.113.10/32" in message
+    assert (
+        f"pulumi config set --stack {stack} --path "
+        "'finops-sim:platform.cluster.publicAccessCidrs[0]'" in message
+    )
+
+
+@pytest.mark.parametrize("cidr", ["198.51.100.0/24", "192.0.2.7/32"])
+def test_every_documentation_range_is_a_placeholder(cidr):
+    values = values_with(lambda p: p["cluster"].update(publicAccessCidrs=["8.8.8.8/32", cidr]))
+    with pytest.raises(ConfigError, match=r"publicAccessCidrs\[1\]`"):
+        require_user_values(parse_stack_config("optimized", values))
+
+
+def test_a_real_address_or_a_private_endpoint_passes():
+    real = values_with(lambda p: p["cluster"].update(publicAccessCidrs=["198.18.7.1/32"]))
+    require_user_values(parse_stack_config("optimized", real))
+    private = values_with(lambda p: p["cluster"].update(endpointPublicAccess=False))
+    require_user_values(parse_stack_config("optimized", private))
+    require_user_values(parse_stack_config("local", read_stack_file("local")))
+
+
+def test_load_config_refuses_before_any_resource(monkeypatch):
+    """The Pulumi entry point: the same values through pulumi.Config, refused in load_config."""
+    import pulumi
+
+    from finops_platform import program
+
+    values = read_stack_file("optimized")
+    monkeypatch.setattr(pulumi, "get_stack", lambda: "optimized")
+    monkeypatch.setattr(
+        pulumi.Config,
+        "get_object",
+        lambda self, key: values[f"{self.name}:{key}"],
+    )
+    monkeypatch.setattr(pulumi.Config, "get", lambda self, key: values[f"{self.name}:{key}"])
+    with pytest.raises(ConfigError, match="publicAccessCidrs"):
+        program.load_config()
+
+
+def test_the_managed_store_needs_an_aws_stack():
+    values = read_stack_file("local")
+    values["finops-sim:workloads"]["store"] = {"mode": "elasticache_serverless"}
+    with pytest.raises(ConfigError, match=r"store\.mode must be 'in_cluster'"):
+        parse_stack_config("local", values)

@@ -11,6 +11,8 @@ TAGGABLE_AWS = (
     "aws:iam/role:Role", "aws:sqs/queue:Queue", "aws:cloudwatch/eventRule:EventRule",
     "aws:eks/addon:Addon", "aws:eks/accessEntry:AccessEntry", "aws:eks/nodeGroup:NodeGroup",
     "aws:eks/podIdentityAssociation:PodIdentityAssociation", "eks:index:Cluster", "awsx:ec2:Vpc",
+    "aws:cloudwatch/logGroup:LogGroup", "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:iam/serviceLinkedRole:ServiceLinkedRole",
 )  # fmt: skip
 
 
@@ -38,7 +40,7 @@ def test_cluster_uses_api_auth_private_nodes_and_pinned_version(recording):
     assert cluster["publicAccessCidrs"] == ["203.0.113.10/32"]
     group = one(recording, "aws:eks/nodeGroup:NodeGroup").inputs
     assert group["capacityType"] == "ON_DEMAND"
-    addon = one(recording, "aws:eks/addon:Addon").inputs
+    addon = one(recording, "aws:eks/addon:Addon", "cluster-pod-identity-agent").inputs
     assert addon["addonName"] == "eks-pod-identity-agent"
 
 
@@ -74,7 +76,9 @@ def test_karpenter_pieces_and_fixed_release_name(recording):
     entry = one(recording, "aws:eks/accessEntry:AccessEntry").inputs
     assert entry["type"] == "EC2_LINUX"
     assert entry["principalArn"].endswith(f"role/KarpenterNodeRole-{cluster_name}")
-    association = one(recording, "aws:eks/podIdentityAssociation:PodIdentityAssociation").inputs
+    association = one(
+        recording, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "karpenter-controller"
+    ).inputs
     assert (association["namespace"], association["serviceAccount"]) == ("kube-system", "karpenter")
     assert len(recording.mocks.of_type("aws:cloudwatch/eventRule:EventRule")) == 5
     policy = json.loads(one(recording, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])

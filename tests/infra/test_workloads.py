@@ -13,14 +13,19 @@ from tests.infra.conftest import recorded
 COST_LABELS = {"app", "team", "cost-center", "phase"}
 
 
-def objects(stack: str, kind: str) -> dict[str, dict]:
+def objects(stack: str, *kinds: str) -> dict[str, dict]:
     return {o["metadata"]["name"]: o for o in kubernetes_objects(recorded(stack).mocks)
-            if o["kind"] == kind and o["metadata"].get("namespace") == "finops"}  # fmt: skip
+            if o["kind"] in kinds and o["metadata"].get("namespace") == "finops"}  # fmt: skip
+
+
+def pods(stack: str) -> dict[str, dict]:
+    """Every pod template's owner: Deployments, and Valkey's StatefulSet."""
+    return objects(stack, "Deployment", "StatefulSet")
 
 
 def test_every_workload_carries_cost_labels_requests_and_a_memory_limit(any_recording):
     stack = any_recording.stack
-    deployments = objects(stack, "Deployment")
+    deployments = pods(stack)
     assert {"ai-gateway", "redis", "locust-master", "locust-worker"} <= set(deployments)
     assert sum(name.startswith("demo-service-") for name in deployments) == (
         3 if stack == "local" else 6
@@ -61,7 +66,7 @@ def test_gateway_config_and_key_secret_make_valid_settings(tmp_path):
 
 def test_placement_follows_the_stack():
     def selector(stack, name):
-        return objects(stack, "Deployment")[name]["spec"]["template"]["spec"]["nodeSelector"]
+        return pods(stack)[name]["spec"]["template"]["spec"]["nodeSelector"]
 
     assert {selector("unoptimized", n)[POOL_LABEL] for n in ("ai-gateway", "redis")} == {
         "on-demand"
@@ -89,7 +94,7 @@ def test_every_pod_can_schedule_on_some_nodepool_of_its_stack(any_recording):
     system node group), so they may not select or require anything."""
     pools = [r.inputs for r in any_recording.mocks.of_type("kubernetes:karpenter.sh/v1:NodePool")]
     stack = any_recording.stack
-    for name, deployment in objects(stack, "Deployment").items():
+    for name, deployment in pods(stack).items():
         pod = deployment["spec"]["template"]["spec"]
         if not pools:
             assert "nodeSelector" not in pod and "tolerations" not in pod, name
@@ -151,7 +156,7 @@ def test_images_build_into_ecr_when_asked():
 def test_prebuilt_images_need_their_references():
     import pytest
 
-    from ai_gateway.config_errors import ConfigError
+    from finops_common.config import ConfigError
     from finops_platform.config import parse_stack_config, read_stack_file
 
     values = read_stack_file("optimized")
@@ -169,3 +174,55 @@ def test_locust_master_keeps_its_web_ui():
         for p in objects("optimized", "Service")["locust-master"]["spec"]["ports"]
     }
     assert ports == {"workers": 5557, "web": 8089}
+
+
+# ---- issue 14: the ledger survives a Valkey restart; metrics on their own port ---------------
+
+
+def test_valkey_keeps_an_append_only_file_on_a_volume(any_recording):
+    """Defect 2: a StatefulSet whose claim (on the default class: gp3 on AWS) holds the AOF,
+    fsynced every second."""
+    valkey = objects(any_recording.stack, "StatefulSet")["redis"]
+    assert "redis" not in objects(any_recording.stack, "Deployment")
+    spec = valkey["spec"]
+    args = spec["template"]["spec"]["containers"][0]["args"]
+    option = lambda name: args[args.index(name) + 1]  # noqa: E731
+    assert (option("--appendonly"), option("--appendfsync"), option("--dir")) == (
+        "yes", "everysec", "/data"
+    )  # fmt: skip
+    assert spec["template"]["spec"]["containers"][0]["volumeMounts"] == [
+        {"name": "data", "mountPath": "/data"}
+    ]
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert "storageClassName" not in claim["spec"]  # the cluster's default class
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert spec["template"]["spec"]["securityContext"]["fsGroup"] == 10001
+
+
+def test_metrics_are_served_on_their_own_port_and_scraped_there(any_recording):
+    """Defect 7: /metrics shows every team's spend; the Service applications use keeps the API,
+    the monitor scrapes the named port `metrics`."""
+    stack = any_recording.stack
+    gateway = pods(stack)["ai-gateway"]["spec"]["template"]["spec"]["containers"][0]
+    assert {p["name"]: p["containerPort"] for p in gateway["ports"]} == {
+        "http": 8080, "metrics": 9464
+    }  # fmt: skip
+    service = {p["name"]: p for p in objects(stack, "Service")["ai-gateway"]["spec"]["ports"]}
+    assert service["metrics"]["targetPort"] == "metrics"
+    monitor = objects(stack, "ServiceMonitor")["ai-gateway"]["spec"]
+    assert [e["port"] for e in monitor["endpoints"]] == ["metrics"]
+
+
+def test_only_prometheus_reaches_the_metrics_port(any_recording):
+    policy = objects(any_recording.stack, "NetworkPolicy")["ai-gateway"]["spec"]
+    assert policy["podSelector"] == {"matchLabels": {"app": "ai-gateway"}}
+    by_port = {rule["ports"][0]["port"]: rule for rule in policy["ingress"]}
+    assert set(by_port) == {8080, 9464}
+    assert "from" not in by_port[8080]  # any application may call the API
+    assert by_port[9464]["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import loadgen
-from ai_gateway.process import free_port
+from finops_common.process import free_port
 from finops_sim.results import read_log
 
 LOCUSTFILE = Path(loadgen.__file__).with_name("locustfile.py")
@@ -33,7 +33,7 @@ def locust(*args: str, **kwargs) -> subprocess.Popen[bytes]:
 
 
 def indices(log: Path) -> list[int]:
-    return sorted(int(r["sim"]["index"]) for r in read_log(log))
+    return sorted(int(r.sim["index"]) for r in read_log(log))
 
 
 def test_headless_sends_exactly_max_requests_with_ground_truth(gateway):
@@ -43,7 +43,7 @@ def test_headless_sends_exactly_max_requests_with_ground_truth(gateway):
     assert run.returncode == 0, stderr.decode()[-2000:]
     assert indices(gateway.request_log) == list(range(60))
     record = read_log(gateway.request_log)[0]
-    assert {"intent", "question", "difficulty", "kind", "index"} <= set(record["sim"])
+    assert {"intent", "question", "difficulty", "kind", "index"} <= set(record.sim)
 
 
 def test_master_and_workers_share_one_sequence(gateway):

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from ai_gateway.config_errors import ConfigError
+from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO, Arrival, generate, load_scenario
 
 
@@ -28,7 +28,26 @@ def test_default_scenario_is_valid_and_varied():
     scenario = load_scenario()
     assert len(scenario.intents) >= 25
     assert {i.difficulty for i in scenario.intents} == {"simple", "standard", "complex"}
-    assert scenario.default_model == "gpt-4"
+    assert scenario.default_model == "gpt-5.4"
+
+
+def test_the_original_gpt4_baseline_is_the_same_workload_on_gpt4():
+    original = load_scenario(DEFAULT_SCENARIO.parent / "original-gpt4.yaml")
+    default = load_scenario()
+    assert original.default_model == "gpt-4"
+    assert original.intents == default.intents and original.teams == default.teams
+    assert {r.model for r in take(original, 200)} == {"gpt-4"}
+
+
+def test_extends_that_loops_or_names_no_file_is_an_error(tmp_path):
+    loop = tmp_path / "a.yaml"
+    loop.write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"a\.yaml: key `extends`: 'a\.yaml' extends itself"):
+        load_scenario(loop)
+    missing = tmp_path / "b.yaml"
+    missing.write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match=r"'nowhere\.yaml' names no file"):
+        load_scenario(missing)
 
 
 def test_same_seed_same_sequence_other_seed_other_sequence():

@@ -9,7 +9,11 @@ from ..config import KarpenterConfig, NodePoolConfig
 NODE_CLASS_NAME = "default"
 NAMESPACE = "kube-system"
 RELEASE_NAME = "karpenter"
+CRD_RELEASE_NAME = "karpenter-crd"
 POOL_LABEL = "finops-sim/node-pool"
+# The label of the system managed node group's nodes: the ones Karpenter neither launches nor
+# consolidates, where controllers and measurements run.
+SYSTEM_NODES = {"finops-sim/node-group": "system"}
 
 
 def node_role_name(cluster_name: str) -> str:
@@ -111,7 +115,8 @@ def node_pool(pool: NodePoolConfig) -> dict[str, Any]:
 def helm_values(
     config: KarpenterConfig, cluster_name: str, queue_name: str, role_arn_annotation: str | None
 ) -> dict[str, Any]:
-    """Controller values; with IRSA the service account carries the role ARN."""
+    """Controller values; with IRSA the service account carries the role ARN. The controller
+    runs on the system node group: never on the nodes it manages."""
     service_account: dict[str, Any] = {"create": True, "name": "karpenter"}
     if role_arn_annotation:
         service_account["annotations"] = {"eks.amazonaws.com/role-arn": role_arn_annotation}
@@ -119,6 +124,7 @@ def helm_values(
         "settings": {"clusterName": cluster_name, "interruptionQueue": queue_name},
         "replicas": config.replicas,
         "dnsPolicy": "Default",
+        "nodeSelector": dict(SYSTEM_NODES),
         "serviceAccount": service_account,
         "serviceMonitor": {"enabled": True},
         "controller": {

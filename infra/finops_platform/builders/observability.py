@@ -6,46 +6,59 @@ import json
 from pathlib import Path
 from typing import Any
 
+from finops_common.labels import COST_LABELS
+
 from ..config import KarpenterConfig, ObservabilityConfig
+from .karpenter import SYSTEM_NODES
+from .storage import DEFAULT_CLASS
 
 NAMESPACE = "monitoring"
 RELEASE_NAME = "kube-prometheus-stack"
 FULLNAME = "kps"
 GRAFANA_SECRET = "grafana-admin"
 DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "dashboards"
-# Labels kube-state-metrics exports, so dashboards and alerts can group nodes and pods by them.
+# Node labels kube-state-metrics exports (pods export COST_LABELS), for dashboards and alerts.
 NODE_LABELS = (
     "karpenter.sh/capacity-type",
     "karpenter.sh/nodepool",
     "node.kubernetes.io/instance-type",
 )
-POD_LABELS = ("app", "team", "cost-center", "phase")
+# Control-plane targets EKS does not expose (and kube-proxy's metrics listen on 127.0.0.1 only):
+# scraped, they are down forever and their alerts never stop firing.
+EKS_HIDDEN_TARGETS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
 
 
-def helm_values(config: ObservabilityConfig) -> dict[str, Any]:
+def helm_values(config: ObservabilityConfig, on_eks: bool) -> dict[str, Any]:
     """Prometheus picks up ServiceMonitors and rules from every namespace; Grafana loads any
-    ConfigMap labelled grafana_dashboard=1; nothing is exposed outside the cluster."""
-    return {
-        "fullnameOverride": FULLNAME,
-        "prometheus": {
-            "service": {"type": "ClusterIP"},
-            "prometheusSpec": {
-                "retention": config.retention,
-                "serviceMonitorSelectorNilUsesHelmValues": False,
-                "podMonitorSelectorNilUsesHelmValues": False,
-                "ruleSelectorNilUsesHelmValues": False,
-                "probeSelectorNilUsesHelmValues": False,
-                "resources": {
-                    "requests": {"cpu": "200m", "memory": "1Gi"},
-                    "limits": {"memory": "2Gi"},
-                },
-            },
+    ConfigMap labelled grafana_dashboard=1; nothing is exposed outside the cluster.
+
+    On EKS, every pod of the chart runs on the system node group, which Karpenter never
+    consolidates, and Prometheus keeps its data on a gp3 volume, so a measurement survives a
+    node replacement; the control-plane targets EKS hides are off."""
+    prometheus_spec: dict[str, Any] = {
+        "retention": config.retention,
+        "serviceMonitorSelectorNilUsesHelmValues": False,
+        "podMonitorSelectorNilUsesHelmValues": False,
+        "ruleSelectorNilUsesHelmValues": False,
+        "probeSelectorNilUsesHelmValues": False,
+        "resources": {
+            "requests": {"cpu": "200m", "memory": "1Gi"},
+            "limits": {"memory": "2Gi"},
         },
-        "alertmanager": {"enabled": True, "service": {"type": "ClusterIP"}},
+    }
+    alertmanager_spec: dict[str, Any] = {}
+    values: dict[str, Any] = {
+        "fullnameOverride": FULLNAME,
+        "prometheus": {"service": {"type": "ClusterIP"}, "prometheusSpec": prometheus_spec},
+        "alertmanager": {
+            "enabled": True,
+            "service": {"type": "ClusterIP"},
+            "alertmanagerSpec": alertmanager_spec,
+        },
         "kube-state-metrics": {
             "metricLabelsAllowlist": [
                 f"nodes=[{','.join(NODE_LABELS)}]",
-                f"pods=[{','.join(POD_LABELS)}]",
+                f"pods=[{','.join(COST_LABELS)}]",
             ]
         },
         "grafana": {
@@ -66,6 +79,23 @@ def helm_values(config: ObservabilityConfig) -> dict[str, Any]:
             },
         },
     }
+    if on_eks:
+        prometheus_spec["storageSpec"] = {
+            "volumeClaimTemplate": {
+                "spec": {
+                    "storageClassName": DEFAULT_CLASS,
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": config.storage_size}},
+                }
+            }
+        }
+        for spec in (prometheus_spec, alertmanager_spec):
+            spec["nodeSelector"] = dict(SYSTEM_NODES)
+        for section in ("grafana", "kube-state-metrics"):
+            values[section]["nodeSelector"] = dict(SYSTEM_NODES)
+        values["prometheusOperator"] = {"nodeSelector": dict(SYSTEM_NODES)}
+        values |= {target: {"enabled": False} for target in EKS_HIDDEN_TARGETS}
+    return values
 
 
 def _label(name: str) -> str:
@@ -117,6 +147,16 @@ def alert_rules(
             "annotations": {
                 "summary": "The AI gateway's cache hit ratio fell below "
                 f"{a.cache_hit_ratio_min:.0%}"
+            },
+        },
+        {
+            "alert": "AIGatewayStoreDown",
+            "expr": "ai_store_up == 0",
+            "for": "1m",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "AI gateway pod {{ $labels.pod }} cannot reach Valkey: budgets "
+                "fail as budgets.on_store_error says, and the caches are bypassed"
             },
         },
     ]

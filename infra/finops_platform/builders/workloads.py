@@ -11,21 +11,38 @@ from typing import Any
 import yaml
 
 from ai_gateway.settings import resolve_settings
+from finops_common.labels import COST_LABELS
 
 from ..config import ContainerResources, NodePoolConfig, WorkloadsConfig
+from ..workload_list import (
+    DEMO_SERVICE_PREFIX,
+    GATEWAY,
+    LOCUST_MASTER,
+    LOCUST_WORKER,
+    REDIS,
+    workloads_by_name,
+)
+from . import observability
 from .placement import choose_pool, pod_placement
 
 NAMESPACE = "finops"
-GATEWAY = "ai-gateway"
-REDIS = "redis"
-LOCUST_MASTER = "locust-master"
-LOCUST_WORKER = "locust-worker"
 GATEWAY_PORT = 8080
+# The gateway's default `metrics_port`: Prometheus scrapes it, applications cannot reach it.
+METRICS_PORT = 9464
+REDIS_PORT = 6379
+VALKEY_UID = 10001
+# The Pod Security Standard "restricted": the namespace enforces it, and every container meets it.
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def labels(app: str, team: str, cost_center: str, phase: str) -> dict[str, str]:
-    """The cost-allocation labels Kubecost and the dashboards group by."""
-    return {"app": app, "team": team, "cost-center": cost_center, "phase": phase}
+    """The cost-allocation labels Kubecost and the dashboards group by, in COST_LABELS order."""
+    return dict(zip(COST_LABELS, (app, team, cost_center, phase), strict=True))
 
 
 def resources(spec: ContainerResources) -> dict[str, Any]:
@@ -50,6 +67,11 @@ def gateway_settings_yaml(workloads: WorkloadsConfig) -> str:
     return yaml.safe_dump(user, sort_keys=True)
 
 
+def external_store_url(host: str) -> str:
+    """ElastiCache Serverless: TLS only (rediss), the password of its `default` user."""
+    return f"rediss://:$(REDIS_PASSWORD)@{host}:{REDIS_PORT}/0"
+
+
 def team_keys_yaml(keys: dict[str, str]) -> str:
     return yaml.safe_dump({"teams": {team: {"keys": [key]} for team, key in keys.items()}})
 
@@ -65,8 +87,13 @@ class WorkloadBuilder:
         cost_center: str,
         phase: str,
         images: dict[str, Any] | None = None,
+        external_store_url: Any | None = None,
     ) -> None:
         self.w = workloads
+        self.workloads = workloads_by_name(workloads)
+        # The URL of ElastiCache (a Pulumi output, see external_store_url), or None for the
+        # in-cluster Valkey StatefulSet.
+        self.external_store_url = external_store_url
         self.pools = pools
         self.cost_center = cost_center
         self.phase = phase
@@ -85,35 +112,29 @@ class WorkloadBuilder:
     def _pod_spec(self, stateless: bool, containers: list[dict[str, Any]], **extra: Any) -> dict:
         pool, _ = choose_pool(stateless, self.w, self.pools) if self.pools else (None, None)
         spec: dict[str, Any] = {
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 10001,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": containers,
+            "automountServiceAccountToken": False,  # no workload here calls the Kubernetes API
+            "securityContext": dict(POD_SECURITY),
+            "containers": [{**c, "securityContext": CONTAINER_SECURITY} for c in containers],
             **extra,
         }
         if pool is not None:
             spec |= pod_placement(pool)
         return spec
 
-    def _deployment(
-        self,
-        name: str,
-        app: str,
-        replicas: int,
-        stateless: bool,
-        containers: list[dict[str, Any]],
-        team: str = "ai-platform",
-        **extra: Any,
+    def _workload(
+        self, name: str, containers: list[dict[str, Any]], kind: str = "Deployment", **extra: Any
     ) -> dict[str, Any]:
+        """The Deployment (or StatefulSet) of the listed workload ``name``: its replicas, team
+        and cost labels, placed by the stack's rule."""
+        workload = self.workloads[name]
+        app, team, stateless = name, workload.team, workload.stateless
         selector = {"app": app}
         return {
             "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            "kind": kind,
             "metadata": self.meta(name, app, team),
             "spec": {
-                "replicas": replicas,
+                "replicas": workload.replicas,
                 "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {"labels": self.labels(app, team)},
@@ -132,6 +153,12 @@ class WorkloadBuilder:
 
     # ---- the gateway ------------------------------------------------------------------------
 
+    def store_url(self) -> Any:
+        """The gateway's REDIS_URL: the in-cluster Service, or ElastiCache."""
+        if self.external_store_url is None:
+            return f"redis://:$(REDIS_PASSWORD)@{REDIS}.{NAMESPACE}.svc:{REDIS_PORT}/0"
+        return self.external_store_url
+
     def gateway(self) -> list[dict[str, Any]]:
         g = self.w.gateway
         probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10}
@@ -144,20 +171,20 @@ class WorkloadBuilder:
                 "--config",
                 "/etc/gateway-keys/teams.yaml",
             ],
-            "ports": [{"name": "http", "containerPort": GATEWAY_PORT}],
+            "ports": [
+                {"name": "http", "containerPort": GATEWAY_PORT},
+                {"name": "metrics", "containerPort": METRICS_PORT},
+            ],
             "env": [
                 {
                     "name": "REDIS_PASSWORD",
                     "valueFrom": {"secretKeyRef": {"name": REDIS, "key": "password"}},
                 },
-                {
-                    "name": "REDIS_URL",
-                    "value": f"redis://:$(REDIS_PASSWORD)@{REDIS}.{NAMESPACE}.svc:6379/0",
-                },
+                {"name": "REDIS_URL", "value": self.store_url()},
             ],
             "readinessProbe": probe,
             "livenessProbe": {**probe, "httpGet": {"path": "/healthz", "port": "http"}},
-            "resources": resources(g.resources),
+            "resources": resources(self.workloads[GATEWAY].resources),
             "volumeMounts": [
                 {"name": "settings", "mountPath": "/etc/gateway"},
                 {"name": "keys", "mountPath": "/etc/gateway-keys"},
@@ -168,8 +195,16 @@ class WorkloadBuilder:
             {"name": "keys", "secret": {"secretName": f"{GATEWAY}-keys"}},
         ]
         objects = [
-            self._deployment(GATEWAY, GATEWAY, g.replicas, True, [container], volumes=volumes),
-            self._service(GATEWAY, GATEWAY, [{"name": "http", "port": 80, "targetPort": "http"}]),
+            self._workload(GATEWAY, [container], volumes=volumes),
+            self._service(
+                GATEWAY,
+                GATEWAY,
+                [
+                    {"name": "http", "port": 80, "targetPort": "http"},
+                    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+                ],
+            ),
+            self._gateway_network_policy(),
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
@@ -188,7 +223,7 @@ class WorkloadBuilder:
                 "metadata": self.meta(GATEWAY, GATEWAY),
                 "spec": {
                     "selector": {"matchLabels": {"app": GATEWAY}},
-                    "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+                    "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
                 },
             },
         ]
@@ -220,25 +255,84 @@ class WorkloadBuilder:
             )
         return objects
 
+    def _gateway_network_policy(self) -> dict[str, Any]:
+        """Any pod may call the API; only the monitoring namespace's Prometheus may scrape
+        /metrics, which shows every team's spend and budget."""
+        prometheus = {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": observability.NAMESPACE}
+            },
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": self.meta(GATEWAY, GATEWAY),
+            "spec": {
+                "podSelector": {"matchLabels": {"app": GATEWAY}},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {"ports": [{"protocol": "TCP", "port": GATEWAY_PORT}]},
+                    {"from": [prometheus], "ports": [{"protocol": "TCP", "port": METRICS_PORT}]},
+                ],
+            },
+        }
+
     # ---- Redis ------------------------------------------------------------------------------
 
     def redis(self) -> list[dict[str, Any]]:
+        """Valkey as a one-replica StatefulSet whose append-only file (fsync every second) lives
+        on an EBS volume: a restart replays the ledger, and a crash loses at most the last
+        one to two seconds of writes."""
+        if self.external_store_url is not None:
+            return []
         container = {
             "name": "valkey",
             "image": self.w.images.redis,
-            "args": ["--requirepass", "$(REDIS_PASSWORD)", "--save", "", "--appendonly", "no"],
+            "args": [
+                "--requirepass",
+                "$(REDIS_PASSWORD)",
+                "--dir",
+                "/data",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+            ],
             "env": [
                 {
                     "name": "REDIS_PASSWORD",
                     "valueFrom": {"secretKeyRef": {"name": REDIS, "key": "password"}},
                 }
             ],
-            "ports": [{"name": "redis", "containerPort": 6379}],
-            "resources": resources(self.w.redis),
+            "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
+            "readinessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 10},
+            "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 20},
+            "resources": resources(self.workloads[REDIS].resources),
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        }
+        statefulset = self._workload(REDIS, [container], kind="StatefulSet")
+        # The volume is group-writable for the non-root Valkey user.
+        statefulset["spec"]["template"]["spec"]["securityContext"]["fsGroup"] = VALKEY_UID
+        statefulset["spec"] |= {
+            "serviceName": REDIS,
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data", "labels": self.labels(REDIS)},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": self.w.store.volume_size}},
+                    },
+                }
+            ],
         }
         return [
-            self._deployment(REDIS, REDIS, 1, False, [container]),
-            self._service(REDIS, REDIS, [{"name": "redis", "port": 6379, "targetPort": "redis"}]),
+            statefulset,
+            self._service(
+                REDIS, REDIS, [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis"}]
+            ),
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
@@ -249,7 +343,7 @@ class WorkloadBuilder:
                     "ingress": [
                         {
                             "from": [{"podSelector": {"matchLabels": {"app": GATEWAY}}}],
-                            "ports": [{"protocol": "TCP", "port": 6379}],
+                            "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
                         }
                     ],
                 },
@@ -288,25 +382,19 @@ class WorkloadBuilder:
                 {"name": "workers", "containerPort": 5557},
                 {"name": "web", "containerPort": 8089},
             ],
-            "resources": resources(loc.master),
+            "readinessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 10},
+            "livenessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 20},
+            "resources": resources(self.workloads[LOCUST_MASTER].resources),
             "volumeMounts": [{"name": "reports", "mountPath": "/reports"}],
         }
         worker = {
             "name": "worker",
             "image": self.images["loadgen"],
             "args": ["--worker", "--master-host", f"{LOCUST_MASTER}.{NAMESPACE}.svc"],
-            "resources": resources(loc.worker),
+            "resources": resources(self.workloads[LOCUST_WORKER].resources),
         }
         return [
-            self._deployment(
-                LOCUST_MASTER,
-                LOCUST_MASTER,
-                1,
-                False,
-                [master],
-                team="load-testing",
-                volumes=[{"name": "reports", "emptyDir": {}}],
-            ),
+            self._workload(LOCUST_MASTER, [master], volumes=[{"name": "reports", "emptyDir": {}}]),
             self._service(
                 LOCUST_MASTER,
                 LOCUST_MASTER,
@@ -315,29 +403,24 @@ class WorkloadBuilder:
                     {"name": "web", "port": 8089, "targetPort": "web"},
                 ],
             ),
-            self._deployment(
-                LOCUST_WORKER, LOCUST_WORKER, loc.workers, True, [worker], team="load-testing"
-            ),
+            self._workload(LOCUST_WORKER, [worker]),
         ]
 
     # ---- demo microservices -----------------------------------------------------------------
 
     def demo_services(self) -> list[dict[str, Any]]:
-        demo = self.w.demo_services
         objects = []
-        for i in range(demo.count):
-            name = f"demo-service-{i}"
+        for name in (n for n in self.workloads if n.startswith(DEMO_SERVICE_PREFIX)):
             container = {
                 "name": "service",
                 "image": self.w.images.demo_service,
                 "args": ["netexec", "--http-port=8080"],
                 "ports": [{"name": "http", "containerPort": 8080}],
                 "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
-                "resources": resources(demo.resources),
+                "livenessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 20},
+                "resources": resources(self.workloads[name].resources),
             }
-            objects.append(
-                self._deployment(name, name, demo.replicas, True, [container], team="storefront")
-            )
+            objects.append(self._workload(name, [container]))
             objects.append(
                 self._service(name, name, [{"name": "http", "port": 80, "targetPort": "http"}])
             )
@@ -347,6 +430,12 @@ class WorkloadBuilder:
         namespace = {
             "apiVersion": "v1",
             "kind": "Namespace",
-            "metadata": {"name": NAMESPACE, "labels": self.labels("finops-sim")},
+            "metadata": {
+                "name": NAMESPACE,
+                "labels": {
+                    **self.labels("finops-sim"),
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                },
+            },
         }
         return [namespace, *self.gateway(), *self.redis(), *self.locust(), *self.demo_services()]

@@ -1,8 +1,16 @@
-"""Cluster: EKS (API authentication mode, access entries), a small on-demand system node group,
-the Pod Identity agent, cost tags, and a Kubernetes provider fed from the kubeconfig."""
+"""Cluster: EKS (API authentication mode, access entries, STANDARD support), its control-plane
+log group, a small on-demand system node group whose launch template tags its instances and
+volumes, the add-ons (VPC CNI with network policies, CoreDNS, Pod Identity agent, EBS CSI driver),
+the default gp3 StorageClass, and a Kubernetes provider fed from the kubeconfig.
+
+Order: CoreDNS and the EBS CSI driver wait for the system nodes (an add-on whose pods cannot be
+scheduled never becomes ACTIVE). ``system_ready`` lists what a release must wait for; on destroy
+the releases go first, so the node group outlives every controller that runs on it.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -10,11 +18,20 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from ..builders.iam import SYSTEM_NODE_MANAGED_POLICIES
+from ..builders import storage
+from ..builders.iam import (
+    SYSTEM_NODE_MANAGED_POLICIES,
+    controller_trust_pod_identity,
+    managed_policy_arn,
+)
+from ..builders.karpenter import SYSTEM_NODES
 from ..config import ClusterConfig
 from .node_roles import node_role as create_node_role
 
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+SYSTEM_ROOT_VOLUME_GIB = 30
+# The VPC CNI's node agent enforces NetworkPolicies only with this (off by default).
+VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
 
 
 @dataclass(frozen=True)
@@ -28,9 +45,19 @@ class ClusterArgs:
     tags: dict[str, str]
 
 
+def control_plane_log_group(cluster_name: str) -> str:
+    """The name EKS writes to; created first by the program, so destroy removes it."""
+    return f"/aws/eks/{cluster_name}/cluster"
+
+
 class Cluster(pulumi.ComponentResource):
     name: str
     eks: eks.Cluster
+    system_nodes: aws.eks.NodeGroup
+    pod_identity_agent: aws.eks.Addon
+    storage_class: k8s.storage.v1.StorageClass
+    # What a Helm release or workload waits for: nodes, Pod Identity, DNS, storage.
+    system_ready: list[pulumi.Resource]
     provider: k8s.Provider
     kubeconfig: pulumi.Output[str]
 
@@ -39,6 +66,13 @@ class Cluster(pulumi.ComponentResource):
         config = args.config
         child = pulumi.ResourceOptions(parent=self)
         self.name = args.cluster_name
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs",
+            name=control_plane_log_group(args.cluster_name),
+            retention_in_days=config.log_retention_days,
+            tags=args.tags,
+            opts=child,
+        )
         self.eks = eks.Cluster(
             f"{name}-eks",
             name=args.cluster_name,
@@ -68,8 +102,12 @@ class Cluster(pulumi.ComponentResource):
             public_access_cidrs=list(config.public_access_cidrs) or None,
             create_oidc_provider=config.controller_identity == "irsa",
             enabled_cluster_log_types=["api", "audit"],
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=config.upgrade_policy),
+            vpc_cni_options=eks.VpcCniOptionsArgs(configuration_values=VPC_CNI_CONFIGURATION),
+            # CoreDNS is installed below, once there are nodes to run it.
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
         )
         # Karpenter finds the cluster security group that EKS created by this tag.
         aws.ec2.Tag(
@@ -79,13 +117,87 @@ class Cluster(pulumi.ComponentResource):
             value=args.cluster_name,
             opts=child,
         )
+        self.system_nodes = self._system_node_group(name, args)
+        after_nodes = pulumi.ResourceOptions(parent=self, depends_on=[self.system_nodes])
+        self.pod_identity_agent = aws.eks.Addon(
+            f"{name}-pod-identity-agent",
+            cluster_name=args.cluster_name,
+            addon_name="eks-pod-identity-agent",
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks]),
+        )
+        coredns = aws.eks.Addon(
+            f"{name}-coredns",
+            cluster_name=args.cluster_name,
+            addon_name="coredns",
+            resolve_conflicts_on_create="OVERWRITE",
+            tags=args.tags,
+            opts=pulumi.ResourceOptions.merge(
+                after_nodes, pulumi.ResourceOptions(depends_on=[self.pod_identity_agent])
+            ),
+        )
+        ebs_csi = self._ebs_csi_driver(name, args)
+        self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.eks.kubeconfig_json,
+            enable_server_side_apply=True,
+            opts=child,
+        )
+        storage_class = storage.default_storage_class(args.tags)
+        self.storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-{storage.DEFAULT_CLASS}",
+            metadata=storage_class["metadata"],
+            provisioner=storage_class["provisioner"],
+            parameters=storage_class["parameters"],
+            reclaim_policy=storage_class["reclaimPolicy"],
+            volume_binding_mode=storage_class["volumeBindingMode"],
+            allow_volume_expansion=storage_class["allowVolumeExpansion"],
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[ebs_csi]),
+        )
+        self.system_ready = [
+            self.system_nodes,
+            self.pod_identity_agent,
+            coredns,
+            ebs_csi,
+            self.storage_class,
+        ]
+        self.register_outputs({"cluster_name": self.name, "kubeconfig": self.kubeconfig})
+
+    def _system_node_group(self, name: str, args: ClusterArgs) -> aws.eks.NodeGroup:
+        """A plain EKS managed node group (not the eks.ManagedNodeGroup component): EKS creates
+        its access entry, and no resource reference crosses into a remote component. Its launch
+        template tags the instances and root volumes, which the group's own tags do not reach."""
+        child = pulumi.ResourceOptions(parent=self)
         node_role, attachments = create_node_role(
             f"{name}-system-nodes", SYSTEM_NODE_MANAGED_POLICIES, args.partition, args.tags, self
         )
-        group = config.system_node_group
-        # A plain EKS managed node group (not the eks.ManagedNodeGroup component): EKS creates its
-        # access entry, and no resource reference crosses into a remote component.
-        aws.eks.NodeGroup(
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-system",
+            name_prefix=f"{args.cluster_name}-system-",
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=2
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name="/dev/xvda",
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=SYSTEM_ROOT_VOLUME_GIB,
+                        volume_type="gp3",
+                        encrypted="true",
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=args.tags)
+                for kind in ("instance", "volume", "network-interface")
+            ],
+            tags=args.tags,
+            opts=child,
+        )
+        group = args.config.system_node_group
+        return aws.eks.NodeGroup(
             f"{name}-system",
             cluster_name=args.cluster_name,
             node_role_arn=node_role.arn,
@@ -94,23 +206,49 @@ class Cluster(pulumi.ComponentResource):
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 desired_size=group.desired_size, min_size=group.min_size, max_size=group.max_size
             ),
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
             subnet_ids=args.private_subnet_ids,
-            labels={"finops-sim/node-group": "system"},
+            labels=dict(SYSTEM_NODES),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks, *attachments]),
         )
-        aws.eks.Addon(
-            f"{name}-pod-identity-agent",
+
+    def _ebs_csi_driver(self, name: str, args: ClusterArgs) -> aws.eks.Addon:
+        """The EBS CSI driver add-on, its IAM role through Pod Identity."""
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-ebs-csi",
+            assume_role_policy=json.dumps(controller_trust_pod_identity()),
+            tags=args.tags,
+            opts=child,
+        )
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi",
+            role=role.name,
+            policy_arn=pulumi.Output.from_input(args.partition).apply(
+                lambda partition: managed_policy_arn(partition, storage.EBS_CSI_POLICY)
+            ),
+            opts=child,
+        )
+        association = aws.eks.PodIdentityAssociation(
+            f"{name}-ebs-csi",
             cluster_name=args.cluster_name,
-            addon_name="eks-pod-identity-agent",
+            namespace="kube-system",
+            service_account=storage.EBS_CSI_SERVICE_ACCOUNT,
+            role_arn=role.arn,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks]),
         )
-        self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
-        self.provider = k8s.Provider(
-            f"{name}-k8s",
-            kubeconfig=self.eks.kubeconfig_json,
-            enable_server_side_apply=True,
-            opts=child,
+        return aws.eks.Addon(
+            f"{name}-ebs-csi",
+            cluster_name=args.cluster_name,
+            addon_name=storage.EBS_CSI_ADDON,
+            resolve_conflicts_on_create="OVERWRITE",
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.system_nodes, self.pod_identity_agent, association, attachment],
+            ),
         )
-        self.register_outputs({"cluster_name": self.name, "kubeconfig": self.kubeconfig})

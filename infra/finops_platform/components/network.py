@@ -1,10 +1,13 @@
-"""Network: a VPC over 2-3 AZs with public and private subnets and NAT, or an existing VPC."""
+"""Network: a VPC over 2-3 AZs with public and private subnets and NAT, or an existing VPC; and
+an S3 gateway endpoint on the private route tables, so that ECR image layers (served from S3)
+do not pass, and get billed, through the NAT gateway."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_awsx as awsx
 
 from ..config import NetworkConfig
@@ -14,6 +17,7 @@ from ..config import NetworkConfig
 class NetworkArgs:
     config: NetworkConfig
     cluster_name: str
+    region: str
     tags: dict[str, str]
 
 
@@ -68,10 +72,32 @@ class Network(pulumi.ComponentResource):
             self.vpc_id = vpc.vpc_id
             self.private_subnet_ids = vpc.private_subnet_ids
             self.public_subnet_ids = vpc.public_subnet_ids
+        if config.s3_gateway_endpoint:
+            self._s3_gateway_endpoint(name, args)
         self.register_outputs(
             {
                 "vpc_id": self.vpc_id,
                 "private_subnet_ids": self.private_subnet_ids,
                 "public_subnet_ids": self.public_subnet_ids,
             }
+        )
+
+    def _s3_gateway_endpoint(self, name: str, args: NetworkArgs) -> aws.ec2.VpcEndpoint:
+        route_tables = aws.ec2.get_route_tables_output(
+            vpc_id=self.vpc_id,
+            filters=[
+                aws.ec2.GetRouteTablesFilterArgs(
+                    name="association.subnet-id", values=self.private_subnet_ids
+                )
+            ],
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        return aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=self.vpc_id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=route_tables.ids,
+            tags={**args.tags, "Name": f"{args.cluster_name}-s3"},
+            opts=pulumi.ResourceOptions(parent=self),
         )

@@ -21,7 +21,9 @@ class ObservabilityArgs:
     karpenter: KarpenterConfig | None
     provider: k8s.Provider
     grafana_admin_password: pulumi.Input[str] | None
+    # On EKS: the system node group, add-ons and StorageClass; none on an existing cluster.
     depends_on: list[pulumi.Resource]
+    on_eks: bool
 
 
 class Observability(pulumi.ComponentResource):
@@ -33,8 +35,14 @@ class Observability(pulumi.ComponentResource):
     ):
         super().__init__("finops:platform:Observability", name, None, opts)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        # The namespace outlives the release and goes before the storage driver on destroy,
+        # taking Prometheus's claim (and so its EBS volume) with it.
         namespace = k8s.core.v1.Namespace(
-            f"{name}-ns", metadata={"name": build.NAMESPACE}, opts=k8s_opts
+            f"{name}-ns",
+            metadata={"name": build.NAMESPACE},
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts, pulumi.ResourceOptions(depends_on=args.depends_on)
+            ),
         )
         in_namespace = pulumi.ResourceOptions.merge(
             k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])
@@ -78,7 +86,7 @@ class Observability(pulumi.ComponentResource):
                 repo=versions.KUBE_PROMETHEUS_STACK_REPO
             ),
             namespace=build.NAMESPACE,
-            values=build.helm_values(args.config),
+            values=build.helm_values(args.config, args.on_eks),
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts, pulumi.ResourceOptions(depends_on=[secret, *dashboards, *args.depends_on])
             ),

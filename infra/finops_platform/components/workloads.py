@@ -1,4 +1,7 @@
-"""Workloads: the AI gateway, Redis, Locust and the demo services, from the pure builder."""
+"""Workloads: the AI gateway, Valkey, Locust and the demo services, from the pure builder.
+
+The namespace is a resource of the program: deleting it on `pulumi destroy` deletes Valkey's
+claim (a StatefulSet's claims outlive the StatefulSet), so its EBS volume goes too."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ _KINDS: dict[str, Any] = {
     "ConfigMap": k8s.core.v1.ConfigMap,
     "Service": k8s.core.v1.Service,
     "Deployment": k8s.apps.v1.Deployment,
+    "StatefulSet": k8s.apps.v1.StatefulSet,
     "PodDisruptionBudget": k8s.policy.v1.PodDisruptionBudget,
     "HorizontalPodAutoscaler": k8s.autoscaling.v2.HorizontalPodAutoscaler,
     "NetworkPolicy": k8s.networking.v1.NetworkPolicy,
@@ -36,6 +40,14 @@ class WorkloadsArgs:
     team_keys: pulumi.Input[dict[str, str]] | None
     images: dict[str, pulumi.Input[str]]
     depends_on: list[pulumi.Resource]
+    # ElastiCache's host and password; None runs Valkey in the cluster.
+    external_store: ExternalStore | None = None
+
+
+@dataclass(frozen=True)
+class ExternalStore:
+    host: pulumi.Output[str]
+    password: pulumi.Output[str]
 
 
 def demo_team_keys() -> dict[str, str]:
@@ -46,8 +58,14 @@ def demo_team_keys() -> dict[str, str]:
 class Workloads(pulumi.ComponentResource):
     def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("finops:platform:Workloads", name, None, opts)
+        external = args.external_store
         builder = build.WorkloadBuilder(
-            args.config, args.pools, args.cost_center, args.phase, args.images
+            args.config,
+            args.pools,
+            args.cost_center,
+            args.phase,
+            args.images,
+            external.host.apply(build.external_store_url) if external else None,
         )
         base = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=args.depends_on
@@ -57,17 +75,20 @@ class Workloads(pulumi.ComponentResource):
             f"{name}-ns", metadata=manifests[0]["metadata"], opts=base
         )
         in_ns = pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[namespace]))
-        redis_password = random.RandomPassword(
-            f"{name}-redis-password",
-            length=32,
-            special=False,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        if external is None:
+            redis_password = random.RandomPassword(
+                f"{name}-redis-password",
+                length=32,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            ).result
+        else:
+            redis_password = external.password
         secrets = [
             k8s.core.v1.Secret(
                 f"{name}-redis",
                 metadata=builder.meta(build.REDIS, build.REDIS),
-                string_data={"password": redis_password.result},
+                string_data={"password": redis_password},
                 opts=in_ns,
             ),
             k8s.core.v1.Secret(

@@ -13,8 +13,9 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..domain import ChatRequest, Completion, ErrorKind, GatewayError
+from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import PriceTable
+from ..records import ErrorKind
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 JSON = dict[str, Any]

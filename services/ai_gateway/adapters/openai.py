@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from ..domain import ChatRequest, Completion, ErrorKind, GatewayError
+from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import PriceTable
+from ..records import ErrorKind
 from ..tokens import PromptMessage
 from .base import HTTP_STATUS, JSON, Lenient, parse_body, sse
 

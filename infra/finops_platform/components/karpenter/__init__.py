@@ -1,16 +1,22 @@
-"""Karpenter: IAM (iam.py), the interruption queue (queue.py), the chart and its custom
-resources (chart.py), wired so that `pulumi destroy` removes NodePools first.
+"""Karpenter: IAM (iam.py), the spot service-linked role (spot.py), the interruption queue
+(queue.py), the charts and their custom resources (chart.py), wired so that `pulumi destroy`
+removes NodePools first.
 
-Destroy order: the NodePools and the EC2NodeClass depend on the Helm release, and the release
-depends on the IAM roles, the Pod Identity association and the queue. Pulumi deletes dependents
-first, so the NodePools go while the controller still runs; their finalizers drain and terminate
-Karpenter's EC2 instances before the controller, its permissions and the queue are removed, and
-no instance is left to block the VPC's deletion.
+Up: the releases wait for the system node group, the Pod Identity agent, CoreDNS and storage
+(``Cluster.system_ready``), and for kube-prometheus-stack (``depends_on``), whose CRDs the
+controller chart's ServiceMonitor needs.
+
+Destroy order: the NodePools and the EC2NodeClass depend on the Helm releases, and the controller
+release depends on the IAM roles, the Pod Identity association, the queue and the system node
+group. Pulumi deletes dependents first, so the NodePools go while the controller still runs on
+nodes that are still there; their finalizers drain and terminate Karpenter's EC2 instances before
+the controller, its permissions, the queue and the node group are removed, and no instance is
+left to block the VPC's deletion.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -20,6 +26,7 @@ from ..cluster import Cluster
 from .chart import install_chart, install_node_pools
 from .iam import KarpenterIam, create_iam
 from .queue import create_interruption_queue
+from .spot import spot_service_linked_role
 
 
 @dataclass(frozen=True)
@@ -31,10 +38,13 @@ class KarpenterArgs:
     account_id: pulumi.Input[str]
     partition: pulumi.Input[str]
     tags: dict[str, str]
+    # What else the controller's release waits for (kube-prometheus-stack, for its CRDs).
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
 class Karpenter(pulumi.ComponentResource):
     iam: KarpenterIam
+    crds: k8s.helm.v3.Release
     release: k8s.helm.v3.Release
     node_pools: list[k8s.apiextensions.CustomResource]
 
@@ -42,8 +52,11 @@ class Karpenter(pulumi.ComponentResource):
         super().__init__("finops:platform:Karpenter", name, None, opts)
         queue = create_interruption_queue(name, args, parent=self)
         self.iam = create_iam(name, args, queue.arn, parent=self)
-        self.release = install_chart(name, args, queue.name, self.iam, parent=self)
-        self.node_pools = install_node_pools(name, args, self.iam, self.release, parent=self)
+        self.iam.dependencies.extend(spot_service_linked_role(name, args, parent=self))
+        self.crds, self.release = install_chart(name, args, queue.name, self.iam, parent=self)
+        self.node_pools = install_node_pools(
+            name, args, self.iam, (self.crds, self.release), parent=self
+        )
         self.register_outputs(
             {
                 "node_role_name": self.iam.node_role.name,

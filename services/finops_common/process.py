@@ -1,4 +1,8 @@
-"""Run the gateway as a child process for a bounded time, and always stop it afterwards."""
+"""Child processes for tests, benchmarks and the simulation, always stopped afterwards.
+
+Valkey, the gateway and any other command run for a bounded time on 127.0.0.1; leaving the
+``with`` block stops them, on errors and Ctrl-C too.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +33,28 @@ def embedded_valkey() -> Iterator[str]:
         yield f"redis://127.0.0.1:{server.port}/0"
     finally:
         server.stop()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within 10 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextmanager
+def child_process(cmd: Sequence[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``cmd`` with its output in ``log``; it is stopped when the block ends."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            stop(process)
 
 
 def free_port() -> int:
@@ -100,13 +126,8 @@ class GatewayProcess:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        if process is not None:
+            stop(process)
         if self._log_file not in (None, subprocess.DEVNULL):
             self._log_file.close()
             self._log_file = None

@@ -1,4 +1,8 @@
-"""Turn YAML and pydantic validation failures into one-line errors that name file, key and value."""
+"""Configuration errors that name file, key and value, and the strict base of every config model.
+
+YAML syntax errors and pydantic validation failures become one ConfigError each, with one line per
+problem, so every package reports a bad file the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class ConfigError(Exception):
     """A configuration file or value is invalid; the message is meant for the user as is."""
+
+
+class StrictModel(BaseModel):
+    """Immutable, and an unknown key is an error (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

@@ -1,0 +1,72 @@
+"""One line of the per-request log: what the gateway did with a request, and what it cost.
+
+The gateway writes these (request_log.py) and the simulation reads them back (finops_sim.results),
+both through this model, so a field cannot be renamed on one side only. A leaf module: reading a
+log needs no part of the gateway's pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from finops_common.config import StrictModel
+
+from .pricing import Tier
+
+CacheStatus = Literal["miss", "exact", "semantic"]
+ErrorKind = Literal[
+    "invalid_request",
+    "authentication",
+    "not_found",
+    "not_allowed",
+    "too_large",
+    "rate_limit",
+    "budget",
+    "unavailable",
+    "internal",
+]
+
+
+class RequestRecord(StrictModel):
+    """A served request has the serving fields; a refused one has ``error`` and no serving fields.
+
+    ``sim`` is the ground truth a simulation sent in ``x-sim-*`` headers (prefix removed). It is
+    logged next to the gateway's decisions and never read by them.
+    """
+
+    ts: float = Field(description="Unix time the gateway answered, in seconds")
+    api: str = Field(description="the API the request came in on: openai or anthropic")
+    status: int
+    team: str | None
+    sim: dict[str, str] = Field(default_factory=dict)
+    requested_model: str | None
+    served_model: str | None = None
+    served_tier: Tier | None = None
+    cache: CacheStatus | None = None
+    similarity: float | None = None
+    cached_label: str | None = Field(
+        default=None, description="the sim question of the request whose answer was reused"
+    )
+    route_tier: Tier | None = Field(default=None, description="set when the router chose a model")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    baseline_usd: float | None = Field(
+        default=None,
+        description="what the request would cost unoptimized; None if refused before pricing",
+    )
+    saved_usd: float = 0.0
+    gateway_ms: float = 0.0
+    provider_ms: float = 0.0
+    error: ErrorKind | None = None
+
+    @property
+    def served(self) -> bool:
+        return self.status == 200
+
+    @property
+    def latency_ms(self) -> float:
+        """What the client waited: gateway time plus the simulated provider's time."""
+        return self.gateway_ms + self.provider_ms

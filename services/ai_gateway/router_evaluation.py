@@ -1,0 +1,280 @@
+"""The routers' evaluation on labelled prompts: confusion, the held-out targets, and the curve of
+quality risk against spend saved across thresholds (drawn as a chart for the README and report).
+
+The labelled sets are bench/data/routing_labelled.yaml (training) and routing_heldout.yaml
+(written separately, never used for training or choosing a threshold).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from finops_common.config import StrictModel, read_yaml, validate
+
+from .embeddings import Embedder
+from .pricing import TIERS, ModelCard, Tier
+from .router import (
+    LearnedRouter,
+    RequestText,
+    RouteDecision,
+    explainable_features,
+    keyword_classify,
+    tiers_for,
+)
+from .tokens import PromptMessage, count_prompt
+
+# The held-out targets at the default threshold (issue "Routing that holds on unseen prompts").
+MIN_COMPLEX_REACHING_COMPLEX = 0.95
+MAX_COMPLEX_TO_SIMPLE = 0.0
+MIN_SIMPLE_TO_SIMPLE = 0.85
+
+
+class RoutingExample(StrictModel):
+    id: str = Field(pattern=r"^[a-z]\d{4}$")
+    label: Tier
+    prompt: str = Field(min_length=1)
+    system: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+
+    def messages(self) -> list[PromptMessage]:
+        system = [PromptMessage("system", self.system)] if self.system else []
+        return [*system, PromptMessage("user", self.prompt)]
+
+
+class RoutingSet(StrictModel):
+    prompts: tuple[RoutingExample, ...] = Field(min_length=1)
+
+
+def load_routing_set(path: Path) -> RoutingSet:
+    return validate(RoutingSet, read_yaml(path), str(path))
+
+
+def label_indices(examples: Sequence[RoutingExample]) -> np.ndarray:
+    return np.array([TIERS.index(e.label) for e in examples])
+
+
+def prompt_tokens(examples: Sequence[RoutingExample], card: ModelCard) -> np.ndarray:
+    return np.array([count_prompt(card, e.messages()) for e in examples])
+
+
+def feature_matrix(examples: Sequence[RoutingExample], tokens: np.ndarray) -> np.ndarray:
+    return np.stack(
+        [
+            explainable_features(RequestText.of(e.messages()), int(n), e.max_tokens)
+            for e, n in zip(examples, tokens, strict=True)
+        ]
+    )
+
+
+def embedding_matrix(examples: Sequence[RoutingExample], embedder: Embedder) -> np.ndarray:
+    return np.stack([embedder.embed(RequestText.of(e.messages()).last_user) for e in examples])
+
+
+@dataclass
+class RouterScore:
+    """Confusion of true label (rows) against routed tier (columns), each example's routed tier,
+    and the mean time per decision."""
+
+    confusion: np.ndarray
+    routed: np.ndarray
+    seconds_per_decision: float = 0.0
+
+    @classmethod
+    def of(cls, labels: np.ndarray, routed: np.ndarray, seconds: float = 0.0) -> RouterScore:
+        confusion = np.zeros((3, 3), dtype=int)
+        np.add.at(confusion, (labels, routed), 1)
+        return cls(confusion, routed, seconds)
+
+    def share(self, true: Tier, routed: Tier) -> float:
+        row = self.confusion[TIERS.index(true)]
+        return float(row[TIERS.index(routed)] / max(row.sum(), 1))
+
+    @property
+    def total(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.trace(self.confusion) / self.total)
+
+    @property
+    def complex_reaching_complex(self) -> float:
+        return self.share("complex", "complex")
+
+    @property
+    def meets_targets(self) -> bool:
+        return (
+            self.complex_reaching_complex >= MIN_COMPLEX_REACHING_COMPLEX
+            and self.share("complex", "simple") <= MAX_COMPLEX_TO_SIMPLE
+            and self.share("simple", "simple") >= MIN_SIMPLE_TO_SIMPLE
+        )
+
+    def table(self) -> str:
+        lines = ["| true \\ routed | " + " | ".join(TIERS) + " |", "|---|" + "---:|" * 3]
+        for i, true in enumerate(TIERS):
+            lines.append(f"| {true} | " + " | ".join(str(c) for c in self.confusion[i]) + " |")
+        return "\n".join(lines)
+
+
+Decide = Callable[[Sequence[PromptMessage], int, int | None], RouteDecision]
+
+
+def _timed(decide: Decide, examples: Sequence[RoutingExample], tokens: np.ndarray) -> RouterScore:
+    routed, elapsed = [], 0.0
+    for example, n in zip(examples, tokens, strict=True):
+        messages = example.messages()
+        started = time.perf_counter()
+        decision: RouteDecision = decide(messages, int(n), example.max_tokens)
+        elapsed += time.perf_counter() - started
+        routed.append(TIERS.index(decision.tier))
+    return RouterScore.of(label_indices(examples), np.array(routed), elapsed / len(examples))
+
+
+def evaluate_keyword_router(examples: Sequence[RoutingExample], card: ModelCard) -> RouterScore:
+    return _timed(keyword_classify, examples, prompt_tokens(examples, card))
+
+
+def evaluate_learned_router(
+    examples: Sequence[RoutingExample],
+    card: ModelCard,
+    router: LearnedRouter,
+    embedder: Embedder | None,
+    threshold: float | None = None,
+) -> RouterScore:
+    """Through ``LearnedRouter.decide``, the gateway's own path (embedding included in the time)."""
+
+    def decide(
+        messages: Sequence[PromptMessage], tokens: int, max_tokens: int | None
+    ) -> RouteDecision:
+        return router.decide(messages, tokens, max_tokens, embedder, threshold)
+
+    return _timed(decide, examples, prompt_tokens(examples, card))
+
+
+def probabilities(
+    examples: Sequence[RoutingExample],
+    card: ModelCard,
+    router: LearnedRouter,
+    embedder: Embedder | None,
+) -> np.ndarray:
+    features = feature_matrix(examples, prompt_tokens(examples, card))
+    embeddings = (
+        embedding_matrix(examples, embedder)
+        if embedder is not None and router.accepts(embedder)
+        else None
+    )
+    head, x = router.inputs(features, embeddings)
+    return head.probabilities(x)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    threshold: float
+    complex_below_complex: float
+    complex_to_simple: float
+    simple_to_simple: float
+    spend_saved: float
+
+
+def tier_costs(examples: Sequence[RoutingExample], tier_cards: dict[Tier, ModelCard]) -> np.ndarray:
+    """USD of each prompt on each tier's model: its own prompt count and the model's median
+    completion length (the simulation's assumption in data/models.yaml)."""
+    return np.stack(
+        [
+            [
+                tier_cards[t].cost_usd(
+                    count_prompt(tier_cards[t], e.messages()), tier_cards[t].output_tokens.median
+                )
+                for t in TIERS
+            ]
+            for e in examples
+        ]
+    )
+
+
+def spend_saved(routed: np.ndarray, costs: np.ndarray) -> float:
+    """Share of the spend saved against sending every prompt to the complex tier."""
+    spent = costs[np.arange(len(routed)), routed].sum()
+    return float(1 - spent / costs[:, 2].sum())
+
+
+def curve_point(
+    threshold: float, labels: np.ndarray, routed: np.ndarray, costs: np.ndarray
+) -> CurvePoint:
+    score = RouterScore.of(labels, routed)
+    return CurvePoint(
+        threshold=threshold,
+        complex_below_complex=1 - score.complex_reaching_complex,
+        complex_to_simple=score.share("complex", "simple"),
+        simple_to_simple=score.share("simple", "simple"),
+        spend_saved=spend_saved(routed, costs),
+    )
+
+
+def tradeoff_curve(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    costs: np.ndarray,
+    thresholds: Sequence[float],
+    simple_confidence: float,
+) -> list[CurvePoint]:
+    """Quality risk and spend saved per threshold, for one head's probabilities."""
+    return [
+        curve_point(t, labels, tiers_for(probs, t, simple_confidence), costs) for t in thresholds
+    ]
+
+
+def draw_tradeoff_chart(
+    curve: Sequence[CurvePoint],
+    path: Path,
+    default: CurvePoint,
+    keyword: CurvePoint | None = None,
+    title: str = "Routing on the held-out set",
+) -> Path:
+    """The RouteLLM-style chart: spend saved (x) against complex prompts served below the complex
+    tier (y), one point per threshold; the default threshold and the keyword router marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    ax.plot(
+        [100 * p.spend_saved for p in curve],
+        [100 * p.complex_below_complex for p in curve],
+        marker=".",
+        label="learned router, threshold 0.05 to 0.95",
+    )
+    ax.scatter(
+        [100 * default.spend_saved],
+        [100 * default.complex_below_complex],
+        color="tab:green",
+        zorder=3,
+        label=f"default threshold {default.threshold:.2f}",
+    )
+    if keyword is not None:
+        ax.scatter(
+            [100 * keyword.spend_saved],
+            [100 * keyword.complex_below_complex],
+            color="tab:red",
+            marker="x",
+            zorder=3,
+            label="keyword router (before)",
+        )
+    ax.axhline(100 * (1 - MIN_COMPLEX_REACHING_COMPLEX), color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("spend saved vs. all requests on the complex tier (%)")
+    ax.set_ylabel("complex prompts served below complex tier (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

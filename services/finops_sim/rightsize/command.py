@@ -1,0 +1,211 @@
+"""`finops-sim rightsize`: measured usage -> recommended requests -> (optionally) the stack file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from finops_common.config import ConfigError
+from finops_platform.builders.workloads import NAMESPACE
+from finops_platform.config import cpu_millicores, memory_mib
+
+from . import output
+from .prometheus import Prometheus, PrometheusError, fetch_usage
+from .stackfile import RequestChange, write_recommendations, write_requests
+from .strategy import Strategy, assess, duration_text
+from .targets import monthly_cost, recommended_resources, stack_targets, with_resources
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(text: str) -> float:
+    """ "7d", "36h", "90m", "2w" in seconds."""
+    try:
+        value = float(text[:-1]) * _UNITS[text[-1]]
+    except (ValueError, KeyError, IndexError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: use e.g. 7d, 36h, 90m") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be positive")
+    return value
+
+
+def timestamp(text: str) -> float:
+    """RFC 3339 ("2026-11-23T00:00:00Z") or Unix seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is invalid: use RFC 3339 (2026-11-23T00:00:00Z) or Unix seconds"
+        ) from exc
+
+
+def _quantity(parse):
+    def convert(text: str) -> int:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a Kubernetes quantity") from exc
+
+    return convert
+
+
+# Flag -> the Strategy field it sets, the parser of its text, and what it takes.
+STRATEGY_FLAGS = {
+    "--cpu-percentile": ("cpu_percentile", float, "P"),
+    "--memory-headroom": ("memory_headroom", float, "FRACTION"),
+    "--cpu-floor": ("cpu_floor_m", _quantity(cpu_millicores), "CPU"),
+    "--cpu-step": ("cpu_step_m", _quantity(cpu_millicores), "CPU"),
+    "--memory-floor": ("memory_floor_mib", _quantity(memory_mib), "MEMORY"),
+    "--memory-step": ("memory_step_mib", _quantity(memory_mib), "MEMORY"),
+    "--min-history": ("min_history_s", duration, "DURATION"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prometheus", required=True, metavar="URL", help="e.g. http://localhost:9090"
+    )
+    parser.add_argument("--window", type=duration, default=duration("7d"), help="usage window (7d)")
+    parser.add_argument("--end", type=timestamp, help="the window's end (default: now)")
+    parser.add_argument(
+        "--namespace", default=NAMESPACE, help=f"the workloads' namespace ({NAMESPACE})"
+    )
+    parser.add_argument(
+        "--stack", default="optimized", help="stack name: stacks/Pulumi.<stack>.yaml"
+    )
+    parser.add_argument("--format", choices=["table", "json", "html"], default="table")
+    parser.add_argument(
+        "--write", action="store_true", help="write the recommended requests into the stack file"
+    )
+    parser.add_argument("--out", type=Path, help="output folder (out/rightsize/STACK)")
+    group = parser.add_argument_group("strategy (see finops_sim/rightsize/strategy.py)")
+    default = Strategy()
+    for flag, (field, parse, metavar) in STRATEGY_FLAGS.items():
+        description = Strategy.model_fields[field].description
+        group.add_argument(
+            flag,
+            dest=field,
+            metavar=metavar,
+            type=parse,
+            default=getattr(default, field),
+            help=f"{description} (default %(default)s)",
+        )
+
+
+def strategy_of(args: argparse.Namespace) -> Strategy:
+    fields = {field: flag for flag, (field, _, _) in STRATEGY_FLAGS.items()}
+    try:
+        return Strategy(**{field: getattr(args, field) for field in fields})
+    except ValidationError as exc:
+        problems = [f"{fields[str(e['loc'][0])]} {e['input']}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("; ".join(problems)) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    from finops_platform.render import load_stack
+
+    try:
+        strategy = strategy_of(args)
+        config = load_stack(args.stack)
+    except ConfigError as exc:
+        print(f"finops-sim: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    resolution = strategy.resolution_s
+    end = math.floor((args.end if args.end is not None else time.time()) / resolution) * resolution
+    if args.window < resolution:
+        print(f"finops-sim: --window must be at least {duration_text(resolution)}", file=sys.stderr)
+        return 2
+    prometheus = Prometheus(args.prometheus)
+    targets = stack_targets(config)
+    try:
+        usages = [
+            fetch_usage(
+                prometheus, args.namespace, t.apps, t.container, end, args.window, resolution
+            )
+            for t in targets
+        ]
+    except PrometheusError as exc:
+        print(f"finops-sim: {exc}", file=sys.stderr)
+        return 1
+    assessments = [assess(u, strategy) for u in usages]
+    current = monthly_cost(config)
+    changes = {
+        t.key: recommended_resources(t, a.recommendation)
+        for t, a in zip(targets, assessments, strict=True)
+        if a.recommendation
+    }
+    results = []
+    for target, usage, assessment in zip(targets, usages, assessments, strict=True):
+        saving = None
+        if assessment.recommendation and current is not None:
+            alone = monthly_cost(with_resources(config, {target.key: changes[target.key]}))
+            saving = None if alone is None else current - alone
+        results.append(output.Result(target, usage, assessment, saving))
+    recommended = monthly_cost(with_resources(config, changes))
+    doc = output.document(
+        results,
+        stack=args.stack,
+        prometheus=prometheus.url,
+        namespace=args.namespace,
+        window_s=args.window,
+        end=end,
+        strategy=strategy,
+        monthly_usd=(current, recommended),
+    )
+    out = args.out or Path("out") / "rightsize" / args.stack
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recommendations.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    if args.format == "json":
+        print(json.dumps(doc["workloads"], indent=2))
+    elif args.format == "html":
+        print(f"Report: {output.write_html(results, doc, out)}")
+    else:
+        print(output.text_table(results, (current, recommended)))
+    if args.write:
+        return _write(args.stack, results, doc)
+    return 0
+
+
+def _write(stack: str, results: list[output.Result], doc: dict) -> int:
+    changes = [
+        RequestChange(
+            workload=r.target.workload,
+            key=r.target.key,
+            cpu=r.assessment.recommendation.cpu,
+            memory=r.assessment.recommendation.memory,
+            note=(
+                f"finops-sim rightsize, {doc['window']} to {doc['end']}: CPU "
+                f"P{doc['strategy']['cpu_percentile']:g} {r.assessment.cpu_target_m:.0f}m, memory "
+                f"peak {r.assessment.memory_bytes.peak / 2**20:.0f}Mi "
+                f"+{doc['strategy']['memory_headroom']:.0%} (see rightsize.{stack}.json)"
+            ),
+        )
+        for r in results
+        if r.assessment.recommendation
+    ]
+    if not changes:
+        print("finops-sim: nothing to write: no workload has enough data", file=sys.stderr)
+        return 1
+    try:
+        write_requests(stack, changes)
+    except ConfigError as exc:
+        print(f"finops-sim: {exc}", file=sys.stderr)
+        return 2
+    path = write_recommendations(stack, doc)
+    print(
+        f"\nWrote {len(changes)} workloads' requests into stacks/Pulumi.{stack}.yaml and the "
+        f"figures into {path.name}; `finops-sim cost --compare unoptimized {stack}` shows the "
+        "effect."
+    )
+    return 0

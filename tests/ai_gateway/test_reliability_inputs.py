@@ -1,0 +1,188 @@
+"""Issue 14, defects 6, 7, 10 and 11: inputs with no embeddable content, what the health and metrics
+endpoints reveal, parameters the cache key must not ignore, and the budget's 429 message."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from .reliability_support import (
+    CACHE_HEADER,
+    SIMILARITY_HEADER,
+    chat,
+    chat_body,
+    gateways,
+    is_cache_hit,
+    messages,
+    settings,
+    team,
+)
+
+NO_EMBEDDABLE_CONTENT = {
+    "empty": "",
+    "zero-width": "\u200b\u200c\u200d",
+    "emoji-only": "\U0001f642\U0001f389\U0001f680",
+}
+EMBEDDERS = ["lexical", "model2vec"]
+
+
+@pytest.fixture(scope="module", params=EMBEDDERS)
+def semantic_gateway(request, tmp_path_factory):
+    """Exact and semantic cache on, per embedder; one team per test case keeps scopes apart."""
+    teams = {f"t{i}": spec for i in range(8) for spec in team(f"t{i}").values()}
+    config = settings(teams, exact=True, semantic=True, embedder=request.param)
+    with gateways(tmp_path_factory.mktemp(f"semantic-{request.param}"), config) as (gateway,):
+        yield gateway
+
+
+def _not_semantic(response: httpx.Response) -> None:
+    assert response.status_code in (200, 400), response.text
+    assert response.headers.get(CACHE_HEADER) != "semantic", response.headers
+    assert SIMILARITY_HEADER not in response.headers, response.headers
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 defect 6")
+@pytest.mark.parametrize("kind", list(NO_EMBEDDABLE_CONTENT))
+def test_a_prompt_with_no_embeddable_content_is_never_a_semantic_hit(semantic_gateway, kind):
+    team_name = f"t{list(NO_EMBEDDABLE_CONTENT).index(kind)}"
+    for prompt in ["How do I reset my password?", *NO_EMBEDDABLE_CONTENT.values()]:
+        if prompt != NO_EMBEDDABLE_CONTENT[kind]:
+            assert chat(semantic_gateway, team_name, chat_body(prompt)).status_code == 200
+    _not_semantic(chat(semantic_gateway, team_name, chat_body(NO_EMBEDDABLE_CONTENT[kind])))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 defect 6")
+def test_a_prompt_with_no_embeddable_content_is_never_stored_as_a_semantic_entry(
+    semantic_gateway,
+):
+    # A fresh scope: the first such prompt is a miss; if it were stored, the next would hit it.
+    first, *others = NO_EMBEDDABLE_CONTENT.values()
+    assert chat(semantic_gateway, "t5", chat_body(first)).status_code in (200, 400)
+    for prompt in others:
+        _not_semantic(chat(semantic_gateway, "t5", chat_body(prompt)))
+
+
+@pytest.fixture(scope="module")
+def tenant_gateway(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tenancy")
+    log_path = directory / "requests.jsonl"
+    teams = {**team("secret-team-alpha", usd=12.5), **team("secret-team-beta")}
+    config = settings(teams, exact=True, request_log=str(log_path))
+    with gateways(directory, config) as (gateway,):
+        assert chat(gateway, "secret-team-alpha", chat_body("Spend a little")).status_code == 200
+        yield gateway, log_path
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 defect 7")
+def test_metrics_are_not_served_on_the_api_port_without_a_key(tenant_gateway):
+    gateway, _ = tenant_gateway
+    response = httpx.get(gateway.url + "/metrics", timeout=10)
+    assert response.status_code in (401, 403, 404), response.status_code
+    assert "secret-team-alpha" not in response.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/healthz",
+        pytest.param("/readyz", marks=pytest.mark.xfail(strict=True, reason="issue 14 defect 7")),
+    ],
+)
+def test_health_bodies_say_only_up_or_down_and_the_store_state(tenant_gateway, path):
+    gateway, log_path = tenant_gateway
+    response = httpx.get(gateway.url + path, timeout=10)
+    assert response.status_code == 200
+    body = response.text.lower()
+    for secret in ["secret-team-alpha", "secret-team-beta", str(log_path).lower(), log_path.name]:
+        assert secret not in body
+    for detail in ["limits", "keys", "usd", "budget", "admin", "request_log"]:
+        assert detail not in body, f"{path} reveals {detail!r}: {response.text}"
+
+
+@pytest.fixture(scope="module")
+def cache_gateway(tmp_path_factory):
+    teams = {f"p{i}": spec for i in range(8) for spec in team(f"p{i}").values()}
+    config = settings(teams, exact=True, semantic=True)
+    with gateways(tmp_path_factory.mktemp("parameters"), config) as (gateway,):
+        yield gateway
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+ANTHROPIC_TOOL = {
+    "name": "get_weather",
+    "description": "Current weather in a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+PARAMETERS = {
+    "openai-tools": ("openai", "tools", [WEATHER_TOOL]),
+    "openai-response_format": ("openai", "response_format", {"type": "json_object"}),
+    "anthropic-tools": ("anthropic", "tools", [ANTHROPIC_TOOL]),
+    "anthropic-top_k": ("anthropic", "top_k", 5),
+}
+
+
+def _ask(gateway, api: str, team_name: str, prompt: str, **extra) -> httpx.Response:
+    send = chat if api == "openai" else messages
+    return send(gateway, team_name, chat_body(prompt, model="gpt-4o-mini", **extra))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 defect 10")
+@pytest.mark.parametrize("case", list(PARAMETERS))
+def test_a_parameter_changes_the_cache_key_or_is_refused_by_name(cache_gateway, case):
+    api, name, value = PARAMETERS[case]
+    team_name = f"p{list(PARAMETERS).index(case)}"
+    prompt = "What is the weather like in Lisbon today?"
+    assert _ask(cache_gateway, api, team_name, prompt).status_code == 200
+    assert is_cache_hit(_ask(cache_gateway, api, team_name, prompt))
+    with_parameter = _ask(cache_gateway, api, team_name, prompt, **{name: value})
+    if with_parameter.status_code == 400:
+        assert name in with_parameter.json()["error"]["message"]
+    else:
+        assert with_parameter.status_code == 200
+        assert not is_cache_hit(with_parameter), with_parameter.headers
+
+
+@pytest.mark.parametrize(
+    "role",
+    [
+        pytest.param("system", marks=pytest.mark.xfail(strict=True, reason="issue 14 defect 10")),
+        "tool",
+    ],
+)
+def test_a_last_message_of_another_role_is_scoped_apart_from_a_user_message(cache_gateway, role):
+    team_name = f"p{4 + ['system', 'tool'].index(role)}"
+    text = "Summarise the quarterly cloud bill in one line."
+    assert chat(cache_gateway, team_name, chat_body(text)).status_code == 200
+    last = {"role": role, "content": text}
+    earlier = []
+    if role == "tool":
+        call = {"id": "call_1", "type": "function",
+                "function": {"name": "bill", "arguments": "{}"}}  # fmt: skip
+        earlier = [
+            {"role": "user", "content": "What does the bill say?"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+        ]
+        last["tool_call_id"] = "call_1"
+    body = {"model": "gpt-4o-mini", "max_tokens": 50, "messages": [*earlier, last]}
+    response = chat(cache_gateway, team_name, body)
+    assert response.status_code in (200, 400), response.text
+    assert not is_cache_hit(response), response.headers
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 defect 11")
+def test_the_budget_429_message_says_daily(tmp_path):
+    config = settings(team("thrifty", usd=0.0001, period="day"))
+    with gateways(tmp_path, config) as (gateway,):
+        response = chat(
+            gateway, "thrifty", chat_body("A long answer", model="gpt-4", max_tokens=2000)
+        )
+    assert response.status_code == 429
+    message = response.json()["error"]["message"]
+    assert "dayly" not in message, message

@@ -1,0 +1,49 @@
+"""Config errors name the file, the key and what is allowed, for every package's models."""
+
+from __future__ import annotations
+
+import pytest
+
+from finops_common.config import ConfigError, StrictModel, read_yaml, validate
+
+
+class Limits(StrictModel):
+    usd: float
+    period: str = "day"
+
+
+class Team(StrictModel):
+    name: str
+    limits: Limits
+
+
+def test_an_unknown_key_names_the_keys_allowed_there():
+    with pytest.raises(ConfigError) as info:
+        validate(Team, {"name": "a", "limits": {"usd": 1, "perod": "day"}}, "teams.yaml")
+    assert str(info.value) == (
+        "teams.yaml: unknown key `limits.perod`; allowed keys here: period, usd"
+    )
+
+
+def test_every_bad_value_is_listed_with_its_key():
+    with pytest.raises(ConfigError) as info:
+        validate(Team, {"name": 3, "limits": {"usd": "lots"}}, "teams.yaml")
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("teams.yaml: key `name`: value 3 is invalid")
+    assert lines[1].startswith("teams.yaml: key `limits.usd`: value 'lots' is invalid")
+
+
+def test_strict_models_are_immutable():
+    team = validate(Team, {"name": "a", "limits": {"usd": 1}}, "teams.yaml")
+    with pytest.raises(ValueError, match="frozen"):
+        team.name = "b"
+
+
+def test_yaml_errors_name_the_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("teams:\n  a: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML \(line 3, column 1\)"):
+        read_yaml(path)
+    with pytest.raises(ConfigError, match=r"missing\.yaml: file not found"):
+        read_yaml(tmp_path / "missing.yaml")

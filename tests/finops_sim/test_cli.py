@@ -1,0 +1,118 @@
+"""`finops-sim`: argument checks, exit codes, clear errors, and nothing left running."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from finops_common.config import ConfigError
+from finops_sim.cli import _discounts, _duration, _positive_int, main
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("45s", 45.0), ("2m", 120.0),
+                                               ("1.5h", 5400.0)])  # fmt: skip
+def test_durations_take_seconds_minutes_or_hours(text, seconds):
+    assert _duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "-5s", "0"])
+def test_a_bad_duration_says_how_to_write_one(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid"):
+        _duration(text)
+
+
+def test_request_counts_are_positive():
+    assert _positive_int("3") == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="must be at least 1"):
+        _positive_int("0")
+
+
+def test_spot_discounts_are_one_letter_categories_and_fractions():
+    assert _discounts(["m=0.55", "c=0"]) == {"m": 0.55, "c": 0.0}
+    for bad in ("m=1", "mx=0.5", "m=half", "m"):
+        with pytest.raises(ConfigError, match="use CATEGORY=FRACTION"):
+            _discounts([bad])
+
+
+def test_cost_compare_prints_both_stacks_and_the_split(capsys):
+    assert main(["cost", "--compare", "unoptimized", "optimized"]) == 0
+    out = capsys.readouterr().out
+    assert "compute per month" in out and "rightsizing $" in out and "spot $" in out
+
+
+def test_an_unknown_stack_is_a_clear_error(capsys):
+    assert main(["render", "--stack", "nosuch"]) == 2
+    assert "no stack config" in capsys.readouterr().err
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of ``pid``, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def test_ctrl_c_leaves_nothing_running(fast_scenario, tmp_path):
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "finops_sim.cli", "run", "--requests", "100000",
+         "--scenario", str(fast_scenario), "--out", str(out), "--embedder", "lexical"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    log = out / "requests-unoptimized.jsonl"
+    deadline = time.monotonic() + 60
+    while (not log.exists() or log.stat().st_size < 2000) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    started = _children(process.pid)
+    assert len(started) >= 3, "Valkey, the gateway and Locust should be running"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert b"interrupted" in stderr
+    time.sleep(0.5)
+    alive = {pid for pid in started if Path(f"/proc/{pid}").exists()}
+    alive = {pid for pid in alive if (Path(f"/proc/{pid}") / "stat").read_text().split()[2] != "Z"}
+    assert not alive, f"still running after Ctrl-C: {alive}"
+
+
+def test_bad_scenario_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: x\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "finops_sim.cli", "run", "--scenario", str(bad), "--out",
+         str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "bad.yaml" in result.stderr and "`teams`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_gateway_config_fails_before_running(fast_scenario, tmp_path):
+    bad = tmp_path / "gw.yaml"
+    bad.write_text("cache:\n  exakt: {}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "finops_sim.cli", "run", "--scenario", str(fast_scenario),
+         "--out", str(tmp_path / "o"), "--gateway-config", str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "gw.yaml: unknown key `cache.exakt`" in result.stderr
+    assert not (tmp_path / "o" / "requests-unoptimized.jsonl").exists()

@@ -1,0 +1,141 @@
+"""The report: every figure it prints comes from the results it is given, in Markdown and HTML."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_gateway.records import RequestRecord
+from finops_sim.report import build, summary_tree, to_html, to_markdown, usd, write_report
+from finops_sim.results import (
+    ComputeComparison,
+    PhaseResult,
+    Phases,
+    RunInfo,
+    SimulationResults,
+    compare,
+    phase_summary,
+)
+
+
+def _record(**fields) -> RequestRecord:
+    base = {"ts": 0.0, "api": "openai", "status": 200, "team": "team-a", "requested_model": "gpt-4",
+            "served_model": "gpt-4", "served_tier": "complex", "cache": "miss",
+            "sim": {"question": "q"}, "gateway_ms": 2.0}  # fmt: skip
+    return RequestRecord(**{**base, **fields})
+
+
+def _phase(records: list[RequestRecord]) -> PhaseResult:
+    summary = phase_summary(records)
+    return PhaseResult(
+        **dict(summary), metric_cost_usd=summary.spend_usd, gateway_ready_at_end=True
+    )
+
+
+def _results(compute: ComputeComparison | None = None) -> SimulationResults:
+    before = _phase([_record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0)] * 4)
+    after = _phase(
+        [
+            _record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0),
+            _record(cache="exact", cached_label="q", baseline_usd=3.0, saved_usd=3.0),
+            _record(
+                served_model="claude-3-haiku",
+                served_tier="simple",
+                route_tier="simple",
+                team="team-b",
+                cost_usd=0.5,
+                baseline_usd=3.0,
+                saved_usd=2.5,
+            ),
+            _record(
+                status=429,
+                error="budget",
+                served_model=None,
+                served_tier=None,
+                cache=None,
+                baseline_usd=3.0,
+            ),
+        ]
+    )
+    return SimulationResults(
+        run=RunInfo(
+            scenario="unit",
+            scenario_file="unit.yaml",
+            seed=11,
+            requests_per_phase=4,
+            duration_s=None,
+            users=1,
+            embedder="lexical",
+            gateway_config=None,
+            started_at="2026-01-01T00:00:00+00:00",
+        ),
+        phases=Phases(unoptimized=before, optimized=after),
+        comparison=compare(before, after),
+        compute=compute,
+    )
+
+
+def test_the_saving_and_its_causes_come_from_the_results():
+    results = _results()
+    markdown = to_markdown(build(results, []))
+    # 12.00 before, 3.50 after: 8.50 saved, of which cache 3.00, routing 2.50, budgets 3.00.
+    assert "AI spend fell from **$12.00** to **$3.50**: **$8.50 saved (70.8%)**" in markdown
+    assert "| cache | $3.00 | 25.0% |" in markdown
+    assert "| routing | $2.50 | 20.8% |" in markdown
+    assert "| budgets | $3.00 | 25.0% |" in markdown
+    assert "Scenario `unit`, seed 11, 4 requests per phase" in markdown
+    assert "Budgets refused 1 requests" in markdown
+
+
+def test_the_phase_tables_have_one_column_per_phase():
+    markdown = to_markdown(build(_results(), []))
+    assert "|  | unoptimized | optimized |" in markdown
+    assert "| exact cache hit rate | 0.0% | 33.3% |" in markdown
+    assert "| latency p50 | 902 ms | 2 ms |" in markdown
+    assert "| team-b | $0.00 | $0.5000 |" in markdown
+    assert "| claude-3-haiku | $0.00 | $0.5000 |" in markdown
+
+
+def test_html_says_what_markdown_says():
+    blocks = build(_results(), [])
+    page = to_html(blocks)
+    assert "<strong>$8.50 saved (70.8%)</strong>" in page
+    assert "<td>routing</td><td>$2.50</td><td>20.8%</td>" in page
+    rules = [line for line in to_markdown(blocks).splitlines() if line.startswith("|---")]
+    assert page.count("<table>") == len(rules) == 4
+
+
+def test_the_summary_tree_says_when_compute_was_not_computed():
+    tree = summary_tree(_results())
+    assert "AI Token Costs: 70.8% reduction ($12.00 -> $3.50 for 4 requests)" in tree
+    assert "Kubernetes Compute: not computed" in tree
+
+
+def test_the_summary_tree_prints_the_cost_models_compute_line():
+    compute = ComputeComparison(
+        unoptimized_monthly_usd=1000.0,
+        optimized_monthly_usd=600.0,
+        savings_usd=400.0,
+        savings_pct=0.4,
+        rightsizing_usd=250.0,
+        spot_usd=150.0,
+    )
+    tree = summary_tree(_results(compute))
+    assert "Kubernetes Compute: 40.0% reduction ($1,000.00 -> $600.00 per month" in tree
+    assert "rightsizing $250.00, spot $150.00" in tree
+
+
+def test_write_report_writes_both_formats_and_the_charts(tmp_path):
+    write_report(_results(), tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "![Savings by cause](charts/savings_by_cause.png)" in markdown
+    assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
+    charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
+    assert charts == ["latency.png", "savings_by_cause.png", "serving_mix.png",
+                      "spend_by_model.png"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(None, "n/a"), (0.5, "$0.5000"), (12.346, "$12.35"), (0.0, "$0.00")]
+)
+def test_usd_shows_cents_or_four_decimals_below_a_dollar(value, text):
+    assert usd(value) == text

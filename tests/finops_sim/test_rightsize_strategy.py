@@ -1,0 +1,138 @@
+"""The rightsizing strategy, the stack's targets and the command's flags, without Prometheus."""
+
+from __future__ import annotations
+
+import pytest
+
+from finops_common.config import ConfigError
+from finops_platform.render import load_stack
+from finops_sim import cli
+from finops_sim.rightsize.command import strategy_of
+from finops_sim.rightsize.strategy import MIB, ContainerUsage, Series, Strategy, assess
+from finops_sim.rightsize.targets import (
+    monthly_cost,
+    recommended_resources,
+    stack_targets,
+    with_resources,
+)
+
+DAY = 86400
+
+
+def usage(cpu_cores: list[float], memory_mib: list[float], step: int = 300) -> ContainerUsage:
+    times = tuple(float(i * step) for i in range(len(cpu_cores)))
+    return ContainerUsage(
+        cpu=(Series("p-1", times, tuple(cpu_cores)),),
+        memory=(Series("p-1", times, tuple(m * MIB for m in memory_mib)),),
+        resolution_s=step,
+    )
+
+
+def test_cpu_at_the_percentile_and_memory_at_the_peak_plus_headroom():
+    # 300 samples (25 hours): CPU 1m..300m, memory 100Mi with one 200Mi peak.
+    cpu = [i / 1000 for i in range(1, 301)]
+    memory = [100.0] * 299 + [200.0]
+    result = assess(usage(cpu, memory), Strategy())
+    # P95 of 1..300 by linear interpolation: rank 0.95 * 299 = 284.05 -> 285.05m, up to 290m.
+    assert result.cpu_target_m == pytest.approx(285.05)
+    assert result.recommendation.cpu_request_m == 290
+    # 200Mi + 15% = 230Mi, up to a multiple of 8Mi: 232Mi; request and limit alike.
+    assert result.recommendation.memory_bytes == 232 * MIB
+    assert result.recommendation.memory == "232Mi"
+    assert "P95 of 300 5m samples" in result.reason
+
+
+def test_floors_steps_and_percentile_are_settings():
+    cpu, memory = [0.001] * 300, [10.0] * 300
+    floored = assess(usage(cpu, memory), Strategy()).recommendation
+    assert (floored.cpu, floored.memory) == ("25m", "64Mi")
+    custom = Strategy(
+        cpu_percentile=50, cpu_floor_m=1, cpu_step_m=1, memory_floor_mib=1, memory_step_mib=1
+    )
+    result = assess(usage([i / 1000 for i in range(1, 301)], memory), custom).recommendation
+    assert result.cpu_request_m == 151  # P50 of 1..300 = 150.5m, rounded up
+    assert result.memory == "12Mi"  # 10Mi + 15% = 11.5Mi
+
+
+def test_no_recommendation_before_the_minimum_history():
+    short = assess(usage([0.1] * 287, [50.0] * 287), Strategy())  # 23h55m
+    assert short.recommendation is None
+    assert short.reason == "only 23.92h of usage data, 1d needed: no recommendation"
+    enough = assess(usage([0.1] * 288, [50.0] * 288), Strategy())  # 24h
+    assert enough.recommendation is not None
+    empty = assess(ContainerUsage((), (), 300), Strategy())
+    assert empty.recommendation is None and "no usage data" in empty.reason
+
+
+def test_a_gap_does_not_count_as_history():
+    """Two series covering the same 12 hours are 12 hours of data, not 24."""
+    times = tuple(float(i * 300) for i in range(144))
+    twice = ContainerUsage(
+        cpu=(Series("a", times, (0.1,) * 144), Series("b", times, (0.1,) * 144)),
+        memory=(Series("a", times, (MIB,) * 144), Series("b", times, (MIB,) * 144)),
+        resolution_s=300,
+    )
+    assert twice.covered_s() == 12 * 3600
+    assert assess(twice, Strategy()).recommendation is None
+
+
+def test_the_targets_are_the_stacks_workloads_as_rendered():
+    targets = {t.workload: t for t in stack_targets(load_stack("optimized"))}
+    assert list(targets) == ["gateway", "redis", "locust.master", "locust.worker", "demoServices"]
+    assert targets["gateway"].apps == ("ai-gateway",)
+    assert targets["gateway"].container == "gateway"
+    assert targets["gateway"].stack_key == "finops-sim:workloads.gateway.resources"
+    assert targets["redis"].container == "valkey"
+    assert targets["demoServices"].apps == tuple(f"demo-service-{i}" for i in range(6))
+    assert targets["demoServices"].pods == 12
+    assert targets["demoServices"].cpu_request_m == 400
+
+
+def test_savings_come_from_the_cost_model():
+    config = load_stack("unoptimized")
+    demo = next(t for t in stack_targets(config) if t.workload == "demoServices")
+    small = assess(usage([0.02] * 300, [30.0] * 300), Strategy()).recommendation
+    cheaper = with_resources(config, {demo.key: recommended_resources(demo, small)})
+    assert cheaper.workloads.demo_services.resources.requests.cpu == "25m"
+    assert cheaper.workloads.demo_services.count == config.workloads.demo_services.count
+    assert monthly_cost(cheaper) < monthly_cost(config)
+    assert monthly_cost(load_stack("local")) is None
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--cpu-percentile", "150", "--cpu-percentile 150"),
+        ("--memory-headroom", "-0.1", "--memory-headroom -0.1"),
+    ],
+)
+def test_a_bad_strategy_flag_names_the_flag(flag, value, message):
+    args = cli.parser().parse_args(["rightsize", "--prometheus", "http://x", flag, value])
+    with pytest.raises(ConfigError, match=message):
+        strategy_of(args)
+
+
+def test_flags_take_kubernetes_quantities_and_durations():
+    flags = ["--cpu-floor", "0.05", "--memory-step", "16Mi", "--min-history", "36h"]
+    args = cli.parser().parse_args(
+        ["rightsize", "--prometheus", "http://x", *flags, "--window", "2w"]
+    )
+    strategy = strategy_of(args)
+    assert (strategy.cpu_floor_m, strategy.memory_step_mib, strategy.min_history_s) == (
+        50,
+        16,
+        36 * 3600,
+    )
+    assert args.window == 14 * DAY
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["rightsize", "--prometheus", "http://x", "--window", "7x"])
+
+
+def test_kube_state_metrics_exports_the_app_label_rightsize_joins_on():
+    from finops_platform.builders.observability import helm_values
+
+    allowlist = helm_values(load_stack("optimized").platform.observability, on_eks=True)[
+        "kube-state-metrics"
+    ]
+    pods = next(e for e in allowlist["metricLabelsAllowlist"] if e.startswith("pods="))
+    assert "app" in pods.removeprefix("pods=[").removesuffix("]").split(",")

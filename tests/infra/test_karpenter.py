@@ -1,0 +1,80 @@
+"""Karpenter's releases and the spot role under mocks (issue 10, defects 1, 7, 8, 12)."""
+
+from __future__ import annotations
+
+import pytest
+
+from finops_platform import versions
+from finops_platform.render import RecordingMocks, load_stack, record
+from tests.infra.conftest import recorded
+from tests.infra.graph import depends_on, one
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SPOT_ROLE = "aws:iam/serviceLinkedRole:ServiceLinkedRole"
+
+
+def test_crds_come_from_their_own_chart_and_the_controller_skips_its_copy(recording):
+    """Defect 12: a chart's crds/ folder is installed once and never upgraded."""
+    crds = one(recording, RELEASE, "karpenter-crd").inputs
+    assert (crds["name"], crds["chart"], crds["version"]) == (
+        "karpenter-crd", versions.KARPENTER_CRD_CHART, versions.KARPENTER_VERSION
+    )  # fmt: skip
+    assert crds["namespace"] == "kube-system"
+    controller = one(recording, RELEASE, "karpenter-chart").inputs
+    assert controller["skipCrds"] is True
+    assert depends_on(recording, (RELEASE, "karpenter-chart"), (RELEASE, "karpenter-crd"))
+    for kind in ("kubernetes:karpenter.sh/v1:NodePool",
+                 "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"):  # fmt: skip
+        for resource in recording.mocks.of_type(kind):
+            assert depends_on(recording, (resource.typ, resource.name), (RELEASE, "karpenter-crd"))
+
+
+def test_the_controllers_servicemonitor_waits_for_the_prometheus_operator_crds(recording):
+    """Defect 1: the chart renders a ServiceMonitor; kube-prometheus-stack installs its CRD."""
+    controller = (RELEASE, "karpenter-chart")
+    assert one(recording, *controller).inputs["values"]["serviceMonitor"] == {"enabled": True}
+    assert depends_on(recording, controller, (RELEASE, "observability-chart"))
+    assert not depends_on(recording, (RELEASE, "observability-chart"), controller)
+
+
+def test_controller_runs_on_the_system_nodes(recording):
+    values = one(recording, RELEASE, "karpenter-chart").inputs["values"]
+    assert values["nodeSelector"] == {"finops-sim/node-group": "system"}
+
+
+def test_ec2nodeclass_tags_what_karpenter_launches(recording):
+    """Defect 8: Karpenter puts the EC2NodeClass's tags on its instances and volumes."""
+    node_class = one(recording, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass").inputs
+    assert node_class["spec"]["tags"]["cost-center"] == "finops-lab"
+    assert node_class["spec"]["tags"]["stack"] == recording.stack
+
+
+def test_spot_role_is_created_where_spot_is_allowed_and_outlives_the_controller():
+    """Defect 7: without AWSServiceRoleForEC2Spot a fresh account's spot launches fail and
+    Karpenter falls back to on-demand without a word."""
+    optimized = recorded("optimized")
+    role = one(optimized, SPOT_ROLE).inputs
+    assert role["awsServiceName"] == "spot.amazonaws.com"
+    assert depends_on(optimized, (RELEASE, "karpenter-chart"), (SPOT_ROLE, "karpenter-spot"))
+    assert not recorded("unoptimized").mocks.of_type(SPOT_ROLE)
+
+
+@pytest.mark.parametrize(
+    ("tags", "created"),
+    [({"project": "finops-sim", "stack": "optimized"}, True), ({}, False)],
+)
+def test_an_existing_spot_role_is_kept_unless_this_stack_made_it(monkeypatch, tags, created):
+    """The account's role from elsewhere is reported, not recreated (AWS would refuse); the
+    stack's own role stays in its state."""
+    answer = RecordingMocks.call
+
+    def call(self, args):
+        if args.token == "aws:iam/getRoles:getRoles":
+            return {"names": ["AWSServiceRoleForEC2Spot"], "arns": [], "id": "roles"}
+        if args.token == "aws:iam/getRole:getRole":
+            return {"name": "AWSServiceRoleForEC2Spot", "tags": tags, "id": "role"}
+        return answer(self, args)
+
+    monkeypatch.setattr(RecordingMocks, "call", call)
+    recording = record(load_stack("optimized"))
+    assert bool(recording.mocks.of_type(SPOT_ROLE)) is created

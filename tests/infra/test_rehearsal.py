@@ -1,0 +1,521 @@
+"""An offline rehearsal of `pulumi up`: the program's objects together with the objects its Helm
+releases render (a real `helm template` of the pinned charts with the program's values), checked
+as one cluster: apply order, storage, monitoring, the README's commands, images, pod security."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+
+from finops_platform.render import Rehearsal, api_group
+from tests.conftest import REPO
+from tests.infra.conftest import ALL_STACKS, STACKS
+from tests.infra.whole_cluster import Applied, Cluster, containers, is_custom, selects
+
+# What every EKS cluster has before the program runs: the gp2 class (in-tree EBS provisioner,
+# migrated to the EBS CSI driver; not the default since EKS 1.30) and no CSI driver at all.
+EKS_STORAGE_CLASSES = {"gp2": {"provisioner": "kubernetes.io/aws-ebs", "default": False}}
+IN_TREE_TO_CSI = {"kubernetes.io/aws-ebs": "ebs.csi.aws.com"}
+CSI_ADDONS = {"aws-ebs-csi-driver": "ebs.csi.aws.com", "aws-efs-csi-driver": "efs.csi.aws.com"}
+DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+
+
+@pytest.fixture
+def cluster(request, rehearsed: Callable[[str], Rehearsal]) -> Cluster:
+    return Cluster(rehearsed(request.param))
+
+
+def on(*params) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("cluster", list(params), indirect=True)
+
+
+# ---- apply order ---------------------------------------------------------------------------------
+
+
+def crd_sources(cluster: Cluster) -> dict[tuple[str, str], list[Applied]]:
+    """(group/version, kind) -> the CRD objects that serve it."""
+    found: dict[tuple[str, str], list[Applied]] = {}
+    for crd in cluster.of_kind("CustomResourceDefinition"):
+        spec = crd.manifest["spec"]
+        for version in spec["versions"]:
+            if version.get("served", True):
+                key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                found.setdefault(key, []).append(crd)
+    return found
+
+
+def applied_before(crd: Applied, obj: Applied, cluster: Cluster) -> bool:
+    """Helm applies a chart's crds/ first (Pulumi's helm.v4.Chart applies all of a chart's CRDs
+    first); otherwise the CRD's owner must come first."""
+    if crd.owner == obj.owner:
+        return crd.from_crds_dir or crd.owner.startswith("kubernetes:helm.sh/v4:Chart::")
+    return crd.owner in cluster.depends.get(obj.owner, set())
+
+
+@on(*ALL_STACKS)
+def test_every_custom_object_is_applied_after_its_crd(cluster):
+    sources = crd_sources(cluster)
+    custom = [
+        o
+        for o in cluster.objects
+        if is_custom(o.manifest["apiVersion"]) and o.kind != "CustomResourceDefinition"
+    ]
+    assert {"ServiceMonitor", "PrometheusRule"} <= {o.kind for o in custom}
+    problems = []
+    for obj in custom:
+        crds = sources.get((obj.manifest["apiVersion"], obj.kind), [])
+        if not crds:
+            problems.append(f"{obj}: no CRD serves {obj.manifest['apiVersion']} {obj.kind}")
+        elif not any(applied_before(crd, obj, cluster) for crd in crds):
+            owners = sorted({crd.owner for crd in crds})
+            problems.append(f"{obj}: its CRD comes from {owners}, which it does not depend on")
+    assert problems == []
+
+
+def test_a_custom_object_whose_crd_comes_later_is_caught(rehearsed):
+    """The check above fails when a project object's dependency on its CRD's release is lost."""
+    cluster = Cluster(rehearsed("local"))
+    monitor = next(o for o in cluster.of_kind("ServiceMonitor") if o.project)
+    crd = next(c for c in crd_sources(cluster)[("monitoring.coreos.com/v1", "ServiceMonitor")])
+    assert applied_before(crd, monitor, cluster)
+    cluster.depends[monitor.owner] = set()
+    assert not applied_before(crd, monitor, cluster)
+
+
+def system_ready(cluster: Cluster) -> set[str]:
+    """What the cluster needs before anything runs pods: the system node group, the Pod
+    Identity agent (and CoreDNS where the program manages it)."""
+    ids = {row["id"] for row in cluster.rehearsal.dependencies}
+    groups = {i for i in ids if i.startswith("aws:eks/nodeGroup:NodeGroup::")}
+    mocks = cluster.rehearsal.recording.mocks
+    agents = {
+        f"{r.typ}::{r.name}"
+        for r in mocks.of_type("aws:eks/addon:Addon")
+        if r.inputs["addonName"] == "eks-pod-identity-agent"
+    }
+    assert groups and agents
+    return groups | agents
+
+
+@on(*STACKS)
+def test_releases_wait_for_the_system_nodes_and_the_pod_identity_agent(cluster):
+    """On `up` the charts' pods need nodes and their identity; on destroy, the node group must
+    outlive the controllers (dependents are deleted first)."""
+    needed = system_ready(cluster)
+    late = {
+        r.release["id"]: sorted(needed - cluster.depends[r.release["id"]])
+        for r in cluster.rehearsal.releases
+    }
+    assert {release: missing for release, missing in late.items() if missing} == {}
+
+
+# ---- storage -------------------------------------------------------------------------------------
+
+
+def claims(cluster: Cluster) -> list[tuple[str, dict]]:
+    """(where, claim spec) of every PersistentVolumeClaim the cluster would create: plain claims,
+    StatefulSets' claim templates, and the Prometheus and Alertmanager storage templates."""
+    found = [(str(c), c.manifest["spec"]) for c in cluster.of_kind("PersistentVolumeClaim")]
+    for sts in cluster.of_kind("StatefulSet"):
+        for template in sts.manifest["spec"].get("volumeClaimTemplates") or ():
+            found.append((f"{sts} claim {template['metadata']['name']}", template["spec"]))
+    for server in cluster.of_kind("Prometheus", "Alertmanager"):
+        template = (server.manifest["spec"].get("storage") or {}).get("volumeClaimTemplate")
+        if template:
+            found.append((f"{server} storage", template.get("spec") or {}))
+    return found
+
+
+def storage_classes(cluster: Cluster) -> dict[str, dict]:
+    classes = dict(EKS_STORAGE_CLASSES)
+    for sc in cluster.of_kind("StorageClass"):
+        annotations = sc.manifest["metadata"].get("annotations") or {}
+        classes[sc.name] = {
+            "provisioner": sc.manifest["provisioner"],
+            "default": annotations.get(DEFAULT_CLASS) == "true",
+            "reclaimPolicy": sc.manifest.get("reclaimPolicy", "Delete"),
+        }
+    return classes
+
+
+def csi_drivers(cluster: Cluster) -> set[str]:
+    """CSI drivers installed: EKS add-ons that have an IAM identity, and CSIDriver objects."""
+    drivers = {d.name for d in cluster.of_kind("CSIDriver")}
+    identities = {
+        (a["namespace"], a["serviceAccount"])
+        for a in cluster.aws("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    }
+    for addon in cluster.aws("aws:eks/addon:Addon"):
+        driver = CSI_ADDONS.get(addon["addonName"])
+        has_iam = (
+            addon.get("serviceAccountRoleArn")
+            or addon.get("podIdentityAssociations")
+            or any(ns == "kube-system" and "csi" in sa for ns, sa in identities)
+        )
+        if driver and has_iam:
+            drivers.add(driver)
+    return drivers
+
+
+@on(*STACKS)
+def test_every_claim_can_be_provisioned(cluster):
+    found = claims(cluster)
+    assert found, "kubecost and Prometheus keep data on volumes"
+    classes, drivers = storage_classes(cluster), csi_drivers(cluster)
+    defaults = [name for name, c in classes.items() if c["default"]]
+    problems = []
+    for where, spec in found:
+        name = spec.get("storageClassName") or (defaults[0] if len(defaults) == 1 else None)
+        if name is None:
+            problems.append(f"{where}: no storageClassName and {len(defaults)} default classes")
+            continue
+        if name not in classes:
+            problems.append(f"{where}: StorageClass {name} does not exist")
+            continue
+        provisioner = classes[name]["provisioner"]
+        driver = IN_TREE_TO_CSI.get(provisioner, provisioner)
+        if driver not in drivers:
+            problems.append(f"{where}: class {name} needs CSI driver {driver}, not installed")
+        if classes[name].get("reclaimPolicy", "Delete") != "Delete":
+            problems.append(f"{where}: class {name} keeps its volumes after the claim goes")
+    assert problems == []
+
+
+def claims_left_by_uninstall(cluster: Cluster) -> list[tuple[str, str | None]]:
+    """(claim, namespace) of the claims that deleting their release leaves behind: those Helm
+    keeps (helm.sh/resource-policy: keep) and StatefulSet claims not deleted with the set."""
+    left = []
+    for claim in cluster.of_kind("PersistentVolumeClaim"):
+        annotations = claim.manifest["metadata"].get("annotations") or {}
+        if not claim.project and annotations.get("helm.sh/resource-policy") == "keep":
+            left.append((str(claim), claim.namespace))
+    for sts in cluster.of_kind("StatefulSet"):
+        spec = sts.manifest["spec"]
+        policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+        if spec.get("volumeClaimTemplates") and policy.get("whenDeleted") != "Delete":
+            left.append((f"{sts} claims", sts.namespace))
+    for server in cluster.of_kind("Prometheus", "Alertmanager"):
+        if (server.manifest["spec"].get("storage") or {}).get("volumeClaimTemplate"):
+            left.append((f"{server} storage", server.namespace))  # the operator keeps them
+    return left
+
+
+@on(*STACKS)
+def test_destroy_removes_every_claim(cluster):
+    """A claim that outlives its release keeps its EBS volume (and its bill) after `pulumi
+    destroy`, unless the program deletes its whole namespace."""
+    managed = {ns.name for ns in cluster.of_kind("Namespace") if ns.project}
+    assert [claim for claim, namespace in claims_left_by_uninstall(cluster)
+            if namespace not in managed] == []  # fmt: skip
+
+
+# ---- monitoring ----------------------------------------------------------------------------------
+
+
+def the_one(cluster: Cluster, kind: str) -> Applied:
+    found = [o for o in cluster.of_kind(kind) if not o.project]
+    assert len(found) == 1, f"{kind}: {[str(o) for o in found]}"
+    return found[0]
+
+
+def in_namespaces(cluster: Cluster, selector: dict | None, obj: Applied, home: str) -> bool:
+    """The operator's rule: no namespace selector means only the Prometheus's own namespace."""
+    if selector is None:
+        return obj.namespace == home
+    return selects(selector, cluster.namespace_labels(obj.namespace or "default"))
+
+
+@on(*ALL_STACKS)
+def test_prometheus_selects_every_project_monitor_and_rule(cluster):
+    prometheus = the_one(cluster, "Prometheus")
+    spec, home = prometheus.manifest["spec"], prometheus.namespace
+    wanted = {"ServiceMonitor": "serviceMonitor", "PrometheusRule": "rule"}
+    missed = []
+    for kind, field in wanted.items():
+        project = [o for o in cluster.of_kind(kind) if o.project]
+        assert project, kind
+        for obj in project:
+            chosen = selects(spec.get(f"{field}Selector"), obj.labels) and in_namespaces(
+                cluster, spec.get(f"{field}NamespaceSelector"), obj, home
+            )
+            if not chosen:
+                missed.append(str(obj))
+    assert missed == []
+
+
+@on(*ALL_STACKS)
+def test_every_monitor_port_exists_on_the_service_it_selects(cluster):
+    services = cluster.services()
+    problems = []
+    for monitor in cluster.of_kind("ServiceMonitor"):
+        spec = monitor.manifest["spec"]
+        names = (spec.get("namespaceSelector") or {}).get("matchNames") or [monitor.namespace]
+        if (spec.get("namespaceSelector") or {}).get("any"):
+            names = [s.namespace for s in services]
+        targets = [
+            s for s in services if s.namespace in names and selects(spec["selector"], s.labels)
+        ]
+        if not targets:
+            problems.append(f"{monitor}: selects no Service")
+        for endpoint in spec.get("endpoints") or ():
+            port = endpoint.get("port")
+            for service in targets:
+                if port and port not in {p.get("name") for p in service.manifest["spec"]["ports"]}:
+                    problems.append(f"{monitor}: port {port} is not on {service}")
+    unverifiable = [p for p in problems if any(m in p for m in _missing(cluster))]
+    assert sorted(set(problems) - set(unverifiable)) == []
+    skip_if_unverifiable(cluster, unverifiable)
+
+
+def skip_if_unverifiable(cluster: Cluster, unverifiable: list[str]) -> None:
+    """The rest held; say what could not be checked because a subchart was not rendered."""
+    if unverifiable:
+        pytest.skip(f"not rendered ({', '.join(cluster.missing_subcharts)}): {unverifiable}")
+
+
+def _missing(cluster: Cluster) -> list[str]:
+    return [name.rsplit("/", 1)[-1] for name in cluster.missing_subcharts]
+
+
+def dashboard_sidecar(cluster: Cluster) -> dict[str, str]:
+    """The env of Grafana's dashboard sidecar, as the chart renders it."""
+    for _, spec in cluster.pod_templates(project=False):
+        for container in containers(spec):
+            env = {e["name"]: e.get("value", "") for e in container.get("env") or ()}
+            if "k8s-sidecar" in container.get("image", "") and "dashboard" in container["name"]:
+                return env
+    missing = [m for m in cluster.missing_subcharts if m.endswith("/grafana")]
+    if missing:
+        pytest.skip(f"Grafana is not rendered: {missing[0]} is absent from the chart sources")
+    raise AssertionError("no Grafana dashboard sidecar in the rendered charts")
+
+
+@on(*ALL_STACKS)
+def test_grafana_sidecar_loads_every_project_dashboard(cluster):
+    dashboards = [
+        c
+        for c in cluster.of_kind("ConfigMap")
+        if c.project and any(k.endswith(".json") for k in c.manifest.get("data") or {})
+    ]
+    assert len(dashboards) == 2
+    env = dashboard_sidecar(cluster)
+    grafana_ns = the_one(cluster, "Prometheus").namespace
+    namespaces = env.get("NAMESPACE") or grafana_ns
+    for dashboard in dashboards:
+        assert env["LABEL"] in dashboard.labels, dashboard
+        if env.get("LABEL_VALUE"):
+            assert dashboard.labels[env["LABEL"]] == env["LABEL_VALUE"], dashboard
+        assert namespaces == "ALL" or dashboard.namespace in namespaces.split(","), dashboard
+
+
+# ---- what the README and the outputs tell users to run -------------------------------------------
+
+PORT_FORWARD = re.compile(r"kubectl -n (\S+) port-forward svc/(\S+) (\d+):(\d+)")
+
+
+def port_forwards(text: str) -> list[tuple[str, str, int]]:
+    return [(ns, svc, int(remote)) for ns, svc, _, remote in PORT_FORWARD.findall(text)]
+
+
+def check_port_forwards(cluster: Cluster, commands: list[tuple[str, str, int]]) -> None:
+    services = {(s.namespace, s.name): s for s in cluster.services()}
+    problems = []
+    for namespace, name, port in commands:
+        service = services.get((namespace, name))
+        if service is None:
+            problems.append(f"svc/{name} in {namespace} does not exist")
+        elif port not in {p["port"] for p in service.manifest["spec"]["ports"]}:
+            problems.append(f"svc/{name} in {namespace} has no port {port}")
+    unverifiable = [p for p in problems if any(m in p for m in _missing(cluster))]
+    assert sorted(set(problems) - set(unverifiable)) == []
+    skip_if_unverifiable(cluster, unverifiable)
+
+
+@on(*ALL_STACKS)
+def test_port_forward_outputs_name_real_services(cluster):
+    outputs = cluster.rehearsal.recording.outputs["port_forward"]
+    commands = port_forwards("\n".join(outputs.values()))
+    assert len(commands) == len(outputs) - (cluster.stack != "local")  # all but the kubeconfig
+    check_port_forwards(cluster, commands)
+
+
+@on(*STACKS)
+def test_readme_port_forwards_name_real_services(cluster):
+    commands = port_forwards((REPO / "README.md").read_text())
+    assert len(commands) >= 5
+    check_port_forwards(cluster, commands)
+
+
+# ---- images --------------------------------------------------------------------------------------
+
+DOC_ACCOUNT = "123456789012"  # the account id in AWS's documentation; nobody can pull from it
+
+
+def built_images(cluster: Cluster) -> set[str]:
+    """The references of the images the stack builds and pushes itself."""
+    return {tag for image in cluster.aws("docker-build:index:Image") for tag in image["tags"]}
+
+
+def image_problem(image: str, built: set[str]) -> str | None:
+    if image.split("@", 1)[0] in built:
+        return None
+    name, _, digest = image.partition("@")
+    host = name.split("/", 1)[0] if "/" in name else ""
+    tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else ""
+    if not (tag or digest) or tag == "latest":
+        return "not pinned"
+    if "example" in host or host.startswith(f"{DOC_ACCOUNT}."):
+        return "a documentation placeholder registry"
+    return None
+
+
+@on(*STACKS)
+def test_no_workload_pulls_an_image_that_cannot_exist(cluster):
+    built = built_images(cluster)
+    problems = [
+        f"{workload} {container['name']}: {container['image']} ({problem})"
+        for workload, spec in cluster.pod_templates()
+        for container in containers(spec)
+        if (problem := image_problem(container["image"], built))
+    ]
+    assert problems == []
+
+
+def test_image_rules():
+    assert image_problem("valkey/valkey:8.1.3-alpine", set()) is None
+    assert image_problem("public.ecr.aws/karpenter/controller:1.14.1@sha256:ab", set()) is None
+    assert image_problem("busybox", set()) == "not pinned"
+    assert image_problem("quay.io/x/y:latest", set()) == "not pinned"
+    doc = f"{DOC_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/finops-gateway:0.1.0"
+    assert image_problem(doc, set()) == "a documentation placeholder registry"
+    assert image_problem(f"{doc}@sha256:00", {doc}) is None
+
+
+# ---- pod security --------------------------------------------------------------------------------
+
+
+def restricted_violations(spec: dict, container: dict) -> list[str]:
+    """The Pod Security Standard "restricted" profile, for one container of a pod spec."""
+    pod, own = spec.get("securityContext") or {}, container.get("securityContext") or {}
+    found = []
+    if own.get("runAsNonRoot", pod.get("runAsNonRoot")) is not True:
+        found.append("runAsNonRoot is not true")
+    if 0 in (own.get("runAsUser"), pod.get("runAsUser")):
+        found.append("runs as user 0")
+    if own.get("allowPrivilegeEscalation") is not False:
+        found.append("allowPrivilegeEscalation is not false")
+    if own.get("privileged"):
+        found.append("privileged")
+    capabilities = own.get("capabilities") or {}
+    if "ALL" not in (capabilities.get("drop") or ()):
+        found.append("capabilities: ALL is not dropped")
+    if set(capabilities.get("add") or ()) - {"NET_BIND_SERVICE"}:
+        found.append(f"adds capabilities {capabilities['add']}")
+    seccomp = (own.get("seccompProfile") or pod.get("seccompProfile") or {}).get("type")
+    if seccomp not in ("RuntimeDefault", "Localhost"):
+        found.append("seccompProfile is not RuntimeDefault")
+    if spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC"):
+        found.append("shares a host namespace")
+    if any("hostPath" in v for v in spec.get("volumes") or ()):
+        found.append("mounts a hostPath")
+    return found
+
+
+@on(*ALL_STACKS)
+def test_every_project_container_meets_the_restricted_standard(cluster):
+    problems = {
+        f"{workload} {container['name']}": violations
+        for workload, spec in cluster.pod_templates(project=True)
+        for container in containers(spec)
+        if (violations := restricted_violations(spec, container))
+    }
+    assert problems == {}
+    namespaces = {w.namespace for w, _ in cluster.pod_templates(project=True)}
+    for namespace in namespaces:
+        labels = cluster.namespace_labels(namespace)
+        assert labels.get("pod-security.kubernetes.io/enforce") == "restricted", namespace
+
+
+def readme_section(title: str) -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index(title)
+    end = text.find("\n**", start + len(title))
+    return text[start:end]
+
+
+@on(*ALL_STACKS)
+def test_upstream_containers_that_cannot_be_restricted_are_named_in_the_readme(cluster):
+    section = readme_section("**Pod security.**")
+    unnamed = sorted(
+        {
+            f"{workload.owner.rsplit('::', 1)[-1]}: {workload.name}"
+            for workload, spec in cluster.pod_templates(project=False)
+            for container in containers(spec)
+            if restricted_violations(spec, container) and f"`{workload.name}`" not in section
+        }
+    )
+    assert unnamed == []
+
+
+def test_the_restricted_check_catches_a_root_container():
+    spec = {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}}
+    good = {
+        "name": "ok",
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    assert restricted_violations(spec, good) == []
+    root = {**good, "securityContext": {**good["securityContext"], "runAsUser": 0}}
+    assert restricted_violations(spec, root) == ["runs as user 0"]
+    assert "allowPrivilegeEscalation is not false" in restricted_violations(spec, {"name": "x"})
+
+
+def test_api_groups():
+    assert api_group("v1") == "" and api_group("apps/v1") == "apps"
+    assert is_custom("monitoring.coreos.com/v1") and is_custom("autoscaling.x-k8s.io/v1alpha1")
+    assert not is_custom("networking.k8s.io/v1") and not is_custom("policy/v1")
+
+
+# ---- scrape targets and measurements -------------------------------------------------------------
+
+EKS_HIDDEN = ("kube-controller-manager", "kube-scheduler", "kube-etcd", "kube-proxy")
+
+
+@on(*STACKS)
+def test_no_monitor_scrapes_a_target_eks_does_not_expose(cluster):
+    """EKS runs the control plane out of reach, and kube-proxy serves metrics on localhost only:
+    their monitors would find nothing and their alerts fire forever."""
+    scraping = [str(m) for m in cluster.of_kind("ServiceMonitor") if m.name.endswith(EKS_HIDDEN)]
+    assert scraping == []
+
+
+def on_system_nodes(spec: dict, system_labels: list[dict[str, str]]) -> bool:
+    selector = spec.get("nodeSelector") or {}
+    return bool(selector) and any(selector.items() <= labels.items() for labels in system_labels)
+
+
+def not_disrupted(metadata: dict | None) -> bool:
+    annotations = (metadata or {}).get("annotations") or {}
+    return annotations.get("karpenter.sh/do-not-disrupt") == "true"
+
+
+@on(*STACKS)
+def test_measurements_survive_consolidation(cluster):
+    """Prometheus, Alertmanager, Grafana and Kubecost run on the system node group (or Karpenter
+    may not disrupt them), and Prometheus keeps its data on a volume."""
+    system = [g.get("labels") or {} for g in cluster.aws("aws:eks/nodeGroup:NodeGroup")]
+    moved = []
+    for server in cluster.of_kind("Prometheus", "Alertmanager"):
+        spec = server.manifest["spec"]
+        if not (on_system_nodes(spec, system) or not_disrupted(spec.get("podMetadata"))):
+            moved.append(str(server))
+    measuring = ("grafana", "kubecost")
+    for workload, spec in cluster.pod_templates(project=False):
+        if workload.kind in ("Deployment", "StatefulSet") and workload.name.startswith(measuring):
+            metadata = workload.manifest["spec"]["template"].get("metadata")
+            if not (on_system_nodes(spec, system) or not_disrupted(metadata)):
+                moved.append(str(workload))
+    assert moved == []
+    prometheus = the_one(cluster, "Prometheus").manifest["spec"]
+    assert (prometheus.get("storage") or {}).get("volumeClaimTemplate"), "Prometheus on emptyDir"

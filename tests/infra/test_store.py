@@ -1,0 +1,102 @@
+"""The gateway's store as ElastiCache Serverless for Valkey (issue 14, defect 2): the setting,
+what it creates, what the gateway is pointed at, and what it costs."""
+
+from __future__ import annotations
+
+import pytest
+
+from finops_platform.config import ElastiCacheConfig, StoreConfig
+from finops_platform.cost import (
+    ELASTICACHE_VALKEY_GB_HOUR_USD,
+    ELASTICACHE_VALKEY_MILLION_ECPU_USD,
+    elasticache_cost,
+    stack_cost,
+)
+from finops_platform.render import Recording, kubernetes_objects, load_stack, record
+from tests.infra.graph import one
+
+CACHE = "aws:elasticache/serverlessCache:ServerlessCache"
+_managed: dict[str, Recording] = {}
+
+
+def with_managed_store(stack: str):
+    config = load_stack(stack)
+    workloads = config.workloads.model_copy(
+        update={"store": StoreConfig(mode="elasticache_serverless")}
+    )
+    return config.model_copy(update={"workloads": workloads})
+
+
+def managed(stack: str = "optimized") -> Recording:
+    if stack not in _managed:
+        _managed[stack] = record(with_managed_store(stack))
+    return _managed[stack]
+
+
+def test_the_cache_is_valkey_serverless_in_the_private_subnets():
+    recording = managed()
+    cache = one(recording, CACHE).inputs
+    assert (cache["engine"], cache["majorEngineVersion"]) == ("valkey", "8")
+    assert cache["subnetIds"] == ["subnet-0private1", "subnet-0private2"]
+    assert cache["cacheUsageLimits"]["dataStorage"] == {"maximum": 1, "unit": "GB"}
+    assert cache["tags"]["stack"] == "optimized"
+
+
+def test_only_the_cluster_nodes_reach_it():
+    recording = managed()
+    group = one(recording, "aws:ec2/securityGroup:SecurityGroup")
+    assert one(recording, CACHE).inputs["securityGroupIds"] == [f"{group.name}-id"]
+    (rule,) = recording.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert rule.inputs["referencedSecurityGroupId"] == "sg-0cluster"
+    assert (rule.inputs["fromPort"], rule.inputs["toPort"]) == (6379, 6380)
+    assert "cidrIpv4" not in rule.inputs
+    assert not recording.mocks.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+
+
+def test_the_gateway_uses_tls_and_the_caches_password_and_no_pod_runs_valkey():
+    recording = managed()
+    user = one(recording, "aws:elasticache/user:User").inputs
+    assert user["userName"] == "default" and user["engine"] == "valkey"
+    assert user["passwords"] == ["mock-generated-password"]
+    secret = next(
+        r.inputs
+        for r in recording.mocks.of_type("kubernetes:core/v1:Secret")
+        if r.inputs["metadata"]["name"] == "redis"
+    )
+    assert secret["stringData"]["password"] == "mock-generated-password"
+    objects = kubernetes_objects(recording.mocks)
+    gateway = next(o for o in objects if o["kind"] == "Deployment"
+                   and o["metadata"]["name"] == "ai-gateway")  # fmt: skip
+    env = {e["name"]: e for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["REDIS_URL"]["value"] == (
+        "rediss://:$(REDIS_PASSWORD)@finops-optimized-mock.serverless.use1.cache.amazonaws.com"
+        ":6379/0"
+    )
+    assert not [o for o in objects if o["metadata"].get("name") == "redis"
+                and o["kind"] in ("StatefulSet", "Service", "NetworkPolicy")]  # fmt: skip
+
+
+def test_in_cluster_stacks_create_no_cache(recording):
+    assert not recording.mocks.of_type(CACHE)
+
+
+def test_the_cost_model_prices_the_cache_by_hand():
+    # The 100 MB minimum: 0.1 GB x $0.084 x 730 h; 200 ECPU/s x 3,600 x 730 = 525.6 M ECPUs.
+    line = elasticache_cost(ElastiCacheConfig())
+    expected = 0.1 * 0.084 * 730 + 525.6 * 0.0023
+    assert line.monthly_usd == pytest.approx(expected)
+    assert (ELASTICACHE_VALKEY_GB_HOUR_USD, ELASTICACHE_VALKEY_MILLION_ECPU_USD) == (0.084, 0.0023)
+    bigger = elasticache_cost(ElastiCacheConfig(dataStoredGb=2, averageEcpuPerSecond=0))
+    assert bigger.monthly_usd == pytest.approx(2 * 0.084 * 730)
+
+
+def test_the_stack_cost_swaps_the_valkey_pod_for_the_cache():
+    in_cluster = stack_cost(load_stack("optimized"))
+    serverless = stack_cost(with_managed_store("optimized"))
+    assert not in_cluster.services
+    assert [s.service for s in serverless.services] == ["ElastiCache Serverless (Valkey)"]
+    pods = lambda cost: sum(p.pods for p in cost.pools)  # noqa: E731
+    assert pods(serverless) == pods(in_cluster) - 1
+    assert serverless.monthly_usd == pytest.approx(
+        sum(p.monthly_usd for p in serverless.pools) + serverless.services[0].monthly_usd
+    )

