@@ -1,28 +1,40 @@
-"""The HTTP layer: routes, body limits, auth headers and response headers. No business logic."""
+"""The HTTP layer: FastAPI routes, body limits, API keys, response headers and the OpenAPI document.
+
+Each chat route is bound once to its adapter. Bodies are read and validated once, by the adapter's
+pydantic model (not by FastAPI, so the body-size limit applies before parsing and the hot path
+validates only once); the same models are declared to the OpenAPI document at /openapi.json.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from starlette.applications import Starlette
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from . import tokens
 from .adapters import anthropic, openai
-from .core import ChatRequest, Completion, Gateway, GatewayError
+from .adapters.base import Adapter
+from .budgets import BudgetRow
+from .domain import Completion, GatewayError
+from .pipeline import Gateway
 from .request_log import SIM_HEADER_PREFIX, RequestLog, refused_record, served_record
-from .simulator import wait_for_completion
 from .store import StoreUnavailable
 
 log = logging.getLogger("ai_gateway")
+OPENAI = openai.OpenAIAdapter()
+ANTHROPIC = anthropic.AnthropicAdapter()
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _api_key(request: Request) -> str | None:
@@ -34,7 +46,7 @@ def _api_key(request: Request) -> str | None:
 
 async def _read_json(request: Request, limit: int) -> Any:
     too_large = GatewayError(
-        413, "too_large", f"Request body is larger than the limit of {limit} bytes."
+        "too_large", f"Request body is larger than the limit of {limit} bytes."
     )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -48,7 +60,6 @@ async def _read_json(request: Request, limit: int) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise GatewayError(
-            400,
             "invalid_request",
             "We could not parse the JSON body of your request: it must be valid JSON.",
         ) from exc
@@ -63,90 +74,107 @@ def _sim_labels(request: Request) -> dict[str, str]:
     }
 
 
-def _gateway_headers(c: Completion) -> dict[str, str]:
-    return {
+def gateway_headers(c: Completion) -> dict[str, str]:
+    """What the gateway did, as ``x-gateway-*`` response headers."""
+    headers = {
         "x-gateway-cost-usd": repr(c.cost_usd),
         "x-gateway-saved-usd": repr(c.saved_usd),
         "x-gateway-model": c.model.name,
         "x-gateway-team": c.team,
         "x-gateway-cache": c.cache,
-        **c.extra_headers,
     }
+    if c.similarity is not None:
+        headers["x-gateway-similarity"] = f"{c.similarity:.4f}"
+    if c.routed_from is not None and c.route is not None:
+        headers["x-gateway-routed-from"] = c.routed_from
+        headers["x-gateway-route-reason"] = c.route.reason
+    return headers
 
 
-class GatewayApp:
-    """Binds the pipeline to HTTP for both API shapes."""
+def error_response(adapter: Adapter, error: GatewayError) -> JSONResponse:
+    status, body = adapter.render_error(error)
+    headers = {"retry-after": str(error.retry_after)} if error.retry_after else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class GatewayHTTP:
+    """Binds the pipeline to HTTP: one endpoint per adapter, plus models, budgets and health."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.metrics = gateway.metrics
+        self.metrics = gateway.meter.metrics
         path = gateway.settings.request_log
         self.request_log = RequestLog(path) if path else None
 
     def _refuse(
         self,
-        api: str,
+        adapter: Adapter,
         sim: dict[str, str],
         team: str | None,
         model: str | None,
         error: GatewayError,
     ) -> JSONResponse:
+        response = self._error(adapter, error)
         if self.request_log is not None:
-            self.request_log.write(refused_record(api, sim, team, model, error))
-        return self._error(api, error)
+            self.request_log.write(
+                refused_record(adapter.api, sim, team, model, error, response.status_code)
+            )
+        return response
 
-    def _error(self, api: str, error: GatewayError) -> JSONResponse:
-        self.metrics.requests.labels(api=api, status=str(error.status)).inc()
-        return _error_response(api, error)
+    def _error(self, adapter: Adapter, error: GatewayError) -> JSONResponse:
+        response = error_response(adapter, error)
+        self.metrics.requests.labels(api=adapter.api, status=str(response.status_code)).inc()
+        return response
 
-    async def _serve(
-        self,
-        request: Request,
-        api: str,
-        parse: Callable[[Any], tuple[ChatRequest, bool]],
-        render: Callable[[Completion, str], dict[str, Any]],
-        stream: Callable[[Completion, str, bool], AsyncIterator[bytes]],
-        new_id: Callable[[], str],
-    ) -> Response:
+    def chat(self, adapter: Adapter) -> Endpoint:
+        """The completion endpoint of one API shape."""
+
+        async def endpoint(request: Request) -> Response:
+            return await self._serve(adapter, request)
+
+        return endpoint
+
+    async def _serve(self, adapter: Adapter, request: Request) -> Response:
         started = time.perf_counter()
         self.metrics.active.inc()
-        streaming_started = False
+        streaming = False
         sim = _sim_labels(request)
         team = model = None
+        gateway = self.gateway
         try:
-            team = self.gateway.authenticate(_api_key(request))
-            body = await _read_json(request, self.gateway.settings.max_body_bytes)
-            chat_request, include_usage = parse(body)
+            team = gateway.identity.team(_api_key(request))
+            chat_request = adapter.parse(await _read_json(request, gateway.settings.max_body_bytes))
             model = chat_request.model
-            completion = await self.gateway.complete(chat_request, team, label=sim.get("question"))
-            headers = _gateway_headers(completion)
-            response_id = new_id()
-            self.metrics.requests.labels(api=api, status="200").inc()
+            completion = await gateway.complete(chat_request, team, label=sim.get("question"))
+            headers = gateway_headers(completion)
+            response_id = adapter.new_id()
+            self.metrics.requests.labels(api=adapter.api, status="200").inc()
             if chat_request.stream:
-                streaming_started = True
+                streaming = True
+                pieces = gateway.provider.pieces(completion.text, completion.latency)
+                body = adapter.stream(completion, chat_request, response_id, pieces)
                 return StreamingResponse(
                     self._finish_stream(
-                        stream(completion, response_id, include_usage),
-                        lambda: self._finished(api, sim, completion, started),
+                        body, lambda: self._finished(adapter, sim, completion, started)
                     ),
                     media_type="text/event-stream",
                     headers={**headers, "cache-control": "no-cache"},
                 )
-            await wait_for_completion(completion.latency, completion.completion_tokens)
-            self._finished(api, sim, completion, started)
-            return JSONResponse(render(completion, response_id), headers=headers)
+            await gateway.provider.deliver(completion.latency, completion.completion_tokens)
+            self._finished(adapter, sim, completion, started)
+            return JSONResponse(adapter.render(completion, response_id), headers=headers)
         except GatewayError as refusal:
-            return self._refuse(api, sim, team, model, refusal)
+            return self._refuse(adapter, sim, team, model, refusal)
         except StoreUnavailable as exc:
             log.error("store unavailable: %s", exc)
-            unavailable = GatewayError(503, "unavailable", "The gateway's store is unavailable.")
-            return self._refuse(api, sim, team, model, unavailable)
+            unavailable = GatewayError("unavailable", "The gateway's store is unavailable.")
+            return self._refuse(adapter, sim, team, model, unavailable)
         except Exception:
             log.exception("unexpected error while serving %s", request.url.path)
-            internal = GatewayError(500, "internal", "The gateway had an internal error.")
-            return self._refuse(api, sim, team, model, internal)
+            internal = GatewayError("internal", "The gateway had an internal error.")
+            return self._refuse(adapter, sim, team, model, internal)
         finally:
-            if not streaming_started:
+            if not streaming:
                 self.metrics.active.dec()
 
     async def _finish_stream(
@@ -160,64 +188,44 @@ class GatewayApp:
             self.metrics.active.dec()
 
     def _finished(
-        self, api: str, sim: dict[str, str], completion: Completion, started: float
+        self, adapter: Adapter, sim: dict[str, str], completion: Completion, started: float
     ) -> None:
         elapsed = time.perf_counter() - started
         self.metrics.duration.labels(model=completion.model.name).observe(elapsed)
         if self.request_log is not None:
-            self.request_log.write(served_record(api, sim, completion, elapsed))
-
-    async def chat_completions(self, request: Request) -> Response:
-        return await self._serve(
-            request,
-            openai.API,
-            openai.parse_chat_request,
-            openai.render_completion,
-            openai.stream_completion,
-            openai.new_id,
-        )
-
-    async def messages(self, request: Request) -> Response:
-        return await self._serve(
-            request,
-            anthropic.API,
-            lambda body: (anthropic.parse_messages_request(body), False),
-            anthropic.render_completion,
-            lambda c, response_id, _usage: anthropic.stream_completion(c, response_id),
-            anthropic.new_id,
-        )
+            self.request_log.write(served_record(adapter.api, sim, completion, elapsed))
 
     async def models(self, request: Request) -> Response:
+        """Anthropic's shape when the client sends ``anthropic-version`` (its SDK does)."""
+        adapter: Adapter = ANTHROPIC if "anthropic-version" in request.headers else OPENAI
         try:
-            self.gateway.authenticate(_api_key(request))
+            self.gateway.identity.team(_api_key(request))
         except GatewayError as error:
-            api = anthropic.API if "anthropic-version" in request.headers else openai.API
-            return self._error(api, error)
-        if "anthropic-version" in request.headers:
-            return JSONResponse(anthropic.render_models(self.gateway.table))
-        return JSONResponse(openai.render_models(self.gateway.table))
+            return self._error(adapter, error)
+        return JSONResponse(adapter.list_models(self.gateway.catalog.table))
 
     async def budgets(self, request: Request) -> Response:
         """A team's key sees its own budget; an admin key sees every team's."""
         key = _api_key(request)
+        gateway = self.gateway
         try:
-            if self.gateway.is_admin(key):
-                teams = list(self.gateway.settings.teams)
+            if gateway.identity.is_admin(key):
+                teams = list(gateway.settings.teams)
             else:
-                teams = [self.gateway.authenticate(key)]
-            report = await self.gateway.budget_report(teams)
+                teams = [gateway.identity.team(key)]
+            report = await gateway.budget_report(teams)
         except GatewayError as error:
-            return self._error(openai.API, error)
+            return self._error(OPENAI, error)
         except StoreUnavailable as exc:
-            return self._error(openai.API, GatewayError(503, "unavailable", str(exc)))
-        return JSONResponse({"object": "list", "data": report})
+            return self._error(OPENAI, GatewayError("unavailable", str(exc)))
+        return JSONResponse({"object": "list", "data": [row.model_dump() for row in report]})
 
     async def healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, _request: Request) -> Response:
         gateway = self.gateway
-        store = {"kind": gateway.store.kind, "ok": True}
+        store: dict[str, Any] = {"kind": gateway.store.kind, "ok": True}
         try:
             await gateway.store.ping()
         except StoreUnavailable as exc:
@@ -225,8 +233,8 @@ class GatewayApp:
         body = {
             "status": "ready" if store["ok"] else "not ready",
             "store": store,
-            "tokenizers": tokens.describe(list(gateway.table.models.values())),
-            "models": gateway.table.names(),
+            "tokenizers": tokens.describe(list(gateway.catalog.table.models.values())),
+            "models": gateway.catalog.table.names(),
             "embedder": gateway.embedder.name if gateway.embedder else None,
             "settings": gateway.settings.public_view(),
         }
@@ -236,48 +244,321 @@ class GatewayApp:
         return Response(self.metrics.exposition(), media_type=self.metrics.content_type)
 
 
-def _error_response(api: str, error: GatewayError) -> JSONResponse:
-    adapter = anthropic if api == anthropic.API else openai
-    headers = {"retry-after": str(error.retry_after)} if error.retry_after else None
-    return JSONResponse(adapter.render_error(error), status_code=error.status, headers=headers)
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown routes and wrong methods, in the error shape of the API the path belongs to."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    message = f"Unknown request URL: {request.method} {request.url.path}."
+    error = GatewayError("not_found", f"Unknown request URL: {request.method} {request.url.path}.")
     if status == 405:
-        message = f"Method {request.method} is not allowed for {request.url.path}."
-    kind = "not_found" if status == 404 else "invalid_request"
-    api = anthropic.API if request.url.path.startswith("/v1/messages") else openai.API
-    return _error_response(api, GatewayError(status, kind, message))
+        error = GatewayError(
+            "not_allowed", f"Method {request.method} is not allowed for {request.url.path}."
+        )
+    elif status != 404:
+        error = GatewayError("internal", "The gateway had an internal error.")
+    adapter: Adapter = ANTHROPIC if request.url.path.startswith("/v1/messages") else OPENAI
+    return error_response(adapter, error)
 
 
-def create_app(gateway: Gateway) -> Starlette:
-    http = GatewayApp(gateway)
+class DirectRoute(APIRoute):
+    """A documented route whose endpoint takes the Request and returns the Response itself.
+
+    FastAPI still builds the route's OpenAPI entry, but runs no per-request dependency solving or
+    body parsing: the adapter validates the body once, so the hot path costs what plain Starlette
+    costs.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    http = GatewayHTTP(gateway)
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
         try:
             yield
         finally:
-            await gateway.store.close()
+            await gateway.close()
             if http.request_log is not None:
                 http.request_log.close()
 
-    app = Starlette(
-        routes=[
-            Route("/v1/chat/completions", http.chat_completions, methods=["POST"]),
-            Route("/chat/completions", http.chat_completions, methods=["POST"]),
-            Route("/v1/messages", http.messages, methods=["POST"]),
-            Route("/v1/models", http.models, methods=["GET"]),
-            Route("/v1/budgets", http.budgets, methods=["GET"]),
-            Route("/healthz", http.healthz, methods=["GET"]),
-            Route("/readyz", http.readyz, methods=["GET"]),
-            Route("/metrics", http.metrics_endpoint, methods=["GET"]),
-        ],
-        exception_handlers={HTTPException: _http_error},
+    app = FastAPI(
+        title="finops-sim AI gateway",
+        # The gateway exports Prometheus metrics (/metrics); FastAPI's OpenTelemetry stays off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+        version="1.0",
+        description=DESCRIPTION,
         lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
     )
+    app.router.route_class = DirectRoute
+    for path in ("/v1/chat/completions", "/chat/completions"):
+        app.add_api_route(
+            path,
+            http.chat(OPENAI),
+            methods=["POST"],
+            include_in_schema=path.startswith("/v1/"),
+            **_chat_doc(OPENAI, openai.ChatCompletion, openai.ChatCompletionChunk, "[DONE]"),
+        )
+    app.add_api_route(
+        "/v1/messages",
+        http.chat(ANTHROPIC),
+        methods=["POST"],
+        **_chat_doc(ANTHROPIC, anthropic.Message, anthropic.MessageStreamEvent, None),
+    )
+    app.add_api_route("/v1/models", http.models, methods=["GET"], **_models_doc())
+    app.add_api_route("/v1/budgets", http.budgets, methods=["GET"], **_budgets_doc())
+    app.add_api_route("/healthz", http.healthz, methods=["GET"], **_health_doc())
+    app.add_api_route("/readyz", http.readyz, methods=["GET"], **_ready_doc())
+    app.add_api_route("/metrics", http.metrics_endpoint, methods=["GET"], **_metrics_doc())
+    app.openapi = lambda: _openapi(app, gateway.catalog.models_offered())  # type: ignore[method-assign]
     app.state.gateway = gateway
     return app
+
+
+# ---- the OpenAPI document --------------------------------------------------------------------
+
+DESCRIPTION = (
+    "OpenAI- and Anthropic-compatible gateway over simulated providers, with exact and semantic "
+    "caching, routing and per-team budgets. Send a team's key as `Authorization: Bearer <key>` or "
+    "`x-api-key: <key>`. Every answer carries `x-gateway-*` headers (cost, saving, served model, "
+    "team, cache status, similarity, routing). Request fields that are not simulated are "
+    "documented on each body as ignored or refused."
+)
+_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"x-api-key": []}]
+_REQUEST_BODIES: dict[str, type[BaseModel]] = {
+    "/v1/chat/completions": openai.ChatCompletionBody,
+    "/v1/messages": anthropic.MessagesBody,
+}
+_GATEWAY_HEADERS = {
+    name: {"description": text, "schema": {"type": "string"}}
+    for name, text in {
+        "x-gateway-cost-usd": "What this answer cost, in USD (0 for a cache hit).",
+        "x-gateway-saved-usd": "What caching or routing saved, in USD.",
+        "x-gateway-model": "The model that served the request.",
+        "x-gateway-team": "The team the key belongs to.",
+        "x-gateway-cache": "miss, exact or semantic.",
+    }.items()
+}
+
+
+def _errors(model: type[BaseModel], statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": model, "description": text} for status, text in statuses.items()}
+
+
+_CHAT_ERRORS = {
+    400: "Invalid body or parameter; the error names the parameter.",
+    401: "Missing or unknown API key.",
+    404: "Unknown model.",
+    413: "Body larger than the gateway's limit.",
+    429: "Team budget or rate limit reached; see retry-after.",
+    500: "Internal error.",
+    503: "The store behind budgets is unavailable.",
+}
+
+
+def _chat_doc(
+    adapter: Adapter, answer: type[BaseModel], event: type[BaseModel], last_event: str | None
+) -> dict[str, Any]:
+    """A chat route's responses: the answer as JSON, or as server-sent events, or an error."""
+    stream_doc = f"With stream: true, server-sent events whose data are {event.__name__} objects"
+    data: dict[str, Any] = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": {"$ref": f"#/components/schemas/{event.__name__}"},
+    }
+    if last_event is not None:
+        stream_doc += f", then {last_event}"
+        data = {"anyOf": [data, {"type": "string", "enum": [last_event]}]}
+    event_schema = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"event": {"type": "string"}, "data": data},
+    }
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {
+            "model": answer,
+            "description": f"The answer, or its event stream. {stream_doc}.",
+            "headers": _GATEWAY_HEADERS,
+            "content": {"text/event-stream": {"schema": event_schema}},
+        },
+        **_errors(_error_model(adapter), _CHAT_ERRORS),
+    }
+    summary = {
+        "openai": "Create a chat completion (OpenAI Chat Completions)",
+        "anthropic": "Create a message (Anthropic Messages)",
+    }
+    return {
+        "summary": summary[adapter.api],
+        "tags": [adapter.api],
+        "responses": responses,
+        "openapi_extra": {"security": _SECURITY},
+    }
+
+
+def _error_model(adapter: Adapter) -> type[BaseModel]:
+    return anthropic.AnthropicErrorResponse if adapter is ANTHROPIC else openai.OpenAIErrorResponse
+
+
+def _models_doc() -> dict[str, Any]:
+    return {
+        "summary": "List the catalog's models",
+        "description": "OpenAI's list shape; Anthropic's page shape when `anthropic-version` is "
+        "sent. Errors follow the same choice.",
+        "tags": ["models"],
+        "responses": {
+            200: {
+                "description": "The models.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                {"$ref": "#/components/schemas/ModelList"},
+                                {"$ref": "#/components/schemas/ModelsPage"},
+                            ]
+                        }
+                    }
+                },
+            },
+            401: {
+                "description": "Missing or unknown API key.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                {"$ref": "#/components/schemas/OpenAIErrorResponse"},
+                                {"$ref": "#/components/schemas/AnthropicErrorResponse"},
+                            ]
+                        }
+                    }
+                },
+            },
+        },
+        "openapi_extra": {
+            "security": _SECURITY,
+            "parameters": [
+                {
+                    "name": "anthropic-version",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "Any value selects Anthropic's response shape.",
+                }
+            ],
+        },
+    }
+
+
+class BudgetReport(BaseModel):
+    object: str
+    data: list[BudgetRow]
+
+
+def _budgets_doc() -> dict[str, Any]:
+    return {
+        "summary": "Budgets and limits",
+        "description": "A team's key sees its own team; an admin key sees every team.",
+        "tags": ["budgets"],
+        "responses": {
+            200: {"model": BudgetReport, "description": "One row per team."},
+            **_errors(
+                openai.OpenAIErrorResponse,
+                {401: "Missing or unknown API key.", 503: "The store is unavailable."},
+            ),
+        },
+        "openapi_extra": {"security": _SECURITY},
+    }
+
+
+class Health(BaseModel):
+    status: str
+
+
+class ReadyStore(BaseModel):
+    kind: str
+    ok: bool
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    status: str
+    store: ReadyStore
+    tokenizers: dict[str, str]
+    models: list[str]
+    embedder: str | None
+    settings: dict[str, Any] = {}
+
+
+def _health_doc() -> dict[str, Any]:
+    return {
+        "summary": "Liveness",
+        "tags": ["health"],
+        "responses": {200: {"model": Health, "description": "The process answers."}},
+    }
+
+
+def _ready_doc() -> dict[str, Any]:
+    return {
+        "summary": "Readiness: the store answers; tokenizers, models, embedder and settings",
+        "tags": ["health"],
+        "responses": {
+            200: {"model": Readiness, "description": "Ready."},
+            503: {"model": Readiness, "description": "The store does not answer."},
+        },
+    }
+
+
+def _metrics_doc() -> dict[str, Any]:
+    return {
+        "summary": "Prometheus metrics",
+        "tags": ["health"],
+        "responses": {
+            200: {
+                "description": "Prometheus text exposition.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    }
+
+
+def _openapi(app: FastAPI, models: list[str]) -> dict[str, Any]:
+    """FastAPI's document, plus the request bodies the adapters validate (their ``model`` listed
+    from the catalog in force) and the key schemes."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for model in (openai.ModelList, anthropic.ModelsPage, openai.OpenAIErrorResponse,
+                  anthropic.AnthropicErrorResponse, openai.ChatCompletionChunk,
+                  anthropic.MessageStreamEvent):  # fmt: skip
+        _add_schema(schemas, model, "serialization")
+    for path, body in _REQUEST_BODIES.items():
+        _add_schema(schemas, body, "validation")
+        model = schemas[body.__name__]["properties"]["model"]
+        model["enum"] = models
+        model["description"] += " Aliases of these names are accepted too."
+        document["paths"][path]["post"]["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}
+            },
+        }
+    document["components"]["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "A team's API key."},
+        "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    }
+    app.openapi_schema = document
+    return document
+
+
+def _add_schema(schemas: dict[str, Any], model: type[BaseModel], mode: str) -> None:
+    schema = model.model_json_schema(
+        ref_template="#/components/schemas/{model}",
+        mode="validation" if mode == "validation" else "serialization",
+    )
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema

@@ -9,14 +9,31 @@ over the budget. Money is counted in integer nano-dollars, so sums are exact.
 
 Periods are calendar-aligned in UTC: a daily budget resets at 00:00 UTC, a monthly one on the 1st.
 Cache hits reserve nothing and are refused only by the requests-per-minute limit.
+
+The counters live behind a Ledger: MemoryLedger for one replica, RedisLedger (one Lua script per
+step) for many. Budgets is the pipeline's stage over it: admission, settlement, the Prometheus
+gauges and the budget report.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from .domain import GatewayError
+from .metrics import GatewayMetrics
+from .settings import GatewaySettings
+from .store import KEY_PREFIX, Clock, StoreUnavailable
+
+log = logging.getLogger("ai_gateway")
 
 NANOS_PER_USD = 1_000_000_000
 Period = Literal["day", "month"]
@@ -106,3 +123,333 @@ def retry_after_seconds(admission: Admission, now: datetime) -> int:
 def ttl_seconds(until: datetime, now: datetime) -> int:
     """Counters outlive their window by a day, so late settlements still find them."""
     return max(1, math.ceil((until - now.astimezone(UTC)).total_seconds())) + 86_400
+
+
+class Ledger(Protocol):
+    """Where the budget and rate counters live; every step is atomic across replicas."""
+
+    async def reserve(
+        self, reservation: Reservation, limits: TeamLimits, now: datetime
+    ) -> tuple[Reason, int]:
+        """Check every limit and, if all pass, record the reservation, in one atomic step.
+
+        Returns the reason ("ok" when admitted) and the spend recorded before this request.
+        """
+        ...
+
+    async def settle(self, reservation: Reservation, cost_nanos: int, tokens: int) -> int:
+        """Replace a reservation by the actual cost and tokens; returns the spend after it."""
+        ...
+
+    async def usage(self, budget_key: str) -> tuple[int, int]:
+        """(spent, reserved) nano-dollars in a budget period."""
+        ...
+
+
+class MemoryLedger:
+    """The counters in this process, for a single replica; expiry follows the injected clock."""
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._counters: dict[str, tuple[float, dict[str, int]]] = {}
+        self._clock = clock
+
+    def _counter(self, key: str) -> dict[str, int]:
+        item = self._counters.get(key)
+        if item is None or item[0] <= self._clock():
+            return {}
+        return item[1]
+
+    def _bump(self, key: str, field: str, delta: int, ttl: int) -> None:
+        counter = self._counter(key)
+        counter[field] = counter.get(field, 0) + delta
+        self._counters[key] = (self._clock() + ttl, counter)
+
+    async def reserve(
+        self, reservation: Reservation, limits: TeamLimits, now: datetime
+    ) -> tuple[Reason, int]:
+        w = reservation.window
+        budget = self._counter(w.budget_key)
+        spent, reserved = budget.get("spent", 0), budget.get("reserved", 0)
+        rpm = limits.requests_per_minute
+        if rpm is not None and self._counter(w.requests_key).get("n", 0) + 1 > rpm:
+            return "requests_per_minute", spent
+        tpm, tokens = limits.tokens_per_minute, reservation.tokens
+        if (
+            tpm is not None
+            and tokens > 0
+            and self._counter(w.tokens_key).get("n", 0) + tokens > tpm
+        ):
+            return "tokens_per_minute", spent
+        cost, limit = reservation.cost_nanos, limits.budget_nanos
+        if limit is not None and cost > 0 and spent + reserved + cost > limit:
+            return "budget", spent
+        minute_ttl = ttl_seconds(w.minute_end, now)
+        self._bump(w.requests_key, "n", 1, minute_ttl)
+        if tokens > 0:
+            self._bump(w.tokens_key, "n", tokens, minute_ttl)
+        if cost > 0:
+            self._bump(w.budget_key, "reserved", cost, ttl_seconds(w.period_end, now))
+        return "ok", spent
+
+    async def settle(self, reservation: Reservation, cost_nanos: int, tokens: int) -> int:
+        w = reservation.window
+        budget = self._counter(w.budget_key)
+        budget["reserved"] = budget.get("reserved", 0) - reservation.cost_nanos
+        budget["spent"] = budget.get("spent", 0) + cost_nanos
+        if w.budget_key not in self._counters:
+            self._counters[w.budget_key] = (self._clock() + 86_400, budget)
+        if reservation.tokens > 0:
+            used = self._counter(w.tokens_key)
+            used["n"] = used.get("n", 0) + tokens - reservation.tokens
+        return budget["spent"]
+
+    async def usage(self, budget_key: str) -> tuple[int, int]:
+        budget = self._counter(budget_key)
+        return budget.get("spent", 0), budget.get("reserved", 0)
+
+
+_RESERVE_LUA = """
+local budget_limit, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tpm_limit, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
+local rpm_limit = tonumber(ARGV[5])
+local budget_ttl, minute_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+local spent = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
+local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
+if rpm_limit >= 0 and tonumber(redis.call('GET', KEYS[3]) or '0') + 1 > rpm_limit then
+  return {'requests_per_minute', spent}
+end
+if tpm_limit >= 0 and tokens > 0
+   and tonumber(redis.call('GET', KEYS[2]) or '0') + tokens > tpm_limit then
+  return {'tokens_per_minute', spent}
+end
+if budget_limit >= 0 and cost > 0 and spent + reserved + cost > budget_limit then
+  return {'budget', spent}
+end
+redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], minute_ttl)
+if tokens > 0 then
+  redis.call('INCRBY', KEYS[2], tokens)
+  redis.call('EXPIRE', KEYS[2], minute_ttl)
+end
+if cost > 0 then
+  redis.call('HINCRBY', KEYS[1], 'reserved', cost)
+  redis.call('EXPIRE', KEYS[1], budget_ttl)
+end
+return {'ok', spent}
+"""
+
+_SETTLE_LUA = """
+local reserved_cost, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
+local reserved_tokens, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'reserved', -reserved_cost)
+local spent = redis.call('HINCRBY', KEYS[1], 'spent', cost)
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], 86400) end
+if reserved_tokens > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('INCRBY', KEYS[2], tokens - reserved_tokens)
+end
+return spent
+"""
+
+
+class RedisLedger:
+    """The counters in Redis (or Valkey), shared by every replica; each step is one Lua script."""
+
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+        self._reserve = client.register_script(_RESERVE_LUA)
+        self._settle = client.register_script(_SETTLE_LUA)
+
+    async def reserve(
+        self, reservation: Reservation, limits: TeamLimits, now: datetime
+    ) -> tuple[Reason, int]:
+        w = reservation.window
+
+        def limit(value: int | None) -> int:
+            return -1 if value is None else value
+
+        try:
+            reason, spent = await self._reserve(
+                keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.tokens_key,
+                      KEY_PREFIX + w.requests_key],
+                args=[limit(limits.budget_nanos), reservation.cost_nanos,
+                      limit(limits.tokens_per_minute), reservation.tokens,
+                      limit(limits.requests_per_minute),
+                      ttl_seconds(w.period_end, now), ttl_seconds(w.minute_end, now)],
+            )  # fmt: skip
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis budget reservation failed: {exc}") from exc
+        return _reason(reason.decode()), int(spent)
+
+    async def settle(self, reservation: Reservation, cost_nanos: int, tokens: int) -> int:
+        w = reservation.window
+        try:
+            spent = await self._settle(
+                keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.tokens_key],
+                args=[reservation.cost_nanos, cost_nanos, reservation.tokens, tokens],
+            )
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis budget settlement failed: {exc}") from exc
+        return int(spent)
+
+    async def usage(self, budget_key: str) -> tuple[int, int]:
+        try:
+            values = await self._client.hmget(KEY_PREFIX + budget_key, ["spent", "reserved"])
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis budget read failed: {exc}") from exc
+        return int(values[0] or 0), int(values[1] or 0)
+
+
+def _reason(value: str) -> Reason:
+    for reason in ("ok", "budget", "tokens_per_minute", "requests_per_minute"):
+        if value == reason:
+            return reason
+    raise StoreUnavailable(f"the budget script answered an unknown reason {value!r}")
+
+
+def team_limits(settings: GatewaySettings) -> dict[str, TeamLimits]:
+    return {
+        team: TeamLimits(
+            budget_nanos=to_nanos(spec.limits.usd) if spec.limits.usd else None,
+            period=spec.limits.period,
+            tokens_per_minute=spec.limits.tokens_per_minute,
+            requests_per_minute=spec.limits.requests_per_minute,
+        )
+        for team, spec in settings.teams.items()
+    }
+
+
+class BudgetRow(BaseModel):
+    """One team's budget in its current period (GET /v1/budgets); money in USD."""
+
+    team: str
+    period: Period
+    period_start: str
+    period_end: str
+    budget_usd: float | None
+    spent_usd: float
+    reserved_usd: float
+    remaining_usd: float | None
+    tokens_per_minute: int | None
+    requests_per_minute: int | None
+
+
+class Budgets:
+    """The pipeline's budget stage: admit a worst case, settle the actual cost, report."""
+
+    def __init__(
+        self,
+        limits: dict[str, TeamLimits],
+        ledger: Ledger,
+        metrics: GatewayMetrics,
+        fail_open: bool,
+    ) -> None:
+        self._limits = limits
+        self._ledger = ledger
+        self._metrics = metrics
+        self._fail_open = fail_open
+        for team, team_limit in limits.items():
+            if team_limit.budget_nanos is not None:
+                usd = team_limit.budget_nanos / NANOS_PER_USD
+                metrics.budget_limit.labels(team=team).set(usd)
+                metrics.budget_remaining.labels(team=team).set(usd)
+
+    async def admit(
+        self, team: str, worst_cost_usd: float, worst_tokens: int, now: datetime
+    ) -> Reservation | None:
+        """Reserve the worst case, or raise the refusal; None when there is nothing to settle."""
+        limits = self._limits[team]
+        if not limits.any:
+            return None
+        reservation = Reservation(
+            window(team, limits.period, now), to_nanos(worst_cost_usd, round_up=True), worst_tokens
+        )
+        try:
+            reason, spent = await self._ledger.reserve(reservation, limits, now)
+        except StoreUnavailable as exc:
+            if self._fail_open:
+                log.warning("budget store unavailable, admitting without limits: %s", exc)
+                self._metrics.store_errors.labels(op="budget_reserve").inc()
+                return None
+            log.error("budget store unavailable, refusing: %s", exc)
+            raise GatewayError(
+                "unavailable",
+                "Budgets cannot be checked because the gateway's store is unavailable.",
+            ) from exc
+        self._publish_remaining(team, spent)
+        admission = Admission(reason, spent, reservation)
+        if not admission.admitted:
+            self._metrics.budget_rejections.labels(team=team, reason=reason).inc()
+            raise _refusal(team, limits, admission, worst_cost_usd, now)
+        return reservation
+
+    async def settle(
+        self, team: str, reservation: Reservation, cost_usd: float, tokens: int
+    ) -> None:
+        try:
+            spent = await self._ledger.settle(reservation, to_nanos(cost_usd), tokens)
+        except StoreUnavailable as exc:
+            self._metrics.store_errors.labels(op="budget_settle").inc()
+            log.warning("budget settlement failed; the reservation stays counted: %s", exc)
+            return
+        self._publish_remaining(team, spent)
+
+    def _publish_remaining(self, team: str, spent_nanos: int) -> None:
+        limit = self._limits[team].budget_nanos
+        if limit is not None:
+            self._metrics.budget_remaining.labels(team=team).set(
+                max(limit - spent_nanos, 0) / NANOS_PER_USD
+            )
+
+    async def report(self, teams: list[str], now: datetime) -> list[BudgetRow]:
+        """Each team's period, spend, reservations and limits, for /v1/budgets."""
+        rows = []
+        for team in teams:
+            limits = self._limits[team]
+            w = window(team, limits.period, now)
+            spent, reserved = await self._ledger.usage(w.budget_key)
+            budget = limits.budget_nanos
+            rows.append(
+                BudgetRow(
+                    team=team,
+                    period=limits.period,
+                    period_start=w.period_start.isoformat(),
+                    period_end=w.period_end.isoformat(),
+                    budget_usd=None if budget is None else budget / NANOS_PER_USD,
+                    spent_usd=spent / NANOS_PER_USD,
+                    reserved_usd=reserved / NANOS_PER_USD,
+                    remaining_usd=None
+                    if budget is None
+                    else max(budget - spent, 0) / NANOS_PER_USD,
+                    tokens_per_minute=limits.tokens_per_minute,
+                    requests_per_minute=limits.requests_per_minute,
+                )
+            )
+        return rows
+
+
+def _refusal(
+    team: str, limits: TeamLimits, admission: Admission, worst_cost_usd: float, now: datetime
+) -> GatewayError:
+    """The 429 a refused admission becomes, with the seconds until its counter resets."""
+    retry = retry_after_seconds(admission, now)
+    if admission.reason == "budget":
+        budget = (limits.budget_nanos or 0) / NANOS_PER_USD
+        return GatewayError(
+            "budget",
+            f"Team {team!r} has used its {limits.period}ly budget of ${budget:.2f} (spent "
+            f"${admission.spent_nanos / NANOS_PER_USD:.4f}; this request may cost up to "
+            f"${worst_cost_usd:.4f}). It resets in {retry} s.",
+            retry_after=retry,
+        )
+    tokens = admission.reason == "tokens_per_minute"
+    limit = limits.tokens_per_minute if tokens else limits.requests_per_minute
+    assert admission.reservation is not None
+    worst_tokens = admission.reservation.tokens
+    return GatewayError(
+        "rate_limit",
+        f"Rate limit reached for team {team!r}: {limit} {'tokens' if tokens else 'requests'} "
+        "per minute"
+        + (f" (this request may use {worst_tokens} tokens)" if tokens else "")
+        + f". Retry in {retry} s.",
+        retry_after=retry,
+    )

@@ -14,13 +14,11 @@ from finops_common.config import ConfigError
 
 from . import price_import
 from .app import create_app
-from .core import Gateway
 from .embeddings import EmbedderUnavailable
-from .metrics import GatewayMetrics
 from .pricing import default_price_table
 from .settings import PROFILES, load_settings
-from .store import open_store
 from .tokens import TokenizerUnavailable, encoding_name, get_encoding
+from .wiring import build_gateway, open_store
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -72,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     store = open_store(os.environ.get("REDIS_URL") or None)
     try:
-        gateway = Gateway(settings, store, GatewayMetrics(), table)
+        gateway = build_gateway(settings, store, table=table)
     except EmbedderUnavailable as exc:
         return _fail(str(exc))
     logging.getLogger("ai_gateway").info(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +74,16 @@ def _update_for(name: str, card: ModelCard, entry: dict[str, Any], as_of: str) -
     return RowUpdate(name, changes, lines)
 
 
+def _constant(line: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement that inserts ``line`` verbatim (no backslash escapes)."""
+    return lambda _: line
+
+
+def _appended(line: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement that keeps the match and puts ``line`` after it."""
+    return lambda match: f"{match.group(1)}\n{line}"
+
+
 def _apply(text: str, update: RowUpdate) -> str:
     """Rewrite the changed `    field: value` lines inside the row `  <model>:`."""
     start = re.search(rf"(?m)^  {re.escape(update.model)}:\s*$", text)
@@ -84,10 +95,10 @@ def _apply(text: str, update: RowUpdate) -> str:
         line = f"    {field}: {value}"
         pattern = rf"(?m)^    {field}: .*$"
         if re.search(pattern, row):
-            row = re.sub(pattern, lambda _, line=line: line, row, count=1)
+            row = re.sub(pattern, _constant(line), row, count=1)
         else:
             after = r"(?m)^(    litellm_key: .*)$"
-            row = re.sub(after, lambda m, line=line: f"{m.group(1)}\n{line}", row, count=1)
+            row = re.sub(after, _appended(line), row, count=1)
     return text[: start.end()] + row + text[stop:]
 
 

@@ -78,9 +78,12 @@ class _TableFile(StrictModel):
     @model_validator(mode="after")
     def _unique_names(self) -> _TableFile:
         seen: dict[str, str] = {}
-        named = [*self.models.items(), *self.retired.items()]
-        for name, card in named:
-            for alias in (name, *card.aliases):
+        named: list[tuple[str, tuple[str, ...]]] = [
+            *((name, card.aliases) for name, card in self.models.items()),
+            *((name, entry.aliases) for name, entry in self.retired.items()),
+        ]
+        for name, aliases in named:
+            for alias in (name, *aliases):
                 if alias in seen:
                     raise ValueError(
                         f"model name {alias!r} is used by {seen[alias]!r} and {name!r}"

@@ -20,6 +20,7 @@ ErrorKind = Literal[
     "invalid_request",
     "authentication",
     "not_found",
+    "not_allowed",
     "too_large",
     "rate_limit",
     "budget",

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import IO
 
-from .core import Completion, GatewayError
+from .domain import Completion, GatewayError
 from .records import RequestRecord
 
 SIM_HEADER_PREFIX = "x-sim-"
@@ -43,12 +43,18 @@ def served_record(
 
 
 def refused_record(
-    api: str, sim: dict[str, str], team: str | None, model: str | None, e: GatewayError
+    api: str,
+    sim: dict[str, str],
+    team: str | None,
+    model: str | None,
+    e: GatewayError,
+    status: int,
 ) -> RequestRecord:
+    """``status`` is the HTTP status the API's adapter answered with; the domain error has none."""
     return RequestRecord(
         ts=round(time.time(), 3),
         api=api,
-        status=e.status,
+        status=status,
         team=team,
         sim=sim,
         requested_model=model,

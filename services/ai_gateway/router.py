@@ -20,11 +20,12 @@ tier. A higher threshold sends more prompts to cheaper tiers, never fewer.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from weakref import WeakKeyDictionary
 
 import numpy as np
@@ -191,7 +192,7 @@ class RouterHead:
         }
 
     @classmethod
-    def from_arrays(cls, data, prefix: str) -> RouterHead:
+    def from_arrays(cls, data: Mapping[str, np.ndarray], prefix: str) -> RouterHead:
         return cls(
             weights=data[f"{prefix}_weights"],
             bias=data[f"{prefix}_bias"],
@@ -204,16 +205,19 @@ class RouterHead:
         logits = x @ self.weights.T + self.bias
         logits = logits - logits.max(axis=-1, keepdims=True)
         exp = np.exp(logits)
-        return exp / exp.sum(axis=-1, keepdims=True)
+        probabilities: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
+        return probabilities
 
     @cached_property
     def _pushes(self) -> np.ndarray:
         """Per tier, its weights minus the mean of the other two tiers' weights."""
-        return 1.5 * (self.weights - self.weights.mean(axis=0))
+        pushes: np.ndarray = 1.5 * (self.weights - self.weights.mean(axis=0))
+        return pushes
 
     def contributions(self, x: np.ndarray, tier: int) -> np.ndarray:
         """Each input's push towards ``tier`` against the mean of the other tiers."""
-        return self._pushes[tier] * x
+        pushes: np.ndarray = self._pushes[tier] * x
+        return pushes
 
 
 # Embedded at training time and again by each embedder the gateway offers: equal vectors mean the
@@ -231,11 +235,12 @@ def scaled_inputs(
     embedding: np.ndarray | None,
 ) -> np.ndarray:
     """A head's input: the standardised features, then the embedding if there is one."""
-    scaled = (features - mean) / scale
+    scaled: np.ndarray = (features - mean) / scale
     if embedding is None:
         return scaled
     # Unit vectors have entries near 1/sqrt(d): rescale them to the features' unit spread.
-    return np.concatenate([scaled, embedding * np.sqrt(embedding.shape[-1])], axis=-1)
+    inputs: np.ndarray = np.concatenate([scaled, embedding * np.sqrt(embedding.shape[-1])], axis=-1)
+    return inputs
 
 
 @dataclass(frozen=True)
@@ -254,18 +259,18 @@ class LearnedRouter:
     example_vectors: np.ndarray
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(
-            path,
+        arrays: dict[str, Any] = {
             **self.features_head.arrays("features"),
             **self.embedding_head.arrays("embedding"),
-            feature_mean=self.feature_mean,
-            feature_scale=self.feature_scale,
-            embedder_model=np.array(self.embedder_model),
-            probe_vector=self.probe_vector.astype(np.float32),
-            example_ids=np.array(self.example_ids),
-            example_tiers=self.example_tiers.astype(np.int8),
-            example_vectors=self.example_vectors.astype(np.float16),
-        )
+            "feature_mean": self.feature_mean,
+            "feature_scale": self.feature_scale,
+            "embedder_model": np.array(self.embedder_model),
+            "probe_vector": self.probe_vector.astype(np.float32),
+            "example_ids": np.array(self.example_ids),
+            "example_tiers": self.example_tiers.astype(np.int8),
+            "example_vectors": self.example_vectors.astype(np.float16),
+        }
+        np.savez_compressed(path, **arrays)
 
     @classmethod
     def load(cls, path: Path = ROUTER_MODEL_PATH) -> LearnedRouter:
@@ -307,10 +312,15 @@ class LearnedRouter:
         max_tokens: int | None,
         embedder: Embedder | None = None,
         threshold: float | None = None,
+        last_user_vector: np.ndarray | None = None,
     ) -> RouteDecision:
         text = RequestText.of(messages)
         features = explainable_features(text, prompt_tokens, max_tokens)
-        embedding = embedder.embed(text.last_user) if self.accepts(embedder) else None
+        embedding = None
+        if embedder is not None and self.accepts(embedder):
+            embedding = (
+                embedder.embed(text.last_user) if last_user_vector is None else last_user_vector
+            )
         head, x = self.inputs(features, embedding)
         probabilities = head.probabilities(x)
         threshold = head.default_threshold if threshold is None else threshold
@@ -351,9 +361,13 @@ def classify(
     *,
     embedder: Embedder | None = None,
     threshold: float | None = None,
+    last_user_vector: np.ndarray | None = None,
 ) -> RouteDecision:
-    """Route with the shipped learned router (see the module docstring)."""
-    return default_router().decide(messages, prompt_tokens, max_tokens, embedder, threshold)
+    """Route with the shipped learned router (see the module docstring). ``last_user_vector`` is
+    ``embedder``'s vector of the last user turn when the caller already has it (embed once)."""
+    return default_router().decide(
+        messages, prompt_tokens, max_tokens, embedder, threshold, last_user_vector
+    )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ The labelled sets are bench/data/routing_labelled.yaml (training) and routing_he
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +122,10 @@ class RouterScore:
         return "\n".join(lines)
 
 
-def _timed(decide, examples: Sequence[RoutingExample], tokens: np.ndarray) -> RouterScore:
+Decide = Callable[[Sequence[PromptMessage], int, int | None], RouteDecision]
+
+
+def _timed(decide: Decide, examples: Sequence[RoutingExample], tokens: np.ndarray) -> RouterScore:
     routed, elapsed = [], 0.0
     for example, n in zip(examples, tokens, strict=True):
         messages = example.messages()
@@ -146,7 +149,9 @@ def evaluate_learned_router(
 ) -> RouterScore:
     """Through ``LearnedRouter.decide``, the gateway's own path (embedding included in the time)."""
 
-    def decide(messages, tokens, max_tokens):
+    def decide(
+        messages: Sequence[PromptMessage], tokens: int, max_tokens: int | None
+    ) -> RouteDecision:
         return router.decide(messages, tokens, max_tokens, embedder, threshold)
 
     return _timed(decide, examples, prompt_tokens(examples, card))
@@ -159,7 +164,11 @@ def probabilities(
     embedder: Embedder | None,
 ) -> np.ndarray:
     features = feature_matrix(examples, prompt_tokens(examples, card))
-    embeddings = embedding_matrix(examples, embedder) if router.accepts(embedder) else None
+    embeddings = (
+        embedding_matrix(examples, embedder)
+        if embedder is not None and router.accepts(embedder)
+        else None
+    )
     head, x = router.inputs(features, embeddings)
     return head.probabilities(x)
 

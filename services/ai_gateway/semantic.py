@@ -19,7 +19,8 @@ import numpy as np
 from usearch.index import Index
 
 from .cache import CachedCompletion
-from .store import Store
+from .domain import ChatRequest
+from .store import Clock, Store
 from .verification import verify
 
 LOG = "cache:semantic:log"
@@ -57,6 +58,11 @@ class _Shard:
         self.entries: dict[int, _Entry] = {}
 
 
+def semantic_scope(team: str, tier: str, request: ChatRequest) -> str:
+    """Team, model tier, answer-changing parameters and every message but the last user turn."""
+    return f"{team}|{tier}|{request.context_digest()}"
+
+
 class SemanticCache:
     def __init__(
         self,
@@ -66,8 +72,10 @@ class SemanticCache:
         guard: bool,
         ttl_seconds: int,
         max_entries: int,
+        clock: Clock = time.time,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._dimensions = dimensions
         self.threshold = threshold
         self.guard = guard
@@ -94,7 +102,7 @@ class SemanticCache:
         self._order.append((entry.added_at, scope, label))
 
     def _evict(self) -> None:
-        oldest_allowed = time.time() - self._ttl
+        oldest_allowed = self._clock() - self._ttl
         while self._order and (
             self._order[0][0] < oldest_allowed or len(self._order) > self._max_entries
         ):
@@ -156,7 +164,7 @@ class SemanticCache:
     async def add(
         self, scope: str, prompt: str, vector: np.ndarray, completion: CachedCompletion
     ) -> None:
-        ref = f"{ENTRY_PREFIX}{scope}:{time.time_ns()}:{self._next_label}"
+        ref = f"{ENTRY_PREFIX}{scope}:{int(self._clock() * 1e9)}:{self._next_label}"
         await self._store.set(ref, json.dumps(asdict(completion)).encode(), self._ttl)
         await self._store.log_append(
             LOG,

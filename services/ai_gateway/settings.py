@@ -12,7 +12,7 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -22,7 +22,7 @@ from finops_common.phases import PHASES, Phase
 from .pricing import TIERS, Tier, default_price_table
 
 PROFILES: tuple[Phase, ...] = PHASES
-DEFAULT_PROFILE: Phase = "optimized"
+DEFAULT_PROFILE: Final[Phase] = "optimized"
 _SHA256_KEY = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TEAM_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -63,15 +63,16 @@ class CacheSettings(StrictModel):
     semantic: SemanticCacheSettings = SemanticCacheSettings()
 
 
+DEFAULT_TIERS: dict[Tier, str] = {
+    "simple": "gpt-5.4-nano",
+    "standard": "gpt-5.4-mini",
+    "complex": "gpt-5.4",
+}
+
+
 class RoutingSettings(StrictModel):
     enabled: bool = False
-    tiers: dict[Tier, str] = Field(
-        default_factory=lambda: {
-            "simple": "gpt-5.4-nano",
-            "standard": "gpt-5.4-mini",
-            "complex": "gpt-5.4",
-        }
-    )
+    tiers: dict[Tier, str] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     threshold: float | None = Field(
         default=None,
         ge=0,

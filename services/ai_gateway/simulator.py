@@ -1,4 +1,4 @@
-"""The simulated provider: deterministic completions, their length and their latency.
+"""The simulated provider: deterministic completions, their length, latency and pacing.
 
 A completion is a pure function of the request: the same model, messages and sampling parameters
 always give the same text, so runs are reproducible and exact repeats are recognisable. Its
@@ -128,17 +128,35 @@ def stream_pieces(text: str, words_per_piece: int = 1) -> list[str]:
     return ["".join(words[i : i + words_per_piece]) for i in range(0, len(words), words_per_piece)]
 
 
-async def paced_pieces(text: str, plan: LatencyPlan) -> AsyncIterator[str]:
-    """Yield the stream's deltas at the simulated provider's pace."""
-    for index, piece in enumerate(stream_pieces(text)):
-        delay = plan.first_token_s if index == 0 else plan.per_token_s
-        if delay > 0:
-            await asyncio.sleep(delay)
-        yield piece
+class SimulatedProvider:
+    """The one owner of the simulated provider: what it answers, and how fast it delivers.
 
+    Answers are seeded by the request's canonical form for the served model, so they repeat.
+    """
 
-async def wait_for_completion(plan: LatencyPlan, completion_tokens: int) -> None:
-    """A non-streamed answer arrives once the whole completion is generated."""
-    total = plan.total_s(completion_tokens)
-    if total > 0:
-        await asyncio.sleep(total)
+    def __init__(self, latency_scale: float) -> None:
+        self.latency_scale = latency_scale
+
+    def complete(self, card: ModelCard, max_tokens: int, canonical: str) -> SimulatedCompletion:
+        return simulate_completion(card, max_tokens, request_seed(canonical))
+
+    def length(self, card: ModelCard, max_tokens: int, canonical: str) -> int:
+        """The completion's token count, without composing its text."""
+        return completion_length(card, max_tokens, request_seed(canonical))[0]
+
+    def latency(self, card: ModelCard) -> LatencyPlan:
+        return latency_plan(card, self.latency_scale)
+
+    async def deliver(self, plan: LatencyPlan, completion_tokens: int) -> None:
+        """Wait until a non-streamed answer would be complete."""
+        total = plan.total_s(completion_tokens)
+        if total > 0:
+            await asyncio.sleep(total)
+
+    async def pieces(self, text: str, plan: LatencyPlan) -> AsyncIterator[str]:
+        """The stream's text deltas, at the provider's pace; adapters only frame them."""
+        for index, piece in enumerate(stream_pieces(text)):
+            delay = plan.first_token_s if index == 0 else plan.per_token_s
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield piece

@@ -60,7 +60,7 @@ def child_process(cmd: Sequence[str], log: Path) -> Iterator[subprocess.Popen[by
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def http_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:

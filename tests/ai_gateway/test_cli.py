@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
     return subprocess.run(
         [sys.executable, "-m", "ai_gateway.cli", *args],
         capture_output=True,
@@ -42,4 +41,18 @@ def test_missing_tokenizer_files_give_a_clear_error(tmp_path):
     )
     assert result.returncode == 2
     assert "TIKTOKEN_CACHE_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unloadable_model_stops_start_up_with_a_clear_message(tmp_path):
+    config = tmp_path / "g.yaml"
+    config.write_text(f"cache:\n  semantic:\n    model: {tmp_path / 'missing'}\n")
+    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_EMBEDDING_MODEL"}
+    env["HF_HUB_OFFLINE"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-m", "ai_gateway.cli", "--config", str(config), "--port", "1"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "cannot load the model2vec embedding model" in result.stderr
     assert "Traceback" not in result.stderr

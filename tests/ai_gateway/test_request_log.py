@@ -26,7 +26,7 @@ def test_served_and_refused_requests_are_logged_with_ground_truth(start_gateway,
     assert first.sim == {"intent": "cancel-order", "question": "cancel-order:1",
                          "difficulty": "simple", "kind": "new"}  # fmt: skip
     assert (first.cache, first.requested_model) == ("miss", "gpt-4")
-    # The semantic cache is off, so the router decides on its features alone (no embedder).
+    # The semantic cache is off; routing still opens the embedder for the learned router.
     tier_models = {"simple": "gpt-5.4-nano", "standard": "gpt-5.4-mini"}
     assert first.served_model == tier_models[str(first.route_tier)]
     assert first.baseline_usd is not None and first.baseline_usd > first.cost_usd > 0

@@ -5,7 +5,12 @@ from __future__ import annotations
 import statistics
 
 from ai_gateway.pricing import default_price_table
-from ai_gateway.simulator import latency_plan, simulate_completion, stream_pieces
+from ai_gateway.simulator import (
+    SimulatedProvider,
+    latency_plan,
+    simulate_completion,
+    stream_pieces,
+)
 from ai_gateway.tokens import count_text
 
 
@@ -49,3 +54,22 @@ def test_latency_plan_scales_and_zero_turns_it_off():
 def test_stream_pieces_reassemble_the_text():
     text = "alpha beta. gamma delta epsilon."
     assert "".join(stream_pieces(text)) == text
+
+
+def test_provider_length_is_the_length_of_its_completion():
+    """The baseline prices a request by length() without composing it; it must agree."""
+    provider = SimulatedProvider(latency_scale=0)
+    for name in ("gpt-4", "gpt-4o-mini", "claude-haiku-4-5"):
+        card = default_price_table().resolve(name)
+        for i in range(20):
+            canonical = f"request {i}"
+            answer = provider.complete(card, 200, canonical)
+            assert provider.length(card, 200, canonical) == answer.completion_tokens
+
+
+async def test_provider_pieces_are_the_text_in_order():
+    provider = SimulatedProvider(latency_scale=0)
+    card = default_price_table().resolve("gpt-4")
+    answer = provider.complete(card, 50, "pieces")
+    pieces = [piece async for piece in provider.pieces(answer.text, provider.latency(card))]
+    assert len(pieces) > 1 and "".join(pieces) == answer.text

@@ -1,4 +1,9 @@
-"""Anthropic Messages wire format: request parsing, responses, event streams and errors."""
+"""Anthropic Messages and Models: request body, responses, stream events and errors.
+
+The body and response models follow the official ``anthropic`` SDK's types. They validate requests
+(once, here) and document the API in /openapi.json; responses are rendered as plain dicts on the
+hot path, and tests check them against these models.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,19 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from ..core import ChatRequest, Completion, GatewayError
+from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import PriceTable
-from ..simulator import paced_pieces
+from ..records import ErrorKind
 from ..tokens import PromptMessage
-from .base import parse_body, sse
+from .base import HTTP_STATUS, JSON, Lenient, parse_body, sse
 
-API = "anthropic"
-
-_ERROR_TYPES = {
+_ERROR_TYPES: dict[ErrorKind, str] = {
     "invalid_request": "invalid_request_error",
     "authentication": "authentication_error",
     "not_found": "not_found_error",
+    "not_allowed": "invalid_request_error",
     "too_large": "request_too_large",
     "rate_limit": "rate_limit_error",
     "budget": "rate_limit_error",
@@ -27,58 +31,114 @@ _ERROR_TYPES = {
     "internal": "api_error",
 }
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+_SEEDS = "Seeds the deterministic simulated answer (part of the cache key); nothing is sampled."
+_IGNORED = "Accepted and ignored: the simulated provider does not implement it."
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+class TextBlock(Lenient):
+    """Only text blocks are accepted; image, document and tool blocks are refused (400)."""
 
-
-class _TextBlock(_Lenient):
     type: Literal["text"]
     text: str
 
 
-class _Message(_Lenient):
+class InputMessage(Lenient):
     role: Literal["user", "assistant"]
-    content: str | list[_TextBlock]
+    content: str | list[TextBlock]
 
 
-class MessagesBody(_Lenient):
-    model: str = Field(min_length=1)
-    max_tokens: int = Field(ge=1)
-    messages: list[_Message] = Field(min_length=1)
-    system: str | list[_TextBlock] | None = None
-    temperature: float | None = Field(default=None, ge=0, le=1)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
-    stop_sequences: list[str] | None = None
-    stream: bool | None = False
+class MessagesBody(Lenient):
+    """POST /v1/messages. Fields not listed here are accepted and ignored."""
+
+    model: str = Field(
+        min_length=1,
+        description="A model of the catalog (GET /v1/models), an alias, or 'auto' when routing "
+        "is on; OpenAI models are served too.",
+    )
+    max_tokens: int = Field(ge=1, description="Completion token cap.")
+    messages: list[InputMessage] = Field(min_length=1)
+    system: str | list[TextBlock] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=1, description=_SEEDS)
+    top_p: float | None = Field(default=None, ge=0, le=1, description=_SEEDS)
+    top_k: int | None = Field(default=None, ge=0, description=_IGNORED)
+    stop_sequences: list[str] | None = Field(
+        default=None,
+        description="Part of the cache key; the simulated text does not stop at them.",
+    )
+    stream: bool | None = Field(default=False, description="Answer as server-sent events.")
+    metadata: dict[str, Any] | None = Field(default=None, description=_IGNORED)
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, description=_IGNORED + " The simulated model never calls a tool."
+    )
+    tool_choice: dict[str, Any] | None = Field(default=None, description=_IGNORED)
+    thinking: dict[str, Any] | None = Field(default=None, description=_IGNORED)
 
 
-def _text(content: str | list[_TextBlock]) -> str:
+class OutputText(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class AnthropicUsage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+
+
+class Message(BaseModel):
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    model: str = Field(description="The model that served the request.")
+    content: list[OutputText]
+    stop_reason: Literal["end_turn", "max_tokens"] | None
+    stop_sequence: None
+    usage: AnthropicUsage
+
+
+class MessageStreamEvent(BaseModel):
+    """One event of a stream: message_start, content_block_start, ping, content_block_delta
+    (text_delta), content_block_stop, message_delta, message_stop."""
+
+    type: Literal[
+        "message_start",
+        "content_block_start",
+        "ping",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+
+
+class ModelInfo(BaseModel):
+    type: Literal["model"]
+    id: str
+    display_name: str
+    created_at: str
+
+
+class ModelsPage(BaseModel):
+    data: list[ModelInfo]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+
+
+class AnthropicError(BaseModel):
+    type: str
+    message: str
+
+
+class AnthropicErrorResponse(BaseModel):
+    type: Literal["error"]
+    error: AnthropicError
+
+
+def _text(content: str | list[TextBlock]) -> str:
     return content if isinstance(content, str) else "".join(block.text for block in content)
 
 
-def parse_messages_request(body: Any) -> ChatRequest:
-    parsed = parse_body(MessagesBody, body)
-    messages = [PromptMessage("system", _text(parsed.system))] if parsed.system else []
-    messages += [PromptMessage(m.role, _text(m.content)) for m in parsed.messages]
-    return ChatRequest(
-        model=parsed.model,
-        messages=tuple(messages),
-        max_tokens=parsed.max_tokens,
-        temperature=parsed.temperature,
-        top_p=parsed.top_p,
-        stop=tuple(parsed.stop_sequences or ()),
-        stream=bool(parsed.stream),
-    )
-
-
-def new_id() -> str:
-    return "msg_" + uuid.uuid4().hex[:24]
-
-
-def _message(c: Completion, response_id: str, content: list[dict[str, Any]]) -> dict[str, Any]:
+def _message(c: Completion, response_id: str, content: list[JSON]) -> JSON:
     return {
         "id": response_id,
         "type": "message",
@@ -91,60 +151,81 @@ def _message(c: Completion, response_id: str, content: list[dict[str, Any]]) -> 
     }
 
 
-def render_completion(c: Completion, response_id: str) -> dict[str, Any]:
-    message = _message(c, response_id, [{"type": "text", "text": c.text}])
-    message["stop_reason"] = _STOP_REASONS[c.finish_reason]
-    message["usage"]["output_tokens"] = c.completion_tokens
-    return message
+class AnthropicAdapter:
+    api = "anthropic"
+    request_body = MessagesBody
 
+    def parse(self, body: object) -> ChatRequest:
+        parsed = parse_body(MessagesBody, body)
+        messages = [PromptMessage("system", _text(parsed.system))] if parsed.system else []
+        messages += [PromptMessage(m.role, _text(m.content)) for m in parsed.messages]
+        return ChatRequest(
+            model=parsed.model,
+            messages=tuple(messages),
+            max_tokens=parsed.max_tokens,
+            temperature=parsed.temperature,
+            top_p=parsed.top_p,
+            stop=tuple(parsed.stop_sequences or ()),
+            stream=bool(parsed.stream),
+        )
 
-async def stream_completion(c: Completion, response_id: str) -> AsyncIterator[bytes]:
-    start = _message(c, response_id, [])
-    start["usage"]["output_tokens"] = 1
-    yield sse({"type": "message_start", "message": start}, "message_start")
-    yield sse(
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        "content_block_start",
-    )
-    yield sse({"type": "ping"}, "ping")
-    async for piece in paced_pieces(c.text, c.latency):
+    def new_id(self) -> str:
+        return "msg_" + uuid.uuid4().hex[:24]
+
+    def render(self, c: Completion, response_id: str) -> JSON:
+        message = _message(c, response_id, [{"type": "text", "text": c.text}])
+        message["stop_reason"] = _STOP_REASONS[c.finish_reason]
+        message["usage"]["output_tokens"] = c.completion_tokens
+        return message
+
+    async def stream(
+        self, c: Completion, request: ChatRequest, response_id: str, pieces: AsyncIterator[str]
+    ) -> AsyncIterator[bytes]:
+        start = _message(c, response_id, [])
+        start["usage"]["output_tokens"] = 1
+        yield sse({"type": "message_start", "message": start}, "message_start")
+        block = {"type": "text", "text": ""}
+        yield sse(
+            {"type": "content_block_start", "index": 0, "content_block": block},
+            "content_block_start",
+        )
+        yield sse({"type": "ping"}, "ping")
+        async for piece in pieces:
+            delta = {"type": "text_delta", "text": piece}
+            yield sse(
+                {"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta"
+            )
+        yield sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
         yield sse(
             {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": piece},
+                "type": "message_delta",
+                "delta": {"stop_reason": _STOP_REASONS[c.finish_reason], "stop_sequence": None},
+                "usage": {"output_tokens": c.completion_tokens},
             },
-            "content_block_delta",
+            "message_delta",
         )
-    yield sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
-    yield sse(
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": _STOP_REASONS[c.finish_reason], "stop_sequence": None},
-            "usage": {"output_tokens": c.completion_tokens},
-        },
-        "message_delta",
-    )
-    yield sse({"type": "message_stop"}, "message_stop")
+        yield sse({"type": "message_stop"}, "message_stop")
 
+    def render_error(self, error: GatewayError) -> tuple[int, JSON]:
+        body = {
+            "type": "error",
+            "error": {"type": _ERROR_TYPES[error.kind], "message": error.message},
+        }
+        return HTTP_STATUS[error.kind], body
 
-def render_error(error: GatewayError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": _ERROR_TYPES[error.kind], "message": error.message}}
-
-
-def render_models(table: PriceTable) -> dict[str, Any]:
-    cards = list(table.models.values())
-    return {
-        "data": [
-            {
-                "type": "model",
-                "id": card.name,
-                "display_name": card.name,
-                "created_at": "1970-01-01T00:00:00Z",
-            }
-            for card in cards
-        ],
-        "has_more": False,
-        "first_id": cards[0].name if cards else None,
-        "last_id": cards[-1].name if cards else None,
-    }
+    def list_models(self, table: PriceTable) -> JSON:
+        cards = list(table.models.values())
+        return {
+            "data": [
+                {
+                    "type": "model",
+                    "id": card.name,
+                    "display_name": card.name,
+                    "created_at": "1970-01-01T00:00:00Z",
+                }
+                for card in cards
+            ],
+            "has_more": False,
+            "first_id": cards[0].name if cards else None,
+            "last_id": cards[-1].name if cards else None,
+        }

@@ -1,15 +1,66 @@
-"""What every API adapter shares: body validation errors and the SSE framing."""
+"""The adapter protocol every API shape implements, and what the adapters share.
+
+An adapter is bound once to its routes (app.py): it parses its wire format into a ChatRequest,
+renders a Completion (whole, or framed as an event stream around the provider's paced text),
+maps each error kind to its API's status and body, and lists the models in its API's shape.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..core import GatewayError
+from ..domain import ChatRequest, Completion, GatewayError
+from ..pricing import PriceTable
+from ..records import ErrorKind
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
+JSON = dict[str, Any]
+
+HTTP_STATUS: dict[ErrorKind, int] = {
+    "invalid_request": 400,
+    "authentication": 401,
+    "not_found": 404,
+    "not_allowed": 405,
+    "too_large": 413,
+    "rate_limit": 429,
+    "budget": 429,
+    "unavailable": 503,
+    "internal": 500,
+}
+
+
+class Adapter(Protocol):
+    @property
+    def api(self) -> str: ...
+
+    @property
+    def request_body(self) -> type[BaseModel]:
+        """The body model: it validates requests and documents them in /openapi.json."""
+        ...
+
+    def parse(self, body: object) -> ChatRequest: ...
+
+    def new_id(self) -> str: ...
+
+    def render(self, c: Completion, response_id: str) -> JSON: ...
+
+    def stream(
+        self, c: Completion, request: ChatRequest, response_id: str, pieces: AsyncIterator[str]
+    ) -> AsyncIterator[bytes]: ...
+
+    def render_error(self, error: GatewayError) -> tuple[int, JSON]: ...
+
+    def list_models(self, table: PriceTable) -> JSON: ...
+
+
+class Lenient(BaseModel):
+    """A request body: strict types, and fields the gateway does not know are accepted."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 def _param(loc: tuple[Any, ...]) -> str:
@@ -19,10 +70,10 @@ def _param(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def parse_body(model: type[BodyT], body: Any) -> BodyT:
+def parse_body(model: type[BodyT], body: object) -> BodyT:
     """Validate a decoded JSON body; the first problem becomes a 400 naming the parameter."""
     if not isinstance(body, dict):
-        raise GatewayError(400, "invalid_request", "The request body must be a JSON object.")
+        raise GatewayError("invalid_request", "The request body must be a JSON object.")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
@@ -36,10 +87,10 @@ def parse_body(model: type[BodyT], body: Any) -> BodyT:
             if len(shown) > 60:
                 shown = shown[:57] + "..."
             message = f"Invalid value for '{param}': {shown}. {problem['msg']}."
-        raise GatewayError(400, "invalid_request", message, param=param) from exc
+        raise GatewayError("invalid_request", message, param=param) from exc
 
 
-def sse(data: Any, event: str | None = None) -> bytes:
+def sse(data: object, event: str | None = None) -> bytes:
     payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {payload}\n\n".encode()

@@ -1,4 +1,9 @@
-"""OpenAI Chat Completions wire format: request parsing, responses, streams and errors."""
+"""OpenAI Chat Completions and Models: request body, responses, stream chunks and errors.
+
+The body and response models follow the official ``openai`` SDK's types. They validate requests
+(once, here) and document the API in /openapi.json; responses are rendered as plain dicts on the
+hot path, and tests check them against these models.
+"""
 
 from __future__ import annotations
 
@@ -7,60 +12,96 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from ..core import ChatRequest, Completion, GatewayError
+from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import PriceTable
-from ..simulator import paced_pieces
+from ..records import ErrorKind
 from ..tokens import PromptMessage
-from .base import parse_body, sse
+from .base import HTTP_STATUS, JSON, Lenient, parse_body, sse
 
-API = "openai"
-
-_ERROR_TYPES = {
+_ERROR_TYPES: dict[ErrorKind, str] = {
     "invalid_request": "invalid_request_error",
     "authentication": "invalid_request_error",
     "not_found": "invalid_request_error",
+    "not_allowed": "invalid_request_error",
     "too_large": "invalid_request_error",
     "rate_limit": "rate_limit_exceeded",
     "budget": "insufficient_quota",
     "unavailable": "server_error",
     "internal": "server_error",
 }
-_DEFAULT_CODES = {"rate_limit": "rate_limit_exceeded", "budget": "insufficient_quota"}
+_DEFAULT_CODES: dict[ErrorKind, str] = {
+    "rate_limit": "rate_limit_exceeded",
+    "budget": "insufficient_quota",
+}
+_SEEDS = "Seeds the deterministic simulated answer (part of the cache key); nothing is sampled."
+_IGNORED = "Accepted and ignored: the simulated provider does not implement it."
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+class TextPart(Lenient):
+    """Only text parts are accepted; image, audio and file parts are refused (400)."""
 
-
-class _TextPart(_Lenient):
     type: Literal["text"]
     text: str
 
 
-class _Message(_Lenient):
+class ChatMessage(Lenient):
+    """A message; tool and function-call fields are accepted and ignored."""
+
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[_TextPart] | None = None
+    content: str | list[TextPart] | None = None
     name: str | None = None
 
 
-class _StreamOptions(_Lenient):
-    include_usage: bool = False
+class StreamOptions(Lenient):
+    include_usage: bool = Field(
+        default=False, description="Send a last chunk with the usage and no choices."
+    )
 
 
-class ChatCompletionBody(_Lenient):
-    model: str = Field(min_length=1)
-    messages: list[_Message] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    n: int | None = Field(default=None, ge=1, le=1)
-    stream: bool | None = False
-    stream_options: _StreamOptions | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = None
+class ChatCompletionBody(Lenient):
+    """POST /v1/chat/completions. Fields not listed here are accepted and ignored."""
+
+    model: str = Field(
+        min_length=1,
+        description="A model of the catalog (GET /v1/models), an alias, or 'auto' when routing "
+        "is on.",
+    )
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1, description="Completion token cap.")
+    max_completion_tokens: int | None = Field(
+        default=None, ge=1, description="Completion token cap; wins over max_tokens."
+    )
+    temperature: float | None = Field(default=None, ge=0, le=2, description=_SEEDS)
+    top_p: float | None = Field(default=None, ge=0, le=1, description=_SEEDS)
+    n: int | None = Field(
+        default=None, ge=1, le=1, description="Only 1 is supported; more is refused (400)."
+    )
+    stream: bool | None = Field(default=False, description="Answer as server-sent events.")
+    stream_options: StreamOptions | None = Field(
+        default=None, description="Only with stream: true; otherwise refused (400)."
+    )
+    stop: str | list[str] | None = Field(
+        default=None,
+        description="Up to 4 sequences. Part of the cache key; the simulated text does not stop "
+        "at them.",
+    )
+    seed: int | None = Field(default=None, description=_SEEDS)
+    frequency_penalty: float | None = Field(default=None, description=_IGNORED)
+    presence_penalty: float | None = Field(default=None, description=_IGNORED)
+    logit_bias: dict[str, Any] | None = Field(default=None, description=_IGNORED)
+    logprobs: bool | None = Field(
+        default=None, description=_IGNORED + " Responses carry logprobs: null."
+    )
+    top_logprobs: int | None = Field(default=None, description=_IGNORED)
+    response_format: dict[str, Any] | None = Field(default=None, description=_IGNORED)
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, description=_IGNORED + " The simulated model never calls a tool."
+    )
+    tool_choice: str | dict[str, Any] | None = Field(default=None, description=_IGNORED)
+    user: str | None = Field(default=None, description=_IGNORED)
+    metadata: dict[str, Any] | None = Field(default=None, description=_IGNORED)
 
     @field_validator("stop")
     @classmethod
@@ -70,41 +111,88 @@ class ChatCompletionBody(_Lenient):
         return stop
 
 
-def _text(content: str | list[_TextPart] | None) -> str:
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+    refusal: None
+
+
+class Choice(BaseModel):
+    index: int
+    message: AssistantMessage
+    logprobs: None
+    finish_reason: Literal["stop", "length"]
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str = Field(description="The model that served the request.")
+    choices: list[Choice]
+    usage: CompletionUsage
+    system_fingerprint: None
+
+
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: ChunkDelta
+    logprobs: None
+    finish_reason: Literal["stop", "length"] | None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One ``data:`` event of a stream; the stream ends with ``data: [DONE]``."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    system_fingerprint: None
+    choices: list[ChunkChoice]
+    usage: CompletionUsage | None = None
+
+
+class Model(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[Model]
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIErrorResponse(BaseModel):
+    error: OpenAIError
+
+
+def _text(content: str | list[TextPart] | None) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
         return content
     return "".join(part.text for part in content)
-
-
-def parse_chat_request(body: Any) -> tuple[ChatRequest, bool]:
-    """The normalised request, and whether the final usage chunk was asked for."""
-    parsed = parse_body(ChatCompletionBody, body)
-    if parsed.stream_options is not None and not parsed.stream:
-        raise GatewayError(
-            400,
-            "invalid_request",
-            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-            param="stream_options",
-        )
-    stop = parsed.stop if isinstance(parsed.stop, list) else [parsed.stop] if parsed.stop else []
-    request = ChatRequest(
-        model=parsed.model,
-        messages=tuple(PromptMessage(m.role, _text(m.content), m.name) for m in parsed.messages),
-        max_tokens=parsed.max_completion_tokens or parsed.max_tokens,
-        temperature=parsed.temperature,
-        top_p=parsed.top_p,
-        stop=tuple(stop),
-        seed=parsed.seed,
-        stream=bool(parsed.stream),
-    )
-    include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
-    return request, include_usage
-
-
-def new_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex[:24]
 
 
 def _usage(c: Completion) -> dict[str, int]:
@@ -115,73 +203,101 @@ def _usage(c: Completion) -> dict[str, int]:
     }
 
 
-def render_completion(c: Completion, response_id: str) -> dict[str, Any]:
-    return {
-        "id": response_id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": c.model.name,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": c.text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": c.finish_reason,
-            }
-        ],
-        "usage": _usage(c),
-        "system_fingerprint": None,
-    }
+class OpenAIAdapter:
+    api = "openai"
+    request_body = ChatCompletionBody
 
+    def parse(self, body: object) -> ChatRequest:
+        parsed = parse_body(ChatCompletionBody, body)
+        if parsed.stream_options is not None and not parsed.stream:
+            raise GatewayError(
+                "invalid_request",
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                param="stream_options",
+            )
+        stop = parsed.stop
+        return ChatRequest(
+            model=parsed.model,
+            messages=tuple(
+                PromptMessage(m.role, _text(m.content), m.name) for m in parsed.messages
+            ),
+            max_tokens=parsed.max_completion_tokens or parsed.max_tokens,
+            temperature=parsed.temperature,
+            top_p=parsed.top_p,
+            stop=tuple(stop if isinstance(stop, list) else [stop] if stop else []),
+            seed=parsed.seed,
+            stream=bool(parsed.stream),
+            include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
+        )
 
-async def stream_completion(
-    c: Completion, response_id: str, include_usage: bool
-) -> AsyncIterator[bytes]:
-    created = int(time.time())
+    def new_id(self) -> str:
+        return "chatcmpl-" + uuid.uuid4().hex[:24]
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
-        body: dict[str, Any] = {
+    def render(self, c: Completion, response_id: str) -> JSON:
+        return {
             "id": response_id,
-            "object": "chat.completion.chunk",
-            "created": created,
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": c.model.name,
-            "system_fingerprint": None,
             "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": c.text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": c.finish_reason,
+                }
+            ],
+            "usage": _usage(c),
+            "system_fingerprint": None,
+        }
+
+    async def stream(
+        self, c: Completion, request: ChatRequest, response_id: str, pieces: AsyncIterator[str]
+    ) -> AsyncIterator[bytes]:
+        created = int(time.time())
+
+        def chunk(delta: JSON, finish_reason: str | None) -> JSON:
+            body: JSON = {
+                "id": response_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": c.model.name,
+                "system_fingerprint": None,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+                ],
+            }
+            if request.include_usage:
+                body["usage"] = None
+            return body
+
+        yield sse(chunk({"role": "assistant", "content": ""}, None))
+        async for piece in pieces:
+            yield sse(chunk({"content": piece}, None))
+        yield sse(chunk({}, c.finish_reason))
+        if request.include_usage:
+            final = chunk({}, None)
+            final["choices"] = []
+            final["usage"] = _usage(c)
+            yield sse(final)
+        yield sse("[DONE]")
+
+    def render_error(self, error: GatewayError) -> tuple[int, JSON]:
+        body = {
+            "error": {
+                "message": error.message,
+                "type": _ERROR_TYPES[error.kind],
+                "param": error.param,
+                "code": error.code or _DEFAULT_CODES.get(error.kind),
+            }
+        }
+        return HTTP_STATUS[error.kind], body
+
+    def list_models(self, table: PriceTable) -> JSON:
+        return {
+            "object": "list",
+            "data": [
+                {"id": card.name, "object": "model", "created": 0, "owned_by": card.provider}
+                for card in table.models.values()
             ],
         }
-        if include_usage:
-            body["usage"] = None
-        return body
-
-    yield sse(chunk({"role": "assistant", "content": ""}, None))
-    async for piece in paced_pieces(c.text, c.latency):
-        yield sse(chunk({"content": piece}, None))
-    yield sse(chunk({}, c.finish_reason))
-    if include_usage:
-        final = chunk({}, None)
-        final["choices"] = []
-        final["usage"] = _usage(c)
-        yield sse(final)
-    yield sse("[DONE]")
-
-
-def render_error(error: GatewayError) -> dict[str, Any]:
-    return {
-        "error": {
-            "message": error.message,
-            "type": _ERROR_TYPES[error.kind],
-            "param": error.param,
-            "code": error.code or _DEFAULT_CODES.get(error.kind),
-        }
-    }
-
-
-def render_models(table: PriceTable) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [
-            {"id": card.name, "object": "model", "created": 0, "owned_by": card.provider}
-            for card in table.models.values()
-        ],
-    }

@@ -1,7 +1,9 @@
-"""Metrics against what clients were told, and the exact cache shared through a real Valkey."""
+"""Real gateway processes sharing a real Valkey: metrics, both caches, budgets and store outages."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections import defaultdict
 
 import anthropic
@@ -136,3 +138,106 @@ def test_readyz_and_budgets_when_redis_goes_away(start_gateway):
     samples = scrape(fail_open.url)
     assert value(samples, "ai_store_errors_total", op="cache_get") == 1
     assert value(samples, "ai_store_errors_total", op="budget_reserve") == 1
+
+
+def chat(gateway, prompt: str, key: str = "sk-demo-team-a", **extra) -> httpx.Response:
+    return httpx.post(
+        gateway.url + "/v1/chat/completions",
+        json={"model": "gpt-4", "messages": [{"role": "user", "content": prompt}], **extra},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+
+def test_semantic_hit_across_two_gateway_processes(start_gateway, flush_valkey):
+    first = start_gateway(redis_url=flush_valkey)
+    second = start_gateway(redis_url=flush_valkey)
+    original = chat(first, "How do I reset my password?")
+    assert original.headers["x-gateway-cache"] == "miss"
+    paraphrase = chat(second, "Hi, how can I reset my password please?")
+    assert paraphrase.status_code == 200
+    assert paraphrase.headers["x-gateway-cache"] == "semantic"
+    assert 0.6 <= float(paraphrase.headers["x-gateway-similarity"]) <= 1.0
+    assert float(paraphrase.headers["x-gateway-cost-usd"]) == 0.0
+    expected = original.json()["choices"][0]["message"]["content"]
+    assert paraphrase.json()["choices"][0]["message"]["content"] == expected
+    near_miss = chat(second, "How do I reset my password on mobile?")
+    assert near_miss.headers["x-gateway-cache"] == "miss"
+    other_team = chat(second, "How do I reset my password?", key="sk-demo-team-b")
+    assert other_team.headers["x-gateway-cache"] == "miss"
+    metrics = httpx.get(second.url + "/metrics", timeout=5).text
+    assert 'ai_cache_hits_total{kind="semantic",team="team-a"} 1.0' in metrics
+    assert 'ai_semantic_refusals_total{reason="content words differ"}' in metrics
+
+
+@pytest.mark.skipif(
+    not os.environ.get("GATEWAY_EMBEDDING_MODEL"),
+    reason="GATEWAY_EMBEDDING_MODEL is not set; CI sets it to ../shared/models/minilm-l6-m2v-256",
+)
+def test_model2vec_embedder_is_reported_and_used(start_gateway):
+    gateway = start_gateway(cache={"semantic": {"embedder": "model2vec"}})
+    ready = httpx.get(gateway.url + "/readyz", timeout=5).json()
+    assert ready["embedder"].startswith("model2vec:")
+    assert ready["settings"]["cache"]["semantic"]["threshold"] == 0.85
+    chat(gateway, "How do I export my data to CSV?")
+    assert (
+        chat(gateway, "how can I export my data to CSV?").headers["x-gateway-cache"] == "semantic"
+    )
+
+
+BUDGET_USD = 0.05
+ADMIN_KEY = "sk-admin-key-for-tests"
+
+
+def budget_settings(**limits):
+    return {
+        "cache": {"exact": {"enabled": False}, "semantic": {"enabled": False}},
+        "routing": {"enabled": False},
+        "admin_keys": [ADMIN_KEY],
+        "teams": {
+            "team-a": {"keys": ["sk-demo-team-a"], "limits": limits},
+            "team-b": {"keys": ["sk-demo-team-b"]},
+        },
+    }
+
+
+async def _burst(urls: list[str], n: int) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=n)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def one(i: int) -> httpx.Response:
+            return await client.post(
+                urls[i % len(urls)] + "/v1/chat/completions",
+                json={
+                    "model": "gpt-4",
+                    "max_tokens": 100,
+                    "messages": [{"role": "user", "content": f"Burst request number {i}"}],
+                },
+                headers={"authorization": "Bearer sk-demo-team-a"},
+            )
+
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def test_200_concurrent_requests_never_overspend(start_gateway, flush_valkey):
+    settings = budget_settings(usd=BUDGET_USD, period="day")
+    first = start_gateway(redis_url=flush_valkey, latency_scale=0.05, **settings)
+    second = start_gateway(redis_url=flush_valkey, latency_scale=0.05, **settings)
+    responses = asyncio.run(_burst([first.url, second.url], 200))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) == {200, 429}, statuses
+    served_cost = sum(float(r.headers["x-gateway-cost-usd"]) for r in responses if r.is_success)
+    rejected = [r for r in responses if r.status_code == 429]
+    assert rejected[0].json()["error"]["type"] == "insufficient_quota"
+    assert int(rejected[0].headers["retry-after"]) >= 1
+    report = httpx.get(
+        first.url + "/v1/budgets", headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=5
+    ).json()["data"]
+    team_a = next(row for row in report if row["team"] == "team-a")
+    assert team_a["spent_usd"] <= BUDGET_USD
+    assert team_a["reserved_usd"] == 0
+    assert team_a["spent_usd"] == pytest.approx(served_cost, abs=1e-9 * len(responses))
+    assert team_a["remaining_usd"] == pytest.approx(BUDGET_USD - team_a["spent_usd"])
+    metrics = httpx.get(second.url + "/metrics", timeout=5).text
+    assert 'ai_budget_rejections_total{reason="budget",team="team-a"}' in metrics
+    assert 'ai_budget_remaining_usd{team="team-a"}' in metrics

@@ -1,0 +1,141 @@
+"""The model catalog stage: names to model cards, the completion cap, the baseline and the route.
+
+It wraps the price table (pricing.py) and the complexity classifier (router.py) without changing
+either: this is where a request's model is resolved, capped, priced as the unoptimized setup would
+price it, and, when routing is on, replaced by a cheaper tier's model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .domain import AUTO_MODEL, ChatRequest, GatewayError
+from .embeddings import Embedder
+from .pricing import ModelCard, PriceTable
+from .router import RequestText, RouteDecision, classify
+from .settings import RoutingSettings
+from .simulator import SimulatedProvider
+from .tokens import PromptMessage, count_prompt, encoding_name
+
+
+class PromptTokens:
+    """A request's prompt token counts; the count depends only on the encoding, so each is
+    computed once per request (the baseline, the router and the served model share it)."""
+
+    def __init__(self, messages: tuple[PromptMessage, ...]) -> None:
+        self._messages = messages
+        self._counted: dict[str, int] = {}
+
+    def __call__(self, card: ModelCard) -> int:
+        encoding = encoding_name(card)
+        if encoding not in self._counted:
+            self._counted[encoding] = count_prompt(card, self._messages)
+        return self._counted[encoding]
+
+
+class Catalog:
+    def __init__(
+        self,
+        table: PriceTable,
+        routing: RoutingSettings,
+        provider: SimulatedProvider,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.table = table
+        self._routing = routing
+        self._provider = provider
+        self._embedder = embedder
+
+    def resolve(self, name: str) -> ModelCard:
+        card = self.table.resolve(name)
+        if card is None:
+            hint = (
+                " Model 'auto' needs routing, which is off in this profile."
+                if name == AUTO_MODEL
+                else self.table.retirement_note(name)
+            )
+            raise GatewayError(
+                "not_found",
+                f"The model {name!r} does not exist.{hint} Available models: "
+                + ", ".join(self.table.names()),
+                param="model",
+                code="model_not_found",
+            )
+        return card
+
+    def models_offered(self) -> list[str]:
+        """The model names a request may ask for: the table's, and "auto" when routing is on."""
+        return self.table.names() + ([AUTO_MODEL] if self._routing.enabled else [])
+
+    def requested(self, request: ChatRequest) -> ModelCard | None:
+        """The model the client named; None for "auto" when routing is on."""
+        if request.model == AUTO_MODEL and self._routing.enabled:
+            return None
+        return self.resolve(request.model)
+
+    def completion_cap(
+        self, card: ModelCard, request: ChatRequest, prompt_tokens: int, routed: bool
+    ) -> int:
+        """Validate max_tokens against the model and return the effective cap.
+
+        A routed request asked for another model, so its cap is clamped to the served model's
+        limits instead of being refused.
+        """
+        too_many = request.max_tokens is not None and request.max_tokens > card.max_output_tokens
+        if too_many and not routed:
+            raise GatewayError(
+                "invalid_request",
+                f"max_tokens is too large: {request.max_tokens}. This model supports at "
+                f"most {card.max_output_tokens} completion tokens.",
+                param="max_tokens",
+            )
+        requested = min(request.max_tokens or 0, card.max_output_tokens)
+        if prompt_tokens + requested > card.context_window:
+            raise GatewayError(
+                "invalid_request",
+                f"This model's maximum context length is {card.context_window} tokens. However, "
+                f"you requested {prompt_tokens + requested} tokens ({prompt_tokens} in the "
+                f"messages, {requested} in the completion).",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        room = card.context_window - prompt_tokens
+        return min(request.max_tokens or card.max_output_tokens, card.max_output_tokens, room)
+
+    def _complex_tier(self) -> ModelCard:
+        return self.resolve(self._routing.tiers["complex"])
+
+    def baseline_cost(
+        self, requested: ModelCard | None, request: ChatRequest, tokens: PromptTokens
+    ) -> float:
+        """What the unoptimized setup would pay for this request: the requested model (the
+        complex tier's for "auto"), its own prompt count and its own completion length."""
+        card = requested or self._complex_tier()
+        prompt_tokens = tokens(card)
+        cap = self.completion_cap(card, request, prompt_tokens, routed=requested is None)
+        length = self._provider.length(card, cap, request.canonical(card.name))
+        return card.cost_usd(prompt_tokens, length)
+
+    def route(
+        self, request: ChatRequest, requested: ModelCard | None, team_routes_all: bool,
+        tokens: PromptTokens, embedded: tuple[str, np.ndarray] | None = None,
+    ) -> tuple[ModelCard, RouteDecision | None]:  # fmt: skip
+        """Pick the served model; never route a named model to a pricier one. ``embedded`` is a
+        text and its vector the caller already has (the semantic cache's), reused if it is the
+        last user turn the learned router reads."""
+        if requested is not None and not (self._routing.enabled and team_routes_all):
+            return requested, None
+        reference = requested or self._complex_tier()
+        last_user = RequestText.of(request.messages).last_user
+        decision = classify(
+            request.messages,
+            tokens(reference),
+            request.max_tokens,
+            embedder=self._embedder,
+            threshold=self._routing.threshold,
+            last_user_vector=embedded[1] if embedded and embedded[0] == last_user else None,
+        )
+        chosen = self.resolve(self._routing.tiers[decision.tier])
+        if requested is not None and chosen.cost_usd(1000, 1000) >= requested.cost_usd(1000, 1000):
+            return requested, None
+        return chosen, decision

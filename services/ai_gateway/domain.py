@@ -1,0 +1,114 @@
+"""The gateway's domain types: a request, its completion and a refusal, with no HTTP in them.
+
+The API adapters turn their wire format into a ChatRequest and a Completion or GatewayError back
+into theirs; each adapter owns the HTTP status and body of every error kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from .pricing import ModelCard
+from .records import CacheStatus, ErrorKind
+from .router import RouteDecision
+from .simulator import LatencyPlan, latency_plan
+from .tokens import PromptMessage
+
+AUTO_MODEL = "auto"
+
+
+class GatewayError(Exception):
+    """A request the gateway refuses; each adapter renders it in its API's status and body."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+        self.param = param
+        self.code = code
+        self.retry_after = retry_after
+        self.baseline_usd: float | None = None  # set on refusals of valid requests
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A chat request in normalised form; system prompts are messages with role "system".
+
+    ``include_usage`` asks a stream for a final usage event; it never changes the answer.
+    """
+
+    model: str
+    messages: tuple[PromptMessage, ...]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    stream: bool = False
+    include_usage: bool = False
+
+    def _parameters(self) -> dict[str, object]:
+        return {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": list(self.stop),
+            "seed": self.seed,
+        }
+
+    def canonical(self, model: str) -> str:
+        """Everything that changes an answer, in a stable form; stream and usage excluded."""
+        return json.dumps(
+            {"model": model, "messages": _normalised(self.messages), **self._parameters()},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    def context_digest(self) -> str:
+        """The answer-changing parameters and every message but the last user turn."""
+        context = json.dumps([_normalised(self.messages[:-1]), self._parameters()], sort_keys=True)
+        return hashlib.sha256(context.encode()).hexdigest()[:16]
+
+
+def _normalised(messages: tuple[PromptMessage, ...]) -> list[list[str | None]]:
+    return [[m.role, m.content.replace("\r\n", "\n").strip(), m.name] for m in messages]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A served answer and what it cost; ``routed_from`` names the model a router replaced."""
+
+    requested_model: str
+    model: ModelCard
+    team: str
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    cost_usd: float
+    saved_usd: float
+    cache: CacheStatus
+    latency: LatencyPlan
+    baseline_usd: float = 0.0
+    similarity: float | None = None
+    cached_label: str | None = None
+    route: RouteDecision | None = None
+    routed_from: str | None = None
+
+    @property
+    def provider_seconds(self) -> float:
+        """How long the simulated provider takes at full speed (0 for a cache hit)."""
+        return (
+            0.0
+            if self.cache != "miss"
+            else latency_plan(self.model, 1.0).total_s(self.completion_tokens)
+        )

@@ -1,0 +1,221 @@
+"""The gateway pipeline, independent of any wire format; read ``Gateway.complete`` top to bottom.
+
+exact cache -> semantic cache -> route -> admit -> provider -> meter -> settle -> store.
+
+Cache lookups come before the budget check on purpose: a cache hit costs nothing, so it consumes no
+budget and is refused only by a team's requests-per-minute limit. Each stage lives in its own
+module; wiring.build_gateway assembles them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from .budgets import BudgetRow, Budgets
+from .cache import CachedCompletion, ExactCache, exact_key
+from .catalog import Catalog, PromptTokens
+from .domain import AUTO_MODEL, ChatRequest, Completion, GatewayError
+from .embeddings import Embedder
+from .identity import Identity
+from .metering import Meter
+from .pricing import ModelCard
+from .records import CacheStatus
+from .router import RouteDecision
+from .semantic import SemanticCache, SemanticHit, semantic_scope
+from .settings import GatewaySettings
+from .simulator import LatencyPlan, SimulatedProvider
+from .store import Clock, Store, StoreUnavailable
+
+log = logging.getLogger("ai_gateway")
+NO_LATENCY = LatencyPlan(0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class SemanticProbe:
+    """Where a request's last user turn is looked up and stored in the semantic cache."""
+
+    scope: str
+    prompt: str
+    vector: np.ndarray
+
+
+@dataclass
+class Gateway:
+    """The stages of the pipeline, already built; see wiring.build_gateway."""
+
+    settings: GatewaySettings
+    store: Store
+    identity: Identity
+    catalog: Catalog
+    budgets: Budgets
+    meter: Meter
+    provider: SimulatedProvider
+    exact: ExactCache | None
+    semantic: SemanticCache | None
+    embedder: Embedder | None
+    clock: Clock
+
+    async def complete(
+        self, request: ChatRequest, team: str, now: datetime | None = None, label: str | None = None
+    ) -> Completion:
+        """Serve one request. ``label`` is ground truth from a simulation: it is stored with cache
+        entries and reported back on hits, and never changes a decision."""
+        now = now or datetime.fromtimestamp(self.clock(), UTC)
+        tokens = PromptTokens(request.messages)
+        requested = self.catalog.requested(request)
+        requested_name = AUTO_MODEL if requested is None else requested.name
+        baseline = self.catalog.baseline_cost(requested, request, tokens)
+
+        key = exact_key(team, request.canonical(requested_name)) if self.exact else None
+        if self.exact is not None and key is not None:
+            hit = await self.meter.guarded(self.exact.get(key), "cache_get")
+            if hit is not None:
+                return await self._from_cache(request, team, hit, "exact", None, baseline, now)
+        tier = AUTO_MODEL if requested is None else requested.tier
+        probe = self._semantic_probe(team, tier, request)
+        found = await self._semantic_lookup(probe)
+        if found is not None:
+            return await self._from_cache(
+                request, team, found.entry, "semantic", found.similarity, baseline, now
+            )
+
+        routes_all = self.settings.teams[team].routing == "all"
+        embedded = None if probe is None else (probe.prompt, probe.vector)
+        card, decision = self.catalog.route(request, requested, routes_all, tokens, embedded)
+        route = None if decision is None else (decision, requested_name)
+        prompt_tokens = tokens(card)
+        cap = self.catalog.completion_cap(card, request, prompt_tokens, routed=decision is not None)
+        try:
+            worst_cost = card.cost_usd(prompt_tokens, cap)
+            reservation = await self.budgets.admit(team, worst_cost, prompt_tokens + cap, now)
+        except GatewayError as refusal:
+            refusal.baseline_usd = baseline
+            raise
+
+        completion = self._generate(request, team, card, cap, tokens, baseline, route)
+        self.meter.record(completion)
+        if reservation is not None:
+            used = completion.prompt_tokens + completion.completion_tokens
+            await self.budgets.settle(team, reservation, completion.cost_usd, used)
+        await self._remember(key, probe, completion, label)
+        return completion
+
+    def _generate(
+        self,
+        request: ChatRequest,
+        team: str,
+        card: ModelCard,
+        cap: int,
+        tokens: PromptTokens,
+        baseline: float,
+        route: tuple[RouteDecision, str] | None,
+    ) -> Completion:
+        """The simulated provider's answer, priced. ``route`` is the router's decision and the
+        model it replaced; a routed answer saves what its baseline costs more."""
+        answer = self.provider.complete(card, cap, request.canonical(card.name))
+        prompt_tokens = tokens(card)
+        cost = card.cost_usd(prompt_tokens, answer.completion_tokens)
+        return Completion(
+            requested_model=request.model,
+            model=card,
+            team=team,
+            text=answer.text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            finish_reason=answer.finish_reason,
+            cost_usd=cost,
+            saved_usd=0.0 if route is None else max(baseline - cost, 0.0),
+            cache="miss",
+            latency=self.provider.latency(card),
+            baseline_usd=baseline,
+            route=None if route is None else route[0],
+            routed_from=None if route is None else route[1],
+        )
+
+    def _semantic_probe(self, team: str, tier: str, request: ChatRequest) -> SemanticProbe | None:
+        if self.semantic is None or self.embedder is None:
+            return None
+        prompt = request.messages[-1].content
+        scope = semantic_scope(team, tier, request)
+        return SemanticProbe(scope, prompt, self.embedder.embed(prompt))
+
+    async def _semantic_lookup(self, probe: SemanticProbe | None) -> SemanticHit | None:
+        if probe is None or self.semantic is None:
+            return None
+        lookup = self.semantic.lookup(probe.scope, probe.prompt, probe.vector)
+        outcome = await self.meter.guarded(lookup, "semantic_get")
+        if outcome is None:
+            return None
+        if outcome.best_similarity is not None:
+            self.meter.metrics.semantic_similarity.observe(outcome.best_similarity)
+        for reason in outcome.refusals:
+            self.meter.metrics.semantic_refusals.labels(reason=reason).inc()
+        return outcome.hit
+
+    async def _from_cache(
+        self,
+        request: ChatRequest,
+        team: str,
+        hit: CachedCompletion,
+        kind: CacheStatus,
+        similarity: float | None,
+        baseline: float,
+        now: datetime,
+    ) -> Completion:
+        """A cache hit costs nothing and saves what the request would have cost unoptimized."""
+        await self.budgets.admit(team, 0.0, 0, now)
+        card = self.catalog.table.resolve(hit.model) or self.catalog.resolve(request.model)
+        completion = Completion(
+            requested_model=request.model,
+            model=card,
+            team=team,
+            text=hit.text,
+            prompt_tokens=hit.prompt_tokens,
+            completion_tokens=hit.completion_tokens,
+            finish_reason=hit.finish_reason,
+            cost_usd=0.0,
+            saved_usd=baseline,
+            cache=kind,
+            latency=NO_LATENCY,
+            baseline_usd=baseline,
+            similarity=similarity,
+            cached_label=hit.label,
+        )
+        self.meter.record(completion)
+        return completion
+
+    async def _remember(
+        self, key: str | None, probe: SemanticProbe | None, c: Completion, label: str | None
+    ) -> None:
+        entry = CachedCompletion(
+            model=c.model.name,
+            text=c.text,
+            prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens,
+            finish_reason=c.finish_reason,
+            cost_usd=c.cost_usd,
+            label=label,
+        )
+        if key is not None and self.exact is not None:
+            await self.meter.guarded(self.exact.put(key, entry), "cache_put")
+        if probe is not None and self.semantic is not None:
+            add = self.semantic.add(probe.scope, probe.prompt, probe.vector, entry)
+            await self.meter.guarded(add, "semantic_put")
+
+    async def budget_report(self, teams: list[str]) -> list[BudgetRow]:
+        return await self.budgets.report(teams, datetime.fromtimestamp(self.clock(), UTC))
+
+    async def start(self) -> None:
+        """Warm the semantic index from the shared store before serving."""
+        if self.semantic is not None:
+            try:
+                await self.semantic.sync()
+            except StoreUnavailable as exc:
+                log.warning("semantic cache warm-up failed, starting empty: %s", exc)
+
+    async def close(self) -> None:
+        await self.store.close()

@@ -1,0 +1,148 @@
+"""The adapters: parsing into a ChatRequest, and every rendered body matching its SDK shape."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ai_gateway.adapters import AnthropicAdapter, OpenAIAdapter
+from ai_gateway.adapters import anthropic as anthropic_shape
+from ai_gateway.adapters import openai as openai_shape
+from ai_gateway.domain import Completion, GatewayError
+from ai_gateway.pricing import default_price_table
+from ai_gateway.simulator import LatencyPlan
+from ai_gateway.tokens import PromptMessage
+
+TABLE = default_price_table()
+COMPLETION = Completion(
+    requested_model="gpt-4",
+    model=TABLE.models["gpt-4"],
+    team="team-a",
+    text="one two three.",
+    prompt_tokens=12,
+    completion_tokens=4,
+    finish_reason="length",
+    cost_usd=0.001,
+    saved_usd=0.0,
+    cache="miss",
+    latency=LatencyPlan(0.0, 0.0),
+)
+KINDS = ["invalid_request", "authentication", "not_found", "not_allowed", "too_large",
+         "rate_limit", "budget", "unavailable", "internal"]  # fmt: skip
+
+
+async def pieces() -> AsyncIterator[str]:
+    for piece in ("one", " two", " three."):
+        yield piece
+
+
+def events(raw: list[bytes]) -> list[str]:
+    return [line[6:] for part in raw for line in part.decode().splitlines() if line[:6] == "data: "]
+
+
+def test_openai_parse_normalises_the_request():
+    request = OpenAIAdapter().parse(
+        {
+            "model": "gpt-4",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+                },
+            ],
+            "max_tokens": 10,
+            "max_completion_tokens": 20,
+            "stop": "END",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "user": "ignored",
+        }
+    )
+    assert request.messages == (PromptMessage("system", "Be brief."), PromptMessage("user", "ab"))
+    assert (request.max_tokens, request.stop, request.stream, request.include_usage) == (
+        20, ("END",), True, True,
+    )  # fmt: skip
+
+
+def test_anthropic_parse_puts_the_system_prompt_first():
+    request = AnthropicAdapter().parse(
+        {
+            "model": "claude-haiku-4-5",
+            "max_tokens": 5,
+            "system": [{"type": "text", "text": "Be brief."}],
+            "messages": [{"role": "user", "content": "hi"}],
+            "stop_sequences": ["x"],
+        }
+    )
+    assert request.messages[0] == PromptMessage("system", "Be brief.")
+    assert (request.max_tokens, request.stop, request.include_usage) == (5, ("x",), False)
+
+
+@pytest.mark.parametrize("adapter", [OpenAIAdapter(), AnthropicAdapter()])
+def test_image_parts_are_refused_naming_the_parameter(adapter):
+    image = [{"type": "image_url", "image_url": {}}]
+    body = {"model": "gpt-4", "max_tokens": 5, "messages": [{"role": "user", "content": image}]}
+    with pytest.raises(GatewayError) as info:
+        adapter.parse(body)
+    assert info.value.kind == "invalid_request"
+    assert info.value.param is not None and info.value.param.startswith("messages[0].content")
+
+
+def test_openai_render_matches_the_sdk_shape():
+    body = OpenAIAdapter().render(COMPLETION, "chatcmpl-1")
+    parsed = openai_shape.ChatCompletion.model_validate(body)
+    assert parsed.choices[0].finish_reason == "length"
+    assert parsed.usage.total_tokens == 16
+    assert openai_shape.ModelList.model_validate(OpenAIAdapter().list_models(TABLE)).data
+
+
+def test_anthropic_render_matches_the_sdk_shape():
+    body = AnthropicAdapter().render(COMPLETION, "msg_1")
+    parsed = anthropic_shape.Message.model_validate(body)
+    assert (parsed.stop_reason, parsed.usage.output_tokens) == ("max_tokens", 4)
+    page = anthropic_shape.ModelsPage.model_validate(AnthropicAdapter().list_models(TABLE))
+    assert page.first_id == page.data[0].id
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+async def test_openai_stream_frames_the_pieces(include_usage):
+    request = OpenAIAdapter().parse(
+        {"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], "stream": True,
+         "stream_options": {"include_usage": include_usage}}
+    )  # fmt: skip
+    raw = [part async for part in OpenAIAdapter().stream(COMPLETION, request, "c1", pieces())]
+    data = events(raw)
+    assert data[-1] == "[DONE]"
+    chunks = [openai_shape.ChatCompletionChunk.model_validate_json(d) for d in data[:-1]]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == COMPLETION.text
+    usage = [c.usage for c in chunks if c.usage is not None]
+    expected = openai_shape.CompletionUsage(prompt_tokens=12, completion_tokens=4, total_tokens=16)
+    assert usage == ([expected] if include_usage else [])
+
+
+async def test_anthropic_stream_frames_the_pieces():
+    request = AnthropicAdapter().parse(
+        {"model": "gpt-4", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    )
+    raw = [part async for part in AnthropicAdapter().stream(COMPLETION, request, "m1", pieces())]
+    data = [json.loads(d) for d in events(raw)]
+    for event in data:
+        anthropic_shape.MessageStreamEvent.model_validate(event)
+    deltas = [e["delta"]["text"] for e in data if e["type"] == "content_block_delta"]
+    assert "".join(deltas) == COMPLETION.text
+    assert data[-2]["delta"]["stop_reason"] == "max_tokens"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_error_kind_has_a_status_and_a_body_in_each_shape(kind):
+    error = GatewayError(kind, "message", param="p")
+    status, body = OpenAIAdapter().render_error(error)
+    assert 400 <= status < 600
+    openai_shape.OpenAIErrorResponse.model_validate(body)
+    anthropic_status, anthropic_body = AnthropicAdapter().render_error(error)
+    assert anthropic_status == status
+    anthropic_shape.AnthropicErrorResponse.model_validate(anthropic_body)

@@ -1,0 +1,274 @@
+"""The HTTP layer in this process (httpx's ASGI transport): error shapes, headers, limits, budgets.
+
+Bad input is always a 4xx in the called API's error shape, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+OPENAI = "/v1/chat/completions"
+ANTHROPIC = "/v1/messages"
+KEY = {"authorization": "Bearer sk-demo-team-a"}
+ADMIN_KEY = "sk-admin-key-for-tests"
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+async def client(app_client) -> httpx.AsyncClient:
+    return await app_client("unoptimized", max_body_bytes=4096)
+
+
+async def post(client, path: str, content: bytes | str, headers: dict[str, str] | None = None):
+    return await client.post(
+        path, content=content, headers={"content-type": "application/json", **(headers or KEY)}
+    )
+
+
+def assert_openai_error(response: httpx.Response, status: int, param: str | None = None):
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"]
+    if param is not None:
+        assert error["param"] == param
+
+
+def assert_anthropic_error(response: httpx.Response, status: int, error_type: str):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["type"] == "error"
+    assert body["error"]["type"] == error_type
+    assert body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ("{not json", None),
+        ("[1, 2]", None),
+        ('{"messages": [{"role": "user", "content": "x"}]}', "model"),
+        ('{"model": "gpt-4"}', "messages"),
+        ('{"model": 4, "messages": [{"role": "user", "content": "x"}]}', "model"),
+        ('{"model": "gpt-4", "messages": "hello"}', "messages"),
+        ('{"model": "gpt-4", "messages": [{"role": "robot", "content": "x"}]}', "messages[0].role"),
+        (
+            '{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], "max_tokens": "9"}',
+            "max_tokens",
+        ),
+        (
+            '{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
+            "stream",
+        ),
+        (
+            '{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], '
+            '"stream_options": {"include_usage": true}}',
+            "stream_options",
+        ),
+    ],
+)
+async def test_openai_bad_bodies(client, body, param):
+    assert_openai_error(await post(client, OPENAI, body), 400, param)
+
+
+async def test_openai_missing_key(client):
+    response = await post(client, OPENAI, '{"model": "gpt-4"}', headers={"x-other": "1"})
+    assert_openai_error(response, 401)
+    assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_key_accepted_as_x_api_key_on_openai_route(client):
+    body = json.dumps({"model": "gpt-4o-mini", "messages": HI})
+    response = await post(client, OPENAI, body, headers={"x-api-key": "sk-demo-team-b"})
+    assert response.status_code == 200
+    assert response.headers["x-gateway-team"] == "team-b"
+
+
+async def test_openai_oversized_body_is_413(client):
+    big = '{"model": "gpt-4", "messages": [{"role": "user", "content": "' + "x" * 5000 + '"}]}'
+    assert_openai_error(await post(client, OPENAI, big), 413)
+
+
+ANTHROPIC_USER = '"messages": [{"role": "user", "content": "x"}]'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{broken",
+        '{"model": "claude-haiku-4-5", ' + ANTHROPIC_USER + "}",
+        '{"model": "claude-haiku-4-5", "max_tokens": -1, ' + ANTHROPIC_USER + "}",
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, "top_p": 3, ' + ANTHROPIC_USER + "}",
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, "messages": []}',
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, '
+        '"messages": [{"role": "system", "content": "x"}]}',
+    ],
+)
+async def test_anthropic_bad_bodies(client, body):
+    response = await post(client, ANTHROPIC, body, headers={"x-api-key": "sk-demo-team-a"})
+    assert_anthropic_error(response, 400, "invalid_request_error")
+
+
+async def test_anthropic_missing_key(client):
+    response = await post(client, ANTHROPIC, "{}", headers={"anthropic-version": "2023-06-01"})
+    assert_anthropic_error(response, 401, "authentication_error")
+
+
+async def test_anthropic_oversized_body(client):
+    big = (
+        '{"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "'
+        + "y" * 5000
+        + '"}]}'
+    )
+    response = await post(client, ANTHROPIC, big, headers={"x-api-key": "sk-demo-team-a"})
+    assert_anthropic_error(response, 413, "request_too_large")
+
+
+async def test_unknown_route_is_404_json(client):
+    assert_openai_error(await client.get("/v1/nothing"), 404)
+    assert_anthropic_error(await client.get("/v1/messages/batches"), 404, "not_found_error")
+
+
+async def test_wrong_method_is_405_json(client):
+    assert_openai_error(await client.get(OPENAI), 405)
+
+
+async def test_bad_requests_are_counted_as_4xx_and_none_as_500(client):
+    await post(client, OPENAI, "{not json")
+    await post(client, ANTHROPIC, "{}", headers={"x-api-key": "sk-demo-team-a"})
+    await client.post(OPENAI, json={"model": "gpt-9", "messages": HI}, headers=KEY)
+    metrics = (await client.get("/metrics")).text
+    assert 'status="500"' not in metrics
+    assert 'ai_requests_total{api="openai",status="400"} 1.0' in metrics
+    assert 'ai_requests_total{api="openai",status="404"} 1.0' in metrics
+    assert 'ai_requests_total{api="anthropic",status="400"} 1.0' in metrics
+
+
+async def test_gateway_headers_describe_the_answer(app_client):
+    client = await app_client("optimized", routing={"enabled": True})
+    body = {"model": "auto", "messages": [{"role": "user", "content": "What is DNS?"}]}
+    routed = await client.post(OPENAI, json=body, headers=KEY)
+    assert routed.status_code == 200
+    headers = routed.headers
+    assert headers["x-gateway-routed-from"] == "auto"
+    assert headers["x-gateway-route-reason"]
+    assert headers["x-gateway-model"] == routed.json()["model"]
+    assert (headers["x-gateway-team"], headers["x-gateway-cache"]) == ("team-a", "miss")
+    assert float(headers["x-gateway-cost-usd"]) > 0
+    assert "x-gateway-similarity" not in headers
+    paraphrase = {"model": "auto", "messages": [{"role": "user", "content": "what is dns?"}]}
+    hit = await client.post(OPENAI, json=paraphrase, headers=KEY)
+    assert hit.headers["x-gateway-cache"] in ("exact", "semantic")
+    assert float(hit.headers["x-gateway-cost-usd"]) == 0.0
+    assert "x-gateway-routed-from" not in hit.headers
+
+
+async def test_streams_are_event_streams_in_both_shapes(client):
+    streamed = await client.post(
+        OPENAI, json={"model": "gpt-4o", "messages": HI, "stream": True}, headers=KEY
+    )
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert streamed.text.rstrip().endswith("data: [DONE]")
+    messages = await client.post(
+        ANTHROPIC,
+        json={"model": "claude-haiku-4-5", "max_tokens": 20, "messages": HI, "stream": True},
+        headers={"x-api-key": "sk-demo-team-a"},
+    )
+    events = [line[7:] for line in messages.text.splitlines() if line.startswith("event: ")]
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+
+
+async def test_models_in_both_shapes(client):
+    openai_list = (await client.get("/v1/models", headers=KEY)).json()
+    assert openai_list["object"] == "list" and openai_list["data"][0]["object"] == "model"
+    page = (
+        await client.get("/v1/models", headers={**KEY, "anthropic-version": "2023-06-01"})
+    ).json()
+    assert page["has_more"] is False and page["data"][0]["type"] == "model"
+    denied = await client.get("/v1/models", headers={"anthropic-version": "2023-06-01"})
+    assert_anthropic_error(denied, 401, "authentication_error")
+
+
+def limited_settings(**limits) -> dict:
+    return {
+        "cache": {"exact": {"enabled": False}, "semantic": {"enabled": False}},
+        "routing": {"enabled": False},
+        "admin_keys": [ADMIN_KEY],
+        "teams": {
+            "team-a": {"keys": ["sk-demo-team-a"], "limits": limits},
+            "team-b": {"keys": ["sk-demo-team-b"]},
+        },
+    }
+
+
+async def test_rate_limit_429_in_both_api_shapes(app_client):
+    client = await app_client("optimized", **limited_settings(requests_per_minute=2))
+    body = {"model": "gpt-4o-mini", "messages": HI}
+    for _ in range(2):
+        assert (await client.post(OPENAI, json=body, headers=KEY)).status_code == 200
+    limited = await client.post(OPENAI, json=body, headers=KEY)
+    assert limited.status_code == 429
+    assert limited.json()["error"]["type"] == "rate_limit_exceeded"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    anthropic = await client.post(
+        ANTHROPIC, json={**body, "max_tokens": 10}, headers={"x-api-key": "sk-demo-team-a"}
+    )
+    assert anthropic.status_code == 429
+    assert anthropic.json()["error"]["type"] == "rate_limit_error"
+    other_team = await client.post(
+        OPENAI, json=body, headers={"authorization": "Bearer sk-demo-team-b"}
+    )
+    assert other_team.status_code == 200
+
+
+async def test_the_minute_limit_resets_when_the_clock_moves(app_client, clock):
+    client = await app_client("optimized", **limited_settings(requests_per_minute=1))
+    body = {"model": "gpt-4o-mini", "messages": HI}
+    assert (await client.post(OPENAI, json=body, headers=KEY)).status_code == 200
+    assert (await client.post(OPENAI, json=body, headers=KEY)).status_code == 429
+    clock.advance(61)
+    assert (await client.post(OPENAI, json=body, headers=KEY)).status_code == 200
+
+
+async def test_budgets_endpoint_shows_a_team_its_own_and_an_admin_everything(app_client):
+    client = await app_client("optimized", **limited_settings(usd=1.0, period="month"))
+    own = (await client.get("/v1/budgets", headers=KEY)).json()["data"]
+    assert [row["team"] for row in own] == ["team-a"]
+    assert own[0]["budget_usd"] == 1.0 and own[0]["period"] == "month"
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    everyone = (await client.get("/v1/budgets", headers=admin)).json()["data"]
+    assert {row["team"] for row in everyone} == {"team-a", "team-b"}
+    assert next(r for r in everyone if r["team"] == "team-b")["budget_usd"] is None
+    denied = await client.get("/v1/budgets", headers={"authorization": "Bearer nope-nope"})
+    assert_openai_error(denied, 401)
+
+
+async def test_health_and_readiness(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = (await client.get("/readyz")).json()
+    assert ready["status"] == "ready" and ready["store"] == {"kind": "memory", "ok": True}
+    assert "gpt-4" in ready["models"]
+
+
+async def test_a_semantic_hit_on_a_streamed_request_is_streamed(app_client):
+    client = await app_client("optimized")
+    summarize = [{"role": "user", "content": "Summarize this article about remote work."}]
+    original = await client.post(
+        OPENAI, json={"model": "gpt-4", "messages": summarize}, headers=KEY
+    )
+    paraphrase = [{"role": "user", "content": "Please summarise this article about remote work"}]
+    response = await client.post(
+        OPENAI, json={"model": "gpt-4", "stream": True, "messages": paraphrase}, headers=KEY
+    )
+    assert response.headers["x-gateway-cache"] == "semantic"
+    assert response.headers["content-type"].startswith("text/event-stream")
+    lines = [line for line in response.text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    text = "".join(
+        (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
+        for line in lines[:-1]
+    )
+    assert text == original.json()["choices"][0]["message"]["content"]

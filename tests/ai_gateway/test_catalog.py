@@ -1,0 +1,98 @@
+"""The catalog stage: model names, the completion cap, the context window and the baseline."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_gateway.catalog import Catalog, PromptTokens
+from ai_gateway.domain import ChatRequest, GatewayError
+from ai_gateway.pricing import default_price_table
+from ai_gateway.settings import RoutingSettings
+from ai_gateway.simulator import SimulatedProvider
+from ai_gateway.tokens import PromptMessage
+
+
+def ask(text: str, model: str = "gpt-4", **kwargs) -> ChatRequest:
+    return ChatRequest(model=model, messages=(PromptMessage("user", text),), **kwargs)
+
+
+def catalog(routing: bool = False) -> Catalog:
+    return Catalog(default_price_table(), RoutingSettings(enabled=routing), SimulatedProvider(0))
+
+
+def test_unknown_model_is_not_found_naming_the_parameter():
+    with pytest.raises(GatewayError) as info:
+        catalog().resolve("gpt-5-ultra")
+    assert (info.value.kind, info.value.param, info.value.code) == (
+        "not_found",
+        "model",
+        "model_not_found",
+    )
+
+
+def test_auto_without_routing_explains_itself():
+    with pytest.raises(GatewayError) as info:
+        catalog(routing=False).requested(ask("hi", model="auto"))
+    assert "routing, which is off" in info.value.message
+    assert catalog(routing=True).requested(ask("hi", model="auto")) is None
+
+
+def test_alias_resolves_to_the_canonical_model():
+    assert catalog().resolve("claude-haiku-4-5-20251001").name == "claude-haiku-4-5"
+
+
+def test_a_retired_model_is_not_found_and_the_error_names_its_replacement():
+    with pytest.raises(GatewayError) as info:
+        catalog().resolve("claude-3-haiku")
+    assert (info.value.kind, info.value.param) == ("not_found", "model")
+    assert "retired" in info.value.message and "'claude-haiku-4-5'" in info.value.message
+
+
+def test_context_window_is_enforced():
+    card = catalog().resolve("gpt-4")
+    request = ask("alpha " * 5000, max_tokens=4096)
+    with pytest.raises(GatewayError) as info:
+        catalog().completion_cap(card, request, PromptTokens(request.messages)(card), routed=False)
+    assert (info.value.kind, info.value.code) == ("invalid_request", "context_length_exceeded")
+
+
+def test_default_cap_leaves_room_in_the_context_window():
+    card = catalog().resolve("gpt-4")
+    request = ask("alpha " * 8000)
+    prompt = PromptTokens(request.messages)(card)
+    assert prompt + catalog().completion_cap(card, request, prompt, routed=False) == (
+        card.context_window
+    )
+
+
+def test_too_large_max_tokens_is_refused_unless_routed():
+    card = catalog().resolve("gpt-4")
+    request = ask("hi", max_tokens=card.max_output_tokens + 1)
+    with pytest.raises(GatewayError) as info:
+        catalog().completion_cap(card, request, 10, routed=False)
+    assert info.value.param == "max_tokens"
+    assert catalog().completion_cap(card, request, 10, routed=True) == card.max_output_tokens
+
+
+def test_baseline_of_auto_is_the_complex_tier():
+    cat = catalog(routing=True)
+    request = ask("Compare two plans", model="auto")
+    complex_card = cat.resolve(RoutingSettings().tiers["complex"])
+    tokens = PromptTokens(request.messages)
+    baseline = cat.baseline_cost(None, request, tokens)
+    named = ChatRequest(model=complex_card.name, messages=request.messages)
+    assert baseline > 0
+    assert baseline == cat.baseline_cost(complex_card, named, tokens)
+
+
+def test_prompt_tokens_are_counted_once_per_encoding(monkeypatch):
+    import ai_gateway.catalog as module
+
+    calls = []
+    real = module.count_prompt
+    monkeypatch.setattr(module, "count_prompt", lambda c, m: calls.append(c.name) or real(c, m))
+    request = ask("count me once")
+    tokens = PromptTokens(request.messages)
+    table = default_price_table()
+    assert tokens(table.resolve("gpt-4")) == tokens(table.resolve("claude-haiku-4-5"))
+    assert len(calls) == 1

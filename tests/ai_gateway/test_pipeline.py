@@ -1,0 +1,189 @@
+"""The pipeline without HTTP: caches, routing, budgets and metering in order, on both stores."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+from ai_gateway.domain import ChatRequest, GatewayError
+from ai_gateway.embeddings import Model2VecEmbedder
+from ai_gateway.metrics import GatewayMetrics
+from ai_gateway.pipeline import Gateway
+from ai_gateway.router import default_router
+from ai_gateway.tokens import PromptMessage
+from ai_gateway.wiring import build_gateway
+from tests.ai_gateway.conftest import settings_for
+
+
+def ask(text: str, model: str = "gpt-4", **kwargs) -> ChatRequest:
+    return ChatRequest(model=model, messages=(PromptMessage("user", text),), **kwargs)
+
+
+def sample(metrics: GatewayMetrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+EXACT_ONLY = {"cache": {"semantic": {"enabled": False}}, "routing": {"enabled": False}}
+
+
+def test_complete_reads_top_to_bottom_in_under_60_lines():
+    source = textwrap.dedent(inspect.getsource(Gateway.complete))
+    function = ast.parse(source).body[0]
+    assert isinstance(function, ast.AsyncFunctionDef)
+    assert function.end_lineno is not None and function.end_lineno - function.lineno + 1 < 60
+
+
+async def test_exact_cache_hit_costs_nothing_and_counts_the_saving(store, make_gateway):
+    gateway = make_gateway("optimized", store, **EXACT_ONLY)
+    first = await gateway.complete(ask("How do I rotate my API key?"), "team-a")
+    second = await gateway.complete(ask("How do I rotate my API key?  "), "team-a")
+    assert (first.cache, second.cache) == ("miss", "exact")
+    assert second.cost_usd == 0.0
+    assert first.baseline_usd == first.cost_usd  # unrouted: the baseline is what was paid
+    assert second.saved_usd == second.baseline_usd  # a hit saves this request's baseline
+    assert second.text == first.text
+    m = gateway.meter.metrics
+    assert sample(m, "ai_cache_hits_total", kind="exact", team="team-a") == 1
+    assert sample(m, "ai_cache_misses_total", team="team-a") == 1
+    assert sample(m, "ai_cost_saved_total", reason="cache", team="team-a") == pytest.approx(
+        second.saved_usd
+    )
+    assert sample(m, "ai_cost_total", model="gpt-4", team="team-a") == pytest.approx(first.cost_usd)
+
+
+async def test_exact_cache_is_scoped_by_team_and_parameters(store, make_gateway):
+    gateway = make_gateway("optimized", store, **EXACT_ONLY)
+    await gateway.complete(ask("Summarise the outage", temperature=0.2), "team-a")
+    other_team = await gateway.complete(ask("Summarise the outage", temperature=0.2), "team-b")
+    other_temperature = await gateway.complete(
+        ask("Summarise the outage", temperature=0.9), "team-a"
+    )
+    other_model = await gateway.complete(
+        ask("Summarise the outage", model="gpt-4o", temperature=0.2), "team-a"
+    )
+    assert {other_team.cache, other_temperature.cache, other_model.cache} == {"miss"}
+
+
+async def test_exact_entries_expire_with_the_clock(make_gateway, clock):
+    gateway = make_gateway(
+        "optimized",
+        routing={"enabled": False},
+        cache={"semantic": {"enabled": False}, "exact": {"ttl_seconds": 60}},
+    )
+    await gateway.complete(ask("Expire me"), "team-a")
+    clock.advance(59)
+    assert (await gateway.complete(ask("Expire me"), "team-a")).cache == "exact"
+    clock.advance(2)
+    assert (await gateway.complete(ask("Expire me"), "team-a")).cache == "miss"
+
+
+async def test_streaming_flag_does_not_split_the_cache(store, make_gateway):
+    gateway = make_gateway("optimized", store, **EXACT_ONLY)
+    await gateway.complete(ask("Explain NAT costs", stream=False), "team-a")
+    streamed = await gateway.complete(ask("Explain NAT costs", stream=True), "team-a")
+    assert streamed.cache == "exact"
+
+
+async def test_semantic_hit_reports_its_similarity_and_label(make_gateway):
+    gateway = make_gateway("optimized", routing={"enabled": False})
+    await gateway.complete(ask("How do I cancel my order?"), "team-a", label="cancel-order")
+    hit = await gateway.complete(ask("hi, how can I cancel my order please"), "team-a")
+    assert hit.cache == "semantic"
+    assert hit.similarity is not None and hit.similarity >= 0.6
+    assert hit.cached_label == "cancel-order"
+    assert hit.cost_usd == 0.0
+
+
+async def test_unoptimized_profile_never_caches(store, make_gateway):
+    gateway = make_gateway("unoptimized", store)
+    results = [await gateway.complete(ask("Same question"), "team-a") for _ in range(3)]
+    assert [r.cache for r in results] == ["miss"] * 3
+    m = gateway.meter.metrics
+    assert sample(m, "ai_cache_misses_total", team="team-a") == 0
+    assert sample(m, "ai_cost_total", model="gpt-4", team="team-a") == pytest.approx(
+        sum(r.cost_usd for r in results)
+    )
+
+
+async def test_tokens_metric_counts_billed_tokens(store, make_gateway):
+    gateway = make_gateway("optimized", store, **EXACT_ONLY)
+    miss = await gateway.complete(ask("Count me", model="gpt-4o-mini"), "team-b")
+    await gateway.complete(ask("Count me", model="gpt-4o-mini"), "team-b")
+    labels = {"model": "gpt-4o-mini", "team": "team-b"}
+    m = gateway.meter.metrics
+    assert sample(m, "ai_tokens_total", type="input", **labels) == miss.prompt_tokens
+    assert sample(m, "ai_tokens_total", type="output", **labels) == miss.completion_tokens
+
+
+async def test_auto_is_routed_and_the_saving_is_against_the_complex_tier(make_gateway):
+    gateway = make_gateway("optimized", cache={"exact": {"enabled": False},
+                                               "semantic": {"enabled": False}})  # fmt: skip
+    simple = await gateway.complete(ask("What is the capital of France?", model="auto"), "team-a")
+    assert simple.route is not None and simple.routed_from == "auto"
+    assert simple.model.name == gateway.settings.routing.tiers[simple.route.tier]
+    assert simple.saved_usd == pytest.approx(max(simple.baseline_usd - simple.cost_usd, 0.0))
+    m = gateway.meter.metrics
+    assert sample(m, "ai_routed_requests_total", requested="auto", served=simple.model.name) == 1
+
+
+async def test_named_model_is_not_routed_for_an_auto_only_team(make_gateway):
+    gateway = make_gateway("optimized", **EXACT_ONLY)
+    served = await gateway.complete(ask("What is the capital of France?"), "team-a")
+    assert served.model.name == "gpt-4" and served.route is None and served.routed_from is None
+
+
+async def test_cache_hits_consume_no_budget(make_gateway):
+    gateway = make_gateway(
+        "optimized",
+        **EXACT_ONLY,
+        teams={"team-a": {"keys": ["sk-demo-team-a"], "limits": {"usd": 0.01}}},
+    )
+    first = await gateway.complete(ask("Repeat me", max_tokens=60), "team-a")
+    assert first.cache == "miss"
+    refused = None
+    for i in range(50):
+        try:
+            await gateway.complete(ask(f"fresh prompt {i}", max_tokens=60), "team-a")
+        except GatewayError as error:
+            refused = error
+            break
+    assert refused is not None and refused.kind == "budget"
+    assert refused.baseline_usd is not None and refused.baseline_usd > 0
+    assert (await gateway.complete(ask("Repeat me", max_tokens=60), "team-a")).cache == "exact"
+
+
+class CountingEmbedder(Model2VecEmbedder):
+    """The router's own model2vec model, counting what it embeds."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.texts: list[str] = []
+
+    def embed(self, text: str) -> np.ndarray:
+        self.texts.append(text)
+        return super().embed(text)
+
+
+async def test_the_semantic_cache_and_the_router_share_one_embedding_per_request():
+    model = os.environ.get("GATEWAY_EMBEDDING_MODEL")
+    embedder = CountingEmbedder(model) if model else None
+    if not default_router().accepts(embedder):
+        pytest.skip("GATEWAY_EMBEDDING_MODEL is not the router's model2vec model")
+    assert embedder is not None
+    settings = settings_for(
+        cache={"exact": {"enabled": False}, "semantic": {"embedder": "model2vec", "model": model}},
+        routing={"threshold": 0.4},
+    )
+    gateway = build_gateway(settings, embedder=embedder)
+    embedder.texts.clear()
+    prompt = "Design a migration plan for our payments database, step by step."
+    served = await gateway.complete(ask(prompt, model="auto"), "team-a")
+    assert embedder.texts == [prompt]
+    assert served.route is not None and served.route.head == "embedding+features"
+    assert served.route.threshold == 0.4

@@ -1,0 +1,70 @@
+"""The semantic cache against both stores, and across two gateway processes sharing Valkey."""
+
+from __future__ import annotations
+
+import time
+
+from ai_gateway.cache import CachedCompletion
+from ai_gateway.embeddings import LexicalEmbedder
+from ai_gateway.semantic import SemanticCache
+from ai_gateway.store import RedisStore
+
+EMBEDDER = LexicalEmbedder()
+ANSWER = CachedCompletion(
+    "gpt-4", "Open Orders, pick the order, press Cancel.", 12, 9, "stop", 0.01
+)
+
+
+def cache_on(store, ttl: int = 3600, clock=time.time) -> SemanticCache:
+    return SemanticCache(store, EMBEDDER.dimensions, 0.6, True, ttl, 10_000, clock)
+
+
+async def remember(cache: SemanticCache, scope: str, prompt: str) -> None:
+    await cache.add(scope, prompt, EMBEDDER.embed(prompt), ANSWER)
+
+
+async def ask(cache: SemanticCache, scope: str, prompt: str):
+    return await cache.lookup(scope, prompt, EMBEDDER.embed(prompt))
+
+
+async def test_paraphrase_hits_and_near_miss_is_refused(store):
+    cache = cache_on(store)
+    await remember(cache, "team-a|complex|x", "How do I cancel my order?")
+    hit = await ask(cache, "team-a|complex|x", "hi, how can I cancel my order please")
+    assert hit.hit is not None
+    assert hit.hit.entry == ANSWER
+    assert hit.hit.similarity >= 0.6
+    miss = await ask(cache, "team-a|complex|x", "How do I track my order?")
+    assert miss.hit is None
+    assert miss.refusals == ("actions differ",)
+    assert miss.best_similarity is not None
+
+
+async def test_lookup_is_scoped(store):
+    cache = cache_on(store)
+    await remember(cache, "team-a|complex|x", "How do I cancel my order?")
+    assert (await ask(cache, "team-b|complex|x", "How do I cancel my order?")).hit is None
+    assert (await ask(cache, "team-a|simple|x", "How do I cancel my order?")).hit is None
+
+
+async def test_entries_expire_with_their_ttl(store, clock):
+    cache = cache_on(store, ttl=60, clock=clock)
+    await remember(cache, "s", "How do I cancel my order?")
+    clock.advance(30)
+    assert (await ask(cache, "s", "How do I cancel my order?")).hit is not None
+    clock.advance(31)
+    assert (await ask(cache, "s", "How do I cancel my order?")).hit is None
+    assert cache.size == 0
+
+
+async def test_an_entry_written_by_one_replica_is_found_by_another(flush_valkey):
+    writer, reader = RedisStore(flush_valkey), RedisStore(flush_valkey)
+    try:
+        replica_a, replica_b = cache_on(writer), cache_on(reader)
+        assert (await ask(replica_b, "s", "What is your refund policy?")).hit is None
+        await remember(replica_a, "s", "What is your refund policy?")
+        found = await ask(replica_b, "s", "what's your refund policy")
+        assert found.hit is not None and found.hit.cached_prompt == "What is your refund policy?"
+    finally:
+        await writer.close()
+        await reader.close()
