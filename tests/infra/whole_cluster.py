@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from finops_platform.render import BUILT_IN_GROUPS, Rehearsal, api_group, transitive
+from tests.infra.subcharts import GRAFANA, GrafanaStandIn
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
 
@@ -19,6 +20,7 @@ class Applied:
     manifest: dict[str, Any]
     from_crds_dir: bool = False
     project: bool = False  # one of the program's own objects (not a chart's)
+    derived: bool = False  # a stand-in's, for a subchart the chart sources lack (subcharts.py)
 
     @property
     def kind(self) -> str:
@@ -38,11 +40,15 @@ class Applied:
 
     def __str__(self) -> str:
         where = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {where}{self.name} ({self.owner})"
+        derived = ", derived" if self.derived else ""
+        return f"{self.kind} {where}{self.name} ({self.owner}{derived})"
 
 
 class Cluster:
-    def __init__(self, rehearsal: Rehearsal) -> None:
+    """``grafana_defaults``: Grafana's default values, for a stand-in of its subchart where a
+    release's chart folder lacks it (without them, that subchart stays unrendered)."""
+
+    def __init__(self, rehearsal: Rehearsal, grafana_defaults: Path | None = None) -> None:
         self.rehearsal = rehearsal
         self.stack = rehearsal.recording.stack
         self.objects = [Applied(owner, m, project=True) for owner, m in rehearsal.objects]
@@ -55,6 +61,11 @@ class Cluster:
                     metadata["namespace"] = namespace  # helm applies it in the release's
                 self.objects.append(Applied(obj.release, manifest, obj.from_crds_dir))
         self.depends = transitive(rehearsal.dependencies)
+        self.grafana_stand_ins = [
+            GrafanaStandIn(release, grafana_defaults)
+            for release in rehearsal.releases
+            if grafana_defaults and GRAFANA in release.missing_subcharts
+        ]
 
     def of_kind(self, *kinds: str) -> list[Applied]:
         return [o for o in self.objects if o.kind in kinds]
@@ -62,6 +73,9 @@ class Cluster:
     def services(self) -> list[Applied]:
         """The Services applied, and those the cluster and the operator create at run time."""
         found = [*self.of_kind("Service"), *(_service(*s) for s in CLUSTER_SERVICES)]
+        for stand_in in self.grafana_stand_ins:
+            if manifest := stand_in.service():
+                found.append(Applied(stand_in.release.release["id"], manifest, derived=True))
         for _, spec in self.pod_templates(project=False):
             for container in containers(spec):
                 for arg in container.get("args") or ():
@@ -70,12 +84,15 @@ class Cluster:
                         found.append(_service(namespace, name, *KUBELET_SERVICE))
         return found
 
-    @cached_property
-    def missing_subcharts(self) -> list[str]:
+    @property
+    def unrendered_subcharts(self) -> list[str]:
+        """The subcharts absent from the chart sources that no stand-in replaces."""
+        stood_in = {id(s.release) for s in self.grafana_stand_ins}
         return [
             f"{r.chart_dir.name}/charts/{name}"
             for r in self.rehearsal.releases
             for name in r.missing_subcharts
+            if not (name == GRAFANA and id(r) in stood_in)
         ]
 
     def aws(self, typ: str) -> list[dict[str, Any]]:

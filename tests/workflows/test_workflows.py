@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from finops_common.config import ConfigError
+from finops_platform.config import PROJECT, require_user_values
+from finops_platform.render import load_stack
+
 WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
 USES = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+/[\w.-]+)@v(\d+)\s*$", re.MULTILINE)
 
@@ -95,6 +99,40 @@ def test_every_action_is_at_the_newest_major_actionlint_knows(tmp_path):
         assert "is not defined" not in newer, f"{action} has a newer major than v{major}"
 
 
+def preview_step(job: dict) -> dict:
+    return next(s for s in job["steps"] if (s.get("with") or {}).get("command") == "preview")
+
+
+def step_named(job: dict, name: str) -> tuple[int, dict]:
+    return next((i, s) for i, s in enumerate(job["steps"]) if s.get("name") == name)
+
+
+def test_preview_sets_the_allow_list_the_program_requires_before_previewing():
+    """The program refuses the stack files' placeholder under this exact key (config.py)."""
+    job = yaml.safe_load((WORKFLOWS / "preview.yml").read_text())["jobs"]["preview"]
+    key = f"{PROJECT}:platform.cluster.publicAccessCidrs[0]"
+    at, setting = step_named(job, "Set the API allow-list")
+    assert f"--path '{key}' \"$CIDR\"" in setting["run"]
+    assert setting["env"]["CIDR"] == "${{ vars.PREVIEW_PUBLIC_ACCESS_CIDR }}"
+    assert "pulumi stack select --create" in setting["run"]
+    assert at < job["steps"].index(preview_step(job))
+    guard_at, _ = step_named(job, "Require the API allow-list")
+    assert guard_at == 0
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        require_user_values(load_stack("optimized"))
+
+
+@pytest.mark.parametrize(("cidr", "code"), [("", 1), ("198.51.100.7/32", 0)])
+def test_the_allow_list_guard_fails_clearly_when_the_variable_is_unset(cidr, code):
+    job = yaml.safe_load((WORKFLOWS / "preview.yml").read_text())["jobs"]["preview"]
+    _, guard = step_named(job, "Require the API allow-list")
+    done = subprocess.run(
+        ["bash", "-e", "-c", guard["run"]], env={"CIDR": cidr}, capture_output=True, text=True
+    )
+    assert done.returncode == code
+    assert ("::error title=PREVIEW_PUBLIC_ACCESS_CIDR is not set::" in done.stdout) == bool(code)
+
+
 def test_preview_workflow_shape():
     preview = yaml.safe_load((WORKFLOWS / "preview.yml").read_text())
     job = preview["jobs"]["preview"]
@@ -102,7 +140,7 @@ def test_preview_workflow_shape():
     assert preview["permissions"]["id-token"] == "write"
     assert preview["concurrency"]["cancel-in-progress"] is True
     assert "head.repo.full_name == github.repository" in job["if"]
-    pulumi = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    pulumi = preview_step(job)
     assert pulumi["with"]["comment-on-pr"] is True and pulumi["with"]["policyPacks"] == "policy"
     # Without cluster access: no refresh, and an unreachable API found fast.
     assert pulumi["with"]["refresh"] is False
