@@ -84,10 +84,13 @@ def window(team: str, period: Period, now: datetime) -> Window:
         label = start.strftime("%Y%m")
     minute = now.replace(second=0, microsecond=0)
     minute_label = minute.strftime("%Y%m%d%H%M")
+    # The team in a hash tag: one script's keys share a slot, as a Valkey cluster (ElastiCache
+    # Serverless) requires of a multi-key script.
+    tag = f"{{{team}}}"
     return Window(
-        budget_key=f"budget:{team}:{period}:{label}",
-        tokens_key=f"tpm:{team}:{minute_label}",
-        requests_key=f"rpm:{team}:{minute_label}",
+        budget_key=f"budget:{tag}:{period}:{label}",
+        tokens_key=f"tpm:{tag}:{minute_label}",
+        requests_key=f"rpm:{tag}:{minute_label}",
         period_start=start,
         period_end=end,
         minute_end=minute + timedelta(minutes=1),

@@ -28,18 +28,18 @@ NOW = datetime(2026, 2, 28, 23, 59, 30, tzinfo=UTC)
 
 def test_windows_are_calendar_aligned_in_utc():
     day = window("ops", "day", NOW)
-    assert day.budget_key == "budget:ops:day:20260228"
+    assert day.budget_key == "budget:{ops}:day:20260228"
     assert (day.period_start.isoformat(), day.period_end.isoformat()) == (
         "2026-02-28T00:00:00+00:00",
         "2026-03-01T00:00:00+00:00",
     )
     month = window("ops", "month", NOW)
-    assert month.budget_key == "budget:ops:month:202602"
+    assert month.budget_key == "budget:{ops}:month:202602"
     assert month.period_end == datetime(2026, 3, 1, tzinfo=UTC)
     assert window("ops", "month", datetime(2026, 12, 5, tzinfo=UTC)).period_end == datetime(
         2027, 1, 1, tzinfo=UTC
     )
-    assert day.requests_key == "rpm:ops:202602282359"
+    assert day.requests_key == "rpm:{ops}:202602282359"
 
 
 def test_retry_after_counts_to_the_reset():

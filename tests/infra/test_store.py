@@ -156,14 +156,6 @@ def budget_window(team: str):
     return window(team, "day", datetime(2026, 11, 30, 12, 0, tzinfo=UTC))
 
 
-CROSSSLOT = (
-    "ElastiCache Serverless is a cluster: the gateway's budget scripts take budget:<team>:..., "
-    "tpm:<team>:... and rpm:<team>:..., which hash to different slots until the gateway's key "
-    "builder puts the team in a hash tag ({<team>}); remove this mark when it does"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=CROSSSLOT)
 def test_one_teams_budget_keys_share_a_hash_slot():
     from ai_gateway.store import KEY_PREFIX
 
@@ -172,12 +164,12 @@ def test_one_teams_budget_keys_share_a_hash_slot():
     assert len({key_slot((KEY_PREFIX + key).encode()) for key in keys}) == 1, keys
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=CROSSSLOT)
 def test_the_budget_scripts_run_on_a_cluster(cluster_valkey):
-    """The gateway's RedisStore reserves and settles against the cluster, as it would against
-    ElastiCache Serverless; only a CROSSSLOT refusal is the expected failure."""
-    from ai_gateway.budgets import Reservation, TeamLimits
-    from ai_gateway.store import RedisStore, StoreUnavailable
+    """The gateway's Redis ledger reserves and settles against the cluster, as it would against
+    ElastiCache Serverless (a CROSSSLOT refusal would fail here)."""
+    from redis.asyncio import Redis
+
+    from ai_gateway.budgets import RedisLedger, Reservation, TeamLimits
 
     now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
     reservation = Reservation(budget_window("team-a"), cost_nanos=1_000, tokens=10)
@@ -186,16 +178,12 @@ def test_the_budget_scripts_run_on_a_cluster(cluster_valkey):
     port = cluster_valkey.connection_pool.connection_kwargs["port"]
 
     async def reserve_and_settle() -> int:
-        store = RedisStore(f"redis://127.0.0.1:{port}/0")
+        client = Redis.from_url(f"redis://127.0.0.1:{port}/0")
         try:
-            assert (await store.reserve(reservation, limits, now))[0] == "ok"
-            return await store.settle(reservation, cost_nanos=800, tokens=8)
+            ledger = RedisLedger(client)
+            assert (await ledger.reserve(reservation, limits, now))[0] == "ok"
+            return await ledger.settle(reservation, cost_nanos=800, tokens=8)
         finally:
-            await store.close()
+            await client.aclose()
 
-    try:
-        spent = asyncio.run(reserve_and_settle())
-    except StoreUnavailable as error:
-        assert "same slot" not in str(error), f"CROSSSLOT: {error}"
-        raise
-    assert spent == 800
+    assert asyncio.run(reserve_and_settle()) == 800
