@@ -15,6 +15,7 @@ from .pipeline import Gateway
 from .pricing import PriceTable, default_price_table
 from .semantic import SemanticCache
 from .settings import GatewaySettings
+from .prompt_cache import ProviderPromptCache
 from .simulator import SimulatedProvider
 from .store import Clock, MemoryStore, RedisStore, Store
 
@@ -87,4 +88,5 @@ def build_gateway(
         semantic=semantic_cache,
         embedder=embedder,
         clock=clock,
+        prompt_cache=ProviderPromptCache(clock) if settings.provider_prompt_cache else None,
     )
