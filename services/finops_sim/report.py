@@ -241,7 +241,8 @@ def charts(results: SimulationResults, out: Path) -> list[Image]:
 
     fig, ax = plt.subplots(figsize=(7, 3))
     causes = dict(results.comparison.by_cause_usd)
-    ax.barh(list(causes), list(causes.values()), color=["#4c72b0", "#55a868", "#c44e52"])
+    colors = ["#4c72b0", "#55a868", "#c44e52", "#8172b2"]
+    ax.barh(list(causes), list(causes.values()), color=colors)
     ax.set_xlabel("USD saved in the optimized phase")
     ax.set_title("Savings by cause")
     images.append(_save(fig, out / "savings_by_cause.png", "Savings by cause"))
@@ -293,7 +294,7 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             f"phase, run on {run.started_at}. The same request sequence went through the "
             "gateway twice: once with the `unoptimized` profile (every request served by the "
             "model it names, no cache) and once with the `optimized` profile (exact and semantic "
-            "cache, complexity routing, team budgets). Every number below is computed from the "
+            "cache, complexity routing, team budgets, provider prompt caching). Every number below is computed from the "
             "gateway's per-request logs of this run, and was checked against the gateway's own "
             "`ai_cost_total` metric."
         ),
@@ -303,9 +304,13 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             f"**{usd(ai.savings_usd)} saved ({pct(ai.savings_pct)})**. By cause: cache "
             f"{usd(causes.cache)} ({pct(shares.cache)}), routing "
             f"{usd(causes.routing)} ({pct(shares.routing)}), budgets "
-            f"{usd(causes.budgets)} ({pct(shares.budgets)}); unattributed "
+            f"{usd(causes.budgets)} ({pct(shares.budgets)}), provider prompt caching "
+            f"{usd(causes.prompt_caching)} ({pct(shares.prompt_caching)}); unattributed "
             f"{usd(ai.unattributed_usd)}. Budget savings are requests that were refused, not "
-            "answered more cheaply."
+            "answered more cheaply. Prompt caching is the providers' own cached-input price for "
+            f"a repeated prompt prefix ({after.tokens.cached_input:,} prompt tokens read from "
+            f"and {after.tokens.cache_write:,} written to the providers' caches); the "
+            "unoptimized phase is priced without it."
         ),
         Table(
             ("cause", "USD saved", "share of unoptimized spend"),
