@@ -13,9 +13,9 @@ from .metering import Meter
 from .metrics import GatewayMetrics
 from .pipeline import Gateway
 from .pricing import PriceTable, default_price_table
+from .prompt_cache import ProviderPromptCache
 from .semantic import SemanticCache
 from .settings import GatewaySettings
-from .prompt_cache import ProviderPromptCache
 from .simulator import SimulatedProvider
 from .store import Clock, MemoryStore, RedisStore, Store
 

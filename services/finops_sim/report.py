@@ -293,9 +293,10 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             f"Scenario `{run.scenario}`, seed {run.seed}, {after.requests:,} requests per "
             f"phase, run on {run.started_at}. The same request sequence went through the "
             "gateway twice: once with the `unoptimized` profile (every request served by the "
-            "model it names, no cache) and once with the `optimized` profile (exact and semantic "
-            "cache, complexity routing, team budgets, provider prompt caching). Every number below is computed from the "
-            "gateway's per-request logs of this run, and was checked against the gateway's own "
+            "model it names, no cache, no provider prompt caching) and once with the `optimized` "
+            "profile (exact and semantic cache, complexity routing, team budgets, and the "
+            "providers' prompt caches). Every number below is computed from the gateway's "
+            "per-request logs of this run, and was checked against the gateway's own "
             "`ai_cost_total` metric."
         ),
         Heading("What it saved"),

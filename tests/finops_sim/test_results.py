@@ -80,8 +80,8 @@ def test_the_four_causes_add_up_to_the_cent_with_provider_prompt_caching():
     cached = cached.model_copy(update={"prompt_cache_saved_usd": 1.5, "saved_usd": 0.0})
     written = served("q4", cost=1.2, baseline=1.0)  # an Anthropic cache write's surcharge
     written = written.model_copy(update={"prompt_cache_saved_usd": -0.2, "saved_usd": 0.0})
-    before = phase_summary([served(q, cost=b, baseline=b) for q, b in [("q1", 7.0), ("q2", 2.0),
-                            ("q3", 6.0), ("q4", 1.0), ("q5", 5.0)]])  # fmt: skip
+    unoptimized = [("q1", 7.0), ("q2", 2.0), ("q3", 6.0), ("q4", 1.0), ("q5", 5.0)]
+    before = phase_summary([served(q, cost=b, baseline=b) for q, b in unoptimized])
     after = phase_summary(
         [
             served("q1", cache="exact", cached="q1", cost=0.0, baseline=7.0),
@@ -89,7 +89,7 @@ def test_the_four_causes_add_up_to_the_cent_with_provider_prompt_caching():
             cached,
             written,
             refused("budget", baseline=5.0),
-        ]  # fmt: skip
+        ]
     )
     result = compare(before, after)
     causes = result.by_cause_usd
