@@ -8,6 +8,7 @@ comes from results.json, which comes from this run's logs.
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from ai_gateway.embeddings import Embedder, EmbedderUnavailable, open_embedder
+from ai_gateway.pricing import TIERS, default_price_table
+from ai_gateway.router import default_router
+from ai_gateway.router_evaluation import (
+    HELD_OUT_SET,
+    draw_tradeoff_chart,
+    held_out_tradeoff,
+    load_routing_set,
+)
+from ai_gateway.settings import load_settings
 from finops_common.phases import PHASES
 
 from .gateway_usage import SAMPLE_EVERY_S
@@ -222,7 +233,7 @@ def summary_tree(results: SimulationResults) -> str:
 
 
 def charts(results: SimulationResults, out: Path) -> list[Image]:
-    """PNG charts of spend, savings by cause, serving mix and latency."""
+    """PNG charts of spend, savings by cause, serving mix, latency and the routing trade-off."""
     out.mkdir(parents=True, exist_ok=True)
     phases = [summary for _, summary in results.phases.items()]
     images = []
@@ -271,7 +282,35 @@ def charts(results: SimulationResults, out: Path) -> list[Image]:
     ax.set_title("Latency (simulated provider time + measured gateway time)")
     ax.legend(fontsize=8)
     images.append(_save(fig, out / "latency.png", "Latency percentiles"))
-    return images
+    routing = _routing_chart(results, out)
+    return images if routing is None else [*images, routing]
+
+
+def _routing_chart(results: SimulationResults, out: Path) -> Image | None:
+    """The router's trade-off on the held-out labelled set (bench/data), with the optimized
+    profile's tier models and this run's embedder; None where the set is not installed."""
+    if not HELD_OUT_SET.is_file():
+        return None
+    try:
+        embedder: Embedder | None = open_embedder(
+            results.run.embedder, os.environ.get("GATEWAY_EMBEDDING_MODEL")
+        )
+    except EmbedderUnavailable:
+        embedder = None
+    tiers = load_settings("optimized").routing.tiers
+    table = default_price_table()
+    cards = {tier: table.models[tiers[tier]] for tier in TIERS}
+    examples = load_routing_set(HELD_OUT_SET).prompts
+    tradeoff = held_out_tradeoff(examples, cards, default_router(), embedder)
+    path = out / "routing_tradeoff.png"
+    draw_tradeoff_chart(tradeoff.curve, path, tradeoff.default, tradeoff.keyword)
+    d = tradeoff.default
+    alt = (
+        f"Routing trade-off on {len(examples)} held-out prompts: at the default threshold "
+        f"{d.threshold:.2f}, {pct(d.complex_below_complex)} of complex prompts are served below "
+        f"the complex tier and {pct(d.spend_saved)} of spend is saved"
+    )
+    return Image(f"{path.parent.name}/{path.name}", alt)
 
 
 def _save(fig, path: Path, alt: str) -> Image:
