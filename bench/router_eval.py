@@ -16,32 +16,27 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ai_gateway.embeddings import EmbedderUnavailable, Model2VecEmbedder
 from ai_gateway.pricing import TIERS, default_price_table
-from ai_gateway.router import default_router, tiers_for
+from ai_gateway.router import default_router
 from ai_gateway.router_evaluation import (
+    HELD_OUT_SET,
     MIN_COMPLEX_REACHING_COMPLEX,
     MIN_SIMPLE_TO_SIMPLE,
     RouterScore,
-    curve_point,
     draw_tradeoff_chart,
     evaluate_keyword_router,
     evaluate_learned_router,
+    held_out_tradeoff,
     label_indices,
     load_routing_set,
-    probabilities,
     spend_saved,
     tier_costs,
-    tradeoff_curve,
 )
 from ai_gateway.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-HELD_OUT = ROOT / "bench" / "data" / "routing_heldout.yaml"
 SHARED_MODEL = ROOT.parent / "shared" / "models" / "minilm-l6-m2v-256"
-CURVE_THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05))
 
 
 def main() -> None:
@@ -51,7 +46,7 @@ def main() -> None:
         "--model", default=os.environ.get("GATEWAY_EMBEDDING_MODEL", str(SHARED_MODEL))
     )
     args = parser.parse_args()
-    examples = load_routing_set(HELD_OUT).prompts
+    examples = load_routing_set(HELD_OUT_SET).prompts
     tiers = load_settings("optimized").routing.tiers
     table = default_price_table()
     cards = {tier: table.models[tiers[tier]] for tier in TIERS}
@@ -116,11 +111,8 @@ def main() -> None:
 
     name, head_embedder = heads[0]
     head = router.embedding_head if head_embedder is not None else router.features_head
-    probs = probabilities(examples, complex_, router, head_embedder)
-    curve = tradeoff_curve(probs, labels, costs, CURVE_THRESHOLDS, head.simple_confidence)
-    default_routed = tiers_for(probs, head.default_threshold, head.simple_confidence)
-    default = curve_point(head.default_threshold, labels, default_routed, costs)
-    keyword = curve_point(float("nan"), labels, runs[0][1].routed, costs)
+    tradeoff = held_out_tradeoff(examples, cards, router, head_embedder)
+    curve, default, keyword = tradeoff.curve, tradeoff.default, tradeoff.keyword
     print(f"\n{name} across thresholds (simple confidence {head.simple_confidence}):")
     print("| threshold | complex below complex tier | complex → simple | simple → simple | saved |")
     print("|---:|---:|---:|---:|---:|")

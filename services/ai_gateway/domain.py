@@ -103,6 +103,14 @@ class Completion:
     cached_label: str | None = None
     route: RouteDecision | None = None
     routed_from: str | None = None
+    cached_tokens: int = 0  # prompt tokens read from the provider's prompt cache
+    cache_write_tokens: int = 0  # prompt tokens written to it (billed by Anthropic)
+    prompt_cache_saved_usd: float = 0.0  # the same tokens at the input price, minus what they cost
+
+    @property
+    def uncached_prompt_tokens(self) -> int:
+        """Prompt tokens at the plain input price (Anthropic's ``input_tokens``)."""
+        return self.prompt_tokens - self.cached_tokens - self.cache_write_tokens
 
     @property
     def provider_seconds(self) -> float:

@@ -14,6 +14,26 @@ log = logging.getLogger("ai_gateway")
 T = TypeVar("T")
 
 
+def _billed(c: Completion) -> list[tuple[str, int, float]]:
+    """Tokens and USD per token type; the types add up to the prompt and to the cost.
+
+    "input" is the prompt at the plain input price, without the provider-cached ("cached_input")
+    and cache-written ("cache_write") tokens, as Anthropic's ``input_tokens`` counts it.
+    """
+    card = c.model
+    parts = [
+        ("input", c.uncached_prompt_tokens, card.cost_usd(c.uncached_prompt_tokens, 0)),
+        ("cached_input", c.cached_tokens, card.cost_usd(c.cached_tokens, 0, c.cached_tokens)),
+        (
+            "cache_write",
+            c.cache_write_tokens,
+            card.cost_usd(c.cache_write_tokens, 0, 0, c.cache_write_tokens),
+        ),
+        ("output", c.completion_tokens, card.cost_usd(0, c.completion_tokens)),
+    ]
+    return [part for part in parts if part[1] > 0 or part[0] in ("input", "output")]
+
+
 class Meter:
     def __init__(self, metrics: GatewayMetrics, caching: bool) -> None:
         self.metrics = metrics
@@ -22,9 +42,12 @@ class Meter:
     def record(self, completion: Completion) -> None:
         m, team, model = self.metrics, completion.team, completion.model.name
         if completion.cache == "miss":
-            m.tokens.labels(type="input", model=model, team=team).inc(completion.prompt_tokens)
-            m.tokens.labels(type="output", model=model, team=team).inc(completion.completion_tokens)
-            m.cost.labels(model=model, team=team).inc(completion.cost_usd)
+            for kind, tokens, usd in _billed(completion):
+                m.tokens.labels(type=kind, model=model, team=team).inc(tokens)
+                m.cost.labels(type=kind, model=model, team=team).inc(usd)
+            if completion.prompt_cache_saved_usd > 0:
+                saved = completion.prompt_cache_saved_usd
+                m.saved.labels(reason="prompt_cache", team=team).inc(saved)
             if self._caching:
                 m.cache_misses.labels(team=team).inc()
             if completion.routed_from is not None:

@@ -24,7 +24,12 @@ class GatewayMetrics:
             ["type", "model", "team"],
             registry=r,
         )
-        self.cost = Counter("ai_cost", "Provider spend in USD.", ["model", "team"], registry=r)
+        self.cost = Counter(
+            "ai_cost",
+            "Provider spend in USD, by token type (input, cached_input, cache_write, output).",
+            ["type", "model", "team"],
+            registry=r,
+        )
         self.duration = Histogram(
             "ai_request_duration_seconds",
             "Time to serve a completion, to the last byte.",

@@ -23,6 +23,7 @@ from .embeddings import Embedder
 from .identity import Identity
 from .metering import Meter
 from .pricing import ModelCard
+from .prompt_cache import NO_USE, ProviderPromptCache
 from .records import CacheStatus
 from .router import RouteDecision
 from .semantic import SemanticCache, SemanticHit, semantic_scope
@@ -58,6 +59,7 @@ class Gateway:
     semantic: SemanticCache | None
     embedder: Embedder | None
     clock: Clock
+    prompt_cache: ProviderPromptCache | None = None
 
     async def complete(
         self, request: ChatRequest, team: str, now: datetime | None = None, label: str | None = None
@@ -114,11 +116,17 @@ class Gateway:
         baseline: float,
         route: tuple[RouteDecision, str] | None,
     ) -> Completion:
-        """The simulated provider's answer, priced. ``route`` is the router's decision and the
-        model it replaced; a routed answer saves what its baseline costs more."""
+        """The simulated provider's answer, priced with the provider's prompt cache. ``route`` is
+        the router's decision and the model it replaced; a routed answer saves what its baseline
+        costs more than the served model without prompt caching (that saving is counted apart)."""
         answer = self.provider.complete(card, cap, request.canonical(card.name))
         prompt_tokens = tokens(card)
-        cost = card.cost_usd(prompt_tokens, answer.completion_tokens)
+        cache = self.prompt_cache
+        use = NO_USE if cache is None else cache.use(team, card, request.messages, prompt_tokens)
+        cost = card.cost_usd(
+            prompt_tokens, answer.completion_tokens, use.cached_tokens, use.cache_write_tokens
+        )
+        uncached_cost = card.cost_usd(prompt_tokens, answer.completion_tokens)
         return Completion(
             requested_model=request.model,
             model=card,
@@ -128,12 +136,15 @@ class Gateway:
             completion_tokens=answer.completion_tokens,
             finish_reason=answer.finish_reason,
             cost_usd=cost,
-            saved_usd=0.0 if route is None else max(baseline - cost, 0.0),
+            saved_usd=0.0 if route is None else max(baseline - uncached_cost, 0.0),
             cache="miss",
             latency=self.provider.latency(card),
             baseline_usd=baseline,
             route=None if route is None else route[0],
             routed_from=None if route is None else route[1],
+            cached_tokens=use.cached_tokens,
+            cache_write_tokens=use.cache_write_tokens,
+            prompt_cache_saved_usd=uncached_cost - cost,
         )
 
     def _semantic_probe(self, team: str, tier: str, request: ChatRequest) -> SemanticProbe | None:

@@ -56,9 +56,21 @@ class ModelCard(StrictModel):
     latency: LatencyProfile
     output_tokens: OutputLength
 
-    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost_usd(
+        self, prompt_tokens: int, completion_tokens: int, cached: int = 0, cache_write: int = 0
+    ) -> float:
+        """``prompt_tokens`` includes the ``cached`` (read) and ``cache_write`` tokens; a model
+        without a listed cached or cache-write price bills those at its input price."""
         prices = self.price_per_1m
-        return (prompt_tokens * prices.input + completion_tokens * prices.output) / 1_000_000
+        cached_price = prices.input if prices.cached_input is None else prices.cached_input
+        write_price = prices.input if prices.cache_write is None else prices.cache_write
+        uncached = prompt_tokens - cached - cache_write
+        return (
+            uncached * prices.input
+            + cached * cached_price
+            + cache_write * write_price
+            + completion_tokens * prices.output
+        ) / 1_000_000
 
 
 class RetiredModel(StrictModel):

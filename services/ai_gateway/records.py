@@ -58,6 +58,15 @@ class RequestRecord(StrictModel):
         description="what the request would cost unoptimized; None if refused before pricing",
     )
     saved_usd: float = 0.0
+    cached_tokens: int = Field(default=0, description="prompt tokens read from the provider cache")
+    cache_write_tokens: int = Field(
+        default=0, description="prompt tokens written to the provider's prompt cache"
+    )
+    prompt_cache_saved_usd: float = Field(
+        default=0.0,
+        description="these tokens at the plain input price minus what they were billed "
+        "(negative when a cache write's surcharge is not yet repaid)",
+    )
     gateway_ms: float = 0.0
     provider_ms: float = 0.0
     error: ErrorKind | None = None

@@ -37,6 +37,9 @@ def served_record(
         cost_usd=c.cost_usd,
         baseline_usd=c.baseline_usd,
         saved_usd=c.saved_usd,
+        cached_tokens=c.cached_tokens,
+        cache_write_tokens=c.cache_write_tokens,
+        prompt_cache_saved_usd=c.prompt_cache_saved_usd,
         gateway_ms=round(gateway_seconds * 1000, 3),
         provider_ms=round(c.provider_seconds * 1000, 3),
     )

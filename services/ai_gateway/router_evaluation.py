@@ -278,3 +278,39 @@ def draw_tradeoff_chart(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+CURVE_THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05))
+HELD_OUT_SET = Path(__file__).resolve().parents[2] / "bench" / "data" / "routing_heldout.yaml"
+
+
+@dataclass(frozen=True)
+class Tradeoff:
+    """The chart's data: the learned router across thresholds, at its default, and the keyword
+    router it replaced, all on the same prompts and tier models."""
+
+    curve: list[CurvePoint]
+    default: CurvePoint
+    keyword: CurvePoint
+
+
+def held_out_tradeoff(
+    examples: Sequence[RoutingExample],
+    tier_cards: dict[Tier, ModelCard],
+    router: LearnedRouter,
+    embedder: Embedder | None,
+    thresholds: Sequence[float] = CURVE_THRESHOLDS,
+) -> Tradeoff:
+    """The embedding head when the embedder fits it, else the features head."""
+    labels, costs = label_indices(examples), tier_costs(examples, tier_cards)
+    complex_card = tier_cards["complex"]
+    fits = embedder if embedder is not None and router.accepts(embedder) else None
+    head = router.embedding_head if fits is not None else router.features_head
+    probs = probabilities(examples, complex_card, router, fits)
+    default_routed = tiers_for(probs, head.default_threshold, head.simple_confidence)
+    keyword_routed = evaluate_keyword_router(examples, complex_card).routed
+    return Tradeoff(
+        curve=tradeoff_curve(probs, labels, costs, thresholds, head.simple_confidence),
+        default=curve_point(head.default_threshold, labels, default_routed, costs),
+        keyword=curve_point(float("nan"), labels, keyword_routed, costs),
+    )

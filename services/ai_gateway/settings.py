@@ -157,6 +157,11 @@ class GatewaySettings(StrictModel):
         default=None, description="append one JSON line per request to this file ('-': stdout)"
     )
     cache: CacheSettings = CacheSettings()
+    provider_prompt_cache: bool = Field(
+        default=True,
+        description="simulate the providers' own prompt caches (cached-input prices); the "
+        "unoptimized profile turns it off, so its spend is the no-caching baseline",
+    )
     routing: RoutingSettings = RoutingSettings()
     budgets: BudgetSettings = BudgetSettings()
     teams: dict[str, TeamSettings] = Field(min_length=1)

@@ -36,6 +36,7 @@ class PromptMessage:
     role: str
     content: str
     name: str | None = None
+    cache_breakpoint: bool = False  # an Anthropic cache_control mark at the end of this message
 
 
 def encoding_name(card: ModelCard) -> str:

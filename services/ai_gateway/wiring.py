@@ -13,6 +13,7 @@ from .metering import Meter
 from .metrics import GatewayMetrics
 from .pipeline import Gateway
 from .pricing import PriceTable, default_price_table
+from .prompt_cache import ProviderPromptCache
 from .semantic import SemanticCache
 from .settings import GatewaySettings
 from .simulator import SimulatedProvider
@@ -87,4 +88,5 @@ def build_gateway(
         semantic=semantic_cache,
         embedder=embedder,
         clock=clock,
+        prompt_cache=ProviderPromptCache(clock) if settings.provider_prompt_cache else None,
     )

@@ -8,6 +8,7 @@ comes from results.json, which comes from this run's logs.
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from ai_gateway.embeddings import Embedder, EmbedderUnavailable, open_embedder
+from ai_gateway.pricing import TIERS, default_price_table
+from ai_gateway.router import default_router
+from ai_gateway.router_evaluation import (
+    HELD_OUT_SET,
+    draw_tradeoff_chart,
+    held_out_tradeoff,
+    load_routing_set,
+)
+from ai_gateway.settings import load_settings
 from finops_common.phases import PHASES
 
 from .gateway_usage import SAMPLE_EVERY_S
@@ -222,7 +233,7 @@ def summary_tree(results: SimulationResults) -> str:
 
 
 def charts(results: SimulationResults, out: Path) -> list[Image]:
-    """PNG charts of spend, savings by cause, serving mix and latency."""
+    """PNG charts of spend, savings by cause, serving mix, latency and the routing trade-off."""
     out.mkdir(parents=True, exist_ok=True)
     phases = [summary for _, summary in results.phases.items()]
     images = []
@@ -241,7 +252,8 @@ def charts(results: SimulationResults, out: Path) -> list[Image]:
 
     fig, ax = plt.subplots(figsize=(7, 3))
     causes = dict(results.comparison.by_cause_usd)
-    ax.barh(list(causes), list(causes.values()), color=["#4c72b0", "#55a868", "#c44e52"])
+    colors = ["#4c72b0", "#55a868", "#c44e52", "#8172b2"]
+    ax.barh(list(causes), list(causes.values()), color=colors)
     ax.set_xlabel("USD saved in the optimized phase")
     ax.set_title("Savings by cause")
     images.append(_save(fig, out / "savings_by_cause.png", "Savings by cause"))
@@ -270,7 +282,35 @@ def charts(results: SimulationResults, out: Path) -> list[Image]:
     ax.set_title("Latency (simulated provider time + measured gateway time)")
     ax.legend(fontsize=8)
     images.append(_save(fig, out / "latency.png", "Latency percentiles"))
-    return images
+    routing = _routing_chart(results, out)
+    return images if routing is None else [*images, routing]
+
+
+def _routing_chart(results: SimulationResults, out: Path) -> Image | None:
+    """The router's trade-off on the held-out labelled set (bench/data), with the optimized
+    profile's tier models and this run's embedder; None where the set is not installed."""
+    if not HELD_OUT_SET.is_file():
+        return None
+    try:
+        embedder: Embedder | None = open_embedder(
+            results.run.embedder, os.environ.get("GATEWAY_EMBEDDING_MODEL")
+        )
+    except EmbedderUnavailable:
+        embedder = None
+    tiers = load_settings("optimized").routing.tiers
+    table = default_price_table()
+    cards = {tier: table.models[tiers[tier]] for tier in TIERS}
+    examples = load_routing_set(HELD_OUT_SET).prompts
+    tradeoff = held_out_tradeoff(examples, cards, default_router(), embedder)
+    path = out / "routing_tradeoff.png"
+    draw_tradeoff_chart(tradeoff.curve, path, tradeoff.default, tradeoff.keyword)
+    d = tradeoff.default
+    alt = (
+        f"Routing trade-off on {len(examples)} held-out prompts: at the default threshold "
+        f"{d.threshold:.2f}, {pct(d.complex_below_complex)} of complex prompts are served below "
+        f"the complex tier and {pct(d.spend_saved)} of spend is saved"
+    )
+    return Image(f"{path.parent.name}/{path.name}", alt)
 
 
 def _save(fig, path: Path, alt: str) -> Image:
@@ -292,9 +332,10 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             f"Scenario `{run.scenario}`, seed {run.seed}, {after.requests:,} requests per "
             f"phase, run on {run.started_at}. The same request sequence went through the "
             "gateway twice: once with the `unoptimized` profile (every request served by the "
-            "model it names, no cache) and once with the `optimized` profile (exact and semantic "
-            "cache, complexity routing, team budgets). Every number below is computed from the "
-            "gateway's per-request logs of this run, and was checked against the gateway's own "
+            "model it names, no cache, no provider prompt caching) and once with the `optimized` "
+            "profile (exact and semantic cache, complexity routing, team budgets, and the "
+            "providers' prompt caches). Every number below is computed from the gateway's "
+            "per-request logs of this run, and was checked against the gateway's own "
             "`ai_cost_total` metric."
         ),
         Heading("What it saved"),
@@ -303,9 +344,13 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             f"**{usd(ai.savings_usd)} saved ({pct(ai.savings_pct)})**. By cause: cache "
             f"{usd(causes.cache)} ({pct(shares.cache)}), routing "
             f"{usd(causes.routing)} ({pct(shares.routing)}), budgets "
-            f"{usd(causes.budgets)} ({pct(shares.budgets)}); unattributed "
+            f"{usd(causes.budgets)} ({pct(shares.budgets)}), provider prompt caching "
+            f"{usd(causes.prompt_caching)} ({pct(shares.prompt_caching)}); unattributed "
             f"{usd(ai.unattributed_usd)}. Budget savings are requests that were refused, not "
-            "answered more cheaply."
+            "answered more cheaply. Prompt caching is the providers' own cached-input price for "
+            f"a repeated prompt prefix ({after.tokens.cached_input:,} prompt tokens read from "
+            f"and {after.tokens.cache_write:,} written to the providers' caches); the "
+            "unoptimized phase is priced without it."
         ),
         Table(
             ("cause", "USD saved", "share of unoptimized spend"),

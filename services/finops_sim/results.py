@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from ai_gateway.records import RequestRecord
 from finops_common.config import StrictModel
@@ -77,7 +77,9 @@ class LatencySummary(StrictModel):
 
 
 class TokenSummary(StrictModel):
-    input: int
+    input: int  # every prompt token, provider-cached ones included
+    cached_input: int = 0
+    cache_write: int = 0
     output: int
 
 
@@ -87,6 +89,10 @@ class SavingsByCause(StrictModel):
     cache: float
     routing: float
     budgets: float
+    prompt_caching: float = Field(
+        description="provider prompt caching: cached and cache-written tokens at the input price "
+        "minus what the provider billed for them"
+    )
 
 
 class CauseShares(StrictModel):
@@ -95,6 +101,7 @@ class CauseShares(StrictModel):
     cache: float | None
     routing: float | None
     budgets: float | None
+    prompt_caching: float | None
 
 
 class PhaseSummary(StrictModel):
@@ -290,14 +297,20 @@ def phase_summary(records: list[RequestRecord]) -> PhaseSummary:
         ),
         tokens=TokenSummary(
             input=sum(r.prompt_tokens for r in misses),
+            cached_input=sum(r.cached_tokens for r in misses),
+            cache_write=sum(r.cache_write_tokens for r in misses),
             output=sum(r.completion_tokens for r in misses),
         ),
         savings_by_cause_usd=SavingsByCause(
             cache=_money(r.saved_usd for r in exact + semantic),
             # Net of the routed requests whose smaller model wrote a longer answer and cost more
             # than the requested one would have (the gateway's saved counter floors those at 0).
-            routing=_money((r.baseline_usd or 0.0) - r.cost_usd for r in routed),
+            # Priced without prompt caching, which is its own cause.
+            routing=_money(
+                (r.baseline_usd or 0.0) - r.cost_usd - r.prompt_cache_saved_usd for r in routed
+            ),
             budgets=_money(r.baseline_usd or 0.0 for r in budget_refusals),
+            prompt_caching=_money(r.prompt_cache_saved_usd for r in misses),
         ),
     )
 

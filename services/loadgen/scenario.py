@@ -91,12 +91,26 @@ class Arrival(StrictModel):
         return self.rate_per_second
 
 
+class Handbook(StrictModel):
+    """A long system prompt shared by several intents (a support policy, a product manual): the
+    repeated prefix that providers bill at their cached-input price. Its text is the preamble and
+    ``sentences`` of the scenario's document sentences, the same for every request."""
+
+    preamble: str = Field(min_length=1)
+    sentences: int = Field(ge=1, le=2000)
+
+
 class Intent(StrictModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     difficulty: Tier
     weight: float = Field(default=1.0, gt=0)
     model: str | None = None
     system: str | None = None
+    handbook: str | None = Field(
+        default=None,
+        description="a key of `handbooks`: its text opens the system prompt, and Anthropic "
+        "requests mark it with a cache_control breakpoint",
+    )
     context: bool = False
     max_tokens: WeightedChoice | None = None
     templates: tuple[str, ...] = Field(min_length=2)
@@ -129,6 +143,7 @@ class Scenario(StrictModel):
     context: ContextSize
     arrival: Arrival
     documents: tuple[str, ...] = Field(min_length=1, description="sentences for context")
+    handbooks: dict[str, Handbook] = Field(default_factory=dict)
     intents: tuple[Intent, ...] = Field(min_length=1)
 
     @field_validator("apis")
@@ -145,6 +160,13 @@ class Scenario(StrictModel):
             if model not in table:
                 raise ValueError(
                     f"model {model!r} is not in the price table; known: {', '.join(table.names())}"
+                )
+        for intent in self.intents:
+            if intent.handbook is not None and intent.handbook not in self.handbooks:
+                known = ", ".join(self.handbooks) or "none defined"
+                raise ValueError(
+                    f"intent {intent.id!r}: handbook {intent.handbook!r} is not a key of "
+                    f"`handbooks` ({known})"
                 )
         ids = [i.id for i in self.intents]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -189,6 +211,7 @@ class SimRequest:
     model: str
     system: str | None
     prompt: str
+    handbook: str | None  # the shared prefix of the system prompt (text), before ``system``
     max_tokens: int
     intent: str
     question: str
@@ -198,6 +221,10 @@ class SimRequest:
     def path(self) -> str:
         return "/v1/chat/completions" if self.api == "openai" else "/v1/messages"
 
+    def _system_text(self) -> str | None:
+        parts = [p for p in (self.handbook, self.system) if p]
+        return "\n\n".join(parts) if parts else None
+
     def body(self) -> dict[str, Any]:
         if self.api == "anthropic":
             body: dict[str, Any] = {
@@ -205,10 +232,17 @@ class SimRequest:
                 "max_tokens": self.max_tokens,
                 "messages": [{"role": "user", "content": self.prompt}],
             }
-            if self.system:
+            if self.handbook:
+                blocks: list[dict[str, Any]] = [{"type": "text", "text": self.handbook}]
+                if self.system:
+                    blocks.append({"type": "text", "text": "\n\n" + self.system})
+                blocks[-1]["cache_control"] = {"type": "ephemeral"}
+                body["system"] = blocks
+            elif self.system:
                 body["system"] = self.system
             return body
-        messages = [{"role": "system", "content": self.system}] if self.system else []
+        system = self._system_text()
+        messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": self.prompt})
         return {"model": self.model, "max_tokens": self.max_tokens, "messages": messages}
 
@@ -253,6 +287,14 @@ def _document(scenario: Scenario, question: str) -> str:
     return " ".join(rng.choice(scenario.documents) for _ in range(size))
 
 
+def handbook_text(scenario: Scenario, name: str) -> str:
+    """A handbook's text: the same for every request of every run of this scenario."""
+    handbook = scenario.handbooks[name]
+    rng = random.Random(hashlib.sha256(name.encode()).digest())
+    body = " ".join(rng.choice(scenario.documents) for _ in range(handbook.sentences))
+    return f"{handbook.preamble}\n\n{body}"
+
+
 def _render(
     scenario: Scenario,
     intent: Intent,
@@ -274,6 +316,7 @@ def generate(scenario: Scenario, seed: int | None = None) -> Iterator[SimRequest
     teams = list(scenario.teams)
     apis = list(scenario.apis)
     history: dict[str, list[_Asked]] = {t.name: [] for t in teams}
+    handbooks = {name: handbook_text(scenario, name) for name in scenario.handbooks}
     index = 0
     while True:
         team = _weighted(rng, teams, [t.share for t in teams])
@@ -311,6 +354,7 @@ def generate(scenario: Scenario, seed: int | None = None) -> Iterator[SimRequest
                 api=_weighted(rng, apis, [scenario.apis[a] for a in apis]),
                 model=intent.model or scenario.default_model,
                 system=intent.system,
+                handbook=handbooks[intent.handbook] if intent.handbook else None,
                 prompt=_render(scenario, intent, slots, question, template),
                 max_tokens=_weighted(rng, list(sizes.values), list(sizes.weights)),
                 intent=intent.id,

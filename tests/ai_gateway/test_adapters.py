@@ -120,7 +120,12 @@ async def test_openai_stream_frames_the_pieces(include_usage):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == COMPLETION.text
     usage = [c.usage for c in chunks if c.usage is not None]
-    expected = openai_shape.CompletionUsage(prompt_tokens=12, completion_tokens=4, total_tokens=16)
+    expected = openai_shape.CompletionUsage(
+        prompt_tokens=12,
+        completion_tokens=4,
+        total_tokens=16,
+        prompt_tokens_details=openai_shape.PromptTokensDetails(cached_tokens=0),
+    )
     assert usage == ([expected] if include_usage else [])
 
 

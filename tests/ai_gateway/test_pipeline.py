@@ -54,7 +54,11 @@ async def test_exact_cache_hit_costs_nothing_and_counts_the_saving(store, make_g
     assert sample(m, "ai_cost_saved_total", reason="cache", team="team-a") == pytest.approx(
         second.saved_usd
     )
-    assert sample(m, "ai_cost_total", model="gpt-4", team="team-a") == pytest.approx(first.cost_usd)
+    billed = sum(
+        sample(m, "ai_cost_total", type=kind, model="gpt-4", team="team-a")
+        for kind in ("input", "output")
+    )
+    assert billed == pytest.approx(first.cost_usd)
 
 
 async def test_exact_cache_is_scoped_by_team_and_parameters(store, make_gateway):
@@ -106,9 +110,11 @@ async def test_unoptimized_profile_never_caches(store, make_gateway):
     assert [r.cache for r in results] == ["miss"] * 3
     m = gateway.meter.metrics
     assert sample(m, "ai_cache_misses_total", team="team-a") == 0
-    assert sample(m, "ai_cost_total", model="gpt-4", team="team-a") == pytest.approx(
-        sum(r.cost_usd for r in results)
+    billed = sum(
+        sample(m, "ai_cost_total", type=kind, model="gpt-4", team="team-a")
+        for kind in ("input", "output")
     )
+    assert billed == pytest.approx(sum(r.cost_usd for r in results))
 
 
 async def test_tokens_metric_counts_billed_tokens(store, make_gateway):

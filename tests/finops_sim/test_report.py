@@ -166,8 +166,9 @@ def test_write_report_writes_both_formats_and_the_charts(tmp_path):
     assert "![Savings by cause](charts/savings_by_cause.png)" in markdown
     assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
     charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
-    assert charts == ["latency.png", "savings_by_cause.png", "serving_mix.png",
-                      "spend_by_model.png"]  # fmt: skip
+    assert charts == ["latency.png", "routing_tradeoff.png", "savings_by_cause.png",
+                      "serving_mix.png", "spend_by_model.png"]  # fmt: skip
+    assert "![Routing trade-off on " in markdown and "held-out prompts: at the default" in markdown
 
 
 @pytest.mark.parametrize(

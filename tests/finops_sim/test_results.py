@@ -67,7 +67,37 @@ def test_phase_summary_counts_hits_false_hits_risk_and_savings():
         "cache": pytest.approx(7.0),
         "routing": pytest.approx(1.9),
         "budgets": pytest.approx(5.0),
+        "prompt_caching": 0.0,
     }
+
+
+def test_the_four_causes_add_up_to_the_cent_with_provider_prompt_caching():
+    """A routed answer whose prompt the provider partly cached saves twice: routing is priced
+    without the cache, and the cache's share is its own cause."""
+    routed = served("q2", tier="simple", cost=0.07, baseline=2.0, routed="simple")
+    routed = routed.model_copy(update={"prompt_cache_saved_usd": 0.03, "cached_tokens": 1024})
+    cached = served("q3", cost=4.5, baseline=6.0)  # 1.5 off the requested model's own price
+    cached = cached.model_copy(update={"prompt_cache_saved_usd": 1.5, "saved_usd": 0.0})
+    written = served("q4", cost=1.2, baseline=1.0)  # an Anthropic cache write's surcharge
+    written = written.model_copy(update={"prompt_cache_saved_usd": -0.2, "saved_usd": 0.0})
+    unoptimized = [("q1", 7.0), ("q2", 2.0), ("q3", 6.0), ("q4", 1.0), ("q5", 5.0)]
+    before = phase_summary([served(q, cost=b, baseline=b) for q, b in unoptimized])
+    after = phase_summary(
+        [
+            served("q1", cache="exact", cached="q1", cost=0.0, baseline=7.0),
+            routed,
+            cached,
+            written,
+            refused("budget", baseline=5.0),
+        ]
+    )
+    result = compare(before, after)
+    causes = result.by_cause_usd
+    assert (causes.cache, causes.routing, causes.budgets) == pytest.approx((7.0, 1.9, 5.0))
+    assert causes.prompt_caching == pytest.approx(1.33)
+    assert round(sum(usd for _, usd in causes), 2) == round(result.savings_usd, 2) == 15.23
+    assert result.unattributed_usd == pytest.approx(0.0, abs=1e-9)
+    assert after.tokens.cached_input == 1024
 
 
 def test_compare_splits_the_saving_and_reports_what_it_cannot_attribute():

@@ -69,6 +69,10 @@ def test_optimized_spends_less_and_the_split_adds_up(first_run):
     assert comparison.unattributed_usd == pytest.approx(0.0, abs=1e-6)
     assert comparison.by_cause_usd.cache > 0
     assert comparison.by_cause_usd.routing > 0
+    assert comparison.by_cause_usd.prompt_caching > 0
+    assert after.tokens.cached_input > 0
+    explained = sum(usd for _, usd in comparison.by_cause_usd)
+    assert round(explained, 2) == round(comparison.savings_usd, 2)
     assert after.cache.semantic_false_hit_rate in (None, 0.0)
 
 

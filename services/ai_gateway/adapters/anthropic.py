@@ -35,11 +35,20 @@ _SEEDS = "Seeds the deterministic simulated answer (part of the cache key); noth
 _IGNORED = "Accepted and ignored: the simulated provider does not implement it."
 
 
+class CacheControl(Lenient):
+    """A prompt-cache breakpoint: the prompt up to this block is cached (5 minutes)."""
+
+    type: Literal["ephemeral"]
+
+
 class TextBlock(Lenient):
     """Only text blocks are accepted; image, document and tool blocks are refused (400)."""
 
     type: Literal["text"]
     text: str
+    cache_control: CacheControl | None = Field(
+        default=None, description="Marks a prompt-cache breakpoint at the end of this block."
+    )
 
 
 class InputMessage(Lenient):
@@ -80,7 +89,9 @@ class OutputText(BaseModel):
 
 
 class AnthropicUsage(BaseModel):
-    input_tokens: int
+    input_tokens: int = Field(description="Prompt tokens neither read from nor written to cache.")
+    cache_read_input_tokens: int
+    cache_creation_input_tokens: int
     output_tokens: int
 
 
@@ -138,6 +149,12 @@ def _text(content: str | list[TextBlock]) -> str:
     return content if isinstance(content, str) else "".join(block.text for block in content)
 
 
+def _breakpoint(content: str | list[TextBlock]) -> bool:
+    """Whether a block of this content carries ``cache_control``; the simulated breakpoint sits at
+    the end of the message (see prompt_cache.py)."""
+    return not isinstance(content, str) and any(b.cache_control is not None for b in content)
+
+
 def _message(c: Completion, response_id: str, content: list[JSON]) -> JSON:
     return {
         "id": response_id,
@@ -147,7 +164,12 @@ def _message(c: Completion, response_id: str, content: list[JSON]) -> JSON:
         "content": content,
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {"input_tokens": c.prompt_tokens, "output_tokens": 0},
+        "usage": {
+            "input_tokens": c.uncached_prompt_tokens,
+            "cache_read_input_tokens": c.cached_tokens,
+            "cache_creation_input_tokens": c.cache_write_tokens,
+            "output_tokens": 0,
+        },
     }
 
 
@@ -157,8 +179,16 @@ class AnthropicAdapter:
 
     def parse(self, body: object) -> ChatRequest:
         parsed = parse_body(MessagesBody, body)
-        messages = [PromptMessage("system", _text(parsed.system))] if parsed.system else []
-        messages += [PromptMessage(m.role, _text(m.content)) for m in parsed.messages]
+        system = parsed.system
+        messages = (
+            [PromptMessage("system", _text(system), cache_breakpoint=_breakpoint(system))]
+            if system
+            else []
+        )
+        messages += [
+            PromptMessage(m.role, _text(m.content), cache_breakpoint=_breakpoint(m.content))
+            for m in parsed.messages
+        ]
         return ChatRequest(
             model=parsed.model,
             messages=tuple(messages),

@@ -124,10 +124,15 @@ class Choice(BaseModel):
     finish_reason: Literal["stop", "length"]
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(description="Prompt tokens served from the provider's cache.")
+
+
 class CompletionUsage(BaseModel):
-    prompt_tokens: int
+    prompt_tokens: int = Field(description="All prompt tokens, cached ones included.")
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
 
 
 class ChatCompletion(BaseModel):
@@ -195,11 +200,14 @@ def _text(content: str | list[TextPart] | None) -> str:
     return "".join(part.text for part in content)
 
 
-def _usage(c: Completion) -> dict[str, int]:
+def _usage(c: Completion) -> JSON:
+    """OpenAI's usage: ``prompt_tokens`` includes the cached ones, reported apart; a cache write
+    is not an OpenAI concept (its automatic cache bills none), so it stays in ``prompt_tokens``."""
     return {
         "prompt_tokens": c.prompt_tokens,
         "completion_tokens": c.completion_tokens,
         "total_tokens": c.prompt_tokens + c.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": c.cached_tokens},
     }
 
 

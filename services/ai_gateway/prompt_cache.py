@@ -1,0 +1,139 @@
+"""The providers' own prompt caches, simulated: a repeated prompt prefix billed at the cached price.
+
+Each provider caches a prompt prefix by its own rules (sources, read 2026-11):
+
+* **OpenAI** (platform.openai.com/docs/guides/prompt-caching): automatic for prompts of 1,024
+  tokens or more; the cached part is the longest previously seen prefix, counted in 1,024 tokens
+  plus 128-token increments; entries are cleared after 5-10 minutes of inactivity. Reported as
+  ``usage.prompt_tokens_details.cached_tokens``, billed at the cached-input price.
+* **Anthropic** (platform.claude.com/docs/en/build-with-claude/prompt-caching): only at
+  ``cache_control`` breakpoints; the prefix up to a breakpoint is cacheable from 1,024 tokens
+  (Sonnet, Opus) or 2,048 (Haiku); an entry lives 5 minutes, refreshed on each hit. A read is
+  ``cache_read_input_tokens`` at 0.1x the input price; a write is ``cache_creation_input_tokens``
+  at 1.25x (the catalog's ``cache_write`` price); ``input_tokens`` counts neither.
+* **Google Gemini** (ai.google.dev/gemini-api/docs/caching, updated 2026-10-13): implicit caching,
+  on by default for Gemini 2.5 and newer, minimum 2,048 input tokens for 2.5 Flash and 2.5 Pro. No
+  lifetime or granularity is published; this simulation uses OpenAI's 5 minutes and whole tokens.
+
+Simplifications, on purpose: a prefix ends at a message boundary (a system prompt or a document is
+one message, which is where shared prefixes end in practice), and an Anthropic breakpoint sits at
+the end of the message whose block carries ``cache_control`` (tool definitions are not counted as
+prompt tokens by this gateway, so their breakpoints are not simulated).
+
+The cache is per gateway replica, in memory: a real provider's cache is not shared by any
+gateway either (OpenAI routes by a prefix hash to a machine), the lookups stay off the shared
+store's hot path, and several replicas only lower the hit rate, as several provider machines do.
+Entries are scoped by team and model, and time comes from the injectable clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .pricing import ModelCard
+from .store import Clock
+from .tokens import PromptMessage, count_prompt
+
+MAX_ENTRIES = 100_000
+
+
+@dataclass(frozen=True)
+class CacheRules:
+    """One provider's prompt-cache rules for one model."""
+
+    minimum_tokens: int
+    increment: int  # a read is minimum_tokens + k * increment tokens
+    ttl_seconds: float  # idle lifetime; every hit refreshes it
+    explicit: bool  # only at cache_control breakpoints, and writes are billed
+
+
+def rules_for(card: ModelCard) -> CacheRules:
+    if card.provider == "anthropic":
+        minimum = 2048 if "haiku" in card.name else 1024
+        return CacheRules(minimum, 1, 300.0, explicit=True)
+    if card.provider == "google":
+        return CacheRules(2048, 1, 300.0, explicit=False)
+    return CacheRules(1024, 128, 300.0, explicit=False)
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """The prompt up to the end of one message: its identity, length and breakpoint mark."""
+
+    digest: str
+    tokens: int
+    breakpoint: bool
+
+
+@dataclass(frozen=True)
+class PromptCacheUse:
+    """What the provider's cache did for one request, in prompt tokens."""
+
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+NO_USE = PromptCacheUse()
+
+
+def prefixes(card: ModelCard, messages: Sequence[PromptMessage]) -> list[Prefix]:
+    """Each message-boundary prefix, with its token count in the model's encoding."""
+    out: list[Prefix] = []
+    digest = hashlib.sha256()
+    tokens = 0
+    empty = count_prompt(card, ())
+    for message in messages:
+        digest.update(f"{message.role}\x1f{message.name or ''}\x1f{message.content}\x1e".encode())
+        tokens += count_prompt(card, (message,)) - empty
+        out.append(Prefix(digest.hexdigest()[:32], tokens, message.cache_breakpoint))
+    return out
+
+
+def readable_tokens(rules: CacheRules, prefix_tokens: int) -> int:
+    """How much of a cached prefix a read bills at the cached price (0 below the minimum)."""
+    if prefix_tokens < rules.minimum_tokens:
+        return 0
+    steps = (prefix_tokens - rules.minimum_tokens) // rules.increment
+    return rules.minimum_tokens + steps * rules.increment
+
+
+class ProviderPromptCache:
+    """Prefix entries per (team, model) with an idle lifetime; see the module docstring."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._expires: dict[str, float] = {}
+
+    def use(
+        self, team: str, card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
+    ) -> PromptCacheUse:
+        rules = rules_for(card)
+        if prompt_tokens < rules.minimum_tokens:
+            return NO_USE
+        candidates = [
+            p
+            for p in prefixes(card, messages)
+            if p.tokens >= rules.minimum_tokens and (p.breakpoint or not rules.explicit)
+        ]
+        if not candidates:
+            return NO_USE
+        now = self._clock()
+        scope = f"{team}\x1f{card.name}\x1f"
+        hit = next(
+            (p for p in reversed(candidates) if self._expires.get(scope + p.digest, 0.0) > now),
+            None,
+        )
+        read = 0 if hit is None else readable_tokens(rules, hit.tokens)
+        written = 0
+        if rules.explicit:
+            written = max(candidates[-1].tokens - (0 if hit is None else hit.tokens), 0)
+        self._refresh(scope, candidates, now + rules.ttl_seconds, now)
+        return PromptCacheUse(cached_tokens=read, cache_write_tokens=written)
+
+    def _refresh(self, scope: str, entries: list[Prefix], expires: float, now: float) -> None:
+        if len(self._expires) >= MAX_ENTRIES:
+            self._expires = {k: t for k, t in self._expires.items() if t > now}
+        for prefix in entries:
+            self._expires[scope + prefix.digest] = expires

@@ -1,0 +1,148 @@
+"""The providers' prompt-cache rules, one by one, on a clock the tests move by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_gateway.pricing import default_price_table
+from ai_gateway.prompt_cache import (
+    ProviderPromptCache,
+    prefixes,
+    readable_tokens,
+    rules_for,
+)
+from ai_gateway.tokens import PromptMessage, count_prompt
+
+from .conftest import ManualClock
+
+TABLE = default_price_table()
+GPT = TABLE.models["gpt-5.4"]
+SONNET = TABLE.models["claude-sonnet-4-6"]
+HAIKU = TABLE.models["claude-haiku-4-5"]
+GEMINI = TABLE.models["gemini-2.5-flash"]
+
+
+def handbook(words: int, marked: bool = False) -> PromptMessage:
+    text = " ".join(["cost", "team", "budget", "report"] * (words // 4))
+    return PromptMessage("system", text, cache_breakpoint=marked)
+
+
+def ask(system: PromptMessage, question: str = "Where is my order?") -> tuple[PromptMessage, ...]:
+    return (system, PromptMessage("user", question))
+
+
+def use(cache: ProviderPromptCache, card, messages, team: str = "team-a"):
+    return cache.use(team, card, messages, count_prompt(card, messages))
+
+
+@pytest.fixture
+def cache(clock: ManualClock) -> ProviderPromptCache:
+    return ProviderPromptCache(clock)
+
+
+def test_openai_reads_the_longest_seen_prefix_in_128_token_steps(cache):
+    messages = ask(handbook(1600))
+    first = use(cache, GPT, messages)
+    second = use(cache, GPT, ask(handbook(1600), "And my refund?"))
+    system_tokens = prefixes(GPT, messages)[0].tokens
+    assert first.cached_tokens == 0 and first.cache_write_tokens == 0
+    assert second.cached_tokens == 1024 + (system_tokens - 1024) // 128 * 128
+    assert second.cached_tokens <= system_tokens < second.cached_tokens + 128
+    assert second.cache_write_tokens == 0  # OpenAI bills no write
+
+
+def test_openai_ignores_prompts_under_1024_tokens(cache):
+    messages = ask(handbook(600))
+    use(cache, GPT, messages)
+    assert use(cache, GPT, messages).cached_tokens == 0
+
+
+def test_entries_expire_after_five_idle_minutes_and_a_hit_refreshes_them(cache, clock):
+    messages = ask(handbook(1600))
+    use(cache, GPT, messages)
+    clock.advance(290)
+    assert use(cache, GPT, messages).cached_tokens > 0  # refreshed here
+    clock.advance(290)
+    assert use(cache, GPT, messages).cached_tokens > 0
+    clock.advance(301)
+    assert use(cache, GPT, messages).cached_tokens == 0
+
+
+def test_entries_are_per_team_and_per_model(cache):
+    messages = ask(handbook(1600))
+    use(cache, GPT, messages, team="team-a")
+    assert use(cache, GPT, messages, team="team-b").cached_tokens == 0
+    assert use(cache, TABLE.models["gpt-5.4-mini"], messages).cached_tokens == 0
+
+
+def test_a_changed_prefix_misses(cache):
+    use(cache, GPT, ask(handbook(1600)))
+    changed = PromptMessage("system", "Today is Monday. " + handbook(1600).content)
+    assert use(cache, GPT, ask(changed)).cached_tokens == 0
+
+
+def test_anthropic_caches_only_at_a_breakpoint(cache):
+    unmarked = ask(handbook(1600))
+    use(cache, SONNET, unmarked)
+    assert use(cache, SONNET, unmarked).cached_tokens == 0
+
+
+def test_anthropic_writes_then_reads_the_marked_prefix(cache):
+    marked = ask(handbook(1600, marked=True))
+    system_tokens = prefixes(SONNET, marked)[0].tokens
+    first = use(cache, SONNET, marked)
+    second = use(cache, SONNET, ask(handbook(1600, marked=True), "Another question"))
+    assert (first.cached_tokens, first.cache_write_tokens) == (0, system_tokens)
+    assert (second.cached_tokens, second.cache_write_tokens) == (system_tokens, 0)
+
+
+def test_anthropic_writes_only_the_part_after_the_last_hit(cache):
+    system = handbook(1600, marked=True)
+    use(cache, SONNET, (system,))
+    longer = (system, PromptMessage("user", handbook(400).content, cache_breakpoint=True))
+    spans = prefixes(SONNET, longer)
+    outcome = use(cache, SONNET, longer)
+    assert outcome.cached_tokens == spans[0].tokens
+    assert outcome.cache_write_tokens == spans[1].tokens - spans[0].tokens
+
+
+def test_anthropic_minimum_is_2048_for_haiku_and_1024_for_sonnet(cache):
+    marked = ask(handbook(1600, marked=True))
+    assert prefixes(HAIKU, marked)[0].tokens < 2048
+    assert use(cache, HAIKU, marked).cache_write_tokens == 0
+    assert use(cache, SONNET, marked).cache_write_tokens > 0
+    assert (rules_for(SONNET).minimum_tokens, rules_for(HAIKU).minimum_tokens) == (1024, 2048)
+
+
+def test_gemini_caches_implicitly_from_2048_tokens(cache):
+    short, long = handbook(1600), handbook(2400)
+    for system in (short, long):
+        use(cache, GEMINI, ask(system))
+    assert use(cache, GEMINI, ask(short, "Other question")).cached_tokens == 0
+    again = ask(long, "Other question")
+    assert use(cache, GEMINI, again).cached_tokens == prefixes(GEMINI, again)[0].tokens
+
+
+def test_an_exact_repeat_reads_the_whole_prompt_but_the_reply_priming(cache):
+    messages = ask(handbook(2400))
+    use(cache, GEMINI, messages)
+    assert use(cache, GEMINI, messages).cached_tokens == prefixes(GEMINI, messages)[-1].tokens
+
+
+def test_readable_tokens_rounds_down_to_the_providers_increment():
+    openai = rules_for(GPT)
+    assert [readable_tokens(openai, n) for n in (1023, 1024, 1151, 1152, 2000)] == [
+        0,
+        1024,
+        1024,
+        1152,
+        1920,
+    ]
+
+
+def test_cached_and_written_tokens_are_priced_at_their_own_prices():
+    prices = SONNET.price_per_1m
+    assert prices.cached_input is not None and prices.cache_write is not None
+    cost = SONNET.cost_usd(3000, 100, cached=2000, cache_write=500)
+    expected = 500 * prices.input + 2000 * prices.cached_input + 500 * prices.cache_write
+    assert cost == pytest.approx((expected + 100 * prices.output) / 1e6)
