@@ -20,7 +20,7 @@ import json
 import struct
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from usearch.index import Index
@@ -254,7 +254,7 @@ class SemanticCache:
         self, scope: str, prompt: str, vector: np.ndarray, completion: CachedCompletion
     ) -> None:
         ref = f"{ENTRY_PREFIX}{scope}:{int(self._clock() * 1e9)}:{self._next_label}"
-        await self._store.set(ref, json.dumps(asdict(completion)).encode(), self._ttl)
+        await self._store.set(ref, json.dumps(vars(completion)).encode(), self._ttl)
         await self._store.log_append(
             LOG,
             {
