@@ -1,8 +1,9 @@
 """The benchmark's ceiling: the gateway's web stack answering a fixed chat completion.
 
-Same framework and server as the gateway (Starlette on uvicorn, one process, access log off), no
-pipeline: it reads the body and returns precomputed bytes, so its req/s is what the stack and the
-load generator allow on this machine, the most a gateway built on them could reach.
+Same framework and server as the gateway (FastAPI with the gateway's direct routes, on uvicorn, one
+process, access log off), no pipeline: it reads the body and returns precomputed bytes, so its
+req/s is what the stack and the load generator allow on this machine, the most a gateway built on
+them could reach.
 
     .venv/bin/python bench/ceiling_app.py --port 9100
 """
@@ -13,10 +14,11 @@ import argparse
 import json
 
 import uvicorn
-from starlette.applications import Starlette
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+
+from ai_gateway.app import DirectRoute
 
 # About the size of the gateway's answer to the benchmark's request (max_tokens 64).
 COMPLETION = json.dumps(
@@ -46,12 +48,10 @@ async def ready(request: Request) -> Response:
     return Response(b'{"status":"ready"}', media_type="application/json")
 
 
-app = Starlette(
-    routes=[
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/readyz", ready),
-    ]
-)
+app = FastAPI()
+app.router.route_class = DirectRoute
+app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
+app.add_api_route("/readyz", ready, methods=["GET"])
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Issue 12's benchmark, side by side in one run: the ceiling, LiteLLM and the gateway, as ratios.
 
 Rows (Locust FastHttpUser, 32 users, back to back, ``--duration`` s each, on 127.0.0.1):
-- ceiling: a bare Starlette app returning a fixed chat completion (bench/ceiling_app.py);
+- ceiling: a bare FastAPI app returning a fixed chat completion (bench/ceiling_app.py);
 - LiteLLM's proxy with ``mock_response``, one worker, in its own venv (installed on first use
   from bench/requirements-litellm.txt; ``--litellm-venv`` or BENCH_LITELLM_VENV reuse one);
 - the gateway: ``unoptimized``; ``optimized`` with every request new (misses: exact and semantic
@@ -293,7 +293,7 @@ class Bench:
         )
 
     def ceiling(self) -> None:
-        print("ceiling (bare Starlette)", flush=True)
+        print("ceiling (bare FastAPI)", flush=True)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, str(BENCH / "ceiling_app.py"), "--port", str(port)]
@@ -302,12 +302,12 @@ class Bench:
             warm([url], "none", self.run_number)
             self.add_row(
                 "ceiling",
-                "bare Starlette, fixed completion (ceiling)",
+                "bare FastAPI, fixed completion (ceiling)",
                 None,
                 "ceiling",
                 self.locust([url], "none", True, ""),
             )
-            self.rate_test("ceiling", "bare Starlette (ceiling)", None, url, "none", "")
+            self.rate_test("ceiling", "bare FastAPI (ceiling)", None, url, "none", "")
 
     def litellm(self) -> None:
         venv = litellm_venv(self.args.litellm_venv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .store import Store
 
@@ -40,4 +40,4 @@ class ExactCache:
         return CachedCompletion(**json.loads(raw)) if raw else None
 
     async def put(self, key: str, entry: CachedCompletion) -> None:
-        await self._store.set(key, json.dumps(asdict(entry)).encode(), self._ttl)
+        await self._store.set(key, json.dumps(vars(entry)).encode(), self._ttl)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .pricing import ModelCard
 from .records import CacheStatus, ErrorKind
@@ -55,6 +55,7 @@ class ChatRequest:
     seed: int | None = None
     stream: bool = False
     include_usage: bool = False
+    _canonical: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def _parameters(self) -> dict[str, object]:
         return {
@@ -66,12 +67,15 @@ class ChatRequest:
         }
 
     def canonical(self, model: str) -> str:
-        """Everything that changes an answer, in a stable form; stream and usage excluded."""
-        return json.dumps(
-            {"model": model, "messages": _normalised(self.messages), **self._parameters()},
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        """Everything that changes an answer, in a stable form; stream and usage excluded.
+        Built once per model: the exact key, the baseline and the simulated answer all use it."""
+        if model not in self._canonical:
+            self._canonical[model] = json.dumps(
+                {"model": model, "messages": _normalised(self.messages), **self._parameters()},
+                sort_keys=True,
+                separators=(",", ":"),
+            )
+        return self._canonical[model]
 
     def context_digest(self) -> str:
         """The answer-changing parameters and every message but the last user turn."""

@@ -9,8 +9,10 @@ module; wiring.build_gateway assembles them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -33,6 +35,7 @@ from .store import Clock, Store, StoreUnavailable
 
 log = logging.getLogger("ai_gateway")
 NO_LATENCY = LatencyPlan(0.0, 0.0)
+SNAPSHOT_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Gateway:
     embedder: Embedder | None
     clock: Clock
     prompt_cache: ProviderPromptCache | None = None
+    _snapshots: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def complete(
         self, request: ChatRequest, team: str, now: datetime | None = None, label: str | None = None
@@ -221,12 +225,27 @@ class Gateway:
         return await self.budgets.report(teams, datetime.fromtimestamp(self.clock(), UTC))
 
     async def start(self) -> None:
-        """Warm the semantic index from the shared store before serving."""
+        """Warm the semantic index from the shared store before serving (its snapshot, then the
+        log's tail), and save snapshots for the next replica from then on."""
         if self.semantic is not None:
             try:
                 await self.semantic.sync()
             except StoreUnavailable as exc:
                 log.warning("semantic cache warm-up failed, starting empty: %s", exc)
+            self._snapshots = asyncio.create_task(self._save_snapshots(self.semantic))
+
+    async def _save_snapshots(self, semantic: SemanticCache) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_INTERVAL_S)
+            try:
+                await semantic.sync()
+                await semantic.save_snapshot()
+            except StoreUnavailable as exc:
+                log.warning("semantic cache snapshot failed: %s", exc)
 
     async def close(self) -> None:
+        if self._snapshots is not None:
+            self._snapshots.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._snapshots
         await self.store.close()

@@ -189,7 +189,7 @@ def gateway_sizing(phase: PhaseResult, stack: str = "optimized") -> GatewaySizin
     from finops_platform.config import stack_file
     from finops_platform.render import load_stack
 
-    from .rightsize.measured import size_gateway, stack_arrival
+    from .rightsize.measured import cache_memory, size_gateway, stack_arrival
 
     if not stack_file(stack).exists():
         return None
@@ -199,6 +199,7 @@ def gateway_sizing(phase: PhaseResult, stack: str = "optimized") -> GatewaySizin
         load_stack(stack),
         stack_arrival(),
         Strategy(),
+        cache_memory(),
     )
 
 

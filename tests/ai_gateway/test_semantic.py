@@ -68,3 +68,32 @@ async def test_an_entry_written_by_one_replica_is_found_by_another(flush_valkey)
     finally:
         await writer.close()
         await reader.close()
+
+
+async def test_a_new_replica_restores_the_snapshot_then_reads_the_log_tail(store):
+    writer = cache_on(store)
+    await remember(writer, "team-a|complex|x", "How do I cancel my order?")
+    await remember(writer, "team-b|complex|x", "How do I upload a file to S3?")
+    await writer.sync()
+    assert await writer.save_snapshot()
+    assert not await writer.save_snapshot()  # nothing new since
+    await remember(writer, "team-a|complex|x", "How do I reset my password?")
+
+    replica = cache_on(store)
+    assert await replica.sync() == 3
+    assert replica.size == 3
+    for scope, prompt in (
+        ("team-a|complex|x", "hi, how can I cancel my order please"),
+        ("team-b|complex|x", "how do I upload a file to S3"),
+        ("team-a|complex|x", "how do I reset my password please"),
+    ):
+        assert (await ask(replica, scope, prompt)).hit is not None, prompt
+
+
+async def test_a_snapshot_of_another_embedder_is_ignored(store):
+    writer = SemanticCache(store, 8, 0.6, True, 3600, 10_000)
+    await writer.add("s", "How do I cancel my order?", EMBEDDER.embed("x")[:8] + 1, ANSWER)
+    await writer.sync()
+    assert await writer.save_snapshot()
+    replica = cache_on(store)
+    assert await replica.sync() == 0  # the log's vectors have 8 dimensions, not the lexical 1024

@@ -8,7 +8,13 @@ import pytest
 
 from finops_platform.render import load_stack
 from finops_sim.results import GatewayUsage
-from finops_sim.rightsize.measured import rate_percentile, size_gateway, stack_arrival
+from finops_sim.rightsize.measured import (
+    CacheMemory,
+    cache_memory,
+    rate_percentile,
+    size_gateway,
+    stack_arrival,
+)
 from finops_sim.rightsize.strategy import MIB, Strategy
 from loadgen.scenario import Arrival
 
@@ -115,3 +121,20 @@ def test_a_measurement_without_requests_is_refused():
         size_gateway(
             usage(requests=0), FAST_MS, load_stack("optimized"), stack_arrival(), Strategy()
         )
+
+
+def test_memory_covers_the_full_semantic_cache_when_the_demo_peak_is_lower():
+    config = load_stack("optimized")
+    strategy = Strategy(memory_headroom=0.15, memory_step_mib=8)
+    full = CacheMemory(entries=100_000, rss_bytes=400 * MIB, date="2026-11-30")
+    arrival = stack_arrival()
+    low = size_gateway(usage(rss_mib=231), FAST_MS, config, arrival, strategy, full)
+    high = size_gateway(usage(rss_mib=500), FAST_MS, config, arrival, strategy, full)
+    assert low.memory_bytes == math.ceil(400 * 1.15 / 8) * 8 * MIB
+    assert high.memory_bytes == math.ceil(500 * 1.15 / 8) * 8 * MIB
+
+
+def test_the_recorded_full_cache_memory_is_readable():
+    recorded = cache_memory()
+    assert recorded.entries >= 100_000
+    assert recorded.rss_bytes > 0

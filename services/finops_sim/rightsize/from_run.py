@@ -17,7 +17,7 @@ from finops_platform.config import StackConfig
 from finops_platform.workload_list import GATEWAY
 
 from ..results import GatewaySizing, SimulationResults
-from .measured import size_gateway, stack_arrival
+from .measured import cache_memory, size_gateway, stack_arrival
 from .stackfile import RequestChange, write_requests
 from .strategy import MIB, Strategy
 from .targets import RESOURCES_KEY
@@ -50,7 +50,9 @@ def explanation(sizing: GatewaySizing) -> str:
         f"{sizing.stack_requests_per_second:.1f} req/s / {sizing.stack_replicas} replicas = "
         f"{sizing.requests_per_second_per_replica:.1f} req/s per replica\n"
         f"CPU: {sizing.cpu_target_m:.1f}m -> {sizing.cpu_request_m}m "
-        f"(now {sizing.stack_cpu_request_m}m); memory: peak +{sizing.memory_headroom:.0%} = "
+        f"(now {sizing.stack_cpu_request_m}m); memory: max(peak, "
+        f"{sizing.full_cache_rss_bytes / MIB:.0f}Mi at {sizing.full_cache_entries:,} semantic "
+        f"entries) +{sizing.memory_headroom:.0%} = "
         f"{sizing.memory_target_bytes / MIB:.1f}Mi -> {sizing.memory_bytes // MIB}Mi "
         f"(now {sizing.stack_memory_request_bytes // MIB}Mi)"
     )
@@ -64,8 +66,10 @@ def note(sizing: GatewaySizing, results: SimulationResults, source: Path) -> str
         f"{sizing.requests_per_second_per_replica:.1f} req/s per replica "
         f"(min(P{sizing.stack_rate_percentile:g} arrival, {sizing.locust_users} users / p50 "
         f"{sizing.latency_p50_ms / 1000:.2f} s) / {sizing.stack_replicas}) = "
-        f"{sizing.cpu_target_m:.0f}m; peak RSS {sizing.peak_rss_bytes / MIB:.0f}Mi "
-        f"+{sizing.memory_headroom:.0%} (finops_sim/rightsize/measured.py)"
+        f"{sizing.cpu_target_m:.0f}m; max(demo peak RSS {sizing.peak_rss_bytes / MIB:.0f}Mi, "
+        f"RSS at {sizing.full_cache_entries:,} semantic entries "
+        f"{sizing.full_cache_rss_bytes / MIB:.0f}Mi measured {sizing.full_cache_measured} by "
+        f"bench/warmup_bench.py) +{sizing.memory_headroom:.0%} (finops_sim/rightsize/measured.py)"
     )
 
 
@@ -79,6 +83,7 @@ def run(source: Path, config: StackConfig, strategy: Strategy, write: bool) -> i
             config,
             stack_arrival(),
             strategy,
+            cache_memory(),
         )
     except (ConfigError, ValueError) as exc:
         print(f"finops-sim: {exc}", file=sys.stderr)

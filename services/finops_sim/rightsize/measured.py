@@ -11,16 +11,24 @@ The rule:
   provider time at list speed, as the cluster's gateway runs it, plus measured gateway time);
   the median is below the mean, so the ceiling errs high. Divided by the gateway's replicas.
 - **CPU target** = CPU per request x that rate, in millicores.
-- **Memory target** = the phase's peak resident memory, not scaled: it is the interpreter, the
-  embedding model and bounded in-process state, not a per-request cost.
+- **Memory target** = the larger of the phase's peak resident memory and the gateway's resident
+  memory with a full semantic cache (100k entries), measured by ``bench/warmup_bench.py --record``
+  into ``gateway_memory.json`` next to this module; neither is scaled by load: they are the
+  interpreter, the embedding model and bounded in-process state, not a per-request cost. A short
+  demo run fills far fewer cache entries than a cluster keeps, so its peak alone undersizes.
 - Both go through ``strategy.assess`` like a Prometheus measurement: memory headroom, rounding
   steps and floors; the one sample is both the percentile and the peak.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 
+from finops_common.config import ConfigError
 from finops_platform.config import StackConfig, cpu_millicores, memory_mib
 from loadgen.scenario import DEFAULT_SCENARIO, Arrival, load_scenario
 
@@ -28,6 +36,30 @@ from ..results import GatewaySizing, GatewayUsage
 from .strategy import MIB, ContainerUsage, Series, Strategy, assess
 
 RATE_SAMPLES = 1000  # points of the arrival pattern's cycle the rate percentile is taken over
+SEMANTIC_MEMORY_RECORD = Path(__file__).with_name("gateway_memory.json")
+
+
+@dataclass(frozen=True)
+class CacheMemory:
+    """The gateway's resident memory with ``entries`` semantic cache entries, and when measured."""
+
+    entries: int
+    rss_bytes: int
+    date: str
+
+
+def cache_memory(path: Path = SEMANTIC_MEMORY_RECORD) -> CacheMemory:
+    """The figure ``bench/warmup_bench.py --record`` wrote."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return CacheMemory(
+            int(record["entries"]), int(record["rss_mib"] * MIB), record["date"][:10]
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{path}: cannot read the gateway's full-cache memory (keys entries, rss_mib, date; "
+            f"written by bench/warmup_bench.py --record): {exc}"
+        ) from exc
 
 
 def stack_arrival() -> Arrival:
@@ -55,6 +87,7 @@ def size_gateway(
     config: StackConfig,
     arrival: Arrival,
     strategy: Strategy,
+    full_cache: CacheMemory | None = None,
 ) -> GatewaySizing:
     """The measured figures, the stack's load, and the request they give (see the module doc)."""
     if (
@@ -74,9 +107,10 @@ def size_gateway(
     replicas = config.workloads.gateway.replicas
     per_replica = stack_rate / replicas
     cpu_cores = cpu_per_request * per_replica
+    peak_bytes = max(usage.peak_rss_bytes, full_cache.rss_bytes if full_cache else 0)
     sample = ContainerUsage(
         cpu=(Series("simulation", (0.0,), (cpu_cores,)),),
-        memory=(Series("simulation", (0.0,), (float(usage.peak_rss_bytes),)),),
+        memory=(Series("simulation", (0.0,), (float(peak_bytes),)),),
         resolution_s=strategy.resolution_s,
     )
     recommendation = assess(sample, strategy.model_copy(update={"min_history_s": 0})).recommendation
@@ -96,7 +130,10 @@ def size_gateway(
         stack_requests_per_second=stack_rate,
         stack_replicas=replicas,
         cpu_target_m=cpu_cores * 1000,
-        memory_target_bytes=usage.peak_rss_bytes * (1 + strategy.memory_headroom),
+        full_cache_entries=full_cache.entries if full_cache else 0,
+        full_cache_rss_bytes=full_cache.rss_bytes if full_cache else 0,
+        full_cache_measured=full_cache.date if full_cache else "",
+        memory_target_bytes=peak_bytes * (1 + strategy.memory_headroom),
         memory_headroom=strategy.memory_headroom,
         cpu_step_m=strategy.cpu_step_m,
         cpu_floor_m=strategy.cpu_floor_m,

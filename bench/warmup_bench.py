@@ -1,0 +1,153 @@
+"""A new replica's warm-up at N semantic entries (issue 12), with the store filled directly.
+
+Filling 100k entries through HTTP takes longer than this machine allows, so the script writes them
+straight into a throwaway Valkey in the store's own format: each answer under its key, each
+(scope, vector, prompt, ref) on the semantic log, vectors from the gateway's embedder and the scope
+the gateway computes for the benchmark's request. A first in-process replica then mirrors the log
+(building the HNSW graph, about a millisecond per entry) and saves the snapshot, as a running
+replica does every minute. Then a new gateway process is timed from start to ``/readyz`` 200 and to
+a semantic hit on a light rephrasing of a known entry, and its resident memory is read from /proc.
+
+    .venv/bin/python bench/warmup_bench.py [--entries 100000] [--record]
+
+``--record`` writes the figures to services/finops_sim/rightsize/gateway_memory.json, the file the
+rightsizing rule reads for the gateway's memory request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import redis
+from compare import gateway_config, machine, pid_listening, post_once, rss_mib
+from compare_workload import API_KEY, chat_body, miss_prompt, rephrased_prompt
+
+from ai_gateway.adapters.openai import OpenAIAdapter
+from ai_gateway.cache import CachedCompletion
+from ai_gateway.catalog import Catalog
+from ai_gateway.embeddings import open_embedder
+from ai_gateway.pricing import default_price_table
+from ai_gateway.semantic import ENTRY_PREFIX, LOG, SemanticCache, semantic_scope
+from ai_gateway.settings import load_settings
+from ai_gateway.simulator import SimulatedProvider
+from ai_gateway.store import KEY_PREFIX, RedisStore
+from finops_common.process import GatewayProcess, embedded_valkey
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORD = ROOT / "services" / "finops_sim" / "rightsize" / "gateway_memory.json"
+RUN = 424242
+BATCH = 2000
+
+
+def benchmark_scope(settings_path: Path) -> str:
+    """The scope the gateway files the benchmark's requests under (team-a, the named model)."""
+    settings = load_settings("optimized", settings_path)
+    request = OpenAIAdapter().parse(json.loads(chat_body(miss_prompt(RUN, 0))))
+    catalog = Catalog(default_price_table(), settings.routing, SimulatedProvider(0))
+    requested = catalog.requested(request)
+    assert requested is not None
+    return semantic_scope("team-a", requested.tier, request)
+
+
+def fill(redis_url: str, scope: str, entries: int, model: str, ttl: int) -> float:
+    """Write ``entries`` answers and log entries straight into Valkey; returns the seconds."""
+    embedder = open_embedder("model2vec", model)
+    answer = CachedCompletion("gpt-4o-mini", "A cached answer.", 20, 4, "stop", 0.0)
+    value = json.dumps(answer.__dict__).encode()
+    client = redis.Redis.from_url(redis_url)
+    started = time.monotonic()
+    for first in range(0, entries, BATCH):
+        pipe = client.pipeline(transaction=False)
+        for i in range(first, min(first + BATCH, entries)):
+            prompt = miss_prompt(RUN, i)
+            ref = f"{ENTRY_PREFIX}{scope}:{i}"
+            vector = np.ascontiguousarray(embedder.embed(prompt), dtype=np.float32)
+            pipe.set(KEY_PREFIX + ref, value, ex=ttl)
+            fields = {"scope": scope, "vector": vector.tobytes(), "prompt": prompt, "ref": ref}
+            pipe.xadd(KEY_PREFIX + LOG, fields)
+        pipe.execute()
+    client.close()
+    return time.monotonic() - started
+
+
+async def snapshot(redis_url: str, dimensions: int, ttl: int) -> tuple[int, float]:
+    """What a running replica does: mirror the log into its indexes, then save the snapshot."""
+    store = RedisStore(redis_url)
+    cache = SemanticCache(store, dimensions, 0.6, True, ttl, 200_000)
+    started = time.monotonic()
+    mirrored = await cache.sync()
+    await cache.save_snapshot()
+    await store.close()
+    return mirrored, time.monotonic() - started
+
+
+def time_new_replica(redis_url: str, config: Path, log: Path, timeout_s: float) -> dict:
+    started = time.monotonic()
+    replica = GatewayProcess(
+        profile="optimized",
+        config=config,
+        redis_url=redis_url,
+        log_path=log,
+        startup_timeout_s=timeout_s,
+    )
+    with replica:
+        readyz_s = time.monotonic() - started
+        probe = 0
+        while post_once(replica.url, API_KEY, rephrased_prompt(RUN, probe), timeout_s) != (
+            "semantic"
+        ):
+            probe += 1
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError("the new replica served no semantic hit in time")
+        warm_s = time.monotonic() - started
+        rss = rss_mib(pid_listening(replica.port))
+    return {"readyz_s": readyz_s, "warm_s": warm_s, "probes": probe + 1, "rss_mib": rss}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds for the replica")
+    parser.add_argument("--record", action="store_true", help=f"write {RECORD.name}")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-warmup-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        config = gateway_config(tmp, "optimized")
+        settings = load_settings("optimized", config)
+        semantic = settings.cache.semantic
+        if not semantic.model:
+            sys.exit("set GATEWAY_EMBEDDING_MODEL to the model2vec model folder")
+        scope = benchmark_scope(config)
+        with embedded_valkey() as redis_url:
+            fill_s = fill(redis_url, scope, args.entries, semantic.model, semantic.ttl_seconds)
+            print(f"wrote {args.entries:,} entries into Valkey in {fill_s:.1f} s", flush=True)
+            dims = open_embedder("model2vec", semantic.model).dimensions
+            mirrored, build_s = asyncio.run(snapshot(redis_url, dims, semantic.ttl_seconds))
+            print(f"first replica mirrored {mirrored:,} and saved the snapshot in {build_s:.0f} s")
+            replica = time_new_replica(redis_url, config, tmp / "replica.log", args.timeout)
+    result = {
+        **machine(),
+        "entries": args.entries,
+        "fill_s": round(fill_s, 1),
+        "first_replica_build_s": round(build_s, 1),
+        **{k: round(v, 2) if isinstance(v, float) else v for k, v in replica.items()},
+    }
+    print(
+        f"new replica: /readyz 200 after {replica['readyz_s']:.1f} s, first semantic hit after "
+        f"{replica['warm_s']:.1f} s; resident memory {replica['rss_mib']:.0f} MiB"
+    )
+    if args.record:
+        RECORD.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"recorded in {RECORD.relative_to(ROOT)}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
