@@ -12,7 +12,7 @@ import numpy as np
 from .domain import AUTO_MODEL, ChatRequest, GatewayError
 from .embeddings import Embedder
 from .pricing import ModelCard, PriceTable
-from .router import RequestText, RouteDecision, classify
+from .router import RequestText, RouteDecision, classify, request_turns
 from .settings import RoutingSettings
 from .simulator import SimulatedProvider
 from .tokens import PromptMessage, count_prompt, encoding_name
@@ -129,7 +129,7 @@ class Catalog:
         last_user = RequestText.of(request.messages).last_user
         decision = classify(
             request.messages,
-            tokens(reference),
+            count_prompt(reference, request_turns(request.messages)),
             request.max_tokens,
             embedder=self._embedder,
             threshold=self._routing.threshold,

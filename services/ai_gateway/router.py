@@ -1,6 +1,8 @@
 """The complexity router: a request -> the cheapest model tier expected to answer it as well.
 
-Two routers share the same explainable features (prompt length, code, maths, reasoning verbs...):
+Two routers share the same explainable features (request length, code, maths, reasoning verbs...).
+Lengths measure the user turns, the request the model is asked to do: a long shared system prompt
+or document is context (often provider-cached), not difficulty, so it does not push a prompt up.
 
 - the **learned router** (``classify``, used by the gateway): a multinomial logistic regression
   over those features plus the prompt's model2vec embedding (the semantic cache's own model),
@@ -74,14 +76,14 @@ _PARTS = re.compile(
 
 # The explainable features, in the order of the learned model's feature vector.
 FEATURES: tuple[str, ...] = (
-    "prompt length",
+    "request length",
     "writing task",
     "code markers",
     "math markers",
     "reasoning verbs",
     "multi-part request",
     "conversation depth",
-    "long system prompt",
+    "long request",
     "large max_tokens",
     "small max_tokens",
     "simple question",
@@ -94,31 +96,40 @@ class RequestText:
     """What the routers read from a request."""
 
     last_user: str
-    system: str
     user_turns: int
 
     @classmethod
     def of(cls, messages: Sequence[PromptMessage]) -> RequestText:
-        users = [m.content for m in messages if m.role == "user"]
-        system = " ".join(m.content for m in messages if m.role in ("system", "developer"))
-        return cls(users[-1] if users else "", system, len(users))
+        users = request_turns(messages)
+        return cls(users[-1].content if users else "", len(users))
+
+
+def request_turns(messages: Sequence[PromptMessage]) -> list[PromptMessage]:
+    """The turns whose length the routers read (callers count their tokens): the user's, not the
+    system or developer prompt."""
+    return [m for m in messages if m.role == "user"]
+
+
+# The request-length flag: a user request this long (in tokens) reads as more than a question.
+LONG_REQUEST_TOKENS = 150
 
 
 def explainable_features(
-    text: RequestText, prompt_tokens: int, max_tokens: int | None
+    text: RequestText, request_tokens: int, max_tokens: int | None
 ) -> np.ndarray:
-    """The features both routers read, as numbers (counts are capped so no one dominates)."""
+    """The features both routers read, as numbers (counts are capped so no one dominates).
+    ``request_tokens`` counts the user turns only (``request_turns``)."""
     prompt = text.last_user
     return np.array(
         [
-            np.log1p(prompt_tokens),
+            np.log1p(request_tokens),
             bool(_TASK.search(prompt)),
             bool(_CODE.search(prompt)),
             bool(_MATH.search(prompt)),
             min(len(_REASONING.findall(prompt)), 4),
             min(len(_PARTS.findall(prompt)), 4),
             min(text.user_turns - 1, 4),
-            len(text.system) > 600,
+            request_tokens >= LONG_REQUEST_TOKENS,
             bool(max_tokens and max_tokens >= 1500),
             bool(max_tokens and max_tokens <= 120),
             bool(_SIMPLE.search(prompt)),
@@ -308,14 +319,14 @@ class LearnedRouter:
     def decide(
         self,
         messages: Sequence[PromptMessage],
-        prompt_tokens: int,
+        request_tokens: int,
         max_tokens: int | None,
         embedder: Embedder | None = None,
         threshold: float | None = None,
         last_user_vector: np.ndarray | None = None,
     ) -> RouteDecision:
         text = RequestText.of(messages)
-        features = explainable_features(text, prompt_tokens, max_tokens)
+        features = explainable_features(text, request_tokens, max_tokens)
         embedding = None
         if embedder is not None and self.accepts(embedder):
             embedding = (
@@ -356,17 +367,18 @@ def default_router() -> LearnedRouter:
 
 def classify(
     messages: Sequence[PromptMessage],
-    prompt_tokens: int,
+    request_tokens: int,
     max_tokens: int | None,
     *,
     embedder: Embedder | None = None,
     threshold: float | None = None,
     last_user_vector: np.ndarray | None = None,
 ) -> RouteDecision:
-    """Route with the shipped learned router (see the module docstring). ``last_user_vector`` is
+    """Route with the shipped learned router (see the module docstring). ``request_tokens``
+    counts the user turns (``request_turns``), not the system prompt. ``last_user_vector`` is
     ``embedder``'s vector of the last user turn when the caller already has it (embed once)."""
     return default_router().decide(
-        messages, prompt_tokens, max_tokens, embedder, threshold, last_user_vector
+        messages, request_tokens, max_tokens, embedder, threshold, last_user_vector
     )
 
 
@@ -383,7 +395,7 @@ class RouterWeights:
     reasoning_cap: float = 0.55
     turns_per_exchange: float = 0.06
     turns_cap: float = 0.24
-    system_prompt_long: float = 0.08
+    long_request: float = 0.08
     large_max_tokens: float = 0.15
     small_max_tokens: float = -0.12
     simple_opening: float = -0.25
@@ -393,16 +405,16 @@ class RouterWeights:
 
 def keyword_classify(
     messages: Sequence[PromptMessage],
-    prompt_tokens: int,
+    request_tokens: int,
     max_tokens: int | None,
     weights: RouterWeights = RouterWeights(),
 ) -> RouteDecision:
     """The original router: a weighted sum of the features and two fixed boundaries."""
     text = RequestText.of(messages)
-    f = dict(zip(FEATURES, explainable_features(text, prompt_tokens, max_tokens), strict=True))
+    f = dict(zip(FEATURES, explainable_features(text, request_tokens, max_tokens), strict=True))
     w = weights
     contributions = {
-        "prompt length": min(prompt_tokens / 100 * w.length_per_100_tokens, w.length_cap),
+        "request length": min(request_tokens / 100 * w.length_per_100_tokens, w.length_cap),
         "writing task": w.task_verb * f["writing task"],
         "code markers": w.code * f["code markers"],
         "math markers": w.math * f["math markers"],
@@ -410,7 +422,7 @@ def keyword_classify(
             len(_REASONING.findall(text.last_user)) * w.reasoning_per_marker, w.reasoning_cap
         ),
         "conversation depth": min((text.user_turns - 1) * w.turns_per_exchange, w.turns_cap),
-        "long system prompt": w.system_prompt_long * f["long system prompt"],
+        "long request": w.long_request * f["long request"],
         "max_tokens": w.large_max_tokens * f["large max_tokens"]
         + w.small_max_tokens * f["small max_tokens"],
         "simple question": w.simple_opening * f["simple question"],

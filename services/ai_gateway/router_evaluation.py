@@ -25,6 +25,7 @@ from .router import (
     RouteDecision,
     explainable_features,
     keyword_classify,
+    request_turns,
     tiers_for,
 )
 from .tokens import PromptMessage, count_prompt
@@ -59,8 +60,9 @@ def label_indices(examples: Sequence[RoutingExample]) -> np.ndarray:
     return np.array([TIERS.index(e.label) for e in examples])
 
 
-def prompt_tokens(examples: Sequence[RoutingExample], card: ModelCard) -> np.ndarray:
-    return np.array([count_prompt(card, e.messages()) for e in examples])
+def request_tokens(examples: Sequence[RoutingExample], card: ModelCard) -> np.ndarray:
+    """What the routers read as each example's length: its user turns' tokens."""
+    return np.array([count_prompt(card, request_turns(e.messages())) for e in examples])
 
 
 def feature_matrix(examples: Sequence[RoutingExample], tokens: np.ndarray) -> np.ndarray:
@@ -137,7 +139,7 @@ def _timed(decide: Decide, examples: Sequence[RoutingExample], tokens: np.ndarra
 
 
 def evaluate_keyword_router(examples: Sequence[RoutingExample], card: ModelCard) -> RouterScore:
-    return _timed(keyword_classify, examples, prompt_tokens(examples, card))
+    return _timed(keyword_classify, examples, request_tokens(examples, card))
 
 
 def evaluate_learned_router(
@@ -154,7 +156,7 @@ def evaluate_learned_router(
     ) -> RouteDecision:
         return router.decide(messages, tokens, max_tokens, embedder, threshold)
 
-    return _timed(decide, examples, prompt_tokens(examples, card))
+    return _timed(decide, examples, request_tokens(examples, card))
 
 
 def probabilities(
@@ -163,7 +165,7 @@ def probabilities(
     router: LearnedRouter,
     embedder: Embedder | None,
 ) -> np.ndarray:
-    features = feature_matrix(examples, prompt_tokens(examples, card))
+    features = feature_matrix(examples, request_tokens(examples, card))
     embeddings = (
         embedding_matrix(examples, embedder)
         if embedder is not None and router.accepts(embedder)

@@ -24,7 +24,7 @@ from .router_evaluation import (
     embedding_matrix,
     feature_matrix,
     label_indices,
-    prompt_tokens,
+    request_tokens,
 )
 
 # The defaults are chosen with a margin over the held-out targets: thresholds that only just
@@ -132,7 +132,7 @@ def train_router(
     cache loads; ``embedder_model`` names it for people (the router recognises the model by the
     vector it gives the probe sentence)."""
     labels = label_indices(examples)
-    features = feature_matrix(examples, prompt_tokens(examples, card))
+    features = feature_matrix(examples, request_tokens(examples, card))
     mean, scale = features.mean(axis=0), features.std(axis=0)
     scale[scale == 0] = 1.0
     embeddings = embedding_matrix(examples, embedder)

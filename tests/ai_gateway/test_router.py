@@ -13,14 +13,20 @@ import pytest
 
 from ai_gateway.embeddings import LexicalEmbedder, Model2VecEmbedder
 from ai_gateway.pricing import TIERS, default_price_table
-from ai_gateway.router import classify, default_router, keyword_classify, tiers_for
+from ai_gateway.router import (
+    classify,
+    default_router,
+    keyword_classify,
+    request_turns,
+    tiers_for,
+)
 from ai_gateway.router_evaluation import (
     evaluate_keyword_router,
     evaluate_learned_router,
     feature_matrix,
     label_indices,
     load_routing_set,
-    prompt_tokens,
+    request_tokens,
 )
 from ai_gateway.router_training import choose_thresholds, fit_head
 from ai_gateway.tokens import PromptMessage, count_prompt
@@ -71,6 +77,31 @@ def test_clear_cases_go_to_their_tier_with_an_explanation(embedder):
     assert complex_.top_feature == top
 
 
+def test_a_long_system_prompt_does_not_send_a_simple_question_to_the_complex_tier(embedder):
+    """A shared handbook is context, not difficulty: the routers read the user turns' length."""
+    handbook = " ".join(
+        f"Policy {i}: refunds for damaged items within 30 days need a photo and the order number."
+        for i in range(100)
+    )
+    question = "How do I cancel my order 1042?"
+    alone = messages(question)
+    with_handbook = [PromptMessage("system", handbook), *alone]
+    assert count_prompt(REFERENCE, with_handbook) > 1500
+    for head_embedder in (embedder, None):
+        decisions = [
+            classify(
+                msgs,
+                count_prompt(REFERENCE, request_turns(msgs)),
+                None,
+                embedder=head_embedder,
+            )
+            for msgs in (alone, with_handbook)
+        ]
+        assert decisions[1].tier != "complex"
+        assert decisions[1].tier == decisions[0].tier
+        assert decisions[1].probabilities == decisions[0].probabilities
+
+
 def test_without_the_trained_embedder_the_features_head_decides():
     for embedder in (None, LexicalEmbedder()):
         decision = decide("Design a multi-region failover plan and compare trade-offs.", embedder)
@@ -107,7 +138,7 @@ def test_shipped_thresholds_are_the_rules_choice_on_the_training_set():
 
 def test_fitting_learns_the_training_set_from_features():
     labels = label_indices(TRAINING)
-    features = feature_matrix(TRAINING, prompt_tokens(TRAINING, REFERENCE))
+    features = feature_matrix(TRAINING, request_tokens(TRAINING, REFERENCE))
     x = (features - features.mean(axis=0)) / np.where(features.std(axis=0) > 0, features.std(0), 1)
     head = fit_head(x, labels, l2=0.003, steps=400)
     accuracy = (head.probabilities(x).argmax(axis=1) == labels).mean()
