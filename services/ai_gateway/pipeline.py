@@ -9,8 +9,10 @@ module; wiring.build_gateway assembles them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -32,6 +34,7 @@ from .store import Clock, Store, StoreUnavailable
 
 log = logging.getLogger("ai_gateway")
 NO_LATENCY = LatencyPlan(0.0, 0.0)
+STORE_PING_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Gateway:
     semantic: SemanticCache | None
     embedder: Embedder | None
     clock: Clock
+    _store_watch: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def complete(
         self, request: ChatRequest, team: str, now: datetime | None = None, label: str | None = None
@@ -140,8 +144,12 @@ class Gateway:
         if self.semantic is None or self.embedder is None:
             return None
         prompt = request.messages[-1].content
-        scope = semantic_scope(team, tier, request)
-        return SemanticProbe(scope, prompt, self.embedder.embed(prompt))
+        vector = self.embedder.embed(prompt)
+        if not np.isfinite(vector).all() or not np.any(vector):
+            # No embeddable content (empty, zero-width, emoji only): a zero vector would be
+            # "identical" to every other one, so such a prompt is never looked up nor stored.
+            return None
+        return SemanticProbe(semantic_scope(team, tier, request), prompt, vector)
 
     async def _semantic_lookup(self, probe: SemanticProbe | None) -> SemanticHit | None:
         if probe is None or self.semantic is None:
@@ -210,12 +218,40 @@ class Gateway:
         return await self.budgets.report(teams, datetime.fromtimestamp(self.clock(), UTC))
 
     async def start(self) -> None:
-        """Warm the semantic index from the shared store before serving."""
+        """Warm the semantic index from the shared store, then watch the store's health."""
         if self.semantic is not None:
             try:
                 await self.semantic.sync()
             except StoreUnavailable as exc:
                 log.warning("semantic cache warm-up failed, starting empty: %s", exc)
+        self._store_watch = asyncio.create_task(self._watch_store())
+
+    async def _watch_store(self) -> None:
+        """A light periodic ping keeps ``ai_store_up`` true while no request touches the store."""
+        while True:
+            await self.check_store()
+            await asyncio.sleep(STORE_PING_INTERVAL_S)
+
+    async def check_store(self) -> bool:
+        """Ping the store; ``ai_store_up`` follows the answer."""
+        try:
+            await self.store.ping()
+        except StoreUnavailable as exc:
+            if self.store_up:
+                log.warning("store ping failed: %s", exc)
+            self.meter.metrics.store_up.set(0)
+            return False
+        self.meter.metrics.store_up.set(1)
+        return True
+
+    @property
+    def store_up(self) -> bool:
+        """The store's state as last observed by a request or a ping."""
+        return bool(self.meter.metrics.store_up.collect()[0].samples[0].value)
 
     async def close(self) -> None:
+        if self._store_watch is not None:
+            self._store_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._store_watch
         await self.store.close()
