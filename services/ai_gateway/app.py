@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
+import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
@@ -27,8 +28,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from .adapters import anthropic, openai
 from .adapters.base import Adapter
 from .budgets import STORE_RETRY_AFTER_S, BudgetRow
-from .domain import Completion, GatewayError
-from .pipeline import Gateway
+from .domain import ChatRequest, Completion, GatewayError
+from .pipeline import Answer, Gateway
 from .request_log import SIM_HEADER_PREFIX, RequestLog, refused_record, served_record
 from .store import StoreUnavailable
 
@@ -202,21 +203,20 @@ class GatewayHTTP:
                 )
             )
             model = chat_request.model
-            completion = await gateway.complete(chat_request, team, label=sim.get("question"))
+            label = sim.get("question")
+            if chat_request.stream:
+                answer = await gateway.begin(chat_request, team, label=label)
+                self.metrics.requests.labels(api=adapter.api, status="200").inc()
+                streaming = True
+                return StreamingResponse(
+                    self._stream(adapter, sim, chat_request, answer, started),
+                    media_type="text/event-stream",
+                    headers={**gateway_headers(answer.completion), "cache-control": "no-cache"},
+                )
+            completion = await gateway.complete(chat_request, team, label=label)
             headers = gateway_headers(completion)
             response_id = adapter.new_id()
             self.metrics.requests.labels(api=adapter.api, status="200").inc()
-            if chat_request.stream:
-                streaming = True
-                pieces = gateway.provider.pieces(completion.text, completion.latency)
-                body = adapter.stream(completion, chat_request, response_id, pieces)
-                return StreamingResponse(
-                    self._finish_stream(
-                        body, lambda: self._finished(adapter, sim, completion, started)
-                    ),
-                    media_type="text/event-stream",
-                    headers={**headers, "cache-control": "no-cache"},
-                )
             await gateway.provider.deliver(completion.latency, completion.completion_tokens)
             self._finished(adapter, sim, completion, started)
             return JSONResponse(adapter.render(completion, response_id), headers=headers)
@@ -240,13 +240,48 @@ class GatewayHTTP:
             if not streaming:
                 self.metrics.active.dec()
 
-    async def _finish_stream(
-        self, body: AsyncIterator[bytes], finished: Callable[[], None]
+    async def _stream(
+        self,
+        adapter: Adapter,
+        sim: dict[str, str],
+        request: ChatRequest,
+        answer: Answer,
+        started: float,
     ) -> AsyncIterator[bytes]:
+        """The answer as server-sent events; settled, metered, logged and cached by what was
+        generated when it ended: the whole answer, or the text up to a client's disconnect."""
+        completion = answer.completion
+        generated: list[str] = []
+
+        async def pieces() -> AsyncIterator[str]:
+            async for piece in self.gateway.provider.pieces(completion.text, completion.latency):
+                generated.append(piece)
+                yield piece
+
+        complete = False
         try:
-            async for part in body:
+            async for part in adapter.stream(completion, request, adapter.new_id(), pieces()):
                 yield part
-            finished()
+            complete = True
+        finally:
+            # A disconnect cancels this generator; settling must still run to its end.
+            with anyio.CancelScope(shield=True):
+                await self._settle_stream(adapter, sim, answer, started, complete, generated)
+
+    async def _settle_stream(
+        self,
+        adapter: Adapter,
+        sim: dict[str, str],
+        answer: Answer,
+        started: float,
+        complete: bool,
+        generated: list[str],
+    ) -> None:
+        try:
+            delivered = None if complete else "".join(generated)
+            self._finished(adapter, sim, await self.gateway.finish(answer, delivered), started)
+        except Exception:
+            log.exception("settling a stream failed")
         finally:
             self.metrics.active.dec()
 
