@@ -124,7 +124,7 @@ class RedisStore:
         self,
         url: str,
         clock: Clock = time.time,
-        pool_size: int = 64,
+        pool_size: int = 128,
         pool_timeout_s: float = 10.0,
     ) -> None:
         """A blocking pool: past ``pool_size`` connections a request waits (up to
@@ -133,7 +133,7 @@ class RedisStore:
             url,
             max_connections=pool_size,
             timeout=pool_timeout_s,
-            socket_timeout=2.0,
+            socket_timeout=5.0,  # generous: a loaded event loop reads late, Valkey is not slow
             socket_connect_timeout=2.0,
             health_check_interval=30,
         )
