@@ -306,7 +306,8 @@ class Gateway:
     @property
     def store_up(self) -> bool:
         """The store's state as last observed by a request or a ping."""
-        return bool(self.meter.metrics.store_up.collect()[0].samples[0].value)
+        (family,) = self.meter.metrics.store_up.collect()
+        return bool(family.samples[0].value)
 
     async def close(self) -> None:
         if self._store_watch is not None:
