@@ -93,9 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     if metrics_port:
         # Apart from the API port: the Service applications use never exposes every team's spend.
-        prometheus_client.start_http_server(
-            metrics_port, args.host, registry=gateway.meter.metrics.registry
-        )
+        try:
+            prometheus_client.start_http_server(
+                metrics_port, args.host, registry=gateway.meter.metrics.registry
+            )
+        except OSError as exc:
+            return _fail(
+                f"cannot serve metrics on {args.host}:{metrics_port} ({exc.strerror}): set "
+                "--metrics-port or the metrics_port setting to a free port, or 0 to turn it off"
+            )
     app = create_app(gateway)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
