@@ -133,8 +133,10 @@ class RedisStore:
             url,
             max_connections=pool_size,
             timeout=pool_timeout_s,
-            socket_timeout=5.0,  # generous: a loaded event loop reads late, Valkey is not slow
-            socket_connect_timeout=2.0,
+            # Generous: a loaded event loop reads (and connects) late although Valkey is not slow;
+            # a stopped Valkey refuses at once.
+            socket_timeout=5.0,
+            socket_connect_timeout=5.0,
             health_check_interval=30,
         )
         self.client = redis_asyncio.Redis(connection_pool=pool)
