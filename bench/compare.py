@@ -495,6 +495,8 @@ class Bench:
             str(gateway_config(self.tmp, "optimized")),
             "--port",
             str(port),
+            "--metrics-port",
+            "0",
             "--log-level",
             "warning",
         ]

@@ -65,6 +65,7 @@ def test_the_gateway_serves_without_the_simulations_extra(tmp_path):
     port = free_port()
     script = GATEWAY_WITHOUT.format(modules=_modules_only_in_extras())
     cmd = [sys.executable, "-c", script, "--port", str(port), "--profile", "optimized"]
+    cmd += ["--metrics-port", str(free_port())]
     log = tmp_path / "gateway.log"
     url = f"http://127.0.0.1:{port}"
     with child_process(cmd, log) as process:

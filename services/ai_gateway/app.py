@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
+import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
@@ -22,12 +25,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from . import tokens
 from .adapters import anthropic, openai
 from .adapters.base import Adapter
-from .budgets import BudgetRow
-from .domain import Completion, GatewayError
-from .pipeline import Gateway
+from .budgets import STORE_RETRY_AFTER_S, BudgetRow
+from .domain import ChatRequest, Completion, GatewayError
+from .pipeline import Answer, Gateway
 from .request_log import SIM_HEADER_PREFIX, RequestLog, refused_record, served_record
 from .store import StoreUnavailable
 
@@ -44,7 +46,54 @@ def _api_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def _read_json(request: Request, limit: int) -> Any:
+_JSON_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects, found in one linear scan without parsing
+    (brackets inside strings skipped)."""
+    depth = deepest = 0
+    for token in _JSON_STRING_OR_BRACKET.findall(body):
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:20]}")
+    return value
+
+
+def _refuse_constant(text: str) -> float:
+    raise ValueError(f"{text} is not valid JSON")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def _invalid(message: str) -> GatewayError:
+    return GatewayError("invalid_request", message)
+
+
+async def _read_json(request: Request, limit: int, max_depth: int) -> Any:
+    """The body as JSON, within the size and nesting limits, with finite numbers and valid text."""
     too_large = GatewayError(
         "too_large", f"Request body is larger than the limit of {limit} bytes."
     )
@@ -56,13 +105,18 @@ async def _read_json(request: Request, limit: int) -> Any:
         body += chunk
         if len(body) > limit:
             raise too_large
+    raw = bytes(body)
+    if raw.count(b"[") + raw.count(b"{") > max_depth and _json_depth(raw) > max_depth:
+        raise _invalid(f"The JSON body is nested deeper than the limit of {max_depth} levels.")
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise GatewayError(
-            "invalid_request",
-            "We could not parse the JSON body of your request: it must be valid JSON.",
+        parsed = json.loads(raw, parse_float=_finite, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise _invalid(
+            "We could not parse the JSON body of your request: it must be valid JSON."
         ) from exc
+    if _ESCAPED_SURROGATE.search(raw) and _has_lone_surrogate(parsed):
+        raise _invalid("The JSON body contains a lone UTF-16 surrogate, which is not valid text.")
+    return parsed
 
 
 def _sim_labels(request: Request) -> dict[str, str]:
@@ -143,31 +197,40 @@ class GatewayHTTP:
         gateway = self.gateway
         try:
             team = gateway.identity.team(_api_key(request))
-            chat_request = adapter.parse(await _read_json(request, gateway.settings.max_body_bytes))
+            chat_request = adapter.parse(
+                await _read_json(
+                    request, gateway.settings.max_body_bytes, gateway.settings.max_json_depth
+                )
+            )
             model = chat_request.model
-            completion = await gateway.complete(chat_request, team, label=sim.get("question"))
+            label = sim.get("question")
+            if chat_request.stream:
+                answer = await gateway.begin(chat_request, team, label=label)
+                self.metrics.requests.labels(api=adapter.api, status="200").inc()
+                streaming = True
+                return StreamingResponse(
+                    self._stream(adapter, sim, chat_request, answer, started),
+                    media_type="text/event-stream",
+                    headers={**gateway_headers(answer.completion), "cache-control": "no-cache"},
+                )
+            completion = await gateway.complete(chat_request, team, label=label)
             headers = gateway_headers(completion)
             response_id = adapter.new_id()
             self.metrics.requests.labels(api=adapter.api, status="200").inc()
-            if chat_request.stream:
-                streaming = True
-                pieces = gateway.provider.pieces(completion.text, completion.latency)
-                body = adapter.stream(completion, chat_request, response_id, pieces)
-                return StreamingResponse(
-                    self._finish_stream(
-                        body, lambda: self._finished(adapter, sim, completion, started)
-                    ),
-                    media_type="text/event-stream",
-                    headers={**headers, "cache-control": "no-cache"},
-                )
             await gateway.provider.deliver(completion.latency, completion.completion_tokens)
             self._finished(adapter, sim, completion, started)
             return JSONResponse(adapter.render(completion, response_id), headers=headers)
         except GatewayError as refusal:
             return self._refuse(adapter, sim, team, model, refusal)
         except StoreUnavailable as exc:
+            self.metrics.store_errors.labels(op="request").inc()
+            self.metrics.store_up.set(0)
             log.error("store unavailable: %s", exc)
-            unavailable = GatewayError("unavailable", "The gateway's store is unavailable.")
+            unavailable = GatewayError(
+                "unavailable",
+                "The gateway's store is unavailable.",
+                retry_after=STORE_RETRY_AFTER_S,
+            )
             return self._refuse(adapter, sim, team, model, unavailable)
         except Exception:
             log.exception("unexpected error while serving %s", request.url.path)
@@ -177,13 +240,48 @@ class GatewayHTTP:
             if not streaming:
                 self.metrics.active.dec()
 
-    async def _finish_stream(
-        self, body: AsyncIterator[bytes], finished: Callable[[], None]
+    async def _stream(
+        self,
+        adapter: Adapter,
+        sim: dict[str, str],
+        request: ChatRequest,
+        answer: Answer,
+        started: float,
     ) -> AsyncIterator[bytes]:
+        """The answer as server-sent events; settled, metered, logged and cached by what was
+        generated when it ended: the whole answer, or the text up to a client's disconnect."""
+        completion = answer.completion
+        generated: list[str] = []
+
+        async def pieces() -> AsyncIterator[str]:
+            async for piece in self.gateway.provider.pieces(completion.text, completion.latency):
+                generated.append(piece)
+                yield piece
+
+        complete = False
         try:
-            async for part in body:
+            async for part in adapter.stream(completion, request, adapter.new_id(), pieces()):
                 yield part
-            finished()
+            complete = True
+        finally:
+            # A disconnect cancels this generator; settling must still run to its end.
+            with anyio.CancelScope(shield=True):
+                await self._settle_stream(adapter, sim, answer, started, complete, generated)
+
+    async def _settle_stream(
+        self,
+        adapter: Adapter,
+        sim: dict[str, str],
+        answer: Answer,
+        started: float,
+        complete: bool,
+        generated: list[str],
+    ) -> None:
+        try:
+            delivered = None if complete else "".join(generated)
+            self._finished(adapter, sim, await self.gateway.finish(answer, delivered), started)
+        except Exception:
+            log.exception("settling a stream failed")
         finally:
             self.metrics.active.dec()
 
@@ -220,28 +318,18 @@ class GatewayHTTP:
             return self._error(OPENAI, GatewayError("unavailable", str(exc)))
         return JSONResponse({"object": "list", "data": [row.model_dump() for row in report]})
 
+    def _health(self, status: str) -> Response:
+        """Up or down, and the store's state: nothing a tenant could learn another team from."""
+        store = "up" if self.gateway.store_up else "down"
+        return JSONResponse({"status": status, "store": store})
+
     async def healthz(self, _request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return self._health("ok")
 
     async def readyz(self, _request: Request) -> Response:
-        gateway = self.gateway
-        store: dict[str, Any] = {"kind": gateway.store.kind, "ok": True}
-        try:
-            await gateway.store.ping()
-        except StoreUnavailable as exc:
-            store.update(ok=False, error=str(exc))
-        body = {
-            "status": "ready" if store["ok"] else "not ready",
-            "store": store,
-            "tokenizers": tokens.describe(list(gateway.catalog.table.models.values())),
-            "models": gateway.catalog.table.names(),
-            "embedder": gateway.embedder.name if gateway.embedder else None,
-            "settings": gateway.settings.public_view(),
-        }
-        return JSONResponse(body, status_code=200 if store["ok"] else 503)
-
-    async def metrics_endpoint(self, _request: Request) -> Response:
-        return Response(self.metrics.exposition(), media_type=self.metrics.content_type)
+        """Ready means this process can serve; a store outage is reported, not a reason to leave
+        the Service (teams without limits, or ``on_store_error: open``, are still served)."""
+        return self._health("ready")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -312,7 +400,6 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.add_api_route("/v1/budgets", http.budgets, methods=["GET"], **_budgets_doc())
     app.add_api_route("/healthz", http.healthz, methods=["GET"], **_health_doc())
     app.add_api_route("/readyz", http.readyz, methods=["GET"], **_ready_doc())
-    app.add_api_route("/metrics", http.metrics_endpoint, methods=["GET"], **_metrics_doc())
     app.openapi = lambda: _openapi(app, gateway.catalog.models_offered())  # type: ignore[method-assign]
     app.state.gateway = gateway
     return app
@@ -473,27 +560,13 @@ def _budgets_doc() -> dict[str, Any]:
 
 
 class Health(BaseModel):
-    status: str
-
-
-class ReadyStore(BaseModel):
-    kind: str
-    ok: bool
-    error: str | None = None
-
-
-class Readiness(BaseModel):
-    status: str
-    store: ReadyStore
-    tokenizers: dict[str, str]
-    models: list[str]
-    embedder: str | None
-    settings: dict[str, Any] = {}
+    status: Literal["ok", "ready"]
+    store: Literal["up", "down"]
 
 
 def _health_doc() -> dict[str, Any]:
     return {
-        "summary": "Liveness",
+        "summary": "Liveness, and the store's state",
         "tags": ["health"],
         "responses": {200: {"model": Health, "description": "The process answers."}},
     }
@@ -501,25 +574,9 @@ def _health_doc() -> dict[str, Any]:
 
 def _ready_doc() -> dict[str, Any]:
     return {
-        "summary": "Readiness: the store answers; tokenizers, models, embedder and settings",
+        "summary": "Readiness: this process can serve; the store's state is reported, not required",
         "tags": ["health"],
-        "responses": {
-            200: {"model": Readiness, "description": "Ready."},
-            503: {"model": Readiness, "description": "The store does not answer."},
-        },
-    }
-
-
-def _metrics_doc() -> dict[str, Any]:
-    return {
-        "summary": "Prometheus metrics",
-        "tags": ["health"],
-        "responses": {
-            200: {
-                "description": "Prometheus text exposition.",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
-        },
+        "responses": {200: {"model": Health, "description": "Ready."}},
     }
 
 

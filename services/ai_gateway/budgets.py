@@ -369,15 +369,18 @@ class Budgets:
         try:
             reason, spent = await self._ledger.reserve(reservation, limits, now)
         except StoreUnavailable as exc:
+            self._metrics.store_errors.labels(op="budget_reserve").inc()
+            self._metrics.store_up.set(0)
             if self._fail_open:
                 log.warning("budget store unavailable, admitting without limits: %s", exc)
-                self._metrics.store_errors.labels(op="budget_reserve").inc()
                 return None
             log.error("budget store unavailable, refusing: %s", exc)
             raise GatewayError(
                 "unavailable",
                 "Budgets cannot be checked because the gateway's store is unavailable.",
+                retry_after=STORE_RETRY_AFTER_S,
             ) from exc
+        self._metrics.store_up.set(1)
         self._publish_remaining(team, spent)
         admission = Admission(reason, spent, reservation)
         if not admission.admitted:
@@ -392,6 +395,7 @@ class Budgets:
             spent = await self._ledger.settle(reservation, to_nanos(cost_usd), tokens)
         except StoreUnavailable as exc:
             self._metrics.store_errors.labels(op="budget_settle").inc()
+            self._metrics.store_up.set(0)
             log.warning("budget settlement failed; the reservation stays counted: %s", exc)
             return
         self._publish_remaining(team, spent)
@@ -430,6 +434,11 @@ class Budgets:
         return rows
 
 
+STORE_RETRY_AFTER_S = 2
+"""What a 503 for an unavailable store tells clients to wait: about a pod restart's time."""
+PERIOD_ADJECTIVE = {"day": "daily", "month": "monthly"}
+
+
 def _refusal(
     team: str, limits: TeamLimits, admission: Admission, worst_cost_usd: float, now: datetime
 ) -> GatewayError:
@@ -439,7 +448,8 @@ def _refusal(
         budget = (limits.budget_nanos or 0) / NANOS_PER_USD
         return GatewayError(
             "budget",
-            f"Team {team!r} has used its {limits.period}ly budget of ${budget:.2f} (spent "
+            f"Team {team!r} has used its {PERIOD_ADJECTIVE[limits.period]} budget of "
+            f"${budget:.2f} (spent "
             f"${admission.spent_nanos / NANOS_PER_USD:.4f}; this request may cost up to "
             f"${worst_cost_usd:.4f}). It resets in {retry} s.",
             retry_after=retry,

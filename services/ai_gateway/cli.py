@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import prometheus_client
 import uvicorn
 
 from finops_common.config import ConfigError
@@ -40,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of /metrics (default: the metrics_port setting, 9464; 0 turns it off)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     return parser.parse_args(argv)
@@ -67,20 +73,35 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     if not 0 < args.port < 65536:
         return _fail(f"--port {args.port} is invalid: allowed values are 1 to 65535")
+    metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    if not 0 <= metrics_port < 65536:
+        return _fail(f"--metrics-port {metrics_port} is invalid: allowed values are 0 to 65535")
 
-    store = open_store(os.environ.get("REDIS_URL") or None)
+    store = open_store(os.environ.get("REDIS_URL") or None, pool=settings.store)
     try:
         gateway = build_gateway(settings, store, table=table)
     except EmbedderUnavailable as exc:
         return _fail(str(exc))
     logging.getLogger("ai_gateway").info(
-        "profile=%s store=%s embedder=%s listening on http://%s:%d",
+        "profile=%s store=%s embedder=%s listening on http://%s:%d (metrics port %d)",
         settings.profile,
         store.kind,
         gateway.embedder.name if gateway.embedder else "none",
         args.host,
         args.port,
+        metrics_port,
     )
+    if metrics_port:
+        # Apart from the API port: the Service applications use never exposes every team's spend.
+        try:
+            prometheus_client.start_http_server(
+                metrics_port, args.host, registry=gateway.meter.metrics.registry
+            )
+        except OSError as exc:
+            return _fail(
+                f"cannot serve metrics on {args.host}:{metrics_port} ({exc.strerror}): set "
+                "--metrics-port or the metrics_port setting to a free port, or 0 to turn it off"
+            )
     app = create_app(gateway)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0

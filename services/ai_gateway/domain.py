@@ -55,16 +55,22 @@ class ChatRequest:
     seed: int | None = None
     stream: bool = False
     include_usage: bool = False
+    unsimulated: tuple[tuple[str, str], ...] = ()
+    """Answer-changing fields the simulator does not implement (tools, response_format, top_k...),
+    as (name, canonical JSON): not simulated, but they keep requests apart in the caches."""
     _canonical: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def _parameters(self) -> dict[str, object]:
-        return {
+        parameters: dict[str, object] = {
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,
             "stop": list(self.stop),
             "seed": self.seed,
         }
+        if self.unsimulated:
+            parameters["unsimulated"] = dict(self.unsimulated)
+        return parameters
 
     def canonical(self, model: str) -> str:
         """Everything that changes an answer, in a stable form; stream and usage excluded.
@@ -78,8 +84,12 @@ class ChatRequest:
         return self._canonical[model]
 
     def context_digest(self) -> str:
-        """The answer-changing parameters and every message but the last user turn."""
-        context = json.dumps([_normalised(self.messages[:-1]), self._parameters()], sort_keys=True)
+        """The answer-changing parameters, every message but the last turn, and the last turn's
+        role (a system or tool message is not the user turn with the same text)."""
+        last_role = self.messages[-1].role if self.messages else None
+        context = json.dumps(
+            [_normalised(self.messages[:-1]), last_role, self._parameters()], sort_keys=True
+        )
         return hashlib.sha256(context.encode()).hexdigest()[:16]
 
 

@@ -61,8 +61,11 @@ class Meter:
     async def guarded(self, operation: Awaitable[T], op: str) -> T | None:
         """Run a cache operation; a store failure is logged, counted and treated as a miss."""
         try:
-            return await operation
+            result = await operation
         except StoreUnavailable as exc:
             self.metrics.store_errors.labels(op=op).inc()
+            self.metrics.store_up.set(0)
             log.warning("%s failed, continuing without it: %s", op, exc)
             return None
+        self.metrics.store_up.set(1)
+        return result

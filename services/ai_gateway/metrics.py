@@ -6,7 +6,14 @@ summed by Prometheus. The CLI therefore always runs a single worker process.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
@@ -18,6 +25,7 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
         self.tokens = Counter(
             "ai_tokens",
             "Tokens billed by the simulated providers.",
@@ -61,10 +69,16 @@ class GatewayMetrics:
         )
         self.store_errors = Counter(
             "ai_store_errors",
-            "Store operations that failed (served as cache misses).",
+            "Store operations that failed (cache: served as misses; budgets: as configured).",
             ["op"],
             registry=r,
         )
+        self.store_up = Gauge(
+            "ai_store_up",
+            "1 while the store answers, 0 after a failed operation or ping.",
+            registry=r,
+        )
+        self.store_up.set(1)
 
         self.routed = Counter(
             "ai_routed_requests",

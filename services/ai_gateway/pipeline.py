@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
 
-from .budgets import BudgetRow, Budgets
+from .budgets import BudgetRow, Budgets, Reservation
 from .cache import CachedCompletion, ExactCache, exact_key
 from .catalog import Catalog, PromptTokens
 from .domain import AUTO_MODEL, ChatRequest, Completion, GatewayError
@@ -32,10 +32,12 @@ from .semantic import SemanticCache, SemanticHit, semantic_scope
 from .settings import GatewaySettings
 from .simulator import LatencyPlan, SimulatedProvider
 from .store import Clock, Store, StoreUnavailable
+from .tokens import count_text
 
 log = logging.getLogger("ai_gateway")
 NO_LATENCY = LatencyPlan(0.0, 0.0)
 SNAPSHOT_INTERVAL_S = 60.0
+STORE_PING_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,25 @@ class SemanticProbe:
     scope: str
     prompt: str
     vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a miss still owes once its delivery is known: the budget reservation to settle and
+    where the answer is cached."""
+
+    reservation: Reservation | None
+    key: str | None
+    probe: SemanticProbe | None
+    label: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A completion before :meth:`Gateway.finish`; a cache hit has nothing left to settle."""
+
+    completion: Completion
+    settlement: Settlement | None = None
 
 
 @dataclass
@@ -64,12 +85,20 @@ class Gateway:
     clock: Clock
     prompt_cache: ProviderPromptCache | None = None
     _snapshots: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _store_watch: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def complete(
         self, request: ChatRequest, team: str, now: datetime | None = None, label: str | None = None
     ) -> Completion:
-        """Serve one request. ``label`` is ground truth from a simulation: it is stored with cache
-        entries and reported back on hits, and never changes a decision."""
+        """Serve one request whole. ``label`` is ground truth from a simulation: it is stored with
+        cache entries and reported back on hits, and never changes a decision."""
+        return await self.finish(await self.begin(request, team, now, label))
+
+    async def begin(
+        self, request: ChatRequest, team: str, now: datetime | None = None, label: str | None = None
+    ) -> Answer:
+        """Every stage up to the provider's answer; a miss is metered, settled and cached by
+        :meth:`finish`, once it is known how much of the answer was delivered."""
         now = now or datetime.fromtimestamp(self.clock(), UTC)
         tokens = PromptTokens(request.messages)
         requested = self.catalog.requested(request)
@@ -80,14 +109,17 @@ class Gateway:
         if self.exact is not None and key is not None:
             hit = await self.meter.guarded(self.exact.get(key), "cache_get")
             if hit is not None:
-                return await self._from_cache(request, team, hit, "exact", None, baseline, now)
+                return Answer(
+                    await self._from_cache(request, team, hit, "exact", None, baseline, now)
+                )
         tier = AUTO_MODEL if requested is None else requested.tier
         probe = self._semantic_probe(team, tier, request)
         found = await self._semantic_lookup(probe)
         if found is not None:
-            return await self._from_cache(
+            completion = await self._from_cache(
                 request, team, found.entry, "semantic", found.similarity, baseline, now
             )
+            return Answer(completion)
 
         routes_all = self.settings.teams[team].routing == "all"
         embedded = None if probe is None else (probe.prompt, probe.vector)
@@ -103,12 +135,41 @@ class Gateway:
             raise
 
         completion = self._generate(request, team, card, cap, tokens, baseline, route)
+        return Answer(completion, Settlement(reservation, key, probe, label))
+
+    async def finish(self, answer: Answer, delivered: str | None = None) -> Completion:
+        """Meter, settle and cache an answer. ``delivered`` is the text generated before a client
+        disconnected: only the prompt and those tokens are billed (as providers bill an aborted
+        stream), and a partial answer is never cached."""
+        settlement, completion = answer.settlement, answer.completion
+        if settlement is None:
+            return completion
+        partial = delivered is not None and delivered != completion.text
+        if partial and delivered is not None:
+            completion = self._cut(completion, delivered)
         self.meter.record(completion)
-        if reservation is not None:
+        if settlement.reservation is not None:
             used = completion.prompt_tokens + completion.completion_tokens
-            await self.budgets.settle(team, reservation, completion.cost_usd, used)
-        await self._remember(key, probe, completion, label)
+            await self.budgets.settle(
+                completion.team, settlement.reservation, completion.cost_usd, used
+            )
+        if not partial:
+            await self._remember(settlement.key, settlement.probe, completion, settlement.label)
         return completion
+
+    @staticmethod
+    def _cut(completion: Completion, delivered: str) -> Completion:
+        """The answer as far as it was generated: its tokens, its cost, and no saving claimed."""
+        card = completion.model
+        generated = min(count_text(card, delivered), completion.completion_tokens)
+        return replace(
+            completion,
+            text=delivered,
+            completion_tokens=generated,
+            finish_reason="length",
+            cost_usd=card.cost_usd(completion.prompt_tokens, generated),
+            saved_usd=0.0,
+        )
 
     def _generate(
         self,
@@ -155,8 +216,12 @@ class Gateway:
         if self.semantic is None or self.embedder is None:
             return None
         prompt = request.messages[-1].content
-        scope = semantic_scope(team, tier, request)
-        return SemanticProbe(scope, prompt, self.embedder.embed(prompt))
+        vector = self.embedder.embed(prompt)
+        if not np.isfinite(vector).all() or not np.any(vector):
+            # No embeddable content (empty, zero-width, emoji only): a zero vector would be
+            # "identical" to every other one, so such a prompt is never looked up nor stored.
+            return None
+        return SemanticProbe(semantic_scope(team, tier, request), prompt, vector)
 
     async def _semantic_lookup(self, probe: SemanticProbe | None) -> SemanticHit | None:
         if probe is None or self.semantic is None:
@@ -226,13 +291,39 @@ class Gateway:
 
     async def start(self) -> None:
         """Warm the semantic index from the shared store before serving (its snapshot, then the
-        log's tail), and save snapshots for the next replica from then on."""
+        log's tail), save snapshots for the next replica from then on, and watch the store's
+        health."""
         if self.semantic is not None:
             try:
                 await self.semantic.sync()
             except StoreUnavailable as exc:
                 log.warning("semantic cache warm-up failed, starting empty: %s", exc)
             self._snapshots = asyncio.create_task(self._save_snapshots(self.semantic))
+        self._store_watch = asyncio.create_task(self._watch_store())
+
+    async def _watch_store(self) -> None:
+        """A light periodic ping keeps ``ai_store_up`` true while no request touches the store."""
+        while True:
+            await self.check_store()
+            await asyncio.sleep(STORE_PING_INTERVAL_S)
+
+    async def check_store(self) -> bool:
+        """Ping the store; ``ai_store_up`` follows the answer."""
+        try:
+            await self.store.ping()
+        except StoreUnavailable as exc:
+            if self.store_up:
+                log.warning("store ping failed: %s", exc)
+            self.meter.metrics.store_up.set(0)
+            return False
+        self.meter.metrics.store_up.set(1)
+        return True
+
+    @property
+    def store_up(self) -> bool:
+        """The store's state as last observed by a request or a ping."""
+        (family,) = self.meter.metrics.store_up.collect()
+        return bool(family.samples[0].value)
 
     async def _save_snapshots(self, semantic: SemanticCache) -> None:
         while True:
@@ -248,4 +339,8 @@ class Gateway:
             self._snapshots.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._snapshots
+        if self._store_watch is not None:
+            self._store_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._store_watch
         await self.store.close()

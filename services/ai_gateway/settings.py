@@ -104,6 +104,21 @@ class BudgetSettings(StrictModel):
     )
 
 
+class StoreSettings(StrictModel):
+    """The Redis connection pool: a request waits for a free connection instead of failing."""
+
+    pool_size: int = Field(
+        default=128, ge=1, le=10_000, description="connections to Redis per gateway process"
+    )
+    pool_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="how long a request waits for a free connection before the store counts as "
+        "unavailable",
+    )
+
+
 class TeamLimitSettings(StrictModel):
     usd: float | None = Field(default=None, gt=0, description="spend allowed per period")
     period: Literal["day", "month"] = "day"
@@ -153,6 +168,15 @@ class GatewaySettings(StrictModel):
         default=1.0, ge=0, le=100, description="Multiplies simulated latency; 0 turns it off."
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    max_json_depth: int = Field(
+        default=64, ge=8, le=512, description="deeper JSON bodies get a 400 (real requests: < 10)"
+    )
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="port of /metrics, apart from the API port; 0 turns the metrics server off",
+    )
     request_log: str | None = Field(
         default=None, description="append one JSON line per request to this file ('-': stdout)"
     )
@@ -164,6 +188,7 @@ class GatewaySettings(StrictModel):
     )
     routing: RoutingSettings = RoutingSettings()
     budgets: BudgetSettings = BudgetSettings()
+    store: StoreSettings = StoreSettings()
     teams: dict[str, TeamSettings] = Field(min_length=1)
     admin_keys: tuple[str, ...] = Field(
         default=(), description="keys that may read every team's budget on /v1/budgets"
@@ -198,15 +223,6 @@ class GatewaySettings(StrictModel):
 
     def admin_key_digests(self) -> frozenset[str]:
         return frozenset(_stored_digest(k) for k in self.admin_keys)
-
-    def public_view(self) -> dict[str, Any]:
-        """The settings in force, with keys left out, for /readyz."""
-        data = self.model_dump(mode="json")
-        for team, spec in self.teams.items():
-            data["teams"][team]["keys"] = len(spec.keys)
-        data["admin_keys"] = len(self.admin_keys)
-        data["cache"]["semantic"]["threshold"] = self.cache.semantic.effective_threshold
-        return data
 
 
 def _profile_overrides(profile: str) -> dict[str, Any]:

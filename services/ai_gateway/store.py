@@ -120,10 +120,26 @@ class RedisStore:
 
     kind = "redis"
 
-    def __init__(self, url: str, clock: Clock = time.time) -> None:
-        self.client = redis_asyncio.from_url(
-            url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
+    def __init__(
+        self,
+        url: str,
+        clock: Clock = time.time,
+        pool_size: int = 128,
+        pool_timeout_s: float = 10.0,
+    ) -> None:
+        """A blocking pool: past ``pool_size`` connections a request waits (up to
+        ``pool_timeout_s``) for a free one, rather than failing with "Too many connections"."""
+        pool = redis_asyncio.BlockingConnectionPool.from_url(
+            url,
+            max_connections=pool_size,
+            timeout=pool_timeout_s,
+            # Generous: a loaded event loop reads (and connects) late although Valkey is not slow;
+            # a stopped Valkey refuses at once.
+            socket_timeout=5.0,
+            socket_connect_timeout=5.0,
+            health_check_interval=30,
         )
+        self.client = redis_asyncio.Redis(connection_pool=pool)
         self._clock = clock
 
     async def get(self, key: str) -> bytes | None:

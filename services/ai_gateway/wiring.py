@@ -15,14 +15,19 @@ from .pipeline import Gateway
 from .pricing import PriceTable, default_price_table
 from .prompt_cache import ProviderPromptCache
 from .semantic import SemanticCache
-from .settings import GatewaySettings
+from .settings import GatewaySettings, StoreSettings
 from .simulator import SimulatedProvider
 from .store import Clock, MemoryStore, RedisStore, Store
 
 
-def open_store(redis_url: str | None, clock: Clock = time.time) -> Store:
+def open_store(
+    redis_url: str | None, clock: Clock = time.time, pool: StoreSettings | None = None
+) -> Store:
     """Redis (shared by replicas) when a URL is given, else the in-process store."""
-    return RedisStore(redis_url, clock) if redis_url else MemoryStore(clock=clock)
+    if not redis_url:
+        return MemoryStore(clock=clock)
+    pool = pool or StoreSettings()
+    return RedisStore(redis_url, clock, pool.pool_size, pool.pool_timeout_s)
 
 
 def ledger_for(store: Store, clock: Clock = time.time) -> Ledger:

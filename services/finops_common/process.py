@@ -86,9 +86,12 @@ class GatewayProcess:
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        # The one place that says where the gateway's Prometheus metrics are served.
-        self.metrics_url = f"{self.url}/metrics"
+        self.metrics_port = free_port()
+        # The one place that says where the gateway's Prometheus metrics are served: their own
+        # port, apart from the API's.
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         self._cmd = [sys.executable, "-m", "ai_gateway.cli", "--port", str(self.port)]
+        self._cmd += ["--metrics-port", str(self.metrics_port)]
         if profile:
             self._cmd += ["--profile", profile]
         if config:

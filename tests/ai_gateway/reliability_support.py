@@ -86,8 +86,8 @@ def gateways(
 
 
 def metrics_url(gateway: GatewayProcess) -> str:
-    """Where the harness says the gateway's metrics are; its API port until it says otherwise."""
-    return getattr(gateway, "metrics_url", gateway.url) + "/metrics"
+    """Where the harness says the gateway's metrics are: their own port."""
+    return gateway.metrics_url
 
 
 def scrape(gateway: GatewayProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -22,7 +22,7 @@ def gateway(start_gateway):
 
 
 def metric(gateway, name: str, **labels: str) -> float:
-    text = httpx.get(gateway.url + "/metrics").text
+    text = httpx.get(gateway.metrics_url).text
     return sum(
         s.value
         for family in text_string_to_metric_families(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import defaultdict
 
 import anthropic
@@ -13,9 +14,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def scrape(url: str) -> dict[tuple[str, frozenset], float]:
+def scrape(metrics_url: str) -> dict[tuple[str, frozenset], float]:
     samples = {}
-    for family in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=5).text):
+    for family in text_string_to_metric_families(httpx.get(metrics_url, timeout=5).text):
         for s in family.samples:
             samples[(s.name, frozenset(s.labels.items()))] = s.value
     return samples
@@ -70,7 +71,7 @@ def test_metrics_equal_the_sum_of_costs_returned_to_clients(start_gateway, flush
         record(raw.headers, "team-b", message.usage.input_tokens, message.usage.output_tokens)
         assert round_ == 0 or raw.headers["x-gateway-cache"] == "exact"
 
-    samples = scrape(gateway.url)
+    samples = scrape(gateway.metrics_url)
     assert cost, "no cost recorded"
     for (model, team), total in cost.items():
         billed = sum(
@@ -100,7 +101,7 @@ def test_exact_cache_is_shared_across_two_gateway_processes(start_gateway, flush
     assert hit.headers["x-gateway-cache"] == "exact"
     assert float(hit.headers["x-gateway-cost-usd"]) == 0.0
     assert hit.json()["choices"][0]["message"] == miss.json()["choices"][0]["message"]
-    saved = value(scrape(second.url), "ai_cost_saved_total", reason="cache", team="team-a")
+    saved = value(scrape(second.metrics_url), "ai_cost_saved_total", reason="cache", team="team-a")
     assert saved == pytest.approx(float(hit.headers["x-gateway-saved-usd"]))
     assert saved >= float(miss.headers["x-gateway-cost-usd"])
 
@@ -116,13 +117,16 @@ def test_readyz_and_budgets_when_redis_goes_away(start_gateway):
         fail_open = start_gateway(redis_url=url, budgets={"on_store_error": "open"})
         ready = httpx.get(closed.url + "/readyz", timeout=5)
         assert ready.status_code == 200
-        assert ready.json()["store"] == {"kind": "redis", "ok": True}
-        assert "cl100k_base" in ready.json()["tokenizers"]["gpt-4"]
+        assert ready.json() == {"status": "ready", "store": "up"}
     finally:
         server.stop()
-    gone = httpx.get(closed.url + "/readyz", timeout=10)
-    assert gone.status_code == 503
-    assert gone.json()["store"]["ok"] is False
+    # Readiness means this process can serve: it stays 200 and reports the store down (the
+    # periodic ping notices within about a second).
+    deadline = time.monotonic() + 5
+    while (gone := httpx.get(closed.url + "/readyz", timeout=10)).json()["store"] == "up":
+        assert time.monotonic() < deadline, "the store was never reported down"
+        time.sleep(0.2)
+    assert gone.status_code == 200 and gone.json() == {"status": "ready", "store": "down"}
 
     def ask(gateway) -> httpx.Response:
         return httpx.post(
@@ -137,7 +141,7 @@ def test_readyz_and_budgets_when_redis_goes_away(start_gateway):
     assert refused.json()["error"]["type"] == "server_error"
     served = ask(fail_open)  # on_store_error: open serves without limits or cache
     assert served.status_code == 200
-    samples = scrape(fail_open.url)
+    samples = scrape(fail_open.metrics_url)
     assert value(samples, "ai_store_errors_total", op="cache_get") == 1
     assert value(samples, "ai_store_errors_total", op="budget_reserve") == 1
 
@@ -167,7 +171,7 @@ def test_semantic_hit_across_two_gateway_processes(start_gateway, flush_valkey):
     assert near_miss.headers["x-gateway-cache"] == "miss"
     other_team = chat(second, "How do I reset my password?", key="sk-demo-team-b")
     assert other_team.headers["x-gateway-cache"] == "miss"
-    metrics = httpx.get(second.url + "/metrics", timeout=5).text
+    metrics = httpx.get(second.metrics_url, timeout=5).text
     assert 'ai_cache_hits_total{kind="semantic",team="team-a"} 1.0' in metrics
     assert 'ai_semantic_refusals_total{reason="content words differ"}' in metrics
 
@@ -178,9 +182,6 @@ def test_semantic_hit_across_two_gateway_processes(start_gateway, flush_valkey):
 )
 def test_model2vec_embedder_is_reported_and_used(start_gateway):
     gateway = start_gateway(cache={"semantic": {"embedder": "model2vec"}})
-    ready = httpx.get(gateway.url + "/readyz", timeout=5).json()
-    assert ready["embedder"].startswith("model2vec:")
-    assert ready["settings"]["cache"]["semantic"]["threshold"] == 0.85
     chat(gateway, "How do I export my data to CSV?")
     assert (
         chat(gateway, "how can I export my data to CSV?").headers["x-gateway-cache"] == "semantic"
@@ -240,6 +241,6 @@ def test_200_concurrent_requests_never_overspend(start_gateway, flush_valkey):
     assert team_a["reserved_usd"] == 0
     assert team_a["spent_usd"] == pytest.approx(served_cost, abs=1e-9 * len(responses))
     assert team_a["remaining_usd"] == pytest.approx(BUDGET_USD - team_a["spent_usd"])
-    metrics = httpx.get(second.url + "/metrics", timeout=5).text
+    metrics = httpx.get(second.metrics_url, timeout=5).text
     assert 'ai_budget_rejections_total{reason="budget",team="team-a"}' in metrics
     assert 'ai_budget_remaining_usd{team="team-a"}' in metrics

@@ -42,7 +42,6 @@ def test_fail_open_serves_during_the_outage(open_outage):
     assert set(open_outage.statuses_during) == {200}, open_outage.statuses_during
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 9")
 def test_fail_closed_503_says_retry_after_and_is_counted(closed_outage):
     probe = closed_outage.probe_during
     assert probe.status_code == 503
@@ -50,14 +49,12 @@ def test_fail_closed_503_says_retry_after_and_is_counted(closed_outage):
     assert closed_outage.store_errors_after > closed_outage.store_errors_before
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 3")
 @pytest.mark.parametrize("mode", ["closed", "open"])
 def test_readiness_stays_200_during_the_outage(mode, request):
     seen: Outage = request.getfixturevalue(f"{mode}_outage")
     assert seen.readyz_during == {200}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 3")
 @pytest.mark.parametrize("mode", ["closed", "open"])
 def test_store_up_metric_is_0_during_the_outage(mode, request):
     seen: Outage = request.getfixturevalue(f"{mode}_outage")

@@ -55,13 +55,11 @@ def _burst_and_check(replicas, team_name: str, budget_usd: float) -> dict:
     return counts
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 1")
 def test_1000_concurrent_requests_with_a_small_budget_get_only_200_or_429(replicas):
     counts = _burst_and_check(replicas, "small", SMALL_BUDGET_USD)
     assert counts.get(429, 0) > 0, "the small budget was never reached"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 1")
 def test_1000_concurrent_requests_with_a_large_budget_are_all_served(replicas):
     counts = _burst_and_check(replicas, "large", LARGE_BUDGET_USD)
     assert counts == {200: CONCURRENT}

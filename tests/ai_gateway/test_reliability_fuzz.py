@@ -196,7 +196,6 @@ fuzz_settings = settings(
 )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defects 4, 5")
 @pytest.mark.parametrize("api", list(APIS))
 @fuzz_settings
 @given(payload=payloads, headers=extra_headers)
@@ -206,13 +205,11 @@ def test_no_body_or_header_gets_a_5xx_or_hangs(client, api, payload, headers):
     send(client, api, payload, headers)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 4")
 @pytest.mark.parametrize("api", list(APIS))
 def test_json_nested_1000_levels_deep_gets_a_400_in_the_api_shape(client, api):
     assert send(client, api, DEEP_BODY, JSON).status_code == 400
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 5")
 @pytest.mark.parametrize("api", list(APIS))
 def test_a_lone_surrogate_in_the_last_message_gets_a_400_or_is_served(client, api):
     assert send(client, api, SURROGATE_BODY, JSON).status_code in (200, 400)

@@ -41,7 +41,6 @@ def _not_semantic(response: httpx.Response) -> None:
     assert SIMILARITY_HEADER not in response.headers, response.headers
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 6")
 @pytest.mark.parametrize("kind", list(NO_EMBEDDABLE_CONTENT))
 def test_a_prompt_with_no_embeddable_content_is_never_a_semantic_hit(semantic_gateway, kind):
     team_name = f"t{list(NO_EMBEDDABLE_CONTENT).index(kind)}"
@@ -51,7 +50,6 @@ def test_a_prompt_with_no_embeddable_content_is_never_a_semantic_hit(semantic_ga
     _not_semantic(chat(semantic_gateway, team_name, chat_body(NO_EMBEDDABLE_CONTENT[kind])))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 6")
 def test_a_prompt_with_no_embeddable_content_is_never_stored_as_a_semantic_entry(
     semantic_gateway,
 ):
@@ -73,7 +71,6 @@ def tenant_gateway(tmp_path_factory):
         yield gateway, log_path
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 7")
 def test_metrics_are_not_served_on_the_api_port_without_a_key(tenant_gateway):
     gateway, _ = tenant_gateway
     response = httpx.get(gateway.url + "/metrics", timeout=10)
@@ -85,7 +82,7 @@ def test_metrics_are_not_served_on_the_api_port_without_a_key(tenant_gateway):
     "path",
     [
         "/healthz",
-        pytest.param("/readyz", marks=pytest.mark.xfail(strict=True, reason="issue 14 defect 7")),
+        "/readyz",
     ],
 )
 def test_health_bodies_say_only_up_or_down_and_the_store_state(tenant_gateway, path):
@@ -133,7 +130,6 @@ def _ask(gateway, api: str, team_name: str, prompt: str, **extra) -> httpx.Respo
     return send(gateway, team_name, chat_body(prompt, model="gpt-4o-mini", **extra))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 10")
 @pytest.mark.parametrize("case", list(PARAMETERS))
 def test_a_parameter_changes_the_cache_key_or_is_refused_by_name(cache_gateway, case):
     api, name, value = PARAMETERS[case]
@@ -152,7 +148,7 @@ def test_a_parameter_changes_the_cache_key_or_is_refused_by_name(cache_gateway, 
 @pytest.mark.parametrize(
     "role",
     [
-        pytest.param("system", marks=pytest.mark.xfail(strict=True, reason="issue 14 defect 10")),
+        "system",
         "tool",
     ],
 )
@@ -176,7 +172,6 @@ def test_a_last_message_of_another_role_is_scoped_apart_from_a_user_message(cach
     assert not is_cache_hit(response), response.headers
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 11")
 def test_the_budget_429_message_says_daily(tmp_path):
     config = settings(team("thrifty", usd=0.0001, period="day"))
     with gateways(tmp_path, config) as (gateway,):

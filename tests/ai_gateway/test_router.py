@@ -193,7 +193,7 @@ def test_team_policy_routes_a_gpt4_request_down_and_counts_the_saving(gateway, s
         response.headers["x-gateway-cost-usd"]
     )
     assert float(response.headers["x-gateway-saved-usd"]) == pytest.approx(expected, rel=1e-9)
-    metrics = httpx.get(gateway.url + "/metrics", timeout=5).text
+    metrics = httpx.get(gateway.metrics_url, timeout=5).text
     assert f'ai_routed_requests_total{{requested="gpt-4",served="{served}"}} 1.0' in metrics
 
 

@@ -109,13 +109,6 @@ def test_missing_file_is_a_config_error(tmp_path):
         load_settings(None, tmp_path / "absent.yaml")
 
 
-def test_public_view_hides_keys():
-    view = load_settings().public_view()
-    assert "sk-demo-team-a" not in str(view)
-    assert view["teams"]["team-a"]["keys"] == 1
-    assert view["cache"]["semantic"]["threshold"] is not None
-
-
 def test_several_config_files_merge_in_order(tmp_path):
     settings_file = tmp_path / "settings.yaml"
     settings_file.write_text("latency_scale: 0.5\ncache:\n  exact:\n    ttl_seconds: 120\n")

@@ -17,7 +17,7 @@ from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import PriceTable
 from ..records import ErrorKind
 from ..tokens import PromptMessage
-from .base import HTTP_STATUS, JSON, Lenient, parse_body, sse
+from .base import HTTP_STATUS, JSON, KEYED, Lenient, parse_body, sse, unsimulated
 
 _ERROR_TYPES: dict[ErrorKind, str] = {
     "invalid_request": "invalid_request_error",
@@ -69,7 +69,7 @@ class MessagesBody(Lenient):
     system: str | list[TextBlock] | None = None
     temperature: float | None = Field(default=None, ge=0, le=1, description=_SEEDS)
     top_p: float | None = Field(default=None, ge=0, le=1, description=_SEEDS)
-    top_k: int | None = Field(default=None, ge=0, description=_IGNORED)
+    top_k: int | None = Field(default=None, ge=0, description=KEYED)
     stop_sequences: list[str] | None = Field(
         default=None,
         description="Part of the cache key; the simulated text does not stop at them.",
@@ -77,10 +77,10 @@ class MessagesBody(Lenient):
     stream: bool | None = Field(default=False, description="Answer as server-sent events.")
     metadata: dict[str, Any] | None = Field(default=None, description=_IGNORED)
     tools: list[dict[str, Any]] | None = Field(
-        default=None, description=_IGNORED + " The simulated model never calls a tool."
+        default=None, description=KEYED + " The simulated model never calls a tool."
     )
-    tool_choice: dict[str, Any] | None = Field(default=None, description=_IGNORED)
-    thinking: dict[str, Any] | None = Field(default=None, description=_IGNORED)
+    tool_choice: dict[str, Any] | None = Field(default=None, description=KEYED)
+    thinking: dict[str, Any] | None = Field(default=None, description=KEYED)
 
 
 class OutputText(BaseModel):
@@ -173,6 +173,9 @@ def _message(c: Completion, response_id: str, content: list[JSON]) -> JSON:
     }
 
 
+KEYED_FIELDS = ("top_k", "tools", "tool_choice", "thinking")
+
+
 class AnthropicAdapter:
     api = "anthropic"
     request_body = MessagesBody
@@ -197,6 +200,7 @@ class AnthropicAdapter:
             top_p=parsed.top_p,
             stop=tuple(parsed.stop_sequences or ()),
             stream=bool(parsed.stream),
+            unsimulated=unsimulated(parsed, KEYED_FIELDS),
         )
 
     def new_id(self) -> str:

@@ -90,6 +90,21 @@ def parse_body(model: type[BodyT], body: object) -> BodyT:
         raise GatewayError("invalid_request", message, param=param) from exc
 
 
+KEYED = (
+    "Not simulated (the simulated model answers in text), but part of the cache key: a request "
+    "with it never gets an answer cached without it."
+)
+
+
+def unsimulated(body: BaseModel, fields: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The given fields that ``body`` sets, as (name, canonical JSON), for the cache key."""
+    values = body.model_dump(include=set(fields), exclude_none=True)
+    return tuple(
+        (name, json.dumps(values[name], sort_keys=True, separators=(",", ":"), default=str))
+        for name in sorted(values)
+    )
+
+
 def sse(data: object, event: str | None = None) -> bytes:
     payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
     head = f"event: {event}\n" if event else ""

@@ -18,7 +18,7 @@ from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import PriceTable
 from ..records import ErrorKind
 from ..tokens import PromptMessage
-from .base import HTTP_STATUS, JSON, Lenient, parse_body, sse
+from .base import HTTP_STATUS, JSON, KEYED, Lenient, parse_body, sse, unsimulated
 
 _ERROR_TYPES: dict[ErrorKind, str] = {
     "invalid_request": "invalid_request_error",
@@ -88,18 +88,18 @@ class ChatCompletionBody(Lenient):
         "at them.",
     )
     seed: int | None = Field(default=None, description=_SEEDS)
-    frequency_penalty: float | None = Field(default=None, description=_IGNORED)
-    presence_penalty: float | None = Field(default=None, description=_IGNORED)
-    logit_bias: dict[str, Any] | None = Field(default=None, description=_IGNORED)
+    frequency_penalty: float | None = Field(default=None, description=KEYED)
+    presence_penalty: float | None = Field(default=None, description=KEYED)
+    logit_bias: dict[str, Any] | None = Field(default=None, description=KEYED)
     logprobs: bool | None = Field(
         default=None, description=_IGNORED + " Responses carry logprobs: null."
     )
     top_logprobs: int | None = Field(default=None, description=_IGNORED)
-    response_format: dict[str, Any] | None = Field(default=None, description=_IGNORED)
+    response_format: dict[str, Any] | None = Field(default=None, description=KEYED)
     tools: list[dict[str, Any]] | None = Field(
-        default=None, description=_IGNORED + " The simulated model never calls a tool."
+        default=None, description=KEYED + " The simulated model never calls a tool."
     )
-    tool_choice: str | dict[str, Any] | None = Field(default=None, description=_IGNORED)
+    tool_choice: str | dict[str, Any] | None = Field(default=None, description=KEYED)
     user: str | None = Field(default=None, description=_IGNORED)
     metadata: dict[str, Any] | None = Field(default=None, description=_IGNORED)
 
@@ -211,6 +211,16 @@ def _usage(c: Completion) -> JSON:
     }
 
 
+KEYED_FIELDS = (
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "response_format",
+    "tools",
+    "tool_choice",
+)
+
+
 class OpenAIAdapter:
     api = "openai"
     request_body = ChatCompletionBody
@@ -236,6 +246,7 @@ class OpenAIAdapter:
             seed=parsed.seed,
             stream=bool(parsed.stream),
             include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
+            unsimulated=unsimulated(parsed, KEYED_FIELDS),
         )
 
     def new_id(self) -> str:
