@@ -11,11 +11,7 @@ import yaml
 
 from ai_gateway.settings import deep_merge
 from finops_common.process import GatewayProcess, embedded_valkey
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-
-EMBEDDING_MODEL = SHARED / "models" / "minilm-l6-m2v-256"
+from tests.paths import EMBEDDING_MODEL, SHARED
 
 if "TIKTOKEN_CACHE_DIR" not in os.environ and (SHARED / "tiktoken").is_dir():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -11,23 +10,9 @@ import pytest
 
 from ai_gateway.app import create_app
 from ai_gateway.pipeline import Gateway
-from ai_gateway.settings import deep_merge, resolve_settings
 from ai_gateway.store import MemoryStore, RedisStore
 from ai_gateway.wiring import build_gateway
-
-
-class ManualClock:
-    """Seconds since the epoch that move only when a test says so (from the real time, so a
-    Redis server's own entry ids agree with it)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.ai_gateway.support import ManualClock, settings_for
 
 
 @pytest.fixture
@@ -43,17 +28,6 @@ async def store(request, flush_valkey, clock):
     )
     yield store
     await store.close()
-
-
-TEST_DEFAULTS: dict[str, Any] = {
-    "latency_scale": 0,
-    "cache": {"semantic": {"embedder": "lexical"}},
-}
-
-
-def settings_for(profile: str = "optimized", **overrides: Any):
-    """A profile with the tests' defaults (no latency, the lexical embedder) and overrides."""
-    return resolve_settings(profile, deep_merge(TEST_DEFAULTS, overrides), "test settings")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from ai_gateway.pipeline import Gateway
 from ai_gateway.router import default_router
 from ai_gateway.tokens import PromptMessage
 from ai_gateway.wiring import build_gateway
-from tests.ai_gateway.conftest import settings_for
+from tests.ai_gateway.support import settings_for
 
 
 def ask(text: str, model: str = "gpt-4", **kwargs) -> ChatRequest:

@@ -12,8 +12,7 @@ from ai_gateway.prompt_cache import (
     rules_for,
 )
 from ai_gateway.tokens import PromptMessage, count_prompt
-
-from .conftest import ManualClock
+from tests.ai_gateway.support import ManualClock
 
 TABLE = default_price_table()
 GPT = TABLE.models["gpt-5.4"]

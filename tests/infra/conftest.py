@@ -3,28 +3,13 @@ real Helm once per stack, and the shared schemas."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from finops_platform.render import Recording, Rehearsal, load_stack, record, rehearse
-from tests.conftest import SHARED
-
-SCHEMAS = SHARED / "schemas"
-CHARTS = SHARED / "charts"
-IN_CI = os.environ.get("CI") == "true"
-STACKS = ("unoptimized", "optimized")  # the AWS stacks
-ALL_STACKS = (*STACKS, "local")
-_recordings: dict[str, Recording] = {}
-
-
-def recorded(stack: str) -> Recording:
-    """The program run under mocks (preview=False, so every output resolves), once per stack."""
-    if stack not in _recordings:
-        _recordings[stack] = record(load_stack(stack))
-    return _recordings[stack]
+from finops_platform.render import Recording, Rehearsal, rehearse
+from tests.infra.support import ALL_STACKS, CHARTS, SCHEMAS, STACKS, need_shared, recorded
 
 
 @pytest.fixture(params=STACKS)
@@ -47,16 +32,6 @@ def schemas() -> Path:
             "the project's shared folder, which CI has and a plain clone does not"
         )
     return SCHEMAS
-
-
-def need_shared(folder: Path, holds: str) -> None:
-    """Skip, saying why, when a shared folder is absent; CI has it, so there it is a failure."""
-    if folder.is_dir():
-        return
-    message = f"{folder} is absent: it holds {holds}, which CI has and a plain clone does not"
-    if IN_CI:
-        pytest.fail(message + "; in CI (CI=true) these checks must run")
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from finops_platform.render import dependency_rows, transitive
-from tests.infra.conftest import STACKS, recorded
+from tests.infra.support import STACKS, recorded
 
 RELEASE = "kubernetes:helm.sh/v3:Release::"
 KARPENTER = f"{RELEASE}karpenter-chart"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from finops_platform.render import kubernetes_objects
-from tests.infra.conftest import ALL_STACKS, IN_CI, recorded
+from tests.infra.support import ALL_STACKS, IN_CI, recorded
 
 CHECKOV = Path(sys.prefix) / "checkov" / "bin" / "checkov"  # its own environment: see Makefile
 SKIPS = Path(__file__).with_name("checkov-skips.yaml")

@@ -6,8 +6,8 @@ import pytest
 
 from finops_platform import versions
 from finops_platform.render import RecordingMocks, load_stack, record
-from tests.infra.conftest import recorded
 from tests.infra.graph import depends_on, one
+from tests.infra.support import recorded
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SPOT_ROLE = "aws:iam/serviceLinkedRole:ServiceLinkedRole"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from finops_platform import versions
-from tests.infra.conftest import recorded
+from tests.infra.support import recorded
 
 TAGGABLE_AWS = (
     "aws:iam/role:Role", "aws:sqs/queue:Queue", "aws:cloudwatch/eventRule:EventRule",

@@ -10,10 +10,10 @@ from collections.abc import Callable
 import pytest
 
 from finops_platform.render import Rehearsal, api_group
-from tests.conftest import REPO
-from tests.infra.conftest import ALL_STACKS, IN_CI, SCHEMAS, STACKS, need_shared
 from tests.infra.subcharts import GRAFANA, NotDerivable
+from tests.infra.support import ALL_STACKS, IN_CI, SCHEMAS, STACKS, need_shared
 from tests.infra.whole_cluster import Applied, Cluster, containers, is_custom, selects
+from tests.paths import REPO
 
 # What every EKS cluster has before the program runs: the gp2 class (in-tree EBS provisioner,
 # migrated to the EBS CSI driver; not the default since EKS 1.30) and no CSI driver at all.

@@ -18,7 +18,7 @@ from finops_platform.render import (
     transitive,
 )
 from finops_sim.cli import main
-from tests.infra.conftest import CHARTS, need_shared, recorded
+from tests.infra.support import CHARTS, need_shared, recorded
 
 
 def test_dependencies_have_a_row_for_every_registered_resource(recording):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from finops_platform.render import helm_template
-from tests.infra.conftest import CHARTS, need_shared
 from tests.infra.subcharts import coalesce, helm_fullname
+from tests.infra.support import CHARTS, need_shared
 
 
 def test_coalesce_merges_maps_replaces_the_rest_and_drops_nulls():

@@ -8,7 +8,7 @@ import yaml
 from ai_gateway.settings import load_settings
 from finops_platform.builders.karpenter import POOL_LABEL
 from finops_platform.render import kubernetes_objects, load_stack
-from tests.infra.conftest import recorded
+from tests.infra.support import recorded
 
 COST_LABELS = {"app", "team", "cost-center", "phase"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aws_taggable import is_taggable, resource_classes
-from tests.infra.conftest import ALL_STACKS, recorded
+from tests.infra.support import ALL_STACKS, recorded
 
 
 def test_the_registry_is_the_whole_provider():

@@ -13,7 +13,7 @@ import pytest
 from finops_platform.config import StackConfig
 from finops_platform.render import Recorded, load_stack, record
 from finops_rules import RULES, stack_config
-from tests.infra.conftest import recorded
+from tests.infra.support import recorded
 from tests.policy.component_children import child_types
 
 REMOTE_COMPONENTS = ("awsx:ec2:Vpc", "eks:index:Cluster")

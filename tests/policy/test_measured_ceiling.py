@@ -10,7 +10,7 @@ import pytest
 
 from finops_platform import config as platform_config
 from finops_rules import RULES
-from tests.infra.conftest import recorded
+from tests.infra.support import recorded
 
 
 @pytest.fixture

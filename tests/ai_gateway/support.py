@@ -1,0 +1,34 @@
+"""What the gateway's tests share besides fixtures: a clock they move by hand, and settings with
+the tests' defaults."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ai_gateway.settings import deep_merge, resolve_settings
+
+
+class ManualClock:
+    """Seconds since the epoch that move only when a test says so (from the real time, so a
+    Redis server's own entry ids agree with it)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+TEST_DEFAULTS: dict[str, Any] = {
+    "latency_scale": 0,
+    "cache": {"semantic": {"embedder": "lexical"}},
+}
+
+
+def settings_for(profile: str = "optimized", **overrides: Any):
+    """A profile with the tests' defaults (no latency, the lexical embedder) and overrides."""
+    return resolve_settings(profile, deep_merge(TEST_DEFAULTS, overrides), "test settings")

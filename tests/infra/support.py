@@ -1,0 +1,36 @@
+"""What the infra tests share: the stacks, the shared folders, the program recorded under mocks
+once per stack, and the skip (or, in CI, failure) when a shared folder is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from finops_platform.render import Recording, load_stack, record
+from tests.paths import SHARED
+
+SCHEMAS = SHARED / "schemas"
+CHARTS = SHARED / "charts"
+IN_CI = os.environ.get("CI") == "true"
+STACKS = ("unoptimized", "optimized")  # the AWS stacks
+ALL_STACKS = (*STACKS, "local")
+_recordings: dict[str, Recording] = {}
+
+
+def recorded(stack: str) -> Recording:
+    """The program run under mocks (preview=False, so every output resolves), once per stack."""
+    if stack not in _recordings:
+        _recordings[stack] = record(load_stack(stack))
+    return _recordings[stack]
+
+
+def need_shared(folder: Path, holds: str) -> None:
+    """Skip, saying why, when a shared folder is absent; CI has it, so there it is a failure."""
+    if folder.is_dir():
+        return
+    message = f"{folder} is absent: it holds {holds}, which CI has and a plain clone does not"
+    if IN_CI:
+        pytest.fail(message + "; in CI (CI=true) these checks must run")
+    pytest.skip(message)
