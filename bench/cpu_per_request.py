@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
-import yaml
+from compare import gateway_config
 from compare_workload import API_KEY, PATH, REPEATED_PROMPT, chat_body, miss_prompt
 
 from finops_common.process import free_port
@@ -64,18 +64,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime: fields 14 and 15
 
 
-def gateway_config(profile: str, tmp: Path) -> Path:
-    """Latency off; for ``optimized``, team-a's limits too high to refuse anything."""
-    settings: dict = {"latency_scale": 0}
-    if profile == "optimized":
-        limits = {"usd": 1_000_000.0, "period": "day", "tokens_per_minute": 10**12}
-        limits["requests_per_minute"] = 10**9
-        settings["teams"] = {"team-a": {"keys": [API_KEY], "routing": "all", "limits": limits}}
-    path = tmp / f"gateway-{profile}.yaml"
-    path.write_text(yaml.safe_dump(settings))
-    return path
-
-
 def child_env(checkout: Checkout) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # in-process store
     env["PYTHONPATH"] = str(checkout.services)
@@ -92,7 +80,7 @@ def running_gateway(
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
     """A gateway of ``checkout`` answering /readyz; stopped on leaving, whatever happens."""
     port = free_port()
-    args = ["--profile", profile, "--config", str(gateway_config(profile, tmp))]
+    args = ["--profile", profile, "--config", str(gateway_config(tmp, profile))]
     args += ["--port", str(port), "--log-level", "warning"]
     if checkout.knows_metrics_port:
         args += ["--metrics-port", "0"]
