@@ -202,6 +202,30 @@ def gateway_config(tmp: Path, profile: str) -> Path:
     return path
 
 
+def time_new_replica(redis_url: str, config: Path, log: Path, timeout_s: float, run: int) -> dict:
+    """From process start to /readyz 200, then to a semantic hit on a known entry of ``run``."""
+    started = time.monotonic()
+    replica = GatewayProcess(
+        profile="optimized",
+        config=config,
+        redis_url=redis_url,
+        log_path=log,
+        startup_timeout_s=timeout_s,
+    )
+    with replica:
+        readyz_s = time.monotonic() - started
+        probe = 0  # each probe rephrases another entry: a missed probe is no exact hit later
+        while post_once(replica.url, API_KEY, rephrased_prompt(run, probe), timeout_s) != (
+            "semantic"
+        ):
+            probe += 1
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError("the new replica served no semantic hit in time")
+        warm_s = time.monotonic() - started
+        rss = rss_mib(pid_listening(replica.port))
+    return {"readyz_s": readyz_s, "warm_s": warm_s, "probes": probe + 1, "rss_mib": rss}
+
+
 def post_once(url: str, api_key: str, prompt: str, timeout_s: float = 60) -> str:
     request = urllib.request.Request(
         url + PATH,
@@ -455,28 +479,13 @@ class Bench:
         }
 
     def time_new_replica(self, redis_url: str, run: int) -> dict:
-        """From process start to /readyz 200, then to a semantic hit on a known entry."""
-        timeout_s = self.args.warmup_timeout
-        replica = GatewayProcess(
-            profile="optimized",
-            config=gateway_config(self.tmp, "optimized"),
-            redis_url=redis_url,
-            log_path=self.tmp / "gateway-warmup.log",
-            startup_timeout_s=timeout_s,
+        return time_new_replica(
+            redis_url,
+            gateway_config(self.tmp, "optimized"),
+            self.tmp / "gateway-warmup.log",
+            self.args.warmup_timeout,
+            run,
         )
-        started = time.monotonic()
-        with replica:
-            readyz_s = time.monotonic() - started
-            probe = 0  # each probe rephrases another entry: a missed probe is no exact hit later
-            while post_once(replica.url, API_KEY, rephrased_prompt(run, probe), timeout_s) != (
-                "semantic"
-            ):
-                probe += 1
-                if time.monotonic() - started > timeout_s:
-                    raise TimeoutError("the new replica served no semantic hit in time")
-            warm_s = time.monotonic() - started
-            rss = rss_mib(pid_listening(replica.port))
-        return {"readyz_s": readyz_s, "warm_s": warm_s, "probes": probe + 1, "rss_mib": rss}
 
     def cprofile(self, requests: int, top: int = 15) -> None:
         """Profile ``requests`` optimized misses in the gateway process, start-up left out."""

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import redis
-from compare import gateway_config, machine, pid_listening, post_once, rss_mib
-from compare_workload import API_KEY, chat_body, miss_prompt, rephrased_prompt
+from compare import gateway_config, machine, time_new_replica
+from compare_workload import chat_body, miss_prompt
 
 from ai_gateway.adapters.openai import OpenAIAdapter
 from ai_gateway.cache import CachedCompletion
@@ -38,7 +38,7 @@ from ai_gateway.semantic import ENTRY_PREFIX, LOG, SemanticCache, semantic_scope
 from ai_gateway.settings import load_settings
 from ai_gateway.simulator import SimulatedProvider
 from ai_gateway.store import KEY_PREFIX, RedisStore
-from finops_common.process import GatewayProcess, embedded_valkey
+from finops_common.process import embedded_valkey
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = ROOT / "services" / "finops_sim" / "rightsize" / "gateway_memory.json"
@@ -88,29 +88,6 @@ async def snapshot(redis_url: str, dimensions: int, ttl: int) -> tuple[int, floa
     return mirrored, time.monotonic() - started
 
 
-def time_new_replica(redis_url: str, config: Path, log: Path, timeout_s: float) -> dict:
-    started = time.monotonic()
-    replica = GatewayProcess(
-        profile="optimized",
-        config=config,
-        redis_url=redis_url,
-        log_path=log,
-        startup_timeout_s=timeout_s,
-    )
-    with replica:
-        readyz_s = time.monotonic() - started
-        probe = 0
-        while post_once(replica.url, API_KEY, rephrased_prompt(RUN, probe), timeout_s) != (
-            "semantic"
-        ):
-            probe += 1
-            if time.monotonic() - started > timeout_s:
-                raise TimeoutError("the new replica served no semantic hit in time")
-        warm_s = time.monotonic() - started
-        rss = rss_mib(pid_listening(replica.port))
-    return {"readyz_s": readyz_s, "warm_s": warm_s, "probes": probe + 1, "rss_mib": rss}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=100_000)
@@ -131,7 +108,7 @@ def main() -> None:
             dims = open_embedder("model2vec", semantic.model).dimensions
             mirrored, build_s = asyncio.run(snapshot(redis_url, dims, semantic.ttl_seconds))
             print(f"first replica mirrored {mirrored:,} and saved the snapshot in {build_s:.0f} s")
-            replica = time_new_replica(redis_url, config, tmp / "replica.log", args.timeout)
+            replica = time_new_replica(redis_url, config, tmp / "replica.log", args.timeout, RUN)
     result = {
         **machine(),
         "entries": args.entries,
