@@ -75,6 +75,8 @@ class Connection:
     async def post(self, head: bytes, body: bytes) -> tuple[int, dict[str, str]]:
         self._writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
         status_line = await self._reader.readline()
+        if not status_line:
+            raise ConnectionResetError("the server closed the keep-alive connection")
         headers: dict[str, str] = {}
         while (line := await self._reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode("latin-1").partition(":")
@@ -100,9 +102,23 @@ class Client:
         self._idle: list[Connection] = []
 
     async def post(self, body: bytes, timeout_s: float = 30.0) -> tuple[int, str]:
-        """The status and the ``x-gateway-cache`` header; the connection returns to the pool."""
-        connection = self._idle.pop() if self._idle else None
-        connection = connection or await Connection.open(self._host, self._port)
+        """The status and the ``x-gateway-cache`` header; the connection returns to the pool.
+
+        A pooled connection the server closed while idle (uvicorn's keep-alive timeout) is
+        replaced by a new one once; a new connection's failure counts.
+        """
+        while self._idle:
+            connection = self._idle.pop()
+            try:
+                return await self._post_on(connection, body, timeout_s)
+            except ConnectionResetError:
+                continue
+        connection = await Connection.open(self._host, self._port)
+        return await self._post_on(connection, body, timeout_s)
+
+    async def _post_on(
+        self, connection: Connection, body: bytes, timeout_s: float
+    ) -> tuple[int, str]:
         try:
             status, headers = await asyncio.wait_for(connection.post(self._head, body), timeout_s)
         except BaseException:

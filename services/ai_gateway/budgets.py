@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Literal, Protocol
 
 from pydantic import BaseModel
@@ -74,6 +75,12 @@ class Window:
 
 def window(team: str, period: Period, now: datetime) -> Window:
     now = now.astimezone(UTC)
+    return _window_of_minute(team, period, now.replace(second=0, microsecond=0))
+
+
+@lru_cache(maxsize=4096)
+def _window_of_minute(team: str, period: Period, now: datetime) -> Window:
+    """Every request of one minute shares its window: built once, not per request."""
     if period == "day":
         start = now.replace(hour=0, minute=0, second=0, microsecond=0)
         end = start + timedelta(days=1)

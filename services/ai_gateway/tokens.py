@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import tiktoken
 
@@ -59,16 +59,25 @@ def count_text(card: ModelCard, text: str) -> int:
     return len(get_encoding(encoding_name(card)).encode(text, disallowed_special=()))
 
 
-def count_prompt(card: ModelCard, messages: Sequence[PromptMessage]) -> int:
-    encoding = get_encoding(encoding_name(card))
-    total = REPLY_PRIMING_TOKENS
-    for message in messages:
-        total += TOKENS_PER_MESSAGE
-        total += len(encoding.encode(message.role, disallowed_special=()))
-        total += len(encoding.encode(message.content, disallowed_special=()))
-        if message.name:
-            total += TOKENS_PER_NAME + len(encoding.encode(message.name, disallowed_special=()))
+def message_tokens(encoding: str, message: PromptMessage) -> int:
+    """One message's share of a prompt count: its content, role and name, and the overhead."""
+    enc = get_encoding(encoding)
+    total = TOKENS_PER_MESSAGE + _text_tokens(encoding, message.role)
+    total += len(enc.encode(message.content, disallowed_special=()))
+    if message.name:
+        total += TOKENS_PER_NAME + _text_tokens(encoding, message.name)
     return total
+
+
+@lru_cache(maxsize=1024)
+def _text_tokens(encoding: str, text: str) -> int:
+    """Roles and names repeat across requests: counted once."""
+    return len(get_encoding(encoding).encode(text, disallowed_special=()))
+
+
+def count_prompt(card: ModelCard, messages: Sequence[PromptMessage]) -> int:
+    encoding = encoding_name(card)
+    return REPLY_PRIMING_TOKENS + sum(message_tokens(encoding, m) for m in messages)
 
 
 def describe(cards: Sequence[ModelCard]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 _NUMBER = re.compile(r"(?:(?<=\bv)|(?<![A-Za-z0-9.]))\d+(?:[.,:/-]\d+)*")
 _QUOTED = re.compile(
@@ -187,17 +187,76 @@ def content_words(text: str) -> tuple[frozenset[str], tuple[tuple[str, ...], ...
     return frozenset(words), tuple(sorted(d for d in directions if len(d) > 1))
 
 
-@dataclass(frozen=True)
 class SalientTerms:
-    numbers: frozenset[str]
-    quoted: frozenset[str]
-    named: frozenset[str]
-    languages: frozenset[str]
-    actions: frozenset[str]
-    negated: bool
-    words: frozenset[str]
-    content: frozenset[str]
-    directions: tuple[tuple[str, ...], ...]
+    """One prompt's salient terms, each class extracted when a check first reads it: most
+    candidates are refused on the first class that differs, so the rest is never computed."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def numbers(self) -> frozenset[str]:
+        return frozenset(_normalise_number(n) for n in _NUMBER.findall(self.text))
+
+    @cached_property
+    def quoted(self) -> frozenset[str]:
+        return frozenset(
+            " ".join(next(g for g in groups if g).lower().split())
+            for groups in _QUOTED.findall(self.text)
+        )
+
+    @cached_property
+    def _tokens(self) -> list[str]:
+        return _WORD.findall(self.text)
+
+    @cached_property
+    def words(self) -> frozenset[str]:
+        return frozenset(re.sub(r"'s$", "", t.lower().strip("'")) for t in self._tokens)
+
+    @cached_property
+    def named(self) -> frozenset[str]:
+        sentence_starts = {m.group(1) for m in _SENTENCE_START.finditer(self.text)}
+        named = set()
+        for token in self._tokens:
+            bare = token.strip("'")
+            if len(bare) < 2:
+                continue
+            is_acronym = bare.isupper()
+            is_identifier = any(c.isdigit() or c in "._" for c in bare)
+            is_capitalised = (
+                bare[0].isupper() and bare not in sentence_starts and not re.match(r"I('|$)", bare)
+            )
+            is_camel = bool(re.search(r"[a-z][A-Z]", bare))
+            if is_acronym or is_identifier or is_capitalised or is_camel:
+                named.add(re.sub(r"'s$", "", bare.lower()))
+        return frozenset(named)
+
+    @cached_property
+    def languages(self) -> frozenset[str]:
+        lowered = self.text.lower()
+        return frozenset(
+            w for w in self.words if w in NATURAL_LANGUAGES or w in PROGRAMMING_LANGUAGES
+        ) | frozenset(lang for lang in ("c++", "c#") if lang in lowered)
+
+    @cached_property
+    def actions(self) -> frozenset[str]:
+        return frozenset(_CLASS_OF[m.group(1)] for m in _ACTION_PATTERN.finditer(self.text.lower()))
+
+    @cached_property
+    def negated(self) -> bool:
+        return bool(_NEGATION.search(self.text))
+
+    @cached_property
+    def _content(self) -> tuple[frozenset[str], tuple[tuple[str, ...], ...]]:
+        return content_words(self.text)
+
+    @property
+    def content(self) -> frozenset[str]:
+        return self._content[0]
+
+    @property
+    def directions(self) -> tuple[tuple[str, ...], ...]:
+        return self._content[1]
 
 
 def _normalise_number(raw: str) -> str:
@@ -206,43 +265,7 @@ def _normalise_number(raw: str) -> str:
 
 @lru_cache(maxsize=65536)
 def salient_terms(text: str) -> SalientTerms:
-    lowered = text.lower()
-    numbers = frozenset(_normalise_number(n) for n in _NUMBER.findall(text))
-    quoted = frozenset(
-        " ".join(next(g for g in groups if g).lower().split()) for groups in _QUOTED.findall(text)
-    )
-    tokens = _WORD.findall(text)
-    words = frozenset(re.sub(r"'s$", "", t.lower().strip("'")) for t in tokens)
-    sentence_starts = {m.group(1) for m in _SENTENCE_START.finditer(text)}
-    named = set()
-    for token in tokens:
-        bare = token.strip("'")
-        if len(bare) < 2:
-            continue
-        is_acronym = bare.isupper()
-        is_identifier = any(c.isdigit() or c in "._" for c in bare)
-        is_capitalised = (
-            bare[0].isupper() and bare not in sentence_starts and not re.match(r"I('|$)", bare)
-        )
-        is_camel = bool(re.search(r"[a-z][A-Z]", bare))
-        if is_acronym or is_identifier or is_capitalised or is_camel:
-            named.add(re.sub(r"'s$", "", bare.lower()))
-    languages = frozenset(
-        w for w in words if w in NATURAL_LANGUAGES or w in PROGRAMMING_LANGUAGES
-    ) | frozenset(lang for lang in ("c++", "c#") if lang in lowered)
-    actions = frozenset(_CLASS_OF[m.group(1)] for m in _ACTION_PATTERN.finditer(lowered))
-    content, directions = content_words(text)
-    return SalientTerms(
-        numbers=numbers,
-        quoted=quoted,
-        named=frozenset(named),
-        languages=languages,
-        actions=actions,
-        negated=bool(_NEGATION.search(text)),
-        words=words,
-        content=content,
-        directions=directions,
-    )
+    return SalientTerms(text)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ import pytest
 from ai_gateway.catalog import Catalog, PromptTokens
 from ai_gateway.domain import ChatRequest, GatewayError
 from ai_gateway.pricing import default_price_table
+from ai_gateway.router import request_turns
 from ai_gateway.settings import RoutingSettings
 from ai_gateway.simulator import SimulatedProvider
-from ai_gateway.tokens import PromptMessage
+from ai_gateway.tokens import PromptMessage, count_prompt
 
 
 def ask(text: str, model: str = "gpt-4", **kwargs) -> ChatRequest:
@@ -89,10 +90,19 @@ def test_prompt_tokens_are_counted_once_per_encoding(monkeypatch):
     import ai_gateway.catalog as module
 
     calls = []
-    real = module.count_prompt
-    monkeypatch.setattr(module, "count_prompt", lambda c, m: calls.append(c.name) or real(c, m))
-    request = ask("count me once")
-    tokens = PromptTokens(request.messages)
+    real = module.message_tokens
+    monkeypatch.setattr(
+        module, "message_tokens", lambda e, m: calls.append((e, m.role)) or real(e, m)
+    )
+    messages = (
+        PromptMessage("system", "You are terse."),
+        PromptMessage("user", "count me once"),
+        PromptMessage("assistant", "Counted."),
+        PromptMessage("user", "and again", name="ops"),
+    )
+    tokens = PromptTokens(messages)
     table = default_price_table()
-    assert tokens(table.resolve("gpt-4")) == tokens(table.resolve("claude-haiku-4-5"))
-    assert len(calls) == 1
+    gpt4, haiku = table.resolve("gpt-4"), table.resolve("claude-haiku-4-5")
+    assert tokens(gpt4) == tokens(haiku) == count_prompt(gpt4, messages)
+    assert tokens.user_turns(gpt4) == count_prompt(gpt4, request_turns(messages))
+    assert len(calls) == len(messages)  # one encoding (cl100k_base), each message once

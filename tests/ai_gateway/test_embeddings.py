@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ai_gateway.embeddings import EmbedderUnavailable, LexicalEmbedder, open_embedder
+from ai_gateway.embeddings import (
+    EmbedderUnavailable,
+    LexicalEmbedder,
+    Model2VecEmbedder,
+    _normalised,
+    open_embedder,
+)
+from tests.paths import EMBEDDING_MODEL, REPO
+
+DATA = REPO / "bench" / "data"
 
 
 def test_lexical_vectors_are_normalised_and_deterministic():
@@ -27,3 +36,25 @@ def test_lexical_similarity_orders_rephrasings_above_unrelated_text():
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(EmbedderUnavailable, match=r"cache\.semantic\.embedder: lexical"):
         open_embedder("model2vec", str(tmp_path / "no-such-model"))
+
+
+@pytest.mark.skipif(
+    not EMBEDDING_MODEL.exists(), reason=f"the model2vec model is not at {EMBEDDING_MODEL}"
+)
+def test_model2vec_fast_path_is_model2vec_encode_bit_for_bit():
+    """The embedder skips StaticModel.encode's batching; its vectors must not move a bit, or the
+    semantic cache and router evaluations would change."""
+    embedder = Model2VecEmbedder(str(EMBEDDING_MODEL))
+    texts = [
+        "Please summarize the invoice with reference 7-1042 for account 93.",
+        "How do I reset my password?  Ünïcödé, emoji 😀, [UNK] [MASK] tokens",
+        "x" * 5000,
+        "",
+        "\u200b",
+        *(line for line in (DATA / "routing_heldout.yaml").read_text().splitlines()[:300]),
+    ]
+    for text in texts:
+        reference = _normalised(embedder._model.encode([text])[0])
+        vector = embedder.embed(text)
+        assert vector.dtype == reference.dtype == np.float32
+        assert np.array_equal(vector, reference), text
