@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .wordpiece import AsciiWordPiece
+
 
 class EmbedderUnavailable(RuntimeError):
     """The configured embedding model could not be loaded."""
@@ -50,8 +52,9 @@ class Model2VecEmbedder:
         self._direct = loaded.token_mapping is None and loaded.weights is None
         self._max_tokens = loaded.max_length
         self._max_chars = (
-            None if loaded.max_length is None else loaded.max_length * (loaded.median_token_length)
+            None if loaded.max_length is None else loaded.max_length * loaded.median_token_length
         )
+        self._wordpiece = AsciiWordPiece.of(loaded.tokenizer) if self._direct else None
 
     def embed(self, text: str) -> np.ndarray:
         if not self._direct:
@@ -65,10 +68,13 @@ class Model2VecEmbedder:
         loaded = self._model
         if self._max_chars is not None:
             text = text[: self._max_chars]
-        # One text: ``encode`` runs on this thread; the batch methods hand it to a thread pool,
-        # which waits for a free core on a busy server.
-        encoding = loaded.tokenizer.encode(text, add_special_tokens=False)
-        ids = encoding.ids[: self._max_tokens] if self._max_tokens is not None else encoding.ids
+        ids = None if self._wordpiece is None else self._wordpiece.ids(text)
+        if ids is None:
+            # One text: ``encode`` runs on this thread; the batch methods hand it to a thread
+            # pool, which waits for a free core on a busy server.
+            ids = loaded.tokenizer.encode(text, add_special_tokens=False).ids
+        if self._max_tokens is not None:
+            ids = ids[: self._max_tokens]
         if loaded.unk_token_id is not None:
             ids = [i for i in ids if i != loaded.unk_token_id]
         if not ids:
