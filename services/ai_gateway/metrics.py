@@ -6,15 +6,39 @@ summed by Prometheus. The CLI therefore always runs a single worker process.
 
 from __future__ import annotations
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    ProcessCollector,
-    generate_latest,
-)
+from typing import Self
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase
+
+
+class _RememberedChildren(MetricWrapperBase):
+    """prometheus_client checks the label names, converts the values and takes a lock on every
+    ``labels()`` call; a request asks for the same few children again and again, so each call's
+    child is remembered by its arguments (the gateway never removes a child)."""
+
+    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
+        key = (labelvalues, tuple(labelkwargs.items()))
+        children: dict[object, Self] = self.__dict__.setdefault("_children_by_arguments", {})
+        child = children.get(key)
+        if child is None:
+            child = children[key] = super().labels(*labelvalues, **labelkwargs)
+        return child
+
+
+class Counter(_RememberedChildren, prometheus_client.Counter):
+    pass
+
+
+class Gauge(_RememberedChildren, prometheus_client.Gauge):
+    pass
+
+
+class Histogram(_RememberedChildren, prometheus_client.Histogram):
+    pass
+
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
 
