@@ -373,8 +373,8 @@ def create_app(gateway: Gateway) -> FastAPI:
             if http.request_log is not None:
                 http.request_log.close()
 
-    # /docs and /redoc load Swagger UI and ReDoc from fastapi-offline's copy (under
-    # /static-offline-docs), not from a CDN, so they render on a machine without internet; no
+    # /docs loads Swagger UI from fastapi-offline's copy (under /static-offline-docs, as /redoc
+    # loads ReDoc's script), not from a CDN, so it renders on a machine without internet; no
     # validator badge either, which would send the document's URL to swagger.io.
     app = FastAPIOffline(
         title="finops-sim AI gateway",
