@@ -20,6 +20,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -372,7 +373,10 @@ def create_app(gateway: Gateway) -> FastAPI:
             if http.request_log is not None:
                 http.request_log.close()
 
-    app = FastAPI(
+    # /docs loads Swagger UI from fastapi-offline's copy (under /static-offline-docs, as /redoc
+    # loads ReDoc's script), not from a CDN, so it renders on a machine without internet; no
+    # validator badge either, which would send the document's URL to swagger.io.
+    app = FastAPIOffline(
         title="finops-sim AI gateway",
         # The gateway exports Prometheus metrics (/metrics); FastAPI's OpenTelemetry stays off.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -380,6 +384,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.router.route_class = DirectRoute
     for path in ("/v1/chat/completions", "/chat/completions"):

@@ -6,6 +6,7 @@ Bad input is always a 4xx in the called API's error shape, never a 500.
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -250,6 +251,36 @@ async def test_budgets_endpoint_shows_a_team_its_own_and_an_admin_everything(app
 async def test_health_and_readiness(client):
     assert (await client.get("/healthz")).json() == {"status": "ok", "store": "up"}
     assert (await client.get("/readyz")).json() == {"status": "ready", "store": "up"}
+
+
+# What each asset of the docs page must be: its content type, and a mark of the real file.
+DOCS_ASSETS = {
+    "swagger-ui-bundle.js": ({"text/javascript", "application/javascript"}, b"SwaggerUIBundle"),
+    "swagger-ui.css": ({"text/css"}, b".swagger-ui"),
+    "favicon.png": ({"image/png"}, b"\x89PNG"),
+}
+
+
+async def test_docs_render_offline_from_the_gateways_own_assets(client):
+    """/docs names no other host: Swagger UI comes from the gateway, to anyone, keyless."""
+    page = await client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "://" not in page.text and "'/openapi.json'" in page.text
+    assert '"validatorUrl": null' in page.text  # no badge fetched from swagger.io
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert {url.rsplit("/", 1)[-1] for url in urls} == set(DOCS_ASSETS)
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//")
+        asset = await client.get(url)
+        content_types, mark = DOCS_ASSETS[url.rsplit("/", 1)[-1]]
+        assert asset.status_code == 200, url
+        assert asset.headers["content-type"].split(";")[0] in content_types
+        assert len(asset.content) > 1000 and mark in asset.content[:200_000]
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    static = {url.rsplit("/", 1)[0] for url in urls}
+    assert not [path for path in paths if any(path.startswith(s) for s in static)]
+    missing = await client.get(next(iter(static)) + "/no-such-file.js")
+    assert_openai_error(missing, 404)
 
 
 async def test_a_semantic_hit_on_a_streamed_request_is_streamed(app_client):
