@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .domain import GatewayError
 from .settings import GatewaySettings, key_digest
+
+# A client sends its key with every request: its digest is computed once (a bounded cache, so
+# random keys cannot grow it).
+_digest_of = lru_cache(maxsize=1024)(key_digest)
 
 
 class Identity:
@@ -21,7 +27,7 @@ class Identity:
                 "Missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
                 code="invalid_api_key",
             )
-        team = self._teams_by_digest.get(key_digest(api_key))
+        team = self._teams_by_digest.get(_digest_of(api_key))
         if team is None:
             raise GatewayError(
                 "authentication", "Incorrect API key provided.", code="invalid_api_key"

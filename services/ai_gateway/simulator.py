@@ -84,6 +84,7 @@ def draw_length(card: ModelCard, rng: random.Random) -> int:
 def _compose(words: tuple[str, ...], n_tokens: int, rng: random.Random, complete: bool) -> str:
     """Exactly ``n_tokens`` one-token pieces; a complete answer ends its last sentence."""
     body = n_tokens - 1 if complete else n_tokens
+    drawn = iter(rng.choices(words, k=body))  # one draw for the whole answer
     pieces: list[str] = []
     sentence_left = rng.randint(*_SENTENCE_WORDS)
     while len(pieces) < body:
@@ -91,7 +92,7 @@ def _compose(words: tuple[str, ...], n_tokens: int, rng: random.Random, complete
             pieces.append(".")
             sentence_left = rng.randint(*_SENTENCE_WORDS)
             continue
-        pieces.append(" " + rng.choice(words))
+        pieces.append(" " + next(drawn))
         sentence_left -= 1
     if complete:
         pieces.append(".")

@@ -98,6 +98,8 @@ KEYED = (
 
 def unsimulated(body: BaseModel, fields: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """The given fields that ``body`` sets, as (name, canonical JSON), for the cache key."""
+    if all(getattr(body, name) is None for name in fields):
+        return ()  # the usual request: nothing to dump
     values = body.model_dump(include=set(fields), exclude_none=True)
     return tuple(
         (name, json.dumps(values[name], sort_keys=True, separators=(",", ":"), default=str))
