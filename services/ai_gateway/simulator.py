@@ -82,21 +82,20 @@ def draw_length(card: ModelCard, rng: random.Random) -> int:
 
 
 def _compose(words: tuple[str, ...], n_tokens: int, rng: random.Random, complete: bool) -> str:
-    """Exactly ``n_tokens`` one-token pieces; a complete answer ends its last sentence."""
+    """Exactly ``n_tokens`` one-token pieces: sentences of 6 to 16 words, each full stop one
+    token; a complete answer ends its last sentence, a cut one ends on a word."""
     body = n_tokens - 1 if complete else n_tokens
-    drawn = iter(rng.choices(words, k=body))  # one draw for the whole answer
-    pieces: list[str] = []
-    sentence_left = rng.randint(*_SENTENCE_WORDS)
-    while len(pieces) < body:
-        if sentence_left == 0 and len(pieces) < body - 1:
-            pieces.append(".")
-            sentence_left = rng.randint(*_SENTENCE_WORDS)
-            continue
-        pieces.append(" " + next(drawn))
-        sentence_left -= 1
-    if complete:
-        pieces.append(".")
-    return "".join(pieces).lstrip(" ")
+    drawn = rng.choices(words, k=body)  # one draw for the whole answer
+    sentences: list[str] = []
+    start = 0
+    while start < body:
+        end = start + rng.randint(*_SENTENCE_WORDS)
+        if end >= body - 1:  # no full stop in the last piece: the sentence takes the rest
+            sentences.append(" ".join(drawn[start:body]))
+            break
+        sentences.append(" ".join(drawn[start:end]))
+        start = end + 1  # piece ``end`` is the full stop
+    return ". ".join(sentences) + ("." if complete else "")
 
 
 def completion_length(card: ModelCard, max_tokens: int, seed: int) -> tuple[int, FinishReason]:

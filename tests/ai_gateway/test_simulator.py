@@ -34,6 +34,16 @@ def test_token_count_is_exact_and_capped():
                 assert result.completion_tokens == 120
 
 
+def test_short_answers_count_exactly_at_every_cap():
+    """Sentence breaks near the end of an answer are where a miscount would hide."""
+    card = default_price_table().resolve("gpt-4o-mini")
+    for cap in range(1, 40):
+        for seed in range(30):
+            result = simulate_completion(card, cap, seed)
+            assert result.completion_tokens == count_text(card, result.text) <= cap
+            assert ".." not in result.text and not result.text.startswith(" ")
+
+
 def test_lengths_follow_the_models_median():
     card = default_price_table().resolve("gpt-4o-mini")
     lengths = [simulate_completion(card, 16_000, seed).completion_tokens for seed in range(300)]
