@@ -38,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -59,7 +58,7 @@ from compare_workload import (
 )
 
 # The one place that knows where the gateway's process harness lives.
-from finops_common.process import GatewayProcess, embedded_valkey, free_port
+from finops_common.process import GatewayProcess, embedded_valkey, free_port, stop, wait_ready
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -134,16 +133,6 @@ def rss_mib(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return 200
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
 @contextmanager
 def server_process(
     cmd: list[str], ready_url: str, env: dict[str, str], log: Path, timeout_s: float
@@ -152,22 +141,10 @@ def server_process(
     with open(log, "wb") as log_file:
         process = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + timeout_s
-            while http_status(ready_url) != 200:
-                if process.poll() is not None:
-                    raise RuntimeError(f"{cmd[0]} exited with {process.returncode}; see {log}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{cmd[0]} not ready in {timeout_s:.0f} s; see {log}")
-                time.sleep(0.2)
+            wait_ready(process, ready_url, timeout_s, Path(cmd[0]).name, log)
             yield process
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
+            stop(process, signal.SIGINT)
 
 
 def litellm_venv(requested: str | None) -> Path:

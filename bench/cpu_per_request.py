@@ -32,13 +32,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import httpx
 from compare import gateway_config
 from compare_workload import API_KEY, PATH, REPEATED_PROMPT, chat_body, miss_prompt
 
-from finops_common.process import free_port
+from finops_common.process import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -93,38 +92,13 @@ def running_gateway(
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_ready(process, port, log_path)
+            wait_ready(process, f"http://127.0.0.1:{port}/readyz", 120, checkout.label, log_path)
             imported = log_path.read_text().splitlines()[0]
             if str(checkout.services) not in imported:
                 raise RuntimeError(f"{checkout.label}: wrong code imported: {imported}")
             yield process, f"http://127.0.0.1:{port}", imported
         finally:
-            stop(process, log)
-
-
-def wait_ready(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gateway exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gateway not ready after 120 s:\n{log_path.read_text()}")
-
-
-def stop(process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    log.flush()
+            stop(process)
 
 
 async def send(base: str, prompts: list[str], concurrency: int) -> Counter[str]:

@@ -35,15 +35,42 @@ def embedded_valkey() -> Iterator[str]:
         server.stop()
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if the process has not exited within 10 s."""
+def stop(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 10.0
+) -> None:
+    """``sig`` (SIGTERM by default), then SIGKILL if the process has not exited in time."""
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(sig)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes], url: str, timeout_s: float, name: str, log: Path | None
+) -> None:
+    """Return once ``url`` answers 200; raise, quoting the end of ``log``, if the process exits
+    or the deadline passes first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{name} was not ready within {timeout_s:.0f} s:\n{_tail(log)}")
+
+
+def _tail(log: Path | None, chars: int = 3000) -> str:
+    if log is None or not log.exists():
+        return "(no log kept)" if log is None else f"(no log at {log})"
+    return log.read_text(errors="replace")[-chars:]
 
 
 @contextmanager
@@ -110,24 +137,14 @@ class GatewayProcess:
         self._process = subprocess.Popen(
             self._cmd, env=self._env, stdout=self._log_file, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + self._timeout
-        while time.monotonic() < deadline:
-            code = self._process.poll()
-            if code is not None:
-                self.stop()
-                raise RuntimeError(
-                    f"the gateway exited with code {code} during start-up"
-                    + (f"; see {self._log_path}" if self._log_path else "")
-                )
-            try:
-                status, _ = http_json(self.url + "/readyz", timeout=1.0)
-                if status == 200:
-                    return self
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"the gateway was not ready within {self._timeout:.0f} s")
+        try:
+            wait_ready(
+                self._process, self.url + "/readyz", self._timeout, "the gateway", self._log_path
+            )
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise
+        return self
 
     @property
     def pid(self) -> int:

@@ -24,15 +24,14 @@ import math
 import os
 import random
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from finops_common.process import free_port, stop, wait_ready
 
 BLOCK_S = 300
 SCRAPE_S = 60
@@ -294,12 +293,6 @@ def binaries() -> tuple[str, str] | None:
     return (prometheus, promtool) if prometheus and promtool else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def serve(history: History, workdir: Path) -> Iterator[str]:
     """Backfill the history into blocks and run Prometheus on them (127.0.0.1, a free port);
@@ -326,7 +319,7 @@ def serve(history: History, workdir: Path) -> Iterator[str]:
     )
     config = workdir / "prometheus.yml"
     config.write_text("global: {}\n", encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     log = (workdir / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [
@@ -342,27 +335,8 @@ def serve(history: History, workdir: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, workdir / "prometheus.log")
+        wait_ready(process, f"{url}/-/ready", 60, "Prometheus", workdir / "prometheus.log")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout_s=20)
         log.close()
-
-
-def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Prometheus exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"Prometheus did not become ready in {timeout_s:.0f}s:\n{log.read_text()}")
