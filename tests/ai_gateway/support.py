@@ -32,3 +32,19 @@ TEST_DEFAULTS: dict[str, Any] = {
 def settings_for(profile: str = "optimized", **overrides: Any):
     """A profile with the tests' defaults (no latency, the lexical embedder) and overrides."""
     return resolve_settings(profile, deep_merge(TEST_DEFAULTS, overrides), "test settings")
+
+
+ADMIN_KEY = "sk-admin-key-for-tests"
+
+
+def budget_settings(**limits: Any) -> dict[str, Any]:
+    """Caches and routing off, team-a under ``limits``, team-b unlimited, and an admin key."""
+    return {
+        "cache": {"exact": {"enabled": False}, "semantic": {"enabled": False}},
+        "routing": {"enabled": False},
+        "admin_keys": [ADMIN_KEY],
+        "teams": {
+            "team-a": {"keys": ["sk-demo-team-a"], "limits": limits},
+            "team-b": {"keys": ["sk-demo-team-b"]},
+        },
+    }

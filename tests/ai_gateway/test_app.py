@@ -11,10 +11,11 @@ import re
 import httpx
 import pytest
 
+from tests.ai_gateway.support import ADMIN_KEY, budget_settings
+
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
 KEY = {"authorization": "Bearer sk-demo-team-a"}
-ADMIN_KEY = "sk-admin-key-for-tests"
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -194,20 +195,8 @@ async def test_models_in_both_shapes(client):
     assert_anthropic_error(denied, 401, "authentication_error")
 
 
-def limited_settings(**limits) -> dict:
-    return {
-        "cache": {"exact": {"enabled": False}, "semantic": {"enabled": False}},
-        "routing": {"enabled": False},
-        "admin_keys": [ADMIN_KEY],
-        "teams": {
-            "team-a": {"keys": ["sk-demo-team-a"], "limits": limits},
-            "team-b": {"keys": ["sk-demo-team-b"]},
-        },
-    }
-
-
 async def test_rate_limit_429_in_both_api_shapes(app_client):
-    client = await app_client("optimized", **limited_settings(requests_per_minute=2))
+    client = await app_client("optimized", **budget_settings(requests_per_minute=2))
     body = {"model": "gpt-4o-mini", "messages": HI}
     for _ in range(2):
         assert (await client.post(OPENAI, json=body, headers=KEY)).status_code == 200
@@ -227,7 +216,7 @@ async def test_rate_limit_429_in_both_api_shapes(app_client):
 
 
 async def test_the_minute_limit_resets_when_the_clock_moves(app_client, clock):
-    client = await app_client("optimized", **limited_settings(requests_per_minute=1))
+    client = await app_client("optimized", **budget_settings(requests_per_minute=1))
     body = {"model": "gpt-4o-mini", "messages": HI}
     assert (await client.post(OPENAI, json=body, headers=KEY)).status_code == 200
     assert (await client.post(OPENAI, json=body, headers=KEY)).status_code == 429
@@ -236,7 +225,7 @@ async def test_the_minute_limit_resets_when_the_clock_moves(app_client, clock):
 
 
 async def test_budgets_endpoint_shows_a_team_its_own_and_an_admin_everything(app_client):
-    client = await app_client("optimized", **limited_settings(usd=1.0, period="month"))
+    client = await app_client("optimized", **budget_settings(usd=1.0, period="month"))
     own = (await client.get("/v1/budgets", headers=KEY)).json()["data"]
     assert [row["team"] for row in own] == ["team-a"]
     assert own[0]["budget_usd"] == 1.0 and own[0]["period"] == "month"

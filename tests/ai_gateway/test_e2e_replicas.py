@@ -13,6 +13,8 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.ai_gateway.support import ADMIN_KEY, budget_settings
+
 
 def scrape(metrics_url: str) -> dict[tuple[str, frozenset], float]:
     samples = {}
@@ -189,19 +191,6 @@ def test_model2vec_embedder_is_reported_and_used(start_gateway):
 
 
 BUDGET_USD = 0.05
-ADMIN_KEY = "sk-admin-key-for-tests"
-
-
-def budget_settings(**limits):
-    return {
-        "cache": {"exact": {"enabled": False}, "semantic": {"enabled": False}},
-        "routing": {"enabled": False},
-        "admin_keys": [ADMIN_KEY],
-        "teams": {
-            "team-a": {"keys": ["sk-demo-team-a"], "limits": limits},
-            "team-b": {"keys": ["sk-demo-team-b"]},
-        },
-    }
 
 
 async def _burst(urls: list[str], n: int) -> list[httpx.Response]:

@@ -128,17 +128,21 @@ def tiny_chart(root: Path) -> Path:
     return folder
 
 
-def test_helm_template_renders_a_chart_that_lacks_a_subchart(tmp_path):
-    tiny_chart(tmp_path)
-    release = {
+def tiny_release(**fields: object) -> dict:
+    """The recorded Release of the tiny chart, with ``fields`` set."""
+    return {
         "id": "kubernetes:helm.sh/v3:Release::tiny",
         "name": "tiny",
         "namespace": "demo",
         "chart": "tiny",
         "version": "1.0.0",
-        "values": {"greeting": "from the program"},
+        **fields,
     }
-    [rendered] = render_charts([release], tmp_path)
+
+
+def test_helm_template_renders_a_chart_that_lacks_a_subchart(tmp_path):
+    tiny_chart(tmp_path)
+    [rendered] = render_charts([tiny_release(values={"greeting": "from the program"})], tmp_path)
     assert rendered.missing_subcharts == ["absent"]
     by_kind = {o.manifest["kind"]: o for o in rendered.objects}
     config = by_kind["ConfigMap"]
@@ -150,14 +154,5 @@ def test_helm_template_renders_a_chart_that_lacks_a_subchart(tmp_path):
 
 def test_a_release_that_skips_its_crds_renders_none(tmp_path):
     tiny_chart(tmp_path)
-    release = {
-        "id": "kubernetes:helm.sh/v3:Release::tiny",
-        "name": "tiny",
-        "namespace": "demo",
-        "chart": "tiny",
-        "version": "1.0.0",
-        "values": {},
-        "skip_crds": True,
-    }
-    [rendered] = render_charts([release], tmp_path)
+    [rendered] = render_charts([tiny_release(values={}, skip_crds=True)], tmp_path)
     assert [o.manifest["kind"] for o in rendered.objects] == ["ConfigMap"]
