@@ -79,17 +79,16 @@ def window(team: str, period: Period, now: datetime) -> Window:
 
 
 @lru_cache(maxsize=4096)
-def _window_of_minute(team: str, period: Period, now: datetime) -> Window:
+def _window_of_minute(team: str, period: Period, minute: datetime) -> Window:
     """Every request of one minute shares its window: built once, not per request."""
     if period == "day":
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        start = minute.replace(hour=0, minute=0)
         end = start + timedelta(days=1)
         label = start.strftime("%Y%m%d")
     else:
-        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        start = minute.replace(day=1, hour=0, minute=0)
         end = (start + timedelta(days=32)).replace(day=1)
         label = start.strftime("%Y%m")
-    minute = now.replace(second=0, microsecond=0)
     minute_label = minute.strftime("%Y%m%d%H%M")
     # The team in a hash tag: one script's keys share a slot, as a Valkey cluster (ElastiCache
     # Serverless) requires of a multi-key script.

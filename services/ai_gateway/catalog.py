@@ -12,7 +12,7 @@ import numpy as np
 from .domain import AUTO_MODEL, ChatRequest, GatewayError
 from .embeddings import Embedder
 from .pricing import ModelCard, PriceTable
-from .router import RequestText, RouteDecision, classify
+from .router import RequestText, RouteDecision, classify, is_request_turn
 from .settings import RoutingSettings
 from .simulator import SimulatedProvider
 from .tokens import REPLY_PRIMING_TOKENS, PromptMessage, encoding_name, message_tokens
@@ -39,10 +39,10 @@ class PromptTokens:
         return REPLY_PRIMING_TOKENS + sum(self._counts(card))
 
     def user_turns(self, card: ModelCard) -> int:
-        """The count of the user turns alone (``router.request_turns``), as the routers read."""
+        """The count of the turns the routers read (``router.request_turns``)."""
         counts = self._counts(card)
         return REPLY_PRIMING_TOKENS + sum(
-            n for n, m in zip(counts, self._messages, strict=True) if m.role == "user"
+            n for n, m in zip(counts, self._messages, strict=True) if is_request_turn(m)
         )
 
 

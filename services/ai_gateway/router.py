@@ -101,10 +101,15 @@ class RequestText:
         return cls(users[-1].content if users else "", len(users))
 
 
+def is_request_turn(message: PromptMessage) -> bool:
+    """Whether the routers read this turn's length: the user's turns, not the system or
+    developer prompt."""
+    return message.role == "user"
+
+
 def request_turns(messages: Sequence[PromptMessage]) -> list[PromptMessage]:
-    """The turns whose length the routers read (callers count their tokens): the user's, not the
-    system or developer prompt."""
-    return [m for m in messages if m.role == "user"]
+    """The turns whose length the routers read (callers count their tokens)."""
+    return [m for m in messages if is_request_turn(m)]
 
 
 # The request-length flag: a user request this long (in tokens) reads as more than a question.
