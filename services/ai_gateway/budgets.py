@@ -26,11 +26,10 @@ from functools import lru_cache
 from typing import Literal, Protocol
 
 from pydantic import BaseModel
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from .domain import GatewayError
 from .metrics import GatewayMetrics
+from .resp import RespClient, RespError, Script
 from .settings import GatewaySettings
 from .store import KEY_PREFIX, Clock, StoreUnavailable
 
@@ -217,7 +216,7 @@ class MemoryLedger:
         return budget.get("spent", 0), budget.get("reserved", 0)
 
 
-_RESERVE_LUA = """
+_RESERVE = Script("""
 local budget_limit, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local tpm_limit, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local rpm_limit = tonumber(ARGV[5])
@@ -245,9 +244,9 @@ if cost > 0 then
   redis.call('EXPIRE', KEYS[1], budget_ttl)
 end
 return {'ok', spent}
-"""
+""")
 
-_SETTLE_LUA = """
+_SETTLE = Script("""
 local reserved_cost, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local reserved_tokens, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'reserved', -reserved_cost)
@@ -257,16 +256,14 @@ if reserved_tokens > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('INCRBY', KEYS[2], tokens - reserved_tokens)
 end
 return spent
-"""
+""")
 
 
 class RedisLedger:
     """The counters in Redis (or Valkey), shared by every replica; each step is one Lua script."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: RespClient) -> None:
         self._client = client
-        self._reserve = client.register_script(_RESERVE_LUA)
-        self._settle = client.register_script(_SETTLE_LUA)
 
     async def reserve(
         self, reservation: Reservation, limits: TeamLimits, now: datetime
@@ -277,7 +274,8 @@ class RedisLedger:
             return -1 if value is None else value
 
         try:
-            reason, spent = await self._reserve(
+            reason, spent = await self._client.run_script(
+                _RESERVE,
                 keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.tokens_key,
                       KEY_PREFIX + w.requests_key],
                 args=[limit(limits.budget_nanos), reservation.cost_nanos,
@@ -285,25 +283,28 @@ class RedisLedger:
                       limit(limits.requests_per_minute),
                       ttl_seconds(w.period_end, now), ttl_seconds(w.minute_end, now)],
             )  # fmt: skip
-        except RedisError as exc:
+        except RespError as exc:
             raise StoreUnavailable(f"redis budget reservation failed: {exc}") from exc
         return _reason(reason.decode()), int(spent)
 
     async def settle(self, reservation: Reservation, cost_nanos: int, tokens: int) -> int:
         w = reservation.window
         try:
-            spent = await self._settle(
+            spent = await self._client.run_script(
+                _SETTLE,
                 keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.tokens_key],
                 args=[reservation.cost_nanos, cost_nanos, reservation.tokens, tokens],
             )
-        except RedisError as exc:
+        except RespError as exc:
             raise StoreUnavailable(f"redis budget settlement failed: {exc}") from exc
         return int(spent)
 
     async def usage(self, budget_key: str) -> tuple[int, int]:
         try:
-            values = await self._client.hmget(KEY_PREFIX + budget_key, ["spent", "reserved"])
-        except RedisError as exc:
+            values = await self._client.execute(
+                "HMGET", KEY_PREFIX + budget_key, "spent", "reserved"
+            )
+        except RespError as exc:
             raise StoreUnavailable(f"redis budget read failed: {exc}") from exc
         return int(values[0] or 0), int(values[1] or 0)
 

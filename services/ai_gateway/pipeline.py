@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -31,7 +32,7 @@ from .router import RouteDecision
 from .semantic import SemanticCache, SemanticHit, semantic_scope
 from .settings import GatewaySettings
 from .simulator import LatencyPlan, SimulatedProvider
-from .store import Clock, Store, StoreUnavailable
+from .store import Clock, Store, StoreUnavailable, write_together
 from .tokens import count_text
 
 log = logging.getLogger("ai_gateway")
@@ -148,13 +149,19 @@ class Gateway:
         if partial and delivered is not None:
             completion = self._cut(completion, delivered)
         self.meter.record(completion)
+        writes: list[Awaitable[None]] = []
         if settlement.reservation is not None:
             used = completion.prompt_tokens + completion.completion_tokens
-            await self.budgets.settle(
-                completion.team, settlement.reservation, completion.cost_usd, used
+            writes.append(
+                self.budgets.settle(
+                    completion.team, settlement.reservation, completion.cost_usd, used
+                )
             )
         if not partial:
-            await self._remember(settlement.key, settlement.probe, completion, settlement.label)
+            writes.extend(
+                self._remember(settlement.key, settlement.probe, completion, settlement.label)
+            )
+        await write_together(self.store, writes)
         return completion
 
     @staticmethod
@@ -268,9 +275,10 @@ class Gateway:
         self.meter.record(completion)
         return completion
 
-    async def _remember(
+    def _remember(
         self, key: str | None, probe: SemanticProbe | None, c: Completion, label: str | None
-    ) -> None:
+    ) -> list[Awaitable[None]]:
+        """The cache writes for an answer, not yet awaited (see store.write_together)."""
         entry = CachedCompletion(
             model=c.model.name,
             text=c.text,
@@ -280,11 +288,13 @@ class Gateway:
             cost_usd=c.cost_usd,
             label=label,
         )
+        writes: list[Awaitable[None]] = []
         if key is not None and self.exact is not None:
-            await self.meter.guarded(self.exact.put(key, entry), "cache_put")
+            writes.append(self.meter.guarded(self.exact.put(key, entry), "cache_put"))
         if probe is not None and self.semantic is not None:
             add = self.semantic.add(probe.scope, probe.prompt, probe.vector, entry)
-            await self.meter.guarded(add, "semantic_put")
+            writes.append(self.meter.guarded(add, "semantic_put"))
+        return writes
 
     async def budget_report(self, teams: list[str]) -> list[BudgetRow]:
         return await self.budgets.report(teams, datetime.fromtimestamp(self.clock(), UTC))

@@ -27,7 +27,7 @@ from usearch.index import Index
 
 from .cache import CachedCompletion
 from .domain import ChatRequest
-from .store import Clock, Store
+from .store import Clock, Store, write_together
 from .verification import verify
 
 LOG = "cache:semantic:log"
@@ -264,15 +264,19 @@ class SemanticCache:
     async def add(
         self, scope: str, prompt: str, vector: np.ndarray, completion: CachedCompletion
     ) -> None:
+        """The answer under its own key, then its log entry; on one Redis connection the two are
+        applied in that order, so a replica that reads the entry finds the answer."""
         ref = f"{ENTRY_PREFIX}{scope}:{int(self._clock() * 1e9)}:{self._next_label}"
-        await self._store.set(ref, json.dumps(vars(completion)).encode(), self._ttl)
-        await self._store.log_append(
-            LOG,
-            {
-                "scope": scope.encode(),
-                "vector": np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
-                "prompt": prompt.encode(),
-                "ref": ref.encode(),
-            },
-            self._ttl,
+        fields = {
+            "scope": scope.encode(),
+            "vector": np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
+            "prompt": prompt.encode(),
+            "ref": ref.encode(),
+        }
+        await write_together(
+            self._store,
+            [
+                self._store.set(ref, json.dumps(vars(completion)).encode(), self._ttl),
+                self._store.log_append(LOG, fields, self._ttl),
+            ],
         )

@@ -105,17 +105,14 @@ class BudgetSettings(StrictModel):
 
 
 class StoreSettings(StrictModel):
-    """The Redis connection pool: a request waits for a free connection instead of failing."""
+    """The Redis connection: one per process, carrying every request's commands in order."""
 
-    pool_size: int = Field(
-        default=128, ge=1, le=10_000, description="connections to Redis per gateway process"
-    )
-    pool_timeout_s: float = Field(
-        default=10.0,
+    timeout_s: float = Field(
+        default=5.0,
         gt=0,
         le=60,
-        description="how long a request waits for a free connection before the store counts as "
-        "unavailable",
+        description="how long connecting, or a command's reply, may take before the store counts "
+        "as unavailable (generous: a busy event loop reads replies late although Redis is fast)",
     )
 
 

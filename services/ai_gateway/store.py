@@ -7,14 +7,14 @@ age (the semantic cache's shared index). The in-process store is the embedded de
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, Protocol, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
-import redis.asyncio as redis_asyncio
-from redis.exceptions import RedisError
+from .resp import RespClient, RespError
 
 KEY_PREFIX = "finops:"
 
@@ -37,6 +37,12 @@ def _as_bytes(value: object) -> bytes:
     if isinstance(value, str):
         return value.encode()
     raise StoreUnavailable(f"unexpected reply from the store: {value!r:.80}")
+
+
+def _fields(flat: list[Any]) -> dict[str, bytes]:
+    """A stream entry's [field, value, field, value, ...] as a dict."""
+    pairs = zip(flat[::2], flat[1::2], strict=True)
+    return {_as_bytes(field).decode(): _as_bytes(value) for field, value in pairs}
 
 
 def _log_id_key(entry_id: str) -> tuple[int, int]:
@@ -62,6 +68,17 @@ class Store(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+async def write_together(store: Store, writes: Sequence[Awaitable[object]]) -> None:
+    """Independent writes. On Redis they are issued together and share one round trip (resp.py),
+    and the first failure is raised; in process they run in order, since a task each would cost
+    more than it saves."""
+    if store.kind == "memory" or len(writes) < 2:
+        for write in writes:
+            await write
+    else:
+        await asyncio.gather(*writes)
 
 
 class MemoryStore:
@@ -116,75 +133,56 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Redis (or Valkey) store shared by every replica."""
+    """Redis (or Valkey) store shared by every replica, over one pipelining connection."""
 
     kind = "redis"
 
-    def __init__(
-        self,
-        url: str,
-        clock: Clock = time.time,
-        pool_size: int = 128,
-        pool_timeout_s: float = 10.0,
-    ) -> None:
-        """A blocking pool: past ``pool_size`` connections a request waits (up to
-        ``pool_timeout_s``) for a free one, rather than failing with "Too many connections"."""
-        pool = redis_asyncio.BlockingConnectionPool.from_url(
-            url,
-            max_connections=pool_size,
-            timeout=pool_timeout_s,
-            # Generous: a loaded event loop reads (and connects) late although Valkey is not slow;
-            # a stopped Valkey refuses at once.
-            socket_timeout=5.0,
-            socket_connect_timeout=5.0,
-            health_check_interval=30,
-        )
-        self.client = redis_asyncio.Redis(connection_pool=pool)
+    def __init__(self, url: str, clock: Clock = time.time, timeout_s: float = 5.0) -> None:
+        """``timeout_s`` bounds both connecting and each command's reply: past it the store counts
+        as unavailable."""
+        self.client = RespClient(url, timeout_s=timeout_s, connect_timeout_s=timeout_s)
         self._clock = clock
 
     async def get(self, key: str) -> bytes | None:
         try:
-            value = await self.client.get(KEY_PREFIX + key)
-        except RedisError as exc:
+            value = await self.client.execute("GET", KEY_PREFIX + key)
+        except RespError as exc:
             raise StoreUnavailable(f"redis get failed: {exc}") from exc
         return None if value is None else _as_bytes(value)
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
         try:
-            await self.client.set(KEY_PREFIX + key, value, ex=ttl_seconds)
-        except RedisError as exc:
+            await self.client.execute("SET", KEY_PREFIX + key, value, "EX", ttl_seconds)
+        except RespError as exc:
             raise StoreUnavailable(f"redis set failed: {exc}") from exc
 
     async def log_append(self, log: str, fields: dict[str, bytes], max_age_s: int) -> str:
         oldest_ms = int(self._clock() * 1000) - max_age_s * 1000
+        pairs = [part for field, value in fields.items() for part in (field, value)]
         try:
-            entry_id = await self.client.xadd(
-                KEY_PREFIX + log, cast(Any, fields), minid=oldest_ms, approximate=True
+            entry_id = await self.client.execute(
+                "XADD", KEY_PREFIX + log, "MINID", "~", oldest_ms, "*", *pairs
             )
-        except RedisError as exc:
+        except RespError as exc:
             raise StoreUnavailable(f"redis xadd failed: {exc}") from exc
         return _as_bytes(entry_id).decode()
 
     async def log_read(self, log: str, after: str, count: int) -> list[LogEntry]:
         try:
-            reply: Any = await self.client.xread({KEY_PREFIX + log: after}, count=count)
-        except RedisError as exc:
+            reply: Any = await self.client.execute(
+                "XREAD", "COUNT", count, "STREAMS", KEY_PREFIX + log, after
+            )
+        except RespError as exc:
             raise StoreUnavailable(f"redis xread failed: {exc}") from exc
         if not reply:
             return []
-        return [
-            (
-                _as_bytes(eid).decode(),
-                {_as_bytes(k).decode(): _as_bytes(v) for k, v in fields.items()},
-            )
-            for eid, fields in reply[0][1]
-        ]
+        return [(_as_bytes(entry_id).decode(), _fields(flat)) for entry_id, flat in reply[0][1]]
 
     async def ping(self) -> None:
         try:
-            await self.client.ping()
-        except RedisError as exc:
+            await self.client.execute("PING")
+        except RespError as exc:
             raise StoreUnavailable(f"redis ping failed: {exc}") from exc
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.client.close()

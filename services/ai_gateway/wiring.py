@@ -21,13 +21,12 @@ from .store import Clock, MemoryStore, RedisStore, Store
 
 
 def open_store(
-    redis_url: str | None, clock: Clock = time.time, pool: StoreSettings | None = None
+    redis_url: str | None, clock: Clock = time.time, settings: StoreSettings | None = None
 ) -> Store:
     """Redis (shared by replicas) when a URL is given, else the in-process store."""
     if not redis_url:
         return MemoryStore(clock=clock)
-    pool = pool or StoreSettings()
-    return RedisStore(redis_url, clock, pool.pool_size, pool.pool_timeout_s)
+    return RedisStore(redis_url, clock, (settings or StoreSettings()).timeout_s)
 
 
 def ledger_for(store: Store, clock: Clock = time.time) -> Ledger:

@@ -167,9 +167,8 @@ def test_one_teams_budget_keys_share_a_hash_slot():
 def test_the_budget_scripts_run_on_a_cluster(cluster_valkey):
     """The gateway's Redis ledger reserves and settles against the cluster, as it would against
     ElastiCache Serverless (a CROSSSLOT refusal would fail here)."""
-    from redis.asyncio import Redis
-
     from ai_gateway.budgets import RedisLedger, Reservation, TeamLimits
+    from ai_gateway.resp import RespClient
 
     now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
     reservation = Reservation(budget_window("team-a"), cost_nanos=1_000, tokens=10)
@@ -178,12 +177,12 @@ def test_the_budget_scripts_run_on_a_cluster(cluster_valkey):
     port = cluster_valkey.connection_pool.connection_kwargs["port"]
 
     async def reserve_and_settle() -> int:
-        client = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+        client = RespClient(f"redis://127.0.0.1:{port}/0")
         try:
             ledger = RedisLedger(client)
             assert (await ledger.reserve(reservation, limits, now))[0] == "ok"
             return await ledger.settle(reservation, cost_nanos=800, tokens=8)
         finally:
-            await client.aclose()
+            await client.close()
 
     assert asyncio.run(reserve_and_settle()) == 800
