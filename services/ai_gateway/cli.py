@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"cannot serve metrics on {args.host}:{metrics_port} ({exc.strerror}): set "
                 "--metrics-port or the metrics_port setting to a free port, or 0 to turn it off"
             )
-    app = create_app(gateway)
+    app = create_app(gateway, freeze_heap=True)
     uvicorn.run(
         app,
         host=args.host,

@@ -5,6 +5,7 @@ Bad input is always a 4xx in the called API's error shape, never a 500.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 
@@ -291,3 +292,18 @@ async def test_a_semantic_hit_on_a_streamed_request_is_streamed(app_client):
         for line in lines[:-1]
     )
     assert text == original.json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("freeze_heap", [False, True])
+async def test_only_the_server_freezes_its_start_up_heap(make_gateway, freeze_heap):
+    """The server process (cli) hides what it allocated to start from the garbage collector;
+    an app built by a caller (these tests, a benchmark) leaves the collector alone."""
+    from ai_gateway.app import create_app
+
+    gc.unfreeze()
+    app = create_app(make_gateway("unoptimized"), freeze_heap=freeze_heap)
+    try:
+        async with app.router.lifespan_context(app):
+            assert (gc.get_freeze_count() > 0) is freeze_heap
+    finally:
+        gc.unfreeze()

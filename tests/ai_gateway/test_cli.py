@@ -56,3 +56,22 @@ def test_unloadable_model_stops_start_up_with_a_clear_message(tmp_path):
     assert result.returncode == 2
     assert "cannot load the model2vec embedding model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_server_it_starts_freezes_its_start_up_heap(monkeypatch):
+    """What the CLI hands to uvicorn is an app that calls gc.freeze once started (test_app)."""
+    from ai_gateway import cli
+
+    built: list[dict[str, object]] = []
+    real_create_app = cli.create_app
+
+    def create_app(gateway, **options):
+        built.append(options)
+        return real_create_app(gateway, **options)
+
+    served: list[object] = []
+    monkeypatch.setattr(cli, "create_app", create_app)
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **_: served.append(app))
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert cli.main(["--profile", "unoptimized", "--metrics-port", "0"]) == 0
+    assert built == [{"freeze_heap": True}] and len(served) == 1
