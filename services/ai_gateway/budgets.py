@@ -395,6 +395,13 @@ class Budgets:
             raise _refusal(team, limits, admission, worst_cost_usd, now)
         return reservation
 
+    async def admit_free(self, team: str, now: datetime) -> None:
+        """Admit a request that costs nothing (a cache hit): it is checked against, and counted
+        in, the team's requests-per-minute limit only, so without that limit there is nothing to
+        ask the ledger."""
+        if self._limits[team].requests_per_minute is not None:
+            await self.admit(team, 0.0, 0, now)
+
     async def settle(
         self, team: str, reservation: Reservation, cost_usd: float, tokens: int
     ) -> None:

@@ -254,7 +254,7 @@ class Gateway:
         now: datetime,
     ) -> Completion:
         """A cache hit costs nothing and saves what the request would have cost unoptimized."""
-        await self.budgets.admit(team, 0.0, 0, now)
+        await self.budgets.admit_free(team, now)
         card = self.catalog.table.resolve(hit.model) or self.catalog.resolve(request.model)
         completion = Completion(
             requested_model=request.model,

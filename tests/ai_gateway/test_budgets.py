@@ -155,3 +155,29 @@ async def test_an_unreachable_ledger_fails_closed_or_open_as_configured():
         assert errors == 1
     finally:
         await store.close()
+
+
+class CountingLedger(MemoryLedger):
+    """The in-process ledger, counting reservations asked of it."""
+
+    reservations = 0
+
+    async def reserve(self, reservation, limits, now):
+        self.reservations += 1
+        return await super().reserve(reservation, limits, now)
+
+
+async def test_a_free_request_is_checked_against_the_request_rate_only(clock):
+    """A cache hit spends nothing: with a budget but no requests-per-minute limit the ledger is
+    not asked; with that limit, hits count and are refused past it."""
+    ledger = CountingLedger(clock)
+    budgets = stage(ledger, GatewayMetrics(), budget_nanos=to_nanos(0.01), tokens_per_minute=10)
+    for _ in range(5):
+        await budgets.admit_free("ops", NOW)
+    assert ledger.reservations == 0
+    limited = stage(CountingLedger(clock), GatewayMetrics(), requests_per_minute=2)
+    await limited.admit_free("ops", NOW)
+    await limited.admit_free("ops", NOW)
+    with pytest.raises(GatewayError) as refused:
+        await limited.admit_free("ops", NOW)
+    assert refused.value.kind == "rate_limit"
