@@ -302,13 +302,14 @@ class Gateway:
     async def start(self) -> None:
         """Warm the semantic index from the shared store before serving (its snapshot, then the
         log's tail), save snapshots for the next replica from then on, and watch the store's
-        health."""
+        health. The in-process store has no next replica: nothing to snapshot for."""
         if self.semantic is not None:
             try:
                 await self.semantic.sync()
             except StoreUnavailable as exc:
                 log.warning("semantic cache warm-up failed, starting empty: %s", exc)
-            self._snapshots = asyncio.create_task(self._save_snapshots(self.semantic))
+            if self.store.kind != "memory":
+                self._snapshots = asyncio.create_task(self._save_snapshots(self.semantic))
         self._store_watch = asyncio.create_task(self._watch_store())
 
     async def _watch_store(self) -> None:

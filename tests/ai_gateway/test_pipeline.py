@@ -193,3 +193,14 @@ async def test_the_semantic_cache_and_the_router_share_one_embedding_per_request
     assert embedder.texts == [prompt]
     assert served.route is not None and served.route.head == "embedding+features"
     assert served.route.threshold == 0.4
+
+
+async def test_replicas_save_snapshots_only_to_a_shared_store(store, make_gateway):
+    """A snapshot is for the next replica; the in-process store has none, so a single replica
+    never pauses to serialise its index."""
+    gateway = make_gateway("optimized", store, cache={"semantic": {"embedder": "lexical"}})
+    await gateway.start()
+    try:
+        assert (gateway._snapshots is not None) is (store.kind == "redis")
+    finally:
+        await gateway.close()
