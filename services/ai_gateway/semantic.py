@@ -16,11 +16,16 @@ log tail written since.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import itertools
 import json
 import struct
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 from usearch.index import Index
@@ -33,7 +38,7 @@ from .verification import verify
 LOG = "cache:semantic:log"
 ENTRY_PREFIX = "cache:semantic:entry:"
 SNAPSHOT = "cache:semantic:snapshot"
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 CANDIDATES = 8
 SYNC_BATCH = 1000
 # The graph's build-time search breadth (usearch's default is 128). 32 makes an insertion about 3x
@@ -62,8 +67,9 @@ class LookupOutcome:
     refusals: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
+    """A tuple, not a frozen dataclass: a snapshot restore builds 100k (0.48 s -> 0.05 s)."""
+
     ref: str
     prompt: str
     added_at: float
@@ -88,6 +94,19 @@ def _unframe(blob: bytes) -> list[memoryview]:
         parts.append(view[at + _LENGTH.size : at + _LENGTH.size + length])
         at += _LENGTH.size + length
     return parts
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Building 100k entries in one go sets off full garbage collections that scan them again
+    and again: half of a snapshot restore's time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def semantic_scope(team: str, tier: str, request: ChatRequest) -> str:
@@ -173,26 +192,30 @@ class SemanticCache:
         return added
 
     def _snapshot_bytes(self) -> bytes:
-        """Every shard's index (usearch's format) and entries, and the last log id they hold."""
+        """A header (layout, embedder size, the last log id read, the scopes), then per scope its
+        index (usearch's format) and its entries by column: labels and times as arrays, refs and
+        prompts as JSON lists of strings. Columns, because encoding 100k entries as JSON rows
+        took most of a second on the event loop."""
         scopes = list(self._shards)
         header = {
             "format": SNAPSHOT_FORMAT,
             "dimensions": self._dimensions,
             "last_id": self._last_id,
             "next_label": self._next_label,
-            "scopes": [
-                [
-                    scope,
-                    [
-                        [n, e.ref, e.prompt, e.added_at]
-                        for n, e in self._shards[scope].entries.items()
-                    ],
-                ]
-                for scope in scopes
-            ],
+            "scopes": scopes,
         }
-        indexes = [self._shards[scope].index.save() or b"" for scope in scopes]
-        return _frame(json.dumps(header).encode(), *indexes)
+        parts = [json.dumps(header).encode()]
+        for scope in scopes:
+            shard = self._shards[scope]
+            entries = shard.entries.values()
+            parts += [
+                shard.index.save() or b"",
+                np.fromiter(shard.entries, dtype=np.int64, count=len(entries)).tobytes(),
+                np.array([e.added_at for e in entries], dtype=np.float64).tobytes(),
+                json.dumps([e.ref for e in entries]).encode(),
+                json.dumps([e.prompt for e in entries]).encode(),
+            ]
+        return _frame(*parts)
 
     async def save_snapshot(self) -> bool:
         """Write this replica's indexes to the store, if it read log entries since the last
@@ -210,20 +233,27 @@ class SemanticCache:
         blob = await self._store.get(SNAPSHOT)
         if blob is None or self._shards:
             return 0
-        header_bytes, *indexes = _unframe(blob)
+        header_bytes, *columns = _unframe(blob)
         header = json.loads(bytes(header_bytes))
         if header.get("format") != SNAPSHOT_FORMAT or header["dimensions"] != self._dimensions:
             return 0  # another layout or another embedder: replay the log instead
+        with _collector_paused():
+            return self._load_snapshot(header, columns)
+
+    def _load_snapshot(self, header: dict[str, Any], columns: list[memoryview]) -> int:
         shards: dict[str, _Shard] = {}
         order: list[tuple[float, str, int]] = []
-        for (scope, entries), index_bytes in zip(header["scopes"], indexes, strict=True):
+        for n, scope in enumerate(header["scopes"]):
+            index_bytes, labels_bytes, times_bytes, refs, prompts = columns[5 * n : 5 * n + 5]
             index = Index.restore(index_bytes)
             if index is None:
                 return 0
+            labels = np.frombuffer(labels_bytes, dtype=np.int64).tolist()
+            times = np.frombuffer(times_bytes, dtype=np.float64).tolist()
+            entries = map(_Entry, json.loads(bytes(refs)), json.loads(bytes(prompts)), times)
             shard = shards[scope] = _Shard(self._dimensions, index)
-            for label, ref, prompt, added_at in entries:
-                shard.entries[label] = _Entry(ref, prompt, added_at)
-                order.append((added_at, scope, label))
+            shard.entries = dict(zip(labels, entries, strict=True))
+            order.extend(zip(times, itertools.repeat(scope), labels))
         order.sort()
         self._shards.update(shards)
         self._order.extend(order)

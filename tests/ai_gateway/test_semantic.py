@@ -6,8 +6,8 @@ import time
 
 from ai_gateway.cache import CachedCompletion
 from ai_gateway.embeddings import LexicalEmbedder
-from ai_gateway.semantic import SemanticCache
-from ai_gateway.store import RedisStore
+from ai_gateway.semantic import LOG, SNAPSHOT, SemanticCache
+from ai_gateway.store import MemoryStore, RedisStore
 
 EMBEDDER = LexicalEmbedder()
 ANSWER = CachedCompletion(
@@ -88,6 +88,30 @@ async def test_a_new_replica_restores_the_snapshot_then_reads_the_log_tail(store
         ("team-a|complex|x", "how do I reset my password please"),
     ):
         assert (await ask(replica, scope, prompt)).hit is not None, prompt
+
+
+async def test_a_snapshot_alone_restores_every_entry_with_its_age(clock):
+    """Restored from the snapshot only (the new replica's store holds no log): both scopes'
+    entries answer, and each keeps the time it was written, so it expires on time."""
+    writer_store = MemoryStore(clock=clock)
+    writer = cache_on(writer_store, ttl=60, clock=clock)
+    await remember(writer, "team-a|complex|x", "How do I cancel my order?")
+    clock.advance(30)
+    await remember(writer, "team-b|complex|x", "How do I upload a file to S3?")
+    await writer.sync()
+    assert await writer.save_snapshot()
+    replica_store = MemoryStore(clock=clock)
+    await replica_store.set(SNAPSHOT, await writer_store.get(SNAPSHOT) or b"", 60)
+    for _, fields in await writer_store.log_read(LOG, "0", 10):  # the answers, not the log
+        ref = fields["ref"].decode()
+        await replica_store.set(ref, await writer_store.get(ref) or b"", 60)
+    replica = cache_on(replica_store, ttl=60, clock=clock)
+    assert await replica.sync() == 2
+    asked = await ask(replica, "team-b|complex|x", "how do I upload a file to S3")
+    assert asked.hit is not None and asked.hit.cached_prompt == "How do I upload a file to S3?"
+    clock.advance(31)  # the first entry is now 61 s old, the second 31 s
+    await replica.sync()
+    assert replica.size == 1
 
 
 async def test_a_snapshot_of_another_embedder_is_ignored(store):
