@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from .resp import RespClient, RespError
 
 KEY_PREFIX = "finops:"
+BULK_TIMEOUT_S = 60.0
 
 
 class StoreUnavailable(RuntimeError):
@@ -56,6 +57,15 @@ class Store(Protocol):
     async def get(self, key: str) -> bytes | None: ...
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
+
+    async def get_bulk(self, key: str) -> bytes | None:
+        """:meth:`get` for a large value (a semantic snapshot, tens of MB)."""
+        ...
+
+    async def set_bulk(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        """:meth:`set` for a large value: on Redis over a connection of its own, so the
+        requests' commands are not queued behind its transfer."""
+        ...
 
     async def log_append(self, log: str, fields: dict[str, bytes], max_age_s: int) -> str:
         """Append to a shared append-only log; entries older than ``max_age_s`` are trimmed."""
@@ -109,6 +119,12 @@ class MemoryStore:
         while len(self._data) > self._max_entries:
             self._data.popitem(last=False)
 
+    async def get_bulk(self, key: str) -> bytes | None:
+        return await self.get(key)
+
+    async def set_bulk(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        await self.set(key, value, ttl_seconds)
+
     async def log_append(self, log: str, fields: dict[str, bytes], max_age_s: int) -> str:
         entries = self._logs.setdefault(log, [])
         now_ms = int(self._clock() * 1000)
@@ -141,18 +157,36 @@ class RedisStore:
         """``timeout_s`` bounds both connecting and each command's reply: past it the store counts
         as unavailable."""
         self.client = RespClient(url, timeout_s=timeout_s, connect_timeout_s=timeout_s)
+        # Large values take a connection of their own, with time to cross a slow network.
+        self._bulk = RespClient(
+            url, timeout_s=max(timeout_s, BULK_TIMEOUT_S), connect_timeout_s=timeout_s
+        )
         self._clock = clock
 
     async def get(self, key: str) -> bytes | None:
+        return await self._get(self.client, key)
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        await self._set(self.client, key, value, ttl_seconds)
+
+    async def get_bulk(self, key: str) -> bytes | None:
+        return await self._get(self._bulk, key)
+
+    async def set_bulk(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        await self._set(self._bulk, key, value, ttl_seconds)
+
+    @staticmethod
+    async def _get(client: RespClient, key: str) -> bytes | None:
         try:
-            value = await self.client.execute("GET", KEY_PREFIX + key)
+            value = await client.execute("GET", KEY_PREFIX + key)
         except RespError as exc:
             raise StoreUnavailable(f"redis get failed: {exc}") from exc
         return None if value is None else _as_bytes(value)
 
-    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+    @staticmethod
+    async def _set(client: RespClient, key: str, value: bytes, ttl_seconds: int) -> None:
         try:
-            await self.client.execute("SET", KEY_PREFIX + key, value, "EX", ttl_seconds)
+            await client.execute("SET", KEY_PREFIX + key, value, "EX", ttl_seconds)
         except RespError as exc:
             raise StoreUnavailable(f"redis set failed: {exc}") from exc
 
@@ -186,3 +220,4 @@ class RedisStore:
 
     async def close(self) -> None:
         await self.client.close()
+        await self._bulk.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 from ai_gateway.cache import CachedCompletion
@@ -121,3 +123,34 @@ async def test_a_snapshot_of_another_embedder_is_ignored(store):
     assert await writer.save_snapshot()
     replica = cache_on(store)
     assert await replica.sync() == 0  # the log's vectors have 8 dimensions, not the lexical 1024
+
+
+async def test_a_lookup_does_not_wait_for_a_snapshot_under_way(store):
+    """While a snapshot holds the indexes still, a lookup searches them as they are; what was
+    written meanwhile is found once the snapshot is done."""
+    cache = cache_on(store)
+    await remember(cache, "s", "How do I cancel my order?")
+    await cache.sync()
+    async with cache._sync_lock:  # as save_snapshot holds it while the bytes are built
+        await remember(cache, "s", "How do I upload a file to S3?")
+        during = await asyncio.wait_for(ask(cache, "s", "how do I cancel my order please"), 5)
+        unseen = await asyncio.wait_for(ask(cache, "s", "how do I upload a file to S3"), 5)
+    assert during.hit is not None and unseen.hit is None
+    assert (await ask(cache, "s", "how do I upload a file to S3")).hit is not None
+
+
+async def test_a_snapshot_is_built_off_the_event_loop(store):
+    """The bytes come from a worker thread: the loop keeps serving meanwhile."""
+    cache = cache_on(store)
+    await remember(cache, "s", "How do I cancel my order?")
+    await cache.sync()
+    threads: list[str] = []
+    build = cache._snapshot_bytes
+
+    def recorded() -> bytes:
+        threads.append(threading.current_thread().name)
+        return build()
+
+    cache._snapshot_bytes = recorded  # type: ignore[method-assign]
+    assert await cache.save_snapshot()
+    assert threads and threads[0] != threading.main_thread().name

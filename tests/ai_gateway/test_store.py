@@ -47,3 +47,13 @@ async def test_memory_log_is_trimmed_by_age(clock):
     clock.advance(61)
     await store.log_append("log", {"n": b"new"}, 60)
     assert [fields["n"] for _, fields in await store.log_read("log", "0", 10)] == [b"new"]
+
+
+async def test_bulk_values_share_the_keys_of_small_ones(store):
+    """A snapshot goes through get_bulk/set_bulk (on Redis, a connection of its own) and is the
+    same key as through get/set."""
+    blob = bytes(range(256)) * 40_000  # 10 MB
+    await store.set_bulk("snapshot", blob, 60)
+    assert await store.get("snapshot") == blob
+    await store.set("snapshot", b"small", 60)
+    assert await store.get_bulk("snapshot") == b"small"
