@@ -142,9 +142,10 @@ def pid_listening(port: int) -> int:
     raise LookupError(f"no process listens on port {port}")
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS) or at its peak (VmHWM), from /proc."""
     with open(f"/proc/{pid}/status") as handle:
-        line = next(line for line in handle if line.startswith("VmRSS:"))
+        line = next(line for line in handle if line.startswith(f"{field}:"))
     return int(line.split()[1]) / 1024
 
 
@@ -194,8 +195,13 @@ def gateway_config(tmp: Path, profile: str) -> Path:
     return path
 
 
-def time_new_replica(redis_url: str, config: Path, log: Path, timeout_s: float, run: int) -> dict:
-    """From process start to /readyz 200, then to a semantic hit on a known entry of ``run``."""
+def time_new_replica(
+    redis_url: str, config: Path, log: Path, timeout_s: float, run: int, peak_after_s: float = 0
+) -> dict:
+    """From process start to /readyz 200, then to a semantic hit on a known entry of ``run``.
+    With ``peak_after_s``, one new entry is written and the process's peak resident memory is
+    read that long after its start: set past the snapshot interval, the peak includes restoring
+    a snapshot and saving one, which is what its memory request must hold."""
     started = time.monotonic()
     replica = GatewayProcess(
         profile="optimized",
@@ -214,8 +220,14 @@ def time_new_replica(redis_url: str, config: Path, log: Path, timeout_s: float, 
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError("the new replica served no semantic hit in time")
         warm_s = time.monotonic() - started
-        rss = rss_mib(pid_listening(replica.port))
-    return {"readyz_s": readyz_s, "warm_s": warm_s, "probes": probe + 1, "rss_mib": rss}
+        pid = pid_listening(replica.port)
+        measured = {"readyz_s": readyz_s, "warm_s": warm_s, "probes": probe + 1}
+        measured["rss_mib"] = rss_mib(pid)
+        if peak_after_s:
+            post_once(replica.url, API_KEY, miss_prompt(run, 2 * 10**7), timeout_s)
+            time.sleep(max(0.0, started + peak_after_s - time.monotonic()))
+            measured["peak_rss_mib"] = rss_mib(pid, "VmHWM")
+    return measured
 
 
 def post_once(url: str, api_key: str, prompt: str, timeout_s: float = 60) -> str:

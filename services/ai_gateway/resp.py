@@ -27,8 +27,28 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 
+STREAM_SLICE = 1 << 20  # bytes written at a time by a streamed command
+
 # hiredis's stub types the command as a one-element tuple; it takes any number of parts.
 _pack = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
+
+
+def _pack_buffers(command: tuple[str | bytes | int | float | list[bytes], ...]) -> list[bytes]:
+    """RESP for a command some of whose values are lists of buffers, as a list of buffers."""
+    packed = [b"*%d\r\n" % len(command)]
+    for argument in command:
+        if isinstance(argument, list):
+            chunks = argument
+        elif isinstance(argument, bytes):
+            chunks = [argument]
+        elif isinstance(argument, str):
+            chunks = [argument.encode()]
+        else:
+            chunks = [repr(argument).encode()]
+        packed.append(b"$%d\r\n" % sum(len(chunk) for chunk in chunks))
+        packed.extend(chunks)
+        packed.append(b"\r\n")
+    return packed
 
 
 class RespError(Exception):
@@ -94,6 +114,9 @@ class _Connection(asyncio.Protocol):
         self._outgoing: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._streaming = False
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -102,22 +125,50 @@ class _Connection(asyncio.Protocol):
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
-    def send(self, packed: bytes) -> asyncio.Future[Any]:
+    def send(self, packed: list[bytes]) -> asyncio.Future[Any]:
         if self.closed:
             raise ServerUnavailable("the connection to the store is closed")
         future = self._loop.create_future()
         if not self._outgoing:
             self._loop.call_soon(self._flush)
-        self._outgoing.append(packed)
+        self._outgoing.extend(packed)
         self._waiting.append((future, self._loop.time()))
         if self._watchdog is None:
             self._watchdog = self._loop.call_later(self._timeout_s, self._check_overdue)
         return future
 
     def _flush(self) -> None:
+        if self._streaming:
+            return  # written when the stream ends, after it
         if self._transport is not None and not self.closed and self._outgoing:
-            self._transport.write(b"".join(self._outgoing))
-        self._outgoing.clear()
+            self._transport.writelines(self._outgoing)
+        self._outgoing = []
+
+    async def stream(self, packed: list[bytes]) -> asyncio.Future[Any]:
+        """Send a large command in slices as the socket drains, so it is never copied whole
+        into the transport's buffer (an 80 MB snapshot would triple the process's memory);
+        commands sent meanwhile are written after it."""
+        self._flush()
+        future = self.send([])
+        self._streaming = True
+        try:
+            for part in packed:
+                view = memoryview(part)
+                for start in range(0, len(view), STREAM_SLICE):
+                    await self._writable.wait()
+                    if self.closed or self._transport is None:
+                        return future
+                    self._transport.write(view[start : start + STREAM_SLICE])
+        finally:
+            self._streaming = False
+            self._flush()
+        return future
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -151,6 +202,7 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, error: ServerUnavailable) -> None:
         self.closed = True
+        self._writable.set()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -176,11 +228,16 @@ class RespClient:
         self._connection: _Connection | None = None
         self._connecting: asyncio.Task[_Connection] | None = None
 
-    async def execute(self, *command: str | bytes | int | float) -> Any:
+    async def execute(self, *command: str | bytes | int | float | list[bytes]) -> Any:
+        """Run one command. An argument given as a list of buffers is sent as one value without
+        joining them (a snapshot's tens of MB are not copied on the way)."""
         connection = self._connection
         if connection is None or connection.closed:
             connection = await self._connect()
-        reply = await connection.send(_pack(command))
+        if any(isinstance(argument, list) for argument in command):
+            reply = await (await connection.stream(_pack_buffers(command)))
+        else:
+            reply = await connection.send([_pack(command)])
         if isinstance(reply, ReplyError):
             raise reply
         return reply
@@ -231,9 +288,9 @@ class RespClient:
                 if endpoint.username
                 else (endpoint.password,)
             )
-            handshake.append(connection.send(_pack(("AUTH", *credentials))))
+            handshake.append(connection.send([_pack(("AUTH", *credentials))]))
         if endpoint.db:
-            handshake.append(connection.send(_pack(("SELECT", endpoint.db))))
+            handshake.append(connection.send([_pack(("SELECT", endpoint.db))]))
         for reply in await asyncio.gather(*handshake):
             if isinstance(reply, ReplyError):
                 connection.close()

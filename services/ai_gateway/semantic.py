@@ -92,8 +92,9 @@ class _Shard:
         self.entries: dict[int, _Entry] = {}
 
 
-def _frame(*parts: bytes) -> bytes:
-    return b"".join(_LENGTH.pack(len(part)) + part for part in parts)
+def _frame(*parts: bytes) -> list[bytes]:
+    """Each part after its length, as a list of buffers: joined only where it is stored."""
+    return [piece for part in parts for piece in (_LENGTH.pack(len(part)), part)]
 
 
 def _unframe(blob: bytes) -> list[memoryview]:
@@ -200,7 +201,7 @@ class SemanticCache:
             self._evict()
         return added
 
-    def _snapshot_bytes(self) -> bytes:
+    def _snapshot_parts(self) -> list[bytes]:
         """A header (layout, embedder size, the last log id read, the scopes), then per scope its
         index (usearch's format) and its entries by column: labels and times as arrays, refs and
         prompts as JSON lists of strings. Columns, because encoding 100k entries as JSON rows
@@ -234,8 +235,8 @@ class SemanticCache:
         async with self._sync_lock:
             if self._last_id == self._snapshot_id or not self._restored:
                 return False
-            blob, last_id = await asyncio.to_thread(self._snapshot_bytes), self._last_id
-        await self._store.set_bulk(SNAPSHOT, blob, self._ttl)
+            parts, last_id = await asyncio.to_thread(self._snapshot_parts), self._last_id
+        await self._store.set_bulk(SNAPSHOT, parts, self._ttl)
         self._snapshot_id = last_id
         return True
 

@@ -62,9 +62,10 @@ class Store(Protocol):
         """:meth:`get` for a large value (a semantic snapshot, tens of MB)."""
         ...
 
-    async def set_bulk(self, key: str, value: bytes, ttl_seconds: int) -> None:
-        """:meth:`set` for a large value: on Redis over a connection of its own, so the
-        requests' commands are not queued behind its transfer."""
+    async def set_bulk(self, key: str, parts: list[bytes], ttl_seconds: int) -> None:
+        """:meth:`set` for a large value given in parts (stored joined, but on Redis sent without
+        joining them: no copy of tens of MB), over a connection of its own, so the requests'
+        commands are not queued behind its transfer."""
         ...
 
     async def log_append(self, log: str, fields: dict[str, bytes], max_age_s: int) -> str:
@@ -122,8 +123,8 @@ class MemoryStore:
     async def get_bulk(self, key: str) -> bytes | None:
         return await self.get(key)
 
-    async def set_bulk(self, key: str, value: bytes, ttl_seconds: int) -> None:
-        await self.set(key, value, ttl_seconds)
+    async def set_bulk(self, key: str, parts: list[bytes], ttl_seconds: int) -> None:
+        await self.set(key, b"".join(parts), ttl_seconds)
 
     async def log_append(self, log: str, fields: dict[str, bytes], max_age_s: int) -> str:
         entries = self._logs.setdefault(log, [])
@@ -172,8 +173,8 @@ class RedisStore:
     async def get_bulk(self, key: str) -> bytes | None:
         return await self._get(self._bulk, key)
 
-    async def set_bulk(self, key: str, value: bytes, ttl_seconds: int) -> None:
-        await self._set(self._bulk, key, value, ttl_seconds)
+    async def set_bulk(self, key: str, parts: list[bytes], ttl_seconds: int) -> None:
+        await self._set(self._bulk, key, parts, ttl_seconds)
 
     @staticmethod
     async def _get(client: RespClient, key: str) -> bytes | None:
@@ -184,7 +185,9 @@ class RedisStore:
         return None if value is None else _as_bytes(value)
 
     @staticmethod
-    async def _set(client: RespClient, key: str, value: bytes, ttl_seconds: int) -> None:
+    async def _set(
+        client: RespClient, key: str, value: bytes | list[bytes], ttl_seconds: int
+    ) -> None:
         try:
             await client.execute("SET", KEY_PREFIX + key, value, "EX", ttl_seconds)
         except RespError as exc:

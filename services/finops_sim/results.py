@@ -193,7 +193,7 @@ class GatewaySizing(StrictModel):
     cpu_seconds_per_request: float
     peak_rss_bytes: int
     full_cache_entries: int = 0  # the semantic cache size of the next figure (0: not used)
-    full_cache_rss_bytes: int = 0  # bench/warmup_bench.py's resident memory at that size
+    full_cache_rss_bytes: int = 0  # bench/warmup_bench.py's peak resident memory at that size
     full_cache_measured: str = ""
     stack_rate_percentile: float
     arrival_requests_per_second: float  # that percentile of the stack's Locust arrival rate

@@ -147,3 +147,13 @@ async def test_a_wrong_password_is_refused(password_valkey):
     client = RespClient(f"redis://:wrong@127.0.0.1:{password_valkey}/0")
     with pytest.raises(ServerUnavailable, match="refused the connection"):
         await client.execute("PING")
+
+
+async def test_a_value_given_as_buffers_is_stored_joined(flush_valkey):
+    client = RespClient(flush_valkey)
+    try:
+        await client.execute("SET", "k", [b"snap", b"", "\u00e9".encode(), b"shot"], "EX", 60)
+        assert await client.execute("GET", "k") == "snap\u00e9shot".encode()
+        assert 0 < await client.execute("TTL", "k") <= 60
+    finally:
+        await client.close()

@@ -145,12 +145,12 @@ async def test_a_snapshot_is_built_off_the_event_loop(store):
     await remember(cache, "s", "How do I cancel my order?")
     await cache.sync()
     threads: list[str] = []
-    build = cache._snapshot_bytes
+    build = cache._snapshot_parts
 
-    def recorded() -> bytes:
+    def recorded() -> list[bytes]:
         threads.append(threading.current_thread().name)
         return build()
 
-    cache._snapshot_bytes = recorded  # type: ignore[method-assign]
+    cache._snapshot_parts = recorded  # type: ignore[method-assign]
     assert await cache.save_snapshot()
     assert threads and threads[0] != threading.main_thread().name

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from finops_common.config import ConfigError
 from finops_platform.render import load_stack
 from finops_sim.results import GatewayUsage
 from finops_sim.rightsize.measured import (
@@ -132,6 +133,14 @@ def test_memory_covers_the_full_semantic_cache_when_the_demo_peak_is_lower():
     high = size_gateway(usage(rss_mib=500), FAST_MS, config, arrival, strategy, full)
     assert low.memory_bytes == math.ceil(400 * 1.15 / 8) * 8 * MIB
     assert high.memory_bytes == math.ceil(500 * 1.15 / 8) * 8 * MIB
+
+
+def test_a_record_without_the_peak_names_the_missing_key(tmp_path):
+    record = tmp_path / "gateway_memory.json"
+    record.write_text('{"entries": 100000, "rss_mib": 349, "date": "2026-11-30"}')
+    with pytest.raises(ConfigError, match="peak_rss_mib") as refused:
+        cache_memory(record)
+    assert str(record) in str(refused.value)
 
 
 def test_the_recorded_full_cache_memory_is_readable():

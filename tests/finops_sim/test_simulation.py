@@ -196,5 +196,13 @@ def test_rightsize_from_the_run_writes_the_gateway_requests_with_a_dated_note(
     assert after_text.count("hand-set until measured on a cluster") == before.count(
         "hand-set until measured on a cluster"
     )
+    from finops_sim.rightsize.stackfile import read_recommendations
+
+    [recorded] = read_recommendations("optimized")  # the policy pack's ceiling for it
+    assert (recorded["apps"], recorded["container"]) == (["ai-gateway"], "gateway")
+    assert recorded["recommendation"] == {
+        "cpu": gateway.requests.cpu,
+        "memory": gateway.requests.memory,
+    }
     assert main(["cost", "--compare", "unoptimized", "optimized"]) == 0
     assert "compute per month" in capsys.readouterr().out

@@ -211,9 +211,20 @@ def test_overprovisioned_requests_fail_the_optimized_ceiling():
         "unoptimized", "kubernetes:apps/v1:Deployment", "workloads-deployment-ai-gateway"
     )
     _, check, _ = RULES["rightsizing-ceiling"]
+    from finops_sim.rightsize.stackfile import read_recommendations
+
+    [ceiling] = [w["recommendation"] for w in read_recommendations("optimized")]
+    measured = "(measured, rightsize.optimized.json)"  # the gateway's ceiling was measured
     assert check(deployment.typ, deployment.inputs, "optimized") == [
-        "ai-gateway: container gateway requests 1000m cpu, above the ceiling 500m",
-        "ai-gateway: container gateway requests 1Gi memory, above the ceiling 512Mi",
+        f"ai-gateway: container gateway requests 1000m cpu, above the ceiling {ceiling['cpu']} "
+        + measured,
+        f"ai-gateway: container gateway requests 1Gi memory, above the ceiling "
+        f"{ceiling['memory']} {measured}",
+    ]
+    redis = one("unoptimized", "kubernetes:apps/v1:StatefulSet", "workloads-statefulset-redis")
+    assert check(redis.typ, redis.inputs, "optimized") == [  # not measured: the stack's ceiling
+        "redis: container valkey requests 1000m cpu, above the ceiling 500m",
+        "redis: container valkey requests 1Gi memory, above the ceiling 512Mi",
     ]
 
 

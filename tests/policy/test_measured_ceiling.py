@@ -60,5 +60,6 @@ def test_a_measured_recommendation_is_the_containers_ceiling(stacks):
 
 def test_without_measurements_the_stacks_ceiling_applies(stacks):
     _, check, _ = RULES["rightsizing-ceiling"]
+    (stacks / "rightsize.optimized.json").unlink(missing_ok=True)
     assert check(*deployment("ai-gateway", "450m", "400Mi"), "optimized") == []
     assert len(check(*deployment("ai-gateway", "600m", "600Mi"), "optimized")) == 2

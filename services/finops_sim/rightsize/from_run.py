@@ -7,6 +7,7 @@ and a note above the key that cites the figures and the run's date.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -18,11 +19,12 @@ from finops_platform.workload_list import GATEWAY
 
 from ..results import GatewaySizing, SimulationResults
 from .measured import cache_memory, size_gateway, stack_arrival
-from .stackfile import RequestChange, write_requests
+from .stackfile import RequestChange, recommendations_file, write_recommendations, write_requests
 from .strategy import MIB, Strategy
 from .targets import RESOURCES_KEY
 
 GATEWAY_KEY = RESOURCES_KEY[GATEWAY]
+GATEWAY_CONTAINER = "gateway"  # the container's name in the gateway's Deployment
 
 
 def read_results(path: Path) -> SimulationResults:
@@ -51,8 +53,8 @@ def explanation(sizing: GatewaySizing) -> str:
         f"{sizing.requests_per_second_per_replica:.1f} req/s per replica\n"
         f"CPU: {sizing.cpu_target_m:.1f}m -> {sizing.cpu_request_m}m "
         f"(now {sizing.stack_cpu_request_m}m); memory: max(peak, "
-        f"{sizing.full_cache_rss_bytes / MIB:.0f}Mi at {sizing.full_cache_entries:,} semantic "
-        f"entries) +{sizing.memory_headroom:.0%} = "
+        f"{sizing.full_cache_rss_bytes / MIB:.0f}Mi peak at {sizing.full_cache_entries:,} "
+        f"semantic entries) +{sizing.memory_headroom:.0%} = "
         f"{sizing.memory_target_bytes / MIB:.1f}Mi -> {sizing.memory_bytes // MIB}Mi "
         f"(now {sizing.stack_memory_request_bytes // MIB}Mi)"
     )
@@ -67,10 +69,30 @@ def note(sizing: GatewaySizing, results: SimulationResults, source: Path) -> str
         f"(min(P{sizing.stack_rate_percentile:g} arrival, {sizing.locust_users} users / p50 "
         f"{sizing.latency_p50_ms / 1000:.2f} s) / {sizing.stack_replicas}) = "
         f"{sizing.cpu_target_m:.0f}m; max(demo peak RSS {sizing.peak_rss_bytes / MIB:.0f}Mi, "
-        f"RSS at {sizing.full_cache_entries:,} semantic entries "
+        f"peak RSS at {sizing.full_cache_entries:,} semantic entries "
         f"{sizing.full_cache_rss_bytes / MIB:.0f}Mi measured {sizing.full_cache_measured} by "
         f"bench/warmup_bench.py) +{sizing.memory_headroom:.0%} (finops_sim/rightsize/measured.py)"
     )
+
+
+def record_recommendation(stack: str, change: RequestChange) -> Path:
+    """Keep the request just written in ``stacks/rightsize.<stack>.json``, where the policy
+    pack reads a container's measured ceiling (the stack's general ceiling is for containers
+    nobody measured); other workloads' entries stay."""
+    path = recommendations_file(stack)
+    document = json.loads(path.read_text()) if path.exists() else {"workloads": []}
+    others = [
+        w
+        for w in document["workloads"]
+        if not (w.get("container") == GATEWAY_CONTAINER and GATEWAY in w.get("apps", []))
+    ]
+    entry = {
+        "apps": [GATEWAY],
+        "container": GATEWAY_CONTAINER,
+        "recommendation": {"cpu": change.cpu, "memory": change.memory},
+        "source": change.note,
+    }
+    return write_recommendations(stack, {**document, "workloads": [*others, entry]})
 
 
 def run(source: Path, config: StackConfig, strategy: Strategy, write: bool) -> int:
@@ -103,6 +125,7 @@ def run(source: Path, config: StackConfig, strategy: Strategy, write: bool) -> i
     except ConfigError as exc:
         print(f"finops-sim: {exc}", file=sys.stderr)
         return 2
+    record_recommendation(config.stack, change)
     print(
         f"\nWrote the gateway's requests into stacks/Pulumi.{config.stack}.yaml; "
         f"`finops-sim cost --compare unoptimized {config.stack}` shows the effect."

@@ -11,8 +11,9 @@ The rule:
   provider time at list speed, as the cluster's gateway runs it, plus measured gateway time);
   the median is below the mean, so the ceiling errs high. Divided by the gateway's replicas.
 - **CPU target** = CPU per request x that rate, in millicores.
-- **Memory target** = the larger of the phase's peak resident memory and the gateway's resident
-  memory with a full semantic cache (100k entries), measured by ``bench/warmup_bench.py --record``
+- **Memory target** = the larger of the phase's peak resident memory and the gateway's peak
+  resident memory with a full semantic cache (100k entries: restoring a snapshot, then saving
+  one, which briefly holds a copy of the index), measured by ``bench/warmup_bench.py --record``
   into ``gateway_memory.json`` next to this module; neither is scaled by load: they are the
   interpreter, the embedding model and bounded in-process state, not a per-request cost. A short
   demo run fills far fewer cache entries than a cluster keeps, so its peak alone undersizes.
@@ -41,7 +42,8 @@ SEMANTIC_MEMORY_RECORD = Path(__file__).with_name("gateway_memory.json")
 
 @dataclass(frozen=True)
 class CacheMemory:
-    """The gateway's resident memory with ``entries`` semantic cache entries, and when measured."""
+    """The gateway's peak resident memory with ``entries`` semantic cache entries (a snapshot
+    restored and one saved), and when it was measured."""
 
     entries: int
     rss_bytes: int
@@ -53,12 +55,12 @@ def cache_memory(path: Path = SEMANTIC_MEMORY_RECORD) -> CacheMemory:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         return CacheMemory(
-            int(record["entries"]), int(record["rss_mib"] * MIB), record["date"][:10]
+            int(record["entries"]), int(record["peak_rss_mib"] * MIB), record["date"][:10]
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
-            f"{path}: cannot read the gateway's full-cache memory (keys entries, rss_mib, date; "
-            f"written by bench/warmup_bench.py --record): {exc}"
+            f"{path}: cannot read the gateway's full-cache memory (keys entries, peak_rss_mib, "
+            f"date; written by bench/warmup_bench.py --record): {exc!r}"
         ) from exc
 
 
