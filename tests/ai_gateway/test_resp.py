@@ -12,6 +12,14 @@ from ai_gateway.resp import Endpoint, ReplyError, RespClient, Script, ServerUnav
 from finops_common.process import embedded_valkey, free_port
 
 
+@pytest.fixture
+async def client(flush_valkey):
+    """A client of the session's Valkey, emptied first; closed after the test."""
+    opened = RespClient(flush_valkey)
+    yield opened
+    await opened.close()
+
+
 def test_urls_give_host_port_database_credentials_and_tls():
     plain = Endpoint.from_url("redis://cache:6380/2")
     assert (plain.host, plain.port, plain.db, plain.password, plain.tls) == (
@@ -33,61 +41,44 @@ def test_a_bad_url_is_refused_naming_it(url, message):
     assert url in str(refused.value)
 
 
-async def test_concurrent_commands_each_get_their_own_reply(flush_valkey):
-    client = RespClient(flush_valkey)
-    try:
-        await client.execute("SET", "text", b"value")
-        commands = [("INCR", f"n{i % 7}") for i in range(200)] + [("GET", "text"), ("GET", "none")]
-        replies = await asyncio.gather(*(client.execute(*command) for command in commands))
-        counts = {f"n{k}": 0 for k in range(7)}
-        for (_, key), reply in zip(commands[:200], replies[:200], strict=True):
-            counts[key] += 1
-            assert reply == counts[key]
-        assert replies[200:] == [b"value", None]
-    finally:
-        await client.close()
+async def test_concurrent_commands_each_get_their_own_reply(client):
+    await client.execute("SET", "text", b"value")
+    commands = [("INCR", f"n{i % 7}") for i in range(200)] + [("GET", "text"), ("GET", "none")]
+    replies = await asyncio.gather(*(client.execute(*command) for command in commands))
+    counts = {f"n{k}": 0 for k in range(7)}
+    for (_, key), reply in zip(commands[:200], replies[:200], strict=True):
+        counts[key] += 1
+        assert reply == counts[key]
+    assert replies[200:] == [b"value", None]
 
 
-async def test_an_error_reply_raises_and_the_connection_goes_on(flush_valkey):
-    client = RespClient(flush_valkey)
-    try:
-        await client.execute("SET", "text", b"not a number")
-        with pytest.raises(ReplyError, match="not an integer"):
-            await client.execute("INCR", "text")
-        assert await client.execute("PING") == b"PONG"
-    finally:
-        await client.close()
+async def test_an_error_reply_raises_and_the_connection_goes_on(client):
+    await client.execute("SET", "text", b"not a number")
+    with pytest.raises(ReplyError, match="not an integer"):
+        await client.execute("INCR", "text")
+    assert await client.execute("PING") == b"PONG"
 
 
-async def test_a_script_unknown_to_the_server_is_sent_whole_then_run_by_sha(flush_valkey):
-    client = RespClient(flush_valkey)
+async def test_a_script_unknown_to_the_server_is_sent_whole_then_run_by_sha(client):
     script = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
-    try:
-        await client.execute("SCRIPT", "FLUSH")
-        assert await client.run_script(script, ["k"], [5]) == 5
-        assert await client.execute("SCRIPT", "EXISTS", script.sha) == [1]
-        assert await client.run_script(script, ["k"], [2]) == 7
-    finally:
-        await client.close()
+    await client.execute("SCRIPT", "FLUSH")
+    assert await client.run_script(script, ["k"], [5]) == 5
+    assert await client.execute("SCRIPT", "EXISTS", script.sha) == [1]
+    assert await client.run_script(script, ["k"], [2]) == 7
 
 
-async def test_a_cancelled_caller_does_not_shift_the_replies(flush_valkey):
-    client = RespClient(flush_valkey)
-    try:
-        await client.execute("SET", "a", b"A")
-        abandoned = asyncio.ensure_future(client.execute("GET", "a"))
-        await asyncio.sleep(0)
-        abandoned.cancel()
-        assert await client.execute("INCR", "n") == 1
-        assert await client.execute("GET", "a") == b"A"
-    finally:
-        await client.close()
+async def test_a_cancelled_caller_does_not_shift_the_replies(client):
+    await client.execute("SET", "a", b"A")
+    abandoned = asyncio.ensure_future(client.execute("GET", "a"))
+    await asyncio.sleep(0)
+    abandoned.cancel()
+    assert await client.execute("INCR", "n") == 1
+    assert await client.execute("GET", "a") == b"A"
 
 
 async def test_a_killed_connection_fails_its_commands_and_the_next_one_reconnects(
-    flush_valkey,
+    client, flush_valkey
 ):
-    client = RespClient(flush_valkey)
     admin = redis.Redis.from_url(flush_valkey)
     try:
         await client.execute("PING")
@@ -99,7 +90,6 @@ async def test_a_killed_connection_fails_its_commands_and_the_next_one_reconnect
         assert await client.execute("PING") == b"PONG"
     finally:
         admin.close()
-        await client.close()
 
 
 async def test_no_reply_within_the_timeout_makes_the_store_unavailable(flush_valkey):
@@ -149,11 +139,7 @@ async def test_a_wrong_password_is_refused(password_valkey):
         await client.execute("PING")
 
 
-async def test_a_value_given_as_buffers_is_stored_joined(flush_valkey):
-    client = RespClient(flush_valkey)
-    try:
-        await client.execute("SET", "k", [b"snap", b"", "\u00e9".encode(), b"shot"], "EX", 60)
-        assert await client.execute("GET", "k") == "snap\u00e9shot".encode()
-        assert 0 < await client.execute("TTL", "k") <= 60
-    finally:
-        await client.close()
+async def test_a_value_given_as_buffers_is_stored_joined(client):
+    await client.execute("SET", "k", [b"snap", b"", "\u00e9".encode(), b"shot"], "EX", 60)
+    assert await client.execute("GET", "k") == "snap\u00e9shot".encode()
+    assert 0 < await client.execute("TTL", "k") <= 60
