@@ -81,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= metrics_port < 65536:
         return _fail(f"--metrics-port {metrics_port} is invalid: allowed values are 0 to 65535")
 
-    store = open_store(os.environ.get("REDIS_URL") or None, settings=settings.store)
+    try:
+        store = open_store(os.environ.get("REDIS_URL") or None, settings=settings.store)
+    except ValueError as exc:
+        return _fail(str(exc))
     try:
         gateway = build_gateway(settings, store, table=table)
     except EmbedderUnavailable as exc:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -149,18 +150,17 @@ class Gateway:
         if partial and delivered is not None:
             completion = self._cut(completion, delivered)
         self.meter.record(completion)
-        writes: list[Awaitable[None]] = []
+        writes = (
+            []
+            if partial
+            else self._remember(settlement.key, settlement.probe, completion, settlement.label)
+        )
         if settlement.reservation is not None:
             used = completion.prompt_tokens + completion.completion_tokens
-            writes.append(
-                self.budgets.settle(
-                    completion.team, settlement.reservation, completion.cost_usd, used
-                )
+            settle = self.budgets.settle(
+                completion.team, settlement.reservation, completion.cost_usd, used
             )
-        if not partial:
-            writes.extend(
-                self._remember(settlement.key, settlement.probe, completion, settlement.label)
-            )
+            writes.insert(0, settle)
         await write_together(self.store, writes)
         return completion
 
@@ -277,7 +277,7 @@ class Gateway:
 
     def _remember(
         self, key: str | None, probe: SemanticProbe | None, c: Completion, label: str | None
-    ) -> list[Awaitable[None]]:
+    ) -> list[Coroutine[Any, Any, object]]:
         """The cache writes for an answer, not yet awaited (see store.write_together)."""
         entry = CachedCompletion(
             model=c.model.name,
@@ -288,7 +288,7 @@ class Gateway:
             cost_usd=c.cost_usd,
             label=label,
         )
-        writes: list[Awaitable[None]] = []
+        writes: list[Coroutine[Any, Any, object]] = []
         if key is not None and self.exact is not None:
             writes.append(self.meter.guarded(self.exact.put(key, entry), "cache_put"))
         if probe is not None and self.semantic is not None:

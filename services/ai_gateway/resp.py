@@ -51,6 +51,12 @@ def _pack_buffers(command: tuple[str | bytes | int | float | list[bytes], ...]) 
     return packed
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's outcome as seen: nobody awaits it any more."""
+    if not future.cancelled():
+        future.exception()
+
+
 class RespError(Exception):
     """Anything that kept a command from its reply."""
 
@@ -79,6 +85,11 @@ class Endpoint:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss"):
             raise ValueError(f"REDIS_URL {url!r}: scheme must be redis or rediss")
+        if parts.query:
+            raise ValueError(
+                f"REDIS_URL {url!r}: query options ({parts.query}) are not supported: give the "
+                "database as the path, TLS as rediss://"
+            )
         path = parts.path.strip("/")
         if path and not path.isdigit():
             raise ValueError(f"REDIS_URL {url!r}: the path must be a database number, not {path!r}")
@@ -117,6 +128,7 @@ class _Connection(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._streaming = False
+        self._stream_lock = asyncio.Lock()
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -147,22 +159,31 @@ class _Connection(asyncio.Protocol):
     async def stream(self, packed: list[bytes]) -> asyncio.Future[Any]:
         """Send a large command in slices as the socket drains, so it is never copied whole
         into the transport's buffer (an 80 MB snapshot would triple the process's memory);
-        commands sent meanwhile are written after it."""
-        self._flush()
-        future = self.send([])
-        self._streaming = True
-        try:
-            for part in packed:
-                view = memoryview(part)
-                for start in range(0, len(view), STREAM_SLICE):
-                    await self._writable.wait()
-                    if self.closed or self._transport is None:
-                        return future
-                    self._transport.write(view[start : start + STREAM_SLICE])
-        finally:
-            self._streaming = False
+        commands sent meanwhile are written after it, streams one after the other. A stream
+        left half-written (its caller cancelled) would make the server read what follows as its
+        value, so it closes the connection."""
+        async with self._stream_lock:
             self._flush()
-        return future
+            future = self.send([])
+            self._streaming = True
+            written = False
+            try:
+                for part in packed:
+                    view = memoryview(part)
+                    for start in range(0, len(view), STREAM_SLICE):
+                        await self._writable.wait()
+                        if self.closed or self._transport is None:
+                            return future
+                        self._transport.write(view[start : start + STREAM_SLICE])
+                written = True
+            finally:
+                self._streaming = False
+                if written:
+                    self._flush()
+                else:
+                    future.add_done_callback(_retrieve)
+                    self._fail(ServerUnavailable("a large value was left half-written"))
+            return future
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -227,12 +248,15 @@ class RespClient:
         self._connect_timeout_s = connect_timeout_s
         self._connection: _Connection | None = None
         self._connecting: asyncio.Task[_Connection] | None = None
+        self._closed = False
 
     async def execute(self, *command: str | bytes | int | float | list[bytes]) -> Any:
         """Run one command. An argument given as a list of buffers is sent as one value without
         joining them (a snapshot's tens of MB are not copied on the way)."""
         connection = self._connection
         if connection is None or connection.closed:
+            if self._closed:
+                raise ServerUnavailable("the client was closed")
             connection = await self._connect()
         if any(isinstance(argument, list) for argument in command):
             reply = await (await connection.stream(_pack_buffers(command)))
@@ -262,7 +286,11 @@ class RespClient:
 
     def _connected(self, attempt: asyncio.Task[_Connection]) -> None:
         self._connecting = None
-        if not attempt.cancelled() and attempt.exception() is None:
+        if attempt.cancelled() or attempt.exception() is not None:
+            return
+        if self._closed:
+            attempt.result().close()
+        else:
             self._connection = attempt.result()
 
     async def _open(self) -> _Connection:
@@ -298,6 +326,10 @@ class RespClient:
         return connection
 
     async def close(self) -> None:
+        """Close the connection and any connection attempt; commands afterwards fail."""
+        self._closed = True
+        if self._connecting is not None:
+            self._connecting.cancel()
         if self._connection is not None:
             self._connection.close()
             self._connection = None

@@ -20,6 +20,7 @@ import contextlib
 import gc
 import itertools
 import json
+import logging
 import struct
 import time
 from collections import deque
@@ -35,6 +36,7 @@ from .domain import ChatRequest
 from .store import Clock, Store, write_together
 from .verification import verify
 
+log = logging.getLogger("ai_gateway")
 LOG = "cache:semantic:log"
 ENTRY_PREFIX = "cache:semantic:entry:"
 SNAPSHOT = "cache:semantic:snapshot"
@@ -183,8 +185,8 @@ class SemanticCache:
         added = 0
         async with self._sync_lock:
             if not self._restored:
-                self._restored = True
                 added += await self._restore()
+                self._restored = True  # not if the store failed: the next sync tries again
             while True:
                 batch = await self._store.log_read(LOG, self._last_id, SYNC_BATCH)
                 for entry_id, fields in batch:
@@ -230,12 +232,19 @@ class SemanticCache:
     async def save_snapshot(self) -> bool:
         """Write this replica's indexes to the store, if it read log entries since the last
         snapshot; returns whether it wrote one. The bytes are built on a worker thread while the
-        sync lock keeps the indexes still (lookups meanwhile search them as they are), so the
-        event loop is not held for the 0.4 s that 100k entries take."""
+        sync lock keeps the indexes still (lookups meanwhile search them as they are): of the
+        0.4 s that 100k entries take, the event loop waits only for the calls that keep the GIL
+        (usearch's save, about 0.1 s)."""
         async with self._sync_lock:
             if self._last_id == self._snapshot_id or not self._restored:
                 return False
-            parts, last_id = await asyncio.to_thread(self._snapshot_parts), self._last_id
+            last_id = self._last_id
+            build = asyncio.ensure_future(asyncio.to_thread(self._snapshot_parts))
+            try:
+                parts = await asyncio.shield(build)
+            except asyncio.CancelledError:
+                await build  # the thread still reads the indexes: hold the lock until it is done
+                raise
         await self._store.set_bulk(SNAPSHOT, parts, self._ttl)
         self._snapshot_id = last_id
         return True
@@ -245,14 +254,20 @@ class SemanticCache:
         blob = await self._store.get_bulk(SNAPSHOT)
         if blob is None or self._shards:
             return 0
-        header_bytes, *columns = _unframe(blob)
-        header = json.loads(bytes(header_bytes))
-        if header.get("format") != SNAPSHOT_FORMAT or header["dimensions"] != self._dimensions:
-            return 0  # another layout or another embedder: replay the log instead
-        with _collector_paused():
-            return self._load_snapshot(header, columns)
+        try:
+            header_bytes, *columns = _unframe(blob)
+            header = json.loads(bytes(header_bytes))
+            if header.get("format") != SNAPSHOT_FORMAT or header["dimensions"] != self._dimensions:
+                return 0  # another layout or another embedder: replay the log instead
+            with _collector_paused():
+                return self._load_snapshot(header, columns)
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError, struct.error) as exc:
+            log.warning("semantic snapshot unreadable, replaying the log instead: %r", exc)
+            return 0
 
     def _load_snapshot(self, header: dict[str, Any], columns: list[memoryview]) -> int:
+        """Everything is read before the cache is changed: a bad snapshot leaves it empty."""
+        next_label, last_id = int(header["next_label"]), str(header["last_id"])
         shards: dict[str, _Shard] = {}
         order: list[tuple[float, str, int]] = []
         for n, scope in enumerate(header["scopes"]):
@@ -269,8 +284,8 @@ class SemanticCache:
         order.sort()
         self._shards.update(shards)
         self._order.extend(order)
-        self._next_label = header["next_label"]
-        self._last_id = self._snapshot_id = header["last_id"]
+        self._next_label = next_label
+        self._last_id = self._snapshot_id = last_id
         return len(order)
 
     async def lookup(self, scope: str, prompt: str, vector: np.ndarray) -> LookupOutcome:

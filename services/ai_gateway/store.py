@@ -11,7 +11,7 @@ import asyncio
 import bisect
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from .resp import RespClient, RespError
@@ -81,15 +81,22 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-async def write_together(store: Store, writes: Sequence[Awaitable[object]]) -> None:
-    """Independent writes. On Redis they are issued together and share one round trip (resp.py),
-    and the first failure is raised; in process they run in order, since a task each would cost
-    more than it saves."""
+async def write_together(store: Store, writes: Sequence[Coroutine[Any, Any, object]]) -> None:
+    """Independent writes, every one of them run. On Redis they are issued together and share
+    one round trip (resp.py); in process they run in order, since a task each would cost more
+    than it saves. The first failure is raised once all have finished."""
     if store.kind == "memory" or len(writes) < 2:
+        outcomes: list[object] = []
         for write in writes:
-            await write
+            try:
+                outcomes.append(await write)
+            except Exception as exc:  # raised below, once the other writes have run
+                outcomes.append(exc)
     else:
-        await asyncio.gather(*writes)
+        outcomes = list(await asyncio.gather(*writes, return_exceptions=True))
+    errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if errors:
+        raise errors[0]
 
 
 class MemoryStore:

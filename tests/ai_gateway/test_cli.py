@@ -27,6 +27,13 @@ def test_bad_config_exits_2_with_the_key_and_no_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_bad_redis_url_exits_2_naming_it():
+    result = run_cli("--port", "1", env={"REDIS_URL": "http://cache:6379/0"})
+    assert result.returncode == 2
+    assert "REDIS_URL 'http://cache:6379/0'" in result.stderr and "redis or rediss" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_unknown_profile_is_rejected_by_the_parser():
     result = run_cli("--profile", "cheapest")
     assert result.returncode == 2

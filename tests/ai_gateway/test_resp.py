@@ -33,7 +33,11 @@ def test_urls_give_host_port_database_credentials_and_tls():
 
 @pytest.mark.parametrize(
     ("url", "message"),
-    [("http://h:6379/0", "scheme must be redis or rediss"), ("redis://h/cache", "database")],
+    [
+        ("http://h:6379/0", "scheme must be redis or rediss"),
+        ("redis://h/cache", "database"),
+        ("rediss://h:6379/0?ssl_cert_reqs=none", "query options"),
+    ],
 )
 def test_a_bad_url_is_refused_naming_it(url, message):
     with pytest.raises(ValueError, match=message) as refused:
@@ -143,3 +147,38 @@ async def test_a_value_given_as_buffers_is_stored_joined(client):
     await client.execute("SET", "k", [b"snap", b"", "\u00e9".encode(), b"shot"], "EX", 60)
     assert await client.execute("GET", "k") == "snap\u00e9shot".encode()
     assert 0 < await client.execute("TTL", "k") <= 60
+
+
+async def test_a_stream_cut_short_closes_its_connection_and_the_next_command_reconnects(client):
+    """Half a value on the wire would make the server read the next commands as its rest."""
+    value = [b"x" * (1 << 20)] * 200  # 200 MiB: the socket pushes back long before the end
+    cut = asyncio.ensure_future(client.execute("SET", "big", value))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not cut.done()
+    cut.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cut
+    assert await client.execute("SET", "small", b"v") == b"OK"
+    assert await client.execute("GET", "small") == b"v"
+    assert await client.execute("EXISTS", "big") == 0
+
+
+async def test_streams_on_one_connection_go_one_after_the_other(client):
+    first, second = [b"a" * (1 << 20)] * 16, [b"b" * (1 << 20)] * 16
+    await asyncio.gather(
+        client.execute("SET", "first", first),
+        client.execute("SET", "second", second),
+        client.execute("SET", "small", b"between"),
+    )
+    assert await client.execute("GET", "first") == b"".join(first)
+    assert await client.execute("GET", "second") == b"".join(second)
+    assert await client.execute("GET", "small") == b"between"
+
+
+async def test_a_closed_client_refuses_commands(flush_valkey):
+    closed = RespClient(flush_valkey)
+    assert await closed.execute("PING") == b"PONG"
+    await closed.close()
+    with pytest.raises(ServerUnavailable, match="closed"):
+        await closed.execute("PING")

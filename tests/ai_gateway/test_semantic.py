@@ -154,3 +154,12 @@ async def test_a_snapshot_is_built_off_the_event_loop(store):
     cache._snapshot_parts = recorded  # type: ignore[method-assign]
     assert await cache.save_snapshot()
     assert threads and threads[0] != threading.main_thread().name
+
+
+async def test_an_unreadable_snapshot_is_skipped_and_the_log_replayed(store):
+    writer = cache_on(store)
+    await remember(writer, "s", "How do I cancel my order?")
+    await store.set(SNAPSHOT, b"\x00\x00\x00\x00\x00\x00\x00\x09not json!", 60)
+    replica = cache_on(store)
+    assert await replica.sync() == 1
+    assert (await ask(replica, "s", "how do I cancel my order please")).hit is not None

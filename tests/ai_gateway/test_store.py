@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ai_gateway.store import MemoryStore
+import pytest
+
+from ai_gateway.store import MemoryStore, StoreUnavailable, write_together
 
 
 async def test_values_round_trip_and_missing_keys_are_none(store):
@@ -57,3 +59,12 @@ async def test_bulk_values_share_the_keys_of_small_ones(store):
     assert await store.get("snapshot") == b"".join(parts)
     await store.set("snapshot", b"small", 60)
     assert await store.get_bulk("snapshot") == b"small"
+
+
+async def test_written_together_every_write_runs_and_the_first_failure_is_raised(store):
+    async def failing() -> None:
+        raise StoreUnavailable("the store did not answer")
+
+    with pytest.raises(StoreUnavailable):
+        await write_together(store, [failing(), store.set("after", b"written", 60)])
+    assert await store.get("after") == b"written"
