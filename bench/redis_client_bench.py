@@ -24,6 +24,23 @@ from finops_common.process import embedded_valkey
 Shape = Callable[[], Awaitable[object]]
 
 
+Writes = Callable[[], list[Awaitable[object]]]
+
+
+def shapes(get: Shape, writes: Writes) -> dict[str, Shape]:
+    """The three shapes over one client's GET and its four writes."""
+
+    async def one_by_one() -> None:
+        for write in writes():
+            await write
+
+    return {
+        "one GET": get,
+        "4 writes, one by one": one_by_one,
+        "4 writes, together": lambda: asyncio.gather(*writes()),
+    }
+
+
 def redis_py_shapes(client: redis_asyncio.Redis) -> dict[str, Shape]:
     def writes() -> list[Awaitable[object]]:
         return [
@@ -33,15 +50,7 @@ def redis_py_shapes(client: redis_asyncio.Redis) -> dict[str, Shape]:
             client.incrby("spent", 7),
         ]
 
-    async def one_by_one() -> None:
-        for write in writes():
-            await write
-
-    return {
-        "one GET": lambda: client.get("exact"),
-        "4 writes, one by one": one_by_one,
-        "4 writes, together": lambda: asyncio.gather(*writes()),
-    }
+    return shapes(lambda: client.get("exact"), writes)
 
 
 def resp_shapes(client: RespClient) -> dict[str, Shape]:
@@ -53,15 +62,7 @@ def resp_shapes(client: RespClient) -> dict[str, Shape]:
             client.execute("INCRBY", "spent", 7),
         ]
 
-    async def one_by_one() -> None:
-        for write in writes():
-            await write
-
-    return {
-        "one GET": lambda: client.execute("GET", "exact"),
-        "4 writes, one by one": one_by_one,
-        "4 writes, together": lambda: asyncio.gather(*writes()),
-    }
+    return shapes(lambda: client.execute("GET", "exact"), writes)
 
 
 async def cpu_us(shape: Shape, rounds: int) -> float:
