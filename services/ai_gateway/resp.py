@@ -22,6 +22,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -109,8 +110,9 @@ class Script:
 
     source: str
 
-    @property
+    @cached_property
     def sha(self) -> str:
+        """Computed once: every reservation and settlement sends it."""
         return hashlib.sha1(self.source.encode()).hexdigest()
 
 
