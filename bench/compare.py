@@ -60,6 +60,8 @@ from compare_workload import (
     rephrased_prompt,
 )
 
+from ai_gateway.resp import Endpoint
+
 # The one place that knows where the gateway's process harness lives.
 from finops_common.process import GatewayProcess, embedded_valkey, free_port, stop, wait_ready
 
@@ -117,10 +119,6 @@ class Pinning:
                 check=True,
                 capture_output=True,
             )
-
-
-def valkey_port(redis_url: str) -> int:
-    return int(redis_url.rsplit(":", 1)[1].split("/")[0])
 
 
 def pid_listening(port: int) -> int:
@@ -416,7 +414,7 @@ class Bench:
     def gateway_group(self, store: str, redis_url: str | None, replicas: int) -> None:
         print(f"gateway, store: {store}", flush=True)
         if redis_url:
-            self.pinning.pin_server(valkey_port(redis_url))
+            self.pinning.pin_server(Endpoint.from_url(redis_url).port)
         with self.gateways("unoptimized", redis_url, replicas) as urls:
             warm(urls, API_KEY, self.run_number)
             self.add_row(
@@ -449,7 +447,7 @@ class Bench:
             if replicas == 1 and redis_url:
                 # Again with Valkey beside the light fixed-rate client, as a store runs on a node
                 # of its own: on the gateway's core each round trip also waits for the scheduler.
-                self.pinning.pin_to_load(valkey_port(redis_url))
+                self.pinning.pin_to_load(Endpoint.from_url(redis_url).port)
                 self.rate_test(
                     "gateway",
                     "gateway, optimized, misses",

@@ -123,7 +123,7 @@ def password_valkey():
     check does not authenticate)."""
     with embedded_valkey() as url:
         redis.Redis.from_url(url).config_set("requirepass", "s3cret!")
-        yield int(url.rsplit(":", 1)[1].split("/")[0])
+        yield Endpoint.from_url(url).port
 
 
 async def test_a_password_and_database_from_the_url_are_used(password_valkey):
