@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .config import ContainerResources, WorkloadsConfig
 
 GATEWAY = "ai-gateway"
+GATEWAY_CONTAINER = "gateway"  # its container's name, as metrics and recommendations see it
 REDIS = "redis"
 LOCUST_MASTER = "locust-master"
 LOCUST_WORKER = "locust-worker"

@@ -17,6 +17,7 @@ from ..config import ContainerResources, NodePoolConfig, WorkloadsConfig
 from ..workload_list import (
     DEMO_SERVICE_PREFIX,
     GATEWAY,
+    GATEWAY_CONTAINER,
     LOCUST_MASTER,
     LOCUST_WORKER,
     REDIS,
@@ -163,7 +164,7 @@ class WorkloadBuilder:
         g = self.w.gateway
         probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10}
         container = {
-            "name": "gateway",
+            "name": GATEWAY_CONTAINER,
             "image": self.images["gateway"],
             "args": [
                 "--config",

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from finops_common.config import ConfigError
 from finops_platform.config import StackConfig
-from finops_platform.workload_list import GATEWAY
+from finops_platform.workload_list import GATEWAY, GATEWAY_CONTAINER
 
 from ..results import GatewaySizing, SimulationResults
 from .measured import cache_memory, size_gateway, stack_arrival
@@ -24,7 +24,6 @@ from .strategy import MIB, Strategy
 from .targets import RESOURCES_KEY
 
 GATEWAY_KEY = RESOURCES_KEY[GATEWAY]
-GATEWAY_CONTAINER = "gateway"  # the container's name in the gateway's Deployment
 
 
 def read_results(path: Path) -> SimulationResults:
