@@ -30,7 +30,7 @@ from .pricing import ModelCard
 from .prompt_cache import NO_USE, ProviderPromptCache
 from .records import CacheStatus
 from .router import RouteDecision
-from .semantic import SemanticCache, SemanticHit, semantic_scope
+from .semantic import SNAPSHOT_POLICY, SemanticCache, SemanticHit, semantic_scope
 from .settings import GatewaySettings
 from .simulator import LatencyPlan, SimulatedProvider
 from .store import Clock, Store, StoreUnavailable, write_together
@@ -38,7 +38,7 @@ from .tokens import count_text
 
 log = logging.getLogger("ai_gateway")
 NO_LATENCY = LatencyPlan(0.0, 0.0)
-SNAPSHOT_INTERVAL_S = 60.0
+SNAPSHOT_CHECK_S = 1.0  # how often a replica asks whether a snapshot is due (one small GET)
 STORE_PING_INTERVAL_S = 1.0
 
 
@@ -338,10 +338,11 @@ class Gateway:
 
     async def _save_snapshots(self, semantic: SemanticCache) -> None:
         while True:
-            await asyncio.sleep(SNAPSHOT_INTERVAL_S)
+            await asyncio.sleep(SNAPSHOT_CHECK_S)
             try:
-                await semantic.sync()
-                await semantic.save_snapshot()
+                if await semantic.snapshot_due(SNAPSHOT_POLICY):
+                    await semantic.sync()
+                    await semantic.save_snapshot()
             except StoreUnavailable as exc:
                 log.warning("semantic cache snapshot failed: %s", exc)
 

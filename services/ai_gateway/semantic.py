@@ -8,9 +8,10 @@ and no scan over Redis. A lookup is one approximate nearest-neighbour search in 
 
 Building an HNSW graph costs about a millisecond per entry, so replaying a long log would keep a
 new replica cold for minutes. Replicas therefore save a snapshot of their indexes (usearch's own
-serialisation, the entries and the last log id read) to the store now and then, off the request
-path; a new replica restores the newest snapshot, which is a memory copy, then replays only the
-log tail written since.
+serialisation, the entries and the last log id read) to the store, off the request path; a new
+replica restores the newest snapshot, which is a memory copy, then replays only the log tail
+written since. A snapshot is due when that tail is long or old (:class:`SnapshotPolicy`), counted
+from the newest snapshot any replica saved, so replicas do not each save the same one.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ from usearch.index import Index
 
 from .cache import CachedCompletion
 from .domain import ChatRequest
-from .store import Clock, Store, write_together
+from .store import Clock, Store, log_id_key, write_together
 from .verification import verify
 
 log = logging.getLogger("ai_gateway")
 LOG = "cache:semantic:log"
 ENTRY_PREFIX = "cache:semantic:entry:"
 SNAPSHOT = "cache:semantic:snapshot"
+# The last log id in the newest snapshot: a few bytes that tell every replica a snapshot was saved.
+SNAPSHOT_MARK = "cache:semantic:snapshot:last-id"
 SNAPSHOT_FORMAT = 2
 CANDIDATES = 8
 SYNC_BATCH = 1000
@@ -72,6 +75,30 @@ class LookupOutcome:
     hit: SemanticHit | None
     best_similarity: float | None
     refusals: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SnapshotPolicy:
+    """When a replica saves a snapshot. A new replica replays the log written since the newest
+    snapshot at about 0.3 ms an entry (100k entries; README "Benchmarks"), so ``max_tail`` bounds
+    that replay (2,000 entries: about 0.6 s); ``min_interval_s`` bounds what saving costs under a
+    flood of misses (at 100k entries a snapshot is 0.4 s of CPU and 80 MB to the store), which
+    lets the tail grow to that many seconds of misses; ``max_interval_s`` keeps a quiet log's
+    snapshot fresh."""
+
+    max_tail: int = 2000
+    min_interval_s: float = 5.0
+    max_interval_s: float = 60.0
+
+    def due(self, tail: int, age_s: float) -> bool:
+        if tail == 0:
+            return False
+        return age_s >= self.max_interval_s or (
+            tail >= self.max_tail and age_s >= self.min_interval_s
+        )
+
+
+SNAPSHOT_POLICY = SnapshotPolicy()
 
 
 class _Entry(NamedTuple):
@@ -151,6 +178,8 @@ class SemanticCache:
         self._sync_lock = asyncio.Lock()
         self._restored = False
         self._snapshot_id = "0"
+        self._snapshot_at = clock()
+        self._tail = 0  # log entries read since the newest snapshot known (ours or another's)
 
     @property
     def size(self) -> int:
@@ -198,6 +227,7 @@ class SemanticCache:
                     entry = _Entry(fields["ref"].decode(), fields["prompt"].decode(), added_at)
                     self._insert(fields["scope"].decode(), vector, entry)
                     added += 1
+                    self._tail += 1
                 if len(batch) < SYNC_BATCH:
                     break
             self._evict()
@@ -238,7 +268,7 @@ class SemanticCache:
         async with self._sync_lock:
             if self._last_id == self._snapshot_id or not self._restored:
                 return False
-            last_id = self._last_id
+            last_id, tail = self._last_id, self._tail
             build = asyncio.ensure_future(asyncio.to_thread(self._snapshot_parts))
             try:
                 parts = await asyncio.shield(build)
@@ -246,8 +276,19 @@ class SemanticCache:
                 await build  # the thread still reads the indexes: hold the lock until it is done
                 raise
         await self._store.set_bulk(SNAPSHOT, parts, self._ttl)
-        self._snapshot_id = last_id
+        await self._store.set(SNAPSHOT_MARK, last_id.encode(), self._ttl)
+        self._snapshot_id, self._snapshot_at = last_id, self._clock()
+        self._tail -= tail  # what was read while the snapshot was sent is still to save
         return True
+
+    async def snapshot_due(self, policy: SnapshotPolicy) -> bool:
+        """Whether this replica should save a snapshot now. A newer snapshot saved by another
+        replica counts as this one's own: the tail restarts from it (the entries read in between,
+        at most a check's interval of them, are counted as saved)."""
+        mark = await self._store.get(SNAPSHOT_MARK)
+        if mark is not None and log_id_key(mark.decode()) > log_id_key(self._snapshot_id):
+            self._snapshot_id, self._snapshot_at, self._tail = mark.decode(), self._clock(), 0
+        return policy.due(self._tail, self._clock() - self._snapshot_at)
 
     async def _restore(self) -> int:
         """Load the store's snapshot into empty indexes; returns how many entries it held."""
@@ -272,7 +313,9 @@ class SemanticCache:
         order: list[tuple[float, str, int]] = []
         for n, scope in enumerate(header["scopes"]):
             index_bytes, labels_bytes, times_bytes, refs, prompts = columns[5 * n : 5 * n + 5]
-            index = Index.restore(index_bytes)
+            # The saved graph keeps its links but not the breadth new entries are added with:
+            # left at usearch's default (128), a restored replica inserts twice as slowly.
+            index = Index.restore(index_bytes, expansion_add=EXPANSION_ADD)
             if index is None:
                 return 0
             labels = np.frombuffer(labels_bytes, dtype=np.int64).tolist()
@@ -286,6 +329,7 @@ class SemanticCache:
         self._order.extend(order)
         self._next_label = next_label
         self._last_id = self._snapshot_id = last_id
+        self._snapshot_at = self._clock()
         return len(order)
 
     async def lookup(self, scope: str, prompt: str, vector: np.ndarray) -> LookupOutcome:

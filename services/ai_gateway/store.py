@@ -46,7 +46,8 @@ def _fields(flat: list[Any]) -> dict[str, bytes]:
     return {_as_bytes(field).decode(): _as_bytes(value) for field, value in pairs}
 
 
-def _log_id_key(entry_id: str) -> tuple[int, int]:
+def log_id_key(entry_id: str) -> tuple[int, int]:
+    """A log entry id ("<ms>-<seq>") in the order the log holds it."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
 
@@ -136,16 +137,16 @@ class MemoryStore:
     async def log_append(self, log: str, fields: dict[str, bytes], max_age_s: int) -> str:
         entries = self._logs.setdefault(log, [])
         now_ms = int(self._clock() * 1000)
-        last_ms, last_seq = _log_id_key(entries[-1][0]) if entries else (0, 0)
+        last_ms, last_seq = log_id_key(entries[-1][0]) if entries else (0, 0)
         entry_id = f"{now_ms}-0" if now_ms > last_ms else f"{last_ms}-{last_seq + 1}"
         entries.append((entry_id, dict(fields)))
         oldest = (now_ms - max_age_s * 1000, 0)
-        del entries[: bisect.bisect_left(entries, oldest, key=lambda e: _log_id_key(e[0]))]
+        del entries[: bisect.bisect_left(entries, oldest, key=lambda e: log_id_key(e[0]))]
         return entry_id
 
     async def log_read(self, log: str, after: str, count: int) -> list[LogEntry]:
         entries = self._logs.get(log, [])
-        start = bisect.bisect_right(entries, _log_id_key(after), key=lambda e: _log_id_key(e[0]))
+        start = bisect.bisect_right(entries, log_id_key(after), key=lambda e: log_id_key(e[0]))
         return entries[start : start + count]
 
     async def ping(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import os
 import textwrap
@@ -10,11 +11,14 @@ import textwrap
 import numpy as np
 import pytest
 
+from ai_gateway import pipeline
 from ai_gateway.domain import ChatRequest, GatewayError
 from ai_gateway.embeddings import Model2VecEmbedder
 from ai_gateway.metrics import GatewayMetrics
 from ai_gateway.pipeline import Gateway
 from ai_gateway.router import default_router
+from ai_gateway.semantic import SNAPSHOT, SNAPSHOT_MARK, SnapshotPolicy
+from ai_gateway.store import RedisStore
 from ai_gateway.tokens import PromptMessage
 from ai_gateway.wiring import build_gateway
 from tests.ai_gateway.support import settings_for
@@ -193,6 +197,32 @@ async def test_the_semantic_cache_and_the_router_share_one_embedding_per_request
     assert embedder.texts == [prompt]
     assert served.route is not None and served.route.head == "embedding+features"
     assert served.route.threshold == 0.4
+
+
+async def test_a_replica_saves_a_snapshot_once_the_log_tail_is_due(
+    flush_valkey, make_gateway, monkeypatch
+):
+    """The replica's own loop asks the policy, then saves: the snapshot and its mark."""
+    monkeypatch.setattr(pipeline, "SNAPSHOT_CHECK_S", 0.01)
+    policy = SnapshotPolicy(max_tail=2, min_interval_s=0, max_interval_s=3600)
+    monkeypatch.setattr(pipeline, "SNAPSHOT_POLICY", policy)
+    store = RedisStore(flush_valkey)
+    gateway = make_gateway("optimized", store, cache={"semantic": {"embedder": "lexical"}})
+    await gateway.start()
+    try:
+        for prompt in ("How do I cancel my order?", "How do I upload a file to S3?"):
+            await gateway.complete(ask(prompt), "team-a")
+        await asyncio.sleep(0.2)
+        assert await store.get(SNAPSHOT_MARK) is None  # one entry read: the tail is short
+        await gateway.complete(ask("Where is my invoice for March?"), "team-a")
+        for _ in range(200):
+            if await store.get(SNAPSHOT_MARK) is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert await store.get(SNAPSHOT_MARK) is not None
+        assert await store.get_bulk(SNAPSHOT) is not None
+    finally:
+        await gateway.close()
 
 
 async def test_replicas_save_snapshots_only_to_a_shared_store(store, make_gateway):

@@ -8,7 +8,14 @@ import time
 
 from ai_gateway.cache import CachedCompletion
 from ai_gateway.embeddings import LexicalEmbedder
-from ai_gateway.semantic import LOG, SNAPSHOT, SemanticCache
+from ai_gateway.semantic import (
+    CONNECTIVITY,
+    EXPANSION_ADD,
+    LOG,
+    SNAPSHOT,
+    SemanticCache,
+    SnapshotPolicy,
+)
 from ai_gateway.store import MemoryStore, RedisStore
 
 EMBEDDER = LexicalEmbedder()
@@ -116,6 +123,21 @@ async def test_a_snapshot_alone_restores_every_entry_with_its_age(clock):
     assert replica.size == 1
 
 
+async def test_a_restored_index_adds_entries_as_a_built_one_does(store):
+    """usearch's save keeps a graph's links, not its build-time search breadth: the restore sets
+    it again, or the new replica would replay the log tail at twice the cost."""
+    writer = cache_on(store)
+    await remember(writer, "s", "How do I cancel my order?")
+    await writer.sync()
+    assert await writer.save_snapshot()
+    replica = cache_on(store)
+    await replica.sync()
+    (built,) = writer._shards.values()
+    (restored,) = replica._shards.values()
+    assert restored.index.expansion_add == built.index.expansion_add == EXPANSION_ADD
+    assert restored.index.connectivity == built.index.connectivity == CONNECTIVITY
+
+
 async def test_a_snapshot_of_another_embedder_is_ignored(store):
     writer = SemanticCache(store, 8, 0.6, True, 3600, 10_000)
     await writer.add("s", "How do I cancel my order?", EMBEDDER.embed("x")[:8] + 1, ANSWER)
@@ -163,3 +185,50 @@ async def test_an_unreadable_snapshot_is_skipped_and_the_log_replayed(store):
     replica = cache_on(store)
     assert await replica.sync() == 1
     assert (await ask(replica, "s", "how do I cancel my order please")).hit is not None
+
+
+def test_the_snapshot_policy_bounds_the_log_tail_and_what_saving_costs():
+    policy = SnapshotPolicy(max_tail=3, min_interval_s=10, max_interval_s=60)
+    assert not policy.due(0, 3600)  # nothing read since the last snapshot
+    assert not policy.due(2, 30)
+    assert not policy.due(3, 9)  # a long tail, but a snapshot was saved a moment ago
+    assert policy.due(3, 10)
+    assert policy.due(1, 60)
+
+
+async def test_a_snapshot_is_due_once_the_log_tail_is_long(store, clock):
+    policy = SnapshotPolicy(max_tail=2, min_interval_s=10, max_interval_s=60)
+    cache = cache_on(store, clock=clock)
+    await remember(cache, "s", "How do I cancel my order?")
+    await cache.sync()
+    clock.advance(10)
+    assert not await cache.snapshot_due(policy)
+    await remember(cache, "s", "How do I reset my password?")
+    await cache.sync()
+    assert await cache.snapshot_due(policy)
+    assert await cache.save_snapshot()
+    assert not await cache.snapshot_due(policy)  # the tail starts again from the snapshot
+    await remember(cache, "s", "How do I upload a file to S3?")
+    await cache.sync()
+    clock.advance(59)
+    assert not await cache.snapshot_due(policy)
+    clock.advance(1)
+    assert await cache.snapshot_due(policy)  # a short tail, saved once it is a minute old
+
+
+async def test_another_replicas_snapshot_restarts_the_tail(store, clock):
+    """Replicas read the same log: once one has saved a snapshot, the others do not save it
+    again."""
+    policy = SnapshotPolicy(max_tail=2, min_interval_s=0, max_interval_s=60)
+    writer, other = cache_on(store, clock=clock), cache_on(store, clock=clock)
+    await remember(writer, "s", "How do I cancel my order?")
+    await remember(writer, "s", "How do I reset my password?")
+    assert await writer.sync() == 2 and await other.sync() == 2
+    assert await writer.snapshot_due(policy) and await other.snapshot_due(policy)
+    assert await writer.save_snapshot()
+    assert not await other.snapshot_due(policy)
+    await remember(writer, "s", "How do I upload a file to S3?")
+    await other.sync()
+    assert not await other.snapshot_due(policy)
+    clock.advance(60)
+    assert await other.snapshot_due(policy)  # one entry newer than the snapshot, a minute on
