@@ -41,10 +41,16 @@ def test_missing_model_is_a_clear_error(tmp_path):
 @pytest.mark.skipif(
     not EMBEDDING_MODEL.exists(), reason=f"the model2vec model is not at {EMBEDDING_MODEL}"
 )
-def test_model2vec_fast_path_is_model2vec_encode_bit_for_bit():
-    """The embedder skips StaticModel.encode's batching; its vectors must not move a bit, or the
-    semantic cache and router evaluations would change."""
+@pytest.mark.parametrize("dtype", ["float16", "float32", "int8"])
+def test_model2vec_fast_path_is_model2vec_encode_bit_for_bit(dtype):
+    """The embedder skips StaticModel.encode's batching and numpy's mean and norm wrappers; its
+    vectors must not move a bit, or the semantic cache and router evaluations would change. The
+    model on disk is float16; published models also come in float32 and (quantised) int8."""
     embedder = Model2VecEmbedder(str(EMBEDDING_MODEL))
+    table = embedder._model.embedding
+    if dtype == "int8":
+        table = np.clip(np.rint(table.astype(np.float32) * 30), -127, 127)
+    embedder._model.embedding = table.astype(dtype)
     texts = [
         "Please summarize the invoice with reference 7-1042 for account 93.",
         "How do I reset my password?  Ünïcödé, emoji 😀, [UNK] [MASK] tokens",
