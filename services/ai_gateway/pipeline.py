@@ -130,7 +130,7 @@ class Gateway:
         prompt_tokens = tokens(card)
         cap = self.catalog.completion_cap(card, request, prompt_tokens, routed=decision is not None)
         try:
-            worst_cost = card.cost_usd(prompt_tokens, cap)
+            worst_cost = self._worst_cost(card, request, prompt_tokens, cap)
             reservation = await self.budgets.admit(team, worst_cost, prompt_tokens + cap, now)
         except GatewayError as refusal:
             refusal.baseline_usd = baseline
@@ -138,6 +138,16 @@ class Gateway:
 
         completion = self._generate(request, team, card, cap, tokens, baseline, route)
         return Answer(completion, Settlement(reservation, key, probe, label))
+
+    def _worst_cost(
+        self, card: ModelCard, request: ChatRequest, prompt_tokens: int, cap: int
+    ) -> float:
+        """What admission reserves: the whole cap generated and, where the provider bills prompt
+        cache writes, every cacheable prompt token written at the write price."""
+        written = 0
+        if self.prompt_cache is not None:
+            written = self.prompt_cache.worst_write_tokens(card, request.messages, prompt_tokens)
+        return card.cost_usd(prompt_tokens, cap, cache_write=written)
 
     async def finish(self, answer: Answer, delivered: str | None = None) -> Completion:
         """Meter, settle and cache an answer. ``delivered`` is the text generated before a client

@@ -99,6 +99,19 @@ def readable_tokens(rules: CacheRules, prefix_tokens: int) -> int:
     return rules.minimum_tokens + steps * rules.increment
 
 
+def _cacheable(
+    rules: CacheRules, card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
+) -> list[Prefix]:
+    """The prefixes the provider would cache: long enough, and marked where marks are needed."""
+    if prompt_tokens < rules.minimum_tokens:
+        return []
+    return [
+        p
+        for p in prefixes(card, messages)
+        if p.tokens >= rules.minimum_tokens and (p.breakpoint or not rules.explicit)
+    ]
+
+
 class ProviderPromptCache:
     """Prefix entries per (team, model) with an idle lifetime; see the module docstring."""
 
@@ -110,13 +123,7 @@ class ProviderPromptCache:
         self, team: str, card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
     ) -> PromptCacheUse:
         rules = rules_for(card)
-        if prompt_tokens < rules.minimum_tokens:
-            return NO_USE
-        candidates = [
-            p
-            for p in prefixes(card, messages)
-            if p.tokens >= rules.minimum_tokens and (p.breakpoint or not rules.explicit)
-        ]
+        candidates = _cacheable(rules, card, messages, prompt_tokens)
         if not candidates:
             return NO_USE
         now = self._clock()
@@ -131,6 +138,18 @@ class ProviderPromptCache:
             written = max(candidates[-1].tokens - (0 if hit is None else hit.tokens), 0)
         self._refresh(scope, candidates, now + rules.ttl_seconds, now)
         return PromptCacheUse(cached_tokens=read, cache_write_tokens=written)
+
+    @staticmethod
+    def worst_write_tokens(
+        card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
+    ) -> int:
+        """The most prompt tokens a request can be billed as cache writes (none cached yet): what
+        a budget reserves at the write price, which is above the input price."""
+        rules = rules_for(card)
+        if not rules.explicit:
+            return 0
+        candidates = _cacheable(rules, card, messages, prompt_tokens)
+        return candidates[-1].tokens if candidates else 0
 
     def _refresh(self, scope: str, entries: list[Prefix], expires: float, now: float) -> None:
         if len(self._expires) >= MAX_ENTRIES:

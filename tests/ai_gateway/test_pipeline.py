@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ai_gateway import pipeline
+from ai_gateway.budgets import to_nanos
 from ai_gateway.domain import ChatRequest, GatewayError
 from ai_gateway.embeddings import Model2VecEmbedder
 from ai_gateway.metrics import GatewayMetrics
@@ -166,6 +167,29 @@ async def test_cache_hits_consume_no_budget(make_gateway):
     assert refused is not None and refused.kind == "budget"
     assert refused.baseline_usd is not None and refused.baseline_usd > 0
     assert (await gateway.complete(ask("Repeat me", max_tokens=60), "team-a")).cache == "exact"
+
+
+async def test_admission_reserves_the_prompt_cache_write_surcharge(make_gateway):
+    """Anthropic bills a prompt-cache write at 1.25x the input price: the reservation covers it,
+    so an answer never settles for more than its team had reserved."""
+    limits = {"usd": 100.0}
+    gateway = make_gateway(
+        "optimized", **EXACT_ONLY, teams={"team-a": {"keys": ["sk-demo-team-a"], "limits": limits}}
+    )
+    handbook = " ".join(["cost", "team", "budget", "report"] * 400)
+    request = ChatRequest(
+        model="claude-sonnet-4-6",
+        messages=(
+            PromptMessage("system", handbook, cache_breakpoint=True),
+            PromptMessage("user", "Where is my order?"),
+        ),
+        max_tokens=5,
+    )
+    answer = await gateway.begin(request, "team-a")
+    assert answer.completion.cache_write_tokens > 0
+    assert answer.settlement is not None and answer.settlement.reservation is not None
+    assert answer.settlement.reservation.cost_nanos >= to_nanos(answer.completion.cost_usd)
+    await gateway.finish(answer)
 
 
 class CountingEmbedder(Model2VecEmbedder):

@@ -145,3 +145,16 @@ def test_cached_and_written_tokens_are_priced_at_their_own_prices():
     cost = SONNET.cost_usd(3000, 100, cached=2000, cache_write=500)
     expected = 500 * prices.input + 2000 * prices.cached_input + 500 * prices.cache_write
     assert cost == pytest.approx((expected + 100 * prices.output) / 1e6)
+
+
+def test_the_worst_write_is_what_a_first_request_writes(cache):
+    """What a budget reserves at the write price: the longest marked prefix, when nothing is cached
+    yet; nothing where the provider bills no writes or the prefix is under its minimum."""
+    marked = ask(handbook(1600, marked=True))
+    worst = ProviderPromptCache.worst_write_tokens(SONNET, marked, count_prompt(SONNET, marked))
+    assert worst > 0
+    assert use(cache, SONNET, marked).cache_write_tokens == worst
+    assert ProviderPromptCache.worst_write_tokens(HAIKU, marked, count_prompt(HAIKU, marked)) == 0
+    plain = ask(handbook(1600))
+    assert ProviderPromptCache.worst_write_tokens(GPT, plain, count_prompt(GPT, plain)) == 0
+    assert ProviderPromptCache.worst_write_tokens(SONNET, plain, count_prompt(SONNET, plain)) == 0
