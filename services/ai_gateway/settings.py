@@ -30,6 +30,13 @@ _TEAM_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 class ExactCacheSettings(StrictModel):
     enabled: bool = False
     ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
+    local_entries: int = Field(
+        default=1024,
+        ge=0,
+        le=1_000_000,
+        description="answers each replica keeps in front of the store, so a repeated hit costs "
+        "no round trip; 0 turns it off",
+    )
 
 
 DEFAULT_EMBEDDING_MODEL = "minishlab/potion-base-8M"

@@ -12,11 +12,12 @@ import bisect
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from .resp import RespClient, RespError
 
 KEY_PREFIX = "finops:"
+V = TypeVar("V")
 BULK_TIMEOUT_S = 60.0
 
 
@@ -59,6 +60,10 @@ class Store(Protocol):
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
 
+    async def ttl(self, key: str) -> float | None:
+        """Seconds until ``key`` expires; None when it is absent (or never expires)."""
+        ...
+
     async def get_bulk(self, key: str) -> bytes | None:
         """:meth:`get` for a large value (a semantic snapshot, tens of MB)."""
         ...
@@ -100,33 +105,59 @@ async def write_together(store: Store, writes: Sequence[Coroutine[Any, Any, obje
         raise errors[0]
 
 
+class ExpiringLRU(Generic[V]):
+    """Values that expire at a given time, the least recently used dropped first past
+    ``max_entries``: the in-process store's values, and the exact cache's kept copies."""
+
+    def __init__(self, max_entries: int, clock: Clock) -> None:
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._max_entries = max_entries
+        self._clock = clock
+
+    def get(self, key: str) -> V | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        expires_at, value = item
+        if expires_at <= self._clock():
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: V, expires_at: float) -> None:
+        self._items[key] = (expires_at, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self._max_entries:
+            self._items.popitem(last=False)
+
+    def time_left(self, key: str) -> float | None:
+        item = self._items.get(key)
+        left = None if item is None else item[0] - self._clock()
+        return left if left is not None and left > 0 else None
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
 class MemoryStore:
     """In-process store with TTLs and an LRU bound, for a single replica."""
 
     kind = "memory"
 
     def __init__(self, max_entries: int = 200_000, clock: Clock = time.time) -> None:
-        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._max_entries = max_entries
+        self._data: ExpiringLRU[bytes] = ExpiringLRU(max_entries, clock)
         self._logs: dict[str, list[LogEntry]] = {}
         self._clock = clock
 
     async def get(self, key: str) -> bytes | None:
-        item = self._data.get(key)
-        if item is None:
-            return None
-        expires_at, value = item
-        if expires_at <= self._clock():
-            del self._data[key]
-            return None
-        self._data.move_to_end(key)
-        return value
+        return self._data.get(key)
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
-        self._data[key] = (self._clock() + ttl_seconds, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self._max_entries:
-            self._data.popitem(last=False)
+        self._data.put(key, value, self._clock() + ttl_seconds)
+
+    async def ttl(self, key: str) -> float | None:
+        return self._data.time_left(key)
 
     async def get_bulk(self, key: str) -> bytes | None:
         return await self.get(key)
@@ -177,6 +208,13 @@ class RedisStore:
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
         await self._set(self.client, key, value, ttl_seconds)
+
+    async def ttl(self, key: str) -> float | None:
+        try:
+            left_ms = await self.client.execute("PTTL", KEY_PREFIX + key)
+        except RespError as exc:
+            raise StoreUnavailable(f"redis pttl failed: {exc}") from exc
+        return int(left_ms) / 1000 if int(left_ms) >= 0 else None
 
     async def get_bulk(self, key: str) -> bytes | None:
         return await self._get(self._bulk, key)

@@ -88,7 +88,11 @@ def build_gateway(
         ),
         meter=Meter(metrics, caching=exact.enabled or semantic.enabled),
         provider=provider,
-        exact=ExactCache(store, exact.ttl_seconds) if exact.enabled else None,
+        exact=(
+            ExactCache(store, exact.ttl_seconds, exact.local_entries, clock)
+            if exact.enabled
+            else None
+        ),
         semantic=semantic_cache,
         embedder=embedder,
         clock=clock,

@@ -15,6 +15,13 @@ async def test_values_round_trip_and_missing_keys_are_none(store):
     assert await store.get("k") == b"newer"
 
 
+async def test_ttl_is_the_time_left_and_none_once_the_key_is_gone(store, clock):
+    assert await store.ttl("absent") is None
+    await store.set("k", b"value", 60)
+    left = await store.ttl("k")
+    assert left is not None and 59 <= left <= 60
+
+
 async def test_log_reads_after_an_id_in_order(store):
     ids = [await store.log_append("log", {"n": str(i).encode()}, 3600) for i in range(5)]
     assert ids == sorted(ids, key=lambda e: tuple(int(p) for p in e.split("-")))

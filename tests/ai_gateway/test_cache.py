@@ -1,0 +1,60 @@
+"""The exact cache: answers shared through the store, and each replica's kept copies."""
+
+from __future__ import annotations
+
+from ai_gateway.cache import CachedCompletion, ExactCache, exact_key
+from ai_gateway.store import RedisStore
+
+ANSWER = CachedCompletion("gpt-4o-mini", "Open Orders, then Cancel.", 12, 9, "stop", 0.0)
+KEY = exact_key("team-a", '{"model":"gpt-4o-mini","messages":[]}')
+
+
+async def test_a_repeated_hit_is_answered_from_the_kept_copy(store, clock):
+    """Once read, an answer is found again without the store (here: after the store lost it),
+    until the shared entry's own TTL ends."""
+    writer = ExactCache(store, 60, local_entries=0, clock=clock)
+    reader = ExactCache(store, 60, local_entries=8, clock=clock)
+    await writer.put(KEY, ANSWER)
+    assert await reader.get(KEY) == ANSWER
+    await store.set(KEY, b"", 1)  # the shared entry is gone (an empty value is a miss)
+    assert await writer.get(KEY) is None
+    assert await reader.get(KEY) == ANSWER
+    clock.advance(61)
+    assert await reader.get(KEY) is None
+
+
+async def test_the_kept_copy_expires_with_the_shared_entry(flush_valkey, clock):
+    """A copy read 40 s into a 60 s entry's life lives 20 s more, not another 60."""
+    writer_store, reader_store = RedisStore(flush_valkey, clock), RedisStore(flush_valkey, clock)
+    try:
+        await ExactCache(writer_store, 60, clock=clock).put(KEY, ANSWER)
+        await writer_store.client.execute("PEXPIRE", "finops:" + KEY, 20_000)
+        reader = ExactCache(reader_store, 60, local_entries=8, clock=clock)
+        assert await reader.get(KEY) == ANSWER
+        await writer_store.client.execute("DEL", "finops:" + KEY)
+        clock.advance(19)
+        assert await reader.get(KEY) == ANSWER
+        clock.advance(2)
+        assert await reader.get(KEY) is None
+    finally:
+        await writer_store.close()
+        await reader_store.close()
+
+
+async def test_without_kept_copies_every_read_asks_the_store(store, clock):
+    cache = ExactCache(store, 60, local_entries=0, clock=clock)
+    await cache.put(KEY, ANSWER)
+    await store.set(KEY, b"", 1)
+    assert await cache.get(KEY) is None
+
+
+async def test_kept_copies_are_bounded_least_recently_used_first(store, clock):
+    cache = ExactCache(store, 60, local_entries=2, clock=clock)
+    keys = [exact_key("team-a", f"request {n}") for n in range(3)]
+    for key in keys[:2]:
+        await cache.put(key, ANSWER)
+    assert await cache.get(keys[0]) == ANSWER  # keys[1] is now the least recently used
+    await cache.put(keys[2], ANSWER)
+    for key in keys:
+        await store.set(key, b"", 1)
+    assert [await cache.get(key) is not None for key in keys] == [True, False, True]
