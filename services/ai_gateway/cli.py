@@ -25,6 +25,12 @@ from .settings import PROFILES, load_settings
 from .tokens import TokenizerUnavailable, encoding_name, get_encoding
 from .wiring import build_gateway, open_store
 
+# Idle keep-alive connections are closed by the client side first: past the idle timeouts of the
+# clients and load balancers in front (httpx 5 s, an AWS load balancer's 60 s). A server that
+# closes an idle connection as a client reuses it fails that request (uvicorn's default is 5 s,
+# the same as httpx's, and a CI run saw one such ReadError).
+KEEP_ALIVE_S = 75
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -118,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         loop="uvloop",  # cheaper per request than asyncio and h11 (README, "Benchmarks")
         http="httptools",
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     return 0
 

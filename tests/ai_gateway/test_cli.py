@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import sys
+import time
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -82,3 +84,21 @@ def test_the_server_it_starts_freezes_its_start_up_heap(monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert cli.main(["--profile", "unoptimized", "--metrics-port", "0"]) == 0
     assert built == [{"freeze_heap": True}] and len(served) == 1
+
+
+def test_an_idle_keep_alive_connection_outlives_the_clients_idle_timeout(start_gateway):
+    """httpx drops an idle connection after 5 s and a load balancer after 60 s; the server must
+    not drop it first, or a request sent on it as it closes fails."""
+    gateway = start_gateway("unoptimized")
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    try:
+        connection.request("GET", "/readyz")
+        first = connection.getresponse()
+        assert first.status == 200 and first.read()
+        socket_before = connection.sock
+        time.sleep(6)  # past httpx's 5 s and uvicorn's default
+        connection.request("GET", "/readyz")  # on the same socket: the client never reconnects
+        assert connection.sock is socket_before
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
