@@ -318,7 +318,7 @@ class Gateway:
                 await self.semantic.sync()
             except StoreUnavailable as exc:
                 log.warning("semantic cache warm-up failed, starting empty: %s", exc)
-            if self.store.kind != "memory":
+            if self.store.shared:
                 self._snapshots = asyncio.create_task(self._save_snapshots(self.semantic))
         self._store_watch = asyncio.create_task(self._watch_store())
 

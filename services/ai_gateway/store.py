@@ -55,6 +55,7 @@ def log_id_key(entry_id: str) -> tuple[int, int]:
 
 class Store(Protocol):
     kind: str
+    shared: bool  # seen by other replicas (Redis), not only this process
 
     async def get(self, key: str) -> bytes | None: ...
 
@@ -91,7 +92,7 @@ async def write_together(store: Store, writes: Sequence[Coroutine[Any, Any, obje
     """Independent writes, every one of them run. On Redis they are issued together and share
     one round trip (resp.py); in process they run in order, since a task each would cost more
     than it saves. The first failure is raised once all have finished."""
-    if store.kind == "memory" or len(writes) < 2:
+    if not store.shared or len(writes) < 2:
         outcomes: list[object] = []
         for write in writes:
             try:
@@ -144,6 +145,7 @@ class MemoryStore:
     """In-process store with TTLs and an LRU bound, for a single replica."""
 
     kind = "memory"
+    shared = False
 
     def __init__(self, max_entries: int = 200_000, clock: Clock = time.time) -> None:
         self._data: ExpiringLRU[bytes] = ExpiringLRU(max_entries, clock)
@@ -192,6 +194,7 @@ class RedisStore:
     """Redis (or Valkey) store shared by every replica, over one pipelining connection."""
 
     kind = "redis"
+    shared = True
 
     def __init__(self, url: str, clock: Clock = time.time, timeout_s: float = 5.0) -> None:
         """``timeout_s`` bounds both connecting and each command's reply: past it the store counts

@@ -255,6 +255,6 @@ async def test_replicas_save_snapshots_only_to_a_shared_store(store, make_gatewa
     gateway = make_gateway("optimized", store, cache={"semantic": {"embedder": "lexical"}})
     await gateway.start()
     try:
-        assert (gateway._snapshots is not None) is (store.kind == "redis")
+        assert (gateway._snapshots is not None) is store.shared
     finally:
         await gateway.close()
