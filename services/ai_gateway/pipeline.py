@@ -349,6 +349,8 @@ class Gateway:
     async def _save_snapshots(self, semantic: SemanticCache) -> None:
         while True:
             await asyncio.sleep(SNAPSHOT_CHECK_S)
+            if not self.store_up:
+                continue  # the store watch reports the outage once; snapshots wait for the store
             try:
                 if await semantic.snapshot_due(SNAPSHOT_POLICY):
                     await semantic.sync()

@@ -6,6 +6,7 @@ import ast
 import asyncio
 import inspect
 import os
+import socket
 import textwrap
 
 import numpy as np
@@ -245,6 +246,26 @@ async def test_a_replica_saves_a_snapshot_once_the_log_tail_is_due(
             await asyncio.sleep(0.01)
         assert await store.get(SNAPSHOT_MARK) is not None
         assert await store.get_bulk(SNAPSHOT) is not None
+    finally:
+        await gateway.close()
+
+
+async def test_snapshot_checks_wait_quietly_while_the_store_is_down(
+    make_gateway, monkeypatch, caplog
+):
+    """The snapshot loop asks the store every second; while the store is down it does not ask,
+    nor log a warning each time (the store watch reports the outage)."""
+    monkeypatch.setattr(pipeline, "SNAPSHOT_CHECK_S", 0.01)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
+    gateway = make_gateway("optimized", store, cache={"semantic": {"embedder": "lexical"}})
+    await gateway.start()
+    try:
+        await asyncio.sleep(0.3)
+        assert not gateway.store_up
+        assert not [r for r in caplog.records if "snapshot" in r.getMessage()]
     finally:
         await gateway.close()
 
