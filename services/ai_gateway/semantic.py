@@ -34,7 +34,7 @@ from usearch.index import Index
 
 from .cache import CachedCompletion
 from .domain import ChatRequest
-from .store import Clock, Store, log_id_key, write_together
+from .store import Clock, ExpiringLRU, Store, log_id_key, write_together
 from .verification import verify
 
 log = logging.getLogger("ai_gateway")
@@ -163,7 +163,9 @@ class SemanticCache:
         ttl_seconds: int,
         max_entries: int,
         clock: Clock = time.time,
+        local_entries: int = 0,
     ) -> None:
+        """``local_entries``: how many answers this replica keeps in front of the store."""
         self._store = store
         self._clock = clock
         self._dimensions = dimensions
@@ -180,6 +182,9 @@ class SemanticCache:
         self._snapshot_id = "0"
         self._snapshot_at = clock()
         self._tail = 0  # log entries read since the newest snapshot known (ours or another's)
+        self._answers: ExpiringLRU[CachedCompletion] | None = (
+            ExpiringLRU(local_entries, clock) if local_entries else None
+        )
 
     @property
     def size(self) -> int:
@@ -358,12 +363,26 @@ class SemanticCache:
                 if not verdict.ok:
                     refusals.append(verdict.reason)
                     continue
-            raw = await self._store.get(entry.ref)
-            if raw is None:
+            answer = await self._answer(entry)
+            if answer is None:
                 continue
-            hit = SemanticHit(CachedCompletion(**json.loads(raw)), similarity, entry.prompt)
+            hit = SemanticHit(answer, similarity, entry.prompt)
             return LookupOutcome(hit, best, tuple(refusals))
         return LookupOutcome(None, best, tuple(refusals))
+
+    async def _answer(self, entry: _Entry) -> CachedCompletion | None:
+        """The answer an entry points to. A kept copy lives as long as the entry (an answer never
+        changes once written), so a repeated hit on it costs no round trip."""
+        kept = None if self._answers is None else self._answers.get(entry.ref)
+        if kept is not None:
+            return kept
+        raw = await self._store.get(entry.ref)
+        if raw is None:
+            return None
+        answer = CachedCompletion(**json.loads(raw))
+        if self._answers is not None:
+            self._answers.put(entry.ref, answer, entry.added_at + self._ttl)
+        return answer
 
     async def add(
         self, scope: str, prompt: str, vector: np.ndarray, completion: CachedCompletion
@@ -384,3 +403,5 @@ class SemanticCache:
                 self._store.log_append(LOG, fields, self._ttl),
             ],
         )
+        if self._answers is not None:
+            self._answers.put(ref, completion, self._clock() + self._ttl)

@@ -59,6 +59,13 @@ class SemanticCacheSettings(StrictModel):
     verify: bool = Field(default=True, description="check salient terms before serving a hit")
     ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
     max_entries: int = Field(default=200_000, ge=1, le=10_000_000)
+    local_entries: int = Field(
+        default=1024,
+        ge=0,
+        le=1_000_000,
+        description="answers each replica keeps in front of the store, so a repeated semantic hit "
+        "costs no GET; 0 turns it off",
+    )
 
     @property
     def effective_threshold(self) -> float:

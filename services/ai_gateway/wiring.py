@@ -71,6 +71,7 @@ def build_gateway(
             semantic.ttl_seconds,
             semantic.max_entries,
             clock,
+            semantic.local_entries,
         )
         if semantic.enabled and embedder is not None
         else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 
@@ -232,3 +233,26 @@ async def test_another_replicas_snapshot_restarts_the_tail(store, clock):
     assert not await other.snapshot_due(policy)
     clock.advance(60)
     assert await other.snapshot_due(policy)  # one entry newer than the snapshot, a minute on
+
+
+async def test_a_kept_answer_serves_a_repeated_semantic_hit_without_the_store(store, clock):
+    """A replica keeps the answers it wrote or found; one without kept copies asks the store.
+    The store's answer is replaced here to tell the two apart (answers never change in use)."""
+
+    def replica(local_entries: int) -> SemanticCache:
+        dims = EMBEDDER.dimensions
+        return SemanticCache(store, dims, 0.6, True, 60, 10_000, clock, local_entries)
+
+    writer, reader, plain = replica(8), replica(8), replica(0)
+    await remember(writer, "s", "How do I cancel my order?")
+    question = "hi, how can I cancel my order please"
+    assert (await ask(reader, "s", question)).hit.entry == ANSWER
+    (ref,) = [entry.ref for shard in reader._shards.values() for entry in shard.entries.values()]
+    other = CachedCompletion("gpt-4", "Another answer.", 12, 3, "stop", 0.01)
+    await store.set(ref, json.dumps(vars(other)).encode(), 60)
+    assert (await ask(writer, "s", question)).hit.entry == ANSWER
+    assert (await ask(reader, "s", question)).hit.entry == ANSWER
+    assert (await ask(plain, "s", question)).hit.entry == other
+    left = reader._answers.time_left(ref) if reader._answers else None
+    # As long as the entry itself: its time is the log's (Valkey's own clock, to the millisecond).
+    assert left is not None and 59 <= left <= 61
