@@ -37,36 +37,58 @@ def exact_key(team: str, canonical_request: str) -> str:
     return f"{NAMESPACE}{team}:{digest}"
 
 
-class ExactCache:
-    def __init__(
-        self, store: Store, ttl_seconds: int, local_entries: int = 0, clock: Clock = time.time
-    ) -> None:
-        """``local_entries``: how many answers this replica keeps in front of the store."""
+class KeptAnswers:
+    """The answers one replica keeps in front of the store (``entries`` of them, least recently
+    used out first; 0 keeps none): both caches read and write their answers through it."""
+
+    def __init__(self, store: Store, entries: int, clock: Clock) -> None:
         self._store = store
-        self._ttl = ttl_seconds
         self._clock = clock
-        self._local: ExpiringLRU[CachedCompletion] | None = (
-            ExpiringLRU(local_entries, clock) if local_entries else None
+        self._kept: ExpiringLRU[CachedCompletion] | None = (
+            ExpiringLRU(entries, clock) if entries else None
         )
 
-    async def get(self, key: str) -> CachedCompletion | None:
-        kept = None if self._local is None else self._local.get(key)
+    async def read(self, key: str, expires_at: float | None = None) -> CachedCompletion | None:
+        """The answer under ``key``, kept until ``expires_at`` (when the caller does not know
+        it, the key's remaining TTL is asked of the store, once)."""
+        kept = None if self._kept is None else self._kept.get(key)
         if kept is not None:
             return kept
         raw = await self._store.get(key)
         if not raw:
             return None
-        entry = CachedCompletion(**json.loads(raw))
-        if self._local is not None:
+        answer = CachedCompletion(**json.loads(raw))
+        if self._kept is not None and expires_at is None:
             try:
                 left = await self._store.ttl(key)
             except StoreUnavailable:
                 left = None  # served all the same, just not kept
-            if left is not None:
-                self._local.put(key, entry, self._clock() + left)
-        return entry
+            expires_at = None if left is None else self._clock() + left
+        if self._kept is not None and expires_at is not None:
+            self._kept.put(key, answer, expires_at)
+        return answer
+
+    async def write(self, key: str, answer: CachedCompletion, ttl_seconds: int) -> None:
+        """Store ``answer`` under ``key``, and keep it."""
+        if self._kept is not None:
+            self._kept.put(key, answer, self._clock() + ttl_seconds)
+        await self._store.set(key, json.dumps(vars(answer)).encode(), ttl_seconds)
+
+    def time_left(self, key: str) -> float | None:
+        """How long the kept copy of ``key`` lives; None if none is kept."""
+        return None if self._kept is None else self._kept.time_left(key)
+
+
+class ExactCache:
+    def __init__(
+        self, store: Store, ttl_seconds: int, local_entries: int = 0, clock: Clock = time.time
+    ) -> None:
+        """``local_entries``: how many answers this replica keeps in front of the store."""
+        self._ttl = ttl_seconds
+        self._answers = KeptAnswers(store, local_entries, clock)
+
+    async def get(self, key: str) -> CachedCompletion | None:
+        return await self._answers.read(key)
 
     async def put(self, key: str, entry: CachedCompletion) -> None:
-        await self._store.set(key, json.dumps(vars(entry)).encode(), self._ttl)
-        if self._local is not None:
-            self._local.put(key, entry, self._clock() + self._ttl)
+        await self._answers.write(key, entry, self._ttl)

@@ -32,9 +32,9 @@ from typing import Any, NamedTuple
 import numpy as np
 from usearch.index import Index
 
-from .cache import CachedCompletion
+from .cache import CachedCompletion, KeptAnswers
 from .domain import ChatRequest
-from .store import Clock, ExpiringLRU, Store, log_id_key, write_together
+from .store import Clock, Store, log_id_key, write_together
 from .verification import verify
 
 log = logging.getLogger("ai_gateway")
@@ -182,9 +182,7 @@ class SemanticCache:
         self._snapshot_id = "0"
         self._snapshot_at = clock()
         self._tail = 0  # log entries read since the newest snapshot known (ours or another's)
-        self._answers: ExpiringLRU[CachedCompletion] | None = (
-            ExpiringLRU(local_entries, clock) if local_entries else None
-        )
+        self._answers = KeptAnswers(store, local_entries, clock)
 
     @property
     def size(self) -> int:
@@ -363,26 +361,13 @@ class SemanticCache:
                 if not verdict.ok:
                     refusals.append(verdict.reason)
                     continue
-            answer = await self._answer(entry)
+            # An answer never changes once written: a kept copy lives as long as its entry.
+            answer = await self._answers.read(entry.ref, entry.added_at + self._ttl)
             if answer is None:
                 continue
             hit = SemanticHit(answer, similarity, entry.prompt)
             return LookupOutcome(hit, best, tuple(refusals))
         return LookupOutcome(None, best, tuple(refusals))
-
-    async def _answer(self, entry: _Entry) -> CachedCompletion | None:
-        """The answer an entry points to. A kept copy lives as long as the entry (an answer never
-        changes once written), so a repeated hit on it costs no round trip."""
-        kept = None if self._answers is None else self._answers.get(entry.ref)
-        if kept is not None:
-            return kept
-        raw = await self._store.get(entry.ref)
-        if raw is None:
-            return None
-        answer = CachedCompletion(**json.loads(raw))
-        if self._answers is not None:
-            self._answers.put(entry.ref, answer, entry.added_at + self._ttl)
-        return answer
 
     async def add(
         self, scope: str, prompt: str, vector: np.ndarray, completion: CachedCompletion
@@ -399,9 +384,7 @@ class SemanticCache:
         await write_together(
             self._store,
             [
-                self._store.set(ref, json.dumps(vars(completion)).encode(), self._ttl),
+                self._answers.write(ref, completion, self._ttl),
                 self._store.log_append(LOG, fields, self._ttl),
             ],
         )
-        if self._answers is not None:
-            self._answers.put(ref, completion, self._clock() + self._ttl)

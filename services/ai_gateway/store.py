@@ -108,7 +108,7 @@ async def write_together(store: Store, writes: Sequence[Coroutine[Any, Any, obje
 
 class ExpiringLRU(Generic[V]):
     """Values that expire at a given time, the least recently used dropped first past
-    ``max_entries``: the in-process store's values, and the exact cache's kept copies."""
+    ``max_entries``: the in-process store's values, and the caches' kept answers."""
 
     def __init__(self, max_entries: int, clock: Clock) -> None:
         self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
