@@ -3,10 +3,14 @@ actually schedule on the stack's NodePools."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from ai_gateway.settings import load_settings
+from finops_common.config import ConfigError
+from finops_platform.builders import workloads as build
 from finops_platform.builders.karpenter import POOL_LABEL
+from finops_platform.config import WorkloadsConfig
 from finops_platform.render import kubernetes_objects, load_stack
 from tests.infra.support import recorded
 
@@ -64,6 +68,51 @@ def test_gateway_config_and_key_secret_make_valid_settings(tmp_path):
     settings = load_settings(None, tmp_path / "settings.yaml", tmp_path / "teams.yaml")
     assert settings.profile == "optimized"
     assert set(settings.teams) == {"team-a", "team-b"}
+    profile = load_settings("optimized").teams
+    for name, team in settings.teams.items():
+        # The keys Secret must not cost the optimized teams their routing and budgets.
+        assert (team.routing, team.limits) == (profile[name].routing, profile[name].limits)
+        assert team.routing == "all" and team.limits.usd is not None
+
+
+def with_team_settings(teams: object) -> WorkloadsConfig:
+    workloads = load_stack("optimized").workloads
+    gateway = workloads.gateway.model_copy(update={"settings": {"teams": teams}})
+    return workloads.model_copy(update={"gateway": gateway})
+
+
+def test_team_settings_in_the_stack_travel_with_the_keys(tmp_path):
+    workloads = with_team_settings({"team-a": {"limits": {"usd": 3.0}}})
+    (tmp_path / "settings.yaml").write_text(build.gateway_settings_yaml(workloads))
+    keys = {"team-a": "sk-cluster-team-a", "team-b": "sk-cluster-team-b"}
+    (tmp_path / "teams.yaml").write_text(build.team_keys_yaml(keys, workloads))
+    teams = load_settings(None, tmp_path / "settings.yaml", tmp_path / "teams.yaml").teams
+    profile = load_settings("optimized").teams
+    assert teams["team-a"].keys == ("sk-cluster-team-a",)
+    assert teams["team-a"].limits.usd == 3.0
+    assert teams["team-a"].limits.tokens_per_minute == profile["team-a"].limits.tokens_per_minute
+    assert teams["team-b"].limits == profile["team-b"].limits
+
+
+def test_team_keys_in_the_stack_settings_are_refused_with_the_secret_command():
+    workloads = with_team_settings({"team-a": {"keys": ["sk-plain-text-key"]}})
+    with pytest.raises(ConfigError) as info:
+        build.gateway_settings_yaml(workloads)
+    assert "finops-sim:workloads.gateway.settings.teams.team-a.keys" in str(info.value)
+    assert "pulumi config set --secret --path 'finops-sim:teamKeys.team-a'" in str(info.value)
+
+
+def test_a_team_with_settings_but_no_key_is_a_config_error():
+    workloads = with_team_settings({"ops": {"routing": "all"}})
+    with pytest.raises(ConfigError, match="ops has no key in finops-sim:teamKeys"):
+        build.team_keys_yaml({"team-a": "sk-cluster-team-a"}, workloads)
+
+
+def test_bad_team_settings_in_the_stack_name_the_key():
+    workloads = with_team_settings({"team-a": {"limits": {"usd": -1}}})
+    with pytest.raises(ConfigError) as info:
+        build.gateway_settings_yaml(workloads)
+    assert "teams.team-a.limits.usd" in str(info.value)
 
 
 def test_placement_follows_the_stack():

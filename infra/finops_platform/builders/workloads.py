@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from ai_gateway.settings import resolve_settings
+from ai_gateway.settings import deep_merge, resolve_settings
+from finops_common.config import ConfigError
 from finops_common.labels import COST_LABELS
 
 from ..config import ContainerResources, NodePoolConfig, WorkloadsConfig
@@ -56,15 +57,34 @@ def resources(spec: ContainerResources) -> dict[str, Any]:
     }
 
 
+SETTINGS_SOURCE = "finops-sim:workloads.gateway.settings"
+TEAM_KEYS = "finops-sim:teamKeys"
+# Stands in for the secret keys wherever the settings are checked before the keys are known.
+_PLACEHOLDER_KEY = "sha256:" + "0" * 64
+
+
+def _stack_team_settings(workloads: WorkloadsConfig) -> dict[str, Any]:
+    """The routing and limits the stack sets per team (``teams`` in the gateway settings)."""
+    teams = workloads.gateway.settings.get("teams") or {}
+    if not isinstance(teams, dict):
+        raise ConfigError(f"{SETTINGS_SOURCE}.teams: must be a mapping of team names to settings")
+    for name, team in teams.items():
+        if isinstance(team, dict) and "keys" in team:
+            raise ConfigError(
+                f"{SETTINGS_SOURCE}.teams.{name}.keys: keys are secrets, not stack settings: "
+                f"set them with `pulumi config set --secret --path '{TEAM_KEYS}.{name}' <key>`"
+            )
+    return teams
+
+
 def gateway_settings_yaml(workloads: WorkloadsConfig) -> str:
-    """The gateway's settings in its own schema (validated here), without team keys."""
+    """The gateway's settings in its own schema (validated here), without the teams: they go
+    with their keys into the keys Secret (team_keys_yaml)."""
     user = {"profile": workloads.gateway_profile, **workloads.gateway.settings}
     user.pop("teams", None)
-    resolve_settings(
-        None,
-        {**user, "teams": {"placeholder": {"keys": ["sha256:" + "0" * 64]}}},
-        "finops-sim:workloads.gateway.settings",
-    )
+    teams = _stack_team_settings(workloads) or {"placeholder": {}}
+    keyed = {name: {**team, "keys": [_PLACEHOLDER_KEY]} for name, team in teams.items()}
+    resolve_settings(None, {**user, "teams": keyed}, SETTINGS_SOURCE)
     return yaml.safe_dump(user, sort_keys=True)
 
 
@@ -73,8 +93,24 @@ def external_store_url(host: str) -> str:
     return f"rediss://:$(REDIS_PASSWORD)@{host}:{REDIS_PORT}/0"
 
 
-def team_keys_yaml(keys: dict[str, str]) -> str:
-    return yaml.safe_dump({"teams": {team: {"keys": [key]} for team, key in keys.items()}})
+def team_keys_yaml(keys: dict[str, str], workloads: WorkloadsConfig) -> str:
+    """The gateway's teams, each with its key. The gateway serves only the teams a config file
+    names and takes nothing else of the profile's for them, so each carries in full the routing
+    and limits of the stack's gateway profile, under those the stack sets."""
+    stack_teams = _stack_team_settings(workloads)
+    keyless = sorted(set(stack_teams) - set(keys))
+    if keyless:
+        raise ConfigError(
+            f"{SETTINGS_SOURCE}.teams: {', '.join(keyless)} has no key in {TEAM_KEYS}: set one "
+            f"with `pulumi config set --secret --path '{TEAM_KEYS}.{keyless[0]}' <key>`"
+        )
+    user = {name: value for name, value in workloads.gateway.settings.items() if name != "teams"}
+    profile = resolve_settings(workloads.gateway_profile, user, SETTINGS_SOURCE).teams
+    teams: dict[str, Any] = {}
+    for name, key in keys.items():
+        base = profile[name].model_dump(mode="json", exclude={"keys"}) if name in profile else {}
+        teams[name] = {**deep_merge(base, stack_teams.get(name, {})), "keys": [key]}
+    return yaml.safe_dump({"teams": teams}, sort_keys=True)
 
 
 class WorkloadBuilder:

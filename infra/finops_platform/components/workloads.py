@@ -97,7 +97,7 @@ class Workloads(pulumi.ComponentResource):
                 string_data={
                     "teams.yaml": pulumi.Output.secret(
                         pulumi.Output.from_input(args.team_keys or demo_team_keys())
-                    ).apply(build.team_keys_yaml)
+                    ).apply(lambda keys: build.team_keys_yaml(keys, args.config))
                 },
                 opts=in_ns,
             ),
