@@ -410,10 +410,10 @@ class WorkloadBuilder:
                 loc.run_time,
                 "--host",
                 host,
+                # CSVs are rewritten every few seconds. No --html: Locust writes that file only
+                # when it quits, and this master keeps its web UI (with the HTML report) up.
                 "--csv",
                 "/reports/run",
-                "--html",
-                "/reports/run.html",
             ],
             "ports": [
                 {"name": "workers", "containerPort": 5557},
