@@ -111,10 +111,13 @@ async def _read_json(request: Request, limit: int, max_depth: int) -> Any:
     if raw.count(b"[") + raw.count(b"{") > max_depth and _json_depth(raw) > max_depth:
         raise _invalid(f"The JSON body is nested deeper than the limit of {max_depth} levels.")
     try:
-        parsed = json.loads(raw, parse_float=_finite, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # Decoded strictly first: json.loads on bytes would also take UTF-16 and UTF-8-encoded
+        # surrogates (b"\xed\xa0\x80"), which no later stage can encode.
+        text = raw.decode("utf-8")
+        parsed = json.loads(text, parse_float=_finite, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
         raise _invalid(
-            "We could not parse the JSON body of your request: it must be valid JSON."
+            "We could not parse the JSON body of your request: it must be valid JSON in UTF-8."
         ) from exc
     if _ESCAPED_SURROGATE.search(raw) and _has_lone_surrogate(parsed):
         raise _invalid("The JSON body contains a lone UTF-16 surrogate, which is not valid text.")

@@ -102,7 +102,9 @@ class Catalog:
                 f"most {card.max_output_tokens} completion tokens.",
                 param="max_tokens",
             )
-        requested = min(request.max_tokens or 0, card.max_output_tokens)
+        # With no max_tokens, the prompt must still leave room for one completion token: a
+        # prompt that fills the whole window is refused, not answered with nothing.
+        requested = min(request.max_tokens or 1, card.max_output_tokens)
         if prompt_tokens + requested > card.context_window:
             raise GatewayError(
                 "invalid_request",

@@ -55,15 +55,29 @@ def get_encoding(name: str) -> tiktoken.Encoding:
         ) from exc
 
 
+# tiktoken's pre-tokenizing regex gives up on some long runs of one character ("Max stack size
+# exceeded for backtracking": 999,999 spaces under o200k_base, inside the default body limit). Such
+# a text is counted in pieces of this many characters; a piece boundary can split one token in two.
+PIECE_CHARS = 100_000
+
+
+def token_count(enc: tiktoken.Encoding, text: str) -> int:
+    try:
+        return len(enc.encode(text, disallowed_special=()))
+    except ValueError:
+        pieces = (text[at : at + PIECE_CHARS] for at in range(0, len(text), PIECE_CHARS))
+        return sum(len(enc.encode(piece, disallowed_special=())) for piece in pieces)
+
+
 def count_text(card: ModelCard, text: str) -> int:
-    return len(get_encoding(encoding_name(card)).encode(text, disallowed_special=()))
+    return token_count(get_encoding(encoding_name(card)), text)
 
 
 def message_tokens(encoding: str, message: PromptMessage) -> int:
     """One message's share of a prompt count: its content, role and name, and the overhead."""
     enc = get_encoding(encoding)
     total = TOKENS_PER_MESSAGE + _text_tokens(encoding, message.role)
-    total += len(enc.encode(message.content, disallowed_special=()))
+    total += token_count(enc, message.content)
     if message.name:
         total += TOKENS_PER_NAME + _text_tokens(encoding, message.name)
     return total
@@ -72,7 +86,7 @@ def message_tokens(encoding: str, message: PromptMessage) -> int:
 @lru_cache(maxsize=1024)
 def _text_tokens(encoding: str, text: str) -> int:
     """Roles and names repeat across requests: counted once."""
-    return len(get_encoding(encoding).encode(text, disallowed_special=()))
+    return token_count(get_encoding(encoding), text)
 
 
 def count_prompt(card: ModelCard, messages: Sequence[PromptMessage]) -> int:

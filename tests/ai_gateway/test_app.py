@@ -307,3 +307,84 @@ async def test_only_the_server_freezes_its_start_up_heap(make_gateway, freeze_he
             assert (gc.get_freeze_count() > 0) is freeze_heap
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A surrogate encoded as UTF-8 bytes (not a JSON escape): json.loads on bytes accepts it.
+        b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi \xed\xa0\x80"}]}',
+        json.dumps({"model": "gpt-4o-mini", "messages": HI}).encode("utf-16"),
+    ],
+    ids=["utf8-encoded-surrogate", "utf-16"],
+)
+async def test_a_body_that_is_not_utf8_gets_a_400_in_each_shape(client, body):
+    assert_openai_error(await post(client, OPENAI, body), 400)
+    response = await post(client, ANTHROPIC, body, headers={"x-api-key": "sk-demo-team-a"})
+    assert_anthropic_error(response, 400, "invalid_request_error")
+
+
+async def test_a_prompt_of_a_million_spaces_is_counted_and_served(app_client):
+    client = await app_client("unoptimized")
+    body = json.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": " " * 999_999}]}
+    )
+    response = await post(client, OPENAI, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["prompt_tokens"] > 7000
+
+
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        ({"role": "user"}, "messages[0].content"),
+        ({"role": "user", "content": None}, "messages[0].content"),
+        ({"role": "system", "content": []}, "messages[0].content"),
+        (
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]},
+            "messages[0].content[0].type",
+        ),
+    ],
+)
+async def test_openai_message_content_is_required_and_named(client, message, param):
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [message]})
+    assert_openai_error(await post(client, OPENAI, body), 400, param)
+
+
+async def test_openai_assistant_message_may_leave_out_content(client):
+    messages = [{"role": "assistant", "tool_calls": []}, *HI]
+    body = json.dumps({"model": "gpt-4o-mini", "messages": messages})
+    assert (await post(client, OPENAI, body)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("presence_penalty", -2.5),
+        ("frequency_penalty", 9),
+        ("top_logprobs", 21),
+        ("stop", ["a", 5]),
+    ],
+)
+async def test_openai_values_out_of_the_apis_range_are_refused_by_name(client, field, value):
+    body = json.dumps({"model": "gpt-4o-mini", "messages": HI, field: value})
+    expected = "stop[1]" if field == "stop" else field
+    assert_openai_error(await post(client, OPENAI, body), 400, expected)
+
+
+@pytest.mark.parametrize(
+    ("messages", "status"),
+    [
+        ([{"role": "user", "content": ""}], 400),
+        ([{"role": "user", "content": []}], 400),
+        ([{"role": "user", "content": "x"}, {"role": "assistant", "content": ""}], 200),
+    ],
+)
+async def test_anthropic_only_a_final_assistant_message_may_be_empty(client, messages, status):
+    body = json.dumps({"model": "claude-haiku-4-5", "max_tokens": 5, "messages": messages})
+    response = await post(client, ANTHROPIC, body, headers={"x-api-key": "sk-demo-team-a"})
+    if status == 400:
+        assert_anthropic_error(response, 400, "invalid_request_error")
+        assert "messages.0" in response.json()["error"]["message"]
+    else:
+        assert response.status_code == 200, response.text

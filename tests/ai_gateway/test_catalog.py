@@ -66,6 +66,19 @@ def test_default_cap_leaves_room_in_the_context_window():
     )
 
 
+@pytest.mark.parametrize("spare", [0, 1])
+def test_a_prompt_must_leave_room_for_one_completion_token(spare):
+    card = catalog().resolve("gpt-4")
+    request = ask("hi")
+    prompt = card.context_window - spare
+    if spare == 0:
+        with pytest.raises(GatewayError) as info:
+            catalog().completion_cap(card, request, prompt, routed=False)
+        assert info.value.code == "context_length_exceeded"
+    else:
+        assert catalog().completion_cap(card, request, prompt, routed=False) == 1
+
+
 def test_too_large_max_tokens_is_refused_unless_routed():
     card = catalog().resolve("gpt-4")
     request = ask("hi", max_tokens=card.max_output_tokens + 1)

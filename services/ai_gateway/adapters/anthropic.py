@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import PriceTable
@@ -81,6 +81,19 @@ class MessagesBody(Lenient):
     )
     tool_choice: dict[str, Any] | None = Field(default=None, description=KEYED)
     thinking: dict[str, Any] | None = Field(default=None, description=KEYED)
+
+    @field_validator("messages")
+    @classmethod
+    def _not_empty(cls, messages: list[InputMessage]) -> list[InputMessage]:
+        """Anthropic's rule: a final assistant message (a prefill) may be empty, no other."""
+        for at, message in enumerate(messages):
+            last_assistant = at == len(messages) - 1 and message.role == "assistant"
+            if not message.content and not last_assistant:
+                raise ValueError(
+                    f"messages.{at}: all messages must have non-empty content except for the "
+                    "optional final assistant message"
+                )
+        return messages
 
 
 class OutputText(BaseModel):

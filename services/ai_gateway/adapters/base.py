@@ -70,16 +70,35 @@ def _param(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _body_path(body: object, problem: Any) -> tuple[Any, ...]:
+    """The parts of an error's location that are places in the body: pydantic also names the
+    union member it tried (``str``, ``list[...]``, ``function-after[...]``), which no client
+    sent. A field the body left out is the one name kept that is not in the body."""
+    path: list[Any] = []
+    value: Any = body
+    loc = problem["loc"]
+    for at, part in enumerate(loc):
+        in_list = isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+        if in_list or (isinstance(value, dict) and isinstance(part, str) and part in value):
+            path.append(part)
+            value = value[part]
+        elif at == len(loc) - 1 and (problem["type"] == "missing" or problem["input"] is None):
+            path.append(part)  # a field the body left out (missing, or refused as left out)
+    return tuple(path)
+
+
 def parse_body(model: type[BodyT], body: object) -> BodyT:
-    """Validate a decoded JSON body; the first problem becomes a 400 naming the parameter."""
+    """Validate a decoded JSON body; the problem deepest in the body becomes a 400 naming the
+    parameter (of a union's members, the one that got furthest says most)."""
     if not isinstance(body, dict):
         raise GatewayError("invalid_request", "The request body must be a JSON object.")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        loc = tuple(p for p in problem["loc"] if not str(p).startswith(("function-", "list[")))
-        param = _param(loc) or None
+        problems = exc.errors()
+        paths = [_body_path(body, problem) for problem in problems]
+        deepest = max(range(len(problems)), key=lambda n: len(paths[n]))
+        problem, param = problems[deepest], _param(paths[deepest]) or None
         if problem["type"] == "missing":
             message = f"Missing required parameter: '{param}'."
         else:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import PriceTable
@@ -47,11 +47,24 @@ class TextPart(Lenient):
 
 
 class ChatMessage(Lenient):
-    """A message; tool and function-call fields are accepted and ignored."""
+    """A message; tool and function-call fields are accepted and ignored. As in OpenAI's API,
+    only an assistant message (one that calls tools) may leave out its content."""
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+    content: str | Annotated[list[TextPart], Field(min_length=1)] | None = Field(
+        default=None, validate_default=True
+    )
     name: str | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _present_unless_assistant(
+        cls, content: str | list[TextPart] | None, info: ValidationInfo
+    ) -> str | list[TextPart] | None:
+        role = info.data.get("role")
+        if content is None and role != "assistant":
+            raise ValueError(f"a {role or 'non-assistant'} message needs content")
+        return content
 
 
 class StreamOptions(Lenient):
@@ -88,13 +101,13 @@ class ChatCompletionBody(Lenient):
         "at them.",
     )
     seed: int | None = Field(default=None, description=_SEEDS)
-    frequency_penalty: float | None = Field(default=None, description=KEYED)
-    presence_penalty: float | None = Field(default=None, description=KEYED)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2, description=KEYED)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2, description=KEYED)
     logit_bias: dict[str, Any] | None = Field(default=None, description=KEYED)
     logprobs: bool | None = Field(
         default=None, description=_IGNORED + " Responses carry logprobs: null."
     )
-    top_logprobs: int | None = Field(default=None, description=_IGNORED)
+    top_logprobs: int | None = Field(default=None, ge=0, le=20, description=_IGNORED)
     response_format: dict[str, Any] | None = Field(default=None, description=KEYED)
     tools: list[dict[str, Any]] | None = Field(
         default=None, description=KEYED + " The simulated model never calls a tool."
