@@ -300,12 +300,22 @@ class GatewayHTTP:
 
     async def models(self, request: Request) -> Response:
         """Anthropic's shape when the client sends ``anthropic-version`` (its SDK does)."""
-        adapter: Adapter = ANTHROPIC if "anthropic-version" in request.headers else OPENAI
+        adapter = _models_adapter(request)
         try:
             self.gateway.identity.team(_api_key(request))
         except GatewayError as error:
             return self._error(adapter, error)
         return JSONResponse(adapter.list_models(self.gateway.catalog.table))
+
+    async def model(self, request: Request) -> Response:
+        """One model by its name or an alias (``models.retrieve`` in both SDKs)."""
+        adapter = _models_adapter(request)
+        try:
+            self.gateway.identity.team(_api_key(request))
+            card = self.gateway.catalog.resolve(request.path_params["model_id"])
+        except GatewayError as error:
+            return self._error(adapter, error)
+        return JSONResponse(adapter.model_object(card))
 
     async def budgets(self, request: Request) -> Response:
         """A team's key sees its own budget; an admin key sees every team's."""
@@ -337,6 +347,11 @@ class GatewayHTTP:
         return self._health("ready")
 
 
+def _models_adapter(request: Request) -> Adapter:
+    """The models routes are shared: Anthropic's SDK is told apart by its version header."""
+    return ANTHROPIC if "anthropic-version" in request.headers else OPENAI
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Unknown routes and wrong methods, in the error shape of the API the path belongs to."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -347,7 +362,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         )
     elif status != 404:
         error = GatewayError("internal", "The gateway had an internal error.")
-    adapter: Adapter = ANTHROPIC if request.url.path.startswith("/v1/messages") else OPENAI
+    anthropic_path = request.url.path.startswith("/v1/messages")
+    adapter = ANTHROPIC if anthropic_path else _models_adapter(request)
     return error_response(adapter, error)
 
 
@@ -414,6 +430,7 @@ def create_app(gateway: Gateway, freeze_heap: bool = False) -> FastAPI:
         **_chat_doc(ANTHROPIC, anthropic.Message, anthropic.MessageStreamEvent, None),
     )
     app.add_api_route("/v1/models", http.models, methods=["GET"], **_models_doc())
+    app.add_api_route("/v1/models/{model_id}", http.model, methods=["GET"], **_model_doc())
     app.add_api_route("/v1/budgets", http.budgets, methods=["GET"], **_budgets_doc())
     app.add_api_route("/healthz", http.healthz, methods=["GET"], **_health_doc())
     app.add_api_route("/readyz", http.readyz, methods=["GET"], **_ready_doc())
@@ -506,52 +523,58 @@ def _error_model(adapter: Adapter) -> type[BaseModel]:
     return anthropic.AnthropicErrorResponse if adapter is ANTHROPIC else openai.OpenAIErrorResponse
 
 
+def _either_shape(description: str, openai_schema: str, anthropic_schema: str) -> dict[str, Any]:
+    """A models-route response: OpenAI's schema, or Anthropic's for its SDK."""
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in (openai_schema, anthropic_schema)]
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"anyOf": refs}}},
+    }
+
+
+_VERSION_HEADER = {
+    "name": "anthropic-version",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Any value selects Anthropic's response shape.",
+}
+_NO_KEY = _either_shape(
+    "Missing or unknown API key.", "OpenAIErrorResponse", "AnthropicErrorResponse"
+)
+
+
 def _models_doc() -> dict[str, Any]:
     return {
         "summary": "List the catalog's models",
         "description": "OpenAI's list shape; Anthropic's page shape when `anthropic-version` is "
         "sent. Errors follow the same choice.",
         "tags": ["models"],
+        "responses": {200: _either_shape("The models.", "ModelList", "ModelsPage"), 401: _NO_KEY},
+        "openapi_extra": {"security": _SECURITY, "parameters": [_VERSION_HEADER]},
+    }
+
+
+def _model_doc() -> dict[str, Any]:
+    model_id = {
+        "name": "model_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "A model of the catalog, or an alias of one.",
+    }
+    return {
+        "summary": "Retrieve one model",
+        "description": "The model's entry of the list, in the same shape as `GET /v1/models`.",
+        "tags": ["models"],
         "responses": {
-            200: {
-                "description": "The models.",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "anyOf": [
-                                {"$ref": "#/components/schemas/ModelList"},
-                                {"$ref": "#/components/schemas/ModelsPage"},
-                            ]
-                        }
-                    }
-                },
-            },
-            401: {
-                "description": "Missing or unknown API key.",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "anyOf": [
-                                {"$ref": "#/components/schemas/OpenAIErrorResponse"},
-                                {"$ref": "#/components/schemas/AnthropicErrorResponse"},
-                            ]
-                        }
-                    }
-                },
-            },
+            200: _either_shape("The model.", "Model", "ModelInfo"),
+            401: _NO_KEY,
+            404: _either_shape(
+                "Not a model of the catalog.", "OpenAIErrorResponse", "AnthropicErrorResponse"
+            ),
         },
-        "openapi_extra": {
-            "security": _SECURITY,
-            "parameters": [
-                {
-                    "name": "anthropic-version",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": "Any value selects Anthropic's response shape.",
-                }
-            ],
-        },
+        "openapi_extra": {"security": _SECURITY, "parameters": [model_id, _VERSION_HEADER]},
     }
 
 
@@ -606,9 +629,9 @@ def _openapi(app: FastAPI, models: list[str]) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    for model in (openai.ModelList, anthropic.ModelsPage, openai.OpenAIErrorResponse,
-                  anthropic.AnthropicErrorResponse, openai.ChatCompletionChunk,
-                  anthropic.MessageStreamEvent):  # fmt: skip
+    for model in (openai.Model, anthropic.ModelInfo, openai.ModelList, anthropic.ModelsPage,
+                  openai.OpenAIErrorResponse, anthropic.AnthropicErrorResponse,
+                  openai.ChatCompletionChunk, anthropic.MessageStreamEvent):  # fmt: skip
         _add_schema(schemas, model, "serialization")
     for path, body in _REQUEST_BODIES.items():
         _add_schema(schemas, body, "validation")

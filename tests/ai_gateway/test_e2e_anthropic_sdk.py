@@ -93,6 +93,20 @@ def test_models_list_in_anthropic_shape(gateway):
     assert "claude-sonnet-4-5" in {m.id for m in page.data}
 
 
+def test_models_retrieve_in_anthropic_shape_and_an_unknown_model_is_not_found(gateway):
+    model = client(gateway).models.retrieve("claude-haiku-4-5")
+    assert (model.id, model.type) == ("claude-haiku-4-5", "model")
+    with pytest.raises(anthropic.NotFoundError) as info:
+        client(gateway).models.retrieve("no-such-model")
+    assert info.value.body["error"]["type"] == "not_found_error"
+
+
+def test_an_unknown_route_answers_anthropics_sdk_in_its_shape(gateway):
+    with pytest.raises(anthropic.NotFoundError) as info:
+        client(gateway).get("/v1/nothing-here", cast_to=object)
+    assert info.value.body["type"] == "error"
+
+
 def test_unknown_key_is_authentication_error(gateway):
     with pytest.raises(anthropic.AuthenticationError) as info:
         client(gateway, "sk-not-a-team-key").messages.create(

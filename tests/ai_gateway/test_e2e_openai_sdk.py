@@ -130,6 +130,14 @@ def test_models_list(gateway):
     assert {"gpt-4", "gpt-5.4", "gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash"} <= ids
 
 
+def test_models_retrieve_and_an_unknown_model_is_a_404(gateway):
+    model = client(gateway).models.retrieve("gpt-4o-mini")
+    assert (model.id, model.object) == ("gpt-4o-mini", "model")
+    with pytest.raises(openai.NotFoundError) as info:
+        client(gateway).models.retrieve("no-such-model")
+    assert info.value.body["code"] == "model_not_found"
+
+
 def test_unknown_key_is_401_in_openai_shape(gateway):
     with pytest.raises(openai.AuthenticationError) as info:
         client(gateway, "sk-wrong-key-123").chat.completions.create(

@@ -30,8 +30,8 @@ async def test_the_document_describes_both_apis_streaming_and_errors(app_client)
     client = await app_client("optimized")
     document = (await client.get("/openapi.json")).json()
     paths = document["paths"]
-    assert {"/v1/chat/completions", "/v1/messages", "/v1/models", "/v1/budgets", "/healthz",
-            "/readyz"} <= set(paths)  # fmt: skip
+    assert {"/v1/chat/completions", "/v1/messages", "/v1/models", "/v1/models/{model_id}",
+            "/v1/budgets", "/healthz", "/readyz"} <= set(paths)  # fmt: skip
     assert "/metrics" not in paths  # on the metrics port, apart from the API
     for path, error in (("/v1/chat/completions", "OpenAI"), ("/v1/messages", "Anthropic")):
         operation = paths[path]["post"]

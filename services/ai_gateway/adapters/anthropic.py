@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from ..domain import ChatRequest, Completion, GatewayError
-from ..pricing import PriceTable
+from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
 from ..tokens import PromptMessage
 from .base import HTTP_STATUS, JSON, KEYED, Lenient, parse_body, sse, unsimulated
@@ -260,18 +260,18 @@ class AnthropicAdapter:
         }
         return HTTP_STATUS[error.kind], body
 
+    def model_object(self, card: ModelCard) -> JSON:
+        return {
+            "type": "model",
+            "id": card.name,
+            "display_name": card.name,
+            "created_at": "1970-01-01T00:00:00Z",
+        }
+
     def list_models(self, table: PriceTable) -> JSON:
         cards = list(table.models.values())
         return {
-            "data": [
-                {
-                    "type": "model",
-                    "id": card.name,
-                    "display_name": card.name,
-                    "created_at": "1970-01-01T00:00:00Z",
-                }
-                for card in cards
-            ],
+            "data": [self.model_object(card) for card in cards],
             "has_more": False,
             "first_id": cards[0].name if cards else None,
             "last_id": cards[-1].name if cards else None,

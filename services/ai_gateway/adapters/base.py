@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..domain import ChatRequest, Completion, GatewayError
-from ..pricing import PriceTable
+from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
@@ -53,6 +53,8 @@ class Adapter(Protocol):
     ) -> AsyncIterator[bytes]: ...
 
     def render_error(self, error: GatewayError) -> tuple[int, JSON]: ...
+
+    def model_object(self, card: ModelCard) -> JSON: ...
 
     def list_models(self, table: PriceTable) -> JSON: ...
 

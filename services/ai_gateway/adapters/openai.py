@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from ..domain import ChatRequest, Completion, GatewayError
-from ..pricing import PriceTable
+from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
 from ..tokens import PromptMessage
 from .base import HTTP_STATUS, JSON, KEYED, Lenient, parse_body, sse, unsimulated
@@ -325,11 +325,11 @@ class OpenAIAdapter:
         }
         return HTTP_STATUS[error.kind], body
 
+    def model_object(self, card: ModelCard) -> JSON:
+        return {"id": card.name, "object": "model", "created": 0, "owned_by": card.provider}
+
     def list_models(self, table: PriceTable) -> JSON:
         return {
             "object": "list",
-            "data": [
-                {"id": card.name, "object": "model", "created": 0, "owned_by": card.provider}
-                for card in table.models.values()
-            ],
+            "data": [self.model_object(card) for card in table.models.values()],
         }
