@@ -103,6 +103,11 @@ def _label(name: str) -> str:
     return "label_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
+# Each replica publishes the remaining budget it last saw (a restarted pod, the whole limit): the
+# least of them is the freshest, and one series per team fires one alert per team.
+TEAM_BUDGET_REMAINING = "min by (team) (ai_budget_remaining_usd)"
+
+
 def alert_rules(
     alerts_config: ObservabilityConfig, karpenter: KarpenterConfig | None
 ) -> dict[str, Any]:
@@ -113,8 +118,8 @@ def alert_rules(
     rules: list[dict[str, Any]] = [
         {
             "alert": "AITeamBudget80PercentUsed",
-            "expr": "(1 - ai_budget_remaining_usd / ai_budget_limit_usd) >= "
-            f"{a.budget_warning_ratio} and ai_budget_remaining_usd > 0",
+            "expr": f"(1 - {TEAM_BUDGET_REMAINING} / max by (team) (ai_budget_limit_usd)) >= "
+            f"{a.budget_warning_ratio}",
             "for": "5m",
             "labels": {"severity": "warning"},
             "annotations": {
@@ -123,13 +128,15 @@ def alert_rules(
             },
         },
         {
+            # Refusals, not the gauge: admission refuses a request whose worst case no longer
+            # fits, so spend stops short of the limit and the remaining budget rarely reads 0.
             "alert": "AITeamBudgetExhausted",
-            "expr": "ai_budget_remaining_usd <= 0",
+            "expr": 'sum by (team) (increase(ai_budget_rejections_total{reason="budget"}[5m])) > 0',
             "for": "1m",
             "labels": {"severity": "critical"},
             "annotations": {
-                "summary": "Team {{ $labels.team }} has used all of its AI budget; "
-                "its requests are refused until the period resets"
+                "summary": "Team {{ $labels.team }}'s AI budget is spent: its requests are "
+                "refused until the period resets"
             },
         },
         {
@@ -170,7 +177,9 @@ def alert_rules(
                 "expr": f'count by ({pool}) (kube_node_labels{{{capacity}="on-demand", '
                 f'{pool}=~"{"|".join(flexible)}"}}) > 0',
                 "for": "30m",
-                "labels": {"severity": "info"},
+                # Not "info": kube-prometheus-stack's InfoInhibitor mutes info alerts that carry no
+                # namespace while no warning is firing, which is nearly always.
+                "labels": {"severity": "warning"},
                 "annotations": {
                     "summary": "NodePool {{ $labels." + pool + " }} runs on-demand "
                     "nodes although it allows spot"
