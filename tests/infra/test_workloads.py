@@ -277,3 +277,12 @@ def test_only_prometheus_reaches_the_metrics_port(any_recording):
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
         }
     ]
+
+
+def test_a_metrics_port_prometheus_would_not_scrape_is_refused():
+    workloads = load_stack("optimized").workloads
+    gateway = workloads.gateway.model_copy(update={"settings": {"metrics_port": 9100}})
+    with pytest.raises(ConfigError) as info:
+        build.gateway_settings_yaml(workloads.model_copy(update={"gateway": gateway}))
+    assert "finops-sim:workloads.gateway.settings.metrics_port" in str(info.value)
+    assert "9100" in str(info.value) and str(build.METRICS_PORT) in str(info.value)

@@ -82,6 +82,12 @@ def gateway_settings_yaml(workloads: WorkloadsConfig) -> str:
     with their keys into the keys Secret (team_keys_yaml)."""
     user = {"profile": workloads.gateway_profile, **workloads.gateway.settings}
     user.pop("teams", None)
+    if user.get("metrics_port", METRICS_PORT) != METRICS_PORT:
+        raise ConfigError(
+            f"{SETTINGS_SOURCE}.metrics_port: value {user['metrics_port']!r} is invalid: the "
+            f"Service, NetworkPolicy and ServiceMonitor scrape {METRICS_PORT}, the only value "
+            "allowed here"
+        )
     teams = _stack_team_settings(workloads) or {"placeholder": {}}
     keyed = {name: {**team, "keys": [_PLACEHOLDER_KEY]} for name, team in teams.items()}
     resolve_settings(None, {**user, "teams": keyed}, SETTINGS_SOURCE)
