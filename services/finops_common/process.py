@@ -141,7 +141,9 @@ class GatewayProcess:
             wait_ready(
                 self._process, self.url + "/readyz", self._timeout, "the gateway", self._log_path
             )
-        except (RuntimeError, TimeoutError):
+        except BaseException:
+            # A failed start, and a Ctrl-C or SIGTERM during it (up to the startup timeout):
+            # the process is not yet in any ExitStack, so stop it here.
             self.stop()
             raise
         return self

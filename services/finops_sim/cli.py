@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
 from pathlib import Path
 
@@ -22,16 +24,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _duration(text: str) -> float:
-    """Seconds, or a number with s, m or h."""
+def _duration(text: str) -> int:
+    """Seconds, or a number with s, m or h; rounded up to whole seconds, as Locust's --run-time
+    counts them (its 0 would mean no limit)."""
     units = {"s": 1, "m": 60, "h": 3600}
     try:
         value = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
     except (ValueError, IndexError) as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is invalid: use e.g. 90, 90s, 5m") from exc
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be positive")
-    return value
+    if not (math.isfinite(value) and value >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be at least 1 second")
+    return math.ceil(value)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -201,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         return cost(args)
     if args.command == "rightsize":
         return rightsize.run(args)
+    # SIGTERM (kill, timeout, a cancelled CI job) stops the run as Ctrl-C does: every process it
+    # started is stopped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     requests = args.requests if args.requests or args.duration else 600
     options = RunOptions(
         scenario=args.scenario,

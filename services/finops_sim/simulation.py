@@ -10,6 +10,7 @@ Ctrl-C too.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -82,6 +83,30 @@ def _metric_total(metrics_url: str, name: str) -> float:
     )
 
 
+def _watch(
+    phase: Phase,
+    options: RunOptions,
+    locust: subprocess.Popen[bytes],
+    usage: PhaseUsage,
+    request_log: Path,
+) -> None:
+    """A progress bar until Locust ends, sampling the gateway's memory meanwhile."""
+    total = options.requests if options.requests else options.duration_s
+    unit = "req" if options.requests else "s"
+    started = time.monotonic()
+    with tqdm(total=total, desc=f"{phase:>11}", unit=unit, leave=True) as bar:
+        while locust.poll() is None:
+            done = (
+                _count_lines(request_log)
+                if options.requests
+                else min(time.monotonic() - started, options.duration_s or 0)
+            )
+            bar.update(done - bar.n)
+            usage.tick()
+            time.sleep(0.25)
+        bar.update((_count_lines(request_log) if options.requests else total) - bar.n)
+
+
 def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
     logs = out / "logs"
     request_log = out / f"requests-{phase}.jsonl"
@@ -98,21 +123,21 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
             raise ConfigError(f"{options.gateway_config}: the top level must be a mapping")
         settings = deep_merge(overrides, settings)
     config.write_text(yaml.safe_dump(settings))
+    gateway_log = logs / f"gateway-{phase}.log"
     with ExitStack() as stack:
         redis_url = stack.enter_context(embedded_valkey())
         gateway = GatewayProcess(
             profile=phase,
             config=config,
             redis_url=redis_url,
-            log_path=logs / f"gateway-{phase}.log",
+            log_path=gateway_log,
             startup_timeout_s=120,
         )
         try:
             stack.enter_context(gateway)
         except (RuntimeError, TimeoutError) as exc:
-            log = logs / f"gateway-{phase}.log"
             raise SimulationError(
-                f"the {phase} gateway did not start: {exc}. Its log: {log}"
+                f"the {phase} gateway did not start: {exc}. Its log: {gateway_log}"
             ) from exc
         cmd = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
@@ -128,28 +153,21 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
         usage = PhaseUsage(ProcessMeter(gateway.metrics_url, gateway.pid))
         usage.start()
         locust = stack.enter_context(child_process(cmd, logs / f"locust-{phase}.log"))
-        total = options.requests if options.requests else options.duration_s
-        unit = "req" if options.requests else "s"
-        started = time.monotonic()
-        with tqdm(total=total, desc=f"{phase:>11}", unit=unit, leave=True) as bar:
-            while locust.poll() is None:
-                done = (
-                    _count_lines(request_log)
-                    if options.requests
-                    else min(time.monotonic() - started, options.duration_s or 0)
+        try:
+            _watch(phase, options, locust, usage, request_log)
+            if locust.returncode not in (0, 1):
+                raise SimulationError(
+                    f"Locust exited with code {locust.returncode} in the {phase} phase; "
+                    f"see {logs / f'locust-{phase}.log'}"
                 )
-                bar.update(done - bar.n)
-                usage.tick()
-                time.sleep(0.25)
-            bar.update((_count_lines(request_log) if options.requests else total) - bar.n)
-        if locust.returncode not in (0, 1):
+            gateway_usage = usage.finish(_count_lines(request_log))
+            status, _ = http_json(gateway.url + "/readyz")
+            metric_cost = _metric_total(gateway.metrics_url, "ai_cost_total")
+        except OSError as exc:
             raise SimulationError(
-                f"Locust exited with code {locust.returncode} in the {phase} phase; "
-                f"see {logs / f'locust-{phase}.log'}"
-            )
-        gateway_usage = usage.finish(_count_lines(request_log))
-        status, _ = http_json(gateway.url + "/readyz")
-        metric_cost = _metric_total(gateway.metrics_url, "ai_cost_total")
+                f"the {phase} gateway stopped answering while it was measured ({exc}); "
+                f"its log: {gateway_log}"
+            ) from exc
     records = read_log(request_log)
     if not records:
         raise SimulationError(f"the {phase} phase logged no requests; see {logs}")

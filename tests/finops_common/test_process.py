@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from finops_common.process import child_process, free_port, stop, wait_ready
+from finops_common import process as process_module
+from finops_common.process import GatewayProcess, child_process, free_port, stop, wait_ready
 
 
 def test_a_child_process_is_stopped_when_the_block_ends(tmp_path):
@@ -69,3 +70,18 @@ def test_wait_ready_returns_once_the_url_answers(tmp_path):
         assert process.poll() is None
     finally:
         stop(process)
+
+
+def test_an_interrupt_while_the_gateway_starts_stops_it(monkeypatch, tmp_path):
+    """Ctrl-C during the wait for /readyz: the gateway is not in any ExitStack yet."""
+    started: list[subprocess.Popen] = []
+
+    def interrupted(process, *_args):
+        started.append(process)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(process_module, "wait_ready", interrupted)
+    gateway = GatewayProcess(profile="unoptimized", log_path=tmp_path / "gateway.log")
+    with pytest.raises(KeyboardInterrupt):
+        gateway.start()
+    assert started and started[0].poll() is not None

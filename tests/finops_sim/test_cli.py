@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -15,13 +16,13 @@ from finops_common.config import ConfigError
 from finops_sim.cli import _discounts, _duration, _positive_int, main
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("45s", 45.0), ("2m", 120.0),
-                                               ("1.5h", 5400.0)])  # fmt: skip
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("45s", 45), ("2m", 120),
+                                               ("1.5h", 5400), ("1.2s", 2)])  # fmt: skip
 def test_durations_take_seconds_minutes_or_hours(text, seconds):
     assert _duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "soon", "-5s", "0"])
+@pytest.mark.parametrize("text", ["", "soon", "-5s", "0", "0.5s", "nan", "inf"])
 def test_a_bad_duration_says_how_to_write_one(text):
     with pytest.raises(argparse.ArgumentTypeError, match="invalid"):
         _duration(text)
@@ -69,7 +70,8 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def test_ctrl_c_leaves_nothing_running(fast_scenario, tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_leaves_nothing_running(fast_scenario, tmp_path, stop_signal):
     out = tmp_path / "interrupted"
     process = subprocess.Popen(
         [sys.executable, "-m", "finops_sim.cli", "run", "--requests", "100000",
@@ -82,14 +84,50 @@ def test_ctrl_c_leaves_nothing_running(fast_scenario, tmp_path):
         time.sleep(0.2)
     started = _children(process.pid)
     assert len(started) >= 3, "Valkey, the gateway and Locust should be running"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop_signal)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert b"interrupted" in stderr
     time.sleep(0.5)
     alive = {pid for pid in started if Path(f"/proc/{pid}").exists()}
     alive = {pid for pid in alive if (Path(f"/proc/{pid}") / "stat").read_text().split()[2] != "Z"}
-    assert not alive, f"still running after Ctrl-C: {alive}"
+    assert not alive, f"still running after {stop_signal.name}: {alive}"
+
+
+def _gateway_pid(parent: int) -> int:
+    for pid in _children(parent):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"ai_gateway.cli" in command:
+            return pid
+    raise AssertionError("no gateway process among the run's children")
+
+
+def test_a_gateway_that_dies_mid_phase_is_a_clear_error_and_nothing_is_left(
+    fast_scenario, tmp_path
+):
+    out = tmp_path / "crashed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "finops_sim.cli", "run", "--requests", "100000",
+         "--scenario", str(fast_scenario), "--out", str(out), "--embedder", "lexical"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    log = out / "requests-unoptimized.jsonl"
+    deadline = time.monotonic() + 60
+    while (not log.exists() or log.stat().st_size < 2000) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    started = _children(process.pid)
+    os.kill(_gateway_pid(process.pid), signal.SIGKILL)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1, stderr
+    assert b"the unoptimized gateway stopped answering" in stderr
+    assert b"gateway-unoptimized.log" in stderr and b"Traceback" not in stderr
+    time.sleep(0.5)
+    alive = {pid for pid in started if Path(f"/proc/{pid}").exists()}
+    alive = {pid for pid in alive if (Path(f"/proc/{pid}") / "stat").read_text().split()[2] != "Z"}
+    assert not alive, f"still running after the gateway died: {alive}"
 
 
 def test_bad_scenario_is_a_clear_error(tmp_path):
