@@ -238,6 +238,7 @@ def draw_tradeoff_chart(
     default: CurvePoint,
     keyword: CurvePoint | None = None,
     title: str = "Routing on the held-out set",
+    marked: str = "default threshold",
 ) -> Path:
     """The RouteLLM-style chart: spend saved (x) against complex prompts served below the complex
     tier (y), one point per threshold; the default threshold and the keyword router marked."""
@@ -258,7 +259,7 @@ def draw_tradeoff_chart(
         [100 * default.complex_below_complex],
         color="tab:green",
         zorder=3,
-        label=f"default threshold {default.threshold:.2f}",
+        label=f"{marked} {default.threshold:.2f}",
     )
     if keyword is not None:
         ax.scatter(
@@ -302,17 +303,20 @@ def held_out_tradeoff(
     router: LearnedRouter,
     embedder: Embedder | None,
     thresholds: Sequence[float] = CURVE_THRESHOLDS,
+    threshold: float | None = None,
 ) -> Tradeoff:
-    """The embedding head when the embedder fits it, else the features head."""
+    """The embedding head when the embedder fits it, else the features head; ``default`` is the
+    point at ``threshold`` (``routing.threshold``), or at the head's trained one when None."""
     labels, costs = label_indices(examples), tier_costs(examples, tier_cards)
     complex_card = tier_cards["complex"]
     fits = embedder if embedder is not None and router.accepts(embedder) else None
     head = router.embedding_head if fits is not None else router.features_head
     probs = probabilities(examples, complex_card, router, fits)
-    default_routed = tiers_for(probs, head.default_threshold, head.simple_confidence)
+    marked = head.default_threshold if threshold is None else threshold
+    default_routed = tiers_for(probs, marked, head.simple_confidence)
     keyword_routed = evaluate_keyword_router(examples, complex_card).routed
     return Tradeoff(
         curve=tradeoff_curve(probs, labels, costs, thresholds, head.simple_confidence),
-        default=curve_point(head.default_threshold, labels, default_routed, costs),
+        default=curve_point(marked, labels, default_routed, costs),
         keyword=curve_point(float("nan"), labels, keyword_routed, costs),
     )

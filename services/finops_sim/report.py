@@ -27,11 +27,12 @@ from ai_gateway.router_evaluation import (
     held_out_tradeoff,
     load_routing_set,
 )
-from ai_gateway.settings import load_settings
+from ai_gateway.settings import GatewaySettings, load_settings
 from finops_common.phases import PHASES
+from finops_platform.workload_list import DEMO_SERVICE_PREFIX
 
 from .gateway_usage import SAMPLE_EVERY_S
-from .results import PhaseResult, PhaseSummary, SimulationResults
+from .results import GatewaySizing, PhaseResult, PhaseSummary, SimulationResults
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,19 @@ def _gateway_usage_table(results: SimulationResults) -> Table:
     )
 
 
+def _memory_basis(sizing: GatewaySizing) -> str:
+    """The memory figure the headroom is added to: this run's peak, or the bench's peak at a
+    full semantic cache when that is larger (a replica must fit a full cache, not a short run's)."""
+    run_peak = f"this run's peak {mib(sizing.peak_rss_bytes)}"
+    if sizing.full_cache_rss_bytes <= sizing.peak_rss_bytes:
+        return run_peak
+    return (
+        f"the larger of {run_peak} and the peak at {sizing.full_cache_entries:,} semantic "
+        f"entries, {mib(sizing.full_cache_rss_bytes)} (bench/warmup_bench.py, "
+        f"{sizing.full_cache_measured})"
+    )
+
+
 def _gateway_sizing(results: SimulationResults) -> list[Block]:
     sizing = results.gateway_sizing
     if sizing is None:
@@ -178,7 +192,7 @@ def _gateway_sizing(results: SimulationResults) -> list[Block]:
             f"{sizing.stack_replicas} replicas ({sizing.requests_per_second_per_replica:,.1f} "
             "req/s each) = "
             f"{sizing.cpu_target_m:,.1f}m, rounded up to {sizing.cpu_step_m}m steps with a "
-            f"{sizing.cpu_floor_m}m floor; memory: the peak {mib(sizing.peak_rss_bytes)} "
+            f"{sizing.cpu_floor_m}m floor; memory: {_memory_basis(sizing)} "
             f"+ {sizing.memory_headroom:.0%} = {mib(sizing.memory_target_bytes)}, rounded up to "
             f"{sizing.memory_step_mib} MiB steps with a {sizing.memory_floor_mib} MiB floor "
             "(`finops-sim rightsize --from-run` writes it into the stack file)."
@@ -197,6 +211,36 @@ def _gateway_sizing(results: SimulationResults) -> list[Block]:
                     mib(sizing.memory_bytes),
                 ),
             ),
+        ),
+    ]
+
+
+def _workload_names(names: tuple[str, ...]) -> str:
+    """The demo services as one item: they share their requests."""
+    demo = [name for name in names if name.startswith(DEMO_SERVICE_PREFIX)]
+    shown = [name for name in names if not name.startswith(DEMO_SERVICE_PREFIX)]
+    if demo:
+        shown.append(f"{len(demo)} demo services")
+    return ", ".join(shown) or "none"
+
+
+def _compute_model(results: SimulationResults) -> list[Block]:
+    compute = results.compute
+    if compute is None:
+        return []
+    discounts = ", ".join(
+        f"{category} {share:.0%}" for category, share in compute.spot_discounts.items()
+    )
+    return [
+        Heading("Compute: the two stacks' cost model"),
+        Paragraph(
+            "The summary's Kubernetes compute line is not measured in this run: it prices the "
+            "`unoptimized` and `optimized` stacks' requests, NodePools and node groups "
+            f"(`finops-sim cost --compare unoptimized optimized`) with {compute.price_source}, "
+            f"spot assumed below on-demand by instance category ({discounts}; "
+            "`--spot-discount` changes it). The optimized stack's requests are measured for: "
+            f"{_workload_names(compute.measured_workloads)}; hand-set until measured on a "
+            f"cluster: {_workload_names(compute.hand_set_workloads)}."
         ),
     ]
 
@@ -286,6 +330,14 @@ def charts(results: SimulationResults, out: Path) -> list[Image]:
     return images if routing is None else [*images, routing]
 
 
+def _optimized_settings(results: SimulationResults) -> GatewaySettings:
+    """The optimized phase's gateway settings: the profile, under the run's --gateway-config
+    while that file is still there."""
+    config = results.run.gateway_config
+    files = [Path(config)] if config and Path(config).is_file() else []
+    return load_settings("optimized", *files)
+
+
 def _routing_chart(results: SimulationResults, out: Path) -> Image | None:
     """The router's trade-off on the held-out labelled set (bench/data), with the optimized
     profile's tier models and this run's embedder; None where the set is not installed."""
@@ -297,16 +349,18 @@ def _routing_chart(results: SimulationResults, out: Path) -> Image | None:
         )
     except EmbedderUnavailable:
         embedder = None
-    tiers = load_settings("optimized").routing.tiers
+    routing = _optimized_settings(results).routing
     table = default_price_table()
-    cards = {tier: table.models[tiers[tier]] for tier in TIERS}
+    cards = {tier: table.models[routing.tiers[tier]] for tier in TIERS}
     examples = load_routing_set(HELD_OUT_SET).prompts
-    tradeoff = held_out_tradeoff(examples, cards, default_router(), embedder)
+    router = default_router()
+    tradeoff = held_out_tradeoff(examples, cards, router, embedder, threshold=routing.threshold)
+    marked = "default threshold" if routing.threshold is None else "run's threshold"
     path = out / "routing_tradeoff.png"
-    draw_tradeoff_chart(tradeoff.curve, path, tradeoff.default, tradeoff.keyword)
+    draw_tradeoff_chart(tradeoff.curve, path, tradeoff.default, tradeoff.keyword, marked=marked)
     d = tradeoff.default
     alt = (
-        f"Routing trade-off on {len(examples)} held-out prompts: at the default threshold "
+        f"Routing trade-off on {len(examples)} held-out prompts: at the {marked} "
         f"{d.threshold:.2f}, {pct(d.complex_below_complex)} of complex prompts are served below "
         f"the complex tier and {pct(d.spend_saved)} of spend is saved"
     )
@@ -330,13 +384,20 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
         Heading("finops-sim savings report", 1),
         Paragraph(
             f"Scenario `{run.scenario}`, seed {run.seed}, {after.requests:,} requests per "
-            f"phase, run on {run.started_at}. The same request sequence went through the "
+            f"phase, run on {run.started_at}"
+            + (
+                f", with `{run.gateway_config}` over the optimized profile"
+                if run.gateway_config
+                else ""
+            )
+            + ". The same request sequence went through the "
             "gateway twice: once with the `unoptimized` profile (every request served by the "
             "model it names, no cache, no provider prompt caching) and once with the `optimized` "
             "profile (exact and semantic cache, complexity routing, team budgets, and the "
-            "providers' prompt caches). Every number below is computed from the gateway's "
+            "providers' prompt caches). Every AI number below is computed from the gateway's "
             "per-request logs of this run, and was checked against the gateway's own "
-            "`ai_cost_total` metric."
+            "`ai_cost_total` metric; the Kubernetes compute figures are the cost model's (see "
+            "the last section)."
         ),
         Heading("What it saved"),
         Paragraph(
@@ -394,6 +455,7 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
         ),
         _gateway_usage_table(results),
         *_gateway_sizing(results),
+        *_compute_model(results),
         Heading("Charts"),
         *images,
         Heading("Summary"),

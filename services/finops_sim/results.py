@@ -181,6 +181,11 @@ class ComputeComparison(StrictModel):
     savings_pct: float | None
     rightsizing_usd: float
     spot_usd: float
+    # What the figures rest on: not this run, but the stacks' requests and these prices.
+    price_source: str = ""
+    spot_discounts: dict[str, float] = Field(default_factory=dict)
+    measured_workloads: tuple[str, ...] = ()  # optimized requests written from a measurement
+    hand_set_workloads: tuple[str, ...] = ()  # optimized requests still set by hand
 
 
 class GatewaySizing(StrictModel):

@@ -194,12 +194,24 @@ def cross_check(phase: Phase, summary: PhaseResult) -> None:
 def compute_comparison() -> ComputeComparison | None:
     """The Kubernetes compute line: the cost model on the two stacks' configs."""
     from finops_platform.config import stack_file
-    from finops_platform.cost import compare
+    from finops_platform.cost import PRICE_SOURCE, SPOT_DISCOUNTS, compare
     from finops_platform.render import load_stack
+    from finops_platform.workload_list import workload_list
+
+    from .rightsize.stackfile import read_recommendations
 
     if not all(stack_file(s).exists() for s in ("unoptimized", "optimized")):
         return None
-    return ComputeComparison(**compare(load_stack("unoptimized"), load_stack("optimized")))
+    optimized = load_stack("optimized")
+    measured = {app for w in read_recommendations("optimized") for app in w["apps"]}
+    names = [workload.name for workload in workload_list(optimized.workloads)]
+    return ComputeComparison(
+        **compare(load_stack("unoptimized"), optimized),
+        price_source=PRICE_SOURCE,
+        spot_discounts=SPOT_DISCOUNTS,
+        measured_workloads=tuple(name for name in names if name in measured),
+        hand_set_workloads=tuple(name for name in names if name not in measured),
+    )
 
 
 def gateway_sizing(phase: PhaseResult, stack: str = "optimized") -> GatewaySizing | None:

@@ -122,6 +122,29 @@ def test_the_compute_section_prints_the_gateway_usage_and_the_sizing_it_is_given
     assert "the gateway's requests were not derived" in to_markdown(build(plain, []))
 
 
+def test_the_memory_sentence_names_the_figure_the_headroom_was_added_to():
+    from finops_platform.render import load_stack
+    from finops_sim.rightsize.measured import CacheMemory, size_gateway, stack_arrival
+    from finops_sim.rightsize.strategy import Strategy
+
+    usage = _results().phases.optimized.gateway_usage
+    full = CacheMemory(entries=100_000, rss_bytes=400 * 2**20, date="2026-11-30 11:17 UTC")
+    sizing = size_gateway(usage, 1500.0, load_stack("optimized"), stack_arrival(), Strategy(), full)
+    markdown = to_markdown(build(_results(sizing=sizing), []))
+    # max(104 MiB this run, 400 MiB at a full cache) + 15% = 460 MiB
+    assert (
+        "memory: the larger of this run's peak 104 MiB and the peak at 100,000 semantic entries, "
+        "400 MiB (bench/warmup_bench.py, 2026-11-30 11:17 UTC) + 15% = 460 MiB"
+    ) in markdown
+    small = CacheMemory(entries=100_000, rss_bytes=2**20, date="then")
+    sizing = size_gateway(
+        usage, 1500.0, load_stack("optimized"), stack_arrival(), Strategy(), small
+    )
+    assert "memory: this run's peak 104 MiB + 15% = 120 MiB" in to_markdown(
+        build(_results(sizing=sizing), [])
+    )
+
+
 def test_the_phase_tables_have_one_column_per_phase():
     markdown = to_markdown(build(_results(), []))
     assert "|  | unoptimized | optimized |" in markdown
@@ -158,6 +181,42 @@ def test_the_summary_tree_prints_the_cost_models_compute_line():
     tree = summary_tree(_results(compute))
     assert "Kubernetes Compute: 40.0% reduction ($1,000.00 -> $600.00 per month" in tree
     assert "rightsizing $250.00, spot $150.00" in tree
+
+
+def test_the_compute_model_section_says_what_is_measured_and_what_is_assumed():
+    compute = ComputeComparison(
+        unoptimized_monthly_usd=1000.0,
+        optimized_monthly_usd=600.0,
+        savings_usd=400.0,
+        savings_pct=0.4,
+        rightsizing_usd=250.0,
+        spot_usd=150.0,
+        price_source="a price table",
+        spot_discounts={"c": 0.62, "m": 0.6},
+        measured_workloads=("ai-gateway",),
+        hand_set_workloads=("redis", "demo-service-0", "demo-service-1"),
+    )
+    markdown = to_markdown(build(_results(compute), []))
+    section = markdown.split("## Compute: the two stacks' cost model")[1]
+    assert "not measured in this run" in section and "with a price table" in section
+    assert "(c 62%, m 60%;" in section
+    assert (
+        "measured for: ai-gateway; hand-set until measured on a cluster: redis, 2 demo" in section
+    )
+    assert "## Compute: the two stacks' cost model" not in to_markdown(build(_results(), []))
+
+
+def test_the_report_follows_the_runs_gateway_config(tmp_path):
+    config = tmp_path / "gateway.yaml"
+    config.write_text("routing:\n  threshold: 0.9\n")
+    results = _results()
+    results = results.model_copy(
+        update={"run": results.run.model_copy(update={"gateway_config": str(config)})}
+    )
+    write_report(results, tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert f"with `{config}` over the optimized profile" in markdown
+    assert "held-out prompts: at the run's threshold 0.90," in markdown
 
 
 def test_write_report_writes_both_formats_and_the_charts(tmp_path):
