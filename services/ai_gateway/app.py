@@ -532,13 +532,15 @@ def _either_shape(description: str, openai_schema: str, anthropic_schema: str) -
     }
 
 
-_VERSION_HEADER = {
-    "name": "anthropic-version",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "Any value selects Anthropic's response shape.",
-}
+def _string_parameter(name: str, where: str, description: str) -> dict[str, Any]:
+    required = where == "path"
+    return {"name": name, "in": where, "required": required, "schema": {"type": "string"},
+            "description": description}  # fmt: skip
+
+
+_VERSION_HEADER = _string_parameter(
+    "anthropic-version", "header", "Any value selects Anthropic's response shape."
+)
 _NO_KEY = _either_shape(
     "Missing or unknown API key.", "OpenAIErrorResponse", "AnthropicErrorResponse"
 )
@@ -556,13 +558,7 @@ def _models_doc() -> dict[str, Any]:
 
 
 def _model_doc() -> dict[str, Any]:
-    model_id = {
-        "name": "model_id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string"},
-        "description": "A model of the catalog, or an alias of one.",
-    }
+    model_id = _string_parameter("model_id", "path", "A model of the catalog, or an alias of one.")
     return {
         "summary": "Retrieve one model",
         "description": "The model's entry of the list, in the same shape as `GET /v1/models`.",

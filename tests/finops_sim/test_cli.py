@@ -70,9 +70,8 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_leaves_nothing_running(fast_scenario, tmp_path, stop_signal):
-    out = tmp_path / "interrupted"
+def _start_run(fast_scenario: Path, out: Path) -> tuple[subprocess.Popen, set[int]]:
+    """A long run, once its first phase is under way, and the processes it started."""
     process = subprocess.Popen(
         [sys.executable, "-m", "finops_sim.cli", "run", "--requests", "100000",
          "--scenario", str(fast_scenario), "--out", str(out), "--embedder", "lexical"],
@@ -84,18 +83,28 @@ def test_ctrl_c_or_sigterm_leaves_nothing_running(fast_scenario, tmp_path, stop_
         time.sleep(0.2)
     started = _children(process.pid)
     assert len(started) >= 3, "Valkey, the gateway and Locust should be running"
+    return process, started
+
+
+def _still_running(started: set[int]) -> set[int]:
+    time.sleep(0.5)
+    alive = {pid for pid in started if Path(f"/proc/{pid}").exists()}
+    return {pid for pid in alive if (Path(f"/proc/{pid}") / "stat").read_text().split()[2] != "Z"}
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_leaves_nothing_running(fast_scenario, tmp_path, stop_signal):
+    process, started = _start_run(fast_scenario, tmp_path / "interrupted")
     process.send_signal(stop_signal)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert b"interrupted" in stderr
-    time.sleep(0.5)
-    alive = {pid for pid in started if Path(f"/proc/{pid}").exists()}
-    alive = {pid for pid in alive if (Path(f"/proc/{pid}") / "stat").read_text().split()[2] != "Z"}
+    alive = _still_running(started)
     assert not alive, f"still running after {stop_signal.name}: {alive}"
 
 
-def _gateway_pid(parent: int) -> int:
-    for pid in _children(parent):
+def _gateway_pid(started: set[int]) -> int:
+    for pid in started:
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
@@ -108,25 +117,13 @@ def _gateway_pid(parent: int) -> int:
 def test_a_gateway_that_dies_mid_phase_is_a_clear_error_and_nothing_is_left(
     fast_scenario, tmp_path
 ):
-    out = tmp_path / "crashed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "finops_sim.cli", "run", "--requests", "100000",
-         "--scenario", str(fast_scenario), "--out", str(out), "--embedder", "lexical"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    log = out / "requests-unoptimized.jsonl"
-    deadline = time.monotonic() + 60
-    while (not log.exists() or log.stat().st_size < 2000) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    started = _children(process.pid)
-    os.kill(_gateway_pid(process.pid), signal.SIGKILL)
+    process, started = _start_run(fast_scenario, tmp_path / "crashed")
+    os.kill(_gateway_pid(started), signal.SIGKILL)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1, stderr
     assert b"the unoptimized gateway stopped answering" in stderr
     assert b"gateway-unoptimized.log" in stderr and b"Traceback" not in stderr
-    time.sleep(0.5)
-    alive = {pid for pid in started if Path(f"/proc/{pid}").exists()}
-    alive = {pid for pid in alive if (Path(f"/proc/{pid}") / "stat").read_text().split()[2] != "Z"}
+    alive = _still_running(started)
     assert not alive, f"still running after the gateway died: {alive}"
 
 

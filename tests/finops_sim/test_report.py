@@ -169,28 +169,27 @@ def test_the_summary_tree_says_when_compute_was_not_computed():
     assert "Kubernetes Compute: not computed" in tree
 
 
-def test_the_summary_tree_prints_the_cost_models_compute_line():
-    compute = ComputeComparison(
+def _compute(**sources) -> ComputeComparison:
+    return ComputeComparison(
         unoptimized_monthly_usd=1000.0,
         optimized_monthly_usd=600.0,
         savings_usd=400.0,
         savings_pct=0.4,
         rightsizing_usd=250.0,
         spot_usd=150.0,
+        **sources,
     )
+
+
+def test_the_summary_tree_prints_the_cost_models_compute_line():
+    compute = _compute()
     tree = summary_tree(_results(compute))
     assert "Kubernetes Compute: 40.0% reduction ($1,000.00 -> $600.00 per month" in tree
     assert "rightsizing $250.00, spot $150.00" in tree
 
 
 def test_the_compute_model_section_says_what_is_measured_and_what_is_assumed():
-    compute = ComputeComparison(
-        unoptimized_monthly_usd=1000.0,
-        optimized_monthly_usd=600.0,
-        savings_usd=400.0,
-        savings_pct=0.4,
-        rightsizing_usd=250.0,
-        spot_usd=150.0,
+    compute = _compute(
         price_source="a price table",
         spot_discounts={"c": 0.62, "m": 0.6},
         measured_workloads=("ai-gateway",),
