@@ -421,6 +421,15 @@ class Budgets:
                 max(limit - spent_nanos, 0) / NANOS_PER_USD
             )
 
+    async def refresh_remaining(self, now: datetime) -> None:
+        """Publish every budgeted team's remaining budget from the ledger. A replica otherwise
+        updates the gauge only when it serves the team: a new pod would show the whole limit,
+        and a quiet team last period's figure."""
+        for team, limits in self._limits.items():
+            if limits.budget_nanos is not None:
+                spent, _ = await self._ledger.usage(window(team, limits.period, now).budget_key)
+                self._publish_remaining(team, spent)
+
     async def report(self, teams: list[str], now: datetime) -> list[BudgetRow]:
         """Each team's period, spend, reservations and limits, for /v1/budgets."""
         rows = []

@@ -40,6 +40,9 @@ log = logging.getLogger("ai_gateway")
 NO_LATENCY = LatencyPlan(0.0, 0.0)
 SNAPSHOT_CHECK_S = 1.0  # how often a replica asks whether a snapshot is due (one small GET)
 STORE_PING_INTERVAL_S = 1.0
+# How often each replica republishes the teams' remaining budgets: well inside Prometheus'
+# default 30 s scrape, so every scrape sees the ledger's figure.
+BUDGET_REFRESH_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -323,10 +326,22 @@ class Gateway:
         self._store_watch = asyncio.create_task(self._watch_store())
 
     async def _watch_store(self) -> None:
-        """A light periodic ping keeps ``ai_store_up`` true while no request touches the store."""
+        """A light periodic ping keeps ``ai_store_up`` true while no request touches the store;
+        every ``BUDGET_REFRESH_S`` (and at once on start) the remaining budgets are republished
+        from the ledger."""
+        refreshed_at: float | None = None
         while True:
-            await self.check_store()
+            due = refreshed_at is None or self.clock() - refreshed_at >= BUDGET_REFRESH_S
+            if await self.check_store() and due:
+                refreshed_at = self.clock()
+                await self.refresh_budgets()
             await asyncio.sleep(STORE_PING_INTERVAL_S)
+
+    async def refresh_budgets(self) -> None:
+        try:
+            await self.budgets.refresh_remaining(datetime.fromtimestamp(self.clock(), UTC))
+        except StoreUnavailable as exc:
+            log.warning("refreshing the remaining budgets failed: %s", exc)
 
     async def check_store(self) -> bool:
         """Ping the store; ``ai_store_up`` follows the answer."""

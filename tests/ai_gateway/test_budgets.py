@@ -181,3 +181,25 @@ async def test_a_free_request_is_checked_against_the_request_rate_only(clock):
     with pytest.raises(GatewayError) as refused:
         await limited.admit_free("ops", NOW)
     assert refused.value.kind == "rate_limit"
+
+
+async def test_a_replica_that_never_served_the_team_publishes_the_ledgers_remaining_budget(ledger):
+    """Two replicas over one ledger: the one that settled the spend knows it; the other learns it
+    only from refresh_remaining (the store watch calls it every BUDGET_REFRESH_S), and a new
+    period shows the whole budget again."""
+    serving, idle = GatewayMetrics(), GatewayMetrics()
+    budget = to_nanos(0.01)
+    replica = stage(ledger, serving, budget_nanos=budget)
+    reservation = await replica.admit("ops", 0.006, 100, NOW)
+    assert reservation is not None
+    await replica.settle("ops", reservation, 0.004, 50)
+    other = stage(ledger, idle, budget_nanos=budget)
+
+    def remaining(metrics: GatewayMetrics) -> float | None:
+        return metrics.registry.get_sample_value("ai_budget_remaining_usd", {"team": "ops"})
+
+    assert remaining(idle) == pytest.approx(0.01)  # what it assumes before it has read anything
+    await other.refresh_remaining(NOW)
+    assert remaining(idle) == pytest.approx(0.006) == remaining(serving)
+    await other.refresh_remaining(datetime(2026, 3, 1, 0, 0, 1, tzinfo=UTC))
+    assert remaining(idle) == pytest.approx(0.01)

@@ -279,3 +279,29 @@ async def test_replicas_save_snapshots_only_to_a_shared_store(store, make_gatewa
         assert (gateway._snapshots is not None) is store.shared
     finally:
         await gateway.close()
+
+
+async def test_a_starting_replica_publishes_the_shared_remaining_budget_at_once(
+    store, make_gateway
+):
+    """A new pod must not report the whole budget (and so resolve the 80% alert) until it
+    happens to serve the team: its store watch reads the ledger on start."""
+    if not store.shared:
+        pytest.skip("the in-process store's ledger is its own replica's: there is no other pod")
+    serving = make_gateway("optimized", store, **EXACT_ONLY)
+    await serving.complete(ask("How do I rotate my API key?"), "team-a")
+    remaining = sample(serving.meter.metrics, "ai_budget_remaining_usd", team="team-a")
+    limit = sample(serving.meter.metrics, "ai_budget_limit_usd", team="team-a")
+    assert 0 < remaining < limit
+    starting = make_gateway("optimized", store, **EXACT_ONLY)
+    assert sample(starting.meter.metrics, "ai_budget_remaining_usd", team="team-a") == limit
+    await starting.start()
+    try:
+        for _ in range(100):
+            published = sample(starting.meter.metrics, "ai_budget_remaining_usd", team="team-a")
+            if published != limit:
+                break
+            await asyncio.sleep(0.01)
+        assert published == pytest.approx(remaining)
+    finally:
+        await starting.close()
