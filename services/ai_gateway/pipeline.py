@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +43,17 @@ STORE_PING_INTERVAL_S = 1.0
 # How often each replica republishes the teams' remaining budgets: well inside Prometheus'
 # default 30 s scrape, so every scrape sees the ledger's figure.
 BUDGET_REFRESH_S = 15.0
+
+
+@contextlib.contextmanager
+def _refusal_priced(baseline: float) -> Iterator[None]:
+    """A refusal carries what the request would have cost unoptimized, for the request log (the
+    report counts budget refusals' baselines as the budgets' saving)."""
+    try:
+        yield
+    except GatewayError as refusal:
+        refusal.baseline_usd = baseline
+        raise
 
 
 @dataclass(frozen=True)
@@ -132,12 +143,9 @@ class Gateway:
         route = None if decision is None else (decision, requested_name)
         prompt_tokens = tokens(card)
         cap = self.catalog.completion_cap(card, request, prompt_tokens, routed=decision is not None)
-        try:
-            worst_cost = self._worst_cost(card, request, prompt_tokens, cap)
+        worst_cost = self._worst_cost(card, request, prompt_tokens, cap)
+        with _refusal_priced(baseline):
             reservation = await self.budgets.admit(team, worst_cost, prompt_tokens + cap, now)
-        except GatewayError as refusal:
-            refusal.baseline_usd = baseline
-            raise
 
         completion = self._generate(request, team, card, cap, tokens, baseline, route)
         return Answer(completion, Settlement(reservation, key, probe, label))
@@ -267,7 +275,8 @@ class Gateway:
         now: datetime,
     ) -> Completion:
         """A cache hit costs nothing and saves what the request would have cost unoptimized."""
-        await self.budgets.admit_free(team, now)
+        with _refusal_priced(baseline):
+            await self.budgets.admit_free(team, now)
         card = self.catalog.table.resolve(hit.model) or self.catalog.resolve(request.model)
         completion = Completion(
             requested_model=request.model,

@@ -305,3 +305,15 @@ async def test_a_starting_replica_publishes_the_shared_remaining_budget_at_once(
         assert published == pytest.approx(remaining)
     finally:
         await starting.close()
+
+
+async def test_a_cache_hit_refused_by_the_rate_limit_carries_its_baseline(store, make_gateway):
+    """Every refusal of a valid request carries its baseline (domain.GatewayError), whether it
+    was refused on the miss path or as a cache hit."""
+    limited = {"team-a": {"keys": ["sk-demo-team-a"], "limits": {"requests_per_minute": 1}}}
+    gateway = make_gateway("optimized", store, **EXACT_ONLY, teams=limited)
+    first = await gateway.complete(ask("How do I rotate my API key?"), "team-a")
+    with pytest.raises(GatewayError) as info:
+        await gateway.complete(ask("How do I rotate my API key?"), "team-a")
+    assert info.value.kind == "rate_limit"
+    assert info.value.baseline_usd == pytest.approx(first.baseline_usd)

@@ -33,5 +33,6 @@ def test_served_and_refused_requests_are_logged_with_ground_truth(start_gateway,
     assert hit.cache == "exact" and hit.cached_label == "cancel-order:1"
     assert hit.cost_usd == 0 and hit.saved_usd == hit.baseline_usd
     assert (limited.status, limited.error, limited.served) == (429, "rate_limit", False)
-    assert limited.baseline_usd is None  # refused before any model work
+    # Priced like every refusal of a valid request, though the refused request was a cache hit.
+    assert limited.baseline_usd == hit.baseline_usd
     assert (unauthenticated.status, unauthenticated.team) == (401, None)
