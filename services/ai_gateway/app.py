@@ -541,9 +541,13 @@ def _string_parameter(name: str, where: str, description: str) -> dict[str, Any]
 _VERSION_HEADER = _string_parameter(
     "anthropic-version", "header", "Any value selects Anthropic's response shape."
 )
-_NO_KEY = _either_shape(
-    "Missing or unknown API key.", "OpenAIErrorResponse", "AnthropicErrorResponse"
-)
+
+
+def _either_error(description: str) -> dict[str, Any]:
+    return _either_shape(description, "OpenAIErrorResponse", "AnthropicErrorResponse")
+
+
+_NO_KEY = _either_error("Missing or unknown API key.")
 
 
 def _models_doc() -> dict[str, Any]:
@@ -566,9 +570,7 @@ def _model_doc() -> dict[str, Any]:
         "responses": {
             200: _either_shape("The model.", "Model", "ModelInfo"),
             401: _NO_KEY,
-            404: _either_shape(
-                "Not a model of the catalog.", "OpenAIErrorResponse", "AnthropicErrorResponse"
-            ),
+            404: _either_error("Not a model of the catalog."),
         },
         "openapi_extra": {"security": _SECURITY, "parameters": [model_id, _VERSION_HEADER]},
     }

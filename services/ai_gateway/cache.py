@@ -74,10 +74,6 @@ class KeptAnswers:
             self._kept.put(key, answer, self._clock() + ttl_seconds)
         await self._store.set(key, json.dumps(vars(answer)).encode(), ttl_seconds)
 
-    def time_left(self, key: str) -> float | None:
-        """How long the kept copy of ``key`` lives; None if none is kept."""
-        return None if self._kept is None else self._kept.time_left(key)
-
 
 class ExactCache:
     def __init__(

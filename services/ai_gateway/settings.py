@@ -27,16 +27,21 @@ _SHA256_KEY = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TEAM_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 
-class ExactCacheSettings(StrictModel):
-    enabled: bool = False
-    ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
-    local_entries: int = Field(
+def _local_entries(saving: str) -> Any:
+    """Both caches' bound on the answers a replica keeps in front of the store."""
+    return Field(
         default=1024,
         ge=0,
         le=1_000_000,
-        description="answers each replica keeps in front of the store, so a repeated hit costs "
-        "no round trip; 0 turns it off",
+        description=f"answers each replica keeps in front of the store, so {saving}; 0 turns it "
+        "off",
     )
+
+
+class ExactCacheSettings(StrictModel):
+    enabled: bool = False
+    ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
+    local_entries: int = _local_entries("a repeated hit costs no round trip")
 
 
 DEFAULT_EMBEDDING_MODEL = "minishlab/potion-base-8M"
@@ -59,13 +64,7 @@ class SemanticCacheSettings(StrictModel):
     verify: bool = Field(default=True, description="check salient terms before serving a hit")
     ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
     max_entries: int = Field(default=200_000, ge=1, le=10_000_000)
-    local_entries: int = Field(
-        default=1024,
-        ge=0,
-        le=1_000_000,
-        description="answers each replica keeps in front of the store, so a repeated semantic hit "
-        "costs no GET; 0 turns it off",
-    )
+    local_entries: int = _local_entries("a repeated semantic hit costs no GET")
 
     @property
     def effective_threshold(self) -> float:
