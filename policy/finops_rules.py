@@ -79,18 +79,26 @@ def requests_and_limits(resource_type: str, props: dict[str, Any], stack: str) -
 
 
 def cost_labels(resource_type: str, props: dict[str, Any], stack: str) -> list[str]:
+    """Kubecost splits cost by the pods' labels, which come from the pod template; the
+    workload's own labels are checked too, for kubectl and the dashboards."""
     if not is_workload(resource_type):
         return []
-    labels = (props.get("metadata") or {}).get("labels") or {}
-    missing = [label for label in COST_LABELS if label not in labels]
-    return (
-        [f"{_name(props)} lacks the cost-allocation labels {', '.join(missing)}"] if missing else []
-    )
+    template = (props.get("spec") or {}).get("template") or {}
+    problems = []
+    for whose, metadata in (("", props.get("metadata")), ("'s pods", template.get("metadata"))):
+        labels = (metadata or {}).get("labels") or {}
+        missing = [label for label in COST_LABELS if label not in labels]
+        if missing:
+            verb = "lack" if whose else "lacks"
+            problems.append(
+                f"{_name(props)}{whose} {verb} the cost-allocation labels {', '.join(missing)}"
+            )
+    return problems
 
 
 def cost_tags(resource_type: str, props: dict[str, Any], stack: str) -> list[str]:
     """Taggable is what the provider's schema says (``aws_taggable``). The AWS provider's
-    ``defaultTags`` reach ``tags`` in the provider's Check, before policies see the inputs, so
+    ``defaultTags`` reach ``tagsAll`` in the provider's Check, before policies see the inputs, so
     component children (the VPC's subnets, the cluster's roles) pass without explicit tags."""
     if not resource_type.startswith("aws:") or not is_taggable(resource_type):
         return []
@@ -99,19 +107,52 @@ def cost_tags(resource_type: str, props: dict[str, Any], stack: str) -> list[str
     return [f"{resource_type} lacks the cost tags {', '.join(missing)}"] if missing else []
 
 
+# Annotations that make an AWS load balancer internal: the AWS Load Balancer Controller's, and the
+# in-tree cloud provider's.
+INTERNAL_LB_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+}
+PUBLIC_ENDPOINT = (
+    "the EKS API endpoint is public without an explicit allow-list (publicAccessCidrs)"
+)
+
+
+def _is_internal(props: dict[str, Any]) -> bool:
+    annotations = (props.get("metadata") or {}).get("annotations") or {}
+    return any(
+        str(annotations.get(key, "")).lower() == value
+        for key, value in INTERNAL_LB_ANNOTATIONS.items()
+    )
+
+
+def _open_endpoint(public: Any, cidrs: Any) -> bool:
+    """EKS opens a public endpoint with no allow-list to 0.0.0.0/0."""
+    return bool(public) and (not cidrs or "0.0.0.0/0" in cidrs)
+
+
 def no_public_exposure(resource_type: str, props: dict[str, Any], stack: str) -> list[str]:
+    """The endpoint is read on the ``aws:eks/cluster:Cluster`` the eks component creates: the
+    component's own inputs reach policies only when its plugin records them, so they are read
+    only when there are any (the endpoint's default is public)."""
     service_type = (props.get("spec") or {}).get("type")
     if resource_type == "kubernetes:core/v1:Service" and service_type == "LoadBalancer":
+        if _is_internal(props):
+            return []
         return [
             f"Service {_name(props)} is a public LoadBalancer; use a port-forward or an "
-            "internal load balancer"
+            "internal load balancer (annotation service.beta.kubernetes.io/"
+            "aws-load-balancer-scheme: internal)"
         ]
-    if resource_type == "eks:index:Cluster" and props.get("endpointPublicAccess", True):
-        cidrs = props.get("publicAccessCidrs") or []
-        if not cidrs or "0.0.0.0/0" in cidrs:
-            return [
-                "the EKS API endpoint is public without an explicit allow-list (publicAccessCidrs)"
-            ]
+    endpoint = None
+    if resource_type == "aws:eks/cluster:Cluster":
+        endpoint = props.get("vpcConfig") or {}
+    elif resource_type == "eks:index:Cluster" and props:
+        endpoint = props
+    if endpoint is not None and _open_endpoint(
+        endpoint.get("endpointPublicAccess", True), endpoint.get("publicAccessCidrs")
+    ):
+        return [PUBLIC_ENDPOINT]
     return []
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from finops_platform.config import StackConfig
 from finops_platform.render import Recorded, load_stack, record
-from finops_rules import RULES, stack_config
+from finops_rules import INTERNAL_LB_ANNOTATIONS, PUBLIC_ENDPOINT, RULES, stack_config
 from tests.infra.support import recorded
 from tests.policy.component_children import child_types
 
@@ -45,16 +45,30 @@ def default_tags(resources: list[Recorded]) -> dict[str, str]:
 
 def children(resources: list[Recorded], tags: dict[str, Any]) -> list[Recorded]:
     """The remote components' AWS children as the policy pack sees them in a real preview: the
-    provider's Check has merged its defaultTags into ``tags`` of every type that takes tags (the
-    rule itself decides which those are; untaggable types get no ``tags`` from Check either)."""
-    from aws_taggable import is_taggable
+    provider's Check has merged its defaultTags into ``tagsAll`` of every type that takes tags
+    (the rule itself decides which those are; untaggable types get no ``tagsAll`` either)."""
 
     return [
-        Recorded(typ, f"{component.name}-child", {"tags": tags} if is_taggable(typ) else {}, True)
+        Recorded(typ, f"{component.name}-child", child_inputs(component, typ, tags), True)
         for component in resources
         if component.typ in REMOTE_COMPONENTS
         for typ in sorted(child_types(component.typ))
     ]
+
+
+def child_inputs(component: Recorded, typ: str, tags: dict[str, Any]) -> dict[str, Any]:
+    """A child's inputs as far as the rules read them: the merged tags, and on the EKS cluster
+    the endpoint settings the eks component passes through to its ``vpcConfig``."""
+    from aws_taggable import is_taggable
+
+    inputs: dict[str, Any] = {"tagsAll": tags} if is_taggable(typ) else {}
+    if typ == "aws:eks/cluster:Cluster":
+        inputs["vpcConfig"] = {
+            key: component.inputs[key]
+            for key in ("endpointPublicAccess", "publicAccessCidrs")
+            if key in component.inputs
+        }
+    return inputs
 
 
 def variant(stack: str, **changes: Any) -> StackConfig:
@@ -182,21 +196,63 @@ def test_a_nodepool_without_limits_fails():
     assert check(pool.typ, pool.inputs, "optimized") == ["NodePool spot has no cpu or memory limit"]
 
 
-def test_a_public_load_balancer_fails():
+def test_a_public_load_balancer_fails_and_an_internal_one_passes():
     service = one("optimized", "kubernetes:core/v1:Service", "workloads-service-ai-gateway")
     service.inputs["spec"]["type"] = "LoadBalancer"
     _, check, _ = RULES["no-public-exposure"]
     assert check(service.typ, service.inputs, "optimized") == [
         "Service ai-gateway is a public LoadBalancer; use a port-forward or an internal load "
-        "balancer"
+        "balancer (annotation service.beta.kubernetes.io/aws-load-balancer-scheme: internal)"
     ]
+    for key, value in INTERNAL_LB_ANNOTATIONS.items():
+        internal = copy.deepcopy(service)
+        internal.inputs["metadata"].setdefault("annotations", {})[key] = value
+        assert check(internal.typ, internal.inputs, "optimized") == []
 
 
 def test_a_public_endpoint_without_allow_list_fails():
     cluster = one("optimized", "eks:index:Cluster")
     cluster.inputs["publicAccessCidrs"] = ["0.0.0.0/0"]
     _, check, _ = RULES["no-public-exposure"]
-    assert check(cluster.typ, cluster.inputs, "optimized")
+    assert check(cluster.typ, cluster.inputs, "optimized") == [PUBLIC_ENDPOINT]
+
+
+@pytest.mark.parametrize(
+    ("vpc_config", "open_"),
+    [
+        ({}, True),
+        ({"endpointPublicAccess": True}, True),
+        ({"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}, True),
+        ({"endpointPublicAccess": True, "publicAccessCidrs": ["198.51.100.7/32"]}, False),
+        ({"endpointPublicAccess": False}, False),
+    ],
+)
+def test_the_endpoint_is_read_on_the_aws_cluster_the_component_creates(vpc_config, open_):
+    """A real preview shows the eks component's inputs only when its plugin records them; the
+    AWS cluster it creates always carries the endpoint (public by default, to all without an
+    allow-list)."""
+    _, check, _ = RULES["no-public-exposure"]
+    found = check("aws:eks/cluster:Cluster", {"vpcConfig": vpc_config}, "optimized")
+    assert found == ([PUBLIC_ENDPOINT] if open_ else [])
+    assert check("eks:index:Cluster", {}, "optimized") == []
+
+
+def test_pods_without_the_cost_labels_fail():
+    """Kubecost allocates by the pods' labels: a workload labelled only on itself fails."""
+    deployment = one(
+        "optimized", "kubernetes:apps/v1:Deployment", "workloads-deployment-ai-gateway"
+    )
+    labels = deployment.inputs["spec"]["template"]["metadata"]["labels"]
+    del labels["team"], labels["phase"]
+    _, check, _ = RULES["cost-allocation-labels"]
+    assert check(deployment.typ, deployment.inputs, "optimized") == [
+        "ai-gateway's pods lack the cost-allocation labels team, phase"
+    ]
+    deployment.inputs["metadata"]["labels"].pop("cost-center")
+    assert check(deployment.typ, deployment.inputs, "optimized") == [
+        "ai-gateway lacks the cost-allocation labels cost-center",
+        "ai-gateway's pods lack the cost-allocation labels team, phase",
+    ]
 
 
 def test_default_grafana_password_fails():
