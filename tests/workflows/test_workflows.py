@@ -16,7 +16,8 @@ from finops_common.config import ConfigError
 from finops_platform.config import PROJECT, require_user_values
 from finops_platform.render import load_stack
 
-WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / ".github" / "workflows"
 USES = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+/[\w.-]+)@v(\d+)\s*$", re.MULTILINE)
 
 
@@ -107,37 +108,115 @@ def step_named(job: dict, name: str) -> tuple[int, dict]:
     return next((i, s) for i, s in enumerate(job["steps"]) if s.get("name") == name)
 
 
-def test_preview_sets_the_allow_list_the_program_requires_before_previewing():
-    """The program refuses the stack files' placeholder under this exact key (config.py)."""
-    job = yaml.safe_load((WORKFLOWS / "preview.yml").read_text())["jobs"]["preview"]
-    key = f"{PROJECT}:platform.cluster.publicAccessCidrs[0]"
+def preview_job() -> dict:
+    return yaml.safe_load((WORKFLOWS / "preview.yml").read_text())["jobs"]["preview"]
+
+
+def run_step(step: dict, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """A step's script under bash -e, with a ``pulumi`` on PATH that logs its arguments to
+    ``pulumi.log`` and fails ``stack select`` for a stack named ``missing``."""
+    cli = tmp_path / "bin" / "pulumi"
+    cli.parent.mkdir(exist_ok=True)
+    cli.write_text(
+        '#!/bin/bash\necho "$*" >> "$LOG"\n'
+        '[ "$1 $2 $3" = "stack select missing" ] && exit 255\nexit 0\n'
+    )
+    cli.chmod(0o755)
+    path = f"{cli.parent}:/usr/bin:/bin"
+    full = {"PATH": path, "LOG": str(tmp_path / "pulumi.log"), **env}
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]], env=full, capture_output=True, text=True, cwd=REPO
+    )
+
+
+def pulumi_calls(tmp_path: Path) -> list[str]:
+    log = tmp_path / "pulumi.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_preview_sets_every_cidr_of_the_allow_list_before_previewing(tmp_path):
+    """The program refuses the stack files' placeholder under this key (config.py); the step
+    sets each comma-separated entry of the variable at its index."""
+    job = preview_job()
     at, setting = step_named(job, "Set the API allow-list")
-    assert f"--path '{key}' \"$CIDR\"" in setting["run"]
-    assert setting["env"]["CIDR"] == "${{ vars.PREVIEW_PUBLIC_ACCESS_CIDR }}"
-    assert "pulumi stack select --create" in setting["run"]
     assert at < job["steps"].index(preview_step(job))
     guard_at, _ = step_named(job, "Require the API allow-list")
     assert guard_at == 0
-    with pytest.raises(ConfigError, match=re.escape(key)):
+    key = f"{PROJECT}:platform.cluster.publicAccessCidrs"
+    done = run_step(
+        setting, {"STACK": "acme/optimized", "CIDRS": "198.51.100.7/32, 203.0.113.0/24"}, tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert pulumi_calls(tmp_path) == [
+        "login",
+        "stack select acme/optimized",
+        f"config set --stack acme/optimized --path {key}[0] 198.51.100.7/32",
+        f"config set --stack acme/optimized --path {key}[1] 203.0.113.0/24",
+    ]
+    with pytest.raises(ConfigError, match=re.escape(f"{key}[0]")):
         require_user_values(load_stack("optimized"))
 
 
+def test_preview_never_creates_a_stack(tmp_path):
+    """A stack name that does not resolve fails with an error naming it, before any config is
+    set; the preview step does not upsert either."""
+    job = preview_job()
+    _, setting = step_named(job, "Set the API allow-list")
+    done = run_step(setting, {"STACK": "missing", "CIDRS": "198.51.100.7/32"}, tmp_path)
+    assert done.returncode == 1
+    assert "::error title=No stack missing::" in done.stdout
+    assert pulumi_calls(tmp_path) == ["login", "stack select missing"]
+    assert "--create" not in setting["run"]
+    assert "upsert" not in preview_step(job)["with"]
+
+
+def test_each_stack_reads_its_own_allow_list_and_name():
+    env = preview_job()["env"]
+    for stack in ("optimized", "unoptimized"):
+        assert f"vars.PREVIEW_PUBLIC_ACCESS_CIDR_{stack.upper()}" in env["CIDRS"]
+    assert env["CIDRS"].endswith("|| vars.PREVIEW_PUBLIC_ACCESS_CIDR }}")
+    assert "format('{0}/{1}', vars.PULUMI_ORG, matrix.stack)" in env["STACK"]
+    assert preview_step(preview_job())["with"]["stack-name"] == "${{ env.STACK }}"
+
+
 @pytest.mark.parametrize(("cidr", "code"), [("", 1), ("198.51.100.7/32", 0)])
-def test_the_allow_list_guard_fails_clearly_when_the_variable_is_unset(cidr, code):
-    job = yaml.safe_load((WORKFLOWS / "preview.yml").read_text())["jobs"]["preview"]
-    _, guard = step_named(job, "Require the API allow-list")
-    done = subprocess.run(
-        ["bash", "-e", "-c", guard["run"]], env={"CIDR": cidr}, capture_output=True, text=True
-    )
+def test_the_allow_list_guard_fails_clearly_when_the_variable_is_unset(cidr, code, tmp_path):
+    _, guard = step_named(preview_job(), "Require the API allow-list")
+    done = run_step(guard, {"CIDRS": cidr}, tmp_path)
     assert done.returncode == code
     assert ("::error title=PREVIEW_PUBLIC_ACCESS_CIDR is not set::" in done.stdout) == bool(code)
+
+
+def test_the_pulumi_cli_is_the_sdks_pinned_version(tmp_path):
+    """Both pulumi/actions steps install the CLI at the version requirements.txt pins."""
+    job = preview_job()
+    _, versions = step_named(job, "Read the Pulumi version")
+    output = tmp_path / "output"
+    done = run_step(versions, {"GITHUB_OUTPUT": str(output)}, tmp_path)
+    assert done.returncode == 0, done.stdout
+    pin = next(
+        line.split("==")[1].strip()
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if line.startswith("pulumi==")
+    )
+    assert output.read_text() == f"pulumi={pin}\n"
+    installs = [s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@")]
+    assert len(installs) == 2
+    for step in installs:
+        assert step["with"]["pulumi-version"] == "${{ steps.versions.outputs.pulumi }}"
 
 
 def test_preview_workflow_shape():
     preview = yaml.safe_load((WORKFLOWS / "preview.yml").read_text())
     job = preview["jobs"]["preview"]
     assert job["strategy"]["matrix"]["stack"] == ["unoptimized", "optimized"]
-    assert preview["permissions"]["id-token"] == "write"
+    # Each job gets only what it uses: the fork notice nothing, the preview OIDC and comments.
+    assert preview["permissions"] == {} and preview["jobs"]["fork-notice"]["permissions"] == {}
+    assert job["permissions"] == {
+        "contents": "read",
+        "id-token": "write",
+        "pull-requests": "write",
+    }
     assert preview["concurrency"]["cancel-in-progress"] is True
     assert "head.repo.full_name == github.repository" in job["if"]
     pulumi = preview_step(job)
@@ -149,3 +228,6 @@ def test_preview_workflow_shape():
     assert "role-to-assume" in creds["with"] and "aws-access-key-id" not in creds["with"]
     tests = yaml.safe_load((WORKFLOWS / "test.yml").read_text())
     assert any(s.get("run") == "make test" for s in tests["jobs"]["test"]["steps"])
+    # A newer push cancels an older run of the same pull request, never a run on main.
+    expected = "${{ github.event_name == 'pull_request' }}"
+    assert tests["concurrency"]["cancel-in-progress"] == expected
