@@ -32,6 +32,7 @@ from .adapters.base import Adapter
 from .budgets import STORE_RETRY_AFTER_S, BudgetRow
 from .domain import ChatRequest, Completion, GatewayError
 from .pipeline import Answer, Gateway
+from .request_ids import RequestIds, request_id
 from .request_log import SIM_HEADER_PREFIX, RequestLog, refused_record, served_record
 from .store import StoreUnavailable
 
@@ -150,8 +151,8 @@ def gateway_headers(c: Completion) -> dict[str, str]:
     return headers
 
 
-def error_response(adapter: Adapter, error: GatewayError) -> JSONResponse:
-    status, body = adapter.render_error(error)
+def error_response(adapter: Adapter, error: GatewayError, request: Request) -> JSONResponse:
+    status, body = adapter.render_error(error, request_id(request))
     headers = {"retry-after": str(error.retry_after)} if error.retry_after else None
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -168,20 +169,20 @@ class GatewayHTTP:
     def _refuse(
         self,
         adapter: Adapter,
+        request: Request,
         sim: dict[str, str],
         team: str | None,
         model: str | None,
         error: GatewayError,
     ) -> JSONResponse:
-        response = self._error(adapter, error)
+        response = self._error(adapter, error, request)
         if self.request_log is not None:
-            self.request_log.write(
-                refused_record(adapter.api, sim, team, model, error, response.status_code)
-            )
+            record = refused_record(adapter.api, sim, team, model, error, response.status_code)
+            self.request_log.write(record.model_copy(update={"request_id": request_id(request)}))
         return response
 
-    def _error(self, adapter: Adapter, error: GatewayError) -> JSONResponse:
-        response = error_response(adapter, error)
+    def _error(self, adapter: Adapter, error: GatewayError, request: Request) -> JSONResponse:
+        response = error_response(adapter, error, request)
         self.metrics.requests.labels(api=adapter.api, status=str(response.status_code)).inc()
         return response
 
@@ -214,7 +215,7 @@ class GatewayHTTP:
                 self.metrics.requests.labels(api=adapter.api, status="200").inc()
                 streaming = True
                 return StreamingResponse(
-                    self._stream(adapter, sim, chat_request, answer, started),
+                    self._stream(adapter, request, sim, chat_request, answer, started),
                     media_type="text/event-stream",
                     headers={**gateway_headers(answer.completion), "cache-control": "no-cache"},
                 )
@@ -223,10 +224,10 @@ class GatewayHTTP:
             response_id = adapter.new_id()
             self.metrics.requests.labels(api=adapter.api, status="200").inc()
             await gateway.provider.deliver(completion.latency, completion.completion_tokens)
-            self._finished(adapter, sim, completion, started)
+            self._finished(adapter, request, sim, completion, started)
             return JSONResponse(adapter.render(completion, response_id), headers=headers)
         except GatewayError as refusal:
-            return self._refuse(adapter, sim, team, model, refusal)
+            return self._refuse(adapter, request, sim, team, model, refusal)
         except StoreUnavailable as exc:
             self.metrics.store_errors.labels(op="request").inc()
             self.metrics.store_up.set(0)
@@ -236,11 +237,11 @@ class GatewayHTTP:
                 "The gateway's store is unavailable.",
                 retry_after=STORE_RETRY_AFTER_S,
             )
-            return self._refuse(adapter, sim, team, model, unavailable)
+            return self._refuse(adapter, request, sim, team, model, unavailable)
         except Exception:
             log.exception("unexpected error while serving %s", request.url.path)
             internal = GatewayError("internal", "The gateway had an internal error.")
-            return self._refuse(adapter, sim, team, model, internal)
+            return self._refuse(adapter, request, sim, team, model, internal)
         finally:
             if not streaming:
                 self.metrics.active.dec()
@@ -248,8 +249,9 @@ class GatewayHTTP:
     async def _stream(
         self,
         adapter: Adapter,
+        request: Request,
         sim: dict[str, str],
-        request: ChatRequest,
+        chat_request: ChatRequest,
         answer: Answer,
         started: float,
     ) -> AsyncIterator[bytes]:
@@ -265,17 +267,20 @@ class GatewayHTTP:
 
         complete = False
         try:
-            async for part in adapter.stream(completion, request, adapter.new_id(), pieces()):
+            async for part in adapter.stream(completion, chat_request, adapter.new_id(), pieces()):
                 yield part
             complete = True
         finally:
             # A disconnect cancels this generator; settling must still run to its end.
             with anyio.CancelScope(shield=True):
-                await self._settle_stream(adapter, sim, answer, started, complete, generated)
+                await self._settle_stream(
+                    adapter, request, sim, answer, started, complete, generated
+                )
 
     async def _settle_stream(
         self,
         adapter: Adapter,
+        request: Request,
         sim: dict[str, str],
         answer: Answer,
         started: float,
@@ -284,19 +289,26 @@ class GatewayHTTP:
     ) -> None:
         try:
             delivered = None if complete else "".join(generated)
-            self._finished(adapter, sim, await self.gateway.finish(answer, delivered), started)
+            completion = await self.gateway.finish(answer, delivered)
+            self._finished(adapter, request, sim, completion, started)
         except Exception:
             log.exception("settling a stream failed")
         finally:
             self.metrics.active.dec()
 
     def _finished(
-        self, adapter: Adapter, sim: dict[str, str], completion: Completion, started: float
+        self,
+        adapter: Adapter,
+        request: Request,
+        sim: dict[str, str],
+        completion: Completion,
+        started: float,
     ) -> None:
         elapsed = time.perf_counter() - started
         self.metrics.duration.labels(model=completion.model.name).observe(elapsed)
         if self.request_log is not None:
-            self.request_log.write(served_record(adapter.api, sim, completion, elapsed))
+            record = served_record(adapter.api, sim, completion, elapsed)
+            self.request_log.write(record.model_copy(update={"request_id": request_id(request)}))
 
     async def models(self, request: Request) -> Response:
         """Anthropic's shape when the client sends ``anthropic-version`` (its SDK does)."""
@@ -304,7 +316,7 @@ class GatewayHTTP:
         try:
             self.gateway.identity.team(_api_key(request))
         except GatewayError as error:
-            return self._error(adapter, error)
+            return self._error(adapter, error, request)
         return JSONResponse(adapter.list_models(self.gateway.catalog.table))
 
     async def model(self, request: Request) -> Response:
@@ -314,7 +326,7 @@ class GatewayHTTP:
             self.gateway.identity.team(_api_key(request))
             card = self.gateway.catalog.resolve(request.path_params["model_id"])
         except GatewayError as error:
-            return self._error(adapter, error)
+            return self._error(adapter, error, request)
         return JSONResponse(adapter.model_object(card))
 
     async def budgets(self, request: Request) -> Response:
@@ -328,9 +340,9 @@ class GatewayHTTP:
                 teams = [gateway.identity.team(key)]
             report = await gateway.budget_report(teams)
         except GatewayError as error:
-            return self._error(OPENAI, error)
+            return self._error(OPENAI, error, request)
         except StoreUnavailable as exc:
-            return self._error(OPENAI, GatewayError("unavailable", str(exc)))
+            return self._error(OPENAI, GatewayError("unavailable", str(exc)), request)
         return JSONResponse({"object": "list", "data": [row.model_dump() for row in report]})
 
     def _health(self, status: str) -> Response:
@@ -364,7 +376,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = GatewayError("internal", "The gateway had an internal error.")
     anthropic_path = request.url.path.startswith("/v1/messages")
     adapter = ANTHROPIC if anthropic_path else _models_adapter(request)
-    return error_response(adapter, error)
+    return error_response(adapter, error, request)
 
 
 class DirectRoute(APIRoute):
@@ -415,6 +427,7 @@ def create_app(gateway: Gateway, freeze_heap: bool = False) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.router.route_class = DirectRoute
+    app.add_middleware(RequestIds)
     for path in ("/v1/chat/completions", "/chat/completions"):
         app.add_api_route(
             path,
@@ -461,6 +474,8 @@ _GATEWAY_HEADERS = {
         "x-gateway-model": "The model that served the request.",
         "x-gateway-team": "The team the key belongs to.",
         "x-gateway-cache": "miss, exact or semantic.",
+        "x-request-id": "This request's id (on every response, as in OpenAI's API).",
+        "request-id": "The same id, under Anthropic's header name.",
     }.items()
 }
 

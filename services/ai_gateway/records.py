@@ -37,6 +37,9 @@ class RequestRecord(StrictModel):
     """
 
     ts: float = Field(description="Unix time the gateway answered, in seconds")
+    request_id: str | None = Field(
+        default=None, description="the id the response carried (x-request-id and request-id)"
+    )
     api: str = Field(description="the API the request came in on: openai or anthropic")
     status: int
     team: str | None

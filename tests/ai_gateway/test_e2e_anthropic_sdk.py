@@ -114,6 +114,20 @@ def test_unknown_key_is_authentication_error(gateway):
         )
     assert info.value.status_code == 401
     assert info.value.body["error"]["type"] == "authentication_error"
+    # Named in the request-id header and, as Anthropic's API does, in the body.
+    assert info.value.request_id.startswith("req_")
+    assert info.value.body["request_id"] == info.value.request_id
+
+
+def test_every_message_carries_a_request_id(gateway):
+    messages = [
+        client(gateway).messages.create(
+            model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+        for _ in range(2)
+    ]
+    ids = [message._request_id for message in messages]
+    assert all(i and i.startswith("req_") for i in ids) and ids[0] != ids[1]
 
 
 def test_temperature_above_one_is_rejected(gateway):

@@ -145,6 +145,18 @@ def test_unknown_key_is_401_in_openai_shape(gateway):
         )
     assert info.value.status_code == 401
     assert info.value.body["code"] == "invalid_api_key"
+    assert info.value.request_id.startswith("req_")
+
+
+def test_every_answer_carries_a_request_id(gateway):
+    """The SDK exposes x-request-id as ``_request_id``: one per request."""
+    ids = [
+        client(gateway)
+        .chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}])
+        ._request_id
+        for _ in range(2)
+    ]
+    assert all(i and i.startswith("req_") for i in ids) and ids[0] != ids[1]
 
 
 def test_unknown_model_is_404(gateway):

@@ -19,10 +19,20 @@ def test_served_and_refused_requests_are_logged_with_ground_truth(start_gateway,
            "x-sim-difficulty": "simple", "x-sim-kind": "new"}  # fmt: skip
     body = {"model": "gpt-4", "messages": [{"role": "user", "content": "How do I cancel?"}]}
     auth = {"authorization": "Bearer sk-demo-team-a", **sim}
-    for _ in range(3):
+    responses = [
         httpx.post(gateway.url + "/v1/chat/completions", json=body, headers=auth, timeout=10)
-    httpx.post(gateway.url + "/v1/chat/completions", json=body, headers=sim, timeout=10)
-    first, hit, limited, unauthenticated = read_log(log)
+        for _ in range(3)
+    ]
+    responses.append(
+        httpx.post(gateway.url + "/v1/chat/completions", json=body, headers=sim, timeout=10)
+    )
+    records = read_log(log)
+    first, hit, limited, unauthenticated = records
+    # Each line names the request as its response did, under both APIs' header names.
+    ids = [r.headers["x-request-id"] for r in responses]
+    assert [record.request_id for record in records] == ids
+    assert [r.headers["request-id"] for r in responses] == ids
+    assert len(set(ids)) == 4 and all(i.startswith("req_") for i in ids)
     assert first.sim == {"intent": "cancel-order", "question": "cancel-order:1",
                          "difficulty": "simple", "kind": "new"}  # fmt: skip
     assert (first.cache, first.requested_model) == ("miss", "gpt-4")

@@ -253,11 +253,14 @@ class AnthropicAdapter:
         )
         yield sse({"type": "message_stop"}, "message_stop")
 
-    def render_error(self, error: GatewayError) -> tuple[int, JSON]:
-        body = {
+    def render_error(self, error: GatewayError, request_id: str | None = None) -> tuple[int, JSON]:
+        """Anthropic's error body also names the request."""
+        body: JSON = {
             "type": "error",
             "error": {"type": _ERROR_TYPES[error.kind], "message": error.message},
         }
+        if request_id is not None:
+            body["request_id"] = request_id
         return HTTP_STATUS[error.kind], body
 
     def model_object(self, card: ModelCard) -> JSON:

@@ -314,7 +314,8 @@ class OpenAIAdapter:
             yield sse(final)
         yield sse("[DONE]")
 
-    def render_error(self, error: GatewayError) -> tuple[int, JSON]:
+    def render_error(self, error: GatewayError, request_id: str | None = None) -> tuple[int, JSON]:
+        """OpenAI names the request in its x-request-id header only, not in the body."""
         body = {
             "error": {
                 "message": error.message,
