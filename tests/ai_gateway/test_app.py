@@ -388,3 +388,43 @@ async def test_anthropic_only_a_final_assistant_message_may_be_empty(client, mes
         assert "messages.0" in response.json()["error"]["message"]
     else:
         assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
+            "'messages[0].content[0].text': \"\". Value error, text content blocks must be "
+            "non-empty",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": " \n"}]}]},
+            "text content blocks must contain non-whitespace text",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "   "}]},
+            "text content blocks must contain non-whitespace text",
+        ),
+        (
+            {"system": [{"type": "text", "text": " "}], "messages": HI},
+            "'system[0].text'",
+        ),
+        (
+            {"messages": [*HI, {"role": "assistant", "content": "Sure, "}]},
+            "final assistant content cannot end with trailing whitespace",
+        ),
+        # The field as sent, not the union member pydantic tried ('messages[0].content.str').
+        (
+            {"messages": [{"role": "user", "content": None}]},
+            "Invalid value for 'messages[0].content': null.",
+        ),
+    ],
+)
+async def test_anthropic_text_must_be_text(client, body, expected):
+    """Anthropic's API refuses empty and whitespace-only text, and a prefill ending in
+    whitespace, with a 400 that names the field as sent."""
+    full = json.dumps({"model": "claude-haiku-4-5", "max_tokens": 5, **body})
+    response = await post(client, ANTHROPIC, full, headers={"x-api-key": "sk-demo-team-a"})
+    assert_anthropic_error(response, 400, "invalid_request_error")
+    assert expected in response.json()["error"]["message"]

@@ -45,10 +45,23 @@ class TextBlock(Lenient):
     """Only text blocks are accepted; image, document and tool blocks are refused (400)."""
 
     type: Literal["text"]
-    text: str
+    text: str = Field(description="Non-empty, and not only whitespace (Anthropic's rule).")
     cache_control: CacheControl | None = Field(
         default=None, description="Marks a prompt-cache breakpoint at the end of this block."
     )
+
+    @field_validator("text")
+    @classmethod
+    def _has_text(cls, text: str) -> str:
+        return _non_whitespace(text)
+
+
+def _non_whitespace(text: str) -> str:
+    if not text:
+        raise ValueError("text content blocks must be non-empty")
+    if text.isspace():
+        raise ValueError("text content blocks must contain non-whitespace text")
+    return text
 
 
 class InputMessage(Lenient):
@@ -85,7 +98,8 @@ class MessagesBody(Lenient):
     @field_validator("messages")
     @classmethod
     def _not_empty(cls, messages: list[InputMessage]) -> list[InputMessage]:
-        """Anthropic's rule: a final assistant message (a prefill) may be empty, no other."""
+        """Anthropic's rules: a final assistant message (a prefill) may be empty, no other; text
+        is never only whitespace; a prefill does not end with whitespace."""
         for at, message in enumerate(messages):
             last_assistant = at == len(messages) - 1 and message.role == "assistant"
             if not message.content and not last_assistant:
@@ -93,6 +107,11 @@ class MessagesBody(Lenient):
                     f"messages.{at}: all messages must have non-empty content except for the "
                     "optional final assistant message"
                 )
+            if isinstance(message.content, str) and message.content:
+                _non_whitespace(message.content)
+            text = _text(message.content)
+            if last_assistant and text and text[-1].isspace():
+                raise ValueError("final assistant content cannot end with trailing whitespace")
         return messages
 
 

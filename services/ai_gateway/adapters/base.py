@@ -86,8 +86,12 @@ def _body_path(body: object, problem: Any) -> tuple[Any, ...]:
         if in_list or (isinstance(value, dict) and isinstance(part, str) and part in value):
             path.append(part)
             value = value[part]
-        elif at == len(loc) - 1 and (problem["type"] == "missing" or problem["input"] is None):
-            path.append(part)  # a field the body left out (missing, or refused as left out)
+        elif (
+            at == len(loc) - 1
+            and isinstance(value, dict)
+            and (problem["type"] == "missing" or problem["input"] is None)
+        ):
+            path.append(part)  # a field the object left out (missing, or refused as left out)
     return tuple(path)
 
 
