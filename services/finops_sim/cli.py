@@ -18,10 +18,21 @@ from .simulation import RunOptions, SimulationError, run
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is invalid: must be at least 1")
     return value
+
+
+def _folder(text: str) -> Path:
+    """An output folder: it may not exist yet, but it may not be a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return path
 
 
 def _duration(text: str) -> int:
@@ -48,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
     length.add_argument("--requests", type=_positive_int, help="requests per phase (default 600)")
     length.add_argument("--duration", type=_duration, help="time per phase, e.g. 45s or 2m")
     run_cmd.add_argument("--seed", type=int, help="overrides the scenario's seed")
-    run_cmd.add_argument("--out", type=Path, default=Path("out"), help="output folder (./out)")
+    run_cmd.add_argument("--out", type=_folder, default=Path("out"), help="output folder (./out)")
     run_cmd.add_argument(
         "--users",
         type=_positive_int,
@@ -67,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     )
     render_cmd.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
     render_cmd.add_argument(
-        "--out", type=Path, default=None, help="output folder (out/render/STACK)"
+        "--out", type=_folder, default=None, help="output folder (out/render/STACK)"
     )
     render_cmd.add_argument(
         "--helm-charts",
@@ -207,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (kill, timeout, a cancelled CI job) stops the run as Ctrl-C does: every process it
     # started is stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C too, even where the run started with SIGINT ignored (a background job of a script):
+    # the processes it started get the signal as well and stop, and the run must say it was
+    # interrupted, not that they died.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     requests = args.requests if args.requests or args.duration else 600
     options = RunOptions(
         scenario=args.scenario,

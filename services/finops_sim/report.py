@@ -245,6 +245,20 @@ def _compute_model(results: SimulationResults) -> list[Block]:
     ]
 
 
+def failed_requests_warning(results: SimulationResults) -> str | None:
+    """Requests that failed (not a budget's or rate limit's refusal) cost nothing, so a
+    reduction that includes them overstates the saving: said wherever the figure is."""
+    failed = [(phase, s.errors, s.requests) for phase, s in results.phases.items() if s.errors]
+    if not failed:
+        return None
+    counts = ", ".join(f"{n:,} of {total:,} {phase} requests" for phase, n, total in failed)
+    return (
+        f"Warning: {counts} failed (errors, not budget or rate-limit refusals). A failed request "
+        "costs $0, so the AI reduction overstates what the optimizations saved; the request logs "
+        "and logs/ say why they failed."
+    )
+
+
 def summary_tree(results: SimulationResults) -> str:
     """The original design's result tree, filled with this run's measurements."""
     ai = results.comparison
@@ -270,9 +284,11 @@ def summary_tree(results: SimulationResults) -> str:
             "Total: not combined - compute is priced per month of nodes and AI per request; "
             "weigh them with your own volumes"
         )
+    warning = failed_requests_warning(results)
     return (
         "Cost Optimization Results (AI measured in this run; compute from the cost model):\n"
         f"├── {compute_line}\n├── {ai_line}\n└── {total_line}"
+        + (f"\n\n{warning}" if warning else "")
     )
 
 
@@ -413,6 +429,7 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             f"and {after.tokens.cache_write:,} written to the providers' caches); the "
             "unoptimized phase is priced without it."
         ),
+        *(Paragraph(f"**{w}**") for w in [failed_requests_warning(results)] if w),
         Table(
             ("cause", "USD saved", "share of unoptimized spend"),
             (
@@ -520,7 +537,21 @@ def to_html(blocks: list[Block], title: str = "finops-sim savings report") -> st
     )
 
 
+REPORT_FILES = ("report.md", "report.html")
+CHARTS = "charts"
+
+
 def write_report(results: SimulationResults, out: Path) -> None:
-    blocks = build(results, charts(results, out / "charts"))
-    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
-    (out / "report.html").write_text(to_html(blocks), encoding="utf-8")
+    blocks = build(results, charts(results, out / CHARTS))
+    markdown, html = REPORT_FILES
+    (out / markdown).write_text(to_markdown(blocks), encoding="utf-8")
+    (out / html).write_text(to_html(blocks), encoding="utf-8")
+
+
+def clear_report(out: Path) -> None:
+    """Remove a previous run's report and charts, so that a run that ends early leaves no report
+    beside logs it does not describe."""
+    for name in REPORT_FILES:
+        (out / name).unlink(missing_ok=True)
+    for chart in (out / CHARTS).glob("*.png"):
+        chart.unlink()

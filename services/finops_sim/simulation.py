@@ -23,14 +23,16 @@ import yaml
 from tqdm import tqdm
 
 import loadgen
+from ai_gateway.domain import GatewayError
+from ai_gateway.identity import Identity
 from ai_gateway.settings import deep_merge, load_settings
 from finops_common.config import ConfigError, read_yaml
-from finops_common.phases import Phase
+from finops_common.phases import PHASES, Phase
 from finops_common.process import GatewayProcess, child_process, embedded_valkey, http_json
-from loadgen.scenario import load_scenario
+from loadgen.scenario import Scenario, load_scenario
 
 from .gateway_usage import PhaseUsage, ProcessMeter, scrape
-from .report import write_report
+from .report import clear_report, write_report
 from .results import (
     ComputeComparison,
     GatewaySizing,
@@ -46,6 +48,7 @@ from .rightsize.strategy import Strategy
 
 LOCUSTFILE = Path(loadgen.__file__).with_name("locustfile.py")
 CROSS_CHECK_TOLERANCE_USD = 1e-6
+RESULTS_FILE = "results.json"
 
 
 class SimulationError(RuntimeError):
@@ -233,13 +236,45 @@ def gateway_sizing(phase: PhaseResult, stack: str = "optimized") -> GatewaySizin
     )
 
 
+def check_teams(
+    scenario: Scenario, scenario_file: Path, phase: Phase, gateway_config: Path | None
+) -> None:
+    """Every team of the scenario must reach the phase's gateway as itself, before anything
+    starts: an unknown key is answered 401, and a request that failed costs nothing, which the
+    comparison would count as saved."""
+    settings = load_settings(phase, *([gateway_config] if gateway_config else []))
+    identity = Identity(settings)
+    problems = []
+    for team in scenario.teams:
+        try:
+            served_as = identity.team(team.key)
+        except GatewayError:
+            problems.append(f"{team.name} (its key is not one of the gateway's)")
+            continue
+        if served_as != team.name:
+            problems.append(f"{team.name} (its key is the gateway's team {served_as})")
+    if problems:
+        source = gateway_config or f"the {phase} profile's demo teams"
+        raise ConfigError(
+            f"{source}: the {phase} gateway would not serve the scenario's teams as they are "
+            f"named in {scenario_file}: {'; '.join(problems)}. A config's `teams` replace the "
+            "profile's as a whole, so list every team of the scenario ("
+            + ", ".join(team.name for team in scenario.teams)
+            + ") with the key the scenario gives it, and its routing and limits."
+        )
+
+
 def run(options: RunOptions) -> SimulationResults:
     scenario = load_scenario(options.scenario)
-    if options.gateway_config is not None:
-        load_settings("optimized", options.gateway_config)  # fail now, naming the user's file
+    for phase in PHASES:
+        # Fails now, naming the user's file and key, before anything starts.
+        config = options.gateway_config if phase == "optimized" else None
+        check_teams(scenario, options.scenario, phase, config)
     out = options.out
     for folder in (out, out / "logs", out / "locust"):
         folder.mkdir(parents=True, exist_ok=True)
+    (out / RESULTS_FILE).unlink(missing_ok=True)
+    clear_report(out)
     started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     before = _run_phase("unoptimized", options, out)
     # With --duration, the optimized phase replays exactly the requests the first phase sent, so
@@ -265,6 +300,6 @@ def run(options: RunOptions) -> SimulationResults:
         compute=compute_comparison(),
         gateway_sizing=gateway_sizing(phases.optimized),
     )
-    (out / "results.json").write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    (out / RESULTS_FILE).write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
     write_report(results, out)
     return results

@@ -34,6 +34,21 @@ def test_request_counts_are_positive():
         _positive_int("0")
 
 
+def test_usage_errors_say_what_is_wrong_in_the_users_words(tmp_path, capsys):
+    """Not a traceback, nor the name of a parsing function."""
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    for argv, expected in (
+        (["run", "--requests", "abc"], "argument --requests: 'abc' is not a whole number"),
+        (["run", "--out", str(a_file)], f"argument --out: {a_file} is a file, not a folder"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        stderr = capsys.readouterr().err
+        assert expected in stderr and "_positive_int" not in stderr
+
+
 def test_spot_discounts_are_one_letter_categories_and_fractions():
     assert _discounts(["m=0.55", "c=0"]) == {"m": 0.55, "c": 0.0}
     for bad in ("m=1", "mx=0.5", "m=half", "m"):
@@ -70,12 +85,17 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _start_run(fast_scenario: Path, out: Path) -> tuple[subprocess.Popen, set[int]]:
-    """A long run, once its first phase is under way, and the processes it started."""
+def _start_run(
+    fast_scenario: Path, out: Path, background: bool = False
+) -> tuple[subprocess.Popen, set[int]]:
+    """A long run, once its first phase is under way, and the processes it started.
+    ``background`` starts it as a script's background job does: in a process group of its own,
+    with SIGINT ignored."""
     process = subprocess.Popen(
         [sys.executable, "-m", "finops_sim.cli", "run", "--requests", "100000",
          "--scenario", str(fast_scenario), "--out", str(out), "--embedder", "lexical"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=background,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None,
     )  # fmt: skip
     log = out / "requests-unoptimized.jsonl"
     deadline = time.monotonic() + 60
@@ -92,15 +112,32 @@ def _still_running(started: set[int]) -> set[int]:
     return {pid for pid in alive if (Path(f"/proc/{pid}") / "stat").read_text().split()[2] != "Z"}
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_leaves_nothing_running(fast_scenario, tmp_path, stop_signal):
-    process, started = _start_run(fast_scenario, tmp_path / "interrupted")
-    process.send_signal(stop_signal)
+@pytest.mark.parametrize(
+    ("stop_signal", "to_group"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["ctrl-c", "sigterm", "ctrl-c-to-a-background-group"],
+)
+def test_ctrl_c_or_sigterm_leaves_nothing_running_and_no_stale_report(
+    fast_scenario, tmp_path, stop_signal, to_group
+):
+    """To the run alone, or (as a terminal sends Ctrl-C) to its whole process group, whose
+    processes then stop with it: the run says it was interrupted, not that they died. The last
+    run's report is gone, since the logs beside it are this run's."""
+    out = tmp_path / "interrupted"
+    out.mkdir()
+    for stale in ("report.md", "report.html", "results.json"):
+        (out / stale).write_text("an earlier run")
+    process, started = _start_run(fast_scenario, out, background=to_group)
+    if to_group:
+        os.killpg(process.pid, stop_signal)
+    else:
+        process.send_signal(stop_signal)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert b"interrupted" in stderr
     alive = _still_running(started)
     assert not alive, f"still running after {stop_signal.name}: {alive}"
+    assert not {p.name for p in out.iterdir()} & {"report.md", "report.html", "results.json"}
 
 
 def _gateway_pid(started: set[int]) -> int:

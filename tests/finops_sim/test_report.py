@@ -234,3 +234,29 @@ def test_write_report_writes_both_formats_and_the_charts(tmp_path):
 )
 def test_usd_shows_cents_or_four_decimals_below_a_dollar(value, text):
     assert usd(value) == text
+
+
+def _with_failures(results: SimulationResults, failed: int) -> SimulationResults:
+    """The optimized phase with ``failed`` more requests refused as unauthenticated."""
+    refused = _record(status=401, error="authentication", team=None, served_model=None,
+                      served_tier=None, cache=None)  # fmt: skip
+    after = _phase(
+        [
+            _record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0),
+            *[refused] * failed,
+        ]
+    )
+    phases = Phases(unoptimized=results.phases.unoptimized, optimized=after)
+    return results.model_copy(
+        update={"phases": phases, "comparison": compare(phases.unoptimized, after)}
+    )
+
+
+def test_failed_requests_are_said_next_to_the_reduction():
+    """A request that failed costs $0: the tree and the report say the reduction counts it."""
+    results = _with_failures(_results(), failed=3)
+    warning = "Warning: 3 of 4 optimized requests failed (errors, not budget or rate-limit"
+    assert warning in summary_tree(results)
+    markdown = to_markdown(build(results, []))
+    assert f"**{warning}" in markdown.split("## ")[1]  # in "What it saved"
+    assert "Warning" not in summary_tree(_results()) + to_markdown(build(_results(), []))

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
 
+import finops_sim
+from finops_common.config import ConfigError
 from finops_sim.results import SimulationResults, read_log
-from finops_sim.simulation import RunOptions, run
+from finops_sim.simulation import RunOptions, check_teams, run
+from loadgen.scenario import DEFAULT_SCENARIO, load_scenario
 
 REQUESTS = 200
 EMBEDDER = "model2vec" if os.environ.get("GATEWAY_EMBEDDING_MODEL") else "lexical"
+SMALL_BUDGETS = Path(finops_sim.__file__).with_name("examples") / "small-budgets.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +215,37 @@ def test_rightsize_from_the_run_writes_the_gateway_requests_with_a_dated_note(
     }
     assert main(["cost", "--compare", "unoptimized", "optimized"]) == 0
     assert "compute per month" in capsys.readouterr().out
+
+
+def test_every_team_of_the_scenario_must_reach_the_gateway_as_itself(tmp_path):
+    """A config's teams replace the profile's: a team left out would get 401s, counted as
+    requests that cost nothing, so the run refuses to start, naming the file and the team."""
+    scenario = load_scenario(DEFAULT_SCENARIO)
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("teams:\n  team-b:\n    keys: [sk-demo-team-b]\n")
+    with pytest.raises(ConfigError) as info:
+        check_teams(scenario, DEFAULT_SCENARIO, "optimized", partial)
+    message = str(info.value)
+    assert message.startswith(f"{partial}: the optimized gateway would not serve")
+    assert "team-a (its key is not one of the gateway's)" in message
+    assert "list every team of the scenario (team-a, team-b)" in message
+    swapped = tmp_path / "swapped.yaml"
+    swapped.write_text(
+        "teams:\n  team-a:\n    keys: [sk-demo-team-b]\n  team-b:\n    keys: [sk-demo-team-a]\n"
+    )
+    with pytest.raises(ConfigError, match=r"team-a \(its key is the gateway's team team-b\)"):
+        check_teams(scenario, DEFAULT_SCENARIO, "optimized", swapped)
+    # The unoptimized phase serves the profile's demo teams: a scenario with other keys fails.
+    other = scenario.model_copy(
+        update={"teams": (scenario.teams[0].model_copy(update={"key": "sk-someone-else"}),)}
+    )
+    with pytest.raises(ConfigError, match="the unoptimized profile's demo teams"):
+        check_teams(other, DEFAULT_SCENARIO, "unoptimized", None)
+
+
+def test_the_shipped_small_budgets_example_serves_every_team():
+    scenario = load_scenario(DEFAULT_SCENARIO)
+    for phase in ("unoptimized", "optimized"):
+        check_teams(
+            scenario, DEFAULT_SCENARIO, phase, SMALL_BUDGETS if phase == "optimized" else None
+        )
