@@ -7,8 +7,9 @@ Each provider caches a prompt prefix by its own rules (sources, read 2026-11):
   plus 128-token increments; entries are cleared after 5-10 minutes of inactivity. Reported as
   ``usage.prompt_tokens_details.cached_tokens``, billed at the cached-input price.
 * **Anthropic** (platform.claude.com/docs/en/build-with-claude/prompt-caching): only at
-  ``cache_control`` breakpoints; the prefix up to a breakpoint is cacheable from 1,024 tokens
-  (Sonnet, Opus) or 2,048 (Haiku); an entry lives 5 minutes, refreshed on each hit. A read is
+  ``cache_control`` breakpoints; the prefix up to a breakpoint is cacheable from a minimum that
+  depends on the model (``ANTHROPIC_MINIMUM_TOKENS``: 4,096 for Opus 4.5 and later and Haiku 4.5,
+  1,024 for Sonnet 4.5 and 4.6); an entry lives 5 minutes, refreshed on each hit. A read is
   ``cache_read_input_tokens`` at 0.1x the input price; a write is ``cache_creation_input_tokens``
   at 1.25x (the catalog's ``cache_write`` price); ``input_tokens`` counts neither.
 * **Google Gemini** (ai.google.dev/gemini-api/docs/caching, updated 2026-10-13): implicit caching,
@@ -49,9 +50,24 @@ class CacheRules:
     explicit: bool  # only at cache_control breakpoints, and writes are billed
 
 
+# Anthropic's minimum cacheable prefix for each Anthropic model of the price table: its docs'
+# table, as quoted in anthropics/anthropic-sdk-python#1194 and by gateways that pass it on
+# (read 2026-11-30). A below-minimum prefix is billed as plain input, with no error.
+ANTHROPIC_MINIMUM_TOKENS = {
+    "claude-opus-4-7": 4096,
+    "claude-opus-4-5": 4096,
+    "claude-haiku-4-5": 4096,
+    "claude-sonnet-4-6": 1024,
+    "claude-sonnet-4-5": 1024,
+}
+# A model not listed (one added to a custom price table) gets the largest minimum, so the
+# simulation never claims a saving the provider might not give.
+ANTHROPIC_UNLISTED_MINIMUM = max(ANTHROPIC_MINIMUM_TOKENS.values())
+
+
 def rules_for(card: ModelCard) -> CacheRules:
     if card.provider == "anthropic":
-        minimum = 2048 if "haiku" in card.name else 1024
+        minimum = ANTHROPIC_MINIMUM_TOKENS.get(card.name, ANTHROPIC_UNLISTED_MINIMUM)
         return CacheRules(minimum, 1, 300.0, explicit=True)
     if card.provider == "google":
         return CacheRules(2048, 1, 300.0, explicit=False)

@@ -6,6 +6,8 @@ import pytest
 
 from ai_gateway.pricing import default_price_table
 from ai_gateway.prompt_cache import (
+    ANTHROPIC_MINIMUM_TOKENS,
+    ANTHROPIC_UNLISTED_MINIMUM,
     ProviderPromptCache,
     prefixes,
     readable_tokens,
@@ -105,12 +107,22 @@ def test_anthropic_writes_only_the_part_after_the_last_hit(cache):
     assert outcome.cache_write_tokens == spans[1].tokens - spans[0].tokens
 
 
-def test_anthropic_minimum_is_2048_for_haiku_and_1024_for_sonnet(cache):
-    marked = ask(handbook(1600, marked=True))
-    assert prefixes(HAIKU, marked)[0].tokens < 2048
+def test_anthropic_minimum_is_4096_for_haiku_4_5_and_1024_for_sonnet(cache):
+    marked = ask(handbook(3000, marked=True))
+    assert 2048 < prefixes(HAIKU, marked)[0].tokens < 4096
     assert use(cache, HAIKU, marked).cache_write_tokens == 0
     assert use(cache, SONNET, marked).cache_write_tokens > 0
-    assert (rules_for(SONNET).minimum_tokens, rules_for(HAIKU).minimum_tokens) == (1024, 2048)
+    assert (rules_for(SONNET).minimum_tokens, rules_for(HAIKU).minimum_tokens) == (1024, 4096)
+    longer = ask(handbook(4500, marked=True))
+    assert use(cache, HAIKU, longer).cache_write_tokens == prefixes(HAIKU, longer)[0].tokens
+
+
+def test_every_anthropic_model_of_the_table_has_its_listed_minimum():
+    """An unlisted model would fall back to the largest minimum; the shipped ones are listed."""
+    anthropic = {name for name, card in TABLE.models.items() if card.provider == "anthropic"}
+    assert anthropic == set(ANTHROPIC_MINIMUM_TOKENS)
+    unlisted = HAIKU.model_copy(update={"name": "claude-next"})
+    assert rules_for(unlisted).minimum_tokens == ANTHROPIC_UNLISTED_MINIMUM == 4096
 
 
 def test_gemini_caches_implicitly_from_2048_tokens(cache):
