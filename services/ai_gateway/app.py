@@ -315,9 +315,10 @@ class GatewayHTTP:
         adapter = _models_adapter(request)
         try:
             self.gateway.identity.team(_api_key(request))
+            listed = adapter.list_models(self.gateway.catalog.table, request.query_params)
         except GatewayError as error:
             return self._error(adapter, error, request)
-        return JSONResponse(adapter.list_models(self.gateway.catalog.table))
+        return JSONResponse(listed)
 
     async def model(self, request: Request) -> Response:
         """One model by its name or an alias (``models.retrieve`` in both SDKs)."""
@@ -569,11 +570,25 @@ def _models_doc() -> dict[str, Any]:
     return {
         "summary": "List the catalog's models",
         "description": "OpenAI's list shape; Anthropic's page shape when `anthropic-version` is "
-        "sent. Errors follow the same choice.",
+        "sent, paged by `limit`, `after_id` and `before_id` as Anthropic's API pages it. Errors "
+        "follow the same choice.",
         "tags": ["models"],
-        "responses": {200: _either_shape("The models.", "ModelList", "ModelsPage"), 401: _NO_KEY},
-        "openapi_extra": {"security": _SECURITY, "parameters": [_VERSION_HEADER]},
+        "responses": {
+            200: _either_shape("The models.", "ModelList", "ModelsPage"),
+            400: _either_error("An invalid page (Anthropic's shape only)."),
+            401: _NO_KEY,
+        },
+        "openapi_extra": {"security": _SECURITY, "parameters": [_VERSION_HEADER, *_PAGE_QUERY]},
     }
+
+
+_PAGE_QUERY = [
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20},
+     "description": "Anthropic's shape: models per page."},
+    _string_parameter("after_id", "query", "Anthropic's shape: the page after this model id."),
+    _string_parameter("before_id", "query", "Anthropic's shape: the page before this model id."),
+]  # fmt: skip
 
 
 def _model_doc() -> dict[str, Any]:

@@ -101,6 +101,22 @@ def test_models_retrieve_in_anthropic_shape_and_an_unknown_model_is_not_found(ga
     assert info.value.body["error"]["type"] == "not_found_error"
 
 
+def test_models_list_pages_as_anthropics_api_does(gateway):
+    """``limit``, ``after_id`` (which the SDK's auto-paging sends) and ``before_id``."""
+    sdk = client(gateway)
+    page = sdk.models.list(limit=3)
+    assert len(page.data) == 3 and page.has_more
+    assert (page.first_id, page.last_id) == (page.data[0].id, page.data[-1].id)
+    everything = [model.id for model in sdk.models.list(limit=7)]  # follows the pages
+    table = [model.id for model in sdk.models.list(limit=1000).data]
+    assert everything == table and len(table) == len(set(table)) > 7
+    back = sdk.models.list(limit=2, before_id=table[3])
+    assert [m.id for m in back.data] == table[1:3] and back.has_more
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk.models.list(limit=0)
+    assert "limit" in info.value.body["error"]["message"]
+
+
 def test_an_unknown_route_answers_anthropics_sdk_in_its_shape(gateway):
     with pytest.raises(anthropic.NotFoundError) as info:
         client(gateway).get("/v1/nothing-here", cast_to=object)

@@ -8,7 +8,7 @@ hot path, and tests check them against these models.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -33,6 +33,7 @@ _ERROR_TYPES: dict[ErrorKind, str] = {
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 _SEEDS = "Seeds the deterministic simulated answer (part of the cache key); nothing is sampled."
 _IGNORED = "Accepted and ignored: the simulated provider does not implement it."
+MODELS_PAGE_DEFAULT, MODELS_PAGE_MAX = 20, 1000
 
 
 class CacheControl(Lenient):
@@ -290,11 +291,40 @@ class AnthropicAdapter:
             "created_at": "1970-01-01T00:00:00Z",
         }
 
-    def list_models(self, table: PriceTable) -> JSON:
-        cards = list(table.models.values())
+    def list_models(self, table: PriceTable, query: Mapping[str, str] | None = None) -> JSON:
+        """One page, as Anthropic's API pages its list: ``limit`` (1-1000, default 20), and
+        ``after_id`` or ``before_id`` (a model id of the list) to move forward or back."""
+        names = list(table.models)
+        start, stop, has_more = _page(names, query or {})
+        page = names[start:stop]
         return {
-            "data": [self.model_object(card) for card in cards],
-            "has_more": False,
-            "first_id": cards[0].name if cards else None,
-            "last_id": cards[-1].name if cards else None,
+            "data": [self.model_object(table.models[name]) for name in page],
+            "has_more": has_more,
+            "first_id": page[0] if page else None,
+            "last_id": page[-1] if page else None,
         }
+
+
+def _page(names: list[str], query: Mapping[str, str]) -> tuple[int, int, bool]:
+    """The slice of ``names`` a models-list query asks for, and whether more lie beyond it in
+    the direction it pages."""
+    text = query.get("limit", str(MODELS_PAGE_DEFAULT))
+    if not text.isdigit() or not 1 <= int(text) <= MODELS_PAGE_MAX:
+        raise GatewayError(
+            "invalid_request",
+            f"limit: Input should be a whole number from 1 to {MODELS_PAGE_MAX}, not {text!r}.",
+        )
+    limit = int(text)
+    after, before = query.get("after_id"), query.get("before_id")
+    for name, value in (("after_id", after), ("before_id", before)):
+        if value is not None and value not in names:
+            raise GatewayError("invalid_request", f"{name}: {value!r} is not a model of this list.")
+    if after is not None and before is not None:
+        raise GatewayError("invalid_request", "Send after_id or before_id, not both.")
+    if before is not None:
+        stop = names.index(before)
+        start = max(stop - limit, 0)
+        return start, stop, start > 0
+    start = names.index(after) + 1 if after is not None else 0
+    stop = min(start + limit, len(names))
+    return start, stop, stop < len(names)

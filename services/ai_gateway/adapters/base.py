@@ -8,7 +8,7 @@ maps each error kind to its API's status and body, and lists the models in its A
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -58,7 +58,10 @@ class Adapter(Protocol):
 
     def model_object(self, card: ModelCard) -> JSON: ...
 
-    def list_models(self, table: PriceTable) -> JSON: ...
+    def list_models(self, table: PriceTable, query: Mapping[str, str] | None = None) -> JSON:
+        """The table's models in this API's list shape; ``query`` holds the request's query
+        parameters (Anthropic's pagination), refused with a GatewayError when invalid."""
+        ...
 
 
 class Lenient(BaseModel):

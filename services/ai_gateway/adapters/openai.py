@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
@@ -329,7 +329,8 @@ class OpenAIAdapter:
     def model_object(self, card: ModelCard) -> JSON:
         return {"id": card.name, "object": "model", "created": 0, "owned_by": card.provider}
 
-    def list_models(self, table: PriceTable) -> JSON:
+    def list_models(self, table: PriceTable, query: Mapping[str, str] | None = None) -> JSON:
+        """OpenAI's list is not paginated."""
         return {
             "object": "list",
             "data": [self.model_object(card) for card in table.models.values()],
