@@ -14,6 +14,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import prometheus_client
 import uvicorn
+import yaml
 
 from finops_common.config import ConfigError
 
@@ -21,7 +22,7 @@ from . import price_import
 from .app import create_app
 from .embeddings import EmbedderUnavailable
 from .pricing import default_price_table
-from .settings import PROFILES, load_settings
+from .settings import PROFILES, load_settings, shown_settings
 from .tokens import TokenizerUnavailable, encoding_name, get_encoding
 from .wiring import build_gateway, open_store
 
@@ -58,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--print-settings",
+        action="store_true",
+        help="print the settings in force (profile, then each --config) as YAML, keys as their "
+        "sha256 digests, and exit",
+    )
     return parser.parse_args(argv)
 
 
@@ -74,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.profile, *args.config)
+        if args.print_settings:
+            print(yaml.safe_dump(shown_settings(settings), sort_keys=False), end="")
+            return 0
         table = default_price_table()
         for card in table.models.values():
             get_encoding(encoding_name(card))

@@ -172,6 +172,21 @@ def _stored_digest(configured: str) -> str:
     )
 
 
+def _digests(keys: tuple[str, ...]) -> list[str]:
+    return [f"sha256:{_stored_digest(key)}" for key in keys]
+
+
+def shown_settings(settings: GatewaySettings) -> dict[str, Any]:
+    """The settings as resolved, for people to read: every key as its ``sha256:`` digest (what
+    the gateway compares), and the semantic threshold the gateway will apply."""
+    shown = settings.model_dump(mode="json")
+    shown["admin_keys"] = _digests(settings.admin_keys)
+    for name, team in settings.teams.items():
+        shown["teams"][name]["keys"] = _digests(team.keys)
+    shown["cache"]["semantic"]["threshold"] = settings.cache.semantic.effective_threshold
+    return shown
+
+
 class GatewaySettings(StrictModel):
     profile: Phase = DEFAULT_PROFILE
     latency_scale: float = Field(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import subprocess
 import sys
 import time
+
+import yaml
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -102,3 +105,28 @@ def test_an_idle_keep_alive_connection_outlives_the_clients_idle_timeout(start_g
         assert connection.getresponse().status == 200
     finally:
         connection.close()
+
+
+def test_print_settings_shows_what_is_in_force_without_a_usable_key(tmp_path):
+    """The profile with each config over it, the semantic threshold resolved, and every key
+    as the digest the gateway compares."""
+    config = tmp_path / "teams.yaml"
+    config.write_text(
+        "latency_scale: 0\nteams:\n  checkout:\n    keys: [sk-checkout-team-key]\n"
+        "    limits: {usd: 5.0, period: day}\n"
+    )
+    result = run_cli("--profile", "optimized", "--config", str(config), "--print-settings")
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    digest = hashlib.sha256(b"sk-checkout-team-key").hexdigest()
+    assert shown["teams"] == {
+        "checkout": {
+            "keys": [f"sha256:{digest}"],
+            "routing": "auto_only",
+            "limits": {"usd": 5.0, "period": "day", "tokens_per_minute": None,
+                       "requests_per_minute": None},
+        }
+    }  # fmt: skip
+    assert "sk-checkout-team-key" not in result.stdout
+    assert shown["latency_scale"] == 0 and shown["routing"]["enabled"] is True
+    assert shown["cache"]["semantic"]["threshold"] == 0.85
