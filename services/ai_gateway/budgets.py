@@ -462,6 +462,13 @@ STORE_RETRY_AFTER_S = 2
 PERIOD_ADJECTIVE = {"day": "daily", "month": "monthly"}
 
 
+def dollars(amount: float) -> str:
+    """A budget as its owner wrote it: cents at least, and every decimal up to the micro-dollar
+    ($25.00, $0.10, $0.001), never rounded to a figure it is not."""
+    whole, _, fraction = f"{amount:.6f}".rstrip("0").partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
+
+
 def _refusal(
     team: str, limits: TeamLimits, admission: Admission, worst_cost_usd: float, now: datetime
 ) -> GatewayError:
@@ -472,7 +479,7 @@ def _refusal(
         return GatewayError(
             "budget",
             f"Team {team!r} has used its {PERIOD_ADJECTIVE[limits.period]} budget of "
-            f"${budget:.2f} (spent "
+            f"{dollars(budget)} (spent "
             f"${admission.spent_nanos / NANOS_PER_USD:.4f}; this request may cost up to "
             f"${worst_cost_usd:.4f}). It resets in {retry} s.",
             retry_after=retry,

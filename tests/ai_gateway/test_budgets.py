@@ -14,6 +14,7 @@ from ai_gateway.budgets import (
     RedisLedger,
     Reservation,
     TeamLimits,
+    dollars,
     retry_after_seconds,
     to_nanos,
     ttl_seconds,
@@ -48,6 +49,14 @@ def test_retry_after_counts_to_the_reset():
     rate = Admission("requests_per_minute", 0, Reservation(w, 1, 1))
     assert retry_after_seconds(budget, NOW) == 30
     assert retry_after_seconds(rate, NOW) == 30
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [(25, "$25.00"), (0.1, "$0.10"), (0.001, "$0.001"), (0.0001, "$0.0001"), (12.345, "$12.345")],
+)
+def test_a_budget_is_shown_as_configured(amount, text):
+    assert dollars(amount) == text
 
 
 def test_nanos_round_trip():
