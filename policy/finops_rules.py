@@ -107,12 +107,14 @@ def cost_tags(resource_type: str, props: dict[str, Any], stack: str) -> list[str
     return [f"{resource_type} lacks the cost tags {', '.join(missing)}"] if missing else []
 
 
-# Annotations that make an AWS load balancer internal: the AWS Load Balancer Controller's, and the
-# in-tree cloud provider's.
-INTERNAL_LB_ANNOTATIONS = {
-    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
-    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
-}
+# What makes an AWS load balancer internal: the cloud provider's own annotation, which EKS's
+# built-in service controller reads; or the AWS Load Balancer Controller's scheme annotation, which
+# only that controller reads, so only on a Service handed to it (by type or load balancer class).
+IN_TREE_INTERNAL = "service.beta.kubernetes.io/aws-load-balancer-internal"
+LBC_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
+LBC_TYPE = "service.beta.kubernetes.io/aws-load-balancer-type"
+LBC_TYPES = ("external", "nlb-ip")
+LBC_CLASS = "service.k8s.aws/nlb"
 PUBLIC_ENDPOINT = (
     "the EKS API endpoint is public without an explicit allow-list (publicAccessCidrs)"
 )
@@ -120,10 +122,13 @@ PUBLIC_ENDPOINT = (
 
 def _is_internal(props: dict[str, Any]) -> bool:
     annotations = (props.get("metadata") or {}).get("annotations") or {}
-    return any(
-        str(annotations.get(key, "")).lower() == value
-        for key, value in INTERNAL_LB_ANNOTATIONS.items()
+    if str(annotations.get(IN_TREE_INTERNAL, "")).lower() == "true":
+        return True
+    to_the_controller = (
+        annotations.get(LBC_TYPE) in LBC_TYPES
+        or (props.get("spec") or {}).get("loadBalancerClass") == LBC_CLASS
     )
+    return to_the_controller and annotations.get(LBC_SCHEME) == "internal"
 
 
 def _open_endpoint(public: Any, cidrs: Any) -> bool:
@@ -140,9 +145,8 @@ def no_public_exposure(resource_type: str, props: dict[str, Any], stack: str) ->
         if _is_internal(props):
             return []
         return [
-            f"Service {_name(props)} is a public LoadBalancer; use a port-forward or an "
-            "internal load balancer (annotation service.beta.kubernetes.io/"
-            "aws-load-balancer-scheme: internal)"
+            f"Service {_name(props)} is an internet-facing LoadBalancer; use a port-forward or "
+            f'an internal load balancer (annotation {IN_TREE_INTERNAL}: "true")'
         ]
     endpoint = None
     if resource_type == "aws:eks/cluster:Cluster":
@@ -251,7 +255,7 @@ RULES = {
         "all",
     ),
     "no-public-exposure": (
-        "No LoadBalancer Service, and no EKS endpoint public to everyone.",
+        "No internet-facing LoadBalancer Service, and no EKS endpoint public to everyone.",
         no_public_exposure,
         "all",
     ),

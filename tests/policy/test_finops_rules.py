@@ -12,7 +12,14 @@ import pytest
 
 from finops_platform.config import StackConfig
 from finops_platform.render import Recorded, load_stack, record
-from finops_rules import INTERNAL_LB_ANNOTATIONS, PUBLIC_ENDPOINT, RULES, stack_config
+from finops_rules import (
+    IN_TREE_INTERNAL,
+    LBC_SCHEME,
+    LBC_TYPE,
+    PUBLIC_ENDPOINT,
+    RULES,
+    stack_config,
+)
 from tests.infra.support import recorded
 from tests.policy.component_children import child_types
 
@@ -200,14 +207,27 @@ def test_a_public_load_balancer_fails_and_an_internal_one_passes():
     service = one("optimized", "kubernetes:core/v1:Service", "workloads-service-ai-gateway")
     service.inputs["spec"]["type"] = "LoadBalancer"
     _, check, _ = RULES["no-public-exposure"]
-    assert check(service.typ, service.inputs, "optimized") == [
-        "Service ai-gateway is a public LoadBalancer; use a port-forward or an internal load "
-        "balancer (annotation service.beta.kubernetes.io/aws-load-balancer-scheme: internal)"
+    public = [
+        "Service ai-gateway is an internet-facing LoadBalancer; use a port-forward or an "
+        "internal load balancer (annotation service.beta.kubernetes.io/aws-load-balancer-internal: "
+        '"true")'
     ]
-    for key, value in INTERNAL_LB_ANNOTATIONS.items():
-        internal = copy.deepcopy(service)
-        internal.inputs["metadata"].setdefault("annotations", {})[key] = value
-        assert check(internal.typ, internal.inputs, "optimized") == []
+    assert check(service.typ, service.inputs, "optimized") == public
+
+    def annotated(annotations: dict[str, str], load_balancer_class: str | None = None):
+        variant = copy.deepcopy(service)
+        variant.inputs["metadata"]["annotations"] = annotations
+        if load_balancer_class:
+            variant.inputs["spec"]["loadBalancerClass"] = load_balancer_class
+        return check(variant.typ, variant.inputs, "optimized")
+
+    assert annotated({IN_TREE_INTERNAL: "true"}) == []
+    # The scheme annotation is the AWS Load Balancer Controller's: EKS's own service controller
+    # ignores it, so alone it leaves the load balancer internet-facing.
+    assert annotated({LBC_SCHEME: "internal"}) == public
+    assert annotated({LBC_SCHEME: "internal", LBC_TYPE: "external"}) == []
+    assert annotated({LBC_SCHEME: "internal"}, "service.k8s.aws/nlb") == []
+    assert annotated({LBC_SCHEME: "internet-facing", LBC_TYPE: "external"}) == public
 
 
 def test_a_public_endpoint_without_allow_list_fails():
