@@ -32,6 +32,7 @@ from .adapters.base import Adapter
 from .budgets import STORE_RETRY_AFTER_S, BudgetRow
 from .domain import ChatRequest, Completion, GatewayError
 from .pipeline import Answer, Gateway
+from .request_ids import HEADERS as REQUEST_ID_HEADERS
 from .request_ids import RequestIds, request_id
 from .request_log import SIM_HEADER_PREFIX, RequestLog, refused_record, served_record
 from .store import StoreUnavailable
@@ -365,6 +366,20 @@ def _models_adapter(request: Request) -> Adapter:
     return ANTHROPIC if "anthropic-version" in request.headers else OPENAI
 
 
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """A bug's 500 still answers in the called API's error shape (the server logs the exception).
+    Starlette calls this outside every middleware, so it names the request itself."""
+    anthropic_path = request.url.path.startswith("/v1/messages")
+    adapter = ANTHROPIC if anthropic_path else _models_adapter(request)
+    internal = GatewayError("internal", "The gateway had an internal error.")
+    response = error_response(adapter, internal, request)
+    name = request_id(request)
+    if name is not None:
+        for header in REQUEST_ID_HEADERS:
+            response.headers[header.decode()] = name
+    return response
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Unknown routes and wrong methods, in the error shape of the API the path belongs to."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -424,7 +439,7 @@ def create_app(gateway: Gateway, freeze_heap: bool = False) -> FastAPI:
         version="1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.router.route_class = DirectRoute

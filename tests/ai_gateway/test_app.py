@@ -428,3 +428,31 @@ async def test_anthropic_text_must_be_text(client, body, expected):
     response = await post(client, ANTHROPIC, full, headers={"x-api-key": "sk-demo-team-a"})
     assert_anthropic_error(response, 400, "invalid_request_error")
     assert expected in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "x", "²", "-1"])
+async def test_an_invalid_models_page_is_a_400_in_anthropics_shape(client, limit):
+    headers = {**KEY, "anthropic-version": "2023-06-01"}
+    response = await client.get("/v1/models", params={"limit": limit}, headers=headers)
+    assert_anthropic_error(response, 400, "invalid_request_error")
+    assert "limit" in response.json()["error"]["message"]
+
+
+async def test_a_bug_is_a_500_in_the_apis_shape_naming_the_request(make_gateway, monkeypatch):
+    """What no handler expected still answers in the called API's error shape, with the
+    request id every response carries (the exception is re-raised for the server to log)."""
+    from ai_gateway.adapters.anthropic import AnthropicAdapter
+    from ai_gateway.app import create_app
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(AnthropicAdapter, "list_models", broken)
+    app = create_app(make_gateway("unoptimized"))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        headers = {**KEY, "anthropic-version": "2023-06-01"}
+        response = await http.get("/v1/models", headers=headers)
+    assert_anthropic_error(response, 500, "api_error")
+    assert response.headers["request-id"].startswith("req_")
+    assert response.json()["request_id"] == response.headers["x-request-id"]

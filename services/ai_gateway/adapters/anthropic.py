@@ -176,6 +176,7 @@ class AnthropicError(BaseModel):
 class AnthropicErrorResponse(BaseModel):
     type: Literal["error"]
     error: AnthropicError
+    request_id: str | None = Field(default=None, description="The request-id header's value.")
 
 
 def _text(content: str | list[TextBlock]) -> str:
@@ -309,7 +310,7 @@ def _page(names: list[str], query: Mapping[str, str]) -> tuple[int, int, bool]:
     """The slice of ``names`` a models-list query asks for, and whether more lie beyond it in
     the direction it pages."""
     text = query.get("limit", str(MODELS_PAGE_DEFAULT))
-    if not text.isdigit() or not 1 <= int(text) <= MODELS_PAGE_MAX:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MODELS_PAGE_MAX:
         raise GatewayError(
             "invalid_request",
             f"limit: Input should be a whole number from 1 to {MODELS_PAGE_MAX}, not {text!r}.",
