@@ -246,16 +246,20 @@ def _compute_model(results: SimulationResults) -> list[Block]:
 
 
 def failed_requests_warning(results: SimulationResults) -> str | None:
-    """Requests that failed (not a budget's or rate limit's refusal) cost nothing, so a
-    reduction that includes them overstates the saving: said wherever the figure is."""
+    """Requests that failed (not a budget's or rate limit's refusal) cost nothing, so the
+    reduction is off by them: overstated by the optimized phase's, understated by the
+    unoptimized phase's. Said wherever the figure is."""
+    effect = {"optimized": "overstates", "unoptimized": "understates"}
     failed = [(phase, s.errors, s.requests) for phase, s in results.phases.items() if s.errors]
     if not failed:
         return None
-    counts = ", ".join(f"{n:,} of {total:,} {phase} requests" for phase, n, total in failed)
+    counts = "; ".join(
+        f"{n:,} of {total:,} {phase} requests failed, which {effect[phase]} the saving"
+        for phase, n, total in failed
+    )
     return (
-        f"Warning: {counts} failed (errors, not budget or rate-limit refusals). A failed request "
-        "costs $0, so the AI reduction overstates what the optimizations saved; the request logs "
-        "and logs/ say why they failed."
+        f"Warning: {counts} (errors, not budget or rate-limit refusals: a failed request costs "
+        "$0 and counts as spending nothing). The request logs and logs/ say why they failed."
     )
 
 

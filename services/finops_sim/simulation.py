@@ -253,15 +253,28 @@ def check_teams(
             continue
         if served_as != team.name:
             problems.append(f"{team.name} (its key is the gateway's team {served_as})")
-    if problems:
-        source = gateway_config or f"the {phase} profile's demo teams"
+    if not problems:
+        return
+    found = "; ".join(problems)
+    if gateway_config is None:
         raise ConfigError(
-            f"{source}: the {phase} gateway would not serve the scenario's teams as they are "
-            f"named in {scenario_file}: {'; '.join(problems)}. A config's `teams` replace the "
-            "profile's as a whole, so list every team of the scenario ("
-            + ", ".join(team.name for team in scenario.teams)
-            + ") with the key the scenario gives it, and its routing and limits."
+            f"{scenario_file}: the {phase} gateway would not serve the scenario's teams as "
+            f"named: {found}. The {phase} phase serves the profile's demo teams ("
+            + ", ".join(settings.teams)
+            + (
+                "; --gateway-config can give it others"
+                if phase == "optimized"
+                else "; the simulation takes no config for this phase"
+            )
+            + "): give the scenario's teams those names and their demo keys."
         )
+    raise ConfigError(
+        f"{gateway_config}: the {phase} gateway would not serve the scenario's teams as they are "
+        f"named in {scenario_file}: {found}. A config's `teams` replace the profile's as a "
+        "whole, so list every team of the scenario ("
+        + ", ".join(team.name for team in scenario.teams)
+        + ") with the key the scenario gives it, and its routing and limits."
+    )
 
 
 def run(options: RunOptions) -> SimulationResults:

@@ -255,8 +255,16 @@ def _with_failures(results: SimulationResults, failed: int) -> SimulationResults
 def test_failed_requests_are_said_next_to_the_reduction():
     """A request that failed costs $0: the tree and the report say the reduction counts it."""
     results = _with_failures(_results(), failed=3)
-    warning = "Warning: 3 of 4 optimized requests failed (errors, not budget or rate-limit"
+    warning = "Warning: 3 of 4 optimized requests failed, which overstates the saving (errors"
     assert warning in summary_tree(results)
     markdown = to_markdown(build(results, []))
     assert f"**{warning}" in markdown.split("## ")[1]  # in "What it saved"
     assert "Warning" not in summary_tree(_results()) + to_markdown(build(_results(), []))
+    # Failures in the unoptimized phase lower the "before" spend: the saving is understated.
+    flipped = results.model_copy(
+        update={"phases": Phases(unoptimized=results.phases.optimized,
+                                 optimized=results.phases.unoptimized)}
+    )  # fmt: skip
+    assert "3 of 4 unoptimized requests failed, which understates the saving" in summary_tree(
+        flipped
+    )

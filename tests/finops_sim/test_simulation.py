@@ -239,8 +239,12 @@ def test_every_team_of_the_scenario_must_reach_the_gateway_as_itself(tmp_path):
     other = scenario.model_copy(
         update={"teams": (scenario.teams[0].model_copy(update={"key": "sk-someone-else"}),)}
     )
-    with pytest.raises(ConfigError, match="the unoptimized profile's demo teams"):
+    with pytest.raises(ConfigError) as info:
         check_teams(other, DEFAULT_SCENARIO, "unoptimized", None)
+    assert str(info.value).startswith(f"{DEFAULT_SCENARIO}: the unoptimized gateway")
+    assert "serves the profile's demo teams (team-a, team-b; the simulation takes no config" in str(
+        info.value
+    )
 
 
 def test_the_shipped_small_budgets_example_serves_every_team():
