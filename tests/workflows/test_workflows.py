@@ -144,15 +144,20 @@ def test_preview_sets_every_cidr_of_the_allow_list_before_previewing(tmp_path):
     assert guard_at == 0
     key = f"{PROJECT}:platform.cluster.publicAccessCidrs"
     done = run_step(
-        setting, {"STACK": "acme/optimized", "CIDRS": "198.51.100.7/32, 203.0.113.0/24"}, tmp_path
+        setting, {"STACK": "acme/optimized", "CIDRS": "198.51.100.7/32, ,203.0.113.0/24,"}, tmp_path
     )
     assert done.returncode == 0, done.stderr
+    # The committed list is replaced whole (no stale entry past the variable's), empties skipped.
     assert pulumi_calls(tmp_path) == [
         "login",
         "stack select acme/optimized",
+        f"config rm --stack acme/optimized --path {key}",
         f"config set --stack acme/optimized --path {key}[0] 198.51.100.7/32",
         f"config set --stack acme/optimized --path {key}[1] 203.0.113.0/24",
     ]
+    (tmp_path / "pulumi.log").unlink()
+    empty = run_step(setting, {"STACK": "acme/optimized", "CIDRS": " , "}, tmp_path)
+    assert empty.returncode == 1 and "::error title=Empty allow-list::" in empty.stdout
     with pytest.raises(ConfigError, match=re.escape(f"{key}[0]")):
         require_user_values(load_stack("optimized"))
 
@@ -228,6 +233,7 @@ def test_preview_workflow_shape():
     assert "role-to-assume" in creds["with"] and "aws-access-key-id" not in creds["with"]
     tests = yaml.safe_load((WORKFLOWS / "test.yml").read_text())
     assert any(s.get("run") == "make test" for s in tests["jobs"]["test"]["steps"])
-    # A newer push cancels an older run of the same pull request, never a run on main.
-    expected = "${{ github.event_name == 'pull_request' }}"
-    assert tests["concurrency"]["cancel-in-progress"] == expected
+    # A newer push cancels an older run of the same pull request; a push to main is its own
+    # group (its commit), so no run on main is cancelled or replaced while pending.
+    expected = "tests-${{ github.event_name == 'pull_request' && github.ref || github.sha }}"
+    assert tests["concurrency"]["group"] == expected
