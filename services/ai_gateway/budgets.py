@@ -464,7 +464,9 @@ PERIOD_ADJECTIVE = {"day": "daily", "month": "monthly"}
 
 def dollars(amount: float) -> str:
     """A budget as its owner wrote it: cents at least, and every decimal up to the micro-dollar
-    ($25.00, $0.10, $0.001), never rounded to a figure it is not."""
+    ($25.00, $0.10, $0.001); a smaller one in scientific notation, never rounded to $0.00."""
+    if 0 < amount < 1e-6:
+        return f"${amount:.3g}"
     whole, _, fraction = f"{amount:.6f}".rstrip("0").partition(".")
     return f"${whole}.{fraction.ljust(2, '0')}"
 

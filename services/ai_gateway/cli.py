@@ -62,8 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--print-settings",
         action="store_true",
-        help="print the settings in force (profile, then each --config) as YAML, keys as their "
-        "sha256 digests, and exit",
+        help="print the settings in force (profile, each --config, --metrics-port) as YAML, keys "
+        "as their sha256 digests, and exit (routing.threshold null: the router's trained default)",
     )
     return parser.parse_args(argv)
 
@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.profile, *args.config)
         if args.print_settings:
+            if args.metrics_port is not None:
+                settings = settings.model_copy(update={"metrics_port": args.metrics_port})
             print(yaml.safe_dump(shown_settings(settings), sort_keys=False), end="")
             return 0
         table = default_price_table()

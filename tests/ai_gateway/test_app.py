@@ -404,7 +404,7 @@ async def test_anthropic_only_a_final_assistant_message_may_be_empty(client, mes
         ),
         (
             {"messages": [{"role": "user", "content": "   "}]},
-            "text content blocks must contain non-whitespace text",
+            "messages.0: text content blocks must contain non-whitespace text",
         ),
         (
             {"system": [{"type": "text", "text": " "}], "messages": HI},

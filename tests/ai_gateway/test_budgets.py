@@ -53,7 +53,14 @@ def test_retry_after_counts_to_the_reset():
 
 @pytest.mark.parametrize(
     ("amount", "text"),
-    [(25, "$25.00"), (0.1, "$0.10"), (0.001, "$0.001"), (0.0001, "$0.0001"), (12.345, "$12.345")],
+    [
+        (25, "$25.00"),
+        (0.1, "$0.10"),
+        (0.001, "$0.001"),
+        (0.0001, "$0.0001"),
+        (12.345, "$12.345"),
+        (1e-7, "$1e-07"),
+    ],
 )
 def test_a_budget_is_shown_as_configured(amount, text):
     assert dollars(amount) == text

@@ -115,7 +115,9 @@ def test_print_settings_shows_what_is_in_force_without_a_usable_key(tmp_path):
         "latency_scale: 0\nteams:\n  checkout:\n    keys: [sk-checkout-team-key]\n"
         "    limits: {usd: 5.0, period: day}\n"
     )
-    result = run_cli("--profile", "optimized", "--config", str(config), "--print-settings")
+    result = run_cli(
+        "--profile", "optimized", "--config", str(config), "--metrics-port", "0", "--print-settings"
+    )
     assert result.returncode == 0, result.stderr
     shown = yaml.safe_load(result.stdout)
     digest = hashlib.sha256(b"sk-checkout-team-key").hexdigest()
@@ -129,4 +131,5 @@ def test_print_settings_shows_what_is_in_force_without_a_usable_key(tmp_path):
     }  # fmt: skip
     assert "sk-checkout-team-key" not in result.stdout
     assert shown["latency_scale"] == 0 and shown["routing"]["enabled"] is True
+    assert shown["metrics_port"] == 0  # the command line's, over the settings
     assert shown["cache"]["semantic"]["threshold"] == 0.85

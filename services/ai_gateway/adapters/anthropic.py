@@ -108,8 +108,10 @@ class MessagesBody(Lenient):
                     f"messages.{at}: all messages must have non-empty content except for the "
                     "optional final assistant message"
                 )
-            if isinstance(message.content, str) and message.content:
-                _non_whitespace(message.content)
+            if isinstance(message.content, str) and message.content.isspace():
+                raise ValueError(
+                    f"messages.{at}: text content blocks must contain non-whitespace text"
+                )
             text = _text(message.content)
             if last_assistant and text and text[-1].isspace():
                 raise ValueError("final assistant content cannot end with trailing whitespace")
