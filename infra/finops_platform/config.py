@@ -217,6 +217,23 @@ class ContainerResources(_Config):
     requests: Quantities
     limits: MemoryLimit
 
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> ContainerResources:
+        """Kubernetes refuses a container whose limit is below its request."""
+        if memory_mib(self.limits.memory) < memory_mib(self.requests.memory):
+            raise ValueError(
+                f"limits.memory {self.limits.memory} is below requests.memory "
+                f"{self.requests.memory}: Kubernetes refuses such a container"
+            )
+        if self.limits.cpu is not None and cpu_millicores(self.limits.cpu) < cpu_millicores(
+            self.requests.cpu
+        ):
+            raise ValueError(
+                f"limits.cpu {self.limits.cpu} is below requests.cpu {self.requests.cpu}: "
+                "Kubernetes refuses such a container"
+            )
+        return self
+
 
 class WorkloadConfig(_Config):
     replicas: int = Field(ge=1, le=100)

@@ -195,6 +195,14 @@ def nodes_needed(pods: list[Pod], instance: InstanceType) -> int | None:
     return len(free)
 
 
+def within_limits(pool: NodePoolConfig, nodes: int, instance: InstanceType) -> bool:
+    """Karpenter buys no node past a NodePool's limits."""
+    return (
+        nodes * instance.vcpu <= pool.cpu_limit
+        and nodes * instance.memory_gib <= pool.memory_limit_gib
+    )
+
+
 def price_pool(
     pool: NodePoolConfig,
     capacity: str,
@@ -203,9 +211,13 @@ def price_pool(
     spot_discounts: dict[str, float],
 ) -> PoolCost:
     best: PoolCost | None = None
+    over_limit: list[tuple[int, InstanceType]] = []
     for instance in allowed_types(pool, catalog):
         nodes = nodes_needed(pods, instance)
         if nodes is None:
+            continue
+        if not within_limits(pool, nodes, instance):
+            over_limit.append((nodes, instance))
             continue
         hourly = instance.on_demand_hourly
         if capacity == "spot":
@@ -213,6 +225,15 @@ def price_pool(
         cost = PoolCost(pool.name, capacity, instance.name, nodes, len(pods), nodes * hourly)
         if best is None or cost.hourly_usd < best.hourly_usd:
             best = cost
+    if best is None and over_limit:
+        nodes, instance = min(over_limit, key=lambda fit: fit[0] * fit[1].vcpu)
+        raise CostModelError(
+            f"NodePool {pool.name!r} cannot hold its {len(pods)} {capacity} pods within its "
+            f"limits ({pool.cpu_limit} vCPUs, {pool.memory_limit_gib} GiB): the smallest fit "
+            f"is {nodes} x {instance.name} ({nodes * instance.vcpu} vCPUs, "
+            f"{nodes * instance.memory_gib} GiB), so Karpenter would leave pods pending. Raise "
+            "the pool's cpuLimit or memoryLimitGib, or lower the requests"
+        )
     if best is None:
         largest = max(pods, key=lambda p: (p.cpu_m, p.memory_mib))
         raise CostModelError(
@@ -245,8 +266,9 @@ def stack_cost(
         price_pool(pools[name], capacity, pods, catalog, discounts)
         for (name, capacity), pods in sorted(groups.items())
     ]
-    system = config.platform.cluster.system_node_group
     by_name = {t.name: t for t in catalog}
+    _check_shared_limits(lines, pools, by_name)
+    system = config.platform.cluster.system_node_group
     system_type = by_name.get(system.instance_types[0])
     if system_type is None:
         raise CostModelError(f"no price for the system node group's {system.instance_types[0]}")
@@ -263,6 +285,23 @@ def stack_cost(
     store = config.workloads.store
     services = (elasticache_cost(store.elasticache),) if store.mode != "in_cluster" else ()
     return StackCost(config.stack, tuple(lines), services)
+
+
+def _check_shared_limits(
+    lines: list[PoolCost], pools: dict[str, NodePoolConfig], by_name: dict[str, InstanceType]
+) -> None:
+    """A NodePool that buys both spot and on-demand nodes holds both within one set of limits."""
+    for name, pool in pools.items():
+        bought = [(line.nodes, by_name[line.instance_type]) for line in lines if line.pool == name]
+        cpu = sum(nodes * instance.vcpu for nodes, instance in bought)
+        memory = sum(nodes * instance.memory_gib for nodes, instance in bought)
+        if cpu > pool.cpu_limit or memory > pool.memory_limit_gib:
+            raise CostModelError(
+                f"NodePool {name!r} would need {cpu} vCPUs and {memory} GiB in all, over its "
+                f"limits ({pool.cpu_limit} vCPUs, {pool.memory_limit_gib} GiB), so Karpenter "
+                "would leave pods pending. Raise the pool's cpuLimit or memoryLimitGib, or lower "
+                "the requests"
+            )
 
 
 def compare(

@@ -11,28 +11,11 @@ from pathlib import Path
 from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO
 
+from .arguments import folder, positive_int, stack_name
 from .gateway_usage import MeasurementError
 from .report import summary_tree
 from .rightsize import command as rightsize
 from .simulation import RunOptions, SimulationError, run
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is invalid: must be at least 1")
-    return value
-
-
-def _folder(text: str) -> Path:
-    """An output folder: it may not exist yet, but it may not be a file."""
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
-    return path
 
 
 def _duration(text: str) -> int:
@@ -56,13 +39,13 @@ def parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
     length = run_cmd.add_mutually_exclusive_group()
-    length.add_argument("--requests", type=_positive_int, help="requests per phase (default 600)")
+    length.add_argument("--requests", type=positive_int, help="requests per phase (default 600)")
     length.add_argument("--duration", type=_duration, help="time per phase, e.g. 45s or 2m")
     run_cmd.add_argument("--seed", type=int, help="overrides the scenario's seed")
-    run_cmd.add_argument("--out", type=_folder, default=Path("out"), help="output folder (./out)")
+    run_cmd.add_argument("--out", type=folder, default=Path("out"), help="output folder (./out)")
     run_cmd.add_argument(
         "--users",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="concurrent Locust users (1 keeps the request order, and so the numbers, "
         "identical from run to run)",
@@ -76,9 +59,11 @@ def parser() -> argparse.ArgumentParser:
     render_cmd = commands.add_parser(
         "render", help="write what a stack would deploy (Kubernetes objects, Helm releases, AWS)"
     )
-    render_cmd.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
     render_cmd.add_argument(
-        "--out", type=_folder, default=None, help="output folder (out/render/STACK)"
+        "--stack", type=stack_name, required=True, help="stack name: stacks/Pulumi.<stack>.yaml"
+    )
+    render_cmd.add_argument(
+        "--out", type=folder, default=None, help="output folder (out/render/STACK)"
     )
     render_cmd.add_argument(
         "--helm-charts",
@@ -92,8 +77,10 @@ def parser() -> argparse.ArgumentParser:
         "cost", help="estimate a stack's monthly compute cost, or compare two stacks"
     )
     which = cost_cmd.add_mutually_exclusive_group(required=True)
-    which.add_argument("--stack", help="stack name: stacks/Pulumi.<stack>.yaml")
-    which.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="two stacks")
+    which.add_argument("--stack", type=stack_name, help="stack name: stacks/Pulumi.<stack>.yaml")
+    which.add_argument(
+        "--compare", type=stack_name, nargs=2, metavar=("BEFORE", "AFTER"), help="two stacks"
+    )
     cost_cmd.add_argument(
         "--spot-discount",
         action="append",
@@ -149,6 +136,8 @@ def render(args: argparse.Namespace) -> int:
 
 
 def _discounts(pairs: list[str]) -> dict[str, float]:
+    from finops_platform.cost import SPOT_DISCOUNTS
+
     discounts = {}
     for pair in pairs:
         category, _, fraction = pair.partition("=")
@@ -159,6 +148,11 @@ def _discounts(pairs: list[str]) -> dict[str, float]:
         if len(category) != 1 or not 0 <= value < 1:
             raise ConfigError(
                 f"--spot-discount {pair!r} is invalid: use CATEGORY=FRACTION, e.g. m=0.55"
+            )
+        if category not in SPOT_DISCOUNTS:
+            raise ConfigError(
+                f"--spot-discount {pair!r}: the NodePools buy no {category!r} instances; "
+                "allowed categories: " + ", ".join(sorted(SPOT_DISCOUNTS))
             )
         discounts[category] = value
     return discounts

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from finops_common.config import ConfigError
-from finops_sim.cli import _discounts, _duration, _positive_int, main
+from finops_sim.arguments import positive_int
+from finops_sim.cli import _discounts, _duration, main
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("45s", 45), ("2m", 120),
@@ -29,9 +30,9 @@ def test_a_bad_duration_says_how_to_write_one(text):
 
 
 def test_request_counts_are_positive():
-    assert _positive_int("3") == 3
+    assert positive_int("3") == 3
     with pytest.raises(argparse.ArgumentTypeError, match="must be at least 1"):
-        _positive_int("0")
+        positive_int("0")
 
 
 def test_usage_errors_say_what_is_wrong_in_the_users_words(tmp_path, capsys):
@@ -41,6 +42,16 @@ def test_usage_errors_say_what_is_wrong_in_the_users_words(tmp_path, capsys):
     for argv, expected in (
         (["run", "--requests", "abc"], "argument --requests: 'abc' is not a whole number"),
         (["run", "--out", str(a_file)], f"argument --out: {a_file} is a file, not a folder"),
+        (["cost", "--stack", ""], "argument --stack: '' is not a stack name"),
+        (["render", "--stack", "a/b"], "argument --stack: 'a/b' is not a stack name"),
+        (
+            ["rightsize", "--prometheus", "http://127.0.0.1:9", "--namespace", "Bad_NS"],
+            "argument --namespace: 'Bad_NS' is not a Kubernetes name",
+        ),
+        (
+            ["rightsize", "--prometheus", "http://127.0.0.1:9", "--out", str(a_file)],
+            f"argument --out: {a_file} is a file, not a folder",
+        ),
     ):
         with pytest.raises(SystemExit) as info:
             main(argv)
@@ -54,6 +65,16 @@ def test_spot_discounts_are_one_letter_categories_and_fractions():
     for bad in ("m=1", "mx=0.5", "m=half", "m"):
         with pytest.raises(ConfigError, match="use CATEGORY=FRACTION"):
             _discounts([bad])
+    # A category the NodePools never buy would change nothing: it is refused, not ignored.
+    with pytest.raises(ConfigError, match="no 'x' instances; allowed categories: c, m, r"):
+        _discounts(["x=0.3"])
+
+
+def test_from_run_refuses_the_prometheus_only_options(tmp_path, capsys):
+    for extra in (["--format", "json"], ["--out", str(tmp_path)]):
+        code = main(["rightsize", "--from-run", str(tmp_path / "results.json"), *extra])
+        assert code == 2
+        assert "--format and --out apply to --prometheus" in capsys.readouterr().err
 
 
 def test_cost_compare_prints_both_stacks_and_the_split(capsys):

@@ -293,9 +293,13 @@ def test_write_keeps_the_stack_files_layout_and_the_program_accepts_it(
     record = json.loads((stacks / "rightsize.optimized.json").read_text())
     assert record["end"] == "2026-11-23T00:00:00Z"
 
-    # A second run replaces its notes instead of adding more.
-    code, _ = rightsize(prometheus_url, tmp_path / "out", capsys, "--write")
+    # A second run replaces its notes instead of adding more; with --format json its stdout
+    # stays one JSON document (what was written is said on stderr).
+    code, printed = rightsize(
+        prometheus_url, tmp_path / "out", capsys, "--write", "--format", "json"
+    )
     assert code == 0
+    assert json.loads(printed)
     assert (stacks / "Pulumi.optimized.yaml").read_text() == after_text
 
 

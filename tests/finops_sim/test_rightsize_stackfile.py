@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -9,7 +10,14 @@ import pytest
 from finops_common.config import ConfigError
 from finops_platform import config as platform_config
 from finops_platform.render import load_stack
-from finops_sim.rightsize.stackfile import RequestChange, apply_changes, write_requests
+from finops_sim.rightsize.stackfile import (
+    RequestChange,
+    apply_changes,
+    read_recommendations,
+    recommendations_file,
+    write_recommendations,
+    write_requests,
+)
 
 TEXT = """\
 # a header comment
@@ -81,3 +89,45 @@ def test_values_the_program_refuses_leave_the_file_unchanged(tmp_path, monkeypat
     written = write_requests("optimized", [change("redis", ("redis",), "45m", "248Mi")])
     assert written.workloads.redis.requests.cpu == "45m"
     assert load_stack("optimized").workloads.redis.limits.memory == "248Mi"
+
+
+ALIASED = """\
+config:
+  finops-sim:workloads:
+    redis: &small {requests: {cpu: 100m, memory: 256Mi}, limits: {memory: 256Mi}}
+    locust:
+      master: *small
+"""
+
+
+def test_a_value_an_alias_shares_with_another_workload_is_refused():
+    """Writing redis's requests through its anchor would change the Locust master too."""
+    with pytest.raises(ConfigError) as info:
+        apply_changes(ALIASED, [change("redis", ("redis",), "45m", "248Mi")], "t.yaml")
+    assert str(info.value).startswith(
+        "t.yaml: finops-sim:workloads.redis.requests.cpu is a YAML alias shared with "
+        "finops-sim:workloads.locust.master.requests.cpu"
+    )
+
+
+def test_a_workload_without_a_new_recommendation_keeps_its_recorded_one(tmp_path, monkeypatch):
+    """A Prometheus run with no data for the gateway keeps the figures ``--from-run`` wrote:
+    the stack still requests them, and the policy pack reads its ceiling there."""
+    monkeypatch.setattr(platform_config, "STACKS_DIR", tmp_path)
+    gateway = {
+        "apps": ["ai-gateway"],
+        "container": "gateway",
+        "recommendation": {"cpu": "45m", "memory": "584Mi"},
+        "source": "from a run",
+    }
+    redis = {"apps": ["redis"], "container": "valkey", "recommendation": None}
+    recommendations_file("optimized").write_text(json.dumps({"workloads": [gateway]}))
+    no_gateway_data = {**gateway, "recommendation": None}
+    new_redis = {**redis, "recommendation": {"cpu": "45m", "memory": "248Mi"}}
+    _, kept = write_recommendations("optimized", {"workloads": [no_gateway_data, new_redis]})
+    assert kept == ["gateway"]
+    assert read_recommendations("optimized") == [gateway, new_redis]
+    # A container the new document does not list at all is kept too.
+    _, kept = write_recommendations("optimized", {"workloads": [redis]})
+    assert kept == ["valkey", "gateway"]
+    assert read_recommendations("optimized") == [new_redis, gateway]

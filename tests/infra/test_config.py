@@ -60,6 +60,17 @@ def test_bad_values_are_reported_with_file_and_key(change, expected):
     assert expected in str(info.value)
 
 
+def test_a_limit_below_its_request_is_refused_by_key():
+    """Kubernetes would refuse the container at apply time; the config refuses it first."""
+    values = read_stack_file("optimized")
+    values["finops-sim:workloads"]["redis"]["limits"]["memory"] = "64Mi"
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config("optimized", values)
+    message = str(info.value)
+    assert "stacks/Pulumi.optimized.yaml" in message and "finops-sim:workloads.redis" in message
+    assert "limits.memory 64Mi is below requests.memory" in message
+
+
 def test_missing_platform_object_is_named():
     with pytest.raises(ConfigError, match="`finops-sim:platform`"):
         parse_stack_config("optimized", {"aws:region": "us-east-1"})

@@ -55,6 +55,32 @@ def test_a_pod_too_large_for_every_allowed_type_is_an_error():
         price_pool(POOL, "on-demand", [Pod("big-0", 2000, 1024, True)], [M5_LARGE], {"m": 0.6})
 
 
+def test_a_pool_never_grows_past_its_limits():
+    """Karpenter buys no node past a NodePool's limits: four m5.large (8 vCPUs) do not fit a
+    6-vCPU pool, so the model says pods would stay pending instead of pricing them."""
+    small = POOL.model_copy(update={"cpu_limit": 6})
+    assert price_pool(small, "on-demand", pods(3, 1000, 1024), [M5_LARGE], {}).nodes == 3
+    with pytest.raises(CostModelError) as info:
+        price_pool(small, "on-demand", pods(4, 1000, 1024), [M5_LARGE], {})
+    assert str(info.value).startswith(
+        "NodePool 'general' cannot hold its 4 on-demand pods within its limits (6 vCPUs, "
+        "400 GiB): the smallest fit is 4 x m5.large (8 vCPUs, 32 GiB)"
+    )
+
+
+def test_a_stack_over_a_pools_limit_is_refused():
+    config = load_stack("optimized")
+    demo = config.workloads.demo_services
+    big = demo.resources.model_copy(
+        update={"requests": demo.resources.requests.model_copy(update={"cpu": "8"})}
+    )
+    workloads = config.workloads.model_copy(
+        update={"demo_services": demo.model_copy(update={"resources": big})}
+    )
+    with pytest.raises(CostModelError, match="so Karpenter would leave pods pending"):
+        stack_cost(config.model_copy(update={"workloads": workloads}))
+
+
 def test_the_cheapest_fitting_type_wins():
     catalog = [t for t in load_instance_types() if t.family in ("m5", "c5")]
     cost = price_pool(POOL, "on-demand", pods(6, 1000, 1024), catalog, {})

@@ -16,6 +16,7 @@ from finops_common.config import ConfigError
 from finops_platform.builders.workloads import NAMESPACE
 from finops_platform.config import cpu_millicores, memory_mib
 
+from ..arguments import folder, kubernetes_name, stack_name
 from . import from_run, output
 from .prometheus import Prometheus, PrometheusError, fetch_usage
 from .stackfile import RequestChange, write_recommendations, write_requests
@@ -84,16 +85,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=duration, default=duration("7d"), help="usage window (7d)")
     parser.add_argument("--end", type=timestamp, help="the window's end (default: now)")
     parser.add_argument(
-        "--namespace", default=NAMESPACE, help=f"the workloads' namespace ({NAMESPACE})"
+        "--namespace",
+        type=kubernetes_name,
+        default=NAMESPACE,
+        help=f"the workloads' namespace ({NAMESPACE})",
     )
     parser.add_argument(
-        "--stack", default="optimized", help="stack name: stacks/Pulumi.<stack>.yaml"
+        "--stack",
+        type=stack_name,
+        default="optimized",
+        help="stack name: stacks/Pulumi.<stack>.yaml",
     )
     parser.add_argument("--format", choices=["table", "json", "html"], default="table")
     parser.add_argument(
         "--write", action="store_true", help="write the recommended requests into the stack file"
     )
-    parser.add_argument("--out", type=Path, help="output folder (out/rightsize/STACK)")
+    parser.add_argument("--out", type=folder, help="output folder (out/rightsize/STACK)")
     group = parser.add_argument_group("strategy (see finops_sim/rightsize/strategy.py)")
     default = Strategy()
     for flag, (field, parse, metavar) in STRATEGY_FLAGS.items():
@@ -127,6 +134,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"finops-sim: configuration error:\n{exc}", file=sys.stderr)
         return 2
     if args.from_run is not None:
+        if args.format != "table" or args.out is not None:
+            print(
+                "finops-sim: --from-run sizes the gateway from a run's results and prints it; "
+                "--format and --out apply to --prometheus",
+                file=sys.stderr,
+            )
+            return 2
         return from_run.run(args.from_run, config, strategy, write=args.write)
     resolution = strategy.resolution_s
     end = math.floor((args.end if args.end is not None else time.time()) / resolution) * resolution
@@ -180,11 +194,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(output.text_table(results, (current, recommended)))
     if args.write:
-        return _write(args.stack, results, doc)
+        return _write(args.stack, results, doc, json_output=args.format == "json")
     return 0
 
 
-def _write(stack: str, results: list[output.Result], doc: dict) -> int:
+def _write(stack: str, results: list[output.Result], doc: dict, json_output: bool) -> int:
+    """With JSON on stdout, what was written is said on stderr, so stdout stays JSON."""
     changes = [
         RequestChange(
             workload=r.target.workload,
@@ -209,10 +224,17 @@ def _write(stack: str, results: list[output.Result], doc: dict) -> int:
     except ConfigError as exc:
         print(f"finops-sim: {exc}", file=sys.stderr)
         return 2
-    path = write_recommendations(stack, doc)
+    path, kept = write_recommendations(stack, doc)
     print(
         f"\nWrote {len(changes)} workloads' requests into stacks/Pulumi.{stack}.yaml and the "
         f"figures into {path.name}; `finops-sim cost --compare unoptimized {stack}` shows the "
         "effect."
+        + (
+            f" Kept the earlier recommendation of {', '.join(kept)} there (this run has none "
+            "for it, and the stack still requests it)."
+            if kept
+            else ""
+        ),
+        file=sys.stderr if json_output else sys.stdout,
     )
     return 0

@@ -91,7 +91,8 @@ def record_recommendation(stack: str, change: RequestChange) -> Path:
         "recommendation": {"cpu": change.cpu, "memory": change.memory},
         "source": change.note,
     }
-    return write_recommendations(stack, {**document, "workloads": [*others, entry]})
+    path, _ = write_recommendations(stack, {**document, "workloads": [*others, entry]})
+    return path
 
 
 def run(source: Path, config: StackConfig, strategy: Strategy, write: bool) -> int:

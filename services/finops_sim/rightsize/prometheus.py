@@ -17,17 +17,16 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
+from ..arguments import KUBERNETES_NAME
 from .strategy import ContainerUsage, Series
 
 # Prometheus refuses range queries of more than 11,000 points per series.
 MAX_POINTS = 10_000
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
 class PrometheusError(RuntimeError):
@@ -101,7 +100,7 @@ def usage_queries(
 ) -> dict[str, str]:
     """The PromQL for a container's CPU (cores) and memory (bytes) samples."""
     for name in (namespace, container, *apps):
-        if not _NAME.match(name):
+        if not KUBERNETES_NAME.match(name):
             raise ValueError(f"{name!r} is not a Kubernetes name")
     labels = f'namespace="{namespace}", container="{container}"'
     window = f"{resolution_s}s"

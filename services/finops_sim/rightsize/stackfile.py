@@ -13,6 +13,7 @@ written, with their usage figures; the policy pack's rightsizing ceiling reads i
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,39 @@ def _scalar_text(node: yaml.Node, value: str) -> str:
     return f"{quote}{value}{quote}"
 
 
+def _reached(node: yaml.Node, path: tuple[str, ...] = ()) -> Iterator[tuple[str, yaml.Node]]:
+    """Every node under ``node`` with its dotted path; an alias's node is reached once per
+    path that names it."""
+    yield ".".join(path), node
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            yield from _reached(value_node, (*path, str(key_node.value)))
+    elif isinstance(node, yaml.SequenceNode):
+        for at, item in enumerate(node.value):
+            yield from _reached(item, (*path, str(at)))
+
+
+def _refuse_shared(workloads: yaml.Node, written: list[yaml.Node], source: str) -> None:
+    """A YAML alias (``*name``, or a ``<<`` merge) makes one value several workloads': writing it
+    would change a workload that got no recommendation, or give two the last one's."""
+    paths: dict[int, list[str]] = {}
+    for path, node in _reached(workloads):
+        paths.setdefault(id(node), []).append(path)
+    for node in written:
+        named = paths[id(node)]
+        if len(named) > 1:
+            raise ConfigError(
+                f"{source}: {WORKLOADS_KEY}.{named[0]} is a YAML alias shared with "
+                + ", ".join(f"{WORKLOADS_KEY}.{other}" for other in named[1:])
+                + ": writing it would change them all; give each workload its own resources"
+            )
+
+
 def apply_changes(text: str, changes: list[RequestChange], source: str) -> str:
     """The stack file's text with the changes' values and notes; nothing else moves."""
     root = yaml.compose(text)
     _, workloads = _child(_child(root, "config", source)[1], WORKLOADS_KEY, source)
+    written: list[yaml.Node] = []
     spans: list[tuple[int, int, str]] = []
     notes: dict[int, list[RequestChange]] = {}
     for change in changes:
@@ -89,11 +119,13 @@ def apply_changes(text: str, changes: list[RequestChange], source: str) -> str:
             (("limits", "memory"), change.memory),
         ):
             scalar = _child(_child(node, path[0], where)[1], path[1], where)[1]
+            written.append(scalar)
             spans.append(
                 (scalar.start_mark.index, scalar.end_mark.index, _scalar_text(scalar, value))
             )
         notes.setdefault(key_node.start_mark.line, []).append(change)
-    for start, end, value in sorted(set(spans), reverse=True):  # an alias is one node
+    _refuse_shared(workloads, written, source)
+    for start, end, value in sorted(spans, reverse=True):
         text = text[:start] + value + text[end:]
     return _with_notes(text, notes)
 
@@ -131,7 +163,29 @@ def write_requests(stack: str, changes: list[RequestChange]) -> StackConfig:
     return config
 
 
-def write_recommendations(stack: str, document: dict[str, Any]) -> Path:
+def _container(entry: dict[str, Any]) -> tuple[tuple[str, ...], str]:
+    return tuple(entry["apps"]), entry["container"]
+
+
+def write_recommendations(stack: str, document: dict[str, Any]) -> tuple[Path, list[str]]:
+    """Record what was written, and the containers whose earlier recommendation stays: one this
+    run has none for (too little data, or none at all, as a Prometheus run for the gateway that
+    ``--from-run`` sized) is still the request in the stack file, so the policy pack must keep
+    reading it."""
     path = recommendations_file(stack)
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    return path
+    earlier = {
+        _container(w): w
+        for w in (json.loads(path.read_text())["workloads"] if path.exists() else [])
+        if w.get("recommendation")
+    }
+    workloads, kept = [], []
+    for entry in document["workloads"]:
+        previous = earlier.pop(_container(entry), None)
+        if not entry.get("recommendation") and previous is not None:
+            entry = previous
+            kept.append(entry["container"])
+        workloads.append(entry)
+    kept += [entry["container"] for entry in earlier.values()]
+    workloads += earlier.values()
+    path.write_text(json.dumps({**document, "workloads": workloads}, indent=2) + "\n", "utf-8")
+    return path, kept

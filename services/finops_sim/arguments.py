@@ -1,0 +1,49 @@
+"""Argument types of `finops-sim`'s commands: a bad value is a usage error that names it, before
+anything runs, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+# Pulumi's stack names: letters, digits, '-', '_' and '.'.
+_STACK = re.compile(r"^[A-Za-z0-9_.-]+$")
+# A Kubernetes object name (RFC 1123 subdomain), as namespaces, apps and containers are named.
+KUBERNETES_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is invalid: must be at least 1")
+    return value
+
+
+def folder(text: str) -> Path:
+    """An output folder: it may not exist yet, but it may not be a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return path
+
+
+def stack_name(text: str) -> str:
+    if not _STACK.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a stack name: letters, digits, '-', '_' and '.' (the stack's "
+            "config is stacks/Pulumi.<stack>.yaml)"
+        )
+    return text
+
+
+def kubernetes_name(text: str) -> str:
+    if not KUBERNETES_NAME.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Kubernetes name: lower-case letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit"
+        )
+    return text
