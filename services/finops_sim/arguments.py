@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 # Pulumi's stack names: letters, digits, '-', '_' and '.'.
@@ -31,19 +32,24 @@ def folder(text: str) -> Path:
     return path
 
 
-def stack_name(text: str) -> str:
-    if not _STACK.match(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a stack name: letters, digits, '-', '_' and '.' (the stack's "
-            "config is stacks/Pulumi.<stack>.yaml)"
-        )
-    return text
+def _named(pattern: re.Pattern[str], what: str, rule: str) -> Callable[[str], str]:
+    """An argument type for a name that must match ``pattern``."""
+
+    def check(text: str) -> str:
+        if not pattern.match(text):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}: {rule}")
+        return text
+
+    return check
 
 
-def kubernetes_name(text: str) -> str:
-    if not KUBERNETES_NAME.match(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a Kubernetes name: lower-case letters, digits, '-' and '.', "
-            "starting and ending with a letter or digit"
-        )
-    return text
+stack_name = _named(
+    _STACK,
+    "a stack name",
+    "letters, digits, '-', '_' and '.' (the stack's config is stacks/Pulumi.<stack>.yaml)",
+)
+kubernetes_name = _named(
+    KUBERNETES_NAME,
+    "a Kubernetes name",
+    "lower-case letters, digits, '-' and '.', starting and ending with a letter or digit",
+)
