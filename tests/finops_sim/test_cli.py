@@ -70,6 +70,16 @@ def test_spot_discounts_are_one_letter_categories_and_fractions():
         _discounts(["x=0.3"])
 
 
+def test_from_run_sizes_only_a_stack_running_the_optimized_profile(tmp_path, capsys):
+    """The run's optimized phase measured the optimized profile: the "before" stack runs the
+    unoptimized one, so its gateway is not what was measured."""
+    code = main(
+        ["rightsize", "--from-run", str(tmp_path / "results.json"), "--stack", "unoptimized"]
+    )
+    assert code == 2
+    assert "stack unoptimized runs the gateway's unoptimized profile" in capsys.readouterr().err
+
+
 def test_from_run_refuses_the_prometheus_only_options(tmp_path, capsys):
     for extra in (["--format", "json"], ["--out", str(tmp_path)]):
         code = main(["rightsize", "--from-run", str(tmp_path / "results.json"), *extra])

@@ -96,6 +96,15 @@ def record_recommendation(stack: str, change: RequestChange) -> Path:
 
 
 def run(source: Path, config: StackConfig, strategy: Strategy, write: bool) -> int:
+    profile = config.workloads.gateway_profile
+    if profile != "optimized":
+        print(
+            f"finops-sim: stack {config.stack} runs the gateway's {profile} profile, and "
+            "--from-run sizes the gateway from the run's optimized phase: use a stack with "
+            "gatewayProfile: optimized",
+            file=sys.stderr,
+        )
+        return 2
     try:
         results = read_results(source)
         optimized = results.phases.optimized
