@@ -265,6 +265,10 @@ class RespClient:
         else:
             reply = await connection.send([_pack(command)])
         if isinstance(reply, ReplyError):
+            if str(reply).startswith("READONLY"):
+                # A failover demoted this node: the next command connects afresh, which
+                # resolves the endpoint's name again and reaches the new primary.
+                connection.close()
             raise reply
         return reply
 

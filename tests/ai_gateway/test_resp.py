@@ -182,3 +182,24 @@ async def test_a_closed_client_refuses_commands(flush_valkey):
     await closed.close()
     with pytest.raises(ServerUnavailable, match="closed"):
         await closed.execute("PING")
+
+
+async def test_a_demoted_primary_makes_the_client_reconnect():
+    """After a failover the old primary answers writes with READONLY on the same connection:
+    the client drops that connection, so the next command connects afresh (and resolves the
+    endpoint again), instead of failing every write until the connection happens to drop."""
+    with embedded_valkey() as primary_url, embedded_valkey() as other_url:
+        client = RespClient(primary_url)
+        admin = redis.Redis.from_url(primary_url)
+        try:
+            assert await client.execute("SET", "k", "v") == b"OK"
+            first = await client.execute("CLIENT", "ID")
+            admin.execute_command("REPLICAOF", "127.0.0.1", Endpoint.from_url(other_url).port)
+            with pytest.raises(ReplyError, match=r"^READONLY"):
+                await client.execute("SET", "k", "w")
+            admin.execute_command("REPLICAOF", "NO", "ONE")  # promoted again
+            assert await client.execute("SET", "k", "w") == b"OK"
+            assert await client.execute("CLIENT", "ID") != first
+        finally:
+            admin.close()
+            await client.close()
