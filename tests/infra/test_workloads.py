@@ -10,7 +10,7 @@ from ai_gateway.settings import load_settings
 from finops_common.config import ConfigError
 from finops_platform.builders import workloads as build
 from finops_platform.builders.karpenter import POOL_LABEL
-from finops_platform.config import WorkloadsConfig
+from finops_platform.config import WorkloadsConfig, memory_mib
 from finops_platform.render import kubernetes_objects, load_stack
 from tests.infra.support import recorded
 
@@ -241,6 +241,11 @@ def test_valkey_keeps_an_append_only_file_on_a_volume(any_recording):
     assert (option("--appendonly"), option("--appendfsync"), option("--dir")) == (
         "yes", "everysec", "/data"
     )  # fmt: skip
+    # At 3/4 of the container's memory limit it evicts the caches' keys (they have a TTL),
+    # never the budget ledger's.
+    limit = memory_mib(spec["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
+    assert option("--maxmemory") == f"{int(limit * 0.75)}mb"
+    assert option("--maxmemory-policy") == "volatile-lru"
     assert spec["template"]["spec"]["containers"][0]["volumeMounts"] == [
         {"name": "data", "mountPath": "/data"}
     ]

@@ -14,7 +14,7 @@ from ai_gateway.settings import deep_merge, resolve_settings
 from finops_common.config import ConfigError
 from finops_common.labels import COST_LABELS
 
-from ..config import ContainerResources, NodePoolConfig, WorkloadsConfig
+from ..config import ContainerResources, NodePoolConfig, WorkloadsConfig, memory_mib
 from ..workload_list import (
     DEMO_SERVICE_PREFIX,
     GATEWAY,
@@ -45,6 +45,16 @@ CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop"
 def labels(app: str, team: str, cost_center: str, phase: str) -> dict[str, str]:
     """The cost-allocation labels Kubecost and the dashboards group by, in COST_LABELS order."""
     return dict(zip(COST_LABELS, (app, team, cost_center, phase), strict=True))
+
+
+# Valkey's data may fill this share of its container's memory limit; the rest is its own
+# overhead and the append-only file's rewrite (a fork whose copied pages count against the limit).
+VALKEY_MAXMEMORY_SHARE = 0.75
+
+
+def valkey_maxmemory(resources: ContainerResources) -> str:
+    """Valkey's maxmemory, in its own unit (mb = MiB), from the container's memory limit."""
+    return f"{int(memory_mib(resources.limits.memory) * VALKEY_MAXMEMORY_SHARE)}mb"
 
 
 def resources(spec: ContainerResources) -> dict[str, Any]:
@@ -343,6 +353,12 @@ class WorkloadBuilder:
                 "everysec",
                 "--save",
                 "",
+                # At the memory cap, evict what has a TTL (the caches), never the budget ledger,
+                # instead of growing into the container's limit and being OOM-killed.
+                "--maxmemory",
+                valkey_maxmemory(self.workloads[REDIS].resources),
+                "--maxmemory-policy",
+                "volatile-lru",
             ],
             "env": [
                 {
