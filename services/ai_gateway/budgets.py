@@ -223,7 +223,7 @@ class MemoryLedger:
 
 
 # The current period's budget hash has no TTL: a store at its memory limit evicts with
-# volatile-lru (ElastiCache Serverless always does), which only takes keys that have one, so the
+# volatile-lru (ElastiCache's default), which only takes keys that have one, so the
 # ledger is never evicted for the caches' sake. The period before's hash gets a day's TTL once
 # this period's first reservation is made; a settlement of an ended period's request gives its
 # hash one too.
