@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Literal, Protocol
@@ -66,6 +67,8 @@ class Window:
 
     budget_key: str
     previous_budget_key: str  # the period before's, given a TTL once this period starts
+    holds_key: str  # the open reservations' deadlines (RedisLedger)
+    previous_holds_key: str
     tokens_key: str
     requests_key: str
     period_start: datetime
@@ -96,6 +99,8 @@ def _window_of_minute(team: str, period: Period, minute: datetime) -> Window:
     return Window(
         budget_key=f"budget:{tag}:{period}:{label}",
         previous_budget_key=f"budget:{tag}:{period}:{previous}",
+        holds_key=f"holds:{tag}:{period}:{label}",
+        previous_holds_key=f"holds:{tag}:{period}:{previous}",
         tokens_key=f"tpm:{tag}:{minute_label}",
         requests_key=f"rpm:{tag}:{minute_label}",
         period_start=start,
@@ -109,6 +114,12 @@ class Reservation:
     window: Window
     cost_nanos: int
     tokens: int
+    hold_id: str = field(default_factory=lambda: os.urandom(8).hex())
+
+    @property
+    def hold(self) -> str:
+        """Its entry among the period's holds: the id, then the nano-dollars it holds."""
+        return f"{self.hold_id}:{self.cost_nanos}"
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,10 @@ def retry_after_seconds(admission: Admission, now: datetime) -> int:
 
 # How long a budget hash of an ended period is kept (for late settlements and reports).
 PAST_PERIOD_TTL_S = 86_400
+# How long a reservation holds its worst case before the next reservation releases it: a reply
+# lost after the script ran (a timeout, a dropped connection) leaves a reservation nobody will
+# settle. Longer than any answer the gateway delivers; a later settlement still records the cost.
+RESERVATION_HOLD_S = 3_600
 
 
 def ttl_seconds(until: datetime, now: datetime) -> int:
@@ -232,6 +247,15 @@ local budget_limit, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local tpm_limit, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local rpm_limit = tonumber(ARGV[5])
 local minute_ttl, past_period_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+local hold, hold_s = ARGV[8], tonumber(ARGV[9])
+local now = tonumber(redis.call('TIME')[1])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)
+if #expired > 0 then
+  local freed = 0
+  for _, entry in ipairs(expired) do freed = freed + tonumber(string.match(entry, ':(%d+)$')) end
+  redis.call('HINCRBY', KEYS[1], 'reserved', -freed)
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+end
 local spent = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
 local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
 if rpm_limit >= 0 and tonumber(redis.call('GET', KEYS[3]) or '0') + 1 > rpm_limit then
@@ -252,8 +276,12 @@ if tokens > 0 then
 end
 if cost > 0 then
   redis.call('HINCRBY', KEYS[1], 'reserved', cost)
+  redis.call('ZADD', KEYS[5], now + hold_s, hold)
   redis.call('PERSIST', KEYS[1])
-  if redis.call('TTL', KEYS[4]) == -1 then redis.call('EXPIRE', KEYS[4], past_period_ttl) end
+  redis.call('PERSIST', KEYS[5])
+  for _, past in ipairs({KEYS[4], KEYS[6]}) do
+    if redis.call('TTL', past) == -1 then redis.call('EXPIRE', past, past_period_ttl) end
+  end
 end
 return {'ok', spent}
 """)
@@ -262,7 +290,9 @@ _SETTLE = Script("""
 local reserved_cost, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local reserved_tokens, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local period_end, past_period_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('HINCRBY', KEYS[1], 'reserved', -reserved_cost)
+if redis.call('ZREM', KEYS[3], ARGV[7]) == 1 then  -- else a later reservation released it
+  redis.call('HINCRBY', KEYS[1], 'reserved', -reserved_cost)
+end
 local spent = redis.call('HINCRBY', KEYS[1], 'spent', cost)
 if redis.call('TTL', KEYS[1]) == -1 and tonumber(redis.call('TIME')[1]) >= period_end then
   redis.call('EXPIRE', KEYS[1], past_period_ttl)
@@ -292,11 +322,13 @@ class RedisLedger:
             reason, spent = await self._client.run_script(
                 _RESERVE,
                 keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.tokens_key,
-                      KEY_PREFIX + w.requests_key, KEY_PREFIX + w.previous_budget_key],
+                      KEY_PREFIX + w.requests_key, KEY_PREFIX + w.previous_budget_key,
+                      KEY_PREFIX + w.holds_key, KEY_PREFIX + w.previous_holds_key],
                 args=[limit(limits.budget_nanos), reservation.cost_nanos,
                       limit(limits.tokens_per_minute), reservation.tokens,
                       limit(limits.requests_per_minute),
-                      ttl_seconds(w.minute_end, now), PAST_PERIOD_TTL_S],
+                      ttl_seconds(w.minute_end, now), PAST_PERIOD_TTL_S,
+                      reservation.hold, RESERVATION_HOLD_S],
             )  # fmt: skip
         except RespError as exc:
             raise StoreUnavailable(f"redis budget reservation failed: {exc}") from exc
@@ -307,9 +339,10 @@ class RedisLedger:
         try:
             spent = await self._client.run_script(
                 _SETTLE,
-                keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.tokens_key],
+                keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.tokens_key,
+                      KEY_PREFIX + w.holds_key],
                 args=[reservation.cost_nanos, cost_nanos, reservation.tokens, tokens,
-                      int(w.period_end.timestamp()), PAST_PERIOD_TTL_S],
+                      int(w.period_end.timestamp()), PAST_PERIOD_TTL_S, reservation.hold],
             )  # fmt: skip
         except RespError as exc:
             raise StoreUnavailable(f"redis budget settlement failed: {exc}") from exc

@@ -279,3 +279,32 @@ async def test_the_period_before_expires_once_a_new_period_starts(flush_valkey):
     finally:
         admin.close()
         await store.close()
+
+
+async def test_a_reservation_nobody_settles_is_released_after_its_hold(flush_valkey, monkeypatch):
+    """A reply lost after the script ran leaves a reservation the gateway will never settle.
+    Its hold runs out, and the next reservation releases it; a settlement that still comes later
+    records the cost without releasing the hold twice."""
+    import asyncio
+
+    from ai_gateway import budgets
+
+    monkeypatch.setattr(budgets, "RESERVATION_HOLD_S", 1)
+    store = RedisStore(flush_valkey)
+    try:
+        ledger, now = RedisLedger(store.client), datetime.now(UTC)
+        limits = TeamLimits(to_nanos(1.0), "month", None, None)
+        w = window("blip", "month", now)
+        lost = Reservation(w, to_nanos(0.9), 0)
+        assert (await ledger.reserve(lost, limits, now))[0] == "ok"  # its reply "lost"
+        assert (await ledger.reserve(Reservation(w, to_nanos(0.5), 0), limits, now))[0] == "budget"
+        await asyncio.sleep(2.1)
+        later = Reservation(w, to_nanos(0.5), 0)
+        assert (await ledger.reserve(later, limits, now))[0] == "ok"
+        assert await ledger.usage(w.budget_key) == (0, to_nanos(0.5))
+        await ledger.settle(lost, to_nanos(0.3), 0)  # it did finish after all
+        assert await ledger.usage(w.budget_key) == (to_nanos(0.3), to_nanos(0.5))
+        await ledger.settle(later, to_nanos(0.2), 0)
+        assert await ledger.usage(w.budget_key) == (to_nanos(0.5), 0)
+    finally:
+        await store.close()
