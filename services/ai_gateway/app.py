@@ -178,8 +178,11 @@ class GatewayHTTP:
     ) -> JSONResponse:
         response = self._error(adapter, error, request)
         if self.request_log is not None:
-            record = refused_record(adapter.api, sim, team, model, error, response.status_code)
-            self.request_log.write(record.model_copy(update={"request_id": request_id(request)}))
+            self.request_log.write(
+                refused_record(
+                    adapter.api, sim, team, model, error, response.status_code, request_id(request)
+                )
+            )
         return response
 
     def _error(self, adapter: Adapter, error: GatewayError, request: Request) -> JSONResponse:
@@ -308,8 +311,9 @@ class GatewayHTTP:
         elapsed = time.perf_counter() - started
         self.metrics.duration.labels(model=completion.model.name).observe(elapsed)
         if self.request_log is not None:
-            record = served_record(adapter.api, sim, completion, elapsed)
-            self.request_log.write(record.model_copy(update={"request_id": request_id(request)}))
+            self.request_log.write(
+                served_record(adapter.api, sim, completion, elapsed, request_id(request))
+            )
 
     async def models(self, request: Request) -> Response:
         """Anthropic's shape when the client sends ``anthropic-version`` (its SDK does)."""
@@ -366,13 +370,17 @@ def _models_adapter(request: Request) -> Adapter:
     return ANTHROPIC if "anthropic-version" in request.headers else OPENAI
 
 
+def _error_adapter(request: Request) -> Adapter:
+    """The API shape an error outside the chat routes answers in: Anthropic's under its path,
+    else as the models routes choose."""
+    return ANTHROPIC if request.url.path.startswith("/v1/messages") else _models_adapter(request)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     """A bug's 500 still answers in the called API's error shape (the server logs the exception).
     Starlette calls this outside every middleware, so it names the request itself."""
-    anthropic_path = request.url.path.startswith("/v1/messages")
-    adapter = ANTHROPIC if anthropic_path else _models_adapter(request)
     internal = GatewayError("internal", "The gateway had an internal error.")
-    response = error_response(adapter, internal, request)
+    response = error_response(_error_adapter(request), internal, request)
     name = request_id(request)
     if name is not None:
         for header in REQUEST_ID_HEADERS:
@@ -390,9 +398,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         )
     elif status != 404:
         error = GatewayError("internal", "The gateway had an internal error.")
-    anthropic_path = request.url.path.startswith("/v1/messages")
-    adapter = ANTHROPIC if anthropic_path else _models_adapter(request)
-    return error_response(adapter, error, request)
+    return error_response(_error_adapter(request), error, request)
 
 
 class DirectRoute(APIRoute):

@@ -17,10 +17,15 @@ SIM_HEADER_PREFIX = "x-sim-"
 
 
 def served_record(
-    api: str, sim: dict[str, str], c: Completion, gateway_seconds: float
+    api: str,
+    sim: dict[str, str],
+    c: Completion,
+    gateway_seconds: float,
+    request_id: str | None = None,
 ) -> RequestRecord:
     return RequestRecord(
         ts=round(time.time(), 3),
+        request_id=request_id,
         api=api,
         status=200,
         team=c.team,
@@ -52,10 +57,12 @@ def refused_record(
     model: str | None,
     e: GatewayError,
     status: int,
+    request_id: str | None = None,
 ) -> RequestRecord:
     """``status`` is the HTTP status the API's adapter answered with; the domain error has none."""
     return RequestRecord(
         ts=round(time.time(), 3),
+        request_id=request_id,
         api=api,
         status=status,
         team=team,
