@@ -7,15 +7,20 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # Offline machines (CI) read the tokenizer files and the embedding model from ../shared; with
-# internet, tiktoken fetches its files and model2vec its default model by themselves.
+# internet, tiktoken fetches its files by itself. The embedding model is the one the router was
+# trained on: ../shared's copy, else the one `make embedding-model` builds, else model2vec's
+# default (downloaded; the router then uses its features-only head and says so).
+EMBEDDING_MODEL_DIR := .models/minilm-l6-m2v-256
 ifneq ($(wildcard ../shared/tiktoken),)
 export TIKTOKEN_CACHE_DIR ?= $(abspath ../shared/tiktoken)
 endif
 ifneq ($(wildcard ../shared/models/minilm-l6-m2v-256),)
 export GATEWAY_EMBEDDING_MODEL ?= $(abspath ../shared/models/minilm-l6-m2v-256)
+else ifneq ($(wildcard $(EMBEDDING_MODEL_DIR)/model.safetensors),)
+export GATEWAY_EMBEDDING_MODEL ?= $(abspath $(EMBEDDING_MODEL_DIR))
 endif
 
-.PHONY: setup lock demo test lint format bench bench-compare gateway clean
+.PHONY: setup lock demo test lint format bench bench-compare gateway embedding-model clean
 
 setup: $(STAMP)
 
@@ -47,6 +52,20 @@ lock:
 	mv requirements.lock.new requirements.lock
 	rm -rf $(LOCK_VENV)
 
+# Distils the router's embedding model (embedding-model/distill.py) in a venv of its own: PyTorch
+# and transformers, about 1 GB, stay out of .venv. Half a minute of CPU once installed.
+EMBEDDING_VENV := .venv-embedding
+embedding-model: $(EMBEDDING_MODEL_DIR)/model.safetensors
+
+# The model takes its place only once the router accepts it (`finops-gateway --check-embedder`).
+$(EMBEDDING_MODEL_DIR)/model.safetensors: embedding-model/distill.py embedding-model/requirements.txt | setup
+	@test -x $(EMBEDDING_VENV)/bin/python || $(PYTHON) -m venv $(EMBEDDING_VENV)
+	$(EMBEDDING_VENV)/bin/python -m pip install --quiet --retries 1 -r embedding-model/requirements.txt
+	rm -rf $(EMBEDDING_MODEL_DIR).tmp
+	HF_HUB_OFFLINE=1 $(EMBEDDING_VENV)/bin/python embedding-model/distill.py $(EMBEDDING_MODEL_DIR).tmp
+	GATEWAY_EMBEDDING_MODEL=$(abspath $(EMBEDDING_MODEL_DIR).tmp) $(BIN)/finops-gateway --check-embedder
+	rm -rf $(EMBEDDING_MODEL_DIR) && mv $(EMBEDDING_MODEL_DIR).tmp $(EMBEDDING_MODEL_DIR)
+
 demo: setup
 	$(BIN)/finops-sim run --out out/demo
 
@@ -73,4 +92,4 @@ gateway: setup
 	$(BIN)/finops-gateway
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .ruff_cache out
+	rm -rf $(VENV) $(LOCK_VENV) $(EMBEDDING_VENV) .models .pytest_cache .ruff_cache out

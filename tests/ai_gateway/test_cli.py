@@ -9,7 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
+
+from ai_gateway.router import BUILT_MODEL_FOLDER
+from tests.paths import EMBEDDING_MODEL, REPO
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -133,3 +137,43 @@ def test_print_settings_shows_what_is_in_force_without_a_usable_key(tmp_path):
     assert shown["latency_scale"] == 0 and shown["routing"]["enabled"] is True
     assert shown["metrics_port"] == 0  # the command line's, over the settings
     assert shown["cache"]["semantic"]["threshold"] == 0.85
+
+
+def _lexical_config(tmp_path):
+    config = tmp_path / "lexical.yaml"
+    config.write_text("cache:\n  semantic:\n    embedder: lexical\n")
+    return config
+
+
+def test_check_embedder_accepts_the_model_the_router_was_trained_on():
+    built = REPO / BUILT_MODEL_FOLDER
+    models = [m for m in (EMBEDDING_MODEL, built) if (m / "model.safetensors").is_file()]
+    if not models:
+        pytest.skip(f"needs {EMBEDDING_MODEL} or {built} (`make embedding-model`)")
+    result = run_cli("--check-embedder", env={"GATEWAY_EMBEDDING_MODEL": str(models[0])})
+    assert result.returncode == 0, result.stderr
+    assert f"uses its embedding head with model2vec:{models[0]}" in result.stdout
+
+
+def test_check_embedder_refuses_another_embedder_and_says_how_to_get_the_right_one(tmp_path):
+    result = run_cli("--config", str(_lexical_config(tmp_path)), "--check-embedder")
+    assert result.returncode == 2
+    assert "trained on minilm-l6-m2v-256 vectors" in result.stderr
+    assert "lexical:char-3-5-grams is not that model" in result.stderr
+    assert "features-only head" in result.stderr and "make embedding-model" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_start_up_warns_when_routing_cannot_use_its_embedding_head(tmp_path, monkeypatch, caplog):
+    from ai_gateway import cli
+
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **_: None)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    config = str(_lexical_config(tmp_path))
+    assert cli.main(["--profile", "optimized", "--config", config, "--metrics-port", "0"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("features-only head" in message for message in warnings), warnings
+
+    caplog.clear()
+    assert cli.main(["--profile", "unoptimized", "--metrics-port", "0"]) == 0  # no routing
+    assert not [r for r in caplog.records if "features-only" in r.getMessage()]
