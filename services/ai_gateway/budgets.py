@@ -170,8 +170,8 @@ class Ledger(Protocol):
         """Replace a reservation by the actual cost and tokens; returns the spend after it."""
         ...
 
-    async def usage(self, budget_key: str) -> tuple[int, int]:
-        """(spent, reserved) nano-dollars in a budget period."""
+    async def usage(self, w: Window) -> tuple[int, int]:
+        """(spent, reserved) nano-dollars in a budget period, expired holds released first."""
         ...
 
 
@@ -232,8 +232,8 @@ class MemoryLedger:
             used["n"] = used.get("n", 0) + tokens - reservation.tokens
         return budget["spent"]
 
-    async def usage(self, budget_key: str) -> tuple[int, int]:
-        budget = self._counter(budget_key)
+    async def usage(self, w: Window) -> tuple[int, int]:
+        budget = self._counter(w.budget_key)
         return budget.get("spent", 0), budget.get("reserved", 0)
 
 
@@ -242,20 +242,29 @@ class MemoryLedger:
 # ledger is never evicted for the caches' sake. The period before's hash gets a day's TTL once
 # this period's first reservation is made; a settlement of an ended period's request gives its
 # hash one too.
-_RESERVE = Script("""
+def _release_expired_holds(budget: str, holds: str) -> str:
+    """Lua that releases the reservations whose hold ran out, and sets ``now``: run first by each
+    script that reads the reserved total, so neither an admission nor a report counts them."""
+    return f"""
+local now = tonumber(redis.call('TIME')[1])
+local expired = redis.call('ZRANGEBYSCORE', {holds}, '-inf', now)
+if #expired > 0 then
+  local freed = 0
+  for _, entry in ipairs(expired) do freed = freed + tonumber(string.match(entry, ':(%d+)$')) end
+  redis.call('HINCRBY', {budget}, 'reserved', -freed)
+  redis.call('ZREMRANGEBYSCORE', {holds}, '-inf', now)
+end
+"""
+
+
+_RESERVE = Script(
+    _release_expired_holds("KEYS[1]", "KEYS[5]")
+    + """
 local budget_limit, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local tpm_limit, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local rpm_limit = tonumber(ARGV[5])
 local minute_ttl, past_period_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local hold, hold_s = ARGV[8], tonumber(ARGV[9])
-local now = tonumber(redis.call('TIME')[1])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)
-if #expired > 0 then
-  local freed = 0
-  for _, entry in ipairs(expired) do freed = freed + tonumber(string.match(entry, ':(%d+)$')) end
-  redis.call('HINCRBY', KEYS[1], 'reserved', -freed)
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
-end
 local spent = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
 local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
 if rpm_limit >= 0 and tonumber(redis.call('GET', KEYS[3]) or '0') + 1 > rpm_limit then
@@ -284,7 +293,13 @@ if cost > 0 then
   end
 end
 return {'ok', spent}
-""")
+"""
+)
+
+_USAGE = Script(
+    _release_expired_holds("KEYS[1]", "KEYS[2]")
+    + "return redis.call('HMGET', KEYS[1], 'spent', 'reserved')"
+)
 
 _SETTLE = Script("""
 local reserved_cost, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -348,10 +363,10 @@ class RedisLedger:
             raise StoreUnavailable(f"redis budget settlement failed: {exc}") from exc
         return int(spent)
 
-    async def usage(self, budget_key: str) -> tuple[int, int]:
+    async def usage(self, w: Window) -> tuple[int, int]:
         try:
-            values = await self._client.execute(
-                "HMGET", KEY_PREFIX + budget_key, "spent", "reserved"
+            values = await self._client.run_script(
+                _USAGE, keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.holds_key], args=[]
             )
         except RespError as exc:
             raise StoreUnavailable(f"redis budget read failed: {exc}") from exc
@@ -476,7 +491,7 @@ class Budgets:
         and a quiet team last period's figure."""
         for team, limits in self._limits.items():
             if limits.budget_nanos is not None:
-                spent, _ = await self._ledger.usage(window(team, limits.period, now).budget_key)
+                spent, _ = await self._ledger.usage(window(team, limits.period, now))
                 self._publish_remaining(team, spent)
 
     async def report(self, teams: list[str], now: datetime) -> list[BudgetRow]:
@@ -485,7 +500,7 @@ class Budgets:
         for team in teams:
             limits = self._limits[team]
             w = window(team, limits.period, now)
-            spent, reserved = await self._ledger.usage(w.budget_key)
+            spent, reserved = await self._ledger.usage(w)
             budget = limits.budget_nanos
             rows.append(
                 BudgetRow(

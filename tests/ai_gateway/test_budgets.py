@@ -92,7 +92,7 @@ async def test_reservations_stop_at_the_budget_and_settle_to_actual(ledger):
     assert await ledger.reserve(first, limits, NOW) == ("ok", 0)
     assert (await ledger.reserve(Reservation(w, 500, 10), limits, NOW))[0] == "budget"
     assert await ledger.settle(first, 200, 5) == 200
-    assert await ledger.usage(w.budget_key) == (200, 0)
+    assert await ledger.usage(w) == (200, 0)
     assert await ledger.reserve(Reservation(w, 800, 10), limits, NOW) == ("ok", 200)
     assert (await ledger.reserve(Reservation(w, 1, 1), limits, NOW))[0] == "budget"
     # A zero-cost reservation (a cache hit) is never refused by the budget.
@@ -244,7 +244,7 @@ async def test_a_full_store_evicts_cache_entries_never_the_ledger():
             await store.client.execute("SET", f"finops:cache:{n}", "x" * 2000, "EX", 3600)
         info = await store.client.execute("INFO", "stats")
         assert b"evicted_keys:0\r\n" not in info  # the cap was reached
-        assert await ledger.usage(reservation.window.budget_key) == (to_nanos(0.9), 0)
+        assert await ledger.usage(reservation.window) == (to_nanos(0.9), 0)
         again = Reservation(reservation.window, to_nanos(0.9), 0)
         assert (await ledger.reserve(again, limits, now))[0] == "budget"
     finally:
@@ -281,6 +281,32 @@ async def test_the_period_before_expires_once_a_new_period_starts(flush_valkey):
         await store.close()
 
 
+async def test_reading_a_budget_releases_the_holds_that_ran_out(flush_valkey, monkeypatch):
+    """/v1/budgets and every replica's periodic refresh read the ledger: a lost reservation stops
+    counting there once its hold runs out, without waiting for the team's next reservation, and
+    is released once."""
+    import asyncio
+
+    from ai_gateway import budgets
+
+    monkeypatch.setattr(budgets, "RESERVATION_HOLD_S", 1)
+    store = RedisStore(flush_valkey)
+    try:
+        ledger, now = RedisLedger(store.client), datetime.now(UTC)
+        limits = TeamLimits(to_nanos(1.0), "month", None, None)
+        w = window("quiet", "month", now)
+        lost = Reservation(w, to_nanos(0.9), 0)
+        assert (await ledger.reserve(lost, limits, now))[0] == "ok"  # its reply "lost"
+        assert await ledger.usage(w) == (0, to_nanos(0.9))
+        await asyncio.sleep(2.1)
+        assert await ledger.usage(w) == (0, 0)
+        assert await ledger.usage(w) == (0, 0)
+        await ledger.settle(lost, to_nanos(0.3), 0)  # it did finish after all
+        assert await ledger.usage(w) == (to_nanos(0.3), 0)
+    finally:
+        await store.close()
+
+
 async def test_a_reservation_nobody_settles_is_released_after_its_hold(flush_valkey, monkeypatch):
     """A reply lost after the script ran leaves a reservation the gateway will never settle.
     Its hold runs out, and the next reservation releases it; a settlement that still comes later
@@ -301,10 +327,10 @@ async def test_a_reservation_nobody_settles_is_released_after_its_hold(flush_val
         await asyncio.sleep(2.1)
         later = Reservation(w, to_nanos(0.5), 0)
         assert (await ledger.reserve(later, limits, now))[0] == "ok"
-        assert await ledger.usage(w.budget_key) == (0, to_nanos(0.5))
+        assert await ledger.usage(w) == (0, to_nanos(0.5))
         await ledger.settle(lost, to_nanos(0.3), 0)  # it did finish after all
-        assert await ledger.usage(w.budget_key) == (to_nanos(0.3), to_nanos(0.5))
+        assert await ledger.usage(w) == (to_nanos(0.3), to_nanos(0.5))
         await ledger.settle(later, to_nanos(0.2), 0)
-        assert await ledger.usage(w.budget_key) == (to_nanos(0.5), 0)
+        assert await ledger.usage(w) == (to_nanos(0.5), 0)
     finally:
         await store.close()
