@@ -207,6 +207,7 @@ class GatewayHTTP:
         gateway = self.gateway
         try:
             team = gateway.identity.team(_api_key(request))
+            adapter.check_headers(request.headers)
             chat_request = adapter.parse(
                 await _read_json(
                     request, gateway.settings.max_body_bytes, gateway.settings.max_json_depth
@@ -462,7 +463,9 @@ def create_app(gateway: Gateway, freeze_heap: bool = False) -> FastAPI:
         "/v1/messages",
         http.chat(ANTHROPIC),
         methods=["POST"],
-        **_chat_doc(ANTHROPIC, anthropic.Message, anthropic.MessageStreamEvent, None),
+        **_chat_doc(
+            ANTHROPIC, anthropic.Message, anthropic.MessageStreamEvent, None, [_REQUIRED_VERSION]
+        ),
     )
     app.add_api_route("/v1/models", http.models, methods=["GET"], **_models_doc())
     app.add_api_route("/v1/models/{model_id}", http.model, methods=["GET"], **_model_doc())
@@ -518,7 +521,11 @@ _CHAT_ERRORS = {
 
 
 def _chat_doc(
-    adapter: Adapter, answer: type[BaseModel], event: type[BaseModel], last_event: str | None
+    adapter: Adapter,
+    answer: type[BaseModel],
+    event: type[BaseModel],
+    last_event: str | None,
+    parameters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A chat route's responses: the answer as JSON, or as server-sent events, or an error."""
     stream_doc = f"With stream: true, server-sent events whose data are {event.__name__} objects"
@@ -552,7 +559,7 @@ def _chat_doc(
         "summary": summary[adapter.api],
         "tags": [adapter.api],
         "responses": responses,
-        "openapi_extra": {"security": _SECURITY},
+        "openapi_extra": {"security": _SECURITY, "parameters": parameters or []},
     }
 
 
@@ -578,6 +585,11 @@ def _string_parameter(name: str, where: str, description: str) -> dict[str, Any]
 _VERSION_HEADER = _string_parameter(
     "anthropic-version", "header", "Any value selects Anthropic's response shape."
 )
+_REQUIRED_VERSION = {
+    **_VERSION_HEADER,
+    "required": True,
+    "description": "Required, as by Anthropic's API (its SDKs send it); any value is taken.",
+}
 
 
 def _either_error(description: str) -> dict[str, Any]:

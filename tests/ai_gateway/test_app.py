@@ -17,6 +17,7 @@ from tests.ai_gateway.support import ADMIN_KEY, budget_settings
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
 KEY = {"authorization": "Bearer sk-demo-team-a"}
+ANTHROPIC_KEY = {"x-api-key": "sk-demo-team-a", "anthropic-version": "2023-06-01"}
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -111,8 +112,19 @@ ANTHROPIC_USER = '"messages": [{"role": "user", "content": "x"}]'
     ],
 )
 async def test_anthropic_bad_bodies(client, body):
+    response = await post(client, ANTHROPIC, body, headers=ANTHROPIC_KEY)
+    assert_anthropic_error(response, 400, "invalid_request_error")
+
+
+async def test_anthropic_requires_its_version_header_as_its_api_does(client):
+    body = '{"model": "claude-haiku-4-5", "max_tokens": 5, ' + ANTHROPIC_USER + "}"
     response = await post(client, ANTHROPIC, body, headers={"x-api-key": "sk-demo-team-a"})
     assert_anthropic_error(response, 400, "invalid_request_error")
+    assert response.json()["error"]["message"] == "anthropic-version: header is required"
+    unknown_key = await post(client, ANTHROPIC, body, headers={"x-api-key": "sk-nobody"})
+    assert_anthropic_error(unknown_key, 401, "authentication_error")  # the key comes first
+    newest = {**ANTHROPIC_KEY, "anthropic-version": "2026-10-21"}  # the SDK's, any is taken
+    assert (await post(client, ANTHROPIC, body, headers=newest)).status_code == 200
 
 
 async def test_anthropic_missing_key(client):
@@ -126,7 +138,7 @@ async def test_anthropic_oversized_body(client):
         + "y" * 5000
         + '"}]}'
     )
-    response = await post(client, ANTHROPIC, big, headers={"x-api-key": "sk-demo-team-a"})
+    response = await post(client, ANTHROPIC, big, headers=ANTHROPIC_KEY)
     assert_anthropic_error(response, 413, "request_too_large")
 
 
@@ -141,7 +153,7 @@ async def test_wrong_method_is_405_json(client):
 
 async def test_bad_requests_are_counted_as_4xx_and_none_as_500(client):
     await post(client, OPENAI, "{not json")
-    await post(client, ANTHROPIC, "{}", headers={"x-api-key": "sk-demo-team-a"})
+    await post(client, ANTHROPIC, "{}", headers=ANTHROPIC_KEY)
     await client.post(OPENAI, json={"model": "gpt-9", "messages": HI}, headers=KEY)
     assert (await client.get("/metrics")).status_code == 404  # served on its own port
     metrics = client._transport.app.state.gateway.meter.metrics.exposition().decode()
@@ -179,7 +191,7 @@ async def test_streams_are_event_streams_in_both_shapes(client):
     messages = await client.post(
         ANTHROPIC,
         json={"model": "claude-haiku-4-5", "max_tokens": 20, "messages": HI, "stream": True},
-        headers={"x-api-key": "sk-demo-team-a"},
+        headers=ANTHROPIC_KEY,
     )
     events = [line[7:] for line in messages.text.splitlines() if line.startswith("event: ")]
     assert events[0] == "message_start" and events[-1] == "message_stop"
@@ -205,9 +217,7 @@ async def test_rate_limit_429_in_both_api_shapes(app_client):
     assert limited.status_code == 429
     assert limited.json()["error"]["type"] == "rate_limit_exceeded"
     assert 1 <= int(limited.headers["retry-after"]) <= 60
-    anthropic = await client.post(
-        ANTHROPIC, json={**body, "max_tokens": 10}, headers={"x-api-key": "sk-demo-team-a"}
-    )
+    anthropic = await client.post(ANTHROPIC, json={**body, "max_tokens": 10}, headers=ANTHROPIC_KEY)
     assert anthropic.status_code == 429
     assert anthropic.json()["error"]["type"] == "rate_limit_error"
     other_team = await client.post(
@@ -320,7 +330,7 @@ async def test_only_the_server_freezes_its_start_up_heap(make_gateway, freeze_he
 )
 async def test_a_body_that_is_not_utf8_gets_a_400_in_each_shape(client, body):
     assert_openai_error(await post(client, OPENAI, body), 400)
-    response = await post(client, ANTHROPIC, body, headers={"x-api-key": "sk-demo-team-a"})
+    response = await post(client, ANTHROPIC, body, headers=ANTHROPIC_KEY)
     assert_anthropic_error(response, 400, "invalid_request_error")
 
 
@@ -382,7 +392,7 @@ async def test_openai_values_out_of_the_apis_range_are_refused_by_name(client, f
 )
 async def test_anthropic_only_a_final_assistant_message_may_be_empty(client, messages, status):
     body = json.dumps({"model": "claude-haiku-4-5", "max_tokens": 5, "messages": messages})
-    response = await post(client, ANTHROPIC, body, headers={"x-api-key": "sk-demo-team-a"})
+    response = await post(client, ANTHROPIC, body, headers=ANTHROPIC_KEY)
     if status == 400:
         assert_anthropic_error(response, 400, "invalid_request_error")
         assert "messages.0" in response.json()["error"]["message"]
@@ -425,7 +435,7 @@ async def test_anthropic_text_must_be_text(client, body, expected):
     """Anthropic's API refuses empty and whitespace-only text, and a prefill ending in
     whitespace, with a 400 that names the field as sent."""
     full = json.dumps({"model": "claude-haiku-4-5", "max_tokens": 5, **body})
-    response = await post(client, ANTHROPIC, full, headers={"x-api-key": "sk-demo-team-a"})
+    response = await post(client, ANTHROPIC, full, headers=ANTHROPIC_KEY)
     assert_anthropic_error(response, 400, "invalid_request_error")
     assert expected in response.json()["error"]["message"]
 

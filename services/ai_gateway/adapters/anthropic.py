@@ -216,6 +216,12 @@ class AnthropicAdapter:
     api = "anthropic"
     request_body = MessagesBody
 
+    def check_headers(self, headers: Mapping[str, str]) -> None:
+        """Anthropic's API refuses a request without ``anthropic-version``; its SDKs always send
+        one. Any value is taken: the gateway serves every version the same way."""
+        if "anthropic-version" not in headers:
+            raise GatewayError("invalid_request", "anthropic-version: header is required")
+
     def parse(self, body: object) -> ChatRequest:
         parsed = parse_body(MessagesBody, body)
         system = parsed.system

@@ -238,6 +238,9 @@ class OpenAIAdapter:
     api = "openai"
     request_body = ChatCompletionBody
 
+    def check_headers(self, headers: Mapping[str, str]) -> None:
+        """OpenAI's API requires no header beyond the key."""
+
     def parse(self, body: object) -> ChatRequest:
         parsed = parse_body(ChatCompletionBody, body)
         if parsed.stream_options is not None and not parsed.stream:
