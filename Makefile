@@ -53,14 +53,14 @@ lock:
 	rm -rf $(LOCK_VENV)
 
 # Distils the router's embedding model (embedding-model/distill.py) in a venv of its own: PyTorch
-# and transformers, about 1 GB, stay out of .venv. Half a minute of CPU once installed.
+# and transformers, about 1.5 GB, stay out of .venv. Half a minute of CPU once installed.
 EMBEDDING_VENV := .venv-embedding
 embedding-model: $(EMBEDDING_MODEL_DIR)/model.safetensors
 
 # The model takes its place only once the router accepts it (`finops-gateway --check-embedder`).
-$(EMBEDDING_MODEL_DIR)/model.safetensors: embedding-model/distill.py embedding-model/requirements.txt | setup
+$(EMBEDDING_MODEL_DIR)/model.safetensors: embedding-model/distill.py embedding-model/requirements.txt embedding-model/requirements.lock | setup
 	@test -x $(EMBEDDING_VENV)/bin/python || $(PYTHON) -m venv $(EMBEDDING_VENV)
-	$(EMBEDDING_VENV)/bin/python -m pip install --quiet --retries 1 -r embedding-model/requirements.txt
+	$(EMBEDDING_VENV)/bin/python -m pip install --quiet --retries 1 -r embedding-model/requirements.txt -c embedding-model/requirements.lock
 	rm -rf $(EMBEDDING_MODEL_DIR).tmp
 	HF_HUB_OFFLINE=1 $(EMBEDDING_VENV)/bin/python embedding-model/distill.py $(EMBEDDING_MODEL_DIR).tmp
 	GATEWAY_EMBEDDING_MODEL=$(abspath $(EMBEDDING_MODEL_DIR).tmp) $(BIN)/finops-gateway --check-embedder

@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ai_gateway.router import BUILT_MODEL_FOLDER
 from ai_gateway.settings import deep_merge
 from finops_common.process import GatewayProcess, embedded_valkey
-from tests.paths import EMBEDDING_MODEL, SHARED
+from tests.paths import EMBEDDING_MODEL, REPO, SHARED
 
 if "TIKTOKEN_CACHE_DIR" not in os.environ and (SHARED / "tiktoken").is_dir():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken")
-if "GATEWAY_EMBEDDING_MODEL" not in os.environ and EMBEDDING_MODEL.is_dir():
-    os.environ["GATEWAY_EMBEDDING_MODEL"] = str(EMBEDDING_MODEL)
+# The model the router was trained on, as the Makefile picks it: ../shared's copy, else the build.
+for _model in (EMBEDDING_MODEL, REPO / BUILT_MODEL_FOLDER):
+    if "GATEWAY_EMBEDDING_MODEL" not in os.environ and (_model / "model.safetensors").is_file():
+        os.environ["GATEWAY_EMBEDDING_MODEL"] = str(_model)
 
 
 @pytest.fixture(scope="session")

@@ -20,12 +20,12 @@ from finops_common.config import ConfigError
 
 from . import price_import
 from .app import create_app
-from .embeddings import EmbedderUnavailable, open_embedder
+from .embeddings import EmbedderUnavailable
 from .pricing import default_price_table
 from .router import default_router
 from .settings import PROFILES, GatewaySettings, load_settings, shown_settings
 from .tokens import TokenizerUnavailable, encoding_name, get_encoding
-from .wiring import build_gateway, open_store
+from .wiring import build_gateway, open_gateway_embedder, open_store
 
 # Idle keep-alive connections are closed by the client side first: past the idle timeouts of the
 # clients and load balancers in front (httpx 5 s, an AWS load balancer's 60 s). A server that
@@ -83,14 +83,14 @@ def _fail(message: str) -> int:
 
 def _check_embedder(settings: GatewaySettings) -> int:
     """The image build runs this: a model other than the router's would route worse, silently."""
-    semantic = settings.cache.semantic
     try:
-        embedder = open_embedder(semantic.embedder, semantic.model)
+        embedder = open_gateway_embedder(settings)
     except EmbedderUnavailable as exc:
         return _fail(str(exc))
     refusal = default_router().embedding_head_refusal(embedder)
     if refusal is not None:
         return _fail(refusal)
+    assert embedder is not None  # the router accepts no missing embedder
     print(f"finops-gateway: the learned router uses its embedding head with {embedder.name}")
     return 0
 

@@ -317,12 +317,28 @@ class LearnedRouter:
         """Why ``embedder`` leaves routing on the features-only head, or None when it does not."""
         if self.accepts(embedder):
             return None
-        offered = "no embedding model" if embedder is None else embedder.name
+        trained = f"the learned router was trained on {self.embedder_model} vectors"
+        fallback = (
+            "so routing uses its features-only head, which sends fewer prompts to the cheaper "
+            'tiers (README, "Routing")'
+        )
+        built = (
+            f"`make embedding-model` builds that model into {BUILT_MODEL_FOLDER} under the "
+            "repository"
+        )
+        if embedder is not None and embedder.name.startswith("model2vec:"):
+            return (
+                f"{trained} and {embedder.name} is another model, {fallback}. {built}; point "
+                "GATEWAY_EMBEDDING_MODEL at it"
+            )
+        offered = (
+            "the gateway opens no embedder"
+            if embedder is None
+            else f"the gateway embeds with {embedder.name}"
+        )
         return (
-            f"the learned router was trained on {self.embedder_model} vectors and {offered} is "
-            "not that model, so routing uses its features-only head, which sends fewer prompts "
-            'to the cheaper tiers (README, "Routing"). `make embedding-model` builds the model '
-            f"into {BUILT_MODEL_FOLDER}; point GATEWAY_EMBEDDING_MODEL at it"
+            f"{trained} and {offered}, {fallback}. Set cache.semantic.embedder: model2vec; "
+            f"{built}, for GATEWAY_EMBEDDING_MODEL"
         )
 
     def inputs(

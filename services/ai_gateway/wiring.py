@@ -34,7 +34,7 @@ def ledger_for(store: Store, clock: Clock = time.time) -> Ledger:
     return RedisLedger(store.client) if isinstance(store, RedisStore) else MemoryLedger(clock)
 
 
-def _open_embedder(settings: GatewaySettings) -> Embedder | None:
+def open_gateway_embedder(settings: GatewaySettings) -> Embedder | None:
     """One embedder serves the semantic cache and the learned router (each request is embedded
     once). The cache cannot work without it; the router can (its features-only head), so routing
     alone opens one only when a model2vec model is configured."""
@@ -61,7 +61,7 @@ def build_gateway(
     provider = SimulatedProvider(settings.latency_scale)
     exact = settings.cache.exact
     semantic = settings.cache.semantic
-    embedder = embedder or _open_embedder(settings)
+    embedder = embedder or open_gateway_embedder(settings)
     semantic_cache = (
         SemanticCache(
             store,

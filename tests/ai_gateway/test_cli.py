@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -155,13 +156,44 @@ def test_check_embedder_accepts_the_model_the_router_was_trained_on():
     assert f"uses its embedding head with model2vec:{models[0]}" in result.stdout
 
 
-def test_check_embedder_refuses_another_embedder_and_says_how_to_get_the_right_one(tmp_path):
-    result = run_cli("--config", str(_lexical_config(tmp_path)), "--check-embedder")
+@pytest.mark.parametrize(
+    ("semantic", "offered"),
+    [
+        ("{embedder: lexical}", "the gateway embeds with lexical:char-3-5-grams"),
+        # routing alone opens a model2vec embedder only: here the gateway opens none
+        ("{enabled: false, embedder: lexical}", "the gateway opens no embedder"),
+    ],
+)
+def test_check_embedder_refuses_another_embedder_and_says_how_to_get_the_right_one(
+    tmp_path, semantic, offered
+):
+    config = tmp_path / "other.yaml"
+    config.write_text(f"cache:\n  semantic: {semantic}\n")
+    result = run_cli("--config", str(config), "--check-embedder")
     assert result.returncode == 2
     assert "trained on minilm-l6-m2v-256 vectors" in result.stderr
-    assert "lexical:char-3-5-grams is not that model" in result.stderr
-    assert "features-only head" in result.stderr and "make embedding-model" in result.stderr
+    assert offered in result.stderr
+    assert "features-only head" in result.stderr
+    assert "Set cache.semantic.embedder: model2vec" in result.stderr
+    assert "make embedding-model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_check_embedder_names_another_model2vec_model(tmp_path):
+    """A model2vec model the router was not trained on: the same vocabulary, other vectors."""
+    if not EMBEDDING_MODEL.is_dir():
+        pytest.skip(f"copies {EMBEDDING_MODEL}, which is missing")
+    from safetensors.numpy import load_file, save_file
+
+    other = tmp_path / "other-model"
+    shutil.copytree(EMBEDDING_MODEL, other)
+    weights = load_file(str(other / "model.safetensors"))
+    weights["embeddings"] = weights["embeddings"][::-1].copy()
+    save_file(weights, str(other / "model.safetensors"))
+    result = run_cli("--check-embedder", env={"GATEWAY_EMBEDDING_MODEL": str(other)})
+    assert result.returncode == 2
+    assert f"model2vec:{other} is another model" in result.stderr
+    assert "point GATEWAY_EMBEDDING_MODEL at it" in result.stderr
 
 
 def test_start_up_warns_when_routing_cannot_use_its_embedding_head(tmp_path, monkeypatch, caplog):
