@@ -559,7 +559,10 @@ def _chat_doc(
         "summary": summary[adapter.api],
         "tags": [adapter.api],
         "responses": responses,
-        "openapi_extra": {"security": _SECURITY, "parameters": parameters or []},
+        "openapi_extra": {
+            "security": _SECURITY,
+            **({"parameters": parameters} if parameters else {}),
+        },
     }
 
 

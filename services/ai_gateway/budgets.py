@@ -244,14 +244,17 @@ class MemoryLedger:
 # hash one too.
 def _release_expired_holds(budget: str, holds: str) -> str:
     """Lua that releases the reservations whose hold ran out, and sets ``now``: run first by each
-    script that reads the reserved total, so neither an admission nor a report counts them."""
+    script that reads the reserved total, so neither an admission nor a report counts them. Holds
+    whose budget hash is gone (deleted to reset a team) are dropped, not subtracted from nothing."""
     return f"""
 local now = tonumber(redis.call('TIME')[1])
 local expired = redis.call('ZRANGEBYSCORE', {holds}, '-inf', now)
 if #expired > 0 then
-  local freed = 0
-  for _, entry in ipairs(expired) do freed = freed + tonumber(string.match(entry, ':(%d+)$')) end
-  redis.call('HINCRBY', {budget}, 'reserved', -freed)
+  if redis.call('EXISTS', {budget}) == 1 then
+    local freed = 0
+    for _, entry in ipairs(expired) do freed = freed + tonumber(string.match(entry, ':(%d+)$')) end
+    redis.call('HINCRBY', {budget}, 'reserved', -freed)
+  end
   redis.call('ZREMRANGEBYSCORE', {holds}, '-inf', now)
 end
 """

@@ -307,6 +307,34 @@ async def test_reading_a_budget_releases_the_holds_that_ran_out(flush_valkey, mo
         await store.close()
 
 
+async def test_holds_outliving_their_budget_hash_are_dropped_not_subtracted(
+    flush_valkey, monkeypatch
+):
+    """An operator who deletes a team's budget hash (to reset its spend) leaves its holds behind:
+    releasing them must not write a negative reserved total, which would lift the budget."""
+    import asyncio
+
+    from ai_gateway import budgets
+    from ai_gateway.store import KEY_PREFIX
+
+    monkeypatch.setattr(budgets, "RESERVATION_HOLD_S", 1)
+    store = RedisStore(flush_valkey)
+    try:
+        ledger, now = RedisLedger(store.client), datetime.now(UTC)
+        limits = TeamLimits(to_nanos(1.0), "month", None, None)
+        w = window("reset", "month", now)
+        assert (await ledger.reserve(Reservation(w, to_nanos(0.9), 0), limits, now))[0] == "ok"
+        await store.client.execute("DEL", KEY_PREFIX + w.budget_key)
+        await asyncio.sleep(2.1)
+        assert await ledger.usage(w) == (0, 0)
+        assert await store.client.execute("EXISTS", KEY_PREFIX + w.budget_key) == 0
+        assert await store.client.execute("ZCARD", KEY_PREFIX + w.holds_key) == 0
+        assert (await ledger.reserve(Reservation(w, to_nanos(1.0), 0), limits, now))[0] == "ok"
+        assert (await ledger.reserve(Reservation(w, to_nanos(0.1), 0), limits, now))[0] == "budget"
+    finally:
+        await store.close()
+
+
 async def test_a_reservation_nobody_settles_is_released_after_its_hold(flush_valkey, monkeypatch):
     """A reply lost after the script ran leaves a reservation the gateway will never settle.
     Its hold runs out, and the next reservation releases it; a settlement that still comes later

@@ -158,7 +158,8 @@ SURROGATE_BODY = encode(
 JSON = {"content-type": "application/json"}
 APIS = {
     "openai": (OPENAI_PATH, {"authorization": f"Bearer {key_of(TEAM)}"}),
-    "anthropic": (ANTHROPIC_PATH, {"x-api-key": key_of(TEAM)}),
+    # With its version header, as the SDK sends it: without, every body gets the header's 400.
+    "anthropic": (ANTHROPIC_PATH, {"x-api-key": key_of(TEAM), "anthropic-version": "2023-06-01"}),
 }
 
 

@@ -160,13 +160,13 @@ def test_one_teams_budget_keys_share_a_hash_slot():
     from ai_gateway.store import KEY_PREFIX
 
     w = budget_window("team-a")
-    keys = (w.budget_key, w.tokens_key, w.requests_key)
+    keys = (w.budget_key, w.tokens_key, w.requests_key, w.holds_key, w.previous_holds_key)
     assert len({key_slot((KEY_PREFIX + key).encode()) for key in keys}) == 1, keys
 
 
 def test_the_budget_scripts_run_on_a_cluster(cluster_valkey):
-    """The gateway's Redis ledger reserves and settles against the cluster, as it would against
-    ElastiCache Serverless (a CROSSSLOT refusal would fail here)."""
+    """The gateway's Redis ledger reserves, reads and settles against the cluster, as it would
+    against ElastiCache Serverless (a CROSSSLOT refusal would fail here)."""
     from ai_gateway.budgets import RedisLedger, Reservation, TeamLimits
     from ai_gateway.resp import RespClient
 
@@ -181,6 +181,7 @@ def test_the_budget_scripts_run_on_a_cluster(cluster_valkey):
         try:
             ledger = RedisLedger(client)
             assert (await ledger.reserve(reservation, limits, now))[0] == "ok"
+            assert await ledger.usage(reservation.window) == (0, 1_000)
             return await ledger.settle(reservation, cost_nanos=800, tokens=8)
         finally:
             await client.close()
