@@ -1,7 +1,8 @@
 """The stack config, parsed once into a typed, validated object.
 
 A stack file (stacks/Pulumi.<stack>.yaml) holds ``aws:region``, the object ``finops-sim:platform``
-and, as a Pulumi secret, ``finops-sim:grafanaAdminPassword`` (optional: random when absent).
+and, as Pulumi secrets, ``finops-sim:grafanaAdminPassword`` (optional: random when absent) and
+``finops-sim:alertSlackWebhookUrl`` (required with ``observability.alerts.slackChannel``).
 Keys are camelCase, as Pulumi config usually is. A bad value stops the program with the file, the
 key path, the value and what is allowed.
 """
@@ -23,6 +24,8 @@ from finops_common.phases import Phase
 from . import versions
 
 PROJECT = "finops-sim"
+# The Pulumi secret holding the Slack incoming-webhook URL of observability.alerts.slackChannel.
+SLACK_WEBHOOK_SECRET = "alertSlackWebhookUrl"
 STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"
 CapacityType = Literal["spot", "on-demand"]
 
@@ -167,6 +170,12 @@ class AlertConfig(_Config):
     ai_spend_per_hour_usd: float = Field(default=5.0, gt=0)
     budget_warning_ratio: float = Field(default=0.8, gt=0, lt=1)
     cache_hit_ratio_min: float = Field(default=0.05, ge=0, lt=1)
+    slack_channel: str | None = Field(
+        default=None,
+        pattern=r"^#?[a-z0-9][a-z0-9._-]{0,79}$",
+        description="Slack channel every alert goes to, through the incoming-webhook URL in the "
+        f"secret {PROJECT}:{SLACK_WEBHOOK_SECRET}; unset, alerts are sent nowhere",
+    )
 
 
 class ObservabilityConfig(_Config):

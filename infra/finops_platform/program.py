@@ -18,7 +18,13 @@ from .components.network import Network, NetworkArgs
 from .components.observability import Observability, ObservabilityArgs
 from .components.store import ManagedStore, ManagedStoreArgs
 from .components.workloads import ExternalStore, Workloads, WorkloadsArgs
-from .config import PROJECT, StackConfig, parse_stack_config, require_user_values
+from .config import (
+    PROJECT,
+    SLACK_WEBHOOK_SECRET,
+    StackConfig,
+    parse_stack_config,
+    require_user_values,
+)
 
 
 def load_config() -> StackConfig:
@@ -36,6 +42,10 @@ def load_config() -> StackConfig:
 
 def grafana_password() -> pulumi.Output[str] | None:
     return pulumi.Config(PROJECT).get_secret("grafanaAdminPassword")
+
+
+def slack_webhook_url() -> pulumi.Output[str] | None:
+    return pulumi.Config(PROJECT).get_secret(SLACK_WEBHOOK_SECRET)
 
 
 def port_forward_commands(cluster_name: str, region: str) -> dict[str, str]:
@@ -93,7 +103,13 @@ def build_local(config: StackConfig, grafana_admin_password: pulumi.Input[str] |
     observability = Observability(
         "observability",
         ObservabilityArgs(
-            platform.observability, None, provider, grafana_admin_password, [], on_eks=False
+            platform.observability,
+            None,
+            provider,
+            grafana_admin_password,
+            slack_webhook_url(),
+            [],
+            on_eks=False,
         ),
     )
     deploy_workloads(config, provider, [observability.release])
@@ -141,6 +157,7 @@ def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | N
             karpenter=platform.karpenter,
             provider=cluster.provider,
             grafana_admin_password=grafana_admin_password,
+            slack_webhook_url=slack_webhook_url(),
             depends_on=cluster.system_ready,
             on_eks=True,
         ),

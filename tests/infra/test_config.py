@@ -51,6 +51,10 @@ def values_with(change) -> dict:
         (lambda p: p["karpenter"]["nodePools"][0].pop("cpuLimit"), "cpuLimit"),
         (lambda p: p.update(clusterNmae="x"), "unknown key `finops-sim:platform.clusterNmae`"),
         (lambda p: p["cluster"]["systemNodeGroup"].update(minSize=5), "minSize <= desiredSize"),
+        (
+            lambda p: p.setdefault("observability", {}).update(alerts={"slackChannel": "Fin Ops"}),
+            "`finops-sim:platform.observability.alerts.slackChannel`: value 'Fin Ops'",
+        ),
     ],
 )
 def test_bad_values_are_reported_with_file_and_key(change, expected):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pulumi
+import pytest
+
+from finops_common.config import ConfigError
 from finops_platform import versions
+from finops_platform.render import load_stack, record
 from tests.infra.support import recorded
 
 TAGGABLE_AWS = (
@@ -165,3 +170,36 @@ def test_local_stack_creates_no_aws_resources_and_no_karpenter():
     assert not any(t.startswith(("aws:", "eks:", "awsx:", "pulumi:providers:aws")) for t in types)
     assert not any("karpenter" in t for t in types)
     assert {"kubernetes:helm.sh/v3:Release", "kubernetes:apps/v1:Deployment"} <= types
+
+
+SLACK_URL = "https://hooks.slack.com/services/T000/B000/XXXX"
+
+
+def with_slack_channel(config):
+    observability = config.platform.observability
+    alerts = observability.alerts.model_copy(update={"slack_channel": "#finops"})
+    platform = config.platform.model_copy(
+        update={"observability": observability.model_copy(update={"alerts": alerts})}
+    )
+    return config.model_copy(update={"platform": platform})
+
+
+def test_a_slack_channel_needs_its_webhook_secret_which_alertmanager_mounts():
+    config = with_slack_channel(load_stack("optimized"))
+    with pytest.raises(ConfigError) as info:
+        record(config)
+    assert "stacks/Pulumi.optimized.yaml" in str(info.value)
+    assert "pulumi config set --secret alertSlackWebhookUrl" in str(info.value)
+
+    pulumi.runtime.set_config("finops-sim:alertSlackWebhookUrl", SLACK_URL)
+    try:
+        recording = record(config)
+    finally:
+        pulumi.runtime.config.CONFIG.get().pop("finops-sim:alertSlackWebhookUrl")
+    secret = one(recording, "kubernetes:core/v1:Secret", "observability-alertmanager-receivers")
+    assert secret.inputs["metadata"]["name"] == "alertmanager-receivers"
+    assert secret.inputs["metadata"]["namespace"] == "monitoring"
+    assert secret.inputs["stringData"] == {"slack-webhook-url": SLACK_URL}
+    values = one(recording, "kubernetes:helm.sh/v3:Release", "observability-chart").inputs["values"]
+    assert values["alertmanager"]["alertmanagerSpec"]["secrets"] == ["alertmanager-receivers"]
+    assert SLACK_URL not in json.dumps(values)

@@ -16,6 +16,10 @@ NAMESPACE = "monitoring"
 RELEASE_NAME = "kube-prometheus-stack"
 FULLNAME = "kps"
 GRAFANA_SECRET = "grafana-admin"
+# The Secret the Alertmanager pods mount (under /etc/alertmanager/secrets/) for its receivers.
+RECEIVERS_SECRET = "alertmanager-receivers"
+SLACK_URL_KEY = "slack-webhook-url"
+SLACK_RECEIVER = "slack"
 DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "dashboards"
 # Node labels kube-state-metrics exports (pods export COST_LABELS), for dashboards and alerts.
 NODE_LABELS = (
@@ -79,6 +83,10 @@ def helm_values(config: ObservabilityConfig, on_eks: bool) -> dict[str, Any]:
             },
         },
     }
+    channel = config.alerts.slack_channel
+    if channel is not None:
+        values["alertmanager"]["config"] = alertmanager_routing(channel)
+        alertmanager_spec["secrets"] = [RECEIVERS_SECRET]
     if on_eks:
         prometheus_spec["storageSpec"] = {
             "volumeClaimTemplate": {
@@ -96,6 +104,33 @@ def helm_values(config: ObservabilityConfig, on_eks: bool) -> dict[str, Any]:
         values["prometheusOperator"] = {"nodeSelector": dict(SYSTEM_NODES)}
         values |= {target: {"enabled": False} for target in EKS_HIDDEN_TARGETS}
     return values
+
+
+def alertmanager_routing(channel: str) -> dict[str, Any]:
+    """Every alert but the always-firing Watchdog to Slack, and again when it resolves. The
+    webhook URL is read from the mounted Secret, so it is in neither the Helm values nor the
+    Alertmanager config. Helm replaces lists, so the route's sub-routes and the receivers are the
+    chart's own plus Slack; its inhibit rules, grouping and templates stay."""
+    return {
+        "route": {
+            "receiver": SLACK_RECEIVER,
+            "routes": [{"receiver": "null", "matchers": ['alertname = "Watchdog"']}],
+        },
+        "receivers": [
+            {"name": "null"},
+            {
+                "name": SLACK_RECEIVER,
+                "slack_configs": [
+                    {
+                        "api_url_file": f"/etc/alertmanager/secrets/{RECEIVERS_SECRET}/"
+                        f"{SLACK_URL_KEY}",
+                        "channel": channel if channel.startswith("#") else f"#{channel}",
+                        "send_resolved": True,
+                    }
+                ],
+            },
+        ],
+    }
 
 
 def _label(name: str) -> str:

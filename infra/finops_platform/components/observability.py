@@ -10,9 +10,18 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from finops_common.config import ConfigError
+
 from .. import versions
 from ..builders import observability as build
-from ..config import KarpenterConfig, ObservabilityConfig
+from ..config import (
+    PROJECT,
+    SLACK_WEBHOOK_SECRET,
+    STACKS_DIR,
+    KarpenterConfig,
+    ObservabilityConfig,
+    stack_file,
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,8 @@ class ObservabilityArgs:
     karpenter: KarpenterConfig | None
     provider: k8s.Provider
     grafana_admin_password: pulumi.Input[str] | None
+    # The Slack incoming-webhook URL, a Pulumi secret; required with alerts.slackChannel.
+    slack_webhook_url: pulumi.Input[str] | None
     # On EKS: the system node group, add-ons and StorageClass; none on an existing cluster.
     depends_on: list[pulumi.Resource]
     on_eks: bool
@@ -64,6 +75,7 @@ class Observability(pulumi.ComponentResource):
             string_data={"admin-user": "admin", "admin-password": self.grafana_admin_password},
             opts=in_namespace,
         )
+        receivers = self._receivers_secret(name, args, in_namespace)
         dashboards = [
             k8s.core.v1.ConfigMap(
                 f"{name}-dashboard-{stem}",
@@ -88,7 +100,10 @@ class Observability(pulumi.ComponentResource):
             namespace=build.NAMESPACE,
             values=build.helm_values(args.config, args.on_eks),
             opts=pulumi.ResourceOptions.merge(
-                k8s_opts, pulumi.ResourceOptions(depends_on=[secret, *dashboards, *args.depends_on])
+                k8s_opts,
+                pulumi.ResourceOptions(
+                    depends_on=[secret, *receivers, *dashboards, *args.depends_on]
+                ),
             ),
         )
         rules = build.alert_rules(args.config, args.karpenter)
@@ -107,3 +122,29 @@ class Observability(pulumi.ComponentResource):
             ),
         )
         self.register_outputs({"grafana_admin_password": self.grafana_admin_password})
+
+    @staticmethod
+    def _receivers_secret(
+        name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions
+    ) -> list[k8s.core.v1.Secret]:
+        """The Secret Alertmanager mounts for its Slack receiver, when a channel is set."""
+        if args.config.alerts.slack_channel is None:
+            return []
+        if args.slack_webhook_url is None:
+            source = stack_file(pulumi.get_stack()).relative_to(STACKS_DIR.parent)
+            raise ConfigError(
+                f"{source}: `{PROJECT}:platform.observability.alerts.slackChannel` is set, so the "
+                "secret "
+                f"`{PROJECT}:{SLACK_WEBHOOK_SECRET}` is required (a Slack incoming-webhook URL). "
+                f"Set it with:\n  pulumi config set --secret {SLACK_WEBHOOK_SECRET} "
+                "https://hooks.slack.com/services/...\nor remove slackChannel"
+            )
+        url = pulumi.Output.secret(pulumi.Output.from_input(args.slack_webhook_url))
+        return [
+            k8s.core.v1.Secret(
+                f"{name}-alertmanager-receivers",
+                metadata={"name": build.RECEIVERS_SECRET, "namespace": build.NAMESPACE},
+                string_data={build.SLACK_URL_KEY: url},
+                opts=opts,
+            )
+        ]
