@@ -2,7 +2,7 @@
 
 A stack file (stacks/Pulumi.<stack>.yaml) holds ``aws:region``, the object ``finops-sim:platform``
 and, as Pulumi secrets, ``finops-sim:grafanaAdminPassword`` (optional: random when absent) and
-``finops-sim:alertSlackWebhookUrl`` (required with ``observability.alerts.slackChannel``).
+``finops-sim:alertSlackWebhookUrl`` (required with ``observability.alerts.receiver: slack``).
 Keys are camelCase, as Pulumi config usually is. A bad value stops the program with the file, the
 key path, the value and what is allowed.
 """
@@ -170,11 +170,16 @@ class AlertConfig(_Config):
     ai_spend_per_hour_usd: float = Field(default=5.0, gt=0)
     budget_warning_ratio: float = Field(default=0.8, gt=0, lt=1)
     cache_hit_ratio_min: float = Field(default=0.05, ge=0, lt=1)
+    receiver: Literal["none", "slack"] = Field(
+        default="none",
+        description="where Alertmanager sends the alerts: nowhere, or to the Slack incoming "
+        f"webhook whose URL is the secret {PROJECT}:{SLACK_WEBHOOK_SECRET}",
+    )
     slack_channel: str | None = Field(
         default=None,
-        pattern=r"^#?[a-z0-9][a-z0-9._-]{0,79}$",
-        description="Slack channel every alert goes to, through the incoming-webhook URL in the "
-        f"secret {PROJECT}:{SLACK_WEBHOOK_SECRET}; unset, alerts are sent nowhere",
+        pattern=r"^#?[a-z0-9_-]{1,80}$",
+        description="overrides the webhook's channel (legacy webhooks only: a Slack app's "
+        "webhook always posts to the channel it was created for)",
     )
 
 
@@ -443,6 +448,27 @@ def require_user_values(config: StackConfig) -> None:
                 '"$(curl -s https://checkip.amazonaws.com)/32"\n'
                 "or set endpointPublicAccess: false"
             )
+
+
+def require_alert_secret(config: StackConfig, webhook_url_set: bool) -> str | None:
+    """Refuse a Slack receiver without its webhook secret before anything is created; returns a
+    warning when the secret is set but no receiver uses it."""
+    receiver = config.platform.observability.alerts.receiver
+    key = f"{PROJECT}:{SLACK_WEBHOOK_SECRET}"
+    if receiver == "slack" and not webhook_url_set:
+        source = str(stack_file(config.stack).relative_to(STACKS_DIR.parent))
+        raise ConfigError(
+            f"{source}: `{PROJECT}:platform.observability.alerts.receiver` is 'slack', so the "
+            f"secret `{key}` is required (a Slack incoming-webhook URL). Set it with:\n"
+            f"  pulumi config set --stack {config.stack} --secret {key} "
+            "https://hooks.slack.com/services/...\nor set the receiver to 'none'"
+        )
+    if receiver == "none" and webhook_url_set:
+        return (
+            f"the secret `{key}` is set but `{PROJECT}:platform.observability.alerts.receiver` "
+            "is 'none': the alerts are sent nowhere"
+        )
+    return None
 
 
 def stack_file(stack: str) -> Path:

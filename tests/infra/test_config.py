@@ -55,6 +55,10 @@ def values_with(change) -> dict:
             lambda p: p.setdefault("observability", {}).update(alerts={"slackChannel": "Fin Ops"}),
             "`finops-sim:platform.observability.alerts.slackChannel`: value 'Fin Ops'",
         ),
+        (
+            lambda p: p.setdefault("observability", {}).update(alerts={"receiver": "email"}),
+            "`finops-sim:platform.observability.alerts.receiver`: value 'email'",
+        ),
     ],
 )
 def test_bad_values_are_reported_with_file_and_key(change, expected):

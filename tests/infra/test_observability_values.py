@@ -62,18 +62,28 @@ def test_without_a_slack_channel_alertmanager_keeps_the_charts_routing():
     assert "secrets" not in values["alertmanager"]["alertmanagerSpec"]
 
 
-def test_a_slack_channel_routes_every_alert_but_the_watchdog_there_by_a_mounted_secret():
-    config = ObservabilityConfig(alerts=AlertConfig(slackChannel="finops-alerts"))
+SILENT_ROUTES = [
+    {"receiver": "null", "matchers": ['alertname = "Watchdog"']},
+    {"receiver": "null", "matchers": ['alertname = "InfoInhibitor"']},
+]
+
+
+def test_the_slack_receiver_gets_every_alert_but_the_silent_ones_from_a_mounted_secret():
+    config = ObservabilityConfig(alerts=AlertConfig(receiver="slack"))
     alertmanager = helm_values(config, on_eks=True)["alertmanager"]
     assert alertmanager["alertmanagerSpec"]["secrets"] == ["alertmanager-receivers"]
     route = alertmanager["config"]["route"]
-    assert route["receiver"] == "slack"
-    assert route["routes"] == [{"receiver": "null", "matchers": ['alertname = "Watchdog"']}]
+    assert route["receiver"] == "slack" and route["routes"] == SILENT_ROUTES
     receivers = {r["name"]: r for r in alertmanager["config"]["receivers"]}
     assert receivers["null"] == {"name": "null"}
     (slack,) = receivers["slack"]["slack_configs"]
-    assert slack == {"api_url_file": SLACK_URL_FILE, "channel": "#finops-alerts",
-                     "send_resolved": True}  # fmt: skip
+    assert slack == {"api_url_file": SLACK_URL_FILE, "send_resolved": True}  # the webhook's channel
+
+
+def test_a_slack_channel_overrides_the_webhooks_own():
+    config = ObservabilityConfig(alerts=AlertConfig(receiver="slack", slackChannel="finops"))
+    receivers = helm_values(config, on_eks=False)["alertmanager"]["config"]["receivers"]
+    assert receivers[1]["slack_configs"][0]["channel"] == "#finops"
 
 
 def test_the_chart_renders_a_valid_alertmanager_config_that_reaches_slack(tmp_path):
@@ -81,7 +91,7 @@ def test_the_chart_renders_a_valid_alertmanager_config_that_reaches_slack(tmp_pa
     loads keeps the chart's inhibit rules, sends to Slack from the mounted file, and passes
     Alertmanager's own `amtool check-config`."""
     need_shared(CHARTS, "the sources of the charts the platform installs")
-    config = ObservabilityConfig(alerts=AlertConfig(slackChannel="finops"))
+    config = ObservabilityConfig(alerts=AlertConfig(receiver="slack"))
     release = {"id": "kps", "name": RELEASE_NAME, "namespace": NAMESPACE,
                "values": helm_values(config, on_eks=True), "skip_crds": True}  # fmt: skip
     objects = helm_template(release, CHARTS / "kube-prometheus-stack", [], tmp_path).objects
@@ -92,6 +102,8 @@ def test_the_chart_renders_a_valid_alertmanager_config_that_reaches_slack(tmp_pa
     text = base64.b64decode(config_secret["data"]["alertmanager.yaml"]).decode()
     rendered = yaml.safe_load(text)
     assert rendered["route"]["receiver"] == "slack"
+    assert rendered["route"]["routes"] == SILENT_ROUTES
+    assert rendered["route"]["group_by"] == ["namespace"], "the chart's grouping is kept"
     assert rendered["inhibit_rules"], "the chart's inhibit rules are kept"
     slack = next(r for r in rendered["receivers"] if r["name"] == "slack")["slack_configs"][0]
     assert slack["api_url_file"] == SLACK_URL_FILE and "api_url" not in slack

@@ -9,6 +9,7 @@ import pytest
 
 from finops_common.config import ConfigError
 from finops_platform import versions
+from finops_platform.config import require_alert_secret
 from finops_platform.render import load_stack, record
 from tests.infra.support import recorded
 
@@ -175,22 +176,30 @@ def test_local_stack_creates_no_aws_resources_and_no_karpenter():
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/XXXX"
 
 
-def with_slack_channel(config):
+def with_slack_receiver(config):
     observability = config.platform.observability
-    alerts = observability.alerts.model_copy(update={"slack_channel": "#finops"})
+    alerts = observability.alerts.model_copy(update={"receiver": "slack"})
     platform = config.platform.model_copy(
         update={"observability": observability.model_copy(update={"alerts": alerts})}
     )
     return config.model_copy(update={"platform": platform})
 
 
-def test_a_slack_channel_needs_its_webhook_secret_which_alertmanager_mounts():
-    config = with_slack_channel(load_stack("optimized"))
+def test_a_slack_receiver_without_its_secret_is_refused_before_anything_is_created():
+    config = with_slack_receiver(load_stack("optimized"))
     with pytest.raises(ConfigError) as info:
-        record(config)
-    assert "stacks/Pulumi.optimized.yaml" in str(info.value)
-    assert "pulumi config set --secret alertSlackWebhookUrl" in str(info.value)
+        require_alert_secret(config, webhook_url_set=False)
+    message = str(info.value)
+    assert "stacks/Pulumi.optimized.yaml" in message
+    assert "`finops-sim:platform.observability.alerts.receiver` is 'slack'" in message
+    assert "pulumi config set --stack optimized --secret finops-sim:alertSlackWebhookUrl" in message
+    assert require_alert_secret(config, webhook_url_set=True) is None
+    unused = require_alert_secret(load_stack("optimized"), webhook_url_set=True)
+    assert unused is not None and "sent nowhere" in unused
 
+
+def test_the_slack_receiver_mounts_the_webhook_secret_the_release_waits_for():
+    config = with_slack_receiver(load_stack("optimized"))
     pulumi.runtime.set_config("finops-sim:alertSlackWebhookUrl", SLACK_URL)
     try:
         recording = record(config)
@@ -200,6 +209,17 @@ def test_a_slack_channel_needs_its_webhook_secret_which_alertmanager_mounts():
     assert secret.inputs["metadata"]["name"] == "alertmanager-receivers"
     assert secret.inputs["metadata"]["namespace"] == "monitoring"
     assert secret.inputs["stringData"] == {"slack-webhook-url": SLACK_URL}
-    values = one(recording, "kubernetes:helm.sh/v3:Release", "observability-chart").inputs["values"]
+    release = one(recording, "kubernetes:helm.sh/v3:Release", "observability-chart")
+    values = release.inputs["values"]
     assert values["alertmanager"]["alertmanagerSpec"]["secrets"] == ["alertmanager-receivers"]
     assert SLACK_URL not in json.dumps(values)
+    waits_for = recording.monitor.dependencies(release.typ, release.name)
+    assert (secret.typ, secret.name) in waits_for
+
+
+def test_a_mocked_run_of_a_slack_stack_mounts_a_stand_in_it_never_sends_to():
+    """`finops-sim render` and the tests read no secrets: a committed receiver must not stop
+    them."""
+    recording = record(with_slack_receiver(load_stack("optimized")))
+    secret = one(recording, "kubernetes:core/v1:Secret", "observability-alertmanager-receivers")
+    assert secret.inputs["stringData"]["slack-webhook-url"].endswith(".invalid/mocked-run")

@@ -83,9 +83,8 @@ def helm_values(config: ObservabilityConfig, on_eks: bool) -> dict[str, Any]:
             },
         },
     }
-    channel = config.alerts.slack_channel
-    if channel is not None:
-        values["alertmanager"]["config"] = alertmanager_routing(channel)
+    if config.alerts.receiver == "slack":
+        values["alertmanager"]["config"] = alertmanager_routing(config.alerts.slack_channel)
         alertmanager_spec["secrets"] = [RECEIVERS_SECRET]
     if on_eks:
         prometheus_spec["storageSpec"] = {
@@ -106,30 +105,31 @@ def helm_values(config: ObservabilityConfig, on_eks: bool) -> dict[str, Any]:
     return values
 
 
-def alertmanager_routing(channel: str) -> dict[str, Any]:
-    """Every alert but the always-firing Watchdog to Slack, and again when it resolves. The
-    webhook URL is read from the mounted Secret, so it is in neither the Helm values nor the
-    Alertmanager config. Helm replaces lists, so the route's sub-routes and the receivers are the
-    chart's own plus Slack; its inhibit rules, grouping and templates stay."""
+# The chart's alerts that are not news: Watchdog always fires (it proves the pipeline works) and
+# InfoInhibitor only mutes info alerts. The chart routes them to its null receiver.
+SILENT_ALERTS = ("Watchdog", "InfoInhibitor")
+
+
+def alertmanager_routing(channel: str | None) -> dict[str, Any]:
+    """Every alert but the silent ones to Slack, and again when it resolves. The webhook URL is
+    read from the mounted Secret, so it is in neither the Helm values nor the Alertmanager config.
+    Helm replaces lists, so the sub-routes and receivers are the chart's null ones plus Slack; its
+    grouping, inhibit rules and templates stay."""
+    slack: dict[str, Any] = {
+        "api_url_file": f"/etc/alertmanager/secrets/{RECEIVERS_SECRET}/{SLACK_URL_KEY}",
+        "send_resolved": True,
+    }
+    if channel is not None:
+        slack["channel"] = channel if channel.startswith("#") else f"#{channel}"
     return {
         "route": {
             "receiver": SLACK_RECEIVER,
-            "routes": [{"receiver": "null", "matchers": ['alertname = "Watchdog"']}],
+            "routes": [
+                {"receiver": "null", "matchers": [f'alertname = "{name}"']}
+                for name in SILENT_ALERTS
+            ],
         },
-        "receivers": [
-            {"name": "null"},
-            {
-                "name": SLACK_RECEIVER,
-                "slack_configs": [
-                    {
-                        "api_url_file": f"/etc/alertmanager/secrets/{RECEIVERS_SECRET}/"
-                        f"{SLACK_URL_KEY}",
-                        "channel": channel if channel.startswith("#") else f"#{channel}",
-                        "send_resolved": True,
-                    }
-                ],
-            },
-        ],
+        "receivers": [{"name": "null"}, {"name": SLACK_RECEIVER, "slack_configs": [slack]}],
     }
 
 

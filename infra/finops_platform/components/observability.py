@@ -10,18 +10,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from finops_common.config import ConfigError
-
 from .. import versions
 from ..builders import observability as build
-from ..config import (
-    PROJECT,
-    SLACK_WEBHOOK_SECRET,
-    STACKS_DIR,
-    KarpenterConfig,
-    ObservabilityConfig,
-    stack_file,
-)
+from ..config import KarpenterConfig, ObservabilityConfig
 
 
 @dataclass(frozen=True)
@@ -30,7 +21,7 @@ class ObservabilityArgs:
     karpenter: KarpenterConfig | None
     provider: k8s.Provider
     grafana_admin_password: pulumi.Input[str] | None
-    # The Slack incoming-webhook URL, a Pulumi secret; required with alerts.slackChannel.
+    # The Slack incoming-webhook URL, a Pulumi secret; set when alerts.receiver is slack.
     slack_webhook_url: pulumi.Input[str] | None
     # On EKS: the system node group, add-ons and StorageClass; none on an existing cluster.
     depends_on: list[pulumi.Resource]
@@ -127,18 +118,10 @@ class Observability(pulumi.ComponentResource):
     def _receivers_secret(
         name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions
     ) -> list[k8s.core.v1.Secret]:
-        """The Secret Alertmanager mounts for its Slack receiver, when a channel is set."""
-        if args.config.alerts.slack_channel is None:
+        """The Secret Alertmanager mounts for its Slack receiver."""
+        if args.config.alerts.receiver != "slack":
             return []
-        if args.slack_webhook_url is None:
-            source = stack_file(pulumi.get_stack()).relative_to(STACKS_DIR.parent)
-            raise ConfigError(
-                f"{source}: `{PROJECT}:platform.observability.alerts.slackChannel` is set, so the "
-                "secret "
-                f"`{PROJECT}:{SLACK_WEBHOOK_SECRET}` is required (a Slack incoming-webhook URL). "
-                f"Set it with:\n  pulumi config set --secret {SLACK_WEBHOOK_SECRET} "
-                "https://hooks.slack.com/services/...\nor remove slackChannel"
-            )
+        assert args.slack_webhook_url is not None  # program.load_config refuses a stack without
         url = pulumi.Output.secret(pulumi.Output.from_input(args.slack_webhook_url))
         return [
             k8s.core.v1.Secret(
