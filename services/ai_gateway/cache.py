@@ -3,11 +3,14 @@
 Each replica also keeps the answers it has just written or read in a small LRU table in front of
 the store: an exact hit found there costs no round trip. An entry never changes once written, so
 a kept copy is never stale; it expires when the shared one does (its TTL is read from the store
-when a replica first reads the entry).
+when a replica first reads the entry). The store does not see those hits, so under memory
+pressure its LRU would take the hottest answers for idle ones: a kept hit touches the stored entry
+once a minute at most.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 from .store import Clock, ExpiringLRU, Store, StoreUnavailable
 
 NAMESPACE = "cache:exact:"
+# How often a kept answer that keeps being hit marks its stored entry as used (one TOUCH).
+TOUCH_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,12 @@ def exact_key(team: str, canonical_request: str) -> str:
     return f"{NAMESPACE}{team}:{digest}"
 
 
+@dataclass
+class _Kept:
+    answer: CachedCompletion
+    touched_at: float  # when the stored entry was last read, written or touched
+
+
 class KeptAnswers:
     """The answers one replica keeps in front of the store (``entries`` of them, least recently
     used out first; 0 keeps none): both caches read and write their answers through it."""
@@ -44,16 +55,20 @@ class KeptAnswers:
     def __init__(self, store: Store, entries: int, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self._kept: ExpiringLRU[CachedCompletion] | None = (
-            ExpiringLRU(entries, clock) if entries else None
-        )
+        self._kept: ExpiringLRU[_Kept] | None = ExpiringLRU(entries, clock) if entries else None
 
     async def read(self, key: str, expires_at: float | None = None) -> CachedCompletion | None:
         """The answer under ``key``, kept until ``expires_at`` (when the caller does not know
         it, the key's remaining TTL is asked of the store, once)."""
         kept = None if self._kept is None else self._kept.get(key)
         if kept is not None:
-            return kept
+            now = self._clock()
+            if now - kept.touched_at >= TOUCH_INTERVAL_S:
+                kept.touched_at = now
+                # Served from the copy all the same if the store is down; the next interval retries.
+                with contextlib.suppress(StoreUnavailable):
+                    await self._store.touch(key)
+            return kept.answer
         raw = await self._store.get(key)
         if not raw:
             return None
@@ -65,13 +80,14 @@ class KeptAnswers:
                 left = None  # served all the same, just not kept
             expires_at = None if left is None else self._clock() + left
         if self._kept is not None and expires_at is not None:
-            self._kept.put(key, answer, expires_at)
+            self._kept.put(key, _Kept(answer, self._clock()), expires_at)
         return answer
 
     async def write(self, key: str, answer: CachedCompletion, ttl_seconds: int) -> None:
         """Store ``answer`` under ``key``, and keep it."""
         if self._kept is not None:
-            self._kept.put(key, answer, self._clock() + ttl_seconds)
+            now = self._clock()
+            self._kept.put(key, _Kept(answer, now), now + ttl_seconds)
         await self._store.set(key, json.dumps(vars(answer)).encode(), ttl_seconds)
 
 

@@ -65,6 +65,10 @@ class Store(Protocol):
         """Seconds until ``key`` expires; None when it is absent (or never expires)."""
         ...
 
+    async def touch(self, key: str) -> None:
+        """Mark ``key`` as just used, for the store's own LRU eviction, without reading it."""
+        ...
+
     async def get_bulk(self, key: str) -> bytes | None:
         """:meth:`get` for a large value (a semantic snapshot, tens of MB)."""
         ...
@@ -161,6 +165,9 @@ class MemoryStore:
     async def ttl(self, key: str) -> float | None:
         return self._data.time_left(key)
 
+    async def touch(self, key: str) -> None:
+        self._data.get(key)
+
     async def get_bulk(self, key: str) -> bytes | None:
         return await self.get(key)
 
@@ -218,6 +225,12 @@ class RedisStore:
         except RespError as exc:
             raise StoreUnavailable(f"redis pttl failed: {exc}") from exc
         return int(left_ms) / 1000 if int(left_ms) >= 0 else None
+
+    async def touch(self, key: str) -> None:
+        try:
+            await self.client.execute("TOUCH", KEY_PREFIX + key)
+        except RespError as exc:
+            raise StoreUnavailable(f"redis touch failed: {exc}") from exc
 
     async def get_bulk(self, key: str) -> bytes | None:
         return await self._get(self._bulk, key)

@@ -58,3 +58,25 @@ async def test_kept_copies_are_bounded_least_recently_used_first(store, clock):
     for key in keys:
         await store.set(key, b"", 1)
     assert [await cache.get(key) is not None for key in keys] == [True, False, True]
+
+
+async def test_a_kept_hit_touches_the_stored_answer_once_a_minute(flush_valkey, clock):
+    """The store does not see hits answered from a kept copy: without a touch, its LRU would take
+    the hottest answer for an idle one (Valkey's OBJECT IDLETIME, in whole seconds)."""
+    import asyncio
+
+    store = RedisStore(flush_valkey, clock)
+    stored = "finops:" + KEY
+    try:
+        cache = ExactCache(store, 3600, local_entries=8, clock=clock)
+        await cache.put(KEY, ANSWER)
+        await asyncio.sleep(2.1)
+        assert await store.client.execute("OBJECT", "IDLETIME", stored) >= 2
+        clock.advance(59)
+        assert await cache.get(KEY) == ANSWER  # within the minute: no round trip
+        assert await store.client.execute("OBJECT", "IDLETIME", stored) >= 2
+        clock.advance(1)
+        assert await cache.get(KEY) == ANSWER
+        assert await store.client.execute("OBJECT", "IDLETIME", stored) <= 1
+    finally:
+        await store.close()
