@@ -110,6 +110,18 @@ def _watch(
         bar.update((_count_lines(request_log) if options.requests else total) - bar.n)
 
 
+GATEWAY_WARNING = "WARNING ai_gateway: "
+
+
+def startup_warnings(gateway_log: Path) -> list[str]:
+    """What the gateway warned about while starting (routing without its embedding head, say):
+    its log goes to a file, and whoever runs the simulation should see it."""
+    lines = gateway_log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [
+        line.removeprefix(GATEWAY_WARNING) for line in lines if line.startswith(GATEWAY_WARNING)
+    ]
+
+
 def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
     logs = out / "logs"
     request_log = out / f"requests-{phase}.jsonl"
@@ -142,6 +154,8 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
             raise SimulationError(
                 f"the {phase} gateway did not start: {exc}. Its log: {gateway_log}"
             ) from exc
+        for warning in startup_warnings(gateway_log):
+            print(f"finops-sim: the {phase} gateway warns: {warning}", file=sys.stderr)
         cmd = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
             "-u", str(options.users), "-r", str(options.users), "--host", gateway.url,

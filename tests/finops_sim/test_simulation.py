@@ -129,7 +129,7 @@ def test_tight_budgets_show_up_as_rejections_and_budget_savings(fast_scenario, t
         assert team_spend <= 0.05 + 1e-9
 
 
-def test_duration_mode_replays_the_same_workload_in_both_phases(fast_scenario, tmp_path):
+def test_duration_mode_replays_the_same_workload_in_both_phases(fast_scenario, tmp_path, capsys):
     results = run(
         RunOptions(fast_scenario, tmp_path, requests=None, duration_s=3, embedder="lexical")
     )
@@ -137,6 +137,11 @@ def test_duration_mode_replays_the_same_workload_in_both_phases(fast_scenario, t
     assert before.requests > 50
     assert after.requests == before.requests
     assert results.comparison.unattributed_usd == pytest.approx(0.0, abs=1e-6)
+    # The lexical embedder leaves the optimized gateway's router on its features-only head: the
+    # gateway says so in its log, and the run relays it to the terminal (routing saves less).
+    relayed = capsys.readouterr().err
+    assert "finops-sim: the optimized gateway warns: the learned router was trained on" in relayed
+    assert "the unoptimized gateway warns" not in relayed
 
 
 def test_each_phase_records_the_gateway_process_cpu_and_memory(first_run):
