@@ -5,11 +5,12 @@ the store: an exact hit found there costs no round trip. An entry never changes 
 a kept copy is never stale; it expires when the shared one does (its TTL is read from the store
 when a replica first reads the entry). The store does not see those hits, so under memory
 pressure its LRU would take the hottest answers for idle ones: a kept hit touches the stored entry
-once a minute at most.
+once a minute at most, in the background, so a stalled store never delays the hit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -56,6 +57,7 @@ class KeptAnswers:
         self._store = store
         self._clock = clock
         self._kept: ExpiringLRU[_Kept] | None = ExpiringLRU(entries, clock) if entries else None
+        self._touching: set[asyncio.Task[None]] = set()  # referenced until done
 
     async def read(self, key: str, expires_at: float | None = None) -> CachedCompletion | None:
         """The answer under ``key``, kept until ``expires_at`` (when the caller does not know
@@ -65,9 +67,9 @@ class KeptAnswers:
             now = self._clock()
             if now - kept.touched_at >= TOUCH_INTERVAL_S:
                 kept.touched_at = now
-                # Served from the copy all the same if the store is down; the next interval retries.
-                with contextlib.suppress(StoreUnavailable):
-                    await self._store.touch(key)
+                touch = asyncio.ensure_future(self._touch(key))
+                self._touching.add(touch)
+                touch.add_done_callback(self._touching.discard)
             return kept.answer
         raw = await self._store.get(key)
         if not raw:
@@ -82,6 +84,11 @@ class KeptAnswers:
         if self._kept is not None and expires_at is not None:
             self._kept.put(key, _Kept(answer, self._clock()), expires_at)
         return answer
+
+    async def _touch(self, key: str) -> None:
+        # A store that is down misses one touch; the next interval sends another.
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.touch(key)
 
     async def write(self, key: str, answer: CachedCompletion, ttl_seconds: int) -> None:
         """Store ``answer`` under ``key``, and keep it."""

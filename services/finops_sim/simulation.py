@@ -154,8 +154,15 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
             raise SimulationError(
                 f"the {phase} gateway did not start: {exc}. Its log: {gateway_log}"
             ) from exc
-        for warning in startup_warnings(gateway_log):
+        warnings = startup_warnings(gateway_log)
+        for warning in warnings:
             print(f"finops-sim: the {phase} gateway warns: {warning}", file=sys.stderr)
+        if warnings and options.embedder == "lexical":
+            print(
+                "finops-sim: this run chose its embedder with --embedder lexical, over any "
+                "config's cache.semantic.embedder: --embedder model2vec uses the model",
+                file=sys.stderr,
+            )
         cmd = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
             "-u", str(options.users), "-r", str(options.users), "--host", gateway.url,

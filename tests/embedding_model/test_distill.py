@@ -1,8 +1,8 @@
 """The model `make embedding-model` distils (embedding-model/distill.py, also the gateway image's
 first stage) is the one the router was trained on and the semantic cache was tuned with.
 
-It needs PyTorch (about 1 GB, in a venv of its own), so these tests run once it is built: CI builds
-it (.ci/run); on a clone, `make embedding-model` first.
+It needs PyTorch (about 1.5 GB, in a venv of its own), so these tests run once it is built: CI
+builds it (.ci/run); on a clone, `make embedding-model` first.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.paths import EMBEDDING_MODEL, REPO
 BUILT = REPO / BUILT_MODEL_FOLDER
 pytestmark = pytest.mark.skipif(
     not (BUILT / "model.safetensors").is_file(),
-    reason=f"needs {BUILT}: run `make embedding-model` (PyTorch, about 1 GB; CI builds it)",
+    reason=f"needs {BUILT}: run `make embedding-model` (PyTorch, about 1.5 GB; CI builds it)",
 )
 needs_shared = pytest.mark.skipif(
     not EMBEDDING_MODEL.is_dir(), reason=f"compares with {EMBEDDING_MODEL}, which is missing"

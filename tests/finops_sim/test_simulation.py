@@ -142,6 +142,7 @@ def test_duration_mode_replays_the_same_workload_in_both_phases(fast_scenario, t
     relayed = capsys.readouterr().err
     assert "finops-sim: the optimized gateway warns: the learned router was trained on" in relayed
     assert "the unoptimized gateway warns" not in relayed
+    assert "--embedder model2vec uses the model" in relayed  # the run's own switch, not a config's
 
 
 def test_each_phase_records_the_gateway_process_cpu_and_memory(first_run):
