@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from datetime import UTC, datetime
 
@@ -281,84 +282,76 @@ async def test_the_period_before_expires_once_a_new_period_starts(flush_valkey):
         await store.close()
 
 
-async def test_reading_a_budget_releases_the_holds_that_ran_out(flush_valkey, monkeypatch):
+ONE_DOLLAR_A_MONTH = TeamLimits(to_nanos(1.0), "month", None, None)
+HOLD_RUNS_OUT_S = 2.1  # past the one-second hold of the short_holds ledger
+
+
+@pytest.fixture
+async def short_holds(flush_valkey, monkeypatch):
+    """A Redis ledger whose reservations hold for one second instead of an hour, and its store."""
+    from ai_gateway import budgets
+
+    monkeypatch.setattr(budgets, "RESERVATION_HOLD_S", 1)
+    store = RedisStore(flush_valkey)
+    try:
+        yield RedisLedger(store.client), store
+    finally:
+        await store.close()
+
+
+async def test_reading_a_budget_releases_the_holds_that_ran_out(short_holds):
     """/v1/budgets and every replica's periodic refresh read the ledger: a lost reservation stops
     counting there once its hold runs out, without waiting for the team's next reservation, and
     is released once."""
-    import asyncio
-
-    from ai_gateway import budgets
-
-    monkeypatch.setattr(budgets, "RESERVATION_HOLD_S", 1)
-    store = RedisStore(flush_valkey)
-    try:
-        ledger, now = RedisLedger(store.client), datetime.now(UTC)
-        limits = TeamLimits(to_nanos(1.0), "month", None, None)
-        w = window("quiet", "month", now)
-        lost = Reservation(w, to_nanos(0.9), 0)
-        assert (await ledger.reserve(lost, limits, now))[0] == "ok"  # its reply "lost"
-        assert await ledger.usage(w) == (0, to_nanos(0.9))
-        await asyncio.sleep(2.1)
-        assert await ledger.usage(w) == (0, 0)
-        assert await ledger.usage(w) == (0, 0)
-        await ledger.settle(lost, to_nanos(0.3), 0)  # it did finish after all
-        assert await ledger.usage(w) == (to_nanos(0.3), 0)
-    finally:
-        await store.close()
+    ledger, _ = short_holds
+    now = datetime.now(UTC)
+    w = window("quiet", "month", now)
+    lost = Reservation(w, to_nanos(0.9), 0)
+    assert (await ledger.reserve(lost, ONE_DOLLAR_A_MONTH, now))[0] == "ok"  # its reply "lost"
+    assert await ledger.usage(w) == (0, to_nanos(0.9))
+    await asyncio.sleep(HOLD_RUNS_OUT_S)
+    assert await ledger.usage(w) == (0, 0)
+    assert await ledger.usage(w) == (0, 0)
+    await ledger.settle(lost, to_nanos(0.3), 0)  # it did finish after all
+    assert await ledger.usage(w) == (to_nanos(0.3), 0)
 
 
-async def test_holds_outliving_their_budget_hash_are_dropped_not_subtracted(
-    flush_valkey, monkeypatch
-):
+async def test_holds_outliving_their_budget_hash_are_dropped_not_subtracted(short_holds):
     """An operator who deletes a team's budget hash (to reset its spend) leaves its holds behind:
     releasing them must not write a negative reserved total, which would lift the budget."""
-    import asyncio
+    ledger, store = short_holds
+    now = datetime.now(UTC)
+    w = window("reset", "month", now)
 
-    from ai_gateway import budgets
-    from ai_gateway.store import KEY_PREFIX
+    def reserve(usd: float):
+        return ledger.reserve(Reservation(w, to_nanos(usd), 0), ONE_DOLLAR_A_MONTH, now)
 
-    monkeypatch.setattr(budgets, "RESERVATION_HOLD_S", 1)
-    store = RedisStore(flush_valkey)
-    try:
-        ledger, now = RedisLedger(store.client), datetime.now(UTC)
-        limits = TeamLimits(to_nanos(1.0), "month", None, None)
-        w = window("reset", "month", now)
-        assert (await ledger.reserve(Reservation(w, to_nanos(0.9), 0), limits, now))[0] == "ok"
-        await store.client.execute("DEL", KEY_PREFIX + w.budget_key)
-        await asyncio.sleep(2.1)
-        assert await ledger.usage(w) == (0, 0)
-        assert await store.client.execute("EXISTS", KEY_PREFIX + w.budget_key) == 0
-        assert await store.client.execute("ZCARD", KEY_PREFIX + w.holds_key) == 0
-        assert (await ledger.reserve(Reservation(w, to_nanos(1.0), 0), limits, now))[0] == "ok"
-        assert (await ledger.reserve(Reservation(w, to_nanos(0.1), 0), limits, now))[0] == "budget"
-    finally:
-        await store.close()
+    assert (await reserve(0.9))[0] == "ok"
+    await store.client.execute("DEL", KEY_PREFIX + w.budget_key)
+    await asyncio.sleep(HOLD_RUNS_OUT_S)
+    assert await ledger.usage(w) == (0, 0)
+    assert await store.client.execute("EXISTS", KEY_PREFIX + w.budget_key) == 0
+    assert await store.client.execute("ZCARD", KEY_PREFIX + w.holds_key) == 0
+    assert (await reserve(1.0))[0] == "ok"
+    assert (await reserve(0.1))[0] == "budget"
 
 
-async def test_a_reservation_nobody_settles_is_released_after_its_hold(flush_valkey, monkeypatch):
+async def test_a_reservation_nobody_settles_is_released_after_its_hold(short_holds):
     """A reply lost after the script ran leaves a reservation the gateway will never settle.
     Its hold runs out, and the next reservation releases it; a settlement that still comes later
     records the cost without releasing the hold twice."""
-    import asyncio
-
-    from ai_gateway import budgets
-
-    monkeypatch.setattr(budgets, "RESERVATION_HOLD_S", 1)
-    store = RedisStore(flush_valkey)
-    try:
-        ledger, now = RedisLedger(store.client), datetime.now(UTC)
-        limits = TeamLimits(to_nanos(1.0), "month", None, None)
-        w = window("blip", "month", now)
-        lost = Reservation(w, to_nanos(0.9), 0)
-        assert (await ledger.reserve(lost, limits, now))[0] == "ok"  # its reply "lost"
-        assert (await ledger.reserve(Reservation(w, to_nanos(0.5), 0), limits, now))[0] == "budget"
-        await asyncio.sleep(2.1)
-        later = Reservation(w, to_nanos(0.5), 0)
-        assert (await ledger.reserve(later, limits, now))[0] == "ok"
-        assert await ledger.usage(w) == (0, to_nanos(0.5))
-        await ledger.settle(lost, to_nanos(0.3), 0)  # it did finish after all
-        assert await ledger.usage(w) == (to_nanos(0.3), to_nanos(0.5))
-        await ledger.settle(later, to_nanos(0.2), 0)
-        assert await ledger.usage(w) == (to_nanos(0.5), 0)
-    finally:
-        await store.close()
+    ledger, _ = short_holds
+    now = datetime.now(UTC)
+    w = window("blip", "month", now)
+    lost = Reservation(w, to_nanos(0.9), 0)
+    assert (await ledger.reserve(lost, ONE_DOLLAR_A_MONTH, now))[0] == "ok"  # its reply "lost"
+    more = Reservation(w, to_nanos(0.5), 0)
+    assert (await ledger.reserve(more, ONE_DOLLAR_A_MONTH, now))[0] == "budget"
+    await asyncio.sleep(HOLD_RUNS_OUT_S)
+    later = Reservation(w, to_nanos(0.5), 0)
+    assert (await ledger.reserve(later, ONE_DOLLAR_A_MONTH, now))[0] == "ok"
+    assert await ledger.usage(w) == (0, to_nanos(0.5))
+    await ledger.settle(lost, to_nanos(0.3), 0)  # it did finish after all
+    assert await ledger.usage(w) == (to_nanos(0.3), to_nanos(0.5))
+    await ledger.settle(later, to_nanos(0.2), 0)
+    assert await ledger.usage(w) == (to_nanos(0.5), 0)
