@@ -24,7 +24,7 @@ from finops_common.phases import Phase
 from . import versions
 
 PROJECT = "finops-sim"
-# The Pulumi secret holding the Slack incoming-webhook URL of observability.alerts.slackChannel.
+# The Pulumi secret holding the Slack incoming-webhook URL of observability.alerts.receiver: slack.
 SLACK_WEBHOOK_SECRET = "alertSlackWebhookUrl"
 STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"
 CapacityType = Literal["spot", "on-demand"]

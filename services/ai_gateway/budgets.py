@@ -237,11 +237,6 @@ class MemoryLedger:
         return budget.get("spent", 0), budget.get("reserved", 0)
 
 
-# The current period's budget hash has no TTL: a store at its memory limit evicts with
-# volatile-lru (ElastiCache's default), which only takes keys that have one, so the
-# ledger is never evicted for the caches' sake. The period before's hash gets a day's TTL once
-# this period's first reservation is made; a settlement of an ended period's request gives its
-# hash one too.
 def _release_expired_holds(budget: str, holds: str) -> str:
     """Lua that releases the reservations whose hold ran out, and sets ``now``: run first by each
     script that reads the reserved total, so neither an admission nor a report counts them. Holds
@@ -260,6 +255,11 @@ end
 """
 
 
+# The current period's budget hash has no TTL: a store at its memory limit evicts with
+# volatile-lru (ElastiCache's default), which only takes keys that have one, so the
+# ledger is never evicted for the caches' sake. The period before's hash gets a day's TTL once
+# this period's first reservation is made; a settlement of an ended period's request gives its
+# hash one too.
 _RESERVE = Script(
     _release_expired_holds("KEYS[1]", "KEYS[5]")
     + """
