@@ -4,6 +4,11 @@
   loaded from a local folder or a published model name.
 - ``lexical``: hashed character n-grams. It needs no model and no download; it catches light
   rephrasings and little else, which makes it a safe fallback.
+
+``embed`` reads what the model reads (model2vec cuts a long text), which suits the router.
+``embed_whole`` is for the semantic cache: a vector of a cut text stands for its beginning
+alone, so two long prompts that share it would look identical, and the guard would then have to
+compare them whole (seconds of CPU at 1 MiB). It returns None for such a text.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ class Embedder(Protocol):
     dimensions: int
 
     def embed(self, text: str) -> np.ndarray: ...
+
+    def embed_whole(self, text: str) -> np.ndarray | None: ...
 
 
 def _normalised(vector: np.ndarray) -> np.ndarray:
@@ -59,20 +66,36 @@ class Model2VecEmbedder:
     def embed(self, text: str) -> np.ndarray:
         if not self._direct:
             return _normalised(self._model.encode([text])[0])
-        return _normalised(self._mean_vector(text))
+        return _normalised(self._mean_vector(self._token_ids(text)))
 
-    def _mean_vector(self, text: str) -> np.ndarray:
-        """``StaticModel.encode`` for one text, bit for bit, without its batching, progress bar
-        and dispatch (which cost more than the tokenizer on a short prompt): the same character
-        cut, token cut, unknown-token removal, mean in the model's dtype and normalisation."""
-        loaded = self._model
+    def embed_whole(self, text: str) -> np.ndarray | None:
+        """None past the model's window: ``max_length`` tokens, after a first cut at
+        ``max_length`` x the median token length in characters."""
+        if self._max_chars is not None and len(text) > self._max_chars:
+            return None
+        ids = self._token_ids(text)
+        if self._max_tokens is not None and len(ids) > self._max_tokens:
+            return None
+        if not self._direct:
+            return self.embed(text)
+        return _normalised(self._mean_vector(ids))
+
+    def _token_ids(self, text: str) -> list[int]:
+        """The ids ``StaticModel.encode`` embeds, before its token cut: the same character cut
+        and tokenizer. One text runs on this thread; the batch methods hand it to a thread
+        pool, which waits for a free core on a busy server."""
         if self._max_chars is not None:
             text = text[: self._max_chars]
         ids = None if self._wordpiece is None else self._wordpiece.ids(text)
         if ids is None:
-            # One text: ``encode`` runs on this thread; the batch methods hand it to a thread
-            # pool, which waits for a free core on a busy server.
-            ids = loaded.tokenizer.encode(text, add_special_tokens=False).ids
+            ids = self._model.tokenizer.encode(text, add_special_tokens=False).ids
+        return ids
+
+    def _mean_vector(self, ids: list[int]) -> np.ndarray:
+        """``StaticModel.encode`` for one text's ids, bit for bit, without its batching, progress
+        bar and dispatch (which cost more than the tokenizer on a short prompt): the same token
+        cut, unknown-token removal, mean in the model's dtype and normalisation."""
+        loaded = self._model
         if self._max_tokens is not None:
             ids = ids[: self._max_tokens]
         if loaded.unk_token_id is not None:
@@ -99,6 +122,12 @@ def _mean_accumulator(dtype: np.dtype) -> type[np.floating]:
     return np.float32 if dtype == np.float16 else dtype.type
 
 
+# The longest text the lexical embedder embeds whole: it hashes about 5 ms of n-grams per 1,000
+# characters, and the guard then compares every word. The same cut as minilm-l6-m2v-256's (512
+# tokens x 6 characters).
+LEXICAL_MAX_CHARS = 3072
+
+
 class LexicalEmbedder:
     """Character 3- to 5-grams of the lowercased words, hashed into a fixed number of buckets."""
 
@@ -116,6 +145,9 @@ class LexicalEmbedder:
                     bucket = int.from_bytes(hashlib.blake2b(gram, digest_size=4).digest(), "big")
                     vector[bucket % self.dimensions] += 1.0
         return _normalised(vector)
+
+    def embed_whole(self, text: str) -> np.ndarray | None:
+        return None if len(text) > LEXICAL_MAX_CHARS else self.embed(text)
 
 
 def open_embedder(kind: str, model: str | None) -> Embedder:

@@ -140,6 +140,13 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
+        self.semantic_skips = Counter(
+            "ai_semantic_skips",
+            "Requests the semantic cache neither looked up nor stored: too long for the embedder "
+            "to read whole, or nothing to embed.",
+            ["reason"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -244,10 +244,15 @@ class Gateway:
         if self.semantic is None or self.embedder is None:
             return None
         prompt = request.messages[-1].content
-        vector = self.embedder.embed(prompt)
+        vector = self.embedder.embed_whole(prompt)
+        if vector is None:
+            # Longer than the embedder reads: exact-cached only (embeddings.py says why).
+            self.meter.metrics.semantic_skips.labels(reason="too long").inc()
+            return None
         if not np.isfinite(vector).all() or not np.any(vector):
             # No embeddable content (empty, zero-width, emoji only): a zero vector would be
             # "identical" to every other one, so such a prompt is never looked up nor stored.
+            self.meter.metrics.semantic_skips.labels(reason="no content").inc()
             return None
         return SemanticProbe(semantic_scope(team, tier, request), prompt, vector)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ai_gateway.embeddings import (
+    LEXICAL_MAX_CHARS,
     EmbedderUnavailable,
     LexicalEmbedder,
     Model2VecEmbedder,
@@ -64,3 +65,33 @@ def test_model2vec_fast_path_is_model2vec_encode_bit_for_bit(dtype):
         vector = embedder.embed(text)
         assert vector.dtype == reference.dtype == np.float32
         assert np.array_equal(vector, reference), text
+
+
+def test_lexical_embeds_whole_texts_up_to_its_window_only():
+    embedder = LexicalEmbedder()
+    inside = "cancel my order " * (LEXICAL_MAX_CHARS // 16)
+    assert len(inside) <= LEXICAL_MAX_CHARS
+    whole = embedder.embed_whole(inside)
+    assert whole is not None and np.array_equal(whole, embedder.embed(inside))
+    assert embedder.embed_whole(inside + "x" * (LEXICAL_MAX_CHARS - len(inside) + 1)) is None
+
+
+@pytest.mark.skipif(
+    not EMBEDDING_MODEL.exists(), reason=f"the model2vec model is not at {EMBEDDING_MODEL}"
+)
+def test_model2vec_embeds_whole_only_what_it_reads_whole():
+    """A text past the model's window (its characters or its tokens) has no whole vector; one
+    inside it has exactly the vector ``embed`` gives."""
+    embedder = Model2VecEmbedder(str(EMBEDDING_MODEL))
+    window = embedder._model.max_length
+    short = "How do I reset my password?"
+    vector = embedder.embed_whole(short)
+    assert vector is not None and np.array_equal(vector, embedder.embed(short))
+    # One token per digit: the token cut is reached long before the character cut.
+    at_window, past_window = "1 " * window, "1 " * (window + 1)
+    assert len(past_window) < window * embedder._model.median_token_length
+    assert len(embedder._token_ids(at_window)) == window
+    whole = embedder.embed_whole(at_window)
+    assert whole is not None and np.array_equal(whole, embedder.embed(at_window))
+    assert embedder.embed_whole(past_window) is None
+    assert embedder.embed_whole("x" * (window * embedder._model.median_token_length + 1)) is None

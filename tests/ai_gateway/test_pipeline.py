@@ -15,7 +15,7 @@ import pytest
 from ai_gateway import pipeline
 from ai_gateway.budgets import to_nanos
 from ai_gateway.domain import ChatRequest, GatewayError
-from ai_gateway.embeddings import Model2VecEmbedder
+from ai_gateway.embeddings import LEXICAL_MAX_CHARS, Model2VecEmbedder
 from ai_gateway.metrics import GatewayMetrics
 from ai_gateway.pipeline import Gateway
 from ai_gateway.router import default_router
@@ -108,6 +108,44 @@ async def test_semantic_hit_reports_its_similarity_and_label(make_gateway):
     assert hit.similarity is not None and hit.similarity >= 0.6
     assert hit.cached_label == "cancel-order"
     assert hit.cost_usd == 0.0
+
+
+async def test_a_turn_longer_than_the_embedder_reads_is_exact_cached_only(make_gateway):
+    gateway = make_gateway("optimized", routing={"enabled": False})
+    head = "Summarise this incident report for the on-call channel. " * 60
+    long_prompt = head + "The database failover took 14 minutes."
+    assert len(long_prompt) > LEXICAL_MAX_CHARS
+    first = await gateway.complete(ask(long_prompt), "team-a")
+    again = await gateway.complete(ask(long_prompt), "team-a")
+    rephrased = await gateway.complete(ask(long_prompt.lower()), "team-a")
+    assert [first.cache, again.cache, rephrased.cache] == ["miss", "exact", "miss"]
+    assert gateway.semantic is not None and gateway.semantic.size == 0
+    assert sample(gateway.meter.metrics, "ai_semantic_skips_total", reason="too long") == 2
+    await gateway.complete(ask("\u200b"), "team-a")
+    assert sample(gateway.meter.metrics, "ai_semantic_skips_total", reason="no content") == 1
+
+
+async def test_long_prompts_sharing_the_embedders_window_are_not_one_semantic_entry():
+    """model2vec reads 512 tokens: past them two prompts have one vector. Without the guard,
+    the second was served the first one's answer."""
+    model = os.environ.get("GATEWAY_EMBEDDING_MODEL")
+    if not model:
+        pytest.skip("GATEWAY_EMBEDDING_MODEL names no model2vec model")
+    settings = settings_for(
+        cache={
+            "exact": {"enabled": False},
+            "semantic": {"embedder": "model2vec", "model": model, "verify": False},
+        },
+        routing={"enabled": False},
+    )
+    gateway = build_gateway(settings)
+    assert gateway.embedder is not None
+    head = "Our checkout service logs every payment attempt with its status. " * 60
+    first, second = head + "Why did refunds fail?", head + "How do I rotate the API keys?"
+    assert np.array_equal(gateway.embedder.embed(first), gateway.embedder.embed(second))
+    await gateway.complete(ask(first), "team-a")
+    answer = await gateway.complete(ask(second), "team-a")
+    assert answer.cache == "miss"
 
 
 async def test_unoptimized_profile_never_caches(store, make_gateway):
@@ -203,6 +241,10 @@ class CountingEmbedder(Model2VecEmbedder):
     def embed(self, text: str) -> np.ndarray:
         self.texts.append(text)
         return super().embed(text)
+
+    def embed_whole(self, text: str) -> np.ndarray | None:
+        self.texts.append(text)
+        return super().embed_whole(text)
 
 
 async def test_the_semantic_cache_and_the_router_share_one_embedding_per_request():
