@@ -10,10 +10,15 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ai_gateway.embeddings import LexicalEmbedder, Model2VecEmbedder
 from ai_gateway.pricing import TIERS, default_price_table
 from ai_gateway.router import (
+    _PARTS,
+    _REASONING,
+    _count_up_to,
     classify,
     default_router,
     keyword_classify,
@@ -235,3 +240,21 @@ def test_unoptimized_profile_serves_what_is_asked_and_rejects_auto(start_gateway
     auto = chat(gateway, "auto", "hello")
     assert auto.status_code == 404
     assert "needs routing" in auto.json()["error"]["message"]
+
+
+MARKERS = ["analyze", "compare", "design", "then", "first", "also", "; ", "? x", "(1) ", " 2. "]
+
+
+@pytest.mark.parametrize("pattern", [_REASONING, _PARTS], ids=["reasoning", "parts"])
+@given(pieces=st.lists(st.sampled_from([*MARKERS, "word", " ", "\n", "A"]), max_size=40))
+def test_counting_stops_at_the_cap_with_findalls_count(pattern, pieces):
+    text = "".join(pieces)
+    for cap in (0, 1, 4):
+        assert _count_up_to(pattern, text, cap) == min(len(pattern.findall(text)), cap)
+
+
+def test_the_capped_counts_are_findalls_on_every_routing_prompt():
+    for example in [*TRAINING, *HELD_OUT]:
+        text = example.prompt.lower()
+        for pattern in (_REASONING, _PARTS):
+            assert _count_up_to(pattern, text, 4) == min(len(pattern.findall(text)), 4), text
