@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--print-settings",
         action="store_true",
         help="print the settings in force (profile, each --config, --metrics-port) as YAML, keys "
-        "as their sha256 digests, and exit (routing.threshold null: the router's trained default)",
+        "as their sha256 digests and thresholds resolved (routing's loads the embedder), and exit",
     )
     parser.add_argument(
         "--check-embedder",
@@ -79,6 +79,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _fail(message: str) -> int:
     print(f"finops-gateway: {message}", file=sys.stderr)
     return 2
+
+
+def _print_settings(settings: GatewaySettings) -> int:
+    """A null routing threshold is the trained default of the router head that the embedder in
+    force selects, so the embedder is opened to tell which (as at start)."""
+    shown = shown_settings(settings)
+    if settings.routing.enabled and settings.routing.threshold is None:
+        try:
+            embedder = open_gateway_embedder(settings)
+        except EmbedderUnavailable as exc:
+            return _fail(str(exc))
+        shown["routing"]["threshold"] = default_router().default_threshold(embedder)
+    print(yaml.safe_dump(shown, sort_keys=False), end="")
+    return 0
 
 
 def _check_embedder(settings: GatewaySettings) -> int:
@@ -106,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_settings:
             if args.metrics_port is not None:
                 settings = settings.model_copy(update={"metrics_port": args.metrics_port})
-            print(yaml.safe_dump(shown_settings(settings), sort_keys=False), end="")
-            return 0
+            return _print_settings(settings)
         if args.check_embedder:
             return _check_embedder(settings)
         table = default_price_table()

@@ -320,6 +320,12 @@ class LearnedRouter:
             known = _ACCEPTED[embedder] = similarity > 0.999
         return known
 
+    def default_threshold(self, embedder: Embedder | None) -> float:
+        """The threshold a null ``routing.threshold`` means: that of the head ``embedder``
+        selects."""
+        head = self.embedding_head if self.accepts(embedder) else self.features_head
+        return head.default_threshold
+
     def embedding_head_refusal(self, embedder: Embedder | None) -> str | None:
         """Why ``embedder`` leaves routing on the features-only head, or None when it does not."""
         if self.accepts(embedder):

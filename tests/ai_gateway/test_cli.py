@@ -13,7 +13,8 @@ import time
 import pytest
 import yaml
 
-from ai_gateway.router import BUILT_MODEL_FOLDER
+from ai_gateway.embeddings import Model2VecEmbedder
+from ai_gateway.router import BUILT_MODEL_FOLDER, default_router
 from tests.paths import EMBEDDING_MODEL, REPO
 
 
@@ -119,6 +120,7 @@ def test_print_settings_shows_what_is_in_force_without_a_usable_key(tmp_path):
     config.write_text(
         "latency_scale: 0\nteams:\n  checkout:\n    keys: [sk-checkout-team-key]\n"
         "    limits: {usd: 5.0, period: day}\n"
+        "routing:\n  threshold: 0.2\n"  # a null one would load the embedder (tested below)
     )
     result = run_cli(
         "--profile", "optimized", "--config", str(config), "--metrics-port", "0", "--print-settings"
@@ -138,6 +140,34 @@ def test_print_settings_shows_what_is_in_force_without_a_usable_key(tmp_path):
     assert shown["latency_scale"] == 0 and shown["routing"]["enabled"] is True
     assert shown["metrics_port"] == 0  # the command line's, over the settings
     assert shown["cache"]["semantic"]["threshold"] == 0.85
+    assert shown["routing"]["threshold"] == 0.2
+
+
+def test_print_settings_resolves_the_routing_threshold_by_the_head_in_force(tmp_path):
+    """The lexical embedder leaves the router on its features-only head, whose trained default
+    differs from the embedding head's; a configured threshold is shown as configured."""
+    router = default_router()
+    assert router.features_head.default_threshold != router.embedding_head.default_threshold
+    lexical = _lexical_config(tmp_path)
+    result = run_cli("--profile", "optimized", "--config", str(lexical), "--print-settings")
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)["routing"]["threshold"]
+    assert shown == router.features_head.default_threshold
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text("routing:\n  threshold: 0.3\n")
+    result = run_cli("--config", str(lexical), "--config", str(fixed), "--print-settings")
+    assert yaml.safe_load(result.stdout)["routing"]["threshold"] == 0.3
+
+
+def test_print_settings_shows_the_embedding_heads_threshold_with_the_routers_model():
+    if not EMBEDDING_MODEL.exists():
+        pytest.skip(f"the router's model2vec model is not at {EMBEDDING_MODEL}")
+    assert default_router().accepts(Model2VecEmbedder(str(EMBEDDING_MODEL)))
+    env = {**os.environ, "GATEWAY_EMBEDDING_MODEL": str(EMBEDDING_MODEL)}
+    result = run_cli("--profile", "optimized", "--print-settings", env=env)
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)["routing"]["threshold"]
+    assert shown == default_router().embedding_head.default_threshold
 
 
 def _lexical_config(tmp_path):
