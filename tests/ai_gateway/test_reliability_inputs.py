@@ -98,7 +98,7 @@ def test_health_bodies_say_only_up_or_down_and_the_store_state(tenant_gateway, p
 
 @pytest.fixture(scope="module")
 def cache_gateway(tmp_path_factory):
-    teams = {f"p{i}": spec for i in range(8) for spec in team(f"p{i}").values()}
+    teams = {f"p{i}": spec for i in range(16) for spec in team(f"p{i}").values()}
     config = settings(teams, exact=True, semantic=True)
     with gateways(tmp_path_factory.mktemp("parameters"), config) as (gateway,):
         yield gateway
@@ -122,6 +122,20 @@ PARAMETERS = {
     "openai-response_format": ("openai", "response_format", {"type": "json_object"}),
     "anthropic-tools": ("anthropic", "tools", [ANTHROPIC_TOOL]),
     "anthropic-top_k": ("anthropic", "top_k", 5),
+    # Not modelled by the gateway's bodies: keyed because they are not known to be neutral.
+    "openai-reasoning_effort": ("openai", "reasoning_effort", "high"),
+    "openai-functions": ("openai", "functions", [WEATHER_TOOL["function"]]),
+    "anthropic-output_config": (
+        "anthropic",
+        "output_config",
+        {"format": {"type": "json_schema", "schema": {"type": "object"}}},
+    ),
+}
+# Not modelled either, and known to leave the answer alone: the cached answer still serves.
+NEUTRAL = {
+    "openai-store": ("openai", "store", True),
+    "openai-prompt_cache_key": ("openai", "prompt_cache_key", "tenant-42"),
+    "anthropic-service_tier": ("anthropic", "service_tier", "standard_only"),
 }
 
 
@@ -145,6 +159,17 @@ def test_a_parameter_changes_the_cache_key_or_is_refused_by_name(cache_gateway, 
         assert not is_cache_hit(with_parameter), with_parameter.headers
 
 
+@pytest.mark.parametrize("case", list(NEUTRAL))
+def test_a_field_that_leaves_the_answer_alone_keeps_the_cache_key(cache_gateway, case):
+    api, name, value = NEUTRAL[case]
+    team_name = f"p{len(PARAMETERS) + 2 + list(NEUTRAL).index(case)}"
+    prompt = "Which regions have the cheapest spot capacity this week?"
+    assert _ask(cache_gateway, api, team_name, prompt).status_code == 200
+    with_field = _ask(cache_gateway, api, team_name, prompt, **{name: value})
+    assert with_field.status_code == 200, with_field.text
+    assert with_field.headers.get(CACHE_HEADER) == "exact", with_field.headers
+
+
 @pytest.mark.parametrize(
     "role",
     [
@@ -153,7 +178,7 @@ def test_a_parameter_changes_the_cache_key_or_is_refused_by_name(cache_gateway, 
     ],
 )
 def test_a_last_message_of_another_role_is_scoped_apart_from_a_user_message(cache_gateway, role):
-    team_name = f"p{4 + ['system', 'tool'].index(role)}"
+    team_name = f"p{len(PARAMETERS) + ['system', 'tool'].index(role)}"
     text = "Summarise the quarterly cloud bill in one line."
     assert chat(cache_gateway, team_name, chat_body(text)).status_code == 200
     last = {"role": role, "content": text}

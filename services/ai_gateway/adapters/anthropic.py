@@ -71,7 +71,9 @@ class InputMessage(Lenient):
 
 
 class MessagesBody(Lenient):
-    """POST /v1/messages. Fields not listed here are accepted and ignored."""
+    """POST /v1/messages. Fields not listed here are accepted, not simulated, and part of the
+    cache key, except a few that leave the answer alone (service tier, inference region, prompt
+    caching, account bookkeeping)."""
 
     model: str = Field(
         min_length=1,
@@ -210,6 +212,19 @@ def _message(c: Completion, response_id: str, content: list[JSON]) -> JSON:
 
 
 KEYED_FIELDS = ("top_k", "tools", "tool_choice", "thinking")
+# Fields of the SDK's create() that the body does not model and that leave the answer alone
+# (billing tier, where it runs, prompt caching, account bookkeeping); any other unmodelled field
+# is keyed (adapters.base.unsimulated).
+NEUTRAL_FIELDS = frozenset(
+    (
+        "service_tier",
+        "inference_geo",
+        "cache_control",
+        "diagnostics",
+        "user_profile_id",
+        "workspace_id",
+    )
+)
 
 
 class AnthropicAdapter:
@@ -242,7 +257,7 @@ class AnthropicAdapter:
             top_p=parsed.top_p,
             stop=tuple(parsed.stop_sequences or ()),
             stream=bool(parsed.stream),
-            unsimulated=unsimulated(parsed, KEYED_FIELDS),
+            unsimulated=unsimulated(parsed, KEYED_FIELDS, NEUTRAL_FIELDS),
         )
 
     def new_id(self) -> str:

@@ -130,11 +130,21 @@ KEYED = (
 )
 
 
-def unsimulated(body: BaseModel, fields: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """The given fields that ``body`` sets, as (name, canonical JSON), for the cache key."""
-    if all(getattr(body, name) is None for name in fields):
+def unsimulated(
+    body: BaseModel, fields: tuple[str, ...], neutral: frozenset[str]
+) -> tuple[tuple[str, str], ...]:
+    """For the cache key, as (name, canonical JSON): the given fields that ``body`` sets, and
+    every top-level field it carries that the body does not model, unless it is known to leave
+    the answer alone (``neutral``). The APIs gain fields that change answers (``reasoning_effort``,
+    ``output_config``), and an unknown one served an answer cached without it."""
+    extra = {
+        name: value
+        for name, value in (body.model_extra or {}).items()
+        if name not in neutral and value is not None
+    }
+    if not extra and all(getattr(body, name) is None for name in fields):
         return ()  # the usual request: nothing to dump
-    values = body.model_dump(include=set(fields), exclude_none=True)
+    values = {**body.model_dump(include=set(fields), exclude_none=True), **extra}
     return tuple(
         (name, json.dumps(values[name], sort_keys=True, separators=(",", ":"), default=str))
         for name in sorted(values)

@@ -74,7 +74,9 @@ class StreamOptions(Lenient):
 
 
 class ChatCompletionBody(Lenient):
-    """POST /v1/chat/completions. Fields not listed here are accepted and ignored."""
+    """POST /v1/chat/completions. Fields not listed here are accepted, not simulated, and part of
+    the cache key, except a few that leave the answer alone (storage, service tier, prompt-cache
+    routing, safety identifier)."""
 
     model: str = Field(
         min_length=1,
@@ -232,6 +234,19 @@ KEYED_FIELDS = (
     "tools",
     "tool_choice",
 )
+# Fields of the SDK's create() that the body does not model and that leave the answer alone
+# (storage, billing tier, prompt-cache routing, abuse tracking); any other unmodelled field is
+# keyed (adapters.base.unsimulated).
+NEUTRAL_FIELDS = frozenset(
+    (
+        "store",
+        "service_tier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "prompt_cache_options",
+        "safety_identifier",
+    )
+)
 
 
 class OpenAIAdapter:
@@ -262,7 +277,7 @@ class OpenAIAdapter:
             seed=parsed.seed,
             stream=bool(parsed.stream),
             include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
-            unsimulated=unsimulated(parsed, KEYED_FIELDS),
+            unsimulated=unsimulated(parsed, KEYED_FIELDS, NEUTRAL_FIELDS),
         )
 
     def new_id(self) -> str:
