@@ -61,9 +61,10 @@ def benchmark_scope(settings_path: Path) -> str:
     settings = load_settings("optimized", settings_path)
     request = OpenAIAdapter().parse(json.loads(chat_body(miss_prompt(RUN, 0))))
     catalog = Catalog(default_price_table(), settings.routing, SimulatedProvider(0))
-    requested = catalog.requested(request)
-    assert requested is not None
-    return semantic_scope("team-a", requested.tier, request)
+    models = catalog.answering_models(
+        catalog.requested(request), settings.teams["team-a"].routing == "all"
+    )
+    return semantic_scope("team-a", models, request)
 
 
 def fill(redis_url: str, scope: str, first: int, count: int, model: str, ttl: int) -> float:

@@ -131,6 +131,19 @@ class Catalog:
         length = self._provider.length(card, cap, request.canonical(card.name))
         return card.cost_usd(prompt_tokens, length)
 
+    def routable(self, requested: ModelCard | None, team_routes_all: bool) -> bool:
+        """Whether the router picks the served model: always for "auto"; for a named model only
+        when routing is on and the team routes every request."""
+        return requested is None or (self._routing.enabled and team_routes_all)
+
+    def answering_models(self, requested: ModelCard | None, team_routes_all: bool) -> str:
+        """Which models may answer, as the semantic cache scopes its entries: any model of the
+        tier when the router picks ("auto" for "auto"), else the named model alone, so a request
+        that is not routed is never answered by another model or provider."""
+        if requested is None:
+            return AUTO_MODEL
+        return requested.tier if self.routable(requested, team_routes_all) else requested.name
+
     def route(
         self, request: ChatRequest, requested: ModelCard | None, team_routes_all: bool,
         tokens: PromptTokens, embedded: tuple[str, np.ndarray] | None = None,
@@ -138,7 +151,7 @@ class Catalog:
         """Pick the served model; never route a named model to a pricier one. ``embedded`` is a
         text and its vector the caller already has (the semantic cache's), reused if it is the
         last user turn the learned router reads."""
-        if requested is not None and not (self._routing.enabled and team_routes_all):
+        if requested is not None and not self.routable(requested, team_routes_all):
             return requested, None
         reference = requested or self._complex_tier()
         last_user = RequestText.of(request.messages).last_user

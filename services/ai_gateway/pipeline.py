@@ -128,8 +128,9 @@ class Gateway:
                 return Answer(
                     await self._from_cache(request, team, hit, "exact", None, baseline, now)
                 )
-        tier = AUTO_MODEL if requested is None else requested.tier
-        probe = self._semantic_probe(team, tier, request)
+        routes_all = self.settings.teams[team].routing == "all"
+        models = self.catalog.answering_models(requested, routes_all)
+        probe = self._semantic_probe(team, models, request)
         found = await self._semantic_lookup(probe)
         if found is not None:
             completion = await self._from_cache(
@@ -137,7 +138,6 @@ class Gateway:
             )
             return Answer(completion)
 
-        routes_all = self.settings.teams[team].routing == "all"
         embedded = None if probe is None else (probe.prompt, probe.vector)
         card, decision = self.catalog.route(request, requested, routes_all, tokens, embedded)
         route = None if decision is None else (decision, requested_name)
@@ -240,7 +240,7 @@ class Gateway:
             prompt_cache_saved_usd=uncached_cost - cost,
         )
 
-    def _semantic_probe(self, team: str, tier: str, request: ChatRequest) -> SemanticProbe | None:
+    def _semantic_probe(self, team: str, models: str, request: ChatRequest) -> SemanticProbe | None:
         if self.semantic is None or self.embedder is None:
             return None
         prompt = request.messages[-1].content
@@ -254,7 +254,7 @@ class Gateway:
             # "identical" to every other one, so such a prompt is never looked up nor stored.
             self.meter.metrics.semantic_skips.labels(reason="no content").inc()
             return None
-        return SemanticProbe(semantic_scope(team, tier, request), prompt, vector)
+        return SemanticProbe(semantic_scope(team, models, request), prompt, vector)
 
     async def _semantic_lookup(self, probe: SemanticProbe | None) -> SemanticHit | None:
         if probe is None or self.semantic is None:

@@ -148,9 +148,10 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def semantic_scope(team: str, tier: str, request: ChatRequest) -> str:
-    """Team, model tier, answer-changing parameters and every message but the last user turn."""
-    return f"{team}|{tier}|{request.context_digest()}"
+def semantic_scope(team: str, models: str, request: ChatRequest) -> str:
+    """Team, the models that may answer (``Catalog.answering_models``: a tier, "auto" or one
+    model), answer-changing parameters and every message but the last user turn."""
+    return f"{team}|{models}|{request.context_digest()}"
 
 
 class SemanticCache:

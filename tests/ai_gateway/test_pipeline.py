@@ -148,6 +148,34 @@ async def test_long_prompts_sharing_the_embedders_window_are_not_one_semantic_en
     assert answer.cache == "miss"
 
 
+NO_EXACT = {"exact": {"enabled": False}}
+
+
+async def test_a_request_that_is_not_routed_is_answered_by_its_own_model_only(make_gateway):
+    """gpt-4o and claude-opus-4-5 share the complex tier; with routing off, a request named one
+    of them never gets the other's answer, which would come from another provider."""
+    gateway = make_gateway("optimized", routing={"enabled": False}, cache=NO_EXACT)
+    await gateway.complete(ask("How do I cancel my order?", model="gpt-4o"), "team-a")
+    other = await gateway.complete(
+        ask("How do I cancel my order?", model="claude-opus-4-5"), "team-a"
+    )
+    same = await gateway.complete(ask("how can I cancel my order", model="gpt-4o"), "team-a")
+    assert (other.cache, other.model.name) == ("miss", "claude-opus-4-5")
+    assert (same.cache, same.model.name) == ("semantic", "gpt-4o")
+
+
+async def test_a_routed_request_may_be_answered_by_any_model_of_its_tier(make_gateway):
+    """A team that routes every request lets the router pick any model of the tier, so the
+    tier's cached answers serve it."""
+    gateway = make_gateway("optimized", cache=NO_EXACT)
+    assert gateway.settings.teams["team-a"].routing == "all"
+    await gateway.complete(ask("How do I cancel my order?", model="gpt-4o"), "team-a")
+    other = await gateway.complete(
+        ask("How do I cancel my order?", model="claude-opus-4-5"), "team-a"
+    )
+    assert other.cache == "semantic"
+
+
 async def test_unoptimized_profile_never_caches(store, make_gateway):
     gateway = make_gateway("unoptimized", store)
     results = [await gateway.complete(ask("Same question"), "team-a") for _ in range(3)]
