@@ -6,10 +6,13 @@ Each provider caches a prompt prefix by its own rules (sources, read 2026-11):
   tokens or more; the cached part is the longest previously seen prefix, counted in 1,024 tokens
   plus 128-token increments; entries are cleared after 5-10 minutes of inactivity. Reported as
   ``usage.prompt_tokens_details.cached_tokens``, billed at the cached-input price.
-* **Anthropic** (platform.claude.com/docs/en/build-with-claude/prompt-caching): only at
-  ``cache_control`` breakpoints; the prefix up to a breakpoint is cacheable from a minimum that
-  depends on the model (``ANTHROPIC_MINIMUM_TOKENS``: 4,096 for Opus 4.5 and later and Haiku 4.5,
-  1,024 for Sonnet 4.5 and 4.6); an entry lives 5 minutes, refreshed on each hit. A read is
+* **Anthropic** (platform.claude.com/docs/en/build-with-claude/prompt-caching): written only at
+  ``cache_control`` breakpoints (a top-level ``cache_control`` puts one on the last block); the
+  prefix up to a breakpoint is cacheable from a minimum that depends on the model
+  (``ANTHROPIC_MINIMUM_TOKENS``: 4,096 for Opus 4.5 and later and Haiku 4.5, 1,024 for Sonnet 4.5
+  and 4.6); an entry lives 5 minutes, refreshed on each hit. A read may hit an entry at any block
+  boundary up to 20 blocks before a breakpoint, so a breakpoint that moves to the newest turn of
+  a conversation reads what the previous turn wrote and writes only the new part. A read is
   ``cache_read_input_tokens`` at 0.1x the input price; a write is ``cache_creation_input_tokens``
   at 1.25x (the catalog's ``cache_write`` price); ``input_tokens`` counts neither.
 * **Google Gemini** (ai.google.dev/gemini-api/docs/caching, updated 2026-10-13): implicit caching,
@@ -38,6 +41,8 @@ from .store import Clock
 from .tokens import PromptMessage, count_prompt
 
 MAX_ENTRIES = 100_000
+# How many blocks before an Anthropic breakpoint a read looks for an entry (the docs' "about 20").
+ANTHROPIC_LOOKBACK_BLOCKS = 20
 
 
 @dataclass(frozen=True)
@@ -115,16 +120,26 @@ def readable_tokens(rules: CacheRules, prefix_tokens: int) -> int:
     return rules.minimum_tokens + steps * rules.increment
 
 
-def _cacheable(
-    rules: CacheRules, card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
-) -> list[Prefix]:
+def _written(rules: CacheRules, every: list[Prefix]) -> list[Prefix]:
     """The prefixes the provider would cache: long enough, and marked where marks are needed."""
-    if prompt_tokens < rules.minimum_tokens:
-        return []
     return [
         p
-        for p in prefixes(card, messages)
+        for p in every
         if p.tokens >= rules.minimum_tokens and (p.breakpoint or not rules.explicit)
+    ]
+
+
+def _readable(rules: CacheRules, every: list[Prefix]) -> list[Prefix]:
+    """The prefixes a read may hit: where entries are written, and for explicit caching every
+    boundary within the lookback before a breakpoint."""
+    if not rules.explicit:
+        return _written(rules, every)
+    marks = [at for at, p in enumerate(every) if p.breakpoint]
+    return [
+        p
+        for at, p in enumerate(every)
+        if p.tokens >= rules.minimum_tokens
+        and any(0 <= mark - at <= ANTHROPIC_LOOKBACK_BLOCKS for mark in marks)
     ]
 
 
@@ -139,21 +154,29 @@ class ProviderPromptCache:
         self, team: str, card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
     ) -> PromptCacheUse:
         rules = rules_for(card)
-        candidates = _cacheable(rules, card, messages, prompt_tokens)
-        if not candidates:
+        if prompt_tokens < rules.minimum_tokens:
+            return NO_USE
+        every = prefixes(card, messages)
+        written = _written(rules, every)
+        if not written:
             return NO_USE
         now = self._clock()
         scope = f"{team}\x1f{card.name}\x1f"
         hit = next(
-            (p for p in reversed(candidates) if self._expires.get(scope + p.digest, 0.0) > now),
+            (
+                p
+                for p in reversed(_readable(rules, every))
+                if self._expires.get(scope + p.digest, 0.0) > now
+            ),
             None,
         )
         read = 0 if hit is None else readable_tokens(rules, hit.tokens)
-        written = 0
+        write_tokens = 0
         if rules.explicit:
-            written = max(candidates[-1].tokens - (0 if hit is None else hit.tokens), 0)
-        self._refresh(scope, candidates, now + rules.ttl_seconds, now)
-        return PromptCacheUse(cached_tokens=read, cache_write_tokens=written)
+            write_tokens = max(written[-1].tokens - (0 if hit is None else hit.tokens), 0)
+        refreshed = written if hit is None else [*written, hit]
+        self._refresh(scope, refreshed, now + rules.ttl_seconds, now)
+        return PromptCacheUse(cached_tokens=read, cache_write_tokens=write_tokens)
 
     @staticmethod
     def worst_write_tokens(
@@ -162,10 +185,10 @@ class ProviderPromptCache:
         """The most prompt tokens a request can be billed as cache writes (none cached yet): what
         a budget reserves at the write price, which is above the input price."""
         rules = rules_for(card)
-        if not rules.explicit:
+        if not rules.explicit or prompt_tokens < rules.minimum_tokens:
             return 0
-        candidates = _cacheable(rules, card, messages, prompt_tokens)
-        return candidates[-1].tokens if candidates else 0
+        written = _written(rules, prefixes(card, messages))
+        return written[-1].tokens if written else 0
 
     def _refresh(self, scope: str, entries: list[Prefix], expires: float, now: float) -> None:
         if len(self._expires) >= MAX_ENTRIES:

@@ -107,6 +107,45 @@ def test_anthropic_writes_only_the_part_after_the_last_hit(cache):
     assert outcome.cache_write_tokens == spans[1].tokens - spans[0].tokens
 
 
+def conversation(turns: int) -> tuple[PromptMessage, ...]:
+    """A handbook, then ``turns`` exchanges, the breakpoint on the last user turn only."""
+    messages = [handbook(1600)]
+    for turn in range(turns):
+        if turn:
+            messages.append(PromptMessage("assistant", f"Answer number {turn}."))
+        messages.append(PromptMessage("user", f"Question number {turn + 1}?"))
+    last = messages[-1]
+    return (*messages[:-1], PromptMessage("user", last.content, cache_breakpoint=True))
+
+
+def test_anthropic_reads_what_the_previous_turn_wrote_when_the_breakpoint_moves_on(cache):
+    """Anthropic's documented conversation pattern: the breakpoint rides the newest turn, and a
+    read finds the entry the previous turn wrote at an earlier block boundary."""
+    first, second = conversation(1), conversation(2)
+    spans = prefixes(SONNET, second)
+    assert not spans[1].breakpoint and spans[1].tokens == prefixes(SONNET, first)[-1].tokens
+    written = use(cache, SONNET, first)
+    assert (written.cached_tokens, written.cache_write_tokens) == (0, spans[1].tokens)
+    moved_on = use(cache, SONNET, second)
+    assert moved_on.cached_tokens == spans[1].tokens
+    assert moved_on.cache_write_tokens == spans[-1].tokens - spans[1].tokens
+
+
+@pytest.mark.parametrize(("notes", "reads"), [(19, True), (20, False)])
+def test_anthropic_looks_back_at_most_20_blocks_before_a_breakpoint(clock, notes, reads):
+    """The first turn wrote an entry at block 1; the breakpoint now sits ``notes`` + 1 blocks
+    after it."""
+    cache = ProviderPromptCache(clock)
+    use(cache, SONNET, conversation(1))
+    handbook_block, question = conversation(1)
+    unmarked = PromptMessage("user", question.content)
+    later = [PromptMessage("user", f"Note {n}.") for n in range(notes)]
+    marked = PromptMessage("user", "And now?", cache_breakpoint=True)
+    outcome = use(cache, SONNET, (handbook_block, unmarked, *later, marked))
+    expected = prefixes(SONNET, conversation(1))[-1].tokens if reads else 0
+    assert outcome.cached_tokens == expected
+
+
 def test_anthropic_minimum_is_4096_for_haiku_4_5_and_1024_for_sonnet(cache):
     marked = ask(handbook(3000, marked=True))
     assert 2048 < prefixes(HAIKU, marked)[0].tokens < 4096
