@@ -81,6 +81,36 @@ def test_anthropic_parse_puts_the_system_prompt_first():
     assert (request.max_tokens, request.stop, request.include_usage) == (5, ("x",), False)
 
 
+def test_anthropic_top_level_cache_control_marks_the_last_block():
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 5,
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    unmarked = AnthropicAdapter().parse(body)
+    marked = AnthropicAdapter().parse({**body, "cache_control": {"type": "ephemeral"}})
+    assert [m.cache_breakpoint for m in unmarked.messages] == [False, False]
+    assert [m.cache_breakpoint for m in marked.messages] == [False, True]
+    assert marked.canonical("x") == unmarked.canonical("x")  # the answer does not change
+
+
+def test_anthropic_refuses_more_than_four_cache_control_marks():
+    def block(text: str) -> dict:
+        return {"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}
+
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 5,
+        "system": [block("one"), block("two")],
+        "messages": [{"role": "user", "content": [block("three"), block("four")]}],
+    }
+    assert AnthropicAdapter().parse(body).messages[-1].cache_breakpoint
+    with pytest.raises(GatewayError, match="A maximum of 4 blocks with cache_control") as info:
+        AnthropicAdapter().parse({**body, "cache_control": {"type": "ephemeral"}})
+    assert info.value.kind == "invalid_request" and "Found 5" in info.value.message
+
+
 @pytest.mark.parametrize("adapter", [OpenAIAdapter(), AnthropicAdapter()])
 def test_image_parts_are_refused_naming_the_parameter(adapter):
     image = [{"type": "image_url", "image_url": {}}]

@@ -94,3 +94,27 @@ def test_anthropic_sdk_reads_cache_creation_then_cache_read(gateway):
     labels = {"model": "claude-sonnet-4-6", "team": "team-b"}
     assert metric(gateway, "ai_tokens_total", type="cache_write", **labels) == written
     assert metric(gateway, "ai_tokens_total", type="cached_input", **labels) == 2 * written
+
+
+def test_anthropic_sdk_automatic_caching_follows_a_conversation(gateway):
+    """Top-level cache_control puts the breakpoint on the last block: each turn reads what the
+    turn before wrote and writes only what it adds (Anthropic's multi-turn pattern)."""
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-demo-team-b", max_retries=0)
+    history: list[dict] = [{"role": "user", "content": HANDBOOK + " Summarise the handbook."}]
+    usages = []
+    for question in ("Which team spends most?", "And the least?"):
+        reply = client.messages.create(
+            model="claude-sonnet-4-6",
+            max_tokens=20,
+            messages=history,
+            cache_control={"type": "ephemeral"},
+        )
+        usages.append(reply.usage)
+        history += [
+            {"role": "assistant", "content": reply.content[0].text},
+            {"role": "user", "content": question},
+        ]
+    first, second = usages
+    assert first.cache_read_input_tokens == 0 and first.cache_creation_input_tokens > 1024
+    assert second.cache_read_input_tokens == first.cache_creation_input_tokens
+    assert 0 < second.cache_creation_input_tokens < 100  # the reply and the new question

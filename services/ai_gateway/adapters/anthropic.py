@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -97,6 +98,10 @@ class MessagesBody(Lenient):
     )
     tool_choice: dict[str, Any] | None = Field(default=None, description=KEYED)
     thinking: dict[str, Any] | None = Field(default=None, description=KEYED)
+    cache_control: CacheControl | None = Field(
+        default=None,
+        description="Automatic prompt caching: a breakpoint on the last block of the request.",
+    )
 
     @field_validator("messages")
     @classmethod
@@ -193,6 +198,26 @@ def _breakpoint(content: str | list[TextBlock]) -> bool:
     return not isinstance(content, str) and any(b.cache_control is not None for b in content)
 
 
+# Anthropic's limit on cache_control marks in one request, the top-level one included.
+MAX_BREAKPOINTS = 4
+
+
+def _check_breakpoints(body: MessagesBody) -> None:
+    contents = [body.system, *(m.content for m in body.messages)]
+    marks = sum(
+        block.cache_control is not None
+        for content in contents
+        if isinstance(content, list)
+        for block in content
+    ) + (body.cache_control is not None)
+    if marks > MAX_BREAKPOINTS:
+        raise GatewayError(
+            "invalid_request",
+            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
+            f"Found {marks}.",
+        )
+
+
 def _message(c: Completion, response_id: str, content: list[JSON]) -> JSON:
     return {
         "id": response_id,
@@ -219,7 +244,6 @@ NEUTRAL_FIELDS = frozenset(
     (
         "service_tier",
         "inference_geo",
-        "cache_control",
         "diagnostics",
         "user_profile_id",
         "workspace_id",
@@ -239,6 +263,7 @@ class AnthropicAdapter:
 
     def parse(self, body: object) -> ChatRequest:
         parsed = parse_body(MessagesBody, body)
+        _check_breakpoints(parsed)
         system = parsed.system
         messages = (
             [PromptMessage("system", _text(system), cache_breakpoint=_breakpoint(system))]
@@ -249,6 +274,8 @@ class AnthropicAdapter:
             PromptMessage(m.role, _text(m.content), cache_breakpoint=_breakpoint(m.content))
             for m in parsed.messages
         ]
+        if parsed.cache_control is not None:
+            messages[-1] = replace(messages[-1], cache_breakpoint=True)
         return ChatRequest(
             model=parsed.model,
             messages=tuple(messages),
