@@ -21,6 +21,7 @@ from .components.workloads import ExternalStore, Workloads, WorkloadsArgs
 from .config import (
     PROJECT,
     SLACK_WEBHOOK_SECRET,
+    NetworkConfig,
     StackConfig,
     parse_stack_config,
     require_alert_secret,
@@ -135,6 +136,11 @@ def build_local(config: StackConfig, grafana_admin_password: pulumi.Input[str] |
     }
 
 
+def existing_private_subnets(network: NetworkConfig) -> tuple[str, ...]:
+    """An existing VPC's private subnets do not carry the discovery tag the created ones do."""
+    return network.private_subnet_ids if network.mode == "existing" else ()
+
+
 def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None) -> dict:
     assert config.platform.cluster is not None and config.platform.karpenter is not None
     platform = config.platform
@@ -186,6 +192,7 @@ def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | N
             account_id=account_id,
             partition=partition,
             tags=tags,
+            subnet_ids=existing_private_subnets(platform.network),
             depends_on=[observability.release],
         ),
         with_aws,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from finops_platform import versions
-from finops_platform.render import RecordingMocks, load_stack, record
+from finops_platform.render import RecordingMocks, kubernetes_objects, load_stack, record
 from tests.infra.graph import depends_on, one
 from tests.infra.support import recorded
+from tests.infra.test_rendered_schemas import crd_schema, validate_against_crd
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SPOT_ROLE = "aws:iam/serviceLinkedRole:ServiceLinkedRole"
@@ -44,9 +45,39 @@ def test_controller_runs_on_the_system_nodes(recording):
 
 def test_ec2nodeclass_tags_what_karpenter_launches(recording):
     """Defect 8: Karpenter puts the EC2NodeClass's tags on its instances and volumes."""
-    node_class = one(recording, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass").inputs
+    node_class = one(recording, NODE_CLASS).inputs
     assert node_class["spec"]["tags"]["cost-center"] == "finops-lab"
     assert node_class["spec"]["tags"]["stack"] == recording.stack
+
+
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+
+
+def test_nodes_go_into_the_created_vpcs_subnets_by_their_discovery_tag(recording):
+    spec = one(recording, NODE_CLASS).inputs["spec"]
+    discovery = [{"tags": {"karpenter.sh/discovery": load_stack(recording.stack).cluster_name}}]
+    assert spec["subnetSelectorTerms"] == spec["securityGroupSelectorTerms"] == discovery
+
+
+def test_nodes_go_into_an_existing_vpcs_private_subnets_by_id(schemas):
+    """An existing VPC's subnets lack the discovery tag: selected by it, Karpenter found none
+    and no node was ever launched."""
+    config = load_stack("optimized")
+    network = config.platform.network.model_copy(
+        update={
+            "mode": "existing",
+            "vpc_id": "vpc-0abc",
+            "private_subnet_ids": ("subnet-0a", "subnet-0b"),
+        }
+    )
+    platform = config.platform.model_copy(update={"network": network})
+    recording = record(config.model_copy(update={"platform": platform}))
+    spec = one(recording, NODE_CLASS).inputs["spec"]
+    assert spec["subnetSelectorTerms"] == [{"id": "subnet-0a"}, {"id": "subnet-0b"}]
+    tag = {"karpenter.sh/discovery": config.cluster_name}
+    assert spec["securityGroupSelectorTerms"] == [{"tags": tag}]  # the cluster's own group
+    manifest = next(o for o in kubernetes_objects(recording.mocks) if o["kind"] == "EC2NodeClass")
+    validate_against_crd(manifest, crd_schema(schemas, "karpenter.k8s.aws/v1", "EC2NodeClass"))
 
 
 def test_spot_role_is_created_where_spot_is_allowed_and_outlives_the_controller():

@@ -21,10 +21,17 @@ def node_role_name(cluster_name: str) -> str:
 
 
 def node_class(
-    config: KarpenterConfig, cluster_name: str, node_role_name: str, tags: dict[str, str]
+    config: KarpenterConfig,
+    cluster_name: str,
+    node_role_name: str,
+    tags: dict[str, str],
+    subnet_ids: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The one EC2NodeClass: pinned AMI alias, IMDSv2 only, encrypted gp3 root volume."""
+    """The one EC2NodeClass: pinned AMI alias, IMDSv2 only, encrypted gp3 root volume. Nodes go
+    into ``subnet_ids`` when given (an existing VPC's subnets, which lack the discovery tag),
+    else into the subnets tagged for this cluster (the VPC the network component creates)."""
     discovery = [{"tags": {"karpenter.sh/discovery": cluster_name}}]
+    subnets = [{"id": subnet} for subnet in subnet_ids] or discovery
     return {
         "apiVersion": "karpenter.k8s.aws/v1",
         "kind": "EC2NodeClass",
@@ -32,7 +39,7 @@ def node_class(
         "spec": {
             "role": node_role_name,
             "amiSelectorTerms": [{"alias": config.ami_alias}],
-            "subnetSelectorTerms": discovery,
+            "subnetSelectorTerms": subnets,
             "securityGroupSelectorTerms": discovery,
             "metadataOptions": {
                 "httpEndpoint": "enabled",

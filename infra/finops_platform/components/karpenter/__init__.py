@@ -38,6 +38,8 @@ class KarpenterArgs:
     account_id: pulumi.Input[str]
     partition: pulumi.Input[str]
     tags: dict[str, str]
+    # The private subnets nodes go into, by id, in an existing VPC; empty: the discovery tag.
+    subnet_ids: tuple[str, ...] = ()
     # What else the controller's release waits for (kube-prometheus-stack, for its CRDs).
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 

@@ -73,7 +73,11 @@ def install_node_pools(
         parent=parent, provider=args.cluster.provider, depends_on=list(releases)
     )
     node_class = build.node_class(
-        args.config, args.cluster.name, build.node_role_name(args.cluster.name), args.tags
+        args.config,
+        args.cluster.name,
+        build.node_role_name(args.cluster.name),
+        args.tags,
+        args.subnet_ids,
     )
     node_class_resource = k8s.apiextensions.CustomResource(
         f"{name}-nodeclass-{build.NODE_CLASS_NAME}",
