@@ -124,7 +124,9 @@ class NodePoolConfig(_Config):
     capacity_types: tuple[CapacityType, ...] = Field(min_length=1)
     instance_categories: tuple[str, ...] = ("c", "m", "r")
     instance_families: tuple[str, ...] = ()
-    architectures: tuple[Literal["amd64", "arm64"], ...] = ("amd64",)
+    # amd64 only: the gateway, load generator and demo images are built for linux/amd64
+    # (components/images.py), so a Graviton node would fail them with "exec format error".
+    architectures: tuple[Literal["amd64"], ...] = ("amd64",)
     cpu_limit: int = Field(ge=1, le=10_000, description="vCPUs the pool may buy in total")
     memory_limit_gib: int = Field(ge=1, le=100_000)
     consolidation_policy: Literal["WhenEmptyOrUnderutilized", "WhenEmpty", "Balanced"] = (

@@ -43,6 +43,10 @@ def values_with(change) -> dict:
             "`finops-sim:platform.karpenter.nodePools[0].capacityTypes[0]`: value 'spott'",
         ),
         (lambda p: p["network"].update(natGateways="many"), "'single' or 'one_per_az'"),
+        (
+            lambda p: p["karpenter"]["nodePools"][0].update(architectures=["amd64", "arm64"]),
+            "`finops-sim:platform.karpenter.nodePools[0].architectures[1]`: value 'arm64'",
+        ),
         (lambda p: p["cluster"].update(publicAccessCidrs=[]), "explicit allow-list"),
         (
             lambda p: p["karpenter"].update(amiAlias="al2023@latest"),
