@@ -54,11 +54,15 @@ def test_system_nodes_tag_their_instances_and_volumes(recording):
 
 
 def test_coredns_and_storage_wait_for_the_system_nodes(recording):
-    """Defect 5: an add-on whose pods cannot be scheduled never becomes ACTIVE."""
+    """Defect 5: an add-on whose pods cannot be scheduled never becomes ACTIVE. metrics-server
+    serves the resource metrics API that the gateway's HPA reads, which EKS does not install."""
     cluster = one(recording, *EKS).inputs
     assert cluster["corednsAddonOptions"]["enabled"] is False
-    assert set(addons(recording)) == {"eks-pod-identity-agent", "coredns", "aws-ebs-csi-driver"}
+    assert set(addons(recording)) == {
+        "eks-pod-identity-agent", "coredns", "aws-ebs-csi-driver", "metrics-server"
+    }  # fmt: skip
     assert depends_on(recording, COREDNS, NODE_GROUP)
+    assert depends_on(recording, ("aws:eks/addon:Addon", "cluster-metrics-server"), NODE_GROUP)
     assert depends_on(recording, ("aws:eks/addon:Addon", "cluster-ebs-csi"), NODE_GROUP)
     assert depends_on(recording, ("aws:eks/addon:Addon", "cluster-ebs-csi"), POD_IDENTITY)
 

@@ -137,6 +137,16 @@ class Cluster(pulumi.ComponentResource):
             ),
         )
         ebs_csi = self._ebs_csi_driver(name, args)
+        # The resource metrics API, which EKS does not install: the gateway's HPA
+        # (workloads.gateway.maxReplicas) reads CPU through it, and `kubectl top` too.
+        aws.eks.Addon(
+            f"{name}-metrics-server",
+            cluster_name=args.cluster_name,
+            addon_name="metrics-server",
+            resolve_conflicts_on_create="OVERWRITE",
+            tags=args.tags,
+            opts=after_nodes,
+        )
         self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
         self.provider = k8s.Provider(
             f"{name}-k8s",
