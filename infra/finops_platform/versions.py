@@ -1,6 +1,9 @@
 """Every chart and platform version the program deploys, pinned here and nowhere else."""
 
-KUBERNETES_VERSION = "1.34"
+# 1.35, not 1.34: 1.34 leaves EKS standard support on 2026-12-02, and with upgradePolicy STANDARD
+# EKS then upgrades the control plane itself, under the stack's feet. Karpenter 1.14 supports
+# 1.35; Kubecost 3.2.1's README lists 1.29-1.34 as tested (README, "Configuration").
+KUBERNETES_VERSION = "1.35"
 
 KARPENTER_CHART = "oci://public.ecr.aws/karpenter/karpenter"
 KARPENTER_CRD_CHART = "oci://public.ecr.aws/karpenter/karpenter-crd"
