@@ -112,6 +112,24 @@ def test_a_bad_strategy_flag_names_the_flag(flag, value, message):
         strategy_of(args)
 
 
+SHOWN_DEFAULTS = [("--cpu-floor", "CPU", "25m"), ("--memory-floor", "MEMORY", "64Mi"),
+                  ("--min-history", "DURATION", "1d")]  # fmt: skip
+
+
+def test_the_help_shows_each_default_as_its_flag_takes_it(capsys):
+    """The help once said "in millicores (default 25)", and `--cpu-floor 25` is 25 CPUs."""
+    parser = cli.parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["rightsize", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "millicores" not in help_text and "in MiB" not in help_text
+    defaults = strategy_of(parser.parse_args(["rightsize", "--prometheus", "http://x"]))
+    for flag, metavar, shown in SHOWN_DEFAULTS:
+        assert f"{flag} {metavar}" in help_text and f"(default {shown};" in help_text
+        args = parser.parse_args(["rightsize", "--prometheus", "http://x", flag, shown])
+        assert strategy_of(args) == defaults  # what the help shows parses back to the default
+
+
 def test_flags_take_kubernetes_quantities_and_durations():
     flags = ["--cpu-floor", "0.05", "--memory-step", "16Mi", "--min-history", "36h"]
     args = cli.parser().parse_args(

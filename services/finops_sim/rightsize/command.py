@@ -61,15 +61,30 @@ def _quantity(parse):
     return convert
 
 
-# Flag -> the Strategy field it sets, the parser of its text, and what it takes.
+def _millicores(value: float) -> str:
+    return f"{value:g}m"
+
+
+def _mebibytes(value: float) -> str:
+    return f"{value:g}Mi"
+
+
+# Flag -> the Strategy field it sets, the parser of its text, what it takes, and the field's
+# value written as the flag takes it (a Kubernetes quantity or a duration, not the field's unit:
+# `--cpu-floor 25` is 25 CPUs).
 STRATEGY_FLAGS = {
-    "--cpu-percentile": ("cpu_percentile", float, "P"),
-    "--memory-headroom": ("memory_headroom", float, "FRACTION"),
-    "--cpu-floor": ("cpu_floor_m", _quantity(cpu_millicores), "CPU"),
-    "--cpu-step": ("cpu_step_m", _quantity(cpu_millicores), "CPU"),
-    "--memory-floor": ("memory_floor_mib", _quantity(memory_mib), "MEMORY"),
-    "--memory-step": ("memory_step_mib", _quantity(memory_mib), "MEMORY"),
-    "--min-history": ("min_history_s", duration, "DURATION"),
+    "--cpu-percentile": ("cpu_percentile", float, "P", "{:g}".format),
+    "--memory-headroom": ("memory_headroom", float, "FRACTION", "{:g}".format),
+    "--cpu-floor": ("cpu_floor_m", _quantity(cpu_millicores), "CPU", _millicores),
+    "--cpu-step": ("cpu_step_m", _quantity(cpu_millicores), "CPU", _millicores),
+    "--memory-floor": ("memory_floor_mib", _quantity(memory_mib), "MEMORY", _mebibytes),
+    "--memory-step": ("memory_step_mib", _quantity(memory_mib), "MEMORY", _mebibytes),
+    "--min-history": ("min_history_s", duration, "DURATION", duration_text),
+}
+TAKES = {
+    "CPU": "a Kubernetes CPU quantity such as 25m or 0.1",
+    "MEMORY": "a Kubernetes memory quantity such as 64Mi or 1Gi",
+    "DURATION": "a duration such as 90m, 24h or 7d",
 }
 
 
@@ -103,20 +118,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=folder, help="output folder (out/rightsize/STACK)")
     group = parser.add_argument_group("strategy (see finops_sim/rightsize/strategy.py)")
     default = Strategy()
-    for flag, (field, parse, metavar) in STRATEGY_FLAGS.items():
+    for flag, (field, parse, metavar, written) in STRATEGY_FLAGS.items():
         description = Strategy.model_fields[field].description
+        takes = f"; {TAKES[metavar]}" if metavar in TAKES else ""
+        value = getattr(default, field)
         group.add_argument(
             flag,
             dest=field,
             metavar=metavar,
             type=parse,
-            default=getattr(default, field),
-            help=f"{description} (default %(default)s)",
+            default=value,
+            help=f"{description} (default {written(value)}{takes})",
         )
 
 
 def strategy_of(args: argparse.Namespace) -> Strategy:
-    fields = {field: flag for flag, (field, _, _) in STRATEGY_FLAGS.items()}
+    fields = {field: flag for flag, (field, *_) in STRATEGY_FLAGS.items()}
     try:
         return Strategy(**{field: getattr(args, field) for field in fields})
     except ValidationError as exc:

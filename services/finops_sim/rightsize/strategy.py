@@ -43,18 +43,18 @@ class Strategy(BaseModel):
         le=2,
         description="memory request and limit: the peak working set plus this fraction",
     )
-    cpu_floor_m: int = Field(default=25, ge=1, description="smallest CPU request, in millicores")
+    cpu_floor_m: int = Field(default=25, ge=1, description="smallest CPU request")
     cpu_step_m: int = Field(
-        default=5, ge=1, description="CPU requests round up to a multiple of this, in millicores"
+        default=5, ge=1, description="CPU requests round up to a multiple of this"
     )
-    memory_floor_mib: int = Field(default=64, ge=1, description="smallest memory request, in MiB")
+    memory_floor_mib: int = Field(default=64, ge=1, description="smallest memory request")
     memory_step_mib: int = Field(
-        default=8, ge=1, description="memory rounds up to a multiple of this, in MiB"
+        default=8, ge=1, description="memory rounds up to a multiple of this"
     )
     min_history_s: float = Field(
         default=24 * 3600,
         ge=0,
-        description="data needed before recommending, in seconds",
+        description="data needed before recommending",
     )
     resolution_s: int = Field(
         default=300, ge=60, description="the usage sample: 5-minute rate and 5-minute peak"
