@@ -10,6 +10,7 @@ Ctrl-C too.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import time
@@ -94,20 +95,28 @@ def _watch(
     request_log: Path,
 ) -> None:
     """A progress bar until Locust ends, sampling the gateway's memory meanwhile."""
-    total = options.requests if options.requests else options.duration_s
-    unit = "req" if options.requests else "s"
+    total, unit = progress_total(options)
     started = time.monotonic()
     with tqdm(total=total, desc=f"{phase:>11}", unit=unit, leave=True) as bar:
         while locust.poll() is None:
-            done = (
-                _count_lines(request_log)
-                if options.requests
-                else min(time.monotonic() - started, options.duration_s or 0)
-            )
-            bar.update(done - bar.n)
+            bar.update(progress_done(options, request_log, time.monotonic() - started) - bar.n)
             usage.tick()
             time.sleep(0.25)
         bar.update((_count_lines(request_log) if options.requests else total) - bar.n)
+
+
+def progress_total(options: RunOptions) -> tuple[int, str]:
+    """The bar's length and unit: requests, or whole seconds of a ``--duration`` run."""
+    if options.requests:
+        return options.requests, "req"
+    return math.ceil(options.duration_s or 0), "s"
+
+
+def progress_done(options: RunOptions, request_log: Path, elapsed_s: float) -> int:
+    """Whole units, so the bar never prints a float's sixteen digits."""
+    if options.requests:
+        return _count_lines(request_log)
+    return min(int(elapsed_s), progress_total(options)[0])
 
 
 GATEWAY_WARNING = "WARNING ai_gateway: "
@@ -122,11 +131,53 @@ def startup_warnings(gateway_log: Path) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class PhaseFiles:
+    """Where a phase writes in the output folder: its request log, the gateway's settings and
+    log, Locust's log, and Locust's results (CSV files under a prefix, and an HTML page)."""
+
+    out: Path
+    phase: Phase
+
+    @property
+    def request_log(self) -> Path:
+        return self.out / f"requests-{self.phase}.jsonl"
+
+    @property
+    def gateway_config(self) -> Path:
+        return self.out / "logs" / f"gateway-{self.phase}.yaml"
+
+    @property
+    def gateway_log(self) -> Path:
+        return self.out / "logs" / f"gateway-{self.phase}.log"
+
+    @property
+    def locust_log(self) -> Path:
+        return self.out / "logs" / f"locust-{self.phase}.log"
+
+    @property
+    def locust_results(self) -> Path:
+        return self.out / "locust" / self.phase
+
+    def written(self) -> list[Path]:
+        """What a run of this phase left in the folder."""
+        named = [self.request_log, self.gateway_config, self.gateway_log, self.locust_log]
+        results = self.locust_results
+        locust = [*results.parent.glob(f"{results.name}_*.csv"), results.with_suffix(".html")]
+        return [path for path in (*named, *locust) if path.is_file()]
+
+
+def clear_phase_files(out: Path) -> None:
+    """Every phase's files from an earlier run: a run that ends early must not leave the other
+    phase's older files beside its own, where nothing says they are stale."""
+    for phase in PHASES:
+        for path in PhaseFiles(out, phase).written():
+            path.unlink()
+
+
 def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
-    logs = out / "logs"
-    request_log = out / f"requests-{phase}.jsonl"
-    request_log.unlink(missing_ok=True)
-    config = logs / f"gateway-{phase}.yaml"
+    files = PhaseFiles(out, phase)
+    logs, request_log, config = out / "logs", files.request_log, files.gateway_config
     settings: dict[str, Any] = {
         "latency_scale": 0,
         "request_log": str(request_log),
@@ -138,7 +189,7 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
             raise ConfigError(f"{options.gateway_config}: the top level must be a mapping")
         settings = deep_merge(overrides, settings)
     config.write_text(yaml.safe_dump(settings))
-    gateway_log = logs / f"gateway-{phase}.log"
+    gateway_log = files.gateway_log
     with ExitStack() as stack:
         redis_url = stack.enter_context(embedded_valkey())
         gateway = GatewayProcess(
@@ -167,7 +218,8 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
             "-u", str(options.users), "-r", str(options.users), "--host", gateway.url,
             "--scenario", str(options.scenario), "--max-requests", str(options.requests or 0),
-            "--csv", str(out / "locust" / phase), "--html", str(out / "locust" / f"{phase}.html"),
+            "--csv", str(files.locust_results),
+            "--html", str(files.locust_results.with_suffix(".html")),
             "--only-summary", "--loglevel", "WARNING",
         ]  # fmt: skip
         if options.seed is not None:
@@ -176,13 +228,13 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
             cmd += ["--run-time", f"{int(options.duration_s)}s"]
         usage = PhaseUsage(ProcessMeter(gateway.metrics_url, gateway.pid))
         usage.start()
-        locust = stack.enter_context(child_process(cmd, logs / f"locust-{phase}.log"))
+        locust = stack.enter_context(child_process(cmd, files.locust_log))
         try:
             _watch(phase, options, locust, usage, request_log)
             if locust.returncode not in (0, 1):
                 raise SimulationError(
                     f"Locust exited with code {locust.returncode} in the {phase} phase; "
-                    f"see {logs / f'locust-{phase}.log'}"
+                    f"see {files.locust_log}"
                 )
             gateway_usage = usage.finish(_count_lines(request_log))
             status, _ = http_json(gateway.url + "/readyz")
@@ -309,6 +361,7 @@ def run(options: RunOptions) -> SimulationResults:
         folder.mkdir(parents=True, exist_ok=True)
     (out / RESULTS_FILE).unlink(missing_ok=True)
     clear_report(out)
+    clear_phase_files(out)
     started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     before = _run_phase("unoptimized", options, out)
     # With --duration, the optimized phase replays exactly the requests the first phase sent, so

@@ -11,8 +11,18 @@ import yaml
 
 import finops_sim
 from finops_common.config import ConfigError
+from finops_common.phases import PHASES
+from finops_sim import simulation
 from finops_sim.results import SimulationResults, read_log
-from finops_sim.simulation import RunOptions, check_teams, run
+from finops_sim.simulation import (
+    RESULTS_FILE,
+    PhaseFiles,
+    RunOptions,
+    check_teams,
+    progress_done,
+    progress_total,
+    run,
+)
 from loadgen.scenario import DEFAULT_SCENARIO, load_scenario
 
 REQUESTS = 200
@@ -259,3 +269,39 @@ def test_the_shipped_small_budgets_example_serves_every_team():
         check_teams(
             scenario, DEFAULT_SCENARIO, phase, SMALL_BUDGETS if phase == "optimized" else None
         )
+
+
+def test_the_phase_files_are_every_file_a_run_writes_besides_its_report(first_run, tmp_path):
+    """What clear_phase_files removes is what a run wrote: nothing a phase writes is missed."""
+    out, _ = first_run
+    written = {path for phase in PHASES for path in PhaseFiles(out, phase).written()}
+    report = {out / RESULTS_FILE, out / "report.md", out / "report.html", *out.glob("charts/*")}
+    assert {path for path in out.rglob("*") if path.is_file()} - report == written
+
+
+def test_a_run_that_ends_early_leaves_no_older_phase_files(fast_scenario, tmp_path, monkeypatch):
+    """The earlier run's optimized files would sit beside this run's unoptimized ones."""
+    names = ["requests-optimized.jsonl", "logs/gateway-optimized.log",
+             "locust/optimized_stats.csv", "locust/optimized.html"]  # fmt: skip
+    older = [tmp_path / name for name in names]
+    for path in older:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("from an earlier run\n")
+    unrelated = tmp_path / "notes.txt"
+    unrelated.write_text("mine\n")
+
+    def interrupted(phase, options, out):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulation, "_run_phase", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(RunOptions(fast_scenario, tmp_path, requests=10, embedder="lexical"))
+    assert [path for path in older if path.exists()] == []
+    assert unrelated.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize(("duration", "elapsed", "done"), [(2.5, 1.7, 1), (2.5, 9.0, 3)])
+def test_a_duration_runs_progress_is_whole_seconds(tmp_path, duration, elapsed, done):
+    options = RunOptions(tmp_path / "s.yaml", tmp_path, requests=None, duration_s=duration)
+    assert progress_total(options) == (3, "s")
+    assert progress_done(options, tmp_path / "none.jsonl", elapsed) == done
