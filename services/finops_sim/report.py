@@ -32,7 +32,7 @@ from finops_common.phases import PHASES
 from finops_platform.workload_list import DEMO_SERVICE_PREFIX
 
 from .gateway_usage import SAMPLE_EVERY_S
-from .results import GatewaySizing, PhaseResult, PhaseSummary, SimulationResults
+from .results import GatewaySizing, PhaseResult, PhaseSummary, RunInfo, SimulationResults
 
 
 @dataclass(frozen=True)
@@ -394,6 +394,28 @@ def _save(fig, path: Path, alt: str) -> Image:
     return Image(f"{path.parent.name}/{path.name}", alt)
 
 
+def _workload(run: RunInfo, requests: int) -> str:
+    """The run options that change the figures: how many requests and how they were sent, and
+    the embedder (the `--embedder` flag, over any config)."""
+    sent = f"{requests:,} requests per phase"
+    if run.duration_s is not None:
+        sent += (
+            f" (the first phase ran for `--duration` {run.duration_s:g} s; the second replayed it)"
+        )
+    users = "1 user" if run.users == 1 else f"{run.users} users"
+    return f"{sent} from {users}, `--embedder {run.embedder}`"
+
+
+def _gateway_warnings(results: SimulationResults) -> list[Block]:
+    """What a gateway warned about as it started (routing without its embedding head): it
+    changes what the figures mean, so the report says it, not only the terminal."""
+    return [
+        Paragraph(f"**The {phase} gateway warned at start:** {warning.rstrip('.')}.")
+        for phase, summary in results.phases.items()
+        for warning in summary.gateway_warnings
+    ]
+
+
 def build(results: SimulationResults, images: list[Image]) -> list[Block]:
     ai = results.comparison
     run = results.run
@@ -403,8 +425,8 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
     return [
         Heading("finops-sim savings report", 1),
         Paragraph(
-            f"Scenario `{run.scenario}`, seed {run.seed}, {after.requests:,} requests per "
-            f"phase, run on {run.started_at}"
+            f"Scenario `{run.scenario}`, seed {run.seed}, {_workload(run, after.requests)}, "
+            f"run on {run.started_at}"
             + (
                 f", with `{run.gateway_config}` over the optimized profile"
                 if run.gateway_config
@@ -419,6 +441,7 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             "`ai_cost_total` metric; the Kubernetes compute figures are the cost model's (see "
             "the last section)."
         ),
+        *_gateway_warnings(results),
         Heading("What it saved"),
         Paragraph(
             f"AI spend fell from **{usd(before.spend_usd)}** to **{usd(after.spend_usd)}**: "
@@ -519,9 +542,9 @@ def to_html(blocks: list[Block], title: str = "finops-sim savings report") -> st
         elif isinstance(block, Paragraph):
             body.append(f"<p>{_html_inline(block.text)}</p>")
         elif isinstance(block, Table):
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
+            head = "".join(f"<th>{_html_inline(h)}</th>" for h in block.header)
             rows = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                "<tr>" + "".join(f"<td>{_html_inline(c)}</td>" for c in row) + "</tr>"
                 for row in block.rows
             )
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")

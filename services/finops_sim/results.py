@@ -153,6 +153,7 @@ class PhaseResult(PhaseSummary):
     metric_cost_usd: float
     gateway_ready_at_end: bool
     gateway_usage: GatewayUsage
+    gateway_warnings: tuple[str, ...] = ()  # what the gateway warned about as it started
 
 
 class Phases(StrictModel):

@@ -252,6 +252,7 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
         metric_cost_usd=metric_cost,
         gateway_ready_at_end=status == 200,
         gateway_usage=gateway_usage,
+        gateway_warnings=tuple(warnings),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ai_gateway.records import RequestRecord
-from finops_sim.report import build, summary_tree, to_html, to_markdown, usd, write_report
+from finops_sim.report import Table, build, summary_tree, to_html, to_markdown, usd, write_report
 from finops_sim.results import (
     ComputeComparison,
     GatewaySizing,
@@ -161,6 +161,31 @@ def test_html_says_what_markdown_says():
     assert "<td>routing</td><td>$2.50</td><td>20.8%</td>" in page
     rules = [line for line in to_markdown(blocks).splitlines() if line.startswith("|---")]
     assert page.count("<table>") == len(rules) == 5
+
+
+def test_html_tables_render_code_spans_as_code():
+    page = to_html([Table(("stack",), (("the `optimized` stack requests",),))])
+    assert "<td>the <code>optimized</code> stack requests</td>" in page
+    assert "`" not in page
+
+
+def test_the_report_names_the_run_options_that_change_its_figures():
+    results = _results()
+    run = results.run.model_copy(update={"users": 4, "duration_s": 3.0, "embedder": "lexical"})
+    text = to_markdown(build(results.model_copy(update={"run": run}), []))
+    assert "4 requests per phase (the first phase ran for `--duration` 3 s" in text
+    assert "from 4 users, `--embedder lexical`" in text
+
+
+def test_a_gateways_start_up_warning_is_in_the_report():
+    results = _results()
+    warned = results.phases.optimized.model_copy(
+        update={"gateway_warnings": ("routing uses its features-only head",)}
+    )
+    phases = results.phases.model_copy(update={"optimized": warned})
+    text = to_markdown(build(results.model_copy(update={"phases": phases}), []))
+    assert "**The optimized gateway warned at start:** routing uses its features-only head." in text
+    assert "unoptimized gateway warned" not in text
 
 
 def test_the_summary_tree_says_when_compute_was_not_computed():

@@ -153,6 +153,9 @@ def test_duration_mode_replays_the_same_workload_in_both_phases(fast_scenario, t
     assert "finops-sim: the optimized gateway warns: the learned router was trained on" in relayed
     assert "the unoptimized gateway warns" not in relayed
     assert "--embedder model2vec uses the model" in relayed  # the run's own switch, not a config's
+    report = (tmp_path / "report.md").read_text()
+    assert "**The optimized gateway warned at start:** the learned router was trained on" in report
+    assert "(the first phase ran for `--duration` 3 s; the second replayed it)" in report
 
 
 def test_each_phase_records_the_gateway_process_cpu_and_memory(first_run):
