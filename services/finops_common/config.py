@@ -69,6 +69,10 @@ def describe_validation_error(
             hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
             lines.append(f"{source}: unknown key `{key}`{hint}")
             continue
+        if problem.get("type") == "missing":
+            # pydantic's input here is the mapping that lacks the key, not a value of it.
+            lines.append(f"{source}: key `{key}` is missing, and it is required")
+            continue
         value = problem.get("input")
         shown = repr(value) if not isinstance(value, dict) else "{...}"
         if len(shown) > 80:

@@ -34,6 +34,12 @@ def test_every_bad_value_is_listed_with_its_key():
     assert lines[1].startswith("teams.yaml: key `limits.usd`: value 'lots' is invalid")
 
 
+def test_a_missing_key_is_named_as_missing_not_as_a_bad_value_of_its_parent():
+    with pytest.raises(ConfigError) as info:
+        validate(Team, {"name": "a", "limits": {"period": "day"}}, "teams.yaml")
+    assert str(info.value) == "teams.yaml: key `limits.usd` is missing, and it is required"
+
+
 def test_strict_models_are_immutable():
     team = validate(Team, {"name": "a", "limits": {"usd": 1}}, "teams.yaml")
     with pytest.raises(ValueError, match="frozen"):

@@ -80,6 +80,20 @@ def test_from_run_sizes_only_a_stack_running_the_optimized_profile(tmp_path, cap
     assert "stack unoptimized runs the gateway's unoptimized profile" in capsys.readouterr().err
 
 
+def test_from_run_names_a_file_that_is_not_a_runs_results(tmp_path, capsys):
+    report = tmp_path / "report.md"
+    report.write_text("# finops-sim savings report\n")
+    assert main(["rightsize", "--from-run", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert f"{report}: not JSON; --from-run takes the results.json" in err
+    assert "pydantic" not in err
+    other = tmp_path / "other.json"
+    other.write_text('{"run": {}}')
+    assert main(["rightsize", "--from-run", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"{other}: key `phases` is missing, and it is required" in err
+
+
 def test_from_run_refuses_the_prometheus_only_options(tmp_path, capsys):
     for extra in (["--format", "json"], ["--out", str(tmp_path)]):
         code = main(["rightsize", "--from-run", str(tmp_path / "results.json"), *extra])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from finops_common.config import ConfigError
+from finops_common.config import ConfigError, describe_validation_error
 from finops_platform.config import StackConfig
 from finops_platform.workload_list import GATEWAY, GATEWAY_CONTAINER
 
@@ -32,8 +32,14 @@ def read_results(path: Path) -> SimulationResults:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from exc
     except ValidationError as exc:
+        if any(problem["type"] == "json_invalid" for problem in exc.errors()):
+            raise ConfigError(
+                f"{path}: not JSON; --from-run takes the results.json a `finops-sim run` "
+                "writes (out/demo/results.json)"
+            ) from exc
+        problems = describe_validation_error(exc, str(path))
         raise ConfigError(
-            f"{path}: not the results.json of this version's `finops-sim run`: {exc}"
+            f"{path}: not the results.json of this version's `finops-sim run`:\n{problems}"
         ) from exc
 
 
