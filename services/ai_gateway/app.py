@@ -316,6 +316,22 @@ class GatewayHTTP:
                 served_record(adapter.api, sim, completion, elapsed, request_id(request))
             )
 
+    async def count_tokens(self, request: Request) -> Response:
+        """Anthropic's ``messages.count_tokens``: the prompt counted as a message request bills
+        it, in the model's tokenizer ("auto": the complex tier's model, its baseline)."""
+        try:
+            self.gateway.identity.team(_api_key(request))
+            ANTHROPIC.check_headers(request.headers)
+            settings = self.gateway.settings
+            prompt = ANTHROPIC.parse_count_tokens(
+                await _read_json(request, settings.max_body_bytes, settings.max_json_depth)
+            )
+            tokens = self.gateway.catalog.prompt_tokens(prompt)
+        except GatewayError as error:
+            return self._error(ANTHROPIC, error, request)
+        self.metrics.requests.labels(api=ANTHROPIC.api, status="200").inc()
+        return JSONResponse({"input_tokens": tokens})
+
     async def models(self, request: Request) -> Response:
         """Anthropic's shape when the client sends ``anthropic-version`` (its SDK does)."""
         adapter = _models_adapter(request)
@@ -467,6 +483,9 @@ def create_app(gateway: Gateway, freeze_heap: bool = False) -> FastAPI:
             ANTHROPIC, anthropic.Message, anthropic.MessageStreamEvent, None, [_REQUIRED_VERSION]
         ),
     )
+    app.add_api_route(
+        "/v1/messages/count_tokens", http.count_tokens, methods=["POST"], **_count_tokens_doc()
+    )
     app.add_api_route("/v1/models", http.models, methods=["GET"], **_models_doc())
     app.add_api_route("/v1/models/{model_id}", http.model, methods=["GET"], **_model_doc())
     app.add_api_route("/v1/budgets", http.budgets, methods=["GET"], **_budgets_doc())
@@ -490,6 +509,7 @@ _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"x-api-key": []}]
 _REQUEST_BODIES: dict[str, type[BaseModel]] = {
     "/v1/chat/completions": openai.ChatCompletionBody,
     "/v1/messages": anthropic.MessagesBody,
+    "/v1/messages/count_tokens": anthropic.CountTokensBody,
 }
 _GATEWAY_HEADERS = {
     name: {"description": text, "schema": {"type": "string"}}
@@ -645,6 +665,21 @@ def _model_doc() -> dict[str, Any]:
 class BudgetReport(BaseModel):
     object: str
     data: list[BudgetRow]
+
+
+def _count_tokens_doc() -> dict[str, Any]:
+    return {
+        "summary": "Count a message's tokens (Anthropic Messages)",
+        "tags": ["anthropic"],
+        "responses": {
+            200: {"model": anthropic.MessageTokensCount, "description": "The prompt's tokens."},
+            **_errors(
+                anthropic.AnthropicErrorResponse,
+                {k: v for k, v in _CHAT_ERRORS.items() if k not in (429, 503)},
+            ),
+        },
+        "openapi_extra": {"security": _SECURITY, "parameters": [_REQUIRED_VERSION]},
+    }
 
 
 def _budgets_doc() -> dict[str, Any]:

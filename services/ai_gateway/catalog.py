@@ -86,6 +86,12 @@ class Catalog:
             return None
         return self.resolve(request.model)
 
+    def prompt_tokens(self, request: ChatRequest) -> int:
+        """The prompt's tokens in the requested model's tokenizer ("auto": the complex tier's
+        model, the one its baseline is priced with)."""
+        card = self.requested(request) or self._complex_tier()
+        return PromptTokens(request.messages)(card)
+
     def completion_cap(
         self, card: ModelCard, request: ChatRequest, prompt_tokens: int, routed: bool
     ) -> int:

@@ -127,6 +127,19 @@ async def test_anthropic_requires_its_version_header_as_its_api_does(client):
     assert (await post(client, ANTHROPIC, body, headers=newest)).status_code == 200
 
 
+async def test_count_tokens_needs_the_version_header_and_names_a_bad_body(client):
+    body = json.dumps({"model": "claude-haiku-4-5", "messages": HI})
+    counted = await post(client, "/v1/messages/count_tokens", body, headers=ANTHROPIC_KEY)
+    assert counted.status_code == 200 and counted.json()["input_tokens"] > 0
+    no_version = {"x-api-key": "sk-demo-team-a"}
+    response = await post(client, "/v1/messages/count_tokens", body, headers=no_version)
+    assert_anthropic_error(response, 400, "invalid_request_error")
+    assert "anthropic-version" in response.json()["error"]["message"]
+    bad = json.dumps({"model": "claude-haiku-4-5", "messages": "hi"})
+    response = await post(client, "/v1/messages/count_tokens", bad, headers=ANTHROPIC_KEY)
+    assert_anthropic_error(response, 400, "invalid_request_error")
+
+
 async def test_anthropic_missing_key(client):
     response = await post(client, ANTHROPIC, "{}", headers={"anthropic-version": "2023-06-01"})
     assert_anthropic_error(response, 401, "authentication_error")

@@ -165,3 +165,26 @@ def test_unknown_model_is_not_found_error(gateway):
             model="claude-9", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
     assert info.value.body["error"]["type"] == "not_found_error"
+
+
+def test_count_tokens_is_what_a_message_is_billed_as_input(gateway):
+    """`messages.count_tokens` answers with the prompt's tokens: those the same request is then
+    billed as input (no prompt caching in this profile)."""
+    sdk = client(gateway)
+    prompt = {
+        "model": "claude-haiku-4-5",
+        "system": "Answer briefly.",
+        "messages": [{"role": "user", "content": "Where is my order #4411?"}],
+    }
+    counted = sdk.messages.count_tokens(**prompt)
+    assert counted.input_tokens == approx_claude_tokens(
+        "Answer briefly.", "Where is my order #4411?"
+    )
+    billed = sdk.messages.create(max_tokens=20, **prompt)
+    assert billed.usage.input_tokens == counted.input_tokens
+    with pytest.raises(anthropic.NotFoundError):
+        sdk.messages.count_tokens(**{**prompt, "model": "claude-nonexistent"})
+    with pytest.raises(anthropic.BadRequestError):
+        sdk.messages.count_tokens(model="claude-haiku-4-5", messages=[])
+    with pytest.raises(anthropic.AuthenticationError):
+        client(gateway, key="sk-wrong").messages.count_tokens(**prompt)

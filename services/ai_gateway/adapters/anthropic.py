@@ -71,17 +71,14 @@ class InputMessage(Lenient):
     content: str | list[TextBlock]
 
 
-class MessagesBody(Lenient):
-    """POST /v1/messages. Fields not listed here are accepted, not simulated, and part of the
-    cache key, except a few that leave the answer alone (service tier, inference region, prompt
-    caching, account bookkeeping)."""
+class PromptBody(Lenient):
+    """What a message request and a token count share: the model and the prompt."""
 
     model: str = Field(
         min_length=1,
         description="A model of the catalog (GET /v1/models), an alias, or 'auto' when routing "
         "is on; OpenAI models are served too.",
     )
-    max_tokens: int = Field(ge=1, description="Completion token cap.")
     messages: list[InputMessage] = Field(min_length=1)
     system: str | list[TextBlock] | None = None
     temperature: float | None = Field(default=None, ge=0, le=1, description=_SEEDS)
@@ -128,6 +125,25 @@ class MessagesBody(Lenient):
 class OutputText(BaseModel):
     type: Literal["text"]
     text: str
+
+
+class MessagesBody(PromptBody):
+    """POST /v1/messages. Fields not listed here are accepted, not simulated, and part of the
+    cache key, except a few that leave the answer alone (service tier, inference region, prompt
+    caching, account bookkeeping)."""
+
+    max_tokens: int = Field(ge=1, description="Completion token cap.")
+
+
+class CountTokensBody(PromptBody):
+    """POST /v1/messages/count_tokens: a message request without its token cap."""
+
+
+class MessageTokensCount(BaseModel):
+    input_tokens: int = Field(
+        description="The prompt's tokens in the model's tokenizer: what a message request with "
+        "this prompt is billed as input before any prompt caching."
+    )
 
 
 class AnthropicUsage(BaseModel):
@@ -202,7 +218,7 @@ def _breakpoint(content: str | list[TextBlock]) -> bool:
 MAX_BREAKPOINTS = 4
 
 
-def _check_breakpoints(body: MessagesBody) -> None:
+def _check_breakpoints(body: PromptBody) -> None:
     contents = [body.system, *(m.content for m in body.messages)]
     marks = sum(
         block.cache_control is not None
@@ -262,7 +278,12 @@ class AnthropicAdapter:
             raise GatewayError("invalid_request", "anthropic-version: header is required")
 
     def parse(self, body: object) -> ChatRequest:
-        parsed = parse_body(MessagesBody, body)
+        return self._request(parse_body(MessagesBody, body))
+
+    def parse_count_tokens(self, body: object) -> ChatRequest:
+        return self._request(parse_body(CountTokensBody, body))
+
+    def _request(self, parsed: PromptBody) -> ChatRequest:
         _check_breakpoints(parsed)
         system = parsed.system
         messages = (
@@ -279,7 +300,7 @@ class AnthropicAdapter:
         return ChatRequest(
             model=parsed.model,
             messages=tuple(messages),
-            max_tokens=parsed.max_tokens,
+            max_tokens=parsed.max_tokens if isinstance(parsed, MessagesBody) else None,
             temperature=parsed.temperature,
             top_p=parsed.top_p,
             stop=tuple(parsed.stop_sequences or ()),
