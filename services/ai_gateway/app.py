@@ -214,6 +214,9 @@ class GatewayHTTP:
                 )
             )
             model = chat_request.model
+            named = gateway.catalog.table.resolve(model)
+            if named is not None:
+                adapter.check_model(chat_request, named)
             label = sim.get("question")
             if chat_request.stream:
                 answer = await gateway.begin(chat_request, team, label=label)

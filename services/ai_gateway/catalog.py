@@ -104,9 +104,9 @@ class Catalog:
         if too_many and not routed:
             raise GatewayError(
                 "invalid_request",
-                f"max_tokens is too large: {request.max_tokens}. This model supports at "
-                f"most {card.max_output_tokens} completion tokens.",
-                param="max_tokens",
+                f"{request.cap_parameter} is too large: {request.max_tokens}. This model "
+                f"supports at most {card.max_output_tokens} completion tokens.",
+                param=request.cap_parameter,
             )
         # With no max_tokens, the prompt must still leave room for one completion token: a
         # prompt that fills the whole window is refused, not answered with nothing.

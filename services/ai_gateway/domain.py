@@ -55,6 +55,8 @@ class ChatRequest:
     seed: int | None = None
     stream: bool = False
     include_usage: bool = False
+    cap_parameter: str = "max_tokens"
+    """The field that carried ``max_tokens``, as the client's API names it (errors name it)."""
     unsimulated: tuple[tuple[str, str], ...] = ()
     """Answer-changing fields the simulator does not implement (tools, response_format, top_k...),
     as (name, canonical JSON): not simulated, but they keep requests apart in the caches."""

@@ -53,6 +53,12 @@ class ModelCard(StrictModel):
         default=None, description="the row of LiteLLM's price JSON that `prices import` reads"
     )
     deprecation_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    sampling: Literal["any", "reasoning", "temperature_or_top_p"] = Field(
+        default="any",
+        description="the provider's own API rules on sampling parameters: `reasoning` "
+        "(OpenAI's reasoning models: max_completion_tokens only, the default temperature "
+        "only), `temperature_or_top_p` (Anthropic models that refuse both together)",
+    )
     latency: LatencyProfile
     output_tokens: OutputLength
 

@@ -244,7 +244,9 @@ class SimRequest:
         system = self._system_text()
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": self.prompt})
-        return {"model": self.model, "max_tokens": self.max_tokens, "messages": messages}
+        # max_completion_tokens: OpenAI's reasoning models (gpt-5.x, the default) refuse
+        # max_tokens, and every chat model takes it.
+        return {"model": self.model, "max_completion_tokens": self.max_tokens, "messages": messages}
 
     def headers(self) -> dict[str, str]:
         auth = {"authorization": f"Bearer {self.key}"}

@@ -41,7 +41,7 @@ def test_openai_sdk_reads_cached_tokens_plain_and_streamed(gateway):
                 {"role": "system", "content": HANDBOOK},
                 {"role": "user", "content": question},
             ],
-            max_tokens=50,
+            max_completion_tokens=50,
             **extra,
         )
 

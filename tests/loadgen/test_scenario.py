@@ -99,6 +99,9 @@ def test_bodies_in_both_api_shapes():
     anthropic = next(r for r in requests if r.api == "anthropic")
     assert openai.path() == "/v1/chat/completions"
     assert openai.body()["messages"][-1] == {"role": "user", "content": openai.prompt}
+    # The field every OpenAI chat model takes: its reasoning models refuse max_tokens.
+    assert openai.body()["max_completion_tokens"] == openai.max_tokens
+    assert "max_tokens" not in openai.body()
     assert anthropic.path() == "/v1/messages"
     assert anthropic.body()["max_tokens"] == anthropic.max_tokens
     assert anthropic.headers()["x-api-key"] == anthropic.key

@@ -271,6 +271,9 @@ class OpenAIAdapter:
                 PromptMessage(m.role, _text(m.content), m.name) for m in parsed.messages
             ),
             max_tokens=parsed.max_completion_tokens or parsed.max_tokens,
+            cap_parameter=(
+                "max_completion_tokens" if parsed.max_completion_tokens else "max_tokens"
+            ),
             temperature=parsed.temperature,
             top_p=parsed.top_p,
             stop=tuple(stop if isinstance(stop, list) else [stop] if stop else []),
@@ -279,6 +282,28 @@ class OpenAIAdapter:
             include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
             unsimulated=unsimulated(parsed, KEYED_FIELDS, NEUTRAL_FIELDS),
         )
+
+    def check_model(self, request: ChatRequest, card: ModelCard) -> None:
+        """OpenAI's reasoning models take ``max_completion_tokens`` and the default
+        temperature only."""
+        if card.sampling != "reasoning":
+            return
+        if request.max_tokens is not None and request.cap_parameter == "max_tokens":
+            raise GatewayError(
+                "invalid_request",
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                "'max_completion_tokens' instead.",
+                param="max_tokens",
+                code="unsupported_parameter",
+            )
+        if request.temperature is not None and request.temperature != 1:
+            raise GatewayError(
+                "invalid_request",
+                f"Unsupported value: 'temperature' does not support {request.temperature:g} "
+                "with this model. Only the default (1) value is supported.",
+                param="temperature",
+                code="unsupported_value",
+            )
 
     def new_id(self) -> str:
         return "chatcmpl-" + uuid.uuid4().hex[:24]

@@ -1,0 +1,89 @@
+"""Each API's own rules on sampling parameters for the model a client names (data/models.yaml's
+`sampling`), refused as the provider refuses them: the same status, shape, field and message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ai_gateway.pricing import default_price_table
+
+OPENAI = "/v1/chat/completions"
+ANTHROPIC = "/v1/messages"
+OPENAI_KEY = {"authorization": "Bearer sk-demo-team-a", "content-type": "application/json"}
+ANTHROPIC_KEY = {
+    "x-api-key": "sk-demo-team-a",
+    "anthropic-version": "2023-06-01",
+    "content-type": "application/json",
+}
+HI = [{"role": "user", "content": "hi"}]
+TABLE = default_price_table()
+
+
+@pytest.fixture
+async def client(app_client):
+    return await app_client("unoptimized")
+
+
+async def ask(client, path: str, headers: dict[str, str], **body):
+    return await client.post(path, content=json.dumps({"messages": HI, **body}), headers=headers)
+
+
+def test_the_reasoning_and_sampling_rules_are_on_the_models_the_providers_apply_them_to():
+    reasoning = {name for name, card in TABLE.models.items() if card.sampling == "reasoning"}
+    assert {"gpt-5.4", "gpt-5.4-mini", "gpt-5.4-nano", "gpt-5", "o3"} <= reasoning
+    assert not reasoning & {"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4"}
+    assert TABLE.models["claude-sonnet-4-6"].sampling == "temperature_or_top_p"
+    assert all(TABLE.models[n].provider == "openai" for n in reasoning)
+
+
+async def test_a_reasoning_model_refuses_max_tokens_and_takes_max_completion_tokens(client):
+    refused = await ask(client, OPENAI, OPENAI_KEY, model="gpt-5.4", max_tokens=20)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["param"], error["code"]) == ("max_tokens", "unsupported_parameter")
+    assert "Use 'max_completion_tokens' instead" in error["message"]
+    taken = await ask(client, OPENAI, OPENAI_KEY, model="gpt-5.4", max_completion_tokens=20)
+    assert taken.status_code == 200, taken.text
+    older = await ask(client, OPENAI, OPENAI_KEY, model="gpt-4o", max_tokens=20)
+    assert older.status_code == 200, older.text
+
+
+@pytest.mark.parametrize(("temperature", "status"), [(0.2, 400), (1, 200), (None, 200)])
+async def test_a_reasoning_model_takes_the_default_temperature_only(client, temperature, status):
+    sampled = {} if temperature is None else {"temperature": temperature}
+    response = await ask(client, OPENAI, OPENAI_KEY, model="gpt-5.4-mini", **sampled)
+    assert response.status_code == status, response.text
+    if status == 400:
+        error = response.json()["error"]
+        assert (error["param"], error["code"]) == ("temperature", "unsupported_value")
+        assert "does not support 0.2 with this model" in error["message"]
+
+
+async def test_a_reasoning_model_asked_through_the_anthropic_api_takes_max_tokens(client):
+    """Anthropic's API has only max_tokens: the gateway, between the APIs, passes it on."""
+    response = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="gpt-5.4", max_tokens=20)
+    assert response.status_code == 200, response.text
+
+
+async def test_sonnet_refuses_temperature_and_top_p_together(client):
+    both = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="claude-sonnet-4-6", max_tokens=20,
+                     temperature=0.5, top_p=0.9)  # fmt: skip
+    assert both.status_code == 400
+    body = both.json()
+    assert body["error"]["type"] == "invalid_request_error"
+    assert "cannot both be specified" in body["error"]["message"]
+    one = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="claude-sonnet-4-6", max_tokens=20,
+                    temperature=0.5)  # fmt: skip
+    assert one.status_code == 200, one.text
+    haiku = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="claude-haiku-4-5", max_tokens=20,
+                      temperature=0.5, top_p=0.9)  # fmt: skip
+    assert haiku.status_code == 200, haiku.text
+
+
+async def test_a_cap_too_large_is_named_by_the_field_the_client_sent(client):
+    response = await ask(client, OPENAI, OPENAI_KEY, model="gpt-4o", max_completion_tokens=10**6)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "max_completion_tokens"
+    assert response.json()["error"]["message"].startswith("max_completion_tokens is too large")
