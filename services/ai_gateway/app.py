@@ -321,7 +321,8 @@ class GatewayHTTP:
 
     async def count_tokens(self, request: Request) -> Response:
         """Anthropic's ``messages.count_tokens``: the prompt counted as a message request bills
-        it, in the model's tokenizer ("auto": the complex tier's model, its baseline)."""
+        it, in the model's tokenizer ("auto": the complex tier's model, its baseline). Not an
+        answer, so not in ``ai_requests_total`` (SDKs may count before every message)."""
         try:
             self.gateway.identity.team(_api_key(request))
             ANTHROPIC.check_headers(request.headers)
@@ -331,8 +332,7 @@ class GatewayHTTP:
             )
             tokens = self.gateway.catalog.prompt_tokens(prompt)
         except GatewayError as error:
-            return self._error(ANTHROPIC, error, request)
-        self.metrics.requests.labels(api=ANTHROPIC.api, status="200").inc()
+            return error_response(ANTHROPIC, error, request)
         return JSONResponse({"input_tokens": tokens})
 
     async def models(self, request: Request) -> Response:

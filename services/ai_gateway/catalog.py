@@ -86,6 +86,26 @@ class Catalog:
             return None
         return self.resolve(request.model)
 
+    @staticmethod
+    def check_sampling(card: ModelCard, request: ChatRequest) -> None:
+        """Refuse the sampling values the named model's provider refuses (``sampling`` in
+        data/models.yaml), whichever API shape carried them: the provider behind would."""
+        if card.sampling == "reasoning" and request.temperature not in (None, 1):
+            raise GatewayError(
+                "invalid_request",
+                f"Unsupported value: 'temperature' does not support {request.temperature:g} "
+                "with this model. Only the default (1) value is supported.",
+                param="temperature",
+                code="unsupported_value",
+            )
+        both = request.temperature is not None and request.top_p is not None
+        if card.sampling == "temperature_or_top_p" and both:
+            raise GatewayError(
+                "invalid_request",
+                "`temperature` and `top_p` cannot both be specified for this model. Please use "
+                "only one.",
+            )
+
     def prompt_tokens(self, request: ChatRequest) -> int:
         """The prompt's tokens in the requested model's tokenizer ("auto": the complex tier's
         model, the one its baseline is priced with)."""

@@ -118,6 +118,8 @@ class Gateway:
         now = now or datetime.fromtimestamp(self.clock(), UTC)
         tokens = PromptTokens(request.messages)
         requested = self.catalog.requested(request)
+        if requested is not None:
+            self.catalog.check_sampling(requested, request)
         requested_name = AUTO_MODEL if requested is None else requested.name
         baseline = self.catalog.baseline_cost(requested, request, tokens)
 

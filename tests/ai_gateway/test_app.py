@@ -138,6 +138,8 @@ async def test_count_tokens_needs_the_version_header_and_names_a_bad_body(client
     bad = json.dumps({"model": "claude-haiku-4-5", "messages": "hi"})
     response = await post(client, "/v1/messages/count_tokens", bad, headers=ANTHROPIC_KEY)
     assert_anthropic_error(response, 400, "invalid_request_error")
+    metrics = client._transport.app.state.gateway.meter.metrics.exposition().decode()
+    assert 'ai_requests_total{api="anthropic"' not in metrics  # a count is not an answer
 
 
 async def test_anthropic_missing_key(client):

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
+from ai_gateway.domain import ChatRequest, GatewayError
 from ai_gateway.pricing import default_price_table
+from ai_gateway.tokens import PromptMessage
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
@@ -34,7 +36,9 @@ def test_the_reasoning_and_sampling_rules_are_on_the_models_the_providers_apply_
     reasoning = {name for name, card in TABLE.models.items() if card.sampling == "reasoning"}
     assert {"gpt-5.4", "gpt-5.4-mini", "gpt-5.4-nano", "gpt-5", "o3"} <= reasoning
     assert not reasoning & {"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4"}
-    assert TABLE.models["claude-sonnet-4-6"].sampling == "temperature_or_top_p"
+    claude_4_5_on = {"claude-opus-4-7", "claude-opus-4-5", "claude-sonnet-4-6", "claude-sonnet-4-5",
+                     "claude-haiku-4-5"}  # fmt: skip
+    assert all(TABLE.models[n].sampling == "temperature_or_top_p" for n in claude_4_5_on)
     assert all(TABLE.models[n].provider == "openai" for n in reasoning)
 
 
@@ -67,7 +71,7 @@ async def test_a_reasoning_model_asked_through_the_anthropic_api_takes_max_token
     assert response.status_code == 200, response.text
 
 
-async def test_sonnet_refuses_temperature_and_top_p_together(client):
+async def test_claude_4_5_and_later_refuse_temperature_and_top_p_together(client):
     both = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="claude-sonnet-4-6", max_tokens=20,
                      temperature=0.5, top_p=0.9)  # fmt: skip
     assert both.status_code == 400
@@ -77,9 +81,33 @@ async def test_sonnet_refuses_temperature_and_top_p_together(client):
     one = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="claude-sonnet-4-6", max_tokens=20,
                     temperature=0.5)  # fmt: skip
     assert one.status_code == 200, one.text
-    haiku = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="claude-haiku-4-5", max_tokens=20,
-                      temperature=0.5, top_p=0.9)  # fmt: skip
-    assert haiku.status_code == 200, haiku.text
+    older = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="claude-sonnet-4-6", max_tokens=20,
+                      top_p=0.9)  # fmt: skip
+    assert older.status_code == 200, older.text
+
+
+async def test_the_sampling_values_are_refused_through_either_api_and_in_process(
+    client, make_gateway
+):
+    """The provider behind refuses the values, whichever API shape carried them."""
+    through_openai = await ask(client, OPENAI, OPENAI_KEY, model="claude-sonnet-4-6",
+                               temperature=0.5, top_p=0.9)  # fmt: skip
+    assert through_openai.status_code == 400
+    assert "cannot both be specified" in through_openai.json()["error"]["message"]
+    through_anthropic = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="gpt-5.4",
+                                  max_tokens=20, temperature=0.2)  # fmt: skip
+    assert through_anthropic.status_code == 400
+    assert through_anthropic.json()["error"]["type"] == "invalid_request_error"
+    gateway = make_gateway("unoptimized")
+    request = ChatRequest("gpt-5.4", (PromptMessage("user", "hi"),), temperature=0.2)
+    with pytest.raises(GatewayError, match="Only the default \\(1\\) value is supported"):
+        await gateway.complete(request, "team-a")
+
+
+async def test_a_reasoning_model_refuses_max_tokens_sent_beside_max_completion_tokens(client):
+    both = await ask(client, OPENAI, OPENAI_KEY, model="gpt-5.4", max_tokens=20,
+                     max_completion_tokens=20)  # fmt: skip
+    assert both.status_code == 400 and both.json()["error"]["param"] == "max_tokens"
 
 
 async def test_a_cap_too_large_is_named_by_the_field_the_client_sent(client):

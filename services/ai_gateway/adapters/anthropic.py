@@ -309,14 +309,7 @@ class AnthropicAdapter:
         )
 
     def check_model(self, request: ChatRequest, card: ModelCard) -> None:
-        """Claude Sonnet 4.5 and 4.6 take temperature or top_p, not both."""
-        both = request.temperature is not None and request.top_p is not None
-        if card.sampling == "temperature_or_top_p" and both:
-            raise GatewayError(
-                "invalid_request",
-                "`temperature` and `top_p` cannot both be specified for this model. Please use "
-                "only one.",
-            )
+        """Anthropic's API names the cap ``max_tokens`` for every model: no field to refuse."""
 
     def new_id(self) -> str:
         return "msg_" + uuid.uuid4().hex[:24]

@@ -274,6 +274,7 @@ class OpenAIAdapter:
             cap_parameter=(
                 "max_completion_tokens" if parsed.max_completion_tokens else "max_tokens"
             ),
+            max_tokens_sent=parsed.max_tokens is not None,
             temperature=parsed.temperature,
             top_p=parsed.top_p,
             stop=tuple(stop if isinstance(stop, list) else [stop] if stop else []),
@@ -284,25 +285,15 @@ class OpenAIAdapter:
         )
 
     def check_model(self, request: ChatRequest, card: ModelCard) -> None:
-        """OpenAI's reasoning models take ``max_completion_tokens`` and the default
-        temperature only."""
-        if card.sampling != "reasoning":
-            return
-        if request.max_tokens is not None and request.cap_parameter == "max_tokens":
+        """OpenAI's reasoning models take their cap as ``max_completion_tokens`` only (the
+        sampling values every API shape must respect are the catalog's)."""
+        if card.sampling == "reasoning" and request.max_tokens_sent:
             raise GatewayError(
                 "invalid_request",
                 "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
                 "'max_completion_tokens' instead.",
                 param="max_tokens",
                 code="unsupported_parameter",
-            )
-        if request.temperature is not None and request.temperature != 1:
-            raise GatewayError(
-                "invalid_request",
-                f"Unsupported value: 'temperature' does not support {request.temperature:g} "
-                "with this model. Only the default (1) value is supported.",
-                param="temperature",
-                code="unsupported_value",
             )
 
     def new_id(self) -> str:
