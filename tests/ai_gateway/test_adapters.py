@@ -111,6 +111,20 @@ def test_anthropic_refuses_more_than_four_cache_control_marks():
     assert info.value.kind == "invalid_request" and "Found 5" in info.value.message
 
 
+def test_a_tool_message_must_answer_an_assistant_tool_call():
+    call = {"id": "call_1", "type": "function", "function": {"name": "bill", "arguments": "{}"}}
+    asked = {"role": "assistant", "content": None, "tool_calls": [call]}
+    answer = {"role": "tool", "content": "42", "tool_call_id": "call_1"}
+    user = {"role": "user", "content": "What does the bill say?"}
+    adapter = OpenAIAdapter()
+    for messages in ([user, asked, answer], [user, asked, answer, dict(answer)]):
+        assert adapter.parse({"model": "gpt-4o", "messages": messages}).messages[-1].role == "tool"
+    for messages, at in (([user, answer], 1), ([user, asked, answer, user, answer], 4)):
+        with pytest.raises(GatewayError, match="must be a response to a preceeding") as info:
+            adapter.parse({"model": "gpt-4o", "messages": messages})
+        assert info.value.param == f"messages[{at}].role"
+
+
 @pytest.mark.parametrize("adapter", [OpenAIAdapter(), AnthropicAdapter()])
 def test_image_parts_are_refused_naming_the_parameter(adapter):
     image = [{"type": "image_url", "image_url": {}}]

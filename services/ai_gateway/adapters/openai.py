@@ -226,6 +226,23 @@ def _usage(c: Completion) -> JSON:
     }
 
 
+def _check_tool_turns(messages: list[ChatMessage]) -> None:
+    """OpenAI's rule: a tool message answers the assistant message with ``tool_calls`` before
+    it (other tool messages may come between them)."""
+    answering = False
+    for at, message in enumerate(messages):
+        if message.role == "tool" and not answering:
+            raise GatewayError(
+                "invalid_request",
+                "Invalid parameter: messages with role 'tool' must be a response to a "
+                "preceeding message with 'tool_calls'.",
+                param=f"messages[{at}].role",
+            )
+        if message.role != "tool":
+            calls = (message.model_extra or {}).get("tool_calls")
+            answering = message.role == "assistant" and bool(calls)
+
+
 KEYED_FIELDS = (
     "frequency_penalty",
     "presence_penalty",
@@ -258,6 +275,7 @@ class OpenAIAdapter:
 
     def parse(self, body: object) -> ChatRequest:
         parsed = parse_body(ChatCompletionBody, body)
+        _check_tool_turns(parsed.messages)
         if parsed.stream_options is not None and not parsed.stream:
             raise GatewayError(
                 "invalid_request",
