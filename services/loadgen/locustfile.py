@@ -13,6 +13,7 @@ headers. Once ``--max-requests`` are sent, the users stop and a single-process r
 
 from __future__ import annotations
 
+import argparse
 import logging
 import threading
 import time
@@ -28,16 +29,34 @@ from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO, Scenario, SimRequest, generate, load_scenario
 
 
+def _at_least(minimum: int):
+    """An integer flag's parser that refuses values below ``minimum``, naming them."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid: use an integer >= {minimum}")
+        return value
+
+    return parse
+
+
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser) -> None:
     parser.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario YAML file")
     parser.add_argument("--seed", type=int, default=None, help="overrides the scenario's seed")
     parser.add_argument(
-        "--max-requests", type=int, default=0, help="stop after this many requests (0: no limit)"
+        "--max-requests",
+        type=_at_least(0),
+        default=0,
+        help="stop after this many requests (0: no limit)",
     )
     parser.add_argument(
         "--sequence-workers",
-        type=int,
+        type=_at_least(1),
         default=1,
         help="with master and workers: how many workers share the sequence (set on the master)",
     )
@@ -90,7 +109,7 @@ def _on_start(environment, **_kwargs) -> None:
         return
     offset, stride = 0, 1
     if isinstance(runner, WorkerRunner):
-        offset, stride = max(runner.worker_index, 0), max(options.sequence_workers, 1)
+        offset, stride = max(runner.worker_index, 0), options.sequence_workers
     PLAN = Plan(scenario, options.seed, options.max_requests, offset, stride)
     if isinstance(runner, LocalRunner):
         gevent.spawn(_quit_when_done, runner)

@@ -92,3 +92,12 @@ def test_an_invalid_scenario_stops_locust_with_the_reason(gateway, tmp_path):
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 2
     assert "invalid scenario" in stderr.decode() and "bad.yaml" in stderr.decode()
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--sequence-workers", "0"), ("--max-requests", "-1")])
+def test_an_out_of_range_count_is_refused_naming_the_flag(flag, value):
+    """--sequence-workers 0 was taken as 1 without a word."""
+    run = locust("--headless", "-u", "1", "-r", "1", "--host", "http://127.0.0.1:9", flag, value)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 2
+    assert f"argument {flag}: '{value}' is invalid: use an integer >=" in err.decode()
