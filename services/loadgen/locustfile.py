@@ -103,9 +103,15 @@ def _on_start(environment, **_kwargs) -> None:
     try:
         scenario = load_scenario(Path(options.scenario))
     except ConfigError as exc:
-        logging.error("invalid scenario, stopping:\n%s", exc)
-        environment.process_exit_code = 2
-        gevent.spawn(runner.quit)
+        _stop(environment, f"invalid scenario, stopping:\n{exc}")
+        return
+    if options.sequence_workers < 1 or options.max_requests < 0:
+        # The web UI's form takes values without the command line's parsers.
+        _stop(
+            environment,
+            f"invalid options, stopping: --sequence-workers {options.sequence_workers} (at "
+            f"least 1), --max-requests {options.max_requests} (at least 0)",
+        )
         return
     offset, stride = 0, 1
     if isinstance(runner, WorkerRunner):
@@ -113,6 +119,13 @@ def _on_start(environment, **_kwargs) -> None:
     PLAN = Plan(scenario, options.seed, options.max_requests, offset, stride)
     if isinstance(runner, LocalRunner):
         gevent.spawn(_quit_when_done, runner)
+
+
+def _stop(environment, message: str) -> None:
+    """Say why and quit with status 2, as a bad command line does."""
+    logging.error("%s", message)
+    environment.process_exit_code = 2
+    gevent.spawn(environment.runner.quit)
 
 
 def _quit_when_done(runner: LocalRunner) -> None:

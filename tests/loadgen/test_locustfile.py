@@ -84,6 +84,29 @@ def test_web_ui_serves_the_scenario_options(gateway):
         ui.wait(timeout=30)
 
 
+def test_the_web_uis_form_cannot_start_zero_sequence_workers(gateway):
+    """The form takes values without the command line's parsers: the test start refuses them."""
+    port = free_port()
+    ui = locust("--host", gateway.url, "--web-host", "127.0.0.1", "--web-port", str(port))
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        form = {"user_count": "1", "spawn_rate": "1", "host": gateway.url, "sequence_workers": "0"}
+        httpx.post(f"http://127.0.0.1:{port}/swarm", data=form, timeout=10)
+        time.sleep(3)
+    finally:
+        ui.terminate()
+        _, err = ui.communicate(timeout=30)
+    assert "invalid options, stopping: --sequence-workers 0 (at least 1)" in err.decode()
+    assert "Traceback" not in err.decode()
+    assert not gateway.request_log.exists() or not gateway.request_log.read_text().strip()
+
+
 def test_an_invalid_scenario_stops_locust_with_the_reason(gateway, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nname: broken\n")
