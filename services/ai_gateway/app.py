@@ -186,6 +186,8 @@ class GatewayHTTP:
         return response
 
     def _error(self, adapter: Adapter, error: GatewayError, request: Request) -> JSONResponse:
+        """A chat route's refusal, counted in ``ai_requests_total`` as its answers are (the
+        models, budgets and token-count routes count none of theirs)."""
         response = error_response(adapter, error, request)
         self.metrics.requests.labels(api=adapter.api, status=str(response.status_code)).inc()
         return response
@@ -342,7 +344,7 @@ class GatewayHTTP:
             self.gateway.identity.team(_api_key(request))
             listed = adapter.list_models(self.gateway.catalog.table, request.query_params)
         except GatewayError as error:
-            return self._error(adapter, error, request)
+            return error_response(adapter, error, request)
         return JSONResponse(listed)
 
     async def model(self, request: Request) -> Response:
@@ -352,7 +354,7 @@ class GatewayHTTP:
             self.gateway.identity.team(_api_key(request))
             card = self.gateway.catalog.resolve(request.path_params["model_id"])
         except GatewayError as error:
-            return self._error(adapter, error, request)
+            return error_response(adapter, error, request)
         return JSONResponse(adapter.model_object(card))
 
     async def budgets(self, request: Request) -> Response:
@@ -366,9 +368,9 @@ class GatewayHTTP:
                 teams = [gateway.identity.team(key)]
             report = await gateway.budget_report(teams)
         except GatewayError as error:
-            return self._error(OPENAI, error, request)
+            return error_response(OPENAI, error, request)
         except StoreUnavailable as exc:
-            return self._error(OPENAI, GatewayError("unavailable", str(exc)), request)
+            return error_response(OPENAI, GatewayError("unavailable", str(exc)), request)
         return JSONResponse({"object": "list", "data": [row.model_dump() for row in report]})
 
     def _health(self, status: str) -> Response:

@@ -89,7 +89,8 @@ class Catalog:
     @staticmethod
     def check_sampling(card: ModelCard, request: ChatRequest) -> None:
         """Refuse the sampling values the named model's provider refuses (``sampling`` in
-        data/models.yaml), whichever API shape carried them: the provider behind would."""
+        data/models.yaml), whichever API shape carried them: that provider would, with these
+        messages. A routed request's served model gets the request as the gateway passes it."""
         if card.sampling == "reasoning" and request.temperature not in (None, 1):
             raise GatewayError(
                 "invalid_request",
@@ -97,6 +98,13 @@ class Catalog:
                 "with this model. Only the default (1) value is supported.",
                 param="temperature",
                 code="unsupported_value",
+            )
+        if card.sampling == "reasoning" and request.top_p not in (None, 1):
+            raise GatewayError(
+                "invalid_request",
+                "Unsupported parameter: 'top_p' is not supported with this model.",
+                param="top_p",
+                code="unsupported_parameter",
             )
         both = request.temperature is not None and request.top_p is not None
         if card.sampling == "temperature_or_top_p" and both:

@@ -56,8 +56,8 @@ class ModelCard(StrictModel):
     sampling: Literal["any", "reasoning", "temperature_or_top_p"] = Field(
         default="any",
         description="the provider's own API rules on sampling parameters: `reasoning` "
-        "(OpenAI's reasoning models: max_completion_tokens only, the default temperature "
-        "only), `temperature_or_top_p` (Anthropic models that refuse both together)",
+        "(OpenAI's reasoning models: max_completion_tokens only, the default temperature and "
+        "top_p only), `temperature_or_top_p` (Anthropic models that refuse both together)",
     )
     latency: LatencyProfile
     output_tokens: OutputLength

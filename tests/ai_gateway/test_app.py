@@ -481,3 +481,18 @@ async def test_a_bug_is_a_500_in_the_apis_shape_naming_the_request(make_gateway,
     assert_anthropic_error(response, 500, "api_error")
     assert response.headers["request-id"].startswith("req_")
     assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+async def test_only_the_chat_routes_are_counted_in_ai_requests(client):
+    """A models or budgets refusal is not a chat answer (it was counted, their 200s were not)."""
+    assert (
+        await client.get("/v1/models", headers={"authorization": "Bearer nope"})
+    ).status_code == 401
+    assert (
+        await client.get("/v1/budgets", headers={"authorization": "Bearer nope"})
+    ).status_code == 401
+    metrics = client._transport.app.state.gateway.meter.metrics.exposition().decode()
+    assert "ai_requests_total{" not in metrics
+    await post(client, OPENAI, "{not json")
+    metrics = client._transport.app.state.gateway.meter.metrics.exposition().decode()
+    assert 'ai_requests_total{api="openai",status="400"} 1.0' in metrics

@@ -54,6 +54,14 @@ async def test_a_reasoning_model_refuses_max_tokens_and_takes_max_completion_tok
     assert older.status_code == 200, older.text
 
 
+async def test_a_reasoning_model_refuses_a_top_p_but_the_default(client):
+    refused = await ask(client, OPENAI, OPENAI_KEY, model="gpt-5.4", top_p=0.5)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["param"], error["code"]) == ("top_p", "unsupported_parameter")
+    assert (await ask(client, OPENAI, OPENAI_KEY, model="gpt-5.4", top_p=1)).status_code == 200
+
+
 @pytest.mark.parametrize(("temperature", "status"), [(0.2, 400), (1, 200), (None, 200)])
 async def test_a_reasoning_model_takes_the_default_temperature_only(client, temperature, status):
     sampled = {} if temperature is None else {"temperature": temperature}
@@ -81,9 +89,13 @@ async def test_claude_4_5_and_later_refuse_temperature_and_top_p_together(client
     one = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="claude-sonnet-4-6", max_tokens=20,
                     temperature=0.5)  # fmt: skip
     assert one.status_code == 200, one.text
-    older = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="claude-sonnet-4-6", max_tokens=20,
-                      top_p=0.9)  # fmt: skip
-    assert older.status_code == 200, older.text
+    top_p_alone = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="claude-sonnet-4-6",
+                            max_tokens=20, top_p=0.9)  # fmt: skip
+    assert top_p_alone.status_code == 200, top_p_alone.text
+    unruled = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="gemini-2.5-flash", max_tokens=20,
+                        temperature=0.5, top_p=0.9)  # fmt: skip
+    assert TABLE.models["gemini-2.5-flash"].sampling == "any"
+    assert unruled.status_code == 200, unruled.text
 
 
 async def test_the_sampling_values_are_refused_through_either_api_and_in_process(
