@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -66,44 +68,42 @@ def test_master_and_workers_share_one_sequence(gateway):
     assert indices(gateway.request_log) == list(range(40))
 
 
-def test_web_ui_serves_the_scenario_options(gateway):
+@contextmanager
+def web_ui(gateway) -> Iterator[tuple[str, subprocess.Popen[bytes], list[str]]]:
+    """Locust's web UI, its first page served; yields its URL, its process and, once it is
+    stopped, its stderr."""
     port = free_port()
     ui = locust("--host", gateway.url, "--web-host", "127.0.0.1", "--web-port", str(port))
+    url, err = f"http://127.0.0.1:{port}", []
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                httpx.get(url + "/", timeout=2)
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        assert page.status_code == 200
-        assert "scenario" in page.text
+        yield url, ui, err
     finally:
         ui.terminate()
-        ui.wait(timeout=30)
+        err.append(ui.communicate(timeout=30)[1].decode())
+
+
+def test_web_ui_serves_the_scenario_options(gateway):
+    with web_ui(gateway) as (url, _, _):
+        page = httpx.get(url + "/", timeout=5)
+        assert page.status_code == 200
+        assert "scenario" in page.text
 
 
 def test_the_web_uis_form_cannot_start_zero_sequence_workers(gateway):
     """The form takes values without the command line's parsers: the test start refuses them."""
-    port = free_port()
-    ui = locust("--host", gateway.url, "--web-host", "127.0.0.1", "--web-port", str(port))
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with web_ui(gateway) as (url, _, err):
         form = {"user_count": "1", "spawn_rate": "1", "host": gateway.url, "sequence_workers": "0"}
-        httpx.post(f"http://127.0.0.1:{port}/swarm", data=form, timeout=10)
+        httpx.post(url + "/swarm", data=form, timeout=10)
         time.sleep(3)
-    finally:
-        ui.terminate()
-        _, err = ui.communicate(timeout=30)
-    assert "invalid options, stopping: --sequence-workers 0 (at least 1)" in err.decode()
-    assert "Traceback" not in err.decode()
+    assert "invalid options, stopping: --sequence-workers 0 (at least 1)" in err[0]
+    assert "Traceback" not in err[0]
     assert not gateway.request_log.exists() or not gateway.request_log.read_text().strip()
 
 
