@@ -120,6 +120,13 @@ def readable_tokens(rules: CacheRules, prefix_tokens: int) -> int:
     return rules.minimum_tokens + steps * rules.increment
 
 
+def _boundaries(
+    rules: CacheRules, card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
+) -> list[Prefix]:
+    """The message-boundary prefixes the provider considers caching: none below its minimum."""
+    return [] if prompt_tokens < rules.minimum_tokens else prefixes(card, messages)
+
+
 def _written(rules: CacheRules, every: list[Prefix]) -> list[Prefix]:
     """The prefixes the provider would cache: long enough, and marked where marks are needed."""
     return [
@@ -154,9 +161,7 @@ class ProviderPromptCache:
         self, team: str, card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
     ) -> PromptCacheUse:
         rules = rules_for(card)
-        if prompt_tokens < rules.minimum_tokens:
-            return NO_USE
-        every = prefixes(card, messages)
+        every = _boundaries(rules, card, messages, prompt_tokens)
         written = _written(rules, every)
         if not written:
             return NO_USE
@@ -185,9 +190,9 @@ class ProviderPromptCache:
         """The most prompt tokens a request can be billed as cache writes (none cached yet): what
         a budget reserves at the write price, which is above the input price."""
         rules = rules_for(card)
-        if not rules.explicit or prompt_tokens < rules.minimum_tokens:
+        if not rules.explicit:
             return 0
-        written = _written(rules, prefixes(card, messages))
+        written = _written(rules, _boundaries(rules, card, messages, prompt_tokens))
         return written[-1].tokens if written else 0
 
     def _refresh(self, scope: str, entries: list[Prefix], expires: float, now: float) -> None:
