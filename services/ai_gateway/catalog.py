@@ -115,10 +115,8 @@ class Catalog:
             )
 
     def prompt_tokens(self, request: ChatRequest) -> int:
-        """The prompt's tokens in the requested model's tokenizer ("auto": the complex tier's
-        model, the one its baseline is priced with)."""
-        card = self.requested(request) or self._complex_tier()
-        return PromptTokens(request.messages)(card)
+        """The prompt's tokens in its baseline model's tokenizer."""
+        return PromptTokens(request.messages)(self.baseline_model(self.requested(request)))
 
     def completion_cap(
         self, card: ModelCard, request: ChatRequest, prompt_tokens: int, routed: bool
@@ -151,15 +149,17 @@ class Catalog:
         room = card.context_window - prompt_tokens
         return min(request.max_tokens or card.max_output_tokens, card.max_output_tokens, room)
 
-    def _complex_tier(self) -> ModelCard:
-        return self.resolve(self._routing.tiers["complex"])
+    def baseline_model(self, requested: ModelCard | None) -> ModelCard:
+        """The model a request is priced and counted against unoptimized: the one it names, or
+        the complex tier's for "auto"."""
+        return requested or self.resolve(self._routing.tiers["complex"])
 
     def baseline_cost(
         self, requested: ModelCard | None, request: ChatRequest, tokens: PromptTokens
     ) -> float:
         """What the unoptimized setup would pay for this request: the requested model (the
         complex tier's for "auto"), its own prompt count and its own completion length."""
-        card = requested or self._complex_tier()
+        card = self.baseline_model(requested)
         prompt_tokens = tokens(card)
         cap = self.completion_cap(card, request, prompt_tokens, routed=requested is None)
         length = self._provider.length(card, cap, request.canonical(card.name))
@@ -187,7 +187,7 @@ class Catalog:
         last user turn the learned router reads."""
         if requested is not None and not self.routable(requested, team_routes_all):
             return requested, None
-        reference = requested or self._complex_tier()
+        reference = self.baseline_model(requested)
         last_user = RequestText.of(request.messages).last_user
         decision = classify(
             request.messages,
