@@ -145,6 +145,17 @@ class ExpiringLRU(Generic[V]):
         self._items.clear()
 
 
+_FlatLogEntry = tuple[Any, ...]
+"""A log entry in the in-process store, flat: its id's two numbers (``log_id_key``), then its
+fields as field, value, field, value. One tuple of numbers, strings and bytes, which the garbage
+collector stops tracking at its first pass (nested tuples take a pass per level, and a dict of
+fields stays tracked for as long as the entry lives; semantic.py's ``_Entry`` says why)."""
+
+
+def _flat_log_key(entry: _FlatLogEntry) -> tuple[int, int]:
+    return entry[0], entry[1]
+
+
 class MemoryStore:
     """In-process store with TTLs and an LRU bound, for a single replica."""
 
@@ -153,7 +164,7 @@ class MemoryStore:
 
     def __init__(self, max_entries: int = 200_000, clock: Clock = time.time) -> None:
         self._data: ExpiringLRU[bytes] = ExpiringLRU(max_entries, clock)
-        self._logs: dict[str, list[LogEntry]] = {}
+        self._logs: dict[str, list[_FlatLogEntry]] = {}
         self._clock = clock
 
     async def get(self, key: str) -> bytes | None:
@@ -177,17 +188,20 @@ class MemoryStore:
     async def log_append(self, log: str, fields: dict[str, bytes], max_age_s: int) -> str:
         entries = self._logs.setdefault(log, [])
         now_ms = int(self._clock() * 1000)
-        last_ms, last_seq = log_id_key(entries[-1][0]) if entries else (0, 0)
-        entry_id = f"{now_ms}-0" if now_ms > last_ms else f"{last_ms}-{last_seq + 1}"
-        entries.append((entry_id, dict(fields)))
+        last_ms, last_seq = _flat_log_key(entries[-1]) if entries else (0, 0)
+        ms, seq = (now_ms, 0) if now_ms > last_ms else (last_ms, last_seq + 1)
+        entries.append((ms, seq, *(part for pair in fields.items() for part in pair)))
         oldest = (now_ms - max_age_s * 1000, 0)
-        del entries[: bisect.bisect_left(entries, oldest, key=lambda e: log_id_key(e[0]))]
-        return entry_id
+        del entries[: bisect.bisect_left(entries, oldest, key=_flat_log_key)]
+        return f"{ms}-{seq}"
 
     async def log_read(self, log: str, after: str, count: int) -> list[LogEntry]:
         entries = self._logs.get(log, [])
-        start = bisect.bisect_right(entries, log_id_key(after), key=lambda e: log_id_key(e[0]))
-        return entries[start : start + count]
+        start = bisect.bisect_right(entries, log_id_key(after), key=_flat_log_key)
+        return [
+            (f"{entry[0]}-{entry[1]}", _fields(list(entry[2:])))
+            for entry in entries[start : start + count]
+        ]
 
     async def ping(self) -> None:
         return None

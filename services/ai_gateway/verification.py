@@ -26,8 +26,9 @@ near-miss is a wrong answer.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 _NUMBER = re.compile(r"(?:(?<=\bv)|(?<![A-Za-z0-9.]))\d+(?:[.,:/-]\d+)*")
 _QUOTED = re.compile(
@@ -160,7 +161,20 @@ def _stem(word: str) -> str:
     return w[:-1] if len(w) > 3 and w.endswith("e") else w
 
 
-def content_words(text: str) -> tuple[frozenset[str], tuple[tuple[str, ...], ...]]:
+Terms = tuple[str, ...]
+"""One class of a prompt's terms, sorted and without repeats. Each class is remembered per prompt
+(a cached prompt is checked again and again), as a tuple of strings, not a frozenset: the garbage
+collector stops tracking such a tuple, so the terms of tens of thousands of cached prompts add
+nothing to its pauses (a set is always tracked)."""
+TERMS_CACHE = 65536  # prompts each class remembers
+
+
+def _terms(values: Iterable[str]) -> Terms:
+    return tuple(sorted(set(values)))
+
+
+@lru_cache(maxsize=TERMS_CACHE)
+def content_words(text: str) -> tuple[Terms, tuple[tuple[str, ...], ...]]:
     """Content words, and what follows each direction word ("to", "from") within its phrase."""
     expanded = text.lower()
     for pattern, replacement in _CONTRACTIONS:
@@ -184,88 +198,67 @@ def content_words(text: str) -> tuple[frozenset[str], tuple[tuple[str, ...], ...
             current.append(stem)
     if current and len(current) > 1:
         directions.append(tuple(current))
-    return frozenset(words), tuple(sorted(d for d in directions if len(d) > 1))
-
-
-class SalientTerms:
-    """One prompt's salient terms, each class extracted when a check first reads it: most
-    candidates are refused on the first class that differs, so the rest is never computed."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    @cached_property
-    def numbers(self) -> frozenset[str]:
-        return frozenset(_normalise_number(n) for n in _NUMBER.findall(self.text))
-
-    @cached_property
-    def quoted(self) -> frozenset[str]:
-        return frozenset(
-            " ".join(next(g for g in groups if g).lower().split())
-            for groups in _QUOTED.findall(self.text)
-        )
-
-    @cached_property
-    def _tokens(self) -> list[str]:
-        return _WORD.findall(self.text)
-
-    @cached_property
-    def words(self) -> frozenset[str]:
-        return frozenset(re.sub(r"'s$", "", t.lower().strip("'")) for t in self._tokens)
-
-    @cached_property
-    def named(self) -> frozenset[str]:
-        sentence_starts = {m.group(1) for m in _SENTENCE_START.finditer(self.text)}
-        named = set()
-        for token in self._tokens:
-            bare = token.strip("'")
-            if len(bare) < 2:
-                continue
-            is_acronym = bare.isupper()
-            is_identifier = any(c.isdigit() or c in "._" for c in bare)
-            is_capitalised = (
-                bare[0].isupper() and bare not in sentence_starts and not re.match(r"I('|$)", bare)
-            )
-            is_camel = bool(re.search(r"[a-z][A-Z]", bare))
-            if is_acronym or is_identifier or is_capitalised or is_camel:
-                named.add(re.sub(r"'s$", "", bare.lower()))
-        return frozenset(named)
-
-    @cached_property
-    def languages(self) -> frozenset[str]:
-        lowered = self.text.lower()
-        return frozenset(
-            w for w in self.words if w in NATURAL_LANGUAGES or w in PROGRAMMING_LANGUAGES
-        ) | frozenset(lang for lang in ("c++", "c#") if lang in lowered)
-
-    @cached_property
-    def actions(self) -> frozenset[str]:
-        return frozenset(_CLASS_OF[m.group(1)] for m in _ACTION_PATTERN.finditer(self.text.lower()))
-
-    @cached_property
-    def negated(self) -> bool:
-        return bool(_NEGATION.search(self.text))
-
-    @cached_property
-    def _content(self) -> tuple[frozenset[str], tuple[tuple[str, ...], ...]]:
-        return content_words(self.text)
-
-    @property
-    def content(self) -> frozenset[str]:
-        return self._content[0]
-
-    @property
-    def directions(self) -> tuple[tuple[str, ...], ...]:
-        return self._content[1]
+    return _terms(words), tuple(sorted(d for d in directions if len(d) > 1))
 
 
 def _normalise_number(raw: str) -> str:
     return re.sub(r"(?<=\d),(?=\d{3}\b)", "", raw)
 
 
-@lru_cache(maxsize=65536)
-def salient_terms(text: str) -> SalientTerms:
-    return SalientTerms(text)
+@lru_cache(maxsize=TERMS_CACHE)
+def numbers_in(text: str) -> Terms:
+    return _terms(_normalise_number(n) for n in _NUMBER.findall(text))
+
+
+@lru_cache(maxsize=TERMS_CACHE)
+def quoted_in(text: str) -> Terms:
+    return _terms(
+        " ".join(next(g for g in groups if g).lower().split()) for groups in _QUOTED.findall(text)
+    )
+
+
+@lru_cache(maxsize=TERMS_CACHE)
+def words_in(text: str) -> Terms:
+    return _terms(re.sub(r"'s$", "", t.lower().strip("'")) for t in _WORD.findall(text))
+
+
+def _is_named(bare: str, sentence_starts: set[str]) -> bool:
+    """An acronym, an identifier (digits, dots, underscores), a capitalised word past the start of
+    a sentence (not "I"), or camelCase."""
+    return (
+        bare.isupper()
+        or any(c.isdigit() or c in "._" for c in bare)
+        or (bare[0].isupper() and bare not in sentence_starts and not re.match(r"I('|$)", bare))
+        or bool(re.search(r"[a-z][A-Z]", bare))
+    )
+
+
+@lru_cache(maxsize=TERMS_CACHE)
+def named_in(text: str) -> Terms:
+    sentence_starts = {m.group(1) for m in _SENTENCE_START.finditer(text)}
+    bare_tokens = (token.strip("'") for token in _WORD.findall(text))
+    return _terms(
+        re.sub(r"'s$", "", bare.lower())
+        for bare in bare_tokens
+        if len(bare) >= 2 and _is_named(bare, sentence_starts)
+    )
+
+
+@lru_cache(maxsize=TERMS_CACHE)
+def languages_in(text: str) -> Terms:
+    lowered = text.lower()
+    spelled = [w for w in words_in(text) if w in NATURAL_LANGUAGES or w in PROGRAMMING_LANGUAGES]
+    return _terms([*spelled, *(lang for lang in ("c++", "c#") if lang in lowered)])
+
+
+@lru_cache(maxsize=TERMS_CACHE)
+def actions_in(text: str) -> Terms:
+    return _terms(_CLASS_OF[m.group(1)] for m in _ACTION_PATTERN.finditer(text.lower()))
+
+
+@lru_cache(maxsize=TERMS_CACHE)
+def is_negated(text: str) -> bool:
+    return bool(_NEGATION.search(text))
 
 
 @dataclass(frozen=True)
@@ -274,29 +267,35 @@ class Verdict:
     reason: str
 
 
-def _named_agree(a: SalientTerms, b: SalientTerms) -> bool:
+def _named_agree(query: str, candidate: str) -> bool:
     """Every named thing of one prompt appears, in any case, among the words of the other."""
-    return all(n in b.words for n in a.named) and all(n in a.words for n in b.named)
+    query_words, candidate_words = set(words_in(query)), set(words_in(candidate))
+    return set(named_in(query)) <= candidate_words and set(named_in(candidate)) <= query_words
+
+
+# The checks in the order they run, each extracting one class of terms: most candidates are
+# refused on the first class that differs, so the rest is never extracted.
+_SAME_TERMS: tuple[tuple[Callable[[str], object], str], ...] = (
+    (numbers_in, "numbers differ"),
+    (quoted_in, "quoted text differs"),
+    (languages_in, "languages differ"),
+    (actions_in, "actions differ"),
+    (is_negated, "negation differs"),
+)
 
 
 def verify(query: str, candidate: str) -> Verdict:
     """Whether a cached answer to ``candidate`` may answer ``query``; the reason names the check."""
-    q, c = salient_terms(query), salient_terms(candidate)
-    if q.numbers != c.numbers:
-        return Verdict(False, "numbers differ")
-    if q.quoted != c.quoted:
-        return Verdict(False, "quoted text differs")
-    if q.languages != c.languages:
-        return Verdict(False, "languages differ")
-    if q.actions != c.actions:
-        return Verdict(False, "actions differ")
-    if q.negated != c.negated:
-        return Verdict(False, "negation differs")
-    if not _named_agree(q, c):
+    for extract, reason in _SAME_TERMS:
+        if extract(query) != extract(candidate):
+            return Verdict(False, reason)
+    if not _named_agree(query, candidate):
         return Verdict(False, "named terms differ")
-    if q.content != c.content:
+    query_words, query_directions = content_words(query)
+    candidate_words, candidate_directions = content_words(candidate)
+    if query_words != candidate_words:
         return Verdict(False, "content words differ")
-    same_shape = [d[0] for d in q.directions] == [d[0] for d in c.directions]
-    if same_shape and q.directions != c.directions:
+    same_shape = [d[0] for d in query_directions] == [d[0] for d in candidate_directions]
+    if same_shape and query_directions != candidate_directions:
         return Verdict(False, "direction differs")
     return Verdict(True, "salient terms agree")

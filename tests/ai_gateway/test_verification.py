@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
-from ai_gateway.verification import content_words, salient_terms, verify
+from ai_gateway.verification import (
+    actions_in,
+    content_words,
+    is_negated,
+    languages_in,
+    named_in,
+    numbers_in,
+    quoted_in,
+    verify,
+)
 
 NEAR_MISSES = [
     ("How do I track my order?", "How do I cancel my order?", "actions differ"),
@@ -41,15 +52,26 @@ def test_light_rephrasings_pass(query, cached):
 
 
 def test_salient_terms_extraction():
-    terms = salient_terms('Deploy v2.3.1 of "billing-api" to EKS in eu-west-1 without downtime')
-    assert {"2.3.1", "1"} <= terms.numbers
-    assert terms.quoted == {"billing-api"}
-    assert "eks" in terms.named
-    assert terms.negated
+    prompt = 'Deploy v2.3.1 of "billing-api" to EKS in eu-west-1 without downtime'
+    assert {"2.3.1", "1"} <= set(numbers_in(prompt))
+    assert quoted_in(prompt) == ("billing-api",)
+    assert "eks" in named_in(prompt)
+    assert is_negated(prompt)
+
+
+def test_remembered_terms_are_invisible_to_the_garbage_collector():
+    """A cache of 65k prompts' terms must not lengthen every full collection."""
+    prompt = 'Cancel order #1042 for "Acme" in French, not via Python'
+    extractors = [numbers_in, quoted_in, named_in, languages_in, actions_in]
+    classes = [extract(prompt) for extract in extractors]
+    words, directions = content_words(prompt)
+    gc.collect()
+    assert all(classes)
+    assert not any(gc.is_tracked(values) for values in [*classes, words, directions])
 
 
 def test_thousands_separators_are_one_number():
-    assert salient_terms("Refund $1,200 now").numbers == salient_terms("Refund $1200 now").numbers
+    assert numbers_in("Refund $1,200 now") == numbers_in("Refund $1200 now")
 
 
 def test_content_words_stem_plurals_and_british_spelling():
