@@ -7,12 +7,14 @@ sight as the server does (``gc.freeze``), then serves ``--entries`` optimized mi
 prompt of ``make bench-compare``'s workload, so each adds a semantic entry and the guard compares
 it with its neighbours) straight through the pipeline, no HTTP. It prints:
 
-- the automatic collections the fill set off, per generation: how many, the median and the
-  longest pause;
+- the automatic collections the fill set off, per generation (gen0 and gen1 young, gen2 full):
+  how many, the median and the longest pause;
 - the objects the collector tracks afterwards, per entry;
 - the pause of one full collection at that size (the median of five).
 
-    .venv/bin/python bench/gc_pause_bench.py [--entries 30000]
+    taskset -c 1 .venv/bin/python bench/gc_pause_bench.py [--entries 30000]
+
+(``taskset`` keeps it on one core, as the README's figures were measured.)
 
 ``PYTHONPATH=<checkout>/services`` measures another revision with this script.
 """
@@ -29,6 +31,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from compare import gateway_config, machine
 from compare_workload import API_KEY, chat_body, miss_prompt
@@ -57,6 +60,7 @@ class PauseLog:
 
 
 def full_collection_ms(rounds: int = 5) -> float:
+    """The median pause of ``rounds`` explicit full collections, back to back."""
     timings = []
     for _ in range(rounds):
         started = time.perf_counter()
@@ -65,7 +69,8 @@ def full_collection_ms(rounds: int = 5) -> float:
     return statistics.median(timings)
 
 
-async def fill(entries: int, progress_every: int) -> dict:
+async def fill(entries: int, progress_every: int) -> dict[str, Any]:
+    """Serve ``entries`` misses and measure; see the module docstring for the figures."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings("optimized", gateway_config(Path(tmp), "optimized"))
     gateway = build_gateway(settings)
@@ -76,8 +81,8 @@ async def fill(entries: int, progress_every: int) -> dict:
     gc.freeze()
     log = PauseLog()
     gc.callbacks.append(log)
-    started = time.perf_counter()
     try:
+        started = time.perf_counter()
         for n in range(entries):
             request = adapter.parse(json.loads(chat_body(miss_prompt(RUN, n))))
             completion = await gateway.complete(request, team)
@@ -85,31 +90,31 @@ async def fill(entries: int, progress_every: int) -> dict:
                 raise RuntimeError(f"request {n} was a {completion.cache} hit, not a miss")
             if progress_every and (n + 1) % progress_every == 0:
                 print(f"  {n + 1:,} entries", file=sys.stderr, flush=True)
-    finally:
+        elapsed = time.perf_counter() - started
         gc.callbacks.remove(log)
-    elapsed = time.perf_counter() - started
-    if gateway.semantic is not None:
-        await gateway.semantic.sync()  # the last answer's entry, which no lookup has read yet
-    gc.collect()
-    tracked = len(gc.get_objects())
-    result = {
-        "entries": entries,
-        "semantic_entries": gateway.semantic.size if gateway.semantic else 0,
-        "ms_per_miss": elapsed / entries * 1000,
-        "collections": {
-            f"gen{generation}": {
-                "count": len(pauses),
-                "median_ms": statistics.median(pauses),
-                "longest_ms": max(pauses),
-            }
-            for generation, pauses in sorted(log.pauses_ms.items())
-        },
-        "tracked_objects": tracked,
-        "full_collection_ms": full_collection_ms(),
-    }
-    await gateway.close()
-    gc.unfreeze()  # for a caller in the same process (the tests)
-    return result
+        if gateway.semantic is not None:
+            await gateway.semantic.sync()  # the last answer's entry, which no lookup has read yet
+        gc.collect()
+        return {
+            "entries": entries,
+            "semantic_entries": gateway.semantic.size if gateway.semantic else 0,
+            "ms_per_miss": elapsed / entries * 1000,
+            "collections": {
+                f"gen{generation}": {
+                    "count": len(pauses),
+                    "median_ms": statistics.median(pauses),
+                    "longest_ms": max(pauses),
+                }
+                for generation, pauses in sorted(log.pauses_ms.items())
+            },
+            "tracked_objects": len(gc.get_objects()),
+            "full_collection_ms": full_collection_ms(),
+        }
+    finally:
+        if log in gc.callbacks:
+            gc.callbacks.remove(log)
+        await gateway.close()
+        gc.unfreeze()  # for a caller in the same process (the tests)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -195,15 +195,16 @@ class SemanticCache:
     def size(self) -> int:
         return sum(len(shard.entries) for shard in self._shards.values())
 
-    def _insert(self, scope: str, vector: np.ndarray, entry: _Entry) -> None:
+    def _insert(self, scope: str, vector: np.ndarray, row: _EntryRow) -> None:
         shard = self._shards.get(scope)
         if shard is None:
             shard = self._shards[scope] = _Shard(self._dimensions)
         label = self._next_label
         self._next_label += 1
         shard.index.add(label, vector, threads=INDEX_THREADS)
-        shard.entries[label] = (entry.ref, entry.prompt, entry.added_at)  # see _Entry
-        self._order.append((entry.added_at, scope, label))
+        shard.entries[label] = row
+        _, _, added_at = row
+        self._order.append((added_at, scope, label))
 
     def _evict(self) -> None:
         oldest_allowed = self._clock() - self._ttl
@@ -234,8 +235,8 @@ class SemanticCache:
                     if vector.shape[0] != self._dimensions:
                         continue  # written with another embedder; not comparable
                     added_at = int(entry_id.partition("-")[0]) / 1000
-                    entry = _Entry(fields["ref"].decode(), fields["prompt"].decode(), added_at)
-                    self._insert(fields["scope"].decode(), vector, entry)
+                    row = (fields["ref"].decode(), fields["prompt"].decode(), added_at)
+                    self._insert(fields["scope"].decode(), vector, row)
                     added += 1
                     self._tail += 1
                 if len(batch) < SYNC_BATCH:

@@ -148,8 +148,8 @@ class ExpiringLRU(Generic[V]):
 _FlatLogEntry = tuple[Any, ...]
 """A log entry in the in-process store, flat: its id's two numbers (``log_id_key``), then its
 fields as field, value, field, value. One tuple of numbers, strings and bytes, which the garbage
-collector stops tracking at its first pass (nested tuples take a pass per level, and a dict of
-fields stays tracked for as long as the entry lives; semantic.py's ``_Entry`` says why)."""
+collector stops tracking at its first pass; nested tuples take a pass per level, and a tuple that
+holds a dict is tracked for as long as it lives (semantic.py's ``_Entry`` says why it matters)."""
 
 
 def _flat_log_key(entry: _FlatLogEntry) -> tuple[int, int]:

@@ -269,8 +269,11 @@ class Verdict:
 
 def _named_agree(query: str, candidate: str) -> bool:
     """Every named thing of one prompt appears, in any case, among the words of the other."""
+    query_named, candidate_named = named_in(query), named_in(candidate)
+    if not query_named and not candidate_named:
+        return True
     query_words, candidate_words = set(words_in(query)), set(words_in(candidate))
-    return set(named_in(query)) <= candidate_words and set(named_in(candidate)) <= query_words
+    return query_words.issuperset(candidate_named) and candidate_words.issuperset(query_named)
 
 
 # The checks in the order they run, each extracting one class of terms: most candidates are

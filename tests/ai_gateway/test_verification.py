@@ -51,7 +51,7 @@ def test_light_rephrasings_pass(query, cached):
     assert verify(query, cached).ok, verify(query, cached).reason
 
 
-def test_salient_terms_extraction():
+def test_each_class_of_salient_terms_is_extracted():
     prompt = 'Deploy v2.3.1 of "billing-api" to EKS in eu-west-1 without downtime'
     assert {"2.3.1", "1"} <= set(numbers_in(prompt))
     assert quoted_in(prompt) == ("billing-api",)
