@@ -123,6 +123,7 @@ class Completion:
     routed_from: str | None = None
     cached_tokens: int = 0  # prompt tokens read from the provider's prompt cache
     cache_write_tokens: int = 0  # prompt tokens written to it (billed by Anthropic)
+    cache_write_1h_tokens: int = 0  # of those, the ones written as 1-hour entries
     prompt_cache_saved_usd: float = 0.0  # the same tokens at the input price, minus what they cost
 
     @property

@@ -27,7 +27,9 @@ def _billed(c: Completion) -> list[tuple[str, int, float]]:
         (
             "cache_write",
             c.cache_write_tokens,
-            card.cost_usd(c.cache_write_tokens, 0, 0, c.cache_write_tokens),
+            card.cost_usd(
+                c.cache_write_tokens, 0, 0, c.cache_write_tokens, c.cache_write_1h_tokens
+            ),
         ),
         ("output", c.completion_tokens, card.cost_usd(0, c.completion_tokens)),
     ]

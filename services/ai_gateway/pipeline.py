@@ -157,10 +157,12 @@ class Gateway:
     ) -> float:
         """What admission reserves: the whole cap generated and, where the provider bills prompt
         cache writes, every cacheable prompt token written at the write price."""
-        written = 0
+        written = written_1h = 0
         if self.prompt_cache is not None:
-            written = self.prompt_cache.worst_write_tokens(card, request.messages, prompt_tokens)
-        return card.cost_usd(prompt_tokens, cap, cache_write=written)
+            written, written_1h = self.prompt_cache.worst_write_tokens(
+                card, request.messages, prompt_tokens
+            )
+        return card.cost_usd(prompt_tokens, cap, cache_write=written, cache_write_1h=written_1h)
 
     async def finish(self, answer: Answer, delivered: str | None = None) -> Completion:
         """Meter, settle and cache an answer. ``delivered`` is the text generated before a client
@@ -219,7 +221,11 @@ class Gateway:
         cache = self.prompt_cache
         use = NO_USE if cache is None else cache.use(team, card, request.messages, prompt_tokens)
         cost = card.cost_usd(
-            prompt_tokens, answer.completion_tokens, use.cached_tokens, use.cache_write_tokens
+            prompt_tokens,
+            answer.completion_tokens,
+            use.cached_tokens,
+            use.cache_write_tokens,
+            use.cache_write_1h_tokens,
         )
         uncached_cost = card.cost_usd(prompt_tokens, answer.completion_tokens)
         return Completion(
@@ -239,6 +245,7 @@ class Gateway:
             routed_from=None if route is None else route[1],
             cached_tokens=use.cached_tokens,
             cache_write_tokens=use.cache_write_tokens,
+            cache_write_1h_tokens=use.cache_write_1h_tokens,
             prompt_cache_saved_usd=uncached_cost - cost,
         )
 

@@ -1,11 +1,12 @@
 """`finops-gateway prices import FILE`: refresh data/models.yaml from LiteLLM's price JSON.
 
 LiteLLM's model_prices_and_context_window.json (MIT) gives per-token input, cached-input
-(`cache_read_input_token_cost`), cache-write (`cache_creation_input_token_cost`) and output
-prices, the context and output limits and a deprecation date per model. The import updates
-exactly those fields of each row found under its `litellm_key`, edits the YAML line by line so
-the file's comments and the project's own assumptions (tier, tokenizer, latency, output length)
-stay as they are, and prints what changed. The result is validated before it is written.
+(`cache_read_input_token_cost`), cache-write (`cache_creation_input_token_cost`, and
+`cache_creation_input_token_cost_above_1hr` for 1-hour entries) and output prices, the context
+and output limits and a deprecation date per model. The import updates exactly those fields of
+each row found under its `litellm_key`, edits the YAML line by line so the file's comments and
+the project's own assumptions (tier, tokenizer, latency, output length) stay as they are, and
+prints what changed. The result is validated before it is written.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def _update_for(name: str, card: ModelCard, entry: dict[str, Any], as_of: str) -
         "input": _per_million(entry, "input_cost_per_token"),
         "cached_input": _per_million(entry, "cache_read_input_token_cost"),
         "cache_write": _per_million(entry, "cache_creation_input_token_cost"),
+        "cache_write_1h": _per_million(entry, "cache_creation_input_token_cost_above_1hr"),
         "output": _per_million(entry, "output_cost_per_token"),
     }
     # A price the JSON leaves out is kept: absent there means unknown, not free.

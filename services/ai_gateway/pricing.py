@@ -18,11 +18,13 @@ TIERS: tuple[Tier, ...] = ("simple", "standard", "complex")
 class Prices(StrictModel):
     """USD per 1M tokens. ``cached_input``: a prompt prefix the provider serves from its prompt
     cache; ``cache_write``: writing a prompt-cache entry, where the provider bills it (Anthropic,
-    5-minute entries). None where the provider lists no such price."""
+    5-minute entries); ``cache_write_1h``: writing a 1-hour entry (Anthropic's ``ttl: "1h"``).
+    None where the provider lists no such price."""
 
     input: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
     cache_write: float | None = Field(default=None, ge=0)
+    cache_write_1h: float | None = Field(default=None, ge=0)
     output: float = Field(ge=0)
 
 
@@ -63,18 +65,27 @@ class ModelCard(StrictModel):
     output_tokens: OutputLength
 
     def cost_usd(
-        self, prompt_tokens: int, completion_tokens: int, cached: int = 0, cache_write: int = 0
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached: int = 0,
+        cache_write: int = 0,
+        cache_write_1h: int = 0,
     ) -> float:
-        """``prompt_tokens`` includes the ``cached`` (read) and ``cache_write`` tokens; a model
-        without a listed cached or cache-write price bills those at its input price."""
+        """``prompt_tokens`` includes the ``cached`` (read) and ``cache_write`` tokens, and
+        ``cache_write`` the ``cache_write_1h`` ones (written as 1-hour entries); a model without a
+        listed price for one of them bills it at the price below it (1-hour writes at the
+        5-minute write price, writes and reads at the input price)."""
         prices = self.price_per_1m
         cached_price = prices.input if prices.cached_input is None else prices.cached_input
         write_price = prices.input if prices.cache_write is None else prices.cache_write
+        write_1h_price = write_price if prices.cache_write_1h is None else prices.cache_write_1h
         uncached = prompt_tokens - cached - cache_write
         return (
             uncached * prices.input
             + cached * cached_price
-            + cache_write * write_price
+            + (cache_write - cache_write_1h) * write_price
+            + cache_write_1h * write_1h_price
             + completion_tokens * prices.output
         ) / 1_000_000
 

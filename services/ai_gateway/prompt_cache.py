@@ -10,11 +10,13 @@ Each provider caches a prompt prefix by its own rules (sources, read 2026-11):
   ``cache_control`` breakpoints (a top-level ``cache_control`` puts one on the last block); the
   prefix up to a breakpoint is cacheable from a minimum that depends on the model
   (``ANTHROPIC_MINIMUM_TOKENS``: 4,096 for Opus 4.5 and later and Haiku 4.5, 1,024 for Sonnet 4.5
-  and 4.6); an entry lives 5 minutes, refreshed on each hit. A read may hit an entry at any block
-  boundary up to 20 blocks before a breakpoint, so a breakpoint that moves to the newest turn of
-  a conversation reads what the previous turn wrote and writes only the new part. A read is
-  ``cache_read_input_tokens`` at 0.1x the input price; a write is ``cache_creation_input_tokens``
-  at 1.25x (the catalog's ``cache_write`` price); ``input_tokens`` counts neither.
+  and 4.6); an entry lives 5 minutes, or an hour for a ``ttl: "1h"`` mark, refreshed on each hit.
+  A read may hit an entry at any block boundary up to 20 blocks before a breakpoint, so a
+  breakpoint that moves to the newest turn of a conversation reads what the previous turn wrote
+  and writes only the new part. A read is ``cache_read_input_tokens`` at 0.1x the input price; a
+  write is ``cache_creation_input_tokens`` at 1.25x (the catalog's ``cache_write`` price), or 2x
+  for what is written up to the last 1-hour mark (``cache_write_1h``), reported apart in
+  ``usage.cache_creation``; ``input_tokens`` counts neither.
 * **Google Gemini** (ai.google.dev/gemini-api/docs/caching, updated 2026-10-13): implicit caching,
   on by default for Gemini 2.5 and newer, minimum 2,048 input tokens for 2.5 Flash and 2.5 Pro. No
   lifetime or granularity is published; this simulation uses OpenAI's 5 minutes and whole tokens.
@@ -38,11 +40,12 @@ from dataclasses import dataclass
 
 from .pricing import ModelCard
 from .store import Clock
-from .tokens import PromptMessage, count_prompt
+from .tokens import CacheTTL, PromptMessage, count_prompt
 
 MAX_ENTRIES = 100_000
 # How many blocks before an Anthropic breakpoint a read looks for an entry (the docs' "about 20").
 ANTHROPIC_LOOKBACK_BLOCKS = 20
+TTL_SECONDS: dict[CacheTTL, float] = {"5m": 300.0, "1h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class CacheRules:
 
     minimum_tokens: int
     increment: int  # a read is minimum_tokens + k * increment tokens
-    ttl_seconds: float  # idle lifetime; every hit refreshes it
+    ttl_seconds: float  # idle lifetime, where no mark gives one; every hit refreshes it
     explicit: bool  # only at cache_control breakpoints, and writes are billed
 
 
@@ -85,7 +88,12 @@ class Prefix:
 
     digest: str
     tokens: int
-    breakpoint: bool
+    mark: CacheTTL | None
+
+    def lifetime(self, rules: CacheRules) -> float:
+        """How long an entry written for this prefix lives idle: its mark's ttl, else the
+        provider's."""
+        return rules.ttl_seconds if self.mark is None else TTL_SECONDS[self.mark]
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ class PromptCacheUse:
 
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written as 1-hour entries
 
 
 NO_USE = PromptCacheUse()
@@ -132,7 +141,7 @@ def _written(rules: CacheRules, every: list[Prefix]) -> list[Prefix]:
     return [
         p
         for p in every
-        if p.tokens >= rules.minimum_tokens and (p.breakpoint or not rules.explicit)
+        if p.tokens >= rules.minimum_tokens and (p.mark is not None or not rules.explicit)
     ]
 
 
@@ -141,7 +150,7 @@ def _readable(rules: CacheRules, every: list[Prefix]) -> list[Prefix]:
     boundary within the lookback before a breakpoint."""
     if not rules.explicit:
         return _written(rules, every)
-    marks = [at for at, p in enumerate(every) if p.breakpoint]
+    marks = [at for at, p in enumerate(every) if p.mark is not None]
     return [
         p
         for at, p in enumerate(every)
@@ -150,12 +159,23 @@ def _readable(rules: CacheRules, every: list[Prefix]) -> list[Prefix]:
     ]
 
 
+def _writes(written: list[Prefix], hit: Prefix | None) -> tuple[int, int]:
+    """The tokens an explicit cache bills as writes, and how many of them as 1-hour entries:
+    Anthropic bills from the hit (or the start) to the last 1-hour mark after it at the 1-hour
+    price, and on to the last mark at the 5-minute price."""
+    read_up_to = 0 if hit is None else hit.tokens
+    one_hour_up_to = max(
+        (p.tokens for p in written if p.mark == "1h" and p.tokens > read_up_to), default=read_up_to
+    )
+    return max(written[-1].tokens - read_up_to, 0), one_hour_up_to - read_up_to
+
+
 class ProviderPromptCache:
     """Prefix entries per (team, model) with an idle lifetime; see the module docstring."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._expires: dict[str, float] = {}
+        self._entries: dict[str, tuple[float, float]] = {}  # key -> (expires at, lifetime)
 
     def use(
         self, team: str, card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
@@ -168,35 +188,35 @@ class ProviderPromptCache:
         now = self._clock()
         scope = f"{team}\x1f{card.name}\x1f"
         hit = next(
-            (
-                p
-                for p in reversed(_readable(rules, every))
-                if self._expires.get(scope + p.digest, 0.0) > now
-            ),
+            (p for p in reversed(_readable(rules, every)) if self._live(scope + p.digest, now)),
             None,
         )
         read = 0 if hit is None else readable_tokens(rules, hit.tokens)
-        write_tokens = 0
-        if rules.explicit:
-            write_tokens = max(written[-1].tokens - (0 if hit is None else hit.tokens), 0)
-        refreshed = written if hit is None else [*written, hit]
-        self._refresh(scope, refreshed, now + rules.ttl_seconds, now)
-        return PromptCacheUse(cached_tokens=read, cache_write_tokens=write_tokens)
+        write, write_1h = _writes(written, hit) if rules.explicit else (0, 0)
+        if hit is not None:
+            self._refresh(scope + hit.digest, self._entries[scope + hit.digest][1], now)
+        for prefix in written:
+            self._refresh(scope + prefix.digest, prefix.lifetime(rules), now)
+        return PromptCacheUse(read, write, write_1h)
 
     @staticmethod
     def worst_write_tokens(
         card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
-    ) -> int:
-        """The most prompt tokens a request can be billed as cache writes (none cached yet): what
-        a budget reserves at the write price, which is above the input price."""
+    ) -> tuple[int, int]:
+        """The most prompt tokens a request can be billed as cache writes (none cached yet), and
+        how many of them as 1-hour entries: what a budget reserves at the write prices, which are
+        above the input price."""
         rules = rules_for(card)
         if not rules.explicit:
-            return 0
+            return 0, 0
         written = _written(rules, _boundaries(rules, card, messages, prompt_tokens))
-        return written[-1].tokens if written else 0
+        return _writes(written, None) if written else (0, 0)
 
-    def _refresh(self, scope: str, entries: list[Prefix], expires: float, now: float) -> None:
-        if len(self._expires) >= MAX_ENTRIES:
-            self._expires = {k: t for k, t in self._expires.items() if t > now}
-        for prefix in entries:
-            self._expires[scope + prefix.digest] = expires
+    def _live(self, key: str, now: float) -> bool:
+        entry = self._entries.get(key)
+        return entry is not None and entry[0] > now
+
+    def _refresh(self, key: str, lifetime: float, now: float) -> None:
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
+        self._entries[key] = (now + lifetime, lifetime)

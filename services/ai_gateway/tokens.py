@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import Literal
 
 import tiktoken
 
@@ -31,12 +32,16 @@ class TokenizerUnavailable(RuntimeError):
     """The BPE files of an encoding could not be loaded (usually: no internet and no cache)."""
 
 
+CacheTTL = Literal["5m", "1h"]  # an Anthropic cache_control mark's ``ttl``
+
+
 @dataclass(frozen=True)
 class PromptMessage:
     role: str
     content: str
     name: str | None = None
-    cache_breakpoint: bool = False  # an Anthropic cache_control mark at the end of this message
+    # An Anthropic cache_control mark at the end of this message, by its ttl; None: no mark.
+    cache_breakpoint: CacheTTL | None = None
 
 
 def encoding_name(card: ModelCard) -> str:

@@ -90,8 +90,8 @@ def test_anthropic_top_level_cache_control_marks_the_last_block():
     }
     unmarked = AnthropicAdapter().parse(body)
     marked = AnthropicAdapter().parse({**body, "cache_control": {"type": "ephemeral"}})
-    assert [m.cache_breakpoint for m in unmarked.messages] == [False, False]
-    assert [m.cache_breakpoint for m in marked.messages] == [False, True]
+    assert [m.cache_breakpoint for m in unmarked.messages] == [None, None]
+    assert [m.cache_breakpoint for m in marked.messages] == [None, "5m"]
     assert marked.canonical("x") == unmarked.canonical("x")  # the answer does not change
 
 
@@ -105,10 +105,76 @@ def test_anthropic_refuses_more_than_four_cache_control_marks():
         "system": [block("one"), block("two")],
         "messages": [{"role": "user", "content": [block("three"), block("four")]}],
     }
-    assert AnthropicAdapter().parse(body).messages[-1].cache_breakpoint
+    assert AnthropicAdapter().parse(body).messages[-1].cache_breakpoint == "5m"
     with pytest.raises(GatewayError, match="A maximum of 4 blocks with cache_control") as info:
         AnthropicAdapter().parse({**body, "cache_control": {"type": "ephemeral"}})
     assert info.value.kind == "invalid_request" and "Found 5" in info.value.message
+
+
+def _marked(text: str, ttl: str | None = None) -> dict:
+    mark = {"type": "ephemeral"} if ttl is None else {"type": "ephemeral", "ttl": ttl}
+    return {"type": "text", "text": text, "cache_control": mark}
+
+
+def test_anthropic_cache_control_ttl_reaches_the_breakpoint():
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 5,
+        "system": [_marked("Handbook", "1h")],
+        "messages": [{"role": "user", "content": [_marked("hi", "5m")]}],
+    }
+    request = AnthropicAdapter().parse(body)
+    assert [m.cache_breakpoint for m in request.messages] == ["1h", "5m"]
+    top_level = AnthropicAdapter().parse(
+        {
+            **body,
+            "messages": [{"role": "user", "content": "hi"}],
+            "cache_control": {"type": "ephemeral", "ttl": "1h"},
+        }
+    )
+    assert [m.cache_breakpoint for m in top_level.messages] == ["1h", "1h"]
+
+
+def test_anthropic_refuses_a_one_hour_mark_after_a_five_minute_one_naming_it():
+    tool = {
+        "name": "bill",
+        "input_schema": {"type": "object"},
+        "cache_control": {"type": "ephemeral"},
+    }
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 5,
+        "system": [_marked("Handbook")],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "a"}, _marked("b", "1h")]}
+        ],
+    }
+    with pytest.raises(GatewayError, match="must not come after a ttl='5m'") as info:
+        AnthropicAdapter().parse(body)
+    assert info.value.kind == "invalid_request"
+    assert info.value.message.startswith("messages.0.content.1.cache_control.ttl: ")
+    one_hour_first = {**body, "system": [_marked("Handbook", "1h")]}
+    assert AnthropicAdapter().parse(one_hour_first).messages[-1].cache_breakpoint == "1h"
+    with pytest.raises(GatewayError, match=r"^system\.0\.cache_control\.ttl: a ttl='1h'"):
+        AnthropicAdapter().parse({**one_hour_first, "tools": [tool]})  # tools come first
+
+
+def test_anthropic_refuses_an_unknown_ttl():
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": [_marked("hi", "2h")]}],
+    }
+    with pytest.raises(GatewayError) as info:
+        AnthropicAdapter().parse(body)
+    assert info.value.kind == "invalid_request" and "ttl" in (
+        info.value.param or info.value.message
+    )
+    tool = {"name": "t", "input_schema": {}, "cache_control": {"type": "ephemeral", "ttl": "2h"}}
+    with pytest.raises(GatewayError, match=r"tools\.0\.cache_control\.ttl: Input should be"):
+        AnthropicAdapter().parse(
+            {**body, "messages": [{"role": "user", "content": "hi"}], "tools": [tool]}
+        )
 
 
 def test_a_tool_message_must_answer_an_assistant_tool_call():

@@ -118,3 +118,51 @@ def test_anthropic_sdk_automatic_caching_follows_a_conversation(gateway):
     assert first.cache_read_input_tokens == 0 and first.cache_creation_input_tokens > 1024
     assert second.cache_read_input_tokens == first.cache_creation_input_tokens
     assert 0 < second.cache_creation_input_tokens < 100  # the reply and the new question
+
+
+def test_anthropic_sdk_reads_one_hour_and_five_minute_writes_apart(gateway):
+    """A 1-hour mark on the system prompt and a 5-minute one on the question: the SDK parses the
+    split in ``usage.cache_creation``, each part billed at its own write price."""
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-demo-team-b", max_retries=0)
+    question = " ".join(["Which", "team", "spends", "most?"] * 20)
+
+    def ask(system_ttl: str, question_ttl: str):
+        return client.messages.create(
+            model="claude-sonnet-4-6",
+            max_tokens=20,
+            system=[
+                {
+                    "type": "text",
+                    "text": HANDBOOK,
+                    "cache_control": {"type": "ephemeral", "ttl": system_ttl},
+                }
+            ],
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "text",
+                            "text": question,
+                            "cache_control": {"type": "ephemeral", "ttl": question_ttl},
+                        }
+                    ],
+                }
+            ],
+        )
+
+    usage = ask("1h", "5m").usage
+    one_hour = usage.cache_creation.ephemeral_1h_input_tokens
+    five_minutes = usage.cache_creation.ephemeral_5m_input_tokens
+    assert one_hour > 1024 and five_minutes > 0
+    assert one_hour + five_minutes == usage.cache_creation_input_tokens
+    prices = TABLE.models["claude-sonnet-4-6"].price_per_1m
+    assert prices.cache_write is not None and prices.cache_write_1h is not None
+    labels = {"model": "claude-sonnet-4-6", "team": "team-b"}
+    assert metric(gateway, "ai_cost_total", type="cache_write", **labels) == pytest.approx(
+        (one_hour * prices.cache_write_1h + five_minutes * prices.cache_write) / 1e6
+    )
+
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        ask("5m", "1h")
+    assert "must not come after a ttl='5m' cache_control block" in str(refused.value)

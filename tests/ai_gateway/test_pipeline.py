@@ -236,9 +236,10 @@ async def test_cache_hits_consume_no_budget(make_gateway):
     assert (await gateway.complete(ask("Repeat me", max_tokens=60), "team-a")).cache == "exact"
 
 
-async def test_admission_reserves_the_prompt_cache_write_surcharge(make_gateway):
-    """Anthropic bills a prompt-cache write at 1.25x the input price: the reservation covers it,
-    so an answer never settles for more than its team had reserved."""
+@pytest.mark.parametrize("ttl", ["5m", "1h"])
+async def test_admission_reserves_the_prompt_cache_write_surcharge(make_gateway, ttl):
+    """Anthropic bills a prompt-cache write at 1.25x the input price, 2x for a 1-hour entry: the
+    reservation covers it, so an answer never settles for more than its team had reserved."""
     limits = {"usd": 100.0}
     gateway = make_gateway(
         "optimized", **EXACT_ONLY, teams={"team-a": {"keys": ["sk-demo-team-a"], "limits": limits}}
@@ -247,13 +248,16 @@ async def test_admission_reserves_the_prompt_cache_write_surcharge(make_gateway)
     request = ChatRequest(
         model="claude-sonnet-4-6",
         messages=(
-            PromptMessage("system", handbook, cache_breakpoint=True),
+            PromptMessage("system", handbook, cache_breakpoint=ttl),
             PromptMessage("user", "Where is my order?"),
         ),
         max_tokens=5,
     )
     answer = await gateway.begin(request, "team-a")
     assert answer.completion.cache_write_tokens > 0
+    assert answer.completion.cache_write_1h_tokens == (
+        answer.completion.cache_write_tokens if ttl == "1h" else 0
+    )
     assert answer.settlement is not None and answer.settlement.reservation is not None
     assert answer.settlement.reservation.cost_nanos >= to_nanos(answer.completion.cost_usd)
     await gateway.finish(answer)

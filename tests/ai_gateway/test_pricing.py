@@ -143,6 +143,7 @@ def test_import_applies_changes_keeps_assumptions_and_reports_them(tmp_path, cap
                     "input_cost_per_token": 1e-06,
                     "cache_read_input_token_cost": 1e-07,
                     "cache_creation_input_token_cost": 1.5e-06,
+                    "cache_creation_input_token_cost_above_1hr": 2.5e-06,
                     "output_cost_per_token": 5e-06,
                     "deprecation_date": "2027-06-01",
                 },
@@ -155,8 +156,8 @@ def test_import_applies_changes_keeps_assumptions_and_reports_them(tmp_path, cap
     assert "gpt-5.4: price input 2.5 -> 3.0; price cached_input 0.25 -> 0.3; " in out
     assert "context_window 1050000 -> 2000000" in out
     assert (
-        "claude-haiku-4-5: price cache_write 1.25 -> 1.5; deprecation_date None -> 2027-06-01"
-        in out
+        "claude-haiku-4-5: price cache_write 1.25 -> 1.5; price cache_write_1h 2.0 -> 2.5; "
+        "deprecation_date None -> 2027-06-01" in out
     )
     assert "gpt-4: no `gpt-4` in prices.json; row kept as it is" in out
     assert "2 rows changed" in out
@@ -167,6 +168,7 @@ def test_import_applies_changes_keeps_assumptions_and_reports_them(tmp_path, cap
     assert card.latency == before.resolve("gpt-5.4").latency  # the project's assumptions stay
     assert card.output_tokens == before.resolve("gpt-5.4").output_tokens
     assert after.resolve("claude-haiku-4-5").deprecation_date == "2027-06-01"
+    assert after.resolve("claude-haiku-4-5").price_per_1m.cache_write_1h == 2.5
     assert after.resolve("gpt-4") == before.resolve("gpt-4")
     assert "# The price and model table" in table.read_text()  # comments survive
 

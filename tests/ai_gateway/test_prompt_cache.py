@@ -13,7 +13,7 @@ from ai_gateway.prompt_cache import (
     readable_tokens,
     rules_for,
 )
-from ai_gateway.tokens import PromptMessage, count_prompt
+from ai_gateway.tokens import CacheTTL, PromptMessage, count_prompt
 from tests.ai_gateway.support import ManualClock
 
 TABLE = default_price_table()
@@ -23,7 +23,7 @@ HAIKU = TABLE.models["claude-haiku-4-5"]
 GEMINI = TABLE.models["gemini-2.5-flash"]
 
 
-def handbook(words: int, marked: bool = False) -> PromptMessage:
+def handbook(words: int, marked: CacheTTL | None = None) -> PromptMessage:
     text = " ".join(["cost", "team", "budget", "report"] * (words // 4))
     return PromptMessage("system", text, cache_breakpoint=marked)
 
@@ -89,18 +89,18 @@ def test_anthropic_caches_only_at_a_breakpoint(cache):
 
 
 def test_anthropic_writes_then_reads_the_marked_prefix(cache):
-    marked = ask(handbook(1600, marked=True))
+    marked = ask(handbook(1600, marked="5m"))
     system_tokens = prefixes(SONNET, marked)[0].tokens
     first = use(cache, SONNET, marked)
-    second = use(cache, SONNET, ask(handbook(1600, marked=True), "Another question"))
+    second = use(cache, SONNET, ask(handbook(1600, marked="5m"), "Another question"))
     assert (first.cached_tokens, first.cache_write_tokens) == (0, system_tokens)
     assert (second.cached_tokens, second.cache_write_tokens) == (system_tokens, 0)
 
 
 def test_anthropic_writes_only_the_part_after_the_last_hit(cache):
-    system = handbook(1600, marked=True)
+    system = handbook(1600, marked="5m")
     use(cache, SONNET, (system,))
-    longer = (system, PromptMessage("user", handbook(400).content, cache_breakpoint=True))
+    longer = (system, PromptMessage("user", handbook(400).content, cache_breakpoint="5m"))
     spans = prefixes(SONNET, longer)
     outcome = use(cache, SONNET, longer)
     assert outcome.cached_tokens == spans[0].tokens
@@ -115,7 +115,7 @@ def conversation(turns: int) -> tuple[PromptMessage, ...]:
             messages.append(PromptMessage("assistant", f"Answer number {turn}."))
         messages.append(PromptMessage("user", f"Question number {turn + 1}?"))
     last = messages[-1]
-    return (*messages[:-1], PromptMessage("user", last.content, cache_breakpoint=True))
+    return (*messages[:-1], PromptMessage("user", last.content, cache_breakpoint="5m"))
 
 
 def test_anthropic_reads_what_the_previous_turn_wrote_when_the_breakpoint_moves_on(cache):
@@ -123,7 +123,7 @@ def test_anthropic_reads_what_the_previous_turn_wrote_when_the_breakpoint_moves_
     read finds the entry the previous turn wrote at an earlier block boundary."""
     first, second = conversation(1), conversation(2)
     spans = prefixes(SONNET, second)
-    assert not spans[1].breakpoint and spans[1].tokens == prefixes(SONNET, first)[-1].tokens
+    assert spans[1].mark is None and spans[1].tokens == prefixes(SONNET, first)[-1].tokens
     written = use(cache, SONNET, first)
     assert (written.cached_tokens, written.cache_write_tokens) == (0, spans[1].tokens)
     moved_on = use(cache, SONNET, second)
@@ -140,19 +140,19 @@ def test_anthropic_looks_back_at_most_20_blocks_before_a_breakpoint(clock, notes
     handbook_block, question = conversation(1)
     unmarked = PromptMessage("user", question.content)
     later = [PromptMessage("user", f"Note {n}.") for n in range(notes)]
-    marked = PromptMessage("user", "And now?", cache_breakpoint=True)
+    marked = PromptMessage("user", "And now?", cache_breakpoint="5m")
     outcome = use(cache, SONNET, (handbook_block, unmarked, *later, marked))
     expected = prefixes(SONNET, conversation(1))[-1].tokens if reads else 0
     assert outcome.cached_tokens == expected
 
 
 def test_anthropic_minimum_is_4096_for_haiku_4_5_and_1024_for_sonnet(cache):
-    marked = ask(handbook(3000, marked=True))
+    marked = ask(handbook(3000, marked="5m"))
     assert 2048 < prefixes(HAIKU, marked)[0].tokens < 4096
     assert use(cache, HAIKU, marked).cache_write_tokens == 0
     assert use(cache, SONNET, marked).cache_write_tokens > 0
     assert (rules_for(SONNET).minimum_tokens, rules_for(HAIKU).minimum_tokens) == (1024, 4096)
-    longer = ask(handbook(4500, marked=True))
+    longer = ask(handbook(4500, marked="5m"))
     assert use(cache, HAIKU, longer).cache_write_tokens == prefixes(HAIKU, longer)[0].tokens
 
 
@@ -201,11 +201,72 @@ def test_cached_and_written_tokens_are_priced_at_their_own_prices():
 def test_the_worst_write_is_what_a_first_request_writes(cache):
     """What a budget reserves at the write price: the longest marked prefix, when nothing is cached
     yet; nothing where the provider bills no writes or the prefix is under its minimum."""
-    marked = ask(handbook(1600, marked=True))
-    worst = ProviderPromptCache.worst_write_tokens(SONNET, marked, count_prompt(SONNET, marked))
-    assert worst > 0
+    marked = ask(handbook(1600, marked="5m"))
+    worst, worst_1h = ProviderPromptCache.worst_write_tokens(
+        SONNET, marked, count_prompt(SONNET, marked)
+    )
+    assert worst > 0 and worst_1h == 0
     assert use(cache, SONNET, marked).cache_write_tokens == worst
-    assert ProviderPromptCache.worst_write_tokens(HAIKU, marked, count_prompt(HAIKU, marked)) == 0
+    nothing = (0, 0)
+    assert (
+        ProviderPromptCache.worst_write_tokens(HAIKU, marked, count_prompt(HAIKU, marked))
+        == nothing
+    )
     plain = ask(handbook(1600))
-    assert ProviderPromptCache.worst_write_tokens(GPT, plain, count_prompt(GPT, plain)) == 0
-    assert ProviderPromptCache.worst_write_tokens(SONNET, plain, count_prompt(SONNET, plain)) == 0
+    assert ProviderPromptCache.worst_write_tokens(GPT, plain, count_prompt(GPT, plain)) == nothing
+    assert (
+        ProviderPromptCache.worst_write_tokens(SONNET, plain, count_prompt(SONNET, plain))
+        == nothing
+    )
+
+
+def test_a_one_hour_entry_outlives_five_minutes_and_a_hit_keeps_its_hour(cache, clock):
+    one_hour = ask(handbook(1600, marked="1h"))
+    written = use(cache, SONNET, one_hour)
+    assert written.cache_write_1h_tokens == written.cache_write_tokens > 0
+    clock.advance(50 * 60)
+    assert use(cache, SONNET, one_hour).cached_tokens > 0  # refreshed for another hour
+    clock.advance(59 * 60)
+    assert use(cache, SONNET, one_hour).cached_tokens > 0
+    clock.advance(3601)
+    assert use(cache, SONNET, one_hour).cached_tokens == 0
+
+
+def test_a_five_minute_entry_is_gone_where_a_one_hour_one_is_not(cache, clock):
+    use(cache, SONNET, ask(handbook(1600, marked="5m")))
+    use(cache, SONNET, ask(handbook(1200, marked="1h")))
+    clock.advance(10 * 60)
+    assert use(cache, SONNET, ask(handbook(1600, marked="5m"))).cached_tokens == 0
+    assert use(cache, SONNET, ask(handbook(1200, marked="1h"))).cached_tokens > 0
+
+
+def test_writes_are_one_hour_up_to_the_last_one_hour_mark_and_five_minutes_after(cache):
+    """Anthropic's rule: from the hit (or the start) to the last 1-hour mark after it is written
+    as 1-hour entries, and from there to the last mark as 5-minute ones."""
+    system = handbook(1600, marked="1h")
+    turn = PromptMessage("user", " ".join(["why"] * 300), cache_breakpoint="5m")
+    messages = (system, turn, PromptMessage("user", "And?"))
+    system_tokens, turn_tokens = (p.tokens for p in prefixes(SONNET, messages)[:2])
+    first = use(cache, SONNET, messages)
+    assert (first.cache_write_tokens, first.cache_write_1h_tokens) == (turn_tokens, system_tokens)
+    second = use(cache, SONNET, (system, turn, PromptMessage("user", "Or?")))
+    assert (second.cached_tokens, second.cache_write_tokens) == (turn_tokens, 0)
+    after_system = (system, PromptMessage("user", "New turn", cache_breakpoint="5m"))
+    third = use(cache, SONNET, after_system)
+    written = prefixes(SONNET, after_system)[-1].tokens - system_tokens
+    assert third.cached_tokens == system_tokens
+    assert (third.cache_write_tokens, third.cache_write_1h_tokens) == (written, 0)
+
+
+def test_one_hour_writes_are_priced_at_their_own_price_and_default_to_the_write_price():
+    prices = SONNET.price_per_1m
+    assert prices.cache_write is not None and prices.cache_write_1h == 2 * prices.input
+    cost = SONNET.cost_usd(3000, 0, cache_write=1000, cache_write_1h=600)
+    expected = 2000 * prices.input + 400 * prices.cache_write + 600 * prices.cache_write_1h
+    assert cost == pytest.approx(expected / 1e6)
+    unlisted = SONNET.model_copy(
+        update={"price_per_1m": prices.model_copy(update={"cache_write_1h": None})}
+    )
+    assert unlisted.cost_usd(3000, 0, cache_write=1000, cache_write_1h=600) == pytest.approx(
+        (2000 * prices.input + 1000 * prices.cache_write) / 1e6
+    )

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator
 from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
-from ..tokens import PromptMessage
+from ..tokens import CacheTTL, PromptMessage
 from .base import HTTP_STATUS, JSON, KEYED, Lenient, parse_body, sse, unsimulated
 
 _ERROR_TYPES: dict[ErrorKind, str] = {
@@ -38,9 +38,14 @@ MODELS_PAGE_DEFAULT, MODELS_PAGE_MAX = 20, 1000
 
 
 class CacheControl(Lenient):
-    """A prompt-cache breakpoint: the prompt up to this block is cached (5 minutes)."""
+    """A prompt-cache breakpoint: the prompt up to this block is cached for ``ttl``."""
 
     type: Literal["ephemeral"]
+    ttl: CacheTTL = Field(
+        default="5m",
+        description='How long the entry lives idle: "5m" (written at 1.25x the input price) or '
+        '"1h" (2x). A "1h" mark may not come after a "5m" one (tools, system, then messages).',
+    )
 
 
 class TextBlock(Lenient):
@@ -146,10 +151,18 @@ class MessageTokensCount(BaseModel):
     )
 
 
+class CacheCreation(BaseModel):
+    ephemeral_5m_input_tokens: int
+    ephemeral_1h_input_tokens: int
+
+
 class AnthropicUsage(BaseModel):
     input_tokens: int = Field(description="Prompt tokens neither read from nor written to cache.")
     cache_read_input_tokens: int
     cache_creation_input_tokens: int
+    cache_creation: CacheCreation = Field(
+        description="cache_creation_input_tokens by the written entries' ttl."
+    )
     output_tokens: int
 
 
@@ -208,30 +221,71 @@ def _text(content: str | list[TextBlock]) -> str:
     return content if isinstance(content, str) else "".join(block.text for block in content)
 
 
-def _breakpoint(content: str | list[TextBlock]) -> bool:
-    """Whether a block of this content carries ``cache_control``; the simulated breakpoint sits at
-    the end of the message (see prompt_cache.py)."""
-    return not isinstance(content, str) and any(b.cache_control is not None for b in content)
+def _breakpoint(content: str | list[TextBlock]) -> CacheTTL | None:
+    """The ttl of this content's last ``cache_control`` mark, or None: the simulated breakpoint
+    sits at the end of the message (see prompt_cache.py)."""
+    if isinstance(content, str):
+        return None
+    marks = [block.cache_control.ttl for block in content if block.cache_control is not None]
+    return marks[-1] if marks else None
 
 
 # Anthropic's limit on cache_control marks in one request, the top-level one included.
 MAX_BREAKPOINTS = 4
+TTL_ORDER_RULE = (
+    "a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block. Note that "
+    "blocks are processed in the following order: `tools`, `system`, `messages`."
+)
+
+
+def _tool_mark(path: str, tool: dict[str, Any]) -> tuple[str, CacheTTL] | None:
+    """A tool definition's mark (tools are otherwise not modelled), its ttl checked."""
+    mark = tool.get("cache_control")
+    if not isinstance(mark, dict):
+        return None
+    ttl = mark.get("ttl", "5m")
+    if ttl not in ("5m", "1h"):
+        raise GatewayError(
+            "invalid_request", f"{path}.cache_control.ttl: Input should be '5m' or '1h'"
+        )
+    return path, ttl
+
+
+def _marks(body: PromptBody) -> list[tuple[str, CacheTTL]]:
+    """Every cache_control mark with its path, in the order Anthropic processes them: tools,
+    system, messages, then the top-level one (which marks the last block)."""
+    marks = [
+        mark
+        for n, tool in enumerate(body.tools or ())
+        if (mark := _tool_mark(f"tools.{n}", tool)) is not None
+    ]
+    contents = [("system", body.system)]
+    contents += [(f"messages.{n}.content", m.content) for n, m in enumerate(body.messages)]
+    marks += [
+        (f"{path}.{n}", block.cache_control.ttl)
+        for path, content in contents
+        if isinstance(content, list)
+        for n, block in enumerate(content)
+        if block.cache_control is not None
+    ]
+    if body.cache_control is not None:
+        marks.append(("cache_control", body.cache_control.ttl))
+    return marks
 
 
 def _check_breakpoints(body: PromptBody) -> None:
-    contents = [body.system, *(m.content for m in body.messages)]
-    marks = sum(
-        block.cache_control is not None
-        for content in contents
-        if isinstance(content, list)
-        for block in content
-    ) + (body.cache_control is not None)
-    if marks > MAX_BREAKPOINTS:
+    marks = _marks(body)
+    if len(marks) > MAX_BREAKPOINTS:
         raise GatewayError(
             "invalid_request",
             f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
-            f"Found {marks}.",
+            f"Found {len(marks)}.",
         )
+    ttls = [ttl for _, ttl in marks]
+    if "5m" in ttls:
+        late = next((path for path, ttl in marks[ttls.index("5m") :] if ttl == "1h"), None)
+        if late is not None:
+            raise GatewayError("invalid_request", f"{late}.cache_control.ttl: {TTL_ORDER_RULE}")
 
 
 def _message(c: Completion, response_id: str, content: list[JSON]) -> JSON:
@@ -247,6 +301,10 @@ def _message(c: Completion, response_id: str, content: list[JSON]) -> JSON:
             "input_tokens": c.uncached_prompt_tokens,
             "cache_read_input_tokens": c.cached_tokens,
             "cache_creation_input_tokens": c.cache_write_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": c.cache_write_tokens - c.cache_write_1h_tokens,
+                "ephemeral_1h_input_tokens": c.cache_write_1h_tokens,
+            },
             "output_tokens": 0,
         },
     }
@@ -296,7 +354,7 @@ class AnthropicAdapter:
             for m in parsed.messages
         ]
         if parsed.cache_control is not None:
-            messages[-1] = replace(messages[-1], cache_breakpoint=True)
+            messages[-1] = replace(messages[-1], cache_breakpoint=parsed.cache_control.ttl)
         return ChatRequest(
             model=parsed.model,
             messages=tuple(messages),
