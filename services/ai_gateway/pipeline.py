@@ -191,15 +191,23 @@ class Gateway:
 
     @staticmethod
     def _cut(completion: Completion, delivered: str) -> Completion:
-        """The answer as far as it was generated: its tokens, its cost, and no saving claimed."""
-        card = completion.model
-        generated = min(count_text(card, delivered), completion.completion_tokens)
+        """The answer as far as it was generated: its tokens, its cost (the prompt as it was
+        billed, prompt cache included), and no routing saving claimed."""
+        c, card = completion, completion.model
+        generated = min(count_text(card, delivered), c.completion_tokens)
+        cost = card.cost_usd(
+            c.prompt_tokens,
+            generated,
+            c.cached_tokens,
+            c.cache_write_tokens,
+            c.cache_write_1h_tokens,
+        )
         return replace(
-            completion,
+            c,
             text=delivered,
             completion_tokens=generated,
             finish_reason="length",
-            cost_usd=card.cost_usd(completion.prompt_tokens, generated),
+            cost_usd=cost,
             saved_usd=0.0,
         )
 

@@ -193,10 +193,17 @@ class ProviderPromptCache:
         )
         read = 0 if hit is None else readable_tokens(rules, hit.tokens)
         write, write_1h = _writes(written, hit) if rules.explicit else (0, 0)
-        if hit is not None:
-            self._refresh(scope + hit.digest, self._entries[scope + hit.digest][1], now)
-        for prefix in written:
-            self._refresh(scope + prefix.digest, prefix.lifetime(rules), now)
+        self._purge(now)
+        read_up_to = 0 if hit is None else hit.tokens
+        for prefix in ([] if hit is None else [hit]) + written:
+            key = scope + prefix.digest
+            if prefix.tokens > read_up_to:
+                self._entries[key] = (now + prefix.lifetime(rules), prefix.lifetime(rules))
+            elif self._live(key, now):
+                # Read, not written: it keeps the lifetime it was written with (a mark that now
+                # asks for another one is billed nothing, so it changes nothing).
+                lifetime = self._entries[key][1]
+                self._entries[key] = (now + lifetime, lifetime)
         return PromptCacheUse(read, write, write_1h)
 
     @staticmethod
@@ -216,7 +223,7 @@ class ProviderPromptCache:
         entry = self._entries.get(key)
         return entry is not None and entry[0] > now
 
-    def _refresh(self, key: str, lifetime: float, now: float) -> None:
+    def _purge(self, now: float) -> None:
+        """Past ``MAX_ENTRIES``, drop the expired entries (once per request, not per entry)."""
         if len(self._entries) >= MAX_ENTRIES:
             self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
-        self._entries[key] = (now + lifetime, lifetime)

@@ -159,22 +159,38 @@ def test_anthropic_refuses_a_one_hour_mark_after_a_five_minute_one_naming_it():
         AnthropicAdapter().parse({**one_hour_first, "tools": [tool]})  # tools come first
 
 
-def test_anthropic_refuses_an_unknown_ttl():
+def test_anthropic_refuses_an_unknown_ttl_naming_it_alike_in_blocks_and_tools():
     body = {
         "model": "claude-sonnet-4-6",
         "max_tokens": 5,
         "messages": [{"role": "user", "content": [_marked("hi", "2h")]}],
     }
-    with pytest.raises(GatewayError) as info:
-        AnthropicAdapter().parse(body)
-    assert info.value.kind == "invalid_request" and "ttl" in (
-        info.value.param or info.value.message
-    )
     tool = {"name": "t", "input_schema": {}, "cache_control": {"type": "ephemeral", "ttl": "2h"}}
-    with pytest.raises(GatewayError, match=r"tools\.0\.cache_control\.ttl: Input should be"):
-        AnthropicAdapter().parse(
-            {**body, "messages": [{"role": "user", "content": "hi"}], "tools": [tool]}
-        )
+    unmarked = {**body, "messages": [{"role": "user", "content": "hi"}]}
+    for refused, param in (
+        (body, "messages[0].content[0].cache_control.ttl"),
+        ({**unmarked, "tools": [tool]}, "tools[0].cache_control.ttl"),
+    ):
+        with pytest.raises(GatewayError) as info:
+            AnthropicAdapter().parse(refused)
+        assert info.value.kind == "invalid_request" and info.value.param == param
+        assert "Input should be '5m' or '1h'" in info.value.message
+
+
+def test_anthropic_counts_tools_marks_and_names_the_top_level_one():
+    tool = {"name": "t", "input_schema": {}, "cache_control": {"type": "ephemeral"}}
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 5,
+        "system": [_marked("one"), _marked("two")],
+        "messages": [{"role": "user", "content": [_marked("three"), _marked("four")]}],
+    }
+    with pytest.raises(GatewayError, match="Found 5"):
+        AnthropicAdapter().parse({**body, "tools": [tool]})
+    late = {**body, "system": "plain", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    with pytest.raises(GatewayError) as info:
+        AnthropicAdapter().parse(late)
+    assert info.value.message.startswith("cache_control.ttl: a ttl='1h' cache_control block")
 
 
 def test_a_tool_message_must_answer_an_assistant_tool_call():

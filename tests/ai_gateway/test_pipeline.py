@@ -263,6 +263,32 @@ async def test_admission_reserves_the_prompt_cache_write_surcharge(make_gateway,
     await gateway.finish(answer)
 
 
+async def test_a_cut_answer_keeps_its_prompt_billed_as_the_prompt_cache_billed_it(make_gateway):
+    """A client that disconnects pays for the prompt as written to the provider's cache (a 1-hour
+    write at 2x input) and the tokens generated so far, as the metrics count them."""
+    gateway = make_gateway("optimized", **EXACT_ONLY)
+    handbook = " ".join(["cost", "team", "budget", "report"] * 400)
+    request = ChatRequest(
+        model="claude-sonnet-4-6",
+        messages=(
+            PromptMessage("system", handbook, cache_breakpoint="1h"),
+            PromptMessage("user", "Where is my order?"),
+        ),
+        max_tokens=200,
+    )
+    answer = await gateway.begin(request, "team-a")
+    whole = answer.completion
+    cut = await gateway.finish(answer, delivered=whole.text[:20])
+    assert cut.cache_write_1h_tokens == whole.cache_write_1h_tokens > 0
+    assert cut.completion_tokens < whole.completion_tokens
+    card = whole.model
+    prompt_only = card.cost_usd(
+        cut.prompt_tokens, 0, 0, cut.cache_write_tokens, cut.cache_write_1h_tokens
+    )
+    assert cut.cost_usd == pytest.approx(prompt_only + card.cost_usd(0, cut.completion_tokens))
+    assert cut.cost_usd > card.cost_usd(cut.prompt_tokens, cut.completion_tokens)
+
+
 class CountingEmbedder(Model2VecEmbedder):
     """The router's own model2vec model, counting what it embeds."""
 

@@ -270,3 +270,27 @@ def test_one_hour_writes_are_priced_at_their_own_price_and_default_to_the_write_
     assert unlisted.cost_usd(3000, 0, cache_write=1000, cache_write_1h=600) == pytest.approx(
         (2000 * prices.input + 1000 * prices.cache_write) / 1e6
     )
+
+
+def test_a_read_entry_keeps_the_lifetime_it_was_written_with(cache, clock):
+    """A mark that asks a read entry for another lifetime is billed nothing, so it changes
+    nothing: no free upgrade of a 5-minute entry to an hour, no cut of a 1-hour one to 5 minutes,
+    and no entry for an unbilled mark below the hit."""
+    use(cache, SONNET, ask(handbook(1600, marked="5m")))
+    upgraded = use(cache, SONNET, ask(handbook(1600, marked="1h")))
+    assert upgraded.cached_tokens > 0 and upgraded.cache_write_tokens == 0
+    clock.advance(10 * 60)
+    assert use(cache, SONNET, ask(handbook(1600, marked="1h"))).cached_tokens == 0  # rewritten
+    clock.advance(2 * 60)
+    assert use(cache, SONNET, ask(handbook(1600, marked="5m"))).cached_tokens > 0  # still 1h
+    clock.advance(30 * 60)
+    assert use(cache, SONNET, ask(handbook(1600, marked="1h"))).cached_tokens > 0
+
+    system = handbook(2000)
+    turn = PromptMessage("user", "Summarise it.", cache_breakpoint="5m")
+    use(cache, SONNET, (system, turn))
+    remarked = use(cache, SONNET, (handbook(2000, marked="1h"), turn))
+    assert remarked.cached_tokens > 0 and remarked.cache_write_tokens == 0
+    clock.advance(10 * 60)
+    unbilled = use(cache, SONNET, ask(handbook(2000, marked="1h")))
+    assert unbilled.cached_tokens == 0 and unbilled.cache_write_1h_tokens > 0

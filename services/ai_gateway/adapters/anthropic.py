@@ -238,38 +238,38 @@ TTL_ORDER_RULE = (
 )
 
 
-def _tool_mark(path: str, tool: dict[str, Any]) -> tuple[str, CacheTTL] | None:
-    """A tool definition's mark (tools are otherwise not modelled), its ttl checked."""
-    mark = tool.get("cache_control")
-    if not isinstance(mark, dict):
-        return None
-    ttl = mark.get("ttl", "5m")
-    if ttl not in ("5m", "1h"):
-        raise GatewayError(
-            "invalid_request", f"{path}.cache_control.ttl: Input should be '5m' or '1h'"
-        )
-    return path, ttl
+class _ToolMark(Lenient):
+    cache_control: CacheControl | None = None
+
+
+class _ToolMarks(Lenient):
+    """The tool definitions' cache_control marks: the rest of a tool is keyed, not modelled."""
+
+    tools: list[_ToolMark]
 
 
 def _marks(body: PromptBody) -> list[tuple[str, CacheTTL]]:
-    """Every cache_control mark with its path, in the order Anthropic processes them: tools,
-    system, messages, then the top-level one (which marks the last block)."""
-    marks = [
-        mark
-        for n, tool in enumerate(body.tools or ())
-        if (mark := _tool_mark(f"tools.{n}", tool)) is not None
+    """Every cache_control mark, as the path of its ttl and the ttl, in the order Anthropic
+    processes them: tools, system, messages, then the top-level one (on the last block)."""
+    tools = parse_body(_ToolMarks, {"tools": body.tools or []}).tools
+    blocks: list[tuple[str, _ToolMark | TextBlock]] = [
+        (f"tools.{n}", tool) for n, tool in enumerate(tools)
     ]
     contents = [("system", body.system)]
     contents += [(f"messages.{n}.content", m.content) for n, m in enumerate(body.messages)]
-    marks += [
-        (f"{path}.{n}", block.cache_control.ttl)
+    blocks += [
+        (f"{path}.{n}", block)
         for path, content in contents
         if isinstance(content, list)
         for n, block in enumerate(content)
+    ]
+    marks = [
+        (f"{path}.cache_control.ttl", block.cache_control.ttl)
+        for path, block in blocks
         if block.cache_control is not None
     ]
     if body.cache_control is not None:
-        marks.append(("cache_control", body.cache_control.ttl))
+        marks.append(("cache_control.ttl", body.cache_control.ttl))
     return marks
 
 
@@ -285,7 +285,7 @@ def _check_breakpoints(body: PromptBody) -> None:
     if "5m" in ttls:
         late = next((path for path, ttl in marks[ttls.index("5m") :] if ttl == "1h"), None)
         if late is not None:
-            raise GatewayError("invalid_request", f"{late}.cache_control.ttl: {TTL_ORDER_RULE}")
+            raise GatewayError("invalid_request", f"{late}: {TTL_ORDER_RULE}")
 
 
 def _message(c: Completion, response_id: str, content: list[JSON]) -> JSON:
