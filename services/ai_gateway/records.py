@@ -65,6 +65,9 @@ class RequestRecord(StrictModel):
     cache_write_tokens: int = Field(
         default=0, description="prompt tokens written to the provider's prompt cache"
     )
+    cache_write_1h_tokens: int = Field(
+        default=0, description="of those, the ones written as 1-hour entries (Anthropic)"
+    )
     prompt_cache_saved_usd: float = Field(
         default=0.0,
         description="these tokens at the plain input price minus what they were billed "

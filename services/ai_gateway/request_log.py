@@ -44,6 +44,7 @@ def served_record(
         saved_usd=c.saved_usd,
         cached_tokens=c.cached_tokens,
         cache_write_tokens=c.cache_write_tokens,
+        cache_write_1h_tokens=c.cache_write_1h_tokens,
         prompt_cache_saved_usd=c.prompt_cache_saved_usd,
         gateway_ms=round(gateway_seconds * 1000, 3),
         provider_ms=round(c.provider_seconds * 1000, 3),

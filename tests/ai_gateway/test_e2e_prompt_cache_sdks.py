@@ -10,6 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ai_gateway.pricing import default_price_table
+from finops_sim.results import read_log
 
 HANDBOOK = " ".join(["cost", "team", "budget", "report"] * 400)  # ~1,600 tokens
 TABLE = default_price_table()
@@ -120,9 +121,12 @@ def test_anthropic_sdk_automatic_caching_follows_a_conversation(gateway):
     assert 0 < second.cache_creation_input_tokens < 100  # the reply and the new question
 
 
-def test_anthropic_sdk_reads_one_hour_and_five_minute_writes_apart(gateway):
+def test_anthropic_sdk_reads_one_hour_and_five_minute_writes_apart(start_gateway, tmp_path):
     """A 1-hour mark on the system prompt and a 5-minute one on the question: the SDK parses the
-    split in ``usage.cache_creation``, each part billed at its own write price."""
+    split in ``usage.cache_creation``, each part billed at its own write price, and the request
+    log keeps the 1-hour part."""
+    log = tmp_path / "requests.jsonl"
+    gateway = start_gateway(profile="unoptimized", provider_prompt_cache=True, request_log=str(log))
     client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-demo-team-b", max_retries=0)
     question = " ".join(["Which", "team", "spends", "most?"] * 20)
 
@@ -161,6 +165,12 @@ def test_anthropic_sdk_reads_one_hour_and_five_minute_writes_apart(gateway):
     labels = {"model": "claude-sonnet-4-6", "team": "team-b"}
     assert metric(gateway, "ai_cost_total", type="cache_write", **labels) == pytest.approx(
         (one_hour * prices.cache_write_1h + five_minutes * prices.cache_write) / 1e6
+    )
+
+    (record,) = read_log(log)
+    assert (record.cache_write_tokens, record.cache_write_1h_tokens) == (
+        one_hour + five_minutes,
+        one_hour,
     )
 
     with pytest.raises(anthropic.BadRequestError) as refused:
