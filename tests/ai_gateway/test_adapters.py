@@ -133,6 +133,9 @@ def test_anthropic_cache_control_ttl_reaches_the_breakpoint():
         }
     )
     assert [m.cache_breakpoint for m in top_level.messages] == ["1h", "1h"]
+    # One message is one block here: marks of both lifetimes in it keep (and bill) it for an hour.
+    both = {**body, "system": [_marked("Handbook", "1h"), _marked("Be brief.", "5m")]}
+    assert AnthropicAdapter().parse(both).messages[0].cache_breakpoint == "1h"
 
 
 def test_anthropic_refuses_a_one_hour_mark_after_a_five_minute_one_naming_it():

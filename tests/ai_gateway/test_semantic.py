@@ -59,16 +59,22 @@ async def test_entries_leave_nothing_for_the_garbage_collector_to_scan():
 
     async def add_entries(numbers: range) -> None:
         for n in numbers:
-            prompt = f"Please check invoice {n} for account {n * 7}."
-            await ask(cache, "s", prompt)  # the guard compares it with its near neighbours
-            await remember(cache, "s", prompt)
+            # The others share the first's numbers, so the guard goes on to the named terms and
+            # the content words.
+            for prompt in (
+                f"Please check invoice {n} for account {n * 7}.",
+                f"Kindly check the Acme invoice {n} for account {n * 7}.",
+                f"Please verify invoice {n} for account {n * 7}.",
+            ):
+                await ask(cache, "s", prompt)  # the guard compares it with its near neighbours
+                await remember(cache, "s", prompt)
         await cache.sync()
         gc.collect()
 
     await add_entries(range(50))  # whatever is allocated once
     before = len(gc.get_objects())
     await add_entries(range(50, 450))
-    assert cache.size == 450
+    assert cache.size == 1350
     assert len(gc.get_objects()) - before < 40
 
 

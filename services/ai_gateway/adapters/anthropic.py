@@ -222,12 +222,14 @@ def _text(content: str | list[TextBlock]) -> str:
 
 
 def _breakpoint(content: str | list[TextBlock]) -> CacheTTL | None:
-    """The ttl of this content's last ``cache_control`` mark, or None: the simulated breakpoint
-    sits at the end of the message (see prompt_cache.py)."""
+    """The ttl of this content's ``cache_control`` marks, or None: the simulated breakpoint sits
+    at the end of the message (see prompt_cache.py), so a message that marks a block for an hour
+    and a later one for 5 minutes is kept an hour and billed as a 1-hour write whole (a little
+    more than Anthropic bills, never less: a budget reserves enough)."""
     if isinstance(content, str):
         return None
-    marks = [block.cache_control.ttl for block in content if block.cache_control is not None]
-    return marks[-1] if marks else None
+    marks = {block.cache_control.ttl for block in content if block.cache_control is not None}
+    return "1h" if "1h" in marks else "5m" if marks else None
 
 
 # Anthropic's limit on cache_control marks in one request, the top-level one included.
