@@ -117,7 +117,7 @@ def prefixes(card: ModelCard, messages: Sequence[PromptMessage]) -> list[Prefix]
     for message in messages:
         digest.update(f"{message.role}\x1f{message.name or ''}\x1f{message.content}\x1e".encode())
         tokens += count_prompt(card, (message,)) - empty
-        out.append(Prefix(digest.hexdigest()[:32], tokens, message.cache_breakpoint))
+        out.append(Prefix(digest.hexdigest()[:32], tokens, message.cache_mark))
     return out
 
 

@@ -41,7 +41,7 @@ class PromptMessage:
     content: str
     name: str | None = None
     # An Anthropic cache_control mark at the end of this message, by its ttl; None: no mark.
-    cache_breakpoint: CacheTTL | None = None
+    cache_mark: CacheTTL | None = None
 
 
 def encoding_name(card: ModelCard) -> str:

@@ -90,8 +90,8 @@ def test_anthropic_top_level_cache_control_marks_the_last_block():
     }
     unmarked = AnthropicAdapter().parse(body)
     marked = AnthropicAdapter().parse({**body, "cache_control": {"type": "ephemeral"}})
-    assert [m.cache_breakpoint for m in unmarked.messages] == [None, None]
-    assert [m.cache_breakpoint for m in marked.messages] == [None, "5m"]
+    assert [m.cache_mark for m in unmarked.messages] == [None, None]
+    assert [m.cache_mark for m in marked.messages] == [None, "5m"]
     assert marked.canonical("x") == unmarked.canonical("x")  # the answer does not change
 
 
@@ -105,7 +105,7 @@ def test_anthropic_refuses_more_than_four_cache_control_marks():
         "system": [block("one"), block("two")],
         "messages": [{"role": "user", "content": [block("three"), block("four")]}],
     }
-    assert AnthropicAdapter().parse(body).messages[-1].cache_breakpoint == "5m"
+    assert AnthropicAdapter().parse(body).messages[-1].cache_mark == "5m"
     with pytest.raises(GatewayError, match="A maximum of 4 blocks with cache_control") as info:
         AnthropicAdapter().parse({**body, "cache_control": {"type": "ephemeral"}})
     assert info.value.kind == "invalid_request" and "Found 5" in info.value.message
@@ -124,7 +124,7 @@ def test_anthropic_cache_control_ttl_reaches_the_breakpoint():
         "messages": [{"role": "user", "content": [_marked("hi", "5m")]}],
     }
     request = AnthropicAdapter().parse(body)
-    assert [m.cache_breakpoint for m in request.messages] == ["1h", "5m"]
+    assert [m.cache_mark for m in request.messages] == ["1h", "5m"]
     top_level = AnthropicAdapter().parse(
         {
             **body,
@@ -132,10 +132,10 @@ def test_anthropic_cache_control_ttl_reaches_the_breakpoint():
             "cache_control": {"type": "ephemeral", "ttl": "1h"},
         }
     )
-    assert [m.cache_breakpoint for m in top_level.messages] == ["1h", "1h"]
+    assert [m.cache_mark for m in top_level.messages] == ["1h", "1h"]
     # One message is one block here: marks of both lifetimes in it keep (and bill) it for an hour.
     both = {**body, "system": [_marked("Handbook", "1h"), _marked("Be brief.", "5m")]}
-    assert AnthropicAdapter().parse(both).messages[0].cache_breakpoint == "1h"
+    assert AnthropicAdapter().parse(both).messages[0].cache_mark == "1h"
 
 
 def test_anthropic_refuses_a_one_hour_mark_after_a_five_minute_one_naming_it():
@@ -157,7 +157,7 @@ def test_anthropic_refuses_a_one_hour_mark_after_a_five_minute_one_naming_it():
     assert info.value.kind == "invalid_request"
     assert info.value.message.startswith("messages.0.content.1.cache_control.ttl: ")
     one_hour_first = {**body, "system": [_marked("Handbook", "1h")]}
-    assert AnthropicAdapter().parse(one_hour_first).messages[-1].cache_breakpoint == "1h"
+    assert AnthropicAdapter().parse(one_hour_first).messages[-1].cache_mark == "1h"
     with pytest.raises(GatewayError, match=r"^system\.0\.cache_control\.ttl: a ttl='1h'"):
         AnthropicAdapter().parse({**one_hour_first, "tools": [tool]})  # tools come first
 

@@ -248,7 +248,7 @@ async def test_admission_reserves_the_prompt_cache_write_surcharge(make_gateway,
     request = ChatRequest(
         model="claude-sonnet-4-6",
         messages=(
-            PromptMessage("system", handbook, cache_breakpoint=ttl),
+            PromptMessage("system", handbook, cache_mark=ttl),
             PromptMessage("user", "Where is my order?"),
         ),
         max_tokens=5,
@@ -271,7 +271,7 @@ async def test_a_cut_answer_keeps_its_prompt_billed_as_the_prompt_cache_billed_i
     request = ChatRequest(
         model="claude-sonnet-4-6",
         messages=(
-            PromptMessage("system", handbook, cache_breakpoint="1h"),
+            PromptMessage("system", handbook, cache_mark="1h"),
             PromptMessage("user", "Where is my order?"),
         ),
         max_tokens=200,

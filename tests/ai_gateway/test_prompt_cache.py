@@ -25,7 +25,7 @@ GEMINI = TABLE.models["gemini-2.5-flash"]
 
 def handbook(words: int, marked: CacheTTL | None = None) -> PromptMessage:
     text = " ".join(["cost", "team", "budget", "report"] * (words // 4))
-    return PromptMessage("system", text, cache_breakpoint=marked)
+    return PromptMessage("system", text, cache_mark=marked)
 
 
 def ask(system: PromptMessage, question: str = "Where is my order?") -> tuple[PromptMessage, ...]:
@@ -100,7 +100,7 @@ def test_anthropic_writes_then_reads_the_marked_prefix(cache):
 def test_anthropic_writes_only_the_part_after_the_last_hit(cache):
     system = handbook(1600, marked="5m")
     use(cache, SONNET, (system,))
-    longer = (system, PromptMessage("user", handbook(400).content, cache_breakpoint="5m"))
+    longer = (system, PromptMessage("user", handbook(400).content, cache_mark="5m"))
     spans = prefixes(SONNET, longer)
     outcome = use(cache, SONNET, longer)
     assert outcome.cached_tokens == spans[0].tokens
@@ -115,7 +115,7 @@ def conversation(turns: int) -> tuple[PromptMessage, ...]:
             messages.append(PromptMessage("assistant", f"Answer number {turn}."))
         messages.append(PromptMessage("user", f"Question number {turn + 1}?"))
     last = messages[-1]
-    return (*messages[:-1], PromptMessage("user", last.content, cache_breakpoint="5m"))
+    return (*messages[:-1], PromptMessage("user", last.content, cache_mark="5m"))
 
 
 def test_anthropic_reads_what_the_previous_turn_wrote_when_the_breakpoint_moves_on(cache):
@@ -140,7 +140,7 @@ def test_anthropic_looks_back_at_most_20_blocks_before_a_breakpoint(clock, notes
     handbook_block, question = conversation(1)
     unmarked = PromptMessage("user", question.content)
     later = [PromptMessage("user", f"Note {n}.") for n in range(notes)]
-    marked = PromptMessage("user", "And now?", cache_breakpoint="5m")
+    marked = PromptMessage("user", "And now?", cache_mark="5m")
     outcome = use(cache, SONNET, (handbook_block, unmarked, *later, marked))
     expected = prefixes(SONNET, conversation(1))[-1].tokens if reads else 0
     assert outcome.cached_tokens == expected
@@ -244,14 +244,14 @@ def test_writes_are_one_hour_up_to_the_last_one_hour_mark_and_five_minutes_after
     """Anthropic's rule: from the hit (or the start) to the last 1-hour mark after it is written
     as 1-hour entries, and from there to the last mark as 5-minute ones."""
     system = handbook(1600, marked="1h")
-    turn = PromptMessage("user", " ".join(["why"] * 300), cache_breakpoint="5m")
+    turn = PromptMessage("user", " ".join(["why"] * 300), cache_mark="5m")
     messages = (system, turn, PromptMessage("user", "And?"))
     system_tokens, turn_tokens = (p.tokens for p in prefixes(SONNET, messages)[:2])
     first = use(cache, SONNET, messages)
     assert (first.cache_write_tokens, first.cache_write_1h_tokens) == (turn_tokens, system_tokens)
     second = use(cache, SONNET, (system, turn, PromptMessage("user", "Or?")))
     assert (second.cached_tokens, second.cache_write_tokens) == (turn_tokens, 0)
-    after_system = (system, PromptMessage("user", "New turn", cache_breakpoint="5m"))
+    after_system = (system, PromptMessage("user", "New turn", cache_mark="5m"))
     third = use(cache, SONNET, after_system)
     written = prefixes(SONNET, after_system)[-1].tokens - system_tokens
     assert third.cached_tokens == system_tokens
@@ -287,7 +287,7 @@ def test_a_read_entry_keeps_the_lifetime_it_was_written_with(cache, clock):
     assert use(cache, SONNET, ask(handbook(1600, marked="1h"))).cached_tokens > 0
 
     system = handbook(2000)
-    turn = PromptMessage("user", "Summarise it.", cache_breakpoint="5m")
+    turn = PromptMessage("user", "Summarise it.", cache_mark="5m")
     use(cache, SONNET, (system, turn))
     remarked = use(cache, SONNET, (handbook(2000, marked="1h"), turn))
     assert remarked.cached_tokens > 0 and remarked.cache_write_tokens == 0

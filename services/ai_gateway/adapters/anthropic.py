@@ -221,7 +221,7 @@ def _text(content: str | list[TextBlock]) -> str:
     return content if isinstance(content, str) else "".join(block.text for block in content)
 
 
-def _breakpoint(content: str | list[TextBlock]) -> CacheTTL | None:
+def _cache_mark(content: str | list[TextBlock]) -> CacheTTL | None:
     """The ttl of this content's ``cache_control`` marks, or None: the simulated breakpoint sits
     at the end of the message (see prompt_cache.py), so a message that marks a block for an hour
     and a later one for 5 minutes is kept an hour and billed as a 1-hour write whole (a little
@@ -347,16 +347,16 @@ class AnthropicAdapter:
         _check_breakpoints(parsed)
         system = parsed.system
         messages = (
-            [PromptMessage("system", _text(system), cache_breakpoint=_breakpoint(system))]
+            [PromptMessage("system", _text(system), cache_mark=_cache_mark(system))]
             if system
             else []
         )
         messages += [
-            PromptMessage(m.role, _text(m.content), cache_breakpoint=_breakpoint(m.content))
+            PromptMessage(m.role, _text(m.content), cache_mark=_cache_mark(m.content))
             for m in parsed.messages
         ]
         if parsed.cache_control is not None:
-            messages[-1] = replace(messages[-1], cache_breakpoint=parsed.cache_control.ttl)
+            messages[-1] = replace(messages[-1], cache_mark=parsed.cache_control.ttl)
         return ChatRequest(
             model=parsed.model,
             messages=tuple(messages),
