@@ -159,11 +159,10 @@ def _readable(rules: CacheRules, every: list[Prefix]) -> list[Prefix]:
     ]
 
 
-def _writes(written: list[Prefix], hit: Prefix | None) -> tuple[int, int]:
+def _writes(written: list[Prefix], read_up_to: int) -> tuple[int, int]:
     """The tokens an explicit cache bills as writes, and how many of them as 1-hour entries:
-    Anthropic bills from the hit (or the start) to the last 1-hour mark after it at the 1-hour
-    price, and on to the last mark at the 5-minute price."""
-    read_up_to = 0 if hit is None else hit.tokens
+    Anthropic bills from the hit (``read_up_to``, 0 without one) to the last 1-hour mark after it
+    at the 1-hour price, and on to the last mark at the 5-minute price."""
     one_hour_up_to = max(
         (p.tokens for p in written if p.mark == "1h" and p.tokens > read_up_to), default=read_up_to
     )
@@ -191,19 +190,21 @@ class ProviderPromptCache:
             (p for p in reversed(_readable(rules, every)) if self._live(scope + p.digest, now)),
             None,
         )
-        read = 0 if hit is None else readable_tokens(rules, hit.tokens)
-        write, write_1h = _writes(written, hit) if rules.explicit else (0, 0)
-        self._purge(now)
         read_up_to = 0 if hit is None else hit.tokens
+        read = 0 if hit is None else readable_tokens(rules, read_up_to)
+        write, write_1h = _writes(written, read_up_to) if rules.explicit else (0, 0)
+        self._purge(now)
         for prefix in ([] if hit is None else [hit]) + written:
             key = scope + prefix.digest
             if prefix.tokens > read_up_to:
-                self._entries[key] = (now + prefix.lifetime(rules), prefix.lifetime(rules))
+                lifetime = prefix.lifetime(rules)
             elif self._live(key, now):
                 # Read, not written: it keeps the lifetime it was written with (a mark that now
                 # asks for another one is billed nothing, so it changes nothing).
                 lifetime = self._entries[key][1]
-                self._entries[key] = (now + lifetime, lifetime)
+            else:
+                continue
+            self._entries[key] = (now + lifetime, lifetime)
         return PromptCacheUse(read, write, write_1h)
 
     @staticmethod
@@ -217,7 +218,7 @@ class ProviderPromptCache:
         if not rules.explicit:
             return 0, 0
         written = _written(rules, _boundaries(rules, card, messages, prompt_tokens))
-        return _writes(written, None) if written else (0, 0)
+        return _writes(written, 0) if written else (0, 0)
 
     def _live(self, key: str, now: float) -> bool:
         entry = self._entries.get(key)
