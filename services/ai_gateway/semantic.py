@@ -115,15 +115,21 @@ class _Entry(NamedTuple):
 _EntryRow = tuple[str, str, float]
 
 
+def new_index(dimensions: int) -> Index:
+    """An empty scope's HNSW index; its parameters live here alone (bench/miss_floor.py times
+    this same index)."""
+    return Index(
+        ndim=dimensions,
+        metric="cos",
+        dtype="f16",
+        connectivity=CONNECTIVITY,
+        expansion_add=EXPANSION_ADD,
+    )
+
+
 class _Shard:
     def __init__(self, dimensions: int, index: Index | None = None) -> None:
-        self.index = index or Index(
-            ndim=dimensions,
-            metric="cos",
-            dtype="f16",
-            connectivity=CONNECTIVITY,
-            expansion_add=EXPANSION_ADD,
-        )
+        self.index = index or new_index(dimensions)
         self.entries: dict[int, _EntryRow] = {}
 
 

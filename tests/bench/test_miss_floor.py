@@ -1,0 +1,96 @@
+"""bench/miss_floor.py: its stages run the gateway's own calls, and its verdict follows the
+figures. No timing is asserted (the benchmark's job)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import miss_floor
+
+needs_model = pytest.mark.skipif(
+    not os.environ.get("GATEWAY_EMBEDDING_MODEL"),
+    reason="the optimized profile embeds with model2vec: needs ../shared/models or "
+    "`make embedding-model` and GATEWAY_EMBEDDING_MODEL",
+)
+
+
+def served(plain_us: float, miss_us: float) -> dict[str, object]:
+    return {
+        "plain": plain_us,
+        "miss": miss_us,
+        "plain req/s": 1e6 / plain_us,
+        "miss req/s": 1e6 / miss_us,
+        "pinning": "not pinned: test",
+    }
+
+
+def floors(**stages: float) -> dict[str, list[float]]:
+    every = dict.fromkeys(miss_floor.STAGES, 10.0) | {"guard checks per miss": 8.0}
+    every |= {"rephrasings found": 0.96, "rephrasings found, least breadth": 0.9}
+    return {stage: [value] for stage, value in (every | stages).items()}
+
+
+@pytest.mark.parametrize(
+    ("stages", "expected"),
+    [
+        ({}, "the stages' calls fit"),
+        ({"guard": 200.0}, "the stages' calls as they are exceed the budget"),
+        ({"insertion": 200.0}, "the index's native calls alone exceed the budget"),
+    ],
+)
+def test_the_verdict_compares_each_floor_with_what_60_percent_leaves(
+    stages: dict[str, float], expected: str
+) -> None:
+    # A plain request of 300 µs leaves a miss 200 µs more at 60% of its rate; every stage at
+    # 10 µs sums to 50 µs (the search at the cache's breadth is shown, not summed).
+    text = miss_floor.report(served(300.0, 1200.0), floors(**stages))
+    assert "leaves a miss 200 µs beyond a plain request" in text
+    assert f"verdict: {expected}" in text
+    assert "25% of the plain rate" in text
+    assert "96.0% at the cache's search breadth, 90.0% at the least" in text
+
+
+def test_the_floor_sums_the_least_breadth_search_not_the_default_one() -> None:
+    text = miss_floor.report(served(300.0, 1200.0), floors(search=1000.0))
+    assert "| the calls, with the least-breadth search | 50.0 |" in text
+    assert "verdict: the stages' calls fit" in text
+
+
+@needs_model
+def test_a_round_times_every_stage_on_the_benchmarks_misses() -> None:
+    figures = miss_floor.stage_floors(entries=300, probes=20)
+    shares = {"rephrasings found", "rephrasings found, least breadth"}
+    assert set(figures) == {*miss_floor.STAGES, "guard checks per miss", *shares}
+    # A light rephrasing's entry is its nearest neighbour; in 300 entries a search finds it.
+    assert all(0.9 <= figures[share] <= 1 for share in shares)
+    assert all(figures[stage] > 0 for stage in miss_floor.STAGES)
+    # The workload's prompts differ only in their numbers: most candidates are close enough to
+    # reach the guard, which refuses each, so a lookup checks nearly all 8.
+    assert miss_floor.CANDIDATES / 2 < figures["guard checks per miss"] <= miss_floor.CANDIDATES
+
+
+def test_a_bad_count_is_refused_naming_the_flag(capsys) -> None:
+    with pytest.raises(SystemExit):
+        miss_floor.main(["--probes", "0"])
+    assert "--probes 0 is invalid: allowed values are 1 or more" in capsys.readouterr().err
+
+
+@needs_model
+def test_a_short_run_measures_the_served_cpu_and_prints_a_verdict(capsys) -> None:
+    affinity = os.sched_getaffinity(0)
+    args = ["--entries", "200", "--probes", "10", "--rounds", "1", "--duration", "2"]
+    assert miss_floor.main(args) == 0
+    out = capsys.readouterr().out
+    served_cpu = re.search(r"plain (\d+) µs .* optimized miss (\d+) µs", out)
+    assert served_cpu is not None, out
+    plain_us, miss_us = (int(figure) for figure in served_cpu.groups())
+    assert 0 < plain_us < miss_us  # a miss does everything a plain request does, and more
+    assert out.count("verdict: ") == 1
+    assert os.sched_getaffinity(0) == affinity  # the bare loops' core was theirs only
