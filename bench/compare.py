@@ -63,6 +63,7 @@ from compare_workload import (
 from ai_gateway.resp import Endpoint
 
 # The one place that knows where the gateway's process harness lives.
+from finops_common.arguments import at_least, positive_number
 from finops_common.process import GatewayProcess, embedded_valkey, free_port, stop, wait_ready
 
 BENCH = Path(__file__).resolve().parent
@@ -566,19 +567,25 @@ def machine() -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=15, help="seconds per Locust row")
-    parser.add_argument("--users", type=int, default=32, help="Locust users")
-    parser.add_argument("--rate", type=float, default=200.0, help="fixed-rate test, req/s")
-    parser.add_argument("--rate-duration", type=float, default=10.0, help="fixed-rate seconds")
+    parser.add_argument("--duration", type=at_least(1), default=15, help="seconds per Locust row")
+    parser.add_argument("--users", type=at_least(1), default=32, help="Locust users")
+    parser.add_argument(
+        "--rate", type=positive_number, default=200.0, help="fixed-rate test, req/s"
+    )
+    parser.add_argument(
+        "--rate-duration", type=positive_number, default=10.0, help="fixed-rate seconds"
+    )
     parser.add_argument(
         "--only",
         default=",".join(GROUPS),
         help=f"comma-separated rows to run, of: {', '.join(GROUPS)} (empty: none)",
     )
     parser.add_argument("--warmup", action="store_true", help="also measure warm-up and memory")
-    parser.add_argument("--warmup-entries", type=int, default=100_000)
-    parser.add_argument("--warmup-timeout", type=float, default=900.0, help="seconds, per step")
-    parser.add_argument("--cprofile", type=int, metavar="N", help="only profile N misses")
+    parser.add_argument("--warmup-entries", type=at_least(1), default=100_000)
+    parser.add_argument(
+        "--warmup-timeout", type=positive_number, default=900.0, help="seconds, per step"
+    )
+    parser.add_argument("--cprofile", type=at_least(1), metavar="N", help="only profile N misses")
     parser.add_argument(
         "--litellm-venv",
         default=os.environ.get("BENCH_LITELLM_VENV"),

@@ -37,6 +37,7 @@ import httpx
 from compare import gateway_config
 from compare_workload import API_KEY, PATH, REPEATED_PROMPT, chat_body, miss_prompt
 
+from finops_common.arguments import at_least
 from finops_common.process import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,10 +179,10 @@ def table(results: dict[tuple[str, str], list[float]], old: str, new: str) -> st
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="611a741", help="git revision to compare against")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--warmup", type=at_least(0), default=100)
+    parser.add_argument("--requests", type=at_least(1), default=1000)
+    parser.add_argument("--concurrency", type=at_least(1), default=8)
     return parser.parse_args()
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from finops_common.arguments import at_least, positive_number
 from finops_common.process import GatewayProcess, embedded_valkey
 
 SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
@@ -173,9 +174,11 @@ def classifier_time() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="time cap per case")
+    parser.add_argument("--requests", type=at_least(1), default=2000)
+    parser.add_argument("--concurrency", type=at_least(1), default=16)
+    parser.add_argument(
+        "--max-seconds", type=positive_number, default=60.0, help="time cap per case"
+    )
     parser.add_argument("--sizes", default="1000,10000,100000", help="semantic cache sizes")
     parser.add_argument("--skip-http", action="store_true", help="only the in-process benchmarks")
     args = parser.parse_args()

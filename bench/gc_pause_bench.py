@@ -40,6 +40,7 @@ import ai_gateway
 from ai_gateway.adapters.openai import OpenAIAdapter
 from ai_gateway.settings import load_settings
 from ai_gateway.wiring import build_gateway
+from finops_common.arguments import at_least
 
 RUN = 7  # the workload's prompt family; any fixed number
 
@@ -119,10 +120,8 @@ async def fill(entries: int, progress_every: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=30_000, help="misses to serve")
+    parser.add_argument("--entries", type=at_least(1), default=30_000, help="misses to serve")
     args = parser.parse_args(argv)
-    if args.entries < 1:
-        parser.error(f"--entries {args.entries} is invalid: allowed values are 1 or more")
     print(f"ai_gateway from {Path(ai_gateway.__file__).parent}; {machine()}", flush=True)
     result = asyncio.run(fill(args.entries, progress_every=max(args.entries // 10, 1)))
     print(

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 import loadgen
+from finops_common.arguments import at_least
 from finops_common.process import free_port
 from loadgen.scenario import DEFAULT_SCENARIO
 
@@ -59,8 +60,8 @@ def serve(port: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--users", type=int, default=64)
+    parser.add_argument("--seconds", type=at_least(1), default=20)
+    parser.add_argument("--users", type=at_least(1), default=64)
     args = parser.parse_args()
     port = free_port()
     target = multiprocessing.Process(target=serve, args=(port,), daemon=True)

@@ -47,6 +47,7 @@ from ai_gateway.semantic import CANDIDATES, new_index
 from ai_gateway.settings import load_settings
 from ai_gateway.verification import verify
 from ai_gateway.wiring import build_gateway
+from finops_common.arguments import at_least
 from finops_common.process import GatewayProcess
 
 TARGET = 0.6  # issue 12: optimized misses at least 60% of the unoptimized path's req/s
@@ -238,14 +239,13 @@ def report(served: dict[str, Any], floors: dict[str, list[float]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=20_000, help="entries in the index")
-    parser.add_argument("--probes", type=int, default=2_000, help="new prompts timed per round")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=int, default=15, help="seconds of load per kind")
+    parser.add_argument("--entries", type=at_least(1), default=20_000, help="entries in the index")
+    parser.add_argument(
+        "--probes", type=at_least(1), default=2_000, help="new prompts timed per round"
+    )
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--duration", type=at_least(1), default=15, help="seconds of load per kind")
     args = parser.parse_args(argv)
-    for flag in ("entries", "probes", "rounds", "duration"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag} {getattr(args, flag)} is invalid: allowed values are 1 or more")
     print(f"ai_gateway from {Path(ai_gateway.__file__).parent}; {machine()}", flush=True)
     served = served_cpu_us(args.duration)
     floors: dict[str, list[float]] = {}

@@ -19,6 +19,7 @@ import redis.asyncio as redis_asyncio
 import uvloop
 
 from ai_gateway.resp import RespClient
+from finops_common.arguments import at_least
 from finops_common.process import embedded_valkey
 
 Shape = Callable[[], Awaitable[object]]
@@ -89,7 +90,7 @@ async def measure(url: str, rounds: int) -> dict[str, tuple[float, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3000, help="timed rounds per shape")
+    parser.add_argument("--rounds", type=at_least(1), default=3000, help="timed rounds per shape")
     args = parser.parse_args()
     with embedded_valkey() as url:
         results = uvloop.run(measure(url, args.rounds))

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(REPO.parent / "shared" / "tiktoken"))
 
+from finops_common.arguments import at_least  # noqa: E402
 from finops_common.process import embedded_valkey  # noqa: E402
 from tests.ai_gateway.reliability_support import (  # noqa: E402
     budget_row,
@@ -101,8 +102,8 @@ def outage() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-concurrency", type=int, default=1600)
-    parser.add_argument("--overspend-requests", type=int, default=1000)
+    parser.add_argument("--max-concurrency", type=at_least(1), default=1600)
+    parser.add_argument("--overspend-requests", type=at_least(1), default=1000)
     args = parser.parse_args()
     largest_concurrency_without_503(args.max_concurrency)
     overspend(args.overspend_requests)

@@ -46,6 +46,7 @@ from ai_gateway.semantic import (
 from ai_gateway.settings import load_settings
 from ai_gateway.simulator import SimulatedProvider
 from ai_gateway.store import KEY_PREFIX, RedisStore
+from finops_common.arguments import at_least, positive_number
 from finops_common.process import embedded_valkey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +103,7 @@ async def snapshot(redis_url: str, dimensions: int, ttl: int) -> tuple[int, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--entries", type=at_least(1), default=100_000)
     parser.add_argument(
         "--tail",
         type=int,
@@ -110,7 +111,9 @@ def main() -> None:
         help="entries written after the snapshot, for the new replica to replay (default: the "
         "longest tail the snapshot policy leaves, the worst case)",
     )
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds for the replica")
+    parser.add_argument(
+        "--timeout", type=positive_number, default=120.0, help="seconds for the replica"
+    )
     parser.add_argument("--record", action="store_true", help=f"write {RECORD.name}")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-warmup-") as tmp_dir:

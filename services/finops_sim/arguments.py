@@ -14,16 +14,6 @@ _STACK = re.compile(r"^[A-Za-z0-9_.-]+$")
 KUBERNETES_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is invalid: must be at least 1")
-    return value
-
-
 def folder(text: str) -> Path:
     """An output folder: it may not exist yet, but it may not be a file."""
     path = Path(text)

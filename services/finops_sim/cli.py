@@ -8,10 +8,11 @@ import signal
 import sys
 from pathlib import Path
 
+from finops_common.arguments import at_least
 from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO
 
-from .arguments import folder, positive_int, stack_name
+from .arguments import folder, stack_name
 from .gateway_usage import MeasurementError
 from .report import summary_tree
 from .rightsize import command as rightsize
@@ -39,13 +40,13 @@ def parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
     length = run_cmd.add_mutually_exclusive_group()
-    length.add_argument("--requests", type=positive_int, help="requests per phase (default 600)")
+    length.add_argument("--requests", type=at_least(1), help="requests per phase (default 600)")
     length.add_argument("--duration", type=_duration, help="time per phase, e.g. 45s or 2m")
     run_cmd.add_argument("--seed", type=int, help="overrides the scenario's seed")
     run_cmd.add_argument("--out", type=folder, default=Path("out"), help="output folder (./out)")
     run_cmd.add_argument(
         "--users",
-        type=positive_int,
+        type=at_least(1),
         default=1,
         help="concurrent Locust users (1 keeps the request order, and so the numbers, "
         "identical from run to run)",

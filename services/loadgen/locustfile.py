@@ -13,7 +13,6 @@ headers. Once ``--max-requests`` are sent, the users stop and a single-process r
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 import time
@@ -25,23 +24,9 @@ from locust import FastHttpUser, events, task
 from locust.exception import StopUser
 from locust.runners import LocalRunner, WorkerRunner
 
+from finops_common.arguments import at_least
 from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO, Scenario, SimRequest, generate, load_scenario
-
-
-def _at_least(minimum: int):
-    """An integer flag's parser that refuses values below ``minimum``, naming them."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r} is invalid: use an integer >= {minimum}")
-        return value
-
-    return parse
 
 
 @events.init_command_line_parser.add_listener
@@ -50,13 +35,13 @@ def _add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="overrides the scenario's seed")
     parser.add_argument(
         "--max-requests",
-        type=_at_least(0),
+        type=at_least(0),
         default=0,
         help="stop after this many requests (0: no limit)",
     )
     parser.add_argument(
         "--sequence-workers",
-        type=_at_least(1),
+        type=at_least(1),
         default=1,
         help="with master and workers: how many workers share the sequence (set on the master)",
     )

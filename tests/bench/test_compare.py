@@ -143,6 +143,20 @@ def test_unknown_rows_are_refused_with_the_allowed_names(capsys) -> None:
     assert "unknown nginx; allowed: ceiling, litellm" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--users", "0", "'0' is invalid: allowed values are 1 or more"),
+        ("--rate", "0", "'0' is invalid: allowed values are above 0"),
+        ("--duration", "ten", "'ten' is not a whole number"),
+    ],
+)
+def test_a_bad_number_is_refused_naming_the_flag(capsys, flag: str, value: str, message: str):
+    with pytest.raises(SystemExit):
+        compare.parse_args([flag, value])
+    assert f"argument {flag}: {message}" in capsys.readouterr().err
+
+
 def test_a_short_run_against_the_ceiling_writes_results(tmp_path: Path) -> None:
     affinity = os.sched_getaffinity(0)
     short = ["--duration", "2", "--rate", "50", "--rate-duration", "1", "--out", str(tmp_path)]

@@ -33,4 +33,7 @@ def test_every_miss_becomes_a_semantic_entry_and_the_collections_are_counted() -
 def test_a_bad_entry_count_is_refused_naming_the_flag(capsys) -> None:
     with pytest.raises(SystemExit):
         gc_pause_bench.main(["--entries", "0"])
-    assert "--entries 0 is invalid: allowed values are 1 or more" in capsys.readouterr().err
+    assert (
+        "argument --entries: '0' is invalid: allowed values are 1 or more"
+        in capsys.readouterr().err
+    )

@@ -79,7 +79,9 @@ def test_a_round_times_every_stage_on_the_benchmarks_misses() -> None:
 def test_a_bad_count_is_refused_naming_the_flag(capsys) -> None:
     with pytest.raises(SystemExit):
         miss_floor.main(["--probes", "0"])
-    assert "--probes 0 is invalid: allowed values are 1 or more" in capsys.readouterr().err
+    assert (
+        "argument --probes: '0' is invalid: allowed values are 1 or more" in capsys.readouterr().err
+    )
 
 
 @needs_model

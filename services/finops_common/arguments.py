@@ -1,0 +1,37 @@
+"""Argument types shared by the project's command lines (finops-sim, the load generator's Locust
+flags, the bench/ scripts): a bad number is a usage error that names it, worded the same way
+everywhere, before anything runs."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An integer flag's type that refuses what is not a whole number or is below ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is invalid: allowed values are {minimum} or more"
+            )
+        return value
+
+    return parse
+
+
+def positive_number(text: str) -> float:
+    """A rate or a number of seconds: finite and above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: allowed values are above 0")
+    return value
