@@ -194,16 +194,20 @@ def served_cpu_us(duration_s: int) -> dict[str, float]:
     return figures
 
 
-def verdict(budget_us: float, calls_us: float, native_us: float) -> str:
+def verdict(budget_us: float, calls_us: float, native_us: float, around_us: float) -> str:
     """What the floors say of the target, from the hardest floor up."""
     if native_us > budget_us:
         return "the index's native calls alone exceed the budget: no code around them meets it"
     if calls_us > budget_us:
         return (
-            "the stages' calls as they are exceed the budget; the index's native part fits, so "
-            "the target needs the embedding, the guard and the router rewritten, not tuned"
+            f"the calls alone exceed the budget by {calls_us / budget_us - 1:.0%}: the target "
+            "needs them made that much cheaper and nothing left around them "
+            f"(now {around_us:.0f} µs, {around_us / budget_us:.1f}x the budget)"
         )
-    return "the stages' calls fit: what the pipeline does around them is where the target is lost"
+    return (
+        f"the calls fit; what the miss path does around them ({around_us:.0f} µs) must shrink "
+        f"to {budget_us - calls_us:.0f} µs"
+    )
 
 
 def report(served: dict[str, Any], floors: dict[str, list[float]]) -> str:
@@ -232,7 +236,7 @@ def report(served: dict[str, Any], floors: dict[str, list[float]]) -> str:
         f"the calls take {calls:.0f} µs ({calls / budget:.1f}x), their native part {native:.0f} "
         f"µs ({native / budget:.1f}x), and the miss path spends {around:.0f} µs more around them "
         "in the server",
-        f"verdict: {verdict(budget, calls, native)}",
+        f"verdict: {verdict(budget, calls, native, around)}",
     ]
     return "\n".join(lines)
 

@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--entries", type=at_least(1), default=100_000)
     parser.add_argument(
         "--tail",
-        type=int,
+        type=at_least(0),
         default=SNAPSHOT_POLICY.max_tail - 1,
         help="entries written after the snapshot, for the new replica to replay (default: the "
         "longest tail the snapshot policy leaves, the worst case)",

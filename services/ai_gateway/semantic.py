@@ -116,8 +116,8 @@ _EntryRow = tuple[str, str, float]
 
 
 def new_index(dimensions: int) -> Index:
-    """An empty scope's HNSW index; its parameters live here alone (bench/miss_floor.py times
-    this same index)."""
+    """An empty scope's HNSW index, built with this module's parameters (bench/miss_floor.py
+    times this same index)."""
     return Index(
         ndim=dimensions,
         metric="cos",

@@ -28,7 +28,9 @@ def _duration(text: str) -> int:
     except (ValueError, IndexError) as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is invalid: use e.g. 90, 90s, 5m") from exc
     if not (math.isfinite(value) and value >= 1):
-        raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be at least 1 second")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is invalid: allowed values are 1 second or more"
+        )
     return math.ceil(value)
 
 
