@@ -32,7 +32,14 @@ from finops_common.phases import PHASES
 from finops_platform.workload_list import DEMO_SERVICE_PREFIX
 
 from .gateway_usage import SAMPLE_EVERY_S
-from .results import GatewaySizing, PhaseResult, PhaseSummary, RunInfo, SimulationResults
+from .results import (
+    ComputeComparison,
+    GatewaySizing,
+    PhaseResult,
+    PhaseSummary,
+    RunInfo,
+    SimulationResults,
+)
 
 
 @dataclass(frozen=True)
@@ -66,10 +73,24 @@ class Preformatted:
 Block = Heading | Paragraph | Table | Image | Preformatted
 
 
-def usd(value: float | None) -> str:
+def _dollars(value: float | None, digits: int) -> str:
+    """Rounded once, so float noise around zero (a difference of sums) shows as zero, unsigned."""
     if value is None:
         return "n/a"
-    return f"${value:,.4f}" if 0 < abs(value) < 1 else f"${value:,.2f}"
+    rounded = round(value, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+    sign = "-" if rounded < 0 else ""
+    return f"{sign}${abs(rounded):,.{digits}f}"
+
+
+def usd(value: float | None) -> str:
+    """A run's AI spend: four decimals everywhere, so a phase's total and its parts add up as
+    printed (a few hundred requests cost dollars, and cents would hide most of a cause)."""
+    return _dollars(value, 4)
+
+
+def usd_month(value: float | None) -> str:
+    """The cost model's monthly compute dollars."""
+    return _dollars(value, 2)
 
 
 def pct(value: float | None) -> str:
@@ -215,6 +236,14 @@ def _gateway_sizing(results: SimulationResults) -> list[Block]:
     ]
 
 
+def _phase_durations(results: SimulationResults) -> str:
+    """Each phase's wall time, as the gateway's process metrics saw it."""
+    return " and ".join(
+        f"{summary.gateway_usage.wall_seconds:,.0f} s ({phase})"
+        for phase, summary in results.phases.items()
+    )
+
+
 def _workload_names(names: tuple[str, ...]) -> str:
     """The demo services as one item: they share their requests."""
     demo = [name for name in names if name.startswith(DEMO_SERVICE_PREFIX)]
@@ -239,10 +268,18 @@ def _compute_model(results: SimulationResults) -> list[Block]:
             f"(`finops-sim cost --compare unoptimized optimized`) with {compute.price_source}, "
             f"spot assumed below on-demand by instance category ({discounts}; "
             "`--spot-discount` changes it). The optimized stack's requests are measured for: "
-            f"{_workload_names(compute.measured_workloads)}; hand-set until measured on a "
-            f"cluster: {_workload_names(compute.hand_set_workloads)}."
+            f"{_workload_names(compute.measured_workloads)}{_measured_by(compute)}; hand-set "
+            f"until measured on a cluster: {_workload_names(compute.hand_set_workloads)}."
         ),
     ]
+
+
+def _measured_by(compute: ComputeComparison) -> str:
+    """Which measurement wrote the stack's requests: an earlier run's, not necessarily this one
+    (what this run derives is in the gateway's section)."""
+    if not compute.measured_by:
+        return ""
+    return f" (by {'; '.join(compute.measured_by)}; this run's own derivation is above)"
 
 
 def failed_requests_warning(results: SimulationResults) -> str | None:
@@ -280,9 +317,9 @@ def summary_tree(results: SimulationResults) -> str:
     else:
         compute_line = (
             f"Kubernetes Compute: {pct(compute.savings_pct)} reduction "
-            f"({usd(compute.unoptimized_monthly_usd)} -> "
-            f"{usd(compute.optimized_monthly_usd)} per month, cost model: rightsizing "
-            f"{usd(compute.rightsizing_usd)}, spot {usd(compute.spot_usd)})"
+            f"({usd_month(compute.unoptimized_monthly_usd)} -> "
+            f"{usd_month(compute.optimized_monthly_usd)} per month, cost model: rightsizing "
+            f"{usd_month(compute.rightsizing_usd)}, spot {usd_month(compute.spot_usd)})"
         )
         total_line = (
             "Total: not combined - compute is priced per month of nodes and AI per request; "
@@ -380,7 +417,8 @@ def _routing_chart(results: SimulationResults, out: Path) -> Image | None:
     draw_tradeoff_chart(tradeoff.curve, path, tradeoff.default, tradeoff.keyword, marked=marked)
     d = tradeoff.default
     alt = (
-        f"Routing trade-off on {len(examples)} held-out prompts: at the {marked} "
+        f"Routing trade-off on {len(examples)} held-out prompts (the labelled evaluation set, "
+        f"not this run's traffic): at the {marked} "
         f"{d.threshold:.2f}, {pct(d.complex_below_complex)} of complex prompts are served below "
         f"the complex tier and {pct(d.spend_saved)} of spend is saved"
     )
@@ -438,7 +476,8 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             "profile (exact and semantic cache, complexity routing, team budgets, and the "
             "providers' prompt caches). Every AI number below is computed from the gateway's "
             "per-request logs of this run, and was checked against the gateway's own "
-            "`ai_cost_total` metric; the Kubernetes compute figures are the cost model's (see "
+            "`ai_cost_total` metric, except the routing chart's, which evaluates the router on "
+            "a held-out labelled set; the Kubernetes compute figures are the cost model's (see "
             "the last section)."
         ),
         *_gateway_warnings(results),
@@ -483,8 +522,8 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
         _phase_table(results),
         Paragraph(
             "Latency is the simulated provider time at the models' list speeds plus the gateway "
-            "time measured in this run (the simulation runs with simulated latency off, so it "
-            "finishes in about a minute); a cache hit has no provider time."
+            "time measured in this run (the simulation runs with simulated latency off, so the "
+            f"phases took {_phase_durations(results)}); a cache hit has no provider time."
         ),
         Heading("Spend by model", 3),
         _spend_table(results, lambda p: p.spend_by_model_usd, "served model"),

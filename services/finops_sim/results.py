@@ -187,6 +187,7 @@ class ComputeComparison(StrictModel):
     spot_discounts: dict[str, float] = Field(default_factory=dict)
     measured_workloads: tuple[str, ...] = ()  # optimized requests written from a measurement
     hand_set_workloads: tuple[str, ...] = ()  # optimized requests still set by hand
+    measured_by: tuple[str, ...] = ()  # the measurements that wrote them (their source's head)
 
 
 class GatewaySizing(StrictModel):

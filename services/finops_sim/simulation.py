@@ -280,7 +280,10 @@ def compute_comparison() -> ComputeComparison | None:
     if not all(stack_file(s).exists() for s in ("unoptimized", "optimized")):
         return None
     optimized = load_stack("optimized")
-    measured = {app for w in read_recommendations("optimized") for app in w["apps"]}
+    recommendations = read_recommendations("optimized")
+    measured = {app for w in recommendations for app in w["apps"]}
+    # A source reads "<what measured> (<where>): <the arithmetic>"; the report names the first part.
+    sources = dict.fromkeys(w["source"].partition(":")[0] for w in recommendations if "source" in w)
     names = [workload.name for workload in workload_list(optimized.workloads)]
     return ComputeComparison(
         **compare(load_stack("unoptimized"), optimized),
@@ -288,6 +291,7 @@ def compute_comparison() -> ComputeComparison | None:
         spot_discounts=SPOT_DISCOUNTS,
         measured_workloads=tuple(name for name in names if name in measured),
         hand_set_workloads=tuple(name for name in names if name not in measured),
+        measured_by=tuple(sources),
     )
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from ai_gateway.records import RequestRecord
-from finops_sim.report import Table, build, summary_tree, to_html, to_markdown, usd, write_report
+from finops_sim.report import (
+    Table,
+    build,
+    summary_tree,
+    to_html,
+    to_markdown,
+    usd,
+    usd_month,
+    write_report,
+)
 from finops_sim.results import (
     ComputeComparison,
     GatewaySizing,
@@ -94,10 +103,10 @@ def test_the_saving_and_its_causes_come_from_the_results():
     results = _results()
     markdown = to_markdown(build(results, []))
     # 12.00 before, 3.50 after: 8.50 saved, of which cache 3.00, routing 2.50, budgets 3.00.
-    assert "AI spend fell from **$12.00** to **$3.50**: **$8.50 saved (70.8%)**" in markdown
-    assert "| cache | $3.00 | 25.0% |" in markdown
-    assert "| routing | $2.50 | 20.8% |" in markdown
-    assert "| budgets | $3.00 | 25.0% |" in markdown
+    assert "AI spend fell from **$12.0000** to **$3.5000**: **$8.5000 saved (70.8%)**" in markdown
+    assert "| cache | $3.0000 | 25.0% |" in markdown
+    assert "| routing | $2.5000 | 20.8% |" in markdown
+    assert "| budgets | $3.0000 | 25.0% |" in markdown
     assert "Scenario `unit`, seed 11, 4 requests per phase" in markdown
     assert "Budgets refused 1 requests" in markdown
 
@@ -150,15 +159,15 @@ def test_the_phase_tables_have_one_column_per_phase():
     assert "|  | unoptimized | optimized |" in markdown
     assert "| exact cache hit rate | 0.0% | 33.3% |" in markdown
     assert "| latency p50 | 902 ms | 2 ms |" in markdown
-    assert "| team-b | $0.00 | $0.5000 |" in markdown
-    assert "| claude-3-haiku | $0.00 | $0.5000 |" in markdown
+    assert "| team-b | $0.0000 | $0.5000 |" in markdown
+    assert "| claude-3-haiku | $0.0000 | $0.5000 |" in markdown
 
 
 def test_html_says_what_markdown_says():
     blocks = build(_results(), [])
     page = to_html(blocks)
-    assert "<strong>$8.50 saved (70.8%)</strong>" in page
-    assert "<td>routing</td><td>$2.50</td><td>20.8%</td>" in page
+    assert "<strong>$8.5000 saved (70.8%)</strong>" in page
+    assert "<td>routing</td><td>$2.5000</td><td>20.8%</td>" in page
     rules = [line for line in to_markdown(blocks).splitlines() if line.startswith("|---")]
     assert page.count("<table>") == len(rules) == 5
 
@@ -190,7 +199,7 @@ def test_a_gateways_start_up_warning_is_in_the_report():
 
 def test_the_summary_tree_says_when_compute_was_not_computed():
     tree = summary_tree(_results())
-    assert "AI Token Costs: 70.8% reduction ($12.00 -> $3.50 for 4 requests)" in tree
+    assert "AI Token Costs: 70.8% reduction ($12.0000 -> $3.5000 for 4 requests)" in tree
     assert "Kubernetes Compute: not computed" in tree
 
 
@@ -219,13 +228,16 @@ def test_the_compute_model_section_says_what_is_measured_and_what_is_assumed():
         spot_discounts={"c": 0.62, "m": 0.6},
         measured_workloads=("ai-gateway",),
         hand_set_workloads=("redis", "demo-service-0", "demo-service-1"),
+        measured_by=("finops-sim run 2026-11-30 (out/demo/results.json)",),
     )
     markdown = to_markdown(build(_results(compute), []))
     section = markdown.split("## Compute: the two stacks' cost model")[1]
     assert "not measured in this run" in section and "with a price table" in section
     assert "(c 62%, m 60%;" in section
     assert (
-        "measured for: ai-gateway; hand-set until measured on a cluster: redis, 2 demo" in section
+        "measured for: ai-gateway (by finops-sim run 2026-11-30 (out/demo/results.json); this "
+        "run's own derivation is above); hand-set until measured on a cluster: redis, 2 demo"
+        in section
     )
     assert "## Compute: the two stacks' cost model" not in to_markdown(build(_results(), []))
 
@@ -240,7 +252,10 @@ def test_the_report_follows_the_runs_gateway_config(tmp_path):
     write_report(results, tmp_path)
     markdown = (tmp_path / "report.md").read_text()
     assert f"with `{config}` over the optimized profile" in markdown
-    assert "held-out prompts: at the run's threshold 0.90," in markdown
+    assert (
+        "held-out prompts (the labelled evaluation set, not this run's traffic): at the run's "
+        "threshold 0.90," in markdown
+    )
 
 
 def test_write_report_writes_both_formats_and_the_charts(tmp_path):
@@ -251,14 +266,29 @@ def test_write_report_writes_both_formats_and_the_charts(tmp_path):
     charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
     assert charts == ["latency.png", "routing_tradeoff.png", "savings_by_cause.png",
                       "serving_mix.png", "spend_by_model.png"]  # fmt: skip
-    assert "![Routing trade-off on " in markdown and "held-out prompts: at the default" in markdown
+    assert "![Routing trade-off on " in markdown
+    assert "not this run's traffic): at the default" in markdown
 
 
 @pytest.mark.parametrize(
-    ("value", "text"), [(None, "n/a"), (0.5, "$0.5000"), (12.346, "$12.35"), (0.0, "$0.00")]
+    ("value", "text"),
+    [
+        (None, "n/a"),
+        (0.5, "$0.5000"),
+        (12.34567, "$12.3457"),
+        (1234.5, "$1,234.5000"),
+        (0.0, "$0.0000"),
+        (-2.2e-16, "$0.0000"),  # a difference of sums: no "$-0.0000"
+        (-0.25, "-$0.2500"),
+    ],
 )
-def test_usd_shows_cents_or_four_decimals_below_a_dollar(value, text):
+def test_ai_dollars_show_four_decimals_and_no_signed_zero(value, text):
     assert usd(value) == text
+
+
+@pytest.mark.parametrize(("value", "text"), [(866.074, "$866.07"), (-1e-9, "$0.00"), (None, "n/a")])
+def test_monthly_compute_dollars_show_cents(value, text):
+    assert usd_month(value) == text
 
 
 def _with_failures(results: SimulationResults, failed: int) -> SimulationResults:
@@ -293,3 +323,13 @@ def test_failed_requests_are_said_next_to_the_reduction():
     assert "3 of 4 unoptimized requests failed, which understates the saving" in summary_tree(
         flipped
     )
+
+
+def test_the_latency_note_gives_each_phases_measured_duration():
+    results = _results()
+    optimized = results.phases.optimized
+    usage = optimized.gateway_usage.model_copy(update={"wall_seconds": 31.4})
+    optimized = optimized.model_copy(update={"gateway_usage": usage})
+    phases = results.phases.model_copy(update={"optimized": optimized})
+    markdown = to_markdown(build(results.model_copy(update={"phases": phases}), []))
+    assert "so the phases took 2 s (unoptimized) and 31 s (optimized));" in markdown

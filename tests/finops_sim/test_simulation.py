@@ -14,6 +14,7 @@ from finops_common.config import ConfigError
 from finops_common.phases import PHASES
 from finops_sim import simulation
 from finops_sim.results import SimulationResults, read_log
+from finops_sim.rightsize.stackfile import read_recommendations
 from finops_sim.simulation import (
     RESULTS_FILE,
     PhaseFiles,
@@ -61,7 +62,10 @@ def test_the_compute_line_comes_from_the_cost_model(first_run):
     assert {"redis", "locust-master", "demo-service-0"} <= set(results.compute.hand_set_workloads)
     report = (out / "report.md").read_text()
     assert f"Kubernetes Compute: {expected['savings_pct'] * 100:.1f}% reduction" in report
-    assert "The optimized stack's requests are measured for: ai-gateway; hand-set" in report
+    # ...by an earlier run, which the report names (the stack file's recommendation source).
+    [recommendation] = read_recommendations("optimized")
+    assert results.compute.measured_by == (recommendation["source"].partition(":")[0],)
+    assert "requests are measured for: ai-gateway (by finops-sim run" in report
 
 
 def test_three_way_cross_check(first_run):
