@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from .adapters import anthropic, openai
@@ -105,10 +105,15 @@ async def _read_json(request: Request, limit: int, max_depth: int) -> Any:
     if declared and declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except ClientDisconnect:
+        raise GatewayError(
+            "client_closed", "The client closed the connection before sending the whole body."
+        ) from None
     raw = bytes(body)
     if raw.count(b"[") + raw.count(b"{") > max_depth and _json_depth(raw) > max_depth:
         raise _invalid(f"The JSON body is nested deeper than the limit of {max_depth} levels.")

@@ -26,6 +26,7 @@ ErrorKind = Literal[
     "budget",
     "unavailable",
     "internal",
+    "client_closed",
 ]
 
 

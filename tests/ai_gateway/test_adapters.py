@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import get_args
 
 import pytest
 
@@ -12,6 +13,7 @@ from ai_gateway.adapters import anthropic as anthropic_shape
 from ai_gateway.adapters import openai as openai_shape
 from ai_gateway.domain import Completion, GatewayError
 from ai_gateway.pricing import default_price_table
+from ai_gateway.records import ErrorKind
 from ai_gateway.simulator import LatencyPlan
 from ai_gateway.tokens import PromptMessage
 
@@ -29,8 +31,7 @@ COMPLETION = Completion(
     cache="miss",
     latency=LatencyPlan(0.0, 0.0),
 )
-KINDS = ["invalid_request", "authentication", "not_found", "not_allowed", "too_large",
-         "rate_limit", "budget", "unavailable", "internal"]  # fmt: skip
+KINDS = list(get_args(ErrorKind))
 
 
 async def pieces() -> AsyncIterator[str]:

@@ -3,6 +3,10 @@ endpoints reveal, parameters the cache key must not ignore, and the budget's 429
 
 from __future__ import annotations
 
+import socket
+import time
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
 
@@ -13,7 +17,9 @@ from .reliability_support import (
     chat_body,
     gateways,
     is_cache_hit,
+    key_of,
     messages,
+    scrape,
     settings,
     team,
 )
@@ -94,6 +100,56 @@ def test_health_bodies_say_only_up_or_down_and_the_store_state(tenant_gateway, p
         assert secret not in body
     for detail in ["limits", "keys", "usd", "budget", "admin", "request_log"]:
         assert detail not in body, f"{path} reveals {detail!r}: {response.text}"
+
+
+HANG_UP_HEADERS = {
+    "/v1/chat/completions": {"authorization": f"Bearer {key_of('secret-team-alpha')}"},
+    "/v1/messages": {"x-api-key": key_of("secret-team-alpha"), "anthropic-version": "2023-06-01"},
+    "/v1/messages/count_tokens": {
+        "x-api-key": key_of("secret-team-alpha"),
+        "anthropic-version": "2023-06-01",
+    },
+}
+
+
+def _hang_up_mid_body(gateway, path: str) -> None:
+    """Declare a 1,000-byte body, send 9 bytes of it and close the connection."""
+    headers = "".join(f"{name}: {value}\r\n" for name, value in HANG_UP_HEADERS[path].items())
+    head = (
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"{headers}content-length: 1000\r\n\r\n"
+    )
+    with socket.create_connection(
+        (urlsplit(gateway.url).hostname, urlsplit(gateway.url).port)
+    ) as s:
+        s.sendall(head.encode() + b'{"model":')
+
+
+def _answers(gateway, status: str) -> float:
+    return sum(
+        value
+        for (name, labels), value in scrape(gateway).items()
+        if name == "ai_requests_total" and ("status", status) in labels
+    )
+
+
+@pytest.mark.parametrize("path", list(HANG_UP_HEADERS))
+def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(tenant_gateway, path):
+    """It was counted as a 500 with a traceback in the log (count_tokens: uvicorn's own)."""
+    gateway, log_path = tenant_gateway
+    server_log = log_path.parent / "gateway0.out"
+    before = {status: _answers(gateway, status) for status in ("499", "500")}
+    _hang_up_mid_body(gateway, path)
+    counted = 0 if path.endswith("count_tokens") else 1  # token counts are not answers
+    deadline = time.monotonic() + 10
+    while _answers(gateway, "499") < before["499"] + counted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The connection is gone, so the gateway's next answer shows it kept serving.
+    assert chat(gateway, "secret-team-alpha", chat_body("Still there?")).status_code == 200
+    assert _answers(gateway, "499") == before["499"] + counted
+    assert _answers(gateway, "500") == before["500"]
+    log = server_log.read_text()
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log[-2000:]
 
 
 @pytest.fixture(scope="module")

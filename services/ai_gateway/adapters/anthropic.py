@@ -30,6 +30,7 @@ _ERROR_TYPES: dict[ErrorKind, str] = {
     "budget": "rate_limit_error",
     "unavailable": "api_error",
     "internal": "api_error",
+    "client_closed": "invalid_request_error",
 }
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 _SEEDS = "Seeds the deterministic simulated answer (part of the cache key); nothing is sampled."

@@ -30,6 +30,8 @@ HTTP_STATUS: dict[ErrorKind, int] = {
     "budget": 429,
     "unavailable": 503,
     "internal": 500,
+    # nginx's "client closed request": no one reads the answer, and it is not a server error.
+    "client_closed": 499,
 }
 
 

@@ -30,6 +30,7 @@ _ERROR_TYPES: dict[ErrorKind, str] = {
     "budget": "insufficient_quota",
     "unavailable": "server_error",
     "internal": "server_error",
+    "client_closed": "invalid_request_error",
 }
 _DEFAULT_CODES: dict[ErrorKind, str] = {
     "rate_limit": "rate_limit_exceeded",
