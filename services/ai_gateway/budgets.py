@@ -541,10 +541,20 @@ def dollars(amount: float) -> str:
 def _refusal(
     team: str, limits: TeamLimits, admission: Admission, worst_cost_usd: float, now: datetime
 ) -> GatewayError:
-    """The 429 a refused admission becomes, with the seconds until its counter resets."""
+    """The 429 a refused admission becomes, with the seconds until its counter resets; or,
+    for a request larger than the whole limit, without them: no reset lets it through."""
     retry = retry_after_seconds(admission, now)
+    assert admission.reservation is not None
+    worst_tokens = admission.reservation.tokens
     if admission.reason == "budget":
         budget = (limits.budget_nanos or 0) / NANOS_PER_USD
+        if admission.reservation.cost_nanos > (limits.budget_nanos or 0):
+            return GatewayError(
+                "budget",
+                f"Request too large for team {team!r}'s {PERIOD_ADJECTIVE[limits.period]} "
+                f"budget of {dollars(budget)}: it may cost up to ${worst_cost_usd:.4f}. Lower "
+                "max_tokens or shorten the prompt; retrying will not help.",
+            )
         return GatewayError(
             "budget",
             f"Team {team!r} has used its {PERIOD_ADJECTIVE[limits.period]} budget of "
@@ -555,8 +565,13 @@ def _refusal(
         )
     tokens = admission.reason == "tokens_per_minute"
     limit = limits.tokens_per_minute if tokens else limits.requests_per_minute
-    assert admission.reservation is not None
-    worst_tokens = admission.reservation.tokens
+    if tokens and limit is not None and worst_tokens > limit:
+        return GatewayError(
+            "rate_limit",
+            f"Request too large for team {team!r} on tokens per minute: limit {limit}, this "
+            f"request may use {worst_tokens}. Lower max_tokens or shorten the prompt; retrying "
+            "will not help.",
+        )
     return GatewayError(
         "rate_limit",
         f"Rate limit reached for team {team!r}: {limit} {'tokens' if tokens else 'requests'} "

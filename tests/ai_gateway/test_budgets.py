@@ -355,3 +355,22 @@ async def test_a_reservation_nobody_settles_is_released_after_its_hold(short_hol
     assert await ledger.usage(w) == (to_nanos(0.3), to_nanos(0.5))
     await ledger.settle(later, to_nanos(0.2), 0)
     assert await ledger.usage(w) == (to_nanos(0.5), 0)
+
+
+async def test_a_request_larger_than_the_whole_limit_is_not_told_to_retry(clock):
+    """No reset lets it through, so no retry-after (the SDKs would wait and send it again)."""
+    tpm = stage(MemoryLedger(clock), GatewayMetrics(), tokens_per_minute=100)
+    with pytest.raises(GatewayError) as too_large:
+        await tpm.admit("ops", 0.0, 150, NOW)
+    assert too_large.value.kind == "rate_limit" and too_large.value.retry_after is None
+    assert "limit 100, this request may use 150" in too_large.value.message
+    assert "retrying will not help" in too_large.value.message
+    await tpm.admit("ops", 0.0, 80, NOW)
+    with pytest.raises(GatewayError) as over_what_is_left:  # fits a later minute: retry then
+        await tpm.admit("ops", 0.0, 30, NOW)
+    assert over_what_is_left.value.retry_after == 30
+    budget = stage(MemoryLedger(clock), GatewayMetrics(), budget_nanos=to_nanos(0.01))
+    with pytest.raises(GatewayError) as too_costly:
+        await budget.admit("ops", 0.02, 0, NOW)
+    assert too_costly.value.kind == "budget" and too_costly.value.retry_after is None
+    assert "daily budget of $0.01: it may cost up to $0.0200" in too_costly.value.message

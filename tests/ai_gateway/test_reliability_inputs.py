@@ -264,5 +264,7 @@ def test_the_budget_429_message_says_daily(tmp_path):
     assert response.status_code == 429
     message = response.json()["error"]["message"]
     assert "dayly" not in message, message
-    # The budget as configured, not rounded to $0.00.
-    assert "has used its daily budget of $0.0001 (spent $0.0000;" in message
+    # The budget as configured, not rounded to $0.00; and this request costs more than all of
+    # it, so no reset lets it through: no retry-after.
+    assert "'s daily budget of $0.0001: it may cost up to $" in message
+    assert "retry-after" not in response.headers
