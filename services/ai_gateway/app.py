@@ -44,10 +44,10 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _api_key(request: Request) -> str | None:
+    """The bearer token, else the x-api-key header (a blank bearer does not hide the latter)."""
     auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None
-    return request.headers.get("x-api-key") or None
+    bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    return bearer or request.headers.get("x-api-key") or None
 
 
 _JSON_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]')

@@ -46,6 +46,10 @@ class PromptTokens:
         )
 
 
+# How much of an unknown model's name an error repeats: a body may hold a megabyte of it.
+SHOWN_NAME_CHARS = 100
+
+
 class Catalog:
     def __init__(
         self,
@@ -67,9 +71,10 @@ class Catalog:
                 if name == AUTO_MODEL
                 else self.table.retirement_note(name)
             )
+            shown = name if len(name) <= SHOWN_NAME_CHARS else f"{name[:SHOWN_NAME_CHARS]}..."
             raise GatewayError(
                 "not_found",
-                f"The model {name!r} does not exist.{hint} Available models: "
+                f"The model {shown!r} does not exist.{hint} Available models: "
                 + ", ".join(self.table.names()),
                 param="model",
                 code="model_not_found",

@@ -84,6 +84,14 @@ async def test_openai_missing_key(client):
     assert response.json()["error"]["code"] == "invalid_api_key"
 
 
+async def test_a_blank_bearer_does_not_hide_the_x_api_key(client):
+    body = json.dumps({"model": "gpt-4o-mini", "messages": HI})
+    headers = {"authorization": "Bearer  ", "x-api-key": "sk-demo-team-b"}
+    response = await post(client, OPENAI, body, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["x-gateway-team"] == "team-b"
+
+
 async def test_key_accepted_as_x_api_key_on_openai_route(client):
     body = json.dumps({"model": "gpt-4o-mini", "messages": HI})
     response = await post(client, OPENAI, body, headers={"x-api-key": "sk-demo-team-b"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ai_gateway.catalog import Catalog, PromptTokens
+from ai_gateway.catalog import SHOWN_NAME_CHARS, Catalog, PromptTokens
 from ai_gateway.domain import ChatRequest, GatewayError
 from ai_gateway.pricing import default_price_table
 from ai_gateway.router import request_turns
@@ -29,6 +29,14 @@ def test_unknown_model_is_not_found_naming_the_parameter():
         "model",
         "model_not_found",
     )
+
+
+def test_an_unknown_models_name_is_repeated_only_in_part():
+    """A 900 KB name came back whole in the 404's body."""
+    with pytest.raises(GatewayError) as info:
+        catalog().resolve("x" * 900_000)
+    assert f"The model '{'x' * SHOWN_NAME_CHARS}...' does not exist." in info.value.message
+    assert len(info.value.message) < 10_000
 
 
 def test_auto_without_routing_explains_itself():
