@@ -281,3 +281,100 @@ def test_every_error_kind_has_a_status_and_a_body_in_each_shape(kind):
     anthropic_status, anthropic_body = AnthropicAdapter().render_error(error)
     assert anthropic_status == status
     anthropic_shape.AnthropicErrorResponse.model_validate(anthropic_body)
+
+
+FUNCTION_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+ASKED = [{"role": "user", "content": "Weather in Oslo?"}]
+CALLED = {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}]}
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "says"),
+    [
+        ({"tool_choice": "bogus"}, "tool_choice", "Input should be 'none', 'auto' or 'required'"),
+        ({"tool_choice": "required"}, "tool_choice", "only allowed when 'tools' are specified"),
+        ({"tools": [{"type": "function"}]}, "tools[0].function", "Missing required parameter"),
+        ({"tools": [{"type": "function", "function": {}}]}, "tools[0].function.name", "Missing"),
+        ({"tools": [FUNCTION_TOOL], "tool_choice": {"type": "function"}}, "tool_choice.function",
+         "Missing required parameter"),
+        ({"response_format": {"type": "bogus"}}, "response_format.type", "Input should be"),
+        ({"response_format": {"type": "json_schema"}}, "response_format.json_schema", "Missing"),
+        ({"messages": [{"role": "assistant", "content": None}, *ASKED]}, "messages[0].content",
+         "Missing required parameter"),
+        ({"messages": [*ASKED, CALLED, {"role": "tool", "content": "12C"}]},
+         "messages[2].tool_call_id", "Missing required parameter"),
+    ],
+)  # fmt: skip
+def test_openai_refuses_tool_fields_as_openai_does(fields, param, says):
+    """They are not simulated, but a request OpenAI refuses was answered with a 200."""
+    with pytest.raises(GatewayError) as info:
+        OpenAIAdapter().parse({"model": "gpt-4o-mini", "messages": ASKED, **fields})
+    assert (info.value.kind, info.value.param) == ("invalid_request", param)
+    assert says in info.value.message
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"tools": [FUNCTION_TOOL], "tool_choice": "required"},
+        {"tools": [FUNCTION_TOOL], "tool_choice": {"type": "function", "function": {"name": "f"}}},
+        {"tools": [FUNCTION_TOOL], "tool_choice": {"type": "allowed_tools", "mode": "auto"}},
+        {"tools": [{"type": "custom", "custom": {"name": "grammar"}}]},
+        {"tool_choice": "none"},
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "answer"}}},
+        {"messages": [*ASKED, CALLED, {"role": "tool", "content": "12C", "tool_call_id": "c1"}]},
+    ],
+)
+def test_openai_keeps_accepting_the_tool_fields_it_documents(fields):
+    request = OpenAIAdapter().parse({"model": "gpt-4o-mini", "messages": ASKED, **fields})
+    keyed = dict(request.unsimulated)
+    assert {name for name in fields if name != "messages"} <= set(keyed)
+
+
+ANTHROPIC_TOOL = {"name": "get_weather", "input_schema": {"type": "object"}}
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "says"),
+    [
+        ({"thinking": {"type": "bogus"}}, "thinking.type", "Input should be 'enabled'"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 10}}, "thinking.budget_tokens",
+         "greater than or equal to 1024"),
+        ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens", "Field required"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 5000}}, "max_tokens",
+         "`max_tokens` must be greater than `thinking.budget_tokens`"),
+        ({"tool_choice": {"type": "bogus"}}, "tool_choice.type", "Input should be 'auto'"),
+        ({"tool_choice": {"type": "tool"}}, "tool_choice.name", "Field required"),
+        ({"tools": [{"name": "get_weather"}]}, "tools[0].input_schema", "Field required"),
+        ({"tools": [{"input_schema": {}}]}, "tools[0].name", "Missing required parameter"),
+        ({"metadata": {"user_id": 123}}, "metadata.user_id", "Input should be a valid string"),
+    ],
+)  # fmt: skip
+def test_anthropic_refuses_tool_and_thinking_fields_as_anthropic_does(fields, param, says):
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 2000, "messages": ASKED, **fields}
+    with pytest.raises(GatewayError) as info:
+        AnthropicAdapter().parse(body)
+    assert (info.value.kind, info.value.param) == ("invalid_request", param)
+    assert says in info.value.message
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+        {"thinking": {"type": "adaptive"}},
+        {"thinking": {"type": "disabled"}},
+        {"tools": [ANTHROPIC_TOOL], "tool_choice": {"type": "tool", "name": "get_weather"}},
+        {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+        {"metadata": {"user_id": "user-7"}},
+    ],
+)
+def test_anthropic_keeps_accepting_the_fields_it_documents(fields):
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 2000, "messages": ASKED, **fields}
+    assert AnthropicAdapter().parse(body).messages[-1].content == "Weather in Oslo?"
+
+
+def test_anthropic_counts_tokens_with_a_thinking_budget_and_no_max_tokens():
+    thinking = {"type": "enabled", "budget_tokens": 4000}
+    body = {"model": "claude-sonnet-4-6", "messages": ASKED, "thinking": thinking}
+    assert AnthropicAdapter().parse_count_tokens(body).max_tokens is None

@@ -235,27 +235,78 @@ def _cache_mark(content: str | list[TextBlock]) -> CacheTTL | None:
 
 # Anthropic's limit on cache_control marks in one request, the top-level one included.
 MAX_BREAKPOINTS = 4
+# Anthropic's least thinking budget, which must also stay below max_tokens.
+MIN_THINKING_BUDGET = 1024
 TTL_ORDER_RULE = (
     "a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block. Note that "
     "blocks are processed in the following order: `tools`, `system`, `messages`."
 )
 
 
-class _ToolMark(Lenient):
+class _Tool(Lenient):
+    """A tool as far as it is checked: its name and cache mark; a custom tool (no type, or
+    "custom") also its input schema, which a server tool's versioned type stands for."""
+
+    name: str = Field(min_length=1)
+    type: str | None = None
+    input_schema: dict[str, Any] | None = None
     cache_control: CacheControl | None = None
 
 
-class _ToolMarks(Lenient):
-    """The tool definitions' cache_control marks: the rest of a tool is keyed, not modelled."""
+class _ToolChoice(Lenient):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = Field(default=None, min_length=1)
 
-    tools: list[_ToolMark]
+
+class _Thinking(Lenient):
+    type: Literal["enabled", "disabled", "adaptive"]
+    budget_tokens: int | None = Field(default=None, ge=MIN_THINKING_BUDGET)
 
 
-def _marks(body: PromptBody) -> list[tuple[str, CacheTTL]]:
+class _Metadata(Lenient):
+    user_id: str | None = None
+
+
+class _CheckedFields(Lenient):
+    """The keyed and ignored fields whose shape Anthropic checks; the body keeps them as sent,
+    for the cache key."""
+
+    tools: list[_Tool] = Field(default_factory=list)
+    tool_choice: _ToolChoice | None = None
+    thinking: _Thinking | None = None
+    metadata: _Metadata | None = None
+
+
+def _checked_fields(body: PromptBody) -> _CheckedFields:
+    """Not simulated, but refused as Anthropic refuses them."""
+    sent = {name: getattr(body, name) for name in _CheckedFields.model_fields}
+    fields = parse_body(_CheckedFields, {k: v for k, v in sent.items() if v is not None})
+    for at, tool in enumerate(fields.tools):
+        if tool.type in (None, "custom") and tool.input_schema is None:
+            raise _invalid(f"tools.{at}.input_schema: Field required", f"tools[{at}].input_schema")
+    if fields.tool_choice and fields.tool_choice.type == "tool" and not fields.tool_choice.name:
+        raise _invalid("tool_choice.tool.name: Field required", "tool_choice.name")
+    thinking = fields.thinking
+    if thinking and thinking.type == "enabled":
+        if thinking.budget_tokens is None:
+            raise _invalid(
+                "thinking.enabled.budget_tokens: Field required", "thinking.budget_tokens"
+            )
+        if isinstance(body, MessagesBody) and body.max_tokens <= thinking.budget_tokens:
+            raise _invalid(
+                "`max_tokens` must be greater than `thinking.budget_tokens`.", "max_tokens"
+            )
+    return fields
+
+
+def _invalid(message: str, param: str) -> GatewayError:
+    return GatewayError("invalid_request", message, param=param)
+
+
+def _marks(body: PromptBody, tools: list[_Tool]) -> list[tuple[str, CacheTTL]]:
     """Every cache_control mark, as the path of its ttl and the ttl, in the order Anthropic
     processes them: tools, system, messages, then the top-level one (on the last block)."""
-    tools = parse_body(_ToolMarks, {"tools": body.tools or []}).tools
-    blocks: list[tuple[str, _ToolMark | TextBlock]] = [
+    blocks: list[tuple[str, _Tool | TextBlock]] = [
         (f"tools.{n}", tool) for n, tool in enumerate(tools)
     ]
     contents = [("system", body.system)]
@@ -276,8 +327,8 @@ def _marks(body: PromptBody) -> list[tuple[str, CacheTTL]]:
     return marks
 
 
-def _check_breakpoints(body: PromptBody) -> None:
-    marks = _marks(body)
+def _check_breakpoints(body: PromptBody, tools: list[_Tool]) -> None:
+    marks = _marks(body, tools)
     if len(marks) > MAX_BREAKPOINTS:
         raise GatewayError(
             "invalid_request",
@@ -345,7 +396,7 @@ class AnthropicAdapter:
         return self._request(parse_body(CountTokensBody, body))
 
     def _request(self, parsed: PromptBody) -> ChatRequest:
-        _check_breakpoints(parsed)
+        _check_breakpoints(parsed, _checked_fields(parsed).tools)
         system = parsed.system
         messages = (
             [PromptMessage("system", _text(system), cache_mark=_cache_mark(system))]

@@ -228,10 +228,12 @@ def _usage(c: Completion) -> JSON:
 
 
 def _check_tool_turns(messages: list[ChatMessage]) -> None:
-    """OpenAI's rule: a tool message answers the assistant message with ``tool_calls`` before
-    it (other tool messages may come between them)."""
+    """OpenAI's rules: a tool message answers the assistant message with ``tool_calls`` before
+    it (other tool messages may come between them) and names the call; an assistant message
+    without content calls tools."""
     answering = False
     for at, message in enumerate(messages):
+        extra = message.model_extra or {}
         if message.role == "tool" and not answering:
             raise GatewayError(
                 "invalid_request",
@@ -239,9 +241,76 @@ def _check_tool_turns(messages: list[ChatMessage]) -> None:
                 "preceeding message with 'tool_calls'.",
                 param=f"messages[{at}].role",
             )
+        if message.role == "tool" and not isinstance(extra.get("tool_call_id"), str):
+            raise _missing(f"messages[{at}].tool_call_id")
+        calls = extra.get("tool_calls") is not None or extra.get("function_call") is not None
+        if message.role == "assistant" and message.content is None and not calls:
+            raise _missing(f"messages[{at}].content")
         if message.role != "tool":
-            calls = (message.model_extra or {}).get("tool_calls")
-            answering = message.role == "assistant" and bool(calls)
+            answering = message.role == "assistant" and bool(extra.get("tool_calls"))
+
+
+def _missing(param: str) -> GatewayError:
+    return GatewayError("invalid_request", f"Missing required parameter: '{param}'.", param=param)
+
+
+class _Named(Lenient):
+    name: str = Field(min_length=1)
+
+
+class _ToolDefinition(Lenient):
+    """A tool as far as it is checked: a function or custom tool names itself."""
+
+    type: str
+    function: _Named | None = None
+    custom: _Named | None = None
+
+
+class _ToolChoice(Lenient):
+    type: str
+    function: _Named | None = None
+    custom: _Named | None = None
+
+
+class _ResponseFormat(Lenient):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: _Named | None = None
+
+
+class _ToolFields(Lenient):
+    """The keyed fields whose shape OpenAI checks; the body keeps them as sent, for the key."""
+
+    tools: list[_ToolDefinition] = Field(default_factory=list)
+    tool_choice: Literal["none", "auto", "required"] | _ToolChoice | None = None
+    response_format: _ResponseFormat | None = None
+
+
+def _unnamed(tool: _ToolDefinition | _ToolChoice) -> bool:
+    """A function or custom tool (or choice of one) without the object that names it."""
+    return tool.type in ("function", "custom") and getattr(tool, tool.type) is None
+
+
+def _check_tool_fields(body: ChatCompletionBody) -> None:
+    """Not simulated, but refused as OpenAI refuses them: a tool or a named choice without its
+    definition, a choice of tools with none given, an unknown response format."""
+    sent = {name: getattr(body, name) for name in ("tools", "tool_choice", "response_format")}
+    fields = parse_body(_ToolFields, {k: v for k, v in sent.items() if v is not None})
+    for at, tool in enumerate(fields.tools):
+        if _unnamed(tool):
+            raise _missing(f"tools[{at}].{tool.type}")
+    choice = fields.tool_choice
+    if isinstance(choice, _ToolChoice) and _unnamed(choice):
+        raise _missing(f"tool_choice.{choice.type}")
+    if choice not in (None, "none") and not fields.tools:
+        raise GatewayError(
+            "invalid_request",
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are "
+            "specified.",
+            param="tool_choice",
+        )
+    answer_format = fields.response_format
+    if answer_format and answer_format.type == "json_schema" and not answer_format.json_schema:
+        raise _missing("response_format.json_schema")
 
 
 KEYED_FIELDS = (
@@ -277,6 +346,7 @@ class OpenAIAdapter:
     def parse(self, body: object) -> ChatRequest:
         parsed = parse_body(ChatCompletionBody, body)
         _check_tool_turns(parsed.messages)
+        _check_tool_fields(parsed)
         if parsed.stream_options is not None and not parsed.stream:
             raise GatewayError(
                 "invalid_request",
