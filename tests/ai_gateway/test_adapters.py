@@ -378,3 +378,11 @@ def test_anthropic_counts_tokens_with_a_thinking_budget_and_no_max_tokens():
     thinking = {"type": "enabled", "budget_tokens": 4000}
     body = {"model": "claude-sonnet-4-6", "messages": ASKED, "thinking": thinking}
     assert AnthropicAdapter().parse_count_tokens(body).max_tokens is None
+
+
+def test_an_empty_content_array_is_refused_as_too_short_not_as_a_wrong_type():
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": []}]}
+    with pytest.raises(GatewayError) as info:
+        OpenAIAdapter().parse(body)
+    assert info.value.param == "messages[0].content"
+    assert "at least 1 item" in info.value.message and "valid string" not in info.value.message

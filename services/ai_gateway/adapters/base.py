@@ -111,7 +111,9 @@ def _body_path(body: object, problem: Any) -> tuple[Any, ...]:
 
 def parse_body(model: type[BodyT], body: object) -> BodyT:
     """Validate a decoded JSON body; the problem deepest in the body becomes a 400 naming the
-    parameter (of a union's members, the one that got furthest says most)."""
+    parameter (of a union's members, the one that got furthest says most; at the same depth, a
+    member of the value's own type, whose complaint is not a type mismatch: an empty list is
+    "too short", not "not a string")."""
     if not isinstance(body, dict):
         raise GatewayError("invalid_request", "The request body must be a JSON object.")
     try:
@@ -119,7 +121,10 @@ def parse_body(model: type[BodyT], body: object) -> BodyT:
     except ValidationError as exc:
         problems = exc.errors()
         paths = [_body_path(body, problem) for problem in problems]
-        deepest = max(range(len(problems)), key=lambda n: len(paths[n]))
+        deepest = max(
+            range(len(problems)),
+            key=lambda n: (len(paths[n]), not problems[n]["type"].endswith("_type")),
+        )
         problem, param = problems[deepest], _param(paths[deepest]) or None
         if problem["type"] == "missing":
             message = f"Missing required parameter: '{param}'."
