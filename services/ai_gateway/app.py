@@ -159,8 +159,10 @@ def gateway_headers(c: Completion) -> dict[str, str]:
 
 def error_response(adapter: Adapter, error: GatewayError, request: Request) -> JSONResponse:
     status, body = adapter.render_error(error, request_id(request))
-    headers = {"retry-after": str(error.retry_after)} if error.retry_after else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    headers = {"retry-after": str(error.retry_after)} if error.retry_after else {}
+    if not error.retryable:
+        headers["x-should-retry"] = "false"
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 class GatewayHTTP:
@@ -544,7 +546,8 @@ _CHAT_ERRORS = {
     401: "Missing or unknown API key.",
     404: "Unknown model.",
     413: "Body larger than the gateway's limit.",
-    429: "Team budget or rate limit reached; see retry-after.",
+    429: "Team budget or rate limit reached; see retry-after (absent, with x-should-retry: false, "
+    "when the request could never fit the limit as sent).",
     500: "Internal error.",
     503: "The store behind budgets is unavailable.",
 }

@@ -552,8 +552,9 @@ def _refusal(
             return GatewayError(
                 "budget",
                 f"Request too large for team {team!r}'s {PERIOD_ADJECTIVE[limits.period]} "
-                f"budget of {dollars(budget)}: it may cost up to ${worst_cost_usd:.4f}. Lower "
-                "max_tokens or shorten the prompt; retrying will not help.",
+                f"budget of {dollars(budget)}: it may cost up to {dollars(worst_cost_usd)}. "
+                "Lower max_tokens or shorten the prompt; retrying will not help.",
+                retryable=False,
             )
         return GatewayError(
             "budget",
@@ -571,6 +572,7 @@ def _refusal(
             f"Request too large for team {team!r} on tokens per minute: limit {limit}, this "
             f"request may use {worst_tokens}. Lower max_tokens or shorten the prompt; retrying "
             "will not help.",
+            retryable=False,
         )
     return GatewayError(
         "rate_limit",

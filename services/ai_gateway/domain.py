@@ -29,6 +29,7 @@ class GatewayError(Exception):
         param: str | None = None,
         code: str | None = None,
         retry_after: int | None = None,
+        retryable: bool = True,
     ) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
@@ -36,6 +37,9 @@ class GatewayError(Exception):
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        # False where no wait lets the request through as sent (the SDKs honour
+        # ``x-should-retry: false`` and otherwise retry every 429).
+        self.retryable = retryable
         self.baseline_usd: float | None = None  # set on refusals of valid requests
 
 

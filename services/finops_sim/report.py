@@ -83,8 +83,9 @@ def _dollars(value: float | None, digits: int) -> str:
 
 
 def usd(value: float | None) -> str:
-    """A run's AI spend: four decimals everywhere, so a phase's total and its parts add up as
-    printed (a few hundred requests cost dollars, and cents would hide most of a cause)."""
+    """A run's AI spend: four decimals everywhere (a few hundred requests cost dollars, and cents
+    would hide most of a cause); each figure is rounded on its own, so sums may differ from the
+    printed total by a hundredth of a cent."""
     return _dollars(value, 4)
 
 

@@ -282,8 +282,7 @@ def compute_comparison() -> ComputeComparison | None:
     optimized = load_stack("optimized")
     recommendations = read_recommendations("optimized")
     measured = {app for w in recommendations for app in w["apps"]}
-    # A source reads "<what measured> (<where>): <the arithmetic>"; the report names the first part.
-    sources = dict.fromkeys(w["source"].partition(":")[0] for w in recommendations if "source" in w)
+    sources = dict.fromkeys(_measured_by(w) for w in recommendations)
     names = [workload.name for workload in workload_list(optimized.workloads)]
     return ComputeComparison(
         **compare(load_stack("unoptimized"), optimized),
@@ -293,6 +292,15 @@ def compute_comparison() -> ComputeComparison | None:
         hand_set_workloads=tuple(name for name in names if name not in measured),
         measured_by=tuple(sources),
     )
+
+
+def _measured_by(recommendation: dict) -> str:
+    """What measured a workload's written requests: the head of a run's source ("<run> (<file>):
+    <arithmetic>"), or, for ``rightsize --prometheus``, which records none, that command."""
+    source = recommendation.get("source")
+    if not source:
+        return "rightsize --prometheus"
+    return source.partition(": ")[0]
 
 
 def gateway_sizing(phase: PhaseResult, stack: str = "optimized") -> GatewaySizing | None:

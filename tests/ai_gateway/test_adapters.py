@@ -323,6 +323,7 @@ def test_openai_refuses_tool_fields_as_openai_does(fields, param, says):
         {"tool_choice": "none"},
         {"response_format": {"type": "json_schema", "json_schema": {"name": "answer"}}},
         {"messages": [*ASKED, CALLED, {"role": "tool", "content": "12C", "tool_call_id": "c1"}]},
+        {"messages": [*ASKED, {"role": "assistant", "audio": {"id": "audio_1"}}, *ASKED]},
     ],
 )
 def test_openai_keeps_accepting_the_tool_fields_it_documents(fields):
@@ -337,16 +338,14 @@ ANTHROPIC_TOOL = {"name": "get_weather", "input_schema": {"type": "object"}}
 @pytest.mark.parametrize(
     ("fields", "param", "says"),
     [
-        ({"thinking": {"type": "bogus"}}, "thinking.type", "Input should be 'enabled'"),
+        ({"thinking": {"kind": "enabled"}}, "thinking.type", "Missing required parameter"),
         ({"thinking": {"type": "enabled", "budget_tokens": 10}}, "thinking.budget_tokens",
          "greater than or equal to 1024"),
         ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens", "Field required"),
-        ({"thinking": {"type": "enabled", "budget_tokens": 5000}}, "max_tokens",
-         "`max_tokens` must be greater than `thinking.budget_tokens`"),
         ({"tool_choice": {"type": "bogus"}}, "tool_choice.type", "Input should be 'auto'"),
         ({"tool_choice": {"type": "tool"}}, "tool_choice.name", "Field required"),
         ({"tools": [{"name": "get_weather"}]}, "tools[0].input_schema", "Field required"),
-        ({"tools": [{"input_schema": {}}]}, "tools[0].name", "Missing required parameter"),
+        ({"tools": [{"input_schema": {}}]}, "tools[0].name", "tools.0.name: Field required"),
         ({"metadata": {"user_id": 123}}, "metadata.user_id", "Input should be a valid string"),
     ],
 )  # fmt: skip
@@ -364,8 +363,13 @@ def test_anthropic_refuses_tool_and_thinking_fields_as_anthropic_does(fields, pa
         {"thinking": {"type": "enabled", "budget_tokens": 1024}},
         {"thinking": {"type": "adaptive"}},
         {"thinking": {"type": "disabled"}},
+        {"thinking": {"type": "between_tools"}},
+        # Above max_tokens: allowed with the interleaved-thinking beta, left to the provider.
+        {"thinking": {"type": "enabled", "budget_tokens": 5000}},
         {"tools": [ANTHROPIC_TOOL], "tool_choice": {"type": "tool", "name": "get_weather"}},
         {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+        {"tools": [{"type": "mcp_toolset", "mcp_server_name": "docs"}]},  # no name: a toolset
+        {"tools": [{"type": "computer_toolset_20260801"}]},
         {"metadata": {"user_id": "user-7"}},
     ],
 )

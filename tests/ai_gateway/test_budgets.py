@@ -363,14 +363,16 @@ async def test_a_request_larger_than_the_whole_limit_is_not_told_to_retry(clock)
     with pytest.raises(GatewayError) as too_large:
         await tpm.admit("ops", 0.0, 150, NOW)
     assert too_large.value.kind == "rate_limit" and too_large.value.retry_after is None
+    assert not too_large.value.retryable
     assert "limit 100, this request may use 150" in too_large.value.message
     assert "retrying will not help" in too_large.value.message
     await tpm.admit("ops", 0.0, 80, NOW)
     with pytest.raises(GatewayError) as over_what_is_left:  # fits a later minute: retry then
         await tpm.admit("ops", 0.0, 30, NOW)
-    assert over_what_is_left.value.retry_after == 30
+    assert over_what_is_left.value.retry_after == 30 and over_what_is_left.value.retryable
     budget = stage(MemoryLedger(clock), GatewayMetrics(), budget_nanos=to_nanos(0.01))
     with pytest.raises(GatewayError) as too_costly:
         await budget.admit("ops", 0.02, 0, NOW)
     assert too_costly.value.kind == "budget" and too_costly.value.retry_after is None
-    assert "daily budget of $0.01: it may cost up to $0.0200" in too_costly.value.message
+    assert not too_costly.value.retryable
+    assert "daily budget of $0.01: it may cost up to $0.02." in too_costly.value.message

@@ -268,3 +268,4 @@ def test_the_budget_429_message_says_daily(tmp_path):
     # it, so no reset lets it through: no retry-after.
     assert "'s daily budget of $0.0001: it may cost up to $" in message
     assert "retry-after" not in response.headers
+    assert response.headers["x-should-retry"] == "false"  # the SDKs retry any other 429

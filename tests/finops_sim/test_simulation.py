@@ -312,3 +312,19 @@ def test_a_duration_runs_progress_is_whole_seconds(tmp_path, duration, elapsed, 
     options = RunOptions(tmp_path / "s.yaml", tmp_path, requests=None, duration_s=duration)
     assert progress_total(options) == (3, "s")
     assert progress_done(options, tmp_path / "none.jsonl", elapsed) == done
+
+
+@pytest.mark.parametrize(
+    ("recommendation", "named"),
+    [
+        (
+            {"source": "finops-sim run 2026-11-30 16:31 (out/demo/results.json): 8.07 ms x 5.4"},
+            "finops-sim run 2026-11-30 16:31 (out/demo/results.json)",
+        ),
+        ({"apps": ["redis"], "recommendation": {"cpu": "50m"}}, "rightsize --prometheus"),
+    ],
+)
+def test_the_report_names_what_measured_each_written_request(recommendation, named):
+    """A time's colon stays in the name; a Prometheus recommendation, which records no source,
+    is not credited to another run."""
+    assert simulation._measured_by(recommendation) == named

@@ -235,7 +235,9 @@ def _cache_mark(content: str | list[TextBlock]) -> CacheTTL | None:
 
 # Anthropic's limit on cache_control marks in one request, the top-level one included.
 MAX_BREAKPOINTS = 4
-# Anthropic's least thinking budget, which must also stay below max_tokens.
+# Anthropic's least thinking budget. It must also stay below max_tokens, except with the
+# interleaved-thinking beta, which the adapter cannot see (headers are checked apart): that rule
+# is left to the provider.
 MIN_THINKING_BUDGET = 1024
 TTL_ORDER_RULE = (
     "a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block. Note that "
@@ -244,10 +246,11 @@ TTL_ORDER_RULE = (
 
 
 class _Tool(Lenient):
-    """A tool as far as it is checked: its name and cache mark; a custom tool (no type, or
-    "custom") also its input schema, which a server tool's versioned type stands for."""
+    """A tool as far as it is checked: its cache mark, and a custom tool's (no type, or
+    "custom") name and input schema. Server tools and toolsets name themselves by their
+    versioned type, some with no name at all."""
 
-    name: str = Field(min_length=1)
+    name: str | None = Field(default=None, min_length=1)
     type: str | None = None
     input_schema: dict[str, Any] | None = None
     cache_control: CacheControl | None = None
@@ -259,7 +262,10 @@ class _ToolChoice(Lenient):
 
 
 class _Thinking(Lenient):
-    type: Literal["enabled", "disabled", "adaptive"]
+    """The SDK knows more types than "enabled" (disabled, adaptive, between_tools); only an
+    enabled one's budget is checked."""
+
+    type: str
     budget_tokens: int | None = Field(default=None, ge=MIN_THINKING_BUDGET)
 
 
@@ -282,20 +288,14 @@ def _checked_fields(body: PromptBody) -> _CheckedFields:
     sent = {name: getattr(body, name) for name in _CheckedFields.model_fields}
     fields = parse_body(_CheckedFields, {k: v for k, v in sent.items() if v is not None})
     for at, tool in enumerate(fields.tools):
-        if tool.type in (None, "custom") and tool.input_schema is None:
-            raise _invalid(f"tools.{at}.input_schema: Field required", f"tools[{at}].input_schema")
+        for name in ("name", "input_schema"):
+            if tool.type in (None, "custom") and getattr(tool, name) is None:
+                raise _invalid(f"tools.{at}.{name}: Field required", f"tools[{at}].{name}")
     if fields.tool_choice and fields.tool_choice.type == "tool" and not fields.tool_choice.name:
         raise _invalid("tool_choice.tool.name: Field required", "tool_choice.name")
     thinking = fields.thinking
-    if thinking and thinking.type == "enabled":
-        if thinking.budget_tokens is None:
-            raise _invalid(
-                "thinking.enabled.budget_tokens: Field required", "thinking.budget_tokens"
-            )
-        if isinstance(body, MessagesBody) and body.max_tokens <= thinking.budget_tokens:
-            raise _invalid(
-                "`max_tokens` must be greater than `thinking.budget_tokens`.", "max_tokens"
-            )
+    if thinking and thinking.type == "enabled" and thinking.budget_tokens is None:
+        raise _invalid("thinking.enabled.budget_tokens: Field required", "thinking.budget_tokens")
     return fields
 
 

@@ -243,8 +243,10 @@ def _check_tool_turns(messages: list[ChatMessage]) -> None:
             )
         if message.role == "tool" and not isinstance(extra.get("tool_call_id"), str):
             raise _missing(f"messages[{at}].tool_call_id")
-        calls = extra.get("tool_calls") is not None or extra.get("function_call") is not None
-        if message.role == "assistant" and message.content is None and not calls:
+        # OpenAI's message types let these stand in for an assistant's content.
+        instead = ("tool_calls", "function_call", "audio", "refusal")
+        answered = any(extra.get(name) is not None for name in instead)
+        if message.role == "assistant" and message.content is None and not answered:
             raise _missing(f"messages[{at}].content")
         if message.role != "tool":
             answering = message.role == "assistant" and bool(extra.get("tool_calls"))
@@ -254,7 +256,9 @@ def _missing(param: str) -> GatewayError:
     return GatewayError("invalid_request", f"Missing required parameter: '{param}'.", param=param)
 
 
-class _Named(Lenient):
+class Named(Lenient):
+    """A definition that names itself: a function, a custom tool, a JSON schema."""
+
     name: str = Field(min_length=1)
 
 
@@ -262,19 +266,19 @@ class _ToolDefinition(Lenient):
     """A tool as far as it is checked: a function or custom tool names itself."""
 
     type: str
-    function: _Named | None = None
-    custom: _Named | None = None
+    function: Named | None = None
+    custom: Named | None = None
 
 
 class _ToolChoice(Lenient):
     type: str
-    function: _Named | None = None
-    custom: _Named | None = None
+    function: Named | None = None
+    custom: Named | None = None
 
 
 class _ResponseFormat(Lenient):
     type: Literal["text", "json_object", "json_schema"]
-    json_schema: _Named | None = None
+    json_schema: Named | None = None
 
 
 class _ToolFields(Lenient):
