@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,11 +27,25 @@ from . import versions
 PROJECT = "finops-sim"
 # The Pulumi secret holding the Slack incoming-webhook URL of observability.alerts.receiver: slack.
 SLACK_WEBHOOK_SECRET = "alertSlackWebhookUrl"
+GRAFANA_PASSWORD_SECRET = "grafanaAdminPassword"
+TEAM_KEYS_SECRET = "teamKeys"
+STORE_TOKEN_SECRET = "storeAuthToken"
+# Every ``finops-sim:`` key a stack may set: a misspelled secret would otherwise be ignored and its
+# default (a random password, the public demo keys) used instead.
+STACK_KEYS = (
+    "platform",
+    "workloads",
+    GRAFANA_PASSWORD_SECRET,
+    TEAM_KEYS_SECRET,
+    STORE_TOKEN_SECRET,
+    SLACK_WEBHOOK_SECRET,
+)
 STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"
 CapacityType = Literal["spot", "on-demand"]
 
 
-_MEMORY_PATTERN = r"^\d+(Mi|Gi)$"
+# Above zero: a zero request or volume is refused by Kubernetes or prices nothing.
+_MEMORY_PATTERN = r"^[1-9]\d*(Mi|Gi)$"
 
 
 class _Config(StrictModel):
@@ -188,7 +203,9 @@ class AlertConfig(_Config):
 class ObservabilityConfig(_Config):
     retention: str = Field(default="7d", pattern=r"^\d+[dh]$")
     storage_size: str = Field(
-        default="20Gi", pattern=_MEMORY_PATTERN, description="Prometheus's volume (AWS stacks)"
+        default="20Gi",
+        pattern=_MEMORY_PATTERN,
+        description="Prometheus's volume (AWS stacks), e.g. 20Gi",
     )
     alerts: AlertConfig = AlertConfig()
 
@@ -197,7 +214,7 @@ class KubecostConfig(_Config):
     enabled: bool = True
 
 
-_CPU = re.compile(r"^(\d+m|\d+(\.\d+)?)$")
+_CPU = re.compile(r"^([1-9]\d*m|[1-9]\d*(\.\d+)?|0\.\d*[1-9]\d*)$")
 _MEMORY = re.compile(_MEMORY_PATTERN)
 
 
@@ -225,8 +242,8 @@ class Quantities(_Config):
 
 
 class MemoryLimit(_Config):
-    memory: str = Field(pattern=_MEMORY.pattern)
-    cpu: str | None = Field(default=None, pattern=_CPU.pattern)
+    memory: str = Field(pattern=_MEMORY.pattern, description="e.g. 400Mi or 1Gi")
+    cpu: str | None = Field(default=None, pattern=_CPU.pattern, description="e.g. 400m or 1")
 
 
 class ContainerResources(_Config):
@@ -329,7 +346,7 @@ class StoreConfig(_Config):
     an EBS volume, or Amazon ElastiCache Serverless for Valkey (AWS stacks only)."""
 
     mode: Literal["in_cluster", "elasticache_serverless"] = "in_cluster"
-    volume_size: str = Field(default="1Gi", pattern=_MEMORY.pattern)
+    volume_size: str = Field(default="1Gi", pattern=_MEMORY.pattern, description="e.g. 1Gi")
     elasticache: ElastiCacheConfig = ElastiCacheConfig()
 
 
@@ -491,6 +508,17 @@ def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
     )
 
 
+def refuse_unknown_keys(keys: Iterable[str], source: str) -> None:
+    """A ``finops-sim:`` key the program does not read is an error, not a silent default."""
+    prefix = f"{PROJECT}:"
+    unknown = sorted(
+        key for key in keys if key.startswith(prefix) and key[len(prefix) :] not in STACK_KEYS
+    )
+    if unknown:
+        allowed = ", ".join(f"{PROJECT}:{key}" for key in STACK_KEYS)
+        raise ConfigError(f"{source}: unknown key `{unknown[0]}`; allowed keys are {allowed}")
+
+
 def read_stack_file(stack: str) -> dict[str, Any]:
     """The plain (non-secret) config values of a stack file, for render and tests."""
     from finops_common.config import read_yaml
@@ -499,6 +527,7 @@ def read_stack_file(stack: str) -> dict[str, Any]:
     config = data.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError(f"{stack_file(stack)}: `config` must be a mapping")
+    refuse_unknown_keys(config, str(stack_file(stack).relative_to(STACKS_DIR.parent)))
     return {key: value for key, value in config.items() if not _is_secret(value)}
 
 

@@ -19,19 +19,32 @@ from .components.observability import Observability, ObservabilityArgs
 from .components.store import ManagedStore, ManagedStoreArgs
 from .components.workloads import ExternalStore, Workloads, WorkloadsArgs
 from .config import (
+    GRAFANA_PASSWORD_SECRET,
     PROJECT,
     SLACK_WEBHOOK_SECRET,
+    STORE_TOKEN_SECRET,
+    TEAM_KEYS_SECRET,
     NetworkConfig,
     StackConfig,
     parse_stack_config,
+    refuse_unknown_keys,
     require_alert_secret,
     require_user_values,
 )
 
 
+def _config_keys() -> set[str]:
+    """Every config key the engine gave this program: set explicitly, or through the
+    environment (the two places ``pulumi.Config`` reads)."""
+    from pulumi.runtime import config as runtime_config
+
+    return set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+
+
 def load_config() -> StackConfig:
     """Read the stack's config through Pulumi and validate it once, placeholders refused, before
     any resource exists."""
+    refuse_unknown_keys(_config_keys(), f"stack {pulumi.get_stack()!r}")
     values = {
         "aws:region": pulumi.Config("aws").get("region"),
         f"{PROJECT}:platform": pulumi.Config(PROJECT).get_object("platform"),
@@ -47,7 +60,7 @@ def load_config() -> StackConfig:
 
 
 def grafana_password() -> pulumi.Output[str] | None:
-    return pulumi.Config(PROJECT).get_secret("grafanaAdminPassword")
+    return pulumi.Config(PROJECT).get_secret(GRAFANA_PASSWORD_SECRET)
 
 
 # What a mocked run (`finops-sim render`, the tests) mounts: it reads no secrets.
@@ -95,7 +108,7 @@ def deploy_workloads(
             cost_center=config.platform.cost_center,
             phase=config.stack,
             provider=provider,
-            team_keys=pulumi.Config(PROJECT).get_secret_object("teamKeys"),
+            team_keys=pulumi.Config(PROJECT).get_secret_object(TEAM_KEYS_SECRET),
             images={"gateway": images.gateway, "loadgen": images.loadgen},
             depends_on=depends_on,
             external_store=external_store,
@@ -241,7 +254,7 @@ def managed_store(
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,
             node_security_group_id=cluster.eks.cluster_security_group_id,
-            auth_token=pulumi.Config(PROJECT).get_secret("storeAuthToken"),
+            auth_token=pulumi.Config(PROJECT).get_secret(STORE_TOKEN_SECRET),
             tags=config.tags,
         ),
         opts,

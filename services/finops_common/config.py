@@ -35,25 +35,43 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return "".join(parts) or "<root>"
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
-    """Walk the model along ``loc`` (minus the last part) to list the keys allowed there."""
+def _field(model: Any, key: Any) -> Any:
+    """The field ``key`` names: by its alias (what a config file writes), or by its name."""
+    fields = getattr(model, "model_fields", None) or {}
+    return fields.get(key) or next((f for f in fields.values() if f.alias == key), None)
+
+
+def _at(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
+    """The model that holds the last part of ``loc``, walking nested models (lists skipped)."""
     current: Any = model
     for item in loc[:-1]:
         if isinstance(item, int):
             continue
-        fields = getattr(current, "model_fields", None)
-        if fields is None or item not in fields:
+        field = _field(current, item)
+        if field is None:
             return None
-        annotation = fields[item].annotation
-        args = getattr(annotation, "__args__", ())
+        args = getattr(field.annotation, "__args__", ())
         nested = [
-            a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)
+            a for a in (field.annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)
         ]
         if not nested:
             return None
         current = nested[-1]
-    fields = getattr(current, "model_fields", None)
-    return sorted(fields) if fields else None
+    return current
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys allowed beside the last part of ``loc``, as a config file writes them."""
+    fields = getattr(_at(model, loc), "model_fields", None)
+    return sorted(field.alias or name for name, field in fields.items()) if fields else None
+
+
+def _described(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str | None:
+    """The field's description, which says what a value looks like better than its regex."""
+    if model is None or not loc:
+        return None
+    field = _field(_at(model, loc), loc[-1])
+    return getattr(field, "description", None)
 
 
 def describe_validation_error(
@@ -78,6 +96,9 @@ def describe_validation_error(
         if len(shown) > 80:
             shown = shown[:77] + "..."
         message = problem.get("msg", "invalid")
+        described = _described(model, loc)
+        if problem.get("type") == "string_pattern_mismatch" and described:
+            message = f"{message} ({described})"
         lines.append(f"{source}: key `{key}`: value {shown} is invalid: {message}")
     return "\n".join(lines)
 

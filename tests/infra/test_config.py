@@ -187,3 +187,60 @@ def test_the_managed_store_needs_an_aws_stack():
     values["finops-sim:workloads"]["store"] = {"mode": "elasticache_serverless"}
     with pytest.raises(ConfigError, match=r"store\.mode must be 'in_cluster'"):
         parse_stack_config("local", values)
+
+
+def test_an_unknown_project_key_is_refused_naming_it_and_the_allowed_ones(monkeypatch):
+    """A misspelled secret was ignored, and its default (a random password, the public demo
+    keys) deployed in its place."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    from finops_platform import program
+    from finops_platform.config import STACK_KEYS, refuse_unknown_keys
+
+    with pytest.raises(ConfigError) as info:
+        refuse_unknown_keys(["aws:region", "finops-sim:grafanaAdminPasword"], "stacks/x.yaml")
+    message = str(info.value)
+    assert message.startswith("stacks/x.yaml: unknown key `finops-sim:grafanaAdminPasword`")
+    assert all(f"finops-sim:{key}" in message for key in STACK_KEYS)
+    refuse_unknown_keys(["aws:region", *(f"finops-sim:{key}" for key in STACK_KEYS)], "x")
+
+    monkeypatch.setattr(pulumi, "get_stack", lambda: "optimized")
+    token = runtime_config.CONFIG.set({"finops-sim:teamKey": "sk-x"})
+    try:
+        with pytest.raises(ConfigError, match="'optimized': unknown key `finops-sim:teamKey`"):
+            program.load_config()
+    finally:
+        runtime_config.CONFIG.reset(token)
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "says"),
+    [
+        (("store", "volumeSize"), "0Gi", "(e.g. 1Gi)"),
+        (("gateway", "resources", "requests", "cpu"), "0", "(e.g. 400m or 1)"),
+        (("gateway", "resources", "requests", "cpu"), "0m", "(e.g. 400m or 1)"),
+        (("gateway", "resources", "requests", "memory"), "0Mi", "(e.g. 400Mi or 1Gi)"),
+    ],
+)
+def test_a_zero_size_is_refused_with_an_example_of_a_good_one(where, value, says):
+    values = read_stack_file("optimized")
+    node = values["finops-sim:workloads"]
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config("optimized", values)
+    key = "finops-sim:workloads." + ".".join(where)
+    message = str(info.value)
+    assert f"key `{key}`: value '{value}' is invalid: String should match pattern" in message
+    assert says in message
+
+
+def test_an_unknown_key_lists_the_keys_as_the_stack_file_writes_them():
+    values = read_stack_file("optimized")
+    values["finops-sim:platform"]["kubcost"] = {"enabled": True}
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config("optimized", values)
+    assert "unknown key `finops-sim:platform.kubcost`; allowed keys here:" in str(info.value)
+    assert "costCenter" in str(info.value) and "kubecost" in str(info.value)
