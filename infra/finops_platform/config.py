@@ -180,6 +180,12 @@ class KarpenterConfig(_Config):
         names = [p.name for p in pools]
         if len(set(names)) != len(names):
             raise ValueError("node pool names must be unique")
+        if not any("on-demand" in p.capacity_types for p in pools):
+            # Valkey and the Locust master never run on spot (builders/placement.py).
+            raise ValueError(
+                "at least one node pool must allow on-demand capacity (capacityTypes: "
+                "[on-demand] or [spot, on-demand]) for the stateful pods"
+            )
         return pools
 
 

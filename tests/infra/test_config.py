@@ -244,3 +244,33 @@ def test_an_unknown_key_lists_the_keys_as_the_stack_file_writes_them():
         parse_stack_config("optimized", values)
     assert "unknown key `finops-sim:platform.kubcost`; allowed keys here:" in str(info.value)
     assert "costCenter" in str(info.value) and "kubecost" in str(info.value)
+
+
+def test_a_stack_with_no_on_demand_pool_is_refused_before_any_resource():
+    """The stateful pods' placement failed inside the program, with a traceback, once the
+    network and cluster were already registered."""
+    values = read_stack_file("optimized")
+    for pool in values["finops-sim:platform"]["karpenter"]["nodePools"]:
+        pool["capacityTypes"] = ["spot"]
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config("optimized", values)
+    assert "key `finops-sim:platform.karpenter.nodePools`" in str(info.value)
+    assert "at least one node pool must allow on-demand capacity" in str(info.value)
+
+
+def test_load_config_refuses_bad_gateway_settings_before_any_resource(monkeypatch):
+    """They were checked while the workloads were built, after the network and the cluster."""
+    import pulumi
+
+    from finops_platform import program
+
+    values = read_stack_file("optimized")
+    cluster = values["finops-sim:platform"]["cluster"]
+    cluster["publicAccessCidrs"] = ["198.18.7.1/32"]
+    values["finops-sim:workloads"]["gateway"]["settings"] = {"metrics_port": 9999}
+    monkeypatch.setattr(pulumi, "get_stack", lambda: "optimized")
+    monkeypatch.setattr(pulumi.Config, "get_object", lambda self, key: values[f"{self.name}:{key}"])
+    monkeypatch.setattr(pulumi.Config, "get", lambda self, key: values[f"{self.name}:{key}"])
+    monkeypatch.setattr(pulumi.Config, "get_secret", lambda self, key: None)
+    with pytest.raises(ConfigError, match=r"metrics_port: value 9999 is invalid"):
+        program.load_config()

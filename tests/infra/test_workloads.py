@@ -9,7 +9,8 @@ import yaml
 from ai_gateway.settings import load_settings
 from finops_common.config import ConfigError
 from finops_platform.builders import workloads as build
-from finops_platform.builders.karpenter import POOL_LABEL
+from finops_platform.builders.karpenter import CAPACITY_TYPE_LABEL, POOL_LABEL
+from finops_platform.builders.placement import choose_pool, pod_placement
 from finops_platform.config import WorkloadsConfig, memory_mib
 from finops_platform.render import kubernetes_objects, load_stack
 from tests.infra.support import recorded
@@ -129,14 +130,23 @@ def test_placement_follows_the_stack():
 
 
 def schedulable(pod: dict, pool: dict) -> bool:
-    """The pool's nodes carry the labels the pod selects, and the pod tolerates their taints."""
+    """The pool's nodes carry the labels the pod selects (its template's, or a value its
+    requirements allow: Karpenter labels a node with what it bought, e.g. the capacity type),
+    and the pod tolerates their taints."""
     template = pool["spec"]["template"]
+    allowed = {
+        r["key"]: set(r["values"])
+        for r in template["spec"]["requirements"]
+        if r["operator"] == "In"
+    }
     node_labels = template["metadata"]["labels"]
     taints = {
         (t["key"], t.get("value", ""), t["effect"]) for t in template["spec"].get("taints", [])
     }
     tolerated = {(t["key"], t.get("value", ""), t["effect"]) for t in pod.get("tolerations", [])}
-    selected = all(node_labels.get(k) == v for k, v in pod["nodeSelector"].items())
+    selected = all(
+        node_labels.get(k) == v or v in allowed.get(k, ()) for k, v in pod["nodeSelector"].items()
+    )
     return selected and taints <= tolerated
 
 
@@ -291,3 +301,25 @@ def test_a_metrics_port_prometheus_would_not_scrape_is_refused():
         build.gateway_settings_yaml(workloads.model_copy(update={"gateway": gateway}))
     assert "finops-sim:workloads.gateway.settings.metrics_port" in str(info.value)
     assert "9100" in str(info.value) and str(build.METRICS_PORT) in str(info.value)
+
+
+def test_a_pod_selects_its_capacity_type_where_its_pool_may_buy_both():
+    """A pool allowing spot and on-demand let Karpenter put Valkey on spot nodes, while the
+    cost model priced it on-demand."""
+    config = load_stack("optimized")
+    both = tuple(
+        pool.model_copy(update={"capacity_types": ("spot", "on-demand")})
+        for pool in config.platform.node_pools
+    )
+    stateful_pool, capacity = choose_pool(False, config.workloads, both)
+    assert capacity == "on-demand"
+    assert pod_placement(stateful_pool, capacity)["nodeSelector"] == {
+        POOL_LABEL: stateful_pool.name,
+        CAPACITY_TYPE_LABEL: "on-demand",
+    }
+    only_on_demand = next(
+        p for p in config.platform.node_pools if p.capacity_types == ("on-demand",)
+    )
+    assert pod_placement(only_on_demand, "on-demand")["nodeSelector"] == {
+        POOL_LABEL: only_on_demand.name  # its one capacity type needs no selector
+    }

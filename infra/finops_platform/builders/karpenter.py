@@ -11,6 +11,8 @@ NAMESPACE = "kube-system"
 RELEASE_NAME = "karpenter"
 CRD_RELEASE_NAME = "karpenter-crd"
 POOL_LABEL = "finops-sim/node-pool"
+# Karpenter's well-known label for the capacity type a node was bought as.
+CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
 # The label of the system managed node group's nodes: the ones Karpenter neither launches nor
 # consolidates, where controllers and measurements run.
 SYSTEM_NODES = {"finops-sim/node-group": "system"}
@@ -67,7 +69,7 @@ def node_pool(pool: NodePoolConfig) -> dict[str, Any]:
     """A NodePool: what capacity it may buy, how much at most, and how it consolidates."""
     requirements: list[dict[str, Any]] = [
         {
-            "key": "karpenter.sh/capacity-type",
+            "key": CAPACITY_TYPE_LABEL,
             "operator": "In",
             "values": list(pool.capacity_types),
         },

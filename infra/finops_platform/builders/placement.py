@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import NodePoolConfig, WorkloadsConfig
-from .karpenter import POOL_LABEL
+from .karpenter import CAPACITY_TYPE_LABEL, POOL_LABEL
 
 
 class PlacementError(ValueError):
@@ -34,9 +34,15 @@ def choose_pool(
     raise PlacementError("the pod needs on-demand capacity and no NodePool allows it")
 
 
-def pod_placement(pool: NodePoolConfig) -> dict[str, Any]:
-    """The pod spec fields that put a pod on ``pool``'s nodes: a selector and its tolerations."""
-    placement: dict[str, Any] = {"nodeSelector": {POOL_LABEL: pool.name}}
+def pod_placement(pool: NodePoolConfig, capacity: str) -> dict[str, Any]:
+    """The pod spec fields that put a pod on ``pool``'s nodes: a selector and its tolerations.
+    In a pool that may buy either capacity type, the pod also selects the one it was given:
+    Karpenter would otherwise put a stateful pod on the spot nodes the pool allows, while the
+    cost model prices it on-demand."""
+    selector = {POOL_LABEL: pool.name}
+    if len(pool.capacity_types) > 1:
+        selector[CAPACITY_TYPE_LABEL] = capacity
+    placement: dict[str, Any] = {"nodeSelector": selector}
     if pool.taints:
         placement["tolerations"] = [
             {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}

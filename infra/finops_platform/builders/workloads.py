@@ -163,7 +163,7 @@ class WorkloadBuilder:
         return {"name": name, "namespace": NAMESPACE, "labels": self.labels(app, team)}
 
     def _pod_spec(self, stateless: bool, containers: list[dict[str, Any]], **extra: Any) -> dict:
-        pool, _ = choose_pool(stateless, self.w, self.pools) if self.pools else (None, None)
+        pool, capacity = choose_pool(stateless, self.w, self.pools) if self.pools else (None, "")
         spec: dict[str, Any] = {
             "automountServiceAccountToken": False,  # no workload here calls the Kubernetes API
             "securityContext": dict(POD_SECURITY),
@@ -171,7 +171,7 @@ class WorkloadBuilder:
             **extra,
         }
         if pool is not None:
-            spec |= pod_placement(pool)
+            spec |= pod_placement(pool, capacity)
         return spec
 
     def _workload(
