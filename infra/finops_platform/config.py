@@ -287,6 +287,15 @@ class GatewayWorkloadConfig(WorkloadConfig):
         default_factory=dict, description="gateway settings over its profile (same schema)"
     )
 
+    @model_validator(mode="after")
+    def _autoscales_above_replicas(self) -> GatewayWorkloadConfig:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ValueError(
+                f"maxReplicas ({self.max_replicas}) is below replicas ({self.replicas}), the "
+                "autoscaler's minimum: set it to at least replicas, or leave it out"
+            )
+        return self
+
 
 class DemoServicesConfig(WorkloadConfig):
     count: int = Field(ge=1, le=50, description="how many demo microservices")

@@ -274,3 +274,12 @@ def test_load_config_refuses_bad_gateway_settings_before_any_resource(monkeypatc
     monkeypatch.setattr(pulumi.Config, "get_secret", lambda self, key: None)
     with pytest.raises(ConfigError, match=r"metrics_port: value 9999 is invalid"):
         program.load_config()
+
+
+def test_an_autoscaler_maximum_below_the_replicas_is_refused():
+    """It was raised to the replicas without a word."""
+    values = read_stack_file("optimized")
+    gateway = values["finops-sim:workloads"]["gateway"]
+    gateway["replicas"], gateway["maxReplicas"] = 2, 1
+    with pytest.raises(ConfigError, match=r"maxReplicas \(1\) is below replicas \(2\)"):
+        parse_stack_config("optimized", values)

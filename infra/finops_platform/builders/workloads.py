@@ -293,7 +293,7 @@ class WorkloadBuilder:
                             "name": GATEWAY,
                         },
                         "minReplicas": g.replicas,
-                        "maxReplicas": max(g.max_replicas, g.replicas),
+                        "maxReplicas": g.max_replicas,
                         "metrics": [
                             {
                                 "type": "Resource",
