@@ -4,7 +4,10 @@ Prints, over bench/data/routing_heldout.yaml (written separately, never used for
 choosing a threshold): each router's confusion matrix, the targets, the figures side by side
 with the time per decision, and the curve "complex prompts served below the complex tier"
 against "spend saved" across thresholds, drawn as a PNG. Spend is priced on the optimized
-profile's tier models with each model's own prompt count and median completion length.
+profile's tier models with each model's own prompt count and median completion length. The
+chart goes to out/bench/ unless ``--chart`` names another file: the README's copy,
+docs/routing-tradeoff.png, is refreshed only on purpose (a run without the embedding model would
+redraw it with the features-only head).
 
     .venv/bin/python bench/router_eval.py [--chart docs/routing-tradeoff.png]
 """
@@ -41,7 +44,9 @@ SHARED_MODEL = ROOT.parent / "shared" / "models" / "minilm-l6-m2v-256"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chart", type=Path, default=ROOT / "docs" / "routing-tradeoff.png")
+    parser.add_argument(
+        "--chart", type=Path, default=ROOT / "out" / "bench" / "routing-tradeoff.png"
+    )
     parser.add_argument(
         "--model", default=os.environ.get("GATEWAY_EMBEDDING_MODEL", str(SHARED_MODEL))
     )

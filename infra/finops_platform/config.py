@@ -538,6 +538,14 @@ def read_stack_file(stack: str) -> dict[str, Any]:
     """The plain (non-secret) config values of a stack file, for render and tests."""
     from finops_common.config import read_yaml
 
+    if not stack_file(stack).exists():
+        stacks = sorted(
+            p.name.removeprefix("Pulumi.").removesuffix(".yaml")
+            for p in STACKS_DIR.glob("Pulumi.*.yaml")
+        )
+        raise ConfigError(
+            f"{stack_file(stack)}: file not found; the stacks are {', '.join(stacks)}"
+        )
     data = read_yaml(stack_file(stack)) or {}
     config = data.get("config") or {}
     if not isinstance(config, dict):

@@ -11,6 +11,7 @@ prints what changed. The result is validated before it is written.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -34,22 +35,40 @@ class RowUpdate:
     lines: dict[str, str]
 
 
-def _per_million(entry: dict[str, Any], key: str) -> float | None:
+def _per_million(entry: dict[str, Any], key: str, source: str) -> float | None:
     value = entry.get(key)
-    return None if value is None else round(float(value) * PER_MILLION, 6)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{source}: `{key}` is {value!r}: a price per token must be a number")
+    return round(float(value) * PER_MILLION, 6)
+
+
+def year_month(text: str) -> str:
+    """``--as-of``: a year and month (YYYY-MM), or a day (YYYY-MM-DD), that exist."""
+    for layout in ("%Y-%m", "%Y-%m-%d"):
+        try:
+            datetime.strptime(text, layout)
+        except ValueError:
+            continue
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a date: use YYYY-MM or YYYY-MM-DD")
 
 
 def _number(value: float | None) -> str:
     return "null" if value is None else f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-def _update_for(name: str, card: ModelCard, entry: dict[str, Any], as_of: str) -> RowUpdate:
+def _update_for(
+    name: str, card: ModelCard, entry: dict[str, Any], as_of: str, source: str
+) -> RowUpdate:
+    row = f"{source}: model {name!r}"
     prices = {
-        "input": _per_million(entry, "input_cost_per_token"),
-        "cached_input": _per_million(entry, "cache_read_input_token_cost"),
-        "cache_write": _per_million(entry, "cache_creation_input_token_cost"),
-        "cache_write_1h": _per_million(entry, "cache_creation_input_token_cost_above_1hr"),
-        "output": _per_million(entry, "output_cost_per_token"),
+        "input": _per_million(entry, "input_cost_per_token", row),
+        "cached_input": _per_million(entry, "cache_read_input_token_cost", row),
+        "cache_write": _per_million(entry, "cache_creation_input_token_cost", row),
+        "cache_write_1h": _per_million(entry, "cache_creation_input_token_cost_above_1hr", row),
+        "output": _per_million(entry, "output_cost_per_token", row),
     }
     # A price the JSON leaves out is kept: absent there means unknown, not free.
     current = card.price_per_1m.model_dump()
@@ -123,7 +142,7 @@ def import_prices(
         if not isinstance(entry, dict) or "input_cost_per_token" not in entry:
             report.append(f"{name}: no `{key}` in {source.name}; row kept as it is")
             continue
-        update = _update_for(name, card, entry, as_of)
+        update = _update_for(name, card, entry, as_of, str(source))
         if not update.changes:
             report.append(f"{name}: unchanged")
             continue
@@ -134,8 +153,6 @@ def import_prices(
 
 
 def main(argv: list[str]) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(
         prog="finops-gateway prices",
         description="Refresh the price table from LiteLLM's model_prices_and_context_window.json.",
@@ -144,7 +161,9 @@ def main(argv: list[str]) -> int:
     run = sub.add_parser("import", help="update prices and limits, keep the project's assumptions")
     run.add_argument("file", type=Path, help="a LiteLLM model_prices_and_context_window.json")
     run.add_argument("--table", type=Path, default=DEFAULT_TABLE_PATH, help="models.yaml to edit")
-    run.add_argument("--as-of", help="price_as_of for changed rows (default: this month)")
+    run.add_argument(
+        "--as-of", type=year_month, help="price_as_of for changed rows (default: this month)"
+    )
     run.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
     args = parser.parse_args(argv)
     try:

@@ -4,9 +4,11 @@ anything runs, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 # Pulumi's stack names: letters, digits, '-', '_' and '.'.
 _STACK = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -15,11 +17,28 @@ KUBERNETES_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
 def folder(text: str) -> Path:
-    """An output folder: it may not exist yet, but it may not be a file."""
+    """An output folder: it may not exist yet, but it may not be a file, nor lie under one or
+    under a folder this user cannot write to (it is created when the command writes)."""
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    existing = next(parent for parent in path.absolute().parents if parent.exists())
+    if not path.exists() and not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} cannot be created: {existing} is a file")
+    if not path.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text} cannot be created: {existing} is not writable")
     return path
+
+
+def http_url(text: str) -> str:
+    """A server's base URL: http or https, with a host."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a URL of a server: use http:// or https:// and a host, e.g. "
+            "http://localhost:9090"
+        )
+    return text
 
 
 def _named(pattern: re.Pattern[str], what: str, rule: str) -> Callable[[str], str]:

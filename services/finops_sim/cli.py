@@ -150,7 +150,8 @@ def _discounts(pairs: list[str]) -> dict[str, float]:
             value = -1.0
         if len(category) != 1 or not 0 <= value < 1:
             raise ConfigError(
-                f"--spot-discount {pair!r} is invalid: use CATEGORY=FRACTION, e.g. m=0.55"
+                f"--spot-discount {pair!r} is invalid: use CATEGORY=FRACTION with a fraction "
+                "from 0 up to (not including) 1, e.g. m=0.55"
             )
         if category not in SPOT_DISCOUNTS:
             raise ConfigError(

@@ -178,3 +178,26 @@ def test_import_of_a_file_that_is_not_price_json_fails_cleanly(tmp_path, capsys)
     bad.write_text("[1, 2")
     assert gateway_cli(["prices", "import", str(bad), "--table", str(DEFAULT_TABLE_PATH)]) == 2
     assert "cannot read a LiteLLM price JSON" in capsys.readouterr().err
+
+
+def test_import_of_a_price_that_is_not_a_number_names_the_model_and_field(tmp_path, capsys):
+    """It was a ValueError traceback from float()."""
+    bad = tmp_path / "prices.json"
+    bad.write_text(json.dumps({"gpt-4": {"input_cost_per_token": "abc"}}))
+    table = tmp_path / "models.yaml"
+    table.write_text(DEFAULT_TABLE_PATH.read_text())
+    assert gateway_cli(["prices", "import", str(bad), "--table", str(table), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: model 'gpt-4': `input_cost_per_token` is 'abc'" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("as_of", ["2026-13", "yesterday", "2026-02-30"])
+def test_import_refuses_an_as_of_that_is_not_a_date_naming_the_flag(tmp_path, capsys, as_of):
+    source = tmp_path / "prices.json"
+    source.write_text("{}")
+    with pytest.raises(SystemExit):
+        gateway_cli(["prices", "import", str(source), "--as-of", as_of, "--dry-run"])
+    assert f"argument --as-of: '{as_of}' is not a date: use YYYY-MM or YYYY-MM-DD" in (
+        capsys.readouterr().err
+    )

@@ -49,6 +49,18 @@ def test_usage_errors_say_what_is_wrong_in_the_users_words(tmp_path, capsys):
             ["rightsize", "--prometheus", "http://127.0.0.1:9", "--out", str(a_file)],
             f"argument --out: {a_file} is a file, not a folder",
         ),
+        (
+            ["run", "--out", str(a_file / "sub")],
+            f"argument --out: {a_file / 'sub'} cannot be created: {a_file} is a file",
+        ),
+        (
+            ["render", "--stack", "optimized", "--out", str(a_file / "x" / "y")],
+            f"argument --out: {a_file / 'x' / 'y'} cannot be created: {a_file} is a file",
+        ),
+        (
+            ["rightsize", "--prometheus", "notaurl"],
+            "argument --prometheus: 'notaurl' is not a URL of a server: use http:// or https://",
+        ),
     ):
         with pytest.raises(SystemExit) as info:
             main(argv)

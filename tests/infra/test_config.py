@@ -283,3 +283,11 @@ def test_an_autoscaler_maximum_below_the_replicas_is_refused():
     gateway["replicas"], gateway["maxReplicas"] = 2, 1
     with pytest.raises(ConfigError, match=r"maxReplicas \(1\) is below replicas \(2\)"):
         parse_stack_config("optimized", values)
+
+
+def test_an_unknown_stack_lists_the_stacks_there_are():
+    with pytest.raises(ConfigError) as info:
+        read_stack_file("nosuch")
+    assert "Pulumi.nosuch.yaml: file not found; the stacks are local, optimized, unoptimized" in (
+        str(info.value)
+    )

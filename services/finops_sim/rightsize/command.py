@@ -16,7 +16,7 @@ from finops_common.config import ConfigError
 from finops_platform.builders.workloads import NAMESPACE
 from finops_platform.config import cpu_millicores, memory_mib
 
-from ..arguments import folder, kubernetes_name, stack_name
+from ..arguments import folder, http_url, kubernetes_name, stack_name
 from . import from_run, output
 from .prometheus import Prometheus, PrometheusError, fetch_usage
 from .stackfile import RequestChange, write_recommendations, write_requests
@@ -90,7 +90,9 @@ TAKES = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--prometheus", metavar="URL", help="e.g. http://localhost:9090")
+    source.add_argument(
+        "--prometheus", metavar="URL", type=http_url, help="e.g. http://localhost:9090"
+    )
     source.add_argument(
         "--from-run",
         type=Path,
