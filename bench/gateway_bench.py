@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from finops_common.arguments import at_least, positive_number
+from finops_common.arguments import at_least, counts_at_least, positive_number
 from finops_common.process import GatewayProcess, embedded_valkey
 
 SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
@@ -179,7 +179,12 @@ def main() -> None:
     parser.add_argument(
         "--max-seconds", type=positive_number, default=60.0, help="time cap per case"
     )
-    parser.add_argument("--sizes", default="1000,10000,100000", help="semantic cache sizes")
+    parser.add_argument(
+        "--sizes",
+        type=counts_at_least(1),
+        default=[1_000, 10_000, 100_000],
+        help="semantic cache sizes",
+    )
     parser.add_argument("--skip-http", action="store_true", help="only the in-process benchmarks")
     args = parser.parse_args()
     if "TIKTOKEN_CACHE_DIR" not in os.environ and SHARED_TIKTOKEN.is_dir():
@@ -199,8 +204,7 @@ def main() -> None:
                     print(row)
                 for row in run_case("valkey", valkey_url, args, Path(tmp)):
                     print(row)
-        sizes = [int(x) for x in args.sizes.split(",") if x]
-        lines = semantic_lookups(sizes, valkey_url)
+        lines = semantic_lookups(args.sizes, valkey_url)
         print(f"\nsemantic lookup, one scope, Valkey; {lines[0]}")
         print("| entries | lookups | p50 ms | p99 ms | hits | initial sync |")
         print("|---:|---:|---:|---:|---:|---:|")

@@ -35,6 +35,7 @@ from ai_gateway.pipeline import Gateway
 from ai_gateway.settings import load_settings
 from ai_gateway.tokens import PromptMessage
 from ai_gateway.wiring import build_gateway
+from finops_common.arguments import counts_at_least
 from loadgen.scenario import load_scenario
 
 MODEL = "gpt-4.1"
@@ -83,9 +84,11 @@ async def measure(sizes: list[int], folder: Path) -> list[tuple[int, float, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000,1000000")
+    parser.add_argument(
+        "--sizes", type=counts_at_least(1), default=[1_000, 10_000, 100_000, 1_000_000]
+    )
     args = parser.parse_args()
-    sizes = [int(size) for size in args.sizes.split(",")]
+    sizes = args.sizes
     with tempfile.TemporaryDirectory() as folder:
         rows = asyncio.run(measure(sizes, Path(folder)))
     print(f"ai_gateway from {Path(ai_gateway.__file__).parent}")

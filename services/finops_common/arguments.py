@@ -26,6 +26,19 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def counts_at_least(minimum: int) -> Callable[[str], list[int]]:
+    """A comma-separated list of counts (``--sizes 1000,10000``), each ``minimum`` or more."""
+    one = at_least(minimum)
+
+    def parse(text: str) -> list[int]:
+        counts = [one(part.strip()) for part in text.split(",") if part.strip()]
+        if not counts:
+            raise argparse.ArgumentTypeError(f"{text!r} names no count: use e.g. 1000,10000")
+        return counts
+
+    return parse
+
+
 def positive_number(text: str) -> float:
     """A rate or a number of seconds: finite and above 0."""
     try:

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from finops_common.arguments import at_least, positive_number
+from finops_common.arguments import at_least, counts_at_least, positive_number
 
 
 @pytest.mark.parametrize(("minimum", "text", "value"), [(0, "0", 0), (1, "1", 1), (1, "600", 600)])
@@ -59,3 +59,15 @@ def test_argparse_reports_the_flag_with_the_reason(capsys) -> None:
     assert "tool: error: argument --users: '0' is invalid: allowed values are 1 or more" in (
         capsys.readouterr().err
     )
+
+
+def test_a_list_of_counts_takes_each_and_names_a_bad_one() -> None:
+    assert counts_at_least(1)("1000, 10000,") == [1000, 10000]
+    for text, message in (
+        ("abc", "'abc' is not a whole number"),
+        ("10,0", "'0' is invalid: allowed values are 1 or more"),
+        (",", "',' names no count: use e.g. 1000,10000"),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError) as refused:
+            counts_at_least(1)(text)
+        assert str(refused.value) == message
