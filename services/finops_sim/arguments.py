@@ -20,12 +20,14 @@ def folder(text: str) -> Path:
     """An output folder: it may not exist yet, but it may not be a file, nor lie under one or
     under a folder this user cannot write to (it is created when the command writes)."""
     path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    if path.exists():
+        if not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+        return path
     existing = next(parent for parent in path.absolute().parents if parent.exists())
-    if not path.exists() and not existing.is_dir():
+    if not existing.is_dir():
         raise argparse.ArgumentTypeError(f"{text} cannot be created: {existing} is a file")
-    if not path.exists() and not os.access(existing, os.W_OK | os.X_OK):
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text} cannot be created: {existing} is not writable")
     return path
 

@@ -286,7 +286,10 @@ class _CheckedFields(Lenient):
 def _checked_fields(body: PromptBody) -> _CheckedFields:
     """Not simulated, but refused as Anthropic refuses them."""
     sent = {name: getattr(body, name) for name in _CheckedFields.model_fields}
-    fields = parse_body(_CheckedFields, {k: v for k, v in sent.items() if v is not None})
+    sent = {name: value for name, value in sent.items() if value is not None}
+    if not sent:
+        return _CheckedFields()  # the usual request: nothing to check
+    fields = parse_body(_CheckedFields, sent)
     for at, tool in enumerate(fields.tools):
         for name in ("name", "input_schema"):
             if tool.type in (None, "custom") and getattr(tool, name) is None:

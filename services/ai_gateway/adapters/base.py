@@ -109,6 +109,11 @@ def _body_path(body: object, problem: Any) -> tuple[Any, ...]:
     return tuple(path)
 
 
+def missing_parameter(param: str | None) -> GatewayError:
+    """OpenAI's wording for a required field left out, naming it."""
+    return GatewayError("invalid_request", f"Missing required parameter: '{param}'.", param=param)
+
+
 def parse_body(model: type[BodyT], body: object) -> BodyT:
     """Validate a decoded JSON body; the problem deepest in the body becomes a 400 naming the
     parameter (of a union's members, the one that got furthest says most; at the same depth, a
@@ -127,12 +132,11 @@ def parse_body(model: type[BodyT], body: object) -> BodyT:
         )
         problem, param = problems[deepest], _param(paths[deepest]) or None
         if problem["type"] == "missing":
-            message = f"Missing required parameter: '{param}'."
-        else:
-            shown = json.dumps(problem.get("input"), default=str)
-            if len(shown) > 60:
-                shown = shown[:57] + "..."
-            message = f"Invalid value for '{param}': {shown}. {problem['msg']}."
+            raise missing_parameter(param) from exc
+        shown = json.dumps(problem.get("input"), default=str)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        message = f"Invalid value for '{param}': {shown}. {problem['msg']}."
         raise GatewayError("invalid_request", message, param=param) from exc
 
 

@@ -18,7 +18,16 @@ from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
 from ..tokens import PromptMessage
-from .base import HTTP_STATUS, JSON, KEYED, Lenient, parse_body, sse, unsimulated
+from .base import (
+    HTTP_STATUS,
+    JSON,
+    KEYED,
+    Lenient,
+    missing_parameter,
+    parse_body,
+    sse,
+    unsimulated,
+)
 
 _ERROR_TYPES: dict[ErrorKind, str] = {
     "invalid_request": "invalid_request_error",
@@ -242,18 +251,14 @@ def _check_tool_turns(messages: list[ChatMessage]) -> None:
                 param=f"messages[{at}].role",
             )
         if message.role == "tool" and not isinstance(extra.get("tool_call_id"), str):
-            raise _missing(f"messages[{at}].tool_call_id")
+            raise missing_parameter(f"messages[{at}].tool_call_id")
         # OpenAI's message types let these stand in for an assistant's content.
         instead = ("tool_calls", "function_call", "audio", "refusal")
         answered = any(extra.get(name) is not None for name in instead)
         if message.role == "assistant" and message.content is None and not answered:
-            raise _missing(f"messages[{at}].content")
+            raise missing_parameter(f"messages[{at}].content")
         if message.role != "tool":
             answering = message.role == "assistant" and bool(extra.get("tool_calls"))
-
-
-def _missing(param: str) -> GatewayError:
-    return GatewayError("invalid_request", f"Missing required parameter: '{param}'.", param=param)
 
 
 class Named(Lenient):
@@ -262,15 +267,10 @@ class Named(Lenient):
     name: str = Field(min_length=1)
 
 
-class _ToolDefinition(Lenient):
-    """A tool as far as it is checked: a function or custom tool names itself."""
+class _ToolReference(Lenient):
+    """A tool, or a choice of one, as far as it is checked: a function or custom one names
+    itself."""
 
-    type: str
-    function: Named | None = None
-    custom: Named | None = None
-
-
-class _ToolChoice(Lenient):
     type: str
     function: Named | None = None
     custom: Named | None = None
@@ -284,12 +284,12 @@ class _ResponseFormat(Lenient):
 class _ToolFields(Lenient):
     """The keyed fields whose shape OpenAI checks; the body keeps them as sent, for the key."""
 
-    tools: list[_ToolDefinition] = Field(default_factory=list)
-    tool_choice: Literal["none", "auto", "required"] | _ToolChoice | None = None
+    tools: list[_ToolReference] = Field(default_factory=list)
+    tool_choice: Literal["none", "auto", "required"] | _ToolReference | None = None
     response_format: _ResponseFormat | None = None
 
 
-def _unnamed(tool: _ToolDefinition | _ToolChoice) -> bool:
+def _unnamed(tool: _ToolReference) -> bool:
     """A function or custom tool (or choice of one) without the object that names it."""
     return tool.type in ("function", "custom") and getattr(tool, tool.type) is None
 
@@ -297,14 +297,17 @@ def _unnamed(tool: _ToolDefinition | _ToolChoice) -> bool:
 def _check_tool_fields(body: ChatCompletionBody) -> None:
     """Not simulated, but refused as OpenAI refuses them: a tool or a named choice without its
     definition, a choice of tools with none given, an unknown response format."""
-    sent = {name: getattr(body, name) for name in ("tools", "tool_choice", "response_format")}
-    fields = parse_body(_ToolFields, {k: v for k, v in sent.items() if v is not None})
+    sent = {name: getattr(body, name) for name in _ToolFields.model_fields}
+    sent = {name: value for name, value in sent.items() if value is not None}
+    if not sent:
+        return  # the usual request: nothing to check
+    fields = parse_body(_ToolFields, sent)
     for at, tool in enumerate(fields.tools):
         if _unnamed(tool):
-            raise _missing(f"tools[{at}].{tool.type}")
+            raise missing_parameter(f"tools[{at}].{tool.type}")
     choice = fields.tool_choice
-    if isinstance(choice, _ToolChoice) and _unnamed(choice):
-        raise _missing(f"tool_choice.{choice.type}")
+    if isinstance(choice, _ToolReference) and _unnamed(choice):
+        raise missing_parameter(f"tool_choice.{choice.type}")
     if choice not in (None, "none") and not fields.tools:
         raise GatewayError(
             "invalid_request",
@@ -314,7 +317,7 @@ def _check_tool_fields(body: ChatCompletionBody) -> None:
         )
     answer_format = fields.response_format
     if answer_format and answer_format.type == "json_schema" and not answer_format.json_schema:
-        raise _missing("response_format.json_schema")
+        raise missing_parameter("response_format.json_schema")
 
 
 KEYED_FIELDS = (
