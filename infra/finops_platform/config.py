@@ -31,7 +31,7 @@ GRAFANA_PASSWORD_SECRET = "grafanaAdminPassword"
 TEAM_KEYS_SECRET = "teamKeys"
 STORE_TOKEN_SECRET = "storeAuthToken"
 # Every ``finops-sim:`` key a stack may set: a misspelled secret would otherwise be ignored and its
-# default (a random password, the public demo keys) used instead.
+# default (a random password, generated team keys) used instead.
 STACK_KEYS = (
     "platform",
     "workloads",

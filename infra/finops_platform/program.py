@@ -142,9 +142,10 @@ def build_local(config: StackConfig, grafana_admin_password: pulumi.Input[str] |
             on_eks=False,
         ),
     )
-    deploy_workloads(config, provider, [observability.release])
+    workloads = deploy_workloads(config, provider, [observability.release])
     commands = port_forward_commands(config.cluster_name, config.region)
     return {
+        "team_keys": workloads.team_keys,
         "grafana_admin_password": observability.grafana_admin_password,
         "grafana_url": "http://localhost:3000 (after the grafana port-forward)",
         "port_forward": {k: v for k, v in commands.items() if k not in ("kubeconfig", "kubecost")},
@@ -212,7 +213,7 @@ def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | N
         ),
         with_aws,
     )
-    deploy_workloads(
+    workloads = deploy_workloads(
         config,
         cluster.provider,
         [*karpenter.node_pools, observability.release],
@@ -223,6 +224,7 @@ def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | N
         "cluster_name": config.cluster_name,
         "region": config.region,
         "kubeconfig": cluster.kubeconfig,
+        "team_keys": workloads.team_keys,
         "grafana_admin_password": observability.grafana_admin_password,
         "grafana_url": "http://localhost:3000 (after the grafana port-forward)",
         "port_forward": port_forward_commands(config.cluster_name, config.region),

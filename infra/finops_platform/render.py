@@ -96,7 +96,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "docker-build:index:Image":
             state["ref"] = f"{args.inputs['tags'][0]}@sha256:{'0' * 64}"
         elif args.typ == "random:index/randomPassword:RandomPassword":
-            state["result"] = "mock-generated-password"
+            state["result"] = f"mock-password-{args.name}"
         elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
             state["latestVersion"] = 1
         elif args.typ == "aws:elasticache/serverlessCache:ServerlessCache":
@@ -176,7 +176,7 @@ def record(config: StackConfig, grafana_password: str | None = None) -> Recordin
     outputs: dict[str, Any] = {}
 
     def program() -> None:
-        outputs.update(build(config, grafana_password))
+        pulumi.Output.from_input(build(config, grafana_password)).apply(outputs.update)
 
     pulumi.runtime.test(program)()
     return Recording(config.stack, mocks, monitor, outputs)

@@ -9,6 +9,7 @@ Each process replays its share of one deterministic sequence (worker k of W take
 k, k+W, k+2W, ...; W is --sequence-workers, set on the master), paced by the scenario's arrival
 pattern. Ground truth travels as x-sim-*
 headers. Once ``--max-requests`` are sent, the users stop and a single-process run quits.
+``--team-keys FILE`` sends each team's key from that file instead of the scenario's demo keys.
 """
 
 from __future__ import annotations
@@ -26,13 +27,25 @@ from locust.runners import LocalRunner, WorkerRunner
 
 from finops_common.arguments import at_least
 from finops_common.config import ConfigError
-from loadgen.scenario import DEFAULT_SCENARIO, Scenario, SimRequest, generate, load_scenario
+from loadgen.scenario import (
+    DEFAULT_SCENARIO,
+    Scenario,
+    SimRequest,
+    generate,
+    load_scenario,
+    with_team_keys,
+)
 
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser) -> None:
     parser.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario YAML file")
     parser.add_argument("--seed", type=int, default=None, help="overrides the scenario's seed")
+    parser.add_argument(
+        "--team-keys",
+        default="",
+        help="YAML file of team name to key, over the scenario's demo keys (a deployed gateway's)",
+    )
     parser.add_argument(
         "--max-requests",
         type=at_least(0),
@@ -87,8 +100,10 @@ def _on_start(environment, **_kwargs) -> None:
     runner = environment.runner
     try:
         scenario = load_scenario(Path(options.scenario))
+        if options.team_keys:
+            scenario = with_team_keys(scenario, Path(options.team_keys))
     except ConfigError as exc:
-        _stop(environment, f"invalid scenario, stopping:\n{exc}")
+        _stop(environment, f"invalid scenario or team keys, stopping:\n{exc}")
         return
     if options.sequence_workers < 1 or options.max_requests < 0:
         # The web UI's form takes values without the command line's parsers.

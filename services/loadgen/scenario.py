@@ -29,9 +29,12 @@ Kind = Literal["new", "exact", "paraphrase"]
 DEFAULT_SCENARIO = Path(str(resources.files("loadgen") / "scenarios" / "default.yaml"))
 
 
+KEY_MIN_CHARS = 8
+
+
 class TeamTraffic(StrictModel):
     name: str = Field(min_length=1)
-    key: str = Field(min_length=8)
+    key: str = Field(min_length=KEY_MIN_CHARS)
     share: float = Field(gt=0)
 
 
@@ -198,6 +201,28 @@ def load_scenario(path: Path | None = None) -> Scenario:
     with ``extends: other.yaml`` replaces only the top-level keys it sets."""
     path = path or DEFAULT_SCENARIO
     return validate(Scenario, _scenario_data(path), str(path))
+
+
+def with_team_keys(scenario: Scenario, path: Path) -> Scenario:
+    """The scenario with each team's key read from ``path`` (YAML: team name to key), for a
+    gateway that does not hold the scenario's public demo keys (a deployed one: its keys are
+    secrets). Every team of the scenario needs one; keys of other teams are left unused."""
+    keys = read_yaml(path)
+    if not isinstance(keys, dict) or not all(isinstance(k, str) for k in keys.values()):
+        raise ConfigError(f"{path}: must be a mapping of team names to keys (strings)")
+    missing = [team.name for team in scenario.teams if team.name not in keys]
+    if missing:
+        raise ConfigError(
+            f"{path}: no key for {', '.join(missing)}; the scenario's teams: "
+            f"{', '.join(team.name for team in scenario.teams)}"
+        )
+    short = [team.name for team in scenario.teams if len(keys[team.name]) < KEY_MIN_CHARS]
+    if short:
+        raise ConfigError(
+            f"{path}: key `{short[0]}`: a team's key has at least {KEY_MIN_CHARS} characters"
+        )
+    teams = tuple(team.model_copy(update={"key": keys[team.name]}) for team in scenario.teams)
+    return scenario.model_copy(update={"teams": teams})
 
 
 @dataclass(frozen=True)

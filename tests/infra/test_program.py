@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pulumi
 import pytest
@@ -12,6 +13,7 @@ from finops_platform import versions
 from finops_platform.config import require_alert_secret
 from finops_platform.render import load_stack, record
 from tests.infra.support import recorded
+from tests.paths import REPO
 
 TAGGABLE_AWS = (
     "aws:iam/role:Role", "aws:sqs/queue:Queue", "aws:cloudwatch/eventRule:EventRule",
@@ -125,7 +127,7 @@ def test_stacks_differ_in_capacity_and_consolidation():
 def test_grafana_password_is_random_secret_and_never_admin(recording):
     assert recording.mocks.of_type("random:index/randomPassword:RandomPassword")
     secret = one(recording, "kubernetes:core/v1:Secret", "observability-grafana-admin").inputs
-    assert secret["stringData"]["admin-password"] == "mock-generated-password"
+    assert secret["stringData"]["admin-password"] == "mock-password-observability-grafana-admin"
     values = one(recording, "kubernetes:helm.sh/v3:Release", "observability-chart").inputs["values"]
     assert values["grafana"]["admin"]["existingSecret"] == secret["metadata"]["name"]
     assert "adminPassword" not in values["grafana"]
@@ -158,10 +160,11 @@ def test_kubecost_recognises_spot_nodes(recording):
     )
 
 
-def test_outputs(recording):
+def test_the_outputs_are_those_the_readme_lists(recording):
     outputs = recording.outputs
-    assert {"cluster_name", "kubeconfig", "grafana_admin_password", "grafana_url", "port_forward",
-            "kubecost_url"} <= set(outputs)  # fmt: skip
+    listed = re.search(r"\*\*Outputs:\*\*(.*?)\.\n", (REPO / "README.md").read_text(), re.S)
+    assert listed is not None
+    assert set(re.findall(r"`(\w+)`", listed.group(1))) == set(outputs)
     assert "port-forward" in outputs["port_forward"]["grafana"]
 
 

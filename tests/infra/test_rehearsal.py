@@ -5,14 +5,14 @@ as one cluster: apply order, storage, monitoring, the README's commands, images,
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from finops_platform.render import Rehearsal, api_group
 from tests.infra.subcharts import GRAFANA, NotDerivable
 from tests.infra.support import ALL_STACKS, IN_CI, SCHEMAS, STACKS, need_shared
-from tests.infra.whole_cluster import Applied, Cluster, containers, is_custom, selects
+from tests.infra.whole_cluster import Applied, Cluster, containers, is_custom, pod_spec, selects
 from tests.paths import REPO
 
 # What every EKS cluster has before the program runs: the gp2 class (in-tree EBS provisioner,
@@ -90,6 +90,62 @@ def test_a_custom_object_whose_crd_comes_later_is_caught(rehearsed):
     assert applied_before(crd, monitor, cluster)
     cluster.depends[monitor.owner] = set()
     assert not applied_before(crd, monitor, cluster)
+
+
+def read_objects(spec: dict) -> Iterator[tuple[str, str]]:
+    """(kind, name) of each Secret and ConfigMap a pod mounts or reads into its environment,
+    unless the pod marks it optional (it then starts without it)."""
+    for volume in spec.get("volumes") or []:
+        for kind, source, name_field in (("Secret", "secret", "secretName"),
+                                         ("ConfigMap", "configMap", "name")):  # fmt: skip
+            ref = volume.get(source)
+            if ref and not ref.get("optional"):
+                yield kind, ref[name_field]
+    for container in [*containers(spec), *(spec.get("initContainers") or [])]:
+        for env in container.get("env") or []:
+            value_from = env.get("valueFrom") or {}
+            for kind, source in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                ref = value_from.get(source)
+                if ref and not ref.get("optional"):
+                    yield kind, ref["name"]
+        for env_from in container.get("envFrom") or []:
+            for kind, source in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                ref = env_from.get(source)
+                if ref and not ref.get("optional"):
+                    yield kind, ref["name"]
+
+
+def missing_reads(cluster: Cluster) -> list[str]:
+    """Each project pod's Secret or ConfigMap that is not applied before it in its namespace: the
+    pod would wait in ContainerCreating (or CreateContainerConfigError) until it exists."""
+    applied = {(o.kind, o.namespace, o.name): o for o in cluster.of_kind("Secret", "ConfigMap")}
+    problems = []
+    for workload, spec in cluster.pod_templates(project=True):
+        for kind, name in sorted(set(read_objects(spec))):
+            source = applied.get((kind, workload.namespace, name))
+            if source is None:
+                problems.append(f"{workload}: reads {kind} {name}, which nothing applies")
+            elif source.owner != workload.owner and source.owner not in cluster.depends.get(
+                workload.owner, set()
+            ):
+                problems.append(f"{workload}: reads {source}, which it does not wait for")
+    return problems
+
+
+@on(*ALL_STACKS)
+def test_every_secret_and_config_map_a_project_pod_reads_is_applied_before_it(cluster):
+    reads = [read for _, spec in cluster.pod_templates(project=True) for read in read_objects(spec)]
+    assert {("Secret", "locust-master-keys"), ("Secret", "ai-gateway-keys")} <= set(reads)
+    assert missing_reads(cluster) == []
+
+
+def test_a_pod_reading_a_secret_nothing_applies_is_caught(rehearsed):
+    cluster = Cluster(rehearsed("local"))
+    worker = next(o for o in cluster.of_kind("Deployment") if o.name == "locust-worker")
+    pod_spec(worker.manifest)["volumes"][0]["secret"]["secretName"] = "locust-keys-misspelled"
+    assert missing_reads(cluster) == [
+        f"{worker}: reads Secret locust-keys-misspelled, which nothing applies"
+    ]
 
 
 def system_ready(cluster: Cluster) -> set[str]:

@@ -64,13 +64,13 @@ def test_the_gateway_uses_tls_and_the_caches_password_and_no_pod_runs_valkey():
     recording = managed()
     user = one(recording, "aws:elasticache/user:User").inputs
     assert user["userName"] == "default" and user["engine"] == "valkey"
-    assert user["passwords"] == ["mock-generated-password"]
+    assert user["passwords"] == ["mock-password-store-auth-token"]
     secret = next(
         r.inputs
         for r in recording.mocks.of_type("kubernetes:core/v1:Secret")
         if r.inputs["metadata"]["name"] == "redis"
     )
-    assert secret["stringData"]["password"] == "mock-generated-password"
+    assert secret["stringData"]["password"] == "mock-password-store-auth-token"
     objects = kubernetes_objects(recording.mocks)
     gateway = next(o for o in objects if o["kind"] == "Deployment"
                    and o["metadata"]["name"] == "ai-gateway")  # fmt: skip

@@ -3,6 +3,8 @@ actually schedule on the stack's NodePools."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -13,6 +15,7 @@ from finops_platform.builders.karpenter import CAPACITY_TYPE_LABEL, POOL_LABEL
 from finops_platform.builders.placement import choose_pool, pod_placement
 from finops_platform.config import WorkloadsConfig, memory_mib
 from finops_platform.render import kubernetes_objects, load_stack
+from loadgen.scenario import load_scenario, with_team_keys
 from tests.infra.support import recorded
 
 COST_LABELS = {"app", "team", "cost-center", "phase"}
@@ -74,6 +77,68 @@ def test_gateway_config_and_key_secret_make_valid_settings(tmp_path):
         # The keys Secret must not cost the optimized teams their routing and budgets.
         assert (team.routing, team.limits) == (profile[name].routing, profile[name].limits)
         assert team.routing == "all" and team.limits.usd is not None
+
+
+def secret_data(recording, name: str) -> dict[str, str]:
+    return next(r.inputs["stringData"] for r in recording.mocks.of_type("kubernetes:core/v1:Secret")
+                if r.inputs["metadata"]["name"] == name)  # fmt: skip
+
+
+@pytest.mark.parametrize("stack", ["optimized", "local"])
+def test_each_team_gets_a_random_key_the_locust_pods_send(stack, tmp_path):
+    """No deployed gateway accepts the scenario's public demo keys, and the load still has one
+    key per team: the gateway's."""
+    recording = recorded(stack)
+    passwords = {r.name: r.inputs for r in
+                 recording.mocks.of_type("random:index/randomPassword:RandomPassword")}  # fmt: skip
+    scenario = load_scenario()
+    for team in scenario.teams:
+        assert passwords[f"workloads-key-{team.name}"]["length"] >= 32
+    gateway = yaml.safe_load(secret_data(recording, "ai-gateway-keys")["teams.yaml"])["teams"]
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(secret_data(recording, "locust-master-keys")["keys.yaml"])
+    sent = {team.name: team.key for team in with_team_keys(scenario, keys_file).teams}
+    assert sent == {name: team["keys"][0] for name, team in gateway.items()}
+    assert sent == {
+        team.name: f"sk-mock-password-workloads-key-{team.name}" for team in scenario.teams
+    }
+    assert not {team.key for team in scenario.teams} & set(sent.values())
+    assert recording.outputs["team_keys"] == sent
+
+
+def test_the_locust_pods_read_the_keys_secret_at_the_path_they_pass():
+    deployments = pods("optimized")
+    for name in ("locust-master", "locust-worker"):
+        spec = deployments[name]["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        args = container["args"]
+        path = args[args.index("--team-keys") + 1]
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        (volume,) = (n for n, mount in mounts.items() if path.startswith(mount + "/"))
+        assert volumes[volume]["secret"]["secretName"] == "locust-master-keys", name
+        assert path.rsplit("/", 1)[1] == build.LOCUST_KEYS_FILE
+
+
+def test_keys_set_in_the_stack_win_and_the_other_teams_keep_generated_ones():
+    keys = build.team_keys(
+        {"team-a": "random-a", "team-b": "random-b"}, {"team-a": "sk-mine", "team-c": "sk-c"}
+    )
+    assert keys == {"team-a": "sk-mine", "team-b": "sk-random-b", "team-c": "sk-c"}
+    assert build.team_keys({"team-a": "random-a"}, None) == {"team-a": "sk-random-a"}
+
+
+@pytest.mark.parametrize(
+    ("configured", "problem"),
+    [
+        (["sk-a"], "finops-sim:teamKeys: must be a mapping of team names to keys"),
+        ({"team-a": 7}, "finops-sim:teamKeys.team-a: must be a non-empty string"),
+        ({"team-a": ""}, "finops-sim:teamKeys.team-a: must be a non-empty string"),
+    ],
+)
+def test_bad_team_keys_name_the_config_key(configured, problem):
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        build.team_keys({"team-a": "random-a"}, configured)
 
 
 def with_team_settings(teams: object) -> WorkloadsConfig:

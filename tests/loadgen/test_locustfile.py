@@ -27,6 +27,22 @@ def gateway(start_gateway, tmp_path):
     return process
 
 
+DEPLOYED_TEAMS = ("team-a", "team-b")
+
+
+@pytest.fixture
+def deployed_gateway(start_gateway, tmp_path):
+    """A gateway holding its own keys, not the scenario's demo ones, as a deployed one does; its
+    ``keys_file`` is what the stack mounts into the Locust pods."""
+    log = tmp_path / "deployed-requests.jsonl"
+    teams = {name: {"keys": [f"sk-deployed-{name}-key"]} for name in DEPLOYED_TEAMS}
+    process = start_gateway(profile="unoptimized", request_log=str(log), teams=teams)
+    process.request_log = log
+    process.keys_file = tmp_path / "keys.yaml"
+    process.keys_file.write_text("".join(f"{n}: sk-deployed-{n}-key\n" for n in DEPLOYED_TEAMS))
+    return process
+
+
 def locust(*args: str, **kwargs) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args],
@@ -48,12 +64,13 @@ def test_headless_sends_exactly_max_requests_with_ground_truth(gateway):
     assert {"intent", "question", "difficulty", "kind", "index"} <= set(record.sim)
 
 
-def test_master_and_workers_share_one_sequence(gateway):
+def test_master_and_workers_share_one_sequence_and_the_masters_team_keys(deployed_gateway):
+    gateway = deployed_gateway
     port = free_port()
     master = locust("--master", "--headless", "--expect-workers", "2", "-u", "2", "-r", "2",
                     "--host", gateway.url, "--master-bind-port", str(port),
                     "--max-requests", "40", "--sequence-workers", "2", "--run-time", "12s",
-                    "--only-summary")  # fmt: skip
+                    "--team-keys", str(gateway.keys_file), "--only-summary")  # fmt: skip
     workers = [
         locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
         for _ in range(2)
@@ -107,14 +124,24 @@ def test_the_web_uis_form_cannot_start_zero_sequence_workers(gateway):
     assert not gateway.request_log.exists() or not gateway.request_log.read_text().strip()
 
 
-def test_an_invalid_scenario_stops_locust_with_the_reason(gateway, tmp_path):
+@pytest.mark.parametrize(
+    ("flag", "text", "reason"),
+    [
+        ("--scenario", "version: 1\nname: broken\n", "invalid scenario"),
+        ("--team-keys", "team-a: sk-deployed-team-a-key\n", "no key for team-b"),
+    ],
+)
+def test_an_invalid_scenario_or_keys_file_stops_locust_naming_it(
+    gateway, tmp_path, flag, text, reason
+):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\nname: broken\n")
+    bad.write_text(text)
     run = locust("--headless", "-u", "1", "-r", "1", "--host", gateway.url,
-                 "--scenario", str(bad), "--only-summary")  # fmt: skip
+                 flag, str(bad), "--only-summary")  # fmt: skip
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 2
-    assert "invalid scenario" in stderr.decode() and "bad.yaml" in stderr.decode()
+    assert reason in stderr.decode() and str(bad) in stderr.decode()
+    assert not gateway.request_log.exists() or not gateway.request_log.read_text().strip()
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--sequence-workers", "0"), ("--max-requests", "-1")])
@@ -124,3 +151,13 @@ def test_an_out_of_range_count_is_refused_naming_the_flag(flag, value):
     _, err = run.communicate(timeout=60)
     assert run.returncode == 2
     assert f"argument {flag}: '{value}' is invalid: allowed values are" in err.decode()
+
+
+def test_team_keys_let_the_load_through_a_gateway_without_the_demo_keys(deployed_gateway):
+    gateway = deployed_gateway
+    run = locust("--headless", "-u", "2", "-r", "2", "--host", gateway.url, "--max-requests", "30",
+                 "--only-summary", "--team-keys", str(gateway.keys_file))  # fmt: skip
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 0, stderr.decode()[-2000:]
+    assert indices(gateway.request_log) == list(range(30))
+    assert {record.team for record in read_log(gateway.request_log)} == set(DEPLOYED_TEAMS)

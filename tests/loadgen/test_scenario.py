@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from finops_common.config import ConfigError
-from loadgen.scenario import DEFAULT_SCENARIO, Arrival, generate, load_scenario
+from loadgen.scenario import DEFAULT_SCENARIO, Arrival, generate, load_scenario, with_team_keys
 
 
 def take(scenario, n: int, seed: int | None = None):
@@ -135,3 +135,33 @@ def test_invalid_scenarios_name_the_problem(tmp_path, change, expected):
         load_scenario(write_variant(tmp_path, change))
     assert "scenario.yaml" in str(info.value)
     assert expected in str(info.value)
+
+
+def test_team_keys_from_a_file_replace_the_demo_keys_in_every_request(tmp_path):
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("team-a: sk-deployed-a-0123\nteam-b: sk-deployed-b-0123\nteam-c: sk-c-0123\n")
+    scenario = with_team_keys(load_scenario(), keys)
+    requests = list(itertools.islice(generate(scenario), 200))
+    assert {r.team for r in requests} == {"team-a", "team-b"}
+    assert {r.api for r in requests} == {"openai", "anthropic"}
+    for request in requests:
+        headers = request.headers()
+        sent = headers.get("x-api-key") or headers["authorization"].removeprefix("Bearer ")
+        assert sent == f"sk-deployed-{request.team[-1]}-0123"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("team-a: sk-deployed-a-0123\n", "no key for team-b; the scenario's teams: team-a, team-b"),
+        ("- sk-deployed-a-0123\n", "must be a mapping of team names to keys"),
+        ("team-a: 12345678\nteam-b: sk-b-0123\n", "must be a mapping of team names to keys"),
+        ("team-a: short\nteam-b: sk-b-0123\n", "key `team-a`: a team's key has at least 8"),
+    ],
+)
+def test_a_bad_team_keys_file_names_itself_and_the_problem(tmp_path, text, expected):
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        with_team_keys(load_scenario(), keys)
+    assert str(keys) in str(info.value) and expected in str(info.value)

@@ -69,6 +69,13 @@ def resources(spec: ContainerResources) -> dict[str, Any]:
 
 SETTINGS_SOURCE = "finops-sim:workloads.gateway.settings"
 TEAM_KEYS = "finops-sim:teamKeys"
+# The Locust pods read the teams' keys from this Secret (locust_keys_yaml).
+LOCUST_KEYS_SECRET = f"{LOCUST_MASTER}-keys"
+LOCUST_KEYS_DIR = "/etc/locust-keys"
+LOCUST_KEYS_FILE = "keys.yaml"
+# A generated team key: this prefix, then a random password of this length (letters and digits).
+GENERATED_KEY_PREFIX = "sk-"
+GENERATED_KEY_LENGTH = 40
 # Stands in for the secret keys wherever the settings are checked before the keys are known.
 _PLACEHOLDER_KEY = "sha256:" + "0" * 64
 
@@ -107,6 +114,27 @@ def gateway_settings_yaml(workloads: WorkloadsConfig) -> str:
 def external_store_url(host: str) -> str:
     """ElastiCache Serverless: TLS only (rediss), the password of its `default` user."""
     return f"rediss://:$(REDIS_PASSWORD)@{host}:{REDIS_PORT}/0"
+
+
+def team_keys(generated: dict[str, str], configured: object) -> dict[str, str]:
+    """Every team's key: the one set in ``finops-sim:teamKeys``, else a generated one (the random
+    part of it in ``generated``), so no deployed gateway accepts the scenario's public demo keys
+    and the Locust load always has a key for each team it sends."""
+    configured = configured or {}
+    if not isinstance(configured, dict):
+        raise ConfigError(f"{TEAM_KEYS}: must be a mapping of team names to keys")
+    for team, key in configured.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"{TEAM_KEYS}.{team}: must be a non-empty string (the team's key)")
+    return {
+        **{team: GENERATED_KEY_PREFIX + random for team, random in generated.items()},
+        **configured,
+    }
+
+
+def locust_keys_yaml(keys: dict[str, str]) -> str:
+    """The file ``--team-keys`` reads: team name to key."""
+    return yaml.safe_dump(keys, sort_keys=True)
 
 
 def team_keys_yaml(keys: dict[str, str], workloads: WorkloadsConfig) -> str:
@@ -414,6 +442,11 @@ class WorkloadBuilder:
     def locust(self) -> list[dict[str, Any]]:
         loc = self.w.locust
         host = f"http://{GATEWAY}.{NAMESPACE}.svc"
+        # The gateway's keys, which are secrets; the image's scenario holds only demo keys. A
+        # worker takes the master's options, so both read the file at the same path.
+        keys_mount = {"name": "keys", "mountPath": LOCUST_KEYS_DIR, "readOnly": True}
+        keys_volume = {"name": "keys", "secret": {"secretName": LOCUST_KEYS_SECRET}}
+        keys_args = ["--team-keys", f"{LOCUST_KEYS_DIR}/{LOCUST_KEYS_FILE}"]
         master = {
             "name": "master",
             "image": self.images["loadgen"],
@@ -436,6 +469,7 @@ class WorkloadBuilder:
                 # when it quits, and this master keeps its web UI (with the HTML report) up.
                 "--csv",
                 "/reports/run",
+                *keys_args,
             ],
             "ports": [
                 {"name": "workers", "containerPort": 5557},
@@ -444,16 +478,18 @@ class WorkloadBuilder:
             "readinessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 10},
             "livenessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 20},
             "resources": resources(self.workloads[LOCUST_MASTER].resources),
-            "volumeMounts": [{"name": "reports", "mountPath": "/reports"}],
+            "volumeMounts": [{"name": "reports", "mountPath": "/reports"}, keys_mount],
         }
         worker = {
             "name": "worker",
             "image": self.images["loadgen"],
-            "args": ["--worker", "--master-host", f"{LOCUST_MASTER}.{NAMESPACE}.svc"],
+            "args": ["--worker", "--master-host", f"{LOCUST_MASTER}.{NAMESPACE}.svc", *keys_args],
             "resources": resources(self.workloads[LOCUST_WORKER].resources),
+            "volumeMounts": [keys_mount],
         }
+        master_volumes = [{"name": "reports", "emptyDir": {}}, keys_volume]
         return [
-            self._workload(LOCUST_MASTER, [master], volumes=[{"name": "reports", "emptyDir": {}}]),
+            self._workload(LOCUST_MASTER, [master], volumes=master_volumes),
             self._service(
                 LOCUST_MASTER,
                 LOCUST_MASTER,
@@ -462,7 +498,7 @@ class WorkloadBuilder:
                     {"name": "web", "port": 8089, "targetPort": "web"},
                 ],
             ),
-            self._workload(LOCUST_WORKER, [worker]),
+            self._workload(LOCUST_WORKER, [worker], volumes=[keys_volume]),
         ]
 
     # ---- demo microservices -----------------------------------------------------------------

@@ -50,11 +50,6 @@ class ExternalStore:
     password: pulumi.Output[str]
 
 
-def demo_team_keys() -> dict[str, str]:
-    """The default scenario's keys: public demo values, so the Locust load is accepted."""
-    return {team.name: team.key for team in load_scenario().teams}
-
-
 class Workloads(pulumi.ComponentResource):
     def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("finops:platform:Workloads", name, None, opts)
@@ -75,7 +70,32 @@ class Workloads(pulumi.ComponentResource):
             f"{name}-ns", metadata=manifests[0]["metadata"], opts=base
         )
         in_ns = pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[namespace]))
-        if external is None:
+        self.team_keys = self._team_keys(name, args.team_keys)
+        secrets = self._secrets(name, builder, args, in_ns)
+        # What pods read (Secrets, ConfigMaps) is applied first, so no pod waits for it.
+        config_maps = [
+            self._apply(name, manifest, in_ns)
+            for manifest in manifests[1:]
+            if manifest["kind"] == "ConfigMap"
+        ]
+        after_inputs = pulumi.ResourceOptions.merge(
+            in_ns, pulumi.ResourceOptions(depends_on=[*secrets, *config_maps])
+        )
+        for manifest in manifests[1:]:
+            if manifest["kind"] != "ConfigMap":
+                self._apply(name, manifest, after_inputs)
+        self.register_outputs({"namespace": build.NAMESPACE, "team_keys": self.team_keys})
+
+    def _secrets(
+        self,
+        name: str,
+        builder: build.WorkloadBuilder,
+        args: WorkloadsArgs,
+        opts: pulumi.ResourceOptions,
+    ) -> list[k8s.core.v1.Secret]:
+        """The store's password (random, or ElastiCache's) and the teams' keys, for the gateway
+        and for the Locust pods."""
+        if args.external_store is None:
             redis_password = random.RandomPassword(
                 f"{name}-redis-password",
                 length=32,
@@ -83,43 +103,62 @@ class Workloads(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             ).result
         else:
-            redis_password = external.password
-        secrets = [
+            redis_password = args.external_store.password
+        return [
             k8s.core.v1.Secret(
                 f"{name}-redis",
                 metadata=builder.meta(build.REDIS, build.REDIS),
                 string_data={"password": redis_password},
-                opts=in_ns,
+                opts=opts,
             ),
             k8s.core.v1.Secret(
                 f"{name}-gateway-keys",
                 metadata=builder.meta(f"{build.GATEWAY}-keys", build.GATEWAY),
                 string_data={
-                    "teams.yaml": pulumi.Output.secret(
-                        pulumi.Output.from_input(args.team_keys or demo_team_keys())
-                    ).apply(lambda keys: build.team_keys_yaml(keys, args.config))
+                    "teams.yaml": self.team_keys.apply(
+                        lambda keys: build.team_keys_yaml(keys, args.config)
+                    )
                 },
-                opts=in_ns,
+                opts=opts,
+            ),
+            k8s.core.v1.Secret(
+                f"{name}-locust-keys",
+                metadata=builder.meta(build.LOCUST_KEYS_SECRET, build.LOCUST_MASTER),
+                string_data={build.LOCUST_KEYS_FILE: self.team_keys.apply(build.locust_keys_yaml)},
+                opts=opts,
             ),
         ]
-        with_secrets = pulumi.ResourceOptions.merge(
-            in_ns, pulumi.ResourceOptions(depends_on=secrets)
+
+    @staticmethod
+    def _apply(
+        name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions
+    ) -> pulumi.Resource:
+        """One builder manifest as its typed resource, or as a custom resource."""
+        kind, meta = manifest["kind"], manifest["metadata"]
+        resource_name = f"{name}-{kind.lower()}-{meta['name']}"
+        fields = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
+        if kind in _KINDS:
+            return _KINDS[kind](resource_name, metadata=meta, opts=opts, **fields)
+        return k8s.apiextensions.CustomResource(
+            resource_name, api_version=manifest["apiVersion"], kind=kind, metadata=meta, opts=opts,
+            **fields,
+        )  # fmt: skip
+
+    def _team_keys(
+        self, name: str, configured: pulumi.Input[dict[str, str]] | None
+    ) -> pulumi.Output[dict[str, str]]:
+        """A random key for each team of the load's scenario, under the keys the stack sets."""
+        generated = {
+            team.name: random.RandomPassword(
+                f"{name}-key-{team.name}",
+                length=build.GENERATED_KEY_LENGTH,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            ).result
+            for team in load_scenario().teams
+        }
+        return pulumi.Output.secret(
+            pulumi.Output.all(pulumi.Output.all(**generated), configured).apply(
+                lambda both: build.team_keys(both[0], both[1])
+            )
         )
-        for manifest in manifests[1:]:
-            kind, meta = manifest["kind"], manifest["metadata"]
-            resource_name = f"{name}-{kind.lower()}-{meta['name']}"
-            fields = {
-                k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")
-            }
-            if kind in _KINDS:
-                _KINDS[kind](resource_name, metadata=meta, opts=with_secrets, **fields)
-            else:
-                k8s.apiextensions.CustomResource(
-                    resource_name,
-                    api_version=manifest["apiVersion"],
-                    kind=kind,
-                    metadata=meta,
-                    opts=with_secrets,
-                    **fields,
-                )
-        self.register_outputs({"namespace": build.NAMESPACE})
