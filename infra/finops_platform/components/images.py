@@ -13,10 +13,9 @@ import pulumi_docker_build as docker_build
 from ..config import ImagesConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-DOCKERFILES = {
-    "gateway": "services/ai_gateway/Dockerfile",
-    "loadgen": "services/loadgen/Dockerfile",
-}
+# One Dockerfile, one target per image (they share its pinned Python base).
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+IMAGES = ("gateway", "loadgen")
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class Images(pulumi.ComponentResource):
             self.gateway = pulumi.Output.from_input(config.gateway)
             self.loadgen = pulumi.Output.from_input(config.loadgen)
         else:
-            refs = {image: self._build(name, image, args) for image in DOCKERFILES}
+            refs = {image: self._build(name, image, args) for image in IMAGES}
             self.gateway, self.loadgen = refs["gateway"], refs["loadgen"]
         self.register_outputs({"gateway": self.gateway, "loadgen": self.loadgen})
 
@@ -57,7 +56,8 @@ class Images(pulumi.ComponentResource):
         built = docker_build.Image(
             f"{name}-{image}",
             context=docker_build.BuildContextArgs(location=str(REPO_ROOT)),
-            dockerfile=docker_build.DockerfileArgs(location=str(REPO_ROOT / DOCKERFILES[image])),
+            dockerfile=docker_build.DockerfileArgs(location=str(DOCKERFILE)),
+            target=image,
             platforms=[docker_build.Platform.LINUX_AMD64],
             push=True,
             tags=[ref],
