@@ -88,14 +88,31 @@ def test_the_gateway_serves_without_the_simulations_extra(tmp_path):
     assert "ModuleNotFoundError" not in log.read_text()
 
 
-def _direct_pins() -> dict[str, str]:
+PIN_FILES = ("requirements.txt", "requirements-dev.txt", "policy/requirements.txt")
+
+
+def _pin_lines() -> dict[str, list[str]]:
+    """The requirement lines of each place that pins the project's direct dependencies."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    lines = [*project["dependencies"]]
-    for extra in project["optional-dependencies"].values():
-        lines += extra
-    for name in ("requirements.txt", "requirements-dev.txt"):
-        lines += (REPO / name).read_text().splitlines()
+    places = {"pyproject.toml": [*project["dependencies"]]}
+    for extra, lines in project["optional-dependencies"].items():
+        places[f"pyproject.toml [{extra}]"] = lines
+    for name in PIN_FILES:
+        places[name] = (REPO / name).read_text().splitlines()
+    return places
+
+
+def _direct_pins() -> dict[str, str]:
+    lines = [line for place in _pin_lines().values() for line in place]
     return {_canonical(m.group(1)): m.group(2) for m in map(PIN.match, lines) if m is not None}
+
+
+def test_each_direct_dependency_is_pinned_in_one_place():
+    places: dict[str, list[str]] = {}
+    for place, lines in _pin_lines().items():
+        for match in filter(None, map(PIN.match, lines)):
+            places.setdefault(_canonical(match.group(1)), []).append(place)
+    assert {name: where for name, where in places.items() if len(where) > 1} == {}
 
 
 def test_the_lock_file_pins_every_direct_dependency_at_its_version():
