@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import prometheus_client
 import uvicorn
 import yaml
+from fastapi import FastAPI
 
 from finops_common.config import ConfigError
 
@@ -149,38 +151,68 @@ def main(argv: list[str] | None = None) -> int:
         refusal = default_router().embedding_head_refusal(gateway.embedder)
         if refusal is not None:
             log.warning("%s", refusal)
-    log.info(
-        "profile=%s store=%s embedder=%s listening on http://%s:%d (metrics port %d)",
-        settings.profile,
-        store.kind,
-        gateway.embedder.name if gateway.embedder else "none",
-        args.host,
-        args.port,
-        metrics_port,
-    )
-    if metrics_port:
-        # Apart from the API port: the Service applications use never exposes every team's spend.
-        try:
-            prometheus_client.start_http_server(
-                metrics_port, args.host, registry=gateway.meter.metrics.registry
-            )
-        except OSError as exc:
-            return _fail(
-                f"cannot serve metrics on {args.host}:{metrics_port} ({exc.strerror}): set "
-                "--metrics-port or the metrics_port setting to a free port, or 0 to turn it off"
-            )
-    app = create_app(gateway, freeze_heap=True)
-    uvicorn.run(
+    try:
+        api_socket = listening_socket(args.host, args.port)
+    except OSError as exc:
+        return _fail(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror}): set --host to an "
+            "address of this machine and --port to a free port"
+        )
+    with api_socket:
+        if metrics_port:
+            # Apart from the API port: the Service applications use never exposes every team's
+            # spend.
+            try:
+                prometheus_client.start_http_server(
+                    metrics_port, args.host, registry=gateway.meter.metrics.registry
+                )
+            except OSError as exc:
+                return _fail(
+                    f"cannot serve metrics on {args.host}:{metrics_port} ({exc.strerror}): set "
+                    "--metrics-port or the metrics_port setting to a free port, or 0 to turn it "
+                    "off"
+                )
+        log.info(
+            "profile=%s store=%s embedder=%s listening on http://%s:%d (metrics port %d)",
+            settings.profile,
+            store.kind,
+            gateway.embedder.name if gateway.embedder else "none",
+            args.host,
+            args.port,
+            metrics_port,
+        )
+        serve(create_app(gateway, freeze_heap=True), api_socket, args.log_level)
+    return 0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The API's socket, bound before start-up goes on: a busy port or a host that is not this
+    machine's stops it with a message naming the flags (uvicorn would say so only after the
+    application's start-up, among its own log lines). OSError (gaierror too) when it cannot."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(app: FastAPI, api_socket: socket.socket, log_level: str) -> None:
+    """Serve the app on the bound socket until a signal stops the server."""
+    config = uvicorn.Config(
         app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
+        log_level=log_level,
         access_log=False,
         loop="uvloop",  # cheaper per request than asyncio and h11 (README, "Benchmarks")
         http="httptools",
         timeout_keep_alive=KEEP_ALIVE_S,
     )
-    return 0
+    uvicorn.Server(config).run(sockets=[api_socket])
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import yaml
 
 from ai_gateway.embeddings import Model2VecEmbedder
 from ai_gateway.router import BUILT_MODEL_FOLDER, default_router
+from finops_common.process import free_port
 from tests.paths import EMBEDDING_MODEL, REPO
 
 
@@ -89,10 +91,26 @@ def test_the_server_it_starts_freezes_its_start_up_heap(monkeypatch):
 
     served: list[object] = []
     monkeypatch.setattr(cli, "create_app", create_app)
-    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **_: served.append(app))
+    monkeypatch.setattr(cli, "serve", lambda app, *_: served.append(app))
     monkeypatch.delenv("REDIS_URL", raising=False)
-    assert cli.main(["--profile", "unoptimized", "--metrics-port", "0"]) == 0
+    port = str(free_port())
+    assert cli.main(["--profile", "unoptimized", "--port", port, "--metrics-port", "0"]) == 0
     assert built == [{"freeze_heap": True}] and len(served) == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"), [("127.0.0.1", "Address already in use"), ("999.1.1.1", "not known")]
+)
+def test_a_busy_port_or_a_foreign_host_exits_2_naming_both_flags(host, reason):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("--profile", "unoptimized", "--host", host, "--port", str(port))
+    assert result.returncode == 2
+    assert f"cannot listen on {host}:{port} (" in result.stderr and reason in result.stderr
+    assert "set --host to an address of this machine and --port to a free port" in result.stderr
+    assert "Traceback" not in result.stderr and "Application startup" not in result.stderr
 
 
 def test_an_idle_keep_alive_connection_outlives_the_clients_idle_timeout(start_gateway):
@@ -229,13 +247,14 @@ def test_check_embedder_names_another_model2vec_model(tmp_path):
 def test_start_up_warns_when_routing_cannot_use_its_embedding_head(tmp_path, monkeypatch, caplog):
     from ai_gateway import cli
 
-    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **_: None)
+    monkeypatch.setattr(cli, "serve", lambda *_: None)
     monkeypatch.delenv("REDIS_URL", raising=False)
     config = str(_lexical_config(tmp_path))
-    assert cli.main(["--profile", "optimized", "--config", config, "--metrics-port", "0"]) == 0
+    port = ["--port", str(free_port()), "--metrics-port", "0"]
+    assert cli.main(["--profile", "optimized", "--config", config, *port]) == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("features-only head" in message for message in warnings), warnings
 
     caplog.clear()
-    assert cli.main(["--profile", "unoptimized", "--metrics-port", "0"]) == 0  # no routing
+    assert cli.main(["--profile", "unoptimized", *port]) == 0  # no routing
     assert not [r for r in caplog.records if "features-only" in r.getMessage()]
