@@ -698,7 +698,8 @@ def _count_tokens_doc() -> dict[str, Any]:
 def _budgets_doc() -> dict[str, Any]:
     return {
         "summary": "Budgets and limits",
-        "description": "A team's key sees its own team; an admin key sees every team.",
+        "description": "A team's key sees its own team; an admin key sees every team. A team "
+        "without any limit keeps no ledger: its `spent_usd` and `reserved_usd` are null.",
         "tags": ["budgets"],
         "responses": {
             200: {"model": BudgetReport, "description": "One row per team."},

@@ -396,15 +396,17 @@ def team_limits(settings: GatewaySettings) -> dict[str, TeamLimits]:
 
 
 class BudgetRow(BaseModel):
-    """One team's budget in its current period (GET /v1/budgets); money in USD."""
+    """One team's budget in its current period (GET /v1/budgets); money in USD. A team without
+    any limit keeps no ledger, so its spend and reservations are null, not zero: its spend is in
+    the metrics (``ai_cost_total``)."""
 
     team: str
     period: Period
     period_start: str
     period_end: str
     budget_usd: float | None
-    spent_usd: float
-    reserved_usd: float
+    spent_usd: float | None
+    reserved_usd: float | None
     remaining_usd: float | None
     tokens_per_minute: int | None
     requests_per_minute: int | None
@@ -503,7 +505,8 @@ class Budgets:
         for team in teams:
             limits = self._limits[team]
             w = window(team, limits.period, now)
-            spent, reserved = await self._ledger.usage(w)
+            metered = limits.any
+            spent, reserved = await self._ledger.usage(w) if metered else (0, 0)
             budget = limits.budget_nanos
             rows.append(
                 BudgetRow(
@@ -512,8 +515,8 @@ class Budgets:
                     period_start=w.period_start.isoformat(),
                     period_end=w.period_end.isoformat(),
                     budget_usd=None if budget is None else budget / NANOS_PER_USD,
-                    spent_usd=spent / NANOS_PER_USD,
-                    reserved_usd=reserved / NANOS_PER_USD,
+                    spent_usd=spent / NANOS_PER_USD if metered else None,
+                    reserved_usd=reserved / NANOS_PER_USD if metered else None,
                     remaining_usd=None
                     if budget is None
                     else max(budget - spent, 0) / NANOS_PER_USD,

@@ -271,6 +271,19 @@ async def test_budgets_endpoint_shows_a_team_its_own_and_an_admin_everything(app
     assert_openai_error(denied, 401)
 
 
+async def test_a_team_without_limits_shows_no_spend_rather_than_zero(app_client):
+    """It keeps no ledger: a zero would read as "spent nothing" after it spent."""
+    client = await app_client("unoptimized")
+    body = {"model": "gpt-4o-mini", "messages": HI}
+    assert (await client.post(OPENAI, json=body, headers=KEY)).status_code == 200
+    (row,) = (await client.get("/v1/budgets", headers=KEY)).json()["data"]
+    assert (row["budget_usd"], row["spent_usd"], row["reserved_usd"]) == (None, None, None)
+    limited = await app_client("optimized", **budget_settings(tokens_per_minute=10**6))
+    assert (await limited.post(OPENAI, json=body, headers=KEY)).status_code == 200
+    (row,) = (await limited.get("/v1/budgets", headers=KEY)).json()["data"]
+    assert row["spent_usd"] > 0 and row["reserved_usd"] == 0
+
+
 async def test_health_and_readiness(client):
     assert (await client.get("/healthz")).json() == {"status": "ok", "store": "up"}
     assert (await client.get("/readyz")).json() == {"status": "ready", "store": "up"}
