@@ -223,7 +223,8 @@ class MemoryLedger:
     async def settle(self, reservation: Reservation, cost_nanos: int, tokens: int) -> int:
         w = reservation.window
         budget = self._counter(w.budget_key)
-        budget["reserved"] = budget.get("reserved", 0) - reservation.cost_nanos
+        reserved = max(budget.get("reserved", 0), 0)
+        budget["reserved"] = reserved - min(reservation.cost_nanos, reserved)  # as _SETTLE
         budget["spent"] = budget.get("spent", 0) + cost_nanos
         if w.budget_key not in self._counters:
             self._counters[w.budget_key] = (self._clock() + 86_400, budget)
@@ -309,7 +310,9 @@ local reserved_cost, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local reserved_tokens, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local period_end, past_period_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
 if redis.call('ZREM', KEYS[3], ARGV[7]) == 1 then  -- else a later reservation released it
-  redis.call('HINCRBY', KEYS[1], 'reserved', -reserved_cost)
+  -- Never below zero: a hash deleted since (a team's spend reset) no longer holds this cost.
+  local reserved = math.max(tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0'), 0)
+  redis.call('HINCRBY', KEYS[1], 'reserved', -math.min(reserved_cost, reserved))
 end
 local spent = redis.call('HINCRBY', KEYS[1], 'spent', cost)
 if redis.call('TTL', KEYS[1]) == -1 and tonumber(redis.call('TIME')[1]) >= period_end then

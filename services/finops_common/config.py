@@ -20,9 +20,11 @@ class ConfigError(Exception):
 
 
 class StrictModel(BaseModel):
-    """Immutable, and an unknown key is an error (a typo must not be silently ignored)."""
+    """Immutable, and an unknown key is an error (a typo must not be silently ignored). No
+    number may be infinite or NaN (YAML's `.inf` and `.nan`): none is a price, a limit or a size,
+    and an infinite budget reached start-up as an OverflowError."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

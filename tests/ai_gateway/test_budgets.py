@@ -336,6 +336,26 @@ async def test_holds_outliving_their_budget_hash_are_dropped_not_subtracted(shor
     assert (await reserve(0.1))[0] == "budget"
 
 
+async def test_a_request_settled_after_its_teams_reset_leaves_no_negative_reservation(
+    short_holds,
+):
+    """Settling a reservation whose budget hash was deleted (a reset) under way must not write a
+    negative reserved total: it lifted the budget for everyone after."""
+    ledger, store = short_holds
+    now = datetime.now(UTC)
+    w = window("reset-mid-request", "month", now)
+    under_way = Reservation(w, to_nanos(0.8), 0)
+    assert (await ledger.reserve(under_way, ONE_DOLLAR_A_MONTH, now))[0] == "ok"
+    await store.client.execute("DEL", KEY_PREFIX + w.budget_key)
+    await ledger.settle(under_way, to_nanos(0.3), 0)
+    assert await ledger.usage(w) == (to_nanos(0.3), 0)
+    admitted = [
+        (await ledger.reserve(Reservation(w, to_nanos(0.1), 0), ONE_DOLLAR_A_MONTH, now))[0]
+        for _ in range(10)
+    ]
+    assert admitted.count("ok") == 7  # $0.3 spent, $0.7 left of $1
+
+
 async def test_a_reservation_nobody_settles_is_released_after_its_hold(short_holds):
     """A reply lost after the script ran leaves a reservation the gateway will never settle.
     Its hold runs out, and the next reservation releases it; a settlement that still comes later

@@ -118,3 +118,14 @@ def test_several_config_files_merge_in_order(tmp_path):
     assert set(settings.teams) == {"ops"}
     assert settings.latency_scale == 0
     assert settings.cache.exact.ttl_seconds == 120
+
+
+@pytest.mark.parametrize("text", [".inf", "-.inf", ".nan"])
+def test_an_infinite_or_nan_number_is_refused_naming_the_key(tmp_path, text):
+    """YAML reads `.inf` as a float: an infinite team budget passed `gt=0` and crashed start-up."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"teams:\n  ops:\n    keys: [sk-ops-0123]\n    limits: {{usd: {text}}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings("unoptimized", path)
+    assert f"{path}: key `teams.ops.limits.usd`" in str(info.value)
+    assert "finite number" in str(info.value)
