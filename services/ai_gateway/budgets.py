@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -166,8 +167,12 @@ class Ledger(Protocol):
         """
         ...
 
-    async def settle(self, reservation: Reservation, cost_nanos: int, tokens: int) -> int:
-        """Replace a reservation by the actual cost and tokens; returns the spend after it."""
+    async def settle(
+        self, reservation: Reservation, cost_nanos: int, tokens: int, retry: bool = False
+    ) -> int:
+        """Replace a reservation by the actual cost and tokens; returns the spend after it. A
+        ``retry`` of a settlement the store did not answer is applied only while the
+        reservation's hold is in the ledger: the first attempt, had it run, removed it."""
         ...
 
     async def usage(self, w: Window) -> tuple[int, int]:
@@ -220,7 +225,10 @@ class MemoryLedger:
             self._bump(w.budget_key, "reserved", cost, ttl_seconds(w.period_end, now))
         return "ok", spent
 
-    async def settle(self, reservation: Reservation, cost_nanos: int, tokens: int) -> int:
+    async def settle(
+        self, reservation: Reservation, cost_nanos: int, tokens: int, retry: bool = False
+    ) -> int:
+        """``retry`` never happens here: this ledger always answers."""
         w = reservation.window
         budget = self._counter(w.budget_key)
         reserved = max(budget.get("reserved", 0), 0)
@@ -309,10 +317,13 @@ _SETTLE = Script("""
 local reserved_cost, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local reserved_tokens, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local period_end, past_period_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
-if redis.call('ZREM', KEYS[3], ARGV[7]) == 1 then  -- else a later reservation released it
+local held = redis.call('ZREM', KEYS[3], ARGV[7]) == 1  -- else a later reservation released it
+if held then
   -- Never below zero: a hash deleted since (a team's spend reset) no longer holds this cost.
   local reserved = math.max(tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0'), 0)
   redis.call('HINCRBY', KEYS[1], 'reserved', -math.min(reserved_cost, reserved))
+elseif ARGV[8] == '1' then  -- a retry whose first attempt ran (or whose hold ran out)
+  return tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
 end
 local spent = redis.call('HINCRBY', KEYS[1], 'spent', cost)
 if redis.call('TTL', KEYS[1]) == -1 and tonumber(redis.call('TIME')[1]) >= period_end then
@@ -355,7 +366,9 @@ class RedisLedger:
             raise StoreUnavailable(f"redis budget reservation failed: {exc}") from exc
         return _reason(reason.decode()), int(spent)
 
-    async def settle(self, reservation: Reservation, cost_nanos: int, tokens: int) -> int:
+    async def settle(
+        self, reservation: Reservation, cost_nanos: int, tokens: int, retry: bool = False
+    ) -> int:
         w = reservation.window
         try:
             spent = await self._client.run_script(
@@ -363,7 +376,8 @@ class RedisLedger:
                 keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.tokens_key,
                       KEY_PREFIX + w.holds_key],
                 args=[reservation.cost_nanos, cost_nanos, reservation.tokens, tokens,
-                      int(w.period_end.timestamp()), PAST_PERIOD_TTL_S, reservation.hold],
+                      int(w.period_end.timestamp()), PAST_PERIOD_TTL_S, reservation.hold,
+                      int(retry)],
             )  # fmt: skip
         except RespError as exc:
             raise StoreUnavailable(f"redis budget settlement failed: {exc}") from exc
@@ -415,6 +429,21 @@ class BudgetRow(BaseModel):
     requests_per_minute: int | None
 
 
+@dataclass(frozen=True)
+class Unsettled:
+    """A settlement the store did not answer, kept for a retry."""
+
+    team: str
+    reservation: Reservation
+    cost_nanos: int
+    tokens: int
+
+
+# Settlements kept while the store is down: about 200 bytes each, so at most ~20 MB; past it
+# the oldest is dropped (its reservation is then released when its hold runs out).
+UNSETTLED_MAX = 100_000
+
+
 class Budgets:
     """The pipeline's budget stage: admit a worst case, settle the actual cost, report."""
 
@@ -429,6 +458,7 @@ class Budgets:
         self._ledger = ledger
         self._metrics = metrics
         self._fail_open = fail_open
+        self._unsettled: deque[Unsettled] = deque(maxlen=UNSETTLED_MAX)
         for team, team_limit in limits.items():
             if team_limit.budget_nanos is not None:
                 usd = team_limit.budget_nanos / NANOS_PER_USD
@@ -477,14 +507,39 @@ class Budgets:
     async def settle(
         self, team: str, reservation: Reservation, cost_usd: float, tokens: int
     ) -> None:
+        unsettled = Unsettled(team, reservation, to_nanos(cost_usd), tokens)
         try:
-            spent = await self._ledger.settle(reservation, to_nanos(cost_usd), tokens)
+            spent = await self._ledger.settle(reservation, unsettled.cost_nanos, tokens)
         except StoreUnavailable as exc:
             self._metrics.store_errors.labels(op="budget_settle").inc()
             self._metrics.store_up.set(0)
-            log.warning("budget settlement failed; the reservation stays counted: %s", exc)
+            log.warning("budget settlement failed, retried once the store answers: %s", exc)
+            if reservation.cost_nanos > 0:  # only a reservation with a hold can be retried
+                if len(self._unsettled) == UNSETTLED_MAX:
+                    log.error("more than %d settlements wait: the oldest is dropped", UNSETTLED_MAX)
+                self._unsettled.append(unsettled)
             return
         self._publish_remaining(team, spent)
+
+    async def retry_unsettled(self) -> None:
+        """Settle, oldest first, what the store did not answer, until it fails again. The ledger
+        applies a retry only while the reservation's hold is there, so a first attempt that did
+        run is not counted twice; a cost retried after its hold ran out (an hour) is dropped."""
+        while self._unsettled:
+            item = self._unsettled[0]
+            try:
+                spent = await self._ledger.settle(
+                    item.reservation, item.cost_nanos, item.tokens, retry=True
+                )
+            except StoreUnavailable:
+                return
+            self._unsettled.popleft()
+            self._publish_remaining(item.team, spent)
+
+    @property
+    def unsettled(self) -> int:
+        """How many settlements wait for the store."""
+        return len(self._unsettled)
 
     def _publish_remaining(self, team: str, spent_nanos: int) -> None:
         limit = self._limits[team].budget_nanos

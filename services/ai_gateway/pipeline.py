@@ -358,14 +358,17 @@ class Gateway:
 
     async def _watch_store(self) -> None:
         """A light periodic ping keeps ``ai_store_up`` true while no request touches the store;
-        every ``BUDGET_REFRESH_S`` (and at once on start) the remaining budgets are republished
-        from the ledger."""
+        once it answers, the settlements it did not answer are retried, and every
+        ``BUDGET_REFRESH_S`` (and at once on start) the remaining budgets are republished from
+        the ledger."""
         refreshed_at: float | None = None
         while True:
             due = refreshed_at is None or self.clock() - refreshed_at >= BUDGET_REFRESH_S
-            if await self.check_store() and due:
-                refreshed_at = self.clock()
-                await self.refresh_budgets()
+            if await self.check_store():
+                await self.budgets.retry_unsettled()
+                if due:
+                    refreshed_at = self.clock()
+                    await self.refresh_budgets()
             await asyncio.sleep(STORE_PING_INTERVAL_S)
 
     async def refresh_budgets(self) -> None:
@@ -413,4 +416,10 @@ class Gateway:
             self._store_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._store_watch
+        await self.budgets.retry_unsettled()
+        if self.budgets.unsettled:
+            log.error(
+                "%d budget settlements were never recorded: the store did not answer",
+                self.budgets.unsettled,
+            )
         await self.store.close()

@@ -25,6 +25,7 @@ from ai_gateway.budgets import (
 from ai_gateway.domain import GatewayError
 from ai_gateway.metrics import GatewayMetrics
 from ai_gateway.store import KEY_PREFIX, RedisStore
+from tests.ai_gateway.reliability_support import persistent_valkey
 
 NOW = datetime(2026, 2, 28, 23, 59, 30, tzinfo=UTC)
 
@@ -173,6 +174,36 @@ async def test_an_unreachable_ledger_fails_closed_or_open_as_configured():
         assert errors == 1
     finally:
         await store.close()
+
+
+async def test_a_settlement_the_store_missed_is_recorded_once_it_is_back(tmp_path):
+    """A Valkey restart while answers are delivered used to drop their cost for good: once the
+    reservations' holds ran out, the team could spend its whole budget again."""
+    with persistent_valkey(tmp_path) as valkey:
+        store = RedisStore(valkey.url)
+        try:
+            ledger = RedisLedger(store.client)
+            budgets = stage(ledger, GatewayMetrics(), budget_nanos=to_nanos(1.0))
+            now = datetime.now(UTC)
+            first = await budgets.admit("ops", 0.2, 100, now)
+            second = await budgets.admit("ops", 0.2, 100, now)
+            assert first is not None and second is not None
+            valkey.kill()
+            await budgets.settle("ops", first, 0.05, 60)
+            await budgets.settle("ops", second, 0.07, 60)
+            assert budgets.unsettled == 2
+            await budgets.retry_unsettled()  # still down: both wait
+            assert budgets.unsettled == 2
+            valkey.start()
+            await budgets.retry_unsettled()
+            assert budgets.unsettled == 0
+            w = first.window
+            assert await ledger.usage(w) == (to_nanos(0.05) + to_nanos(0.07), 0)
+            # A retry of a settlement that did run (its reply lost) counts nothing twice.
+            await ledger.settle(first, to_nanos(0.05), 60, retry=True)
+            assert await ledger.usage(w) == (to_nanos(0.05) + to_nanos(0.07), 0)
+        finally:
+            await store.close()
 
 
 class CountingLedger(MemoryLedger):
