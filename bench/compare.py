@@ -61,9 +61,10 @@ from compare_workload import (
 )
 
 from ai_gateway.resp import Endpoint
+from finops_common.arguments import at_least, positive_number
 
 # The one place that knows where the gateway's process harness lives.
-from finops_common.arguments import at_least, positive_number
+from finops_common.machine import cpu_model
 from finops_common.process import GatewayProcess, embedded_valkey, free_port, stop, wait_ready
 
 BENCH = Path(__file__).resolve().parent
@@ -551,16 +552,10 @@ class Bench:
 
 
 def machine() -> dict:
-    model = "unknown"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),
-        "cpu": model,
+        "cpu": cpu_model(),
         "python": platform.python_version(),
     }
 

@@ -208,8 +208,8 @@ class GatewaySettings(StrictModel):
     cache: CacheSettings = CacheSettings()
     provider_prompt_cache: bool = Field(
         default=True,
-        description="simulate the providers' own prompt caches (cached-input prices); the "
-        "unoptimized profile turns it off, so its spend is the no-caching baseline",
+        description="simulate the providers' own prompt caches (cached-input prices), on in "
+        "both profiles as for any application; off prices every prompt token at the input price",
     )
     routing: RoutingSettings = RoutingSettings()
     budgets: BudgetSettings = BudgetSettings()

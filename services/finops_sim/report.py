@@ -82,6 +82,15 @@ def _dollars(value: float | None, digits: int) -> str:
     return f"{sign}${abs(rounded):,.{digits}f}"
 
 
+# What the optimized gateway did with a request, as the report names each cause of saving.
+CAUSE_LABELS = {
+    "cache": "cache hits",
+    "routing": "routed to another model",
+    "budgets": "refused by a budget",
+    "prompt_caching": "same model (providers' prompt caches)",
+}
+
+
 def usd(value: float | None) -> str:
     """A run's AI spend: four decimals everywhere (a few hundred requests cost dollars, and cents
     would hide most of a cause); each figure is rounded on its own, so sums may differ from the
@@ -121,7 +130,14 @@ def _phase_table(results: SimulationResults) -> Table:
             row("requests", lambda p: f"{p.requests:,}"),
             row("served", lambda p: f"{p.served:,}"),
             row("AI spend", lambda p: usd(p.spend_usd)),
-            row("same requests, unoptimized (baseline)", lambda p: usd(p.baseline_usd)),
+            row(
+                "same requests at the named model's list prices, no caching of any kind",
+                lambda p: usd(p.baseline_usd),
+            ),
+            row(
+                "prompt tokens read from the providers' prompt caches",
+                lambda p: f"{p.tokens.cached_input:,}",
+            ),
             row("exact cache hit rate", lambda p: pct(p.cache.exact_hit_rate)),
             row("semantic cache hit rate", lambda p: pct(p.cache.semantic_hit_rate)),
             row(
@@ -270,7 +286,9 @@ def _compute_model(results: SimulationResults) -> list[Block]:
             f"spot assumed below on-demand by instance category ({discounts}; "
             "`--spot-discount` changes it). The optimized stack's requests are measured for: "
             f"{_workload_names(compute.measured_workloads)}{_measured_by(compute)}; hand-set "
-            f"until measured on a cluster: {_workload_names(compute.hand_set_workloads)}."
+            f"until measured on a cluster: {_workload_names(compute.hand_set_workloads)}. "
+            "The unoptimized stack's requests are set by hand on purpose: they are the "
+            "original design's overprovisioned pods, the before of the comparison."
         ),
     ]
 
@@ -307,10 +325,13 @@ def summary_tree(results: SimulationResults) -> str:
     before = results.phases.unoptimized.spend_usd
     after = results.phases.optimized.spend_usd
     compute = results.compute
-    requests = results.phases.optimized.requests
+    optimized = results.phases.optimized
+    refused = optimized.budget_rejections + optimized.rate_limited
     ai_line = (
         f"AI Token Costs: {pct(ai.savings_pct)} reduction "
-        f"({usd(before)} -> {usd(after)} for {requests:,} requests)"
+        f"({usd(before)} -> {usd(after)} for {optimized.requests:,} requests"
+        + (f", of which {refused:,} refused by budgets and limits" if refused else "")
+        + ")"
     )
     if compute is None:
         compute_line = "Kubernetes Compute: not computed (the compute cost model is not built yet)"
@@ -353,7 +374,7 @@ def charts(results: SimulationResults, out: Path) -> list[Image]:
     images.append(_save(fig, out / "spend_by_model.png", "AI spend by served model"))
 
     fig, ax = plt.subplots(figsize=(7, 3))
-    causes = dict(results.comparison.by_cause_usd)
+    causes = {CAUSE_LABELS[cause]: usd for cause, usd in results.comparison.by_cause_usd}
     colors = ["#4c72b0", "#55a868", "#c44e52", "#8172b2"]
     ax.barh(list(causes), list(causes.values()), color=colors)
     ax.set_xlabel("USD saved in the optimized phase")
@@ -433,6 +454,20 @@ def _save(fig, path: Path, alt: str) -> Image:
     return Image(f"{path.parent.name}/{path.name}", alt)
 
 
+def _inputs(results: SimulationResults) -> str:
+    """What the figures rest on besides the run: the scenario file and the model its
+    applications name, the list prices' dates, and the machine."""
+    run = results.run
+    dates: dict[str, list[str]] = {}
+    for model, as_of in run.prices_as_of.items():
+        dates.setdefault(as_of, []).append(model)
+    prices = "; ".join(f"{', '.join(models)} as of {as_of}" for as_of, models in dates.items())
+    return (
+        f"Scenario file `{run.scenario_file}`. List prices: {prices or 'none served'} (the "
+        f"model table's dates). Machine: {run.machine or 'not recorded'}."
+    )
+
+
 def _workload(run: RunInfo, requests: int) -> str:
     """The run options that change the figures: how many requests and how they were sent, and
     the embedder (the `--embedder` flag, over any config)."""
@@ -471,11 +506,12 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
                 if run.gateway_config
                 else ""
             )
-            + ". The same request sequence went through the "
+            + f". {_inputs(results)} The same request sequence went through the "
             "gateway twice: once with the `unoptimized` profile (every request served by the "
-            "model it names, no cache, no provider prompt caching) and once with the `optimized` "
-            "profile (exact and semantic cache, complexity routing, team budgets, and the "
-            "providers' prompt caches). Every AI number below is computed from the gateway's "
+            "model it names, no cache) and once with the `optimized` profile (exact and "
+            "semantic cache, complexity routing, team budgets). Both phases are billed with the "
+            "providers' prompt caches, as any application is. Every AI number below is computed "
+            "from the gateway's "
             "per-request logs of this run, and was checked against the gateway's own "
             "`ai_cost_total` metric, except the routing chart's, which evaluates the router on "
             "a held-out labelled set; the Kubernetes compute figures are the cost model's (see "
@@ -485,23 +521,26 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
         Heading("What it saved"),
         Paragraph(
             f"AI spend fell from **{usd(before.spend_usd)}** to **{usd(after.spend_usd)}**: "
-            f"**{usd(ai.savings_usd)} saved ({pct(ai.savings_pct)})**. By cause: cache "
-            f"{usd(causes.cache)} ({pct(shares.cache)}), routing "
-            f"{usd(causes.routing)} ({pct(shares.routing)}), budgets "
-            f"{usd(causes.budgets)} ({pct(shares.budgets)}), provider prompt caching "
-            f"{usd(causes.prompt_caching)} ({pct(shares.prompt_caching)}); unattributed "
-            f"{usd(ai.unattributed_usd)}. Budget savings are requests that were refused, not "
-            "answered more cheaply. Prompt caching is the providers' own cached-input price for "
-            f"a repeated prompt prefix ({after.tokens.cached_input:,} prompt tokens read from "
-            f"and {after.tokens.cache_write:,} written to the providers' caches); the "
-            "unoptimized phase is priced without it."
+            f"**{usd(ai.savings_usd)} saved ({pct(ai.savings_pct)})**. Each request is "
+            "compared with its twin in the unoptimized phase, by what the optimized gateway "
+            f"did with it: answered from its cache {usd(causes.cache)} "
+            f"({pct(shares.cache)}), routed to another model {usd(causes.routing)} "
+            f"({pct(shares.routing)}), refused by a budget {usd(causes.budgets)} "
+            f"({pct(shares.budgets)}), answered by the same model {usd(causes.prompt_caching)} "
+            f"({pct(shares.prompt_caching)}); unattributed {usd(ai.unattributed_usd)}. A "
+            "refusal saves its twin's whole cost: it was not answered more cheaply, and had it "
+            "been served, cache and routing would have saved part of that. The same model's "
+            "answers differ only in what the providers' prompt caches discounted: the gateway's "
+            "cache hits keep requests from the providers, whose caches then see less "
+            f"({before.tokens.cached_input:,} prompt tokens read from them unoptimized, "
+            f"{after.tokens.cached_input:,} optimized)."
         ),
         *(Paragraph(f"**{w}**") for w in [failed_requests_warning(results)] if w),
         Table(
             ("cause", "USD saved", "share of unoptimized spend"),
             (
                 *(
-                    (cause, usd(saved), pct(share))
+                    (CAUSE_LABELS[cause], usd(saved), pct(share))
                     for (cause, saved), (_, share) in zip(causes, shares, strict=True)
                 ),
                 ("total between phases", usd(ai.savings_usd), pct(ai.savings_pct)),
@@ -522,7 +561,8 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
         Heading("Both phases side by side"),
         _phase_table(results),
         Paragraph(
-            "Latency is the simulated provider time at the models' list speeds plus the gateway "
+            "Latency is the simulated provider time, at speeds the model table assumes (not "
+            "measurements of the providers), plus the gateway "
             "time measured in this run (the simulation runs with simulated latency off, so the "
             f"phases took {_phase_durations(results)}); a cache hit has no provider time."
         ),

@@ -84,14 +84,14 @@ class TokenSummary(StrictModel):
 
 
 class SavingsByCause(StrictModel):
-    """USD saved per cause; budget savings are refused requests, not cheaper answers."""
+    """USD saved per cause, each request against its unoptimized twin (compare explains)."""
 
     cache: float
     routing: float
-    budgets: float
+    budgets: float = Field(description="refused requests' unoptimized cost, not cheaper answers")
     prompt_caching: float = Field(
-        description="provider prompt caching: cached and cache-written tokens at the input price "
-        "minus what the provider billed for them"
+        description="answers of the model the unoptimized phase used: what the providers' "
+        "prompt caches discounted differently, having seen less traffic (often negative)"
     )
 
 
@@ -120,7 +120,6 @@ class PhaseSummary(StrictModel):
     routing: RoutingSummary
     latency_ms: LatencySummary
     tokens: TokenSummary
-    savings_by_cause_usd: SavingsByCause
 
 
 class GatewayUsage(StrictModel):
@@ -236,6 +235,9 @@ class RunInfo(StrictModel):
     embedder: str
     gateway_config: str | None
     started_at: str
+    machine: str = ""  # finops_common.machine.describe(): the CPU and memory figures depend on it
+    # The list-price date of each model either phase served (the model table's price_as_of).
+    prices_as_of: dict[str, str] = Field(default_factory=dict)
 
 
 class SimulationResults(StrictModel):
@@ -311,33 +313,50 @@ def phase_summary(records: list[RequestRecord]) -> PhaseSummary:
             cache_write=sum(r.cache_write_tokens for r in misses),
             output=sum(r.completion_tokens for r in misses),
         ),
-        savings_by_cause_usd=SavingsByCause(
-            cache=_money(r.saved_usd for r in exact + semantic),
-            # Net of the routed requests whose smaller model wrote a longer answer and cost more
-            # than the requested one would have (the gateway's saved counter floors those at 0).
-            # Priced without prompt caching, which is its own cause.
-            routing=_money(
-                (r.baseline_usd or 0.0) - r.cost_usd - r.prompt_cache_saved_usd for r in routed
-            ),
-            budgets=_money(r.baseline_usd or 0.0 for r in budget_refusals),
-            prompt_caching=_money(r.prompt_cache_saved_usd for r in misses),
-        ),
     )
 
 
-def compare(before: PhaseSummary, after: PhaseSummary) -> Comparison:
-    """Savings between the phases, split by cause from the optimized phase's own records.
+def _cause(record: RequestRecord) -> str | None:
+    """What the optimized phase did with a request, as a cause of saving; None for a request it
+    did not answer for another reason (a rate limit, an error)."""
+    if record.error == "budget":
+        return "budgets"
+    if not record.served:
+        return None
+    if record.cache != "miss":
+        return "cache"
+    return "routing" if record.route_tier is not None else "prompt_caching"
 
-    The causes add up to the optimized phase's baseline minus its spend. When the unoptimized
-    phase served every request, its spend equals that baseline and the split is exact; any
-    difference is reported as unattributed rather than hidden.
+
+def compare(before: Sequence[RequestRecord], after: Sequence[RequestRecord]) -> Comparison:
+    """Savings between the phases, split by what the optimized phase did with each request.
+
+    Both phases replay one request sequence, so each optimized request is paired with its
+    unoptimized twin (by ``x-sim-index``) and saves what the twin cost minus what it cost: a cache
+    hit, the twin's whole cost; a routed answer, the difference between the models; a refusal by
+    a budget, the twin's whole cost (refused, not answered: had it been served, cache and routing
+    would have saved part of it); an answer by the same model, what the providers' prompt caches
+    discounted differently (the gateway's hits keep requests from them). Both phases are billed
+    with the providers' prompt caches, as any application is. What no cause explains (requests
+    refused by a rate limit or failed, or logged by one phase only) is reported as unattributed
+    rather than hidden.
     """
-    saved = before.spend_usd - after.spend_usd
-    causes = after.savings_by_cause_usd
-    shares = {cause: _share(usd, before.spend_usd) for cause, usd in causes}
+    spent_before = _money(r.cost_usd for r in before)
+    saved = spent_before - _money(r.cost_usd for r in after)
+    twins = {r.sim["index"]: r for r in before if r.served and "index" in r.sim}
+    by_cause: dict[str, list[float]] = defaultdict(list)
+    for record in after:
+        twin = twins.get(record.sim.get("index", ""))
+        cause = _cause(record)
+        if twin is not None and cause is not None:
+            by_cause[cause].append(twin.cost_usd - record.cost_usd)
+    causes = SavingsByCause(
+        **{cause: _money(by_cause[cause]) for cause in SavingsByCause.model_fields}
+    )
+    shares = {cause: _share(usd, spent_before) for cause, usd in causes}
     return Comparison(
         savings_usd=saved,
-        savings_pct=_share(saved, before.spend_usd),
+        savings_pct=_share(saved, spent_before),
         by_cause_usd=causes,
         by_cause_pct=CauseShares(**shares),
         unattributed_usd=saved - _money(usd for _, usd in causes),

@@ -26,8 +26,11 @@ from tqdm import tqdm
 import loadgen
 from ai_gateway.domain import GatewayError
 from ai_gateway.identity import Identity
+from ai_gateway.pricing import default_price_table
+from ai_gateway.records import RequestRecord
 from ai_gateway.settings import deep_merge, load_settings
 from finops_common.config import ConfigError, read_yaml
+from finops_common.machine import describe
 from finops_common.phases import PHASES, Phase
 from finops_common.process import GatewayProcess, child_process, embedded_valkey, http_json
 from loadgen.scenario import Scenario, load_scenario
@@ -256,6 +259,14 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
     )
 
 
+def prices_as_of(logs: list[list[RequestRecord]]) -> dict[str, str]:
+    """The list-price date of each model the phases served, from the model table."""
+    table = default_price_table()
+    served = {r.served_model for log in logs for r in log if r.served_model is not None}
+    cards = {name: table.resolve(name) for name in sorted(served)}
+    return {name: card.price_as_of for name, card in cards.items() if card is not None}
+
+
 def cross_check(phase: Phase, summary: PhaseResult) -> None:
     """The report's spend, the log's sum and the gateway's metric must agree to the cent."""
     report_spend, metric = summary.spend_usd, summary.metric_cost_usd
@@ -383,6 +394,7 @@ def run(options: RunOptions) -> SimulationResults:
     phases = Phases(unoptimized=before, optimized=_run_phase("optimized", same_workload, out))
     for phase, summary in phases.items():
         cross_check(phase, summary)
+    logs = [read_log(PhaseFiles(out, phase).request_log) for phase in PHASES]
     results = SimulationResults(
         run=RunInfo(
             scenario=scenario.name,
@@ -394,9 +406,11 @@ def run(options: RunOptions) -> SimulationResults:
             embedder=options.embedder,
             gateway_config=str(options.gateway_config) if options.gateway_config else None,
             started_at=started_at,
+            machine=describe(),
+            prices_as_of=prices_as_of(logs),
         ),
         phases=phases,
-        comparison=compare(phases.unoptimized, phases.optimized),
+        comparison=compare(*logs),
         compute=compute_comparison(),
         gateway_sizing=gateway_sizing(phases.optimized),
     )

@@ -19,7 +19,7 @@ TABLE = default_price_table()
 @pytest.fixture
 def gateway(start_gateway):
     """Served as named (no gateway cache, no routing), with the providers' prompt caches on."""
-    return start_gateway(profile="unoptimized", provider_prompt_cache=True)
+    return start_gateway(profile="unoptimized")
 
 
 def metric(gateway, name: str, **labels: str) -> float:
@@ -126,7 +126,7 @@ def test_anthropic_sdk_reads_one_hour_and_five_minute_writes_apart(start_gateway
     split in ``usage.cache_creation``, each part billed at its own write price, and the request
     log keeps the 1-hour part."""
     log = tmp_path / "requests.jsonl"
-    gateway = start_gateway(profile="unoptimized", provider_prompt_cache=True, request_log=str(log))
+    gateway = start_gateway(profile="unoptimized", request_log=str(log))
     client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-demo-team-b", max_retries=0)
     question = " ".join(["Which", "team", "spends", "most?"] * 20)
 

@@ -53,33 +53,40 @@ def _phase(records: list[RequestRecord]) -> PhaseResult:
     )
 
 
+def _indexed(records: list[RequestRecord]) -> list[RequestRecord]:
+    """The records as one phase logs them: each with its place in the request sequence."""
+    return [r.model_copy(update={"sim": {**r.sim, "index": str(i)}}) for i, r in enumerate(records)]
+
+
+UNOPTIMIZED = _indexed([_record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0)] * 4)
+OPTIMIZED = _indexed(
+    [
+        _record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0),
+        _record(cache="exact", cached_label="q", baseline_usd=3.0, saved_usd=3.0),
+        _record(
+            served_model="claude-3-haiku",
+            served_tier="simple",
+            route_tier="simple",
+            team="team-b",
+            cost_usd=0.5,
+            baseline_usd=3.0,
+            saved_usd=2.5,
+        ),
+        _record(
+            status=429,
+            error="budget",
+            served_model=None,
+            served_tier=None,
+            cache=None,
+            baseline_usd=3.0,
+        ),
+    ]
+)
+
+
 def _results(
     compute: ComputeComparison | None = None, sizing: GatewaySizing | None = None
 ) -> SimulationResults:
-    before = _phase([_record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0)] * 4)
-    after = _phase(
-        [
-            _record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0),
-            _record(cache="exact", cached_label="q", baseline_usd=3.0, saved_usd=3.0),
-            _record(
-                served_model="claude-3-haiku",
-                served_tier="simple",
-                route_tier="simple",
-                team="team-b",
-                cost_usd=0.5,
-                baseline_usd=3.0,
-                saved_usd=2.5,
-            ),
-            _record(
-                status=429,
-                error="budget",
-                served_model=None,
-                served_tier=None,
-                cache=None,
-                baseline_usd=3.0,
-            ),
-        ]
-    )
     return SimulationResults(
         run=RunInfo(
             scenario="unit",
@@ -91,9 +98,11 @@ def _results(
             embedder="lexical",
             gateway_config=None,
             started_at="2026-01-01T00:00:00+00:00",
+            machine="Unit CPU, 2 cores",
+            prices_as_of={"claude-3-haiku": "2026-11", "gpt-4": "2026-11"},
         ),
-        phases=Phases(unoptimized=before, optimized=after),
-        comparison=compare(before, after),
+        phases=Phases(unoptimized=_phase(UNOPTIMIZED), optimized=_phase(OPTIMIZED)),
+        comparison=compare(UNOPTIMIZED, OPTIMIZED),
         compute=compute,
         gateway_sizing=sizing,
     )
@@ -104,11 +113,15 @@ def test_the_saving_and_its_causes_come_from_the_results():
     markdown = to_markdown(build(results, []))
     # 12.00 before, 3.50 after: 8.50 saved, of which cache 3.00, routing 2.50, budgets 3.00.
     assert "AI spend fell from **$12.0000** to **$3.5000**: **$8.5000 saved (70.8%)**" in markdown
-    assert "| cache | $3.0000 | 25.0% |" in markdown
-    assert "| routing | $2.5000 | 20.8% |" in markdown
-    assert "| budgets | $3.0000 | 25.0% |" in markdown
+    assert "| cache hits | $3.0000 | 25.0% |" in markdown
+    assert "| routed to another model | $2.5000 | 20.8% |" in markdown
+    assert "| refused by a budget | $3.0000 | 25.0% |" in markdown
     assert "Scenario `unit`, seed 11, 4 requests per phase" in markdown
     assert "Budgets refused 1 requests" in markdown
+    assert "Scenario file `unit.yaml`" in markdown
+    assert "List prices: claude-3-haiku, gpt-4 as of 2026-11" in markdown
+    assert "Machine: Unit CPU, 2 cores." in markdown
+    assert "for 4 requests, of which 1 refused by budgets and limits)" in summary_tree(results)
 
 
 def test_the_compute_section_prints_the_gateway_usage_and_the_sizing_it_is_given():
@@ -167,7 +180,7 @@ def test_html_says_what_markdown_says():
     blocks = build(_results(), [])
     page = to_html(blocks)
     assert "<strong>$8.5000 saved (70.8%)</strong>" in page
-    assert "<td>routing</td><td>$2.5000</td><td>20.8%</td>" in page
+    assert "<td>routed to another model</td><td>$2.5000</td><td>20.8%</td>" in page
     rules = [line for line in to_markdown(blocks).splitlines() if line.startswith("|---")]
     assert page.count("<table>") == len(rules) == 5
 
@@ -199,7 +212,10 @@ def test_a_gateways_start_up_warning_is_in_the_report():
 
 def test_the_summary_tree_says_when_compute_was_not_computed():
     tree = summary_tree(_results())
-    assert "AI Token Costs: 70.8% reduction ($12.0000 -> $3.5000 for 4 requests)" in tree
+    assert (
+        "AI Token Costs: 70.8% reduction ($12.0000 -> $3.5000 for 4 requests, of which 1 refused"
+        in tree
+    )
     assert "Kubernetes Compute: not computed" in tree
 
 
@@ -295,16 +311,11 @@ def _with_failures(results: SimulationResults, failed: int) -> SimulationResults
     """The optimized phase with ``failed`` more requests refused as unauthenticated."""
     refused = _record(status=401, error="authentication", team=None, served_model=None,
                       served_tier=None, cache=None)  # fmt: skip
-    after = _phase(
-        [
-            _record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0),
-            *[refused] * failed,
-        ]
+    after = _indexed(
+        [_record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0), *[refused] * failed]
     )
-    phases = Phases(unoptimized=results.phases.unoptimized, optimized=after)
-    return results.model_copy(
-        update={"phases": phases, "comparison": compare(phases.unoptimized, after)}
-    )
+    phases = Phases(unoptimized=results.phases.unoptimized, optimized=_phase(after))
+    return results.model_copy(update={"phases": phases, "comparison": compare(UNOPTIMIZED, after)})
 
 
 def test_failed_requests_are_said_next_to_the_reduction():
