@@ -546,8 +546,9 @@ _CHAT_ERRORS = {
     401: "Missing or unknown API key.",
     404: "Unknown model.",
     413: "Body larger than the gateway's limit.",
-    429: "Team budget or rate limit reached; see retry-after (absent, with x-should-retry: false, "
-    "when the request could never fit the limit as sent).",
+    429: "Team budget or rate limit reached; see retry-after (absent when the request could never "
+    "fit the limit as sent). A spent budget and a request that could never fit also say "
+    "x-should-retry: false, so the SDKs raise instead of waiting.",
     500: "Internal error.",
     503: "The store behind budgets is unavailable.",
 }

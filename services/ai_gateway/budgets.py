@@ -624,6 +624,9 @@ def _refusal(
             f"${admission.spent_nanos / NANOS_PER_USD:.4f}; this request may cost up to "
             f"${worst_cost_usd:.4f}). It resets in {retry} s.",
             retry_after=retry,
+            # Hours or days away: an SDK that waits out Retry-After would block that long
+            # (Anthropic's waits any length), so it is told not to retry and raises at once.
+            retryable=False,
         )
     tokens = admission.reason == "tokens_per_minute"
     limit = limits.tokens_per_minute if tokens else limits.requests_per_minute

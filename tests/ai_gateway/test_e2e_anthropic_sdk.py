@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import anthropic
 import pytest
 import tiktoken
@@ -188,3 +190,26 @@ def test_count_tokens_is_what_a_message_is_billed_as_input(gateway):
         sdk.messages.count_tokens(model="claude-haiku-4-5", messages=[])
     with pytest.raises(anthropic.AuthenticationError):
         client(gateway, key="sk-wrong").messages.count_tokens(**prompt)
+
+
+def test_a_spent_budget_raises_at_once_with_the_sdks_default_retries(start_gateway):
+    """Its reset is hours away: the SDK, which waits out any Retry-After, must not retry."""
+    limits = {"usd": 0.0002, "period": "day"}  # a few answers of 5 tokens, then spent
+    budgeted = start_gateway(
+        profile="optimized",
+        cache={"exact": {"enabled": False}, "semantic": {"enabled": False}},
+        teams={"team-b": {"keys": ["sk-demo-team-b"], "routing": "auto_only", "limits": limits}},
+    )
+    sdk = anthropic.Anthropic(base_url=budgeted.url, api_key="sk-demo-team-b", timeout=20)
+    assert sdk.max_retries == 2  # the default, which would retry a plain 429
+    body = {"model": "claude-haiku-4-5", "max_tokens": 5,
+            "messages": [{"role": "user", "content": "Where is my order?"}]}  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(anthropic.RateLimitError) as info:
+        for _ in range(20):  # the first answers fit
+            sdk.messages.create(**body)
+    assert time.monotonic() - started < 10
+    assert "has used its daily budget" in info.value.message  # spent, not "too large"
+    response = info.value.response
+    assert response.headers["x-should-retry"] == "false"
+    assert int(response.headers["retry-after"]) > 0
