@@ -221,6 +221,35 @@ def test_image_parts_are_refused_naming_the_parameter(adapter):
     assert info.value.param is not None and info.value.param.startswith("messages[0].content")
 
 
+def test_a_replayed_openai_conversation_with_a_refusal_or_a_function_result_is_served():
+    """The SDK's message types allow both: an assistant's refusal part, and the deprecated
+    `function` role answering a `function_call`."""
+    messages = [
+        {"role": "user", "content": "Delete the production database."},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't help."}]},
+        {"role": "user", "content": "What is the weather?"},
+        {"role": "assistant", "content": None,
+         "function_call": {"name": "weather", "arguments": "{}"}},
+        {"role": "function", "name": "weather", "content": "Sunny."},
+    ]  # fmt: skip
+    request = OpenAIAdapter().parse({"model": "gpt-4o", "messages": messages})
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("user", "Delete the production database."),
+        ("assistant", "I can't help."),
+        ("user", "What is the weather?"),
+        ("assistant", ""),
+        ("function", "Sunny."),
+    ]
+
+
+def test_a_refusal_part_outside_an_assistant_message_is_refused_naming_it():
+    user = [{"role": "user", "content": [{"type": "refusal", "refusal": "no"}]}]
+    with pytest.raises(GatewayError) as info:
+        OpenAIAdapter().parse({"model": "gpt-4o", "messages": user})
+    assert info.value.param == "messages[0].content"
+    assert "a user message's content parts must be of type 'text'" in info.value.message
+
+
 def test_openai_render_matches_the_sdk_shape():
     body = OpenAIAdapter().render(COMPLETION, "chatcmpl-1")
     parsed = openai_shape.ChatCompletion.model_validate(body)

@@ -56,12 +56,24 @@ class TextPart(Lenient):
     text: str
 
 
+class RefusalPart(Lenient):
+    """An assistant's refusal, as a conversation replays it (assistant messages only)."""
+
+    type: Literal["refusal"]
+    refusal: str
+
+
+ContentPart = TextPart | RefusalPart
+
+
 class ChatMessage(Lenient):
     """A message; tool and function-call fields are accepted and ignored. As in OpenAI's API,
-    only an assistant message (one that calls tools) may leave out its content."""
+    only an assistant message (one that calls tools) may leave out its content, and only an
+    assistant's content may hold a refusal. ``function`` is the deprecated role of a function
+    call's result, which OpenAI still accepts."""
 
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | Annotated[list[TextPart], Field(min_length=1)] | None = Field(
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | Annotated[list[ContentPart], Field(min_length=1)] | None = Field(
         default=None, validate_default=True
     )
     name: str | None = None
@@ -69,11 +81,14 @@ class ChatMessage(Lenient):
     @field_validator("content")
     @classmethod
     def _present_unless_assistant(
-        cls, content: str | list[TextPart] | None, info: ValidationInfo
-    ) -> str | list[TextPart] | None:
+        cls, content: str | list[TextPart | RefusalPart] | None, info: ValidationInfo
+    ) -> str | list[TextPart | RefusalPart] | None:
         role = info.data.get("role")
         if content is None and role != "assistant":
             raise ValueError(f"a {role or 'non-assistant'} message needs content")
+        refusals = isinstance(content, list) and any(isinstance(p, RefusalPart) for p in content)
+        if refusals and role != "assistant":
+            raise ValueError(f"a {role} message's content parts must be of type 'text'")
         return content
 
 
@@ -217,12 +232,12 @@ class OpenAIErrorResponse(BaseModel):
     error: OpenAIError
 
 
-def _text(content: str | list[TextPart] | None) -> str:
+def _text(content: str | list[TextPart | RefusalPart] | None) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    return "".join(part.text for part in content)
+    return "".join(part.text if isinstance(part, TextPart) else part.refusal for part in content)
 
 
 def _usage(c: Completion) -> JSON:
