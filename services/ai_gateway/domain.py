@@ -61,8 +61,9 @@ class ChatRequest:
     include_usage: bool = False
     cap_parameter: str = "max_tokens"
     """The field that carried ``max_tokens``, as the client's API names it (errors name it)."""
-    max_tokens_sent: bool = False
-    """Whether an OpenAI-shaped body had ``max_tokens`` (its reasoning models refuse it)."""
+    reasoning_refused: tuple[str, ...] = ()
+    """The OpenAI parameters this body set that OpenAI's reasoning models refuse (``max_tokens``,
+    penalties, ``logit_bias``, log probabilities), in the order they are named."""
     unsimulated: tuple[tuple[str, str], ...] = ()
     """Answer-changing fields the simulator does not implement (tools, response_format, top_k...),
     as (name, canonical JSON): not simulated, but they keep requests apart in the caches."""

@@ -122,6 +122,26 @@ async def test_a_reasoning_model_refuses_max_tokens_sent_beside_max_completion_t
     assert both.status_code == 400 and both.json()["error"]["param"] == "max_tokens"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("frequency_penalty", 0.5), ("presence_penalty", 0.5), ("logit_bias", {"50256": -100}),
+     ("logprobs", True), ("top_logprobs", 2)],
+)  # fmt: skip
+async def test_a_reasoning_model_refuses_penalties_logit_bias_and_logprobs(client, field, value):
+    """As OpenAI's o-series and gpt-5 models do: client code tested here must fail here too."""
+    refused = await ask(client, OPENAI, OPENAI_KEY, model="o3", max_completion_tokens=20,
+                        **{field: value})  # fmt: skip
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["param"], error["code"]) == (field, "unsupported_parameter")
+    assert error["message"] == f"Unsupported parameter: '{field}' is not supported with this model."
+    other = await ask(client, OPENAI, OPENAI_KEY, model="gpt-4o", max_tokens=20, **{field: value})
+    assert other.status_code == 200, other.text
+    logprobs_off = await ask(client, OPENAI, OPENAI_KEY, model="o3", max_completion_tokens=20,
+                             logprobs=False)  # fmt: skip
+    assert logprobs_off.status_code == 200, logprobs_off.text
+
+
 async def test_a_cap_too_large_is_named_by_the_field_the_client_sent(client):
     response = await ask(client, OPENAI, OPENAI_KEY, model="gpt-4o", max_completion_tokens=10**6)
     assert response.status_code == 400

@@ -343,6 +343,16 @@ KEYED_FIELDS = (
     "tools",
     "tool_choice",
 )
+# What OpenAI's reasoning models refuse (platform.openai.com/docs/guides/reasoning, limitations),
+# in the order a refusal names them; temperature and top_p are the catalog's (any API shape).
+REASONING_REFUSED = (
+    "max_tokens",
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+)
 # Fields of the SDK's create() that the body does not model and that leave the answer alone
 # (storage, billing tier, prompt-cache routing, abuse tracking); any other unmodelled field is
 # keyed (adapters.base.unsimulated).
@@ -385,7 +395,9 @@ class OpenAIAdapter:
             cap_parameter=(
                 "max_completion_tokens" if parsed.max_completion_tokens else "max_tokens"
             ),
-            max_tokens_sent=parsed.max_tokens is not None,
+            reasoning_refused=tuple(
+                name for name in REASONING_REFUSED if getattr(parsed, name) not in (None, False)
+            ),
             temperature=parsed.temperature,
             top_p=parsed.top_p,
             stop=tuple(stop if isinstance(stop, list) else [stop] if stop else []),
@@ -396,16 +408,19 @@ class OpenAIAdapter:
         )
 
     def check_model(self, request: ChatRequest, card: ModelCard) -> None:
-        """OpenAI's reasoning models take their cap as ``max_completion_tokens`` only (the
-        sampling values every API shape must respect are the catalog's)."""
-        if card.sampling == "reasoning" and request.max_tokens_sent:
-            raise GatewayError(
-                "invalid_request",
-                "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
-                "'max_completion_tokens' instead.",
-                param="max_tokens",
-                code="unsupported_parameter",
-            )
+        """OpenAI's reasoning models take their cap as ``max_completion_tokens`` only, and no
+        penalty, logit bias or log probabilities (the sampling values every API shape must
+        respect are the catalog's)."""
+        if card.sampling != "reasoning" or not request.reasoning_refused:
+            return
+        name = request.reasoning_refused[0]
+        instead = " Use 'max_completion_tokens' instead." if name == "max_tokens" else ""
+        raise GatewayError(
+            "invalid_request",
+            f"Unsupported parameter: '{name}' is not supported with this model.{instead}",
+            param=name,
+            code="unsupported_parameter",
+        )
 
     def new_id(self) -> str:
         return "chatcmpl-" + uuid.uuid4().hex[:24]
