@@ -369,7 +369,8 @@ def test_a_metrics_port_prometheus_would_not_scrape_is_refused():
 
 def test_a_pod_selects_its_capacity_type_where_its_pool_may_buy_both():
     """A pool allowing spot and on-demand let Karpenter put Valkey on spot nodes, while the
-    cost model priced it on-demand."""
+    cost model priced it on-demand; a stateless pod prefers spot but may fall back to on-demand
+    (a required spot selector left it Pending when spot was short)."""
     config = load_stack("optimized")
     both = tuple(
         pool.model_copy(update={"capacity_types": ("spot", "on-demand")})
@@ -381,6 +382,16 @@ def test_a_pod_selects_its_capacity_type_where_its_pool_may_buy_both():
         POOL_LABEL: stateful_pool.name,
         CAPACITY_TYPE_LABEL: "on-demand",
     }
+    spot_pool, capacity = choose_pool(True, config.workloads, both)
+    assert capacity == "spot"
+    stateless = pod_placement(spot_pool, capacity)
+    assert stateless["nodeSelector"] == {POOL_LABEL: spot_pool.name}  # on-demand stays possible
+    (preferred,) = stateless["affinity"]["nodeAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert preferred["preference"]["matchExpressions"] == [
+        {"key": CAPACITY_TYPE_LABEL, "operator": "In", "values": ["spot"]}
+    ]
     only_on_demand = next(
         p for p in config.platform.node_pools if p.capacity_types == ("on-demand",)
     )

@@ -36,13 +36,24 @@ def choose_pool(
 
 def pod_placement(pool: NodePoolConfig, capacity: str) -> dict[str, Any]:
     """The pod spec fields that put a pod on ``pool``'s nodes: a selector and its tolerations.
-    In a pool that may buy either capacity type, the pod also selects the one it was given:
-    Karpenter would otherwise put a stateful pod on the spot nodes the pool allows, while the
-    cost model prices it on-demand."""
+    In a pool that may buy either capacity type, a pod given on-demand selects it (Karpenter
+    would otherwise put a stateful pod on the spot nodes the pool allows, while the cost model
+    prices it on-demand), and a pod given spot prefers it without requiring it: Karpenter drops
+    a preference it cannot meet, so when spot is short (or the account's spot quota is spent)
+    the pod still gets an on-demand node, the fallback such a pool exists for."""
     selector = {POOL_LABEL: pool.name}
-    if len(pool.capacity_types) > 1:
-        selector[CAPACITY_TYPE_LABEL] = capacity
     placement: dict[str, Any] = {"nodeSelector": selector}
+    if len(pool.capacity_types) > 1 and capacity == "on-demand":
+        selector[CAPACITY_TYPE_LABEL] = capacity
+    elif len(pool.capacity_types) > 1:
+        preference = {"key": CAPACITY_TYPE_LABEL, "operator": "In", "values": [capacity]}
+        placement["affinity"] = {
+            "nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 100, "preference": {"matchExpressions": [preference]}}
+                ]
+            }
+        }
     if pool.taints:
         placement["tolerations"] = [
             {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
