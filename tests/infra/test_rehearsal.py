@@ -603,8 +603,9 @@ def not_disrupted(metadata: dict | None) -> bool:
 
 @on(*STACKS)
 def test_measurements_survive_consolidation(cluster):
-    """Prometheus, Alertmanager, Grafana and Kubecost run on the system node group (or Karpenter
-    may not disrupt them), and Prometheus keeps its data on a volume."""
+    """Prometheus, Alertmanager, Grafana, Kubecost, Valkey and the Locust master run on the
+    system node group (or Karpenter may not disrupt them), and Prometheus keeps its data on a
+    volume."""
     system = [g.get("labels") or {} for g in cluster.aws("aws:eks/nodeGroup:NodeGroup")]
     moved = []
     for server in cluster.of_kind("Prometheus", "Alertmanager"):
@@ -614,6 +615,12 @@ def test_measurements_survive_consolidation(cluster):
     measuring = ("grafana", "kubecost")
     for workload, spec in cluster.pod_templates(project=False):
         if workload.kind in ("Deployment", "StatefulSet") and workload.name.startswith(measuring):
+            metadata = workload.manifest["spec"]["template"].get("metadata")
+            if not (on_system_nodes(spec, system) or not_disrupted(metadata)):
+                moved.append(str(workload))
+    # The project's stateful pods: Valkey, and the Locust master that holds the run's stats.
+    for workload, spec in cluster.pod_templates(project=True):
+        if workload.name in ("redis", "locust-master"):
             metadata = workload.manifest["spec"]["template"].get("metadata")
             if not (on_system_nodes(spec, system) or not_disrupted(metadata)):
                 moved.append(str(workload))

@@ -40,6 +40,7 @@ POD_SECURITY = {
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
 
 
 def labels(app: str, team: str, cost_center: str, phase: str) -> dict[str, str]:
@@ -210,6 +211,12 @@ class WorkloadBuilder:
         workload = self.workloads[name]
         app, team, stateless = name, workload.team, workload.stateless
         selector = {"app": app}
+        template_meta: dict[str, Any] = {"labels": self.labels(app, team)}
+        if not stateless:
+            # Consolidation would restart Valkey or the Locust master mid-run (the master's
+            # stats and CSVs are lost, and --autostart begins a new run): Karpenter leaves the
+            # node of such a pod alone.
+            template_meta["annotations"] = {DO_NOT_DISRUPT: "true"}
         return {
             "apiVersion": "apps/v1",
             "kind": kind,
@@ -218,7 +225,7 @@ class WorkloadBuilder:
                 "replicas": workload.replicas,
                 "selector": {"matchLabels": selector},
                 "template": {
-                    "metadata": {"labels": self.labels(app, team)},
+                    "metadata": template_meta,
                     "spec": self._pod_spec(stateless, containers, **extra),
                 },
             },
