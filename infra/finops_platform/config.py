@@ -41,6 +41,12 @@ STACK_KEYS = (
     SLACK_WEBHOOK_SECRET,
 )
 STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"
+# The longest role name the program makes is KarpenterControllerRole-finops-<stack>; IAM allows 64.
+MAX_AWS_STACK_NAME = 64 - len("KarpenterControllerRole-finops-")
+# "Kubernetes version 1.32 is the last version for which Amazon EKS will release AL2 AMIs" (EKS
+# user guide, "Build a custom Amazon Linux AMI"): a Karpenter alias `al2@...` resolves nothing on
+# a later cluster.
+AL2_LAST_MINOR = 32
 CapacityType = Literal["spot", "on-demand"]
 
 
@@ -149,7 +155,7 @@ class NodePoolConfig(_Config):
     )
     consolidate_after: str = Field(default="1m", pattern=r"^(Never|\d+(s|m|h))$")
     expire_after: str = Field(default="720h", pattern=r"^(Never|\d+(s|m|h))$")
-    weight: int = Field(default=10, ge=0, le=100)
+    weight: int = Field(default=10, ge=1, le=100)  # the NodePool CRD's range
     labels: dict[str, str] = Field(default_factory=dict)
     taints: tuple[TaintConfig, ...] = ()
 
@@ -406,6 +412,14 @@ class PlatformConfig(_Config):
     def _mode_needs(self) -> PlatformConfig:
         if self.mode == "aws" and (self.cluster is None or self.karpenter is None):
             raise ValueError("mode 'aws' needs the cluster and karpenter sections")
+        if self.cluster and self.karpenter and self.karpenter.ami_alias.startswith("al2@"):
+            minor = int(self.cluster.kubernetes_version.split(".")[1])
+            if minor > AL2_LAST_MINOR:
+                raise ValueError(
+                    f"karpenter.amiAlias {self.karpenter.ami_alias!r}: AWS publishes no Amazon "
+                    f"Linux 2 EKS AMI for Kubernetes {self.cluster.kubernetes_version} (the last "
+                    f"is 1.{AL2_LAST_MINOR}); allowed: al2023@... or bottlerocket@..."
+                )
         if self.mode == "local" and (self.cluster or self.karpenter or self.kubecost.enabled):
             raise ValueError(
                 "mode 'local' deploys no cluster, Karpenter or Kubecost: drop those sections "
@@ -518,6 +532,11 @@ def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
         parsed = _StackFile.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, source, _StackFile)) from exc
+    if parsed.platform.mode == "aws" and len(stack) > MAX_AWS_STACK_NAME:
+        raise ConfigError(
+            f"stack {stack!r}: an AWS stack's name has at most {MAX_AWS_STACK_NAME} characters "
+            f"(it has {len(stack)}): IAM role names, which carry it, have at most 64"
+        )
     return StackConfig(
         stack=stack, region=parsed.region, platform=parsed.platform, workloads=parsed.workloads
     )

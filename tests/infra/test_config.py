@@ -53,6 +53,15 @@ def values_with(change) -> dict:
             "`finops-sim:platform.karpenter.amiAlias`",
         ),
         (lambda p: p["karpenter"]["nodePools"][0].pop("cpuLimit"), "cpuLimit"),
+        (
+            lambda p: p["karpenter"]["nodePools"][0].update(weight=0),  # the CRD's minimum is 1
+            "`finops-sim:platform.karpenter.nodePools[0].weight`: value 0",
+        ),
+        (
+            lambda p: p["karpenter"].update(amiAlias="al2@v20251120"),
+            "karpenter.amiAlias 'al2@v20251120': AWS publishes no Amazon Linux 2 EKS AMI for "
+            "Kubernetes 1.35 (the last is 1.32)",
+        ),
         (lambda p: p.update(clusterNmae="x"), "unknown key `finops-sim:platform.clusterNmae`"),
         (lambda p: p["cluster"]["systemNodeGroup"].update(minSize=5), "minSize <= desiredSize"),
         (
@@ -70,6 +79,25 @@ def test_bad_values_are_reported_with_file_and_key(change, expected):
         parse_stack_config("optimized", values_with(change))
     assert "stacks/Pulumi.optimized.yaml" in str(info.value)
     assert expected in str(info.value)
+
+
+def test_al2_stays_allowed_where_aws_still_publishes_it():
+    def older(p):
+        p["karpenter"].update(amiAlias="al2@v20251120")
+        p["cluster"].update(kubernetesVersion="1.32")
+
+    config = parse_stack_config("optimized", values_with(older))
+    assert config.platform.karpenter.ami_alias == "al2@v20251120"
+
+
+def test_an_aws_stack_name_too_long_for_its_iam_role_names_is_refused():
+    name = "x" * 34  # KarpenterControllerRole-finops-<34 characters> is 65 characters
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config(name, read_stack_file("optimized"))
+    assert f"stack {name!r}: an AWS stack's name has at most 33 characters (it has 34)" in str(
+        info.value
+    )
+    assert parse_stack_config("x" * 33, read_stack_file("optimized")).stack == "x" * 33
 
 
 def test_a_limit_below_its_request_is_refused_by_key():
