@@ -136,10 +136,13 @@ def helm_values(
         "nodeSelector": dict(SYSTEM_NODES),
         "serviceAccount": service_account,
         "serviceMonitor": {"enabled": True},
+        # The getting-started guide gives the controller 1Gi; the request stays smaller so the
+        # system nodes keep room, and the limit matches the guide, so a burst is not OOM-killed
+        # (which would stall provisioning, and the drain during `pulumi destroy`).
         "controller": {
             "resources": {
                 "requests": {"cpu": "250m", "memory": "512Mi"},
-                "limits": {"memory": "512Mi"},
+                "limits": {"memory": "1Gi"},
             }
         },
     }
