@@ -107,6 +107,17 @@ def _direct_pins() -> dict[str, str]:
     return {_canonical(m.group(1)): m.group(2) for m in map(PIN.match, lines) if m is not None}
 
 
+def test_the_embedding_model_build_repeats_the_projects_pins_at_the_same_versions():
+    """Its environment is its own (PyTorch stays out of the project's), so it pins numpy and
+    model2vec again: at the versions the gateway loads the model with."""
+    distill = _pins(REPO / "embedding-model/requirements.txt")
+    shared = {name: pin for name, pin in _direct_pins().items() if name in distill}
+    assert {"numpy", "model2vec"} <= shared.keys()
+    assert {
+        name: (pin, distill[name]) for name, pin in shared.items() if distill[name] != pin
+    } == {}
+
+
 def test_each_direct_dependency_is_pinned_in_one_place():
     places: dict[str, list[str]] = {}
     for place, lines in _pin_lines().items():

@@ -248,8 +248,9 @@ class MemoryLedger:
 
 def _release_expired_holds(budget: str, holds: str) -> str:
     """Lua that releases the reservations whose hold ran out, and sets ``now``: run first by each
-    script that reads the reserved total, so neither an admission nor a report counts them. Holds
-    whose budget hash is gone (deleted to reset a team) are dropped, not subtracted from nothing."""
+    script that reads the reserved total, so neither an admission nor a report counts them. A
+    reset deletes the budget hash and its holds together (README, "Budgets"); holds left by a
+    reset that deleted the hash alone are dropped, and never take the reserved total below zero."""
     return f"""
 local now = tonumber(redis.call('TIME')[1])
 local expired = redis.call('ZRANGEBYSCORE', {holds}, '-inf', now)
@@ -257,7 +258,8 @@ if #expired > 0 then
   if redis.call('EXISTS', {budget}) == 1 then
     local freed = 0
     for _, entry in ipairs(expired) do freed = freed + tonumber(string.match(entry, ':(%d+)$')) end
-    redis.call('HINCRBY', {budget}, 'reserved', -freed)
+    local reserved = math.max(tonumber(redis.call('HGET', {budget}, 'reserved') or '0'), 0)
+    redis.call('HINCRBY', {budget}, 'reserved', -math.min(freed, reserved))
   end
   redis.call('ZREMRANGEBYSCORE', {holds}, '-inf', now)
 end

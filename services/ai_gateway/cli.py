@@ -34,6 +34,7 @@ from .wiring import build_gateway, open_gateway_embedder, open_store
 # closes an idle connection as a client reuses it fails that request (uvicorn's default is 5 s,
 # the same as httpx's, and a CI run saw one such ReadError).
 KEEP_ALIVE_S = 75
+LISTEN_BACKLOG = 2048  # uvicorn's default
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -186,16 +187,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """The API's socket, bound before start-up goes on: a busy port or a host that is not this
-    machine's stops it with a message naming the flags (uvicorn would say so only after the
-    application's start-up, among its own log lines). OSError (gaierror too) when it cannot."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
+    """The API's socket, listening before start-up goes on: a busy port or a host that is not
+    this machine's stops it with a message naming the flags (uvicorn would say so only after the
+    application's start-up, among its own log lines), and the metrics port cannot take the same
+    port. The address family is uvicorn's rule (IPv6 for an address with a colon). OSError
+    (gaierror too) when it cannot."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
     except OSError:
         sock.close()
         raise

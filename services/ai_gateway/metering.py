@@ -49,7 +49,8 @@ class Meter:
                 m.cost.labels(type=kind, model=model, team=team).inc(usd)
             if completion.prompt_cache_saved_usd > 0:
                 saved = completion.prompt_cache_saved_usd
-                m.saved.labels(reason="prompt_cache", team=team).inc(saved)
+                # The providers' own discount, which any application gets: not the gateway's.
+                m.saved.labels(reason="provider_prompt_cache", team=team).inc(saved)
             if self._caching:
                 m.cache_misses.labels(team=team).inc()
             if completion.routed_from is not None:

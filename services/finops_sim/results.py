@@ -343,10 +343,13 @@ def compare(before: Sequence[RequestRecord], after: Sequence[RequestRecord]) -> 
     """
     spent_before = _money(r.cost_usd for r in before)
     saved = spent_before - _money(r.cost_usd for r in after)
-    twins = {r.sim["index"]: r for r in before if r.served and "index" in r.sim}
+    twins: dict[str, RequestRecord] = {}
+    for r in before:
+        if r.served and "index" in r.sim:
+            twins.setdefault(r.sim["index"], r)  # a repeated index pairs once, with the first
     by_cause: dict[str, list[float]] = defaultdict(list)
     for record in after:
-        twin = twins.get(record.sim.get("index", ""))
+        twin = twins.pop(record.sim.get("index", ""), None)
         cause = _cause(record)
         if twin is not None and cause is not None:
             by_cause[cause].append(twin.cost_usd - record.cost_usd)

@@ -367,6 +367,42 @@ async def test_holds_outliving_their_budget_hash_are_dropped_not_subtracted(shor
     assert (await reserve(0.1))[0] == "budget"
 
 
+async def test_a_documented_reset_keeps_requests_under_way_from_lifting_the_new_budget(
+    short_holds,
+):
+    """Deleting the hash and its holds together: a request admitted before the reset settles its
+    cost, and takes nothing off what was reserved after it."""
+    ledger, store = short_holds
+    now = datetime.now(UTC)
+    w = window("reset-both", "month", now)
+    before = Reservation(w, to_nanos(0.8), 0)
+    assert (await ledger.reserve(before, ONE_DOLLAR_A_MONTH, now))[0] == "ok"
+    await store.client.execute("DEL", KEY_PREFIX + w.budget_key, KEY_PREFIX + w.holds_key)
+    after = Reservation(w, to_nanos(0.6), 0)
+    assert (await ledger.reserve(after, ONE_DOLLAR_A_MONTH, now))[0] == "ok"
+    await ledger.settle(before, to_nanos(0.3), 0)
+    assert await ledger.usage(w) == (to_nanos(0.3), to_nanos(0.6))
+    assert (await ledger.reserve(Reservation(w, to_nanos(0.2), 0), ONE_DOLLAR_A_MONTH, now))[
+        0
+    ] == "budget"
+
+
+async def test_holds_released_after_a_reset_of_the_hash_alone_never_go_below_zero(short_holds):
+    ledger, store = short_holds
+    now = datetime.now(UTC)
+    w = window("reset-hash-only", "month", now)
+
+    def reserve(usd: float):
+        return ledger.reserve(Reservation(w, to_nanos(usd), 0), ONE_DOLLAR_A_MONTH, now)
+
+    assert (await reserve(0.8))[0] == "ok"
+    await store.client.execute("DEL", KEY_PREFIX + w.budget_key)
+    assert (await reserve(0.1))[0] == "ok"  # recreates the hash; the old hold is still there
+    await asyncio.sleep(HOLD_RUNS_OUT_S)
+    assert await ledger.usage(w) == (0, 0)  # both released, and not -$0.70
+    assert [(await reserve(0.25))[0] for _ in range(5)].count("ok") == 4
+
+
 async def test_a_request_settled_after_its_teams_reset_leaves_no_negative_reservation(
     short_holds,
 ):

@@ -258,3 +258,12 @@ def test_start_up_warns_when_routing_cannot_use_its_embedding_head(tmp_path, mon
     caplog.clear()
     assert cli.main(["--profile", "unoptimized", *port]) == 0  # no routing
     assert not [r for r in caplog.records if "features-only" in r.getMessage()]
+
+
+def test_the_metrics_port_cannot_take_the_api_port():
+    """The API socket listens before the metrics server starts: on one port, metrics (every
+    team's spend) were served on the API port."""
+    port = str(free_port())
+    result = run_cli("--profile", "unoptimized", "--port", port, "--metrics-port", port)
+    assert result.returncode == 2
+    assert f"cannot serve metrics on 127.0.0.1:{port} (Address already in use)" in result.stderr

@@ -61,7 +61,7 @@ def test_openai_sdk_reads_cached_tokens_plain_and_streamed(gateway):
     assert metric(gateway, "ai_cost_total", type="cached_input", **labels) == pytest.approx(
         2 * cached * prices.cached_input / 1e6
     )
-    assert metric(gateway, "ai_cost_saved_total", reason="prompt_cache", team="team-a") > 0
+    assert metric(gateway, "ai_cost_saved_total", reason="provider_prompt_cache", team="team-a") > 0
 
 
 def test_anthropic_sdk_reads_cache_creation_then_cache_read(gateway):

@@ -124,3 +124,16 @@ def test_read_log_round_trips_records_and_names_a_bad_line(tmp_path):
     log.write_text(records[0].model_dump_json() + '\n{"status": 200}\n')
     with pytest.raises(ValueError, match=r"requests\.jsonl:2: not a request record"):
         read_log(log)
+
+
+def test_a_repeated_index_pairs_once():
+    """Two optimized records claiming one twin would count its cost twice."""
+    before = [served("q1", cost=5.0, index=1), served("q1", cost=9.0, index=1)]
+    after = [
+        served("q1", cache="exact", cached="q1", cost=0.0, index=1),
+        served("q1", cache="exact", cached="q1", cost=0.0, index=1),
+    ]
+    result = compare(before, after)
+    assert result.by_cause_usd.cache == pytest.approx(5.0)  # the first twin, once
+    assert result.savings_usd == pytest.approx(14.0)
+    assert result.unattributed_usd == pytest.approx(9.0)

@@ -122,10 +122,9 @@ def test_the_locust_pods_read_the_keys_secret_at_the_path_they_pass():
 
 
 def test_keys_set_in_the_stack_win_and_the_other_teams_keep_generated_ones():
-    keys = build.team_keys(
-        {"team-a": "random-a", "team-b": "random-b"}, {"team-a": "sk-mine", "team-c": "sk-c"}
-    )
-    assert keys == {"team-a": "sk-mine", "team-b": "sk-random-b", "team-c": "sk-c"}
+    configured = {"team-a": "sk-mine-0123", "team-c": "sk-c-0123"}
+    keys = build.team_keys({"team-a": "random-a", "team-b": "random-b"}, configured)
+    assert keys == {"team-a": "sk-mine-0123", "team-b": "sk-random-b", "team-c": "sk-c-0123"}
     assert build.team_keys({"team-a": "random-a"}, None) == {"team-a": "sk-random-a"}
 
 
@@ -133,8 +132,9 @@ def test_keys_set_in_the_stack_win_and_the_other_teams_keep_generated_ones():
     ("configured", "problem"),
     [
         (["sk-a"], "finops-sim:teamKeys: must be a mapping of team names to keys"),
-        ({"team-a": 7}, "finops-sim:teamKeys.team-a: must be a non-empty string"),
-        ({"team-a": ""}, "finops-sim:teamKeys.team-a: must be a non-empty string"),
+        ({"team-a": 7}, "finops-sim:teamKeys.team-a: must be a key of at least 8 characters"),
+        ({"team-a": "sk-a"}, "finops-sim:teamKeys.team-a: must be a key of at least 8 characters"),
+        ({"team-a": "sha256:" + "0" * 64}, "finops-sim:teamKeys.team-a: set the key itself"),
     ],
 )
 def test_bad_team_keys_name_the_config_key(configured, problem):

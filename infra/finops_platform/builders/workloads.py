@@ -13,6 +13,7 @@ import yaml
 from ai_gateway.settings import deep_merge, resolve_settings
 from finops_common.config import ConfigError
 from finops_common.labels import COST_LABELS
+from loadgen.scenario import KEY_MIN_CHARS
 
 from ..config import ContainerResources, NodePoolConfig, WorkloadsConfig, memory_mib
 from ..workload_list import (
@@ -125,8 +126,16 @@ def team_keys(generated: dict[str, str], configured: object) -> dict[str, str]:
     if not isinstance(configured, dict):
         raise ConfigError(f"{TEAM_KEYS}: must be a mapping of team names to keys")
     for team, key in configured.items():
-        if not isinstance(key, str) or not key:
-            raise ConfigError(f"{TEAM_KEYS}.{team}: must be a non-empty string (the team's key)")
+        if not isinstance(key, str) or len(key) < KEY_MIN_CHARS:
+            raise ConfigError(
+                f"{TEAM_KEYS}.{team}: must be a key of at least {KEY_MIN_CHARS} characters"
+            )
+        if key.startswith("sha256:"):
+            # The gateway accepts a key's digest, but the Locust pods send the key itself.
+            raise ConfigError(
+                f"{TEAM_KEYS}.{team}: set the key itself, not its sha256 digest: the Locust "
+                "load sends it"
+            )
     return {
         **{team: GENERATED_KEY_PREFIX + random for team, random in generated.items()},
         **configured,

@@ -232,6 +232,13 @@ class OpenAIErrorResponse(BaseModel):
     error: OpenAIError
 
 
+def _sent(value: object) -> bool:
+    """Whether a parameter was given a value that asks for something: a reasoning model refuses
+    `logprobs: true` or a penalty of 0.5, while None, false, 0 and {} are the defaults a client
+    library may send for every model."""
+    return value is not None and value is not False and value != 0 and value != {}
+
+
 def _text(content: str | list[TextPart | RefusalPart] | None) -> str:
     if content is None:
         return ""
@@ -396,7 +403,7 @@ class OpenAIAdapter:
                 "max_completion_tokens" if parsed.max_completion_tokens else "max_tokens"
             ),
             reasoning_refused=tuple(
-                name for name in REASONING_REFUSED if getattr(parsed, name) not in (None, False)
+                name for name in REASONING_REFUSED if _sent(getattr(parsed, name))
             ),
             temperature=parsed.temperature,
             top_p=parsed.top_p,
