@@ -62,6 +62,7 @@ class Catalog:
         self._routing = routing
         self._provider = provider
         self._embedder = embedder
+        self._may_answer: dict[str, frozenset[str]] = {}  # by requested model, see may_answer
 
     def resolve(self, name: str) -> ModelCard:
         card = self.table.resolve(name)
@@ -182,6 +183,23 @@ class Catalog:
         if requested is None:
             return AUTO_MODEL
         return requested.tier if self.routable(requested, team_routes_all) else requested.name
+
+    def may_answer(
+        self, requested: ModelCard | None, team_routes_all: bool
+    ) -> frozenset[str] | None:
+        """The models whose cached answer a request may get within its semantic scope. A routed
+        named model shares its tier's scope, but ``route`` serves it only with itself or a
+        routing tier's model cheaper than it, so only their answers serve it (a tier-wide scope
+        gave a request for claude-opus-4-7 an answer o3 wrote). None: any answer of the scope
+        ("auto", whose scope holds only the router's picks, or a named model alone)."""
+        if requested is None or not self.routable(requested, team_routes_all):
+            return None
+        if requested.name not in self._may_answer:
+            price = requested.cost_usd(1000, 1000)
+            tiers = (self.resolve(name) for name in self._routing.tiers.values())
+            cheaper = {card.name for card in tiers if card.cost_usd(1000, 1000) < price}
+            self._may_answer[requested.name] = frozenset({requested.name, *cheaper})
+        return self._may_answer[requested.name]
 
     def route(
         self, request: ChatRequest, requested: ModelCard | None, team_routes_all: bool,

@@ -63,6 +63,7 @@ class SemanticProbe:
     scope: str
     prompt: str
     vector: np.ndarray
+    may_answer: frozenset[str] | None = None  # Catalog.may_answer: None, any answer of the scope
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class Gateway:
                 )
         routes_all = self.settings.teams[team].routing == "all"
         models = self.catalog.answering_models(requested, routes_all)
-        probe = self._semantic_probe(team, models, request)
+        probe = self._semantic_probe(team, models, request, requested, routes_all)
         found = await self._semantic_lookup(probe)
         if found is not None:
             completion = await self._from_cache(
@@ -257,7 +258,14 @@ class Gateway:
             prompt_cache_saved_usd=uncached_cost - cost,
         )
 
-    def _semantic_probe(self, team: str, models: str, request: ChatRequest) -> SemanticProbe | None:
+    def _semantic_probe(
+        self,
+        team: str,
+        models: str,
+        request: ChatRequest,
+        requested: ModelCard | None,
+        routes_all: bool,
+    ) -> SemanticProbe | None:
         if self.semantic is None or self.embedder is None:
             return None
         prompt = request.messages[-1].content
@@ -271,12 +279,17 @@ class Gateway:
             # "identical" to every other one, so such a prompt is never looked up nor stored.
             self.meter.metrics.semantic_skips.labels(reason="no content").inc()
             return None
-        return SemanticProbe(semantic_scope(team, models, request), prompt, vector)
+        return SemanticProbe(
+            semantic_scope(team, models, request),
+            prompt,
+            vector,
+            self.catalog.may_answer(requested, routes_all),
+        )
 
     async def _semantic_lookup(self, probe: SemanticProbe | None) -> SemanticHit | None:
         if probe is None or self.semantic is None:
             return None
-        lookup = self.semantic.lookup(probe.scope, probe.prompt, probe.vector)
+        lookup = self.semantic.lookup(probe.scope, probe.prompt, probe.vector, probe.may_answer)
         outcome = await self.meter.guarded(lookup, "semantic_get")
         if outcome is None:
             return None

@@ -349,7 +349,15 @@ class SemanticCache:
         self._snapshot_at = self._clock()
         return len(order)
 
-    async def lookup(self, scope: str, prompt: str, vector: np.ndarray) -> LookupOutcome:
+    async def lookup(
+        self,
+        scope: str,
+        prompt: str,
+        vector: np.ndarray,
+        may_answer: frozenset[str] | None = None,
+    ) -> LookupOutcome:
+        """The first candidate at or above the threshold that the guard passes and, when
+        ``may_answer`` is given, that one of those models wrote."""
         if not self._sync_lock.locked():
             # Otherwise a sync or a snapshot is under way: what it reads is found by the next
             # lookup, and this one does not wait for it.
@@ -379,6 +387,9 @@ class SemanticCache:
             # An answer never changes once written: a kept copy lives as long as its entry.
             answer = await self._answers.read(entry.ref, entry.added_at + self._ttl)
             if answer is None:
+                continue
+            if may_answer is not None and answer.model not in may_answer:
+                refusals.append("model")
                 continue
             hit = SemanticHit(answer, similarity, entry.prompt)
             return LookupOutcome(hit, best, tuple(refusals))

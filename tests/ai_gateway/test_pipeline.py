@@ -164,16 +164,27 @@ async def test_a_request_that_is_not_routed_is_answered_by_its_own_model_only(ma
     assert (same.cache, same.model.name) == ("semantic", "gpt-4o")
 
 
-async def test_a_routed_request_may_be_answered_by_any_model_of_its_tier(make_gateway):
-    """A team that routes every request lets the router pick any model of the tier, so the
-    tier's cached answers serve it."""
+async def test_a_routed_request_gets_only_answers_its_router_could_have_served(make_gateway):
+    """A team that routes every request shares the tier's scope, but a request for one model is
+    served only by it or a routing tier's cheaper model: their answers serve it, and another
+    model's of the tier (another provider's, a pricier one) never does."""
     gateway = make_gateway("optimized", cache=NO_EXACT)
     assert gateway.settings.teams["team-a"].routing == "all"
-    await gateway.complete(ask("How do I cancel my order?", model="gpt-4o"), "team-a")
+    tier_models = set(gateway.settings.routing.tiers.values())
+    routed = await gateway.complete(ask("How do I cancel my order?", model="gpt-4o"), "team-a")
+    assert routed.model.name in tier_models
     other = await gateway.complete(
         ask("How do I cancel my order?", model="claude-opus-4-5"), "team-a"
     )
-    assert other.cache == "semantic"
+    assert (other.cache, other.model.name) == ("semantic", routed.model.name)
+    # claude-haiku-4-5 and gpt-5.4-nano share the simple tier; no tier model is cheaper than
+    # the nano, so the haiku's answer (another provider's, four times the price) never serves it.
+    question = "Prove that the reconciliation of our ledger is idempotent, step by step."
+    kept = await gateway.complete(ask(question, model="claude-haiku-4-5"), "team-a")
+    assert (kept.cache, kept.model.name) == ("miss", "claude-haiku-4-5")
+    nano = await gateway.complete(ask(question, model="gpt-5.4-nano"), "team-a")
+    assert (nano.cache, nano.model.name) == ("miss", "gpt-5.4-nano")
+    assert sample(gateway.meter.metrics, "ai_semantic_refusals_total", reason="model") == 1
 
 
 async def test_unoptimized_profile_never_caches(store, make_gateway):
