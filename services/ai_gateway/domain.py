@@ -93,17 +93,24 @@ class ChatRequest:
         return self._canonical[model]
 
     def context_digest(self) -> str:
-        """The answer-changing parameters, every message but the last turn, and the last turn's
-        role (a system or tool message is not the user turn with the same text)."""
-        last_role = self.messages[-1].role if self.messages else None
+        """The answer-changing parameters, every message but the last turn, and the last turn
+        but its text: its role (a system or tool message is not the user turn with the same
+        text), its name (another user's question is not this one's) and its keyed fields."""
+        last = _normalised(self.messages[-1:])
+        last_turn = [last[0][0], *last[0][2:]] if last else None
         context = json.dumps(
-            [_normalised(self.messages[:-1]), last_role, self._parameters()], sort_keys=True
+            [_normalised(self.messages[:-1]), last_turn, self._parameters()], sort_keys=True
         )
         return hashlib.sha256(context.encode()).hexdigest()[:16]
 
 
 def _normalised(messages: tuple[PromptMessage, ...]) -> list[list[str | None]]:
-    return [[m.role, m.content.replace("\r\n", "\n").strip(), m.name] for m in messages]
+    """Each message as the keys read it; the keyed fields only where a message has any, so a
+    plain conversation keys (and seeds its simulated answer) as it always has."""
+    return [
+        [m.role, m.content.replace("\r\n", "\n").strip(), m.name, *([m.keyed] if m.keyed else [])]
+        for m in messages
+    ]
 
 
 @dataclass(frozen=True)

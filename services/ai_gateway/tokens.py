@@ -42,6 +42,9 @@ class PromptMessage:
     name: str | None = None
     # An Anthropic cache_control mark at the end of this message, by its ttl; None: no mark.
     cache_mark: CacheTTL | None = None
+    # The message's answer-changing fields the simulator does not implement (an assistant's
+    # tool calls, a tool message's call id), as canonical JSON: part of the cache keys only.
+    keyed: str = ""
 
 
 def encoding_name(card: ModelCard) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ai_gateway import pipeline
+from ai_gateway.adapters.openai import OpenAIAdapter
 from ai_gateway.budgets import to_nanos
 from ai_gateway.domain import ChatRequest, GatewayError
 from ai_gateway.embeddings import LEXICAL_MAX_CHARS, Model2VecEmbedder
@@ -185,6 +186,40 @@ async def test_a_routed_request_gets_only_answers_its_router_could_have_served(m
     nano = await gateway.complete(ask(question, model="gpt-5.4-nano"), "team-a")
     assert (nano.cache, nano.model.name) == ("miss", "gpt-5.4-nano")
     assert sample(gateway.meter.metrics, "ai_semantic_refusals_total", reason="model") == 1
+
+
+def booked(tool: str, date: str) -> ChatRequest:
+    """A conversation whose earlier turns differ only in what the assistant called."""
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": tool, "arguments": f'{{"date": "{date}"}}'}}  # fmt: skip
+    return OpenAIAdapter().parse({"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "Book my trip."},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "done"},
+        {"role": "user", "content": "What exactly did you just book, and for which date?"},
+    ]})  # fmt: skip
+
+
+async def test_earlier_tool_calls_keep_conversations_apart_in_both_caches(make_gateway):
+    """They are context that changes the answer: the hotel booking got the flight's answer."""
+    gateway = make_gateway("optimized", routing={"enabled": False})
+    first = await gateway.complete(booked("book_flight", "2026-01-05"), "team-a")
+    again = await gateway.complete(booked("book_flight", "2026-01-05"), "team-a")
+    other = await gateway.complete(booked("book_hotel", "2026-03-09"), "team-a")
+    assert (first.cache, again.cache, other.cache) == ("miss", "exact", "miss")
+
+
+async def test_another_users_question_is_not_a_semantic_hit(make_gateway):
+    """The exact key had the last message's name; the semantic scope did not."""
+    gateway = make_gateway("optimized", routing={"enabled": False}, cache=NO_EXACT)
+
+    def balance(user: str) -> ChatRequest:
+        question = PromptMessage("user", "What is my current account balance?", user)
+        return ChatRequest("gpt-4o", (question,))
+
+    assert (await gateway.complete(balance("alice"), "team-a")).cache == "miss"
+    assert (await gateway.complete(balance("bob"), "team-a")).cache == "miss"
+    assert (await gateway.complete(balance("alice"), "team-a")).cache == "semantic"
 
 
 async def test_unoptimized_profile_never_caches(store, make_gateway):

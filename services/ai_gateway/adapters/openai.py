@@ -7,6 +7,7 @@ hot path, and tests check them against these models.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -232,6 +233,18 @@ class OpenAIErrorResponse(BaseModel):
     error: OpenAIError
 
 
+# A message's fields that change the answer but are not simulated: what the assistant called
+# and which call a tool message answers. Two conversations that differ only in them must not
+# share a cached answer.
+KEYED_MESSAGE_FIELDS = ("tool_calls", "function_call", "tool_call_id", "audio")
+
+
+def _keyed_fields(message: ChatMessage) -> str:
+    extra = message.model_extra or {}
+    keyed = {name: extra[name] for name in KEYED_MESSAGE_FIELDS if extra.get(name) is not None}
+    return json.dumps(keyed, sort_keys=True, separators=(",", ":")) if keyed else ""
+
+
 def _sent(value: object) -> bool:
     """Whether a parameter was given a value that asks for something: a reasoning model refuses
     `logprobs: true` or a penalty of 0.5, while None, false, 0 and {} are the defaults a client
@@ -396,7 +409,8 @@ class OpenAIAdapter:
         return ChatRequest(
             model=parsed.model,
             messages=tuple(
-                PromptMessage(m.role, _text(m.content), m.name) for m in parsed.messages
+                PromptMessage(m.role, _text(m.content), m.name, keyed=_keyed_fields(m))
+                for m in parsed.messages
             ),
             max_tokens=parsed.max_completion_tokens or parsed.max_tokens,
             cap_parameter=(
