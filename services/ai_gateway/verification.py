@@ -5,7 +5,8 @@ vs "track my order", "Python 3.11" vs "Python 3.12", "in French" vs "in Italian"
 "download"). Those prompts differ in a few words that decide the answer. The guard extracts them
 and requires them to match:
 
-- numbers and versions ("3.11", "#1042", "$50", "2024-05-01");
+- numbers and versions ("3.11", "#1042", "$50", "2024-05-01"), each as often as it appears;
+- comparison operators ("x > 5" is not "x < 5");
 - quoted or backticked text;
 - named things: capitalised words past the start of a sentence, acronyms, identifiers with digits,
   dots or underscores ("S3", "EC2", "config.yaml"), and known natural and programming languages;
@@ -31,9 +32,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 _NUMBER = re.compile(r"(?:(?<=\bv)|(?<![A-Za-z0-9.]))\d+(?:[.,:/-]\d+)*")
+# Up to a code block's length: past 200 characters, two snippets that differ in one operator
+# were compared by their words alone.
 _QUOTED = re.compile(
-    r"\"([^\"]{1,200})\"|“([^”]{1,200})”|`([^`]{1,200})`|(?<![\w])'([^']{2,200})'(?!\w)"
+    r"\"([^\"]{1,4000})\"|“([^”]{1,4000})”|`([^`]{1,4000})`|(?<![\w])'([^']{2,4000})'(?!\w)"
 )
+# Comparison operators, which decide an answer ("x > 5" is not "x < 5") and carry no word.
+_COMPARISON = re.compile(r"[<>!=]=|(?<![<>=-])[<>](?![<>=])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.+#'-]*[A-Za-z0-9+#]|[A-Za-z]")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n)\s*[\"'(]*([A-Za-z][\w'-]*)")
 
@@ -207,7 +212,13 @@ def _normalise_number(raw: str) -> str:
 
 @lru_cache(maxsize=TERMS_CACHE)
 def numbers_in(text: str) -> Terms:
-    return _terms(_normalise_number(n) for n in _NUMBER.findall(text))
+    """Sorted with their repeats: "2 + 2" is not "2 + 2 + 2"."""
+    return tuple(sorted(_normalise_number(n) for n in _NUMBER.findall(text)))
+
+
+@lru_cache(maxsize=TERMS_CACHE)
+def comparisons_in(text: str) -> Terms:
+    return tuple(sorted(_COMPARISON.findall(text)))
 
 
 @lru_cache(maxsize=TERMS_CACHE)
@@ -280,6 +291,7 @@ def _named_agree(query: str, candidate: str) -> bool:
 # refused on the first class that differs, so the rest is never extracted.
 _SAME_TERMS: tuple[tuple[Callable[[str], object], str], ...] = (
     (numbers_in, "numbers differ"),
+    (comparisons_in, "comparisons differ"),
     (quoted_in, "quoted text differs"),
     (languages_in, "languages differ"),
     (actions_in, "actions differ"),

@@ -27,6 +27,18 @@ NEAR_MISSES = [
     ("How do I configure Nginx?", "How do I configure Apache?", "named terms differ"),
     ("Convert 100 euros to dollars.", "Convert 100 dollars to euros.", "direction differs"),
     ("How do I cancel my subscription?", "How do I cancel my order?", "content words differ"),
+    # Found by an audit: a repeated number, an operator, a long snippet differing in one operator.
+    ("What is 2 + 2 + 2?", "What is 2 + 2?", "numbers differ"),
+    ("Which rows have x > 5?", "Which rows have x < 5?", "comparisons differ"),
+    (
+        "Why does this fail? `"
+        + "total = sum(row.amount for row in rows if row.ok); " * 6
+        + "assert total >= limit`",
+        "Why does this fail? `"
+        + "total = sum(row.amount for row in rows if row.ok); " * 6
+        + "assert total <= limit`",
+        "comparisons differ",
+    ),
 ]
 
 LIGHT = [
@@ -36,6 +48,10 @@ LIGHT = [
     ("Summarise this article.", "Summarize this article."),
     ("What is the difference between UDP and TCP?", "What is the difference between TCP and UDP?"),
     ("Where's my package? It hasn't arrived.", "Where is my package? It has not arrived."),
+    (
+        "In TypeScript, what does => mean in x => x + 1?",
+        "what does => mean in x => x + 1, in TypeScript",
+    ),
 ]
 
 
