@@ -431,6 +431,26 @@ class BudgetRow(BaseModel):
     requests_per_minute: int | None
 
 
+# The rejection reason of a request larger than a whole limit (its worst case costs more than
+# the budget, or uses more tokens than a minute allows): no reset lets it through as sent.
+TOO_LARGE = "too_large"
+
+
+def rejection_reasons(limits: TeamLimits) -> tuple[str, ...]:
+    """The ``reason`` labels a team's refusals can carry, by the limits it has."""
+    reasons = [
+        name
+        for name, value in (
+            ("budget", limits.budget_nanos),
+            ("tokens_per_minute", limits.tokens_per_minute),
+            ("requests_per_minute", limits.requests_per_minute),
+        )
+        if value is not None
+    ]
+    too_large = limits.budget_nanos is not None or limits.tokens_per_minute is not None
+    return (*reasons, TOO_LARGE) if too_large else tuple(reasons)
+
+
 @dataclass(frozen=True)
 class Unsettled:
     """A settlement the store did not answer, kept for a retry."""
@@ -466,6 +486,10 @@ class Budgets:
                 usd = team_limit.budget_nanos / NANOS_PER_USD
                 metrics.budget_limit.labels(team=team).set(usd)
                 metrics.budget_remaining.labels(team=team).set(usd)
+            # Each refusal's series exists from the start at 0: increase() cannot see a series
+            # appear, so a team's first refusals on a pod never reached the alert or dashboard.
+            for reason in rejection_reasons(team_limit):
+                metrics.budget_rejections.labels(team=team, reason=reason)
 
     async def admit(
         self, team: str, worst_cost_usd: float, worst_tokens: int, now: datetime
@@ -495,8 +519,11 @@ class Budgets:
         self._publish_remaining(team, spent)
         admission = Admission(reason, spent, reservation)
         if not admission.admitted:
-            self._metrics.budget_rejections.labels(team=team, reason=reason).inc()
-            raise _refusal(team, limits, admission, worst_cost_usd, now)
+            refusal = _refusal(team, limits, admission, worst_cost_usd, now)
+            # A request no reset lets through is not a spent budget (that alert is critical).
+            counted = reason if refusal.retry_after is not None else TOO_LARGE
+            self._metrics.budget_rejections.labels(team=team, reason=counted).inc()
+            raise refusal
         return reservation
 
     async def admit_free(self, team: str, now: datetime) -> None:

@@ -37,9 +37,18 @@ def _billed(c: Completion) -> list[tuple[str, int, float]]:
 
 
 class Meter:
-    def __init__(self, metrics: GatewayMetrics, caching: bool) -> None:
+    def __init__(
+        self, metrics: GatewayMetrics, cache_kinds: tuple[str, ...], teams: tuple[str, ...]
+    ) -> None:
+        """``cache_kinds``: the caches that are on ("exact", "semantic"). Their hit and miss
+        series exist from the start at 0 for every team: increase() and rate() cannot see a
+        series appear, so the hit-ratio alert could not fire before a pod's first hit."""
         self.metrics = metrics
-        self._caching = caching
+        self._caching = bool(cache_kinds)
+        for team in teams if cache_kinds else ():
+            metrics.cache_misses.labels(team=team)
+            for kind in cache_kinds:
+                metrics.cache_hits.labels(kind=kind, team=team)
 
     def record(self, completion: Completion) -> None:
         m, team, model = self.metrics, completion.team, completion.model.name

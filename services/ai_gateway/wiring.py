@@ -87,7 +87,15 @@ def build_gateway(
             metrics,
             fail_open=settings.budgets.on_store_error == "open",
         ),
-        meter=Meter(metrics, caching=exact.enabled or semantic.enabled),
+        meter=Meter(
+            metrics,
+            cache_kinds=tuple(
+                kind
+                for kind, on in (("exact", exact.enabled), ("semantic", semantic.enabled))
+                if on
+            ),
+            teams=tuple(settings.teams),
+        ),
         provider=provider,
         exact=(
             ExactCache(store, exact.ttl_seconds, exact.local_entries, clock)

@@ -155,6 +155,32 @@ async def test_a_refusal_names_the_limit_and_when_it_resets(clock):
     assert limited.value.kind == "rate_limit" and "1 requests per minute" in limited.value.message
 
 
+def rejections(metrics: GatewayMetrics, reason: str) -> float | None:
+    return metrics.registry.get_sample_value(
+        "ai_budget_rejections_total", {"team": "ops", "reason": reason}
+    )
+
+
+async def test_refusals_are_counted_from_zero_and_a_request_too_large_apart(clock):
+    """A series that appears at its first refusal is invisible to increase(): the critical
+    "budget spent" alert missed a team's first refusals on each pod. A request larger than the
+    whole budget is not a spent budget."""
+    metrics = GatewayMetrics()
+    budgets = stage(MemoryLedger(clock), metrics, budget_nanos=to_nanos(0.01),
+                    requests_per_minute=100)  # fmt: skip
+    assert [rejections(metrics, r) for r in ("budget", "requests_per_minute", "too_large")] == [
+        0.0, 0.0, 0.0,
+    ]  # fmt: skip
+    assert rejections(metrics, "tokens_per_minute") is None  # the team has no such limit
+    with pytest.raises(GatewayError):
+        await budgets.admit("ops", 0.02, 100, NOW)  # more than the whole budget
+    assert (rejections(metrics, "too_large"), rejections(metrics, "budget")) == (1.0, 0.0)
+    await budgets.admit("ops", 0.008, 100, NOW)
+    with pytest.raises(GatewayError):
+        await budgets.admit("ops", 0.008, 100, NOW)
+    assert rejections(metrics, "budget") == 1.0
+
+
 async def test_an_unreachable_ledger_fails_closed_or_open_as_configured():
     with socket.socket() as probe:  # a free port that nothing listens on: connections fail
         probe.bind(("127.0.0.1", 0))

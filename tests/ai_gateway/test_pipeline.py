@@ -222,6 +222,19 @@ async def test_another_users_question_is_not_a_semantic_hit(make_gateway):
     assert (await gateway.complete(balance("alice"), "team-a")).cache == "semantic"
 
 
+async def test_cache_series_exist_at_zero_from_the_start(make_gateway):
+    """rate() cannot see a series appear: the hit-ratio alert could not fire before a pod's
+    first hit, and a hit mid-window read as a ratio of 0."""
+    m = make_gateway("optimized").meter.metrics
+    for team in ("team-a", "team-b"):
+        assert m.registry.get_sample_value("ai_cache_misses_total", {"team": team}) == 0.0
+        for kind in ("exact", "semantic"):
+            labels = {"kind": kind, "team": team}
+            assert m.registry.get_sample_value("ai_cache_hits_total", labels) == 0.0
+    plain = make_gateway("unoptimized").meter.metrics
+    assert plain.registry.get_sample_value("ai_cache_misses_total", {"team": "team-a"}) is None
+
+
 async def test_unoptimized_profile_never_caches(store, make_gateway):
     gateway = make_gateway("unoptimized", store)
     results = [await gateway.complete(ask("Same question"), "team-a") for _ in range(3)]

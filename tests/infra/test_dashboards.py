@@ -7,6 +7,7 @@ from typing import Any
 
 import promql_parser
 import pytest
+from prometheus_client.metrics import MetricWrapperBase
 
 from ai_gateway.metrics import GatewayMetrics
 from finops_platform.builders.observability import alert_rules, dashboards
@@ -23,25 +24,40 @@ KUBERNETES_METRICS = {
 }
 
 
+# The names /metrics exposes for each metric type, and the labels each adds.
+_EXPOSED = {"counter": (("_total", ()),), "gauge": (("", ()),),
+            "histogram": (("_bucket", ("le",)), ("_count", ()), ("_sum", ()))}  # fmt: skip
+
+
+def gateway_metrics() -> dict[str, set[str]]:
+    """Each name the gateway's /metrics exposes (a counter with _total, a histogram's _bucket,
+    _count and _sum, a gauge bare), with its label names."""
+    exposed: dict[str, set[str]] = {}
+    for metric in vars(GatewayMetrics()).values():
+        if isinstance(metric, MetricWrapperBase):
+            for suffix, extra in _EXPOSED[metric._type]:
+                exposed[metric._name + suffix] = {*metric._labelnames, *extra}
+    return exposed
+
+
 def gateway_metric_names() -> set[str]:
-    names = set()
-    for family in GatewayMetrics().registry.collect():
-        names |= {family.name, f"{family.name}_total", f"{family.name}_count",
-                  f"{family.name}_sum", f"{family.name}_bucket"}  # fmt: skip
-    return names
+    return set(gateway_metrics())
 
 
-def metric_names(node: Any) -> set[str]:
-    found = set()
-    if isinstance(node, promql_parser.VectorSelector) and node.name:
-        found.add(node.name)
+def selectors(node: Any) -> list[Any]:
+    """Every vector selector of an expression."""
+    found = [node] if isinstance(node, promql_parser.VectorSelector) else []
     for attr in ("lhs", "rhs", "expr", "vector_selector", "param"):
         child = getattr(node, attr, None)
         if child is not None and not isinstance(child, str | int | float):
-            found |= metric_names(child)
+            found += selectors(child)
     for child in getattr(node, "args", None) or []:
-        found |= metric_names(child)
+        found += selectors(child)
     return found
+
+
+def metric_names(node: Any) -> set[str]:
+    return {selector.name for selector in selectors(node) if selector.name}
 
 
 def expressions() -> list[tuple[str, str]]:
@@ -78,5 +94,23 @@ def test_promql_parses_and_reads_existing_metrics(where, expr):
     assert not unknown, f"{where}: unknown metrics {unknown}"
 
 
-def test_an_unknown_metric_is_caught():
-    assert metric_names(promql_parser.parse("sum(rate(ai_cost_totl[5m]))")) - gateway_metric_names()
+@pytest.mark.parametrize(("where", "expr"), expressions())
+def test_every_label_a_gateway_metric_is_matched_on_exists(where, expr):
+    metrics = gateway_metrics()
+    for selector in selectors(promql_parser.parse(expr)):
+        if selector.name in metrics:
+            used = {matcher.name for matcher in selector.matchers.matchers}
+            assert used <= metrics[selector.name], f"{where}: {selector.name} has no {used}"
+
+
+@pytest.mark.parametrize(
+    "wrong", ["ai_cost_totl", "ai_cost", "ai_tokens", "ai_store_up_count", "ai_cost_bucket"]
+)
+def test_an_unknown_or_wrongly_suffixed_metric_is_caught(wrong):
+    """A counter is exposed with _total only, a gauge bare, a histogram's series with theirs."""
+    assert metric_names(promql_parser.parse(f"sum(rate({wrong}[5m]))")) - gateway_metric_names()
+
+
+def test_a_label_the_metric_lacks_is_caught():
+    (selector,) = selectors(promql_parser.parse('ai_cache_hits_total{model="gpt-4o"}'))
+    assert {m.name for m in selector.matchers.matchers} - gateway_metrics()[selector.name]
