@@ -97,7 +97,7 @@ class PoolCost:
     capacity: str  # "spot" or "on-demand"
     instance_type: str
     nodes: int
-    pods: int
+    pods: int | None  # None: the system node group, whose add-on pods the model does not list
     hourly_usd: float
 
     @property
@@ -235,10 +235,15 @@ def price_pool(
             "the pool's cpuLimit or memoryLimitGib, or lower the requests"
         )
     if best is None:
-        largest = max(pods, key=lambda p: (p.cpu_m, p.memory_mib))
+        types = allowed_types(pool, catalog)
+        for unfit in (p for p in pods if not any(nodes_needed([p], t) for t in types)):
+            raise CostModelError(
+                f"pod {unfit.name} ({unfit.cpu_m}m CPU, {unfit.memory_mib}Mi) fits no instance "
+                f"type NodePool {pool.name!r} allows"
+            )
         raise CostModelError(
-            f"pod {largest.name} ({largest.cpu_m}m CPU, {largest.memory_mib}Mi) fits no instance "
-            f"type NodePool {pool.name!r} allows"
+            f"no one instance type NodePool {pool.name!r} allows holds all of its {len(pods)} "
+            f"{capacity} pods (the model packs a pool onto one type)"
         )
     return best
 
@@ -278,7 +283,7 @@ def stack_cost(
             "on-demand",
             system_type.name,
             system.desired_size,
-            0,
+            None,
             system.desired_size * system_type.on_demand_hourly,
         )
     )
@@ -307,19 +312,24 @@ def _check_shared_limits(
 def compare(
     before: StackConfig, after: StackConfig, spot_discounts: dict[str, float] | None = None
 ) -> dict[str, float]:
-    """Monthly costs and the saving, split into rightsizing (the requests) and spot (capacity)."""
-    unoptimized = stack_cost(before, spot_discounts=spot_discounts).monthly_usd
-    optimized = stack_cost(after, spot_discounts=spot_discounts).monthly_usd
-    no_spot = after.model_copy(
-        update={"workloads": after.workloads.model_copy(update={"stateless_on_spot": False})}
-    )
-    rightsized_on_demand = stack_cost(no_spot, spot_discounts=spot_discounts).monthly_usd
+    """Monthly costs and the saving, split into rightsizing (the requests, both stacks priced
+    on-demand) and spot (what spot saves the after stack, less what it saved the before one)."""
+
+    def on_demand(config: StackConfig) -> StackConfig:
+        workloads = config.workloads.model_copy(update={"stateless_on_spot": False})
+        return config.model_copy(update={"workloads": workloads})
+
+    def monthly(config: StackConfig) -> float:
+        return stack_cost(config, spot_discounts=spot_discounts).monthly_usd
+
+    unoptimized, optimized = monthly(before), monthly(after)
+    before_on_demand, after_on_demand = monthly(on_demand(before)), monthly(on_demand(after))
     saved = unoptimized - optimized
     return {
         "unoptimized_monthly_usd": unoptimized,
         "optimized_monthly_usd": optimized,
         "savings_usd": saved,
         "savings_pct": saved / unoptimized if unoptimized else 0.0,
-        "rightsizing_usd": unoptimized - rightsized_on_demand,
-        "spot_usd": rightsized_on_demand - optimized,
+        "rightsizing_usd": before_on_demand - after_on_demand,
+        "spot_usd": (after_on_demand - optimized) - (before_on_demand - unoptimized),
     }

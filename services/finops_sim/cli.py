@@ -178,9 +178,10 @@ def cost(args: argparse.Namespace) -> int:
             estimate = stack_cost(load_stack(args.stack), spot_discounts=discounts)
             print(f"stack {args.stack}: ${estimate.monthly_usd:,.2f} per month ({PRICE_SOURCE})")
             for line in estimate.pools:
+                pods = "add-ons" if line.pods is None else f"{line.pods:>3} pods"
                 print(
                     f"  {line.pool:<18} {line.capacity:<9} {line.nodes} x {line.instance_type:<11}"
-                    f" {line.pods:>3} pods  ${line.monthly_usd:,.2f}/month"
+                    f" {pods:>8}  ${line.monthly_usd:,.2f}/month"
                 )
             for service in estimate.services:
                 print(f"  {service.service}: {service.usage}  ${service.monthly_usd:,.2f}/month")

@@ -282,7 +282,7 @@ def cross_check(phase: Phase, summary: PhaseResult) -> None:
 def compute_comparison() -> ComputeComparison | None:
     """The Kubernetes compute line: the cost model on the two stacks' configs."""
     from finops_platform.config import stack_file
-    from finops_platform.cost import PRICE_SOURCE, SPOT_DISCOUNTS, compare
+    from finops_platform.cost import PRICE_SOURCE, SPOT_DISCOUNTS, CostModelError, compare
     from finops_platform.render import load_stack
     from finops_platform.workload_list import workload_list
 
@@ -295,8 +295,13 @@ def compute_comparison() -> ComputeComparison | None:
     measured = {app for w in recommendations for app in w["apps"]}
     sources = dict.fromkeys(_measured_by(w) for w in recommendations)
     names = [workload.name for workload in workload_list(optimized.workloads)]
+    try:
+        compared = compare(load_stack("unoptimized"), optimized)
+    except CostModelError as exc:
+        print(f"finops-sim: the compute line is left out: {exc}", file=sys.stderr)
+        return None
     return ComputeComparison(
-        **compare(load_stack("unoptimized"), optimized),
+        **compared,
         price_source=PRICE_SOURCE,
         spot_discounts=SPOT_DISCOUNTS,
         measured_workloads=tuple(name for name in names if name in measured),

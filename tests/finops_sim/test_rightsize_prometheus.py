@@ -307,3 +307,49 @@ def test_an_unreachable_prometheus_is_a_clear_error(tmp_path, capsys):
     code = cli.main(["rightsize", "--prometheus", "http://127.0.0.1:9", "--out", str(tmp_path)])
     assert code == 1
     assert "cannot reach Prometheus at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--window", "infd", "must be a positive, finite length"),  # looped forever
+        ("--window", "nand", "must be a positive, finite length"),  # read as "no data"
+        ("--end", "1e30", "Unix seconds from 0 to 253402300799"),  # looped forever
+        ("--end", "nan", "Unix seconds from 0 to 253402300799"),  # a traceback
+    ],
+)
+def test_a_window_or_end_that_is_not_a_finite_time_is_refused(flag, value, says, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["rightsize", "--prometheus", "http://127.0.0.1:9", flag, value])
+    assert info.value.code == 2
+    assert f"argument {flag}: '{value}' is invalid: {says}" in capsys.readouterr().err
+
+
+def test_a_stack_on_a_managed_store_has_no_valkey_pod_to_size():
+    """It raised KeyError 'redis' (rightsize --prometheus on such a stack was a traceback)."""
+    from finops_sim.rightsize.targets import stack_targets
+
+    values = platform_config.read_stack_file("optimized")
+    values["finops-sim:workloads"]["store"] = {"mode": "elasticache_serverless"}
+    config = platform_config.parse_stack_config("optimized", values)
+    workloads = [target.workload for target in stack_targets(config)]
+    assert "redis" not in workloads and "gateway" in workloads
+    assert "redis" in [target.workload for target in stack_targets(load_stack("optimized"))]
+
+
+@pytest.mark.parametrize(("limit", "kept"), [("300m", "350m"), ("500m", "500m")])
+def test_a_cpu_limit_below_the_recommended_request_is_raised_to_it(limit, kept):
+    """A limit under its request is refused by Kubernetes: the stack config refused it with a
+    traceback."""
+    import dataclasses
+
+    from finops_sim.rightsize.strategy import Recommendation
+    from finops_sim.rightsize.targets import recommended_resources, stack_targets
+
+    target = stack_targets(load_stack("optimized"))[0]
+    limits = target.resources.limits.model_copy(update={"cpu": limit})
+    limited = dataclasses.replace(
+        target, resources=target.resources.model_copy(update={"limits": limits})
+    )
+    resources = recommended_resources(limited, Recommendation(350, 512 * 2**20))
+    assert (resources.requests.cpu, resources.limits.cpu) == ("350m", kept)

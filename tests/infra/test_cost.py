@@ -55,6 +55,12 @@ def test_a_pod_too_large_for_every_allowed_type_is_an_error():
         price_pool(POOL, "on-demand", [Pod("big-0", 2000, 1024, True)], [M5_LARGE], {"m": 0.6})
 
 
+def test_the_pod_that_fits_no_type_is_named_not_the_one_with_the_most_cpu():
+    pods = [Pod("busy-0", 1500, 100, True), Pod("huge-0", 100, 65536, True)]
+    with pytest.raises(CostModelError, match=r"pod huge-0 \(100m CPU, 65536Mi\) fits no"):
+        price_pool(POOL, "on-demand", pods, [M5_LARGE], {"m": 0.6})
+
+
 def test_a_pool_never_grows_past_its_limits():
     """Karpenter buys no node past a NodePool's limits: four m5.large (8 vCPUs) do not fit a
     6-vCPU pool, so the model says pods would stay pending instead of pricing them."""
@@ -120,3 +126,15 @@ def test_cost_command_prints_both_stacks_and_the_split():
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "--spot-discount 'm=1.5' is invalid" in bad.stderr
+
+
+def test_a_stack_compared_with_itself_saves_nothing_by_either_cause():
+    """The split assumed the before stack used no spot: optimized against itself printed
+    rightsizing $-91.83 and spot $91.83."""
+    from finops_platform.cost import compare
+
+    same = compare(load_stack("optimized"), load_stack("optimized"))
+    assert same["savings_usd"] == 0
+    assert same["rightsizing_usd"] == pytest.approx(0) and same["spot_usd"] == pytest.approx(0)
+    split = compare(load_stack("unoptimized"), load_stack("optimized"))
+    assert split["rightsizing_usd"] + split["spot_usd"] == pytest.approx(split["savings_usd"])

@@ -26,23 +26,34 @@ from .targets import monthly_cost, recommended_resources, stack_targets, with_re
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+# The Unix seconds a timestamp may be: from 1970 to the end of year 9999 (datetime's range).
+MIN_TIMESTAMP, MAX_TIMESTAMP = 0.0, 253402300799.0
+
+
 def duration(text: str) -> float:
     """ "7d", "36h", "90m", "2w" in seconds."""
     try:
         value = float(text[:-1]) * _UNITS[text[-1]]
     except (ValueError, KeyError, IndexError) as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is invalid: use e.g. 7d, 36h, 90m") from exc
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be positive")
+    if not math.isfinite(value) or value <= 0:
+        # An infinite window made the chunked query loop forever; "nand" read as no data.
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be a positive, finite length")
     return value
 
 
 def timestamp(text: str) -> float:
-    """RFC 3339 ("2026-11-23T00:00:00Z") or Unix seconds."""
+    """RFC 3339 ("2026-11-23T00:00:00Z") or Unix seconds, within datetime's years."""
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if math.isfinite(seconds) and MIN_TIMESTAMP <= seconds <= MAX_TIMESTAMP:
+            return seconds
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is invalid: Unix seconds from {MIN_TIMESTAMP:.0f} to {MAX_TIMESTAMP:.0f}"
+        )
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError as exc:

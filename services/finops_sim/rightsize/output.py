@@ -137,7 +137,11 @@ def table_rows(results: list[Result]) -> list[tuple[str, ...]]:
 def _total_line(monthly_usd: tuple[float | None, float | None]) -> str:
     before, after = monthly_usd
     if before is None or after is None:
-        return "The cost model prices AWS stacks only; no saving shown."
+        return (
+            "No saving shown: the cost model cannot price this stack (a local stack, or pods "
+            "that fit no NodePool before or after the recommendations; `finops-sim cost "
+            "--stack NAME` says why)."
+        )
     return (
         f"All recommendations together: ${before:,.2f} -> ${after:,.2f} per month "
         f"(saves ${before - after:,.2f}), from the compute cost model's prices and packing "

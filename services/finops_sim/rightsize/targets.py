@@ -83,8 +83,13 @@ def _resources_at(config: StackConfig, key: tuple[str, ...]) -> ContainerResourc
 
 def stack_targets(config: StackConfig) -> list[Target]:
     """One target per (stack key, container), in the order the stack file lists them."""
+    managed_store = config.workloads.store.mode != "in_cluster"  # no Valkey pod to size
     builder = WorkloadBuilder(
-        config.workloads, config.platform.node_pools, config.platform.cost_center, config.stack
+        config.workloads,
+        config.platform.node_pools,
+        config.platform.cost_center,
+        config.stack,
+        external_store_url="managed store" if managed_store else None,
     )
     found: dict[tuple[tuple[str, ...], str], dict[str, Any]] = {}
     for manifest in builder.manifests():
@@ -112,10 +117,15 @@ def stack_targets(config: StackConfig) -> list[Target]:
 
 
 def recommended_resources(target: Target, recommendation: Recommendation) -> ContainerResources:
-    """The target's resources with the recommendation's requests and memory limit."""
+    """The target's resources with the recommendation's requests and memory limit. A CPU limit
+    the stack sets stays, raised to the new request where it is below it (Kubernetes refuses a
+    limit under its request; the stack config refused it with a traceback)."""
+    cpu_limit = target.resources.limits.cpu
+    if cpu_limit is not None and cpu_millicores(cpu_limit) < cpu_millicores(recommendation.cpu):
+        cpu_limit = recommendation.cpu
     return ContainerResources(
         requests=Quantities(cpu=recommendation.cpu, memory=recommendation.memory),
-        limits=MemoryLimit(memory=recommendation.memory, cpu=target.resources.limits.cpu),
+        limits=MemoryLimit(memory=recommendation.memory, cpu=cpu_limit),
     )
 
 
@@ -137,7 +147,8 @@ def with_resources(
 
 
 def monthly_cost(config: StackConfig) -> float | None:
-    """The cost model's monthly estimate, or None for a stack it cannot price (mode: local)."""
+    """The cost model's monthly estimate, or None for a stack it cannot price (mode: local, or
+    pods that fit no NodePool); the output says both."""
     try:
         return stack_cost(config).monthly_usd
     except CostModelError:
