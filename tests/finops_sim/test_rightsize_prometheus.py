@@ -353,3 +353,12 @@ def test_a_cpu_limit_below_the_recommended_request_is_raised_to_it(limit, kept):
     )
     resources = recommended_resources(limited, Recommendation(350, 512 * 2**20))
     assert (resources.requests.cpu, resources.limits.cpu) == ("350m", kept)
+
+
+def test_recommendations_that_raise_the_cost_say_so():
+    """A negative saving printed as "saves $-188.63"."""
+    from finops_sim.rightsize.output import _total_line
+
+    assert "(saves $70.74)" in _total_line((277.84, 207.10))
+    assert "(costs $188.63 more)" in _total_line((277.84, 466.47))
+    assert "No saving shown" in _total_line((277.84, None))

@@ -142,9 +142,12 @@ def _total_line(monthly_usd: tuple[float | None, float | None]) -> str:
             "that fit no NodePool before or after the recommendations; `finops-sim cost "
             "--stack NAME` says why)."
         )
+    change = (
+        f"saves ${before - after:,.2f}" if before >= after else f"costs ${after - before:,.2f} more"
+    )
     return (
         f"All recommendations together: ${before:,.2f} -> ${after:,.2f} per month "
-        f"(saves ${before - after:,.2f}), from the compute cost model's prices and packing "
+        f"({change}), from the compute cost model's prices and packing "
         "(`finops-sim cost`); a workload's saving is with only its own recommendation applied."
     )
 
