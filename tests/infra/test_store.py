@@ -102,7 +102,7 @@ def test_the_stack_cost_swaps_the_valkey_pod_for_the_cache():
     serverless = stack_cost(with_managed_store("optimized"))
     assert not in_cluster.services
     assert [s.service for s in serverless.services] == ["ElastiCache Serverless (Valkey)"]
-    pods = lambda cost: sum(p.pods for p in cost.pools)  # noqa: E731
+    pods = lambda cost: sum(p.pods or 0 for p in cost.pools)  # noqa: E731
     assert pods(serverless) == pods(in_cluster) - 1
     assert serverless.monthly_usd == pytest.approx(
         sum(p.monthly_usd for p in serverless.pools) + serverless.services[0].monthly_usd
