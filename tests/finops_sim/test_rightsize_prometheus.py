@@ -362,3 +362,16 @@ def test_recommendations_that_raise_the_cost_say_so():
     assert "(saves $70.74)" in _total_line((277.84, 207.10))
     assert "(costs $188.63 more)" in _total_line((277.84, 466.47))
     assert "No saving shown" in _total_line((277.84, None))
+
+
+def test_min_history_may_be_zero_where_other_durations_may_not():
+    """The strategy allows 0 (recommend from whatever data there is); the flag refused it."""
+    import argparse
+
+    from finops_sim.rightsize.command import duration, history
+
+    assert history("0m") == 0.0 and history("90m") == 5400.0
+    with pytest.raises(argparse.ArgumentTypeError):
+        duration("0m")
+    with pytest.raises(argparse.ArgumentTypeError):
+        history("-1h")

@@ -42,6 +42,16 @@ def duration(text: str) -> float:
     return value
 
 
+def history(text: str) -> float:
+    """A duration, or 0 (0m, 0h...): recommend from whatever data there is."""
+    try:
+        if float(text[:-1]) == 0 and text[-1] in _UNITS:
+            return 0.0
+    except (ValueError, IndexError):
+        pass
+    return duration(text)
+
+
 def timestamp(text: str) -> float:
     """RFC 3339 ("2026-11-23T00:00:00Z") or Unix seconds, within datetime's years."""
     try:
@@ -90,7 +100,7 @@ STRATEGY_FLAGS = {
     "--cpu-step": ("cpu_step_m", _quantity(cpu_millicores), "CPU", _millicores),
     "--memory-floor": ("memory_floor_mib", _quantity(memory_mib), "MEMORY", _mebibytes),
     "--memory-step": ("memory_step_mib", _quantity(memory_mib), "MEMORY", _mebibytes),
-    "--min-history": ("min_history_s", duration, "DURATION", duration_text),
+    "--min-history": ("min_history_s", history, "DURATION", duration_text),
 }
 TAKES = {
     "CPU": "a Kubernetes CPU quantity such as 25m or 0.1",
