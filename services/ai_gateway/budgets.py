@@ -246,6 +246,15 @@ class MemoryLedger:
         return budget.get("spent", 0), budget.get("reserved", 0)
 
 
+def _take_reserved(budget: str, amount: str) -> str:
+    """Lua that takes ``amount`` off the budget hash's reserved total, never below zero: a hash
+    deleted since the reservation (a team's spend reset) no longer holds it."""
+    return f"""
+local reserved = math.max(tonumber(redis.call('HGET', {budget}, 'reserved') or '0'), 0)
+redis.call('HINCRBY', {budget}, 'reserved', -math.min({amount}, reserved))
+"""
+
+
 def _release_expired_holds(budget: str, holds: str) -> str:
     """Lua that releases the reservations whose hold ran out, and sets ``now``: run first by each
     script that reads the reserved total, so neither an admission nor a report counts them. A
@@ -258,8 +267,7 @@ if #expired > 0 then
   if redis.call('EXISTS', {budget}) == 1 then
     local freed = 0
     for _, entry in ipairs(expired) do freed = freed + tonumber(string.match(entry, ':(%d+)$')) end
-    local reserved = math.max(tonumber(redis.call('HGET', {budget}, 'reserved') or '0'), 0)
-    redis.call('HINCRBY', {budget}, 'reserved', -math.min(freed, reserved))
+    {_take_reserved(budget, "freed")}
   end
   redis.call('ZREMRANGEBYSCORE', {holds}, '-inf', now)
 end
@@ -315,15 +323,13 @@ _USAGE = Script(
     + "return redis.call('HMGET', KEYS[1], 'spent', 'reserved')"
 )
 
-_SETTLE = Script("""
+_SETTLE = Script(f"""
 local reserved_cost, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local reserved_tokens, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local period_end, past_period_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
 local held = redis.call('ZREM', KEYS[3], ARGV[7]) == 1  -- else a later reservation released it
 if held then
-  -- Never below zero: a hash deleted since (a team's spend reset) no longer holds this cost.
-  local reserved = math.max(tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0'), 0)
-  redis.call('HINCRBY', KEYS[1], 'reserved', -math.min(reserved_cost, reserved))
+  {_take_reserved("KEYS[1]", "reserved_cost")}
 elseif ARGV[8] == '1' then  -- a retry whose first attempt ran (or whose hold ran out)
   return tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
 end
