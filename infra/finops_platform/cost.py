@@ -236,7 +236,8 @@ def price_pool(
         )
     if best is None:
         types = allowed_types(pool, catalog)
-        for unfit in (p for p in pods if not any(nodes_needed([p], t) for t in types)):
+        unfit = next((p for p in pods if not any(nodes_needed([p], t) for t in types)), None)
+        if unfit is not None:
             raise CostModelError(
                 f"pod {unfit.name} ({unfit.cpu_m}m CPU, {unfit.memory_mib}Mi) fits no instance "
                 f"type NodePool {pool.name!r} allows"
