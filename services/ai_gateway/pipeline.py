@@ -132,8 +132,7 @@ class Gateway:
                     await self._from_cache(request, team, hit, "exact", None, baseline, now)
                 )
         routes_all = self.settings.teams[team].routing == "all"
-        models = self.catalog.answering_models(requested, routes_all)
-        probe = self._semantic_probe(team, models, request, requested, routes_all)
+        probe = self._semantic_probe(team, request, requested, routes_all)
         found = await self._semantic_lookup(probe)
         if found is not None:
             completion = await self._from_cache(
@@ -259,12 +258,7 @@ class Gateway:
         )
 
     def _semantic_probe(
-        self,
-        team: str,
-        models: str,
-        request: ChatRequest,
-        requested: ModelCard | None,
-        routes_all: bool,
+        self, team: str, request: ChatRequest, requested: ModelCard | None, routes_all: bool
     ) -> SemanticProbe | None:
         if self.semantic is None or self.embedder is None:
             return None
@@ -279,6 +273,7 @@ class Gateway:
             # "identical" to every other one, so such a prompt is never looked up nor stored.
             self.meter.metrics.semantic_skips.labels(reason="no content").inc()
             return None
+        models = self.catalog.answering_models(requested, routes_all)
         return SemanticProbe(
             semantic_scope(team, models, request),
             prompt,
