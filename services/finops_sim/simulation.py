@@ -178,7 +178,10 @@ def clear_phase_files(out: Path) -> None:
             path.unlink()
 
 
-def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
+def _run_phase(
+    phase: Phase, options: RunOptions, out: Path
+) -> tuple[PhaseResult, list[RequestRecord]]:
+    """The phase's summary, and its request log's records (the comparison pairs them)."""
     files = PhaseFiles(out, phase)
     logs, request_log, config = out / "logs", files.request_log, files.gateway_config
     settings: dict[str, Any] = {
@@ -250,13 +253,14 @@ def _run_phase(phase: Phase, options: RunOptions, out: Path) -> PhaseResult:
     records = read_log(request_log)
     if not records:
         raise SimulationError(f"the {phase} phase logged no requests; see {logs}")
-    return PhaseResult(
+    summary = PhaseResult(
         **dict(phase_summary(records)),
         metric_cost_usd=metric_cost,
         gateway_ready_at_end=status == 200,
         gateway_usage=gateway_usage,
         gateway_warnings=tuple(warnings),
     )
+    return summary, records
 
 
 def prices_as_of(logs: list[list[RequestRecord]]) -> dict[str, str]:
@@ -392,14 +396,15 @@ def run(options: RunOptions) -> SimulationResults:
     clear_report(out)
     clear_phase_files(out)
     started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
-    before = _run_phase("unoptimized", options, out)
+    before, before_log = _run_phase("unoptimized", options, out)
     # With --duration, the optimized phase replays exactly the requests the first phase sent, so
     # both phases answer the identical workload.
     same_workload = replace(options, requests=before.requests, duration_s=None)
-    phases = Phases(unoptimized=before, optimized=_run_phase("optimized", same_workload, out))
+    after, after_log = _run_phase("optimized", same_workload, out)
+    phases = Phases(unoptimized=before, optimized=after)
     for phase, summary in phases.items():
         cross_check(phase, summary)
-    logs = [read_log(PhaseFiles(out, phase).request_log) for phase in PHASES]
+    logs = [before_log, after_log]
     results = SimulationResults(
         run=RunInfo(
             scenario=scenario.name,
