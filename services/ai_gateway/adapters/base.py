@@ -146,6 +146,11 @@ KEYED = (
 )
 
 
+def canonical_json(value: object) -> str:
+    """One stable JSON form for what goes into a cache key."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def unsimulated(
     body: BaseModel, fields: tuple[str, ...], neutral: frozenset[str]
 ) -> tuple[tuple[str, str], ...]:
@@ -161,10 +166,7 @@ def unsimulated(
     if not extra and all(getattr(body, name) is None for name in fields):
         return ()  # the usual request: nothing to dump
     values = {**body.model_dump(include=set(fields), exclude_none=True), **extra}
-    return tuple(
-        (name, json.dumps(values[name], sort_keys=True, separators=(",", ":"), default=str))
-        for name in sorted(values)
-    )
+    return tuple((name, canonical_json(values[name])) for name in sorted(values))
 
 
 def sse(data: object, event: str | None = None) -> bytes:

@@ -7,7 +7,6 @@ hot path, and tests check them against these models.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -24,6 +23,7 @@ from .base import (
     JSON,
     KEYED,
     Lenient,
+    canonical_json,
     missing_parameter,
     parse_body,
     sse,
@@ -242,7 +242,7 @@ KEYED_MESSAGE_FIELDS = ("tool_calls", "function_call", "tool_call_id", "audio")
 def _keyed_fields(message: ChatMessage) -> str:
     extra = message.model_extra or {}
     keyed = {name: extra[name] for name in KEYED_MESSAGE_FIELDS if extra.get(name) is not None}
-    return json.dumps(keyed, sort_keys=True, separators=(",", ":")) if keyed else ""
+    return canonical_json(keyed) if keyed else ""
 
 
 def _sent(value: object) -> bool:
