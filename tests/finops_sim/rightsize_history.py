@@ -2,7 +2,9 @@
 
 The history is what a cluster running the optimized stack would leave in Prometheus: cAdvisor's
 ``container_cpu_usage_seconds_total`` and ``container_memory_working_set_bytes`` per container,
-and kube-state-metrics' ``kube_pod_labels`` with ``label_app``, scraped every minute.
+and kube-state-metrics' ``kube_pod_labels`` with ``label_app``, each container's memory limit
+(``kube_pod_container_resource_limits``) and, once a container is OOM-killed, its
+``kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}``, scraped every minute.
 
 To make the expected figures computable by hand, CPU usage is constant within each 5-minute block
 ``(t - 300, t]`` (t a multiple of 300), samples fall 30 s inside the minute (t - 270, ..., t - 30)
@@ -13,9 +15,9 @@ each edge (at a fresh counter, its zero-point limit is exactly that 30 s too). A
 a container restarting in place between two scrapes.
 
 ``generate()`` gives the scenario the tests and the README's chart use: a daily cycle, bursts, a
-spike before the window, a memory leak, a restarted pod, a counter reset, a workload with too
-little history, and series that must not count (another namespace, the pod-level and pause
-containers).
+spike before the window, a memory leak, a restarted pod, a counter reset, an OOM kill whose peak
+no sample shows, a workload with too little history, and series that must not count (another
+namespace, the pod-level and pause containers).
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ class Container:
     memory_by_sample: dict[int, float] = field(default_factory=dict)  # timestamp -> bytes
     # Samples whose counter restarted from zero at the previous sample (a restart in place).
     resets: tuple[int, ...] = ()
+    memory_limit: float = 1024 * MIB
+    oom_killed_at: int | None = None  # the container restarted in place after an OOM kill
+
+    @property
+    def state_labels(self) -> str:
+        """kube-state-metrics' labels for a container (it has no pod-level or pause series)."""
+        where = f'namespace="{self.namespace}",pod="{self.pod}",container="{self.container}"'
+        return f'{where},job="kube-state-metrics",instance="10.0.0.7:8080"'
 
     @property
     def cadvisor_labels(self) -> str:
@@ -115,6 +125,21 @@ class History:
                 'job="kube-state-metrics",instance="10.0.0.7:8080"'
             )
             lines.extend(f"kube_pod_labels{{{labels}}} 1 {ts}" for ts in samples)
+        states = [c for c in self.containers if c.container not in ("", "POD")]
+        for c in states:
+            labels = f'{c.state_labels},resource="memory",unit="byte"'
+            lines.extend(
+                f"kube_pod_container_resource_limits{{{labels}}} {c.memory_limit!r} {ts}"
+                for ts in c.samples()
+            )
+        for c in states:
+            if c.oom_killed_at is not None:
+                labels = f'{c.state_labels},reason="OOMKilled"'
+                lines.extend(
+                    f"kube_pod_container_status_last_terminated_reason{{{labels}}} 1 {ts}"
+                    for ts in c.samples()
+                    if ts >= c.oom_killed_at
+                )
         return "\n".join(lines) + "\n# EOF\n"
 
 
@@ -243,6 +268,11 @@ def generate(seed: int = 7) -> History:
         )
     # The first worker's container restarts in place: its counter starts again from zero.
     containers[-2].resets = (END - 30 * 3600 + 3 * SCRAPE_S + OFFSET_S,)
+    # The second is OOM-killed at a 192Mi limit by a burst between two scrapes, so its samples
+    # (at most about 136Mi) never show it, and restarts in place.
+    oom = END - 10 * 3600 + OFFSET_S
+    containers[-1].memory_limit, containers[-1].oom_killed_at = 192 * MIB, oom
+    containers[-1].resets = (oom,)
     for service in range(6):
         for replica in ("x7k2p", "r4t9w"):
             app = f"demo-service-{service}"
@@ -271,6 +301,8 @@ def generate(seed: int = 7) -> History:
             lambda t, r: 2048 * MIB,
         )
     )
+    # Staging's gateway was OOM-killed at 4Gi: another namespace, so it must not count.
+    containers[-1].memory_limit, containers[-1].oom_killed_at = 4096 * MIB, END - 5 * 3600
     first = containers[0]
     for name, scale in (("", 1.4), ("POD", 0.01)):
         containers.append(

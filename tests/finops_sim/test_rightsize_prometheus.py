@@ -16,6 +16,7 @@ import math
 import os
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -92,10 +93,19 @@ def hand_memory(containers: list[Container]) -> list[float]:
     return blocks
 
 
-def hand_recommendation(cpu_m: list[float], memory: list[float]) -> dict[str, int]:
-    """The documented default strategy: P95 up to 5m (floor 25m); peak + 15% up to 8Mi (64Mi)."""
+def hand_killed_limits(containers: list[Container]) -> list[float]:
+    """The limits of the containers OOM-killed by the window's end."""
+    return [c.memory_limit for c in containers if c.oom_killed_at is not None]
+
+
+def hand_recommendation(
+    cpu_m: list[float], memory: list[float], killed_limits: list[float]
+) -> dict[str, int]:
+    """The documented default strategy: P95 up to 5m (floor 25m); peak + 15%, or the largest
+    limit an OOM kill happened at + 20% when more, up to 8Mi (floor 64Mi)."""
     cpu = max(25, math.ceil(hand_percentile(cpu_m, 95) / 5) * 5)
-    memory_mib = max(64, math.ceil(max(memory) * 1.15 / MIB / 8) * 8)
+    target = max([max(memory) * 1.15] + [limit * 1.2 for limit in killed_limits])
+    memory_mib = max(64, math.ceil(target / MIB / 8) * 8)
     return {"cpu_request_m": cpu, "memory_request_bytes": memory_mib * MIB}
 
 
@@ -142,7 +152,7 @@ def test_each_recommendation_equals_the_hand_computed_percentile_and_peak(
     assert found["container"] == container
     assert_figures(found["usage"]["cpu_m"], cpu_m)
     assert_figures(found["usage"]["memory_bytes"], memory)
-    expected = hand_recommendation(cpu_m, memory)
+    expected = hand_recommendation(cpu_m, memory, hand_killed_limits(containers))
     assert found["recommendation"]["cpu_request_m"] == expected["cpu_request_m"]
     assert found["recommendation"]["memory_request_bytes"] == expected["memory_request_bytes"]
     assert found["recommendation"]["memory_limit_bytes"] == expected["memory_request_bytes"]
@@ -183,6 +193,29 @@ def test_a_restarted_pods_old_and_new_series_both_count(report, history):
     assert leak_peak > others * 1.5
     # Every 5-minute block of all three series is a sample: 2 days of one pod, 2 of the other.
     assert gateway["usage"]["cpu_m"]["samples"] == 2 * len(STEPS)
+
+
+def test_an_oom_kill_no_sample_shows_sets_the_workers_memory(report, history):
+    """The second worker was killed at its 192Mi limit; its samples peak near 136Mi, so sizing
+    from them alone would cut the limit that was already too small."""
+    worker = report["locust.worker"]
+    killed = next(c for c in history.of("locust-worker", "worker") if c.oom_killed_at)
+    assert worker["usage"]["memory_bytes"]["peak"] < 140 * MIB < killed.memory_limit
+    assert worker["usage"]["oom_kills"] == [
+        {
+            "pod": killed.pod,
+            # The first 5-minute step whose look-back holds the first sample after the kill.
+            "seen_at": datetime.fromtimestamp(
+                killed.oom_killed_at - killed.oom_killed_at % BLOCK_S + BLOCK_S, UTC
+            ).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "limit_bytes": 192 * MIB,
+        }
+    ]
+    assert worker["recommendation"]["memory"] == "232Mi"  # 192Mi + 20% = 230.4Mi, up to 8Mi
+    assert f"OOM-killed at a 192Mi limit in {killed.pod} + 20%" in worker["reason"]
+    # Staging's gateway was killed at 4Gi, in another namespace: no other workload shows a kill.
+    shown = [w["workload"] for w in report.values() if w["usage"]["oom_kills"]]
+    assert shown == ["locust.worker"]
 
 
 def test_too_little_history_gives_no_recommendation(report, prometheus_url, tmp_path, capsys):

@@ -8,7 +8,14 @@ from finops_common.config import ConfigError
 from finops_platform.render import load_stack
 from finops_sim import cli
 from finops_sim.rightsize.command import strategy_of
-from finops_sim.rightsize.strategy import MIB, ContainerUsage, Series, Strategy, assess
+from finops_sim.rightsize.strategy import (
+    MIB,
+    ContainerUsage,
+    OomKill,
+    Series,
+    Strategy,
+    assess,
+)
 from finops_sim.rightsize.targets import (
     monthly_cost,
     recommended_resources,
@@ -40,6 +47,36 @@ def test_cpu_at_the_percentile_and_memory_at_the_peak_plus_headroom():
     assert result.recommendation.memory_bytes == 232 * MIB
     assert result.recommendation.memory == "232Mi"
     assert "P95 of 300 5m samples" in result.reason
+
+
+def test_an_oom_kill_raises_memory_to_the_limit_it_was_killed_at_plus_the_bump():
+    """The kill's peak fell between samples: the working set shows 150Mi, the limit was 256Mi."""
+    sampled = usage([0.05] * 300, [150.0] * 300)
+    kills = (OomKill("p-1", 3000.0, 256 * MIB), OomKill("p-2", 6000.0, 200 * MIB))
+    killed = ContainerUsage(sampled.cpu, sampled.memory, sampled.resolution_s, kills)
+    without = assess(sampled, Strategy()).recommendation
+    assert without.memory == "176Mi"  # 150Mi + 15% = 172.5Mi, below the limit that was too small
+    result = assess(killed, Strategy())
+    # The largest limit a kill happened at, 256Mi, + 20% = 307.2Mi, up to a multiple of 8Mi.
+    assert result.memory_target_bytes == pytest.approx(256 * MIB * 1.2)
+    assert result.recommendation.memory == "312Mi"
+    assert "OOM-killed at a 256Mi limit in p-1 (and 1 other pod(s)) + 20% = 307.2Mi" in (
+        result.reason
+    )
+    assert result.recommendation.cpu_request_m == without.cpu_request_m
+    bumped = assess(killed, Strategy(oom_bump=0.5)).recommendation
+    assert bumped.memory == "384Mi"  # 256Mi * 1.5
+
+
+def test_a_peak_above_the_killed_limit_still_sets_memory():
+    """A limit raised after the kill: the peak since then is what sizes it."""
+    sampled = usage([0.05] * 300, [400.0] * 300)
+    killed = ContainerUsage(
+        sampled.cpu, sampled.memory, sampled.resolution_s, (OomKill("p-1", 0.0, 128 * MIB),)
+    )
+    result = assess(killed, Strategy())
+    assert result.recommendation.memory == "464Mi"  # 400Mi + 15% = 460Mi, up to 464Mi
+    assert "above the OOM-killed at a 128Mi limit" in result.reason
 
 
 def test_floors_steps_and_percentile_are_settings():
@@ -104,6 +141,7 @@ def test_savings_come_from_the_cost_model():
     [
         ("--cpu-percentile", "150", "--cpu-percentile 150"),
         ("--memory-headroom", "-0.1", "--memory-headroom -0.1"),
+        ("--oom-bump", "2.5", "--oom-bump 2.5"),
     ],
 )
 def test_a_bad_strategy_flag_names_the_flag(flag, value, message):
@@ -144,6 +182,22 @@ def test_flags_take_kubernetes_quantities_and_durations():
     assert args.window == 14 * DAY
     with pytest.raises(SystemExit):
         cli.parser().parse_args(["rightsize", "--prometheus", "http://x", "--window", "7x"])
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--cpu-step", "0.4m", "'0.4m' is invalid: the least is 1m"),
+        ("--memory-floor", "0Mi", "'0Mi' is invalid: the least is 1Mi"),
+        ("--memory-floor", "64M", "'64M' is invalid: use a Kubernetes memory quantity in binary"),
+        ("--cpu-floor", "lots", "'lots' is invalid: use a Kubernetes CPU quantity"),
+    ],
+)
+def test_a_quantity_flag_says_what_it_takes(flag, value, says, capsys):
+    """0.4m was read as 0 and refused as "--cpu-step 0"; 64M was "not a Kubernetes quantity"."""
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["rightsize", "--prometheus", "http://x", flag, value])
+    assert f"argument {flag}: {says}" in capsys.readouterr().err
 
 
 def test_kube_state_metrics_exports_the_app_label_rightsize_joins_on():

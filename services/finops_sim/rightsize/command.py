@@ -72,12 +72,18 @@ def timestamp(text: str) -> float:
         ) from exc
 
 
-def _quantity(parse):
+def _quantity(parse, takes: str, least: str):
+    """A quantity flag's parser: ``parse`` gives millicores or MiB, at least 1 of them (0.4m
+    was taken as 0 and refused as "0")."""
+
     def convert(text: str) -> int:
         try:
-            return parse(text)
+            value = parse(text)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a Kubernetes quantity") from exc
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid: use {takes}") from exc
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid: the least is {least}")
+        return value
 
     return convert
 
@@ -90,22 +96,39 @@ def _mebibytes(value: float) -> str:
     return f"{value:g}Mi"
 
 
+TAKES = {
+    "CPU": "a Kubernetes CPU quantity such as 25m or 0.1",
+    # The stack file's units: memory_mib reads Ki, Mi, Gi, Ti or bytes, not decimal M or G.
+    "MEMORY": "a Kubernetes memory quantity in binary units such as 64Mi or 1Gi",
+    "DURATION": "a duration such as 90m, 24h or 7d",
+}
 # Flag -> the Strategy field it sets, the parser of its text, what it takes, and the field's
 # value written as the flag takes it (a Kubernetes quantity or a duration, not the field's unit:
 # `--cpu-floor 25` is 25 CPUs).
 STRATEGY_FLAGS = {
     "--cpu-percentile": ("cpu_percentile", float, "P", "{:g}".format),
     "--memory-headroom": ("memory_headroom", float, "FRACTION", "{:g}".format),
-    "--cpu-floor": ("cpu_floor_m", _quantity(cpu_millicores), "CPU", _millicores),
-    "--cpu-step": ("cpu_step_m", _quantity(cpu_millicores), "CPU", _millicores),
-    "--memory-floor": ("memory_floor_mib", _quantity(memory_mib), "MEMORY", _mebibytes),
-    "--memory-step": ("memory_step_mib", _quantity(memory_mib), "MEMORY", _mebibytes),
+    "--oom-bump": ("oom_bump", float, "FRACTION", "{:g}".format),
+    "--cpu-floor": (
+        "cpu_floor_m",
+        _quantity(cpu_millicores, TAKES["CPU"], "1m"),
+        "CPU",
+        _millicores,
+    ),
+    "--cpu-step": ("cpu_step_m", _quantity(cpu_millicores, TAKES["CPU"], "1m"), "CPU", _millicores),
+    "--memory-floor": (
+        "memory_floor_mib",
+        _quantity(memory_mib, TAKES["MEMORY"], "1Mi"),
+        "MEMORY",
+        _mebibytes,
+    ),
+    "--memory-step": (
+        "memory_step_mib",
+        _quantity(memory_mib, TAKES["MEMORY"], "1Mi"),
+        "MEMORY",
+        _mebibytes,
+    ),
     "--min-history": ("min_history_s", history, "DURATION", duration_text),
-}
-TAKES = {
-    "CPU": "a Kubernetes CPU quantity such as 25m or 0.1",
-    "MEMORY": "a Kubernetes memory quantity such as 64Mi or 1Gi",
-    "DURATION": "a duration such as 90m, 24h or 7d",
 }
 
 

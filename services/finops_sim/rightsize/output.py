@@ -50,6 +50,10 @@ def as_json(result: Result) -> dict[str, Any]:
             "covered_s": a.covered_s,
             "cpu_m": _figures(a.cpu_m),
             "memory_bytes": _figures(a.memory_bytes),
+            "oom_kills": [
+                {"pod": kill.pod, "seen_at": _iso(kill.seen_at), "limit_bytes": kill.limit_bytes}
+                for kill in result.usage.oom_kills
+            ],
         },
         "recommendation": None
         if recommendation is None
@@ -196,6 +200,9 @@ def chart(result: Result, path: Path) -> Image:
     memory_lines = [(t.memory_request_bytes / MIB, "--", "current request")]
     if t.memory_limit_bytes != t.memory_request_bytes:
         memory_lines.append((t.memory_limit_bytes / MIB, ":", "current limit"))
+    if result.usage.oom_kills:
+        killed_at = max(kill.limit_bytes for kill in result.usage.oom_kills)
+        memory_lines.append((killed_at / MIB, "-.", "OOM-killed at"))
     if rec is not None:
         cpu_lines.append((float(rec.cpu_request_m), "-", "recommendation"))
         memory_lines.append((rec.memory_bytes / MIB, "-", "recommendation"))
@@ -223,7 +230,8 @@ def write_html(results: list[Result], doc: dict[str, Any], out: Path) -> Path:
             f"Usage from `{doc['prometheus']}`, namespace `{doc['namespace']}`, over the "
             f"{doc['window']} ending {doc['end']}. CPU request at the "
             f"P{doc['strategy']['cpu_percentile']:g} of 5-minute usage; memory request and limit "
-            f"at the peak working set + {doc['strategy']['memory_headroom']:.0%}."
+            f"at the peak working set + {doc['strategy']['memory_headroom']:.0%}, or, after an "
+            f"OOM kill, at least the limit it was killed at + {doc['strategy']['oom_bump']:.0%}."
         ),
         Table(HEADER, tuple(table_rows(results))),
         Paragraph(_total_line((doc["monthly_usd"]["current"], doc["monthly_usd"]["recommended"]))),

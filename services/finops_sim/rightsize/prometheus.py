@@ -6,7 +6,11 @@ access is needed. Each query is a range query at the strategy's resolution (5 mi
 
 - CPU: ``rate(container_cpu_usage_seconds_total[5m])``: rate() handles counter resets;
 - memory: ``max_over_time(container_memory_working_set_bytes[5m])``, so no sample's peak falls
-  between two steps.
+  between two steps;
+- OOM kills: kube-state-metrics' ``kube_pod_container_status_last_terminated_reason`` with
+  ``reason="OOMKilled"`` times the container's ``kube_pod_container_resource_limits`` for memory:
+  the limit each killed container instance had. The reason stays until the container ends for
+  another one, so a kill earlier in a pod's life that the pod still shows counts too.
 
 Every series is kept apart (one per container instance), so a restarted pod's old and new
 series both count.
@@ -23,10 +27,14 @@ import urllib.request
 from typing import Any
 
 from ..arguments import KUBERNETES_NAME
-from .strategy import ContainerUsage, Series
+from .strategy import ContainerUsage, OomKill, Series
 
 # Prometheus refuses range queries of more than 11,000 points per series.
 MAX_POINTS = 10_000
+
+
+# Series by label set, each with its (timestamp, value) points.
+Found = dict[tuple, tuple[dict[str, str], list[tuple[float, float]]]]
 
 
 class PrometheusError(RuntimeError):
@@ -60,11 +68,9 @@ class Prometheus:
             raise PrometheusError(f"Prometheus at {self.url}: {payload.get('error', payload)}")
         return payload["data"]
 
-    def query_range(
-        self, query: str, start: float, end: float, step_s: int
-    ) -> dict[tuple, tuple[dict[str, str], list[tuple[float, float]]]]:
+    def query_range(self, query: str, start: float, end: float, step_s: int) -> Found:
         """Series by label set, each with its (timestamp, value) points, fetched in chunks."""
-        series: dict[tuple, tuple[dict[str, str], list[tuple[float, float]]]] = {}
+        series: Found = {}
         chunk_start = start
         while chunk_start <= end:
             chunk_end = min(end, chunk_start + (MAX_POINTS - 1) * step_s)
@@ -98,7 +104,8 @@ def _by_app(selector: str, namespace: str, apps: tuple[str, ...]) -> str:
 def usage_queries(
     namespace: str, apps: tuple[str, ...], container: str, resolution_s: int
 ) -> dict[str, str]:
-    """The PromQL for a container's CPU (cores) and memory (bytes) samples."""
+    """The PromQL for a container's CPU (cores) and memory (bytes) samples, and the memory limit
+    (bytes) of its instances whose last termination was an OOM kill."""
     for name in (namespace, container, *apps):
         if not KUBERNETES_NAME.match(name):
             raise ValueError(f"{name!r} is not a Kubernetes name")
@@ -113,10 +120,18 @@ def usage_queries(
             namespace,
             apps,
         ),
+        "oom_limit": _by_app(
+            "(max by (namespace, pod, container) (kube_pod_container_status_last_terminated_reason"
+            f'{{{labels}, reason="OOMKilled"}}) * on (namespace, pod, container) '
+            "max by (namespace, pod, container) (kube_pod_container_resource_limits"
+            f'{{{labels}, resource="memory"}}))',
+            namespace,
+            apps,
+        ),
     }
 
 
-def _series(found: dict[tuple, tuple[dict[str, str], list[tuple[float, float]]]]) -> tuple:
+def _series(found: Found) -> tuple:
     kept = []
     for labels, points in found.values():
         finite = sorted((t, v) for t, v in points if math.isfinite(v))
@@ -124,6 +139,16 @@ def _series(found: dict[tuple, tuple[dict[str, str], list[tuple[float, float]]]]
             times, values = zip(*finite, strict=True)
             kept.append(Series(labels.get("pod", "?"), times, values))
     return tuple(sorted(kept, key=lambda s: (s.pod, s.timestamps[0])))
+
+
+def _oom_kills(found: Found) -> tuple:
+    kills = []
+    for labels, points in found.values():
+        limits = sorted((t, v) for t, v in points if math.isfinite(v) and v > 0)
+        if limits:
+            limit = max(v for _, v in limits)
+            kills.append(OomKill(labels.get("pod", "?"), limits[0][0], limit))
+    return tuple(sorted(kills, key=lambda kill: (kill.pod, kill.seen_at)))
 
 
 def fetch_usage(
@@ -138,8 +163,13 @@ def fetch_usage(
     """Samples at ``end - window + resolution``, ..., ``end``: they tile the window exactly."""
     queries = usage_queries(namespace, apps, container, resolution_s)
     start = end - window_s + resolution_s
+
+    def found(query: str) -> Found:
+        return prometheus.query_range(queries[query], start, end, resolution_s)
+
     return ContainerUsage(
-        cpu=_series(prometheus.query_range(queries["cpu"], start, end, resolution_s)),
-        memory=_series(prometheus.query_range(queries["memory"], start, end, resolution_s)),
+        cpu=_series(found("cpu")),
+        memory=_series(found("memory")),
         resolution_s=resolution_s,
+        oom_kills=_oom_kills(found("oom_limit")),
     )

@@ -8,6 +8,11 @@ Like Robusta KRR, and unlike a CPU limit that throttles bursts:
 - **Memory request and limit** = the window's peak working set (the largest 5-minute maximum of
   any series) plus ``memory_headroom`` (default 15%), since memory cannot be throttled, only
   OOM-killed.
+- **After an OOM kill** (a container whose last termination was ``OOMKilled`` in the window),
+  memory is at least the limit it was killed at plus ``oom_bump`` (default 20%, as Kubernetes'
+  Vertical Pod Autoscaler bumps it): the kill's own peak falls between two samples, so the
+  working set never shows it, and sizing from the samples alone would shrink the limit below
+  the one that was already too small.
 - Both are rounded **up** to a step and raised to a floor.
 - Nothing is recommended before ``min_history`` of data exists for the container (time covered
   by at least one series, so a gap does not count); the reason says how much there is.
@@ -43,6 +48,13 @@ class Strategy(BaseModel):
         le=2,
         description="memory request and limit: the peak working set plus this fraction",
     )
+    oom_bump: float = Field(
+        default=0.2,
+        ge=0,
+        le=2,
+        description="after an OOM kill: memory at least the limit it was killed at plus this "
+        "fraction",
+    )
     cpu_floor_m: int = Field(default=25, ge=1, description="smallest CPU request")
     cpu_step_m: int = Field(
         default=5, ge=1, description="CPU requests round up to a multiple of this"
@@ -71,12 +83,23 @@ class Series:
 
 
 @dataclass(frozen=True)
+class OomKill:
+    """A container instance whose last termination was an OOM kill, and the memory limit it had."""
+
+    pod: str
+    seen_at: float  # the first sample in the window that shows it
+    limit_bytes: float
+
+
+@dataclass(frozen=True)
 class ContainerUsage:
-    """What one container of a workload used: CPU in cores, memory in bytes, per sample time."""
+    """What one container of a workload used: CPU in cores, memory in bytes, per sample time;
+    and the OOM kills its instances show."""
 
     cpu: tuple[Series, ...]
     memory: tuple[Series, ...]
     resolution_s: int
+    oom_kills: tuple[OomKill, ...] = ()
 
     @property
     def pods(self) -> tuple[str, ...]:
@@ -151,6 +174,28 @@ def duration_text(seconds: float) -> str:
     return f"{hours / 24:g}d" if hours % 24 == 0 else f"{hours:.4g}h"
 
 
+def memory_from(
+    peak: float, oom_kills: tuple[OomKill, ...], strategy: Strategy
+) -> tuple[float, str]:
+    """The peak plus headroom, or the largest limit a kill happened at plus the OOM bump when
+    that is more; and the reason, in words."""
+    from_peak = peak * (1 + strategy.memory_headroom)
+    why = f"peak {peak / MIB:.1f}Mi + {strategy.memory_headroom:.0%} = {from_peak / MIB:.1f}Mi"
+    if not oom_kills:
+        return from_peak, why
+    killed = max(oom_kills, key=lambda kill: kill.limit_bytes)
+    from_kill = killed.limit_bytes * (1 + strategy.oom_bump)
+    others = len({kill.pod for kill in oom_kills} - {killed.pod})
+    also = f" (and {others} other pod(s))" if others else ""
+    kill_why = (
+        f"OOM-killed at a {killed.limit_bytes / MIB:.0f}Mi limit in {killed.pod}{also} "
+        f"+ {strategy.oom_bump:.0%} = {from_kill / MIB:.1f}Mi"
+    )
+    if from_kill > from_peak:
+        return from_kill, f"{kill_why}, above the {why}"
+    return from_peak, f"{why}, above the {kill_why}"
+
+
 def assess(usage: ContainerUsage, strategy: Strategy) -> Assessment:
     cpu_samples = [v for s in usage.cpu for v in s.values]
     memory_samples = [v for s in usage.memory for v in s.values]
@@ -166,7 +211,7 @@ def assess(usage: ContainerUsage, strategy: Strategy) -> Assessment:
         )
         return Assessment(cpu, memory, None, None, covered, usage.pods, None, reason)
     cpu_target = percentile([v * 1000 for v in cpu_samples], strategy.cpu_percentile)
-    memory_target = memory.peak * (1 + strategy.memory_headroom)
+    memory_target, memory_why = memory_from(memory.peak, usage.oom_kills, strategy)
     recommendation = Recommendation(
         cpu_request_m=round_up(cpu_target, strategy.cpu_step_m, strategy.cpu_floor_m),
         memory_bytes=round_up(
@@ -177,8 +222,7 @@ def assess(usage: ContainerUsage, strategy: Strategy) -> Assessment:
     reason = (
         f"CPU: P{strategy.cpu_percentile:g} of {cpu.samples} "
         f"{duration_text(usage.resolution_s)} samples = {cpu_target:.1f}m; "
-        f"memory: peak {memory.peak / MIB:.1f}Mi "
-        f"+ {strategy.memory_headroom:.0%} = {memory_target / MIB:.1f}Mi; over "
+        f"memory: {memory_why}; over "
         f"{duration_text(covered)} of data from {len(usage.pods)} pod(s)"
     )
     return Assessment(
