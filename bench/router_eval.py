@@ -2,8 +2,10 @@
 
 Prints, over bench/data/routing_heldout.yaml (written separately, never used for training or for
 choosing a threshold): each router's confusion matrix, the targets, the figures side by side
-with the time per decision, and the curve "complex prompts served below the complex tier"
-against "spend saved" across thresholds, drawn as a PNG. Spend is priced on the optimized
+with the time per decision (and a baseline that reads length alone, its two cuts fitted on the
+training set), then the learned router on each group of bench/data/routing_stress.yaml, and the
+curve "complex prompts served below the complex tier" against "spend saved" across thresholds,
+drawn as a PNG. Spend is priced on the optimized
 profile's tier models with each model's own prompt count and median completion length. The
 chart goes to out/bench/ unless ``--chart`` names another file: the README's copy,
 docs/routing-tradeoff.png, is refreshed only on purpose (a run without the embedding model would
@@ -26,13 +28,18 @@ from ai_gateway.router_evaluation import (
     HELD_OUT_SET,
     MIN_COMPLEX_REACHING_COMPLEX,
     MIN_SIMPLE_TO_SIMPLE,
+    STRESS_SET,
+    TRAINING_SET,
     RouterScore,
     draw_tradeoff_chart,
     evaluate_keyword_router,
     evaluate_learned_router,
+    evaluate_length_only,
     held_out_tradeoff,
     label_indices,
+    length_only_cuts,
     load_routing_set,
+    scores_by_group,
     spend_saved,
     tier_costs,
 )
@@ -100,7 +107,18 @@ def main() -> None:
             f"| {'yes' if score.meets_targets else 'no'} "
             f"| {score.seconds_per_decision * 1e6:.0f} µs |"
         )
+    cuts = length_only_cuts(load_routing_set(TRAINING_SET).prompts, complex_)
+    length_only = evaluate_length_only(examples, complex_, cuts)
+    lines.append(
+        f"| length only (simple <= {cuts[0]} tokens, complex >= {cuts[1]}, fitted on training) "
+        f"| {length_only.complex_reaching_complex:.1%} "
+        f"| {length_only.share('complex', 'simple'):.1%} "
+        f"| {length_only.share('simple', 'simple'):.1%} | {length_only.accuracy:.1%} "
+        f"| {spend_saved(length_only.routed, costs):.1%} "
+        f"| {'yes' if length_only.meets_targets else 'no'} | |"
+    )
     print("\n".join(lines))
+    stress(router, complex_, heads[0][1])
     if embedder is not None:
         passes = []
         for _ in range(5):
@@ -129,6 +147,21 @@ def main() -> None:
             f"| {point.spend_saved:.1%} |"
         )
     print(f"\nchart: {draw_tradeoff_chart(curve, args.chart, default, keyword)}")
+
+
+def stress(router, card, embedder) -> None:
+    """The learned router on each stress group, through the gateway's own path."""
+    examples = load_routing_set(STRESS_SET).prompts
+    print(f"\nstress set: {len(examples)} requests, by group (labels: rows; routed tier: columns)")
+    header = "| group | requests | complex → complex | complex → simple | simple → simple |"
+    print(f"{header} accuracy |\n|---|---:|---:|---:|---:|---:|")
+    for group, score in scores_by_group(examples, card, router, embedder).items():
+        cells = []
+        for true, routed in (("complex", "complex"), ("complex", "simple"), ("simple", "simple")):
+            row = score.confusion[TIERS.index(true)]
+            share = row[TIERS.index(routed)]
+            cells.append(f"{share} of {row.sum()}" if row.sum() else "")
+        print(f"| {group} | {score.total} | {' | '.join(cells)} | {score.accuracy:.0%} |")
 
 
 if __name__ == "__main__":

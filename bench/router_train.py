@@ -13,11 +13,11 @@ from pathlib import Path
 from ai_gateway.embeddings import Model2VecEmbedder
 from ai_gateway.pricing import default_price_table
 from ai_gateway.router import ROUTER_MODEL_PATH, LearnedRouter, tiers_for
-from ai_gateway.router_evaluation import RouterScore, label_indices, load_routing_set
+from ai_gateway.router_evaluation import TRAINING_SET, RouterScore, label_indices, load_routing_set
 from ai_gateway.router_training import train_router
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING_SET = ROOT / "bench" / "data" / "routing_labelled.yaml"
+
 SHARED_MODEL = ROOT.parent / "shared" / "models" / "minilm-l6-m2v-256"
 REFERENCE_MODEL = "gpt-5.4"  # the default complex tier: the count routing sees for "auto"
 

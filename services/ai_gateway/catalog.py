@@ -12,7 +12,7 @@ import numpy as np
 from .domain import AUTO_MODEL, ChatRequest, GatewayError
 from .embeddings import Embedder
 from .pricing import ModelCard, PriceTable
-from .router import RequestText, RouteDecision, classify, is_request_turn
+from .router import RequestText, RouteDecision, classify, request_turn_indices
 from .settings import RoutingSettings
 from .simulator import SimulatedProvider
 from .tokens import REPLY_PRIMING_TOKENS, PromptMessage, encoding_name, message_tokens
@@ -38,12 +38,10 @@ class PromptTokens:
     def __call__(self, card: ModelCard) -> int:
         return REPLY_PRIMING_TOKENS + sum(self._counts(card))
 
-    def user_turns(self, card: ModelCard) -> int:
-        """The count of the turns the routers read (``router.request_turns``)."""
+    def request_turns(self, card: ModelCard) -> list[int]:
+        """Each turn the routers read (``router.request_turns``), counted as a prompt alone."""
         counts = self._counts(card)
-        return REPLY_PRIMING_TOKENS + sum(
-            n for n, m in zip(counts, self._messages, strict=True) if is_request_turn(m)
-        )
+        return [REPLY_PRIMING_TOKENS + counts[i] for i in request_turn_indices(self._messages)]
 
 
 # How much of an unknown model's name an error repeats: a body may hold a megabyte of it.
@@ -207,18 +205,18 @@ class Catalog:
     ) -> tuple[ModelCard, RouteDecision | None]:  # fmt: skip
         """Pick the served model; never route a named model to a pricier one. ``embedded`` is a
         text and its vector the caller already has (the semantic cache's), reused if it is the
-        last user turn the learned router reads."""
+        last request turn the learned router reads."""
         if requested is not None and not self.routable(requested, team_routes_all):
             return requested, None
         reference = self.baseline_model(requested)
-        last_user = RequestText.of(request.messages).last_user
+        last_turn = RequestText.of(request.messages).last
         decision = classify(
             request.messages,
-            tokens.user_turns(reference),
+            tokens.request_turns(reference),
             request.max_tokens,
             embedder=self._embedder,
             threshold=self._routing.threshold,
-            last_user_vector=embedded[1] if embedded and embedded[0] == last_user else None,
+            last_turn_vector=embedded[1] if embedded and embedded[0] == last_turn else None,
         )
         chosen = self.resolve(self._routing.tiers[decision.tier])
         if requested is not None and chosen.cost_usd(1000, 1000) >= requested.cost_usd(1000, 1000):

@@ -1,8 +1,13 @@
 """The complexity router: a request -> the cheapest model tier expected to answer it as well.
 
 Two routers share the same explainable features (request length, code, maths, reasoning verbs...).
-Lengths measure the user turns, the request the model is asked to do: a long shared system prompt
-or document is context (often provider-cached), not difficulty, so it does not push a prompt up.
+They read the user turns, the request the model is asked to do: a long shared system prompt or
+document is context (often provider-cached), not difficulty, so it does not push a prompt up. A
+request with no user turn is read from its system or developer instructions.
+
+The learned router scores each of the last ``CONTEXT_TURNS`` user turns alone, as it was trained,
+and takes the highest tier, so a follow-up keeps its conversation's tier; a turn in a language
+other than English (``languages.py``) is not scored and keeps the complex tier.
 
 - the **learned router** (``classify``, used by the gateway): a multinomial logistic regression
   over those features plus the prompt's model2vec embedding (the semantic cache's own model),
@@ -24,7 +29,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
@@ -34,6 +39,7 @@ from weakref import WeakKeyDictionary
 import numpy as np
 
 from .embeddings import Embedder
+from .languages import outside_training_language
 from .pricing import TIERS, Tier
 from .tokens import PromptMessage
 
@@ -91,30 +97,49 @@ EMBEDDING_FEATURE = "meaning (embedding)"
 
 @dataclass(frozen=True)
 class RequestText:
-    """What the routers read from a request."""
+    """What the routers read from a request: its request turns' texts, oldest first."""
 
-    last_user: str
-    user_turns: int
+    turns: tuple[str, ...]
 
     @classmethod
     def of(cls, messages: Sequence[PromptMessage]) -> RequestText:
-        users = request_turns(messages)
-        return cls(users[-1].content if users else "", len(users))
+        return cls(tuple(m.content for m in request_turns(messages)))
+
+    @property
+    def last(self) -> str:
+        return self.turns[-1] if self.turns else ""
 
 
-def is_request_turn(message: PromptMessage) -> bool:
-    """Whether the routers read this turn's length: the user's turns, not the system or
-    developer prompt."""
-    return message.role == "user"
+# Roles that carry instructions when a request has no user turn (a system- or developer-only
+# prompt): read then, since an empty request text always read as simple.
+INSTRUCTION_ROLES = frozenset({"system", "developer"})
+
+
+def request_turn_indices(messages: Sequence[PromptMessage]) -> list[int]:
+    """The positions of the turns the routers read: the user's turns, not the system or
+    developer prompt (context, often provider-cached, not difficulty); those when there is no
+    user turn at all."""
+    users = [i for i, m in enumerate(messages) if m.role == "user"]
+    return users or [i for i, m in enumerate(messages) if m.role in INSTRUCTION_ROLES]
 
 
 def request_turns(messages: Sequence[PromptMessage]) -> list[PromptMessage]:
-    """The turns whose length the routers read (callers count their tokens)."""
-    return [m for m in messages if is_request_turn(m)]
+    """The turns the routers read (callers count their tokens)."""
+    return [messages[i] for i in request_turn_indices(messages)]
 
 
 # The request-length flag: a user request this long (in tokens) reads as more than a question.
 LONG_REQUEST_TOKENS = 150
+# The learned router reads a longer turn as this long: its training prompts are all shorter (a
+# test holds it), and beyond them its length weight only extrapolates (a 1 MB prompt read as +18
+# logits towards the complex tier).
+LEARNED_LENGTH_CAP_TOKENS = LONG_REQUEST_TOKENS
+# How many of the last request turns a decision reads (see LearnedRouter.decide).
+CONTEXT_TURNS = 3
+UNSCORED_LANGUAGE = (
+    "it reads as a language other than English, which the router was not trained on, so it "
+    "keeps the complex tier"
+)
 
 
 def _count_up_to(pattern: re.Pattern[str], text: str, cap: int) -> int:
@@ -124,11 +149,12 @@ def _count_up_to(pattern: re.Pattern[str], text: str, cap: int) -> int:
 
 
 def explainable_features(
-    text: RequestText, request_tokens: int, max_tokens: int | None
+    turn: str, request_tokens: int, max_tokens: int | None, earlier_turns: int = 0
 ) -> np.ndarray:
-    """The features both routers read, as numbers (counts are capped so no one dominates).
-    ``request_tokens`` counts the user turns only (``request_turns``)."""
-    prompt = text.last_user.lower()
+    """The features both routers read from one request turn, as numbers (counts are capped so
+    no one dominates). ``request_tokens`` counts that turn; ``earlier_turns`` the request turns
+    before it (the keyword router's conversation depth; the learned router scores turns alone)."""
+    prompt = turn.lower()
     return np.array(
         [
             np.log1p(request_tokens),
@@ -137,7 +163,7 @@ def explainable_features(
             bool(_MATH.search(prompt)),
             _count_up_to(_REASONING, prompt, 4),
             _count_up_to(_PARTS, prompt, 4),
-            min(text.user_turns - 1, 4),
+            min(earlier_turns, 4),
             request_tokens >= LONG_REQUEST_TOKENS,
             bool(max_tokens and max_tokens >= 1500),
             bool(max_tokens and max_tokens <= 120),
@@ -171,9 +197,18 @@ class RouteDecision:
     threshold: float | None = None
     nearest: tuple[str, Tier, float] | None = None
     head: str = "keywords"
+    turn: tuple[int, int] | None = None  # which request turn decided, of how many read
+    unscored: str | None = None  # why the router kept the complex tier without scoring
 
     @property
     def reason(self) -> str:
+        deciding = (
+            f"; decided by request turn {self.turn[0]} of the last {self.turn[1]}"
+            if self.turn and self.turn[1] > 1
+            else ""
+        )
+        if self.unscored:
+            return f"tier={self.tier}; not scored: {self.unscored}{deciding}"
         if not self.probabilities:
             return f"tier={self.tier}; score={self.score:.2f}; top feature: {self.top_feature}"
         top = sorted(self.contributions.items(), key=lambda kv: -abs(kv[1]))[:3]
@@ -187,7 +222,7 @@ class RouteDecision:
         if self.nearest:
             example, label, similarity = self.nearest
             parts.append(f"nearest labelled: {example} ({label}, {similarity:.2f})")
-        return "; ".join(parts)
+        return "; ".join(parts) + deciding
 
 
 @dataclass(frozen=True)
@@ -364,19 +399,45 @@ class LearnedRouter:
     def decide(
         self,
         messages: Sequence[PromptMessage],
-        request_tokens: int,
+        turn_tokens: Sequence[int],
         max_tokens: int | None,
         embedder: Embedder | None = None,
         threshold: float | None = None,
-        last_user_vector: np.ndarray | None = None,
+        last_turn_vector: np.ndarray | None = None,
     ) -> RouteDecision:
-        text = RequestText.of(messages)
-        features = explainable_features(text, request_tokens, max_tokens)
-        embedding = None
-        if embedder is not None and self.accepts(embedder):
-            embedding = (
-                embedder.embed(text.last_user) if last_user_vector is None else last_user_vector
+        """The highest tier any of the last ``CONTEXT_TURNS`` request turns needs, each scored
+        alone as the router was trained (one turn per example); ``turn_tokens`` counts each
+        request turn. A follow-up such as "And for the EU region?" is as hard as the request it
+        continues, and a trivial question after many short ones stays trivial."""
+        turns = RequestText.of(messages).turns[-CONTEXT_TURNS:] or ("",)
+        counts = list(turn_tokens[-CONTEXT_TURNS:]) or [0]
+        use_embedding = embedder is not None and self.accepts(embedder)
+        decision: RouteDecision | None = None
+        for back, (turn, tokens) in enumerate(zip(reversed(turns), reversed(counts), strict=True)):
+            embedding = None
+            if use_embedding and embedder is not None:
+                known = last_turn_vector if back == 0 else None
+                embedding = embedder.embed(turn) if known is None else known
+            turn_decision = self.decide_turn(turn, tokens, max_tokens, embedding, threshold)
+            if decision is None or TIERS.index(turn_decision.tier) > TIERS.index(decision.tier):
+                decision = replace(turn_decision, turn=(len(turns) - back, len(turns)))
+        assert decision is not None
+        return decision
+
+    def decide_turn(
+        self,
+        turn: str,
+        tokens: int,
+        max_tokens: int | None,
+        embedding: np.ndarray | None,
+        threshold: float | None,
+    ) -> RouteDecision:
+        """One request turn's decision: its tier and why."""
+        if outside_training_language(turn):
+            return RouteDecision(
+                "complex", 1.0, "language", {}, head="not scored", unscored=UNSCORED_LANGUAGE
             )
+        features = explainable_features(turn, min(tokens, LEARNED_LENGTH_CAP_TOKENS), max_tokens)
         head, x = self.inputs(features, embedding)
         probabilities = head.probabilities(x)
         threshold = head.default_threshold if threshold is None else threshold
@@ -412,18 +473,18 @@ def default_router() -> LearnedRouter:
 
 def classify(
     messages: Sequence[PromptMessage],
-    request_tokens: int,
+    turn_tokens: Sequence[int],
     max_tokens: int | None,
     *,
     embedder: Embedder | None = None,
     threshold: float | None = None,
-    last_user_vector: np.ndarray | None = None,
+    last_turn_vector: np.ndarray | None = None,
 ) -> RouteDecision:
-    """Route with the shipped learned router (see the module docstring). ``request_tokens``
-    counts the user turns (``request_turns``), not the system prompt. ``last_user_vector`` is
-    ``embedder``'s vector of the last user turn when the caller already has it (embed once)."""
+    """Route with the shipped learned router (see the module docstring). ``turn_tokens`` counts
+    each request turn (``request_turns``), not the system prompt. ``last_turn_vector`` is
+    ``embedder``'s vector of the last request turn when the caller already has it (embed once)."""
     return default_router().decide(
-        messages, request_tokens, max_tokens, embedder, threshold, last_user_vector
+        messages, turn_tokens, max_tokens, embedder, threshold, last_turn_vector
     )
 
 
@@ -456,7 +517,9 @@ def keyword_classify(
 ) -> RouteDecision:
     """The original router: a weighted sum of the features and two fixed boundaries."""
     text = RequestText.of(messages)
-    f = dict(zip(FEATURES, explainable_features(text, request_tokens, max_tokens), strict=True))
+    earlier = max(len(text.turns) - 1, 0)
+    found = explainable_features(text.last, request_tokens, max_tokens, earlier)
+    f = dict(zip(FEATURES, found, strict=True))
     w = weights
     contributions = {
         "request length": min(request_tokens / 100 * w.length_per_100_tokens, w.length_cap),
@@ -464,10 +527,10 @@ def keyword_classify(
         "code markers": w.code * f["code markers"],
         "math markers": w.math * f["math markers"],
         "reasoning verbs": min(
-            len(_REASONING.findall(text.last_user.lower())) * w.reasoning_per_marker,
+            len(_REASONING.findall(text.last.lower())) * w.reasoning_per_marker,
             w.reasoning_cap,
         ),
-        "conversation depth": min((text.user_turns - 1) * w.turns_per_exchange, w.turns_cap),
+        "conversation depth": min(earlier * w.turns_per_exchange, w.turns_cap),
         "long request": w.long_request * f["long request"],
         "max_tokens": w.large_max_tokens * f["large max_tokens"]
         + w.small_max_tokens * f["small max_tokens"],

@@ -1,8 +1,10 @@
 """The routers' evaluation on labelled prompts: confusion, the held-out targets, and the curve of
 quality risk against spend saved across thresholds (drawn as a chart for the README and report).
 
-The labelled sets are bench/data/routing_labelled.yaml (training) and routing_heldout.yaml
-(written separately, never used for training or choosing a threshold).
+The labelled sets are bench/data/routing_labelled.yaml (training), routing_heldout.yaml (written
+separately, never used for training or choosing a threshold) and routing_stress.yaml (requests of
+shapes neither has: follow-ups, instructions without a user turn, other languages, long easy and
+short hard requests, reported by group).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -20,6 +23,7 @@ from finops_common.config import StrictModel, read_yaml, validate
 from .embeddings import Embedder
 from .pricing import TIERS, ModelCard, Tier
 from .router import (
+    LEARNED_LENGTH_CAP_TOKENS,
     LearnedRouter,
     RequestText,
     RouteDecision,
@@ -36,16 +40,27 @@ MAX_COMPLEX_TO_SIMPLE = 0.0
 MIN_SIMPLE_TO_SIMPLE = 0.85
 
 
+class EarlierTurn(StrictModel):
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1)
+
+
 class RoutingExample(StrictModel):
     id: str = Field(pattern=r"^[a-z]\d{4}$")
     label: Tier
     prompt: str = Field(min_length=1)
     system: str | None = None
     max_tokens: int | None = Field(default=None, ge=1)
+    # The stress set's: a conversation's earlier turns, the prompt's own role when the request
+    # has no user turn, and the group it is reported in.
+    history: tuple[EarlierTurn, ...] = ()
+    role: Literal["user", "system", "developer"] = "user"
+    group: str | None = None
 
     def messages(self) -> list[PromptMessage]:
         system = [PromptMessage("system", self.system)] if self.system else []
-        return [*system, PromptMessage("user", self.prompt)]
+        earlier = [PromptMessage(turn.role, turn.content) for turn in self.history]
+        return [*system, *earlier, PromptMessage(self.role, self.prompt)]
 
 
 class RoutingSet(StrictModel):
@@ -65,17 +80,27 @@ def request_tokens(examples: Sequence[RoutingExample], card: ModelCard) -> np.nd
     return np.array([count_prompt(card, request_turns(e.messages())) for e in examples])
 
 
+def turn_tokens(examples: Sequence[RoutingExample], card: ModelCard) -> list[list[int]]:
+    """Each example's request turns, each counted as a prompt alone (as the gateway counts)."""
+    return [[count_prompt(card, [m]) for m in request_turns(e.messages())] for e in examples]
+
+
 def feature_matrix(examples: Sequence[RoutingExample], tokens: np.ndarray) -> np.ndarray:
+    """The learned router's features of single-turn examples, read as the gateway reads them."""
     return np.stack(
         [
-            explainable_features(RequestText.of(e.messages()), int(n), e.max_tokens)
+            explainable_features(
+                RequestText.of(e.messages()).last,
+                min(int(n), LEARNED_LENGTH_CAP_TOKENS),
+                e.max_tokens,
+            )
             for e, n in zip(examples, tokens, strict=True)
         ]
     )
 
 
 def embedding_matrix(examples: Sequence[RoutingExample], embedder: Embedder) -> np.ndarray:
-    return np.stack([embedder.embed(RequestText.of(e.messages()).last_user) for e in examples])
+    return np.stack([embedder.embed(RequestText.of(e.messages()).last) for e in examples])
 
 
 @dataclass
@@ -124,22 +149,24 @@ class RouterScore:
         return "\n".join(lines)
 
 
-Decide = Callable[[Sequence[PromptMessage], int, int | None], RouteDecision]
+Decide = Callable[[Sequence[PromptMessage], Any, int | None], RouteDecision]
 
 
-def _timed(decide: Decide, examples: Sequence[RoutingExample], tokens: np.ndarray) -> RouterScore:
+def _timed(
+    decide: Decide, examples: Sequence[RoutingExample], tokens: Sequence[Any]
+) -> RouterScore:
     routed, elapsed = [], 0.0
     for example, n in zip(examples, tokens, strict=True):
         messages = example.messages()
         started = time.perf_counter()
-        decision: RouteDecision = decide(messages, int(n), example.max_tokens)
+        decision: RouteDecision = decide(messages, n, example.max_tokens)
         elapsed += time.perf_counter() - started
         routed.append(TIERS.index(decision.tier))
     return RouterScore.of(label_indices(examples), np.array(routed), elapsed / len(examples))
 
 
 def evaluate_keyword_router(examples: Sequence[RoutingExample], card: ModelCard) -> RouterScore:
-    return _timed(keyword_classify, examples, request_tokens(examples, card))
+    return _timed(keyword_classify, examples, request_tokens(examples, card).tolist())
 
 
 def evaluate_learned_router(
@@ -152,11 +179,11 @@ def evaluate_learned_router(
     """Through ``LearnedRouter.decide``, the gateway's own path (embedding included in the time)."""
 
     def decide(
-        messages: Sequence[PromptMessage], tokens: int, max_tokens: int | None
+        messages: Sequence[PromptMessage], tokens: list[int], max_tokens: int | None
     ) -> RouteDecision:
         return router.decide(messages, tokens, max_tokens, embedder, threshold)
 
-    return _timed(decide, examples, request_tokens(examples, card))
+    return _timed(decide, examples, turn_tokens(examples, card))
 
 
 def probabilities(
@@ -284,7 +311,52 @@ def draw_tradeoff_chart(
 
 
 CURVE_THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05))
-HELD_OUT_SET = Path(__file__).resolve().parents[2] / "bench" / "data" / "routing_heldout.yaml"
+_DATA = Path(__file__).resolve().parents[2] / "bench" / "data"
+TRAINING_SET = _DATA / "routing_labelled.yaml"
+HELD_OUT_SET = _DATA / "routing_heldout.yaml"
+STRESS_SET = _DATA / "routing_stress.yaml"
+
+
+def scores_by_group(
+    examples: Sequence[RoutingExample],
+    card: ModelCard,
+    router: LearnedRouter,
+    embedder: Embedder | None,
+) -> dict[str, RouterScore]:
+    """The learned router through the gateway's own path, one score per group, in file order."""
+    groups: dict[str, list[RoutingExample]] = {}
+    for example in examples:
+        groups.setdefault(example.group or "(none)", []).append(example)
+    return {
+        group: evaluate_learned_router(members, card, router, embedder)
+        for group, members in groups.items()
+    }
+
+
+def length_only_cuts(examples: Sequence[RoutingExample], card: ModelCard) -> tuple[int, int]:
+    """The baseline that reads nothing but length: simple up to the first cut, complex from the
+    second, standard between; the pair of cuts most accurate on ``examples``."""
+    tokens, labels = request_tokens(examples, card), label_indices(examples)
+    lengths = sorted(set(tokens.tolist()))
+    best, cuts = -1, (lengths[0], lengths[-1])
+    for low in lengths:
+        for high in (n for n in lengths if n > low):
+            correct = int((length_only_tiers(tokens, (low, high)) == labels).sum())
+            if correct > best:
+                best, cuts = correct, (low, high)
+    return cuts
+
+
+def length_only_tiers(tokens: np.ndarray, cuts: tuple[int, int]) -> np.ndarray:
+    low, high = cuts
+    return np.where(tokens <= low, 0, np.where(tokens >= high, 2, 1))
+
+
+def evaluate_length_only(
+    examples: Sequence[RoutingExample], card: ModelCard, cuts: tuple[int, int]
+) -> RouterScore:
+    routed = length_only_tiers(request_tokens(examples, card), cuts)
+    return RouterScore.of(label_indices(examples), routed)
 
 
 @dataclass(frozen=True)

@@ -125,5 +125,7 @@ def test_prompt_tokens_are_counted_once_per_encoding(monkeypatch):
     table = default_price_table()
     gpt4, haiku = table.resolve("gpt-4"), table.resolve("claude-haiku-4-5")
     assert tokens(gpt4) == tokens(haiku) == count_prompt(gpt4, messages)
-    assert tokens.user_turns(gpt4) == count_prompt(gpt4, request_turns(messages))
+    # Each user turn counted as a prompt alone: the router scores turns one by one.
+    assert tokens.request_turns(gpt4) == [count_prompt(gpt4, [m]) for m in request_turns(messages)]
+    assert len(tokens.request_turns(gpt4)) == 2
     assert len(calls) == len(messages)  # one encoding (cl100k_base), each message once

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import os
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -18,6 +17,9 @@ from ai_gateway.pricing import TIERS, default_price_table
 from ai_gateway.router import (
     _PARTS,
     _REASONING,
+    CONTEXT_TURNS,
+    LEARNED_LENGTH_CAP_TOKENS,
+    UNSCORED_LANGUAGE,
     _count_up_to,
     classify,
     default_router,
@@ -26,20 +28,25 @@ from ai_gateway.router import (
     tiers_for,
 )
 from ai_gateway.router_evaluation import (
+    HELD_OUT_SET,
+    STRESS_SET,
+    TRAINING_SET,
     evaluate_keyword_router,
     evaluate_learned_router,
     feature_matrix,
     label_indices,
+    length_only_cuts,
     load_routing_set,
     request_tokens,
+    scores_by_group,
 )
 from ai_gateway.router_training import choose_thresholds, fit_head
 from ai_gateway.tokens import PromptMessage, count_prompt
 
-DATA = Path(__file__).resolve().parents[2] / "bench" / "data"
 REFERENCE = default_price_table().resolve("gpt-5.4")
-TRAINING = load_routing_set(DATA / "routing_labelled.yaml").prompts
-HELD_OUT = load_routing_set(DATA / "routing_heldout.yaml").prompts
+TRAINING = load_routing_set(TRAINING_SET).prompts
+HELD_OUT = load_routing_set(HELD_OUT_SET).prompts
+STRESS = load_routing_set(STRESS_SET).prompts
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +64,13 @@ def messages(prompt: str) -> list[PromptMessage]:
 
 
 def decide(prompt: str, embedder=None, threshold=None, max_tokens=None):
-    msgs = messages(prompt)
-    return classify(
-        msgs, count_prompt(REFERENCE, msgs), max_tokens, embedder=embedder, threshold=threshold
-    )
+    return decide_messages(messages(prompt), embedder, threshold, max_tokens)
+
+
+def decide_messages(msgs, embedder=None, threshold=None, max_tokens=None):
+    """As the gateway routes: each request turn counted alone (PromptTokens.request_turns)."""
+    counts = [count_prompt(REFERENCE, [m]) for m in request_turns(msgs)]
+    return classify(msgs, counts, max_tokens, embedder=embedder, threshold=threshold)
 
 
 def test_clear_cases_go_to_their_tier_with_an_explanation(embedder):
@@ -96,7 +106,7 @@ def test_a_long_system_prompt_does_not_send_a_simple_question_to_the_complex_tie
         decisions = [
             classify(
                 msgs,
-                count_prompt(REFERENCE, request_turns(msgs)),
+                [count_prompt(REFERENCE, [m]) for m in request_turns(msgs)],
                 None,
                 embedder=head_embedder,
             )
@@ -158,6 +168,101 @@ def test_held_out_targets_hold_at_the_default_threshold(embedder):
     assert score.share("simple", "simple") >= 0.85
     keyword = evaluate_keyword_router(HELD_OUT, REFERENCE)
     assert keyword.complex_reaching_complex < score.complex_reaching_complex
+
+
+DESIGN = "Design a multi-region failover plan for our Postgres database and compare the trade-offs."
+
+
+def test_a_follow_up_keeps_the_tier_of_the_request_it_continues(embedder):
+    """Scored alone, "And for the EU region?" is a simple question; after a design request it is
+    the same design. The explanation names the turn that decided."""
+    assert decide("And for the EU region?", embedder).tier == "simple"
+    conversation = [
+        PromptMessage("user", DESIGN),
+        PromptMessage("assistant", "Here is a plan with a replica in a second region."),
+        PromptMessage("user", "And for the EU region?"),
+    ]
+    decision = decide_messages(conversation, embedder)
+    assert decision.tier == "complex"
+    assert decision.reason.endswith("; decided by request turn 1 of the last 2")
+
+
+def test_only_the_last_turns_count_and_short_questions_stay_simple(embedder):
+    """Twenty short exchanges used to read as one long request (the length of every user turn)
+    and sent a trivial question to the complex tier; a complex request further back than the
+    last CONTEXT_TURNS no longer holds the conversation up."""
+    question = "How many tablespoons are in a cup?"
+    small_talk = []
+    for i in range(20):
+        small_talk += [
+            PromptMessage("user", f"What is {i} plus {i}?"),
+            PromptMessage("assistant", "x"),
+        ]
+    long_chat = decide_messages([*small_talk, PromptMessage("user", question)], embedder)
+    assert long_chat.tier == decide(question, embedder).tier == "simple"
+    old_design = [PromptMessage("user", DESIGN), PromptMessage("assistant", "A plan.")]
+    later = small_talk[: 2 * CONTEXT_TURNS]
+    assert decide_messages(
+        [*old_design, *later, PromptMessage("user", question)], embedder
+    ).tier == ("simple")
+
+
+def test_a_request_without_a_user_turn_reads_its_instructions(embedder):
+    """A system- or developer-only request was read as an empty prompt: always simple."""
+    for role in ("system", "developer"):
+        alone = decide_messages([PromptMessage(role, DESIGN)], embedder)
+        assert alone.tier == "complex"
+        assert alone.probabilities == decide(DESIGN, embedder).probabilities
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Докажите, что существует бесконечно много простых чисел.",
+        "为我们的PostgreSQL数据库设计一个多区域故障转移方案，并比较各种权衡。",
+        "Dimostra che esistono infiniti numeri primi e spiega perché l'argomento non regge.",
+    ],
+)
+def test_another_language_keeps_the_complex_tier_unscored(embedder, prompt):
+    decision = decide(prompt, embedder)
+    assert decision.tier == "complex" and decision.head == "not scored"
+    assert decision.reason == f"tier=complex; not scored: {UNSCORED_LANGUAGE}"
+    decision.reason.encode("ascii")  # it travels in the x-gateway-route-reason header
+
+
+def test_the_length_cap_is_beyond_every_training_prompt():
+    """The cap changes no training input, so the shipped weights and the evaluation figures
+    stand; beyond it a longer turn reads as the cap (a 1 MB prompt read as +18 logits)."""
+    assert max(request_tokens(TRAINING, REFERENCE)) < LEARNED_LENGTH_CAP_TOKENS
+    long_turn = "What is the title of this report? " + "The quarter went well. " * 5000
+    capped = decide(long_turn, None).contributions["request length"]
+    at_cap = decide(long_turn[: len(long_turn) // 50], None).contributions["request length"]
+    assert capped == pytest.approx(at_cap)
+
+
+def test_the_stress_groups_hold_where_the_readme_says(embedder):
+    """No group sends a complex request to the simple tier; follow-ups, small talk and
+    instructions-only requests get their labels; other languages keep the complex tier."""
+    scores = scores_by_group(STRESS, REFERENCE, default_router(), embedder)
+    assert set(scores) == {
+        "follow-up", "after-small-talk", "instructions-only", "other-language", "long-easy",
+        "short-hard",
+    }  # fmt: skip
+    for group, score in scores.items():
+        assert score.share("complex", "simple") == 0, group
+    for group in ("follow-up", "after-small-talk", "instructions-only"):
+        assert scores[group].accuracy == 1.0, group
+    assert scores["other-language"].complex_reaching_complex == 1.0
+
+
+def test_length_alone_passes_the_held_out_targets():
+    """Why the stress set exists: two length cuts fitted on the training set meet the held-out
+    targets too (README, "Routing"), so the held-out set alone cannot show routing reads more
+    than length."""
+    from ai_gateway.router_evaluation import evaluate_length_only
+
+    cuts = length_only_cuts(TRAINING, REFERENCE)
+    assert evaluate_length_only(HELD_OUT, REFERENCE, cuts).meets_targets
 
 
 def test_keyword_router_keeps_its_original_behaviour():
