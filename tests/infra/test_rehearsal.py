@@ -11,7 +11,7 @@ import pytest
 
 from finops_platform.render import Rehearsal, api_group
 from tests.infra.subcharts import GRAFANA, NotDerivable
-from tests.infra.support import ALL_STACKS, IN_CI, SCHEMAS, STACKS, need_shared
+from tests.infra.support import ALL_STACKS, SCHEMAS, SHARED_REQUIRED, STACKS, need_shared
 from tests.infra.whole_cluster import Applied, Cluster, containers, is_custom, pod_spec, selects
 from tests.paths import REPO
 
@@ -28,9 +28,9 @@ GRAFANA_DEFAULTS = SCHEMAS / "grafana" / "values.yaml"
 def cluster(request, rehearsed: Callable[[str], Rehearsal]) -> Cluster:
     """The stack's rehearsal as one cluster; where the chart sources lack Grafana's subchart, a
     stand-in derived from its default values gives its sidecar and Service (subcharts.py).
-    Without those defaults, the checks that need Grafana skip, and CI fails."""
+    Without those defaults, the checks that need Grafana skip, and .ci/run fails."""
     rehearsal = rehearsed(request.param)
-    if IN_CI and any(GRAFANA in r.missing_subcharts for r in rehearsal.releases):
+    if SHARED_REQUIRED and any(GRAFANA in r.missing_subcharts for r in rehearsal.releases):
         need_shared(SCHEMAS / GRAFANA, "Grafana's default values, for its absent subchart")
     return Cluster(rehearsal, GRAFANA_DEFAULTS if GRAFANA_DEFAULTS.is_file() else None)
 
