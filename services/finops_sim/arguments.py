@@ -23,6 +23,8 @@ def folder(text: str) -> Path:
     if path.exists():
         if not path.is_dir():
             raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):  # a read-only mount, another user's folder
+            raise argparse.ArgumentTypeError(f"{text} is not writable")
         return path
     existing = next(parent for parent in path.absolute().parents if parent.exists())
     if not existing.is_dir():

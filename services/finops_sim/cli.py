@@ -214,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         return cost(args)
     if args.command == "rightsize":
         return rightsize.run(args)
-    # SIGTERM (kill, timeout, a cancelled CI job) stops the run as Ctrl-C does: every process it
-    # started is stopped on the way out.
+    # SIGTERM (kill, timeout, a cancelled CI job) and SIGHUP (a closed terminal or a dropped SSH
+    # session, which left Valkey running) stop the run as Ctrl-C does: every process it started
+    # is stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.default_int_handler)
     # Ctrl-C too, even where the run started with SIGINT ignored (a background job of a script):
     # the processes it started get the signal as well and stop, and the run must say it was
     # interrupted, not that they died.
@@ -241,8 +243,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"finops-sim: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("finops-sim: interrupted; every process it started has been stopped", file=sys.stderr)
+        print(
+            "finops-sim: interrupted; every process it started has been stopped. "
+            f"{args.out} holds at most the partial logs of the phases that ran (no results or "
+            "report); the next run replaces them",
+            file=sys.stderr,
+        )
         return 130
+    except OSError as exc:  # a full disk, a folder made read-only during the run
+        where = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        print(f"finops-sim: {where}", file=sys.stderr)
+        return 1
     print()
     print(summary_tree(results))
     print(f"\nReport: {args.out / 'report.md'} (and report.html, results.json, charts/)")

@@ -11,6 +11,7 @@ Ctrl-C too.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import time
@@ -25,10 +26,12 @@ from tqdm import tqdm
 
 import loadgen
 from ai_gateway.domain import GatewayError
+from ai_gateway.embeddings import EmbedderUnavailable
 from ai_gateway.identity import Identity
 from ai_gateway.pricing import default_price_table
 from ai_gateway.records import RequestRecord
 from ai_gateway.settings import deep_merge, load_settings
+from ai_gateway.wiring import open_gateway_embedder
 from finops_common.config import ConfigError, read_yaml
 from finops_common.machine import describe
 from finops_common.phases import PHASES, Phase
@@ -178,12 +181,9 @@ def clear_phase_files(out: Path) -> None:
             path.unlink()
 
 
-def _run_phase(
-    phase: Phase, options: RunOptions, out: Path
-) -> tuple[PhaseResult, list[RequestRecord]]:
-    """The phase's summary, and its request log's records (the comparison pairs them)."""
-    files = PhaseFiles(out, phase)
-    logs, request_log, config = out / "logs", files.request_log, files.gateway_config
+def phase_settings(phase: Phase, options: RunOptions, request_log: Path) -> dict[str, Any]:
+    """The config file a phase's gateway gets: latency off, its request log, the run's embedder,
+    and for the optimized phase the user's --gateway-config beneath them."""
     settings: dict[str, Any] = {
         "latency_scale": 0,
         "request_log": str(request_log),
@@ -194,7 +194,33 @@ def _run_phase(
         if not isinstance(overrides, dict):
             raise ConfigError(f"{options.gateway_config}: the top level must be a mapping")
         settings = deep_merge(overrides, settings)
-    config.write_text(yaml.safe_dump(settings))
+    return settings
+
+
+def check_embedder(options: RunOptions, out: Path) -> None:
+    """The optimized gateway's embedder loads, before anything starts: a missing model was found
+    only after the whole first phase had run."""
+    config = out / "logs" / "embedder-check.yaml"
+    config.write_text(yaml.safe_dump(phase_settings("optimized", options, Path(os.devnull))))
+    try:
+        open_gateway_embedder(load_settings("optimized", config))
+    except EmbedderUnavailable as exc:
+        raise SimulationError(
+            f"the optimized phase cannot open its embedder: {exc} Or run with --embedder "
+            "lexical (no model needed: the semantic cache then compares words, and routing uses "
+            "its features-only head)."
+        ) from exc
+    finally:
+        config.unlink(missing_ok=True)
+
+
+def _run_phase(
+    phase: Phase, options: RunOptions, out: Path
+) -> tuple[PhaseResult, list[RequestRecord]]:
+    """The phase's summary, and its request log's records (the comparison pairs them)."""
+    files = PhaseFiles(out, phase)
+    logs, request_log, config = out / "logs", files.request_log, files.gateway_config
+    config.write_text(yaml.safe_dump(phase_settings(phase, options, request_log)))
     gateway_log = files.gateway_log
     with ExitStack() as stack:
         redis_url = stack.enter_context(embedded_valkey())
@@ -209,7 +235,7 @@ def _run_phase(
             stack.enter_context(gateway)
         except (RuntimeError, TimeoutError) as exc:
             raise SimulationError(
-                f"the {phase} gateway did not start: {exc}. Its log: {gateway_log}"
+                f"the {phase} gateway did not start: {str(exc).rstrip()}\nIts log: {gateway_log}"
             ) from exc
         warnings = startup_warnings(gateway_log)
         for warning in warnings:
@@ -395,6 +421,7 @@ def run(options: RunOptions) -> SimulationResults:
     (out / RESULTS_FILE).unlink(missing_ok=True)
     clear_report(out)
     clear_phase_files(out)
+    check_embedder(options, out)
     started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     before, before_log = _run_phase("unoptimized", options, out)
     # With --duration, the optimized phase replays exactly the requests the first phase sent, so
@@ -424,6 +451,13 @@ def run(options: RunOptions) -> SimulationResults:
         compute=compute_comparison(),
         gateway_sizing=gateway_sizing(phases.optimized),
     )
-    (out / RESULTS_FILE).write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    write_report(results, out)
+    try:
+        (out / RESULTS_FILE).write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        write_report(results, out)
+    except BaseException:
+        # Interrupted or failed while writing: no results or report half written (4 charts of
+        # 5 and no report.md); the phases' logs stay, and the message says they are partial.
+        (out / RESULTS_FILE).unlink(missing_ok=True)
+        clear_report(out)
+        raise
     return results

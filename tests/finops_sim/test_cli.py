@@ -168,15 +168,21 @@ def _still_running(started: set[int]) -> set[int]:
 
 @pytest.mark.parametrize(
     ("stop_signal", "to_group"),
-    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
-    ids=["ctrl-c", "sigterm", "ctrl-c-to-a-background-group"],
+    [
+        (signal.SIGINT, False),
+        (signal.SIGTERM, False),
+        (signal.SIGINT, True),
+        (signal.SIGHUP, True),
+    ],
+    ids=["ctrl-c", "sigterm", "ctrl-c-to-a-background-group", "terminal-closed-sighup-to-group"],
 )
 def test_ctrl_c_or_sigterm_leaves_nothing_running_and_no_stale_report(
     fast_scenario, tmp_path, stop_signal, to_group
 ):
-    """To the run alone, or (as a terminal sends Ctrl-C) to its whole process group, whose
-    processes then stop with it: the run says it was interrupted, not that they died. The last
-    run's report is gone, since the logs beside it are this run's."""
+    """To the run alone, or (as a terminal sends Ctrl-C, or SIGHUP when it is closed) to its
+    whole process group, whose processes then stop with it: the run says it was interrupted, not
+    that they died. The last run's report is gone, since the logs beside it are this run's. A
+    closed terminal once left Valkey running."""
     out = tmp_path / "interrupted"
     out.mkdir()
     for stale in ("report.md", "report.html", "results.json"):
@@ -188,7 +194,7 @@ def test_ctrl_c_or_sigterm_leaves_nothing_running_and_no_stale_report(
         process.send_signal(stop_signal)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert b"interrupted" in stderr
+    assert b"interrupted" in stderr and b"partial logs" in stderr
     alive = _still_running(started)
     assert not alive, f"still running after {stop_signal.name}: {alive}"
     assert not {p.name for p in out.iterdir()} & {"report.md", "report.html", "results.json"}
@@ -216,6 +222,53 @@ def test_a_gateway_that_dies_mid_phase_is_a_clear_error_and_nothing_is_left(
     assert b"gateway-unoptimized.log" in stderr and b"Traceback" not in stderr
     alive = _still_running(started)
     assert not alive, f"still running after the gateway died: {alive}"
+
+
+def test_an_output_the_run_cannot_write_is_a_clear_error(fast_scenario, tmp_path):
+    """report.md a folder: clearing the last run's report raised IsADirectoryError, a
+    traceback."""
+    out = tmp_path / "o"
+    (out / "report.md").mkdir(parents=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "finops_sim.cli", "run", "--scenario", str(fast_scenario),
+         "--out", str(out), "--embedder", "lexical"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"finops-sim: {out / 'report.md'}: Is a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_output_folder_that_is_not_writable_is_refused(tmp_path, monkeypatch, capsys):
+    """An existing folder was accepted unchecked, and a read-only mount failed mid-run. (The
+    tests run as root, for whom permissions do not refuse: the check is os.access's.)"""
+    import finops_sim.arguments as arguments
+
+    existing = tmp_path / "readonly"
+    existing.mkdir()
+    monkeypatch.setattr(arguments.os, "access", lambda path, mode: Path(path) != existing)
+    with pytest.raises(SystemExit):
+        main(["run", "--out", str(existing)])
+    assert f"argument --out: {existing} is not writable" in capsys.readouterr().err
+
+
+def test_an_embedding_model_that_cannot_load_fails_before_the_first_phase(fast_scenario, tmp_path):
+    """It failed only when the optimized gateway started, after the whole first phase."""
+    out = tmp_path / "o"
+    env = {
+        **os.environ,
+        "GATEWAY_EMBEDDING_MODEL": str(tmp_path / "no-model"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "finops_sim.cli", "run", "--scenario", str(fast_scenario),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "the optimized phase cannot open its embedder" in result.stderr
+    assert str(tmp_path / "no-model") in result.stderr and "--embedder lexical" in result.stderr
+    assert not (out / "requests-unoptimized.jsonl").exists()
 
 
 def test_bad_scenario_is_a_clear_error(tmp_path):
