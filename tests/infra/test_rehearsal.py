@@ -11,7 +11,14 @@ import pytest
 
 from finops_platform.render import Rehearsal, api_group
 from tests.infra.subcharts import GRAFANA, NotDerivable
-from tests.infra.support import ALL_STACKS, SCHEMAS, SHARED_REQUIRED, STACKS, need_shared
+from tests.infra.support import (
+    ALL_STACKS,
+    SCHEMAS,
+    SHARED_REQUIRED,
+    STACKS,
+    need_shared,
+    unchecked,
+)
 from tests.infra.whole_cluster import Applied, Cluster, containers, is_custom, pod_spec, selects
 from tests.paths import REPO
 
@@ -337,7 +344,7 @@ def skip_if_unverifiable(cluster: Cluster, unverifiable: list[str]) -> None:
     """The rest held; say what could not be checked because a subchart was not rendered (and no
     stand-in replaces it)."""
     if unverifiable:
-        pytest.skip(f"not rendered ({', '.join(cluster.unrendered_subcharts)}): {unverifiable}")
+        unchecked(f"not rendered ({', '.join(cluster.unrendered_subcharts)}): {unverifiable}")
 
 
 def _missing(cluster: Cluster) -> list[str]:
@@ -356,12 +363,12 @@ def dashboard_sidecar(cluster: Cluster) -> tuple[dict[str, str], str | None]:
         try:
             env = stand_in.dashboard_sidecar()
         except NotDerivable as reason:
-            pytest.skip(f"Grafana's subchart is absent and {reason}")
+            unchecked(f"Grafana's subchart is absent and {reason}")
         if env is not None:
             return env, stand_in.namespace
     missing = [m for m in cluster.unrendered_subcharts if m.endswith(f"/{GRAFANA}")]
     if missing:
-        pytest.skip(f"Grafana is not rendered: {missing[0]} is absent from the chart sources")
+        unchecked(f"Grafana is not rendered: {missing[0]} is absent from the chart sources")
     raise AssertionError("no Grafana dashboard sidecar in the cluster")
 
 
