@@ -116,6 +116,20 @@ async def test_token_and_request_limits_per_minute(ledger):
     assert (await ledger.reserve(Reservation(w2, 0, 90), limits, next_minute))[0] == "ok"
 
 
+async def test_a_settlement_returns_the_tokens_its_worst_case_did_not_use(ledger):
+    """A request reserves its worst case (prompt plus max_tokens) of the minute's tokens; unless
+    settling at the tokens it used gives the rest back, short answers exhaust the limit."""
+    limits = TeamLimits(budget_nanos=None, period="day", tokens_per_minute=100,
+                        requests_per_minute=None)  # fmt: skip
+    w = window("ops", "day", NOW)
+    worst_case = Reservation(w, 0, 80)
+    assert (await ledger.reserve(worst_case, limits, NOW))[0] == "ok"
+    await ledger.settle(worst_case, 0, 10)
+    # 10 tokens used this minute: 95 more would exceed 100, 50 fit (with 80 still counted, not).
+    assert (await ledger.reserve(Reservation(w, 0, 95), limits, NOW))[0] == "tokens_per_minute"
+    assert (await ledger.reserve(Reservation(w, 0, 50), limits, NOW))[0] == "ok"
+
+
 async def test_memory_counters_expire_with_the_clock(clock):
     ledger = MemoryLedger(clock)
     limits = TeamLimits(budget_nanos=None, period="day", tokens_per_minute=None,
@@ -153,6 +167,26 @@ async def test_a_refusal_names_the_limit_and_when_it_resets(clock):
     with pytest.raises(GatewayError) as limited:
         await rpm.admit("ops", 0.0, 0, NOW)
     assert limited.value.kind == "rate_limit" and "1 requests per minute" in limited.value.message
+
+
+MID_DAY = datetime(2026, 2, 28, 14, 20, 30, tzinfo=UTC)
+
+
+async def test_a_spent_budget_resets_at_midnight_and_a_rate_limit_at_the_minutes_end(clock):
+    """At NOW (23:59:30) the day and the minute end together; mid-day a spent daily budget must
+    not be retried in 30 s, when it is still spent, nor a rate limit told to wait for midnight."""
+    budgets = stage(MemoryLedger(clock), GatewayMetrics(), budget_nanos=to_nanos(0.01),
+                    requests_per_minute=2)  # fmt: skip
+    await budgets.admit("ops", 0.008, 100, MID_DAY)
+    with pytest.raises(GatewayError) as spent:
+        await budgets.admit("ops", 0.008, 100, MID_DAY)  # a refusal counts no request
+    seconds_to_midnight = 9 * 3600 + 39 * 60 + 30  # 14:20:30 to 24:00:00
+    assert spent.value.kind == "budget" and spent.value.retry_after == seconds_to_midnight
+    assert f"It resets in {seconds_to_midnight} s." in spent.value.message
+    await budgets.admit_free("ops", MID_DAY)  # the minute's second request
+    with pytest.raises(GatewayError) as limited:
+        await budgets.admit_free("ops", MID_DAY)
+    assert limited.value.kind == "rate_limit" and limited.value.retry_after == 30
 
 
 def rejections(metrics: GatewayMetrics, reason: str) -> float | None:
