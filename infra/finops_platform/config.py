@@ -14,9 +14,16 @@ import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from finops_common.config import ConfigError, StrictModel, describe_validation_error
@@ -105,10 +112,22 @@ class SystemNodeGroupConfig(_Config):
         return self
 
 
+def _cidr_range(cidr: str) -> str:
+    """Checked per entry, so an error names the entry's index and says what is allowed."""
+    try:
+        ipaddress.ip_network(cidr)
+    except ValueError as exc:
+        raise ValueError(
+            f"allowed: an IPv4 or IPv6 CIDR range with no host bits set, such as your address "
+            f"/32 ({exc})"
+        ) from exc
+    return cidr
+
+
 class ClusterConfig(_Config):
     kubernetes_version: str = Field(default=versions.KUBERNETES_VERSION, pattern=r"^1\.\d{2}$")
     endpoint_public_access: bool = True
-    public_access_cidrs: tuple[str, ...] = Field(
+    public_access_cidrs: tuple[Annotated[str, AfterValidator(_cidr_range)], ...] = Field(
         default=(),
         description="who may reach a public API endpoint; required when it is public",
     )
@@ -129,8 +148,6 @@ class ClusterConfig(_Config):
                 "a public API endpoint needs publicAccessCidrs (an explicit allow-list); "
                 "or set endpointPublicAccess: false"
             )
-        for cidr in self.public_access_cidrs:
-            ipaddress.ip_network(cidr)
         return self
 
 

@@ -72,13 +72,49 @@ def values_with(change) -> dict:
             lambda p: p.setdefault("observability", {}).update(alerts={"receiver": "email"}),
             "`finops-sim:platform.observability.alerts.receiver`: value 'email'",
         ),
+        # A /24 VPC cannot hold two AZs' public and private subnets.
+        (
+            lambda p: p["network"].update(cidr="10.0.0.0/24"),
+            "`finops-sim:platform.network.cidr`: value '10.0.0.0/24' is invalid: Value error, "
+            "the VPC needs at least a /20",
+        ),
+        # A VPC id without the subnets to put nodes in: `vpcId` alone is not enough.
+        (
+            lambda p: p["network"].update(mode="existing", vpcId="vpc-0abc"),
+            "`finops-sim:platform.network`: value {...} is invalid: Value error, "
+            "mode 'existing' needs vpcId and privateSubnetIds",
+        ),
+        # Subnet ids the program would ignore while it creates its own VPC.
+        (
+            lambda p: p["network"].update(privateSubnetIds=["subnet-0abc"]),
+            "`finops-sim:platform.network`: value {...} is invalid: Value error, "
+            "vpcId and subnet ids are only for mode 'existing'",
+        ),
+        # A family ("m5") where Karpenter's instance-category requirement wants one letter.
+        (
+            lambda p: p["karpenter"]["nodePools"][0].update(instanceCategories=["c", "m5"]),
+            "`finops-sim:platform.karpenter.nodePools[0].instanceCategories`: value ['c', 'm5'] "
+            "is invalid: Value error, 'm5' is not an instance category such as c, m or r",
+        ),
+        # Two NodePools of one name would be one Kubernetes object, the second overwriting.
+        (
+            lambda p: p["karpenter"]["nodePools"][1].update(name="spot"),
+            ("key `finops-sim:platform.karpenter.nodePools`: value [", "names must be unique"),
+        ),
+        (
+            lambda p: p["cluster"].update(publicAccessCidrs=["198.18.7.1/32", "10.0.0.300/32"]),
+            "`finops-sim:platform.cluster.publicAccessCidrs[1]`: value '10.0.0.300/32' is "
+            "invalid: Value error, allowed: an IPv4 or IPv6 CIDR range",
+        ),
     ],
 )
 def test_bad_values_are_reported_with_file_and_key(change, expected):
     with pytest.raises(ConfigError) as info:
         parse_stack_config("optimized", values_with(change))
     assert "stacks/Pulumi.optimized.yaml" in str(info.value)
-    assert expected in str(info.value)
+    # A tuple: parts of a message whose value, a long list, is cut short between them.
+    for part in (expected,) if isinstance(expected, str) else expected:
+        assert part in str(info.value)
 
 
 def test_al2_stays_allowed_where_aws_still_publishes_it():
@@ -100,15 +136,19 @@ def test_an_aws_stack_name_too_long_for_its_iam_role_names_is_refused():
     assert parse_stack_config("x" * 33, read_stack_file("optimized")).stack == "x" * 33
 
 
-def test_a_limit_below_its_request_is_refused_by_key():
+@pytest.mark.parametrize(("resource", "limit"), [("memory", "64Mi"), ("cpu", "10m")])
+def test_a_limit_below_its_request_is_refused_by_key(resource, limit):
     """Kubernetes would refuse the container at apply time; the config refuses it first."""
     values = read_stack_file("optimized")
-    values["finops-sim:workloads"]["redis"]["limits"]["memory"] = "64Mi"
+    redis = values["finops-sim:workloads"]["redis"]
+    request = redis["requests"][resource]  # 64Mi and 10m are below any request a stack sets
+    redis["limits"][resource] = limit
     with pytest.raises(ConfigError) as info:
         parse_stack_config("optimized", values)
     message = str(info.value)
-    assert "stacks/Pulumi.optimized.yaml" in message and "finops-sim:workloads.redis" in message
-    assert "limits.memory 64Mi is below requests.memory" in message
+    assert "stacks/Pulumi.optimized.yaml" in message
+    assert "key `finops-sim:workloads.redis`" in message
+    assert f"limits.{resource} {limit} is below requests.{resource} {request}" in message
 
 
 def test_missing_platform_object_is_named():

@@ -138,3 +138,123 @@ def test_a_stack_compared_with_itself_saves_nothing_by_either_cause():
     assert same["rightsizing_usd"] == pytest.approx(0) and same["spot_usd"] == pytest.approx(0)
     split = compare(load_stack("unoptimized"), load_stack("optimized"))
     assert split["rightsizing_usd"] + split["spot_usd"] == pytest.approx(split["savings_usd"])
+
+
+# ---- hand-priced stacks: each figure below is worked out from the price table by hand -------
+
+
+def table_price(instance_type: str) -> float:
+    """The on-demand $/hour the price table publishes, read here without the module's parser."""
+    import csv
+
+    from finops_platform.cost import PRICES
+
+    with PRICES.open(encoding="utf-8") as handle:
+        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+        prices = {r["instance_type"]: float(r["on_demand_usd_per_hour"]) for r in rows}
+    return prices[instance_type]
+
+
+def sized(cpu: str, memory: str) -> dict:
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}
+
+
+def small_stack(pools: list[dict], on_spot: bool = True, big: bool = False):
+    """The optimized stack cut to one replica of each workload (five pods) on the given pools,
+    with a three-node system group; ``big`` gives each stateless pod a whole vCPU."""
+    from finops_platform.config import parse_stack_config, read_stack_file
+
+    values = read_stack_file("optimized")
+    platform, workloads = values["finops-sim:platform"], values["finops-sim:workloads"]
+    platform["cluster"]["systemNodeGroup"] = {
+        "instanceTypes": ["t3.large"], "desiredSize": 3, "minSize": 2, "maxSize": 3,
+    }  # fmt: skip
+    platform["karpenter"]["nodePools"] = pools
+    workloads["statelessOnSpot"] = on_spot
+    workloads["store"] = {"mode": "in_cluster"}  # Valkey as a pod, not a priced ElastiCache
+    workloads["gateway"] = {"replicas": 1, "resources": sized("1" if big else "100m", "512Mi")}
+    workloads["locust"]["workers"] = 1
+    workloads["locust"]["worker"] = sized("1" if big else "500m", "512Mi")
+    workloads["locust"]["master"] = sized("100m", "256Mi")
+    workloads["redis"] = sized("200m", "256Mi")
+    workloads["demoServices"] = {
+        "count": 1, "replicas": 1, "resources": sized("1" if big else "300m", "256Mi"),
+    }  # fmt: skip
+    return parse_stack_config("optimized", values)
+
+
+def m5_pool(name: str, capacity: list[str], cpu_limit: int = 64, memory_gib: int = 256) -> dict:
+    pool = {"name": name, "capacityTypes": capacity, "instanceCategories": ["m"]}
+    return pool | {"instanceFamilies": ["m5"], "cpuLimit": cpu_limit, "memoryLimitGib": memory_gib}
+
+
+SPOT_AND_ON_DEMAND = [m5_pool("spot", ["spot"]), m5_pool("on-demand", ["on-demand"])]
+
+
+def test_a_small_stack_priced_by_hand():
+    """The figure `finops-sim cost` prints, worked out by hand: a mutant that priced the system
+    group as one node passed every relation the other tests check."""
+    m5_large, t3_large = table_price("m5.large"), table_price("t3.large")
+    # m5.large allocatable: 2,000m - 300m = 1,700m; int(8,192Mi x 0.925) - 900Mi = 6,677Mi.
+    # Spot (stateless): gateway 100m/512Mi + worker 500m/512Mi + demo 300m/256Mi = 900m/1,280Mi,
+    # one m5.large, the smallest and cheapest m5. On-demand (stateful): Valkey 200m/256Mi +
+    # Locust master 100m/256Mi = 300m/512Mi, one m5.large. System group: 3 x t3.large.
+    cost = stack_cost(small_stack(SPOT_AND_ON_DEMAND), spot_discounts={"m": 0.6})
+    assert [(p.pool, p.capacity, p.instance_type, p.nodes, p.pods) for p in cost.pools] == [
+        ("on-demand", "on-demand", "m5.large", 1, 2),
+        ("spot", "spot", "m5.large", 1, 3),
+        ("system node group", "on-demand", "t3.large", 3, None),
+    ]
+    hourly = 1 * m5_large * (1 - 0.6) + 1 * m5_large + 3 * t3_large
+    assert cost.monthly_usd == pytest.approx(730 * hourly)
+
+
+def test_the_saving_is_a_share_of_the_before_bill_worked_by_hand():
+    """savings_pct divides by what the before stack cost, not by what the after stack costs."""
+    m5_large, m5_xlarge = table_price("m5.large"), table_price("m5.xlarge")
+    system = 3 * table_price("t3.large")
+    # Before: all five pods on-demand, the three stateless ones at 1 vCPU: 3,300m/1,792Mi. On
+    # m5.large (1,700m each) no two 1 vCPU pods share a node: 3 nodes; one m5.xlarge (4,000m -
+    # 300m = 3,700m) holds them all for less than three m5.large; larger m5s cost more.
+    assert m5_xlarge < 3 * m5_large
+    before = small_stack(SPOT_AND_ON_DEMAND, on_spot=False, big=True)
+    after = small_stack(SPOT_AND_ON_DEMAND)  # priced in the test above
+    before_monthly = 730 * (m5_xlarge + system)
+    after_monthly = 730 * (m5_large * (1 - 0.6) + m5_large + system)
+    result = compare(before, after, spot_discounts={"m": 0.6})
+    assert result["unoptimized_monthly_usd"] == pytest.approx(before_monthly)
+    assert result["optimized_monthly_usd"] == pytest.approx(after_monthly)
+    saved = before_monthly - after_monthly
+    assert result["savings_usd"] == pytest.approx(saved)
+    assert result["savings_pct"] == pytest.approx(saved / before_monthly)
+
+
+def test_a_pool_within_its_cpu_limit_but_over_its_memory_limit_is_refused():
+    """Karpenter stops at whichever limit is reached first; a mutant that checked only vCPUs
+    priced three m5.large (24 GiB) in a 16 GiB pool."""
+    tight = POOL.model_copy(update={"cpu_limit": 100, "memory_limit_gib": 16})
+    # 3 GiB pods, two per m5.large (6,677Mi allocatable): four pods fill 2 nodes, 16 GiB.
+    assert price_pool(tight, "on-demand", pods(4, 100, 3072), [M5_LARGE], {}).nodes == 2
+    with pytest.raises(CostModelError) as info:  # five need 3 nodes: 6 vCPUs fit, 24 GiB not
+        price_pool(tight, "on-demand", pods(5, 100, 3072), [M5_LARGE], {})
+    expected = f"the smallest fit is 3 x m5.large ({3 * 2} vCPUs, {3 * 8} GiB)"
+    assert f"within its limits (100 vCPUs, 16 GiB): {expected}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("cpu_limit", "memory_gib"),
+    [(3, 256), (64, 12)],  # each limit in turn: one m5.large (2 vCPUs, 8 GiB) fits, two do not
+)
+def test_spot_and_on_demand_nodes_of_one_pool_share_its_limits(cpu_limit, memory_gib):
+    """A pool allowing both capacity types buys spot nodes for the stateless pods and on-demand
+    ones for the stateful: each set fits the limits alone, so only their sum shows the pods
+    Karpenter would leave pending."""
+    mixed = [m5_pool("mixed", ["spot", "on-demand"], cpu_limit, memory_gib)]
+    # One m5.large each for the spot and on-demand pods (see the hand-priced stack above):
+    # 2 x 2 vCPUs, 2 x 8 GiB.
+    with pytest.raises(CostModelError) as info:
+        stack_cost(small_stack(mixed))
+    assert str(info.value).startswith(
+        f"NodePool 'mixed' would need {2 * 2} vCPUs and {2 * 8} GiB in all, over its limits "
+        f"({cpu_limit} vCPUs, {memory_gib} GiB)"
+    )
