@@ -307,6 +307,12 @@ def test_monthly_compute_dollars_show_cents(value, text):
     assert usd_month(value) == text
 
 
+def _with_optimized(results: SimulationResults, after: list[RequestRecord]) -> SimulationResults:
+    """The results with ``after`` as the optimized phase's log."""
+    phases = Phases(unoptimized=results.phases.unoptimized, optimized=_phase(after))
+    return results.model_copy(update={"phases": phases, "comparison": compare(UNOPTIMIZED, after)})
+
+
 def _with_failures(results: SimulationResults, failed: int) -> SimulationResults:
     """The optimized phase with ``failed`` more requests refused as unauthenticated."""
     refused = _record(status=401, error="authentication", team=None, served_model=None,
@@ -314,8 +320,32 @@ def _with_failures(results: SimulationResults, failed: int) -> SimulationResults
     after = _indexed(
         [_record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0), *[refused] * failed]
     )
-    phases = Phases(unoptimized=results.phases.unoptimized, optimized=_phase(after))
-    return results.model_copy(update={"phases": phases, "comparison": compare(UNOPTIMIZED, after)})
+    return _with_optimized(results, after)
+
+
+def test_rate_limited_requests_are_counted_as_refused_not_as_failed():
+    """A rate limit's refusal is the optimized profile at work, like a budget's: the tree
+    counts both kinds, and neither sets off the failed-requests warning."""
+    refusal = {"status": 429, "served_model": None, "served_tier": None, "cache": None,
+               "baseline_usd": 3.0}  # fmt: skip
+    after = _indexed(
+        [
+            _record(cost_usd=3.0, baseline_usd=3.0, provider_ms=900.0),
+            _record(error="budget", **refusal),
+            _record(error="rate_limit", **refusal),
+            _record(error="rate_limit", **refusal),
+        ]
+    )
+    results = _with_optimized(_results(), after)
+    tree = summary_tree(results)
+    # $12 before, $3 after (the one served request): 75.0%; 1 budget + 2 rate-limit refusals.
+    assert (
+        "AI Token Costs: 75.0% reduction ($12.0000 -> $3.0000 for 4 requests, of which 3 "
+        "refused by budgets and limits)" in tree
+    )
+    markdown = to_markdown(build(results, []))
+    assert "Budgets refused 1 requests and rate limits 2." in markdown
+    assert "Warning" not in tree + markdown
 
 
 def test_failed_requests_are_said_next_to_the_reduction():

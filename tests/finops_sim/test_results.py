@@ -10,7 +10,7 @@ from finops_sim.results import compare, percentile, phase_summary, read_log
 
 def served(question, difficulty="simple", cache="miss", cached=None, tier="complex",
            model="gpt-4", cost=1.0, baseline=1.0, routed=None, team="team-a", ms=10.0,
-           index=None):  # fmt: skip
+           index=None, tokens=(10, 20), read=0, written=0):  # fmt: skip
     sim = {"question": question, "difficulty": difficulty}
     if index is not None:
         sim["index"] = str(index)
@@ -18,8 +18,9 @@ def served(question, difficulty="simple", cache="miss", cached=None, tier="compl
         ts=0.0, api="openai", status=200, team=team, requested_model=model, cache=cache,
         cached_label=cached, sim=sim,
         served_model=model, served_tier=tier, route_tier=routed,
-        prompt_tokens=10, completion_tokens=20, cost_usd=cost,
+        prompt_tokens=tokens[0], completion_tokens=tokens[1], cost_usd=cost,
         baseline_usd=baseline, saved_usd=baseline - cost,
+        cached_tokens=read, cache_write_tokens=written,
         gateway_ms=ms, provider_ms=0.0,
     )  # fmt: skip
 
@@ -40,9 +41,10 @@ def test_percentile_is_nearest_rank():
 
 def test_phase_summary_counts_hits_false_hits_risk_and_savings():
     records = [
-        served("q1", cost=1.0, baseline=1.0),
-        served("q1", cache="exact", cached="q1", cost=0.0, baseline=1.0),
-        served("q2", cache="semantic", cached="q2", cost=0.0, baseline=3.0),
+        served("q1", cost=1.0, baseline=1.0, tokens=(100, 40), read=64),
+        # Hits carry the cached answer's token counts, but no provider billed them.
+        served("q1", cache="exact", cached="q1", cost=0.0, baseline=1.0, tokens=(100, 40)),
+        served("q2", cache="semantic", cached="q2", cost=0.0, baseline=3.0, tokens=(50, 30)),
         served("q3", cache="semantic", cached="q9", cost=0.0, baseline=3.0),  # wrong answer
         served(
             "q4",
@@ -52,13 +54,24 @@ def test_phase_summary_counts_hits_false_hits_risk_and_savings():
             cost=0.1,
             baseline=2.0,
             routed="simple",
+            tokens=(200, 7),
+            written=128,
         ),
-        served("q5", difficulty="complex", tier="complex", cost=2.0, baseline=2.0),
+        served("q5", difficulty="complex", tier="complex", cost=2.0, baseline=2.0, tokens=(300, 5)),
         refused("budget", baseline=5.0),
         refused("rate_limit", baseline=4.0),
     ]
     s = phase_summary(records)
     assert (s.requests, s.served, s.budget_rejections, s.rate_limited) == (8, 6, 1, 1)
+    # Both refusals are limits doing their job, not failures: an error would set off the
+    # report's "failed requests" warning.
+    assert s.errors == 0
+    # Billed tokens are the misses' (q1, q4, q5): 100+200+300 in, 40+7+5 out, 64 read from and
+    # 128 written to the providers' caches; the hits' 100+50+10 in would be double-counted.
+    assert s.tokens.model_dump() == {"input": 600, "cached_input": 64, "cache_write": 128,
+                                     "output": 52}  # fmt: skip
+    assert s.routing.routed_requests == 1  # q4; q5 went to the model it named
+    assert s.routing.served_by_tier == {"complex": 2, "simple": 1}
     assert s.spend_usd == pytest.approx(3.1)
     assert s.baseline_usd == pytest.approx(1 + 1 + 3 + 3 + 2 + 2 + 5 + 4)
     assert s.cache.exact_hit_rate == pytest.approx(1 / 6)
@@ -68,6 +81,25 @@ def test_phase_summary_counts_hits_false_hits_risk_and_savings():
     assert s.routing.complex_served_by_tier == {"standard": 0, "simple": 1}
     assert s.routing.served_by_model == {"claude-3-haiku": 1, "gpt-4": 2}
     assert s.spend_by_model_usd == {"claude-3-haiku": pytest.approx(0.1), "gpt-4": 3.0}
+
+
+def test_only_failures_are_errors_and_a_routed_request_is_a_routed_models_answer():
+    """The routed count is the routing cause's set (compare): a hit is the cache's saving even
+    if its record names the tier the router chose, and every refusal but a budget's or a rate
+    limit's is a failure."""
+    records = [
+        served("q1", routed="simple", tier="simple", model="claude-3-haiku"),
+        served("q1", cache="exact", cached="q1", routed="simple", tier="simple", cost=0.0),
+        served("q2", cache="semantic", cached="q2", routed="standard", cost=0.0),
+        refused("rate_limit"),
+        refused("rate_limit"),
+        refused("budget"),
+        refused("internal"),
+        refused("authentication"),
+    ]
+    s = phase_summary(records)
+    assert s.routing.routed_requests == 1
+    assert (s.errors, s.rate_limited, s.budget_rejections) == (2, 2, 1)
 
 
 def test_each_request_saves_what_its_unoptimized_twin_cost_more_by_what_was_done_with_it():

@@ -50,11 +50,32 @@ def test_every_file_is_written(first_run):
 
 
 def test_the_compute_line_comes_from_the_cost_model(first_run):
-    from finops_platform.cost import compare
+    """The split's arithmetic is written out over the cost model's price of each stack (its
+    pricing has hand-computed tests in tests/infra/test_cost.py), not taken from the compare()
+    that the run itself calls."""
+    from finops_platform.cost import stack_cost
     from finops_platform.render import load_stack
 
+    def monthly(stack: str, spot: bool = True) -> float:
+        config = load_stack(stack)
+        if not spot:
+            workloads = config.workloads.model_copy(update={"stateless_on_spot": False})
+            config = config.model_copy(update={"workloads": workloads})
+        return stack_cost(config).monthly_usd
+
     out, results = first_run
-    expected = compare(load_stack("unoptimized"), load_stack("optimized"))
+    before, after = monthly("unoptimized"), monthly("optimized")
+    before_on_demand, after_on_demand = monthly("unoptimized", False), monthly("optimized", False)
+    expected = {
+        "unoptimized_monthly_usd": before,
+        "optimized_monthly_usd": after,
+        "savings_usd": before - after,
+        "savings_pct": (before - after) / before,
+        # Rightsizing: the requests alone, both stacks on on-demand nodes.
+        "rightsizing_usd": before_on_demand - after_on_demand,
+        # Spot: what spot takes off the optimized stack, less what it took off the unoptimized.
+        "spot_usd": (after_on_demand - after) - (before_on_demand - before),
+    }
     assert results.compute is not None
     assert results.compute.model_dump(include=set(expected)) == pytest.approx(expected)
     # The gateway's requests were written from a measurement; the stack marks the rest hand-set.
