@@ -6,12 +6,12 @@ Italian proof or a Chinese system design read as simple questions. Two cheap sig
 
 - **script**: most of the letters are not Latin (Cyrillic, Greek, CJK, Arabic...);
 - **function words**: in Latin script, at least two words that only French, Spanish, Italian,
-  German or Portuguese use ("est", "nuestra", "perché", "und", "não"), and more of them than
-  English ones ("the", "of", "is"...).
+  German, Portuguese, Dutch, Polish or Turkish use ("est", "nuestra", "perché", "und", "não",
+  "het", "się", "için"), and more of them than English ones ("the", "of", "is"...).
 
-Text in double quotes is left out of both: 'Translate "où est la gare" into English.' is an
-English request. A short turn with fewer than two such words (a five-word Italian sentence) is
-not caught.
+Quoted text, code spans and URLs are left out of both: 'Translate "où est la gare" into English.'
+is an English request. A turn of fewer than four words, or with fewer than two such words, is not
+caught by the word rule.
 """
 
 from __future__ import annotations
@@ -20,17 +20,22 @@ import re
 
 # Up to this many characters of a turn decide: the start of a pasted document says it.
 SAMPLE_CHARS = 4000
-# Words of those five languages that English text does not use as words ("die", "as", "do",
-# "per", "con", "a", "in" and "o" are left out for that reason).
+# Words of those languages that English text does not use as words. Left out: English words
+# ("die", "as", "do", "per", "con", "a", "in", "o", "van", "hay", "em"), what code and names use
+# ("y", "le", "et" and "al" as in "et al."), prefixes split off by a hyphen ("non", "un") and
+# contractions' ends ("ve" of "I've").
 _FOREIGN_WORDS = frozenset(
     """
-    le la les des est et une du qui pour dans pas sur avec nous vous sont cette ce au aux notre
-    nos votre comment pourquoi quel quelle
-    el los las del y por para con como pero nuestro nuestra cómo qué está son sus al
-    il di che della delle degli è non sono perché gli dei nel alla un si
+    la les des est une du qui pour dans pas sur avec nous vous sont cette ce au aux notre nos
+    votre comment pourquoi quel quelle que
+    el los las del por para con como pero nuestro nuestra cómo qué está son sus una es
+    il di che della delle degli è sono perché gli dei nel alla si
     der das und ist nicht ein eine mit für ich wir zu auf von dem wie warum unsere unser oder auch
-    bitte
-    os um uma não seu sua nosso nossa é da dos em
+    bitte dass aus sind wird
+    os um uma não seu sua nosso nossa é da dos
+    het een zijn niet
+    się jest nie oraz dla że
+    bir için ile nasıl olan
     """.split()
 )
 _ENGLISH_WORDS = frozenset(
@@ -39,8 +44,14 @@ _ENGLISH_WORDS = frozenset(
     as or does do which when where who i we your
     """.split()
 )
+# The word rule reads a turn of at least this many words: a name or a fragment is no language.
+MIN_WORDS = 4
 _WORD = re.compile(r"[^\W\d_]+")
-_QUOTED = re.compile(r'"[^"]*"|“[^”]*”|„[^“”]*[“”]|«[^»]*»')
+# Quoted text, code spans and addresses say nothing of the request's own language. A single
+# quote opens a quotation only where no letter precedes it ("l'argomento" is one word).
+_QUOTED = re.compile(
+    r'"[^"]*"|“[^”]*”|„[^“”]*[“”]|«[^»]*»|‘[^’]*’|(?<!\w)\'[^\'\n]*\'(?!\w)|`[^`]*`|\S+://\S+'
+)
 
 
 def _mostly_non_latin(sample: str) -> bool:
@@ -55,6 +66,8 @@ def outside_training_language(turn: str) -> bool:
     if not sample.isascii() and _mostly_non_latin(sample):
         return True
     words = _WORD.findall(sample.lower())
+    if len(words) < MIN_WORDS:
+        return False
     foreign = sum(1 for w in words if w in _FOREIGN_WORDS)
     if foreign < 2:
         return False

@@ -183,6 +183,7 @@ def evaluate_learned_router(
     ) -> RouteDecision:
         return router.decide(messages, tokens, max_tokens, embedder, threshold)
 
+    router.forget_turns()  # each pass decides every prompt afresh, as its first request would
     return _timed(decide, examples, turn_tokens(examples, card))
 
 

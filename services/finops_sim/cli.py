@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     # session, which left Valkey running) stop the run as Ctrl-C does: every process it started
     # is stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGHUP, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # `nohup finops-sim run` keeps on
+        signal.signal(signal.SIGHUP, signal.default_int_handler)
     # Ctrl-C too, even where the run started with SIGINT ignored (a background job of a script):
     # the processes it started get the signal as well and stop, and the run must say it was
     # interrupted, not that they died.

@@ -18,6 +18,11 @@ from ai_gateway.router_evaluation import HELD_OUT_SET, TRAINING_SET, load_routin
         "Entwerfe einen Failover-Plan für unsere Datenbank und vergleiche die Kompromisse.",
         "Dimostra che esistono infiniti numeri primi e spiega perché non si estende.",
         "Projete um plano de failover para nosso banco e compare os prós e contras.",
+        "Demuestra que la raíz cuadrada de 2 es irracional.",
+        "Beweise, dass die Wurzel aus 2 irrational ist.",
+        "Zaprojektuj plan przełączania awaryjnego dla naszej bazy, który się nie psuje.",
+        "Veritabanımız için çok bölgeli bir yük devretme planı tasarlayın.",
+        "Ontwerp een failoverplan voor onze database en vergelijk het met de huidige opzet.",
     ],
 )
 def test_other_languages_are_outside(turn):
@@ -34,6 +39,15 @@ def test_other_languages_are_outside(turn):
         'Translate "Das Produkt kam schnell an, aber die Verpackung war beschädigt." to English.',
         "Define entropy.",
         "",
+        # English that shares words with the lists: a hyphen's prefix, names, code, quotations
+        "Non-blocking vs non-recursive socket?",
+        "Format Smith et al. and Le et al. in APA.",
+        "def dist(x, y): return (x*x + y*y) ** 0.5",
+        "Translate 'où est la gare' into English.",
+        "Why does `ls -la | du -sh` print la and du here?",
+        "See https://example.com/es/la/que/una for the details of this.",
+        "I've got a van full of hay, where do I park it?",
+        "Der Spiegel",  # two words: a name, not a request's language
     ],
 )
 def test_english_requests_are_inside(turn):

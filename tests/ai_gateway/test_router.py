@@ -215,6 +215,40 @@ def test_a_request_without_a_user_turn_reads_its_instructions(embedder):
         assert alone.probabilities == decide(DESIGN, embedder).probabilities
 
 
+def test_a_blank_user_turn_is_not_the_request(embedder):
+    """A developer message and an empty user turn: the instructions are the request."""
+    blank = [PromptMessage("developer", DESIGN), PromptMessage("user", "  ")]
+    assert decide_messages(blank, embedder).probabilities == decide(DESIGN, embedder).probabilities
+
+
+def test_a_remembered_turn_decides_as_it_did_and_the_memory_is_bounded(embedder, monkeypatch):
+    """Each request of a conversation carries its earlier turns: their decisions are remembered
+    (by text, length, tokens and settings), never changed by it, and at most DECIDED_TURNS."""
+    import ai_gateway.router as router_module
+
+    router = default_router()
+    fresh = router.decide_turn(DESIGN, 30, None, embedder.embed(DESIGN), None)
+    assert router.decided_turn(DESIGN, 30, None, embedder, None, None) == fresh
+    assert router.decided_turn(DESIGN, 30, None, embedder, None, None) == fresh  # remembered
+    monkeypatch.setattr(router_module, "DECIDED_TURNS", 5)
+    for i in range(12):
+        router.decided_turn(f"What is {i} plus {i}?", 12, None, None, None, None)
+    assert len(router._decided) == 5
+
+
+def test_markers_are_read_from_the_start_of_a_long_turn():
+    """Every training prompt is shorter than the sample; a 50 KB turn was scanned whole (6 ms)."""
+    from ai_gateway.router import FEATURE_SAMPLE_CHARS
+
+    head = "Explain step by step how to derive the formula. " * 100
+    tail = "```python\ndef f(): return 1\n``` " * 2000
+    turn = head[:FEATURE_SAMPLE_CHARS] + tail
+    router = default_router()
+    whole = router.decide_turn(turn, 40, None, None, None)
+    sample = router.decide_turn(turn[:FEATURE_SAMPLE_CHARS], 40, None, None, None)
+    assert whole.contributions["code markers"] == sample.contributions["code markers"]
+
+
 @pytest.mark.parametrize(
     "prompt",
     [

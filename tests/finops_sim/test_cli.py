@@ -140,16 +140,22 @@ def _children(pid: int) -> set[int]:
 
 
 def _start_run(
-    fast_scenario: Path, out: Path, background: bool = False
+    fast_scenario: Path, out: Path, background: bool = False, nohup: bool = False
 ) -> tuple[subprocess.Popen, set[int]]:
     """A long run, once its first phase is under way, and the processes it started.
     ``background`` starts it as a script's background job does: in a process group of its own,
-    with SIGINT ignored."""
+    with SIGINT ignored; ``nohup`` as `nohup` does, with SIGHUP ignored."""
+    ignored = [signal.SIGINT] * background + [signal.SIGHUP] * nohup
+
+    def ignore() -> None:
+        for sig in ignored:
+            signal.signal(sig, signal.SIG_IGN)
+
     process = subprocess.Popen(
         [sys.executable, "-m", "finops_sim.cli", "run", "--requests", "100000",
          "--scenario", str(fast_scenario), "--out", str(out), "--embedder", "lexical"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=background,
-        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None,
+        preexec_fn=ignore if ignored else None,
     )  # fmt: skip
     log = out / "requests-unoptimized.jsonl"
     deadline = time.monotonic() + 60
@@ -198,6 +204,26 @@ def test_ctrl_c_or_sigterm_leaves_nothing_running_and_no_stale_report(
     alive = _still_running(started)
     assert not alive, f"still running after {stop_signal.name}: {alive}"
     assert not {p.name for p in out.iterdir()} & {"report.md", "report.html", "results.json"}
+
+
+def test_under_nohup_a_hangup_does_not_stop_the_run(fast_scenario, tmp_path):
+    """`nohup finops-sim run ... &` must outlive the terminal: the run's own SIGHUP handler once
+    replaced the ignore that nohup set."""
+    process, started = _start_run(fast_scenario, tmp_path / "nohup", nohup=True)
+    log = tmp_path / "nohup" / "requests-unoptimized.jsonl"
+    try:
+        process.send_signal(signal.SIGHUP)
+        before = log.stat().st_size
+        deadline = time.monotonic() + 30
+        while log.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process.poll() is None, process.communicate()[1]
+        assert log.stat().st_size > before  # still serving requests after the hangup
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert not _still_running(started)
 
 
 def _gateway_pid(started: set[int]) -> int:

@@ -187,10 +187,13 @@ def test_flags_take_kubernetes_quantities_and_durations():
 @pytest.mark.parametrize(
     ("flag", "value", "says"),
     [
-        ("--cpu-step", "0.4m", "'0.4m' is invalid: the least is 1m"),
+        ("--cpu-step", "0.4m", "'0.4m' is invalid: CPU counts whole millicores"),
         ("--memory-floor", "0Mi", "'0Mi' is invalid: the least is 1Mi"),
         ("--memory-floor", "64M", "'64M' is invalid: use a Kubernetes memory quantity in binary"),
         ("--cpu-floor", "lots", "'lots' is invalid: use a Kubernetes CPU quantity"),
+        ("--cpu-step", "0.6m", "'0.6m' is invalid: CPU counts whole millicores"),  # was 1m
+        ("--cpu-floor", "inf", "'inf' is invalid: use a Kubernetes CPU quantity"),  # a traceback
+        ("--memory-step", "infMi", "'infMi' is invalid: use a Kubernetes memory quantity"),
     ],
 )
 def test_a_quantity_flag_says_what_it_takes(flag, value, says, capsys):

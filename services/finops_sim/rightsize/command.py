@@ -79,13 +79,22 @@ def _quantity(parse, takes: str, least: str):
     def convert(text: str) -> int:
         try:
             value = parse(text)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # OverflowError: "inf", "infMi"
             raise argparse.ArgumentTypeError(f"{text!r} is invalid: use {takes}") from exc
         if value < 1:
             raise argparse.ArgumentTypeError(f"{text!r} is invalid: the least is {least}")
         return value
 
     return convert
+
+
+def whole_millicores(text: str) -> int:
+    """A CPU quantity in millicores, refused unless whole: 0.6m was taken as 1m, 0.4m as 0."""
+    value = cpu_millicores(text)
+    exact = float(text[:-1]) if text.endswith("m") else float(text) * 1000
+    if not math.isclose(exact, value, abs_tol=1e-6):
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: CPU counts whole millicores")
+    return value
 
 
 def _millicores(value: float) -> str:
@@ -111,11 +120,16 @@ STRATEGY_FLAGS = {
     "--oom-bump": ("oom_bump", float, "FRACTION", "{:g}".format),
     "--cpu-floor": (
         "cpu_floor_m",
-        _quantity(cpu_millicores, TAKES["CPU"], "1m"),
+        _quantity(whole_millicores, TAKES["CPU"], "1m"),
         "CPU",
         _millicores,
     ),
-    "--cpu-step": ("cpu_step_m", _quantity(cpu_millicores, TAKES["CPU"], "1m"), "CPU", _millicores),
+    "--cpu-step": (
+        "cpu_step_m",
+        _quantity(whole_millicores, TAKES["CPU"], "1m"),
+        "CPU",
+        _millicores,
+    ),
     "--memory-floor": (
         "memory_floor_mib",
         _quantity(memory_mib, TAKES["MEMORY"], "1Mi"),
