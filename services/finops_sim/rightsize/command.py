@@ -111,6 +111,9 @@ TAKES = {
     "MEMORY": "a Kubernetes memory quantity in binary units such as 64Mi or 1Gi",
     "DURATION": "a duration such as 90m, 24h or 7d",
 }
+# A quantity flag's parser, what it takes, and how its value is written.
+_CPU_FLAG = (_quantity(whole_millicores, TAKES["CPU"], "1m"), "CPU", _millicores)
+_MEMORY_FLAG = (_quantity(memory_mib, TAKES["MEMORY"], "1Mi"), "MEMORY", _mebibytes)
 # Flag -> the Strategy field it sets, the parser of its text, what it takes, and the field's
 # value written as the flag takes it (a Kubernetes quantity or a duration, not the field's unit:
 # `--cpu-floor 25` is 25 CPUs).
@@ -118,30 +121,10 @@ STRATEGY_FLAGS = {
     "--cpu-percentile": ("cpu_percentile", float, "P", "{:g}".format),
     "--memory-headroom": ("memory_headroom", float, "FRACTION", "{:g}".format),
     "--oom-bump": ("oom_bump", float, "FRACTION", "{:g}".format),
-    "--cpu-floor": (
-        "cpu_floor_m",
-        _quantity(whole_millicores, TAKES["CPU"], "1m"),
-        "CPU",
-        _millicores,
-    ),
-    "--cpu-step": (
-        "cpu_step_m",
-        _quantity(whole_millicores, TAKES["CPU"], "1m"),
-        "CPU",
-        _millicores,
-    ),
-    "--memory-floor": (
-        "memory_floor_mib",
-        _quantity(memory_mib, TAKES["MEMORY"], "1Mi"),
-        "MEMORY",
-        _mebibytes,
-    ),
-    "--memory-step": (
-        "memory_step_mib",
-        _quantity(memory_mib, TAKES["MEMORY"], "1Mi"),
-        "MEMORY",
-        _mebibytes,
-    ),
+    "--cpu-floor": ("cpu_floor_m", *_CPU_FLAG),
+    "--cpu-step": ("cpu_step_m", *_CPU_FLAG),
+    "--memory-floor": ("memory_floor_mib", *_MEMORY_FLAG),
+    "--memory-step": ("memory_step_mib", *_MEMORY_FLAG),
     "--min-history": ("min_history_s", history, "DURATION", duration_text),
 }
 
