@@ -175,9 +175,13 @@ def allowed_types(pool: NodePoolConfig, catalog: list[InstanceType]) -> list[Ins
     ]
 
 
-def nodes_needed(pods: list[Pod], instance: InstanceType) -> int | None:
-    """First-fit-decreasing bin packing; None when a pod is larger than a node."""
-    cpu_cap, memory_cap = instance.allocatable
+def nodes_needed(
+    pods: list[Pod], instance: InstanceType, per_node: tuple[int, int] = (0, 0)
+) -> int | None:
+    """First-fit-decreasing bin packing; None when a pod is larger than a node. ``per_node`` is
+    what every node also carries beyond the reservation (millicores, MiB): daemonsets the model
+    does not assume."""
+    cpu_cap, memory_cap = (a - b for a, b in zip(instance.allocatable, per_node, strict=True))
     ordered = sorted(
         pods, key=lambda p: max(p.cpu_m / cpu_cap, p.memory_mib / memory_cap), reverse=True
     )

@@ -9,7 +9,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from finops_platform.render import Rehearsal, api_group
+from finops_platform.builders.karpenter import SYSTEM_NODES
+from finops_platform.config import cpu_millicores, memory_mib
+from finops_platform.cost import Pod, load_instance_types, nodes_needed
+from finops_platform.render import Rehearsal, api_group, load_stack
 from tests.infra.subcharts import GRAFANA, NotDerivable
 from tests.infra.support import (
     ALL_STACKS,
@@ -44,6 +47,85 @@ def cluster(request, rehearsed: Callable[[str], Rehearsal]) -> Cluster:
 
 def on(*params) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("cluster", list(params), indirect=True)
+
+
+# ---- the system node group ---------------------------------------------------------------------
+
+# EKS's own add-ons on the system nodes, which no chart here renders: CoreDNS (two replicas of 100m
+# and 70Mi, its manifest's requests) and the EBS CSI controller (two replicas of six containers of
+# about 10m and 40Mi) come to about 320m and 620Mi. An allowance of 500m and 1Gi, as one pod.
+EKS_ADDONS = Pod("EKS add-ons (CoreDNS, the EBS CSI controller)", 500, 1024, stateless=False)
+
+
+def requests_of(containers: list[dict]) -> tuple[int, int]:
+    """The containers' requests summed: millicores, MiB (what the scheduler places by)."""
+    cpu = memory = 0
+    for container in containers:
+        requests = (container.get("resources") or {}).get("requests") or {}
+        cpu += cpu_millicores(requests["cpu"]) if "cpu" in requests else 0
+        memory += memory_mib(requests["memory"]) if "memory" in requests else 0
+    return cpu, memory
+
+
+def pinned_to_system_nodes(spec: dict) -> bool:
+    selector = spec.get("nodeSelector") or {}
+    return all(selector.get(key) == value for key, value in SYSTEM_NODES.items())
+
+
+def system_node_pods(cluster: Cluster) -> list[Pod]:
+    """Every pod the system node selector pins, with its requests: the workloads times their
+    replicas, and the pods the Prometheus operator makes from its custom objects."""
+    pods = []
+    for workload, spec in cluster.pod_templates():
+        if workload.manifest["kind"] != "DaemonSet" and pinned_to_system_nodes(spec):
+            cpu, memory = requests_of(containers(spec))
+            replicas = workload.manifest["spec"].get("replicas", 1)
+            pods += [Pod(str(workload), cpu, memory, stateless=False)] * replicas
+    for custom in cluster.of_kind("Prometheus", "Alertmanager"):
+        spec = custom.manifest["spec"]
+        if pinned_to_system_nodes(spec):
+            cpu, memory = requests_of([spec])
+            pods += [Pod(str(custom), cpu, memory, stateless=False)] * spec.get("replicas", 1)
+    return pods
+
+
+def daemonset_requests(cluster: Cluster) -> tuple[int, int]:
+    """What the charts' daemonsets that land on a system node request there."""
+    cpu = memory = 0
+    for workload, spec in cluster.pod_templates():
+        selector = spec.get("nodeSelector") or {}
+        lands = all(SYSTEM_NODES.get(key, value) == value for key, value in selector.items())
+        if workload.manifest["kind"] == "DaemonSet" and lands:
+            pod_cpu, pod_memory = requests_of(containers(spec))
+            cpu, memory = cpu + pod_cpu, memory + pod_memory
+    return cpu, memory
+
+
+@on(*STACKS)
+def test_the_system_node_group_holds_what_is_pinned_to_it(cluster):
+    """Karpenter, Prometheus, Kubecost's 3Gi aggregator and the rest may run only on the managed
+    node group: packed first-fit on its nodes as the cost model sizes them (less the charts'
+    daemonsets there), with EKS's add-ons, they must fit its desired size, or they stay Pending
+    and Karpenter, which must run there, never starts."""
+    group = load_stack(cluster.stack).platform.cluster.system_node_group
+    instance = next(t for t in load_instance_types() if t.name == group.instance_types[0])
+    pods = [*system_node_pods(cluster), EKS_ADDONS]
+    assert any("karpenter" in pod.name for pod in pods)
+    assert any(pod.memory_mib >= 3072 for pod in pods), "Kubecost's aggregator is pinned there"
+    needed = nodes_needed(pods, instance, daemonset_requests(cluster))
+    assert needed is not None and needed <= group.desired_size, (
+        f"{needed} {instance.name} nodes needed, the group has {group.desired_size}: "
+        + ", ".join(f"{p.name} {p.cpu_m}m/{p.memory_mib}Mi" for p in pods)
+    )
+
+
+@on("optimized")
+def test_a_system_node_group_too_small_for_its_pods_is_caught(cluster):
+    """One t3.large cannot hold them all: the check above would fail on such a stack."""
+    group = load_stack(cluster.stack).platform.cluster.system_node_group
+    instance = next(t for t in load_instance_types() if t.name == group.instance_types[0])
+    pods = [*system_node_pods(cluster), EKS_ADDONS]
+    assert nodes_needed(pods, instance, daemonset_requests(cluster)) > 1
 
 
 # ---- apply order ---------------------------------------------------------------------------------
