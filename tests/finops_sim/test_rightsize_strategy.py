@@ -79,6 +79,21 @@ def test_a_peak_above_the_killed_limit_still_sets_memory():
     assert "above the OOM-killed at a 128Mi limit" in result.reason
 
 
+def test_a_cache_sized_by_its_limit_keeps_room_for_what_it_holds():
+    """Valkey's maxmemory is 3/4 of its limit. Full, its working set is that budget: sized at the
+    peak + 15%, the limit shrank (256Mi -> 224Mi), and with it the budget and the next peak."""
+    full = usage([0.02] * 300, [192.0] * 300)  # 3/4 of a 256Mi limit
+    alone = assess(full, Strategy()).recommendation
+    assert alone.memory == "224Mi"  # 192Mi + 15% = 220.8Mi: a 168Mi budget, below what it held
+    kept = assess(full, Strategy(), memory_share=0.75)
+    assert kept.recommendation.memory == "256Mi"  # 192Mi / 0.75: the same budget again
+    assert "peak 192.0Mi / 0.75 (the share of its limit its cache may fill) = 256.0Mi" in (
+        kept.reason
+    )
+    light = assess(usage([0.02] * 300, [60.0] * 300), Strategy(), memory_share=0.75)
+    assert light.recommendation.memory == "80Mi"  # 60Mi / 0.75: still smaller than 256Mi
+
+
 def test_floors_steps_and_percentile_are_settings():
     cpu, memory = [0.001] * 300, [10.0] * 300
     floored = assess(usage(cpu, memory), Strategy()).recommendation

@@ -219,7 +219,9 @@ def run(args: argparse.Namespace) -> int:
     except PrometheusError as exc:
         print(f"finops-sim: {exc}", file=sys.stderr)
         return 1
-    assessments = [assess(u, strategy) for u in usages]
+    assessments = [
+        assess(u, strategy, t.memory_share) for t, u in zip(targets, usages, strict=True)
+    ]
     current = monthly_cost(config)
     changes = {
         t.key: recommended_resources(t, a.recommendation)

@@ -7,7 +7,8 @@ Like Robusta KRR, and unlike a CPU limit that throttles bursts:
   series both count); no CPU limit is set or changed.
 - **Memory request and limit** = the window's peak working set (the largest 5-minute maximum of
   any series) plus ``memory_headroom`` (default 15%), since memory cannot be throttled, only
-  OOM-killed.
+  OOM-killed; for a cache whose budget is a share of its limit (Valkey's maxmemory, 3/4), at
+  least the peak over that share.
 - **After an OOM kill** (a container whose last termination was ``OOMKilled`` in the window),
   memory is at least the limit it was killed at plus ``oom_bump`` (default 20%, as Kubernetes'
   Vertical Pod Autoscaler bumps it): the kill's own peak falls between two samples, so the
@@ -174,13 +175,32 @@ def duration_text(seconds: float) -> str:
     return f"{hours / 24:g}d" if hours % 24 == 0 else f"{hours:.4g}h"
 
 
-def memory_from(
-    peak: float, oom_kills: tuple[OomKill, ...], strategy: Strategy
+def memory_for_peak(
+    peak: float, strategy: Strategy, memory_share: float | None
 ) -> tuple[float, str]:
-    """The peak plus headroom, or the largest limit a kill happened at plus the OOM bump when
-    that is more; and the reason, in words."""
-    from_peak = peak * (1 + strategy.memory_headroom)
-    why = f"peak {peak / MIB:.1f}Mi + {strategy.memory_headroom:.0%} = {from_peak / MIB:.1f}Mi"
+    """The peak plus headroom; for a cache whose memory budget is a share of its limit (Valkey's
+    maxmemory), at least the peak over that share, so the new budget still holds what it held.
+    Sized by headroom alone, a full cache shrank its own budget, and so its usage, each cycle."""
+    with_headroom = peak * (1 + strategy.memory_headroom)
+    why = f"peak {peak / MIB:.1f}Mi + {strategy.memory_headroom:.0%} = {with_headroom / MIB:.1f}Mi"
+    if memory_share is None or peak / memory_share <= with_headroom:
+        return with_headroom, why
+    for_budget = peak / memory_share
+    return for_budget, (
+        f"peak {peak / MIB:.1f}Mi / {memory_share:g} (the share of its limit its cache may fill) "
+        f"= {for_budget / MIB:.1f}Mi"
+    )
+
+
+def memory_from(
+    peak: float,
+    oom_kills: tuple[OomKill, ...],
+    strategy: Strategy,
+    memory_share: float | None = None,
+) -> tuple[float, str]:
+    """What the peak needs, or the largest limit a kill happened at plus the OOM bump when that
+    is more; and the reason, in words."""
+    from_peak, why = memory_for_peak(peak, strategy, memory_share)
     if not oom_kills:
         return from_peak, why
     killed = max(oom_kills, key=lambda kill: kill.limit_bytes)
@@ -196,7 +216,11 @@ def memory_from(
     return from_peak, f"{why}, above the {kill_why}"
 
 
-def assess(usage: ContainerUsage, strategy: Strategy) -> Assessment:
+def assess(
+    usage: ContainerUsage, strategy: Strategy, memory_share: float | None = None
+) -> Assessment:
+    """``memory_share``: the share of its memory limit the container's cache may fill, for a
+    cache sized by its limit (see ``memory_for_peak``)."""
     cpu_samples = [v for s in usage.cpu for v in s.values]
     memory_samples = [v for s in usage.memory for v in s.values]
     cpu, memory = figures(cpu_samples, 1000), figures(memory_samples)
@@ -211,7 +235,7 @@ def assess(usage: ContainerUsage, strategy: Strategy) -> Assessment:
         )
         return Assessment(cpu, memory, None, None, covered, usage.pods, None, reason)
     cpu_target = percentile([v * 1000 for v in cpu_samples], strategy.cpu_percentile)
-    memory_target, memory_why = memory_from(memory.peak, usage.oom_kills, strategy)
+    memory_target, memory_why = memory_from(memory.peak, usage.oom_kills, strategy, memory_share)
     recommendation = Recommendation(
         cpu_request_m=round_up(cpu_target, strategy.cpu_step_m, strategy.cpu_floor_m),
         memory_bytes=round_up(

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from finops_platform.builders.workloads import WorkloadBuilder
+from finops_platform.builders.workloads import VALKEY_MAXMEMORY_SHARE, WorkloadBuilder
 from finops_platform.config import (
     ContainerResources,
     MemoryLimit,
@@ -51,6 +51,8 @@ class Target:
     container: str
     pods: int  # replicas summed over its apps
     resources: ContainerResources
+    # The share of its memory limit its cache may fill (Valkey's maxmemory), or None.
+    memory_share: float | None = None
 
     @property
     def stack_key(self) -> str:
@@ -111,6 +113,7 @@ def stack_targets(config: StackConfig) -> list[Target]:
             container=container,
             pods=entry["pods"],
             resources=_resources_at(config, key),
+            memory_share=VALKEY_MAXMEMORY_SHARE if key == RESOURCES_KEY[REDIS] else None,
         )
         for (key, container), entry in found.items()
     ]
