@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,11 +88,14 @@ def test_master_and_workers_share_one_sequence_and_the_masters_team_keys(deploye
 
 @contextmanager
 def web_ui(gateway) -> Iterator[tuple[str, subprocess.Popen[bytes], list[str]]]:
-    """Locust's web UI, its first page served; yields its URL, its process and, once it is
-    stopped, its stderr."""
+    """Locust's web UI, its first page served; yields its URL, its process and its stderr lines,
+    read as they come (a thread drains the pipe)."""
     port = free_port()
     ui = locust("--host", gateway.url, "--web-host", "127.0.0.1", "--web-port", str(port))
-    url, err = f"http://127.0.0.1:{port}", []
+    url, lines = f"http://127.0.0.1:{port}", []
+    assert ui.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(map(bytes.decode, ui.stderr)))
+    reader.start()
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -100,10 +104,22 @@ def web_ui(gateway) -> Iterator[tuple[str, subprocess.Popen[bytes], list[str]]]:
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        yield url, ui, err
+        yield url, ui, lines
     finally:
         ui.terminate()
-        err.append(ui.communicate(timeout=30)[1].decode())
+        ui.wait(timeout=30)
+        reader.join(timeout=30)
+
+
+def wait_for_line(lines: list[str], text: str, timeout_s: float = 30) -> str:
+    """The first line holding ``text``, polled until it comes or the deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = next((line for line in list(lines) if text in line), None)
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no {text!r} within {timeout_s:.0f} s:\n{''.join(lines)[-2000:]}")
 
 
 def test_web_ui_serves_the_scenario_options(gateway):
@@ -115,12 +131,11 @@ def test_web_ui_serves_the_scenario_options(gateway):
 
 def test_the_web_uis_form_cannot_start_zero_sequence_workers(gateway):
     """The form takes values without the command line's parsers: the test start refuses them."""
-    with web_ui(gateway) as (url, _, err):
+    with web_ui(gateway) as (url, _, lines):
         form = {"user_count": "1", "spawn_rate": "1", "host": gateway.url, "sequence_workers": "0"}
         httpx.post(url + "/swarm", data=form, timeout=10)
-        time.sleep(3)
-    assert "invalid options, stopping: --sequence-workers 0 (at least 1)" in err[0]
-    assert "Traceback" not in err[0]
+        wait_for_line(lines, "invalid options, stopping: --sequence-workers 0 (at least 1)")
+    assert "Traceback" not in "".join(lines)
     assert not gateway.request_log.exists() or not gateway.request_log.read_text().strip()
 
 
