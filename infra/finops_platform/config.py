@@ -256,13 +256,18 @@ def cpu_millicores(quantity: str | float) -> int:
     return round(float(text[:-1])) if text.endswith("m") else round(float(text) * 1000)
 
 
-def memory_mib(quantity: str | float) -> int:
-    """A Kubernetes memory quantity ("400Mi", "1Gi", "512Ki", bytes) in MiB, rounded up."""
+def memory_mib_exact(quantity: str | float) -> float:
+    """A Kubernetes memory quantity ("400Mi", "1Gi", "512Ki", bytes) in MiB, unrounded."""
     text = str(quantity)
     unit = text[-2:]
     if unit in _MEMORY_UNITS_MIB:
-        return math.ceil(float(text[:-2]) * _MEMORY_UNITS_MIB[unit])
-    return math.ceil(float(text) / 2**20)
+        return float(text[:-2]) * _MEMORY_UNITS_MIB[unit]
+    return float(text) / 2**20
+
+
+def memory_mib(quantity: str | float) -> int:
+    """A Kubernetes memory quantity in MiB, rounded up."""
+    return math.ceil(memory_mib_exact(quantity))
 
 
 class Quantities(_Config):

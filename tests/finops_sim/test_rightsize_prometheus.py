@@ -99,14 +99,18 @@ def hand_killed_limits(containers: list[Container]) -> list[float]:
 
 
 def hand_recommendation(
-    cpu_m: list[float], memory: list[float], killed_limits: list[float], cache_share: float | None
+    cpu_m: list[float], memory: list[float], killed_limits: list[float], cache_limit: float | None
 ) -> dict[str, int]:
-    """The documented default strategy: P95 up to 5m (floor 25m); peak + 15% (for Valkey, at
-    least the peak over its maxmemory's 3/4 share of the limit), or the largest limit an OOM kill
-    happened at + 20% when more, up to 8Mi (floor 64Mi)."""
+    """The documented default strategy: P95 up to 5m (floor 25m); peak + 15% (for Valkey, whose
+    maxmemory is 3/4 of its limit: that limit when the peak reached 3/4 of it, else at least the
+    peak / 0.75), or the largest limit an OOM kill happened at + 20% when more, up to 8Mi (floor
+    64Mi)."""
     cpu = max(25, math.ceil(hand_percentile(cpu_m, 95) / 5) * 5)
-    from_peak = [max(memory) * 1.15] + ([max(memory) / cache_share] if cache_share else [])
-    target = max(from_peak + [limit * 1.2 for limit in killed_limits])
+    peak = max(memory)
+    from_peak = peak * 1.15
+    if cache_limit is not None:
+        from_peak = cache_limit if peak >= 0.75 * cache_limit else max(from_peak, peak / 0.75)
+    target = max([from_peak] + [limit * 1.2 for limit in killed_limits])
     memory_mib = max(64, math.ceil(target / MIB / 8) * 8)
     return {"cpu_request_m": cpu, "memory_request_bytes": memory_mib * MIB}
 
@@ -154,8 +158,9 @@ def test_each_recommendation_equals_the_hand_computed_percentile_and_peak(
     assert found["container"] == container
     assert_figures(found["usage"]["cpu_m"], cpu_m)
     assert_figures(found["usage"]["memory_bytes"], memory)
-    share = 0.75 if workload == "redis" else None  # Valkey's maxmemory: 3/4 of its limit
-    expected = hand_recommendation(cpu_m, memory, hand_killed_limits(containers), share)
+    # Valkey's maxmemory is 3/4 of its limit: the stack's, 256Mi.
+    cache_limit = 256 * MIB if workload == "redis" else None
+    expected = hand_recommendation(cpu_m, memory, hand_killed_limits(containers), cache_limit)
     assert found["recommendation"]["cpu_request_m"] == expected["cpu_request_m"]
     assert found["recommendation"]["memory_request_bytes"] == expected["memory_request_bytes"]
     assert found["recommendation"]["memory_limit_bytes"] == expected["memory_request_bytes"]

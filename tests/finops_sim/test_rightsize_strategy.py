@@ -10,6 +10,7 @@ from finops_sim import cli
 from finops_sim.rightsize.command import strategy_of
 from finops_sim.rightsize.strategy import (
     MIB,
+    CacheBudget,
     ContainerUsage,
     OomKill,
     Series,
@@ -79,19 +80,33 @@ def test_a_peak_above_the_killed_limit_still_sets_memory():
     assert "above the OOM-killed at a 128Mi limit" in result.reason
 
 
-def test_a_cache_sized_by_its_limit_keeps_room_for_what_it_holds():
-    """Valkey's maxmemory is 3/4 of its limit. Full, its working set is that budget: sized at the
-    peak + 15%, the limit shrank (256Mi -> 224Mi), and with it the budget and the next peak."""
-    full = usage([0.02] * 300, [192.0] * 300)  # 3/4 of a 256Mi limit
-    alone = assess(full, Strategy()).recommendation
-    assert alone.memory == "224Mi"  # 192Mi + 15% = 220.8Mi: a 168Mi budget, below what it held
-    kept = assess(full, Strategy(), memory_share=0.75)
-    assert kept.recommendation.memory == "256Mi"  # 192Mi / 0.75: the same budget again
-    assert "peak 192.0Mi / 0.75 (the share of its limit its cache may fill) = 256.0Mi" in (
-        kept.reason
+def test_a_full_cache_keeps_its_limit_and_a_partly_full_one_its_contents():
+    """Valkey's maxmemory is 3/4 of its limit. Full, its container's peak is that budget plus
+    its own overhead: sized at the peak + 15% the limit shrank (256Mi -> 248Mi here), and at the
+    peak over 3/4 it grew by the overhead's third each cycle. Not full, the new budget must
+    still hold the peak."""
+    full = usage([0.02] * 300, [211.0] * 300)  # a 192Mi budget full, and 19Mi of overhead
+    assert assess(full, Strategy()).recommendation.memory == "248Mi"
+    kept = assess(full, Strategy(), CacheBudget(0.75, 256 * MIB))
+    assert kept.recommendation.memory == "256Mi"
+    assert "reached the cache's 192Mi budget (0.75 of its limit): it is full" in kept.reason
+    partly = assess(usage([0.02] * 300, [60.0] * 300), Strategy(), CacheBudget(0.75, 256 * MIB))
+    assert partly.recommendation.memory == "80Mi"  # 60Mi / 0.75: a 60Mi budget holds the 60Mi
+    assert "peak 60.0Mi / 0.75 (the share of its limit its cache may fill) = 80.0Mi" in (
+        partly.reason
     )
-    light = assess(usage([0.02] * 300, [60.0] * 300), Strategy(), memory_share=0.75)
-    assert light.recommendation.memory == "80Mi"  # 60Mi / 0.75: still smaller than 256Mi
+
+
+@pytest.mark.parametrize("overhead_mib", [0, 16, 40])
+def test_repeated_cycles_of_a_full_cache_settle(overhead_mib):
+    """Each cycle runs with the last recommendation: the limit must not move."""
+    limit_mib = 256
+    for _ in range(6):
+        peak = 0.75 * limit_mib + overhead_mib  # full: the budget and the overhead
+        cache = CacheBudget(0.75, limit_mib * MIB)
+        limit_mib = assess(usage([0.02] * 300, [peak] * 300), Strategy(), cache).recommendation
+        limit_mib = limit_mib.memory_bytes // MIB
+    assert limit_mib == 256
 
 
 def test_floors_steps_and_percentile_are_settings():
@@ -209,6 +224,8 @@ def test_flags_take_kubernetes_quantities_and_durations():
         ("--cpu-step", "0.6m", "'0.6m' is invalid: CPU counts whole millicores"),  # was 1m
         ("--cpu-floor", "inf", "'inf' is invalid: use a Kubernetes CPU quantity"),  # a traceback
         ("--memory-step", "infMi", "'infMi' is invalid: use a Kubernetes memory quantity"),
+        ("--memory-step", "16", "'16' is invalid: memory counts whole MiB"),  # 16 bytes: was 1Mi
+        ("--memory-step", "1.5Mi", "'1.5Mi' is invalid: memory counts whole MiB"),  # was 2Mi
     ],
 )
 def test_a_quantity_flag_says_what_it_takes(flag, value, says, capsys):

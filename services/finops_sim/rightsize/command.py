@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from finops_common.config import ConfigError
 from finops_platform.builders.workloads import NAMESPACE
-from finops_platform.config import cpu_millicores, memory_mib
+from finops_platform.config import cpu_millicores, memory_mib_exact
 
 from ..arguments import folder, http_url, kubernetes_name, stack_name
 from . import from_run, output
@@ -97,6 +97,16 @@ def whole_millicores(text: str) -> int:
     return value
 
 
+def whole_mebibytes(text: str) -> int:
+    """A memory quantity in MiB, refused unless whole: 64 (bytes) was taken as 1Mi, 1.5Mi as 2Mi."""
+    exact = memory_mib_exact(text)
+    if not math.isclose(exact, round(exact), abs_tol=1e-9):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is invalid: memory counts whole MiB (64Mi, 1Gi)"
+        )
+    return round(exact)
+
+
 def _millicores(value: float) -> str:
     return f"{value:g}m"
 
@@ -107,13 +117,13 @@ def _mebibytes(value: float) -> str:
 
 TAKES = {
     "CPU": "a Kubernetes CPU quantity such as 25m or 0.1",
-    # The stack file's units: memory_mib reads Ki, Mi, Gi, Ti or bytes, not decimal M or G.
+    # The stack file's units: Ki, Mi, Gi, Ti or bytes, not decimal M or G.
     "MEMORY": "a Kubernetes memory quantity in binary units such as 64Mi or 1Gi",
     "DURATION": "a duration such as 90m, 24h or 7d",
 }
 # A quantity flag's parser, what it takes, and how its value is written.
 _CPU_FLAG = (_quantity(whole_millicores, TAKES["CPU"], "1m"), "CPU", _millicores)
-_MEMORY_FLAG = (_quantity(memory_mib, TAKES["MEMORY"], "1Mi"), "MEMORY", _mebibytes)
+_MEMORY_FLAG = (_quantity(whole_mebibytes, TAKES["MEMORY"], "1Mi"), "MEMORY", _mebibytes)
 # Flag -> the Strategy field it sets, the parser of its text, what it takes, and the field's
 # value written as the flag takes it (a Kubernetes quantity or a duration, not the field's unit:
 # `--cpu-floor 25` is 25 CPUs).
@@ -219,9 +229,7 @@ def run(args: argparse.Namespace) -> int:
     except PrometheusError as exc:
         print(f"finops-sim: {exc}", file=sys.stderr)
         return 1
-    assessments = [
-        assess(u, strategy, t.memory_share) for t, u in zip(targets, usages, strict=True)
-    ]
+    assessments = [assess(u, strategy, t.cache) for t, u in zip(targets, usages, strict=True)]
     current = monthly_cost(config)
     changes = {
         t.key: recommended_resources(t, a.recommendation)

@@ -7,8 +7,8 @@ Like Robusta KRR, and unlike a CPU limit that throttles bursts:
   series both count); no CPU limit is set or changed.
 - **Memory request and limit** = the window's peak working set (the largest 5-minute maximum of
   any series) plus ``memory_headroom`` (default 15%), since memory cannot be throttled, only
-  OOM-killed; for a cache whose budget is a share of its limit (Valkey's maxmemory, 3/4), at
-  least the peak over that share.
+  OOM-killed; for a cache whose budget is a share of its limit (Valkey's maxmemory, 3/4): the
+  same limit when the cache is full, else at least the peak over that share.
 - **After an OOM kill** (a container whose last termination was ``OOMKilled`` in the window),
   memory is at least the limit it was killed at plus ``oom_bump`` (default 20%, as Kubernetes'
   Vertical Pod Autoscaler bumps it): the kill's own peak falls between two samples, so the
@@ -175,19 +175,41 @@ def duration_text(seconds: float) -> str:
     return f"{hours / 24:g}d" if hours % 24 == 0 else f"{hours:.4g}h"
 
 
+@dataclass(frozen=True)
+class CacheBudget:
+    """A cache whose memory budget is a share of its container's limit (Valkey's maxmemory)."""
+
+    share: float
+    limit_bytes: float  # the limit it runs with now
+
+    @property
+    def budget_bytes(self) -> float:
+        return self.share * self.limit_bytes
+
+
 def memory_for_peak(
-    peak: float, strategy: Strategy, memory_share: float | None
+    peak: float, strategy: Strategy, cache: CacheBudget | None
 ) -> tuple[float, str]:
-    """The peak plus headroom; for a cache whose memory budget is a share of its limit (Valkey's
-    maxmemory), at least the peak over that share, so the new budget still holds what it held.
-    Sized by headroom alone, a full cache shrank its own budget, and so its usage, each cycle."""
+    """The peak plus headroom. For a cache sized by its limit: a full one (its container's peak
+    at its budget or more) keeps its limit, since its usage is its budget, not demand (the peak
+    + 15% shrank limit, budget and peak each cycle, and the peak over the share, budget and
+    overhead together, grew them); one that is not full gets at least its peak over the share,
+    so the new budget still holds what it held."""
     with_headroom = peak * (1 + strategy.memory_headroom)
     why = f"peak {peak / MIB:.1f}Mi + {strategy.memory_headroom:.0%} = {with_headroom / MIB:.1f}Mi"
-    if memory_share is None or peak / memory_share <= with_headroom:
+    if cache is None:
         return with_headroom, why
-    for_budget = peak / memory_share
+    if peak >= cache.budget_bytes:
+        return cache.limit_bytes, (
+            f"peak {peak / MIB:.1f}Mi reached the cache's {cache.budget_bytes / MIB:.0f}Mi "
+            f"budget ({cache.share:g} of its limit): it is full, so its "
+            f"{cache.limit_bytes / MIB:.0f}Mi limit stays (set it to resize the cache)"
+        )
+    for_budget = peak / cache.share
+    if for_budget <= with_headroom:
+        return with_headroom, why
     return for_budget, (
-        f"peak {peak / MIB:.1f}Mi / {memory_share:g} (the share of its limit its cache may fill) "
+        f"peak {peak / MIB:.1f}Mi / {cache.share:g} (the share of its limit its cache may fill) "
         f"= {for_budget / MIB:.1f}Mi"
     )
 
@@ -196,11 +218,11 @@ def memory_from(
     peak: float,
     oom_kills: tuple[OomKill, ...],
     strategy: Strategy,
-    memory_share: float | None = None,
+    cache: CacheBudget | None = None,
 ) -> tuple[float, str]:
     """What the peak needs, or the largest limit a kill happened at plus the OOM bump when that
     is more; and the reason, in words."""
-    from_peak, why = memory_for_peak(peak, strategy, memory_share)
+    from_peak, why = memory_for_peak(peak, strategy, cache)
     if not oom_kills:
         return from_peak, why
     killed = max(oom_kills, key=lambda kill: kill.limit_bytes)
@@ -217,10 +239,10 @@ def memory_from(
 
 
 def assess(
-    usage: ContainerUsage, strategy: Strategy, memory_share: float | None = None
+    usage: ContainerUsage, strategy: Strategy, cache: CacheBudget | None = None
 ) -> Assessment:
-    """``memory_share``: the share of its memory limit the container's cache may fill, for a
-    cache sized by its limit (see ``memory_for_peak``)."""
+    """``cache``: the container's cache budget, for a cache sized by its limit (see
+    ``memory_for_peak``)."""
     cpu_samples = [v for s in usage.cpu for v in s.values]
     memory_samples = [v for s in usage.memory for v in s.values]
     cpu, memory = figures(cpu_samples, 1000), figures(memory_samples)
@@ -235,7 +257,7 @@ def assess(
         )
         return Assessment(cpu, memory, None, None, covered, usage.pods, None, reason)
     cpu_target = percentile([v * 1000 for v in cpu_samples], strategy.cpu_percentile)
-    memory_target, memory_why = memory_from(memory.peak, usage.oom_kills, strategy, memory_share)
+    memory_target, memory_why = memory_from(memory.peak, usage.oom_kills, strategy, cache)
     recommendation = Recommendation(
         cpu_request_m=round_up(cpu_target, strategy.cpu_step_m, strategy.cpu_floor_m),
         memory_bytes=round_up(

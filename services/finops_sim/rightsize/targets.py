@@ -31,7 +31,7 @@ from finops_platform.workload_list import (
     REDIS,
 )
 
-from .strategy import MIB, Recommendation
+from .strategy import MIB, CacheBudget, Recommendation
 
 # The key under ``finops-sim:workloads`` that sets each app's container resources.
 RESOURCES_KEY = {
@@ -52,7 +52,7 @@ class Target:
     pods: int  # replicas summed over its apps
     resources: ContainerResources
     # The share of its memory limit its cache may fill (Valkey's maxmemory), or None.
-    memory_share: float | None = None
+    cache_share: float | None = None
 
     @property
     def stack_key(self) -> str:
@@ -70,6 +70,13 @@ class Target:
     @property
     def memory_limit_bytes(self) -> int:
         return memory_mib(self.resources.limits.memory) * MIB
+
+    @property
+    def cache(self) -> CacheBudget | None:
+        """Its cache budget, for a container whose cache is sized by its limit."""
+        if self.cache_share is None:
+            return None
+        return CacheBudget(self.cache_share, self.memory_limit_bytes)
 
 
 def _key(app: str) -> tuple[str, ...]:
@@ -113,7 +120,7 @@ def stack_targets(config: StackConfig) -> list[Target]:
             container=container,
             pods=entry["pods"],
             resources=_resources_at(config, key),
-            memory_share=VALKEY_MAXMEMORY_SHARE if key == RESOURCES_KEY[REDIS] else None,
+            cache_share=VALKEY_MAXMEMORY_SHARE if key == RESOURCES_KEY[REDIS] else None,
         )
         for (key, container), entry in found.items()
     ]
