@@ -182,6 +182,8 @@ def nodes_needed(
     what every node also carries beyond the reservation (millicores, MiB): daemonsets the model
     does not assume."""
     cpu_cap, memory_cap = (a - b for a, b in zip(instance.allocatable, per_node, strict=True))
+    if cpu_cap <= 0 or memory_cap <= 0:
+        return None
     ordered = sorted(
         pods, key=lambda p: max(p.cpu_m / cpu_cap, p.memory_mib / memory_cap), reverse=True
     )

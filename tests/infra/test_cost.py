@@ -45,6 +45,13 @@ def test_memory_can_be_the_binding_constraint():
     assert nodes_needed(pods(5, 100, 3072), M5_LARGE) == 3
 
 
+def test_what_every_node_also_carries_comes_off_its_room():
+    # 1,700m less 1,200m of daemonsets leaves 500m: four 500m pods need four nodes.
+    assert nodes_needed(pods(4, 500, 1024), M5_LARGE, per_node=(1200, 0)) == 4
+    # Daemonsets that fill a node leave no room at all (this divided by zero).
+    assert nodes_needed(pods(1, 10, 10), M5_LARGE, per_node=(1700, 0)) is None
+
+
 def test_spot_discount_is_applied():
     cost = price_pool(SPOT_POOL, "spot", pods(4, 500, 1024), [M5_LARGE], {"m": 0.6})
     assert cost.monthly_usd == pytest.approx(2 * 0.096 * 0.4 * 730)

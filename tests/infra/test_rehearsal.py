@@ -51,10 +51,15 @@ def on(*params) -> pytest.MarkDecorator:
 
 # ---- the system node group ---------------------------------------------------------------------
 
-# EKS's own add-ons on the system nodes, which no chart here renders: CoreDNS (two replicas of 100m
-# and 70Mi, its manifest's requests) and the EBS CSI controller (two replicas of six containers of
-# about 10m and 40Mi) come to about 320m and 620Mi. An allowance of 500m and 1Gi, as one pod.
-EKS_ADDONS = Pod("EKS add-ons (CoreDNS, the EBS CSI controller)", 500, 1024, stateless=False)
+# EKS's add-ons on the system nodes, which no chart here renders: CoreDNS (two replicas of 100m
+# and 70Mi, its manifest's requests), the EBS CSI controller (two replicas of six containers of
+# about 10m and 40Mi) and metrics-server (two replicas of 100m and 200Mi) come to about 520m and
+# 1,020Mi. An allowance of 700m and 1.5Gi, as one pod.
+EKS_ADDONS = Pod(
+    "EKS add-ons (CoreDNS, the EBS CSI controller, metrics-server)", 700, 1536, stateless=False
+)
+# The Prometheus operator's memory request for an Alertmanager whose resources are unset.
+ALERTMANAGER_DEFAULT_MEMORY_MIB = 200
 
 
 def requests_of(containers: list[dict]) -> tuple[int, int]:
@@ -85,6 +90,8 @@ def system_node_pods(cluster: Cluster) -> list[Pod]:
         spec = custom.manifest["spec"]
         if pinned_to_system_nodes(spec):
             cpu, memory = requests_of([spec])
+            if custom.kind == "Alertmanager" and not spec.get("resources"):
+                memory = ALERTMANAGER_DEFAULT_MEMORY_MIB
             pods += [Pod(str(custom), cpu, memory, stateless=False)] * spec.get("replicas", 1)
     return pods
 
