@@ -427,7 +427,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         )
     elif status != 404:
         error = GatewayError("internal", "The gateway had an internal error.")
-    return error_response(_error_adapter(request), error, request)
+    response = error_response(_error_adapter(request), error, request)
+    if status == 405 and isinstance(exc, HTTPException) and exc.headers:
+        response.headers["allow"] = exc.headers.get("Allow", "")  # RFC 9110 requires it on 405
+    return response
 
 
 class DirectRoute(APIRoute):

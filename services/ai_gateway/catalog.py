@@ -7,11 +7,13 @@ price it, and, when routing is on, replaced by a cheaper tier's model.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .domain import AUTO_MODEL, ChatRequest, GatewayError
 from .embeddings import Embedder
-from .pricing import ModelCard, PriceTable
+from .pricing import TIERS, ModelCard, PriceTable
 from .router import RequestText, RouteDecision, classify, request_turn_indices
 from .settings import RoutingSettings
 from .simulator import SimulatedProvider
@@ -218,7 +220,31 @@ class Catalog:
             threshold=self._routing.threshold,
             last_turn_vector=embedded[1] if embedded and embedded[0] == last_turn else None,
         )
-        chosen = self.resolve(self._routing.tiers[decision.tier])
+        fitting = self.fitting_tier(decision, request, tokens)
+        if fitting is None:  # no tier's window holds it: served as asked, or refused as too long
+            if requested is not None:
+                return requested, None
+            return reference, replace(decision, tier="complex", raised="no tier's window holds it")
+        chosen, decision = fitting
         if requested is not None and chosen.cost_usd(1000, 1000) >= requested.cost_usd(1000, 1000):
             return requested, None
         return chosen, decision
+
+    def fitting_tier(
+        self, decision: RouteDecision, request: ChatRequest, tokens: PromptTokens
+    ) -> tuple[ModelCard, RouteDecision] | None:
+        """The decided tier's model, or the next tier up whose context window holds the prompt
+        and one completion token: a 300k-token log sent to a 1M-token model was routed to a
+        272k-token one and refused, a request the named model would have answered."""
+        for tier in TIERS[TIERS.index(decision.tier) :]:
+            card = self.resolve(self._routing.tiers[tier])
+            prompt = tokens(card)
+            if prompt + min(request.max_tokens or 1, card.max_output_tokens) <= card.context_window:
+                if tier == decision.tier:
+                    return card, decision
+                raised = (
+                    f"raised from {decision.tier}: the prompt's {prompt} tokens do not fit "
+                    f"{self._routing.tiers[decision.tier]}'s window"
+                )
+                return card, replace(decision, tier=tier, raised=raised)
+        return None

@@ -21,18 +21,19 @@ import re
 # Up to this many characters of a turn decide: the start of a pasted document says it.
 SAMPLE_CHARS = 4000
 # Words of those languages that English text does not use as words. Left out: English words
-# ("die", "as", "do", "per", "con", "a", "in", "o", "van", "hay", "em"), what code and names use
-# ("y", "le", "et" and "al" as in "et al."), prefixes split off by a hyphen ("non", "un") and
+# ("die", "as", "do", "per", "con", "son", "a", "in", "o", "van", "hay", "em", "comment"), what
+# code, tools and names use ("y", "os", "del", "es", "jest", "mit", "dos", "los", "dem", "sus",
+# "aus", "le", "et" and "al" as in "et al."), prefixes split off by a hyphen ("non", "un") and
 # contractions' ends ("ve" of "I've").
 _FOREIGN_WORDS = frozenset(
     """
     la les des est une du qui pour dans pas sur avec nous vous sont cette ce au aux notre nos
-    votre comment pourquoi quel quelle que
-    el los las del por para con como pero nuestro nuestra cómo qué está son sus una es
+    votre pourquoi quel quelle que
+    el las para como pero nuestro nuestra cómo qué está una
     il di che della delle degli è sono perché gli dei nel alla si
-    der das und ist nicht ein eine mit für ich wir zu auf von dem wie warum unsere unser oder auch
-    bitte dass aus sind wird
-    os um uma não seu sua nosso nossa é da dos
+    der das und ist nicht ein eine für ich wir zu auf von wie warum unsere unser oder auch bitte
+    dass sind wird
+    um uma não seu sua nosso nossa é da
     het een zijn niet
     się jest nie oraz dla że
     bir için ile nasıl olan

@@ -208,6 +208,7 @@ class RouteDecision:
     head: str = "keywords"
     turn: tuple[int, int] | None = None  # which request turn decided, of how many read
     unscored: str | None = None  # why the router kept the complex tier without scoring
+    raised: str | None = None  # why the catalog served a higher tier than decided (its window)
 
     @property
     def reason(self) -> str:
@@ -216,6 +217,8 @@ class RouteDecision:
             if self.turn and self.turn[1] > 1
             else ""
         )
+        if self.raised:
+            deciding += f"; {self.raised}"
         if self.unscored:
             return f"tier={self.tier}; not scored: {self.unscored}{deciding}"
         if not self.probabilities:

@@ -170,8 +170,11 @@ async def test_unknown_route_is_404_json(client):
     assert_anthropic_error(await client.get("/v1/messages/batches"), 404, "not_found_error")
 
 
-async def test_wrong_method_is_405_json(client):
-    assert_openai_error(await client.get(OPENAI), 405)
+async def test_wrong_method_is_405_json_and_says_what_is_allowed(client):
+    response = await client.get(OPENAI)
+    assert_openai_error(response, 405)
+    assert response.headers["allow"] == "POST"  # RFC 9110: a 405 names the allowed methods
+    assert (await client.put("/v1/models")).headers["allow"] == "GET"
 
 
 async def test_bad_requests_are_counted_as_4xx_and_none_as_500(client):

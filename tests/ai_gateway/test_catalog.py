@@ -129,3 +129,32 @@ def test_prompt_tokens_are_counted_once_per_encoding(monkeypatch):
     assert tokens.request_turns(gpt4) == [count_prompt(gpt4, [m]) for m in request_turns(messages)]
     assert len(tokens.request_turns(gpt4)) == 2
     assert len(calls) == len(messages)  # one encoding (cl100k_base), each message once
+
+
+def long_log_request(model: str) -> ChatRequest:
+    """A short question about a pasted log of about 300k tokens: more than the small tiers'
+    272k-token windows, less than the flagship models' 1M."""
+    log = "ERR id=7f3a lat=12.5ms path=/api/v1/items status=500\n" * 17_000
+    return ChatRequest(
+        model=model,
+        messages=(PromptMessage("system", log), PromptMessage("user", "How many ERR lines?")),
+        max_tokens=50,
+    )
+
+
+def test_routing_never_picks_a_model_whose_window_cannot_hold_the_prompt():
+    """It picked gpt-5.4-nano (272k) for a request a 1M-token model could answer, and the
+    gateway refused it as too long for a model the client never named."""
+    routed = catalog(routing=True)
+    request = long_log_request("claude-opus-4-7")
+    tokens = PromptTokens(request.messages)
+    served, decision = routed.route(request, routed.resolve("claude-opus-4-7"), True, tokens)
+    assert decision is not None and decision.tier == "complex"
+    assert served.name == "gpt-5.4" and tokens(served) + 50 <= served.context_window
+    assert "raised from simple: the prompt's" in decision.reason
+    assert "do not fit gpt-5.4-nano's window" in decision.reason
+    routed.completion_cap(served, request, tokens(served), routed=True)  # not refused
+    # For gpt-4.1 (1M tokens) the only tier that fits is pricier: it is served as asked.
+    request = long_log_request("gpt-4.1")
+    asked = routed.resolve("gpt-4.1")
+    assert routed.route(request, asked, True, PromptTokens(request.messages)) == (asked, None)

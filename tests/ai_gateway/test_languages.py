@@ -47,6 +47,9 @@ def test_other_languages_are_outside(turn):
         "Why does `ls -la | du -sh` print la and du here?",
         "See https://example.com/es/la/que/una for the details of this.",
         "I've got a van full of hay, where do I park it?",
+        "Comment out the del statements in os module code",  # tools' and languages' names
+        "Jest ES modules support, MIT licensed",
+        "Pros and con: Jest versus Mocha versus Vitest",
         "Der Spiegel",  # two words: a name, not a request's language
     ],
 )
