@@ -51,7 +51,7 @@ _WORD = re.compile(r"[^\W\d_]+")
 # Quoted text, code spans and addresses say nothing of the request's own language. A single
 # quote opens a quotation only where no letter precedes it ("l'argomento" is one word).
 _QUOTED = re.compile(
-    r'"[^"]*"|“[^”]*”|„[^“”]*[“”]|«[^»]*»|‘[^’]*’|(?<!\w)\'[^\'\n]*\'(?!\w)|`[^`]*`|\S+://\S+'
+    r'"[^"]*"|“[^”]*”|„[^“”]*[“”]|«[^»]*»|‘[^’]*’|(?<!\w)\'[^\'\n]*\'(?!\w)|`[^`]*`|[A-Za-z][A-Za-z0-9+.-]{0,15}://\S*'
 )
 
 
