@@ -140,10 +140,8 @@ class Catalog:
                 f"supports at most {card.max_output_tokens} completion tokens.",
                 param=request.cap_parameter,
             )
-        # With no max_tokens, the prompt must still leave room for one completion token: a
-        # prompt that fills the whole window is refused, not answered with nothing.
-        requested = min(request.max_tokens or 1, card.max_output_tokens)
-        if prompt_tokens + requested > card.context_window:
+        if not self.holds(card, request, prompt_tokens):
+            requested = self.least_completion(card, request)
             raise GatewayError(
                 "invalid_request",
                 f"This model's maximum context length is {card.context_window} tokens. However, "
@@ -154,6 +152,17 @@ class Catalog:
             )
         room = card.context_window - prompt_tokens
         return min(request.max_tokens or card.max_output_tokens, card.max_output_tokens, room)
+
+    @staticmethod
+    def least_completion(card: ModelCard, request: ChatRequest) -> int:
+        """The completion a prompt must leave room for: its max_tokens, up to the model's limit,
+        or with none, one token (a prompt that fills the window is refused, not answered with
+        nothing)."""
+        return min(request.max_tokens or 1, card.max_output_tokens)
+
+    def holds(self, card: ModelCard, request: ChatRequest, prompt_tokens: int) -> bool:
+        """Whether ``card``'s context window holds the prompt and its least completion."""
+        return prompt_tokens + self.least_completion(card, request) <= card.context_window
 
     def baseline_model(self, requested: ModelCard | None) -> ModelCard:
         """The model a request is priced and counted against unoptimized: the one it names, or
@@ -239,7 +248,7 @@ class Catalog:
         for tier in TIERS[TIERS.index(decision.tier) :]:
             card = self.resolve(self._routing.tiers[tier])
             prompt = tokens(card)
-            if prompt + min(request.max_tokens or 1, card.max_output_tokens) <= card.context_window:
+            if self.holds(card, request, prompt):
                 if tier == decision.tier:
                     return card, decision
                 raised = (
