@@ -250,10 +250,15 @@ _MEMORY = re.compile(_MEMORY_PATTERN)
 _MEMORY_UNITS_MIB = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024**2}
 
 
-def cpu_millicores(quantity: str | float) -> int:
-    """A Kubernetes CPU quantity ("400m", "0.5", 2) in millicores."""
+def cpu_millicores_exact(quantity: str | float) -> float:
+    """A Kubernetes CPU quantity ("400m", "0.5", 2) in millicores, unrounded."""
     text = str(quantity)
-    return round(float(text[:-1])) if text.endswith("m") else round(float(text) * 1000)
+    return float(text[:-1]) if text.endswith("m") else float(text) * 1000
+
+
+def cpu_millicores(quantity: str | float) -> int:
+    """A Kubernetes CPU quantity in millicores."""
+    return round(cpu_millicores_exact(quantity))
 
 
 def memory_mib_exact(quantity: str | float) -> float:

@@ -7,6 +7,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from finops_common.config import ConfigError
 from finops_platform.builders.workloads import NAMESPACE
-from finops_platform.config import cpu_millicores, memory_mib_exact
+from finops_platform.config import cpu_millicores_exact, memory_mib_exact
 
 from ..arguments import folder, http_url, kubernetes_name, stack_name
 from . import from_run, output
@@ -88,23 +89,21 @@ def _quantity(parse, takes: str, least: str):
     return convert
 
 
-def whole_millicores(text: str) -> int:
-    """A CPU quantity in millicores, refused unless whole: 0.6m was taken as 1m, 0.4m as 0."""
-    value = cpu_millicores(text)
-    exact = float(text[:-1]) if text.endswith("m") else float(text) * 1000
-    if not math.isclose(exact, value, abs_tol=1e-6):
-        raise argparse.ArgumentTypeError(f"{text!r} is invalid: CPU counts whole millicores")
-    return value
+def _whole(exact: Callable[[str], float], refusal: str, tolerance: float) -> Callable[[str], int]:
+    """A quantity parser that refuses fractions of its unit (beyond float noise, ``tolerance``):
+    0.6m was taken as 1m and 0.4m as 0, 64 (bytes) as 1Mi and 1.5Mi as 2Mi."""
+
+    def parse(text: str) -> int:
+        value = exact(text)
+        if not math.isclose(value, round(value), abs_tol=tolerance):
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid: {refusal}")
+        return round(value)
+
+    return parse
 
 
-def whole_mebibytes(text: str) -> int:
-    """A memory quantity in MiB, refused unless whole: 64 (bytes) was taken as 1Mi, 1.5Mi as 2Mi."""
-    exact = memory_mib_exact(text)
-    if not math.isclose(exact, round(exact), abs_tol=1e-9):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is invalid: memory counts whole MiB (64Mi, 1Gi)"
-        )
-    return round(exact)
+whole_millicores = _whole(cpu_millicores_exact, "CPU counts whole millicores", 1e-6)
+whole_mebibytes = _whole(memory_mib_exact, "memory counts whole MiB (64Mi, 1Gi)", 1e-9)
 
 
 def _millicores(value: float) -> str:
