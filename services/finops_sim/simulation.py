@@ -30,7 +30,7 @@ from ai_gateway.embeddings import EmbedderUnavailable
 from ai_gateway.identity import Identity
 from ai_gateway.pricing import default_price_table
 from ai_gateway.records import RequestRecord
-from ai_gateway.settings import deep_merge, load_settings
+from ai_gateway.settings import deep_merge, load_settings, resolve_settings
 from ai_gateway.wiring import open_gateway_embedder
 from finops_common.config import ConfigError, read_yaml
 from finops_common.machine import describe
@@ -197,21 +197,19 @@ def phase_settings(phase: Phase, options: RunOptions, request_log: Path) -> dict
     return settings
 
 
-def check_embedder(options: RunOptions, out: Path) -> None:
+def check_embedder(options: RunOptions) -> None:
     """The optimized gateway's embedder loads, before anything starts: a missing model was found
     only after the whole first phase had run."""
-    config = out / "logs" / "embedder-check.yaml"
-    config.write_text(yaml.safe_dump(phase_settings("optimized", options, Path(os.devnull))))
+    settings = phase_settings("optimized", options, Path(os.devnull))
+    source = str(options.gateway_config or "the optimized phase's settings")
     try:
-        open_gateway_embedder(load_settings("optimized", config))
+        open_gateway_embedder(resolve_settings("optimized", settings, source))
     except EmbedderUnavailable as exc:
         raise SimulationError(
             f"the optimized phase cannot open its embedder: {exc} Or run with --embedder "
             "lexical (no model needed: the semantic cache then compares words, and routing uses "
             "its features-only head)."
         ) from exc
-    finally:
-        config.unlink(missing_ok=True)
 
 
 def _run_phase(
@@ -421,7 +419,7 @@ def run(options: RunOptions) -> SimulationResults:
     (out / RESULTS_FILE).unlink(missing_ok=True)
     clear_report(out)
     clear_phase_files(out)
-    check_embedder(options, out)
+    check_embedder(options)
     started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     before, before_log = _run_phase("unoptimized", options, out)
     # With --duration, the optimized phase replays exactly the requests the first phase sent, so
