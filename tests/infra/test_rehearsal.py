@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 
 from finops_platform.builders.karpenter import SYSTEM_NODES
-from finops_platform.config import cpu_millicores, memory_mib
-from finops_platform.cost import Pod, load_instance_types, nodes_needed
+from finops_platform.config import SystemNodeGroupConfig, cpu_millicores, memory_mib
+from finops_platform.cost import InstanceType, Pod, load_instance_types, nodes_needed
 from finops_platform.render import Rehearsal, api_group, load_stack
 from tests.infra.subcharts import GRAFANA, NotDerivable
 from tests.infra.support import (
@@ -108,31 +109,43 @@ def daemonset_requests(cluster: Cluster) -> tuple[int, int]:
     return cpu, memory
 
 
+@dataclass(frozen=True)
+class SystemNodePacking:
+    """The system node group, its pods with EKS's add-ons, and the nodes they need."""
+
+    group: SystemNodeGroupConfig
+    instance: InstanceType
+    pods: list[Pod]
+    needed: int | None
+
+    @classmethod
+    def of(cls, cluster: Cluster) -> SystemNodePacking:
+        group = load_stack(cluster.stack).platform.cluster.system_node_group
+        instance = next(t for t in load_instance_types() if t.name == group.instance_types[0])
+        pods = [*system_node_pods(cluster), EKS_ADDONS]
+        return cls(group, instance, pods, nodes_needed(pods, instance, daemonset_requests(cluster)))
+
+
 @on(*STACKS)
 def test_the_system_node_group_holds_what_is_pinned_to_it(cluster):
     """Karpenter, Prometheus, Kubecost's 3Gi aggregator and the rest may run only on the managed
     node group: packed first-fit on its nodes as the cost model sizes them (less the charts'
     daemonsets there), with EKS's add-ons, they must fit its desired size, or they stay Pending
     and Karpenter, which must run there, never starts."""
-    group = load_stack(cluster.stack).platform.cluster.system_node_group
-    instance = next(t for t in load_instance_types() if t.name == group.instance_types[0])
-    pods = [*system_node_pods(cluster), EKS_ADDONS]
-    assert any("karpenter" in pod.name for pod in pods)
-    assert any(pod.memory_mib >= 3072 for pod in pods), "Kubecost's aggregator is pinned there"
-    needed = nodes_needed(pods, instance, daemonset_requests(cluster))
-    assert needed is not None and needed <= group.desired_size, (
-        f"{needed} {instance.name} nodes needed, the group has {group.desired_size}: "
-        + ", ".join(f"{p.name} {p.cpu_m}m/{p.memory_mib}Mi" for p in pods)
+    packing = SystemNodePacking.of(cluster)
+    assert any("karpenter" in pod.name for pod in packing.pods)
+    assert any(pod.memory_mib >= 3072 for pod in packing.pods), "Kubecost's aggregator is there"
+    desired = packing.group.desired_size
+    assert packing.needed is not None and packing.needed <= desired, (
+        f"{packing.needed} {packing.instance.name} nodes needed, the group has {desired}: "
+        + ", ".join(f"{p.name} {p.cpu_m}m/{p.memory_mib}Mi" for p in packing.pods)
     )
 
 
 @on("optimized")
 def test_a_system_node_group_too_small_for_its_pods_is_caught(cluster):
     """One t3.large cannot hold them all: the check above would fail on such a stack."""
-    group = load_stack(cluster.stack).platform.cluster.system_node_group
-    instance = next(t for t in load_instance_types() if t.name == group.instance_types[0])
-    pods = [*system_node_pods(cluster), EKS_ADDONS]
-    assert nodes_needed(pods, instance, daemonset_requests(cluster)) > 1
+    assert SystemNodePacking.of(cluster).needed > 1
 
 
 # ---- apply order ---------------------------------------------------------------------------------
