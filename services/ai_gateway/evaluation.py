@@ -85,14 +85,15 @@ async def _score(
 async def _semantic_sweep(
     data: SemanticEvalSet, embedder: Embedder, thresholds: Iterable[float], guards: Iterable[bool]
 ) -> list[SemanticScore]:
-    cache = SemanticCache(MemoryStore(), embedder.dimensions, 1.0, True, 3600, 100_000)
-    for group in data.groups:
-        answer = CachedCompletion("gpt-4", group.cached, 1, 1, "stop", 0.0)
-        await cache.add("eval", group.cached, embedder.embed(group.cached), answer)
     scores = []
     for guard in guards:
+        # The guard decides how the cache files its entries (semantic_index): one cache each.
+        cache = SemanticCache(MemoryStore(), embedder.dimensions, 1.0, guard, 3600, 100_000)
+        for group in data.groups:
+            answer = CachedCompletion("gpt-4", group.cached, 1, 1, "stop", 0.0)
+            await cache.add("eval", group.cached, embedder.embed(group.cached), answer)
         for threshold in thresholds:
-            cache.threshold, cache.guard = threshold, guard
+            cache.threshold = threshold
             score = SemanticScore(embedder.name, guard, threshold)
             scores.append(await _score(cache, embedder, data, score))
     return scores

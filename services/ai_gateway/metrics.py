@@ -130,13 +130,16 @@ class GatewayMetrics:
         )
         self.semantic_similarity = Histogram(
             "ai_semantic_similarity",
-            "Best cosine similarity found by each semantic lookup (hits and misses).",
+            "Best cosine similarity among each semantic lookup's candidates (hits and misses); "
+            "with the guard on, the candidates are the cached prompts sharing the terms it "
+            "requires equal, and a lookup with none observes nothing.",
             buckets=(0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0),
             registry=r,
         )
         self.semantic_refusals = Counter(
             "ai_semantic_refusals",
-            "Semantic candidates refused by the guard, by check.",
+            "Semantic candidates refused, by check: the guard's (on candidates that already "
+            "share the terms it requires equal) or model.",
             ["reason"],
             registry=r,
         )

@@ -1,17 +1,18 @@
-"""The semantic cache: nearest cached prompt by cosine similarity, then the guard.
+"""The semantic cache: the closest cached prompt by cosine similarity, then the guard.
 
 Entries live in the store (Redis when shared): each answer under its own key with a TTL, and an
 append-only log of (scope, vector, prompt, answer key) trimmed to the same TTL. Every replica
-mirrors the log into in-memory HNSW indexes (usearch), one per scope, and reads new log entries
+mirrors the log into an in-memory index (``semantic_index``: with the guard on, exact blocks of
+the prompts the guard could accept; with it off, an HNSW graph per scope) and reads new log entries
 before each lookup, so an entry written by one replica is found by the others with one round trip
-and no scan over Redis. A lookup is one approximate nearest-neighbour search in the request's scope.
+and no scan over Redis.
 
-Building an HNSW graph costs about 0.3 ms per entry at 100k entries, so replaying a long log would
-keep a new replica cold for tens of seconds. Replicas therefore save a snapshot of their indexes
-(usearch's own serialisation, the entries and the last log id read) to the store, off the request
-path; a new replica restores the newest snapshot, which is a memory copy, then replays only the
-log tail written since. A snapshot is due when that tail is long or old (:class:`SnapshotPolicy`),
-counted from the newest snapshot any replica saved, so replicas do not each save the same one.
+Replaying a long log would keep a new replica cold (building an HNSW graph costs about 0.3 ms per
+entry at 100k entries). Replicas therefore save a snapshot of their index (its own columns, and
+usearch's serialisation for graphs) with the last log id read to the store, off the request path;
+a new replica restores the newest snapshot, a memory copy, then replays only the log tail written
+since. A snapshot is due when that tail is long or old (:class:`SnapshotPolicy`), counted from the
+newest snapshot any replica saved, so replicas do not each save the same one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
 import json
 import logging
 import struct
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-from usearch.index import Index
 
 from .cache import CachedCompletion, KeptAnswers
 from .domain import ChatRequest
+from .semantic_index import BlockIndex, CandidateIndex, EntryRow, GraphIndex
 from .store import Clock, Store, log_id_key, write_together
 from .verification import verify
 
@@ -43,21 +43,9 @@ ENTRY_PREFIX = "cache:semantic:entry:"
 SNAPSHOT = "cache:semantic:snapshot"
 # The last log id in the newest snapshot: a few bytes that tell every replica a snapshot was saved.
 SNAPSHOT_MARK = "cache:semantic:snapshot:last-id"
-SNAPSHOT_FORMAT = 2
+SNAPSHOT_FORMAT = 3
 CANDIDATES = 8
 SYNC_BATCH = 1000
-# The graph's build-time search breadth (usearch's default is 128). 32 makes an insertion about 3x
-# cheaper (0.31 -> 0.09 ms at 3k entries) with the same evaluation figures (bench/
-# semantic_cache_eval.py, README "Benchmarks"); search breadth stays usearch's default.
-EXPANSION_ADD = 32
-# Links per node (usearch's default is 16). The benchmark's prompts, which differ only in their
-# numbers, crowd one region of the graph; 12 links search it about 40% faster (8,000 entries:
-# 0.20 -> 0.12 ms) at the same recall of the 8 nearest (0.98), and the evaluation figures do not
-# move (README "Benchmarks").
-CONNECTIVITY = 12
-# One vector per call, on the event loop's thread: usearch's default (every core) starts a thread
-# pool per call, which costs more than a small search.
-INDEX_THREADS = 1
 _LENGTH = struct.Struct(">Q")
 
 
@@ -102,35 +90,11 @@ SNAPSHOT_POLICY = SnapshotPolicy()
 
 
 class _Entry(NamedTuple):
-    """How an entry is read. It is kept as a plain tuple of its fields (:data:`_EntryRow`), not as
-    this class or a dataclass: the garbage collector stops tracking a plain tuple of strings and
-    numbers, so 100k entries add nothing to its full collections (README, "Benchmarks"), and a
-    snapshot restore builds them quickly."""
+    """How an entry is read; it is kept as a plain tuple of its fields (``EntryRow``)."""
 
     ref: str
     prompt: str
     added_at: float
-
-
-_EntryRow = tuple[str, str, float]
-
-
-def new_index(dimensions: int) -> Index:
-    """An empty scope's HNSW index, built with this module's parameters (bench/miss_floor.py
-    times this same index)."""
-    return Index(
-        ndim=dimensions,
-        metric="cos",
-        dtype="f16",
-        connectivity=CONNECTIVITY,
-        expansion_add=EXPANSION_ADD,
-    )
-
-
-class _Shard:
-    def __init__(self, dimensions: int, index: Index | None = None) -> None:
-        self.index = index or new_index(dimensions)
-        self.entries: dict[int, _EntryRow] = {}
 
 
 def _frame(*parts: bytes) -> list[bytes]:
@@ -183,10 +147,10 @@ class SemanticCache:
         self._clock = clock
         self._dimensions = dimensions
         self.threshold = threshold
-        self.guard = guard
+        self._guard = guard
         self._ttl = ttl_seconds
         self._max_entries = max_entries
-        self._shards: dict[str, _Shard] = {}
+        self._index: CandidateIndex = BlockIndex(dimensions) if guard else GraphIndex(dimensions)
         self._order: deque[tuple[float, str, int]] = deque()
         self._next_label = 0
         self._last_id = "0"
@@ -199,30 +163,27 @@ class SemanticCache:
 
     @property
     def size(self) -> int:
-        return sum(len(shard.entries) for shard in self._shards.values())
+        return len(self._index)
 
-    def _insert(self, scope: str, vector: np.ndarray, row: _EntryRow) -> None:
-        shard = self._shards.get(scope)
-        if shard is None:
-            shard = self._shards[scope] = _Shard(self._dimensions)
+    @property
+    def index(self) -> CandidateIndex:
+        return self._index
+
+    def _insert(self, scope: str, vector: np.ndarray, row: EntryRow) -> None:
+        _, prompt, added_at = row
+        key = self._index.key(scope, prompt)
         label = self._next_label
         self._next_label += 1
-        shard.index.add(label, vector, threads=INDEX_THREADS)
-        shard.entries[label] = row
-        _, _, added_at = row
-        self._order.append((added_at, scope, label))
+        self._index.insert(key, label, vector, row)
+        self._order.append((added_at, key, label))
 
     def _evict(self) -> None:
         oldest_allowed = self._clock() - self._ttl
         while self._order and (
             self._order[0][0] < oldest_allowed or len(self._order) > self._max_entries
         ):
-            _, scope, label = self._order.popleft()
-            shard = self._shards[scope]
-            shard.index.remove(label)
-            del shard.entries[label]
-            if not shard.entries:
-                del self._shards[scope]
+            _, key, label = self._order.popleft()
+            self._index.remove(key, label)
 
     async def sync(self) -> int:
         """Mirror log entries written since the last sync (by any replica); returns how many.
@@ -251,30 +212,19 @@ class SemanticCache:
         return added
 
     def _snapshot_parts(self) -> list[bytes]:
-        """A header (layout, embedder size, the last log id read, the scopes), then per scope its
-        index (usearch's format) and its entries by column: labels and times as arrays, refs and
-        prompts as JSON lists of strings. Columns, because encoding 100k entries as JSON rows
-        took most of a second on the event loop."""
-        scopes = list(self._shards)
+        """A header (layout, embedder size, the last log id read, the index's own fields), then
+        the index's parts (``semantic_index``): columns, because encoding 100k entries as JSON
+        rows took most of a second on the event loop."""
+        fields, parts = self._index.snapshot()
         header = {
             "format": SNAPSHOT_FORMAT,
+            "layout": self._index.layout,
             "dimensions": self._dimensions,
             "last_id": self._last_id,
             "next_label": self._next_label,
-            "scopes": scopes,
+            **fields,
         }
-        parts = [json.dumps(header).encode()]
-        for scope in scopes:
-            shard = self._shards[scope]
-            rows = list(shard.entries.values())
-            parts += [
-                shard.index.save() or b"",
-                np.fromiter(shard.entries, dtype=np.int64, count=len(rows)).tobytes(),
-                np.array([added_at for _, _, added_at in rows], dtype=np.float64).tobytes(),
-                json.dumps([ref for ref, _, _ in rows]).encode(),
-                json.dumps([prompt for _, prompt, _ in rows]).encode(),
-            ]
-        return _frame(*parts)
+        return _frame(json.dumps(header).encode(), *parts)
 
     async def save_snapshot(self) -> bool:
         """Write this replica's indexes to the store, if it read log entries since the last
@@ -310,39 +260,29 @@ class SemanticCache:
     async def _restore(self) -> int:
         """Load the store's snapshot into empty indexes; returns how many entries it held."""
         blob = await self._store.get_bulk(SNAPSHOT)
-        if blob is None or self._shards:
+        if blob is None or len(self._index):
             return 0
         try:
             header_bytes, *columns = _unframe(blob)
             header = json.loads(bytes(header_bytes))
-            if header.get("format") != SNAPSHOT_FORMAT or header["dimensions"] != self._dimensions:
-                return 0  # another layout or another embedder: replay the log instead
+            if (
+                header.get("format") != SNAPSHOT_FORMAT
+                or header.get("layout") != self._index.layout
+                or header["dimensions"] != self._dimensions
+            ):
+                return 0  # another format, guard setting or embedder: replay the log instead
             with _collector_paused():
                 return self._load_snapshot(header, columns)
         except (ValueError, KeyError, TypeError, IndexError, RuntimeError, struct.error) as exc:
             log.warning("semantic snapshot unreadable, replaying the log instead: %r", exc)
             return 0
 
-    def _load_snapshot(self, header: dict[str, Any], columns: list[memoryview]) -> int:
+    def _load_snapshot(self, header: dict[str, Any], parts: list[memoryview]) -> int:
         """Everything is read before the cache is changed: a bad snapshot leaves it empty."""
         next_label, last_id = int(header["next_label"]), str(header["last_id"])
-        shards: dict[str, _Shard] = {}
-        order: list[tuple[float, str, int]] = []
-        for n, scope in enumerate(header["scopes"]):
-            index_bytes, labels_bytes, times_bytes, refs, prompts = columns[5 * n : 5 * n + 5]
-            # The saved graph keeps its links but not the breadth new entries are added with:
-            # left at usearch's default (128), a restored replica inserts twice as slowly.
-            index = Index.restore(index_bytes, expansion_add=EXPANSION_ADD)
-            if index is None:
-                return 0
-            labels = np.frombuffer(labels_bytes, dtype=np.int64).tolist()
-            times = np.frombuffer(times_bytes, dtype=np.float64).tolist()
-            entries = zip(json.loads(bytes(refs)), json.loads(bytes(prompts)), times, strict=True)
-            shard = shards[scope] = _Shard(self._dimensions, index)
-            shard.entries = dict(zip(labels, entries, strict=True))
-            order.extend(zip(times, itertools.repeat(scope), labels))
-        order.sort()
-        self._shards.update(shards)
+        index = type(self._index).restore(self._dimensions, header, parts)
+        order = sorted((added_at, key, label) for key, label, (_, _, added_at) in index.rows())
+        self._index = index
         self._order.extend(order)
         self._next_label = next_label
         self._last_id = self._snapshot_id = last_id
@@ -362,24 +302,15 @@ class SemanticCache:
             # Otherwise a sync or a snapshot is under way: what it reads is found by the next
             # lookup, and this one does not wait for it.
             await self.sync()
-        shard = self._shards.get(scope)
-        if shard is None or not shard.entries:
-            return LookupOutcome(None, None, ())
-        matches = shard.index.search(
-            vector, min(CANDIDATES, len(shard.entries)), threads=INDEX_THREADS
-        )
+        candidates = self._index.nearest(self._index.key(scope, prompt), vector, CANDIDATES)
         best: float | None = None
         refusals: list[str] = []
-        for label, distance in zip(matches.keys, matches.distances, strict=True):
-            row = shard.entries.get(int(label))
-            if row is None:
-                continue
+        for row, similarity in candidates:
             entry = _Entry._make(row)
-            similarity = float(1.0 - distance)
             best = similarity if best is None else max(best, similarity)
             if similarity < self.threshold:
                 break
-            if self.guard:
+            if self._guard:
                 verdict = verify(prompt, entry.prompt)
                 if not verdict.ok:
                     refusals.append(verdict.reason)

@@ -26,6 +26,7 @@ near-miss is a wrong answer.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -151,10 +152,17 @@ _ACTION_PATTERN = _phrase_pattern()
 _CLASS_OF = {p: cls for cls, ps in _ACTION_CLASSES.items() for p in ps}
 
 
+_BRITISH_ISE = re.compile(r"is(e|ed|es|ing|ation)$")
+
+
+@lru_cache(maxsize=8192)
 def _stem(word: str) -> str:
-    """Light, consistent normalisation: spelling variants, plurals, -ing and -ed."""
+    """Light, consistent normalisation: spelling variants, plurals, -ing and -ed. Remembered:
+    prompts share most of their words, and stemming was half of a prompt's agreement key."""
+    if word.isdigit():
+        return word
     w = word.lower().strip("'-")
-    w = re.sub(r"is(e|ed|es|ing|ation)$", r"iz\1", w)
+    w = _BRITISH_ISE.sub(r"iz\1", w)
     if len(w) > 4 and w.endswith("ies"):
         w = w[:-3] + "y"
     elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
@@ -297,6 +305,18 @@ _SAME_TERMS: tuple[tuple[Callable[[str], object], str], ...] = (
     (actions_in, "actions differ"),
     (is_negated, "negation differs"),
 )
+
+
+@lru_cache(maxsize=TERMS_CACHE)
+def agreement_key(text: str) -> str:
+    """Terms ``verify`` requires two prompts to share exactly (the numbers, negation and content
+    words, which hold the actions, languages and most quoted words too), as a digest:
+    ``verify(a, b).ok`` implies ``agreement_key(a) == agreement_key(b)``. The semantic cache looks
+    a prompt up among cached prompts with its key only, since the guard would refuse every other;
+    the other checks run on those candidates. Two keys that collided would only put more
+    candidates before ``verify``."""
+    terms = (numbers_in(text), is_negated(text), content_words(text)[0])
+    return hashlib.blake2b(repr(terms).encode(), digest_size=16).hexdigest()
 
 
 def verify(query: str, candidate: str) -> Verdict:

@@ -173,9 +173,15 @@ def test_semantic_hit_across_two_gateway_processes(start_gateway, flush_valkey):
     assert near_miss.headers["x-gateway-cache"] == "miss"
     other_team = chat(second, "How do I reset my password?", key="sk-demo-team-b")
     assert other_team.headers["x-gateway-cache"] == "miss"
+    # The same terms in another direction: a candidate (one agreement key), which the guard
+    # refuses on the other replica.
+    assert chat(first, "Convert 100 dollars to euros").headers["x-gateway-cache"] == "miss"
+    reversed_ = chat(second, "Convert 100 euros to dollars")
+    assert reversed_.headers["x-gateway-cache"] == "miss"
     metrics = httpx.get(second.metrics_url, timeout=5).text
     assert 'ai_cache_hits_total{kind="semantic",team="team-a"} 1.0' in metrics
-    assert 'ai_semantic_refusals_total{reason="content words differ"}' in metrics
+    assert 'ai_semantic_refusals_total{reason="direction differs"} 1.0' in metrics
+    assert 'reason="content words differ"' not in metrics  # never a candidate
 
 
 @pytest.mark.skipif(

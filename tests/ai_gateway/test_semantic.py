@@ -11,13 +11,12 @@ import time
 from ai_gateway.cache import CachedCompletion
 from ai_gateway.embeddings import LexicalEmbedder
 from ai_gateway.semantic import (
-    CONNECTIVITY,
-    EXPANSION_ADD,
     LOG,
     SNAPSHOT,
     SemanticCache,
     SnapshotPolicy,
 )
+from ai_gateway.semantic_index import CONNECTIVITY, EXPANSION_ADD, GraphIndex
 from ai_gateway.store import MemoryStore, RedisStore
 
 EMBEDDER = LexicalEmbedder()
@@ -47,8 +46,30 @@ async def test_paraphrase_hits_and_near_miss_is_refused(store):
     assert hit.hit.similarity >= 0.6
     miss = await ask(cache, "team-a|complex|x", "How do I track my order?")
     assert miss.hit is None
-    assert miss.refusals == ("actions differ",)
-    assert miss.best_similarity is not None
+    # Another action: the guard would refuse the cached prompt, so it is never a candidate.
+    assert miss.refusals == () and miss.best_similarity is None
+
+
+async def test_the_guard_refuses_a_candidate_its_agreement_key_cannot_tell_apart(store):
+    """The same terms in another direction share a block (the key holds no order); the guard's
+    own check refuses the candidate, and the refusal is reported."""
+    cache = cache_on(store)
+    await remember(cache, "s", "Convert 100 dollars to euros")
+    outcome = await ask(cache, "s", "Convert 100 euros to dollars")
+    assert outcome.hit is None
+    assert outcome.refusals == ("direction differs",)
+    assert outcome.best_similarity is not None and outcome.best_similarity >= 0.6
+
+
+async def test_without_the_guard_the_closest_prompt_of_the_scope_is_served(store):
+    """Off, the cache files a scope's prompts in one graph: the nearest neighbour is served
+    whatever its terms (why the guard is on by default: README "Semantic cache")."""
+    cache = SemanticCache(store, EMBEDDER.dimensions, 0.6, False, 3600, 10_000)
+    await remember(cache, "s", "How do I cancel my order?")
+    await remember(cache, "s", "Where is the nearest store?")
+    outcome = await ask(cache, "s", "How do I track my order?")
+    assert outcome.hit is not None and outcome.hit.cached_prompt == "How do I cancel my order?"
+    assert isinstance(cache.index, GraphIndex)
 
 
 async def test_entries_leave_nothing_for_the_garbage_collector_to_scan():
@@ -59,17 +80,18 @@ async def test_entries_leave_nothing_for_the_garbage_collector_to_scan():
 
     async def add_entries(numbers: range) -> None:
         for n in numbers:
-            # The others share the first's numbers, so the guard goes on to the named terms and
-            # the content words.
+            # They share their numbers but not their words: three blocks, and every class of
+            # each prompt's terms extracted for its agreement key.
             for prompt in (
                 f"Please check invoice {n} for account {n * 7}.",
                 f"Kindly check the Acme invoice {n} for account {n * 7}.",
                 f"Please verify invoice {n} for account {n * 7}.",
             ):
-                await ask(cache, "s", prompt)  # the guard compares it with its near neighbours
+                await ask(cache, "s", prompt)
                 await remember(cache, "s", prompt)
         await cache.sync()
         gc.collect()
+        gc.collect()  # a tuple of tuples is untracked one collection after its members
 
     await add_entries(range(50))  # whatever is allocated once
     before = len(gc.get_objects())
@@ -152,19 +174,21 @@ async def test_a_snapshot_alone_restores_every_entry_with_its_age(clock):
     assert replica.size == 1
 
 
-async def test_a_restored_index_adds_entries_as_a_built_one_does(store):
+async def test_a_restored_graph_adds_entries_as_a_built_one_does(store):
     """usearch's save keeps a graph's links, not its build-time search breadth: the restore sets
     it again, or the new replica would replay the log tail at twice the cost."""
-    writer = cache_on(store)
+    writer = SemanticCache(store, EMBEDDER.dimensions, 0.6, False, 3600, 10_000)
     await remember(writer, "s", "How do I cancel my order?")
     await writer.sync()
     assert await writer.save_snapshot()
-    replica = cache_on(store)
+    replica = SemanticCache(store, EMBEDDER.dimensions, 0.6, False, 3600, 10_000)
     await replica.sync()
-    (built,) = writer._shards.values()
-    (restored,) = replica._shards.values()
-    assert restored.index.expansion_add == built.index.expansion_add == EXPANSION_ADD
-    assert restored.index.connectivity == built.index.connectivity == CONNECTIVITY
+    assert isinstance(writer.index, GraphIndex) and isinstance(replica.index, GraphIndex)
+    (built,) = writer.index.graphs()
+    (restored,) = replica.index.graphs()
+    assert replica.size == 1
+    assert restored.expansion_add == built.expansion_add == EXPANSION_ADD
+    assert restored.connectivity == built.connectivity == CONNECTIVITY
 
 
 async def test_a_snapshot_of_another_embedder_is_ignored(store):
@@ -174,6 +198,19 @@ async def test_a_snapshot_of_another_embedder_is_ignored(store):
     assert await writer.save_snapshot()
     replica = cache_on(store)
     assert await replica.sync() == 0  # the log's vectors have 8 dimensions, not the lexical 1024
+
+
+async def test_a_snapshot_of_the_other_guard_setting_is_ignored_and_the_log_replayed(store):
+    """The guard decides the layout (semantic_index): a replica with the other setting reads the
+    log instead of a snapshot it cannot use."""
+    writer = cache_on(store)
+    await remember(writer, "s", "How do I cancel my order?")
+    await writer.sync()
+    assert await writer.save_snapshot()
+    unguarded = SemanticCache(store, EMBEDDER.dimensions, 0.6, False, 3600, 10_000)
+    assert await unguarded.sync() == 1
+    assert isinstance(unguarded.index, GraphIndex)
+    assert (await ask(unguarded, "s", "how do I cancel my order please")).hit is not None
 
 
 async def test_a_lookup_does_not_wait_for_a_snapshot_under_way(store):
@@ -275,7 +312,7 @@ async def test_a_kept_answer_serves_a_repeated_semantic_hit_without_the_store(st
     await remember(writer, "s", "How do I cancel my order?")
     question = "hi, how can I cancel my order please"
     assert (await ask(reader, "s", question)).hit.entry == ANSWER
-    (ref,) = [ref for shard in reader._shards.values() for ref, _, _ in shard.entries.values()]
+    (ref,) = [ref for _, _, (ref, _, _) in reader.index.rows()]
     other = CachedCompletion("gpt-4", "Another answer.", 12, 3, "stop", 0.01)
     await store.set(ref, json.dumps(vars(other)).encode(), 60)
     assert (await ask(writer, "s", question)).hit.entry == ANSWER

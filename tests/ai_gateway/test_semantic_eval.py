@@ -74,9 +74,9 @@ CROWDED_ENTRIES = 6_000
 async def test_light_rephrasings_stay_hits_in_a_crowded_cache():
     """The evaluation sets cache 40 and 10 prompts, where any search finds the nearest; this is
     the recall they cannot show. ``make bench-compare``'s prompts differ only in their numbers,
-    so 6,000 of them crowd one region of the graph. The cache's search breadth (usearch's 64)
-    serves 99.2% of their light rephrasings from the right entry; a narrower one loses hits
-    (98.4% at 16, 97.4% at 8) while the evaluation sets' figures do not move."""
+    so 6,000 of them are each other's nearest neighbours. An HNSW graph over them served 99.2% of
+    their light rephrasings from the right entry (fewer at a narrower search); filed by the
+    guard's agreement key (semantic_index), every one is compared with its own entry."""
     embedder = Model2VecEmbedder(os.environ["GATEWAY_EMBEDDING_MODEL"])
     threshold = DEFAULT_THRESHOLDS["model2vec"]
     cache = SemanticCache(MemoryStore(), embedder.dimensions, threshold, True, 3600, 10**6)
@@ -90,4 +90,4 @@ async def test_light_rephrasings_stay_hits_in_a_crowded_cache():
         rephrased = rephrased_prompt(RUN, i)
         outcome = await cache.lookup("team-a", rephrased, embedder.embed_whole(rephrased))
         right += outcome.hit is not None and outcome.hit.cached_prompt == miss_prompt(RUN, i)
-    assert right / len(asked) >= 0.985
+    assert right == len(asked)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import gc
+import random
+from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from ai_gateway.evaluation import load_semantic_set
 from ai_gateway.verification import (
     actions_in,
+    agreement_key,
     content_words,
     is_negated,
     languages_in,
@@ -96,3 +102,66 @@ def test_thousands_separators_are_one_number():
 def test_content_words_stem_plurals_and_british_spelling():
     words, _ = content_words("Summarising the invoices")
     assert words == content_words("summarizing the invoice")[0]
+
+
+DATA = Path(__file__).resolve().parents[2] / "bench" / "data"
+# The checks whose terms the key holds (actions, languages and these quotes by their words);
+# operators are not words, so "x > 5" and "x < 5" share a key and the guard refuses the pair.
+KEYED_CHECKS = {
+    "numbers differ",
+    "quoted text differs",
+    "languages differ",
+    "actions differ",
+    "negation differs",
+    "content words differ",
+}
+
+
+def evaluation_pairs() -> list[tuple[str, str]]:
+    """Every query of both semantic evaluation sets against its group's cached prompt."""
+    pairs = []
+    for name in ("semantic_cache_eval.yaml", "semantic_cache_heldout.yaml"):
+        for group in load_semantic_set(DATA / name).groups:
+            for label in ("light", "hard", "near"):
+                pairs += [(query, group.cached) for query in getattr(group, label)]
+    return pairs
+
+
+def test_every_pair_the_guard_passes_shares_its_agreement_key():
+    """The semantic cache compares a prompt only with cached prompts of its key
+    (``semantic_index.BlockIndex``), so no pair the guard passes may have two keys."""
+    pairs = [*evaluation_pairs(), *LIGHT, *((query, cached) for query, cached, _ in NEAR_MISSES)]
+    passed = [(query, cached) for query, cached in pairs if verify(query, cached).ok]
+    assert len(passed) >= 150  # the light rephrasings of both sets
+    assert [pair for pair in passed if agreement_key(pair[0]) != agreement_key(pair[1])] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "cached", "reason"), [case for case in NEAR_MISSES if case[2] in KEYED_CHECKS]
+)
+def test_a_near_miss_refused_on_a_keyed_check_has_another_key(query, cached, reason):
+    """What keeps a miss cheap: such a near-miss is never even a candidate."""
+    assert agreement_key(query) != agreement_key(cached)
+
+
+FILLER = ["please", "hi", "thanks", "could", "you", "tell", "me", "the", "a", "kindly"]
+WORDS = [
+    "cancel", "order", "refund", "invoice", "Python", "3.11", "S3", "upload", "to", "from",
+    "euros", "dollars", "not", "French", "x", ">", "5", '"red shoes"', "account", "42",
+]  # fmt: skip
+
+
+@given(
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=10),
+    st.lists(st.sampled_from(FILLER), max_size=4),
+    st.randoms(use_true_random=False),
+)
+def test_a_rephrasing_the_guard_passes_keeps_its_key(words, filler, rng: random.Random):
+    """Reordered words, filler and another case: whenever the guard passes the pair, the keys
+    are one."""
+    prompt = " ".join(words)
+    rephrased_words = [*words, *filler]
+    rng.shuffle(rephrased_words)
+    rephrased = " ".join(rephrased_words).lower() + "?"
+    if verify(rephrased, prompt).ok:
+        assert agreement_key(rephrased) == agreement_key(prompt)
