@@ -28,15 +28,18 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 
+Buffer = bytes | memoryview
+"""A value sent as it is: bytes, or a view of a large one (a snapshot's columns) not copied."""
+
 STREAM_SLICE = 1 << 20  # bytes written at a time by a streamed command
 
 # hiredis's stub types the command as a one-element tuple; it takes any number of parts.
 _pack = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
 
 
-def _pack_buffers(command: tuple[str | bytes | int | float | list[bytes], ...]) -> list[bytes]:
+def _pack_buffers(command: tuple[str | bytes | int | float | list[Buffer], ...]) -> list[Buffer]:
     """RESP for a command some of whose values are lists of buffers, as a list of buffers."""
-    packed = [b"*%d\r\n" % len(command)]
+    packed: list[Buffer] = [b"*%d\r\n" % len(command)]
     for argument in command:
         if isinstance(argument, list):
             chunks = argument
@@ -124,7 +127,7 @@ class _Connection(asyncio.Protocol):
         self._timeout_s = timeout_s
         self._reader = hiredis.Reader(replyError=ReplyError)
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
-        self._outgoing: list[bytes] = []
+        self._outgoing: list[Buffer] = []
         self._transport: asyncio.Transport | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._writable = asyncio.Event()
@@ -139,7 +142,7 @@ class _Connection(asyncio.Protocol):
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
-    def send(self, packed: list[bytes]) -> asyncio.Future[Any]:
+    def send(self, packed: list[Buffer]) -> asyncio.Future[Any]:
         if self.closed:
             raise ServerUnavailable("the connection to the store is closed")
         future = self._loop.create_future()
@@ -158,7 +161,7 @@ class _Connection(asyncio.Protocol):
             self._transport.writelines(self._outgoing)
         self._outgoing = []
 
-    async def stream(self, packed: list[bytes]) -> asyncio.Future[Any]:
+    async def stream(self, packed: list[Buffer]) -> asyncio.Future[Any]:
         """Send a large command in slices as the socket drains, so it is never copied whole
         into the transport's buffer (an 80 MB snapshot would triple the process's memory);
         commands sent meanwhile are written after it, streams one after the other. A stream
@@ -252,7 +255,7 @@ class RespClient:
         self._connecting: asyncio.Task[_Connection] | None = None
         self._closed = False
 
-    async def execute(self, *command: str | bytes | int | float | list[bytes]) -> Any:
+    async def execute(self, *command: str | bytes | int | float | list[Buffer]) -> Any:
         """Run one command. An argument given as a list of buffers is sent as one value without
         joining them (a snapshot's tens of MB are not copied on the way)."""
         connection = self._connection

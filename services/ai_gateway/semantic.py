@@ -33,6 +33,7 @@ import numpy as np
 
 from .cache import CachedCompletion, KeptAnswers
 from .domain import ChatRequest
+from .resp import Buffer
 from .semantic_index import BlockIndex, CandidateIndex, EntryRow, GraphIndex
 from .store import Clock, Store, log_id_key, write_together
 from .verification import verify
@@ -97,7 +98,7 @@ class _Entry(NamedTuple):
     added_at: float
 
 
-def _frame(*parts: bytes) -> list[bytes]:
+def _frame(*parts: Buffer) -> list[Buffer]:
     """Each part after its length, as a list of buffers: joined only where it is stored."""
     return [piece for part in parts for piece in (_LENGTH.pack(len(part)), part)]
 
@@ -211,7 +212,7 @@ class SemanticCache:
             self._evict()
         return added
 
-    def _snapshot_parts(self) -> list[bytes]:
+    def _snapshot_parts(self) -> list[Buffer]:
         """A header (layout, embedder size, the last log id read, the index's own fields), then
         the index's parts (``semantic_index``): columns, because encoding 100k entries as JSON
         rows took most of a second on the event loop."""

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
-from .resp import RespClient, RespError
+from .resp import Buffer, RespClient, RespError
 
 KEY_PREFIX = "finops:"
 V = TypeVar("V")
@@ -73,7 +73,7 @@ class Store(Protocol):
         """:meth:`get` for a large value (a semantic snapshot, tens of MB)."""
         ...
 
-    async def set_bulk(self, key: str, parts: list[bytes], ttl_seconds: int) -> None:
+    async def set_bulk(self, key: str, parts: list[Buffer], ttl_seconds: int) -> None:
         """:meth:`set` for a large value given in parts (stored joined, but on Redis sent without
         joining them: no copy of tens of MB), over a connection of its own, so the requests'
         commands are not queued behind its transfer."""
@@ -182,7 +182,7 @@ class MemoryStore:
     async def get_bulk(self, key: str) -> bytes | None:
         return await self.get(key)
 
-    async def set_bulk(self, key: str, parts: list[bytes], ttl_seconds: int) -> None:
+    async def set_bulk(self, key: str, parts: list[Buffer], ttl_seconds: int) -> None:
         await self.set(key, b"".join(parts), ttl_seconds)
 
     async def log_append(self, log: str, fields: dict[str, bytes], max_age_s: int) -> str:
@@ -249,7 +249,7 @@ class RedisStore:
     async def get_bulk(self, key: str) -> bytes | None:
         return await self._get(self._bulk, key)
 
-    async def set_bulk(self, key: str, parts: list[bytes], ttl_seconds: int) -> None:
+    async def set_bulk(self, key: str, parts: list[Buffer], ttl_seconds: int) -> None:
         await self._set(self._bulk, key, parts, ttl_seconds)
 
     @staticmethod
@@ -262,7 +262,7 @@ class RedisStore:
 
     @staticmethod
     async def _set(
-        client: RespClient, key: str, value: bytes | list[bytes], ttl_seconds: int
+        client: RespClient, key: str, value: bytes | list[Buffer], ttl_seconds: int
     ) -> None:
         try:
             await client.execute("SET", KEY_PREFIX + key, value, "EX", ttl_seconds)
