@@ -143,7 +143,9 @@ class SemanticCache:
         clock: Clock = time.time,
         local_entries: int = 0,
     ) -> None:
-        """``local_entries``: how many answers this replica keeps in front of the store."""
+        """``guard``: whether candidates go through ``verify``; it also decides how entries are
+        filed (``semantic_index``), so it is fixed for the cache's life. ``local_entries``: how
+        many answers this replica keeps in front of the store."""
         self._store = store
         self._clock = clock
         self._dimensions = dimensions

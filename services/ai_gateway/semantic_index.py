@@ -107,8 +107,19 @@ def _bytes_of(array: np.ndarray) -> memoryview:
     return memoryview(np.ascontiguousarray(array).data).cast("B")
 
 
-def _json(values: list[Any]) -> bytes:
-    return json.dumps(values).encode()
+def _row_columns(rows: list[EntryRow]) -> list[Buffer]:
+    """Rows as columns: times as an array, refs and prompts as JSON lists of strings (JSON rows
+    of 100k entries took most of a second to encode)."""
+    return [
+        np.array([added_at for _, _, added_at in rows], dtype=np.float64).tobytes(),
+        json.dumps([ref for ref, _, _ in rows]).encode(),
+        json.dumps([prompt for _, prompt, _ in rows]).encode(),
+    ]
+
+
+def _rows(times: memoryview, refs: memoryview, prompts: memoryview) -> list[EntryRow]:
+    added = np.frombuffer(times, dtype=np.float64).tolist()
+    return list(zip(json.loads(bytes(refs)), json.loads(bytes(prompts)), added, strict=True))
 
 
 class BlockIndex:
@@ -181,7 +192,7 @@ class BlockIndex:
 
     def snapshot(self) -> tuple[dict[str, Any], list[Buffer]]:
         """Columns over all entries: each one's block (an index into the header's keys), label,
-        time, vector, ref and prompt."""
+        vector, and its row's columns."""
         keys = list(self._blocks)
         entries = [(n, label) for n, key in enumerate(keys) for label in self._blocks[key]]
         labels = [label for _, label in entries]
@@ -189,10 +200,8 @@ class BlockIndex:
         parts: list[Buffer] = [
             np.array([n for n, _ in entries], dtype=np.int64).tobytes(),
             np.array(labels, dtype=np.int64).tobytes(),
-            np.array([added_at for _, _, added_at in rows], dtype=np.float64).tobytes(),
             _bytes_of(self._vectors[[self._row_of[label] for label in labels]]),
-            _json([ref for ref, _, _ in rows]),
-            _json([prompt for _, prompt, _ in rows]),
+            *_row_columns(rows),
         ]
         return {"keys": keys}, parts
 
@@ -201,13 +210,12 @@ class BlockIndex:
         cls, dimensions: int, header: dict[str, Any], parts: list[memoryview]
     ) -> BlockIndex:
         """The index a snapshot holds; raises ValueError, KeyError or TypeError on a bad one."""
-        blocks_bytes, labels_bytes, times_bytes, vectors_bytes, refs, prompts = parts
+        blocks_bytes, labels_bytes, vectors_bytes, *row_columns = parts
         keys = [str(key) for key in header["keys"]]
         blocks = np.frombuffer(blocks_bytes, dtype=np.int64).tolist()
         labels = np.frombuffer(labels_bytes, dtype=np.int64).tolist()
-        times = np.frombuffer(times_bytes, dtype=np.float64).tolist()
         vectors = np.frombuffer(vectors_bytes, dtype=np.float16).reshape(-1, dimensions)
-        rows = list(zip(json.loads(bytes(refs)), json.loads(bytes(prompts)), times, strict=True))
+        rows = _rows(*row_columns)
         if not len(blocks) == len(labels) == len(vectors) == len(rows):
             raise ValueError("snapshot columns of different lengths")
         index = cls(dimensions)
@@ -280,8 +288,7 @@ class GraphIndex:
         return [graph.index for graph in self._graphs.values()]
 
     def snapshot(self) -> tuple[dict[str, Any], list[Buffer]]:
-        """Per scope, its graph (usearch's own format) and its entries by column: labels and
-        times as arrays, refs and prompts as JSON lists of strings."""
+        """Per scope, its graph (usearch's own format), its labels and its rows by column."""
         scopes = list(self._graphs)
         parts: list[Buffer] = []
         for scope in scopes:
@@ -290,9 +297,7 @@ class GraphIndex:
             parts += [
                 graph.index.save() or b"",
                 np.fromiter(graph.entries, dtype=np.int64, count=len(rows)).tobytes(),
-                np.array([added_at for _, _, added_at in rows], dtype=np.float64).tobytes(),
-                _json([ref for ref, _, _ in rows]),
-                _json([prompt for _, prompt, _ in rows]),
+                *_row_columns(rows),
             ]
         return {"scopes": scopes}, parts
 
@@ -304,15 +309,14 @@ class GraphIndex:
         bad one."""
         index = cls(dimensions)
         for n, scope in enumerate(header["scopes"]):
-            graph_bytes, labels_bytes, times_bytes, refs, prompts = parts[5 * n : 5 * n + 5]
+            graph_bytes, labels_bytes, *row_columns = parts[5 * n : 5 * n + 5]
             # The saved graph keeps its links but not the breadth new entries are added with:
             # left at usearch's default (128), a restored replica inserts twice as slowly.
             restored = Index.restore(graph_bytes, expansion_add=EXPANSION_ADD)
             if restored is None:
                 raise ValueError(f"scope {n}'s graph is unreadable")
             labels = np.frombuffer(labels_bytes, dtype=np.int64).tolist()
-            times = np.frombuffer(times_bytes, dtype=np.float64).tolist()
-            rows = zip(json.loads(bytes(refs)), json.loads(bytes(prompts)), times, strict=True)
+            rows = _rows(*row_columns)
             graph = index._graphs[str(scope)] = _Graph(dimensions, restored)
             graph.entries = dict(zip(labels, rows, strict=True))
         return index
