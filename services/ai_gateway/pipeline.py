@@ -414,6 +414,8 @@ class Gateway:
                     await semantic.save_snapshot()
             except StoreUnavailable as exc:
                 log.warning("semantic cache snapshot failed: %s", exc)
+            except Exception:  # a failed snapshot must not end the next ones, nor close()
+                log.exception("semantic cache snapshot failed")
 
     async def close(self) -> None:
         if self._snapshots is not None:

@@ -69,11 +69,11 @@ class LookupOutcome:
 @dataclass(frozen=True)
 class SnapshotPolicy:
     """When a replica saves a snapshot. A new replica replays the log written since the newest
-    snapshot at about 0.3 ms an entry (100k entries; README "Benchmarks"), so ``max_tail`` bounds
-    that replay (2,000 entries: about 0.6 s); ``min_interval_s`` bounds what saving costs under a
-    flood of misses (at 100k entries a snapshot is 0.4 s of CPU and 80 MB to the store), which
-    lets the tail grow to that many seconds of misses; ``max_interval_s`` keeps a quiet log's
-    snapshot fresh."""
+    snapshot, at about 0.05 ms an entry into blocks and 0.3 ms into a graph (100k entries; README
+    "Benchmarks"), so ``max_tail`` bounds that replay (2,000 entries: 0.1-0.6 s);
+    ``min_interval_s`` bounds what saving costs under a flood of misses (at 100k entries a
+    snapshot is 0.2-0.4 s of CPU and 70-80 MB to the store), which lets the tail grow to that many
+    seconds of misses; ``max_interval_s`` keeps a quiet log's snapshot fresh."""
 
     max_tail: int = 2000
     min_interval_s: float = 5.0
@@ -230,11 +230,11 @@ class SemanticCache:
         return _frame(json.dumps(header).encode(), *parts)
 
     async def save_snapshot(self) -> bool:
-        """Write this replica's indexes to the store, if it read log entries since the last
+        """Write this replica's index to the store, if it read log entries since the last
         snapshot; returns whether it wrote one. The bytes are built on a worker thread while the
-        sync lock keeps the indexes still (lookups meanwhile search them as they are): of the
-        0.4 s that 100k entries take, the event loop waits only for the calls that keep the GIL
-        (usearch's save, about 0.1 s)."""
+        sync lock keeps the index still (lookups meanwhile read it as it is): of the 0.2-0.4 s
+        that 100k entries take, the event loop waits only for the calls that keep the GIL (for a
+        graph, usearch's save, about 0.1 s)."""
         async with self._sync_lock:
             if self._last_id == self._snapshot_id or not self._restored:
                 return False

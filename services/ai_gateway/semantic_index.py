@@ -4,8 +4,10 @@ With the guard on, a candidate is served only if ``verify`` passes, and ``verify
 prompts' numbers, negation and content words (among other terms) to be equal: their
 ``verification.agreement_key``. No cached prompt with another key can ever be served, so
 :class:`BlockIndex` files each entry under its scope and key, and compares a prompt with its own
-block alone, exactly: a block holds one prompt's light rephrasings, a handful at most, and the
-guard then runs its other checks on them. A miss costs a dictionary look-up where an approximate
+block alone, exactly: a block holds one prompt's light rephrasings, and the variants only the
+guard's other checks tell apart (an operator, a quote's case, a direction), and the guard runs
+those checks on them. Blocks stay small because a rephrasing the guard passes is a hit, not a new
+entry. A miss costs a dictionary look-up where an approximate
 graph search cost 0.1-0.2 ms and found the right entry among crowded ones 99.2% of the time
 (README "Benchmarks").
 
@@ -26,7 +28,7 @@ import numpy as np
 from usearch.index import Index
 
 from .resp import Buffer
-from .verification import agreement_key
+from .verification import AGREEMENT_RULES, agreement_key
 
 EntryRow = tuple[str, str, float]
 """An entry as (answer ref, prompt, time added), a plain tuple of strings and a number: the garbage
@@ -103,8 +105,8 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 
 
 def _bytes_of(array: np.ndarray) -> memoryview:
-    """An array's bytes as a view: no second copy of them."""
-    return memoryview(np.ascontiguousarray(array).data).cast("B")
+    """An array's bytes as a view: no second copy of them (of none, for an empty array)."""
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
 
 
 def _row_columns(rows: list[EntryRow]) -> list[Buffer]:
@@ -180,8 +182,12 @@ class BlockIndex:
         labels = self._blocks.get(key)
         if not labels:
             return []
-        rows = [self._row_of[label] for label in labels]
-        similarities = self._vectors[rows].astype(np.float32) @ _unit(vector)
+        candidates = self._vectors[[self._row_of[label] for label in labels]].astype(np.float32)
+        # The prompt at the rows' own precision, and each at its own length (f16 rounding leaves
+        # a unit vector 1 +- 1e-4 long), to 6 places: a prompt scores exactly 1.0 with itself.
+        query = _unit(_unit(vector).astype(np.float16))
+        cosines = candidates @ query / np.linalg.norm(candidates, axis=1)
+        similarities = np.clip(np.round(cosines, 6), -1.0, 1.0)
         closest = np.argsort(-similarities, kind="stable")[:count]
         return [(self._entries[labels[i]], float(similarities[i])) for i in closest]
 
@@ -203,13 +209,17 @@ class BlockIndex:
             _bytes_of(self._vectors[[self._row_of[label] for label in labels]]),
             *_row_columns(rows),
         ]
-        return {"keys": keys}, parts
+        return {"keys": keys, "agreement_rules": AGREEMENT_RULES}, parts
 
     @classmethod
     def restore(
         cls, dimensions: int, header: dict[str, Any], parts: list[memoryview]
     ) -> BlockIndex:
-        """The index a snapshot holds; raises ValueError, KeyError or TypeError on a bad one."""
+        """The index a snapshot holds; raises ValueError, KeyError or TypeError on a bad one, or
+        on one whose blocks were filed by another release's guard rules (their keys would never
+        match this one's: the log is replayed instead)."""
+        if header.get("agreement_rules") != AGREEMENT_RULES:
+            raise ValueError("blocks filed by other guard rules")
         blocks_bytes, labels_bytes, vectors_bytes, *row_columns = parts
         keys = [str(key) for key in header["keys"]]
         blocks = np.frombuffer(blocks_bytes, dtype=np.int64).tolist()
@@ -218,6 +228,8 @@ class BlockIndex:
         rows = _rows(*row_columns)
         if not len(blocks) == len(labels) == len(vectors) == len(rows):
             raise ValueError("snapshot columns of different lengths")
+        if len(set(labels)) != len(labels) or not all(0 <= n < len(keys) for n in blocks):
+            raise ValueError("snapshot labels repeated or blocks out of range")
         index = cls(dimensions)
         size = max(len(rows), cls._FIRST_ROWS)
         index._vectors = np.zeros((size, dimensions), dtype=np.float16)

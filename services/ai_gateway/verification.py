@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 _NUMBER = re.compile(r"(?:(?<=\bv)|(?<![A-Za-z0-9.]))\d+(?:[.,:/-]\d+)*")
 # Up to a code block's length: past 200 characters, two snippets that differ in one operator
@@ -305,6 +306,11 @@ _SAME_TERMS: tuple[tuple[Callable[[str], object], str], ...] = (
     (actions_in, "actions differ"),
     (is_negated, "negation differs"),
 )
+
+
+# Which rules made an agreement key: a digest of this module's text. Keys made by other rules
+# (another release's lexicon, stemming or function words) are not comparable with these.
+AGREEMENT_RULES = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=TERMS_CACHE)

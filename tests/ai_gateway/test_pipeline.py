@@ -426,6 +426,36 @@ async def test_a_replica_saves_a_snapshot_once_the_log_tail_is_due(
         await gateway.close()
 
 
+async def test_a_failed_snapshot_is_logged_and_the_next_ones_still_run(
+    flush_valkey, make_gateway, monkeypatch, caplog
+):
+    """A snapshot that fails for any reason (a bug, not the store) is logged; the loop goes on,
+    and the replica still closes cleanly (its budget settlements are retried)."""
+    monkeypatch.setattr(pipeline, "SNAPSHOT_CHECK_S", 0.01)
+    store = RedisStore(flush_valkey)
+    gateway = make_gateway("optimized", store, cache={"semantic": {"embedder": "lexical"}})
+    asked: list[int] = []
+    real_due = gateway.semantic.snapshot_due
+
+    async def due_or_broken(policy):
+        asked.append(len(asked))
+        if len(asked) == 1:
+            raise TypeError("a bug in the snapshot")
+        return await real_due(policy)
+
+    monkeypatch.setattr(gateway.semantic, "snapshot_due", due_or_broken)
+    await gateway.start()
+    try:
+        for _ in range(200):
+            if len(asked) > 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(asked) > 2
+        assert [r for r in caplog.records if r.getMessage() == "semantic cache snapshot failed"]
+    finally:
+        await gateway.close()
+
+
 async def test_snapshot_checks_wait_quietly_while_the_store_is_down(
     make_gateway, monkeypatch, caplog
 ):

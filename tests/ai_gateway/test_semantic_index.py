@@ -91,13 +91,58 @@ def test_a_snapshot_restores_every_entry_and_the_same_answers(layout) -> None:
     assert restored.nearest("k9", vector(99), 1)[0][0] == row(99, "p99")
 
 
+@pytest.mark.parametrize("layout", [BlockIndex, GraphIndex])
+def test_an_empty_index_snapshots_and_restores_empty(layout) -> None:
+    """Every entry expired, or all were another embedder's: the log moved on, the index is
+    empty, and its snapshot must still be written and read."""
+    index = layout(DIMENSIONS)
+    index.insert("k", 1, vector(1), row(1, "p"))
+    index.remove("k", 1)
+    restored = roundtrip(index)
+    assert len(restored) == 0 and list(restored.rows()) == []
+
+
+def test_a_prompt_scores_exactly_one_with_itself_at_any_length() -> None:
+    """Stored at f16, a vector must still be identical to itself: a threshold of 1.0 serves
+    duplicates, and no similarity reads above 1."""
+    index = BlockIndex(DIMENSIONS)
+    for label in range(500):
+        scaled = vector(label) * (0.01 + label)
+        index.insert(f"k{label}", label, scaled, row(label, "p"))
+        ((_, similarity),) = index.nearest(f"k{label}", scaled, 1)
+        assert similarity == 1.0
+
+
+def test_blocks_filed_by_other_guard_rules_are_not_restored(monkeypatch) -> None:
+    """Another release's lexicon or stemming gives other keys: its blocks would never be found,
+    so the snapshot is refused (the cache then replays the log)."""
+    index = BlockIndex(DIMENSIONS)
+    index.insert("k", 1, vector(1), row(1, "p"))
+    fields, parts = index.snapshot()
+    views = _unframe(b"".join(_frame(*parts)))
+    assert len(BlockIndex.restore(DIMENSIONS, fields, views)) == 1
+    monkeypatch.setattr("ai_gateway.semantic_index.AGREEMENT_RULES", "another release")
+    with pytest.raises(ValueError, match="other guard rules"):
+        BlockIndex.restore(DIMENSIONS, fields, views)
+
+
+def test_a_snapshot_with_repeated_labels_is_refused() -> None:
+    index = BlockIndex(DIMENSIONS)
+    index.insert("k", 1, vector(1), row(1, "p"))
+    index.insert("k", 2, vector(2), row(2, "q"))
+    fields, parts = index.snapshot()
+    parts[1] = np.array([1, 1], dtype=np.int64).tobytes()
+    with pytest.raises(ValueError, match="repeated"):
+        BlockIndex.restore(DIMENSIONS, fields, [memoryview(bytes(part)) for part in parts])
+
+
 def test_a_snapshot_with_columns_of_different_lengths_is_refused() -> None:
     index = BlockIndex(DIMENSIONS)
     index.insert("k", 1, vector(1), row(1, "p"))
     fields, parts = index.snapshot()
     parts[1] = np.array([1, 2], dtype=np.int64).tobytes()  # two labels for one entry
     with pytest.raises(ValueError, match="different lengths"):
-        BlockIndex.restore(DIMENSIONS, fields, [memoryview(part) for part in parts])
+        BlockIndex.restore(DIMENSIONS, fields, [memoryview(bytes(part)) for part in parts])
 
 
 def test_without_the_guard_a_scope_is_one_graph_whatever_the_prompt() -> None:

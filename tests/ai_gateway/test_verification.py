@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import random
 from pathlib import Path
 
 import pytest
@@ -154,14 +153,11 @@ WORDS = [
 @given(
     st.lists(st.sampled_from(WORDS), min_size=1, max_size=10),
     st.lists(st.sampled_from(FILLER), max_size=4),
-    st.randoms(use_true_random=False),
 )
-def test_a_rephrasing_the_guard_passes_keeps_its_key(words, filler, rng: random.Random):
-    """Reordered words, filler and another case: whenever the guard passes the pair, the keys
-    are one."""
+def test_a_prompt_with_filler_added_passes_the_guard_and_keeps_its_key(words, filler):
+    """Politeness and filler around any mix of numbers, operators, quotes, named things,
+    directions and negation: the guard passes it, and the key is the same."""
     prompt = " ".join(words)
-    rephrased_words = [*words, *filler]
-    rng.shuffle(rephrased_words)
-    rephrased = " ".join(rephrased_words).lower() + "?"
-    if verify(rephrased, prompt).ok:
-        assert agreement_key(rephrased) == agreement_key(prompt)
+    rephrased = f"hi, {prompt} {' '.join(filler)}?"
+    assert verify(rephrased, prompt).ok, verify(rephrased, prompt).reason
+    assert agreement_key(rephrased) == agreement_key(prompt)
