@@ -1,9 +1,10 @@
 """The requests every server of the comparison gets: one chat completion shape, two prompt kinds.
 
-Misses: every prompt is new (a template with a run number and a counter). Near neighbours share
-all words but the numbers, so the semantic search finds candidates and the guard refuses them,
-the usual path of a miss. Hits: one prompt, repeated. Shared by the Locust user and the asyncio
-client of compare.py.
+Misses: every prompt is new (a template with a run number and a counter). They share all words
+but the numbers, so each is the others' nearest neighbour, yet none shares a new prompt's numbers:
+the semantic cache, which looks only among prompts the guard could accept (semantic_index), finds
+no candidate, and an HNSW search over them (the guard off) would find 8 close ones. Hits: one
+prompt, repeated. Shared by the Locust user and the asyncio client of compare.py.
 """
 
 from __future__ import annotations

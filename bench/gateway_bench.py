@@ -4,7 +4,8 @@
    per second and client-observed p50/p99 for a cache miss and a cache hit, with the in-process
    store and with a real Valkey. Bounded in requests and time; only 127.0.0.1.
 2. Semantic cache lookup p50/p99 with 1k, 10k and 100k entries in one scope, on a real Valkey:
-   sync with the shared log, nearest-neighbour search, guard, and the answer's GET.
+   sync with the shared log, the look-up among the prompt's candidates (its block), guard, and
+   the answer's GET.
 3. Complexity classifier time per request on the labelled prompts.
 
     .venv/bin/python bench/gateway_bench.py [--requests 2000] [--concurrency 16]

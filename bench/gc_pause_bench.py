@@ -4,8 +4,8 @@ A full collection visits every object the collector tracks, while the event loop
 script builds the gateway as the server does (``optimized`` profile, latency off, team-a's limits
 too high to refuse, in-process store), starts it, moves start-up's objects out of the collector's
 sight as the server does (``gc.freeze``), then serves ``--entries`` optimized misses (each a new
-prompt of ``make bench-compare``'s workload, so each adds a semantic entry and the guard compares
-it with its neighbours) straight through the pipeline, no HTTP. It prints:
+prompt of ``make bench-compare``'s workload, so each adds a semantic entry and extracts the guard's
+terms of its prompt) straight through the pipeline, no HTTP. It prints:
 
 - the automatic collections the fill set off, per generation (gen0 and gen1 young, gen2 full):
   how many, the median and the longest pause;

@@ -7,8 +7,9 @@ in-process store, ``gpt-4.1`` for its 1M-token context):
 
 - ``unoptimized``: the prompt once;
 - ``optimized`` (exact and semantic cache with the guard, routing, budgets): the prompt once
-  ("new"), then a prompt with the same text and another last sentence ("near"), which is the case
-  where a semantic candidate is found and the guard compares the two.
+  ("new"), then a prompt with the same text and another last sentence ("near"), which used to be
+  a semantic candidate that the guard compared whole with the first; its other words now give it
+  another agreement key, so it is looked up among other prompts.
 
 The text is the demo scenario's document sentences, so routing markers appear as in real text.
 The ``ai_gateway`` measured is the first on the path: set ``PYTHONPATH=<checkout>/services`` to
