@@ -116,6 +116,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "userId": "MOCK",
                 "id": ACCOUNT_ID,
             }
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]
+            return {"names": names, "zoneIds": ["use1-az1", "use1-az2", "use1-az4", "use1-az6"],
+                    "id": "us-east-1"}  # fmt: skip
         if args.token == "aws:ec2/getRouteTables:getRouteTables":
             return {"ids": ["rtb-0private1", "rtb-0private2"], "id": "us-east-1"}
         if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":

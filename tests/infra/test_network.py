@@ -1,8 +1,13 @@
-"""The network component under mocks: the S3 gateway endpoint setting (issue 10, defect 12)."""
+"""The network component under mocks: the S3 gateway endpoint setting (issue 10, defect 12) and
+the zones its subnets go to."""
 
 from __future__ import annotations
 
-from finops_platform.render import load_stack, record
+import pulumi
+import pytest
+
+from finops_platform.components.network import EKS_UNSUPPORTED_ZONE_IDS, zone_names
+from finops_platform.render import RecordingMocks, load_stack, record
 from tests.infra.graph import one
 
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
@@ -24,3 +29,39 @@ def test_the_endpoint_is_a_setting():
     platform = config.platform.model_copy(update={"network": network})
     recording = record(config.model_copy(update={"platform": platform}))
     assert not recording.mocks.of_type(ENDPOINT)
+
+
+def zones_asked(monkeypatch, names: list[str]) -> list[dict]:
+    """Answer the zone look-up with ``names``; return what the program asked for."""
+    asked: list[dict] = []
+    answer = RecordingMocks.call
+
+    def call(self, args):
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            asked.append(dict(args.args))
+            return {"names": names, "zoneIds": [], "id": "zones"}
+        return answer(self, args)
+
+    monkeypatch.setattr(RecordingMocks, "call", call)
+    return asked
+
+
+def test_subnets_go_to_zones_where_eks_runs(monkeypatch):
+    """Zone names map to different zones per account: the program asks for the ones EKS
+    supports, without opt-in, and gives awsx their names, not a count of the region's first."""
+    asked = zones_asked(monkeypatch, ["us-east-1b", "us-east-1c", "us-east-1d"])
+    recording = record(load_stack("optimized"))
+    vpc = one(recording, "awsx:ec2:Vpc").inputs
+    assert vpc["availabilityZoneNames"] == ["us-east-1b", "us-east-1c"]
+    assert "numberOfAvailabilityZones" not in vpc
+    (query,) = asked
+    assert query["state"] == "available"
+    assert sorted(query["excludeZoneIds"]) == sorted(EKS_UNSUPPORTED_ZONE_IDS) != []
+    assert query["filters"] == [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]
+
+
+def test_too_few_supported_zones_is_an_error_naming_the_setting(monkeypatch):
+    zones_asked(monkeypatch, ["us-west-1a"])
+    pulumi.runtime.set_mocks(RecordingMocks(), preview=False)
+    with pytest.raises(ValueError, match=r"network.availabilityZones is 2, but the region has 1 "):
+        zone_names(2)

@@ -12,6 +12,30 @@ import pulumi_awsx as awsx
 
 from ..config import NetworkConfig
 
+# Zones where EKS does not create clusters (its VPC requirements page): us-east-1's use1-az3,
+# which also lacks current (Nitro) instance types, us-west-1's usw1-az2 and ca-central-1's
+# cac1-az3. A zone's name maps to a different zone in each account, so awsx's default (the
+# region's first names) could land a subnet there and fail CreateCluster after the VPC is built.
+EKS_UNSUPPORTED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
+
+
+def zone_names(count: int) -> list[str]:
+    """The region's first ``count`` zones that EKS supports and need no opt-in (local zones and
+    wavelength zones do)."""
+    zones = aws.get_availability_zones(
+        state="available",
+        exclude_zone_ids=list(EKS_UNSUPPORTED_ZONE_IDS),
+        filters=[
+            aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])
+        ],
+    )
+    if len(zones.names) < count:
+        raise ValueError(
+            f"network.availabilityZones is {count}, but the region has {len(zones.names)} zones "
+            f"where EKS runs ({', '.join(zones.names) or 'none'})"
+        )
+    return list(zones.names[:count])
+
 
 @dataclass(frozen=True)
 class NetworkArgs:
@@ -50,7 +74,7 @@ class Network(pulumi.ComponentResource):
             vpc = awsx.ec2.Vpc(
                 f"{name}-vpc",
                 cidr_block=config.cidr,
-                number_of_availability_zones=config.availability_zones,
+                availability_zone_names=zone_names(config.availability_zones),
                 enable_dns_hostnames=True,
                 subnet_strategy=awsx.ec2.SubnetAllocationStrategy.AUTO,
                 nat_gateways=awsx.ec2.NatGatewayConfigurationArgs(
