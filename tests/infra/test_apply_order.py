@@ -50,6 +50,8 @@ ORDER = [
      "spot launches need the EC2 Spot service-linked role"),
     ("5", "awsx:ec2:Vpc::network-vpc", NODE_POOLS,
      "Karpenter's instances and their network interfaces live in the VPC's subnets"),
+    ("audit", "aws:ec2/tag:Tag::cluster-sg-discovery", NODE_CLASS,
+     "the node class finds the cluster security group by its discovery tag"),
 ]  # fmt: skip
 
 

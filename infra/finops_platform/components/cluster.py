@@ -109,8 +109,9 @@ class Cluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
         )
-        # Karpenter finds the cluster security group that EKS created by this tag.
-        aws.ec2.Tag(
+        # Karpenter finds the cluster security group that EKS created by this tag: in the system's
+        # readiness, so node classes come after it and, on destroy, are gone before it.
+        sg_discovery = aws.ec2.Tag(
             f"{name}-sg-discovery",
             resource_id=self.eks.cluster_security_group_id,
             key="karpenter.sh/discovery",
@@ -166,6 +167,7 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[ebs_csi]),
         )
         self.system_ready = [
+            sg_discovery,
             self.system_nodes,
             self.pod_identity_agent,
             coredns,
