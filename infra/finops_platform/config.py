@@ -57,6 +57,7 @@ AL2_LAST_MINOR = 32
 CapacityType = Literal["spot", "on-demand"]
 
 
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 # Above zero: a zero request or volume is refused by Kubernetes or prices nothing.
 _MEMORY_PATTERN = r"^[1-9]\d*(Mi|Gi)$"
 
@@ -86,9 +87,25 @@ class NetworkConfig(_Config):
     @classmethod
     def _cidr(cls, cidr: str) -> str:
         network = ipaddress.ip_network(cidr)
-        if network.prefixlen > 20:
-            raise ValueError("the VPC needs at least a /20 to hold its subnets")
+        if network.version != 4 or not 16 <= network.prefixlen <= 18:
+            raise ValueError(
+                f"{cidr}: allowed: an IPv4 range from /16 to /18 (a VPC is /16 at most, and each "
+                "zone takes a /20 of private and a /22 of public subnets)"
+            )
         return cidr
+
+    @model_validator(mode="after")
+    def _zones_fit(self) -> NetworkConfig:
+        """awsx gives each zone an equal block (a power of two of them), which must hold its
+        /20 and /22: a /18 holds two zones' blocks, not three or four."""
+        blocks = 1 << (self.availability_zones - 1).bit_length()
+        room = 1 << (32 - ipaddress.ip_network(self.cidr).prefixlen)
+        if self.mode == "create" and room // blocks < 4096 + 1024:
+            raise ValueError(
+                f"cidr {self.cidr} cannot hold {self.availability_zones} availability zones' "
+                f"subnets; allowed: /17 or wider for {self.availability_zones} zones"
+            )
+        return self
 
     @model_validator(mode="after")
     def _existing_needs_ids(self) -> NetworkConfig:
@@ -113,14 +130,19 @@ class SystemNodeGroupConfig(_Config):
 
 
 def _cidr_range(cidr: str) -> str:
-    """Checked per entry, so an error names the entry's index and says what is allowed."""
+    """Checked per entry, so an error names the entry's index and says what is allowed. IPv4
+    only: EKS refuses IPv6 blocks in an IPv4 cluster's public access list."""
     try:
-        ipaddress.ip_network(cidr)
+        network = ipaddress.ip_network(cidr)
     except ValueError as exc:
         raise ValueError(
-            f"allowed: an IPv4 or IPv6 CIDR range with no host bits set, such as your address "
-            f"/32 ({exc})"
+            f"allowed: an IPv4 CIDR range with no host bits set, such as your address /32 ({exc})"
         ) from exc
+    if network.version != 4:
+        raise ValueError(
+            f"{cidr}: allowed: an IPv4 CIDR range, such as your address /32 (EKS refuses IPv6 "
+            "ranges in an IPv4 cluster's public access list)"
+        )
     return cidr
 
 
@@ -427,13 +449,25 @@ class PlatformConfig(_Config):
     and the workloads to an existing cluster (kind, minikube, k3d, any kubeconfig)."""
 
     mode: Literal["aws", "local"] = "aws"
-    cost_center: str = Field(default="finops-lab", min_length=1, max_length=64)
+    cost_center: str = "finops-lab"
     network: NetworkConfig = NetworkConfig()
     cluster: ClusterConfig | None = None
     karpenter: KarpenterConfig | None = None
     local: LocalConfig = LocalConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     kubecost: KubecostConfig = KubecostConfig()
+
+    @field_validator("cost_center")
+    @classmethod
+    def _label_value(cls, cost_center: str) -> str:
+        """A Kubernetes label value too: the namespace and every pod carry it, and a value
+        Kubernetes refuses would fail `pulumi up` after the cluster is built."""
+        if len(cost_center) > 63 or not _LABEL_VALUE.match(cost_center):
+            raise ValueError(
+                f"{cost_center!r}: allowed: up to 63 letters, digits, '-', '_' and '.', starting "
+                "and ending with a letter or digit (it is a Kubernetes label value)"
+            )
+        return cost_center
 
     @model_validator(mode="after")
     def _mode_needs(self) -> PlatformConfig:

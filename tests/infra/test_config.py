@@ -72,12 +72,29 @@ def values_with(change) -> dict:
             lambda p: p.setdefault("observability", {}).update(alerts={"receiver": "email"}),
             "`finops-sim:platform.observability.alerts.receiver`: value 'email'",
         ),
-        # A /24 VPC cannot hold two AZs' public and private subnets.
+        # A /24 VPC cannot hold two AZs' public and private subnets; AWS refuses a VPC
+        # wider than /16; a /18 has room for two zones' blocks, not three.
         (
             lambda p: p["network"].update(cidr="10.0.0.0/24"),
             "`finops-sim:platform.network.cidr`: value '10.0.0.0/24' is invalid: Value error, "
-            "the VPC needs at least a /20",
+            "10.0.0.0/24: allowed: an IPv4 range from /16 to /18",
         ),
+        (
+            lambda p: p["network"].update(cidr="10.0.0.0/12"),
+            "10.0.0.0/12: allowed: an IPv4 range from /16 to /18 (a VPC is /16 at most",
+        ),
+        (
+            lambda p: p["network"].update(cidr="10.0.0.0/18", availabilityZones=3),
+            "`finops-sim:platform.network`: value {...} is invalid: Value error, cidr "
+            "10.0.0.0/18 cannot hold 3 availability zones' subnets; allowed: /17 or wider",
+        ),
+        # A cost center is a label value on every pod: Kubernetes refuses spaces and slashes.
+        (
+            lambda p: p.update(costCenter="Fin Ops"),
+            "`finops-sim:platform.costCenter`: value 'Fin Ops' is invalid: Value error, 'Fin Ops': "
+            "allowed: up to 63 letters, digits",
+        ),
+        (lambda p: p.update(costCenter="c" * 64), "allowed: up to 63 letters"),
         # A VPC id without the subnets to put nodes in: `vpcId` alone is not enough.
         (
             lambda p: p["network"].update(mode="existing", vpcId="vpc-0abc"),
@@ -104,7 +121,13 @@ def values_with(change) -> dict:
         (
             lambda p: p["cluster"].update(publicAccessCidrs=["198.18.7.1/32", "10.0.0.300/32"]),
             "`finops-sim:platform.cluster.publicAccessCidrs[1]`: value '10.0.0.300/32' is "
-            "invalid: Value error, allowed: an IPv4 or IPv6 CIDR range",
+            "invalid: Value error, allowed: an IPv4 CIDR range",
+        ),
+        # EKS refuses IPv6 ranges in an IPv4 cluster's public access list.
+        (
+            lambda p: p["cluster"].update(publicAccessCidrs=["2001:db8::/32"]),
+            "`finops-sim:platform.cluster.publicAccessCidrs[0]`: value '2001:db8::/32' is "
+            "invalid: Value error, 2001:db8::/32: allowed: an IPv4 CIDR range",
         ),
     ],
 )
