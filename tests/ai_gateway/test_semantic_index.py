@@ -58,8 +58,12 @@ def test_rows_freed_by_removal_are_reused_and_the_matrix_grows_past_its_first_ro
     for label in range(0, count, 2):
         index.remove(f"k{label % 7}", label)
     assert len(index) == count // 2
+    freed = {index._row_of[label] for label in range(1, count, 2)} ^ set(range(count))
+    rows_held = len(index._vectors)
     for label in range(count, count + 100):  # into the freed rows
         index.insert("new", label, vector(label), row(label, f"p{label}"))
+    assert {index._row_of[label] for label in range(count, count + 100)} <= freed
+    assert len(index._vectors) == rows_held > count  # grown once, then reused
     for label in (1, count - 1, count + 99):
         key = "new" if label >= count else f"k{label % 7}"
         best, similarity = index.nearest(key, vector(label), 1)[0]
