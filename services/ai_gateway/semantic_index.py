@@ -49,9 +49,8 @@ CONNECTIVITY = 12
 INDEX_THREADS = 1
 
 
-def new_index(dimensions: int) -> Index:
-    """An empty scope's HNSW graph, built with this module's parameters (bench/miss_floor.py times
-    this same graph)."""
+def _new_graph(dimensions: int) -> Index:
+    """An empty scope's HNSW graph, built with this module's parameters."""
     return Index(
         ndim=dimensions,
         metric="cos",
@@ -246,7 +245,7 @@ class BlockIndex:
 
 class _Graph:
     def __init__(self, dimensions: int, index: Index | None = None) -> None:
-        self.index = index or new_index(dimensions)
+        self.index = index or _new_graph(dimensions)
         self.entries: dict[int, EntryRow] = {}
 
 
