@@ -57,7 +57,7 @@ AL2_LAST_MINOR = 32
 CapacityType = Literal["spot", "on-demand"]
 
 
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")  # whole value
 # Above zero: a zero request or volume is refused by Kubernetes or prices nothing.
 _MEMORY_PATTERN = r"^[1-9]\d*(Mi|Gi)$"
 
@@ -90,14 +90,15 @@ class NetworkConfig(_Config):
         if network.version != 4 or not 16 <= network.prefixlen <= 18:
             raise ValueError(
                 f"{cidr}: allowed: an IPv4 range from /16 to /18 (a VPC is /16 at most, and each "
-                "zone takes a /20 of private and a /22 of public subnets)"
+                "zone takes a /19 for its /22 public and /20 private subnets)"
             )
         return cidr
 
     @model_validator(mode="after")
     def _zones_fit(self) -> NetworkConfig:
-        """awsx gives each zone an equal block (a power of two of them), which must hold its
-        /20 and /22: a /18 holds two zones' blocks, not three or four."""
+        """awsx gives each zone an equal block (a power of two of them) and lays its /22 public
+        subnet, then its /20 private one on the next /20 boundary, so each zone needs a /19: a
+        /18 holds two zones' blocks, not three or four."""
         blocks = 1 << (self.availability_zones - 1).bit_length()
         room = 1 << (32 - ipaddress.ip_network(self.cidr).prefixlen)
         if self.mode == "create" and room // blocks < 4096 + 1024:
@@ -462,7 +463,7 @@ class PlatformConfig(_Config):
     def _label_value(cls, cost_center: str) -> str:
         """A Kubernetes label value too: the namespace and every pod carry it, and a value
         Kubernetes refuses would fail `pulumi up` after the cluster is built."""
-        if len(cost_center) > 63 or not _LABEL_VALUE.match(cost_center):
+        if len(cost_center) > 63 or not _LABEL_VALUE.fullmatch(cost_center):
             raise ValueError(
                 f"{cost_center!r}: allowed: up to 63 letters, digits, '-', '_' and '.', starting "
                 "and ending with a letter or digit (it is a Kubernetes label value)"

@@ -95,6 +95,8 @@ def values_with(change) -> dict:
             "allowed: up to 63 letters, digits",
         ),
         (lambda p: p.update(costCenter="c" * 64), "allowed: up to 63 letters"),
+        # A YAML block scalar keeps its newline; `$` alone would have let it through.
+        (lambda p: p.update(costCenter="finops-lab\n"), "allowed: up to 63 letters"),
         # A VPC id without the subnets to put nodes in: `vpcId` alone is not enough.
         (
             lambda p: p["network"].update(mode="existing", vpcId="vpc-0abc"),

@@ -19,15 +19,16 @@ from ..config import NetworkConfig
 EKS_UNSUPPORTED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
 
 
-def zone_names(count: int) -> list[str]:
+def zone_names(count: int, opts: pulumi.InvokeOptions | None = None) -> list[str]:
     """The region's first ``count`` zones that EKS supports and need no opt-in (local zones and
-    wavelength zones do)."""
+    wavelength zones do). Not filtered by state: a zone reporting an impairment would drop out,
+    and the next `pulumi up` would move the subnets, NAT and cluster mid-incident."""
     zones = aws.get_availability_zones(
-        state="available",
         exclude_zone_ids=list(EKS_UNSUPPORTED_ZONE_IDS),
         filters=[
             aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])
         ],
+        opts=opts,
     )
     if len(zones.names) < count:
         raise ValueError(
@@ -74,7 +75,10 @@ class Network(pulumi.ComponentResource):
             vpc = awsx.ec2.Vpc(
                 f"{name}-vpc",
                 cidr_block=config.cidr,
-                availability_zone_names=zone_names(config.availability_zones),
+                # On the stack's own provider (its region and tags), as the component's children.
+                availability_zone_names=zone_names(
+                    config.availability_zones, pulumi.InvokeOptions(parent=self)
+                ),
                 enable_dns_hostnames=True,
                 subnet_strategy=awsx.ec2.SubnetAllocationStrategy.AUTO,
                 nat_gateways=awsx.ec2.NatGatewayConfigurationArgs(
