@@ -68,6 +68,18 @@ class _Config(StrictModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+# Each zone's subnets in a created VPC (network.py lays them out with awsx).
+PUBLIC_SUBNET_PREFIX = 22
+PRIVATE_SUBNET_PREFIX = 20
+
+
+def zone_block_addresses() -> int:
+    """The addresses one zone's subnets take: awsx lays the public subnet first and the private
+    one on its next own-size boundary (a /22 then a /20: a /19)."""
+    public, private = 1 << (32 - PUBLIC_SUBNET_PREFIX), 1 << (32 - PRIVATE_SUBNET_PREFIX)
+    return -(-public // private) * private + private
+
+
 class NetworkConfig(_Config):
     mode: Literal["create", "existing"] = "create"
     cidr: str = "10.0.0.0/16"
@@ -96,12 +108,12 @@ class NetworkConfig(_Config):
 
     @model_validator(mode="after")
     def _zones_fit(self) -> NetworkConfig:
-        """awsx gives each zone an equal block (a power of two of them) and lays its /22 public
-        subnet, then its /20 private one on the next /20 boundary, so each zone needs a /19: a
-        /18 holds two zones' blocks, not three or four."""
+        """awsx gives each zone an equal block (a power of two of them), which must hold the
+        zone's subnets (``zone_block_addresses``): a /18 holds two zones' blocks, not three or
+        four."""
         blocks = 1 << (self.availability_zones - 1).bit_length()
         room = 1 << (32 - ipaddress.ip_network(self.cidr).prefixlen)
-        if self.mode == "create" and room // blocks < 4096 + 1024:
+        if self.mode == "create" and room // blocks < zone_block_addresses():
             raise ValueError(
                 f"cidr {self.cidr} cannot hold {self.availability_zones} availability zones' "
                 f"subnets; allowed: /17 or wider for {self.availability_zones} zones"

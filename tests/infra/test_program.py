@@ -57,6 +57,9 @@ def test_vpc_has_nat_and_discovery_tags(recording):
     assert vpc["availabilityZoneNames"] == ["us-east-1a", "us-east-1b"]  # the mocks' first two
     assert vpc["natGateways"] == {"strategy": "Single"}
     private = next(s for s in vpc["subnetSpecs"] if s["type"] == "Private")
+    public = next(s for s in vpc["subnetSpecs"] if s["type"] == "Public")
+    # The layout the config's CIDR rule sizes each zone's block for (a /19 a zone).
+    assert (public["cidrMask"], private["cidrMask"]) == (22, 20)
     assert private["tags"]["karpenter.sh/discovery"] == recording.outputs["cluster_name"]
     assert private["tags"]["kubernetes.io/role/internal-elb"] == "1"
 

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
 
-from ..config import NetworkConfig
+from ..config import PRIVATE_SUBNET_PREFIX, PUBLIC_SUBNET_PREFIX, NetworkConfig
 
 # Zones where EKS does not create clusters (its VPC requirements page): us-east-1's use1-az3,
 # which also lacks current (Nitro) instance types, us-west-1's usw1-az2 and ca-central-1's
@@ -88,10 +88,14 @@ class Network(pulumi.ComponentResource):
                 ),
                 subnet_specs=[
                     awsx.ec2.SubnetSpecArgs(
-                        type=awsx.ec2.SubnetType.PUBLIC, cidr_mask=22, tags=tags["public"]
+                        type=awsx.ec2.SubnetType.PUBLIC,
+                        cidr_mask=PUBLIC_SUBNET_PREFIX,
+                        tags=tags["public"],
                     ),
                     awsx.ec2.SubnetSpecArgs(
-                        type=awsx.ec2.SubnetType.PRIVATE, cidr_mask=20, tags=tags["private"]
+                        type=awsx.ec2.SubnetType.PRIVATE,
+                        cidr_mask=PRIVATE_SUBNET_PREFIX,
+                        tags=tags["private"],
                     ),
                 ],
                 tags={**args.tags, "Name": f"{args.cluster_name}-vpc"},
