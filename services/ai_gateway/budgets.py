@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Literal, Protocol
+from typing import Literal, NoReturn, Protocol
 
 from pydantic import BaseModel
 
@@ -167,6 +167,12 @@ class Ledger(Protocol):
         """
         ...
 
+    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> bool:
+        """Count one request in the window's minute if the count stays within the limit, in one
+        atomic step; False, and nothing counted, past it. A cache hit asks only this: it holds
+        no money and no tokens, so the budget's holds and spend are not read."""
+        ...
+
     async def settle(
         self, reservation: Reservation, cost_nanos: int, tokens: int, retry: bool = False
     ) -> int:
@@ -224,6 +230,12 @@ class MemoryLedger:
         if cost > 0:
             self._bump(w.budget_key, "reserved", cost, ttl_seconds(w.period_end, now))
         return "ok", spent
+
+    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> bool:
+        if self._counter(w.requests_key).get("n", 0) + 1 > requests_per_minute:
+            return False
+        self._bump(w.requests_key, "n", 1, ttl_seconds(w.minute_end, now))
+        return True
 
     async def settle(
         self, reservation: Reservation, cost_nanos: int, tokens: int, retry: bool = False
@@ -318,6 +330,13 @@ return {'ok', spent}
 """
 )
 
+_COUNT_REQUEST = Script("""
+if tonumber(redis.call('GET', KEYS[1]) or '0') + 1 > tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+""")
+
 _USAGE = Script(
     _release_expired_holds("KEYS[1]", "KEYS[2]")
     + "return redis.call('HMGET', KEYS[1], 'spent', 'reserved')"
@@ -373,6 +392,17 @@ class RedisLedger:
         except RespError as exc:
             raise StoreUnavailable(f"redis budget reservation failed: {exc}") from exc
         return _reason(reason.decode()), int(spent)
+
+    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> bool:
+        try:
+            counted = await self._client.run_script(
+                _COUNT_REQUEST,
+                keys=[KEY_PREFIX + w.requests_key],
+                args=[requests_per_minute, ttl_seconds(w.minute_end, now)],
+            )
+        except RespError as exc:
+            raise StoreUnavailable(f"redis request count failed: {exc}") from exc
+        return bool(counted == 1)
 
     async def settle(
         self, reservation: Reservation, cost_nanos: int, tokens: int, retry: bool = False
@@ -510,34 +540,61 @@ class Budgets:
         try:
             reason, spent = await self._ledger.reserve(reservation, limits, now)
         except StoreUnavailable as exc:
-            self._metrics.store_errors.labels(op="budget_reserve").inc()
-            self._metrics.store_up.set(0)
-            if self._fail_open:
-                log.warning("budget store unavailable, admitting without limits: %s", exc)
-                return None
-            log.error("budget store unavailable, refusing: %s", exc)
-            raise GatewayError(
-                "unavailable",
-                "Budgets cannot be checked because the gateway's store is unavailable.",
-                retry_after=STORE_RETRY_AFTER_S,
-            ) from exc
+            self._store_failed(exc)
+            return None
         self._metrics.store_up.set(1)
         self._publish_remaining(team, spent)
         admission = Admission(reason, spent, reservation)
         if not admission.admitted:
-            refusal = _refusal(team, limits, admission, worst_cost_usd, now)
-            # A request no reset lets through is not a spent budget (that alert is critical).
-            counted = reason if refusal.retry_after is not None else TOO_LARGE
-            self._metrics.budget_rejections.labels(team=team, reason=counted).inc()
-            raise refusal
+            self._refuse(team, limits, admission, worst_cost_usd, now)
         return reservation
 
     async def admit_free(self, team: str, now: datetime) -> None:
         """Admit a request that costs nothing (a cache hit): it is checked against, and counted
         in, the team's requests-per-minute limit only, so without that limit there is nothing to
         ask the ledger."""
-        if self._limits[team].requests_per_minute is not None:
-            await self.admit(team, 0.0, 0, now)
+        limits = self._limits[team]
+        if limits.requests_per_minute is None:
+            return
+        w = window(team, limits.period, now)
+        try:
+            counted = await self._ledger.count_request(w, limits.requests_per_minute, now)
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            return
+        self._metrics.store_up.set(1)
+        if not counted:
+            refused = Admission("requests_per_minute", 0, Reservation(w, 0, 0))
+            self._refuse(team, limits, refused, 0.0, now)
+
+    def _store_failed(self, exc: StoreUnavailable) -> None:
+        """An admission the ledger did not answer: admitted without limits when budgets fail
+        open, else refused with a 503."""
+        self._metrics.store_errors.labels(op="budget_reserve").inc()
+        self._metrics.store_up.set(0)
+        if self._fail_open:
+            log.warning("budget store unavailable, admitting without limits: %s", exc)
+            return
+        log.error("budget store unavailable, refusing: %s", exc)
+        raise GatewayError(
+            "unavailable",
+            "Budgets cannot be checked because the gateway's store is unavailable.",
+            retry_after=STORE_RETRY_AFTER_S,
+        ) from exc
+
+    def _refuse(
+        self,
+        team: str,
+        limits: TeamLimits,
+        admission: Admission,
+        worst_cost_usd: float,
+        now: datetime,
+    ) -> NoReturn:
+        refusal = _refusal(team, limits, admission, worst_cost_usd, now)
+        # A request no reset lets through is not a spent budget (that alert is critical).
+        counted = admission.reason if refusal.retry_after is not None else TOO_LARGE
+        self._metrics.budget_rejections.labels(team=team, reason=counted).inc()
+        raise refusal
 
     async def settle(
         self, team: str, reservation: Reservation, cost_usd: float, tokens: int

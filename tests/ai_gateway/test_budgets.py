@@ -130,6 +130,29 @@ async def test_a_settlement_returns_the_tokens_its_worst_case_did_not_use(ledger
     assert (await ledger.reserve(Reservation(w, 0, 50), limits, NOW))[0] == "ok"
 
 
+async def test_a_free_request_counts_in_the_minute_shared_with_reservations(ledger):
+    """A cache hit's count and a miss's reservation share the minute's request counter: past the
+    limit neither is admitted, a refused count adds nothing, and the next minute starts at 0."""
+    limits = TeamLimits(budget_nanos=None, period="day", tokens_per_minute=None,
+                        requests_per_minute=3)  # fmt: skip
+    w = window("ops", "day", NOW)
+    assert await ledger.count_request(w, 3, NOW)
+    assert (await ledger.reserve(Reservation(w, 0, 0), limits, NOW))[0] == "ok"
+    assert await ledger.count_request(w, 3, NOW)
+    assert not await ledger.count_request(w, 3, NOW)
+    assert await ledger.count_request(w, 4, NOW)  # the refusal above counted nothing: 3 + 1
+    assert (await ledger.reserve(Reservation(w, 0, 0), limits, NOW))[0] == "requests_per_minute"
+    next_minute = datetime(2026, 3, 1, 0, 0, 5, tzinfo=UTC)
+    assert await ledger.count_request(window("ops", "day", next_minute), 1, next_minute)
+
+
+async def test_concurrent_free_requests_never_pass_the_limit(ledger):
+    """Counted in one atomic step: 50 hits at once against a limit of 20 admit exactly 20."""
+    w = window("ops", "day", NOW)
+    counted = await asyncio.gather(*(ledger.count_request(w, 20, NOW) for _ in range(50)))
+    assert counted.count(True) == 20
+
+
 async def test_memory_counters_expire_with_the_clock(clock):
     ledger = MemoryLedger(clock)
     limits = TeamLimits(budget_nanos=None, period="day", tokens_per_minute=None,
@@ -270,10 +293,15 @@ class CountingLedger(MemoryLedger):
     """The in-process ledger, counting reservations asked of it."""
 
     reservations = 0
+    counts = 0
 
     async def reserve(self, reservation, limits, now):
         self.reservations += 1
         return await super().reserve(reservation, limits, now)
+
+    async def count_request(self, w, requests_per_minute, now):
+        self.counts += 1
+        return await super().count_request(w, requests_per_minute, now)
 
 
 async def test_a_free_request_is_checked_against_the_request_rate_only(clock):
@@ -283,13 +311,18 @@ async def test_a_free_request_is_checked_against_the_request_rate_only(clock):
     budgets = stage(ledger, GatewayMetrics(), budget_nanos=to_nanos(0.01), tokens_per_minute=10)
     for _ in range(5):
         await budgets.admit_free("ops", NOW)
-    assert ledger.reservations == 0
-    limited = stage(CountingLedger(clock), GatewayMetrics(), requests_per_minute=2)
+    assert (ledger.reservations, ledger.counts) == (0, 0)
+    counting, metrics = CountingLedger(clock), GatewayMetrics()
+    limited = stage(counting, metrics, requests_per_minute=2)
     await limited.admit_free("ops", NOW)
     await limited.admit_free("ops", NOW)
     with pytest.raises(GatewayError) as refused:
         await limited.admit_free("ops", NOW)
-    assert refused.value.kind == "rate_limit"
+    assert refused.value.kind == "rate_limit" and refused.value.retry_after == 30
+    assert "2 requests per minute" in refused.value.message
+    assert rejections(metrics, "requests_per_minute") == 1
+    # A hit holds nothing: it is counted, never reserved (no hold to release, no spend to read).
+    assert (counting.reservations, counting.counts) == (0, 3)
 
 
 async def test_a_replica_that_never_served_the_team_publishes_the_ledgers_remaining_budget(ledger):
