@@ -140,11 +140,17 @@ def _sim_labels(request: Request) -> dict[str, str]:
     }
 
 
+def usd_header(amount: float) -> str:
+    """Dollars to 12 significant digits: a difference of two prices (a saving) carries binary
+    noise in its last digits (0.0006000000000000001), which no price has."""
+    return f"{amount:.12g}"
+
+
 def gateway_headers(c: Completion) -> dict[str, str]:
     """What the gateway did, as ``x-gateway-*`` response headers."""
     headers = {
-        "x-gateway-cost-usd": repr(c.cost_usd),
-        "x-gateway-saved-usd": repr(c.saved_usd),
+        "x-gateway-cost-usd": usd_header(c.cost_usd),
+        "x-gateway-saved-usd": usd_header(c.saved_usd),
         "x-gateway-model": c.model.name,
         "x-gateway-team": c.team,
         "x-gateway-cache": c.cache,

@@ -12,6 +12,7 @@ import re
 import httpx
 import pytest
 
+from ai_gateway.app import usd_header
 from tests.ai_gateway.support import ADMIN_KEY, budget_settings
 
 OPENAI = "/v1/chat/completions"
@@ -206,6 +207,17 @@ async def test_gateway_headers_describe_the_answer(app_client):
     assert hit.headers["x-gateway-cache"] in ("exact", "semantic")
     assert float(hit.headers["x-gateway-cost-usd"]) == 0.0
     assert "x-gateway-routed-from" not in hit.headers
+
+
+@pytest.mark.parametrize(
+    ("amount", "header"),
+    [(0.0008 - 0.0002, "0.0006"), (0.0, "0"), (4.5e-07, "4.5e-07"), (12.5, "12.5")],
+)
+def test_dollar_headers_carry_no_binary_noise(amount, header):
+    """A saving is a difference of two prices, which repr() showed with binary noise."""
+    assert repr(0.0008 - 0.0002) == "0.0006000000000000001"  # the noise this guards against
+    assert usd_header(amount) == header
+    assert float(usd_header(1 / 3)) == pytest.approx(1 / 3, rel=1e-12)
 
 
 async def test_streams_are_event_streams_in_both_shapes(client):
