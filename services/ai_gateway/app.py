@@ -26,6 +26,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Match
+from starlette.routing import Route as BaseRoute
 
 from .adapters import anthropic, openai
 from .adapters.base import Adapter
@@ -434,9 +436,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     elif status != 404:
         error = GatewayError("internal", "The gateway had an internal error.")
     response = error_response(_error_adapter(request), error, request)
-    if status == 405 and isinstance(exc, HTTPException) and exc.headers:
-        response.headers["allow"] = exc.headers.get("Allow", "")  # RFC 9110 requires it on 405
+    if status == 405:
+        response.headers["allow"] = _allowed_methods(request)  # RFC 9110 requires it on 405
     return response
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: Starlette's 405 names only the first
+    route's, and a GET route's HEAD is a route of its own here."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 class DirectRoute(APIRoute):
@@ -507,11 +521,17 @@ def create_app(gateway: Gateway, freeze_heap: bool = False) -> FastAPI:
     app.add_api_route(
         "/v1/messages/count_tokens", http.count_tokens, methods=["POST"], **_count_tokens_doc()
     )
-    app.add_api_route("/v1/models", http.models, methods=["GET"], **_models_doc())
-    app.add_api_route("/v1/models/{model_id}", http.model, methods=["GET"], **_model_doc())
-    app.add_api_route("/v1/budgets", http.budgets, methods=["GET"], **_budgets_doc())
-    app.add_api_route("/healthz", http.healthz, methods=["GET"], **_health_doc())
-    app.add_api_route("/readyz", http.readyz, methods=["GET"], **_ready_doc())
+    for path, endpoint, doc in (
+        ("/v1/models", http.models, _models_doc()),
+        ("/v1/models/{model_id}", http.model, _model_doc()),
+        ("/v1/budgets", http.budgets, _budgets_doc()),
+        ("/healthz", http.healthz, _health_doc()),
+        ("/readyz", http.readyz, _ready_doc()),
+    ):
+        app.add_api_route(path, endpoint, methods=["GET"], **doc)
+        # A GET route answers HEAD too (RFC 9110), as monitors and load balancers probe with it:
+        # the same status and headers, and uvicorn sends no body.
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
     app.openapi = lambda: _openapi(app, gateway.catalog.models_offered())  # type: ignore[method-assign]
     app.state.gateway = gateway
     return app

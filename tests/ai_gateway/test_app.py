@@ -175,7 +175,20 @@ async def test_wrong_method_is_405_json_and_says_what_is_allowed(client):
     response = await client.get(OPENAI)
     assert_openai_error(response, 405)
     assert response.headers["allow"] == "POST"  # RFC 9110: a 405 names the allowed methods
-    assert (await client.put("/v1/models")).headers["allow"] == "GET"
+    assert (await client.put("/v1/models")).headers["allow"] == "GET, HEAD"
+    assert (await client.delete("/healthz")).headers["allow"] == "GET, HEAD"
+
+
+async def test_a_get_route_answers_head_with_its_status_and_no_body(client):
+    """Monitors and load balancers probe with HEAD (RFC 9110: a GET route should answer it)."""
+    for path, status in (("/healthz", 200), ("/readyz", 200), ("/v1/models", 200)):
+        get, head = await client.get(path, headers=KEY), await client.head(path, headers=KEY)
+        assert (head.status_code, head.content) == (status, b"")
+        assert head.headers["content-type"] == get.headers["content-type"]
+    unauthorized = await client.head("/v1/models")
+    assert (unauthorized.status_code, unauthorized.content) == (401, b"")
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert not [path for path, operations in paths.items() if "head" in operations]
 
 
 async def test_bad_requests_are_counted_as_4xx_and_none_as_500(client):
