@@ -18,6 +18,7 @@ from .router import RequestText, RouteDecision, classify, request_turn_indices
 from .settings import RoutingSettings
 from .simulator import SimulatedProvider
 from .tokens import REPLY_PRIMING_TOKENS, PromptMessage, encoding_name, message_tokens
+from .tool_prompt import ToolPrompt, tool_prompt_tokens
 
 
 class PromptTokens:
@@ -25,8 +26,11 @@ class PromptTokens:
     encoded once per encoding per request: the baseline, the router (the user turns alone) and
     the served model share the counts."""
 
-    def __init__(self, messages: tuple[PromptMessage, ...]) -> None:
+    def __init__(
+        self, messages: tuple[PromptMessage, ...], tools: ToolPrompt | None = None
+    ) -> None:
         self._messages = messages
+        self._tools = tools
         self._per_message: dict[str, tuple[int, ...]] = {}
 
     def _counts(self, card: ModelCard) -> tuple[int, ...]:
@@ -38,7 +42,10 @@ class PromptTokens:
         return counts
 
     def __call__(self, card: ModelCard) -> int:
-        return REPLY_PRIMING_TOKENS + sum(self._counts(card))
+        """The whole prompt as ``card``'s provider bills it: messages, then tool definitions."""
+        return (
+            REPLY_PRIMING_TOKENS + sum(self._counts(card)) + tool_prompt_tokens(card, self._tools)
+        )
 
     def request_turns(self, card: ModelCard) -> list[int]:
         """Each turn the routers read (``router.request_turns``), counted as a prompt alone."""
@@ -122,7 +129,8 @@ class Catalog:
 
     def prompt_tokens(self, request: ChatRequest) -> int:
         """The prompt's tokens in its baseline model's tokenizer."""
-        return PromptTokens(request.messages)(self.baseline_model(self.requested(request)))
+        tokens = PromptTokens(request.messages, request.tool_prompt)
+        return tokens(self.baseline_model(self.requested(request)))
 
     def completion_cap(
         self, card: ModelCard, request: ChatRequest, prompt_tokens: int, routed: bool

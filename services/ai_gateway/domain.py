@@ -15,6 +15,7 @@ from .records import CacheStatus, ErrorKind
 from .router import RouteDecision
 from .simulator import LatencyPlan, latency_plan
 from .tokens import PromptMessage
+from .tool_prompt import ToolPrompt
 
 AUTO_MODEL = "auto"
 
@@ -67,6 +68,8 @@ class ChatRequest:
     unsimulated: tuple[tuple[str, str], ...] = ()
     """Answer-changing fields the simulator does not implement (tools, response_format, top_k...),
     as (name, canonical JSON): not simulated, but they keep requests apart in the caches."""
+    tool_prompt: ToolPrompt | None = None
+    """The tool definitions (and response schema) the provider bills as prompt tokens."""
     _canonical: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def _parameters(self) -> dict[str, object]:

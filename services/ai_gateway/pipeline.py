@@ -117,7 +117,7 @@ class Gateway:
         """Every stage up to the provider's answer; a miss is metered, settled and cached by
         :meth:`finish`, once it is known how much of the answer was delivered."""
         now = now or datetime.fromtimestamp(self.clock(), UTC)
-        tokens = PromptTokens(request.messages)
+        tokens = PromptTokens(request.messages, request.tool_prompt)
         requested = self.catalog.requested(request)
         if requested is not None:
             self.catalog.check_sampling(requested, request)

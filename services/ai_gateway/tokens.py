@@ -86,6 +86,8 @@ def message_tokens(encoding: str, message: PromptMessage) -> int:
     enc = get_encoding(encoding)
     total = TOKENS_PER_MESSAGE + _text_tokens(encoding, message.role)
     total += token_count(enc, message.content)
+    if message.keyed:  # an assistant's tool calls and their arguments are in the prompt too
+        total += token_count(enc, message.keyed)
     if message.name:
         total += TOKENS_PER_NAME + _text_tokens(encoding, message.name)
     return total

@@ -18,7 +18,8 @@ from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
 from ..tokens import CacheTTL, PromptMessage
-from .base import HTTP_STATUS, JSON, KEYED, Lenient, parse_body, sse, unsimulated
+from ..tool_prompt import ToolPrompt
+from .base import HTTP_STATUS, JSON, KEYED, Lenient, canonical_json, parse_body, sse, unsimulated
 
 _ERROR_TYPES: dict[ErrorKind, str] = {
     "invalid_request": "invalid_request_error",
@@ -302,6 +303,14 @@ def _checked_fields(body: PromptBody) -> _CheckedFields:
     return fields
 
 
+def _tool_prompt(body: PromptBody) -> ToolPrompt | None:
+    """What the tools add to the prompt (tool_prompt.py); ``any`` and ``tool`` force a call."""
+    if not body.tools:
+        return None
+    forced = (body.tool_choice or {}).get("type") in ("any", "tool")
+    return ToolPrompt(tuple(canonical_json(tool) for tool in body.tools), forced)
+
+
 def _invalid(message: str, param: str) -> GatewayError:
     return GatewayError("invalid_request", message, param=param)
 
@@ -421,6 +430,7 @@ class AnthropicAdapter:
             stop=tuple(parsed.stop_sequences or ()),
             stream=bool(parsed.stream),
             unsimulated=unsimulated(parsed, KEYED_FIELDS, NEUTRAL_FIELDS),
+            tool_prompt=_tool_prompt(parsed),
         )
 
     def check_model(self, request: ChatRequest, card: ModelCard) -> None:

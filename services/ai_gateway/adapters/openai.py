@@ -18,6 +18,7 @@ from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
 from ..tokens import PromptMessage
+from ..tool_prompt import ToolPrompt
 from .base import (
     HTTP_STATUS,
     JSON,
@@ -355,6 +356,26 @@ def _check_tool_fields(body: ChatCompletionBody) -> None:
         raise missing_parameter("response_format.json_schema")
 
 
+def _tool_prompt(body: ChatCompletionBody) -> ToolPrompt | None:
+    """What the tools and a response schema add to the prompt (tool_prompt.py). A choice
+    forces a call when it is ``required``, names a function, or allows tools in required mode."""
+    answer_format = body.response_format or {}
+    schema = (answer_format.get("json_schema") or {}).get("schema")
+    if not body.tools and schema is None:
+        return None
+    choice = body.tool_choice
+    forced = choice == "required" or (
+        isinstance(choice, dict)
+        and (choice.get("type") != "allowed_tools"
+             or (choice.get("allowed_tools") or {}).get("mode") == "required")
+    )  # fmt: skip
+    return ToolPrompt(
+        tools=tuple(canonical_json(tool) for tool in body.tools or ()),
+        forced=forced,
+        response_schema=None if schema is None else canonical_json(schema),
+    )
+
+
 KEYED_FIELDS = (
     "frequency_penalty",
     "presence_penalty",
@@ -426,6 +447,7 @@ class OpenAIAdapter:
             stream=bool(parsed.stream),
             include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
             unsimulated=unsimulated(parsed, KEYED_FIELDS, NEUTRAL_FIELDS),
+            tool_prompt=_tool_prompt(parsed),
         )
 
     def check_model(self, request: ChatRequest, card: ModelCard) -> None:
