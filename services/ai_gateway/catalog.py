@@ -147,19 +147,37 @@ class Catalog:
                 f"{request.cap_parameter} is too large: {request.max_tokens}. This model "
                 f"supports at most {card.max_output_tokens} completion tokens.",
                 param=request.cap_parameter,
+                worded={
+                    "anthropic": f"max_tokens: {request.max_tokens} > {card.max_output_tokens}, "
+                    f"which is the maximum allowed number of output tokens for {card.name}"
+                },
             )
         if not self.holds(card, request, prompt_tokens):
-            requested = self.least_completion(card, request)
-            raise GatewayError(
-                "invalid_request",
-                f"This model's maximum context length is {card.context_window} tokens. However, "
-                f"you requested {prompt_tokens + requested} tokens ({prompt_tokens} in the "
-                f"messages, {requested} in the completion).",
-                param="messages",
-                code="context_length_exceeded",
-            )
+            raise self._window_exceeded(card, prompt_tokens, self.least_completion(card, request))
         room = card.context_window - prompt_tokens
         return min(request.max_tokens or card.max_output_tokens, card.max_output_tokens, room)
+
+    @staticmethod
+    def _window_exceeded(card: ModelCard, prompt_tokens: int, requested: int) -> GatewayError:
+        """OpenAI's refusal, and Anthropic's two wordings, which agent frameworks match to
+        compact a conversation: a prompt over the window, or one that leaves no room for
+        ``max_tokens``."""
+        window = card.context_window
+        anthropic = (
+            f"prompt is too long: {prompt_tokens} tokens > {window} maximum"
+            if prompt_tokens >= window
+            else f"input length and `max_tokens` exceed context limit: {prompt_tokens} + "
+            f"{requested} > {window}, decrease input length or `max_tokens` and try again"
+        )
+        return GatewayError(
+            "invalid_request",
+            f"This model's maximum context length is {window} tokens. However, you requested "
+            f"{prompt_tokens + requested} tokens ({prompt_tokens} in the messages, {requested} "
+            "in the completion).",
+            param="messages",
+            code="context_length_exceeded",
+            worded={"anthropic": anthropic},
+        )
 
     @staticmethod
     def least_completion(card: ModelCard, request: ChatRequest) -> int:

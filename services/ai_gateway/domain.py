@@ -31,10 +31,14 @@ class GatewayError(Exception):
         code: str | None = None,
         retry_after: int | None = None,
         retryable: bool = True,
+        worded: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
         self.message = message
+        # The message as an API words it where it differs from ``message`` (by Adapter.api):
+        # clients match some of these texts, such as Anthropic's "prompt is too long".
+        self.worded = worded or {}
         self.param = param
         self.code = code
         self.retry_after = retry_after

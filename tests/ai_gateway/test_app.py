@@ -233,6 +233,34 @@ def test_dollar_headers_carry_no_binary_noise(amount, header):
     assert float(usd_header(1 / 3)) == pytest.approx(1 / 3, rel=1e-12)
 
 
+async def test_limits_are_worded_as_each_api_words_them(app_client):
+    """Agent frameworks match Anthropic's own texts to compact a conversation; OpenAI's keep
+    their code. gpt-4's window (8,192 tokens) is the smallest in the table."""
+    client = await app_client("unoptimized")
+    long_prompt = [{"role": "user", "content": "alpha " * 9000}]
+    over = {"model": "gpt-4", "max_tokens": 10, "messages": long_prompt}
+    anthropic = await client.post(ANTHROPIC, json=over, headers=ANTHROPIC_KEY)
+    assert_anthropic_error(anthropic, 400, "invalid_request_error")
+    message = anthropic.json()["error"]["message"]
+    assert re.fullmatch(r"prompt is too long: \d+ tokens > 8192 maximum", message), message
+    openai = await client.post(OPENAI, json=over, headers=KEY)
+    assert openai.json()["error"]["code"] == "context_length_exceeded"
+    assert "maximum context length is 8192 tokens" in openai.json()["error"]["message"]
+    room = {"model": "gpt-4", "max_tokens": 4000, "messages": [
+        {"role": "user", "content": "alpha " * 5000}]}  # fmt: skip
+    message = (await client.post(ANTHROPIC, json=room, headers=ANTHROPIC_KEY)).json()["error"]
+    assert re.fullmatch(
+        r"input length and `max_tokens` exceed context limit: \d+ \+ 4000 > 8192, decrease "
+        r"input length or `max_tokens` and try again",
+        message["message"],
+    ), message
+    cap = {"model": "gpt-4", "max_tokens": 5000, "messages": [{"role": "user", "content": "hi"}]}
+    message = (await client.post(ANTHROPIC, json=cap, headers=ANTHROPIC_KEY)).json()["error"]
+    assert message["message"] == (
+        "max_tokens: 5000 > 4096, which is the maximum allowed number of output tokens for gpt-4"
+    )
+
+
 async def test_streams_are_event_streams_in_both_shapes(client):
     streamed = await client.post(
         OPENAI, json={"model": "gpt-4o", "messages": HI, "stream": True}, headers=KEY

@@ -477,7 +477,10 @@ class AnthropicAdapter:
         """Anthropic's error body also names the request."""
         body: JSON = {
             "type": "error",
-            "error": {"type": _ERROR_TYPES[error.kind], "message": error.message},
+            "error": {
+                "type": _ERROR_TYPES[error.kind],
+                "message": error.worded.get(self.api, error.message),
+            },
         }
         if request_id is not None:
             body["request_id"] = request_id
