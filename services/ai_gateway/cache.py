@@ -35,6 +35,7 @@ class CachedCompletion:
     finish_reason: str
     cost_usd: float
     label: str | None = None  # ground truth of the request that created it, for evaluation only
+    stop_sequence: str | None = None  # the stop sequence that ended the answer, if one did
 
 
 def exact_key(team: str, canonical_request: str) -> str:

@@ -203,7 +203,8 @@ class Catalog:
         card = self.baseline_model(requested)
         prompt_tokens = tokens(card)
         cap = self.completion_cap(card, request, prompt_tokens, routed=requested is None)
-        length = self._provider.length(card, cap, request.canonical(card.name))
+        seed_form = request.generation_form(card.name)
+        length = self._provider.length(card, cap, seed_form, request.stop)
         return card.cost_usd(prompt_tokens, length)
 
     def routable(self, requested: ModelCard | None, team_routes_all: bool) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .pricing import ModelCard
 from .records import CacheStatus, ErrorKind
@@ -99,6 +99,12 @@ class ChatRequest:
             )
         return self._canonical[model]
 
+    def generation_form(self, model: str) -> str:
+        """What the simulated answer is seeded by: the canonical form without the stop
+        sequences, which only cut that answer short, as they cut a model's generation (a
+        request without them seeds exactly as its canonical form)."""
+        return replace(self, stop=()).canonical(model) if self.stop else self.canonical(model)
+
     def context_digest(self) -> str:
         """The answer-changing parameters, every message but the last turn, and the last turn
         but its text: its role (a system or tool message is not the user turn with the same
@@ -144,6 +150,7 @@ class Completion:
     cache_write_tokens: int = 0  # prompt tokens written to it (billed by Anthropic)
     cache_write_1h_tokens: int = 0  # of those, the ones written as 1-hour entries
     prompt_cache_saved_usd: float = 0.0  # the same tokens at the input price, minus what they cost
+    stop_sequence: str | None = None  # the request's stop sequence that ended the text, if one did
 
     @property
     def uncached_prompt_tokens(self) -> int:

@@ -207,6 +207,7 @@ class Gateway:
             text=delivered,
             completion_tokens=generated,
             finish_reason="length",
+            stop_sequence=None,
             cost_usd=cost,
             saved_usd=0.0,
         )
@@ -224,7 +225,7 @@ class Gateway:
         """The simulated provider's answer, priced with the provider's prompt cache. ``route`` is
         the router's decision and the model it replaced; a routed answer saves what its baseline
         costs more than the served model without prompt caching (that saving is counted apart)."""
-        answer = self.provider.complete(card, cap, request.canonical(card.name))
+        answer = self.provider.complete(card, cap, request.generation_form(card.name), request.stop)
         prompt_tokens = tokens(card)
         cache = self.prompt_cache
         use = NO_USE if cache is None else cache.use(team, card, request.messages, prompt_tokens)
@@ -244,6 +245,7 @@ class Gateway:
             prompt_tokens=prompt_tokens,
             completion_tokens=answer.completion_tokens,
             finish_reason=answer.finish_reason,
+            stop_sequence=answer.stop_sequence,
             cost_usd=cost,
             saved_usd=0.0 if route is None else max(baseline - uncached_cost, 0.0),
             cache="miss",
@@ -316,6 +318,7 @@ class Gateway:
             prompt_tokens=hit.prompt_tokens,
             completion_tokens=hit.completion_tokens,
             finish_reason=hit.finish_reason,
+            stop_sequence=hit.stop_sequence,
             cost_usd=0.0,
             saved_usd=baseline,
             cache=kind,
@@ -337,6 +340,7 @@ class Gateway:
             prompt_tokens=c.prompt_tokens,
             completion_tokens=c.completion_tokens,
             finish_reason=c.finish_reason,
+            stop_sequence=c.stop_sequence,
             cost_usd=c.cost_usd,
             label=label,
         )

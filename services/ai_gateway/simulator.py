@@ -5,7 +5,8 @@ always give the same text, so runs are reproducible and exact repeats are recogn
 length is drawn from the model's log-normal output distribution and capped by ``max_tokens``
 (``finish_reason`` "length" when the cap cut it). The text is made of words that are one token
 each in the model's encoding, so its token count is exact by construction (the tests check it by
-encoding).
+encoding). A stop sequence ends the text where it first occurs, as a provider stops generating
+there, without the sequence; that shorter text is counted again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from functools import cache
 from typing import Literal
 
 from .pricing import ModelCard
-from .tokens import encoding_name, get_encoding
+from .tokens import encoding_name, get_encoding, token_count
 
 FinishReason = Literal["stop", "length"]
 
@@ -48,6 +49,7 @@ class SimulatedCompletion:
     text: str
     completion_tokens: int
     finish_reason: FinishReason
+    stop_sequence: str | None = None  # the request's stop sequence that ended the text
 
 
 @dataclass(frozen=True)
@@ -104,14 +106,31 @@ def completion_length(card: ModelCard, max_tokens: int, seed: int) -> tuple[int,
     return min(wanted, max_tokens), "length" if wanted > max_tokens else "stop"
 
 
-def simulate_completion(card: ModelCard, max_tokens: int, seed: int) -> SimulatedCompletion:
+def simulate_completion(
+    card: ModelCard, max_tokens: int, seed: int, stop: tuple[str, ...] = ()
+) -> SimulatedCompletion:
     rng = random.Random(seed)
     wanted = draw_length(card, rng)
     finish: FinishReason = "length" if wanted > max_tokens else "stop"
     words = _one_token_words(encoding_name(card))
     length = min(wanted, max_tokens)
     # One-token words make the count exact by construction (tests encode every model's answers).
-    return SimulatedCompletion(_compose(words, length, rng, finish == "stop"), length, finish)
+    completion = SimulatedCompletion(_compose(words, length, rng, finish == "stop"), length, finish)
+    return _stopped(card, completion, stop) if stop else completion
+
+
+def _stopped(
+    card: ModelCard, completion: SimulatedCompletion, stop: tuple[str, ...]
+) -> SimulatedCompletion:
+    """The text up to the earliest stop sequence in it (the longest one where two start
+    together), recounted: a cut inside a word is not one token any more."""
+    found = [(at, -len(seq), seq) for seq in stop if seq and (at := completion.text.find(seq)) >= 0]
+    if not found:
+        return completion
+    at, _, sequence = min(found)
+    text = completion.text[:at]
+    tokens = token_count(get_encoding(encoding_name(card)), text)
+    return SimulatedCompletion(text, tokens, "stop", sequence)
 
 
 def latency_plan(card: ModelCard, latency_scale: float) -> LatencyPlan:
@@ -133,17 +152,25 @@ def stream_pieces(text: str, words_per_piece: int = 1) -> list[str]:
 class SimulatedProvider:
     """The one owner of the simulated provider: what it answers, and how fast it delivers.
 
-    Answers are seeded by the request's canonical form for the served model, so they repeat.
+    Answers are seeded by the request's canonical form for the served model (without its stop
+    sequences, which cut the answer), so they repeat.
     """
 
     def __init__(self, latency_scale: float) -> None:
         self.latency_scale = latency_scale
 
-    def complete(self, card: ModelCard, max_tokens: int, canonical: str) -> SimulatedCompletion:
-        return simulate_completion(card, max_tokens, request_seed(canonical))
+    def complete(
+        self, card: ModelCard, max_tokens: int, canonical: str, stop: tuple[str, ...] = ()
+    ) -> SimulatedCompletion:
+        return simulate_completion(card, max_tokens, request_seed(canonical), stop)
 
-    def length(self, card: ModelCard, max_tokens: int, canonical: str) -> int:
-        """The completion's token count, without composing its text."""
+    def length(
+        self, card: ModelCard, max_tokens: int, canonical: str, stop: tuple[str, ...] = ()
+    ) -> int:
+        """The completion's token count, without composing its text unless a stop sequence may
+        end it early."""
+        if stop:
+            return self.complete(card, max_tokens, canonical, stop).completion_tokens
         return completion_length(card, max_tokens, request_seed(canonical))[0]
 
     def latency(self, card: ModelCard) -> LatencyPlan:

@@ -276,6 +276,41 @@ async def test_streams_are_event_streams_in_both_shapes(client):
     assert events[0] == "message_start" and events[-1] == "message_stop"
 
 
+async def test_a_stop_sequence_ends_the_answer_in_both_apis_and_on_a_cache_hit(app_client):
+    client = await app_client("optimized")
+    question = [{"role": "user", "content": "Summarise our cluster spend for the week."}]
+    body = {"model": "claude-haiku-4-5", "max_tokens": 300, "messages": question}
+    full = (await client.post(ANTHROPIC, json=body, headers=ANTHROPIC_KEY)).json()
+    text = full["content"][0]["text"]
+    sequence = " " + text.split()[4]
+    stopped_body = {**body, "stop_sequences": ["zzz", sequence]}
+    for attempt in ("miss", "exact"):
+        response = await client.post(ANTHROPIC, json=stopped_body, headers=ANTHROPIC_KEY)
+        assert response.headers["x-gateway-cache"] == attempt
+        stopped = response.json()
+        assert stopped["content"][0]["text"] == text[: text.find(sequence)]
+        assert (stopped["stop_reason"], stopped["stop_sequence"]) == ("stop_sequence", sequence)
+        assert stopped["usage"]["output_tokens"] < full["usage"]["output_tokens"]
+    streamed = await client.post(
+        ANTHROPIC, json={**stopped_body, "stream": True}, headers=ANTHROPIC_KEY
+    )
+    deltas = [
+        json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: ")
+    ]
+    end = next(event for event in deltas if event["type"] == "message_delta")
+    assert end["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": sequence}
+    assert (full["stop_reason"], full["stop_sequence"]) in (
+        ("end_turn", None),
+        ("max_tokens", None),
+    )
+    openai_body = {"model": "gpt-4o-mini", "messages": question, "max_tokens": 300}
+    answer = (await client.post(OPENAI, json=openai_body, headers=KEY)).json()
+    words = answer["choices"][0]["message"]["content"].split()
+    cut = await client.post(OPENAI, json={**openai_body, "stop": " " + words[3]}, headers=KEY)
+    choice = cut.json()["choices"][0]
+    assert choice["finish_reason"] == "stop" and " " + words[3] not in choice["message"]["content"]
+
+
 async def test_models_in_both_shapes(client):
     openai_list = (await client.get("/v1/models", headers=KEY)).json()
     assert openai_list["object"] == "list" and openai_list["data"][0]["object"] == "model"

@@ -77,6 +77,44 @@ def test_provider_length_is_the_length_of_its_completion():
             assert provider.length(card, 200, canonical) == answer.completion_tokens
 
 
+def test_a_stop_sequence_ends_the_text_where_it_first_occurs_and_is_recounted():
+    card = default_price_table().resolve("gpt-4o-mini")
+    full = simulate_completion(card, 400, 7)
+    first_words = full.text.split()[:5]
+    sequence = " " + first_words[3]  # occurs after the third word at the latest
+    stopped = simulate_completion(card, 400, 7, (sequence, "never in the text"))
+    cut_at = full.text.find(sequence)
+    assert stopped.text == full.text[:cut_at] and sequence not in stopped.text
+    assert (stopped.finish_reason, stopped.stop_sequence) == ("stop", sequence)
+    assert stopped.completion_tokens == count_text(card, stopped.text) < full.completion_tokens
+    mid_word = first_words[0][1:3]  # cuts inside a word: the rest is counted as it encodes
+    inside = simulate_completion(card, 400, 7, (mid_word,))
+    assert inside.completion_tokens == count_text(card, inside.text)
+    assert simulate_completion(card, 400, 7, ("no such words",)) == full
+
+
+def test_the_earliest_stop_sequence_wins_and_the_longest_of_two_at_one_place():
+    card = default_price_table().resolve("gpt-4o-mini")
+    text = simulate_completion(card, 400, 11).text
+    second, third = text.split()[1], text.split()[2]
+    earliest = simulate_completion(card, 400, 11, (" " + third, " " + second))
+    assert earliest.stop_sequence == " " + second
+    longer = " " + second + " " + third
+    both = simulate_completion(card, 400, 11, (" " + second, longer))
+    assert both.stop_sequence == longer and both.text == text[: text.find(longer)]
+
+
+def test_provider_length_sees_the_stop_sequence():
+    """The baseline of a request with stop sequences is priced at the stopped length."""
+    provider = SimulatedProvider(latency_scale=0)
+    card = default_price_table().resolve("gpt-4")
+    text = provider.complete(card, 300, "a request").text
+    stop = (" " + text.split()[2],)
+    stopped = provider.complete(card, 300, "a request", stop)
+    assert provider.length(card, 300, "a request", stop) == stopped.completion_tokens
+    assert stopped.completion_tokens < provider.length(card, 300, "a request")
+
+
 async def test_provider_pieces_are_the_text_in_order():
     provider = SimulatedProvider(latency_scale=0)
     card = default_price_table().resolve("gpt-4")

@@ -93,7 +93,8 @@ class PromptBody(Lenient):
     top_k: int | None = Field(default=None, ge=0, description=KEYED)
     stop_sequences: list[str] | None = Field(
         default=None,
-        description="Part of the cache key; the simulated text does not stop at them.",
+        description="The simulated text ends where one first occurs (stop_reason "
+        '"stop_sequence"), without it; part of the cache key.',
     )
     stream: bool | None = Field(default=False, description="Answer as server-sent events.")
     metadata: dict[str, Any] | None = Field(default=None, description=_IGNORED)
@@ -174,8 +175,8 @@ class Message(BaseModel):
     role: Literal["assistant"]
     model: str = Field(description="The model that served the request.")
     content: list[OutputText]
-    stop_reason: Literal["end_turn", "max_tokens"] | None
-    stop_sequence: None
+    stop_reason: Literal["end_turn", "max_tokens", "stop_sequence"] | None
+    stop_sequence: str | None = Field(description="The stop sequence that ended the text.")
     usage: AnthropicUsage
 
 
@@ -311,6 +312,13 @@ def _tool_prompt(body: PromptBody) -> ToolPrompt | None:
     return ToolPrompt(tuple(canonical_json(tool) for tool in body.tools), forced)
 
 
+def _stop_reason(c: Completion) -> tuple[str, str | None]:
+    """Anthropic's ``stop_reason`` and ``stop_sequence``: the sequence that ended the text."""
+    if c.stop_sequence is not None:
+        return "stop_sequence", c.stop_sequence
+    return _STOP_REASONS[c.finish_reason], None
+
+
 def _invalid(message: str, param: str) -> GatewayError:
     return GatewayError("invalid_request", message, param=param)
 
@@ -441,7 +449,7 @@ class AnthropicAdapter:
 
     def render(self, c: Completion, response_id: str) -> JSON:
         message = _message(c, response_id, [{"type": "text", "text": c.text}])
-        message["stop_reason"] = _STOP_REASONS[c.finish_reason]
+        message["stop_reason"], message["stop_sequence"] = _stop_reason(c)
         message["usage"]["output_tokens"] = c.completion_tokens
         return message
 
@@ -463,10 +471,11 @@ class AnthropicAdapter:
                 {"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta"
             )
         yield sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+        reason, sequence = _stop_reason(c)
         yield sse(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": _STOP_REASONS[c.finish_reason], "stop_sequence": None},
+                "delta": {"stop_reason": reason, "stop_sequence": sequence},
                 "usage": {"output_tokens": c.completion_tokens},
             },
             "message_delta",

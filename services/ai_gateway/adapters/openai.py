@@ -126,8 +126,8 @@ class ChatCompletionBody(Lenient):
     )
     stop: str | list[str] | None = Field(
         default=None,
-        description="Up to 4 sequences. Part of the cache key; the simulated text does not stop "
-        "at them.",
+        description="Up to 4 sequences. The simulated text ends where one first occurs, "
+        "without it (finish_reason stop); part of the cache key.",
     )
     seed: int | None = Field(default=None, description=_SEEDS)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2, description=KEYED)
