@@ -66,7 +66,6 @@ ANTHROPIC_MINIMUM_TOKENS = {
     "claude-opus-4-5": 4096,
     "claude-haiku-4-5": 4096,
     "claude-sonnet-4-6": 1024,
-    "claude-sonnet-4-5": 1024,
 }
 # A model not listed (one added to a custom price table) gets the largest minimum, so the
 # simulation never claims a saving the provider might not give.

@@ -62,10 +62,9 @@ def test_max_tokens_stop_reason(gateway):
     assert message.usage.output_tokens == 2
 
 
-@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 def test_stream_events_and_final_message_match_the_plain_answer(gateway):
     request = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-4-6",
         "max_tokens": 500,
         "messages": [{"role": "user", "content": "Compare two plans, step by step."}],
     }
@@ -93,7 +92,7 @@ def test_openai_models_are_served_through_the_messages_api(gateway):
 
 def test_models_list_in_anthropic_shape(gateway):
     page = client(gateway).models.list()
-    assert "claude-sonnet-4-5" in {m.id for m in page.data}
+    assert "claude-sonnet-4-6" in {m.id for m in page.data}
 
 
 def test_models_retrieve_in_anthropic_shape_and_an_unknown_model_is_not_found(gateway):

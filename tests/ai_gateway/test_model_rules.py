@@ -36,8 +36,7 @@ def test_the_reasoning_and_sampling_rules_are_on_the_models_the_providers_apply_
     reasoning = {name for name, card in TABLE.models.items() if card.sampling == "reasoning"}
     assert {"gpt-5.4", "gpt-5.4-mini", "gpt-5.4-nano", "gpt-5", "o3"} <= reasoning
     assert not reasoning & {"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4"}
-    claude_4_5_on = {"claude-opus-4-7", "claude-opus-4-5", "claude-sonnet-4-6", "claude-sonnet-4-5",
-                     "claude-haiku-4-5"}  # fmt: skip
+    claude_4_5_on = {"claude-opus-4-7", "claude-opus-4-5", "claude-sonnet-4-6", "claude-haiku-4-5"}
     assert all(TABLE.models[n].sampling == "temperature_or_top_p" for n in claude_4_5_on)
     assert all(TABLE.models[n].provider == "openai" for n in reasoning)
 
