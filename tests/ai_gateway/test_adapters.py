@@ -362,6 +362,7 @@ def test_openai_keeps_accepting_the_tool_fields_it_documents(fields):
 
 
 ANTHROPIC_TOOL = {"name": "get_weather", "input_schema": {"type": "object"}}
+THINKS = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
 
 
 @pytest.mark.parametrize(
@@ -376,6 +377,12 @@ ANTHROPIC_TOOL = {"name": "get_weather", "input_schema": {"type": "object"}}
         ({"tools": [{"name": "get_weather"}]}, "tools[0].input_schema", "Field required"),
         ({"tools": [{"input_schema": {}}]}, "tools[0].name", "tools.0.name: Field required"),
         ({"metadata": {"user_id": 123}}, "metadata.user_id", "Input should be a valid string"),
+        ({**THINKS, "temperature": 0.5}, "temperature", "may only be set to 1 when thinking"),
+        ({"thinking": {"type": "adaptive"}, "temperature": 0}, "temperature", "adaptive mode"),
+        ({**THINKS, "top_p": 0.9}, "top_p", "between 0.95 and 1"),
+        ({**THINKS, "top_k": 5}, "top_k", "must be unset when thinking"),
+        ({**THINKS, "tools": [ANTHROPIC_TOOL], "tool_choice": {"type": "any"}},
+         "tool_choice.type", "Thinking may not be enabled when tool_choice forces tool use"),
     ],
 )  # fmt: skip
 def test_anthropic_refuses_tool_and_thinking_fields_as_anthropic_does(fields, param, says):
@@ -400,6 +407,12 @@ def test_anthropic_refuses_tool_and_thinking_fields_as_anthropic_does(fields, pa
         {"tools": [{"type": "mcp_toolset", "mcp_server_name": "docs"}]},  # no name: a toolset
         {"tools": [{"type": "computer_toolset_20260801"}]},
         {"metadata": {"user_id": "user-7"}},
+        # Thinking takes the sampling values it allows, an unforced tool choice, and without
+        # thinking any of them.
+        {**THINKS, "temperature": 1},
+        {**THINKS, "top_p": 0.95},
+        {**THINKS, "tools": [ANTHROPIC_TOOL], "tool_choice": {"type": "auto"}},
+        {"thinking": {"type": "disabled"}, "temperature": 0.2, "top_k": 5},
     ],
 )
 def test_anthropic_keeps_accepting_the_fields_it_documents(fields):

@@ -301,7 +301,41 @@ def _checked_fields(body: PromptBody) -> _CheckedFields:
     thinking = fields.thinking
     if thinking and thinking.type == "enabled" and thinking.budget_tokens is None:
         raise _invalid("thinking.enabled.budget_tokens: Field required", "thinking.budget_tokens")
+    if thinking and thinking.type in THINKING_ON:
+        _check_thinking_compatible(body, fields)
     return fields
+
+
+THINKING_ON = ("enabled", "adaptive")
+THINKING_DOCS = "https://platform.claude.com/docs/en/build-with-claude/extended-thinking"
+MIN_THINKING_TOP_P = 0.95
+
+
+def _check_thinking_compatible(body: PromptBody, fields: _CheckedFields) -> None:
+    """Thinking refuses sampling changes (a temperature but 1, top_k, a top_p under 0.95) and
+    a forced tool call, as Anthropic's extended-thinking page lists them."""
+    if body.temperature is not None and body.temperature != 1:
+        raise _invalid(
+            "`temperature` may only be set to 1 when thinking is enabled or in adaptive mode. "
+            f"Please consult our documentation at {THINKING_DOCS}",
+            "temperature",
+        )
+    if body.top_p is not None and body.top_p < MIN_THINKING_TOP_P:
+        raise _invalid(
+            f"`top_p` must be between {MIN_THINKING_TOP_P} and 1 when thinking is enabled or "
+            f"in adaptive mode. Please consult our documentation at {THINKING_DOCS}",
+            "top_p",
+        )
+    if body.top_k is not None:
+        raise _invalid(
+            "`top_k` must be unset when thinking is enabled or in adaptive mode. Please consult "
+            f"our documentation at {THINKING_DOCS}",
+            "top_k",
+        )
+    if fields.tool_choice and fields.tool_choice.type in ("any", "tool"):
+        raise _invalid(
+            "Thinking may not be enabled when tool_choice forces tool use.", "tool_choice.type"
+        )
 
 
 def _tool_prompt(body: PromptBody) -> ToolPrompt | None:
