@@ -11,6 +11,7 @@ import pytest
 from ai_gateway.adapters import AnthropicAdapter, OpenAIAdapter
 from ai_gateway.adapters import anthropic as anthropic_shape
 from ai_gateway.adapters import openai as openai_shape
+from ai_gateway.catalog import PromptTokens
 from ai_gateway.domain import Completion, GatewayError
 from ai_gateway.pricing import default_price_table
 from ai_gateway.records import ErrorKind
@@ -432,3 +433,56 @@ def test_an_empty_content_array_is_refused_as_too_short_not_as_a_wrong_type():
         OpenAIAdapter().parse(body)
     assert info.value.param == "messages[0].content"
     assert "at least 1 item" in info.value.message and "valid string" not in info.value.message
+
+
+WEATHER_CALL = {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                "input": {"city": "Oslo"}}  # fmt: skip
+TOOL_TURNS = [
+    *ASKED,
+    {"role": "assistant", "content": [{"type": "text", "text": "Checking."}, WEATHER_CALL]},
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                  "content": "4 C, light snow"}]},
+]  # fmt: skip
+
+
+def anthropic_turns(messages: list) -> dict:
+    return {"model": "claude-sonnet-4-6", "max_tokens": 200, "tools": [ANTHROPIC_TOOL],
+            "messages": messages}  # fmt: skip
+
+
+def test_anthropic_serves_a_tool_use_conversation_keyed_and_counted_by_its_tool_blocks():
+    """A tool call and its result are replayed as Anthropic's SDKs send them: the call and the
+    result change the answer (cache key) and the bill (prompt tokens), not the messages' text."""
+    request = AnthropicAdapter().parse(anthropic_turns(TOOL_TURNS))
+    call, result = request.messages[1], request.messages[2]
+    assert (call.content, result.content) == ("Checking.", "")
+    assert '"input":{"city":"Oslo"}' in call.keyed and "light snow" in result.keyed
+    card = default_price_table().resolve("claude-sonnet-4-6")
+    other = json.loads(json.dumps(TOOL_TURNS))
+    other[2]["content"][0]["content"] = "30 C"
+    other_request = AnthropicAdapter().parse(anthropic_turns(other))
+    assert request.canonical(card.name) != other_request.canonical(card.name)
+    without_result = PromptTokens(other_request.messages)(card)
+    assert PromptTokens(request.messages)(card) > without_result  # "4 C, light snow" is longer
+
+
+@pytest.mark.parametrize(
+    ("messages", "param", "says"),
+    [
+        ([*ASKED, {"role": "assistant", "content": [WEATHER_CALL]}, *ASKED],
+         "messages[1].content", "`tool_use` ids were found without `tool_result` blocks "
+         "immediately after: toolu_1"),
+        ([*ASKED, {"role": "assistant", "content": "Sure."}, TOOL_TURNS[2]],
+         "messages[2].content[0].tool_use_id", "unexpected `tool_use_id` found in "
+         "`tool_result` blocks: toolu_1"),
+        ([{"role": "user", "content": [WEATHER_CALL]}], "messages[0]",
+         "`tool_use` blocks are not allowed in user messages"),
+        ([{"role": "user", "content": [{"type": "image", "source": {}}]}],
+         "messages[0].content[0].type", "does not match any of the expected tags"),
+    ],
+)  # fmt: skip
+def test_anthropic_refuses_tool_blocks_out_of_their_pairing(messages, param, says):
+    with pytest.raises(GatewayError) as info:
+        AnthropicAdapter().parse(anthropic_turns(messages))
+    assert (info.value.kind, info.value.param) == ("invalid_request", param)
+    assert says in info.value.message

@@ -215,3 +215,28 @@ def test_a_spent_budget_raises_at_once_with_the_sdks_default_retries(start_gatew
     response = info.value.response
     assert response.headers["x-should-retry"] == "false"
     assert int(response.headers["retry-after"]) > 0
+
+
+def test_a_tool_loop_is_served_and_its_tools_are_billed(gateway):
+    """An agent replays the call it was told about and its tool's result; the definitions and
+    the tool blocks are prompt tokens, and count_tokens agrees with the answer's usage."""
+    tool = {
+        "name": "get_weather",
+        "description": "Get the current weather in a given location",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+    call = {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Oslo"}}
+    messages = [
+        {"role": "user", "content": "What is the weather in Oslo?"},
+        {"role": "assistant", "content": [call]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_01", "content": "4 C, light snow"}]},
+    ]  # fmt: skip
+    sdk = client(gateway)
+    answer = sdk.messages.create(
+        model="claude-haiku-4-5", max_tokens=100, tools=[tool], messages=messages
+    )
+    counted = sdk.messages.count_tokens(model="claude-haiku-4-5", tools=[tool], messages=messages)
+    bare = sdk.messages.count_tokens(model="claude-haiku-4-5", messages=messages[:1])
+    assert answer.usage.input_tokens == counted.input_tokens
+    assert counted.input_tokens > bare.input_tokens + 346  # the tool-use system prompt and more

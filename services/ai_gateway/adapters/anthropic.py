@@ -8,11 +8,11 @@ hot path, and tests check them against these models.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import ModelCard, PriceTable
@@ -51,7 +51,8 @@ class CacheControl(Lenient):
 
 
 class TextBlock(Lenient):
-    """Only text blocks are accepted; image, document and tool blocks are refused (400)."""
+    """Text, tool calls and tool results are accepted; image and document blocks are refused
+    (400)."""
 
     type: Literal["text"]
     text: str = Field(description="Non-empty, and not only whitespace (Anthropic's rule).")
@@ -73,9 +74,44 @@ def _non_whitespace(text: str) -> str:
     return text
 
 
+class ToolUseBlock(Lenient):
+    """An assistant's tool call, replayed in a conversation: billed as prompt tokens and part of
+    the cache key; the simulated model never makes one."""
+
+    type: Literal["tool_use"]
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    input: dict[str, Any]
+    cache_control: CacheControl | None = None
+
+
+class ToolResultBlock(Lenient):
+    """What the client's tool answered, in the next user message: billed as prompt tokens and
+    part of the cache key."""
+
+    type: Literal["tool_result"]
+    tool_use_id: str = Field(min_length=1)
+    content: str | list[TextBlock] | None = None
+    is_error: bool | None = None
+    cache_control: CacheControl | None = None
+
+
+ContentBlock = Annotated[TextBlock | ToolUseBlock | ToolResultBlock, Field(discriminator="type")]
+Content = str | list[ContentBlock]
+
+
 class InputMessage(Lenient):
     role: Literal["user", "assistant"]
-    content: str | list[TextBlock]
+    content: Content
+
+    @model_validator(mode="after")
+    def _tool_blocks_in_their_roles(self) -> InputMessage:
+        """A tool call comes from the assistant, its result from the user (Anthropic's rule)."""
+        if isinstance(self.content, list):
+            wrong = "tool_result" if self.role == "assistant" else "tool_use"
+            if any(block.type == wrong for block in self.content):
+                raise ValueError(f"`{wrong}` blocks are not allowed in {self.role} messages")
+        return self
 
 
 class PromptBody(Lenient):
@@ -220,11 +256,52 @@ class AnthropicErrorResponse(BaseModel):
     request_id: str | None = Field(default=None, description="The request-id header's value.")
 
 
-def _text(content: str | list[TextBlock]) -> str:
-    return content if isinstance(content, str) else "".join(block.text for block in content)
+def _text(content: str | Sequence[ContentBlock]) -> str:
+    """The text blocks' text; tool calls and results are the message's keyed fields."""
+    if isinstance(content, str):
+        return content
+    return "".join(block.text for block in content if isinstance(block, TextBlock))
 
 
-def _cache_mark(content: str | list[TextBlock]) -> CacheTTL | None:
+def _keyed(content: str | Sequence[ContentBlock]) -> str:
+    """A message's tool calls and results, as canonical JSON: counted and keyed."""
+    if isinstance(content, str):
+        return ""
+    tools = [
+        block.model_dump(exclude={"cache_control"}, exclude_none=True)
+        for block in content
+        if not isinstance(block, TextBlock)
+    ]
+    return canonical_json(tools) if tools else ""
+
+
+def _check_tool_results(messages: list[InputMessage]) -> None:
+    """Anthropic's pairing: every tool call is answered in the next message, and every result
+    answers a call of the message before it."""
+    calls: set[str] = set()
+    for at, message in enumerate(messages):
+        blocks = [] if isinstance(message.content, str) else message.content
+        for index, block in enumerate(blocks):
+            if isinstance(block, ToolResultBlock) and block.tool_use_id not in calls:
+                raise _invalid(
+                    f"messages.{at}.content.{index}: unexpected `tool_use_id` found in "
+                    f"`tool_result` blocks: {block.tool_use_id}. Each `tool_result` block must "
+                    "have a corresponding `tool_use` block in the previous message.",
+                    f"messages[{at}].content[{index}].tool_use_id",
+                )
+        answered = {b.tool_use_id for b in blocks if isinstance(b, ToolResultBlock)}
+        if calls - answered and at > 0:
+            missing = ", ".join(sorted(calls - answered))
+            raise _invalid(
+                f"messages.{at - 1}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {missing}. Each `tool_use` block must have a corresponding "
+                "`tool_result` block in the next message.",
+                f"messages[{at - 1}].content",
+            )
+        calls = {b.id for b in blocks if isinstance(b, ToolUseBlock)}
+
+
+def _cache_mark(content: str | Sequence[ContentBlock]) -> CacheTTL | None:
     """The ttl of this content's ``cache_control`` marks, or None: the simulated breakpoint sits
     at the end of the message (see prompt_cache.py), so a message that marks a block for an hour
     and a later one for 5 minutes is kept an hour and billed as a 1-hour write whole (a little
@@ -360,10 +437,10 @@ def _invalid(message: str, param: str) -> GatewayError:
 def _marks(body: PromptBody, tools: list[_Tool]) -> list[tuple[str, CacheTTL]]:
     """Every cache_control mark, as the path of its ttl and the ttl, in the order Anthropic
     processes them: tools, system, messages, then the top-level one (on the last block)."""
-    blocks: list[tuple[str, _Tool | TextBlock]] = [
+    blocks: list[tuple[str, _Tool | TextBlock | ToolUseBlock | ToolResultBlock]] = [
         (f"tools.{n}", tool) for n, tool in enumerate(tools)
     ]
-    contents = [("system", body.system)]
+    contents: list[tuple[str, str | Sequence[ContentBlock] | None]] = [("system", body.system)]
     contents += [(f"messages.{n}.content", m.content) for n, m in enumerate(body.messages)]
     blocks += [
         (f"{path}.{n}", block)
@@ -457,8 +534,11 @@ class AnthropicAdapter:
             if system
             else []
         )
+        _check_tool_results(parsed.messages)
         messages += [
-            PromptMessage(m.role, _text(m.content), cache_mark=_cache_mark(m.content))
+            PromptMessage(
+                m.role, _text(m.content), cache_mark=_cache_mark(m.content), keyed=_keyed(m.content)
+            )
             for m in parsed.messages
         ]
         if parsed.cache_control is not None:

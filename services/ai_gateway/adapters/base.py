@@ -90,12 +90,15 @@ def _param(loc: tuple[Any, ...]) -> str:
 
 def _body_path(body: object, problem: Any) -> tuple[Any, ...]:
     """The parts of an error's location that are places in the body: pydantic also names the
-    union member it tried (``str``, ``list[...]``, ``function-after[...]``), which no client
-    sent. A field the body left out is the one name kept that is not in the body."""
+    union member it tried (``str``, ``list[...]``, ``function-after[...]``, a block's ``type``),
+    which no client sent. A field the body left out is the one name kept that is not in the body."""
     path: list[Any] = []
     value: Any = body
     loc = problem["loc"]
     for at, part in enumerate(loc):
+        tag = isinstance(value, dict) and part == value.get("type") and at + 1 < len(loc)
+        if tag and not isinstance(value.get(part), dict | list):
+            continue  # a tagged union names the member by the block's own type, not a place
         in_list = isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
         if in_list or (isinstance(value, dict) and isinstance(part, str) and part in value):
             path.append(part)
@@ -131,6 +134,8 @@ def parse_body(model: type[BodyT], body: object) -> BodyT:
             key=lambda n: (len(paths[n]), not problems[n]["type"].endswith("_type")),
         )
         problem, param = problems[deepest], _param(paths[deepest]) or None
+        if problem["type"] in ("union_tag_invalid", "union_tag_not_found") and param:
+            param += ".type"  # a block of a type the API does not take: its type is the field
         if problem["type"] == "missing":
             raise missing_parameter(param) from exc
         shown = json.dumps(problem.get("input"), default=str)
