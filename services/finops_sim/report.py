@@ -213,10 +213,14 @@ def _memory_basis(sizing: GatewaySizing) -> str:
     )
 
 
+NO_STACK_CONFIGS = "No stack configs: the gateway's requests were not derived."
+
+
 def _gateway_sizing(results: SimulationResults) -> list[Block]:
     sizing = results.gateway_sizing
     if sizing is None:
-        return [Paragraph("No stack configs: the gateway's requests were not derived.")]
+        # A results.json without a note predates it: its only reason was no stack configs.
+        return [Paragraph(results.gateway_sizing_note or NO_STACK_CONFIGS)]
     return [
         Paragraph(
             f"Scaled to the `{sizing.stack}` stack: {sizing.cpu_seconds_per_request * 1000:.2f} ms"

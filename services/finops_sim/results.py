@@ -247,7 +247,10 @@ class SimulationResults(StrictModel):
     phases: Phases
     comparison: Comparison
     compute: ComputeComparison | None
-    gateway_sizing: GatewaySizing | None  # None without the stack configs
+    gateway_sizing: GatewaySizing | None
+    # Why the gateway's requests were not derived, when they were not (no stack configs, or an
+    # optimized phase that served nothing to measure).
+    gateway_sizing_note: str | None = None
 
 
 def phase_summary(records: list[RequestRecord]) -> PhaseSummary:

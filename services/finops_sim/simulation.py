@@ -39,7 +39,7 @@ from finops_common.process import GatewayProcess, child_process, embedded_valkey
 from loadgen.scenario import Scenario, load_scenario
 
 from .gateway_usage import PhaseUsage, ProcessMeter, scrape
-from .report import clear_report, write_report
+from .report import NO_STACK_CONFIGS, clear_report, write_report
 from .results import (
     ComputeComparison,
     GatewaySizing,
@@ -347,23 +347,34 @@ def _measured_by(recommendation: dict) -> str:
     return source.partition(": ")[0]
 
 
-def gateway_sizing(phase: PhaseResult, stack: str = "optimized") -> GatewaySizing | None:
-    """The stack's gateway requests from this run's measurement (rightsize.measured)."""
+def gateway_sizing(
+    phase: PhaseResult, stack: str = "optimized"
+) -> tuple[GatewaySizing | None, str | None]:
+    """The stack's gateway requests from this run's measurement (rightsize.measured), or why
+    there are none: no stack configs, or a phase that served nothing to measure (every request
+    refused or failed)."""
     from finops_platform.config import stack_file
     from finops_platform.render import load_stack
 
     from .rightsize.measured import cache_memory, size_gateway, stack_arrival
 
     if not stack_file(stack).exists():
-        return None
-    return size_gateway(
-        phase.gateway_usage,
-        phase.latency_ms.p50 or 0.0,
-        load_stack(stack),
-        stack_arrival(),
-        Strategy(),
-        cache_memory(),
-    )
+        return None, NO_STACK_CONFIGS
+    try:
+        sizing = size_gateway(
+            phase.gateway_usage,
+            phase.latency_ms.p50 or 0.0,
+            load_stack(stack),
+            stack_arrival(),
+            Strategy(),
+            cache_memory(),
+        )
+    except ValueError as exc:
+        return None, (
+            "The gateway's requests were not derived from this run: the optimized phase served "
+            f"{phase.served} of {phase.requests} requests ({exc})."
+        )
+    return sizing, None
 
 
 def check_teams(
@@ -430,6 +441,7 @@ def run(options: RunOptions) -> SimulationResults:
     for phase, summary in phases.items():
         cross_check(phase, summary)
     logs = [before_log, after_log]
+    sizing, sizing_note = gateway_sizing(phases.optimized)
     results = SimulationResults(
         run=RunInfo(
             scenario=scenario.name,
@@ -447,7 +459,8 @@ def run(options: RunOptions) -> SimulationResults:
         phases=phases,
         comparison=compare(*logs),
         compute=compute_comparison(),
-        gateway_sizing=gateway_sizing(phases.optimized),
+        gateway_sizing=sizing,
+        gateway_sizing_note=sizing_note,
     )
     try:
         (out / RESULTS_FILE).write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")

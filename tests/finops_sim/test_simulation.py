@@ -165,6 +165,22 @@ def test_tight_budgets_show_up_as_rejections_and_budget_savings(fast_scenario, t
         assert team_spend <= 0.05 + 1e-9
 
 
+def test_an_optimized_phase_that_serves_nothing_still_gets_its_report(fast_scenario, tmp_path):
+    """Every request refused (a budget below any request's worst case): nothing to size the
+    gateway from, which ended the run with a traceback after both phases and no report."""
+    nothing = tmp_path / "nothing.yaml"
+    limits = {"usd": 0.000001, "period": "day"}
+    teams = {t: {"keys": [f"sk-demo-{t}"], "limits": limits} for t in ("team-a", "team-b")}
+    nothing.write_text(yaml.safe_dump({"teams": teams}))
+    out = tmp_path / "out"
+    results = run(RunOptions(fast_scenario, out, requests=12, seed=3, embedder="lexical",
+                             gateway_config=nothing))  # fmt: skip
+    assert results.phases.optimized.served == 0 and results.gateway_sizing is None
+    assert results.gateway_sizing_note is not None
+    assert "served 0 of 12 requests" in results.gateway_sizing_note
+    assert results.gateway_sizing_note in (out / "report.md").read_text()
+
+
 def test_duration_mode_replays_the_same_workload_in_both_phases(fast_scenario, tmp_path, capsys):
     results = run(
         RunOptions(fast_scenario, tmp_path, requests=None, duration_s=3, embedder="lexical")
