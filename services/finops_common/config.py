@@ -113,6 +113,11 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: file not found") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.end]!r}); "
+            "save it as UTF-8"
+        ) from exc
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

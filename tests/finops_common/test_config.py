@@ -53,3 +53,7 @@ def test_yaml_errors_name_the_file_and_line(tmp_path):
         read_yaml(path)
     with pytest.raises(ConfigError, match=r"missing\.yaml: file not found"):
         read_yaml(tmp_path / "missing.yaml")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\u00e9\n".encode("latin-1"))  # a traceback before
+    with pytest.raises(ConfigError, match=r"latin\.yaml: not UTF-8 text \(byte 9: b'\\xe9'\)"):
+        read_yaml(latin)

@@ -101,6 +101,10 @@ def test_from_run_names_a_file_that_is_not_a_runs_results(tmp_path, capsys):
     assert main(["rightsize", "--from-run", str(other)]) == 2
     err = capsys.readouterr().err
     assert f"{other}: key `phases` is missing, and it is required" in err
+    utf16 = tmp_path / "utf16.json"
+    utf16.write_text('{"run": {}}', encoding="utf-16")
+    assert main(["rightsize", "--from-run", str(utf16)]) == 2
+    assert f"{utf16}: not UTF-8 text; --from-run takes the results.json" in capsys.readouterr().err
 
 
 def test_from_run_refuses_the_prometheus_only_options(tmp_path, capsys):

@@ -144,13 +144,15 @@ def test_the_web_uis_form_cannot_start_zero_sequence_workers(gateway):
     [
         ("--scenario", "version: 1\nname: broken\n", "invalid scenario"),
         ("--team-keys", "team-a: sk-deployed-team-a-key\n", "no key for team-b"),
+        # Not UTF-8: it raised past the listener, and Locust waited forever for a plan.
+        ("--scenario", b"\xff\xfe\x00bad", "not UTF-8 text"),
     ],
 )
 def test_an_invalid_scenario_or_keys_file_stops_locust_naming_it(
     gateway, tmp_path, flag, text, reason
 ):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(text)
+    bad.write_bytes(text if isinstance(text, bytes) else text.encode())
     run = locust("--headless", "-u", "1", "-r", "1", "--host", gateway.url,
                  flag, str(bad), "--only-summary")  # fmt: skip
     _, stderr = run.communicate(timeout=60)

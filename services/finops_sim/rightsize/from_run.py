@@ -31,6 +31,11 @@ def read_results(path: Path) -> SimulationResults:
         return SimulationResults.model_validate_json(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text; --from-run takes the results.json a `finops-sim run` "
+            "writes (out/demo/results.json)"
+        ) from exc
     except ValidationError as exc:
         if any(problem["type"] == "json_invalid" for problem in exc.errors()):
             raise ConfigError(
