@@ -19,6 +19,8 @@ KUBERNETES_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 def folder(text: str) -> Path:
     """An output folder: it may not exist yet, but it may not be a file, nor lie under one or
     under a folder this user cannot write to (it is created when the command writes)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name: give a folder, such as out/demo")
     path = Path(text)
     if path.exists():
         if not path.is_dir():

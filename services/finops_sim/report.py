@@ -659,10 +659,15 @@ def write_report(results: SimulationResults, out: Path) -> None:
     (out / html).write_text(to_html(blocks), encoding="utf-8")
 
 
+def report_files(out: Path) -> list[Path]:
+    """A previous run's report and charts in ``out``."""
+    reports = [path for path in (out / name for name in REPORT_FILES) if path.is_file()]
+    charts = out / CHARTS
+    return [*reports, *(charts.glob("*.png") if charts.is_dir() else ())]
+
+
 def clear_report(out: Path) -> None:
     """Remove a previous run's report and charts, so that a run that ends early leaves no report
     beside logs it does not describe."""
-    for name in REPORT_FILES:
-        (out / name).unlink(missing_ok=True)
-    for chart in (out / CHARTS).glob("*.png"):
-        chart.unlink()
+    for path in report_files(out):
+        path.unlink(missing_ok=True)

@@ -39,7 +39,7 @@ from finops_common.process import GatewayProcess, child_process, embedded_valkey
 from loadgen.scenario import Scenario, load_scenario
 
 from .gateway_usage import PhaseUsage, ProcessMeter, scrape
-from .report import NO_STACK_CONFIGS, clear_report, write_report
+from .report import CHARTS, NO_STACK_CONFIGS, clear_report, report_files, write_report
 from .results import (
     ComputeComparison,
     GatewaySizing,
@@ -171,6 +171,30 @@ class PhaseFiles:
         results = self.locust_results
         locust = [*results.parent.glob(f"{results.name}_*.csv"), results.with_suffix(".html")]
         return [path for path in (*named, *locust) if path.is_file()]
+
+
+def check_out_folder(options: RunOptions) -> None:
+    """Before anything is cleared or started: the folders a run writes in must be folders (a
+    file in their place failed only after both phases), and no input file may be one the run
+    replaces (a --gateway-config from an earlier run's logs was deleted, then not found)."""
+    out = options.out
+    for name in ("logs", "locust", CHARTS):
+        if (out / name).exists() and not (out / name).is_dir():
+            raise SimulationError(
+                f"{out / name} is a file, where this run writes its {name} folder: move it, or "
+                "choose another --out"
+            )
+    phase_files = (path for phase in PHASES for path in PhaseFiles(out, phase).written())
+    replaced = {path.resolve() for path in (*phase_files, out / RESULTS_FILE, *report_files(out))}
+    for flag, given in (
+        ("--scenario", options.scenario),
+        ("--gateway-config", options.gateway_config),
+    ):
+        if given is not None and given.resolve() in replaced:
+            raise SimulationError(
+                f"{flag} {given} is a file this run replaces in {out}: copy it out of that "
+                "folder first, or choose another --out"
+            )
 
 
 def clear_phase_files(out: Path) -> None:
@@ -425,6 +449,7 @@ def run(options: RunOptions) -> SimulationResults:
         config = options.gateway_config if phase == "optimized" else None
         check_teams(scenario, options.scenario, phase, config)
     out = options.out
+    check_out_folder(options)
     for folder in (out, out / "logs", out / "locust"):
         folder.mkdir(parents=True, exist_ok=True)
     (out / RESULTS_FILE).unlink(missing_ok=True)

@@ -269,6 +269,45 @@ def test_an_output_the_run_cannot_write_is_a_clear_error(fast_scenario, tmp_path
     assert "Traceback" not in result.stderr
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "finops_sim.cli", "run", *args],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_a_file_where_the_run_writes_a_folder_is_refused_before_any_phase(fast_scenario, tmp_path):
+    """charts/ as a file failed only once both phases had run."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "charts").write_text("not a folder")
+    result = run_cli("--scenario", str(fast_scenario), "--out", str(out), "--embedder", "lexical")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{out / 'charts'} is a file, where this run writes its charts folder" in result.stderr
+    assert not (out / "logs").exists()  # refused before anything was written
+
+
+def test_an_input_the_run_would_replace_is_refused_and_kept(fast_scenario, tmp_path):
+    """An earlier run's logs/gateway-optimized.yaml as --gateway-config was deleted by the
+    clean-up, then reported as not found, and the earlier report was gone too."""
+    out = tmp_path / "o"
+    (out / "logs").mkdir(parents=True)
+    earlier = out / "logs" / "gateway-optimized.yaml"
+    earlier.write_text("latency_scale: 0\n")
+    (out / "report.md").write_text("# an earlier report\n")
+    result = run_cli("--scenario", str(fast_scenario), "--out", str(out), "--embedder", "lexical",
+                     "--gateway-config", str(earlier))  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"--gateway-config {earlier} is a file this run replaces in {out}" in result.stderr
+    assert earlier.read_text() == "latency_scale: 0\n"
+    assert (out / "report.md").exists()
+
+
+def test_an_empty_output_folder_name_is_refused(capsys):
+    """--out '' meant the current folder, whose report and charts a run clears."""
+    with pytest.raises(SystemExit):
+        main(["run", "--out", ""])
+    assert "argument --out: an empty name: give a folder" in capsys.readouterr().err
+
+
 def test_an_output_folder_that_is_not_writable_is_refused(tmp_path, monkeypatch, capsys):
     """An existing folder was accepted unchecked, and a read-only mount failed mid-run. (The
     tests run as root, for whom permissions do not refuse: the check is os.access's.)"""
