@@ -89,6 +89,20 @@ CAUSE_LABELS = {
     "budgets": "refused by a budget",
     "prompt_caching": "same model (providers' prompt caches)",
 }
+# What no cause explains: a rate-limited request is deferred, not saved (its client retries
+# and pays), and a failed one cost nothing; both are shown rather than hidden.
+UNATTRIBUTED_LABEL = "unattributed (rate-limited, failed or unpaired requests)"
+
+
+def savings_bars(results: SimulationResults) -> dict[str, float]:
+    """The savings-by-cause chart's bars: every cause, and what none explains."""
+    bars = {CAUSE_LABELS[cause]: usd for cause, usd in results.comparison.by_cause_usd}
+    return {**bars, UNATTRIBUTED_LABEL: results.comparison.unattributed_usd}
+
+
+def unattributed_share(results: SimulationResults) -> float | None:
+    spent_before = results.phases.unoptimized.spend_usd
+    return results.comparison.unattributed_usd / spent_before if spent_before else None
 
 
 def usd(value: float | None) -> str:
@@ -378,8 +392,8 @@ def charts(results: SimulationResults, out: Path) -> list[Image]:
     images.append(_save(fig, out / "spend_by_model.png", "AI spend by served model"))
 
     fig, ax = plt.subplots(figsize=(7, 3))
-    causes = {CAUSE_LABELS[cause]: usd for cause, usd in results.comparison.by_cause_usd}
-    colors = ["#4c72b0", "#55a868", "#c44e52", "#8172b2"]
+    causes = savings_bars(results)
+    colors = ["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#937860"]
     ax.barh(list(causes), list(causes.values()), color=colors)
     ax.set_xlabel("USD saved in the optimized phase")
     ax.set_title("Savings by cause")
@@ -547,6 +561,7 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
                     (CAUSE_LABELS[cause], usd(saved), pct(share))
                     for (cause, saved), (_, share) in zip(causes, shares, strict=True)
                 ),
+                (UNATTRIBUTED_LABEL, usd(ai.unattributed_usd), pct(unattributed_share(results))),
                 ("total between phases", usd(ai.savings_usd), pct(ai.savings_pct)),
             ),
         ),

@@ -8,6 +8,7 @@ from ai_gateway.records import RequestRecord
 from finops_sim.report import (
     Table,
     build,
+    savings_bars,
     summary_tree,
     to_html,
     to_markdown,
@@ -122,6 +123,33 @@ def test_the_saving_and_its_causes_come_from_the_results():
     assert "List prices: claude-3-haiku, gpt-4 as of 2026-11" in markdown
     assert "Machine: Unit CPU, 2 cores." in markdown
     assert "for 4 requests, of which 1 refused by budgets and limits)" in summary_tree(results)
+
+
+def test_the_causes_table_and_chart_show_what_no_cause_explains():
+    """A rate-limited request saves its twin's cost in the totals but is no cause's saving: it
+    was printed in the prose only, so the table's rows did not add up to its total."""
+    limited = _record(status=429, error="rate_limit", served_model=None, served_tier=None,
+                      cache=None, baseline_usd=3.0)  # fmt: skip
+    after = _indexed([*OPTIMIZED[:3], limited])
+    results = _results().model_copy(
+        update={
+            "phases": Phases(unoptimized=_phase(UNOPTIMIZED), optimized=_phase(after)),
+            "comparison": compare(UNOPTIMIZED, after),
+        }
+    )
+    assert results.comparison.unattributed_usd == pytest.approx(3.0)
+    markdown = to_markdown(build(results, []))
+    assert "| unattributed (rate-limited, failed or unpaired requests) | $3.0000 | 25.0% |" in (
+        markdown
+    )
+    lines = markdown.splitlines()
+    start = lines.index("| cause | USD saved | share of unoptimized spend |") + 2
+    table = lines[start : lines.index("", start)]
+    saved = [float(line.split("|")[2].strip().lstrip("$")) for line in table]
+    assert sum(saved[:-1]) == pytest.approx(saved[-1])  # the rows add up to the total
+    bars = savings_bars(results)
+    assert bars["unattributed (rate-limited, failed or unpaired requests)"] == pytest.approx(3.0)
+    assert sum(bars.values()) == pytest.approx(results.comparison.savings_usd)
 
 
 def test_the_compute_section_prints_the_gateway_usage_and_the_sizing_it_is_given():
