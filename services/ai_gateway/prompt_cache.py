@@ -178,6 +178,8 @@ class ProviderPromptCache:
     def use(
         self, team: str, card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
     ) -> PromptCacheUse:
+        if card.price_per_1m.cached_input is None:
+            return NO_USE  # a model its provider lists no cached price for has no prompt cache
         rules = rules_for(card)
         every = _boundaries(rules, card, messages, prompt_tokens)
         written = _written(rules, every)

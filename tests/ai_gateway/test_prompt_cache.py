@@ -58,6 +58,18 @@ def test_openai_ignores_prompts_under_1024_tokens(cache):
     assert use(cache, GPT, messages).cached_tokens == 0
 
 
+def test_a_model_with_no_cached_price_has_no_prompt_cache(cache):
+    """gpt-4 predates OpenAI's prompt caching: its repeats were counted as cache reads (at its
+    full price, so the cost was right, but the report's cache row was not)."""
+    gpt4 = TABLE.models["gpt-4"]
+    assert gpt4.price_per_1m.cached_input is None
+    messages = ask(handbook(1600))
+    use(cache, gpt4, messages)
+    assert use(cache, gpt4, messages).cached_tokens == 0
+    use(cache, GPT, messages)
+    assert use(cache, GPT, messages).cached_tokens > 0
+
+
 def test_entries_expire_after_five_idle_minutes_and_a_hit_refreshes_them(cache, clock):
     messages = ask(handbook(1600))
     use(cache, GPT, messages)
