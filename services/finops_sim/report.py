@@ -152,8 +152,11 @@ def _phase_table(results: SimulationResults) -> Table:
                 "prompt tokens read from the providers' prompt caches",
                 lambda p: f"{p.tokens.cached_input:,}",
             ),
-            row("exact cache hit rate", lambda p: pct(p.cache.exact_hit_rate)),
-            row("semantic cache hit rate", lambda p: pct(p.cache.semantic_hit_rate)),
+            row("exact cache hit rate (of served requests)", lambda p: pct(p.cache.exact_hit_rate)),
+            row(
+                "semantic cache hit rate (of served requests)",
+                lambda p: pct(p.cache.semantic_hit_rate),
+            ),
             row(
                 "semantic hits that answered another question",
                 lambda p: f"{p.cache.semantic_false_hits} ({pct(p.cache.semantic_false_hit_rate)})",
@@ -409,8 +412,11 @@ def charts(results: SimulationResults, out: Path) -> list[Image]:
     }
     parts = {k: v for k, v in parts.items() if v}
     ax.pie(list(parts.values()), labels=list(parts), autopct="%1.0f%%", textprops={"fontsize": 8})
-    ax.set_title("How the optimized phase answered")
-    images.append(_save(fig, out / "serving_mix.png", "How the optimized phase answered"))
+    title = (
+        f"How the optimized phase answered its {optimized.requests:,} requests (refused included)"
+    )
+    ax.set_title(title, fontsize=10)
+    images.append(_save(fig, out / "serving_mix.png", title))
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     quantiles = ("p50", "p95", "p99")

@@ -198,7 +198,7 @@ def test_the_memory_sentence_names_the_figure_the_headroom_was_added_to():
 def test_the_phase_tables_have_one_column_per_phase():
     markdown = to_markdown(build(_results(), []))
     assert "|  | unoptimized | optimized |" in markdown
-    assert "| exact cache hit rate | 0.0% | 33.3% |" in markdown
+    assert "| exact cache hit rate (of served requests) | 0.0% | 33.3% |" in markdown
     assert "| latency p50 | 902 ms | 2 ms |" in markdown
     assert "| team-b | $0.0000 | $0.5000 |" in markdown
     assert "| claude-3-haiku | $0.0000 | $0.5000 |" in markdown
