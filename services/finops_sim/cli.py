@@ -14,7 +14,7 @@ from loadgen.scenario import DEFAULT_SCENARIO
 
 from .arguments import folder, stack_name
 from .gateway_usage import MeasurementError
-from .report import summary_tree
+from .report import summary_tree, unmeasured
 from .rightsize import command as rightsize
 from .simulation import RunOptions, SimulationError, run
 
@@ -252,12 +252,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except OSError as exc:  # a full disk, a folder made read-only during the run
-        where = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
-        print(f"finops-sim: {where}", file=sys.stderr)
+        where = exc.filename or f"writing in {args.out}"
+        print(f"finops-sim: {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print()
     print(summary_tree(results))
     print(f"\nReport: {args.out / 'report.md'} (and report.html, results.json, charts/)")
+    failed = unmeasured(results)
+    if failed:
+        print(
+            f"finops-sim: {failed}: the reduction is not a measurement (a failed request costs "
+            f"$0); the report says so, and {args.out / 'logs'} says why they failed",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -340,6 +340,21 @@ def failed_requests_warning(results: SimulationResults) -> str | None:
     )
 
 
+# Above this share of a phase's requests failing, the reduction is not printed as a result:
+# failed requests cost $0, so a store killed mid-phase read as a 93% saving.
+MAX_FAILED_SHARE = 0.01
+
+
+def unmeasured(results: SimulationResults) -> str | None:
+    """Why the run's AI reduction is not a measurement, or None: too many requests failed."""
+    failed = [
+        f"{s.errors:,} of {s.requests:,} {phase} requests failed"
+        for phase, s in results.phases.items()
+        if s.requests and s.errors / s.requests > MAX_FAILED_SHARE
+    ]
+    return "; ".join(failed) if failed else None
+
+
 def summary_tree(results: SimulationResults) -> str:
     """The original design's result tree, filled with this run's measurements."""
     ai = results.comparison
@@ -354,9 +369,16 @@ def summary_tree(results: SimulationResults) -> str:
         + (f", of which {refused:,} refused by budgets and limits" if refused else "")
         + ")"
     )
+    failed = unmeasured(results)
+    if failed:
+        ai_line = f"AI Token Costs: not measured ({failed}, and a failure costs $0)"
     if compute is None:
         compute_line = "Kubernetes Compute: not computed (the compute cost model is not built yet)"
-        total_line = f"Total: AI token costs only, {pct(ai.savings_pct)} reduction"
+        total_line = (
+            "Total: not measured"
+            if failed
+            else f"Total: AI token costs only, {pct(ai.savings_pct)} reduction"
+        )
     else:
         compute_line = (
             f"Kubernetes Compute: {pct(compute.savings_pct)} reduction "

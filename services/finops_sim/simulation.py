@@ -298,7 +298,12 @@ def _run_phase(
                 f"the {phase} gateway stopped answering while it was measured ({exc}); "
                 f"its log: {gateway_log}"
             ) from exc
-    records = read_log(request_log)
+    try:
+        records = read_log(request_log)
+    except ValueError as exc:  # a line cut short: the gateway could not finish writing it
+        raise SimulationError(
+            f"the {phase} phase's request log is incomplete ({exc}); was the disk full?"
+        ) from exc
     if not records:
         raise SimulationError(f"the {phase} phase logged no requests; see {logs}")
     summary = PhaseResult(

@@ -364,3 +364,19 @@ def test_bad_gateway_config_fails_before_running(fast_scenario, tmp_path):
     assert result.returncode == 2
     assert "gw.yaml: unknown key `cache.exakt`" in result.stderr
     assert not (tmp_path / "o" / "requests-unoptimized.jsonl").exists()
+
+
+def test_a_run_where_too_many_requests_failed_exits_1_after_its_report(
+    monkeypatch, tmp_path, capsys
+):
+    """It exited 0 with a 93% headline when a killed store failed most optimized requests."""
+    import finops_sim.cli as cli
+    from tests.finops_sim.test_report import _results, _with_failures
+
+    monkeypatch.setattr(cli, "run", lambda options: _with_failures(_results(), failed=3))
+    assert main(["run", "--out", str(tmp_path), "--embedder", "lexical"]) == 1
+    captured = capsys.readouterr()
+    assert "AI Token Costs: not measured (3 of 4 optimized requests failed" in captured.out
+    assert "finops-sim: 3 of 4 optimized requests failed: the reduction is not a measurement" in (
+        captured.err
+    )

@@ -12,6 +12,7 @@ from finops_sim.report import (
     summary_tree,
     to_html,
     to_markdown,
+    unmeasured,
     usd,
     usd_month,
     write_report,
@@ -392,6 +393,18 @@ def test_failed_requests_are_said_next_to_the_reduction():
     assert "3 of 4 unoptimized requests failed, which understates the saving" in summary_tree(
         flipped
     )
+
+
+def test_a_run_where_too_many_requests_failed_prints_no_reduction():
+    """A store killed mid-phase failed 78% of the optimized requests; at $0 each they read as a
+    93% saving, printed as the result."""
+    many = _with_failures(_results(), failed=3)  # 3 of 4
+    assert unmeasured(many) == "3 of 4 optimized requests failed"
+    tree = summary_tree(many)
+    assert "AI Token Costs: not measured (3 of 4 optimized requests failed" in tree
+    assert "reduction" not in tree.split("AI Token Costs")[1].split("\n")[0]
+    assert unmeasured(_results()) is None
+    assert "reduction (" in summary_tree(_results())
 
 
 def test_the_latency_note_gives_each_phases_measured_duration():
