@@ -4,13 +4,21 @@ traceback from inside an import."""
 
 from __future__ import annotations
 
+import signal
 import sys
 
 
 def main() -> int:
+    # Before the imports: a run started with SIGINT ignored (a background job of a script) got
+    # Ctrl-C during them lost, and went on to the end.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         from .cli import main as run_command
     except KeyboardInterrupt:
         print("finops-sim: interrupted while starting; nothing was started", file=sys.stderr)
         return 130
-    return run_command()
+    try:
+        return run_command()
+    except KeyboardInterrupt:  # outside a run, which says what it stopped: nothing to stop
+        print("finops-sim: interrupted", file=sys.stderr)
+        return 130

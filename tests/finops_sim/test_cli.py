@@ -380,3 +380,26 @@ def test_a_run_where_too_many_requests_failed_exits_1_after_its_report(
     assert "finops-sim: 3 of 4 optimized requests failed: the reduction is not a measurement" in (
         captured.err
     )
+
+
+def test_ctrl_c_while_it_starts_is_not_lost_when_sigint_was_ignored(fast_scenario, tmp_path):
+    """A background job of a script starts with SIGINT ignored; the run took Ctrl-C only once
+    its imports were done (0.6 s), so one sent earlier was lost and the run went to its end."""
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from finops_sim.entry import main; sys.exit(main())",
+         "run", "--scenario", str(fast_scenario), "--out", str(tmp_path / "o"),
+         "--embedder", "lexical"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, preexec_fn=ignore_sigint,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        process.send_signal(signal.SIGINT)  # until one lands: the first may precede main()
+        time.sleep(0.05)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert b"interrupted while starting; nothing was started" in stderr
+    assert not (tmp_path / "o").exists()
