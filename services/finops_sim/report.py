@@ -254,7 +254,8 @@ def _gateway_sizing(results: SimulationResults) -> list[Block]:
             f"{sizing.cpu_floor_m}m floor; memory: {_memory_basis(sizing)} "
             f"+ {sizing.memory_headroom:.0%} = {mib(sizing.memory_target_bytes)}, rounded up to "
             f"{sizing.memory_step_mib} MiB steps with a {sizing.memory_floor_mib} MiB floor "
-            "(`finops-sim rightsize --from-run` writes it into the stack file)."
+            "(`finops-sim rightsize --from-run results.json --stack "
+            f"{sizing.stack} --write` writes it into the stack file)."
         ),
         Table(
             ("gateway, per replica", "CPU request", "memory request and limit"),
