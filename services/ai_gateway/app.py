@@ -286,7 +286,9 @@ class GatewayHTTP:
         generated: list[str] = []
 
         async def pieces() -> AsyncIterator[str]:
-            async for piece in self.gateway.provider.pieces(completion.text, completion.latency):
+            async for piece in self.gateway.provider.pieces(
+                completion.generated, completion.latency
+            ):
                 generated.append(piece)
                 yield piece
 

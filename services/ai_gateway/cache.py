@@ -36,6 +36,7 @@ class CachedCompletion:
     cost_usd: float
     label: str | None = None  # ground truth of the request that created it, for evaluation only
     stop_sequence: str | None = None  # the stop sequence that ended the answer, if one did
+    tool_call: dict[str, str] | None = None  # a forced tool call's id, name and arguments
 
 
 def exact_key(team: str, canonical_request: str) -> str:

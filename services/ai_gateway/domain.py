@@ -15,6 +15,7 @@ from .records import CacheStatus, ErrorKind
 from .router import RouteDecision
 from .simulator import LatencyPlan, latency_plan
 from .tokens import PromptMessage
+from .tool_calls import ToolCall
 from .tool_prompt import ToolPrompt
 
 AUTO_MODEL = "auto"
@@ -151,6 +152,12 @@ class Completion:
     cache_write_1h_tokens: int = 0  # of those, the ones written as 1-hour entries
     prompt_cache_saved_usd: float = 0.0  # the same tokens at the input price, minus what they cost
     stop_sequence: str | None = None  # the request's stop sequence that ended the text, if one did
+    tool_call: ToolCall | None = None  # the call made instead of text (tool_calls.py)
+
+    @property
+    def generated(self) -> str:
+        """What the answer streams: its text, or its tool call's arguments."""
+        return self.text if self.tool_call is None else self.tool_call.arguments
 
     @property
     def uncached_prompt_tokens(self) -> int:

@@ -35,6 +35,7 @@ from .settings import GatewaySettings
 from .simulator import LatencyPlan, SimulatedProvider
 from .store import Clock, Store, StoreUnavailable, write_together
 from .tokens import count_text
+from .tool_calls import ToolCall
 
 log = logging.getLogger("ai_gateway")
 NO_LATENCY = LatencyPlan(0.0, 0.0)
@@ -171,7 +172,7 @@ class Gateway:
         settlement, completion = answer.settlement, answer.completion
         if settlement is None:
             return completion
-        partial = delivered is not None and delivered != completion.text
+        partial = delivered is not None and delivered != completion.generated
         if partial and delivered is not None:
             completion = self._cut(completion, delivered)
         self.meter.record(completion)
@@ -202,9 +203,11 @@ class Gateway:
             c.cache_write_tokens,
             c.cache_write_1h_tokens,
         )
+        call = c.tool_call
         return replace(
             c,
-            text=delivered,
+            text=delivered if call is None else "",
+            tool_call=None if call is None else replace(call, arguments=delivered),
             completion_tokens=generated,
             finish_reason="length",
             stop_sequence=None,
@@ -225,7 +228,9 @@ class Gateway:
         """The simulated provider's answer, priced with the provider's prompt cache. ``route`` is
         the router's decision and the model it replaced; a routed answer saves what its baseline
         costs more than the served model without prompt caching (that saving is counted apart)."""
-        answer = self.provider.complete(card, cap, request.generation_form(card.name), request.stop)
+        answer = self.provider.complete(
+            card, cap, request.generation_form(card.name), request.stop, request.tool_prompt
+        )
         prompt_tokens = tokens(card)
         cache = self.prompt_cache
         use = NO_USE if cache is None else cache.use(team, card, request.messages, prompt_tokens)
@@ -246,6 +251,7 @@ class Gateway:
             completion_tokens=answer.completion_tokens,
             finish_reason=answer.finish_reason,
             stop_sequence=answer.stop_sequence,
+            tool_call=answer.tool_call,
             cost_usd=cost,
             saved_usd=0.0 if route is None else max(baseline - uncached_cost, 0.0),
             cache="miss",
@@ -319,6 +325,7 @@ class Gateway:
             completion_tokens=hit.completion_tokens,
             finish_reason=hit.finish_reason,
             stop_sequence=hit.stop_sequence,
+            tool_call=None if hit.tool_call is None else ToolCall(**hit.tool_call),
             cost_usd=0.0,
             saved_usd=baseline,
             cache=kind,
@@ -341,6 +348,7 @@ class Gateway:
             completion_tokens=c.completion_tokens,
             finish_reason=c.finish_reason,
             stop_sequence=c.stop_sequence,
+            tool_call=None if c.tool_call is None else vars(c.tool_call),
             cost_usd=c.cost_usd,
             label=label,
         )

@@ -23,8 +23,10 @@ from typing import Literal
 
 from .pricing import ModelCard
 from .tokens import encoding_name, get_encoding, token_count
+from .tool_calls import ToolCall, forced_call
+from .tool_prompt import ToolPrompt
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 _WORDS = """
 the system service request cost model cache team budget token answer data cluster node pod
@@ -50,6 +52,7 @@ class SimulatedCompletion:
     completion_tokens: int
     finish_reason: FinishReason
     stop_sequence: str | None = None  # the request's stop sequence that ended the text
+    tool_call: ToolCall | None = None  # made instead of text when the request forces one
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,19 @@ def completion_length(card: ModelCard, max_tokens: int, seed: int) -> tuple[int,
 
 
 def simulate_completion(
-    card: ModelCard, max_tokens: int, seed: int, stop: tuple[str, ...] = ()
+    card: ModelCard,
+    max_tokens: int,
+    seed: int,
+    stop: tuple[str, ...] = (),
+    tools: ToolPrompt | None = None,
 ) -> SimulatedCompletion:
+    forced = forced_call(card, tools, max_tokens, seed)
+    if forced is not None:  # tool_calls.py: a call instead of text
+        finish: FinishReason = "length" if forced.cut else "tool_calls"
+        return SimulatedCompletion("", forced.tokens, finish, tool_call=forced.call)
     rng = random.Random(seed)
     wanted = draw_length(card, rng)
-    finish: FinishReason = "length" if wanted > max_tokens else "stop"
+    finish = "length" if wanted > max_tokens else "stop"
     words = _one_token_words(encoding_name(card))
     length = min(wanted, max_tokens)
     # One-token words make the count exact by construction (tests encode every model's answers).
@@ -160,17 +171,27 @@ class SimulatedProvider:
         self.latency_scale = latency_scale
 
     def complete(
-        self, card: ModelCard, max_tokens: int, canonical: str, stop: tuple[str, ...] = ()
+        self,
+        card: ModelCard,
+        max_tokens: int,
+        canonical: str,
+        stop: tuple[str, ...] = (),
+        tools: ToolPrompt | None = None,
     ) -> SimulatedCompletion:
-        return simulate_completion(card, max_tokens, request_seed(canonical), stop)
+        return simulate_completion(card, max_tokens, request_seed(canonical), stop, tools)
 
     def length(
-        self, card: ModelCard, max_tokens: int, canonical: str, stop: tuple[str, ...] = ()
+        self,
+        card: ModelCard,
+        max_tokens: int,
+        canonical: str,
+        stop: tuple[str, ...] = (),
+        tools: ToolPrompt | None = None,
     ) -> int:
         """The completion's token count, without composing its text unless a stop sequence may
-        end it early."""
-        if stop:
-            return self.complete(card, max_tokens, canonical, stop).completion_tokens
+        end it early or a forced tool call replaces it."""
+        if stop or (tools is not None and tools.forced):
+            return self.complete(card, max_tokens, canonical, stop, tools).completion_tokens
         return completion_length(card, max_tokens, request_seed(canonical))[0]
 
     def latency(self, card: ModelCard) -> LatencyPlan:

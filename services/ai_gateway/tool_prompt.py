@@ -40,6 +40,7 @@ class ToolPrompt:
     tools: tuple[str, ...] = ()
     forced: bool = False
     response_schema: str | None = None
+    forced_name: str | None = None  # the tool a choice names (OpenAI's function, Anthropic's tool)
 
 
 @dataclass(frozen=True)

@@ -240,3 +240,34 @@ def test_a_tool_loop_is_served_and_its_tools_are_billed(gateway):
     bare = sdk.messages.count_tokens(model="claude-haiku-4-5", messages=messages[:1])
     assert answer.usage.input_tokens == counted.input_tokens
     assert counted.input_tokens > bare.input_tokens + 346  # the tool-use system prompt and more
+
+
+def test_a_forced_tool_choice_gets_a_tool_use_block_plain_streamed_and_cached(start_gateway):
+    """any or a named tool: a tool_use block whose input the schema accepts, the same from the
+    stream's accumulated message and from the exact cache."""
+    gateway = start_gateway(profile="optimized")
+    tool = {
+        "name": "get_weather",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer", "maximum": 7}},
+            "required": ["city"],
+        },
+    }
+    sdk = anthropic.Anthropic(base_url=gateway.url, api_key="sk-demo-team-b", max_retries=0)
+    question = {"role": "user", "content": "What is the weather in Oslo?"}
+    request = {"model": "claude-haiku-4-5", "max_tokens": 200, "tools": [tool],
+               "tool_choice": {"type": "tool", "name": "get_weather"},
+               "messages": [question]}  # fmt: skip
+    first = sdk.messages.with_raw_response.create(**request)
+    message = first.parse()
+    assert message.stop_reason == "tool_use"
+    (block,) = message.content
+    assert (block.type, block.name) == ("tool_use", "get_weather") and block.id.startswith("toolu_")
+    assert isinstance(block.input["city"], str) and block.input.get("days", 0) <= 7
+    again = sdk.messages.with_raw_response.create(**request)
+    assert (first.headers["x-gateway-cache"], again.headers["x-gateway-cache"]) == ("miss", "exact")
+    assert again.parse().content[0].input == block.input
+    with sdk.messages.stream(**request) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use" and final.content[0].input == block.input

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 import tiktoken
@@ -186,3 +188,53 @@ def test_out_of_range_parameters_are_400_naming_the_parameter(gateway, kwargs, p
     assert info.value.status_code == 400
     assert info.value.body["type"] == "invalid_request_error"
     assert info.value.body["param"] == param
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather in a given location",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "unit"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "choice", ["required", {"type": "function", "function": {"name": "get_weather"}}]
+)
+def test_a_forced_tool_choice_gets_a_call_plain_and_streamed(gateway, choice):
+    """An agent that forces a call read tool_calls[0] and crashed on a text answer."""
+    request = {"model": "gpt-4o", "tools": [WEATHER], "tool_choice": choice,
+               "messages": [{"role": "user", "content": "Weather in Oslo?"}]}  # fmt: skip
+    sdk = client(gateway)
+    answer = sdk.chat.completions.create(**request)
+    choice_out = answer.choices[0]
+    assert choice_out.finish_reason == "tool_calls" and choice_out.message.content is None
+    (call,) = choice_out.message.tool_calls
+    arguments = json.loads(call.function.arguments)
+    assert call.function.name == "get_weather" and call.id.startswith("call_")
+    assert set(arguments) >= {"city", "unit"} and arguments["unit"] in ("celsius", "fahrenheit")
+    enc = tiktoken.get_encoding("o200k_base")
+    called = len(enc.encode("get_weather")) + len(enc.encode(call.function.arguments))
+    assert answer.usage.completion_tokens == called
+    with sdk.chat.completions.stream(**request) as stream:
+        final = stream.get_final_completion()
+    streamed = final.choices[0]
+    assert streamed.finish_reason == "tool_calls"
+    assert streamed.message.tool_calls[0].function.arguments == call.function.arguments
+    assert streamed.message.tool_calls[0].id == call.id
+
+
+def test_with_auto_the_simulated_model_answers_in_text(gateway):
+    answer = client(gateway).chat.completions.create(
+        model="gpt-4o", tools=[WEATHER], messages=[{"role": "user", "content": "Weather?"}]
+    )
+    assert answer.choices[0].message.tool_calls is None and answer.choices[0].message.content

@@ -42,7 +42,9 @@ async def test_the_document_describes_both_apis_streaming_and_errors(app_client)
             schema = operation["responses"][status]["content"]["application/json"]["schema"]
             assert schema["$ref"] == f"#/components/schemas/{error}ErrorResponse"
     body = document["components"]["schemas"]["ChatCompletionBody"]["properties"]
-    assert "part of the cache key" in body["tools"]["description"]
+    assert "Part of the cache key" in body["tools"]["description"]
+    assert "forces a call" in body["tools"]["description"]
+    assert "part of the cache key" in body["logit_bias"]["description"]
     assert "Accepted and ignored" in body["user"]["description"]
     assert "refused" in body["n"]["description"]
     assert "bearer" in document["components"]["securitySchemes"]

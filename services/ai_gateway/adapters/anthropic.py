@@ -7,6 +7,8 @@ hot path, and tests check them against these models.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
@@ -33,7 +35,12 @@ _ERROR_TYPES: dict[ErrorKind, str] = {
     "internal": "api_error",
     "client_closed": "invalid_request_error",
 }
-_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+TOOLS = (
+    "Part of the cache key, and billed as prompt tokens. A tool_choice that forces a call (any, "
+    "or a named tool) gets a tool_use block, its input drawn from the tool's input_schema; with "
+    "auto or none the simulated model answers in text."
+)
 _SEEDS = "Seeds the deterministic simulated answer (part of the cache key); nothing is sampled."
 _IGNORED = "Accepted and ignored: the simulated provider does not implement it."
 MODELS_PAGE_DEFAULT, MODELS_PAGE_MAX = 20, 1000
@@ -134,10 +141,10 @@ class PromptBody(Lenient):
     )
     stream: bool | None = Field(default=False, description="Answer as server-sent events.")
     metadata: dict[str, Any] | None = Field(default=None, description=_IGNORED)
-    tools: list[dict[str, Any]] | None = Field(
-        default=None, description=KEYED + " The simulated model never calls a tool."
+    tools: list[dict[str, Any]] | None = Field(default=None, description=TOOLS)
+    tool_choice: dict[str, Any] | None = Field(
+        default=None, description="Part of the cache key; see tools."
     )
-    tool_choice: dict[str, Any] | None = Field(default=None, description=KEYED)
     thinking: dict[str, Any] | None = Field(default=None, description=KEYED)
     cache_control: CacheControl | None = Field(
         default=None,
@@ -169,6 +176,15 @@ class PromptBody(Lenient):
 class OutputText(BaseModel):
     type: Literal["text"]
     text: str
+
+
+class OutputToolUse(BaseModel):
+    """The call a forcing tool_choice gets instead of text."""
+
+    type: Literal["tool_use"]
+    id: str
+    name: str
+    input: dict[str, Any]
 
 
 class MessagesBody(PromptBody):
@@ -210,8 +226,8 @@ class Message(BaseModel):
     type: Literal["message"]
     role: Literal["assistant"]
     model: str = Field(description="The model that served the request.")
-    content: list[OutputText]
-    stop_reason: Literal["end_turn", "max_tokens", "stop_sequence"] | None
+    content: list[OutputText | OutputToolUse]
+    stop_reason: Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"] | None
     stop_sequence: str | None = Field(description="The stop sequence that ended the text.")
     usage: AnthropicUsage
 
@@ -419,8 +435,25 @@ def _tool_prompt(body: PromptBody) -> ToolPrompt | None:
     """What the tools add to the prompt (tool_prompt.py); ``any`` and ``tool`` force a call."""
     if not body.tools:
         return None
-    forced = (body.tool_choice or {}).get("type") in ("any", "tool")
-    return ToolPrompt(tuple(canonical_json(tool) for tool in body.tools), forced)
+    choice = body.tool_choice or {}
+    forced = choice.get("type") in ("any", "tool")
+    named = choice.get("name") if choice.get("type") == "tool" else None
+    return ToolPrompt(tuple(canonical_json(tool) for tool in body.tools), forced, forced_name=named)
+
+
+def _content_block(c: Completion, whole: bool) -> JSON:
+    """The answer's one block: its text, or the tool_use it made (a stream starts either
+    empty and fills it with deltas). Arguments cut short by the cap are not JSON: the block
+    then holds an empty input, as far as it can be read."""
+    call = c.tool_call
+    if call is None:
+        return {"type": "text", "text": c.text if whole else ""}
+    arguments: Any = {}
+    if whole:
+        with contextlib.suppress(ValueError):
+            arguments = json.loads(call.arguments)
+    tool_input = arguments if isinstance(arguments, dict) else {}
+    return {"type": "tool_use", "id": f"toolu_{call.id}", "name": call.name, "input": tool_input}
 
 
 def _stop_reason(c: Completion) -> tuple[str, str | None]:
@@ -562,7 +595,7 @@ class AnthropicAdapter:
         return "msg_" + uuid.uuid4().hex[:24]
 
     def render(self, c: Completion, response_id: str) -> JSON:
-        message = _message(c, response_id, [{"type": "text", "text": c.text}])
+        message = _message(c, response_id, [_content_block(c, whole=True)])
         message["stop_reason"], message["stop_sequence"] = _stop_reason(c)
         message["usage"]["output_tokens"] = c.completion_tokens
         return message
@@ -573,14 +606,18 @@ class AnthropicAdapter:
         start = _message(c, response_id, [])
         start["usage"]["output_tokens"] = 1
         yield sse({"type": "message_start", "message": start}, "message_start")
-        block = {"type": "text", "text": ""}
+        block = _content_block(c, whole=False)
         yield sse(
             {"type": "content_block_start", "index": 0, "content_block": block},
             "content_block_start",
         )
         yield sse({"type": "ping"}, "ping")
         async for piece in pieces:
-            delta = {"type": "text_delta", "text": piece}
+            delta = (
+                {"type": "text_delta", "text": piece}
+                if c.tool_call is None
+                else {"type": "input_json_delta", "partial_json": piece}
+            )
             yield sse(
                 {"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta"
             )

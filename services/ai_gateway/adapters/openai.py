@@ -18,6 +18,7 @@ from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
 from ..tokens import PromptMessage
+from ..tool_calls import ToolCall
 from ..tool_prompt import ToolPrompt
 from .base import (
     HTTP_STATUS,
@@ -29,6 +30,12 @@ from .base import (
     parse_body,
     sse,
     unsimulated,
+)
+
+TOOLS = (
+    "Billed as prompt tokens. A tool_choice that forces a call (required, or a named function) "
+    "gets one, with arguments drawn from the function's parameters schema; with auto or none "
+    "the simulated model answers in text."
 )
 
 _ERROR_TYPES: dict[ErrorKind, str] = {
@@ -139,9 +146,11 @@ class ChatCompletionBody(Lenient):
     top_logprobs: int | None = Field(default=None, ge=0, le=20, description=_IGNORED)
     response_format: dict[str, Any] | None = Field(default=None, description=KEYED)
     tools: list[dict[str, Any]] | None = Field(
-        default=None, description=KEYED + " The simulated model never calls a tool."
+        default=None, description="Part of the cache key. " + TOOLS
     )
-    tool_choice: str | dict[str, Any] | None = Field(default=None, description=KEYED)
+    tool_choice: str | dict[str, Any] | None = Field(
+        default=None, description="Part of the cache key; see tools."
+    )
     user: str | None = Field(default=None, description=_IGNORED)
     metadata: dict[str, Any] | None = Field(default=None, description=_IGNORED)
 
@@ -153,17 +162,29 @@ class ChatCompletionBody(Lenient):
         return stop
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str = Field(description="JSON text, drawn from the function's parameters schema.")
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"]
-    content: str
+    content: str | None = Field(description="null when the answer is a tool call.")
     refusal: None
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class Choice(BaseModel):
     index: int
     message: AssistantMessage
     logprobs: None
-    finish_reason: Literal["stop", "length"]
+    finish_reason: Literal["stop", "length", "tool_calls"]
 
 
 class PromptTokensDetails(BaseModel):
@@ -187,16 +208,26 @@ class ChatCompletion(BaseModel):
     system_fingerprint: None
 
 
+class ChunkToolCall(BaseModel):
+    """A tool call's first delta carries its id, type and name; the next ones its arguments."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: dict[str, str]
+
+
 class ChunkDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
 
 
 class ChunkChoice(BaseModel):
     index: int
     delta: ChunkDelta
     logprobs: None
-    finish_reason: Literal["stop", "length"] | None
+    finish_reason: Literal["stop", "length", "tool_calls"] | None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -238,6 +269,22 @@ class OpenAIErrorResponse(BaseModel):
 # and which call a tool message answers. Two conversations that differ only in them must not
 # share a cached answer.
 KEYED_MESSAGE_FIELDS = ("tool_calls", "function_call", "tool_call_id", "audio")
+
+
+def _tool_call(call: ToolCall) -> JSON:
+    return {
+        "id": f"call_{call.id}",
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def _message(c: Completion) -> JSON:
+    """The answer's message: its text, or (content null) the tool call it made."""
+    if c.tool_call is None:
+        return {"role": "assistant", "content": c.text, "refusal": None}
+    return {"role": "assistant", "content": None, "refusal": None,
+            "tool_calls": [_tool_call(c.tool_call)]}  # fmt: skip
 
 
 def _keyed_fields(message: ChatMessage) -> str:
@@ -369,10 +416,12 @@ def _tool_prompt(body: ChatCompletionBody) -> ToolPrompt | None:
         and (choice.get("type") != "allowed_tools"
              or (choice.get("allowed_tools") or {}).get("mode") == "required")
     )  # fmt: skip
+    named = choice.get(choice.get("type", "function")) if isinstance(choice, dict) else None
     return ToolPrompt(
         tools=tuple(canonical_json(tool) for tool in body.tools or ()),
         forced=forced,
         response_schema=None if schema is None else canonical_json(schema),
+        forced_name=named.get("name") if isinstance(named, dict) else None,
     )
 
 
@@ -477,7 +526,7 @@ class OpenAIAdapter:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": c.text, "refusal": None},
+                    "message": _message(c),
                     "logprobs": None,
                     "finish_reason": c.finish_reason,
                 }
@@ -506,9 +555,19 @@ class OpenAIAdapter:
                 body["usage"] = None
             return body
 
-        yield sse(chunk({"role": "assistant", "content": ""}, None))
+        call = c.tool_call
+        if call is None:
+            yield sse(chunk({"role": "assistant", "content": ""}, None))
+        else:
+            head = {**_tool_call(call), "index": 0}
+            head["function"] = {"name": call.name, "arguments": ""}
+            yield sse(chunk({"role": "assistant", "content": None, "tool_calls": [head]}, None))
         async for piece in pieces:
-            yield sse(chunk({"content": piece}, None))
+            if call is None:
+                yield sse(chunk({"content": piece}, None))
+            else:
+                arguments = {"index": 0, "function": {"arguments": piece}}
+                yield sse(chunk({"tool_calls": [arguments]}, None))
         yield sse(chunk({}, c.finish_reason))
         if request.include_usage:
             final = chunk({}, None)
