@@ -365,6 +365,31 @@ async def test_a_cut_answer_keeps_its_prompt_billed_as_the_prompt_cache_billed_i
     assert cut.cost_usd > card.cost_usd(cut.prompt_tokens, cut.completion_tokens)
 
 
+async def test_a_tool_call_cut_by_a_disconnect_bills_its_delivered_arguments_and_is_not_cached(
+    make_gateway,
+):
+    """A stream of a forced call's arguments, cut short: what was delivered is billed, the call
+    keeps its name and the delivered arguments, and nothing is cached."""
+    gateway = make_gateway("optimized", **EXACT_ONLY)
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": schema}}
+    request = OpenAIAdapter().parse({
+        "model": "gpt-4o", "tools": [tool], "tool_choice": "required", "max_tokens": 100,
+        "messages": [{"role": "user", "content": "Weather in Oslo?"}]})  # fmt: skip
+    answer = await gateway.begin(request, "team-a")
+    whole = answer.completion
+    assert whole.tool_call is not None and whole.text == "" and whole.finish_reason == "tool_calls"
+    cut = await gateway.finish(answer, delivered=whole.tool_call.arguments[:5])
+    assert cut.tool_call is not None and cut.tool_call.arguments == whole.tool_call.arguments[:5]
+    assert (cut.finish_reason, cut.text) == ("length", "")
+    assert cut.completion_tokens < whole.completion_tokens
+    again = await gateway.begin(request, "team-a")
+    assert again.completion.cache == "miss"  # a partial call is never cached
+    await gateway.finish(again)
+    hit = await gateway.begin(request, "team-a")
+    assert hit.completion.cache == "exact" and hit.completion.tool_call == whole.tool_call
+
+
 class CountingEmbedder(Model2VecEmbedder):
     """The router's own model2vec model, counting what it embeds."""
 
