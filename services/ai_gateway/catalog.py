@@ -204,7 +204,7 @@ class Catalog:
         prompt_tokens = tokens(card)
         cap = self.completion_cap(card, request, prompt_tokens, routed=requested is None)
         seed_form = request.generation_form(card.name)
-        length = self._provider.length(card, cap, seed_form, request.stop, request.tool_prompt)
+        length = self._provider.length(card, cap, seed_form, request.shape)
         return card.cost_usd(prompt_tokens, length)
 
     def routable(self, requested: ModelCard | None, team_routes_all: bool) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from .pricing import ModelCard
 from .records import CacheStatus, ErrorKind
 from .router import RouteDecision
-from .simulator import LatencyPlan, latency_plan
+from .simulator import AnswerFormat, AnswerShape, LatencyPlan, latency_plan
 from .tokens import PromptMessage
 from .tool_calls import ToolCall
 from .tool_prompt import ToolPrompt
@@ -75,6 +75,9 @@ class ChatRequest:
     as (name, canonical JSON): not simulated, but they keep requests apart in the caches."""
     tool_prompt: ToolPrompt | None = None
     """The tool definitions (and response schema) the provider bills as prompt tokens."""
+    answer_format: AnswerFormat = "text"
+    """OpenAI's response_format type: JSON mode answers an object, json_schema one the schema
+    in ``tool_prompt`` accepts."""
     _canonical: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def _parameters(self) -> dict[str, object]:
@@ -99,6 +102,11 @@ class ChatRequest:
                 separators=(",", ":"),
             )
         return self._canonical[model]
+
+    @property
+    def shape(self) -> AnswerShape:
+        """What the simulated provider must respect in the answer's form."""
+        return AnswerShape(self.stop, self.tool_prompt, self.answer_format)
 
     def generation_form(self, model: str) -> str:
         """What the simulated answer is seeded by: the canonical form without the stop

@@ -229,7 +229,7 @@ class Gateway:
         the router's decision and the model it replaced; a routed answer saves what its baseline
         costs more than the served model without prompt caching (that saving is counted apart)."""
         answer = self.provider.complete(
-            card, cap, request.generation_form(card.name), request.stop, request.tool_prompt
+            card, cap, request.generation_form(card.name), request.shape
         )
         prompt_tokens = tokens(card)
         cache = self.prompt_cache

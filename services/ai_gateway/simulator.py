@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import random
 import re
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
+from .json_values import draw
 from .pricing import ModelCard
 from .tokens import encoding_name, get_encoding, token_count
 from .tool_calls import ToolCall, forced_call
@@ -109,14 +111,26 @@ def completion_length(card: ModelCard, max_tokens: int, seed: int) -> tuple[int,
     return min(wanted, max_tokens), "length" if wanted > max_tokens else "stop"
 
 
+AnswerFormat = Literal["text", "json_object", "json_schema"]
+
+
+@dataclass(frozen=True)
+class AnswerShape:
+    """What the request asks of the answer's form: stop sequences, the tools (a forcing choice
+    gets a call), and JSON (an object, or one its response schema accepts)."""
+
+    stop: tuple[str, ...] = ()
+    tools: ToolPrompt | None = None
+    answer_format: AnswerFormat = "text"
+
+
+PLAIN = AnswerShape()
+
+
 def simulate_completion(
-    card: ModelCard,
-    max_tokens: int,
-    seed: int,
-    stop: tuple[str, ...] = (),
-    tools: ToolPrompt | None = None,
+    card: ModelCard, max_tokens: int, seed: int, shape: AnswerShape = PLAIN
 ) -> SimulatedCompletion:
-    forced = forced_call(card, tools, max_tokens, seed)
+    forced = forced_call(card, shape.tools, max_tokens, seed)
     if forced is not None:  # tool_calls.py: a call instead of text
         finish: FinishReason = "length" if forced.cut else "tool_calls"
         return SimulatedCompletion("", forced.tokens, finish, tool_call=forced.call)
@@ -127,7 +141,31 @@ def simulate_completion(
     length = min(wanted, max_tokens)
     # One-token words make the count exact by construction (tests encode every model's answers).
     completion = SimulatedCompletion(_compose(words, length, rng, finish == "stop"), length, finish)
-    return _stopped(card, completion, stop) if stop else completion
+    if shape.answer_format != "text":
+        completion = _as_json(card, completion, shape, rng, max_tokens)
+    return _stopped(card, completion, shape.stop) if shape.stop else completion
+
+
+def _as_json(
+    card: ModelCard,
+    completion: SimulatedCompletion,
+    shape: AnswerShape,
+    rng: random.Random,
+    max_tokens: int,
+) -> SimulatedCompletion:
+    """JSON mode's answer: an object holding the text, or a value the response schema accepts
+    (json_values.py); recounted, and cut at the cap as a provider's model stops (then not
+    valid JSON, with finish "length", as the providers' answers are)."""
+    schema = None if shape.tools is None else shape.tools.response_schema
+    if shape.answer_format == "json_schema" and schema is not None:
+        value = draw(json.loads(schema), rng)
+    else:
+        value = {"answer": completion.text}
+    enc = get_encoding(encoding_name(card))
+    encoded = enc.encode(json.dumps(value), disallowed_special=())
+    if len(encoded) > max_tokens:
+        return SimulatedCompletion(enc.decode(encoded[:max_tokens]), max_tokens, "length")
+    return SimulatedCompletion(json.dumps(value), len(encoded), "stop")
 
 
 def _stopped(
@@ -142,6 +180,10 @@ def _stopped(
     text = completion.text[:at]
     tokens = token_count(get_encoding(encoding_name(card)), text)
     return SimulatedCompletion(text, tokens, "stop", sequence)
+
+
+def _forces(shape: AnswerShape) -> bool:
+    return shape.tools is not None and shape.tools.forced
 
 
 def latency_plan(card: ModelCard, latency_scale: float) -> LatencyPlan:
@@ -171,27 +213,17 @@ class SimulatedProvider:
         self.latency_scale = latency_scale
 
     def complete(
-        self,
-        card: ModelCard,
-        max_tokens: int,
-        canonical: str,
-        stop: tuple[str, ...] = (),
-        tools: ToolPrompt | None = None,
+        self, card: ModelCard, max_tokens: int, canonical: str, shape: AnswerShape = PLAIN
     ) -> SimulatedCompletion:
-        return simulate_completion(card, max_tokens, request_seed(canonical), stop, tools)
+        return simulate_completion(card, max_tokens, request_seed(canonical), shape)
 
     def length(
-        self,
-        card: ModelCard,
-        max_tokens: int,
-        canonical: str,
-        stop: tuple[str, ...] = (),
-        tools: ToolPrompt | None = None,
+        self, card: ModelCard, max_tokens: int, canonical: str, shape: AnswerShape = PLAIN
     ) -> int:
-        """The completion's token count, without composing its text unless a stop sequence may
-        end it early or a forced tool call replaces it."""
-        if stop or (tools is not None and tools.forced):
-            return self.complete(card, max_tokens, canonical, stop, tools).completion_tokens
+        """The completion's token count, without composing its text unless the shape asked for
+        changes it (a stop sequence, a forced tool call, JSON)."""
+        if shape.stop or shape.answer_format != "text" or _forces(shape):
+            return self.complete(card, max_tokens, canonical, shape).completion_tokens
         return completion_length(card, max_tokens, request_seed(canonical))[0]
 
     def latency(self, card: ModelCard) -> LatencyPlan:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import openai
+import pydantic
 import pytest
 import tiktoken
 
@@ -238,3 +239,39 @@ def test_with_auto_the_simulated_model_answers_in_text(gateway):
         model="gpt-4o", tools=[WEATHER], messages=[{"role": "user", "content": "Weather?"}]
     )
     assert answer.choices[0].message.tool_calls is None and answer.choices[0].message.content
+
+
+class Forecast(pydantic.BaseModel):
+    city: str
+    days: int
+    hourly: bool
+
+
+def test_structured_output_parses_into_the_clients_model(gateway):
+    """chat.completions.parse() raised a validation error on the simulated text."""
+    answer = client(gateway).chat.completions.parse(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "The forecast for Oslo, please."}],
+        response_format=Forecast,
+    )
+    parsed = answer.choices[0].message.parsed
+    assert isinstance(parsed, Forecast) and parsed.city
+    enc = tiktoken.get_encoding("o200k_base")
+    assert answer.usage.completion_tokens == len(enc.encode(answer.choices[0].message.content))
+
+
+def test_json_mode_answers_an_object_and_needs_the_word_json(gateway):
+    sdk = client(gateway)
+    asked = [{"role": "user", "content": "Reply in JSON: what is DNS?"}]
+    answer = sdk.chat.completions.create(
+        model="gpt-4o", messages=asked, response_format={"type": "json_object"}, max_tokens=2000
+    )
+    assert isinstance(json.loads(answer.choices[0].message.content), dict)
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "What is DNS?"}],
+            response_format={"type": "json_object"},
+        )
+    assert refused.value.body["param"] == "messages"
+    assert "must contain the word 'json'" in refused.value.body["message"]

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+
+import jsonschema
+import pytest
 
 from ai_gateway.pricing import default_price_table
 from ai_gateway.simulator import (
+    AnswerShape,
     SimulatedProvider,
     latency_plan,
     simulate_completion,
     stream_pieces,
 )
 from ai_gateway.tokens import count_text
+from ai_gateway.tool_prompt import ToolPrompt
 
 
 def test_same_seed_same_text_and_different_seed_different_text():
@@ -82,25 +88,25 @@ def test_a_stop_sequence_ends_the_text_where_it_first_occurs_and_is_recounted():
     full = simulate_completion(card, 400, 7)
     first_words = full.text.split()[:5]
     sequence = " " + first_words[3]  # occurs after the third word at the latest
-    stopped = simulate_completion(card, 400, 7, (sequence, "never in the text"))
+    stopped = simulate_completion(card, 400, 7, AnswerShape(stop=(sequence, "never in the text")))
     cut_at = full.text.find(sequence)
     assert stopped.text == full.text[:cut_at] and sequence not in stopped.text
     assert (stopped.finish_reason, stopped.stop_sequence) == ("stop", sequence)
     assert stopped.completion_tokens == count_text(card, stopped.text) < full.completion_tokens
     mid_word = first_words[0][1:3]  # cuts inside a word: the rest is counted as it encodes
-    inside = simulate_completion(card, 400, 7, (mid_word,))
+    inside = simulate_completion(card, 400, 7, AnswerShape(stop=(mid_word,)))
     assert inside.completion_tokens == count_text(card, inside.text)
-    assert simulate_completion(card, 400, 7, ("no such words",)) == full
+    assert simulate_completion(card, 400, 7, AnswerShape(stop=("no such words",))) == full
 
 
 def test_the_earliest_stop_sequence_wins_and_the_longest_of_two_at_one_place():
     card = default_price_table().resolve("gpt-4o-mini")
     text = simulate_completion(card, 400, 11).text
     second, third = text.split()[1], text.split()[2]
-    earliest = simulate_completion(card, 400, 11, (" " + third, " " + second))
+    earliest = simulate_completion(card, 400, 11, AnswerShape(stop=(" " + third, " " + second)))
     assert earliest.stop_sequence == " " + second
     longer = " " + second + " " + third
-    both = simulate_completion(card, 400, 11, (" " + second, longer))
+    both = simulate_completion(card, 400, 11, AnswerShape(stop=(" " + second, longer)))
     assert both.stop_sequence == longer and both.text == text[: text.find(longer)]
 
 
@@ -109,7 +115,7 @@ def test_provider_length_sees_the_stop_sequence():
     provider = SimulatedProvider(latency_scale=0)
     card = default_price_table().resolve("gpt-4")
     text = provider.complete(card, 300, "a request").text
-    stop = (" " + text.split()[2],)
+    stop = AnswerShape(stop=(" " + text.split()[2],))
     stopped = provider.complete(card, 300, "a request", stop)
     assert provider.length(card, 300, "a request", stop) == stopped.completion_tokens
     assert stopped.completion_tokens < provider.length(card, 300, "a request")
@@ -121,3 +127,39 @@ async def test_provider_pieces_are_the_text_in_order():
     answer = provider.complete(card, 50, "pieces")
     pieces = [piece async for piece in provider.pieces(answer.text, provider.latency(card))]
     assert len(pieces) > 1 and "".join(pieces) == answer.text
+
+
+DAYS = {"type": "integer", "minimum": 1, "maximum": 7}
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": DAYS},
+    "required": ["city", "days"],
+}
+
+
+def test_json_answers_are_json_and_counted_exactly():
+    """JSON mode answers an object; structured output a value its schema accepts."""
+    card = default_price_table().resolve("gpt-4o")
+    schema = ToolPrompt(response_schema=json.dumps(SCHEMA))
+    stopped = 0
+    for seed in range(50):
+        shape = AnswerShape(tools=schema, answer_format="json_schema")
+        structured = simulate_completion(card, 500, seed, shape)
+        jsonschema.validate(json.loads(structured.text), SCHEMA)
+        assert structured.completion_tokens == count_text(card, structured.text)
+        mode = simulate_completion(card, 500, seed, AnswerShape(answer_format="json_object"))
+        assert mode.completion_tokens == count_text(card, mode.text) <= 500
+        if mode.finish_reason == "stop":
+            assert isinstance(json.loads(mode.text)["answer"], str)
+            stopped += 1
+        else:  # the cap cut the object short, as a provider's model stops
+            assert mode.completion_tokens == 500
+    assert stopped > 25  # most answers fit their cap whole
+
+
+def test_a_json_answer_cut_by_its_cap_is_not_json_and_says_length():
+    card = default_price_table().resolve("gpt-4o")
+    cut = simulate_completion(card, 6, 3, AnswerShape(answer_format="json_object"))
+    assert (cut.finish_reason, cut.completion_tokens) == ("length", 6)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cut.text)

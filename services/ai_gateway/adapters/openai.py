@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from ..domain import ChatRequest, Completion, GatewayError
 from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
+from ..simulator import AnswerFormat
 from ..tokens import PromptMessage
 from ..tool_calls import ToolCall
 from ..tool_prompt import ToolPrompt
@@ -144,7 +145,12 @@ class ChatCompletionBody(Lenient):
         default=None, description=_IGNORED + " Responses carry logprobs: null."
     )
     top_logprobs: int | None = Field(default=None, ge=0, le=20, description=_IGNORED)
-    response_format: dict[str, Any] | None = Field(default=None, description=KEYED)
+    response_format: dict[str, Any] | None = Field(
+        default=None,
+        description="Part of the cache key. json_object answers a JSON object (the messages must "
+        "say 'json'); json_schema answers a value its schema accepts, the schema billed as "
+        "prompt tokens.",
+    )
     tools: list[dict[str, Any]] | None = Field(
         default=None, description="Part of the cache key. " + TOOLS
     )
@@ -403,6 +409,20 @@ def _check_tool_fields(body: ChatCompletionBody) -> None:
         raise missing_parameter("response_format.json_schema")
 
 
+def _answer_format(body: ChatCompletionBody) -> AnswerFormat:
+    """JSON mode or structured output; JSON mode needs the word "json" in the messages, as
+    OpenAI refuses it without."""
+    kind = (body.response_format or {}).get("type")
+    if kind == "json_object" and not any("json" in _text(m.content).lower() for m in body.messages):
+        raise GatewayError(
+            "invalid_request",
+            "'messages' must contain the word 'json' in some form, to use 'response_format' of "
+            "type 'json_object'.",
+            param="messages",
+        )
+    return kind if kind in ("json_object", "json_schema") else "text"
+
+
 def _tool_prompt(body: ChatCompletionBody) -> ToolPrompt | None:
     """What the tools and a response schema add to the prompt (tool_prompt.py). A choice
     forces a call when it is ``required``, names a function, or allows tools in required mode."""
@@ -497,6 +517,7 @@ class OpenAIAdapter:
             include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
             unsimulated=unsimulated(parsed, KEYED_FIELDS, NEUTRAL_FIELDS),
             tool_prompt=_tool_prompt(parsed),
+            answer_format=_answer_format(parsed),
         )
 
     def check_model(self, request: ChatRequest, card: ModelCard) -> None:
