@@ -119,6 +119,13 @@ class Catalog:
                 param="top_p",
                 code="unsupported_parameter",
             )
+        if not card.assistant_prefill and request.messages[-1].role == "assistant":
+            raise GatewayError(
+                "invalid_request",
+                "This model does not support assistant message prefill. The conversation must "
+                "end with a user message.",
+                param="messages",
+            )
         both = request.temperature is not None and request.top_p is not None
         if card.sampling == "temperature_or_top_p" and both:
             raise GatewayError(
@@ -272,15 +279,19 @@ class Catalog:
         """The decided tier's model, or the next tier up whose context window holds the prompt
         and one completion token: a 300k-token log sent to a 1M-token model was routed to a
         272k-token one and refused, a request the named model would have answered."""
+        prefilled = request.messages[-1].role == "assistant"
+        first = self.resolve(self._routing.tiers[decision.tier])
         for tier in TIERS[TIERS.index(decision.tier) :]:
             card = self.resolve(self._routing.tiers[tier])
             prompt = tokens(card)
-            if self.holds(card, request, prompt):
+            if self.holds(card, request, prompt) and (card.assistant_prefill or not prefilled):
                 if tier == decision.tier:
                     return card, decision
-                raised = (
-                    f"raised from {decision.tier}: the prompt's {prompt} tokens do not fit "
-                    f"{self._routing.tiers[decision.tier]}'s window"
+                why = (
+                    "refuses a conversation that ends with an assistant message"
+                    if prefilled and not first.assistant_prefill
+                    else f"cannot fit the prompt's {tokens(first)} tokens in its window"
                 )
+                raised = f"raised from {decision.tier}: {first.name} {why}"
                 return card, replace(decision, tier=tier, raised=raised)
         return None

@@ -61,6 +61,11 @@ class ModelCard(StrictModel):
         "(OpenAI's reasoning models: max_completion_tokens only, the default temperature and "
         "top_p only), `temperature_or_top_p` (Anthropic models that refuse both together)",
     )
+    assistant_prefill: bool = Field(
+        default=True,
+        description="whether the provider takes a conversation that ends with an assistant "
+        "message (a prefill); Claude 4.6 and later refuse it",
+    )
     latency: LatencyProfile
     output_tokens: OutputLength
 

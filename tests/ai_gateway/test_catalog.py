@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ai_gateway.catalog import SHOWN_NAME_CHARS, Catalog, PromptTokens
 from ai_gateway.domain import ChatRequest, GatewayError
 from ai_gateway.pricing import default_price_table
-from ai_gateway.router import request_turns
+from ai_gateway.router import classify, request_turns
 from ai_gateway.settings import RoutingSettings
 from ai_gateway.simulator import SimulatedProvider
 from ai_gateway.tokens import PromptMessage, count_prompt
@@ -151,10 +153,49 @@ def test_routing_never_picks_a_model_whose_window_cannot_hold_the_prompt():
     served, decision = routed.route(request, routed.resolve("claude-opus-4-7"), True, tokens)
     assert decision is not None and decision.tier == "complex"
     assert served.name == "gpt-5.4" and tokens(served) + 50 <= served.context_window
-    assert "raised from simple: the prompt's" in decision.reason
-    assert "do not fit gpt-5.4-nano's window" in decision.reason
+    assert "raised from simple: gpt-5.4-nano cannot fit the prompt's" in decision.reason
+    assert "tokens in its window" in decision.reason
     routed.completion_cap(served, request, tokens(served), routed=True)  # not refused
     # For gpt-4.1 (1M tokens) the only tier that fits is pricier: it is served as asked.
     request = long_log_request("gpt-4.1")
     asked = routed.resolve("gpt-4.1")
     assert routed.route(request, asked, True, PromptTokens(request.messages)) == (asked, None)
+
+
+PREFILLED = (PromptMessage("user", "Name three colours."), PromptMessage("assistant", "Red,"))
+
+
+@pytest.mark.parametrize(
+    ("model", "refused"),
+    [("claude-sonnet-4-6", True), ("claude-opus-4-7", True), ("claude-opus-4-5", False),
+     ("claude-haiku-4-5", False), ("gpt-4o", False)],
+)  # fmt: skip
+def test_claude_4_6_and_later_refuse_a_prefill_in_anthropics_words(model, refused):
+    card = catalog().resolve(model)
+    request = ChatRequest(model=model, messages=PREFILLED)
+    if not refused:
+        Catalog.check_sampling(card, request)
+        return
+    with pytest.raises(GatewayError) as info:
+        Catalog.check_sampling(card, request)
+    assert (info.value.kind, info.value.param) == ("invalid_request", "messages")
+    assert info.value.message.startswith("This model does not support assistant message prefill")
+    Catalog.check_sampling(card, ChatRequest(model=model, messages=PREFILLED[:1]))
+
+
+def test_routing_passes_over_a_tier_whose_model_refuses_a_prefill():
+    """A prefilled auto request routed to a model that refuses it would be the gateway's 400."""
+    tiers = {"simple": "claude-haiku-4-5", "standard": "claude-sonnet-4-6",
+             "complex": "claude-opus-4-5"}  # fmt: skip
+    routed = Catalog(default_price_table(), RoutingSettings(enabled=True, tiers=tiers),
+                     SimulatedProvider(0))  # fmt: skip
+    request = ChatRequest(model="auto", messages=PREFILLED)
+    tokens = PromptTokens(request.messages)
+    decision = classify(request.messages, tokens.request_turns(routed.resolve("claude-opus-4-5")),
+                        None)  # fmt: skip
+    standard = replace(decision, tier="standard")
+    card, raised = routed.fitting_tier(standard, request, tokens)
+    assert card.name == "claude-opus-4-5"
+    assert "claude-sonnet-4-6 refuses a conversation that ends with an assistant message" in (
+        raised.reason
+    )
