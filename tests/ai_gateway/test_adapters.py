@@ -486,3 +486,26 @@ def test_anthropic_refuses_tool_blocks_out_of_their_pairing(messages, param, say
         AnthropicAdapter().parse(anthropic_turns(messages))
     assert (info.value.kind, info.value.param) == ("invalid_request", param)
     assert says in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("metadata", "param", "says"),
+    [
+        ({"a": 1}, "metadata.a", "expected a string, but got int"),
+        ({"a": "x" * 513}, "metadata.a", "maximum length 512, but got a string with length 513"),
+        ({"k" * 65: "v"}, "metadata", "keys of at most 64 characters, but got one of 65"),
+        ({str(n): "v" for n in range(17)}, "metadata", "at most 16 properties"),
+    ],
+)
+def test_openai_refuses_metadata_outside_its_documented_bounds(metadata, param, says):
+    """Ignored, but a request OpenAI refuses must not be served here."""
+    with pytest.raises(GatewayError) as info:
+        OpenAIAdapter().parse({"model": "gpt-4o-mini", "messages": ASKED, "metadata": metadata})
+    assert (info.value.kind, info.value.param) == ("invalid_request", param)
+    assert says in info.value.message
+
+
+def test_openai_takes_metadata_inside_its_bounds():
+    metadata = {str(n): "v" * 512 for n in range(16)}
+    body = {"model": "gpt-4o-mini", "messages": ASKED, "metadata": metadata}
+    assert OpenAIAdapter().parse(body).model == "gpt-4o-mini"

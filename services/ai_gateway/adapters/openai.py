@@ -158,7 +158,11 @@ class ChatCompletionBody(Lenient):
         default=None, description="Part of the cache key; see tools."
     )
     user: str | None = Field(default=None, description=_IGNORED)
-    metadata: dict[str, Any] | None = Field(default=None, description=_IGNORED)
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description=_IGNORED + " At most 16 pairs of strings: keys up to 64 characters, values "
+        "up to 512, as OpenAI checks them.",
+    )
 
     @field_validator("stop")
     @classmethod
@@ -409,6 +413,45 @@ def _check_tool_fields(body: ChatCompletionBody) -> None:
         raise missing_parameter("response_format.json_schema")
 
 
+METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
+
+
+def _check_metadata(metadata: dict[str, Any] | None) -> None:
+    """OpenAI's documented bounds on ``metadata``: ignored here, but refused where OpenAI would."""
+    if not metadata:
+        return
+    if len(metadata) > METADATA_PAIRS:
+        raise GatewayError(
+            "invalid_request",
+            f"Invalid 'metadata': too many properties. Expected an object with at most "
+            f"{METADATA_PAIRS} properties, but got an object with {len(metadata)} instead.",
+            param="metadata",
+        )
+    for key, value in metadata.items():
+        if len(key) > METADATA_KEY_CHARS:
+            raise GatewayError(
+                "invalid_request",
+                f"Invalid 'metadata': a key is too long. Expected keys of at most "
+                f"{METADATA_KEY_CHARS} characters, but got one of {len(key)}.",
+                param="metadata",
+            )
+        if not isinstance(value, str):
+            raise GatewayError(
+                "invalid_request",
+                f"Invalid type for 'metadata.{key}': expected a string, but got "
+                f"{type(value).__name__} instead.",
+                param=f"metadata.{key}",
+            )
+        if len(value) > METADATA_VALUE_CHARS:
+            raise GatewayError(
+                "invalid_request",
+                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
+                f"length {METADATA_VALUE_CHARS}, but got a string with length {len(value)} "
+                "instead.",
+                param=f"metadata.{key}",
+            )
+
+
 def _answer_format(body: ChatCompletionBody) -> AnswerFormat:
     """JSON mode or structured output; JSON mode needs the word "json" in the messages, as
     OpenAI refuses it without."""
@@ -487,6 +530,7 @@ class OpenAIAdapter:
 
     def parse(self, body: object) -> ChatRequest:
         parsed = parse_body(ChatCompletionBody, body)
+        _check_metadata(parsed.metadata)
         _check_tool_turns(parsed.messages)
         _check_tool_fields(parsed)
         if parsed.stream_options is not None and not parsed.stream:
