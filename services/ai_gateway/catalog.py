@@ -119,19 +119,24 @@ class Catalog:
                 param="top_p",
                 code="unsupported_parameter",
             )
-        if not card.assistant_prefill and request.messages[-1].role == "assistant":
-            raise GatewayError(
-                "invalid_request",
-                "This model does not support assistant message prefill. The conversation must "
-                "end with a user message.",
-                param="messages",
-            )
+        Catalog.check_prefill(card, request)
         both = request.temperature is not None and request.top_p is not None
         if card.sampling == "temperature_or_top_p" and both:
             raise GatewayError(
                 "invalid_request",
                 "`temperature` and `top_p` cannot both be specified for this model. Please use "
                 "only one.",
+            )
+
+    @staticmethod
+    def check_prefill(card: ModelCard, request: ChatRequest) -> None:
+        """Claude 4.6 and later refuse a conversation that ends with an assistant message."""
+        if not card.assistant_prefill and request.messages[-1].role == "assistant":
+            raise GatewayError(
+                "invalid_request",
+                "This model does not support assistant message prefill. The conversation must "
+                "end with a user message.",
+                param="messages",
             )
 
     def prompt_tokens(self, request: ChatRequest) -> int:
@@ -264,9 +269,10 @@ class Catalog:
             last_turn_vector=embedded[1] if embedded and embedded[0] == last_turn else None,
         )
         fitting = self.fitting_tier(decision, request, tokens)
-        if fitting is None:  # no tier's window holds it: served as asked, or refused as too long
+        if fitting is None:  # no tier serves it: served as asked, or refused as too long
             if requested is not None:
                 return requested, None
+            self.check_prefill(reference, request)  # "auto" where no tier takes a prefill
             return reference, replace(decision, tier="complex", raised="no tier's window holds it")
         chosen, decision = fitting
         if requested is not None and chosen.cost_usd(1000, 1000) >= requested.cost_usd(1000, 1000):

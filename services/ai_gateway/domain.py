@@ -71,8 +71,9 @@ class ChatRequest:
     """The OpenAI parameters this body set that OpenAI's reasoning models refuse (``max_tokens``,
     penalties, ``logit_bias``, log probabilities), in the order they are named."""
     unsimulated: tuple[tuple[str, str], ...] = ()
-    """Answer-changing fields the simulator does not implement (tools, response_format, top_k...),
-    as (name, canonical JSON): not simulated, but they keep requests apart in the caches."""
+    """Answer-changing fields beyond the simulated ones above (tools, response_format, top_k...),
+    as (name, canonical JSON): they keep requests apart in the caches, whether or not the
+    simulator follows them (it follows a forcing tool_choice and JSON modes, not top_k)."""
     tool_prompt: ToolPrompt | None = None
     """The tool definitions (and response schema) the provider bills as prompt tokens."""
     answer_format: AnswerFormat = "text"

@@ -161,7 +161,7 @@ class Gateway:
         written = written_1h = 0
         if self.prompt_cache is not None:
             written, written_1h = self.prompt_cache.worst_write_tokens(
-                card, request.messages, prompt_tokens
+                card, request.messages, prompt_tokens, request.tool_prompt
             )
         return card.cost_usd(prompt_tokens, cap, cache_write=written, cache_write_1h=written_1h)
 
@@ -233,7 +233,11 @@ class Gateway:
         )
         prompt_tokens = tokens(card)
         cache = self.prompt_cache
-        use = NO_USE if cache is None else cache.use(team, card, request.messages, prompt_tokens)
+        use = (
+            NO_USE
+            if cache is None
+            else cache.use(team, card, request.messages, prompt_tokens, request.tool_prompt)
+        )
         cost = card.cost_usd(
             prompt_tokens,
             answer.completion_tokens,

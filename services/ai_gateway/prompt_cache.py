@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from .pricing import ModelCard
 from .store import Clock
 from .tokens import CacheTTL, PromptMessage, count_prompt
+from .tool_prompt import ToolPrompt, tool_prompt_tokens
 
 MAX_ENTRIES = 100_000
 # How many blocks before an Anthropic breakpoint a read looks for an entry (the docs' "about 20").
@@ -107,14 +108,22 @@ class PromptCacheUse:
 NO_USE = PromptCacheUse()
 
 
-def prefixes(card: ModelCard, messages: Sequence[PromptMessage]) -> list[Prefix]:
-    """Each message-boundary prefix, with its token count in the model's encoding."""
+def prefixes(
+    card: ModelCard, messages: Sequence[PromptMessage], tools: ToolPrompt | None = None
+) -> list[Prefix]:
+    """Each message-boundary prefix, with its token count in the model's encoding. The tool
+    definitions come first (the providers cache "from the first tool through the breakpoint"), so
+    other tools make other prefixes; a message's tool calls and results are part of it."""
     out: list[Prefix] = []
     digest = hashlib.sha256()
     tokens = 0
+    if tools is not None and tools.tools:
+        digest.update("\x1d".join(tools.tools).encode() + b"\x1e")
+        tokens = tool_prompt_tokens(card, ToolPrompt(tools.tools, tools.forced))
     empty = count_prompt(card, ())
     for message in messages:
-        digest.update(f"{message.role}\x1f{message.name or ''}\x1f{message.content}\x1e".encode())
+        block = f"{message.role}\x1f{message.name or ''}\x1f{message.content}\x1f{message.keyed}"
+        digest.update(block.encode() + b"\x1e")
         tokens += count_prompt(card, (message,)) - empty
         out.append(Prefix(digest.hexdigest()[:32], tokens, message.cache_mark))
     return out
@@ -129,10 +138,14 @@ def readable_tokens(rules: CacheRules, prefix_tokens: int) -> int:
 
 
 def _boundaries(
-    rules: CacheRules, card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
+    rules: CacheRules,
+    card: ModelCard,
+    messages: Sequence[PromptMessage],
+    prompt_tokens: int,
+    tools: ToolPrompt | None,
 ) -> list[Prefix]:
     """The message-boundary prefixes the provider considers caching: none below its minimum."""
-    return [] if prompt_tokens < rules.minimum_tokens else prefixes(card, messages)
+    return [] if prompt_tokens < rules.minimum_tokens else prefixes(card, messages, tools)
 
 
 def _written(rules: CacheRules, every: list[Prefix]) -> list[Prefix]:
@@ -176,12 +189,17 @@ class ProviderPromptCache:
         self._entries: dict[str, tuple[float, float]] = {}  # key -> (expires at, lifetime)
 
     def use(
-        self, team: str, card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
+        self,
+        team: str,
+        card: ModelCard,
+        messages: Sequence[PromptMessage],
+        prompt_tokens: int,
+        tools: ToolPrompt | None = None,
     ) -> PromptCacheUse:
         if card.price_per_1m.cached_input is None:
             return NO_USE  # a model its provider lists no cached price for has no prompt cache
         rules = rules_for(card)
-        every = _boundaries(rules, card, messages, prompt_tokens)
+        every = _boundaries(rules, card, messages, prompt_tokens, tools)
         written = _written(rules, every)
         if not written:
             return NO_USE
@@ -210,7 +228,10 @@ class ProviderPromptCache:
 
     @staticmethod
     def worst_write_tokens(
-        card: ModelCard, messages: Sequence[PromptMessage], prompt_tokens: int
+        card: ModelCard,
+        messages: Sequence[PromptMessage],
+        prompt_tokens: int,
+        tools: ToolPrompt | None = None,
     ) -> tuple[int, int]:
         """The most prompt tokens a request can be billed as cache writes (none cached yet), and
         how many of them as 1-hour entries: what a budget reserves at the write prices, which are
@@ -218,7 +239,7 @@ class ProviderPromptCache:
         rules = rules_for(card)
         if not rules.explicit:
             return 0, 0
-        written = _written(rules, _boundaries(rules, card, messages, prompt_tokens))
+        written = _written(rules, _boundaries(rules, card, messages, prompt_tokens, tools))
         return _writes(written, 0) if written else (0, 0)
 
     def _live(self, key: str, now: float) -> bool:

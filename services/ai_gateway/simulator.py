@@ -199,7 +199,11 @@ _STREAM_PIECE = re.compile(r"\s*\S+")
 def stream_pieces(text: str, words_per_piece: int = 1) -> list[str]:
     """Split text into the deltas a stream sends: one word (with its leading space) each."""
     words = _STREAM_PIECE.findall(text)
-    return ["".join(words[i : i + words_per_piece]) for i in range(0, len(words), words_per_piece)]
+    pieces = [
+        "".join(words[i : i + words_per_piece]) for i in range(0, len(words), words_per_piece)
+    ]
+    rest = text[sum(map(len, pieces)) :]  # trailing whitespace (a stop sequence cut there)
+    return [*pieces, rest] if rest else pieces
 
 
 class SimulatedProvider:

@@ -45,11 +45,13 @@ def forced_call(
     if prompt is None or not prompt.forced:
         return None
     tools = _callable(prompt)
-    if not tools:
+    names = sorted(name for name in tools if not prompt.choices or name in prompt.choices)
+    if not names:
         return None
     rng = random.Random(seed)
-    name = prompt.forced_name if prompt.forced_name in tools else rng.choice(sorted(tools))
-    arguments = json.dumps(draw(tools[name], rng))
+    name = rng.choice(names)
+    drawn = draw(tools[name], rng)
+    arguments = json.dumps(drawn if isinstance(drawn, dict) else {})  # arguments are an object
     enc = get_encoding(encoding_name(card))
     name_tokens = token_count(enc, name)
     encoded = enc.encode(arguments, disallowed_special=())

@@ -40,7 +40,9 @@ class ToolPrompt:
     tools: tuple[str, ...] = ()
     forced: bool = False
     response_schema: str | None = None
-    forced_name: str | None = None  # the tool a choice names (OpenAI's function, Anthropic's tool)
+    # The tools a forced call may name, where the choice narrows them (a named tool, OpenAI's
+    # allowed_tools); empty: any of ``tools``.
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,13 @@ def _openai_tools(card: ModelCard, tools: list[dict[str, Any]]) -> int:
     figures = OPENAI_FIGURES.get(encoding_name(card), OPENAI_FIGURES["o200k_base"])
     total = figures.end
     for tool in tools:
-        function = tool.get(tool.get("type", "function")) or tool.get("function") or {}
+        function = _definition(tool)
         total += figures.function
         total += count_text(card, f"{function.get('name', '')}:{_sentence(function)}")
-        schema = function.get("parameters") or function.get("format") or {}
-        properties = schema.get("properties") or {}
+        schema = _dict(function.get("parameters") or function.get("input_schema"))
+        if not schema and "format" in function:  # a custom tool's grammar, counted as JSON
+            total += count_text(card, json.dumps(function["format"]))
+        properties = _dict(schema.get("properties"))
         if properties:
             total += figures.property_start
         for key, spec in properties.items():
@@ -88,11 +92,24 @@ def _openai_tools(card: ModelCard, tools: list[dict[str, Any]]) -> int:
     return total
 
 
+def _definition(tool: dict[str, Any]) -> dict[str, Any]:
+    """The named definition inside a tool of either API's shape: OpenAI's ``function`` or
+    ``custom`` object, or Anthropic's tool itself (a request routed from Claude to GPT, whose
+    tools OpenAI would render too)."""
+    inner = tool.get(tool.get("type", "function")) if isinstance(tool.get("type"), str) else None
+    return _dict(inner) or _dict(tool.get("function")) or tool
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A malformed part of a client's schema counts as nothing, never as a 500."""
+    return value if isinstance(value, dict) else {}
+
+
 def _openai_property(card: ModelCard, figures: _OpenAIFigures, key: str, spec: Any) -> int:
     if not isinstance(spec, dict):
         return count_text(card, f"{key}:{json.dumps(spec)}")
     total = count_text(card, f"{key}:{spec.get('type', '')}:{_sentence(spec)}")
-    if "enum" in spec:
+    if isinstance(spec.get("enum"), list):
         total += figures.enum_start
         for item in spec["enum"]:
             total += figures.enum_item + count_text(card, str(item))

@@ -347,8 +347,20 @@ def test_openai_refuses_tool_fields_as_openai_does(fields, param, says):
     "fields",
     [
         {"tools": [FUNCTION_TOOL], "tool_choice": "required"},
-        {"tools": [FUNCTION_TOOL], "tool_choice": {"type": "function", "function": {"name": "f"}}},
-        {"tools": [FUNCTION_TOOL], "tool_choice": {"type": "allowed_tools", "mode": "auto"}},
+        {
+            "tools": [FUNCTION_TOOL],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        },
+        {
+            "tools": [FUNCTION_TOOL],
+            "tool_choice": {
+                "type": "allowed_tools",
+                "allowed_tools": {
+                    "mode": "auto",
+                    "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+                },
+            },
+        },
         {"tools": [{"type": "custom", "custom": {"name": "grammar"}}]},
         {"tool_choice": "none"},
         {"response_format": {"type": "json_schema", "json_schema": {"name": "answer"}}},
@@ -509,3 +521,87 @@ def test_openai_takes_metadata_inside_its_bounds():
     metadata = {str(n): "v" * 512 for n in range(16)}
     body = {"model": "gpt-4o-mini", "messages": ASKED, "metadata": metadata}
     assert OpenAIAdapter().parse(body).model == "gpt-4o-mini"
+
+
+def fn_tool(name: str, parameters: object = None) -> dict:
+    function: dict = {"name": name}
+    if parameters is not None:
+        function["parameters"] = parameters
+    return {"type": "function", "function": function}
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"tools": [fn_tool("f", "oops")]}, "tools[0].function.parameters"),
+        ({"tools": [fn_tool("f")], "tool_choice": {"type": "allowed_tools", "allowed_tools": "x"}},
+         "tool_choice.allowed_tools"),
+        ({"tools": [fn_tool("f")], "tool_choice": {"type": "function", "function": {"name": "g"}}},
+         "tool_choice"),
+        ({"tools": [fn_tool("f")], "tool_choice": {"type": "allowed_tools", "allowed_tools": {
+            "mode": "required", "tools": [{"type": "function", "function": {"name": "g"}}]}}},
+         "tool_choice"),
+    ],
+)  # fmt: skip
+def test_openai_refuses_malformed_tools_and_choices_naming_them(fields, param):
+    """Each was a 500 (the simulator read them as dicts) or a call to a tool never offered."""
+    with pytest.raises(GatewayError) as info:
+        OpenAIAdapter().parse({"model": "gpt-4o", "messages": ASKED, **fields})
+    assert (info.value.kind, info.value.param) == ("invalid_request", param)
+
+
+def test_openai_allowed_tools_narrow_a_forced_call_and_auto_mode_forces_none():
+    tools = [fn_tool(name, {"type": "object"}) for name in "abcd"]
+    allowed = {"type": "function", "function": {"name": "b"}}
+    required = {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [allowed]}}
+    body = {"model": "gpt-4o", "messages": ASKED, "tools": tools}
+    prompt = OpenAIAdapter().parse({**body, "tool_choice": required}).tool_prompt
+    assert prompt is not None and (prompt.forced, prompt.choices) == (True, ("b",))
+    auto = {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [allowed]}}
+    prompt = OpenAIAdapter().parse({**body, "tool_choice": auto}).tool_prompt
+    assert prompt is not None and not prompt.forced
+
+
+def test_anthropic_refuses_a_named_choice_of_a_tool_it_does_not_offer():
+    body = anthropic_turns([*ASKED])
+    with pytest.raises(GatewayError) as info:
+        AnthropicAdapter().parse({**body, "tool_choice": {"type": "tool", "name": "nope"}})
+    assert info.value.param == "tool_choice.name" and "no tool named 'nope'" in info.value.message
+
+
+def test_anthropic_wants_the_results_first_and_takes_replayed_thinking():
+    """Text before the tool_result blocks is refused as Anthropic refuses it; a thinking block
+    before a tool call (a tool loop with thinking) is accepted, and neither keyed nor billed."""
+    early = json.loads(json.dumps(TOOL_TURNS))
+    early[2]["content"].insert(0, {"type": "text", "text": "Here:"})
+    with pytest.raises(GatewayError) as info:
+        AnthropicAdapter().parse(anthropic_turns(early))
+    assert info.value.param == "messages[2].content"
+    assert "Did not find 1 `tool_result` block(s) at the beginning" in info.value.message
+    thinking = json.loads(json.dumps(TOOL_TURNS))
+    thinking[1]["content"].insert(0, {"type": "thinking", "thinking": "Oslo?", "signature": "s"})
+    plain = AnthropicAdapter().parse(anthropic_turns(TOOL_TURNS))
+    replayed = AnthropicAdapter().parse(anthropic_turns(thinking))
+    assert replayed.messages[1].keyed == plain.messages[1].keyed
+    user_thinks = [{"role": "user", "content": [{"type": "thinking", "thinking": "x",
+                                                 "signature": "s"}]}]  # fmt: skip
+    with pytest.raises(GatewayError, match="`thinking` blocks are not allowed in user messages"):
+        AnthropicAdapter().parse(anthropic_turns(user_thinks))
+
+
+def test_anthropic_tools_served_by_an_openai_model_count_their_properties():
+    """After routing from Claude to GPT, Anthropic-shaped tools counted about 20 tokens each
+    whatever their size (only OpenAI's own shape was read)."""
+    properties = {f"field_{n}": {"type": "string", "description": f"The {n}th field of a record"}
+                  for n in range(20)}  # fmt: skip
+    schema = {"type": "object", "properties": properties}
+    anthropic_shaped = AnthropicAdapter().parse(
+        {**anthropic_turns([*ASKED]), "tools": [{"name": "record", "input_schema": schema}]}
+    )
+    openai_shaped = OpenAIAdapter().parse(
+        {"model": "gpt-4o", "messages": ASKED, "tools": [fn_tool("record", schema)]}
+    )
+    gpt = default_price_table().resolve("gpt-5.4-mini")
+    counted = PromptTokens(anthropic_shaped.messages, anthropic_shaped.tool_prompt)(gpt)
+    assert counted == PromptTokens(openai_shaped.messages, openai_shaped.tool_prompt)(gpt)
+    assert counted > 300

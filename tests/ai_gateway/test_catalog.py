@@ -199,3 +199,16 @@ def test_routing_passes_over_a_tier_whose_model_refuses_a_prefill():
     assert "claude-sonnet-4-6 refuses a conversation that ends with an assistant message" in (
         raised.reason
     )
+
+
+def test_an_auto_prefill_no_tier_takes_is_refused_as_its_provider_would():
+    """Every tier refusing a prefill fell back to the complex tier's model, which served it
+    with the reason "no tier's window holds it"; the same body naming that model gets a 400."""
+    tiers = {"simple": "claude-sonnet-4-6", "standard": "claude-sonnet-4-6",
+             "complex": "claude-opus-4-7"}  # fmt: skip
+    routed = Catalog(default_price_table(), RoutingSettings(enabled=True, tiers=tiers),
+                     SimulatedProvider(0))  # fmt: skip
+    request = ChatRequest(model="auto", messages=PREFILLED)
+    with pytest.raises(GatewayError) as info:
+        routed.route(request, None, True, PromptTokens(request.messages))
+    assert "does not support assistant message prefill" in info.value.message

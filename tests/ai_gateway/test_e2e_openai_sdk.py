@@ -241,10 +241,18 @@ def test_with_auto_the_simulated_model_answers_in_text(gateway):
     assert answer.choices[0].message.tool_calls is None and answer.choices[0].message.content
 
 
+class Day(pydantic.BaseModel):
+    weekday: str
+    high: float
+
+
 class Forecast(pydantic.BaseModel):
+    """Nested models are $refs in the schema the SDK sends: two words stood in for them."""
+
     city: str
-    days: int
     hourly: bool
+    days: list[Day]
+    first: Day
 
 
 def test_structured_output_parses_into_the_clients_model(gateway):
@@ -255,7 +263,7 @@ def test_structured_output_parses_into_the_clients_model(gateway):
         response_format=Forecast,
     )
     parsed = answer.choices[0].message.parsed
-    assert isinstance(parsed, Forecast) and parsed.city
+    assert isinstance(parsed, Forecast) and parsed.city and isinstance(parsed.first, Day)
     enc = tiktoken.get_encoding("o200k_base")
     assert answer.usage.completion_tokens == len(enc.encode(answer.choices[0].message.content))
 

@@ -306,3 +306,24 @@ def test_a_read_entry_keeps_the_lifetime_it_was_written_with(cache, clock):
     clock.advance(10 * 60)
     unbilled = use(cache, SONNET, ask(handbook(2000, marked="1h")))
     assert unbilled.cached_tokens == 0 and unbilled.cache_write_1h_tokens > 0
+
+
+def test_the_tool_definitions_start_every_prefix():
+    """Other tools are another prefix: a request with tool beta read what one with tool alpha
+    wrote. Tool results are part of a message's prefix too."""
+    from ai_gateway.tool_prompt import ToolPrompt
+
+    alpha = ToolPrompt(('{"name":"alpha","input_schema":{}}',))
+    beta = ToolPrompt(('{"name":"beta","input_schema":{}}',))
+    messages = ask(handbook(5000, marked="5m"))
+    cache = ProviderPromptCache(ManualClock())
+
+    def tools_use(tools):
+        return cache.use("team-a", HAIKU, messages, count_prompt(HAIKU, messages), tools)
+
+    assert tools_use(alpha).cache_write_tokens > 0
+    assert tools_use(beta).cached_tokens == 0  # another tool: another prefix
+    assert tools_use(alpha).cached_tokens > prefixes(HAIKU, messages)[0].tokens  # tools included
+    first = PromptMessage("user", "", keyed='[{"content":"4 C"}]', cache_mark="5m")
+    second = PromptMessage("user", "", keyed='[{"content":"30 C"}]', cache_mark="5m")
+    assert prefixes(HAIKU, (first,))[0].digest != prefixes(HAIKU, (second,))[0].digest

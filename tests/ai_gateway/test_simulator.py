@@ -163,3 +163,9 @@ def test_a_json_answer_cut_by_its_cap_is_not_json_and_says_length():
     assert (cut.finish_reason, cut.completion_tokens) == ("length", 6)
     with pytest.raises(json.JSONDecodeError):
         json.loads(cut.text)
+
+
+def test_stream_pieces_keep_trailing_whitespace():
+    """A stop sequence may cut the text after a space; the stream must end as the text does."""
+    assert "".join(stream_pieces("alpha beta ")) == "alpha beta "
+    assert "".join(stream_pieces("  ")) == "  "

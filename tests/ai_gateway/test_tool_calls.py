@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 
 import jsonschema
+import pydantic
 import pytest
 
+from ai_gateway.json_values import MAX_VALUES, draw
 from ai_gateway.pricing import default_price_table
 from ai_gateway.tokens import count_text
 from ai_gateway.tool_calls import forced_call
@@ -59,7 +63,7 @@ def test_a_call_is_made_only_when_forced_and_repeats_for_one_seed():
     assert forced_call(CARD, forced, 1000, 5) == forced_call(CARD, forced, 1000, 5)
     drawn = {forced_call(CARD, forced, 1000, seed).call.name for seed in range(40)}
     assert drawn == {"get_weather", "get_time"}  # required/any: one of the tools
-    named = ToolPrompt(tools, forced=True, forced_name="get_time")
+    named = ToolPrompt(tools, forced=True, choices=("get_time",))
     assert {forced_call(CARD, named, 1000, seed).call.name for seed in range(40)} == {"get_time"}
 
 
@@ -82,3 +86,44 @@ def test_server_tools_are_not_called_and_a_recursive_schema_ends():
         schema = child
     made = forced_call(CARD, ToolPrompt((anthropic_tool("tree", tree),), forced=True), 1000, 1)
     assert made is not None and json.loads(made.call.arguments)["child"]["child"] is not None
+
+
+def test_a_huge_or_malformed_schema_is_drawn_in_bounded_work():
+    """A client's minItems of 3,000,000 held a replica's event loop for 11 s; a minimum of "x"
+    or an enum of 5 was a 500."""
+    huge = {"type": "object", "required": ["a"],
+            "properties": {"a": {"type": "array", "minItems": 3_000_000,
+                                 "items": {"type": "array", "minItems": 1000}}}}  # fmt: skip
+    started = time.process_time()
+    value = draw(huge, random.Random(1))
+    assert time.process_time() - started < 1.0  # bounded by MAX_VALUES, not by the schema
+    assert sum(1 + len(row) for row in value["a"]) <= MAX_VALUES
+    assert len(value["a"][0]) > 900  # the first row drew what the bound left
+    assert draw({"type": "array", "maxItems": 0}, random.Random(1)) == []
+    odd = {"type": "object", "required": ["n", "e"],
+           "properties": {"n": {"type": "integer", "minimum": "x"}, "e": {"enum": 5}}}  # fmt: skip
+    drawn = draw(odd, random.Random(2))
+    assert isinstance(drawn["n"], int) and isinstance(drawn["e"], str)
+
+
+def test_local_refs_are_followed_as_pydantic_writes_nested_models():
+    class Step(pydantic.BaseModel):
+        explanation: str
+        output: int
+
+    class Math(pydantic.BaseModel):
+        steps: list[Step]
+        answer: str
+
+    schema = Math.model_json_schema()
+    assert "$defs" in schema  # the nested model is a $ref
+    for seed in range(30):
+        Math.model_validate(draw(schema, random.Random(seed)))
+
+
+def test_a_forced_call_names_only_the_tools_its_choice_allows():
+    tools = tuple(openai_tool(name, {"type": "object"}) for name in "abcd")
+    allowed = ToolPrompt(tools, forced=True, choices=("a", "c"))
+    assert {forced_call(CARD, allowed, 100, seed).call.name for seed in range(40)} == {"a", "c"}
+    made = forced_call(CARD, ToolPrompt((openai_tool("f", {}),), forced=True), 100, 1)
+    assert made is not None and made.call.arguments == "{}"  # arguments are always an object

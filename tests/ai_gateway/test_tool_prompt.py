@@ -122,7 +122,7 @@ def test_forced_choices_are_read_from_either_api():
 
     assert [forced(c) for c in (None, "auto", "none", "required")] == [False, False, False, True]
     named = {"type": "function", "function": {"name": "get_current_weather"}}
-    allowed = {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}
+    allowed = {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [named]}}
     assert (forced(named), forced(allowed)) == (True, False)
     assert (
         OpenAIAdapter().parse({"model": "gpt-4o", "messages": COOKBOOK_MESSAGES}).tool_prompt

@@ -103,7 +103,25 @@ class ToolResultBlock(Lenient):
     cache_control: CacheControl | None = None
 
 
-ContentBlock = Annotated[TextBlock | ToolUseBlock | ToolResultBlock, Field(discriminator="type")]
+class ThinkingBlock(Lenient):
+    """An assistant's earlier thinking, replayed as a tool loop with thinking must: accepted,
+    and neither keyed nor billed (Anthropic drops earlier turns' thinking from the context)."""
+
+    type: Literal["thinking"]
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(Lenient):
+    type: Literal["redacted_thinking"]
+    data: str
+
+
+ContentBlock = Annotated[
+    TextBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock,
+    Field(discriminator="type"),
+]
+ASSISTANT_ONLY = ("tool_use", "thinking", "redacted_thinking")
 Content = str | list[ContentBlock]
 
 
@@ -115,9 +133,12 @@ class InputMessage(Lenient):
     def _tool_blocks_in_their_roles(self) -> InputMessage:
         """A tool call comes from the assistant, its result from the user (Anthropic's rule)."""
         if isinstance(self.content, list):
-            wrong = "tool_result" if self.role == "assistant" else "tool_use"
-            if any(block.type == wrong for block in self.content):
-                raise ValueError(f"`{wrong}` blocks are not allowed in {self.role} messages")
+            wrong = ("tool_result",) if self.role == "assistant" else ASSISTANT_ONLY
+            for block in self.content:
+                if block.type in wrong:
+                    raise ValueError(
+                        f"`{block.type}` blocks are not allowed in {self.role} messages"
+                    )
         return self
 
 
@@ -286,7 +307,7 @@ def _keyed(content: str | Sequence[ContentBlock]) -> str:
     tools = [
         block.model_dump(exclude={"cache_control"}, exclude_none=True)
         for block in content
-        if not isinstance(block, TextBlock)
+        if isinstance(block, ToolUseBlock | ToolResultBlock)
     ]
     return canonical_json(tools) if tools else ""
 
@@ -297,6 +318,15 @@ def _check_tool_results(messages: list[InputMessage]) -> None:
     calls: set[str] = set()
     for at, message in enumerate(messages):
         blocks = [] if isinstance(message.content, str) else message.content
+        results = [isinstance(block, ToolResultBlock) for block in blocks]
+        leading = results.index(False) if False in results else len(results)
+        if calls and any(results) and leading < len(calls):  # results, but not all first
+            raise _invalid(
+                f"messages.{at}: Did not find {len(calls)} `tool_result` block(s) at the "
+                "beginning of this message. Messages following `tool_use` blocks must begin with "
+                "a matching number of `tool_result` blocks.",
+                f"messages[{at}].content",
+            )
         for index, block in enumerate(blocks):
             if isinstance(block, ToolResultBlock) and block.tool_use_id not in calls:
                 raise _invalid(
@@ -306,7 +336,7 @@ def _check_tool_results(messages: list[InputMessage]) -> None:
                     f"messages[{at}].content[{index}].tool_use_id",
                 )
         answered = {b.tool_use_id for b in blocks if isinstance(b, ToolResultBlock)}
-        if calls - answered and at > 0:
+        if calls - answered:
             missing = ", ".join(sorted(calls - answered))
             raise _invalid(
                 f"messages.{at - 1}: `tool_use` ids were found without `tool_result` blocks "
@@ -324,7 +354,7 @@ def _cache_mark(content: str | Sequence[ContentBlock]) -> CacheTTL | None:
     more than Anthropic bills, never less: a budget reserves enough)."""
     if isinstance(content, str):
         return None
-    marks = {block.cache_control.ttl for block in content if block.cache_control is not None}
+    marks = {mark.ttl for block in content if (mark := getattr(block, "cache_control", None))}
     return "1h" if "1h" in marks else "5m" if marks else None
 
 
@@ -389,8 +419,14 @@ def _checked_fields(body: PromptBody) -> _CheckedFields:
         for name in ("name", "input_schema"):
             if tool.type in (None, "custom") and getattr(tool, name) is None:
                 raise _invalid(f"tools.{at}.{name}: Field required", f"tools[{at}].{name}")
-    if fields.tool_choice and fields.tool_choice.type == "tool" and not fields.tool_choice.name:
+    choice = fields.tool_choice
+    if choice and choice.type == "tool" and not choice.name:
         raise _invalid("tool_choice.tool.name: Field required", "tool_choice.name")
+    if choice and choice.name and choice.name not in {tool.name for tool in fields.tools}:
+        raise _invalid(
+            f"tool_choice.name: no tool named '{choice.name[:100]}' is in tools",
+            "tool_choice.name",
+        )
     thinking = fields.thinking
     if thinking and thinking.type == "enabled" and thinking.budget_tokens is None:
         raise _invalid("thinking.enabled.budget_tokens: Field required", "thinking.budget_tokens")
@@ -437,8 +473,8 @@ def _tool_prompt(body: PromptBody) -> ToolPrompt | None:
         return None
     choice = body.tool_choice or {}
     forced = choice.get("type") in ("any", "tool")
-    named = choice.get("name") if choice.get("type") == "tool" else None
-    return ToolPrompt(tuple(canonical_json(tool) for tool in body.tools), forced, forced_name=named)
+    named = (choice["name"],) if choice.get("type") == "tool" else ()
+    return ToolPrompt(tuple(canonical_json(tool) for tool in body.tools), forced, choices=named)
 
 
 def _content_block(c: Completion, whole: bool) -> JSON:
@@ -470,7 +506,7 @@ def _invalid(message: str, param: str) -> GatewayError:
 def _marks(body: PromptBody, tools: list[_Tool]) -> list[tuple[str, CacheTTL]]:
     """Every cache_control mark, as the path of its ttl and the ttl, in the order Anthropic
     processes them: tools, system, messages, then the top-level one (on the last block)."""
-    blocks: list[tuple[str, _Tool | TextBlock | ToolUseBlock | ToolResultBlock]] = [
+    blocks: list[tuple[str, _Tool | ContentBlock]] = [
         (f"tools.{n}", tool) for n, tool in enumerate(tools)
     ]
     contents: list[tuple[str, str | Sequence[ContentBlock] | None]] = [("system", body.system)]
@@ -482,9 +518,9 @@ def _marks(body: PromptBody, tools: list[_Tool]) -> list[tuple[str, CacheTTL]]:
         for n, block in enumerate(content)
     ]
     marks = [
-        (f"{path}.cache_control.ttl", block.cache_control.ttl)
+        (f"{path}.cache_control.ttl", mark.ttl)
         for path, block in blocks
-        if block.cache_control is not None
+        if (mark := getattr(block, "cache_control", None))  # thinking blocks carry none
     ]
     if body.cache_control is not None:
         marks.append(("cache_control.ttl", body.cache_control.ttl))

@@ -360,13 +360,23 @@ class Named(Lenient):
     name: str = Field(min_length=1)
 
 
+class _Function(Named):
+    parameters: dict[str, Any] | None = None  # a JSON schema: an object, as OpenAI requires
+
+
+class _AllowedTools(Lenient):
+    mode: Literal["auto", "required"]
+    tools: list[_ToolReference] = Field(min_length=1)
+
+
 class _ToolReference(Lenient):
     """A tool, or a choice of one, as far as it is checked: a function or custom one names
-    itself."""
+    itself; an allowed_tools choice lists the tools it allows."""
 
     type: str
-    function: Named | None = None
+    function: _Function | None = None
     custom: Named | None = None
+    allowed_tools: _AllowedTools | None = None
 
 
 class _ResponseFormat(Lenient):
@@ -385,6 +395,28 @@ class _ToolFields(Lenient):
 def _unnamed(tool: _ToolReference) -> bool:
     """A function or custom tool (or choice of one) without the object that names it."""
     return tool.type in ("function", "custom") and getattr(tool, tool.type) is None
+
+
+def _name(tool: _ToolReference) -> str | None:
+    named = tool.function or tool.custom
+    return None if named is None else named.name
+
+
+def _check_choice_names(choice: _ToolReference, tools: list[_ToolReference]) -> None:
+    """A choice may only name tools the request offers: a call to any other tool is one no
+    provider would make."""
+    offered = {_name(tool) for tool in tools}
+    if choice.type == "allowed_tools" and choice.allowed_tools is None:
+        raise missing_parameter("tool_choice.allowed_tools")
+    named = [choice] if choice.allowed_tools is None else choice.allowed_tools.tools
+    for tool in named:
+        name = _name(tool)
+        if name is not None and name not in offered:
+            raise GatewayError(
+                "invalid_request",
+                f"Invalid value for 'tool_choice': no tool named '{name[:100]}' is in 'tools'.",
+                param="tool_choice",
+            )
 
 
 def _check_tool_fields(body: ChatCompletionBody) -> None:
@@ -408,6 +440,8 @@ def _check_tool_fields(body: ChatCompletionBody) -> None:
             "specified.",
             param="tool_choice",
         )
+    if isinstance(choice, _ToolReference):
+        _check_choice_names(choice, fields.tools)
     answer_format = fields.response_format
     if answer_format and answer_format.type == "json_schema" and not answer_format.json_schema:
         raise missing_parameter("response_format.json_schema")
@@ -474,17 +508,19 @@ def _tool_prompt(body: ChatCompletionBody) -> ToolPrompt | None:
     if not body.tools and schema is None:
         return None
     choice = body.tool_choice
+    reference = _ToolReference.model_validate(choice) if isinstance(choice, dict) else None
+    allowed = None if reference is None else reference.allowed_tools
     forced = choice == "required" or (
-        isinstance(choice, dict)
-        and (choice.get("type") != "allowed_tools"
-             or (choice.get("allowed_tools") or {}).get("mode") == "required")
-    )  # fmt: skip
-    named = choice.get(choice.get("type", "function")) if isinstance(choice, dict) else None
+        reference is not None and (allowed is None or allowed.mode == "required")
+    )
+    named = [reference] if allowed is None and reference is not None else []
     return ToolPrompt(
         tools=tuple(canonical_json(tool) for tool in body.tools or ()),
         forced=forced,
         response_schema=None if schema is None else canonical_json(schema),
-        forced_name=named.get("name") if isinstance(named, dict) else None,
+        choices=tuple(
+            name for tool in (allowed.tools if allowed else named) if (name := _name(tool))
+        ),
     )
 
 
