@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -137,9 +137,22 @@ def child_process(cmd: Sequence[str], log: Path) -> Iterator[subprocess.Popen[by
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int, taken: Sequence[int] = ()) -> list[int]:
+    """``count`` ports free now and distinct from each other and from ``taken``: each is held
+    open until all are chosen (two calls in a row can return the same port, as the gateway's API
+    and metrics ports once did, and the second listener failed)."""
+    with ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < count:
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+            if port not in taken:
+                ports.append(port)
+        return ports
 
 
 def http_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
@@ -163,9 +176,11 @@ class GatewayProcess:
         log_path: Path | None = None,
         startup_timeout_s: float = 30.0,
     ) -> None:
-        self.port = port or free_port()
+        if port:
+            self.port, (self.metrics_port,) = port, free_ports(1, taken=[port])
+        else:
+            self.port, self.metrics_port = free_ports(2)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.metrics_port = free_port()
         # The one place that says where the gateway's Prometheus metrics are served: their own
         # port, apart from the API's.
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"

@@ -165,3 +165,15 @@ def gone_within(pid: int, timeout_s: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_ports_chosen_together_are_distinct_and_skip_the_taken_ones():
+    """Two free_port() calls in a row can return the same port (about 1 in 2,000 here): the
+    gateway's API and metrics ports once did, and the metrics listener failed a CI run."""
+    for _ in range(200):
+        api, metrics = process_module.free_ports(2)
+        assert api != metrics
+        (other,) = process_module.free_ports(1, taken=[api])
+        assert other != api
+    gateway = GatewayProcess(profile="unoptimized", port=free_port())
+    assert gateway.port != gateway.metrics_port
