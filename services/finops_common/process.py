@@ -27,14 +27,16 @@ from types import TracebackType
 from typing import Any
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+# Looked up here, once: between fork and exec the child runs no more than it must (a parent
+# with threads may have held a lock the lookup would wait on).
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 
 def _stop_with(parent: int) -> None:
     """Run in the child before it executes its command: SIGTERM when ``parent`` dies. A parent
     that died before this ran is not watched any more, so the child stops at once."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -43,7 +45,7 @@ def stops_with_this_process() -> Callable[[], None] | None:
     """``preexec_fn`` for a child that must not outlive this process (None off Linux, where a
     killed parent leaves its children). The kernel watches the thread that starts the child:
     every caller starts its children from the main thread, which lives as long as the process."""
-    return functools.partial(_stop_with, os.getpid()) if _LIBC is not None else None
+    return functools.partial(_stop_with, os.getpid()) if _PRCTL is not None else None
 
 
 def valkey_command(port: int, data_dir: Path) -> list[str]:

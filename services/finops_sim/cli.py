@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import signal
 import sys
@@ -206,6 +207,11 @@ def cost(args: argparse.Namespace) -> int:
     return 0
 
 
+# What a write in the output folder fails with when no file is named (a full disk, quota, a
+# folder made read-only): the message then names the folder.
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "render":
@@ -252,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except OSError as exc:  # a full disk, a folder made read-only during the run
-        where = exc.filename or f"writing in {args.out}"
-        print(f"finops-sim: {where}: {exc.strerror or exc}", file=sys.stderr)
+        where = exc.filename or (f"writing in {args.out}" if exc.errno in WRITE_ERRORS else None)
+        print(f"finops-sim: {where + ': ' if where else ''}{exc.strerror or exc}", file=sys.stderr)
         return 1
     print()
     print(summary_tree(results))

@@ -94,6 +94,20 @@ CAUSE_LABELS = {
 UNATTRIBUTED_LABEL = "unattributed (rate-limited, failed or unpaired requests)"
 
 
+def serving_mix(results: SimulationResults) -> dict[str, int]:
+    """The serving-mix chart's slices: how each optimized request was answered, refused (by a
+    budget or a rate limit) or failed, so that they add up to the phase's requests."""
+    optimized = results.phases.optimized
+    parts = {
+        "exact cache": optimized.cache.exact_hits,
+        "semantic cache": optimized.cache.semantic_hits,
+        **{f"model: {m}": n for m, n in optimized.routing.served_by_model.items()},
+        "refused": optimized.budget_rejections + optimized.rate_limited,
+        "failed": optimized.errors,
+    }
+    return {name: count for name, count in parts.items() if count}
+
+
 def savings_bars(results: SimulationResults) -> dict[str, float]:
     """The savings-by-cause chart's bars: every cause, and what none explains."""
     bars = {CAUSE_LABELS[cause]: usd for cause, usd in results.comparison.by_cause_usd}
@@ -254,8 +268,8 @@ def _gateway_sizing(results: SimulationResults) -> list[Block]:
             f"{sizing.cpu_floor_m}m floor; memory: {_memory_basis(sizing)} "
             f"+ {sizing.memory_headroom:.0%} = {mib(sizing.memory_target_bytes)}, rounded up to "
             f"{sizing.memory_step_mib} MiB steps with a {sizing.memory_floor_mib} MiB floor "
-            "(`finops-sim rightsize --from-run results.json --stack "
-            f"{sizing.stack} --write` writes it into the stack file)."
+            "(`finops-sim rightsize --from-run` with this report's `results.json`, `--stack "
+            f"{sizing.stack} --write`, writes it into the stack file)."
         ),
         Table(
             ("gateway, per replica", "CPU request", "memory request and limit"),
@@ -427,17 +441,9 @@ def charts(results: SimulationResults, out: Path) -> list[Image]:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     optimized = results.phases.optimized
-    parts = {
-        "exact cache": optimized.cache.exact_hits,
-        "semantic cache": optimized.cache.semantic_hits,
-        **{f"model: {m}": n for m, n in optimized.routing.served_by_model.items()},
-        "refused": optimized.requests - optimized.served,
-    }
-    parts = {k: v for k, v in parts.items() if v}
+    parts = serving_mix(results)
     ax.pie(list(parts.values()), labels=list(parts), autopct="%1.0f%%", textprops={"fontsize": 8})
-    title = (
-        f"How the optimized phase answered its {optimized.requests:,} requests (refused included)"
-    )
+    title = f"How the optimized phase answered all its {optimized.requests:,} requests"
     ax.set_title(title, fontsize=10)
     images.append(_save(fig, out / "serving_mix.png", title))
 
@@ -567,7 +573,8 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
         *_gateway_warnings(results),
         Heading("What it saved"),
         Paragraph(
-            f"AI spend fell from **{usd(before.spend_usd)}** to **{usd(after.spend_usd)}**: "
+            (f"**Not a measurement: {failed}.** " if (failed := unmeasured(results)) else "")
+            + f"AI spend fell from **{usd(before.spend_usd)}** to **{usd(after.spend_usd)}**: "
             f"**{usd(ai.savings_usd)} saved ({pct(ai.savings_pct)})**. Each request is "
             "compared with its twin in the unoptimized phase, by what the optimized gateway "
             f"did with it: answered from its cache {usd(causes.cache)} "

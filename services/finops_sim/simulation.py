@@ -39,7 +39,15 @@ from finops_common.process import GatewayProcess, child_process, embedded_valkey
 from loadgen.scenario import Scenario, load_scenario
 
 from .gateway_usage import PhaseUsage, ProcessMeter, scrape
-from .report import CHARTS, NO_STACK_CONFIGS, clear_report, report_files, write_report
+from .report import (
+    CHARTS,
+    MAX_FAILED_SHARE,
+    NO_STACK_CONFIGS,
+    REPORT_FILES,
+    clear_report,
+    report_files,
+    write_report,
+)
 from .results import (
     ComputeComparison,
     GatewaySizing,
@@ -184,6 +192,13 @@ def check_out_folder(options: RunOptions) -> None:
                 f"{out / name} is a file, where this run writes its {name} folder: move it, or "
                 "choose another --out"
             )
+    written = [RESULTS_FILE, *REPORT_FILES, *(PhaseFiles(out, p).request_log.name for p in PHASES)]
+    for name in written:
+        if (out / name).is_dir():
+            raise SimulationError(
+                f"{out / name} is a folder, where this run writes its {name}: move it, or choose "
+                "another --out"
+            )
     phase_files = (path for phase in PHASES for path in PhaseFiles(out, phase).written())
     replaced = {path.resolve() for path in (*phase_files, out / RESULTS_FILE, *report_files(out))}
     for flag, given in (
@@ -245,7 +260,10 @@ def _run_phase(
     config.write_text(yaml.safe_dump(phase_settings(phase, options, request_log)))
     gateway_log = files.gateway_log
     with ExitStack() as stack:
-        redis_url = stack.enter_context(embedded_valkey())
+        try:
+            redis_url = stack.enter_context(embedded_valkey())
+        except (RuntimeError, TimeoutError) as exc:  # its port taken, or too slow to answer
+            raise SimulationError(f"the {phase} phase's Valkey did not start: {exc}") from exc
         gateway = GatewayProcess(
             profile=phase,
             config=config,
@@ -403,6 +421,12 @@ def gateway_sizing(
             "The gateway's requests were not derived from this run: the optimized phase served "
             f"{phase.served} of {phase.requests} requests ({exc})."
         )
+    if phase.requests and phase.errors / phase.requests > MAX_FAILED_SHARE:
+        return None, (
+            "The gateway's requests were not derived from this run: "
+            f"{phase.errors:,} of its {phase.requests:,} optimized requests failed, so its CPU "
+            "per request is not a served request's."
+        )
     return sizing, None
 
 
@@ -454,13 +478,13 @@ def run(options: RunOptions) -> SimulationResults:
         config = options.gateway_config if phase == "optimized" else None
         check_teams(scenario, options.scenario, phase, config)
     out = options.out
+    check_embedder(options)
     check_out_folder(options)
     for folder in (out, out / "logs", out / "locust"):
         folder.mkdir(parents=True, exist_ok=True)
     (out / RESULTS_FILE).unlink(missing_ok=True)
     clear_report(out)
     clear_phase_files(out)
-    check_embedder(options)
     started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     before, before_log = _run_phase("unoptimized", options, out)
     # With --duration, the optimized phase replays exactly the requests the first phase sent, so

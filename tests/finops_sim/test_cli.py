@@ -265,8 +265,9 @@ def test_an_output_the_run_cannot_write_is_a_clear_error(fast_scenario, tmp_path
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1
-    assert f"finops-sim: {out / 'report.md'}: Is a directory" in result.stderr
+    assert f"finops-sim: {out / 'report.md'} is a folder, where this run writes" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (out / "logs").exists()  # refused before any phase ran
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -322,8 +323,11 @@ def test_an_output_folder_that_is_not_writable_is_refused(tmp_path, monkeypatch,
 
 
 def test_an_embedding_model_that_cannot_load_fails_before_the_first_phase(fast_scenario, tmp_path):
-    """It failed only when the optimized gateway started, after the whole first phase."""
+    """It failed only when the optimized gateway started, after the whole first phase; then
+    before the first phase, but after the earlier run's report was cleared."""
     out = tmp_path / "o"
+    out.mkdir()
+    (out / "report.md").write_text("an earlier report")
     env = {
         **os.environ,
         "GATEWAY_EMBEDDING_MODEL": str(tmp_path / "no-model"),
@@ -336,6 +340,7 @@ def test_an_embedding_model_that_cannot_load_fails_before_the_first_phase(fast_s
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert "the optimized phase cannot open its embedder" in result.stderr
+    assert (out / "report.md").read_text() == "an earlier report"  # refused before clearing
     assert str(tmp_path / "no-model") in result.stderr and "--embedder lexical" in result.stderr
     assert not (out / "requests-unoptimized.jsonl").exists()
 
@@ -403,3 +408,15 @@ def test_ctrl_c_while_it_starts_is_not_lost_when_sigint_was_ignored(fast_scenari
     assert process.returncode == 130
     assert b"interrupted while starting; nothing was started" in stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_from_run_refuses_a_run_that_is_not_a_measurement(tmp_path, capsys):
+    """Its CPU per request is divided over failed requests too: the run said so and exited 1,
+    and its report still offered the --write command."""
+    from tests.finops_sim.test_report import _results, _with_failures
+
+    failed = tmp_path / "results.json"
+    failed.write_text(_with_failures(_results(), failed=3).model_dump_json())
+    assert main(["rightsize", "--from-run", str(failed), "--stack", "optimized"]) == 2
+    err = capsys.readouterr().err
+    assert f"{failed}: 3 of 4 optimized requests failed, so it is not a measurement" in err

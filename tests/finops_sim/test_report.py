@@ -9,6 +9,7 @@ from finops_sim.report import (
     Table,
     build,
     savings_bars,
+    serving_mix,
     summary_tree,
     to_html,
     to_markdown,
@@ -405,6 +406,22 @@ def test_a_run_where_too_many_requests_failed_prints_no_reduction():
     assert "reduction" not in tree.split("AI Token Costs")[1].split("\n")[0]
     assert unmeasured(_results()) is None
     assert "reduction (" in summary_tree(_results())
+
+
+def test_the_serving_mix_adds_up_to_the_requests_and_tells_failed_from_refused():
+    """Failed requests were drawn as "refused": a killed store's 78% read as budget refusals."""
+    results = _with_failures(_results(), failed=3)
+    mix = serving_mix(results)
+    assert sum(mix.values()) == results.phases.optimized.requests
+    assert mix["failed"] == 3 and "refused" not in mix
+    assert serving_mix(_results())["refused"] == 1  # the budget refusal of OPTIMIZED
+
+
+def test_a_run_that_is_not_a_measurement_says_so_in_its_headline():
+    markdown = to_markdown(build(_with_failures(_results(), failed=3), []))
+    saved = markdown.split("## What it saved")[1]
+    assert saved.lstrip().startswith("**Not a measurement: 3 of 4 optimized requests failed.**")
+    assert "Not a measurement" not in to_markdown(build(_results(), []))
 
 
 def test_the_latency_note_gives_each_phases_measured_duration():

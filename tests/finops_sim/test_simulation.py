@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,23 @@ def test_an_optimized_phase_that_serves_nothing_still_gets_its_report(fast_scena
     assert results.gateway_sizing_note is not None
     assert "served 0 of 12 requests" in results.gateway_sizing_note
     assert results.gateway_sizing_note in (out / "report.md").read_text()
+
+
+def test_a_valkey_that_does_not_start_is_a_clear_error(fast_scenario, tmp_path, monkeypatch):
+    """Its port taken: a traceback from the harness, or a timeout reported as a failed write in
+    --out (a TimeoutError is an OSError)."""
+
+    @contextmanager
+    def refused_valkey():
+        raise RuntimeError("valkey-server exited with 1:\nbind: Address already in use")
+        yield "never"
+
+    monkeypatch.setattr(simulation, "embedded_valkey", refused_valkey)
+    options = RunOptions(fast_scenario, tmp_path / "out", requests=5, embedder="lexical")
+    with pytest.raises(
+        simulation.SimulationError, match="unoptimized phase's Valkey did not start"
+    ):
+        run(options)
 
 
 def test_duration_mode_replays_the_same_workload_in_both_phases(fast_scenario, tmp_path, capsys):
@@ -366,3 +384,12 @@ def test_the_report_names_what_measured_each_written_request(recommendation, nam
     """A time's colon stays in the name; a Prometheus recommendation, which records no source,
     is not credited to another run."""
     assert simulation._measured_by(recommendation) == named
+
+
+def test_no_sizing_is_derived_from_a_phase_whose_requests_mostly_failed():
+    from tests.finops_sim.test_report import _results, _with_failures
+
+    failed = _with_failures(_results(), failed=3).phases.optimized
+    sizing, note = simulation.gateway_sizing(failed)
+    assert sizing is None and note is not None
+    assert "3 of its 4 optimized requests failed" in note

@@ -17,6 +17,7 @@ from finops_common.config import ConfigError, describe_validation_error
 from finops_platform.config import StackConfig
 from finops_platform.workload_list import GATEWAY, GATEWAY_CONTAINER
 
+from ..report import unmeasured
 from ..results import GatewaySizing, SimulationResults
 from .measured import cache_memory, size_gateway, stack_arrival
 from .stackfile import RequestChange, recommendations_file, write_recommendations, write_requests
@@ -118,6 +119,11 @@ def run(source: Path, config: StackConfig, strategy: Strategy, write: bool) -> i
         return 2
     try:
         results = read_results(source)
+        failed = unmeasured(results)
+        if failed:
+            raise ConfigError(
+                f"{source}: {failed}, so it is not a measurement of the gateway; run it again"
+            )
         optimized = results.phases.optimized
         sizing = size_gateway(
             optimized.gateway_usage,
