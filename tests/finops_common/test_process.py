@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -177,3 +178,17 @@ def test_ports_chosen_together_are_distinct_and_skip_the_taken_ones():
         assert other != api
     gateway = GatewayProcess(profile="unoptimized", port=free_port())
     assert gateway.port != gateway.metrics_port
+
+
+def test_a_valkey_that_cannot_start_says_why_and_leaves_no_folder(monkeypatch):
+    """Its port taken: the error quotes valkey-server's own words. It writes no file of its
+    own, so a parent killed with it (SIGKILL runs no clean-up) leaves no folder behind."""
+    before = set(Path(tempfile.gettempdir()).glob("finops-valkey-*"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setattr(process_module, "free_port", lambda: taken.getsockname()[1])
+        refused = pytest.raises(RuntimeError, match=r"(?s)exited with 1:\n.*Address already")
+        with refused, process_module.embedded_valkey():
+            pass
+    assert set(Path(tempfile.gettempdir()).glob("finops-valkey-*")) == before
