@@ -393,3 +393,15 @@ def test_no_sizing_is_derived_from_a_phase_whose_requests_mostly_failed():
     sizing, note = simulation.gateway_sizing(failed)
     assert sizing is None and note is not None
     assert "3 of its 4 optimized requests failed" in note
+
+
+def test_a_request_log_cut_short_is_a_clear_error(fast_scenario, tmp_path, monkeypatch):
+    """A full disk cut the gateway's last line: read_log's ValueError was a traceback."""
+
+    def cut_short(path):
+        raise ValueError(f"{path}:3: not a request record: EOF while parsing")
+
+    monkeypatch.setattr(simulation, "read_log", cut_short)
+    options = RunOptions(fast_scenario, tmp_path / "out", requests=3, embedder="lexical")
+    with pytest.raises(simulation.SimulationError, match=r"request log is incomplete .* disk full"):
+        run(options)
