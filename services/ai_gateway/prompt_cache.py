@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from .pricing import ModelCard
 from .store import Clock
 from .tokens import CacheTTL, PromptMessage, count_prompt
-from .tool_prompt import ToolPrompt, tool_prompt_tokens
+from .tool_prompt import ToolPrompt, definitions_tokens
 
 MAX_ENTRIES = 100_000
 # How many blocks before an Anthropic breakpoint a read looks for an entry (the docs' "about 20").
@@ -119,7 +119,7 @@ def prefixes(
     tokens = 0
     if tools is not None and tools.tools:
         digest.update("\x1d".join(tools.tools).encode() + b"\x1e")
-        tokens = tool_prompt_tokens(card, ToolPrompt(tools.tools, tools.forced))
+        tokens = definitions_tokens(card, tools)
     empty = count_prompt(card, ())
     for message in messages:
         block = f"{message.role}\x1f{message.name or ''}\x1f{message.content}\x1f{message.keyed}"

@@ -18,7 +18,7 @@ from typing import Any
 from .json_values import draw
 from .pricing import ModelCard
 from .tokens import encoding_name, get_encoding, token_count
-from .tool_prompt import ToolPrompt
+from .tool_prompt import ToolPrompt, definition
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,10 @@ def _callable(prompt: ToolPrompt) -> dict[str, dict[str, Any]]:
     """Each tool the model can call, by name, with its input schema: OpenAI's functions and
     Anthropic's client tools (server tools run at the provider, not in the answer)."""
     tools: dict[str, dict[str, Any]] = {}
-    for text in prompt.tools:
-        tool = json.loads(text)
-        function = tool.get("function") if tool.get("type") == "function" else None
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
-            tools[function["name"]] = function.get("parameters") or {}
-        elif isinstance(tool.get("input_schema"), dict) and isinstance(tool.get("name"), str):
-            tools[tool["name"]] = tool["input_schema"]
+    for tool in prompt.parsed:
+        named = definition(tool)
+        function = tool.get("type") == "function"
+        schema = named.get("parameters") if function else named.get("input_schema")
+        if isinstance(named.get("name"), str) and (function or isinstance(schema, dict)):
+            tools[named["name"]] = schema or {}
     return tools

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from .pricing import ModelCard
@@ -43,6 +44,11 @@ class ToolPrompt:
     # The tools a forced call may name, where the choice narrows them (a named tool, OpenAI's
     # allowed_tools); empty: any of ``tools``.
     choices: tuple[str, ...] = ()
+
+    @cached_property
+    def parsed(self) -> tuple[dict[str, Any], ...]:
+        """The tools as objects, decoded once for the counts and a forced call."""
+        return tuple(json.loads(tool) for tool in self.tools)
 
 
 @dataclass(frozen=True)
@@ -63,22 +69,27 @@ def tool_prompt_tokens(card: ModelCard, prompt: ToolPrompt | None) -> int:
     """The input tokens ``prompt`` adds to a request served by ``card``."""
     if prompt is None:
         return 0
-    total = 0 if prompt.response_schema is None else count_text(card, prompt.response_schema)
+    schema = 0 if prompt.response_schema is None else count_text(card, prompt.response_schema)
+    return schema + definitions_tokens(card, prompt)
+
+
+def definitions_tokens(card: ModelCard, prompt: ToolPrompt) -> int:
+    """The tool definitions' share (the part a provider's prompt cache starts with)."""
     if not prompt.tools:
-        return total
+        return 0
     if card.provider == "openai":
-        return total + _openai_tools(card, [json.loads(tool) for tool in prompt.tools])
+        return _openai_tools(card, prompt.parsed)
     tools = sum(count_text(card, tool) for tool in prompt.tools)
     if card.provider == "anthropic":
-        return total + tools + ANTHROPIC_TOOL_SYSTEM_PROMPT[prompt.forced]
-    return total + tools
+        return tools + ANTHROPIC_TOOL_SYSTEM_PROMPT[prompt.forced]
+    return tools
 
 
-def _openai_tools(card: ModelCard, tools: list[dict[str, Any]]) -> int:
+def _openai_tools(card: ModelCard, tools: tuple[dict[str, Any], ...]) -> int:
     figures = OPENAI_FIGURES.get(encoding_name(card), OPENAI_FIGURES["o200k_base"])
     total = figures.end
     for tool in tools:
-        function = _definition(tool)
+        function = definition(tool)
         total += figures.function
         total += count_text(card, f"{function.get('name', '')}:{_sentence(function)}")
         schema = _dict(function.get("parameters") or function.get("input_schema"))
@@ -92,7 +103,7 @@ def _openai_tools(card: ModelCard, tools: list[dict[str, Any]]) -> int:
     return total
 
 
-def _definition(tool: dict[str, Any]) -> dict[str, Any]:
+def definition(tool: dict[str, Any]) -> dict[str, Any]:
     """The named definition inside a tool of either API's shape: OpenAI's ``function`` or
     ``custom`` object, or Anthropic's tool itself (a request routed from Claude to GPT, whose
     tools OpenAI would render too)."""
