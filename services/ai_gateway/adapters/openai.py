@@ -419,13 +419,14 @@ def _check_choice_names(choice: _ToolReference, tools: list[_ToolReference]) -> 
             )
 
 
-def _check_tool_fields(body: ChatCompletionBody) -> None:
-    """Not simulated, but refused as OpenAI refuses them: a tool or a named choice without its
-    definition, a choice of tools with none given, an unknown response format."""
+def _check_tool_fields(body: ChatCompletionBody) -> _ToolFields | None:
+    """Refused as OpenAI refuses them: a tool or a named choice without its definition, a
+    choice of tools with none given or naming one not offered, an unknown response format.
+    Returns the checked fields (None without any), which the tool prompt reads."""
     sent = {name: getattr(body, name) for name in _ToolFields.model_fields}
     sent = {name: value for name, value in sent.items() if value is not None}
     if not sent:
-        return  # the usual request: nothing to check
+        return None  # the usual request: nothing to check
     fields = parse_body(_ToolFields, sent)
     for at, tool in enumerate(fields.tools):
         if _unnamed(tool):
@@ -445,6 +446,7 @@ def _check_tool_fields(body: ChatCompletionBody) -> None:
     answer_format = fields.response_format
     if answer_format and answer_format.type == "json_schema" and not answer_format.json_schema:
         raise missing_parameter("response_format.json_schema")
+    return fields
 
 
 METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
@@ -500,15 +502,16 @@ def _answer_format(body: ChatCompletionBody) -> AnswerFormat:
     return kind if kind in ("json_object", "json_schema") else "text"
 
 
-def _tool_prompt(body: ChatCompletionBody) -> ToolPrompt | None:
-    """What the tools and a response schema add to the prompt (tool_prompt.py). A choice
-    forces a call when it is ``required``, names a function, or allows tools in required mode."""
+def _tool_prompt(body: ChatCompletionBody, fields: _ToolFields | None) -> ToolPrompt | None:
+    """What the tools and a response schema add to the prompt (tool_prompt.py), from the body
+    and its checked tool fields. A choice forces a call when it is ``required``, names a
+    function, or allows tools in required mode."""
     answer_format = body.response_format or {}
     schema = (answer_format.get("json_schema") or {}).get("schema")
-    if not body.tools and schema is None:
+    if fields is None or (not body.tools and schema is None):
         return None
-    choice = body.tool_choice
-    reference = _ToolReference.model_validate(choice) if isinstance(choice, dict) else None
+    choice = fields.tool_choice
+    reference = choice if isinstance(choice, _ToolReference) else None
     allowed = None if reference is None else reference.allowed_tools
     forced = choice == "required" or (
         reference is not None and (allowed is None or allowed.mode == "required")
@@ -568,7 +571,7 @@ class OpenAIAdapter:
         parsed = parse_body(ChatCompletionBody, body)
         _check_metadata(parsed.metadata)
         _check_tool_turns(parsed.messages)
-        _check_tool_fields(parsed)
+        tool_fields = _check_tool_fields(parsed)
         if parsed.stream_options is not None and not parsed.stream:
             raise GatewayError(
                 "invalid_request",
@@ -596,7 +599,7 @@ class OpenAIAdapter:
             stream=bool(parsed.stream),
             include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
             unsimulated=unsimulated(parsed, KEYED_FIELDS, NEUTRAL_FIELDS),
-            tool_prompt=_tool_prompt(parsed),
+            tool_prompt=_tool_prompt(parsed, tool_fields),
             answer_format=_answer_format(parsed),
         )
 
