@@ -60,24 +60,10 @@ def valkey_command(port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def wait_for_ping(
-    process: subprocess.Popen[bytes], port: int, timeout_s: float, log: BinaryIO
-) -> None:
-    """Return once the server on ``port`` answers PING; raise, quoting its ``log``, if it exits
-    or the deadline passes first."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"valkey-server exited with {process.returncode}:\n{_read(log)}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(64).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"valkey-server was not ready within {timeout_s:.0f} s:\n{_read(log)}")
+def _pongs(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
 
 
 def _read(log: BinaryIO, chars: int = 3000) -> str:
@@ -99,7 +85,9 @@ def embedded_valkey(timeout_s: float = 10.0) -> Iterator[str]:
             preexec_fn=stops_with_this_process(),
         )
         try:
-            wait_for_ping(process, port, timeout_s, log)
+            wait_until(
+                process, lambda: _pongs(port), timeout_s, "valkey-server", lambda: _read(log)
+            )
             yield f"redis://127.0.0.1:{port}/0"
         finally:
             stop(process)
@@ -123,18 +111,34 @@ def wait_ready(
 ) -> None:
     """Return once ``url`` answers 200; raise, quoting the end of ``log``, if the process exits
     or the deadline passes first."""
+    wait_until(process, lambda: _answers_200(url), timeout_s, name, lambda: _tail(log))
+
+
+def wait_until(
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    timeout_s: float,
+    name: str,
+    log_text: Callable[[], str],
+) -> None:
+    """Return once ``ready()`` holds (a refused connection is not ready yet); raise, quoting
+    ``log_text()``, if the process exits or the deadline passes first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log_text()}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
+            if ready():
+                return
         except OSError:
             pass
         time.sleep(0.1)
-    raise TimeoutError(f"{name} was not ready within {timeout_s:.0f} s:\n{_tail(log)}")
+    raise TimeoutError(f"{name} was not ready within {timeout_s:.0f} s:\n{log_text()}")
+
+
+def _answers_200(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return bool(response.status == 200)
 
 
 def _tail(log: Path | None, chars: int = 3000) -> str:
