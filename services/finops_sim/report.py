@@ -360,12 +360,16 @@ def failed_requests_warning(results: SimulationResults) -> str | None:
 MAX_FAILED_SHARE = 0.01
 
 
+def too_many_failed(phase: PhaseSummary) -> bool:
+    return bool(phase.requests) and phase.errors / phase.requests > MAX_FAILED_SHARE
+
+
 def unmeasured(results: SimulationResults) -> str | None:
     """Why the run's AI reduction is not a measurement, or None: too many requests failed."""
     failed = [
         f"{s.errors:,} of {s.requests:,} {phase} requests failed"
         for phase, s in results.phases.items()
-        if s.requests and s.errors / s.requests > MAX_FAILED_SHARE
+        if too_many_failed(s)
     ]
     return "; ".join(failed) if failed else None
 

@@ -41,11 +41,11 @@ from loadgen.scenario import Scenario, load_scenario
 from .gateway_usage import PhaseUsage, ProcessMeter, scrape
 from .report import (
     CHARTS,
-    MAX_FAILED_SHARE,
     NO_STACK_CONFIGS,
     REPORT_FILES,
     clear_report,
     report_files,
+    too_many_failed,
     write_report,
 )
 from .results import (
@@ -421,7 +421,7 @@ def gateway_sizing(
             "The gateway's requests were not derived from this run: the optimized phase served "
             f"{phase.served} of {phase.requests} requests ({exc})."
         )
-    if phase.requests and phase.errors / phase.requests > MAX_FAILED_SHARE:
+    if too_many_failed(phase):
         return None, (
             "The gateway's requests were not derived from this run: "
             f"{phase.errors:,} of its {phase.requests:,} optimized requests failed, so its CPU "
