@@ -161,11 +161,12 @@ def _as_json(
         value = draw(json.loads(schema), rng)
     else:
         value = {"answer": completion.text}
+    text = json.dumps(value)
     enc = get_encoding(encoding_name(card))
-    encoded = enc.encode(json.dumps(value), disallowed_special=())
+    encoded = enc.encode(text, disallowed_special=())
     if len(encoded) > max_tokens:
         return SimulatedCompletion(enc.decode(encoded[:max_tokens]), max_tokens, "length")
-    return SimulatedCompletion(json.dumps(value), len(encoded), "stop")
+    return SimulatedCompletion(text, len(encoded), "stop")
 
 
 def _stopped(
