@@ -129,9 +129,13 @@ class Catalog:
             )
 
     @staticmethod
-    def check_prefill(card: ModelCard, request: ChatRequest) -> None:
+    def takes_prefill(card: ModelCard, request: ChatRequest) -> bool:
         """Claude 4.6 and later refuse a conversation that ends with an assistant message."""
-        if not card.assistant_prefill and request.messages[-1].role == "assistant":
+        return card.assistant_prefill or request.messages[-1].role != "assistant"
+
+    @staticmethod
+    def check_prefill(card: ModelCard, request: ChatRequest) -> None:
+        if not Catalog.takes_prefill(card, request):
             raise GatewayError(
                 "invalid_request",
                 "This model does not support assistant message prefill. The conversation must "
@@ -285,17 +289,16 @@ class Catalog:
         """The decided tier's model, or the next tier up whose context window holds the prompt
         and one completion token: a 300k-token log sent to a 1M-token model was routed to a
         272k-token one and refused, a request the named model would have answered."""
-        prefilled = request.messages[-1].role == "assistant"
         first = self.resolve(self._routing.tiers[decision.tier])
         for tier in TIERS[TIERS.index(decision.tier) :]:
             card = self.resolve(self._routing.tiers[tier])
             prompt = tokens(card)
-            if self.holds(card, request, prompt) and (card.assistant_prefill or not prefilled):
+            if self.holds(card, request, prompt) and self.takes_prefill(card, request):
                 if tier == decision.tier:
                     return card, decision
                 why = (
                     "refuses a conversation that ends with an assistant message"
-                    if prefilled and not first.assistant_prefill
+                    if not self.takes_prefill(first, request)
                     else f"cannot fit the prompt's {tokens(first)} tokens in its window"
                 )
                 raised = f"raised from {decision.tier}: {first.name} {why}"
