@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import anyio
@@ -32,7 +33,7 @@ from starlette.routing import Route as BaseRoute
 from .adapters import anthropic, openai
 from .adapters.base import Adapter
 from .budgets import STORE_RETRY_AFTER_S, BudgetRow
-from .domain import ChatRequest, Completion, GatewayError
+from .domain import ChatRequest, Completion, GatewayError, RateLimitState
 from .pipeline import Answer, Gateway
 from .request_ids import HEADERS as REQUEST_ID_HEADERS
 from .request_ids import RequestIds, request_id
@@ -204,8 +205,19 @@ class GatewayHTTP:
         """A chat route's refusal, counted in ``ai_requests_total`` as its answers are (the
         models, budgets and token-count routes count none of theirs)."""
         response = error_response(adapter, error, request)
+        response.headers.update(self._rate_limit_headers(adapter, error.rate_limits))
         self.metrics.requests.labels(api=adapter.api, status=str(response.status_code)).inc()
         return response
+
+    def _headers(self, adapter: Adapter, c: Completion) -> dict[str, str]:
+        """An answer's headers: what the gateway did, and the team's rate-limit standing."""
+        return {**gateway_headers(c), **self._rate_limit_headers(adapter, c.rate_limits)}
+
+    def _rate_limit_headers(self, adapter: Adapter, state: RateLimitState | None) -> dict[str, str]:
+        if state is None:
+            return {}
+        now = datetime.fromtimestamp(self.gateway.clock(), UTC)
+        return adapter.rate_limit_headers(state, now)
 
     def chat(self, adapter: Adapter) -> Endpoint:
         """The completion endpoint of one API shape."""
@@ -242,10 +254,13 @@ class GatewayHTTP:
                 return StreamingResponse(
                     self._stream(adapter, request, sim, chat_request, answer, started),
                     media_type="text/event-stream",
-                    headers={**gateway_headers(answer.completion), "cache-control": "no-cache"},
+                    headers={
+                        **self._headers(adapter, answer.completion),
+                        "cache-control": "no-cache",
+                    },
                 )
             completion = await gateway.complete(chat_request, team, label=label)
-            headers = gateway_headers(completion)
+            headers = self._headers(adapter, completion)
             response_id = adapter.new_id()
             self.metrics.requests.labels(api=adapter.api, status="200").inc()
             await gateway.provider.deliver(completion.latency, completion.completion_tokens)
@@ -568,6 +583,28 @@ _GATEWAY_HEADERS = {
 }
 
 
+def _rate_limit_headers_doc(api: str) -> dict[str, dict[str, Any]]:
+    """Each API shape's rate-limit headers, sent when the team has that per-minute limit."""
+    docs = {}
+    for unit in ("requests", "tokens"):
+        for part, text in (
+            ("limit", f"The team's {unit} per minute."),
+            ("remaining", f"The {unit} left in this minute, this request's worst case counted."),
+            (
+                "reset",
+                "When the minute's counters reset: "
+                + ("a wait such as 12ms or 34.5s." if api == "openai" else "an RFC 3339 time."),
+            ),
+        ):
+            name = (
+                f"x-ratelimit-{part}-{unit}"
+                if api == "openai"
+                else f"anthropic-ratelimit-{unit}-{part}"
+            )
+            docs[name] = {"description": text, "schema": {"type": "string"}}
+    return docs
+
+
 def _errors(model: type[BaseModel], statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": model, "description": text} for status, text in statuses.items()}
 
@@ -578,8 +615,8 @@ _CHAT_ERRORS = {
     404: "Unknown model.",
     413: "Body larger than the gateway's limit.",
     429: "Team budget or rate limit reached; see retry-after (absent when the request could never "
-    "fit the limit as sent). A spent budget and a request that could never fit also say "
-    "x-should-retry: false, so the SDKs raise instead of waiting.",
+    "fit the limit as sent), and the rate-limit headers of a 200. A spent budget and a request "
+    "that could never fit also say x-should-retry: false, so the SDKs raise instead of waiting.",
     500: "Internal error.",
     503: "The store behind budgets is unavailable.",
 }
@@ -611,7 +648,7 @@ def _chat_doc(
         200: {
             "model": answer,
             "description": f"The answer, or its event stream. {stream_doc}.",
-            "headers": _GATEWAY_HEADERS,
+            "headers": {**_GATEWAY_HEADERS, **_rate_limit_headers_doc(adapter.api)},
             "content": {"text/event-stream": {"schema": event_schema}},
         },
         **_errors(_error_model(adapter), _CHAT_ERRORS),

@@ -10,6 +10,9 @@ over the budget. Money is counted in integer nano-dollars, so sums are exact.
 Periods are calendar-aligned in UTC: a daily budget resets at 00:00 UTC, a monthly one on the 1st.
 Cache hits reserve nothing and are refused only by the requests-per-minute limit.
 
+Every admission also answers where the team then stands in its minute (RateLimitState), which the
+adapters send as their API's rate-limit headers.
+
 The counters live behind a Ledger: MemoryLedger for one replica, RedisLedger (one Lua script per
 step) for many. Budgets is the pipeline's stage over it: admission, settlement, the Prometheus
 gauges and the budget report.
@@ -25,11 +28,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Literal, NoReturn, Protocol
+from typing import Literal, NamedTuple, NoReturn, Protocol
 
 from pydantic import BaseModel
 
-from .domain import GatewayError
+from .domain import GatewayError, RateLimitState
 from .metrics import GatewayMetrics
 from .resp import RespClient, RespError, Script
 from .settings import GatewaySettings
@@ -123,6 +126,25 @@ class Reservation:
         return f"{self.hold_id}:{self.cost_nanos}"
 
 
+class Tally(NamedTuple):
+    """A ledger's answer to an admission: the reason ("ok" when admitted), the spend recorded
+    before this request, and the minute's requests and tokens, this request's own if admitted."""
+
+    reason: Reason
+    spent: int
+    requests: int
+    tokens: int
+
+
+class Count(NamedTuple):
+    """A ledger's answer to a request counted alone: whether it was, and the minute's requests
+    (this one's if counted) and tokens."""
+
+    counted: bool
+    requests: int
+    tokens: int
+
+
 @dataclass(frozen=True)
 class Admission:
     reason: Reason
@@ -132,6 +154,34 @@ class Admission:
     @property
     def admitted(self) -> bool:
         return self.reason == "ok"
+
+
+def rate_limit_state(
+    limits: TeamLimits, w: Window, requests: int, tokens: int
+) -> RateLimitState | None:
+    """The team's standing in its minute, for the rate-limit headers; None without a per-minute
+    limit (a budget alone has no headers in either API)."""
+    rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
+    if rpm is None and tpm is None:
+        return None
+    return RateLimitState(
+        requests_limit=rpm,
+        requests_remaining=0 if rpm is None else max(rpm - requests, 0),
+        tokens_limit=tpm,
+        tokens_remaining=0 if tpm is None else max(tpm - tokens, 0),
+        resets_at=w.minute_end,
+    )
+
+
+class Admitted(NamedTuple):
+    """An admitted request: its reservation to settle (None when there is nothing to settle)
+    and where its team then stands in its minute."""
+
+    reservation: Reservation | None
+    rate_limits: RateLimitState | None
+
+
+NOT_METERED = Admitted(None, None)
 
 
 def retry_after_seconds(admission: Admission, now: datetime) -> int:
@@ -158,19 +208,14 @@ def ttl_seconds(until: datetime, now: datetime) -> int:
 class Ledger(Protocol):
     """Where the budget and rate counters live; every step is atomic across replicas."""
 
-    async def reserve(
-        self, reservation: Reservation, limits: TeamLimits, now: datetime
-    ) -> tuple[Reason, int]:
-        """Check every limit and, if all pass, record the reservation, in one atomic step.
-
-        Returns the reason ("ok" when admitted) and the spend recorded before this request.
-        """
+    async def reserve(self, reservation: Reservation, limits: TeamLimits, now: datetime) -> Tally:
+        """Check every limit and, if all pass, record the reservation, in one atomic step."""
         ...
 
-    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> bool:
+    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> Count:
         """Count one request in the window's minute if the count stays within the limit, in one
-        atomic step; False, and nothing counted, past it. A cache hit asks only this: it holds
-        no money and no tokens, so the budget's holds and spend are not read."""
+        atomic step; past it, nothing is counted. A cache hit asks only this: it holds no money
+        and no tokens, so the budget's holds and spend are not read."""
         ...
 
     async def settle(
@@ -204,38 +249,36 @@ class MemoryLedger:
         counter[field] = counter.get(field, 0) + delta
         self._counters[key] = (self._clock() + ttl, counter)
 
-    async def reserve(
-        self, reservation: Reservation, limits: TeamLimits, now: datetime
-    ) -> tuple[Reason, int]:
+    async def reserve(self, reservation: Reservation, limits: TeamLimits, now: datetime) -> Tally:
         w = reservation.window
         budget = self._counter(w.budget_key)
         spent, reserved = budget.get("spent", 0), budget.get("reserved", 0)
+        requests = self._counter(w.requests_key).get("n", 0)
+        used = self._counter(w.tokens_key).get("n", 0)
         rpm = limits.requests_per_minute
-        if rpm is not None and self._counter(w.requests_key).get("n", 0) + 1 > rpm:
-            return "requests_per_minute", spent
+        if rpm is not None and requests + 1 > rpm:
+            return Tally("requests_per_minute", spent, requests, used)
         tpm, tokens = limits.tokens_per_minute, reservation.tokens
-        if (
-            tpm is not None
-            and tokens > 0
-            and self._counter(w.tokens_key).get("n", 0) + tokens > tpm
-        ):
-            return "tokens_per_minute", spent
+        if tpm is not None and tokens > 0 and used + tokens > tpm:
+            return Tally("tokens_per_minute", spent, requests, used)
         cost, limit = reservation.cost_nanos, limits.budget_nanos
         if limit is not None and cost > 0 and spent + reserved + cost > limit:
-            return "budget", spent
+            return Tally("budget", spent, requests, used)
         minute_ttl = ttl_seconds(w.minute_end, now)
         self._bump(w.requests_key, "n", 1, minute_ttl)
         if tokens > 0:
             self._bump(w.tokens_key, "n", tokens, minute_ttl)
         if cost > 0:
             self._bump(w.budget_key, "reserved", cost, ttl_seconds(w.period_end, now))
-        return "ok", spent
+        return Tally("ok", spent, requests + 1, used + tokens)
 
-    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> bool:
-        if self._counter(w.requests_key).get("n", 0) + 1 > requests_per_minute:
-            return False
+    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> Count:
+        requests = self._counter(w.requests_key).get("n", 0)
+        tokens = self._counter(w.tokens_key).get("n", 0)
+        if requests + 1 > requests_per_minute:
+            return Count(False, requests, tokens)
         self._bump(w.requests_key, "n", 1, ttl_seconds(w.minute_end, now))
-        return True
+        return Count(True, requests + 1, tokens)
 
     async def settle(
         self, reservation: Reservation, cost_nanos: int, tokens: int, retry: bool = False
@@ -301,15 +344,16 @@ local minute_ttl, past_period_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local hold, hold_s = ARGV[8], tonumber(ARGV[9])
 local spent = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
 local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
-if rpm_limit >= 0 and tonumber(redis.call('GET', KEYS[3]) or '0') + 1 > rpm_limit then
-  return {'requests_per_minute', spent}
+local requests = tonumber(redis.call('GET', KEYS[3]) or '0')
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+if rpm_limit >= 0 and requests + 1 > rpm_limit then
+  return {'requests_per_minute', spent, requests, used}
 end
-if tpm_limit >= 0 and tokens > 0
-   and tonumber(redis.call('GET', KEYS[2]) or '0') + tokens > tpm_limit then
-  return {'tokens_per_minute', spent}
+if tpm_limit >= 0 and tokens > 0 and used + tokens > tpm_limit then
+  return {'tokens_per_minute', spent, requests, used}
 end
 if budget_limit >= 0 and cost > 0 and spent + reserved + cost > budget_limit then
-  return {'budget', spent}
+  return {'budget', spent, requests, used}
 end
 redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], minute_ttl)
@@ -326,15 +370,17 @@ if cost > 0 then
     if redis.call('TTL', past) == -1 then redis.call('EXPIRE', past, past_period_ttl) end
   end
 end
-return {'ok', spent}
+return {'ok', spent, requests + 1, used + tokens}
 """
 )
 
 _COUNT_REQUEST = Script("""
-if tonumber(redis.call('GET', KEYS[1]) or '0') + 1 > tonumber(ARGV[1]) then return 0 end
+local requests = tonumber(redis.call('GET', KEYS[1]) or '0')
+local tokens = tonumber(redis.call('GET', KEYS[2]) or '0')
+if requests + 1 > tonumber(ARGV[1]) then return {0, requests, tokens} end
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 1
+return {1, requests + 1, tokens}
 """)
 
 _USAGE = Script(
@@ -369,16 +415,14 @@ class RedisLedger:
     def __init__(self, client: RespClient) -> None:
         self._client = client
 
-    async def reserve(
-        self, reservation: Reservation, limits: TeamLimits, now: datetime
-    ) -> tuple[Reason, int]:
+    async def reserve(self, reservation: Reservation, limits: TeamLimits, now: datetime) -> Tally:
         w = reservation.window
 
         def limit(value: int | None) -> int:
             return -1 if value is None else value
 
         try:
-            reason, spent = await self._client.run_script(
+            reason, spent, requests, tokens = await self._client.run_script(
                 _RESERVE,
                 keys=[KEY_PREFIX + w.budget_key, KEY_PREFIX + w.tokens_key,
                       KEY_PREFIX + w.requests_key, KEY_PREFIX + w.previous_budget_key,
@@ -391,18 +435,18 @@ class RedisLedger:
             )  # fmt: skip
         except RespError as exc:
             raise StoreUnavailable(f"redis budget reservation failed: {exc}") from exc
-        return _reason(reason.decode()), int(spent)
+        return Tally(_reason(reason.decode()), int(spent), int(requests), int(tokens))
 
-    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> bool:
+    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> Count:
         try:
-            counted = await self._client.run_script(
+            counted, requests, tokens = await self._client.run_script(
                 _COUNT_REQUEST,
-                keys=[KEY_PREFIX + w.requests_key],
+                keys=[KEY_PREFIX + w.requests_key, KEY_PREFIX + w.tokens_key],
                 args=[requests_per_minute, ttl_seconds(w.minute_end, now)],
             )
         except RespError as exc:
             raise StoreUnavailable(f"redis request count failed: {exc}") from exc
-        return bool(counted == 1)
+        return Count(counted == 1, int(requests), int(tokens))
 
     async def settle(
         self, reservation: Reservation, cost_nanos: int, tokens: int, retry: bool = False
@@ -529,43 +573,45 @@ class Budgets:
 
     async def admit(
         self, team: str, worst_cost_usd: float, worst_tokens: int, now: datetime
-    ) -> Reservation | None:
-        """Reserve the worst case, or raise the refusal; None when there is nothing to settle."""
+    ) -> Admitted:
+        """Reserve the worst case, or raise the refusal."""
         limits = self._limits[team]
         if not limits.any:
-            return None
-        reservation = Reservation(
-            window(team, limits.period, now), to_nanos(worst_cost_usd, round_up=True), worst_tokens
-        )
+            return NOT_METERED
+        w = window(team, limits.period, now)
+        reservation = Reservation(w, to_nanos(worst_cost_usd, round_up=True), worst_tokens)
         try:
-            reason, spent = await self._ledger.reserve(reservation, limits, now)
+            tally = await self._ledger.reserve(reservation, limits, now)
         except StoreUnavailable as exc:
             self._store_failed(exc)
-            return None
+            return NOT_METERED
         self._metrics.store_up.set(1)
-        self._publish_remaining(team, spent)
-        admission = Admission(reason, spent, reservation)
+        self._publish_remaining(team, tally.spent)
+        standing = rate_limit_state(limits, w, tally.requests, tally.tokens)
+        admission = Admission(tally.reason, tally.spent, reservation)
         if not admission.admitted:
-            self._refuse(team, limits, admission, worst_cost_usd, now)
-        return reservation
+            self._refuse(team, limits, admission, worst_cost_usd, now, standing)
+        return Admitted(reservation, standing)
 
-    async def admit_free(self, team: str, now: datetime) -> None:
+    async def admit_free(self, team: str, now: datetime) -> RateLimitState | None:
         """Admit a request that costs nothing (a cache hit): it is checked against, and counted
         in, the team's requests-per-minute limit only, so without that limit there is nothing to
-        ask the ledger."""
+        ask the ledger. Returns where the team then stands in its minute."""
         limits = self._limits[team]
         if limits.requests_per_minute is None:
-            return
+            return None
         w = window(team, limits.period, now)
         try:
-            counted = await self._ledger.count_request(w, limits.requests_per_minute, now)
+            count = await self._ledger.count_request(w, limits.requests_per_minute, now)
         except StoreUnavailable as exc:
             self._store_failed(exc)
-            return
+            return None
         self._metrics.store_up.set(1)
-        if not counted:
+        standing = rate_limit_state(limits, w, count.requests, count.tokens)
+        if not count.counted:
             refused = Admission("requests_per_minute", 0, Reservation(w, 0, 0))
-            self._refuse(team, limits, refused, 0.0, now)
+            self._refuse(team, limits, refused, 0.0, now, standing)
+        return standing
 
     def _store_failed(self, exc: StoreUnavailable) -> None:
         """An admission the ledger did not answer: admitted without limits when budgets fail
@@ -589,8 +635,10 @@ class Budgets:
         admission: Admission,
         worst_cost_usd: float,
         now: datetime,
+        standing: RateLimitState | None,
     ) -> NoReturn:
         refusal = _refusal(team, limits, admission, worst_cost_usd, now)
+        refusal.rate_limits = standing
         # A request no reset lets through is not a spent budget (that alert is critical).
         counted = admission.reason if refusal.retry_after is not None else TOO_LARGE
         self._metrics.budget_rejections.labels(team=team, reason=counted).inc()

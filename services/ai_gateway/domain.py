@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from .pricing import ModelCard
 from .records import CacheStatus, ErrorKind
@@ -19,6 +20,19 @@ from .tool_calls import ToolCall
 from .tool_prompt import ToolPrompt
 
 AUTO_MODEL = "auto"
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """Where a team stands in its per-minute limits once a request was counted (or refused), for
+    the rate-limit headers each API shape sends: clients pace themselves by them. A limit the
+    team does not have is None, and its remaining count means nothing."""
+
+    requests_limit: int | None
+    requests_remaining: int
+    tokens_limit: int | None
+    tokens_remaining: int
+    resets_at: datetime  # the end of the minute the counters belong to
 
 
 class GatewayError(Exception):
@@ -47,6 +61,7 @@ class GatewayError(Exception):
         # ``x-should-retry: false`` and otherwise retry every 429).
         self.retryable = retryable
         self.baseline_usd: float | None = None  # set on refusals of valid requests
+        self.rate_limits: RateLimitState | None = None  # set on refusals by a team's limits
 
 
 @dataclass(frozen=True)
@@ -162,6 +177,7 @@ class Completion:
     prompt_cache_saved_usd: float = 0.0  # the same tokens at the input price, minus what they cost
     stop_sequence: str | None = None  # the request's stop sequence that ended the text, if one did
     tool_call: ToolCall | None = None  # the call made instead of text (tool_calls.py)
+    rate_limits: RateLimitState | None = None  # the team's per-minute standing, when it has limits
 
     @property
     def generated(self) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 from .budgets import BudgetRow, Budgets, Reservation
 from .cache import CachedCompletion, ExactCache, exact_key
 from .catalog import Catalog, PromptTokens
-from .domain import AUTO_MODEL, ChatRequest, Completion, GatewayError
+from .domain import AUTO_MODEL, ChatRequest, Completion, GatewayError, RateLimitState
 from .embeddings import Embedder
 from .identity import Identity
 from .metering import Meter
@@ -148,10 +148,12 @@ class Gateway:
         cap = self.catalog.completion_cap(card, request, prompt_tokens, routed=decision is not None)
         worst_cost = self._worst_cost(card, request, prompt_tokens, cap)
         with _refusal_priced(baseline):
-            reservation = await self.budgets.admit(team, worst_cost, prompt_tokens + cap, now)
+            admitted = await self.budgets.admit(team, worst_cost, prompt_tokens + cap, now)
 
-        completion = self._generate(request, team, card, cap, tokens, baseline, route)
-        return Answer(completion, Settlement(reservation, key, probe, label))
+        completion = self._generate(
+            request, team, card, cap, tokens, baseline, route, admitted.rate_limits
+        )
+        return Answer(completion, Settlement(admitted.reservation, key, probe, label))
 
     def _worst_cost(
         self, card: ModelCard, request: ChatRequest, prompt_tokens: int, cap: int
@@ -224,6 +226,7 @@ class Gateway:
         tokens: PromptTokens,
         baseline: float,
         route: tuple[RouteDecision, str] | None,
+        rate_limits: RateLimitState | None,
     ) -> Completion:
         """The simulated provider's answer, priced with the provider's prompt cache. ``route`` is
         the router's decision and the model it replaced; a routed answer saves what its baseline
@@ -267,6 +270,7 @@ class Gateway:
             cache_write_tokens=use.cache_write_tokens,
             cache_write_1h_tokens=use.cache_write_1h_tokens,
             prompt_cache_saved_usd=uncached_cost - cost,
+            rate_limits=rate_limits,
         )
 
     def _semantic_probe(
@@ -318,7 +322,7 @@ class Gateway:
     ) -> Completion:
         """A cache hit costs nothing and saves what the request would have cost unoptimized."""
         with _refusal_priced(baseline):
-            await self.budgets.admit_free(team, now)
+            rate_limits = await self.budgets.admit_free(team, now)
         card = self.catalog.table.resolve(hit.model) or self.catalog.resolve(request.model)
         completion = Completion(
             requested_model=request.model,
@@ -337,6 +341,7 @@ class Gateway:
             baseline_usd=baseline,
             similarity=similarity,
             cached_label=hit.label,
+            rate_limits=rate_limits,
         )
         self.meter.record(completion)
         return completion

@@ -12,6 +12,7 @@ import re
 import httpx
 import pytest
 
+from ai_gateway.adapters.openai import go_duration
 from ai_gateway.app import usd_header
 from tests.ai_gateway.support import ADMIN_KEY, budget_settings
 
@@ -338,6 +339,47 @@ async def test_rate_limit_429_in_both_api_shapes(app_client):
         OPENAI, json=body, headers={"authorization": "Bearer sk-demo-team-b"}
     )
     assert other_team.status_code == 200
+
+
+async def test_rate_limit_headers_in_each_api_shape(app_client, clock):
+    """Each answer, and a 429, carries the team's per-minute standing in its API's own headers:
+    OpenAI's wait as a Go duration, Anthropic's reset as an RFC 3339 time. A team without a
+    per-minute limit gets none."""
+    clock.now = 1_800_000_010.25  # 2027-01-15T08:00:10.25Z: 49.75 s before the minute's end
+    client = await app_client(
+        "optimized", **budget_settings(requests_per_minute=3, tokens_per_minute=100_000)
+    )
+    body = {"model": "gpt-4o-mini", "messages": HI, "max_tokens": 50}
+    first = (await client.post(OPENAI, json=body, headers=KEY)).headers
+    assert (first["x-ratelimit-limit-requests"], first["x-ratelimit-remaining-requests"]) == (
+        "3",
+        "2",
+    )
+    worst_case = 100_000 - int(first["x-ratelimit-remaining-tokens"])
+    assert first["x-ratelimit-limit-tokens"] == "100000" and 50 < worst_case < 100
+    assert first["x-ratelimit-reset-requests"] == first["x-ratelimit-reset-tokens"] == "49.75s"
+    anthropic = await client.post(ANTHROPIC, json=body, headers=ANTHROPIC_KEY)
+    assert anthropic.headers["anthropic-ratelimit-requests-remaining"] == "1"
+    assert anthropic.headers["anthropic-ratelimit-tokens-limit"] == "100000"
+    assert 0 < int(anthropic.headers["anthropic-ratelimit-tokens-remaining"]) < 100_000 - worst_case
+    assert anthropic.headers["anthropic-ratelimit-requests-reset"] == "2027-01-15T08:01:00Z"
+    assert not any(name.startswith("x-ratelimit") for name in anthropic.headers)
+    await client.post(OPENAI, json=body, headers=KEY)
+    limited = await client.post(OPENAI, json=body, headers=KEY)
+    assert limited.status_code == 429 and limited.headers["x-ratelimit-remaining-requests"] == "0"
+    unlimited = await client.post(
+        OPENAI, json=body, headers={"authorization": "Bearer sk-demo-team-b"}
+    )
+    assert unlimited.status_code == 200
+    assert not any(name.startswith("x-ratelimit") for name in unlimited.headers)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "duration"),
+    [(0.0, "0s"), (0.0121, "13ms"), (1.0, "1s"), (34.5, "34.5s"), (59.9996, "1m0s"), (60, "1m0s")],
+)
+def test_openai_reset_headers_are_go_durations(seconds, duration):
+    assert go_duration(seconds) == duration
 
 
 async def test_the_minute_limit_resets_when_the_clock_moves(app_client, clock):

@@ -22,7 +22,7 @@ from ai_gateway.budgets import (
     ttl_seconds,
     window,
 )
-from ai_gateway.domain import GatewayError
+from ai_gateway.domain import GatewayError, RateLimitState
 from ai_gateway.metrics import GatewayMetrics
 from ai_gateway.store import KEY_PREFIX, RedisStore
 from tests.ai_gateway.reliability_support import persistent_valkey
@@ -91,11 +91,11 @@ async def test_reservations_stop_at_the_budget_and_settle_to_actual(ledger):
                         requests_per_minute=None)  # fmt: skip
     w = window("ops", "day", NOW)
     first = Reservation(w, 600, 10)
-    assert await ledger.reserve(first, limits, NOW) == ("ok", 0)
+    assert await ledger.reserve(first, limits, NOW) == ("ok", 0, 1, 10)
     assert (await ledger.reserve(Reservation(w, 500, 10), limits, NOW))[0] == "budget"
     assert await ledger.settle(first, 200, 5) == 200
     assert await ledger.usage(w) == (200, 0)
-    assert await ledger.reserve(Reservation(w, 800, 10), limits, NOW) == ("ok", 200)
+    assert (await ledger.reserve(Reservation(w, 800, 10), limits, NOW))[:2] == ("ok", 200)
     assert (await ledger.reserve(Reservation(w, 1, 1), limits, NOW))[0] == "budget"
     # A zero-cost reservation (a cache hit) is never refused by the budget.
     assert (await ledger.reserve(Reservation(w, 0, 0), limits, NOW))[0] == "ok"
@@ -105,12 +105,15 @@ async def test_token_and_request_limits_per_minute(ledger):
     limits = TeamLimits(budget_nanos=None, period="day", tokens_per_minute=100,
                         requests_per_minute=3)  # fmt: skip
     w = window("ops", "day", NOW)
-    assert (await ledger.reserve(Reservation(w, 0, 80), limits, NOW))[0] == "ok"
-    assert (await ledger.reserve(Reservation(w, 0, 30), limits, NOW))[0] == "tokens_per_minute"
+    # Each answer counts the minute's requests and tokens: this one's own if it was admitted.
+    assert await ledger.reserve(Reservation(w, 0, 80), limits, NOW) == ("ok", 0, 1, 80)
+    refused = await ledger.reserve(Reservation(w, 0, 30), limits, NOW)
+    assert refused == ("tokens_per_minute", 0, 1, 80)
     first = Reservation(w, 0, 20)
-    assert (await ledger.reserve(first, limits, NOW))[0] == "ok"
-    assert (await ledger.reserve(Reservation(w, 0, 0), limits, NOW))[0] == "ok"
-    assert (await ledger.reserve(Reservation(w, 0, 0), limits, NOW))[0] == "requests_per_minute"
+    assert await ledger.reserve(first, limits, NOW) == ("ok", 0, 2, 100)
+    assert await ledger.reserve(Reservation(w, 0, 0), limits, NOW) == ("ok", 0, 3, 100)
+    refused = await ledger.reserve(Reservation(w, 0, 0), limits, NOW)
+    assert refused == ("requests_per_minute", 0, 3, 100)
     next_minute = datetime(2026, 3, 1, 0, 0, 5, tzinfo=UTC)
     w2 = window("ops", "day", next_minute)
     assert (await ledger.reserve(Reservation(w2, 0, 90), limits, next_minute))[0] == "ok"
@@ -136,21 +139,27 @@ async def test_a_free_request_counts_in_the_minute_shared_with_reservations(ledg
     limits = TeamLimits(budget_nanos=None, period="day", tokens_per_minute=None,
                         requests_per_minute=3)  # fmt: skip
     w = window("ops", "day", NOW)
-    assert await ledger.count_request(w, 3, NOW)
-    assert (await ledger.reserve(Reservation(w, 0, 0), limits, NOW))[0] == "ok"
-    assert await ledger.count_request(w, 3, NOW)
-    assert not await ledger.count_request(w, 3, NOW)
-    assert await ledger.count_request(w, 4, NOW)  # the refusal above counted nothing: 3 + 1
+    assert await ledger.count_request(w, 3, NOW) == (True, 1, 0)
+    assert (await ledger.reserve(Reservation(w, 0, 7), limits, NOW))[0] == "ok"
+    assert await ledger.count_request(w, 3, NOW) == (True, 3, 7)  # the minute's tokens read
+    assert await ledger.count_request(w, 3, NOW) == (False, 3, 7)
+    # The refusal above counted nothing: 3 + 1.
+    assert await ledger.count_request(w, 4, NOW) == (True, 4, 7)
     assert (await ledger.reserve(Reservation(w, 0, 0), limits, NOW))[0] == "requests_per_minute"
     next_minute = datetime(2026, 3, 1, 0, 0, 5, tzinfo=UTC)
-    assert await ledger.count_request(window("ops", "day", next_minute), 1, next_minute)
+    assert await ledger.count_request(window("ops", "day", next_minute), 1, next_minute) == (
+        True,
+        1,
+        0,
+    )
 
 
 async def test_concurrent_free_requests_never_pass_the_limit(ledger):
     """Counted in one atomic step: 50 hits at once against a limit of 20 admit exactly 20."""
     w = window("ops", "day", NOW)
-    counted = await asyncio.gather(*(ledger.count_request(w, 20, NOW) for _ in range(50)))
-    assert counted.count(True) == 20
+    counts = await asyncio.gather(*(ledger.count_request(w, 20, NOW) for _ in range(50)))
+    assert [count.counted for count in counts].count(True) == 20
+    assert sorted(count.requests for count in counts if count.counted) == list(range(1, 21))
 
 
 async def test_memory_counters_expire_with_the_clock(clock):
@@ -173,7 +182,7 @@ def stage(ledger, metrics: GatewayMetrics, fail_open: bool = False, **limits) ->
 async def test_a_refusal_names_the_limit_and_when_it_resets(clock):
     metrics = GatewayMetrics()
     budgets = stage(MemoryLedger(clock), metrics, budget_nanos=to_nanos(0.01))
-    reservation = await budgets.admit("ops", 0.006, 100, NOW)
+    reservation = (await budgets.admit("ops", 0.006, 100, NOW)).reservation
     assert reservation is not None
     with pytest.raises(GatewayError) as info:
         await budgets.admit("ops", 0.006, 100, NOW)
@@ -210,6 +219,31 @@ async def test_a_spent_budget_resets_at_midnight_and_a_rate_limit_at_the_minutes
     with pytest.raises(GatewayError) as limited:
         await budgets.admit_free("ops", MID_DAY)
     assert limited.value.kind == "rate_limit" and limited.value.retry_after == 30
+
+
+async def test_each_admission_says_where_the_team_stands_in_its_minute(clock):
+    """What the rate-limit headers send: each limit, what is left of it after this request (a
+    miss's worst case counted in tokens, a hit in requests only), and the minute's end; the same
+    on a refusal, which counts nothing."""
+    budgets = stage(MemoryLedger(clock), GatewayMetrics(), tokens_per_minute=1000,
+                    requests_per_minute=3)  # fmt: skip
+    minute_end = datetime(2026, 2, 28, 14, 21, tzinfo=UTC)
+    miss = await budgets.admit("ops", 0.0, 400, MID_DAY)
+    assert miss.rate_limits == RateLimitState(3, 2, 1000, 600, minute_end)
+    assert await budgets.admit_free("ops", MID_DAY) == RateLimitState(3, 1, 1000, 600, minute_end)
+    with pytest.raises(GatewayError) as tokens:
+        await budgets.admit("ops", 0.0, 700, MID_DAY)
+    assert tokens.value.rate_limits == RateLimitState(3, 1, 1000, 600, minute_end)
+    await budgets.admit_free("ops", MID_DAY)
+    with pytest.raises(GatewayError) as requests:
+        await budgets.admit_free("ops", MID_DAY)
+    assert requests.value.rate_limits == RateLimitState(3, 0, 1000, 600, minute_end)
+    budget_only = stage(MemoryLedger(clock), GatewayMetrics(), budget_nanos=to_nanos(1.0))
+    assert (await budget_only.admit("ops", 0.01, 400, MID_DAY)).rate_limits is None
+    requests_only = stage(MemoryLedger(clock), GatewayMetrics(), requests_per_minute=5)
+    standing = await requests_only.admit_free("ops", MID_DAY)
+    assert standing is not None
+    assert (standing.requests_remaining, standing.tokens_limit) == (4, None)
 
 
 def rejections(metrics: GatewayMetrics, reason: str) -> float | None:
@@ -250,7 +284,7 @@ async def test_an_unreachable_ledger_fails_closed_or_open_as_configured():
         assert info.value.kind == "unavailable"
         metrics = GatewayMetrics()
         opened = stage(RedisLedger(store.client), metrics, fail_open=True, budget_nanos=1000)
-        assert await opened.admit("ops", 0.0001, 10, NOW) is None
+        assert await opened.admit("ops", 0.0001, 10, NOW) == (None, None)
         errors = metrics.registry.get_sample_value(
             "ai_store_errors_total", {"op": "budget_reserve"}
         )
@@ -268,8 +302,8 @@ async def test_a_settlement_the_store_missed_is_recorded_once_it_is_back(tmp_pat
             ledger = RedisLedger(store.client)
             budgets = stage(ledger, GatewayMetrics(), budget_nanos=to_nanos(1.0))
             now = datetime.now(UTC)
-            first = await budgets.admit("ops", 0.2, 100, now)
-            second = await budgets.admit("ops", 0.2, 100, now)
+            first = (await budgets.admit("ops", 0.2, 100, now)).reservation
+            second = (await budgets.admit("ops", 0.2, 100, now)).reservation
             assert first is not None and second is not None
             valkey.kill()
             await budgets.settle("ops", first, 0.05, 60)
@@ -332,7 +366,7 @@ async def test_a_replica_that_never_served_the_team_publishes_the_ledgers_remain
     serving, idle = GatewayMetrics(), GatewayMetrics()
     budget = to_nanos(0.01)
     replica = stage(ledger, serving, budget_nanos=budget)
-    reservation = await replica.admit("ops", 0.006, 100, NOW)
+    reservation = (await replica.admit("ops", 0.006, 100, NOW)).reservation
     assert reservation is not None
     await replica.settle("ops", reservation, 0.004, 50)
     other = stage(ledger, idle, budget_nanos=budget)

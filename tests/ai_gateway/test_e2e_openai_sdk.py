@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 
 import openai
 import pydantic
@@ -283,3 +285,29 @@ def test_json_mode_answers_an_object_and_needs_the_word_json(gateway):
         )
     assert refused.value.body["param"] == "messages"
     assert "must contain the word 'json'" in refused.value.body["message"]
+
+
+def test_the_sdk_reads_the_rate_limit_headers_on_answers_hits_and_the_429(start_gateway):
+    """A cache hit counts in the minute too; the SDK's raw response and its RateLimitError both
+    carry the standing, as OpenAI's do."""
+    limited = start_gateway(
+        profile="optimized",
+        cache={"semantic": {"enabled": False}},
+        teams={"team-b": {"keys": ["sk-demo-team-b"], "limits": {"requests_per_minute": 2}}},
+    )
+    sdk = client(limited, key="sk-demo-team-b")
+    request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+    into_minute = time.time() % 60
+    if into_minute > 55:  # the three calls must share a minute (the server runs on real time)
+        time.sleep(60.1 - into_minute)
+    miss = sdk.chat.completions.with_raw_response.create(**request)
+    hit = sdk.chat.completions.with_raw_response.create(**request)
+    assert (miss.headers["x-gateway-cache"], hit.headers["x-gateway-cache"]) == ("miss", "exact")
+    assert [raw.headers["x-ratelimit-remaining-requests"] for raw in (miss, hit)] == ["1", "0"]
+    assert hit.headers["x-ratelimit-limit-requests"] == "2"
+    assert "x-ratelimit-limit-tokens" not in hit.headers  # the team has no token limit
+    with pytest.raises(openai.RateLimitError) as info:
+        sdk.chat.completions.create(**request)
+    headers = info.value.response.headers
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+    assert re.fullmatch(r"(\d+(\.\d+)?s|\d+ms|1m0s)", headers["x-ratelimit-reset-requests"])

@@ -41,6 +41,11 @@ async def test_the_document_describes_both_apis_streaming_and_errors(app_client)
         for status in ("400", "401", "404", "413", "429", "503"):
             schema = operation["responses"][status]["content"]["application/json"]["schema"]
             assert schema["$ref"] == f"#/components/schemas/{error}ErrorResponse"
+    openai_headers = paths["/v1/chat/completions"]["post"]["responses"]["200"]["headers"]
+    anthropic_headers = paths["/v1/messages"]["post"]["responses"]["200"]["headers"]
+    assert {"x-gateway-cost-usd", "x-ratelimit-remaining-tokens"} <= set(openai_headers)
+    assert {"x-gateway-cost-usd", "anthropic-ratelimit-requests-reset"} <= set(anthropic_headers)
+    assert not any(name.startswith("anthropic-") for name in openai_headers)
     body = document["components"]["schemas"]["ChatCompletionBody"]["properties"]
     assert "Part of the cache key" in body["tools"]["description"]
     assert "forces a call" in body["tools"]["description"]

@@ -12,16 +12,27 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from ..domain import ChatRequest, Completion, GatewayError
+from ..domain import ChatRequest, Completion, GatewayError, RateLimitState
 from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
 from ..tokens import CacheTTL, PromptMessage
 from ..tool_prompt import ToolPrompt
-from .base import HTTP_STATUS, JSON, KEYED, Lenient, canonical_json, parse_body, sse, unsimulated
+from .base import (
+    HTTP_STATUS,
+    JSON,
+    KEYED,
+    Lenient,
+    canonical_json,
+    limits_in_force,
+    parse_body,
+    sse,
+    unsimulated,
+)
 
 _ERROR_TYPES: dict[ErrorKind, str] = {
     "invalid_request": "invalid_request_error",
@@ -588,6 +599,18 @@ class AnthropicAdapter:
         one. Any value is taken: the gateway serves every version the same way."""
         if "anthropic-version" not in headers:
             raise GatewayError("invalid_request", "anthropic-version: header is required")
+
+    def rate_limit_headers(self, state: RateLimitState, now: datetime) -> dict[str, str]:
+        """Anthropic's ``anthropic-ratelimit-*``: each limit, what remains of it, and when it
+        resets (RFC 3339). The team's one token limit counts input and output together, so it is
+        sent as ``tokens``, the family Anthropic gives for the most restrictive token limit."""
+        reset = state.resets_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        headers = {}
+        for unit, limit, remaining in limits_in_force(state):
+            headers[f"anthropic-ratelimit-{unit}-limit"] = str(limit)
+            headers[f"anthropic-ratelimit-{unit}-remaining"] = str(remaining)
+            headers[f"anthropic-ratelimit-{unit}-reset"] = reset
+        return headers
 
     def parse(self, body: object) -> ChatRequest:
         return self._request(parse_body(MessagesBody, body))

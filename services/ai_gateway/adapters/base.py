@@ -8,12 +8,13 @@ maps each error kind to its API's status and body, and lists the models in its A
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..domain import ChatRequest, Completion, GatewayError
+from ..domain import ChatRequest, Completion, GatewayError, RateLimitState
 from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
 
@@ -57,6 +58,10 @@ class Adapter(Protocol):
 
     def new_id(self) -> str: ...
 
+    def rate_limit_headers(self, state: RateLimitState, now: datetime) -> dict[str, str]:
+        """A team's per-minute standing as this API's rate-limit response headers."""
+        ...
+
     def render(self, c: Completion, response_id: str) -> JSON: ...
 
     def stream(
@@ -73,6 +78,17 @@ class Adapter(Protocol):
         """The table's models in this API's list shape; ``query`` holds the request's query
         parameters (Anthropic's pagination), refused with a GatewayError when invalid."""
         ...
+
+
+def limits_in_force(state: RateLimitState) -> Iterator[tuple[str, int, int]]:
+    """Each per-minute limit the team has, for the rate-limit headers: its unit (``requests`` or
+    ``tokens``, as both APIs name them), the limit, and what is left of it."""
+    for unit, limit, remaining in (
+        ("requests", state.requests_limit, state.requests_remaining),
+        ("tokens", state.tokens_limit, state.tokens_remaining),
+    ):
+        if limit is not None:
+            yield unit, limit, remaining
 
 
 class Lenient(BaseModel):

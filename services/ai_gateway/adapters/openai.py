@@ -7,14 +7,16 @@ hot path, and tests check them against these models.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from ..domain import ChatRequest, Completion, GatewayError
+from ..domain import ChatRequest, Completion, GatewayError, RateLimitState
 from ..pricing import ModelCard, PriceTable
 from ..records import ErrorKind
 from ..simulator import AnswerFormat
@@ -27,6 +29,7 @@ from .base import (
     KEYED,
     Lenient,
     canonical_json,
+    limits_in_force,
     missing_parameter,
     parse_body,
     sse,
@@ -560,12 +563,34 @@ NEUTRAL_FIELDS = frozenset(
 )
 
 
+def go_duration(seconds: float) -> str:
+    """A wait as OpenAI writes its reset headers, Go's duration form: 12ms, 34.5s, 1m0s."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        return f"{math.ceil(seconds * 1000)}ms"
+    minutes, rest = divmod(round(seconds, 3), 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
 class OpenAIAdapter:
     api = "openai"
     request_body = ChatCompletionBody
 
     def check_headers(self, headers: Mapping[str, str]) -> None:
         """OpenAI's API requires no header beyond the key."""
+
+    def rate_limit_headers(self, state: RateLimitState, now: datetime) -> dict[str, str]:
+        """OpenAI's ``x-ratelimit-*``: each limit, what remains of it, and the wait until it
+        resets; the team's limits stand in for the organisation's."""
+        reset = go_duration((state.resets_at - now).total_seconds())
+        headers = {}
+        for unit, limit, remaining in limits_in_force(state):
+            headers[f"x-ratelimit-limit-{unit}"] = str(limit)
+            headers[f"x-ratelimit-remaining-{unit}"] = str(remaining)
+            headers[f"x-ratelimit-reset-{unit}"] = reset
+        return headers
 
     def parse(self, body: object) -> ChatRequest:
         parsed = parse_body(ChatCompletionBody, body)
