@@ -71,13 +71,15 @@ class Meter:
             m.saved.labels(reason="cache", team=team).inc(completion.saved_usd)
 
     async def guarded(self, operation: Awaitable[T], op: str) -> T | None:
-        """Run a cache operation; a store failure is logged, counted and treated as a miss."""
+        """Run a cache operation; a store failure is logged, counted and treated as a miss.
+
+        A success does not set ``ai_store_up`` back to 1: a hit on the replica's own copy of an
+        answer succeeds without asking the store, and during an outage it kept raising the
+        gauge, which held off the store-down alert. The store watch's ping raises it."""
         try:
-            result = await operation
+            return await operation
         except StoreUnavailable as exc:
             self.metrics.store_errors.labels(op=op).inc()
             self.metrics.store_up.set(0)
             log.warning("%s failed, continuing without it: %s", op, exc)
             return None
-        self.metrics.store_up.set(1)
-        return result

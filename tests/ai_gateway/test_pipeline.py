@@ -24,6 +24,7 @@ from ai_gateway.semantic import SNAPSHOT, SNAPSHOT_MARK, SnapshotPolicy
 from ai_gateway.store import RedisStore
 from ai_gateway.tokens import PromptMessage
 from ai_gateway.wiring import build_gateway
+from tests.ai_gateway.reliability_support import persistent_valkey
 from tests.ai_gateway.support import settings_for
 
 
@@ -499,6 +500,28 @@ async def test_snapshot_checks_wait_quietly_while_the_store_is_down(
         assert not [r for r in caplog.records if "snapshot" in r.getMessage()]
     finally:
         await gateway.close()
+
+
+async def test_a_hit_on_the_replicas_own_copy_does_not_say_the_store_is_up(make_gateway, tmp_path):
+    """``ai_store_up`` says whether the store answers. A hit on the replica's copy of an answer
+    asks it nothing, so during an outage it must leave the gauge at 0: it used to set it to 1,
+    which held off the store-down alert and made /readyz say the store was up."""
+    with persistent_valkey(tmp_path) as valkey:
+        store = RedisStore(valkey.url, timeout_s=0.5)
+        gateway = make_gateway(
+            "optimized", store, **EXACT_ONLY, teams={"team-a": {"keys": ["sk-demo-team-a"]}}
+        )
+        try:
+            assert (await gateway.complete(ask("Where is my parcel?"), "team-a")).cache == "miss"
+            valkey.kill()
+            assert not await gateway.check_store()
+            hit = await gateway.complete(ask("Where is my parcel?"), "team-a")
+            assert hit.cache == "exact"
+            assert not gateway.store_up
+            assert sample(gateway.meter.metrics, "ai_store_up") == 0
+        finally:
+            await gateway.close()
+            await store.close()
 
 
 async def test_replicas_save_snapshots_only_to_a_shared_store(store, make_gateway):
