@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from .domain import Completion
 from .metrics import GatewayMetrics
+from .records import API_SHAPES
 from .store import StoreUnavailable
 
 log = logging.getLogger("ai_gateway")
@@ -38,17 +39,29 @@ def _billed(c: Completion) -> list[tuple[str, int, float]]:
 
 class Meter:
     def __init__(
-        self, metrics: GatewayMetrics, cache_kinds: tuple[str, ...], teams: tuple[str, ...]
+        self,
+        metrics: GatewayMetrics,
+        cache_kinds: tuple[str, ...],
+        teams: tuple[str, ...],
+        routing: bool = False,
     ) -> None:
-        """``cache_kinds``: the caches that are on ("exact", "semantic"). Their hit and miss
-        series exist from the start at 0 for every team: increase() and rate() cannot see a
-        series appear, so the hit-ratio alert could not fire before a pod's first hit."""
+        """``cache_kinds``: the caches that are on ("exact", "semantic"). The series whose labels
+        are known before any request exist from the start at 0: each team's hits and misses of
+        those caches and its savings by cache and routing (when on), and each API's answers.
+        increase() and rate() cannot see a series appear, so the hit-ratio alert could not fire
+        before a pod's first hit, and the savings panel lost each pod's first saving."""
         self.metrics = metrics
         self._caching = bool(cache_kinds)
-        for team in teams if cache_kinds else ():
-            metrics.cache_misses.labels(team=team)
+        saving_reasons = (*(("cache",) if cache_kinds else ()), *(("routing",) if routing else ()))
+        for team in teams:
+            for reason in saving_reasons:
+                metrics.saved.labels(reason=reason, team=team)
+            if cache_kinds:
+                metrics.cache_misses.labels(team=team)
             for kind in cache_kinds:
                 metrics.cache_hits.labels(kind=kind, team=team)
+        for api in API_SHAPES:
+            metrics.requests.labels(api=api, status="200")
 
     def record(self, completion: Completion) -> None:
         m, team, model = self.metrics, completion.team, completion.model.name

@@ -16,6 +16,7 @@ from finops_common.config import StrictModel
 from .pricing import Tier
 
 CacheStatus = Literal["miss", "exact", "semantic"]
+API_SHAPES = ("openai", "anthropic")  # each adapter's ``api``: the request log's and metrics' label
 ErrorKind = Literal[
     "invalid_request",
     "authentication",
@@ -41,7 +42,7 @@ class RequestRecord(StrictModel):
     request_id: str | None = Field(
         default=None, description="the id the response carried (x-request-id and request-id)"
     )
-    api: str = Field(description="the API the request came in on: openai or anthropic")
+    api: str = Field(description="the API the request came in on: " + " or ".join(API_SHAPES))
     status: int
     team: str | None
     sim: dict[str, str] = Field(default_factory=dict)

@@ -95,6 +95,7 @@ def build_gateway(
                 if on
             ),
             teams=tuple(settings.teams),
+            routing=settings.routing.enabled,
         ),
         provider=provider,
         exact=(

@@ -14,7 +14,7 @@ from ai_gateway.adapters import openai as openai_shape
 from ai_gateway.catalog import PromptTokens
 from ai_gateway.domain import Completion, GatewayError
 from ai_gateway.pricing import default_price_table
-from ai_gateway.records import ErrorKind
+from ai_gateway.records import API_SHAPES, ErrorKind
 from ai_gateway.simulator import LatencyPlan
 from ai_gateway.tokens import PromptMessage
 
@@ -605,3 +605,11 @@ def test_anthropic_tools_served_by_an_openai_model_count_their_properties():
     counted = PromptTokens(anthropic_shaped.messages, anthropic_shaped.tool_prompt)(gpt)
     assert counted == PromptTokens(openai_shaped.messages, openai_shaped.tool_prompt)(gpt)
     assert counted > 300
+
+
+def test_the_adapters_are_the_api_shapes_the_metrics_and_log_name():
+    """The answers' series are made from API_SHAPES at start: an adapter outside it would count
+    in a series that appears on its first request."""
+    assert sorted(adapter.api for adapter in (OpenAIAdapter(), AnthropicAdapter())) == sorted(
+        API_SHAPES
+    )

@@ -253,6 +253,23 @@ async def test_cache_series_exist_at_zero_from_the_start(make_gateway):
     assert plain.registry.get_sample_value("ai_cache_misses_total", {"team": "team-a"}) is None
 
 
+async def test_savings_and_answers_series_exist_at_zero_from_the_start(make_gateway):
+    """The savings panel reads increase(ai_cost_saved_total): each pod's first saving by cache
+    or routing was lost. Only the reasons a profile can save by are made."""
+    m = make_gateway("optimized").meter.metrics
+    for reason in ("cache", "routing"):
+        labels = {"reason": reason, "team": "team-b"}
+        assert m.registry.get_sample_value("ai_cost_saved_total", labels) == 0.0
+    for api in ("openai", "anthropic"):
+        labels = {"api": api, "status": "200"}
+        assert m.registry.get_sample_value("ai_requests_total", labels) == 0.0
+    plain = make_gateway("unoptimized").meter.metrics
+    labels = {"reason": "cache", "team": "team-a"}
+    assert plain.registry.get_sample_value("ai_cost_saved_total", labels) is None
+    answers = {"api": "openai", "status": "200"}
+    assert plain.registry.get_sample_value("ai_requests_total", answers) == 0.0
+
+
 async def test_unoptimized_profile_never_caches(store, make_gateway):
     gateway = make_gateway("unoptimized", store)
     results = [await gateway.complete(ask("Same question"), "team-a") for _ in range(3)]
