@@ -402,6 +402,7 @@ class GatewayHTTP:
         except GatewayError as error:
             return error_response(OPENAI, error, request)
         except StoreUnavailable as exc:
+            gateway.meter.store_failed("budget_report", exc, "the budget report failed")
             return error_response(OPENAI, GatewayError("unavailable", str(exc)), request)
         return JSONResponse({"object": "list", "data": [row.model_dump() for row in report]})
 

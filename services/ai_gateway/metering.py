@@ -92,7 +92,12 @@ class Meter:
         try:
             return await operation
         except StoreUnavailable as exc:
-            self.metrics.store_errors.labels(op=op).inc()
-            self.metrics.store_up.set(0)
-            log.warning("%s failed, continuing without it: %s", op, exc)
+            self.store_failed(op, exc, f"{op} failed, continuing without it")
             return None
+
+    def store_failed(self, op: str, exc: StoreUnavailable, consequence: str) -> None:
+        """A store operation that failed: counted by ``op``, the store marked down, and logged
+        with what the gateway does instead."""
+        self.metrics.store_errors.labels(op=op).inc()
+        self.metrics.store_up.set(0)
+        log.warning("%s: %s", consequence, exc)

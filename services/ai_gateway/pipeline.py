@@ -380,7 +380,9 @@ class Gateway:
             try:
                 await self.semantic.sync()
             except StoreUnavailable as exc:
-                log.warning("semantic cache warm-up failed, starting empty: %s", exc)
+                self.meter.store_failed(
+                    "semantic_warmup", exc, "semantic cache warm-up failed, starting empty"
+                )
             if self.store.shared:
                 self._snapshots = asyncio.create_task(self._save_snapshots(self.semantic))
         self._store_watch = asyncio.create_task(self._watch_store())
@@ -404,7 +406,7 @@ class Gateway:
         try:
             await self.budgets.refresh_remaining(datetime.fromtimestamp(self.clock(), UTC))
         except StoreUnavailable as exc:
-            log.warning("refreshing the remaining budgets failed: %s", exc)
+            self.meter.store_failed("budget_refresh", exc, "refreshing remaining budgets failed")
 
     async def check_store(self) -> bool:
         """Ping the store; ``ai_store_up`` follows the answer."""
@@ -434,7 +436,7 @@ class Gateway:
                     await semantic.sync()
                     await semantic.save_snapshot()
             except StoreUnavailable as exc:
-                log.warning("semantic cache snapshot failed: %s", exc)
+                self.meter.store_failed("semantic_snapshot", exc, "semantic cache snapshot failed")
             except Exception:  # a failed snapshot must not end the next ones, nor close()
                 log.exception("semantic cache snapshot failed")
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import gc
 import json
 import re
+import socket
 
 import httpx
 import pytest
 
 from ai_gateway.adapters.openai import go_duration
-from ai_gateway.app import usd_header
+from ai_gateway.app import create_app, usd_header
+from ai_gateway.store import RedisStore
 from tests.ai_gateway.support import ADMIN_KEY, budget_settings
 
 OPENAI = "/v1/chat/completions"
@@ -426,6 +428,27 @@ async def test_a_team_without_limits_shows_no_spend_rather_than_zero(app_client)
     assert (await limited.post(OPENAI, json=body, headers=KEY)).status_code == 200
     (row,) = (await limited.get("/v1/budgets", headers=KEY)).json()["data"]
     assert row["spent_usd"] > 0 and row["reserved_usd"] == 0
+
+
+async def test_a_budget_report_the_store_cannot_give_is_a_503_and_a_counted_failure(
+    make_gateway,
+):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
+    gateway = make_gateway("optimized", store, **budget_settings(requests_per_minute=5))
+    transport = httpx.ASGITransport(app=create_app(gateway))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            report = await client.get("/v1/budgets", headers=KEY)
+        assert_openai_error(report, 503)
+        failures = {"op": "budget_report"}
+        metrics = gateway.meter.metrics.registry
+        assert metrics.get_sample_value("ai_store_errors_total", failures) == 1
+    finally:
+        await gateway.close()
+        await store.close()
 
 
 async def test_health_and_readiness(client):

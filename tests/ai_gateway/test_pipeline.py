@@ -541,6 +541,26 @@ async def test_a_hit_on_the_replicas_own_copy_does_not_say_the_store_is_up(make_
             await store.close()
 
 
+async def test_store_failures_outside_requests_are_counted_by_operation(make_gateway):
+    """A replica that starts while the store is down, or cannot refresh its budgets, used to only
+    log it: ai_store_errors_total showed no failure at all during such an outage."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
+    gateway = make_gateway("optimized", store, cache={"semantic": {"embedder": "lexical"}})
+    metrics = gateway.meter.metrics
+    await gateway.start()
+    try:
+        await gateway.refresh_budgets()
+        for op in ("semantic_warmup", "budget_refresh"):
+            assert sample(metrics, "ai_store_errors_total", op=op) == 1
+        assert sample(metrics, "ai_store_up") == 0
+    finally:
+        await gateway.close()
+        await store.close()
+
+
 async def test_replicas_save_snapshots_only_to_a_shared_store(store, make_gateway):
     """A snapshot is for the next replica; the in-process store has none, so a single replica
     never pauses to serialise its index."""
