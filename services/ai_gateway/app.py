@@ -331,6 +331,8 @@ class GatewayHTTP:
     ) -> None:
         try:
             delivered = None if complete else "".join(generated)
+            if not complete:
+                self.metrics.streams_aborted.labels(api=adapter.api).inc()
             completion = await self.gateway.finish(answer, delivered)
             self._finished(adapter, request, sim, completion, started)
         except Exception:

@@ -561,6 +561,7 @@ class Budgets:
         self._metrics = metrics
         self._fail_open = fail_open
         self._unsettled: deque[Unsettled] = deque(maxlen=UNSETTLED_MAX)
+        metrics.budget_unsettled.set_function(lambda: len(self._unsettled))
         for team, team_limit in limits.items():
             if team_limit.budget_nanos is not None:
                 usd = team_limit.budget_nanos / NANOS_PER_USD
@@ -657,6 +658,7 @@ class Budgets:
             if reservation.cost_nanos > 0:  # only a reservation with a hold can be retried
                 if len(self._unsettled) == UNSETTLED_MAX:
                     log.error("more than %d settlements wait: the oldest is dropped", UNSETTLED_MAX)
+                    self._metrics.budget_settlements_dropped.inc()
                 self._unsettled.append(unsettled)
             return
         self._publish_remaining(team, spent)

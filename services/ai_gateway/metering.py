@@ -62,6 +62,7 @@ class Meter:
                 metrics.cache_hits.labels(kind=kind, team=team)
         for api in API_SHAPES:
             metrics.requests.labels(api=api, status="200")
+            metrics.streams_aborted.labels(api=api)
 
     def record(self, completion: Completion) -> None:
         m, team, model = self.metrics, completion.team, completion.model.name

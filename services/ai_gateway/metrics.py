@@ -106,7 +106,8 @@ class GatewayMetrics:
 
         self.routed = Counter(
             "ai_routed_requests",
-            "Routing decisions, by requested and served model.",
+            "Requests the router served with another model than the one asked for ('auto' "
+            "included), by requested and served model.",
             ["requested", "served"],
             registry=r,
         )
@@ -126,6 +127,23 @@ class GatewayMetrics:
             "ai_budget_remaining_usd",
             "Budget left in the team's current period.",
             ["team"],
+            registry=r,
+        )
+        self.budget_unsettled = Gauge(
+            "ai_budget_unsettled",
+            "Settlements the store did not answer, kept by this replica for a retry.",
+            registry=r,
+        )
+        self.budget_settlements_dropped = Counter(
+            "ai_budget_settlements_dropped",
+            "Settlements dropped unrecorded: past the replica's limit of waiting ones.",
+            registry=r,
+        )
+        self.streams_aborted = Counter(
+            "ai_streams_aborted",
+            "Streams the client left before their end: billed and settled as far as delivered, "
+            "and not cached.",
+            ["api"],
             registry=r,
         )
         self.semantic_similarity = Histogram(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ai_gateway import budgets as budgets_module
 from ai_gateway.budgets import (
     PAST_PERIOD_TTL_S,
     Admission,
@@ -300,7 +301,12 @@ async def test_a_settlement_the_store_missed_is_recorded_once_it_is_back(tmp_pat
         store = RedisStore(valkey.url)
         try:
             ledger = RedisLedger(store.client)
-            budgets = stage(ledger, GatewayMetrics(), budget_nanos=to_nanos(1.0))
+            metrics = GatewayMetrics()
+            budgets = stage(ledger, metrics, budget_nanos=to_nanos(1.0))
+
+            def waiting() -> float | None:
+                return metrics.registry.get_sample_value("ai_budget_unsettled")
+
             now = datetime.now(UTC)
             first = (await budgets.admit("ops", 0.2, 100, now)).reservation
             second = (await budgets.admit("ops", 0.2, 100, now)).reservation
@@ -308,12 +314,12 @@ async def test_a_settlement_the_store_missed_is_recorded_once_it_is_back(tmp_pat
             valkey.kill()
             await budgets.settle("ops", first, 0.05, 60)
             await budgets.settle("ops", second, 0.07, 60)
-            assert budgets.unsettled == 2
+            assert budgets.unsettled == 2 == waiting()
             await budgets.retry_unsettled()  # still down: both wait
             assert budgets.unsettled == 2
             valkey.start()
             await budgets.retry_unsettled()
-            assert budgets.unsettled == 0
+            assert budgets.unsettled == 0 == waiting()
             w = first.window
             assert await ledger.usage(w) == (to_nanos(0.05) + to_nanos(0.07), 0)
             # A retry of a settlement that did run (its reply lost) counts nothing twice.
@@ -321,6 +327,27 @@ async def test_a_settlement_the_store_missed_is_recorded_once_it_is_back(tmp_pat
             assert await ledger.usage(w) == (to_nanos(0.05) + to_nanos(0.07), 0)
         finally:
             await store.close()
+
+
+async def test_settlements_past_the_limit_drop_the_oldest_and_count_it(monkeypatch):
+    """A replica keeps at most UNSETTLED_MAX waiting settlements; what it drops is never recorded,
+    so it is counted where an alert can see it, not only logged."""
+    monkeypatch.setattr(budgets_module, "UNSETTLED_MAX", 2)
+    with socket.socket() as probe:  # nothing listens: every settlement fails
+        probe.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    store = RedisStore(url)
+    try:
+        metrics = GatewayMetrics()
+        budgets = stage(RedisLedger(store.client), metrics, fail_open=True, budget_nanos=10**9)
+        w = window("ops", "day", NOW)
+        for cost in (1, 2, 3):
+            await budgets.settle("ops", Reservation(w, 10, 0), cost / 1e9, 0)
+        registry = metrics.registry
+        assert registry.get_sample_value("ai_budget_unsettled") == 2
+        assert registry.get_sample_value("ai_budget_settlements_dropped_total") == 1
+    finally:
+        await store.close()
 
 
 class CountingLedger(MemoryLedger):

@@ -48,6 +48,7 @@ class Aborts:
     log: list[dict] = field(default_factory=list)
     metered_usd: float = 0.0
     budget_spent_usd: float = 0.0
+    counted_aborted: float = 0.0
     asked_again: httpx.Response | None = None
 
 
@@ -90,15 +91,18 @@ def aborts(tmp_path_factory) -> Aborts:
         wait_for(lambda: len(request_log(log_path)) >= ABORTED, timeout_s=5)
         wait_for(lambda: budget_row(gateway, TEAM)["reserved_usd"] == 0, timeout_s=5)
         seen.log = [r for r in request_log(log_path) if r.get("team") == TEAM]
-        seen.metered_usd = metric_total(scrape(gateway), "ai_cost_total", team=TEAM)
+        samples = scrape(gateway)
+        seen.metered_usd = metric_total(samples, "ai_cost_total", team=TEAM)
+        seen.counted_aborted = metric_total(samples, "ai_streams_aborted_total", api="openai")
         seen.budget_spent_usd = budget_row(gateway, TEAM)["spent_usd"]
         seen.asked_again = chat(gateway, TEAM, chat_body(_prompt(0), model=MODEL, max_tokens=1000))
     return seen
 
 
-def test_aborted_streams_are_in_the_request_log(aborts):
+def test_aborted_streams_are_in_the_request_log_and_counted(aborts):
     logged = {r["sim"].get("question") for r in aborts.log}
     assert set(aborts.full_cost) <= logged, logged
+    assert aborts.counted_aborted == ABORTED
 
 
 def test_log_metrics_and_budget_agree(aborts):
