@@ -251,6 +251,7 @@ class AlertConfig(_Config):
     ai_spend_per_hour_usd: float = Field(default=5.0, gt=0)
     budget_warning_ratio: float = Field(default=0.8, gt=0, lt=1)
     cache_hit_ratio_min: float = Field(default=0.05, ge=0, lt=1)
+    server_error_ratio_max: float = Field(default=0.05, gt=0, lt=1)
     receiver: Literal["none", "slack"] = Field(
         default="none",
         description="where Alertmanager sends the alerts: nowhere, or to the Slack incoming "

@@ -79,6 +79,26 @@ def test_a_team_refused_for_its_budget_gets_one_critical_alert(tmp_path):
 
 
 @needs_promtool
+def test_server_errors_above_the_share_fire_one_warning_across_replicas(tmp_path):
+    """5% of answers by default; the 429s of budgets and rate limits are not server errors."""
+    answers = 'ai_requests_total{{api="openai",status="{status}",pod="{pod}"}}'
+    series = [
+        {"series": answers.format(status="200", pod="gw-1"), "values": "0+90x30"},
+        {"series": answers.format(status="200", pod="gw-2"), "values": "0+90x30"},
+        {"series": answers.format(status="429", pod="gw-1"), "values": "0+50x30"},
+        # gw-2's store fails from minute 10: 20 503s a minute, 8% of the answers.
+        {"series": answers.format(status="503", pod="gw-2"), "values": "0x10 0+20x20"},
+    ]
+    summary = "More than 5% of the AI gateway's answers are server errors"
+    fired = {"exp_labels": {"severity": "warning"}, "exp_annotations": {"summary": summary}}
+    promtool_test(
+        tmp_path,
+        series,
+        [alert("AIGatewayServerErrors", "9m"), alert("AIGatewayServerErrors", "20m", fired)],
+    )
+
+
+@needs_promtool
 def test_the_80_percent_alert_reads_the_least_remaining_of_the_replicas_once_per_team(tmp_path):
     """A replica that restarted publishes the whole limit until it serves the team; the other
     replica's figure is the current one, and two replicas must not mean two alerts."""

@@ -146,10 +146,13 @@ TEAM_BUDGET_REMAINING = "min by (team) (ai_budget_remaining_usd)"
 def alert_rules(
     alerts_config: ObservabilityConfig, karpenter: KarpenterConfig | None
 ) -> dict[str, Any]:
-    """The PrometheusRule spec: budgets, spend per hour, cache collapse, on-demand for spot."""
+    """The PrometheusRule spec: budgets, spend per hour, cache collapse, the gateway's errors and
+    store, on-demand for spot."""
     a = alerts_config.alerts
     hit = "sum(rate(ai_cache_hits_total[15m]))"
     miss = "sum(rate(ai_cache_misses_total[15m]))"
+    answers = "sum(rate(ai_requests_total[5m]))"
+    server_errors = 'sum(rate(ai_requests_total{status=~"5.."}[5m]))'
     rules: list[dict[str, Any]] = [
         {
             "alert": "AITeamBudget80PercentUsed",
@@ -189,6 +192,17 @@ def alert_rules(
             "annotations": {
                 "summary": "The AI gateway's cache hit ratio fell below "
                 f"{a.cache_hit_ratio_min:.0%}"
+            },
+        },
+        {
+            # A symptom, whatever its cause: a store down with budgets failing closed, or a bug.
+            "alert": "AIGatewayServerErrors",
+            "expr": f"({server_errors} / {answers}) > {a.server_error_ratio_max}",
+            "for": "5m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "More than "
+                f"{a.server_error_ratio_max:.0%} of the AI gateway's answers are server errors"
             },
         },
         {
