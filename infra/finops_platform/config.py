@@ -159,6 +159,14 @@ def _cidr_range(cidr: str) -> str:
     return cidr
 
 
+# What the advice to turn the public endpoint off leaves out: Kubernetes is then reached from
+# inside the VPC only, and `pulumi up` creates Kubernetes objects after the cluster.
+PRIVATE_ENDPOINT_NEEDS = (
+    "then `pulumi up` must run where the VPC is reachable: a VPN, a bastion or a CI runner in "
+    "the VPC, since it creates the cluster's Kubernetes objects; publicAccessCidrs is then unused"
+)
+
+
 class ClusterConfig(_Config):
     kubernetes_version: str = Field(default=versions.KUBERNETES_VERSION, pattern=r"^1\.\d{2}$")
     endpoint_public_access: bool = True
@@ -181,9 +189,18 @@ class ClusterConfig(_Config):
         if self.endpoint_public_access and not self.public_access_cidrs:
             raise ValueError(
                 "a public API endpoint needs publicAccessCidrs (an explicit allow-list); "
-                "or set endpointPublicAccess: false"
+                f"or set endpointPublicAccess: false ({PRIVATE_ENDPOINT_NEEDS})"
             )
         return self
+
+    @property
+    def api_allow_list(self) -> list[str] | None:
+        """The public endpoint's allow-list, None for a private endpoint: EKS (and pulumi-eks,
+        before it asks) refuses publicAccessCidrs without public access, and the stack files
+        keep their placeholder when a user turns the public endpoint off."""
+        if not self.endpoint_public_access:
+            return None
+        return list(self.public_access_cidrs) or None
 
 
 class TaintConfig(_Config):
@@ -569,7 +586,7 @@ def require_user_values(config: StackConfig) -> None:
                 "allowed: the CIDR ranges you reach the cluster's API from (your address /32). "
                 f"Set it with:\n  pulumi config set --stack {config.stack} --path '{key}' "
                 '"$(curl -s https://checkip.amazonaws.com)/32"\n'
-                "or set endpointPublicAccess: false"
+                f"or set endpointPublicAccess: false ({PRIVATE_ENDPOINT_NEEDS})"
             )
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from finops_platform.config import parse_stack_config, read_stack_file
+from finops_platform.render import record
 from tests.infra.graph import depends_on, one
 
 NODE_GROUP = ("aws:eks/nodeGroup:NodeGroup", "cluster-system")
@@ -80,3 +82,19 @@ def test_releases_wait_for_nodes_and_pod_identity_and_outlive_them_on_destroy(re
         assert depends_on(recording, key, POD_IDENTITY), release.name
         assert depends_on(recording, key, COREDNS), release.name
         assert not depends_on(recording, NODE_GROUP, key)
+
+
+def test_a_private_endpoint_is_created_without_the_stack_files_allow_list():
+    """The placeholder's refusal advises endpointPublicAccess: false; the stack file still holds
+    publicAccessCidrs then, and pulumi-eks throws on CIDRs without public access, mid-`up`."""
+    values = read_stack_file("optimized")
+    values["finops-sim:platform"]["cluster"]["endpointPublicAccess"] = False
+    private = record(parse_stack_config("optimized", values))
+    inputs = one(private, *EKS).inputs
+    assert inputs["endpointPublicAccess"] is False and inputs["endpointPrivateAccess"] is True
+    assert inputs.get("publicAccessCidrs") is None
+
+
+def test_a_public_endpoint_keeps_its_allow_list(recording):
+    inputs = one(recording, *EKS).inputs
+    assert inputs["endpointPublicAccess"] is True and inputs["publicAccessCidrs"]

@@ -254,6 +254,7 @@ def test_a_real_address_or_a_private_endpoint_passes():
     require_user_values(parse_stack_config("optimized", real))
     private = values_with(lambda p: p["cluster"].update(endpointPublicAccess=False))
     require_user_values(parse_stack_config("optimized", private))
+    assert parse_stack_config("optimized", private).platform.cluster.api_allow_list is None
     require_user_values(parse_stack_config("local", read_stack_file("local")))
 
 

@@ -99,7 +99,7 @@ class Cluster(pulumi.ComponentResource):
             skip_default_security_groups=True,
             endpoint_private_access=True,
             endpoint_public_access=config.endpoint_public_access,
-            public_access_cidrs=list(config.public_access_cidrs) or None,
+            public_access_cidrs=config.api_allow_list,
             create_oidc_provider=config.controller_identity == "irsa",
             enabled_cluster_log_types=["api", "audit"],
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=config.upgrade_policy),
