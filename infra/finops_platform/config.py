@@ -87,9 +87,11 @@ class NetworkConfig(_Config):
     nat_gateways: Literal["single", "one_per_az"] = Field(
         default="single", description="one NAT gateway (cheaper) or one per AZ (resilient)"
     )
-    s3_gateway_endpoint: bool = Field(
-        default=True,
-        description="an S3 gateway endpoint, so image layers from ECR do not go through NAT",
+    s3_gateway_endpoint: bool | None = Field(
+        default=None,
+        description="an S3 gateway endpoint, so image layers from ECR do not go through NAT; "
+        "by default on in a created VPC and off in an existing one, which may have one already "
+        "(a second on the same route table fails with RouteAlreadyExists)",
     )
     vpc_id: str | None = None
     private_subnet_ids: tuple[str, ...] = ()
@@ -119,6 +121,12 @@ class NetworkConfig(_Config):
                 f"subnets; allowed: /17 or wider for {self.availability_zones} zones"
             )
         return self
+
+    @property
+    def wants_s3_gateway_endpoint(self) -> bool:
+        if self.s3_gateway_endpoint is None:
+            return self.mode == "create"
+        return self.s3_gateway_endpoint
 
     @model_validator(mode="after")
     def _existing_needs_ids(self) -> NetworkConfig:

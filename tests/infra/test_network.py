@@ -6,7 +6,12 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from finops_platform.components.network import EKS_UNSUPPORTED_ZONE_IDS, zone_names
+from finops_platform.components.network import (
+    EKS_UNSUPPORTED_ZONE_IDS,
+    subnets_route_tables,
+    zone_names,
+)
+from finops_platform.config import NetworkConfig
 from finops_platform.render import RecordingMocks, load_stack, record
 from tests.infra.graph import one
 
@@ -29,6 +34,37 @@ def test_the_endpoint_is_a_setting():
     platform = config.platform.model_copy(update={"network": network})
     recording = record(config.model_copy(update={"platform": platform}))
     assert not recording.mocks.of_type(ENDPOINT)
+
+
+def test_a_subnet_without_its_own_route_table_gets_the_endpoint_on_the_main_one():
+    """An existing VPC's subnet often has no explicit association and uses the main table: a
+    look-up of explicit associations alone left it routing ECR's layers through NAT."""
+    explicit = {"subnet-a": ["rtb-a"], "subnet-b": ["rtb-shared"], "subnet-c": ["rtb-shared"]}
+    asked_main: list[bool] = []
+
+    def main() -> list[str]:
+        asked_main.append(True)
+        return ["rtb-main"]
+
+    def tables(subnets: list[str]) -> list[str]:
+        return subnets_route_tables(subnets, lambda subnet: explicit.get(subnet, []), main)
+
+    assert tables(["subnet-a", "subnet-b", "subnet-c"]) == ["rtb-a", "rtb-shared"]
+    assert not asked_main  # every subnet has its own: the main table is left alone
+    assert tables(["subnet-a", "subnet-d"]) == ["rtb-a", "rtb-main"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "setting", "created"),
+    [("create", None, True), ("existing", None, False), ("existing", True, True),
+     ("create", False, False)],
+)  # fmt: skip
+def test_the_endpoint_is_on_by_default_only_in_a_vpc_the_stack_creates(mode, setting, created):
+    """An existing VPC may route S3 through an endpoint already: a second one on the same route
+    table fails with RouteAlreadyExists, after the stack has created other things."""
+    ids = {"vpc_id": "vpc-0abc", "private_subnet_ids": ("subnet-a",)} if mode == "existing" else {}
+    config = NetworkConfig(mode=mode, s3_gateway_endpoint=setting, **ids)
+    assert config.wants_s3_gateway_endpoint is created
 
 
 def zones_asked(monkeypatch, names: list[str]) -> list[dict]:

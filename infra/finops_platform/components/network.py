@@ -4,6 +4,7 @@ do not pass, and get billed, through the NAT gateway."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -36,6 +37,20 @@ def zone_names(count: int, opts: pulumi.InvokeOptions | None = None) -> list[str
             f"where EKS runs ({', '.join(zones.names) or 'none'})"
         )
     return list(zones.names[:count])
+
+
+def subnets_route_tables(
+    subnet_ids: Sequence[str],
+    explicit_tables: Callable[[str], Sequence[str]],
+    main_tables: Callable[[], Sequence[str]],
+) -> list[str]:
+    """The route tables the subnets use: each one's explicitly associated table, or the VPC's
+    main table for a subnet with none (an existing VPC's subnets often have none). Looking up
+    explicit associations alone left such subnets off the S3 endpoint, silently."""
+    tables: set[str] = set()
+    for subnet in subnet_ids:
+        tables.update(explicit_tables(subnet) or main_tables())
+    return sorted(tables)
 
 
 @dataclass(frozen=True)
@@ -104,7 +119,7 @@ class Network(pulumi.ComponentResource):
             self.vpc_id = vpc.vpc_id
             self.private_subnet_ids = vpc.private_subnet_ids
             self.public_subnet_ids = vpc.public_subnet_ids
-        if config.s3_gateway_endpoint:
+        if config.wants_s3_gateway_endpoint:
             self._s3_gateway_endpoint(name, args)
         self.register_outputs(
             {
@@ -115,21 +130,31 @@ class Network(pulumi.ComponentResource):
         )
 
     def _s3_gateway_endpoint(self, name: str, args: NetworkArgs) -> aws.ec2.VpcEndpoint:
-        route_tables = aws.ec2.get_route_tables_output(
-            vpc_id=self.vpc_id,
-            filters=[
-                aws.ec2.GetRouteTablesFilterArgs(
-                    name="association.subnet-id", values=self.private_subnet_ids
+        invoke = pulumi.InvokeOptions(parent=self)
+
+        def tables(vpc_id: str, subnet_ids: list[str]) -> list[str]:
+            def matching(name: str, value: str) -> list[str]:
+                found = aws.ec2.get_route_tables(
+                    vpc_id=vpc_id,
+                    filters=[aws.ec2.GetRouteTablesFilterArgs(name=name, values=[value])],
+                    opts=invoke,
                 )
-            ],
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        )
+                return list(found.ids)
+
+            return subnets_route_tables(
+                subnet_ids,
+                lambda subnet: matching("association.subnet-id", subnet),
+                lambda: matching("association.main", "true"),
+            )
+
         return aws.ec2.VpcEndpoint(
             f"{name}-s3",
             vpc_id=self.vpc_id,
             service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway",
-            route_table_ids=route_tables.ids,
+            route_table_ids=pulumi.Output.all(self.vpc_id, self.private_subnet_ids).apply(
+                lambda values: tables(*values)
+            ),
             tags={**args.tags, "Name": f"{args.cluster_name}-s3"},
             opts=pulumi.ResourceOptions(parent=self),
         )
