@@ -11,7 +11,12 @@ from dataclasses import dataclass
 import pytest
 
 from finops_platform.builders.karpenter import SYSTEM_NODES
-from finops_platform.config import SystemNodeGroupConfig, cpu_millicores, memory_mib
+from finops_platform.config import (
+    SystemNodeGroupConfig,
+    TaintConfig,
+    cpu_millicores,
+    memory_mib,
+)
 from finops_platform.cost import InstanceType, Pod, load_instance_types, nodes_needed
 from finops_platform.render import Rehearsal, api_group, load_stack
 from tests.infra.subcharts import GRAFANA, NotDerivable
@@ -59,6 +64,8 @@ def on(*params) -> pytest.MarkDecorator:
 EKS_ADDONS = Pod(
     "EKS add-ons (CoreDNS, the EBS CSI controller, metrics-server)", 700, 1536, stateless=False
 )
+# The most gp3 a stack's claims may ask for in all (README, "Costs and what they leave out").
+LAB_VOLUMES_GIB = 80
 # The Prometheus operator's memory request for an Alertmanager whose resources are unset.
 ALERTMANAGER_DEFAULT_MEMORY_MIB = 200
 
@@ -301,6 +308,17 @@ def claims(cluster: Cluster) -> list[tuple[str, dict]]:
     return found
 
 
+@on(*STACKS)
+def test_the_stacks_volumes_are_sized_for_a_lab(cluster):
+    """Every claim's size, summed: the chart defaults gave Kubecost alone 160 GiB of gp3 (about
+    $12.80 a month per stack), which no cost estimate showed. The README states the total."""
+    sizes = {where: memory_mib(spec["resources"]["requests"]["storage"]) // 1024
+             for where, spec in claims(cluster)}  # fmt: skip
+    kubecost = {where: gib for where, gib in sizes.items() if "kubecost" in where}
+    assert sorted(kubecost.values()) == [1, 1, 8, 32], kubecost
+    assert sum(sizes.values()) <= LAB_VOLUMES_GIB, sizes
+
+
 def storage_classes(cluster: Cluster) -> dict[str, dict]:
     classes = dict(EKS_STORAGE_CLASSES)
     for sc in cluster.of_kind("StorageClass"):
@@ -330,6 +348,50 @@ def csi_drivers(cluster: Cluster) -> set[str]:
         if driver and has_iam:
             drivers.add(driver)
     return drivers
+
+
+def tolerates(tolerations: list[dict], taint: TaintConfig) -> bool:
+    """Whether a pod with these tolerations may run on a node with this taint (the scheduler's
+    rule: a key matches, or none is given with Exists; Equal also matches the value; an empty
+    effect matches every effect)."""
+    for toleration in tolerations:
+        operator = toleration.get("operator", "Equal")
+        key_matches = (
+            toleration.get("key") in (None, "", taint.key)
+            if operator == "Exists"
+            else (toleration.get("key") == taint.key and toleration.get("value", "") == taint.value)
+        )
+        if key_matches and toleration.get("effect") in (None, "", taint.effect):
+            return True
+    return False
+
+
+@on(*STACKS)
+def test_every_node_daemonset_tolerates_every_node_pools_taint(cluster):
+    """A DaemonSet that meters or serves each node must run on the NodePools' tainted nodes too:
+    Kubecost's network-costs DaemonSet stayed off the optimized stack's spot pool, where the
+    workloads run, so their traffic went unmetered."""
+    pools = load_stack(cluster.stack).platform.karpenter.node_pools
+    taints = [taint for pool in pools for taint in pool.taints]
+    missed = [
+        f"{workload} does not tolerate {taint.key}={taint.value}:{taint.effect}"
+        for workload, spec in cluster.pod_templates()
+        if workload.manifest["kind"] == "DaemonSet" and not pinned_to_system_nodes(spec)
+        for taint in taints
+        if not tolerates(spec.get("tolerations") or [], taint)
+    ]
+    assert missed == []
+
+
+def test_the_toleration_check_follows_the_schedulers_rule():
+    spot = TaintConfig(key="finops-sim/spot", value="true", effect="NoSchedule")
+    assert tolerates([{"operator": "Exists"}], spot)
+    assert tolerates([{"key": "finops-sim/spot", "operator": "Exists"}], spot)
+    assert tolerates([{"key": "finops-sim/spot", "value": "true", "effect": "NoSchedule"}], spot)
+    assert not tolerates([], spot)
+    assert not tolerates([{"key": "finops-sim/spot", "value": "false"}], spot)
+    assert not tolerates([{"operator": "Exists", "effect": "NoExecute"}], spot)
+    assert not tolerates([{"key": "other", "operator": "Exists"}], spot)
 
 
 @on(*STACKS)
