@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import yaml
+
+from finops_platform.builders.kubecost import CHART_IN_ZONE
 from finops_platform.builders.kubecost import helm_values as kubecost_values
 from finops_platform.builders.storage import default_storage_class
 from finops_platform.render import kubernetes_objects
 from tests.infra.graph import depends_on, one
+from tests.infra.support import CHARTS, need_shared
 
 STORAGE_CLASS = ("kubernetes:storage.k8s.io/v1:StorageClass", "cluster-gp3")
 EBS_ADDON = ("aws:eks/addon:Addon", "cluster-ebs-csi")
@@ -72,7 +77,7 @@ def test_namespaces_holding_claims_go_before_the_driver_on_destroy(recording):
 def test_kubecost_claims_are_not_kept_by_helm():
     """The chart annotates its claims helm.sh/resource-policy: keep; Helm keeps a resource only
     when that value is "keep"."""
-    values = kubecost_values("finops-optimized")
+    values = kubecost_values("finops-optimized", "10.0.0.0/16")
     overridden = [
         values["localStore"]["persistentVolume"],
         values["aggregator"]["persistentConfigsStorage"],
@@ -85,6 +90,30 @@ def test_kubecost_claims_are_not_kept_by_helm():
 
 def test_kubecost_runs_on_the_system_nodes():
     """Defect 9."""
-    values = kubecost_values("finops-optimized")
+    values = kubecost_values("finops-optimized", "10.0.0.0/16")
     for component in ("frontend", "localStore", "aggregator", "cloudCost", "finopsagent"):
         assert values[component]["nodeSelector"] == {"finops-sim/node-group": "system"}
+
+
+@pytest.mark.parametrize(
+    ("vpc_cidr", "left_out"),
+    [("10.0.0.0/16", ["10.0.0.0/8"]), ("172.31.0.0/16", ["172.16.0.0/12"]),
+     (None, ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])],
+)  # fmt: skip
+def test_traffic_between_zones_is_not_priced_as_in_zone(vpc_cidr, left_out):
+    """The chart counts all of 10.0.0.0/8 as in-zone, free, and says to remove the range of a
+    multi-AZ cluster: every EKS stack here spans two zones or three, whose traffic between them
+    AWS bills both ways."""
+    values = kubecost_values("finops-optimized", vpc_cidr)
+    in_zone = values["networkCosts"]["config"]["destinations"]["in-zone"]
+    assert in_zone == [cidr for cidr in CHART_IN_ZONE if cidr not in left_out]
+    assert {"127.0.0.0/8", "169.254.0.0/16"} <= set(in_zone)
+
+
+def test_the_in_zone_list_is_the_charts_own():
+    """What the program drops from must be what the pinned chart ships."""
+    need_shared(CHARTS, "the sources of the charts the platform installs")
+    chart_values = yaml.safe_load((CHARTS / "kubecost" / "values.yaml").read_text())
+    assert tuple(chart_values["networkCosts"]["config"]["destinations"]["in-zone"]) == (
+        CHART_IN_ZONE
+    )

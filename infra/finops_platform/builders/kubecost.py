@@ -4,6 +4,7 @@ included), and claims sized for a lab that `pulumi destroy` removes."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from .karpenter import SYSTEM_NODES
@@ -36,9 +37,31 @@ CLAIM_SIZES = {("aggregator", "aggregatorDbStorage"): ("storageRequest", "32Gi")
 # The network-costs DaemonSet meters each node's traffic: without a toleration it stays off the
 # NodePools' tainted nodes (the optimized stack's spot pool), where the workloads run.
 EVERY_NODE = [{"operator": "Exists"}]
+# The chart's in-zone destinations: traffic to them is priced as free. Its values say to remove
+# the private range of a multi-AZ cluster's network, or traffic between zones (billed both ways)
+# is counted as in-zone; every EKS stack here spans two or three zones. Without it, network-costs
+# places each pod's address in its node's zone.
+CHART_IN_ZONE = ("127.0.0.0/8", "169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+PRIVATE_RANGES = tuple(ipaddress.ip_network(r) for r in ("10.0.0.0/8", "172.16.0.0/12",
+                                                         "192.168.0.0/16"))  # fmt: skip
 
 
-def helm_values(cluster_name: str) -> dict[str, Any]:
+def in_zone_destinations(vpc_cidr: str | None) -> list[str]:
+    """The chart's in-zone list less the private range that holds the VPC (all three for an
+    existing VPC, whose range the program does not know)."""
+    vpc = None if vpc_cidr is None else ipaddress.ip_network(vpc_cidr)
+    return [
+        cidr
+        for cidr in CHART_IN_ZONE
+        if not any(
+            ipaddress.ip_network(cidr) == private and (vpc is None or vpc.subnet_of(private))
+            for private in PRIVATE_RANGES
+        )
+    ]
+
+
+def helm_values(cluster_name: str, vpc_cidr: str | None) -> dict[str, Any]:
+    """``vpc_cidr``: the VPC the stack creates, None for an existing one."""
     values: dict[str, Any] = {
         "global": {"clusterId": cluster_name},
         "finopsagent": {
@@ -55,5 +78,8 @@ def helm_values(cluster_name: str) -> dict[str, Any]:
             values[component][claim] = {"annotations": dict(NOT_KEPT)}
     for (component, claim), (key, size) in CLAIM_SIZES.items():
         values[component][claim][key] = size
-    values["networkCosts"] = {"tolerations": EVERY_NODE}
+    values["networkCosts"] = {
+        "tolerations": EVERY_NODE,
+        "config": {"destinations": {"in-zone": in_zone_destinations(vpc_cidr)}},
+    }
     return values

@@ -18,6 +18,7 @@ from ..builders import kubecost as build
 @dataclass(frozen=True)
 class KubecostArgs:
     cluster_name: str
+    vpc_cidr: str | None  # None for an existing VPC
     provider: k8s.Provider
     depends_on: list[pulumi.Resource]
 
@@ -40,7 +41,7 @@ class Kubecost(pulumi.ComponentResource):
             version=versions.KUBECOST_VERSION,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=versions.KUBECOST_REPO),
             namespace=build.NAMESPACE,
-            values=build.helm_values(args.cluster_name),
+            values=build.helm_values(args.cluster_name, args.vpc_cidr),
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])
             ),
