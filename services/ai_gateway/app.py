@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import anyio
@@ -211,13 +210,13 @@ class GatewayHTTP:
 
     def _headers(self, adapter: Adapter, c: Completion) -> dict[str, str]:
         """An answer's headers: what the gateway did, and the team's rate-limit standing."""
-        return {**gateway_headers(c), **self._rate_limit_headers(adapter, c.rate_limits)}
+        headers = gateway_headers(c)
+        if c.rate_limits is not None:
+            headers.update(adapter.rate_limit_headers(c.rate_limits, self.gateway.clock()))
+        return headers
 
     def _rate_limit_headers(self, adapter: Adapter, state: RateLimitState | None) -> dict[str, str]:
-        if state is None:
-            return {}
-        now = datetime.fromtimestamp(self.gateway.clock(), UTC)
-        return adapter.rate_limit_headers(state, now)
+        return {} if state is None else adapter.rate_limit_headers(state, self.gateway.clock())
 
     def chat(self, adapter: Adapter) -> Endpoint:
         """The completion endpoint of one API shape."""
@@ -586,26 +585,18 @@ _GATEWAY_HEADERS = {
 }
 
 
-def _rate_limit_headers_doc(api: str) -> dict[str, dict[str, Any]]:
-    """Each API shape's rate-limit headers, sent when the team has that per-minute limit."""
-    docs = {}
-    for unit in ("requests", "tokens"):
-        for part, text in (
-            ("limit", f"The team's {unit} per minute."),
-            ("remaining", f"The {unit} left in this minute, this request's worst case counted."),
-            (
-                "reset",
-                "When the minute's counters reset: "
-                + ("a wait such as 12ms or 34.5s." if api == "openai" else "an RFC 3339 time."),
-            ),
-        ):
-            name = (
-                f"x-ratelimit-{part}-{unit}"
-                if api == "openai"
-                else f"anthropic-ratelimit-{unit}-{part}"
-            )
-            docs[name] = {"description": text, "schema": {"type": "string"}}
-    return docs
+def _rate_limit_headers_doc(adapter: Adapter) -> dict[str, dict[str, Any]]:
+    """An API shape's rate-limit headers, sent when the team has that per-minute limit."""
+    reset = "a wait such as 12ms or 34.5s" if adapter is OPENAI else "an RFC 3339 time"
+    texts = {
+        "limit": "The team's {unit} per minute.",
+        "remaining": "The {unit} left in this minute, this request's worst case counted.",
+        "reset": f"When the minute's counters reset: {reset}.",
+    }
+    return {
+        name: {"description": texts[part].format(unit=unit), "schema": {"type": "string"}}
+        for (unit, part), name in adapter.rate_limit_header_names.items()
+    }
 
 
 def _errors(model: type[BaseModel], statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]:
@@ -651,7 +642,7 @@ def _chat_doc(
         200: {
             "model": answer,
             "description": f"The answer, or its event stream. {stream_doc}.",
-            "headers": {**_GATEWAY_HEADERS, **_rate_limit_headers_doc(adapter.api)},
+            "headers": {**_GATEWAY_HEADERS, **_rate_limit_headers_doc(adapter)},
             "content": {"text/event-stream": {"schema": event_schema}},
         },
         **_errors(_error_model(adapter), _CHAT_ERRORS),

@@ -212,10 +212,12 @@ class Ledger(Protocol):
         """Check every limit and, if all pass, record the reservation, in one atomic step."""
         ...
 
-    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> Count:
-        """Count one request in the window's minute if the count stays within the limit, in one
-        atomic step; past it, nothing is counted. A cache hit asks only this: it holds no money
-        and no tokens, so the budget's holds and spend are not read."""
+    async def count_request(
+        self, w: Window, requests_per_minute: int | None, now: datetime
+    ) -> Count:
+        """Count one request in the window's minute if the count stays within the limit (None:
+        no limit), in one atomic step; past it, nothing is counted. A cache hit asks only this:
+        it holds no money and no tokens, so the budget's holds and spend are not read."""
         ...
 
     async def settle(
@@ -272,10 +274,12 @@ class MemoryLedger:
             self._bump(w.budget_key, "reserved", cost, ttl_seconds(w.period_end, now))
         return Tally("ok", spent, requests + 1, used + tokens)
 
-    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> Count:
+    async def count_request(
+        self, w: Window, requests_per_minute: int | None, now: datetime
+    ) -> Count:
         requests = self._counter(w.requests_key).get("n", 0)
         tokens = self._counter(w.tokens_key).get("n", 0)
-        if requests + 1 > requests_per_minute:
+        if requests_per_minute is not None and requests + 1 > requests_per_minute:
             return Count(False, requests, tokens)
         self._bump(w.requests_key, "n", 1, ttl_seconds(w.minute_end, now))
         return Count(True, requests + 1, tokens)
@@ -377,7 +381,8 @@ return {'ok', spent, requests + 1, used + tokens}
 _COUNT_REQUEST = Script("""
 local requests = tonumber(redis.call('GET', KEYS[1]) or '0')
 local tokens = tonumber(redis.call('GET', KEYS[2]) or '0')
-if requests + 1 > tonumber(ARGV[1]) then return {0, requests, tokens} end
+local limit = tonumber(ARGV[1])
+if limit >= 0 and requests + 1 > limit then return {0, requests, tokens} end
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return {1, requests + 1, tokens}
@@ -437,12 +442,15 @@ class RedisLedger:
             raise StoreUnavailable(f"redis budget reservation failed: {exc}") from exc
         return Tally(_reason(reason.decode()), int(spent), int(requests), int(tokens))
 
-    async def count_request(self, w: Window, requests_per_minute: int, now: datetime) -> Count:
+    async def count_request(
+        self, w: Window, requests_per_minute: int | None, now: datetime
+    ) -> Count:
+        limit = -1 if requests_per_minute is None else requests_per_minute
         try:
             counted, requests, tokens = await self._client.run_script(
                 _COUNT_REQUEST,
                 keys=[KEY_PREFIX + w.requests_key, KEY_PREFIX + w.tokens_key],
-                args=[requests_per_minute, ttl_seconds(w.minute_end, now)],
+                args=[limit, ttl_seconds(w.minute_end, now)],
             )
         except RespError as exc:
             raise StoreUnavailable(f"redis request count failed: {exc}") from exc
@@ -596,10 +604,11 @@ class Budgets:
 
     async def admit_free(self, team: str, now: datetime) -> RateLimitState | None:
         """Admit a request that costs nothing (a cache hit): it is checked against, and counted
-        in, the team's requests-per-minute limit only, so without that limit there is nothing to
-        ask the ledger. Returns where the team then stands in its minute."""
+        in, the team's requests-per-minute limit only; the minute's tokens are read for its
+        rate-limit headers. Without a per-minute limit there is nothing to ask the ledger.
+        Returns where the team then stands in its minute."""
         limits = self._limits[team]
-        if limits.requests_per_minute is None:
+        if limits.requests_per_minute is None and limits.tokens_per_minute is None:
             return None
         w = window(team, limits.period, now)
         try:

@@ -389,9 +389,11 @@ async def test_rate_limit_headers_in_each_api_shape(app_client, clock):
 
 @pytest.mark.parametrize(
     ("seconds", "duration"),
-    [(0.0, "0s"), (0.0121, "13ms"), (1.0, "1s"), (34.5, "34.5s"), (59.9996, "1m0s"), (60, "1m0s")],
-)
+    [(0.0, "0s"), (-2.0, "0s"), (0.0121, "13ms"), (0.9996, "1s"), (1.0, "1s"), (34.5, "34.5s"),
+     (34.5001, "34.501s"), (59.9996, "1m0s"), (60, "1m0s")],
+)  # fmt: skip
 def test_openai_reset_headers_are_go_durations(seconds, duration):
+    """Whole milliseconds, rounded up: a client that waits that long finds the counter reset."""
     assert go_duration(seconds) == duration
 
 

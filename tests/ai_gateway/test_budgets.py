@@ -155,6 +155,14 @@ async def test_a_free_request_counts_in_the_minute_shared_with_reservations(ledg
     )
 
 
+async def test_a_free_request_without_a_request_limit_is_counted_and_reads_the_tokens(ledger):
+    limits = TeamLimits(budget_nanos=None, period="day", tokens_per_minute=100,
+                        requests_per_minute=None)  # fmt: skip
+    w = window("ops", "day", NOW)
+    assert (await ledger.reserve(Reservation(w, 0, 40), limits, NOW))[0] == "ok"
+    assert await ledger.count_request(w, None, NOW) == (True, 2, 40)
+
+
 async def test_concurrent_free_requests_never_pass_the_limit(ledger):
     """Counted in one atomic step: 50 hits at once against a limit of 20 admit exactly 20."""
     w = window("ops", "day", NOW)
@@ -245,6 +253,10 @@ async def test_each_admission_says_where_the_team_stands_in_its_minute(clock):
     standing = await requests_only.admit_free("ops", MID_DAY)
     assert standing is not None
     assert (standing.requests_remaining, standing.tokens_limit) == (4, None)
+    tokens_only = stage(MemoryLedger(clock), GatewayMetrics(), tokens_per_minute=1000)
+    await tokens_only.admit("ops", 0.0, 300, MID_DAY)
+    hit = await tokens_only.admit_free("ops", MID_DAY)  # no request limit: its headers still
+    assert hit == RateLimitState(None, 0, 1000, 700, minute_end)
 
 
 def rejections(metrics: GatewayMetrics, reason: str) -> float | None:
@@ -366,13 +378,18 @@ class CountingLedger(MemoryLedger):
 
 
 async def test_a_free_request_is_checked_against_the_request_rate_only(clock):
-    """A cache hit spends nothing: with a budget but no requests-per-minute limit the ledger is
-    not asked; with that limit, hits count and are refused past it."""
+    """A cache hit spends nothing: with a budget alone the ledger is not asked; with a token
+    limit it is asked for the headers' standing and never refuses; with a request limit, hits
+    count and are refused past it."""
     ledger = CountingLedger(clock)
-    budgets = stage(ledger, GatewayMetrics(), budget_nanos=to_nanos(0.01), tokens_per_minute=10)
+    budgets = stage(ledger, GatewayMetrics(), budget_nanos=to_nanos(0.01))
     for _ in range(5):
         await budgets.admit_free("ops", NOW)
     assert (ledger.reservations, ledger.counts) == (0, 0)
+    tokens_only = stage(ledger, GatewayMetrics(), tokens_per_minute=10)
+    for _ in range(5):
+        await tokens_only.admit_free("ops", NOW)
+    assert (ledger.reservations, ledger.counts) == (0, 5)
     counting, metrics = CountingLedger(clock), GatewayMetrics()
     limited = stage(counting, metrics, requests_per_minute=2)
     await limited.admit_free("ops", NOW)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -26,10 +27,12 @@ from .base import (
     HTTP_STATUS,
     JSON,
     KEYED,
+    RATE_LIMIT_PARTS,
+    RATE_LIMIT_UNITS,
     Lenient,
     canonical_json,
-    limits_in_force,
     parse_body,
+    rate_limit_headers,
     sse,
     unsimulated,
 )
@@ -590,9 +593,23 @@ NEUTRAL_FIELDS = frozenset(
 )
 
 
+RATE_LIMIT_HEADERS = {
+    (unit, part): f"anthropic-ratelimit-{unit}-{part}"
+    for unit in RATE_LIMIT_UNITS
+    for part in RATE_LIMIT_PARTS
+}
+
+
+@lru_cache(maxsize=4)
+def rfc3339(moment: datetime) -> str:
+    """A reset time as Anthropic writes it; every request of a minute shares its reset."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class AnthropicAdapter:
     api = "anthropic"
     request_body = MessagesBody
+    rate_limit_header_names = RATE_LIMIT_HEADERS
 
     def check_headers(self, headers: Mapping[str, str]) -> None:
         """Anthropic's API refuses a request without ``anthropic-version``; its SDKs always send
@@ -600,17 +617,11 @@ class AnthropicAdapter:
         if "anthropic-version" not in headers:
             raise GatewayError("invalid_request", "anthropic-version: header is required")
 
-    def rate_limit_headers(self, state: RateLimitState, now: datetime) -> dict[str, str]:
-        """Anthropic's ``anthropic-ratelimit-*``: each limit, what remains of it, and when it
-        resets (RFC 3339). The team's one token limit counts input and output together, so it is
-        sent as ``tokens``, the family Anthropic gives for the most restrictive token limit."""
-        reset = state.resets_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        headers = {}
-        for unit, limit, remaining in limits_in_force(state):
-            headers[f"anthropic-ratelimit-{unit}-limit"] = str(limit)
-            headers[f"anthropic-ratelimit-{unit}-remaining"] = str(remaining)
-            headers[f"anthropic-ratelimit-{unit}-reset"] = reset
-        return headers
+    def rate_limit_headers(self, state: RateLimitState, now: float) -> dict[str, str]:
+        """Anthropic's ``anthropic-ratelimit-*``, whose reset is a time (so ``now`` is not read).
+        The team's one token limit counts input and output together, so it is sent as
+        ``tokens``, the family Anthropic gives for the most restrictive token limit."""
+        return rate_limit_headers(RATE_LIMIT_HEADERS, state, rfc3339(state.resets_at))
 
     def parse(self, body: object) -> ChatRequest:
         return self._request(parse_body(MessagesBody, body))

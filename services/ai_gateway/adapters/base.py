@@ -8,8 +8,7 @@ maps each error kind to its API's status and body, and lists the models in its A
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
-from datetime import datetime
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -58,8 +57,14 @@ class Adapter(Protocol):
 
     def new_id(self) -> str: ...
 
-    def rate_limit_headers(self, state: RateLimitState, now: datetime) -> dict[str, str]:
-        """A team's per-minute standing as this API's rate-limit response headers."""
+    @property
+    def rate_limit_header_names(self) -> RateLimitHeaderNames:
+        """This API's name for each rate-limit header, by (unit, part)."""
+        ...
+
+    def rate_limit_headers(self, state: RateLimitState, now: float) -> dict[str, str]:
+        """A team's per-minute standing as this API's rate-limit response headers; ``now`` in
+        seconds since the epoch."""
         ...
 
     def render(self, c: Completion, response_id: str) -> JSON: ...
@@ -80,15 +85,27 @@ class Adapter(Protocol):
         ...
 
 
-def limits_in_force(state: RateLimitState) -> Iterator[tuple[str, int, int]]:
-    """Each per-minute limit the team has, for the rate-limit headers: its unit (``requests`` or
-    ``tokens``, as both APIs name them), the limit, and what is left of it."""
+# The rate-limit headers by (unit, part): both APIs send a limit, what remains of it and when it
+# resets, for requests and for tokens, each under its own names.
+RATE_LIMIT_UNITS = ("requests", "tokens")
+RATE_LIMIT_PARTS = ("limit", "remaining", "reset")
+RateLimitHeaderNames = Mapping[tuple[str, str], str]
+
+
+def rate_limit_headers(
+    names: RateLimitHeaderNames, state: RateLimitState, reset: str
+) -> dict[str, str]:
+    """Each per-minute limit the team has, what is left of it and ``reset``, under ``names``."""
+    headers = {}
     for unit, limit, remaining in (
         ("requests", state.requests_limit, state.requests_remaining),
         ("tokens", state.tokens_limit, state.tokens_remaining),
     ):
         if limit is not None:
-            yield unit, limit, remaining
+            headers[names[unit, "limit"]] = str(limit)
+            headers[names[unit, "remaining"]] = str(remaining)
+            headers[names[unit, "reset"]] = reset
+    return headers
 
 
 class Lenient(BaseModel):

@@ -11,7 +11,6 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
@@ -27,11 +26,13 @@ from .base import (
     HTTP_STATUS,
     JSON,
     KEYED,
+    RATE_LIMIT_PARTS,
+    RATE_LIMIT_UNITS,
     Lenient,
     canonical_json,
-    limits_in_force,
     missing_parameter,
     parse_body,
+    rate_limit_headers,
     sse,
     unsimulated,
 )
@@ -564,33 +565,38 @@ NEUTRAL_FIELDS = frozenset(
 
 
 def go_duration(seconds: float) -> str:
-    """A wait as OpenAI writes its reset headers, Go's duration form: 12ms, 34.5s, 1m0s."""
-    if seconds <= 0:
+    """A wait as OpenAI writes its reset headers, Go's duration form (12ms, 34.5s, 1m0s), in
+    whole milliseconds rounded up: a client waiting that long finds the counter reset."""
+    milliseconds = max(math.ceil(seconds * 1000), 0)
+    if milliseconds == 0:
         return "0s"
-    if seconds < 1:
-        return f"{math.ceil(seconds * 1000)}ms"
-    minutes, rest = divmod(round(seconds, 3), 60)
-    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
-    return f"{int(minutes)}m{text}" if minutes else text
+    if milliseconds < 1000:
+        return f"{milliseconds}ms"
+    minutes, rest = divmod(milliseconds, 60_000)
+    text = f"{rest / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{minutes}m{text}" if minutes else text
+
+
+RATE_LIMIT_HEADERS = {
+    (unit, part): f"x-ratelimit-{part}-{unit}"
+    for unit in RATE_LIMIT_UNITS
+    for part in RATE_LIMIT_PARTS
+}
 
 
 class OpenAIAdapter:
     api = "openai"
     request_body = ChatCompletionBody
+    rate_limit_header_names = RATE_LIMIT_HEADERS
 
     def check_headers(self, headers: Mapping[str, str]) -> None:
         """OpenAI's API requires no header beyond the key."""
 
-    def rate_limit_headers(self, state: RateLimitState, now: datetime) -> dict[str, str]:
-        """OpenAI's ``x-ratelimit-*``: each limit, what remains of it, and the wait until it
-        resets; the team's limits stand in for the organisation's."""
-        reset = go_duration((state.resets_at - now).total_seconds())
-        headers = {}
-        for unit, limit, remaining in limits_in_force(state):
-            headers[f"x-ratelimit-limit-{unit}"] = str(limit)
-            headers[f"x-ratelimit-remaining-{unit}"] = str(remaining)
-            headers[f"x-ratelimit-reset-{unit}"] = reset
-        return headers
+    def rate_limit_headers(self, state: RateLimitState, now: float) -> dict[str, str]:
+        """OpenAI's ``x-ratelimit-*``, whose reset is the wait until the counters reset; the
+        team's limits stand in for the organisation's."""
+        reset = go_duration(state.resets_at.timestamp() - now)
+        return rate_limit_headers(RATE_LIMIT_HEADERS, state, reset)
 
     def parse(self, body: object) -> ChatRequest:
         parsed = parse_body(ChatCompletionBody, body)
