@@ -12,6 +12,9 @@ from .records import API_SHAPES
 from .store import StoreUnavailable
 
 log = logging.getLogger("ai_gateway")
+# The answers' statuses an alert or panel divides by: the server-error alert's 500s and 503s
+# must exist at 0 before each pod's first, or rate() loses it.
+ANSWERS_FROM_START = ("200", "500", "503")
 T = TypeVar("T")
 
 
@@ -61,7 +64,8 @@ class Meter:
             for kind in cache_kinds:
                 metrics.cache_hits.labels(kind=kind, team=team)
         for api in API_SHAPES:
-            metrics.requests.labels(api=api, status="200")
+            for status in ANSWERS_FROM_START:
+                metrics.requests.labels(api=api, status=status)
             metrics.streams_aborted.labels(api=api)
 
     def record(self, completion: Completion) -> None:

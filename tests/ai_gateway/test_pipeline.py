@@ -261,8 +261,9 @@ async def test_savings_and_answers_series_exist_at_zero_from_the_start(make_gate
         labels = {"reason": reason, "team": "team-b"}
         assert m.registry.get_sample_value("ai_cost_saved_total", labels) == 0.0
     for api in ("openai", "anthropic"):
-        labels = {"api": api, "status": "200"}
-        assert m.registry.get_sample_value("ai_requests_total", labels) == 0.0
+        for status in ("200", "500", "503"):  # the server-error alert's numerator too
+            labels = {"api": api, "status": status}
+            assert m.registry.get_sample_value("ai_requests_total", labels) == 0.0
     plain = make_gateway("unoptimized").meter.metrics
     labels = {"reason": "cache", "team": "team-a"}
     assert plain.registry.get_sample_value("ai_cost_saved_total", labels) is None
