@@ -1,6 +1,6 @@
 """Kubecost 3.x Helm values: the cluster id, spot nodes recognised by Karpenter's label, every
 pod on the system node group but the network-costs DaemonSet (on every node, tainted spot ones
-included), and claims sized for a lab that `pulumi destroy` removes."""
+included), and claims that `pulumi destroy` removes."""
 
 from __future__ import annotations
 
@@ -28,12 +28,6 @@ KEPT_CLAIMS = {
     "cloudCost": ("persistentConfigsStorage",),
 }
 NOT_KEPT = {"helm.sh/resource-policy": "delete"}
-# The chart's defaults are 128 GiB for the aggregator's database and 32 GiB for the local store:
-# about $12.80 a month of gp3 per stack (us-east-1, $0.08 per GB-month) for a lab that runs
-# hours or days on a few nodes. These hold weeks of such a cluster's data; the chart's small
-# config claims keep their 1 GiB.
-CLAIM_SIZES = {("aggregator", "aggregatorDbStorage"): ("storageRequest", "32Gi"),
-               ("localStore", "persistentVolume"): ("size", "8Gi")}  # fmt: skip
 # The network-costs DaemonSet meters each node's traffic: without a toleration it stays off the
 # NodePools' tainted nodes (the optimized stack's spot pool), where the workloads run.
 EVERY_NODE = [{"operator": "Exists"}]
@@ -76,8 +70,6 @@ def helm_values(cluster_name: str, vpc_cidr: str | None) -> dict[str, Any]:
     for component, claims in KEPT_CLAIMS.items():
         for claim in claims:
             values[component][claim] = {"annotations": dict(NOT_KEPT)}
-    for (component, claim), (key, size) in CLAIM_SIZES.items():
-        values[component][claim][key] = size
     values["networkCosts"] = {
         "tolerations": EVERY_NODE,
         "config": {"destinations": {"in-zone": in_zone_destinations(vpc_cidr)}},
