@@ -39,19 +39,41 @@ def test_the_endpoint_is_a_setting():
 def test_a_subnet_without_its_own_route_table_gets_the_endpoint_on_the_main_one():
     """An existing VPC's subnet often has no explicit association and uses the main table: a
     look-up of explicit associations alone left it routing ECR's layers through NAT."""
-    explicit = {"subnet-a": ["rtb-a"], "subnet-b": ["rtb-shared"], "subnet-c": ["rtb-shared"]}
-    asked_main: list[bool] = []
+    assert subnets_route_tables([["rtb-a"], ["rtb-shared"], ["rtb-shared"]], ["rtb-main"]) == [
+        "rtb-a",
+        "rtb-shared",
+    ]  # every subnet has its own: the main table is left alone
+    assert subnets_route_tables([["rtb-a"], []], ["rtb-main"]) == ["rtb-a", "rtb-main"]
 
-    def main() -> list[str]:
-        asked_main.append(True)
-        return ["rtb-main"]
 
-    def tables(subnets: list[str]) -> list[str]:
-        return subnets_route_tables(subnets, lambda subnet: explicit.get(subnet, []), main)
+def test_an_existing_vpcs_endpoint_looks_up_each_subnets_table(monkeypatch):
+    """Through the program: one look-up per listed subnet, and the main table for the one
+    without its own."""
+    asked: list[list[dict]] = []
+    answer = RecordingMocks.call
+    tables = {"subnet-0a": ["rtb-0a"], "subnet-0b": [], "true": ["rtb-0main"]}
 
-    assert tables(["subnet-a", "subnet-b", "subnet-c"]) == ["rtb-a", "rtb-shared"]
-    assert not asked_main  # every subnet has its own: the main table is left alone
-    assert tables(["subnet-a", "subnet-d"]) == ["rtb-a", "rtb-main"]
+    def call(self, args):
+        if args.token == "aws:ec2/getRouteTables:getRouteTables":
+            asked.append(args.args["filters"])
+            (value,) = args.args["filters"][0]["values"]
+            return {"ids": tables[value], "id": "route-tables"}
+        return answer(self, args)
+
+    monkeypatch.setattr(RecordingMocks, "call", call)
+    config = load_stack("optimized")
+    network = config.platform.network.model_copy(
+        update={"mode": "existing", "vpc_id": "vpc-0abc", "s3_gateway_endpoint": True,
+                "private_subnet_ids": ("subnet-0a", "subnet-0b")}
+    )  # fmt: skip
+    platform = config.platform.model_copy(update={"network": network})
+    recording = record(config.model_copy(update={"platform": platform}))
+    assert one(recording, ENDPOINT).inputs["routeTableIds"] == ["rtb-0a", "rtb-0main"]
+    assert sorted(f[0]["name"] for f in asked) == [
+        "association.main",
+        "association.subnet-id",
+        "association.subnet-id",
+    ]
 
 
 @pytest.mark.parametrize(

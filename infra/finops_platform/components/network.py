@@ -4,7 +4,7 @@ do not pass, and get billed, through the NAT gateway."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -40,17 +40,12 @@ def zone_names(count: int, opts: pulumi.InvokeOptions | None = None) -> list[str
 
 
 def subnets_route_tables(
-    subnet_ids: Sequence[str],
-    explicit_tables: Callable[[str], Sequence[str]],
-    main_tables: Callable[[], Sequence[str]],
+    explicit_tables: Sequence[Sequence[str]], main_tables: Sequence[str]
 ) -> list[str]:
-    """The route tables the subnets use: each one's explicitly associated table, or the VPC's
-    main table for a subnet with none (an existing VPC's subnets often have none). Looking up
-    explicit associations alone left such subnets off the S3 endpoint, silently."""
-    tables: set[str] = set()
-    for subnet in subnet_ids:
-        tables.update(explicit_tables(subnet) or main_tables())
-    return sorted(tables)
+    """The route tables some subnets use, from each one's explicitly associated tables: those, or
+    the VPC's main table for a subnet with none (an existing VPC's subnets often have none).
+    Looking up explicit associations alone left such subnets off the S3 endpoint, silently."""
+    return sorted({table for tables in explicit_tables for table in (tables or main_tables)})
 
 
 @dataclass(frozen=True)
@@ -129,32 +124,36 @@ class Network(pulumi.ComponentResource):
             }
         )
 
+    def _route_tables(self, filter_name: str, values: object) -> pulumi.Output[list[str]]:
+        found = aws.ec2.get_route_tables_output(
+            vpc_id=self.vpc_id,
+            filters=[aws.ec2.GetRouteTablesFilterArgs(name=filter_name, values=values)],
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        return found.ids
+
+    def _private_route_tables(self, config: NetworkConfig) -> pulumi.Output[list[str]]:
+        """The private subnets' route tables. A VPC the stack creates gives each subnet its own
+        table (awsx); an existing VPC's subnets, listed in the config, are looked up one by one,
+        and one with no table of its own is on the VPC's main table."""
+        if config.mode == "create":
+            return self._route_tables("association.subnet-id", self.private_subnet_ids)
+        explicit = [
+            self._route_tables("association.subnet-id", [subnet])
+            for subnet in config.private_subnet_ids
+        ]
+        main = self._route_tables("association.main", ["true"])
+        return pulumi.Output.all(main, *explicit).apply(
+            lambda found: subnets_route_tables(found[1:], found[0])
+        )
+
     def _s3_gateway_endpoint(self, name: str, args: NetworkArgs) -> aws.ec2.VpcEndpoint:
-        invoke = pulumi.InvokeOptions(parent=self)
-
-        def tables(vpc_id: str, subnet_ids: list[str]) -> list[str]:
-            def matching(name: str, value: str) -> list[str]:
-                found = aws.ec2.get_route_tables(
-                    vpc_id=vpc_id,
-                    filters=[aws.ec2.GetRouteTablesFilterArgs(name=name, values=[value])],
-                    opts=invoke,
-                )
-                return list(found.ids)
-
-            return subnets_route_tables(
-                subnet_ids,
-                lambda subnet: matching("association.subnet-id", subnet),
-                lambda: matching("association.main", "true"),
-            )
-
         return aws.ec2.VpcEndpoint(
             f"{name}-s3",
             vpc_id=self.vpc_id,
             service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway",
-            route_table_ids=pulumi.Output.all(self.vpc_id, self.private_subnet_ids).apply(
-                lambda values: tables(*values)
-            ),
+            route_table_ids=self._private_route_tables(args.config),
             tags={**args.tags, "Name": f"{args.cluster_name}-s3"},
             opts=pulumi.ResourceOptions(parent=self),
         )
