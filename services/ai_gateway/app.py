@@ -268,8 +268,7 @@ class GatewayHTTP:
         except GatewayError as refusal:
             return self._refuse(adapter, request, sim, team, model, refusal)
         except StoreUnavailable as exc:
-            self.metrics.store_errors.labels(op="request").inc()
-            self.metrics.store_up.set(0)
+            self.metrics.store_failed("request")
             log.error("store unavailable: %s", exc)
             unavailable = GatewayError(
                 "unavailable",

@@ -626,8 +626,7 @@ class Budgets:
     def _store_failed(self, exc: StoreUnavailable) -> None:
         """An admission the ledger did not answer: admitted without limits when budgets fail
         open, else refused with a 503."""
-        self._metrics.store_errors.labels(op="budget_reserve").inc()
-        self._metrics.store_up.set(0)
+        self._metrics.store_failed("budget_reserve")
         if self._fail_open:
             log.warning("budget store unavailable, admitting without limits: %s", exc)
             return
@@ -661,8 +660,7 @@ class Budgets:
         try:
             spent = await self._ledger.settle(reservation, unsettled.cost_nanos, tokens)
         except StoreUnavailable as exc:
-            self._metrics.store_errors.labels(op="budget_settle").inc()
-            self._metrics.store_up.set(0)
+            self._metrics.store_failed("budget_settle")
             log.warning("budget settlement failed, retried once the store answers: %s", exc)
             if reservation.cost_nanos > 0:  # only a reservation with a hold can be retried
                 if len(self._unsettled) == UNSETTLED_MAX:

@@ -103,6 +103,5 @@ class Meter:
     def store_failed(self, op: str, exc: StoreUnavailable, consequence: str) -> None:
         """A store operation that failed: counted by ``op``, the store marked down, and logged
         with what the gateway does instead."""
-        self.metrics.store_errors.labels(op=op).inc()
-        self.metrics.store_up.set(0)
+        self.metrics.store_failed(op)
         log.warning("%s: %s", consequence, exc)

@@ -169,5 +169,10 @@ class GatewayMetrics:
             registry=r,
         )
 
+    def store_failed(self, op: str) -> None:
+        """A store operation that failed: counted by ``op``, and the store marked down."""
+        self.store_errors.labels(op=op).inc()
+        self.store_up.set(0)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
