@@ -78,6 +78,7 @@ class Window:
     period_start: datetime
     period_end: datetime
     minute_end: datetime
+    minute_end_s: float  # the same, in seconds since the epoch (the rate-limit headers')
 
 
 def window(team: str, period: Period, now: datetime) -> Window:
@@ -110,6 +111,7 @@ def _window_of_minute(team: str, period: Period, minute: datetime) -> Window:
         period_start=start,
         period_end=end,
         minute_end=minute + timedelta(minutes=1),
+        minute_end_s=(minute + timedelta(minutes=1)).timestamp(),
     )
 
 
@@ -169,7 +171,7 @@ def rate_limit_state(
         requests_remaining=0 if rpm is None else max(rpm - requests, 0),
         tokens_limit=tpm,
         tokens_remaining=0 if tpm is None else max(tpm - tokens, 0),
-        resets_at=w.minute_end,
+        resets_at=w.minute_end_s,
     )
 
 

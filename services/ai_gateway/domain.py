@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from typing import NamedTuple
 
 from .pricing import ModelCard
 from .records import CacheStatus, ErrorKind
@@ -22,17 +22,18 @@ from .tool_prompt import ToolPrompt
 AUTO_MODEL = "auto"
 
 
-@dataclass(frozen=True)
-class RateLimitState:
+class RateLimitState(NamedTuple):
     """Where a team stands in its per-minute limits once a request was counted (or refused), for
     the rate-limit headers each API shape sends: clients pace themselves by them. A limit the
-    team does not have is None, and its remaining count means nothing."""
+    team does not have is None, and its remaining count means nothing. A tuple: one is made per
+    metered answer, on the hit path too, and a tuple is made in a third of a frozen dataclass's
+    time."""
 
     requests_limit: int | None
     requests_remaining: int
     tokens_limit: int | None
     tokens_remaining: int
-    resets_at: datetime  # the end of the minute the counters belong to
+    resets_at: float  # the end of the minute the counters belong to, in seconds since the epoch
 
 
 class GatewayError(Exception):

@@ -236,7 +236,7 @@ async def test_each_admission_says_where_the_team_stands_in_its_minute(clock):
     on a refusal, which counts nothing."""
     budgets = stage(MemoryLedger(clock), GatewayMetrics(), tokens_per_minute=1000,
                     requests_per_minute=3)  # fmt: skip
-    minute_end = datetime(2026, 2, 28, 14, 21, tzinfo=UTC)
+    minute_end = datetime(2026, 2, 28, 14, 21, tzinfo=UTC).timestamp()
     miss = await budgets.admit("ops", 0.0, 400, MID_DAY)
     assert miss.rate_limits == RateLimitState(3, 2, 1000, 600, minute_end)
     assert await budgets.admit_free("ops", MID_DAY) == RateLimitState(3, 1, 1000, 600, minute_end)

@@ -601,9 +601,10 @@ RATE_LIMIT_HEADERS = {
 
 
 @lru_cache(maxsize=4)
-def rfc3339(moment: datetime) -> str:
-    """A reset time as Anthropic writes it; every request of a minute shares its reset."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def rfc3339(seconds: float) -> str:
+    """A reset time (seconds since the epoch) as Anthropic writes it; every request of a minute
+    shares its reset."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class AnthropicAdapter:

@@ -595,7 +595,7 @@ class OpenAIAdapter:
     def rate_limit_headers(self, state: RateLimitState, now: float) -> dict[str, str]:
         """OpenAI's ``x-ratelimit-*``, whose reset is the wait until the counters reset; the
         team's limits stand in for the organisation's."""
-        reset = go_duration(state.resets_at.timestamp() - now)
+        reset = go_duration(state.resets_at - now)
         return rate_limit_headers(RATE_LIMIT_HEADERS, state, reset)
 
     def parse(self, body: object) -> ChatRequest:
