@@ -15,11 +15,13 @@ import contextlib
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .store import Clock, ExpiringLRU, Store, StoreUnavailable
 
-NAMESPACE = "cache:exact:"
+# v2: exact entries carry their request's baseline. A replica of the version before reads an
+# entry by its fields alone and fails on a new one: during a rolling update it never sees them.
+NAMESPACE = "cache:exact:v2:"
 # How often a kept answer that keeps being hit marks its stored entry as used (one TOUCH).
 TOUCH_INTERVAL_S = 60.0
 
@@ -37,6 +39,25 @@ class CachedCompletion:
     label: str | None = None  # ground truth of the request that created it, for evaluation only
     stop_sequence: str | None = None  # the stop sequence that ended the answer, if one did
     tool_call: dict[str, str] | None = None  # a forced tool call's id, name and arguments
+    # An exact entry only: what its request costs unoptimized, and the baseline model and prices
+    # that figure is for (Catalog.baseline_of); a hit on the same request reuses it.
+    baseline_usd: float | None = None
+    baseline_of: str | None = None
+
+    def to_json(self) -> bytes:
+        """The entry as stored, its unset fields left out: a semantic entry (no baseline) reads
+        in a replica of the version before as it always has."""
+        return json.dumps({k: v for k, v in vars(self).items() if v is not None}).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> CachedCompletion:
+        """An entry as stored; fields a later version adds are left out, so that version's
+        entries do not fail this one."""
+        stored = json.loads(raw)
+        return cls(**{name: stored[name] for name in _FIELDS if name in stored})
+
+
+_FIELDS = tuple(field.name for field in fields(CachedCompletion))
 
 
 def exact_key(team: str, canonical_request: str) -> str:
@@ -76,7 +97,7 @@ class KeptAnswers:
         raw = await self._store.get(key)
         if not raw:
             return None
-        answer = CachedCompletion(**json.loads(raw))
+        answer = CachedCompletion.from_json(raw)
         if self._kept is not None and expires_at is None:
             try:
                 left = await self._store.ttl(key)
@@ -97,7 +118,7 @@ class KeptAnswers:
         if self._kept is not None:
             now = self._clock()
             self._kept.put(key, _Kept(answer, now), now + ttl_seconds)
-        await self._store.set(key, json.dumps(vars(answer)).encode(), ttl_seconds)
+        await self._store.set(key, answer.to_json(), ttl_seconds)
 
 
 class ExactCache:

@@ -7,6 +7,7 @@ price it, and, when routing is on, replaced by a cheaper tier's model.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import numpy as np
@@ -70,6 +71,7 @@ class Catalog:
         self._provider = provider
         self._embedder = embedder
         self._may_answer: dict[str, frozenset[str]] = {}  # by requested model, see may_answer
+        self._baseline_fingerprints: dict[str, str] = {}  # by baseline model, see baseline_of
 
     def resolve(self, name: str) -> ModelCard:
         card = self.table.resolve(name)
@@ -205,6 +207,18 @@ class Catalog:
     def holds(self, card: ModelCard, request: ChatRequest, prompt_tokens: int) -> bool:
         """Whether ``card``'s context window holds the prompt and its least completion."""
         return prompt_tokens + self.least_completion(card, request) <= card.context_window
+
+    def baseline_of(self, requested: ModelCard | None) -> str:
+        """What a request's baseline figure depends on beyond the request: the baseline model
+        and its card (prices, length model), as a short fingerprint made once per model. An
+        exact hit reuses its entry's baseline only while this is unchanged (a price update, or
+        another complex tier for "auto", gives another)."""
+        card = self.baseline_model(requested)
+        fingerprint = self._baseline_fingerprints.get(card.name)
+        if fingerprint is None:
+            digest = hashlib.sha256(card.model_dump_json().encode()).hexdigest()[:16]
+            fingerprint = self._baseline_fingerprints[card.name] = f"{card.name}:{digest}"
+        return fingerprint
 
     def baseline_model(self, requested: ModelCard | None) -> ModelCard:
         """The model a request is priced and counted against unoptimized: the one it names, or

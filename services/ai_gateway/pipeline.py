@@ -76,6 +76,7 @@ class Settlement:
     key: str | None
     probe: SemanticProbe | None
     label: str | None
+    baseline_of: str  # Catalog.baseline_of, stored with the exact entry and its baseline
 
 
 @dataclass(frozen=True)
@@ -123,15 +124,22 @@ class Gateway:
         if requested is not None:
             self.catalog.check_sampling(requested, request)
         requested_name = AUTO_MODEL if requested is None else requested.name
-        baseline = self.catalog.baseline_cost(requested, request, tokens)
+        baseline_of = self.catalog.baseline_of(requested)
 
         key = exact_key(team, request.canonical(requested_name)) if self.exact else None
         if self.exact is not None and key is not None:
             hit = await self.meter.guarded(self.exact.get(key), "cache_get")
             if hit is not None:
+                # The same request: its entry's baseline, unless the prices have changed since.
+                baseline = (
+                    hit.baseline_usd
+                    if hit.baseline_usd is not None and hit.baseline_of == baseline_of
+                    else self.catalog.baseline_cost(requested, request, tokens)
+                )
                 return Answer(
                     await self._from_cache(request, team, hit, "exact", None, baseline, now)
                 )
+        baseline = self.catalog.baseline_cost(requested, request, tokens)
         routes_all = self.settings.teams[team].routing == "all"
         probe = self._semantic_probe(team, request, requested, routes_all)
         found = await self._semantic_lookup(probe)
@@ -153,7 +161,7 @@ class Gateway:
         completion = self._generate(
             request, team, card, cap, tokens, baseline, route, admitted.rate_limits
         )
-        return Answer(completion, Settlement(admitted.reservation, key, probe, label))
+        return Answer(completion, Settlement(admitted.reservation, key, probe, label, baseline_of))
 
     def _worst_cost(
         self, card: ModelCard, request: ChatRequest, prompt_tokens: int, cap: int
@@ -178,11 +186,7 @@ class Gateway:
         if partial and delivered is not None:
             completion = self._cut(completion, delivered)
         self.meter.record(completion)
-        writes = (
-            []
-            if partial
-            else self._remember(settlement.key, settlement.probe, completion, settlement.label)
-        )
+        writes = [] if partial else self._remember(settlement, completion)
         if settlement.reservation is not None:
             used = completion.prompt_tokens + completion.completion_tokens
             settle = self.budgets.settle(
@@ -346,10 +350,10 @@ class Gateway:
         self.meter.record(completion)
         return completion
 
-    def _remember(
-        self, key: str | None, probe: SemanticProbe | None, c: Completion, label: str | None
-    ) -> list[Coroutine[Any, Any, object]]:
-        """The cache writes for an answer, not yet awaited (see store.write_together)."""
+    def _remember(self, settlement: Settlement, c: Completion) -> list[Coroutine[Any, Any, object]]:
+        """The cache writes for an answer, not yet awaited (see store.write_together); the exact
+        entry keeps the request's baseline, which a semantic hit (another request) cannot use."""
+        key, probe, label = settlement.key, settlement.probe, settlement.label
         entry = CachedCompletion(
             model=c.model.name,
             text=c.text,
@@ -363,7 +367,8 @@ class Gateway:
         )
         writes: list[Coroutine[Any, Any, object]] = []
         if key is not None and self.exact is not None:
-            writes.append(self.meter.guarded(self.exact.put(key, entry), "cache_put"))
+            exact = replace(entry, baseline_usd=c.baseline_usd, baseline_of=settlement.baseline_of)
+            writes.append(self.meter.guarded(self.exact.put(key, exact), "cache_put"))
         if probe is not None and self.semantic is not None:
             add = self.semantic.add(probe.scope, probe.prompt, probe.vector, entry)
             writes.append(self.meter.guarded(add, "semantic_put"))

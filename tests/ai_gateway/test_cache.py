@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from ai_gateway.cache import CachedCompletion, ExactCache, exact_key
 from ai_gateway.store import MemoryStore, RedisStore
@@ -112,3 +113,14 @@ async def test_a_stalled_store_never_delays_a_kept_hit(clock):
     assert await asyncio.wait_for(cache.get(KEY), timeout=0.5) == ANSWER
     await asyncio.sleep(0)
     assert store.touches == 2
+
+
+def test_stored_entries_read_across_versions():
+    """An entry's unset fields are left out when stored, so a semantic entry (no baseline) is
+    what the version before reads; and fields a later version adds are ignored, not a failure."""
+    stored = json.loads(ANSWER.to_json())
+    assert "baseline_usd" not in stored and "label" not in stored
+    assert CachedCompletion(**stored) == ANSWER  # as the version before builds it
+    later = json.dumps({**stored, "added_by_a_later_version": 1}).encode()
+    assert CachedCompletion.from_json(later) == ANSWER
+    assert KEY.startswith("cache:exact:v2:")  # exact entries carry a baseline now

@@ -8,6 +8,7 @@ import inspect
 import os
 import socket
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from ai_gateway import pipeline
 from ai_gateway.adapters.openai import OpenAIAdapter
 from ai_gateway.budgets import to_nanos
+from ai_gateway.cache import CachedCompletion, exact_key
 from ai_gateway.domain import ChatRequest, GatewayError
 from ai_gateway.embeddings import LEXICAL_MAX_CHARS, Model2VecEmbedder
 from ai_gateway.metrics import GatewayMetrics
@@ -67,6 +69,36 @@ async def test_exact_cache_hit_costs_nothing_and_counts_the_saving(store, make_g
         for kind in ("input", "output")
     )
     assert billed == pytest.approx(first.cost_usd)
+
+
+async def test_an_exact_hit_reuses_its_entrys_baseline_while_the_prices_hold(
+    store, make_gateway, monkeypatch
+):
+    """The same request costs the same unoptimized: the miss's baseline is stored with its exact
+    entry, and a hit does not count the prompt and draw the answer's length again (an eighth of
+    a hit's CPU). An entry whose baseline model or prices have changed since is priced anew."""
+    gateway = make_gateway("optimized", store, **EXACT_ONLY)
+    question = ask("How do I rotate my API key?")
+    first = await gateway.complete(question, "team-a")
+    priced: list[str] = []
+    baseline_cost = gateway.catalog.baseline_cost
+
+    def counted(requested, request, tokens):
+        priced.append(request.model)
+        return baseline_cost(requested, request, tokens)
+
+    monkeypatch.setattr(gateway.catalog, "baseline_cost", counted)
+    hit = await gateway.complete(question, "team-a")
+    assert (hit.cache, hit.saved_usd, priced) == ("exact", first.baseline_usd, [])
+    key = exact_key("team-a", question.canonical("gpt-4"))
+    stored = CachedCompletion.from_json(await store.get(key))
+    expected_of = gateway.catalog.baseline_of(gateway.catalog.requested(question))
+    assert (stored.baseline_usd, stored.baseline_of) == (first.baseline_usd, expected_of)
+    await store.set(key, replace(stored, baseline_usd=99.0, baseline_of="gpt-4:old").to_json(), 60)
+    fresh = make_gateway("optimized", store, **EXACT_ONLY)  # no kept copy of the entry
+    monkeypatch.setattr(fresh.catalog, "baseline_cost", counted)
+    repriced = await fresh.complete(question, "team-a")
+    assert (repriced.cache, repriced.saved_usd, priced) == ("exact", first.baseline_usd, ["gpt-4"])
 
 
 async def test_exact_cache_is_scoped_by_team_and_parameters(store, make_gateway):
