@@ -616,6 +616,11 @@ class Budgets:
         try:
             count = await self._ledger.count_request(w, limits.requests_per_minute, now)
         except StoreUnavailable as exc:
+            if limits.requests_per_minute is None:
+                # Only the headers' standing was asked: a hit is never refused for it.
+                self._metrics.store_failed("budget_reserve")
+                log.warning("rate-limit standing unavailable, served without it: %s", exc)
+                return None
             self._store_failed(exc)
             return None
         self._metrics.store_up.set(1)

@@ -120,6 +120,12 @@ class ChatRequest:
             )
         return self._canonical[model]
 
+    def keyed_as_sent(self) -> bool:
+        """Whether the keys read every message exactly as sent: they trim its surrounding
+        whitespace and unify line ends, which change its token count, so only such a request
+        costs what any other request under its exact key costs."""
+        return all(m.content == m.content.replace("\r\n", "\n").strip() for m in self.messages)
+
     @property
     def shape(self) -> AnswerShape:
         """What the simulated provider must respect in the answer's form."""

@@ -76,7 +76,9 @@ class Settlement:
     key: str | None
     probe: SemanticProbe | None
     label: str | None
-    baseline_of: str  # Catalog.baseline_of, stored with the exact entry and its baseline
+    # Catalog.baseline_of, stored with the exact entry and its baseline; None when the request
+    # is not keyed as sent (ChatRequest.keyed_as_sent), whose baseline no other request shares.
+    baseline_of: str | None
 
 
 @dataclass(frozen=True)
@@ -124,16 +126,18 @@ class Gateway:
         if requested is not None:
             self.catalog.check_sampling(requested, request)
         requested_name = AUTO_MODEL if requested is None else requested.name
-        baseline_of = self.catalog.baseline_of(requested)
+        baseline_of = self.catalog.baseline_of(requested) if request.keyed_as_sent() else None
 
         key = exact_key(team, request.canonical(requested_name)) if self.exact else None
         if self.exact is not None and key is not None:
             hit = await self.meter.guarded(self.exact.get(key), "cache_get")
             if hit is not None:
-                # The same request: its entry's baseline, unless the prices have changed since.
+                # The same request as sent: its entry's baseline, unless prices changed since.
                 baseline = (
                     hit.baseline_usd
-                    if hit.baseline_usd is not None and hit.baseline_of == baseline_of
+                    if hit.baseline_usd is not None
+                    and baseline_of is not None
+                    and hit.baseline_of == baseline_of
                     else self.catalog.baseline_cost(requested, request, tokens)
                 )
                 return Answer(
@@ -367,7 +371,12 @@ class Gateway:
         )
         writes: list[Coroutine[Any, Any, object]] = []
         if key is not None and self.exact is not None:
-            exact = replace(entry, baseline_usd=c.baseline_usd, baseline_of=settlement.baseline_of)
+            shared = settlement.baseline_of is not None
+            exact = replace(
+                entry,
+                baseline_usd=c.baseline_usd if shared else None,
+                baseline_of=settlement.baseline_of,
+            )
             writes.append(self.meter.guarded(self.exact.put(key, exact), "cache_put"))
         if probe is not None and self.semantic is not None:
             add = self.semantic.add(probe.scope, probe.prompt, probe.vector, entry)

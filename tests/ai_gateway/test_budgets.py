@@ -25,7 +25,7 @@ from ai_gateway.budgets import (
 )
 from ai_gateway.domain import GatewayError, RateLimitState
 from ai_gateway.metrics import GatewayMetrics
-from ai_gateway.store import KEY_PREFIX, RedisStore
+from ai_gateway.store import KEY_PREFIX, RedisStore, StoreUnavailable
 from tests.ai_gateway.reliability_support import persistent_valkey
 
 NOW = datetime(2026, 2, 28, 23, 59, 30, tzinfo=UTC)
@@ -360,6 +360,29 @@ async def test_settlements_past_the_limit_drop_the_oldest_and_count_it(monkeypat
         assert registry.get_sample_value("ai_budget_settlements_dropped_total") == 1
     finally:
         await store.close()
+
+
+class DownLedger(MemoryLedger):
+    """A ledger whose store does not answer."""
+
+    async def count_request(self, w, requests_per_minute, now):
+        raise StoreUnavailable("connection refused")
+
+
+async def test_a_hit_asked_only_for_its_headers_is_served_while_the_store_is_down(clock):
+    """A team with a token limit alone asks the ledger on a hit for its headers' standing only:
+    with the store down (budgets failing closed) the hit is served without them, not refused,
+    and the failure is counted; a request limit still refuses, as it must be enforced."""
+    metrics = GatewayMetrics()
+    tokens_only = stage(DownLedger(clock), metrics, tokens_per_minute=1000)
+    assert await tokens_only.admit_free("ops", NOW) is None
+    failures = {"op": "budget_reserve"}
+    assert metrics.registry.get_sample_value("ai_store_errors_total", failures) == 1
+    with pytest.raises(GatewayError) as refused:
+        await stage(DownLedger(clock), GatewayMetrics(), requests_per_minute=5).admit_free(
+            "ops", NOW
+        )
+    assert refused.value.kind == "unavailable"
 
 
 class CountingLedger(MemoryLedger):

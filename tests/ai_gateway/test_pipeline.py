@@ -23,7 +23,7 @@ from ai_gateway.metrics import GatewayMetrics
 from ai_gateway.pipeline import Gateway
 from ai_gateway.router import default_router
 from ai_gateway.semantic import SNAPSHOT, SNAPSHOT_MARK, SnapshotPolicy
-from ai_gateway.store import RedisStore
+from ai_gateway.store import MemoryStore, RedisStore
 from ai_gateway.tokens import PromptMessage
 from ai_gateway.wiring import build_gateway
 from tests.ai_gateway.reliability_support import persistent_valkey
@@ -99,6 +99,30 @@ async def test_an_exact_hit_reuses_its_entrys_baseline_while_the_prices_hold(
     monkeypatch.setattr(fresh.catalog, "baseline_cost", counted)
     repriced = await fresh.complete(question, "team-a")
     assert (repriced.cache, repriced.saved_usd, priced) == ("exact", first.baseline_usd, ["gpt-4"])
+
+
+async def test_a_hit_whose_request_the_key_trimmed_is_priced_as_sent(store, make_gateway):
+    """The key trims each message's surrounding whitespace, which the providers bill: a padded
+    request shares its key with the plain one but not its baseline, nor its fit in the window."""
+    gateway = make_gateway("optimized", store, **EXACT_ONLY)
+    plain = await gateway.complete(ask("How do I rotate my API key?"), "team-a")
+    padded = ask("How do I rotate my API key?" + " \n" * 3000)
+    hit = await gateway.complete(padded, "team-a")
+    assert hit.cache == "exact" and hit.saved_usd > plain.baseline_usd * 2
+    fresh = make_gateway("optimized", MemoryStore(), **EXACT_ONLY)
+    assert hit.saved_usd == (await fresh.complete(padded, "team-a")).baseline_usd
+    with pytest.raises(GatewayError) as too_long:  # gpt-4's 8,192 tokens: refused, not served
+        await gateway.complete(ask("How do I rotate my API key?" + " \n" * 20_000), "team-a")
+    assert too_long.value.code == "context_length_exceeded"
+
+
+async def test_a_padded_requests_baseline_is_not_kept_for_the_plain_one(store, make_gateway):
+    gateway = make_gateway("optimized", store, **EXACT_ONLY)
+    await gateway.complete(ask("  Where is my parcel?\r\n"), "team-a")
+    hit = await gateway.complete(ask("Where is my parcel?"), "team-a")
+    fresh = make_gateway("optimized", MemoryStore(), **EXACT_ONLY)
+    plain = await fresh.complete(ask("Where is my parcel?"), "team-a")
+    assert (hit.cache, hit.saved_usd) == ("exact", plain.baseline_usd)
 
 
 async def test_exact_cache_is_scoped_by_team_and_parameters(store, make_gateway):
