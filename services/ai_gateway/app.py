@@ -211,8 +211,7 @@ class GatewayHTTP:
     def _headers(self, adapter: Adapter, c: Completion) -> dict[str, str]:
         """An answer's headers: what the gateway did, and the team's rate-limit standing."""
         headers = gateway_headers(c)
-        if c.rate_limits is not None:
-            headers.update(adapter.rate_limit_headers(c.rate_limits, self.gateway.clock()))
+        headers.update(self._rate_limit_headers(adapter, c.rate_limits))
         return headers
 
     def _rate_limit_headers(self, adapter: Adapter, state: RateLimitState | None) -> dict[str, str]:

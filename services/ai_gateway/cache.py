@@ -44,6 +44,15 @@ class CachedCompletion:
     baseline_usd: float | None = None
     baseline_of: str | None = None
 
+    def baseline_for(self, baseline_of: str | None) -> float | None:
+        """The stored baseline, if it was computed for ``baseline_of`` (None: no request shares
+        this one's baseline, see ChatRequest.keyed_as_sent)."""
+        return (
+            self.baseline_usd
+            if baseline_of is not None and baseline_of == self.baseline_of
+            else None
+        )
+
     def to_json(self) -> bytes:
         """The entry as stored, its unset fields left out: a semantic entry (no baseline) reads
         in a replica of the version before as it always has."""

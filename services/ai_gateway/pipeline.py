@@ -133,13 +133,9 @@ class Gateway:
             hit = await self.meter.guarded(self.exact.get(key), "cache_get")
             if hit is not None:
                 # The same request as sent: its entry's baseline, unless prices changed since.
-                baseline = (
-                    hit.baseline_usd
-                    if hit.baseline_usd is not None
-                    and baseline_of is not None
-                    and hit.baseline_of == baseline_of
-                    else self.catalog.baseline_cost(requested, request, tokens)
-                )
+                baseline = hit.baseline_for(baseline_of)
+                if baseline is None:
+                    baseline = self.catalog.baseline_cost(requested, request, tokens)
                 return Answer(
                     await self._from_cache(request, team, hit, "exact", None, baseline, now)
                 )
