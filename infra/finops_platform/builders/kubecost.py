@@ -44,14 +44,8 @@ def in_zone_destinations(vpc_cidr: str | None) -> list[str]:
     """The chart's in-zone list less the private range that holds the VPC (all three for an
     existing VPC, whose range the program does not know)."""
     vpc = None if vpc_cidr is None else ipaddress.ip_network(vpc_cidr)
-    return [
-        cidr
-        for cidr in CHART_IN_ZONE
-        if not any(
-            ipaddress.ip_network(cidr) == private and (vpc is None or vpc.subnet_of(private))
-            for private in PRIVATE_RANGES
-        )
-    ]
+    dropped = {private for private in PRIVATE_RANGES if vpc is None or vpc.subnet_of(private)}
+    return [cidr for cidr in CHART_IN_ZONE if ipaddress.ip_network(cidr) not in dropped]
 
 
 def helm_values(cluster_name: str, vpc_cidr: str | None) -> dict[str, Any]:
