@@ -56,6 +56,10 @@ class PromptTokens:
 
 # How much of an unknown model's name an error repeats: a body may hold a megabyte of it.
 SHOWN_NAME_CHARS = 100
+# Why a provider refuses a request whatever its sampling values (Catalog.refusal): routing passes
+# over a tier whose model would, and a decision raised past one names it.
+PREFILL_REFUSED = "refuses a conversation that ends with an assistant message"
+STOP_REFUSED = "refuses stop sequences"
 
 
 class Catalog:
@@ -121,7 +125,7 @@ class Catalog:
                 param="top_p",
                 code="unsupported_parameter",
             )
-        Catalog.check_prefill(card, request)
+        Catalog.check_refusals(card, request)
         both = request.temperature is not None and request.top_p is not None
         if card.sampling == "temperature_or_top_p" and both:
             raise GatewayError(
@@ -131,18 +135,33 @@ class Catalog:
             )
 
     @staticmethod
-    def takes_prefill(card: ModelCard, request: ChatRequest) -> bool:
-        """Claude 4.6 and later refuse a conversation that ends with an assistant message."""
-        return card.assistant_prefill or request.messages[-1].role != "assistant"
+    def refusal(card: ModelCard, request: ChatRequest) -> str | None:
+        """Why ``card``'s provider would refuse ``request`` whatever its sampling values, or
+        None (``assistant_prefill`` and ``stop_sequences`` in data/models.yaml)."""
+        if not card.assistant_prefill and request.messages[-1].role == "assistant":
+            return PREFILL_REFUSED
+        if not card.stop_sequences and request.stop:
+            return STOP_REFUSED
+        return None
 
     @staticmethod
-    def check_prefill(card: ModelCard, request: ChatRequest) -> None:
-        if not Catalog.takes_prefill(card, request):
+    def check_refusals(card: ModelCard, request: ChatRequest) -> None:
+        """The 400 ``card``'s provider answers for a ``refusal``, in its words."""
+        why = Catalog.refusal(card, request)
+        if why == PREFILL_REFUSED:
             raise GatewayError(
                 "invalid_request",
                 "This model does not support assistant message prefill. The conversation must "
                 "end with a user message.",
                 param="messages",
+            )
+        if why == STOP_REFUSED:
+            raise GatewayError(
+                "invalid_request",
+                f"Unsupported parameter: '{request.stop_parameter}' is not supported with this "
+                "model.",
+                param=request.stop_parameter,
+                code="unsupported_parameter",
             )
 
     def prompt_tokens(self, request: ChatRequest) -> int:
@@ -287,11 +306,11 @@ class Catalog:
             last_turn_vector=embedded[1] if embedded and embedded[0] == last_turn else None,
         )
         fitting = self.fitting_tier(decision, request, tokens)
-        if fitting is None:  # no tier serves it: served as asked, or refused as too long
+        if fitting is None:  # no tier serves it: served as asked, or refused as its model would
             if requested is not None:
                 return requested, None
-            self.check_prefill(reference, request)  # "auto" where no tier takes a prefill
-            return reference, replace(decision, tier="complex", raised="no tier's window holds it")
+            self.check_refusals(reference, request)  # "auto" where no tier would take it
+            return reference, replace(decision, tier="complex", raised="no tier's model takes it")
         chosen, decision = fitting
         if requested is not None and chosen.cost_usd(1000, 1000) >= requested.cost_usd(1000, 1000):
             return requested, None
@@ -301,19 +320,19 @@ class Catalog:
         self, decision: RouteDecision, request: ChatRequest, tokens: PromptTokens
     ) -> tuple[ModelCard, RouteDecision] | None:
         """The decided tier's model, or the next tier up whose context window holds the prompt
-        and one completion token: a 300k-token log sent to a 1M-token model was routed to a
-        272k-token one and refused, a request the named model would have answered."""
+        and one completion token and whose provider takes the request (``refusal``): a 300k-token
+        log sent to a 1M-token model was routed to a 272k-token one and refused, a request the
+        named model would have answered."""
         first = self.resolve(self._routing.tiers[decision.tier])
         for tier in TIERS[TIERS.index(decision.tier) :]:
             card = self.resolve(self._routing.tiers[tier])
             prompt = tokens(card)
-            if self.holds(card, request, prompt) and self.takes_prefill(card, request):
+            if self.holds(card, request, prompt) and self.refusal(card, request) is None:
                 if tier == decision.tier:
                     return card, decision
                 why = (
-                    "refuses a conversation that ends with an assistant message"
-                    if not self.takes_prefill(first, request)
-                    else f"cannot fit the prompt's {tokens(first)} tokens in its window"
+                    self.refusal(first, request)
+                    or f"cannot fit the prompt's {tokens(first)} tokens in its window"
                 )
                 raised = f"raised from {decision.tier}: {first.name} {why}"
                 return card, replace(decision, tier=tier, raised=raised)

@@ -83,6 +83,8 @@ class ChatRequest:
     include_usage: bool = False
     cap_parameter: str = "max_tokens"
     """The field that carried ``max_tokens``, as the client's API names it (errors name it)."""
+    stop_parameter: str = "stop"
+    """The field that carried ``stop``, as the client's API names it (errors name it)."""
     reasoning_refused: tuple[str, ...] = ()
     """The OpenAI parameters this body set that OpenAI's reasoning models refuse (``max_tokens``,
     penalties, ``logit_bias``, log probabilities), in the order they are named."""

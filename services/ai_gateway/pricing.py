@@ -66,6 +66,11 @@ class ModelCard(StrictModel):
         description="whether the provider takes a conversation that ends with an assistant "
         "message (a prefill); Claude 4.6 and later refuse it",
     )
+    stop_sequences: bool = Field(
+        default=True,
+        description="whether the provider takes stop sequences; OpenAI's gpt-5, 5.1 and 5.2 "
+        "lines and o-series reasoning models refuse `stop`",
+    )
     latency: LatencyProfile
     output_tokens: OutputLength
 

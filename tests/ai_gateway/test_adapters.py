@@ -390,6 +390,8 @@ THINKS = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
         ({"tools": [{"name": "get_weather"}]}, "tools[0].input_schema", "Field required"),
         ({"tools": [{"input_schema": {}}]}, "tools[0].name", "tools.0.name: Field required"),
         ({"metadata": {"user_id": 123}}, "metadata.user_id", "Input should be a valid string"),
+        ({"metadata": {"user_id": "u-7", "session": "s-1"}}, "metadata.session",
+         "metadata.session: Extra inputs are not permitted"),
         ({**THINKS, "temperature": 0.5}, "temperature", "may only be set to 1 when thinking"),
         ({"thinking": {"type": "adaptive"}, "temperature": 0}, "temperature", "adaptive mode"),
         ({**THINKS, "top_p": 0.9}, "top_p", "between 0.95 and 1"),

@@ -201,6 +201,22 @@ def test_routing_passes_over_a_tier_whose_model_refuses_a_prefill():
     )
 
 
+def test_routing_passes_over_a_tier_whose_model_refuses_stop_sequences():
+    """gpt-5-nano and gpt-5-mini refuse `stop`: a request with one decided for either goes to
+    the next tier up that takes it, and the decision says why."""
+    tiers = {"simple": "gpt-5-nano", "standard": "gpt-5-mini", "complex": "gpt-5.4"}
+    routed = Catalog(default_price_table(), RoutingSettings(enabled=True, tiers=tiers),
+                     SimulatedProvider(0))  # fmt: skip
+    plain = ask("What is the capital of France?", model="auto")
+    tokens = PromptTokens(plain.messages)
+    card, decided = routed.route(plain, None, True, tokens)
+    assert decided is not None and card.name in ("gpt-5-nano", "gpt-5-mini")
+    served, raised = routed.route(replace(plain, stop=("\n",)), None, True, tokens)
+    assert served.name == "gpt-5.4"
+    assert raised is not None and raised.tier == "complex"
+    assert f"raised from {decided.tier}: {card.name} refuses stop sequences" in raised.reason
+
+
 def test_an_auto_prefill_no_tier_takes_is_refused_as_its_provider_would():
     """Every tier refusing a prefill fell back to the complex tier's model, which served it
     with the reason "no tier's window holds it"; the same body naming that model gets a 400."""

@@ -148,3 +148,34 @@ async def test_a_cap_too_large_is_named_by_the_field_the_client_sent(client):
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "max_completion_tokens"
     assert response.json()["error"]["message"].startswith("max_completion_tokens is too large")
+
+
+def test_the_stop_rule_is_on_the_models_reported_to_refuse_stop():
+    refusing = {name for name, card in TABLE.models.items() if not card.stop_sequences}
+    assert refusing == {"gpt-5", "gpt-5-mini", "gpt-5-nano", "o3"}
+    assert all(TABLE.models[name].sampling == "reasoning" for name in refusing)
+
+
+@pytest.mark.parametrize("stop", ["END", ["END", "STOP"]])
+async def test_an_earlier_reasoning_model_refuses_stop_in_openais_words(client, stop):
+    """gpt-5's 400 to a stop sequence: client code tested here must fail here too."""
+    refused = await ask(client, OPENAI, OPENAI_KEY, model="gpt-5-mini", stop=stop)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["param"], error["code"]) == ("stop", "unsupported_parameter")
+    assert error["message"] == "Unsupported parameter: 'stop' is not supported with this model."
+    for model in ("gpt-5.4-mini", "gpt-4o"):
+        taken = await ask(client, OPENAI, OPENAI_KEY, model=model, stop=stop)
+        assert taken.status_code == 200, taken.text
+    for unset in (None, []):
+        taken = await ask(client, OPENAI, OPENAI_KEY, model="gpt-5-mini", stop=unset)
+        assert taken.status_code == 200, taken.text
+
+
+async def test_stop_sequences_are_refused_through_the_anthropic_api_by_their_own_name(client):
+    refused = await ask(client, ANTHROPIC, ANTHROPIC_KEY, model="o3", max_tokens=20,
+                        stop_sequences=["END"])  # fmt: skip
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "'stop_sequences' is not supported with this model" in error["message"]

@@ -409,6 +409,9 @@ class _Thinking(Lenient):
 
 
 class _Metadata(Lenient):
+    """Anthropic's metadata holds ``user_id`` alone, and its API refuses any other key (which is
+    why LiteLLM strips the others before it calls Anthropic)."""
+
     user_id: str | None = None
 
 
@@ -433,6 +436,9 @@ def _checked_fields(body: PromptBody) -> _CheckedFields:
         for name in ("name", "input_schema"):
             if tool.type in (None, "custom") and getattr(tool, name) is None:
                 raise _invalid(f"tools.{at}.{name}: Field required", f"tools[{at}].{name}")
+    unknown = next(iter(fields.metadata.model_extra or {}), None) if fields.metadata else None
+    if unknown is not None:
+        raise _invalid(f"metadata.{unknown}: Extra inputs are not permitted", f"metadata.{unknown}")
     choice = fields.tool_choice
     if choice and choice.type == "tool" and not choice.name:
         raise _invalid("tool_choice.tool.name: Field required", "tool_choice.name")
@@ -654,6 +660,7 @@ class AnthropicAdapter:
             temperature=parsed.temperature,
             top_p=parsed.top_p,
             stop=tuple(parsed.stop_sequences or ()),
+            stop_parameter="stop_sequences",
             stream=bool(parsed.stream),
             unsimulated=unsimulated(parsed, KEYED_FIELDS, NEUTRAL_FIELDS),
             tool_prompt=_tool_prompt(parsed),
