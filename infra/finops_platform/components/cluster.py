@@ -1,7 +1,7 @@
 """Cluster: EKS (API authentication mode, access entries, STANDARD support), its control-plane
 log group, a small on-demand system node group whose launch template tags its instances and
-volumes, the add-ons (VPC CNI with network policies, CoreDNS, Pod Identity agent, EBS CSI driver),
-the default gp3 StorageClass, and a Kubernetes provider fed from the kubeconfig.
+volumes, the add-ons (VPC CNI with network policies, CoreDNS, Pod Identity agent, EBS CSI driver,
+metrics-server), the default gp3 StorageClass, and a Kubernetes provider fed from the kubeconfig.
 
 Order: CoreDNS and the EBS CSI driver wait for the system nodes (an add-on whose pods cannot be
 scheduled never becomes ACTIVE). ``system_ready`` lists what a release must wait for; on destroy
@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
+from pulumi_eks import Cluster as EksCluster  # in Cluster's annotations, `eks` is the attribute
 
 from ..builders import storage
 from ..builders.iam import (
@@ -63,17 +64,39 @@ class Cluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("finops:platform:Cluster", name, None, opts)
-        config = args.config
-        child = pulumi.ResourceOptions(parent=self)
         self.name = args.cluster_name
+        self.eks = self._control_plane(name, args)
+        sg_discovery = self._security_group_discovery_tag(name, args)
+        self.system_nodes = self._system_node_group(name, args)
+        self.pod_identity_agent = self._pod_identity_agent(name, args)
+        coredns = self._coredns(name, args)
+        ebs_csi = self._ebs_csi_driver(name, args)
+        self._metrics_server(name, args)
+        self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
+        self.provider = self._kubernetes_provider(name)
+        self.storage_class = self._default_storage_class(name, args, ebs_csi)
+        self.system_ready = [
+            sg_discovery,
+            self.system_nodes,
+            self.pod_identity_agent,
+            coredns,
+            ebs_csi,
+            self.storage_class,
+        ]
+        self.register_outputs({"cluster_name": self.name, "kubeconfig": self.kubeconfig})
+
+    def _control_plane(self, name: str, args: ClusterArgs) -> EksCluster:
+        """The EKS cluster, after its log group: EKS would otherwise create the group itself,
+        with no retention, and destroy would leave it behind."""
+        config = args.config
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
             name=control_plane_log_group(args.cluster_name),
             retention_in_days=config.log_retention_days,
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        self.eks = eks.Cluster(
+        return eks.Cluster(
             f"{name}-eks",
             name=args.cluster_name,
             version=config.kubernetes_version,
@@ -104,77 +127,84 @@ class Cluster(pulumi.ComponentResource):
             enabled_cluster_log_types=["api", "audit"],
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=config.upgrade_policy),
             vpc_cni_options=eks.VpcCniOptionsArgs(configuration_values=VPC_CNI_CONFIGURATION),
-            # CoreDNS is installed below, once there are nodes to run it.
+            # CoreDNS is installed by _coredns, once there are nodes to run it.
             coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
         )
-        # Karpenter finds the cluster security group that EKS created by this tag: in the system's
-        # readiness, so node classes come after it and, on destroy, are gone before it.
-        sg_discovery = aws.ec2.Tag(
+
+    def _security_group_discovery_tag(self, name: str, args: ClusterArgs) -> aws.ec2.Tag:
+        """Karpenter finds the cluster security group that EKS created by this tag: in the
+        system's readiness, so node classes come after it and, on destroy, are gone before it."""
+        return aws.ec2.Tag(
             f"{name}-sg-discovery",
             resource_id=self.eks.cluster_security_group_id,
             key="karpenter.sh/discovery",
             value=args.cluster_name,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        self.system_nodes = self._system_node_group(name, args)
-        after_nodes = pulumi.ResourceOptions(parent=self, depends_on=[self.system_nodes])
-        self.pod_identity_agent = aws.eks.Addon(
+
+    def _pod_identity_agent(self, name: str, args: ClusterArgs) -> aws.eks.Addon:
+        """The Pod Identity agent add-on: pods get their Pod Identity associations' IAM roles
+        through it (the EBS CSI driver's always, the controllers' under pod_identity)."""
+        return aws.eks.Addon(
             f"{name}-pod-identity-agent",
             cluster_name=args.cluster_name,
             addon_name="eks-pod-identity-agent",
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks]),
         )
-        coredns = aws.eks.Addon(
+
+    def _coredns(self, name: str, args: ClusterArgs) -> aws.eks.Addon:
+        """The CoreDNS add-on, after the system nodes: without nodes for its pods it never
+        becomes ACTIVE."""
+        return aws.eks.Addon(
             f"{name}-coredns",
             cluster_name=args.cluster_name,
             addon_name="coredns",
             resolve_conflicts_on_create="OVERWRITE",
             tags=args.tags,
-            opts=pulumi.ResourceOptions.merge(
-                after_nodes, pulumi.ResourceOptions(depends_on=[self.pod_identity_agent])
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.system_nodes, self.pod_identity_agent]
             ),
         )
-        ebs_csi = self._ebs_csi_driver(name, args)
-        # The resource metrics API, which EKS does not install: the gateway's HPA
-        # (workloads.gateway.maxReplicas) reads CPU through it, and `kubectl top` too.
-        aws.eks.Addon(
+
+    def _metrics_server(self, name: str, args: ClusterArgs) -> aws.eks.Addon:
+        """The resource metrics API, which EKS does not install: the gateway's HPA
+        (workloads.gateway.maxReplicas) reads CPU through it, and `kubectl top` too."""
+        return aws.eks.Addon(
             f"{name}-metrics-server",
             cluster_name=args.cluster_name,
             addon_name="metrics-server",
             resolve_conflicts_on_create="OVERWRITE",
             tags=args.tags,
-            opts=after_nodes,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_nodes]),
         )
-        self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
-        self.provider = k8s.Provider(
+
+    def _kubernetes_provider(self, name: str) -> k8s.Provider:
+        """The provider for everything inside the cluster, fed from the cluster's kubeconfig."""
+        return k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.eks.kubeconfig_json,
             enable_server_side_apply=True,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        storage_class = storage.default_storage_class(args.tags)
-        self.storage_class = k8s.storage.v1.StorageClass(
+
+    def _default_storage_class(
+        self, name: str, args: ClusterArgs, ebs_csi: aws.eks.Addon
+    ) -> k8s.storage.v1.StorageClass:
+        """The default gp3 StorageClass, after the EBS CSI driver that provisions its volumes."""
+        manifest = storage.default_storage_class(args.tags)
+        return k8s.storage.v1.StorageClass(
             f"{name}-{storage.DEFAULT_CLASS}",
-            metadata=storage_class["metadata"],
-            provisioner=storage_class["provisioner"],
-            parameters=storage_class["parameters"],
-            reclaim_policy=storage_class["reclaimPolicy"],
-            volume_binding_mode=storage_class["volumeBindingMode"],
-            allow_volume_expansion=storage_class["allowVolumeExpansion"],
+            metadata=manifest["metadata"],
+            provisioner=manifest["provisioner"],
+            parameters=manifest["parameters"],
+            reclaim_policy=manifest["reclaimPolicy"],
+            volume_binding_mode=manifest["volumeBindingMode"],
+            allow_volume_expansion=manifest["allowVolumeExpansion"],
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[ebs_csi]),
         )
-        self.system_ready = [
-            sg_discovery,
-            self.system_nodes,
-            self.pod_identity_agent,
-            coredns,
-            ebs_csi,
-            self.storage_class,
-        ]
-        self.register_outputs({"cluster_name": self.name, "kubeconfig": self.kubeconfig})
 
     def _system_node_group(self, name: str, args: ClusterArgs) -> aws.eks.NodeGroup:
         """A plain EKS managed node group (not the eks.ManagedNodeGroup component): EKS creates
