@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -36,6 +38,10 @@ class LatencyProfile(StrictModel):
 class OutputLength(StrictModel):
     median: int = Field(ge=1)
     sigma: float = Field(ge=0, le=3)
+
+
+# A dated snapshot name's date: gpt-5-2025-08-07, claude-haiku-4-5-20251001 (not gpt-4-0613).
+_SNAPSHOT_DATE = re.compile(r"-(20\d\d)-?(\d\d)-?(\d\d)$")
 
 
 class ModelCard(StrictModel):
@@ -73,6 +79,16 @@ class ModelCard(StrictModel):
     )
     latency: LatencyProfile
     output_tokens: OutputLength
+
+    @property
+    def released(self) -> datetime | None:
+        """The date in the model's dated snapshot name, midnight UTC, which the providers' model
+        lists report as its creation; None for a model without one (a date is never made up)."""
+        for alias in self.aliases:
+            if found := _SNAPSHOT_DATE.search(alias):
+                year, month, day = (int(part) for part in found.groups())
+                return datetime(year, month, day, tzinfo=UTC)
+        return None
 
     def cost_usd(
         self,

@@ -5,6 +5,7 @@ Bad input is always a 4xx in the called API's error shape, never a 500.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import re
@@ -334,6 +335,20 @@ async def test_models_in_both_shapes(client):
     assert page["has_more"] is False and page["data"][0]["type"] == "model"
     denied = await client.get("/v1/models", headers={"anthropic-version": "2023-06-01"})
     assert_anthropic_error(denied, 401, "authentication_error")
+
+
+async def test_models_are_dated_by_their_snapshot_names_in_both_shapes(client):
+    """The lists dated every model 1970; a dated snapshot name (gpt-5-2025-08-07,
+    claude-haiku-4-5-20251001) is the release the providers' lists report."""
+    openai_list = (await client.get("/v1/models", headers=KEY)).json()["data"]
+    created = {model["id"]: model["created"] for model in openai_list}
+    assert created["gpt-5"] == int(dt.datetime(2025, 8, 7, tzinfo=dt.UTC).timestamp())
+    assert created["gpt-4"] == 0  # gpt-4-0613 names no year
+    anthropic = {**KEY, "anthropic-version": "2023-06-01"}
+    page = (await client.get("/v1/models", params={"limit": 100}, headers=anthropic)).json()
+    created_at = {model["id"]: model["created_at"] for model in page["data"]}
+    assert created_at["claude-haiku-4-5"] == "2025-10-01T00:00:00Z"
+    assert created_at["claude-sonnet-4-6"] == "1970-01-01T00:00:00Z"  # no dated name
 
 
 async def test_rate_limit_429_in_both_api_shapes(app_client):

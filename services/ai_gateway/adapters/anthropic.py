@@ -725,11 +725,13 @@ class AnthropicAdapter:
         return HTTP_STATUS[error.kind], body
 
     def model_object(self, card: ModelCard) -> JSON:
+        """``created_at`` from the model's dated snapshot name, the epoch without one."""
+        released = card.released or datetime.fromtimestamp(0, UTC)
         return {
             "type": "model",
             "id": card.name,
             "display_name": card.name,
-            "created_at": "1970-01-01T00:00:00Z",
+            "created_at": released.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
 
     def list_models(self, table: PriceTable, query: Mapping[str, str] | None = None) -> JSON:

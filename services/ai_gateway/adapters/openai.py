@@ -724,7 +724,9 @@ class OpenAIAdapter:
         return HTTP_STATUS[error.kind], body
 
     def model_object(self, card: ModelCard) -> JSON:
-        return {"id": card.name, "object": "model", "created": 0, "owned_by": card.provider}
+        """``created`` from the model's dated snapshot name, 0 (the epoch) without one."""
+        created = 0 if card.released is None else int(card.released.timestamp())
+        return {"id": card.name, "object": "model", "created": created, "owned_by": card.provider}
 
     def list_models(self, table: PriceTable, query: Mapping[str, str] | None = None) -> JSON:
         """OpenAI's list is not paginated."""
