@@ -17,13 +17,15 @@ import prometheus_client
 import uvicorn
 import yaml
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from finops_common.config import ConfigError
 
 from . import price_import
 from .app import create_app
 from .embeddings import EmbedderUnavailable
-from .pricing import default_price_table
+from .pipeline import Gateway
+from .pricing import PriceTable, default_price_table
 from .router import default_router
 from .settings import PROFILES, GatewaySettings, load_settings, shown_settings
 from .tokens import TokenizerUnavailable, encoding_name, get_encoding
@@ -112,6 +114,10 @@ def _check_embedder(settings: GatewaySettings) -> int:
     return 0
 
 
+class CannotStart(Exception):
+    """A start-up failure the user can fix: its message names the flag, setting or file."""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["prices"]:
@@ -120,63 +126,30 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.profile, *args.config)
-        if args.print_settings:
-            if args.metrics_port is not None:
-                settings = settings.model_copy(update={"metrics_port": args.metrics_port})
-            return _print_settings(settings)
-        if args.check_embedder:
-            return _check_embedder(settings)
-        table = default_price_table()
-        for card in table.models.values():
-            get_encoding(encoding_name(card))
     except ConfigError as exc:
         return _fail(f"configuration error:\n{exc}")
-    except TokenizerUnavailable as exc:
-        return _fail(str(exc))
-    if not 0 < args.port < 65536:
-        return _fail(f"--port {args.port} is invalid: allowed values are 1 to 65535")
-    metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
-    if not 0 <= metrics_port < 65536:
-        return _fail(f"--metrics-port {metrics_port} is invalid: allowed values are 0 to 65535")
-
+    if args.print_settings:
+        if args.metrics_port is not None:
+            settings = settings.model_copy(update={"metrics_port": args.metrics_port})
+        return _print_settings(settings)
+    if args.check_embedder:
+        return _check_embedder(settings)
     try:
-        store = open_store(os.environ.get("REDIS_URL") or None, settings=settings.store)
-    except ValueError as exc:
+        table = _price_table_with_tokenizers()
+        metrics_port = _checked_ports(args, settings)
+        gateway = _open_gateway(settings, table)
+        api_socket = _listen(args.host, args.port)
+    except CannotStart as exc:
         return _fail(str(exc))
-    try:
-        gateway = build_gateway(settings, store, table=table)
-    except EmbedderUnavailable as exc:
-        return _fail(str(exc))
-    log = logging.getLogger("ai_gateway")
-    if settings.routing.enabled:
-        refusal = default_router().embedding_head_refusal(gateway.embedder)
-        if refusal is not None:
-            log.warning("%s", refusal)
-    try:
-        api_socket = listening_socket(args.host, args.port)
-    except OSError as exc:
-        return _fail(
-            f"cannot listen on {args.host}:{args.port} ({exc.strerror}): set --host to an "
-            "address of this machine and --port to a free port"
-        )
     with api_socket:
-        if metrics_port:
-            # Apart from the API port: the Service applications use never exposes every team's
-            # spend.
-            try:
-                prometheus_client.start_http_server(
-                    metrics_port, args.host, registry=gateway.meter.metrics.registry
-                )
-            except OSError as exc:
-                return _fail(
-                    f"cannot serve metrics on {args.host}:{metrics_port} ({exc.strerror}): set "
-                    "--metrics-port or the metrics_port setting to a free port, or 0 to turn it "
-                    "off"
-                )
-        log.info(
+        try:
+            _serve_metrics(gateway.meter.metrics.registry, args.host, metrics_port)
+        except CannotStart as exc:
+            return _fail(str(exc))
+        logging.getLogger("ai_gateway").info(
             "profile=%s store=%s embedder=%s listening on http://%s:%d (metrics port %d)",
             settings.profile,
-            store.kind,
+            gateway.store.kind,
             gateway.embedder.name if gateway.embedder else "none",
             args.host,
             args.port,
@@ -184,6 +157,72 @@ def main(argv: list[str] | None = None) -> int:
         )
         serve(create_app(gateway, freeze_heap=True), api_socket, args.log_level)
     return 0
+
+
+def _checked_ports(args: argparse.Namespace, settings: GatewaySettings) -> int:
+    """The metrics port in force (the flag over the setting), both ports checked first."""
+    if not 0 < args.port < 65536:
+        raise CannotStart(f"--port {args.port} is invalid: allowed values are 1 to 65535")
+    metrics_port: int = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    if not 0 <= metrics_port < 65536:
+        raise CannotStart(
+            f"--metrics-port {metrics_port} is invalid: allowed values are 0 to 65535"
+        )
+    return metrics_port
+
+
+def _price_table_with_tokenizers() -> PriceTable:
+    """The model table, every model's tokenizer loaded: a missing tokenizer file stops start-up
+    with its own message instead of failing the first request for that model."""
+    table = default_price_table()
+    try:
+        for card in table.models.values():
+            get_encoding(encoding_name(card))
+    except TokenizerUnavailable as exc:
+        raise CannotStart(str(exc)) from exc
+    return table
+
+
+def _open_gateway(settings: GatewaySettings, table: PriceTable) -> Gateway:
+    """The gateway with its store and embedder, or why not; a router that cannot use its
+    embedding head is a warning, not a failure."""
+    try:
+        store = open_store(os.environ.get("REDIS_URL") or None, settings=settings.store)
+    except ValueError as exc:
+        raise CannotStart(str(exc)) from exc
+    try:
+        gateway = build_gateway(settings, store, table=table)
+    except EmbedderUnavailable as exc:
+        raise CannotStart(str(exc)) from exc
+    if settings.routing.enabled:
+        refusal = default_router().embedding_head_refusal(gateway.embedder)
+        if refusal is not None:
+            logging.getLogger("ai_gateway").warning("%s", refusal)
+    return gateway
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        return listening_socket(host, port)
+    except OSError as exc:
+        raise CannotStart(
+            f"cannot listen on {host}:{port} ({exc.strerror}): set --host to an address of this "
+            "machine and --port to a free port"
+        ) from exc
+
+
+def _serve_metrics(registry: CollectorRegistry, host: str, port: int) -> None:
+    """/metrics on a port of its own (0: none): the Service applications use never exposes
+    every team's spend."""
+    if not port:
+        return
+    try:
+        prometheus_client.start_http_server(port, host, registry=registry)
+    except OSError as exc:
+        raise CannotStart(
+            f"cannot serve metrics on {host}:{port} ({exc.strerror}): set --metrics-port or the "
+            "metrics_port setting to a free port, or 0 to turn it off"
+        ) from exc
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
