@@ -14,7 +14,7 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
 import anyio
@@ -484,26 +484,9 @@ class DirectRoute(APIRoute):
 
 
 def create_app(gateway: Gateway, freeze_heap: bool = False) -> FastAPI:
-    """The HTTP app over ``gateway``. ``freeze_heap`` is for the server process: once the gateway
-    has started, everything allocated so far (modules, the embedding model, the tokenizers'
-    tables, a restored semantic index) is moved out of the garbage collector's sight
-    (``gc.freeze``), so a full collection scans only what requests allocated instead of pausing
-    the server for over 100 ms (README, "Benchmarks")."""
+    """The HTTP app over ``gateway``. ``freeze_heap`` is for the server process (see
+    ``_lifespan``)."""
     http = GatewayHTTP(gateway)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await gateway.start()
-        if freeze_heap:
-            gc.collect()
-            gc.freeze()
-        try:
-            yield
-        finally:
-            await gateway.close()
-            if http.request_log is not None:
-                http.request_log.close()
-
     # /docs loads Swagger UI from fastapi-offline's copy (under /static-offline-docs, as /redoc
     # loads ReDoc's script), not from a CDN, so it renders on a machine without internet; no
     # validator badge either, which would send the document's URL to swagger.io.
@@ -513,12 +496,46 @@ def create_app(gateway: Gateway, freeze_heap: bool = False) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
         version="1.0",
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(http, freeze_heap),
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.router.route_class = DirectRoute
     app.add_middleware(RequestIds)
+    _add_routes(app, http)
+    app.openapi = lambda: _openapi(app, gateway.catalog.models_offered())  # type: ignore[method-assign]
+    app.state.gateway = gateway
+    return app
+
+
+def _lifespan(
+    http: GatewayHTTP, freeze_heap: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the gateway before the first request and close it, and the request log, after
+    the last. With ``freeze_heap``, everything allocated by then (modules, the embedding model,
+    the tokenizers' tables, a restored semantic index) is moved out of the garbage collector's
+    sight (``gc.freeze``), so a full collection scans only what requests allocated instead of
+    pausing the server for over 100 ms (README, "Benchmarks")."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await http.gateway.start()
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
+        try:
+            yield
+        finally:
+            await http.gateway.close()
+            if http.request_log is not None:
+                http.request_log.close()
+
+    return lifespan
+
+
+def _add_routes(app: FastAPI, http: GatewayHTTP) -> None:
+    """Both APIs' chat routes (OpenAI's also without its /v1 prefix, undocumented), the token
+    count, and the read-only routes, which answer HEAD as well."""
     for path in ("/v1/chat/completions", "/chat/completions"):
         app.add_api_route(
             path,
@@ -549,9 +566,6 @@ def create_app(gateway: Gateway, freeze_heap: bool = False) -> FastAPI:
         # A GET route answers HEAD too (RFC 9110), as monitors and load balancers probe with it:
         # the same status and headers, and uvicorn sends no body.
         app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
-    app.openapi = lambda: _openapi(app, gateway.catalog.models_offered())  # type: ignore[method-assign]
-    app.state.gateway = gateway
-    return app
 
 
 # ---- the OpenAPI document --------------------------------------------------------------------
