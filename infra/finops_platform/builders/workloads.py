@@ -69,6 +69,14 @@ def resources(spec: ContainerResources) -> dict[str, Any]:
     }
 
 
+def _redis_password_env() -> dict[str, Any]:
+    """REDIS_PASSWORD, from the store's Secret: Valkey requires it and the gateway sends it."""
+    return {
+        "name": "REDIS_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": REDIS, "key": "password"}},
+    }
+
+
 SETTINGS_SOURCE = "finops-sim:workloads.gateway.settings"
 TEAM_KEYS = "finops-sim:teamKeys"
 # The Locust pods read the teams' keys from this Secret (locust_keys_yaml).
@@ -257,9 +265,39 @@ class WorkloadBuilder:
         return self.external_store_url
 
     def gateway(self) -> list[dict[str, Any]]:
-        g = self.w.gateway
-        probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10}
-        container = {
+        """The gateway's Deployment, Service, NetworkPolicy, settings, disruption budget and
+        ServiceMonitor, and its HPA when it may scale out (workloads.gateway.maxReplicas)."""
+        objects = [
+            self._gateway_deployment(),
+            self._service(
+                GATEWAY,
+                GATEWAY,
+                [
+                    {"name": "http", "port": 80, "targetPort": "http"},
+                    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+                ],
+            ),
+            self._gateway_network_policy(),
+            self._gateway_settings(),
+            self._gateway_disruption_budget(),
+            self._gateway_service_monitor(),
+        ]
+        if self.w.gateway.max_replicas:
+            objects.append(self._gateway_autoscaler())
+        return objects
+
+    def _gateway_deployment(self) -> dict[str, Any]:
+        """The gateway's pods, with its settings (a ConfigMap) and teams' keys (a Secret)."""
+        volumes = [
+            {"name": "settings", "configMap": {"name": f"{GATEWAY}-settings"}},
+            {"name": "keys", "secret": {"secretName": f"{GATEWAY}-keys"}},
+        ]
+        return self._workload(GATEWAY, [self._gateway_container()], volumes=volumes)
+
+    def _gateway_container(self) -> dict[str, Any]:
+        """The gateway reads the settings, then the teams with their keys, and reaches the
+        store with the store's password."""
+        return {
             "name": GATEWAY_CONTAINER,
             "image": self.images["gateway"],
             "args": [
@@ -272,85 +310,23 @@ class WorkloadBuilder:
                 {"name": "http", "containerPort": GATEWAY_PORT},
                 {"name": "metrics", "containerPort": METRICS_PORT},
             ],
-            "env": [
-                {
-                    "name": "REDIS_PASSWORD",
-                    "valueFrom": {"secretKeyRef": {"name": REDIS, "key": "password"}},
-                },
-                {"name": "REDIS_URL", "value": self.store_url()},
-            ],
-            "readinessProbe": probe,
-            "livenessProbe": {**probe, "httpGet": {"path": "/healthz", "port": "http"}},
+            "env": [_redis_password_env(), {"name": "REDIS_URL", "value": self.store_url()}],
+            **self._gateway_probes(),
             "resources": resources(self.workloads[GATEWAY].resources),
             "volumeMounts": [
                 {"name": "settings", "mountPath": "/etc/gateway"},
                 {"name": "keys", "mountPath": "/etc/gateway-keys"},
             ],
         }
-        volumes = [
-            {"name": "settings", "configMap": {"name": f"{GATEWAY}-settings"}},
-            {"name": "keys", "secret": {"secretName": f"{GATEWAY}-keys"}},
-        ]
-        objects = [
-            self._workload(GATEWAY, [container], volumes=volumes),
-            self._service(
-                GATEWAY,
-                GATEWAY,
-                [
-                    {"name": "http", "port": 80, "targetPort": "http"},
-                    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
-                ],
-            ),
-            self._gateway_network_policy(),
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": self.meta(f"{GATEWAY}-settings", GATEWAY),
-                "data": {"settings.yaml": gateway_settings_yaml(self.w)},
-            },
-            {
-                "apiVersion": "policy/v1",
-                "kind": "PodDisruptionBudget",
-                "metadata": self.meta(GATEWAY, GATEWAY),
-                "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": GATEWAY}}},
-            },
-            {
-                "apiVersion": "monitoring.coreos.com/v1",
-                "kind": "ServiceMonitor",
-                "metadata": self.meta(GATEWAY, GATEWAY),
-                "spec": {
-                    "selector": {"matchLabels": {"app": GATEWAY}},
-                    "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
-                },
-            },
-        ]
-        if g.max_replicas:
-            objects.append(
-                {
-                    "apiVersion": "autoscaling/v2",
-                    "kind": "HorizontalPodAutoscaler",
-                    "metadata": self.meta(GATEWAY, GATEWAY),
-                    "spec": {
-                        "scaleTargetRef": {
-                            "apiVersion": "apps/v1",
-                            "kind": "Deployment",
-                            "name": GATEWAY,
-                        },
-                        "minReplicas": g.replicas,
-                        "maxReplicas": g.max_replicas,
-                        "metrics": [
-                            {
-                                "type": "Resource",
-                                "resource": {
-                                    "name": "cpu",
-                                    "target": {"type": "Utilization", "averageUtilization": 70},
-                                },
-                            }
-                        ],
-                    },
-                }
-            )
-        return objects
+
+    @staticmethod
+    def _gateway_probes() -> dict[str, Any]:
+        """Traffic once /readyz answers; a restart when /healthz stops answering."""
+        probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10}
+        return {
+            "readinessProbe": probe,
+            "livenessProbe": {**probe, "httpGet": {"path": "/healthz", "port": "http"}},
+        }
 
     def _gateway_network_policy(self) -> dict[str, Any]:
         """Any pod may call the API; only the monitoring namespace's Prometheus may scrape
@@ -375,6 +351,62 @@ class WorkloadBuilder:
             },
         }
 
+    def _gateway_settings(self) -> dict[str, Any]:
+        """The gateway's settings, checked against its schema (gateway_settings_yaml)."""
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": self.meta(f"{GATEWAY}-settings", GATEWAY),
+            "data": {"settings.yaml": gateway_settings_yaml(self.w)},
+        }
+
+    def _gateway_disruption_budget(self) -> dict[str, Any]:
+        """A voluntary disruption (Karpenter's consolidation, a node drain) keeps one gateway
+        pod serving."""
+        return {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": self.meta(GATEWAY, GATEWAY),
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": GATEWAY}}},
+        }
+
+    def _gateway_service_monitor(self) -> dict[str, Any]:
+        """Prometheus scrapes the gateway's /metrics (every team's spend and budget) every 15
+        seconds."""
+        return {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": self.meta(GATEWAY, GATEWAY),
+            "spec": {
+                "selector": {"matchLabels": {"app": GATEWAY}},
+                "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
+            },
+        }
+
+    def _gateway_autoscaler(self) -> dict[str, Any]:
+        """From workloads.gateway.replicas up to maxReplicas pods, keeping CPU near 70% of the
+        requests."""
+        g = self.w.gateway
+        return {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": self.meta(GATEWAY, GATEWAY),
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": GATEWAY},
+                "minReplicas": g.replicas,
+                "maxReplicas": g.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 70},
+                        },
+                    }
+                ],
+            },
+        }
+
     # ---- Redis ------------------------------------------------------------------------------
 
     def redis(self) -> list[dict[str, Any]]:
@@ -383,40 +415,18 @@ class WorkloadBuilder:
         one to two seconds of writes."""
         if self.external_store_url is not None:
             return []
-        container = {
-            "name": "valkey",
-            "image": self.w.images.redis,
-            "args": [
-                "--requirepass",
-                "$(REDIS_PASSWORD)",
-                "--dir",
-                "/data",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                # At the memory cap, evict what has a TTL (the caches), never the budget ledger,
-                # instead of growing into the container's limit and being OOM-killed.
-                "--maxmemory",
-                valkey_maxmemory(self.workloads[REDIS].resources),
-                "--maxmemory-policy",
-                "volatile-lru",
-            ],
-            "env": [
-                {
-                    "name": "REDIS_PASSWORD",
-                    "valueFrom": {"secretKeyRef": {"name": REDIS, "key": "password"}},
-                }
-            ],
-            "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
-            "readinessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 10},
-            "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 20},
-            "resources": resources(self.workloads[REDIS].resources),
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-        }
-        statefulset = self._workload(REDIS, [container], kind="StatefulSet")
+        return [
+            self._valkey_statefulset(),
+            self._service(
+                REDIS, REDIS, [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis"}]
+            ),
+            self._valkey_network_policy(),
+        ]
+
+    def _valkey_statefulset(self) -> dict[str, Any]:
+        """A StatefulSet, so Valkey's pod keeps its volume (from the claim template) across
+        restarts."""
+        statefulset = self._workload(REDIS, [self._valkey_container()], kind="StatefulSet")
         # The volume is group-writable for the non-root Valkey user.
         statefulset["spec"]["template"]["spec"]["securityContext"]["fsGroup"] = VALKEY_UID
         statefulset["spec"] |= {
@@ -431,78 +441,74 @@ class WorkloadBuilder:
                 }
             ],
         }
+        return statefulset
+
+    def _valkey_container(self) -> dict[str, Any]:
+        """Valkey, password-protected, its data in /data (the claim's volume)."""
+        return {
+            "name": "valkey",
+            "image": self.w.images.redis,
+            "args": self._valkey_args(),
+            "env": [_redis_password_env()],
+            "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
+            "readinessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 10},
+            "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 20},
+            "resources": resources(self.workloads[REDIS].resources),
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        }
+
+    def _valkey_args(self) -> list[str]:
+        """Durable through the append-only file alone (fsync every second, no RDB snapshots),
+        its data capped below the container's memory limit."""
         return [
-            statefulset,
-            self._service(
-                REDIS, REDIS, [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis"}]
-            ),
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "NetworkPolicy",
-                "metadata": self.meta(REDIS, REDIS),
-                "spec": {
-                    "podSelector": {"matchLabels": {"app": REDIS}},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [
-                        {
-                            "from": [{"podSelector": {"matchLabels": {"app": GATEWAY}}}],
-                            "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
-                        }
-                    ],
-                },
-            },
+            "--requirepass",
+            "$(REDIS_PASSWORD)",
+            "--dir",
+            "/data",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            # At the memory cap, evict what has a TTL (the caches), never the budget ledger,
+            # instead of growing into the container's limit and being OOM-killed.
+            "--maxmemory",
+            valkey_maxmemory(self.workloads[REDIS].resources),
+            "--maxmemory-policy",
+            "volatile-lru",
         ]
+
+    def _valkey_network_policy(self) -> dict[str, Any]:
+        """Only the gateway's pods may connect to Valkey."""
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": self.meta(REDIS, REDIS),
+            "spec": {
+                "podSelector": {"matchLabels": {"app": REDIS}},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [{"podSelector": {"matchLabels": {"app": GATEWAY}}}],
+                        "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
+                    }
+                ],
+            },
+        }
 
     # ---- Locust -----------------------------------------------------------------------------
 
     def locust(self) -> list[dict[str, Any]]:
-        loc = self.w.locust
-        host = f"http://{GATEWAY}.{NAMESPACE}.svc"
+        """The Locust master (web UI and CSV reports) and its workers, all reading the teams'
+        keys from one Secret."""
         # The gateway's keys, which are secrets; the image's scenario holds only demo keys. A
         # worker takes the master's options, so both read the file at the same path.
         keys_mount = {"name": "keys", "mountPath": LOCUST_KEYS_DIR, "readOnly": True}
         keys_volume = {"name": "keys", "secret": {"secretName": LOCUST_KEYS_SECRET}}
         keys_args = ["--team-keys", f"{LOCUST_KEYS_DIR}/{LOCUST_KEYS_FILE}"]
-        master = {
-            "name": "master",
-            "image": self.images["loadgen"],
-            "args": [
-                "--master",
-                "--autostart",
-                "--expect-workers",
-                str(loc.workers),
-                "--sequence-workers",
-                str(loc.workers),
-                "-u",
-                str(loc.users),
-                "-r",
-                str(loc.spawn_rate),
-                "--run-time",
-                loc.run_time,
-                "--host",
-                host,
-                # CSVs are rewritten every few seconds. No --html: Locust writes that file only
-                # when it quits, and this master keeps its web UI (with the HTML report) up.
-                "--csv",
-                "/reports/run",
-                *keys_args,
-            ],
-            "ports": [
-                {"name": "workers", "containerPort": 5557},
-                {"name": "web", "containerPort": 8089},
-            ],
-            "readinessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 10},
-            "livenessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 20},
-            "resources": resources(self.workloads[LOCUST_MASTER].resources),
-            "volumeMounts": [{"name": "reports", "mountPath": "/reports"}, keys_mount],
-        }
-        worker = {
-            "name": "worker",
-            "image": self.images["loadgen"],
-            "args": ["--worker", "--master-host", f"{LOCUST_MASTER}.{NAMESPACE}.svc", *keys_args],
-            "resources": resources(self.workloads[LOCUST_WORKER].resources),
-            "volumeMounts": [keys_mount],
-        }
+        master = self._locust_master_container(keys_args, keys_mount)
+        worker = self._locust_worker_container(keys_args, keys_mount)
         master_volumes = [{"name": "reports", "emptyDir": {}}, keys_volume]
         return [
             self._workload(LOCUST_MASTER, [master], volumes=master_volumes),
@@ -516,6 +522,63 @@ class WorkloadBuilder:
             ),
             self._workload(LOCUST_WORKER, [worker], volumes=[keys_volume]),
         ]
+
+    def _locust_master_container(
+        self, keys_args: list[str], keys_mount: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The master: it waits for the workers, then runs the load and serves the web UI."""
+        return {
+            "name": "master",
+            "image": self.images["loadgen"],
+            "args": self._locust_master_args(keys_args),
+            "ports": [
+                {"name": "workers", "containerPort": 5557},
+                {"name": "web", "containerPort": 8089},
+            ],
+            "readinessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 10},
+            "livenessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 20},
+            "resources": resources(self.workloads[LOCUST_MASTER].resources),
+            "volumeMounts": [{"name": "reports", "mountPath": "/reports"}, keys_mount],
+        }
+
+    def _locust_master_args(self, keys_args: list[str]) -> list[str]:
+        """The run the stack sets (workers, users, spawn rate, run time) against the gateway's
+        Service, started at once."""
+        loc = self.w.locust
+        host = f"http://{GATEWAY}.{NAMESPACE}.svc"
+        return [
+            "--master",
+            "--autostart",
+            "--expect-workers",
+            str(loc.workers),
+            "--sequence-workers",
+            str(loc.workers),
+            "-u",
+            str(loc.users),
+            "-r",
+            str(loc.spawn_rate),
+            "--run-time",
+            loc.run_time,
+            "--host",
+            host,
+            # CSVs are rewritten every few seconds. No --html: Locust writes that file only
+            # when it quits, and this master keeps its web UI (with the HTML report) up.
+            "--csv",
+            "/reports/run",
+            *keys_args,
+        ]
+
+    def _locust_worker_container(
+        self, keys_args: list[str], keys_mount: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A worker: it takes its orders from the master's Service."""
+        return {
+            "name": "worker",
+            "image": self.images["loadgen"],
+            "args": ["--worker", "--master-host", f"{LOCUST_MASTER}.{NAMESPACE}.svc", *keys_args],
+            "resources": resources(self.workloads[LOCUST_WORKER].resources),
+            "volumeMounts": [keys_mount],
+        }
 
     # ---- demo microservices -----------------------------------------------------------------
 

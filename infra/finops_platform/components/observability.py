@@ -36,19 +36,33 @@ class Observability(pulumi.ComponentResource):
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("finops:platform:Observability", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        # The namespace outlives the release and goes before the storage driver on destroy,
-        # taking Prometheus's claim (and so its EBS volume) with it.
-        namespace = k8s.core.v1.Namespace(
+        namespace = self._namespace(name, args)
+        in_namespace = self._k8s_opts(args, [namespace])
+        self.grafana_admin_password = self._grafana_password(name, args)
+        secret = self._grafana_admin_secret(name, in_namespace)
+        receivers = self._receivers_secret(name, args, in_namespace)
+        dashboards = self._dashboards(name, in_namespace)
+        self.release = self._chart(name, args, [secret, *receivers, *dashboards])
+        self._alert_rules(name, args)
+        self.register_outputs({"grafana_admin_password": self.grafana_admin_password})
+
+    def _k8s_opts(
+        self, args: ObservabilityArgs, depends_on: list[pulumi.Resource]
+    ) -> pulumi.ResourceOptions:
+        """A child in the cluster (through its provider), after ``depends_on``."""
+        return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=depends_on)
+
+    def _namespace(self, name: str, args: ObservabilityArgs) -> k8s.core.v1.Namespace:
+        """The namespace outlives the release and goes before the storage driver on destroy,
+        taking Prometheus's claim (and so its EBS volume) with it."""
+        return k8s.core.v1.Namespace(
             f"{name}-ns",
             metadata={"name": build.NAMESPACE},
-            opts=pulumi.ResourceOptions.merge(
-                k8s_opts, pulumi.ResourceOptions(depends_on=args.depends_on)
-            ),
+            opts=self._k8s_opts(args, args.depends_on),
         )
-        in_namespace = pulumi.ResourceOptions.merge(
-            k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])
-        )
+
+    def _grafana_password(self, name: str, args: ObservabilityArgs) -> pulumi.Output[str]:
+        """Grafana's admin password, a secret: the stack's, else a generated one."""
         if args.grafana_admin_password is None:
             generated = random.RandomPassword(
                 f"{name}-grafana-admin",
@@ -59,60 +73,16 @@ class Observability(pulumi.ComponentResource):
             password = generated.result
         else:
             password = pulumi.Output.from_input(args.grafana_admin_password)
-        self.grafana_admin_password = pulumi.Output.secret(password)
-        secret = k8s.core.v1.Secret(
+        return pulumi.Output.secret(password)
+
+    def _grafana_admin_secret(self, name: str, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+        """The Secret the chart's Grafana takes its admin login from (its existingSecret)."""
+        return k8s.core.v1.Secret(
             f"{name}-grafana-admin",
             metadata={"name": build.GRAFANA_SECRET, "namespace": build.NAMESPACE},
             string_data={"admin-user": "admin", "admin-password": self.grafana_admin_password},
-            opts=in_namespace,
+            opts=opts,
         )
-        receivers = self._receivers_secret(name, args, in_namespace)
-        dashboards = [
-            k8s.core.v1.ConfigMap(
-                f"{name}-dashboard-{stem}",
-                metadata={
-                    "name": f"finops-dashboard-{stem}",
-                    "namespace": build.NAMESPACE,
-                    "labels": {"grafana_dashboard": "1"},
-                },
-                data={f"{stem}.json": json.dumps(dashboard)},
-                opts=in_namespace,
-            )
-            for stem, dashboard in build.dashboards().items()
-        ]
-        self.release = k8s.helm.v3.Release(
-            f"{name}-chart",
-            name=build.RELEASE_NAME,
-            chart=versions.KUBE_PROMETHEUS_STACK_CHART,
-            version=versions.KUBE_PROMETHEUS_STACK_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(
-                repo=versions.KUBE_PROMETHEUS_STACK_REPO
-            ),
-            namespace=build.NAMESPACE,
-            values=build.helm_values(args.config, args.on_eks),
-            opts=pulumi.ResourceOptions.merge(
-                k8s_opts,
-                pulumi.ResourceOptions(
-                    depends_on=[secret, *receivers, *dashboards, *args.depends_on]
-                ),
-            ),
-        )
-        rules = build.alert_rules(args.config, args.karpenter)
-        k8s.apiextensions.CustomResource(
-            f"{name}-finops-alerts",
-            api_version="monitoring.coreos.com/v1",
-            kind="PrometheusRule",
-            metadata={
-                "name": "finops-alerts",
-                "namespace": build.NAMESPACE,
-                "labels": {"app.kubernetes.io/part-of": "finops-sim"},
-            },
-            spec=rules,
-            opts=pulumi.ResourceOptions.merge(
-                k8s_opts, pulumi.ResourceOptions(depends_on=[self.release])
-            ),
-        )
-        self.register_outputs({"grafana_admin_password": self.grafana_admin_password})
 
     @staticmethod
     def _receivers_secret(
@@ -131,3 +101,53 @@ class Observability(pulumi.ComponentResource):
                 opts=opts,
             )
         ]
+
+    @staticmethod
+    def _dashboards(name: str, opts: pulumi.ResourceOptions) -> list[k8s.core.v1.ConfigMap]:
+        """The project's dashboards, a ConfigMap each, labelled for the Grafana sidecar."""
+        return [
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{stem}",
+                metadata={
+                    "name": f"finops-dashboard-{stem}",
+                    "namespace": build.NAMESPACE,
+                    "labels": {"grafana_dashboard": "1"},
+                },
+                data={f"{stem}.json": json.dumps(dashboard)},
+                opts=opts,
+            )
+            for stem, dashboard in build.dashboards().items()
+        ]
+
+    def _chart(
+        self, name: str, args: ObservabilityArgs, reads: list[pulumi.Resource]
+    ) -> k8s.helm.v3.Release:
+        """kube-prometheus-stack, after the Secrets and dashboards its pods read and what the
+        cluster must have ready first (``args.depends_on``)."""
+        return k8s.helm.v3.Release(
+            f"{name}-chart",
+            name=build.RELEASE_NAME,
+            chart=versions.KUBE_PROMETHEUS_STACK_CHART,
+            version=versions.KUBE_PROMETHEUS_STACK_VERSION,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(
+                repo=versions.KUBE_PROMETHEUS_STACK_REPO
+            ),
+            namespace=build.NAMESPACE,
+            values=build.helm_values(args.config, args.on_eks),
+            opts=self._k8s_opts(args, [*reads, *args.depends_on]),
+        )
+
+    def _alert_rules(self, name: str, args: ObservabilityArgs) -> k8s.apiextensions.CustomResource:
+        """The FinOps alert rules, after the release that installs the PrometheusRule CRD."""
+        return k8s.apiextensions.CustomResource(
+            f"{name}-finops-alerts",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata={
+                "name": "finops-alerts",
+                "namespace": build.NAMESPACE,
+                "labels": {"app.kubernetes.io/part-of": "finops-sim"},
+            },
+            spec=build.alert_rules(args.config, args.karpenter),
+            opts=self._k8s_opts(args, [self.release]),
+        )

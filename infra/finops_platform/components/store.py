@@ -42,14 +42,31 @@ class ManagedStore(pulumi.ComponentResource):
         self, name: str, args: ManagedStoreArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("finops:platform:ManagedStore", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        self.password = self._password(name, args)
+        users = self._users(name, args)
+        group = self._security_group(name, args)
+        from_nodes = self._ingress_from_nodes(name, args, group)
+        cache = self._cache(name, args, users, group, from_nodes)
+        self.host = cache.endpoints.apply(lambda endpoints: endpoints[0].address)
+        self.register_outputs({"host": self.host})
+
+    def _password(self, name: str, args: ManagedStoreArgs) -> pulumi.Output[str]:
+        """The ``default`` user's password, a secret: the stack's storeAuthToken, else a random
+        one."""
         if args.auth_token is None:
             token = random.RandomPassword(
-                f"{name}-auth-token", length=32, special=False, opts=child
+                f"{name}-auth-token",
+                length=32,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
             )
-            self.password = pulumi.Output.secret(token.result)
-        else:
-            self.password = pulumi.Output.secret(pulumi.Output.from_input(args.auth_token))
+            return pulumi.Output.secret(token.result)
+        return pulumi.Output.secret(pulumi.Output.from_input(args.auth_token))
+
+    def _users(self, name: str, args: ManagedStoreArgs) -> aws.elasticache.UserGroup:
+        """The user group the cache authenticates against: only the ``default`` user, the one
+        the gateway connects as, with the password."""
+        child = pulumi.ResourceOptions(parent=self)
         user = aws.elasticache.User(
             f"{name}-default",
             user_id=f"{args.cluster_name}-default",
@@ -60,7 +77,7 @@ class ManagedStore(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        users = aws.elasticache.UserGroup(
+        return aws.elasticache.UserGroup(
             f"{name}-users",
             user_group_id=f"{args.cluster_name}-users",
             engine="valkey",
@@ -68,14 +85,23 @@ class ManagedStore(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        group = aws.ec2.SecurityGroup(
+
+    def _security_group(self, name: str, args: ManagedStoreArgs) -> aws.ec2.SecurityGroup:
+        """The cache's own security group, whose one rule (_ingress_from_nodes) admits the
+        cluster's nodes only."""
+        return aws.ec2.SecurityGroup(
             f"{name}-access",
             vpc_id=args.vpc_id,
             description=f"Valkey for {args.cluster_name}: the cluster's nodes only",
             tags={**args.tags, "Name": f"{args.cluster_name}-valkey"},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        from_nodes = aws.vpc.SecurityGroupIngressRule(
+
+    def _ingress_from_nodes(
+        self, name: str, args: ManagedStoreArgs, group: aws.ec2.SecurityGroup
+    ) -> aws.vpc.SecurityGroupIngressRule:
+        """Only the cluster's nodes (the EKS cluster security group) reach the cache's ports."""
+        return aws.vpc.SecurityGroupIngressRule(
             f"{name}-from-nodes",
             security_group_id=group.id,
             referenced_security_group_id=args.node_security_group_id,
@@ -84,10 +110,21 @@ class ManagedStore(pulumi.ComponentResource):
             to_port=PORTS[-1],
             description="the EKS cluster security group (every node of the cluster)",
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _cache(
+        self,
+        name: str,
+        args: ManagedStoreArgs,
+        users: aws.elasticache.UserGroup,
+        group: aws.ec2.SecurityGroup,
+        from_nodes: aws.vpc.SecurityGroupIngressRule,
+    ) -> aws.elasticache.ServerlessCache:
+        """The serverless cache in the private subnets, within the stack's usage limits, after
+        the rule that lets the nodes reach it."""
         limits = args.config
-        cache = aws.elasticache.ServerlessCache(
+        return aws.elasticache.ServerlessCache(
             f"{name}-cache",
             name=args.cluster_name,
             engine="valkey",
@@ -109,5 +146,3 @@ class ManagedStore(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[from_nodes]),
         )
-        self.host = cache.endpoints.apply(lambda endpoints: endpoints[0].address)
-        self.register_outputs({"host": self.host})
