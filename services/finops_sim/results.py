@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from pydantic import Field, ValidationError
@@ -258,22 +258,10 @@ def phase_summary(records: list[RequestRecord]) -> PhaseSummary:
     served = [r for r in records if r.served]
     refused = [r for r in records if not r.served]
     misses = [r for r in served if r.cache == "miss"]
-    exact = [r for r in served if r.cache == "exact"]
-    semantic = [r for r in served if r.cache == "semantic"]
-    false_semantic = [r for r in semantic if r.cached_label != r.sim.get("question")]
-    false_exact = [r for r in exact if r.cached_label != r.sim.get("question")]
-    complex_served = [r for r in served if r.sim.get("difficulty") == "complex"]
-    complex_lower = [r for r in complex_served if r.served_tier != "complex"]
-    routed = [r for r in misses if r.route_tier is not None]
     budget_refusals = [r for r in refused if r.error == "budget"]
     rate_refusals = [r for r in refused if r.error == "rate_limit"]
     errors = [r for r in refused if r.error not in ("budget", "rate_limit")]
     latencies = [r.latency_ms for r in served]
-    by_model: dict[str, float] = defaultdict(float)
-    by_team: dict[str, float] = defaultdict(float)
-    for r in misses:
-        by_model[str(r.served_model)] += r.cost_usd
-        by_team[str(r.team)] += r.cost_usd
     return PhaseSummary(
         requests=len(records),
         served=len(served),
@@ -282,40 +270,73 @@ def phase_summary(records: list[RequestRecord]) -> PhaseSummary:
         rate_limited=len(rate_refusals),
         spend_usd=_money(r.cost_usd for r in records),
         baseline_usd=_money(r.baseline_usd or 0.0 for r in records),
-        spend_by_model_usd=dict(sorted(by_model.items())),
-        spend_by_team_usd=dict(sorted(by_team.items())),
-        cache=CacheSummary(
-            exact_hits=len(exact),
-            semantic_hits=len(semantic),
-            exact_hit_rate=_share(len(exact), len(served)),
-            semantic_hit_rate=_share(len(semantic), len(served)),
-            semantic_false_hits=len(false_semantic),
-            semantic_false_hit_rate=_share(len(false_semantic), len(semantic)),
-            exact_false_hits=len(false_exact),
-        ),
-        routing=RoutingSummary(
-            routed_requests=len(routed),
-            served_by_model=dict(sorted(Counter(str(r.served_model) for r in misses).items())),
-            served_by_tier=dict(sorted(Counter(str(r.served_tier) for r in misses).items())),
-            complex_requests=len(complex_served),
-            complex_served_by_lower_tier=len(complex_lower),
-            complex_served_by_tier={
-                tier: sum(r.served_tier == tier for r in complex_lower)
-                for tier in ("standard", "simple")
-            },
-            quality_risk=_share(len(complex_lower), len(complex_served)),
-        ),
+        spend_by_model_usd=_spend_by(misses, lambda r: str(r.served_model)),
+        spend_by_team_usd=_spend_by(misses, lambda r: str(r.team)),
+        cache=_cache_summary(served),
+        routing=_routing_summary(served, misses),
         latency_ms=LatencySummary(
             p50=percentile(latencies, 50),
             p95=percentile(latencies, 95),
             p99=percentile(latencies, 99),
         ),
-        tokens=TokenSummary(
-            input=sum(r.prompt_tokens for r in misses),
-            cached_input=sum(r.cached_tokens for r in misses),
-            cache_write=sum(r.cache_write_tokens for r in misses),
-            output=sum(r.completion_tokens for r in misses),
-        ),
+        tokens=_token_summary(misses),
+    )
+
+
+def _spend_by(misses: list[RequestRecord], key: Callable[[RequestRecord], str]) -> dict[str, float]:
+    """Summed over cache misses: a hit costs nothing, and its model answered an earlier request."""
+    spend: dict[str, float] = defaultdict(float)
+    for r in misses:
+        spend[key(r)] += r.cost_usd
+    return dict(sorted(spend.items()))
+
+
+def _cache_summary(served: list[RequestRecord]) -> CacheSummary:
+    """A false hit reused another question's answer, told by the scenario's ground truth
+    (``sim``), which the gateway logs but never reads."""
+    exact = [r for r in served if r.cache == "exact"]
+    semantic = [r for r in served if r.cache == "semantic"]
+    false_semantic = [r for r in semantic if r.cached_label != r.sim.get("question")]
+    false_exact = [r for r in exact if r.cached_label != r.sim.get("question")]
+    return CacheSummary(
+        exact_hits=len(exact),
+        semantic_hits=len(semantic),
+        exact_hit_rate=_share(len(exact), len(served)),
+        semantic_hit_rate=_share(len(semantic), len(served)),
+        semantic_false_hits=len(false_semantic),
+        semantic_false_hit_rate=_share(len(false_semantic), len(semantic)),
+        exact_false_hits=len(false_exact),
+    )
+
+
+def _routing_summary(served: list[RequestRecord], misses: list[RequestRecord]) -> RoutingSummary:
+    """Models and tiers are counted over cache misses, the requests a model answered; the quality
+    risk over every complex request served, as a cached answer carries its model's tier too."""
+    routed = [r for r in misses if r.route_tier is not None]
+    complex_served = [r for r in served if r.sim.get("difficulty") == "complex"]
+    complex_lower = [r for r in complex_served if r.served_tier != "complex"]
+    return RoutingSummary(
+        routed_requests=len(routed),
+        served_by_model=dict(sorted(Counter(str(r.served_model) for r in misses).items())),
+        served_by_tier=dict(sorted(Counter(str(r.served_tier) for r in misses).items())),
+        complex_requests=len(complex_served),
+        complex_served_by_lower_tier=len(complex_lower),
+        complex_served_by_tier={
+            tier: sum(r.served_tier == tier for r in complex_lower)
+            for tier in ("standard", "simple")
+        },
+        quality_risk=_share(len(complex_lower), len(complex_served)),
+    )
+
+
+def _token_summary(misses: list[RequestRecord]) -> TokenSummary:
+    """Cache misses only: a hit's tokens are those of the answer it reused, which no provider
+    processed again."""
+    return TokenSummary(
+        input=sum(r.prompt_tokens for r in misses),
+        cached_input=sum(r.cached_tokens for r in misses),
+        cache_write=sum(r.cache_write_tokens for r in misses),
+        output=sum(r.completion_tokens for r in misses),
     )
 
 

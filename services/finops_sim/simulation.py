@@ -51,6 +51,7 @@ from .report import (
 from .results import (
     ComputeComparison,
     GatewaySizing,
+    GatewayUsage,
     PhaseResult,
     Phases,
     RunInfo,
@@ -251,71 +252,142 @@ def check_embedder(options: RunOptions) -> None:
         ) from exc
 
 
+@dataclass(frozen=True)
+class _Measurement:
+    """What the live gateway used and said during a phase; its request log cannot say it."""
+
+    usage: GatewayUsage
+    ready_at_end: bool
+    metric_cost_usd: float
+
+
 def _run_phase(
     phase: Phase, options: RunOptions, out: Path
 ) -> tuple[PhaseResult, list[RequestRecord]]:
     """The phase's summary, and its request log's records (the comparison pairs them)."""
     files = PhaseFiles(out, phase)
-    logs, request_log, config = out / "logs", files.request_log, files.gateway_config
-    config.write_text(yaml.safe_dump(phase_settings(phase, options, request_log)))
-    gateway_log = files.gateway_log
+    settings = phase_settings(phase, options, files.request_log)
+    files.gateway_config.write_text(yaml.safe_dump(settings))
     with ExitStack() as stack:
-        try:
-            redis_url = stack.enter_context(embedded_valkey())
-        except (RuntimeError, TimeoutError) as exc:  # its port taken, or too slow to answer
-            raise SimulationError(f"the {phase} phase's Valkey did not start: {exc}") from exc
-        gateway = GatewayProcess(
-            profile=phase,
-            config=config,
-            redis_url=redis_url,
-            log_path=gateway_log,
-            startup_timeout_s=120,
+        redis_url = _start_valkey(stack, phase)
+        gateway = _start_gateway(stack, phase, files, redis_url)
+        warnings = _relay_startup_warnings(phase, options, files.gateway_log)
+        measurement = _measure_under_locust(stack, phase, options, gateway, files)
+    records = _read_records(phase, files.request_log, out / "logs")
+    summary = PhaseResult(
+        **dict(phase_summary(records)),
+        metric_cost_usd=measurement.metric_cost_usd,
+        gateway_ready_at_end=measurement.ready_at_end,
+        gateway_usage=measurement.usage,
+        gateway_warnings=tuple(warnings),
+    )
+    return summary, records
+
+
+def _start_valkey(stack: ExitStack, phase: Phase) -> str:
+    """A fresh Valkey per phase, so nothing the first phase stored carries into the second. A
+    failure to start names the phase: it was a traceback, or (a TimeoutError is an OSError) a
+    failed write in --out."""
+    try:
+        return stack.enter_context(embedded_valkey())
+    except (RuntimeError, TimeoutError) as exc:  # its port taken, or too slow to answer
+        raise SimulationError(f"the {phase} phase's Valkey did not start: {exc}") from exc
+
+
+def _start_gateway(
+    stack: ExitStack, phase: Phase, files: PhaseFiles, redis_url: str
+) -> GatewayProcess:
+    """The phase's gateway, ready. Its output goes to its log, so a failure to start names it."""
+    gateway = GatewayProcess(
+        profile=phase,
+        config=files.gateway_config,
+        redis_url=redis_url,
+        log_path=files.gateway_log,
+        startup_timeout_s=120,
+    )
+    try:
+        stack.enter_context(gateway)
+    except (RuntimeError, TimeoutError) as exc:
+        raise SimulationError(
+            f"the {phase} gateway did not start: {str(exc).rstrip()}\nIts log: {files.gateway_log}"
+        ) from exc
+    return gateway
+
+
+def _relay_startup_warnings(phase: Phase, options: RunOptions, gateway_log: Path) -> list[str]:
+    """The gateway's start-up warnings, also printed: they are otherwise only in its log. After a
+    lexical run's warnings, how to give the router its model: the flag overrides any config."""
+    warnings = startup_warnings(gateway_log)
+    for warning in warnings:
+        print(f"finops-sim: the {phase} gateway warns: {warning}", file=sys.stderr)
+    if warnings and options.embedder == "lexical":
+        print(
+            "finops-sim: this run chose its embedder with --embedder lexical, over any "
+            "config's cache.semantic.embedder: --embedder model2vec uses the model",
+            file=sys.stderr,
         )
-        try:
-            stack.enter_context(gateway)
-        except (RuntimeError, TimeoutError) as exc:
-            raise SimulationError(
-                f"the {phase} gateway did not start: {str(exc).rstrip()}\nIts log: {gateway_log}"
-            ) from exc
-        warnings = startup_warnings(gateway_log)
-        for warning in warnings:
-            print(f"finops-sim: the {phase} gateway warns: {warning}", file=sys.stderr)
-        if warnings and options.embedder == "lexical":
-            print(
-                "finops-sim: this run chose its embedder with --embedder lexical, over any "
-                "config's cache.semantic.embedder: --embedder model2vec uses the model",
-                file=sys.stderr,
-            )
-        cmd = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-            "-u", str(options.users), "-r", str(options.users), "--host", gateway.url,
-            "--scenario", str(options.scenario), "--max-requests", str(options.requests or 0),
-            "--csv", str(files.locust_results),
-            "--html", str(files.locust_results.with_suffix(".html")),
-            "--only-summary", "--loglevel", "WARNING",
-        ]  # fmt: skip
-        if options.seed is not None:
-            cmd += ["--seed", str(options.seed)]
-        if options.duration_s is not None:
-            cmd += ["--run-time", f"{int(options.duration_s)}s"]
-        usage = PhaseUsage(ProcessMeter(gateway.metrics_url, gateway.pid))
-        usage.start()
-        locust = stack.enter_context(child_process(cmd, files.locust_log))
-        try:
-            _watch(phase, options, locust, usage, request_log)
-            if locust.returncode not in (0, 1):
-                raise SimulationError(
-                    f"Locust exited with code {locust.returncode} in the {phase} phase; "
-                    f"see {files.locust_log}"
-                )
-            gateway_usage = usage.finish(_count_lines(request_log))
-            status, _ = http_json(gateway.url + "/readyz")
-            metric_cost = _metric_total(gateway.metrics_url, "ai_cost_total")
-        except OSError as exc:
-            raise SimulationError(
-                f"the {phase} gateway stopped answering while it was measured ({exc}); "
-                f"its log: {gateway_log}"
-            ) from exc
+    return warnings
+
+
+def _locust_command(options: RunOptions, gateway_url: str, files: PhaseFiles) -> list[str]:
+    """Headless Locust replaying the scenario; ``--max-requests 0`` leaves a --duration run to
+    ``--run-time``."""
+    command = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        "-u", str(options.users), "-r", str(options.users), "--host", gateway_url,
+        "--scenario", str(options.scenario), "--max-requests", str(options.requests or 0),
+        "--csv", str(files.locust_results),
+        "--html", str(files.locust_results.with_suffix(".html")),
+        "--only-summary", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    if options.seed is not None:
+        command += ["--seed", str(options.seed)]
+    if options.duration_s is not None:
+        command += ["--run-time", f"{int(options.duration_s)}s"]
+    return command
+
+
+def _measure_under_locust(
+    stack: ExitStack,
+    phase: Phase,
+    options: RunOptions,
+    gateway: GatewayProcess,
+    files: PhaseFiles,
+) -> _Measurement:
+    """Locust's run against the gateway, metering it throughout, then its readiness and cost
+    metric. A gateway that dies meanwhile is an error naming its log, not a URLError traceback."""
+    command = _locust_command(options, gateway.url, files)
+    usage = PhaseUsage(ProcessMeter(gateway.metrics_url, gateway.pid))
+    usage.start()
+    locust = stack.enter_context(child_process(command, files.locust_log))
+    try:
+        _watch(phase, options, locust, usage, files.request_log)
+        _check_locust_exit(phase, locust, files.locust_log)
+        gateway_usage = usage.finish(_count_lines(files.request_log))
+        status, _ = http_json(gateway.url + "/readyz")
+        metric_cost = _metric_total(gateway.metrics_url, "ai_cost_total")
+    except OSError as exc:
+        raise SimulationError(
+            f"the {phase} gateway stopped answering while it was measured ({exc}); "
+            f"its log: {files.gateway_log}"
+        ) from exc
+    return _Measurement(
+        usage=gateway_usage, ready_at_end=status == 200, metric_cost_usd=metric_cost
+    )
+
+
+def _check_locust_exit(phase: Phase, locust: subprocess.Popen[bytes], locust_log: Path) -> None:
+    """Locust exits 1 when some requests failed, which the report counts; any other code is Locust
+    itself failing, which its log explains."""
+    if locust.returncode not in (0, 1):
+        raise SimulationError(
+            f"Locust exited with code {locust.returncode} in the {phase} phase; see {locust_log}"
+        )
+
+
+def _read_records(phase: Phase, request_log: Path, logs: Path) -> list[RequestRecord]:
+    """The phase's request log, which must hold at least one whole record: every figure of the
+    report comes from it."""
     try:
         records = read_log(request_log)
     except ValueError as exc:  # a line cut short: the gateway could not finish writing it
@@ -324,14 +396,7 @@ def _run_phase(
         ) from exc
     if not records:
         raise SimulationError(f"the {phase} phase logged no requests; see {logs}")
-    summary = PhaseResult(
-        **dict(phase_summary(records)),
-        metric_cost_usd=metric_cost,
-        gateway_ready_at_end=status == 200,
-        gateway_usage=gateway_usage,
-        gateway_warnings=tuple(warnings),
-    )
-    return summary, records
+    return records
 
 
 def prices_as_of(logs: list[list[RequestRecord]]) -> dict[str, str]:

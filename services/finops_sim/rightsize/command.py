@@ -15,14 +15,20 @@ from pydantic import ValidationError
 
 from finops_common.config import ConfigError
 from finops_platform.builders.workloads import NAMESPACE
-from finops_platform.config import cpu_millicores_exact, memory_mib_exact
+from finops_platform.config import StackConfig, cpu_millicores_exact, memory_mib_exact
 
 from ..arguments import folder, http_url, kubernetes_name, stack_name
 from . import from_run, output
 from .prometheus import Prometheus, PrometheusError, fetch_usage
 from .stackfile import RequestChange, write_recommendations, write_requests
-from .strategy import Strategy, assess, duration_text
-from .targets import monthly_cost, recommended_resources, stack_targets, with_resources
+from .strategy import ContainerUsage, Strategy, assess, duration_text
+from .targets import (
+    Target,
+    monthly_cost,
+    recommended_resources,
+    stack_targets,
+    with_resources,
+)
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -203,14 +209,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"finops-sim: configuration error:\n{exc}", file=sys.stderr)
         return 2
     if args.from_run is not None:
-        if args.format != "table" or args.out is not None:
-            print(
-                "finops-sim: --from-run sizes the gateway from a run's results and prints it; "
-                "--format and --out apply to --prometheus",
-                file=sys.stderr,
-            )
-            return 2
-        return from_run.run(args.from_run, config, strategy, write=args.write)
+        return _size_from_run(args, config, strategy)
+    return _recommend_from_prometheus(args, config, strategy)
+
+
+def _size_from_run(args: argparse.Namespace, config: StackConfig, strategy: Strategy) -> int:
+    """--from-run prints one sizing and saves no report, so --format and --out are refused, not
+    silently ignored."""
+    if args.format != "table" or args.out is not None:
+        print(
+            "finops-sim: --from-run sizes the gateway from a run's results and prints it; "
+            "--format and --out apply to --prometheus",
+            file=sys.stderr,
+        )
+        return 2
+    return from_run.run(args.from_run, config, strategy, write=args.write)
+
+
+def _recommend_from_prometheus(
+    args: argparse.Namespace, config: StackConfig, strategy: Strategy
+) -> int:
+    """Every workload's recommendation from its usage over the window, saved and shown, and
+    written into the stack file with --write."""
     resolution = strategy.resolution_s
     end = math.floor((args.end if args.end is not None else time.time()) / resolution) * resolution
     if args.window < resolution:
@@ -219,15 +239,50 @@ def run(args: argparse.Namespace) -> int:
     prometheus = Prometheus(args.prometheus)
     targets = stack_targets(config)
     try:
-        usages = [
-            fetch_usage(
-                prometheus, args.namespace, t.apps, t.container, end, args.window, resolution
-            )
-            for t in targets
-        ]
+        usages = _fetch_usages(prometheus, args, targets, end, resolution)
     except PrometheusError as exc:
         print(f"finops-sim: {exc}", file=sys.stderr)
         return 1
+    results, monthly_usd = _priced_recommendations(config, targets, usages, strategy)
+    doc = output.document(
+        results,
+        stack=args.stack,
+        prometheus=prometheus.url,
+        namespace=args.namespace,
+        window_s=args.window,
+        end=end,
+        strategy=strategy,
+        monthly_usd=monthly_usd,
+    )
+    _save_and_show(args, results, doc, monthly_usd)
+    if args.write:
+        return _write(args.stack, results, doc, json_output=args.format == "json")
+    return 0
+
+
+def _fetch_usages(
+    prometheus: Prometheus,
+    args: argparse.Namespace,
+    targets: list[Target],
+    end: float,
+    resolution: int,
+) -> list[ContainerUsage]:
+    """One ``end`` for every target: each workload's samples fall at the same instants."""
+    return [
+        fetch_usage(prometheus, args.namespace, t.apps, t.container, end, args.window, resolution)
+        for t in targets
+    ]
+
+
+def _priced_recommendations(
+    config: StackConfig,
+    targets: list[Target],
+    usages: list[ContainerUsage],
+    strategy: Strategy,
+) -> tuple[list[output.Result], tuple[float | None, float | None]]:
+    """Each workload's assessment with what its recommendation alone would save a month, and
+    the stack's monthly cost now and with all of them: the cost model packs pods onto nodes, so
+    the rows' savings need not add up to the total's."""
     assessments = [assess(u, strategy, t.cache) for t, u in zip(targets, usages, strict=True)]
     current = monthly_cost(config)
     changes = {
@@ -243,16 +298,17 @@ def run(args: argparse.Namespace) -> int:
             saving = None if alone is None else current - alone
         results.append(output.Result(target, usage, assessment, saving))
     recommended = monthly_cost(with_resources(config, changes))
-    doc = output.document(
-        results,
-        stack=args.stack,
-        prometheus=prometheus.url,
-        namespace=args.namespace,
-        window_s=args.window,
-        end=end,
-        strategy=strategy,
-        monthly_usd=(current, recommended),
-    )
+    return results, (current, recommended)
+
+
+def _save_and_show(
+    args: argparse.Namespace,
+    results: list[output.Result],
+    doc: dict,
+    monthly_usd: tuple[float | None, float | None],
+) -> None:
+    """recommendations.json is written whatever --format shows, so every run leaves its
+    figures."""
     out = args.out or Path("out") / "rightsize" / args.stack
     out.mkdir(parents=True, exist_ok=True)
     (out / "recommendations.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -261,10 +317,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "html":
         print(f"Report: {output.write_html(results, doc, out)}")
     else:
-        print(output.text_table(results, (current, recommended)))
-    if args.write:
-        return _write(args.stack, results, doc, json_output=args.format == "json")
-    return 0
+        print(output.text_table(results, monthly_usd))
 
 
 def _write(stack: str, results: list[output.Result], doc: dict, json_output: bool) -> int:
