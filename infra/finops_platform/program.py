@@ -235,7 +235,7 @@ def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | N
             "kubecost",
             KubecostArgs(
                 config.cluster_name,
-                platform.network.cidr if platform.network.mode == "create" else None,
+                network.vpc_cidrs,
                 cluster.provider,
                 depends_on=[*cluster.system_ready, observability.release],
             ),

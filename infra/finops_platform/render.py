@@ -29,6 +29,8 @@ from .config import PROJECT, StackConfig, parse_stack_config, read_stack_file
 from .helm import HelmError, helm
 
 ACCOUNT_ID = "123456789012"
+# An existing VPC's range, as the mocked EC2 API reports it (a default VPC's would be 172.31/16).
+MOCK_VPC_CIDR = "10.20.0.0/16"
 SECRET_PLACEHOLDER = "<secret>"
 
 
@@ -120,6 +122,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             names = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]
             return {"names": names, "zoneIds": ["use1-az1", "use1-az2", "use1-az4", "use1-az6"],
                     "id": "us-east-1"}  # fmt: skip
+        if args.token == "aws:ec2/getVpc:getVpc":
+            primary = {"cidrBlock": MOCK_VPC_CIDR, "associationId": "vpc-cidr-assoc-0"}
+            return {"cidrBlock": MOCK_VPC_CIDR, "cidrBlockAssociations": [primary], "id": "vpc"}
         if args.token == "aws:ec2/getRouteTables:getRouteTables":
             return {"ids": ["rtb-0private1", "rtb-0private2"], "id": "us-east-1"}
         if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":

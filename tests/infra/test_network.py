@@ -12,7 +12,7 @@ from finops_platform.components.network import (
     zone_names,
 )
 from finops_platform.config import NetworkConfig
-from finops_platform.render import RecordingMocks, load_stack, record
+from finops_platform.render import MOCK_VPC_CIDR, RecordingMocks, load_stack, record
 from tests.infra.graph import one
 
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
@@ -126,3 +126,50 @@ def test_too_few_supported_zones_is_an_error_naming_the_setting(monkeypatch):
     pulumi.runtime.set_mocks(RecordingMocks(), preview=False)
     with pytest.raises(ValueError, match=r"network.availabilityZones is 2, but the region has 1 "):
         zone_names(2)
+
+
+def existing_vpc_stack() -> object:
+    config = load_stack("optimized")
+    network = config.platform.network.model_copy(
+        update={"mode": "existing", "vpc_id": "vpc-0abc",
+                "private_subnet_ids": ("subnet-0a", "subnet-0b")}
+    )  # fmt: skip
+    platform = config.platform.model_copy(update={"network": network})
+    return config.model_copy(update={"platform": platform})
+
+
+def test_kubecost_prices_traffic_between_zones_of_an_existing_vpc_by_its_ranges(monkeypatch):
+    """The program read no range of an existing VPC, so Kubecost's in-zone list lost all three
+    private ranges, and traffic to other private networks (peered VPCs, on-premises) counted as
+    crossing zones. The VPC's ranges are now read from EC2, each run."""
+    asked: list[dict] = []
+    answer = RecordingMocks.call
+
+    def call(self, args):
+        if args.token == "aws:ec2/getVpc:getVpc":
+            asked.append(args.args)
+        return answer(self, args)
+
+    monkeypatch.setattr(RecordingMocks, "call", call)
+    recording = record(existing_vpc_stack())
+    assert [a["id"] for a in asked] == ["vpc-0abc"]
+    release = one(recording, "kubernetes:helm.sh/v3:Release", "kubecost-chart").inputs
+    in_zone = release["values"]["networkCosts"]["config"]["destinations"]["in-zone"]
+    assert MOCK_VPC_CIDR.startswith("10.") and "10.0.0.0/8" not in in_zone
+    assert {"172.16.0.0/12", "192.168.0.0/16"} <= set(in_zone)
+
+
+def test_a_created_vpc_asks_ec2_for_no_range(monkeypatch):
+    asked: list[str] = []
+    answer = RecordingMocks.call
+
+    def call(self, args):
+        asked.append(args.token)
+        return answer(self, args)
+
+    monkeypatch.setattr(RecordingMocks, "call", call)
+    recording = record(load_stack("optimized"))
+    assert "aws:ec2/getVpc:getVpc" not in asked
+    release = one(recording, "kubernetes:helm.sh/v3:Release", "kubecost-chart").inputs
+    in_zone = release["values"]["networkCosts"]["config"]["destinations"]["in-zone"]
+    assert "10.0.0.0/8" not in in_zone and "172.16.0.0/12" in in_zone

@@ -77,7 +77,7 @@ def test_namespaces_holding_claims_go_before_the_driver_on_destroy(recording):
 def test_kubecost_claims_are_not_kept_by_helm():
     """The chart annotates its claims helm.sh/resource-policy: keep; Helm keeps a resource only
     when that value is "keep"."""
-    values = kubecost_values("finops-optimized", "10.0.0.0/16")
+    values = kubecost_values("finops-optimized", ["10.0.0.0/16"])
     overridden = [
         values["localStore"]["persistentVolume"],
         values["aggregator"]["persistentConfigsStorage"],
@@ -90,21 +90,23 @@ def test_kubecost_claims_are_not_kept_by_helm():
 
 def test_kubecost_runs_on_the_system_nodes():
     """Defect 9."""
-    values = kubecost_values("finops-optimized", "10.0.0.0/16")
+    values = kubecost_values("finops-optimized", ["10.0.0.0/16"])
     for component in ("frontend", "localStore", "aggregator", "cloudCost", "finopsagent"):
         assert values[component]["nodeSelector"] == {"finops-sim/node-group": "system"}
 
 
 @pytest.mark.parametrize(
-    ("vpc_cidr", "left_out"),
-    [("10.0.0.0/16", ["10.0.0.0/8"]), ("172.31.0.0/16", ["172.16.0.0/12"]),
-     (None, ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])],
+    ("vpc_cidrs", "left_out"),
+    [(["10.0.0.0/16"], ["10.0.0.0/8"]), (["172.31.0.0/16"], ["172.16.0.0/12"]),
+     # An existing VPC's secondary ranges: one outside the private ranges changes nothing.
+     (["10.20.0.0/16", "100.64.0.0/16"], ["10.0.0.0/8"]),
+     (["10.1.0.0/16", "192.168.0.0/20"], ["10.0.0.0/8", "192.168.0.0/16"])],
 )  # fmt: skip
-def test_traffic_between_zones_is_not_priced_as_in_zone(vpc_cidr, left_out):
+def test_traffic_between_zones_is_not_priced_as_in_zone(vpc_cidrs, left_out):
     """The chart counts all of 10.0.0.0/8 as in-zone, free, and says to remove the range of a
     multi-AZ cluster: every EKS stack here spans two zones or three, whose traffic between them
     AWS bills both ways."""
-    values = kubecost_values("finops-optimized", vpc_cidr)
+    values = kubecost_values("finops-optimized", vpc_cidrs)
     in_zone = values["networkCosts"]["config"]["destinations"]["in-zone"]
     assert in_zone == [cidr for cidr in CHART_IN_ZONE if cidr not in left_out]
     assert {"127.0.0.0/8", "169.254.0.0/16"} <= set(in_zone)

@@ -5,6 +5,7 @@ included), and claims that `pulumi destroy` removes."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import Any
 
 from .karpenter import SYSTEM_NODES
@@ -36,20 +37,20 @@ EVERY_NODE = [{"operator": "Exists"}]
 # is counted as in-zone; every EKS stack here spans two or three zones. Without it, network-costs
 # places each pod's address in its node's zone.
 CHART_IN_ZONE = ("127.0.0.0/8", "169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-PRIVATE_RANGES = tuple(ipaddress.ip_network(r) for r in ("10.0.0.0/8", "172.16.0.0/12",
+PRIVATE_RANGES = tuple(ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12",
                                                          "192.168.0.0/16"))  # fmt: skip
 
 
-def in_zone_destinations(vpc_cidr: str | None) -> list[str]:
-    """The chart's in-zone list less the private range that holds the VPC (all three for an
-    existing VPC, whose range the program does not know)."""
-    vpc = None if vpc_cidr is None else ipaddress.ip_network(vpc_cidr)
-    dropped = {private for private in PRIVATE_RANGES if vpc is None or vpc.subnet_of(private)}
+def in_zone_destinations(vpc_cidrs: Sequence[str]) -> list[str]:
+    """The chart's in-zone list less each private range that holds one of the VPC's ranges
+    (an existing VPC may have secondary ones)."""
+    vpc = [ipaddress.IPv4Network(cidr) for cidr in vpc_cidrs]
+    dropped = {private for private in PRIVATE_RANGES if any(r.subnet_of(private) for r in vpc)}
     return [cidr for cidr in CHART_IN_ZONE if ipaddress.ip_network(cidr) not in dropped]
 
 
-def helm_values(cluster_name: str, vpc_cidr: str | None) -> dict[str, Any]:
-    """``vpc_cidr``: the VPC the stack creates, None for an existing one."""
+def helm_values(cluster_name: str, vpc_cidrs: Sequence[str]) -> dict[str, Any]:
+    """``vpc_cidrs``: the VPC's IPv4 ranges (its primary and any secondary ones)."""
     values: dict[str, Any] = {
         "global": {"clusterId": cluster_name},
         "finopsagent": {
@@ -66,6 +67,6 @@ def helm_values(cluster_name: str, vpc_cidr: str | None) -> dict[str, Any]:
             values[component][claim] = {"annotations": dict(NOT_KEPT)}
     values["networkCosts"] = {
         "tolerations": EVERY_NODE,
-        "config": {"destinations": {"in-zone": in_zone_destinations(vpc_cidr)}},
+        "config": {"destinations": {"in-zone": in_zone_destinations(vpc_cidrs)}},
     }
     return values

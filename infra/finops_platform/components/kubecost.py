@@ -18,7 +18,7 @@ from ..builders import kubecost as build
 @dataclass(frozen=True)
 class KubecostArgs:
     cluster_name: str
-    vpc_cidr: str | None  # None for an existing VPC
+    vpc_cidrs: pulumi.Input[list[str]]  # the VPC's IPv4 ranges (Network.vpc_cidrs)
     provider: k8s.Provider
     depends_on: list[pulumi.Resource]
 
@@ -41,7 +41,9 @@ class Kubecost(pulumi.ComponentResource):
             version=versions.KUBECOST_VERSION,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=versions.KUBECOST_REPO),
             namespace=build.NAMESPACE,
-            values=build.helm_values(args.cluster_name, args.vpc_cidr),
+            values=pulumi.Output.from_input(args.vpc_cidrs).apply(
+                lambda cidrs: build.helm_values(args.cluster_name, cidrs)
+            ),
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])
             ),

@@ -69,6 +69,8 @@ def subnet_tags(cluster_name: str) -> dict[str, dict[str, str]]:
 
 class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
+    # Every IPv4 range of the VPC: the created one's, or an existing one's as AWS lists them.
+    vpc_cidrs: pulumi.Output[list[str]]
     private_subnet_ids: pulumi.Output[list[str]]
     public_subnet_ids: pulumi.Output[list[str]]
 
@@ -78,6 +80,7 @@ class Network(pulumi.ComponentResource):
         if config.mode == "existing":
             assert config.vpc_id is not None
             self.vpc_id = pulumi.Output.from_input(config.vpc_id)
+            self.vpc_cidrs = self._existing_vpc_cidrs(config.vpc_id)
             self.private_subnet_ids = pulumi.Output.from_input(list(config.private_subnet_ids))
             self.public_subnet_ids = pulumi.Output.from_input(list(config.public_subnet_ids))
         else:
@@ -112,6 +115,7 @@ class Network(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.vpc_id = vpc.vpc_id
+            self.vpc_cidrs = pulumi.Output.from_input([config.cidr])
             self.private_subnet_ids = vpc.private_subnet_ids
             self.public_subnet_ids = vpc.public_subnet_ids
         if config.wants_s3_gateway_endpoint:
@@ -122,6 +126,13 @@ class Network(pulumi.ComponentResource):
                 "private_subnet_ids": self.private_subnet_ids,
                 "public_subnet_ids": self.public_subnet_ids,
             }
+        )
+
+    def _existing_vpc_cidrs(self, vpc_id: str) -> pulumi.Output[list[str]]:
+        """An existing VPC's primary and secondary IPv4 ranges, read from AWS on each run."""
+        vpc = aws.ec2.get_vpc_output(id=vpc_id, opts=pulumi.InvokeOutputOptions(parent=self))
+        return vpc.cidr_block_associations.apply(
+            lambda associations: [association.cidr_block for association in associations]
         )
 
     def _route_tables(self, filter_name: str, values: object) -> pulumi.Output[list[str]]:
