@@ -435,7 +435,11 @@ def claims_left_by_uninstall(cluster: Cluster) -> list[tuple[str, str | None]]:
         if spec.get("volumeClaimTemplates") and policy.get("whenDeleted") != "Delete":
             left.append((f"{sts} claims", sts.namespace))
     for server in cluster.of_kind("Prometheus", "Alertmanager"):
-        if (server.manifest["spec"].get("storage") or {}).get("volumeClaimTemplate"):
+        spec = server.manifest["spec"]
+        policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+        if (spec.get("storage") or {}).get("volumeClaimTemplate") and (
+            policy.get("whenDeleted") != "Delete"
+        ):
             left.append((f"{server} storage", server.namespace))  # the operator keeps them
     return left
 
@@ -447,6 +451,16 @@ def test_destroy_removes_every_claim(cluster):
     managed = {ns.name for ns in cluster.of_kind("Namespace") if ns.project}
     assert [claim for claim, namespace in claims_left_by_uninstall(cluster)
             if namespace not in managed] == []  # fmt: skip
+
+
+@on(*STACKS)
+def test_prometheus_deletes_its_claim_with_its_release(cluster):
+    """Its namespace's deletion, near the end of `pulumi destroy`, deleted the claim seconds
+    before the EBS CSI driver went: the volume could be left `available`, billed. Deleted with
+    the release, at the start, the driver has minutes to delete it."""
+    (prometheus,) = [p for p in cluster.of_kind("Prometheus") if not p.project]
+    assert prometheus.manifest["spec"]["storage"]["volumeClaimTemplate"]
+    assert not [claim for claim, _ in claims_left_by_uninstall(cluster) if "Prometheus" in claim]
 
 
 # ---- monitoring ----------------------------------------------------------------------------------

@@ -96,6 +96,13 @@ def helm_values(config: ObservabilityConfig, on_eks: bool) -> dict[str, Any]:
                 }
             }
         }
+        # The StatefulSet's claim goes with it, when the release is deleted at the start of
+        # `pulumi destroy`, not with the namespace near its end: the EBS CSI driver, deleted just
+        # after the namespaces, then has minutes, not seconds, to delete the volume.
+        prometheus_spec["persistentVolumeClaimRetentionPolicy"] = {
+            "whenDeleted": "Delete",
+            "whenScaled": "Retain",
+        }
         for spec in (prometheus_spec, alertmanager_spec):
             spec["nodeSelector"] = dict(SYSTEM_NODES)
         for section in ("grafana", "kube-state-metrics"):
