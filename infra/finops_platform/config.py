@@ -295,7 +295,8 @@ class ObservabilityConfig(_Config):
     storage_size: str = Field(
         default="20Gi",
         pattern=_MEMORY_PATTERN,
-        description="Prometheus's volume (AWS stacks), e.g. 20Gi",
+        description="Prometheus's volume (AWS stacks), e.g. 20Gi; a change on a running stack "
+        "recreates the volume empty",
     )
     alerts: AlertConfig = AlertConfig()
 

@@ -123,7 +123,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return {"names": names, "zoneIds": ["use1-az1", "use1-az2", "use1-az4", "use1-az6"],
                     "id": "us-east-1"}  # fmt: skip
         if args.token == "aws:ec2/getVpc:getVpc":
-            primary = {"cidrBlock": MOCK_VPC_CIDR, "associationId": "vpc-cidr-assoc-0"}
+            primary = {"cidrBlock": MOCK_VPC_CIDR, "associationId": "vpc-cidr-assoc-0",
+                       "state": "associated"}  # fmt: skip
             return {"cidrBlock": MOCK_VPC_CIDR, "cidrBlockAssociations": [primary], "id": "vpc"}
         if args.token == "aws:ec2/getRouteTables:getRouteTables":
             return {"ids": ["rtb-0private1", "rtb-0private2"], "id": "us-east-1"}

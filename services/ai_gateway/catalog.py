@@ -310,7 +310,7 @@ class Catalog:
             if requested is not None:
                 return requested, None
             self.check_refusals(reference, request)  # "auto" where no tier would take it
-            return reference, replace(decision, tier="complex", raised="no tier's model takes it")
+            return reference, replace(decision, tier="complex", raised="no tier's window holds it")
         chosen, decision = fitting
         if requested is not None and chosen.cost_usd(1000, 1000) >= requested.cost_usd(1000, 1000):
             return requested, None

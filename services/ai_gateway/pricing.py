@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from finops_common.config import StrictModel, read_yaml, validate
 
@@ -42,6 +42,11 @@ class OutputLength(StrictModel):
 
 # A dated snapshot name's date: gpt-5-2025-08-07, claude-haiku-4-5-20251001 (not gpt-4-0613).
 _SNAPSHOT_DATE = re.compile(r"-(20\d\d)-?(\d\d)-?(\d\d)$")
+
+
+def _snapshot_date(found: re.Match[str]) -> datetime:
+    year, month, day = (int(part) for part in found.groups())
+    return datetime(year, month, day, tzinfo=UTC)
 
 
 class ModelCard(StrictModel):
@@ -80,15 +85,25 @@ class ModelCard(StrictModel):
     latency: LatencyProfile
     output_tokens: OutputLength
 
+    @field_validator("aliases")
+    @classmethod
+    def _dated_aliases_are_dates(cls, aliases: tuple[str, ...]) -> tuple[str, ...]:
+        """A dated snapshot name dates the model in /v1/models: gpt-4-20251301 would fail there."""
+        for alias in aliases:
+            if found := _SNAPSHOT_DATE.search(alias):
+                try:
+                    _snapshot_date(found)
+                except ValueError as exc:
+                    raise ValueError(f"alias {alias}: {found.group(0)[1:]} is no date") from exc
+        return aliases
+
     @property
     def released(self) -> datetime | None:
-        """The date in the model's dated snapshot name, midnight UTC, which the providers' model
-        lists report as its creation; None for a model without one (a date is never made up)."""
-        for alias in self.aliases:
-            if found := _SNAPSHOT_DATE.search(alias):
-                year, month, day = (int(part) for part in found.groups())
-                return datetime(year, month, day, tzinfo=UTC)
-        return None
+        """The date in the model's earliest dated snapshot name, midnight UTC, standing for the
+        creation time the providers' model lists report; None for a model without one (a date
+        is never made up)."""
+        dates = [_snapshot_date(found) for a in self.aliases if (found := _SNAPSHOT_DATE.search(a))]
+        return min(dates, default=None)
 
     def cost_usd(
         self,

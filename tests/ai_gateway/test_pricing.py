@@ -91,6 +91,24 @@ def test_duplicate_alias_is_rejected(tmp_path):
         load_price_table(path)
 
 
+def test_a_dated_alias_must_name_a_real_date(tmp_path):
+    """It dates the model in /v1/models, where a 13th month answered every request with a 500."""
+    path = tmp_path / "models.yaml"
+    path.write_text("version: 1\nmodels:\n  a:\n" + ROW.replace("[shared]", "[a-20251301]"))
+    with pytest.raises(ConfigError, match="alias a-20251301: 20251301 is no date"):
+        load_price_table(path)
+
+
+def test_a_model_is_dated_by_its_earliest_dated_alias(tmp_path):
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "version: 1\nmodels:\n  a:\n"
+        + ROW.replace("[shared]", "[a-2025-08-07, a-20240101, a-0613, a-latest]")
+    )
+    released = load_price_table(path).models["a"].released
+    assert released is not None and released.date().isoformat() == "2024-01-01"
+
+
 def test_a_retired_name_must_point_at_a_model(tmp_path):
     path = tmp_path / "models.yaml"
     path.write_text(

@@ -146,9 +146,12 @@ def test_kubecost_prices_traffic_between_zones_of_an_existing_vpc_by_its_ranges(
     answer = RecordingMocks.call
 
     def call(self, args):
-        if args.token == "aws:ec2/getVpc:getVpc":
-            asked.append(args.args)
-        return answer(self, args)
+        if args.token != "aws:ec2/getVpc:getVpc":
+            return answer(self, args)
+        asked.append(args.args)
+        found = answer(self, args)
+        removed = {"cidrBlock": "192.168.0.0/20", "associationId": "a-1", "state": "disassociating"}
+        return {**found, "cidrBlockAssociations": [*found["cidrBlockAssociations"], removed]}
 
     monkeypatch.setattr(RecordingMocks, "call", call)
     recording = record(existing_vpc_stack())
@@ -156,6 +159,7 @@ def test_kubecost_prices_traffic_between_zones_of_an_existing_vpc_by_its_ranges(
     release = one(recording, "kubernetes:helm.sh/v3:Release", "kubecost-chart").inputs
     in_zone = release["values"]["networkCosts"]["config"]["destinations"]["in-zone"]
     assert MOCK_VPC_CIDR.startswith("10.") and "10.0.0.0/8" not in in_zone
+    # A secondary range being removed is no longer the VPC's.
     assert {"172.16.0.0/12", "192.168.0.0/16"} <= set(in_zone)
 
 

@@ -129,10 +129,11 @@ class Network(pulumi.ComponentResource):
         )
 
     def _existing_vpc_cidrs(self, vpc_id: str) -> pulumi.Output[list[str]]:
-        """An existing VPC's primary and secondary IPv4 ranges, read from AWS on each run."""
+        """An existing VPC's primary and secondary IPv4 ranges, read from AWS on each run; a
+        range being removed, or whose association failed, is not the VPC's."""
         vpc = aws.ec2.get_vpc_output(id=vpc_id, opts=pulumi.InvokeOutputOptions(parent=self))
         return vpc.cidr_block_associations.apply(
-            lambda associations: [association.cidr_block for association in associations]
+            lambda associations: [a.cidr_block for a in associations if a.state == "associated"]
         )
 
     def _route_tables(self, filter_name: str, values: object) -> pulumi.Output[list[str]]:

@@ -54,7 +54,8 @@ class Observability(pulumi.ComponentResource):
 
     def _namespace(self, name: str, args: ObservabilityArgs) -> k8s.core.v1.Namespace:
         """The namespace outlives the release and goes before the storage driver on destroy,
-        taking Prometheus's claim (and so its EBS volume) with it."""
+        taking any claim left in it (and so its EBS volume) with it; Prometheus's goes earlier,
+        with the release."""
         return k8s.core.v1.Namespace(
             f"{name}-ns",
             metadata={"name": build.NAMESPACE},
