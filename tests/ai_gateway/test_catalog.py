@@ -217,6 +217,16 @@ def test_routing_passes_over_a_tier_whose_model_refuses_stop_sequences():
     assert f"raised from {decided.tier}: {card.name} refuses stop sequences" in raised.reason
 
 
+def test_an_auto_request_with_stop_no_tier_takes_is_refused_as_its_provider_would():
+    tiers = {"simple": "gpt-5-nano", "standard": "gpt-5-mini", "complex": "gpt-5"}
+    routed = Catalog(default_price_table(), RoutingSettings(enabled=True, tiers=tiers),
+                     SimulatedProvider(0))  # fmt: skip
+    request = ask("What is the capital of France?", model="auto", stop=("END",))
+    with pytest.raises(GatewayError) as info:
+        routed.route(request, None, True, PromptTokens(request.messages))
+    assert (info.value.param, info.value.code) == ("stop", "unsupported_parameter")
+
+
 def test_an_auto_prefill_no_tier_takes_is_refused_as_its_provider_would():
     """Every tier refusing a prefill fell back to the complex tier's model, which served it
     with the reason "no tier's window holds it"; the same body naming that model gets a 400."""
