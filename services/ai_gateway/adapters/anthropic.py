@@ -606,11 +606,15 @@ RATE_LIMIT_HEADERS = {
 }
 
 
+# How Anthropic writes a time: a rate limit's reset, a model's creation.
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+
+
 @lru_cache(maxsize=4)
 def rfc3339(seconds: float) -> str:
     """A reset time (seconds since the epoch) as Anthropic writes it; every request of a minute
     shares its reset."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(seconds, UTC).strftime(RFC3339)
 
 
 class AnthropicAdapter:
@@ -731,7 +735,7 @@ class AnthropicAdapter:
             "type": "model",
             "id": card.name,
             "display_name": card.name,
-            "created_at": released.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_at": released.strftime(RFC3339),
         }
 
     def list_models(self, table: PriceTable, query: Mapping[str, str] | None = None) -> JSON:
