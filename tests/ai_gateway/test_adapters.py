@@ -267,6 +267,16 @@ def test_anthropic_render_matches_the_sdk_shape():
     assert page.first_id == page.data[0].id
 
 
+def test_the_anthropic_list_puts_the_newest_release_first():
+    """Anthropic lists the most recently released models first; models of one date (the
+    undated ones at the epoch) keep the table's order."""
+    page = AnthropicAdapter().list_models(TABLE, {"limit": "1000"})["data"]
+    dates = [model["created_at"] for model in page]
+    assert dates == sorted(dates, reverse=True) and dates[0] > dates[-1]
+    undated = [model["id"] for model in page if model["created_at"].startswith("1970")]
+    assert undated == [name for name, card in TABLE.models.items() if card.released is None]
+
+
 @pytest.mark.parametrize("include_usage", [False, True])
 async def test_openai_stream_frames_the_pieces(include_usage):
     request = OpenAIAdapter().parse(

@@ -730,18 +730,18 @@ class AnthropicAdapter:
 
     def model_object(self, card: ModelCard) -> JSON:
         """``created_at`` from the model's dated snapshot name, the epoch without one."""
-        released = card.released or datetime.fromtimestamp(0, UTC)
         return {
             "type": "model",
             "id": card.name,
             "display_name": card.name,
-            "created_at": released.strftime(RFC3339),
+            "created_at": _released(card).strftime(RFC3339),
         }
 
     def list_models(self, table: PriceTable, query: Mapping[str, str] | None = None) -> JSON:
         """One page, as Anthropic's API pages its list: ``limit`` (1-1000, default 20), and
-        ``after_id`` or ``before_id`` (a model id of the list) to move forward or back."""
-        names = list(table.models)
+        ``after_id`` or ``before_id`` (a model id of the list) to move forward or back. Anthropic
+        lists the most recently released first; models of one date keep the table's order."""
+        names = sorted(table.models, key=lambda name: _released(table.models[name]), reverse=True)
         start, stop, has_more = _page(names, query or {})
         page = names[start:stop]
         return {
@@ -750,6 +750,11 @@ class AnthropicAdapter:
             "first_id": page[0] if page else None,
             "last_id": page[-1] if page else None,
         }
+
+
+def _released(card: ModelCard) -> datetime:
+    """A model's release for the list: its dated snapshot name, the epoch without one."""
+    return card.released or datetime.fromtimestamp(0, UTC)
 
 
 def _page(names: list[str], query: Mapping[str, str]) -> tuple[int, int, bool]:
