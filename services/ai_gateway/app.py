@@ -7,6 +7,7 @@ validates only once); the same models are declared to the OpenAPI document at /o
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -257,11 +258,10 @@ class GatewayHTTP:
                         "cache-control": "no-cache",
                     },
                 )
-            completion = await gateway.complete(chat_request, team, label=label)
+            completion = await self._delivered(await gateway.begin(chat_request, team, label=label))
             headers = self._headers(adapter, completion)
             response_id = adapter.new_id()
             self.metrics.requests.labels(api=adapter.api, status="200").inc()
-            await gateway.provider.deliver(completion.latency, completion.completion_tokens)
             self._finished(adapter, request, sim, completion, started)
             return JSONResponse(adapter.render(completion, response_id), headers=headers)
         except GatewayError as refusal:
@@ -282,6 +282,19 @@ class GatewayHTTP:
         finally:
             if not streaming:
                 self.metrics.active.dec()
+
+    async def _delivered(self, answer: Answer) -> Completion:
+        """A non-streamed answer once the provider would have sent it whole: only then is it
+        cached, so an identical request meanwhile waits for it (in_flight.py) rather than finding
+        it before it exists. Settled even if the request is cancelled while it waits: a provider
+        bills an abandoned request in full."""
+        completion = answer.completion
+        try:
+            await self.gateway.provider.deliver(completion.latency, completion.completion_tokens)
+        except asyncio.CancelledError:
+            await asyncio.shield(self.gateway.finish(answer))
+            raise
+        return await self.gateway.finish(answer)
 
     async def _stream(
         self,

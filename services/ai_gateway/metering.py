@@ -50,9 +50,10 @@ class Meter:
     ) -> None:
         """``cache_kinds``: the caches that are on ("exact", "semantic"). The series whose labels
         are known before any request exist from the start at 0: each team's hits and misses of
-        those caches and its savings by cache and routing (when on), and each API's answers.
-        increase() and rate() cannot see a series appear, so the hit-ratio alert could not fire
-        before a pod's first hit, and the savings panel lost each pod's first saving."""
+        those caches (and exact hits that waited for a request in flight) and its savings by
+        cache and routing (when on), and each API's answers. increase() and rate() cannot see a
+        series appear, so the hit-ratio alert could not fire before a pod's first hit, and the
+        savings panel lost each pod's first saving."""
         self.metrics = metrics
         self._caching = bool(cache_kinds)
         saving_reasons = (*(("cache",) if cache_kinds else ()), *(("routing",) if routing else ()))
@@ -63,6 +64,8 @@ class Meter:
                 metrics.cache_misses.labels(team=team)
             for kind in cache_kinds:
                 metrics.cache_hits.labels(kind=kind, team=team)
+            if "exact" in cache_kinds:
+                metrics.cache_coalesced.labels(team=team)
         for api in API_SHAPES:
             for status in ANSWERS_FROM_START:
                 metrics.requests.labels(api=api, status=status)

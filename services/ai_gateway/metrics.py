@@ -72,6 +72,12 @@ class GatewayMetrics:
         self.cache_hits = Counter(
             "ai_cache_hits", "Requests answered from the cache.", ["kind", "team"], registry=r
         )
+        self.cache_coalesced = Counter(
+            "ai_cache_coalesced",
+            "Exact hits that waited for an identical request in flight on the replica.",
+            ["team"],
+            registry=r,
+        )
         self.cache_misses = Counter(
             "ai_cache_misses",
             "Cacheable requests the cache could not answer.",

@@ -1,6 +1,7 @@
 """The gateway pipeline, independent of any wire format; read ``Gateway.complete`` top to bottom.
 
-exact cache -> semantic cache -> route -> admit -> provider -> meter -> settle -> store.
+exact cache (or an identical request in flight) -> semantic cache -> route -> admit -> provider
+-> meter -> settle -> store.
 
 Cache lookups come before the budget check on purpose: a cache hit costs nothing, so it consumes no
 budget and is refused only by a team's requests-per-minute limit. Each stage lives in its own
@@ -15,7 +16,7 @@ import logging
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from .catalog import Catalog, PromptTokens
 from .domain import AUTO_MODEL, ChatRequest, Completion, GatewayError, RateLimitState
 from .embeddings import Embedder
 from .identity import Identity
+from .in_flight import InFlight, Lead
 from .metering import Meter
 from .pricing import ModelCard
 from .prompt_cache import NO_USE, ProviderPromptCache
@@ -79,6 +81,16 @@ class Settlement:
     # Catalog.baseline_of, stored with the exact entry and its baseline; None when the request
     # is not keyed as sent (ChatRequest.keyed_as_sent), whose baseline no other request shares.
     baseline_of: str | None
+    lead: Lead | None = None  # this request answers ``key`` for its copies in flight
+
+
+class ExactLookup(NamedTuple):
+    """An exact-cache look-up: the entry found, else this request's lead of the key (None
+    while another request holds it), and whether it waited for an identical request."""
+
+    hit: CachedCompletion | None
+    lead: Lead | None
+    followed: bool
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,7 @@ class Gateway:
     embedder: Embedder | None
     clock: Clock
     prompt_cache: ProviderPromptCache | None = None
+    in_flight: InFlight = field(default_factory=InFlight)
     _snapshots: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _store_watch: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
@@ -129,16 +142,54 @@ class Gateway:
         baseline_of = self.catalog.baseline_of(requested) if request.keyed_as_sent() else None
 
         key = exact_key(team, request.canonical(requested_name)) if self.exact else None
-        if self.exact is not None and key is not None:
-            hit = await self.meter.guarded(self.exact.get(key), "cache_get")
-            if hit is not None:
+        lead = None
+        if key is not None and self.exact is not None:
+            found = await self._exact_or_lead(self.exact, key)
+            if found.hit is not None:
+                if found.followed:
+                    self.meter.metrics.cache_coalesced.labels(team=team).inc()
                 # The same request as sent: its entry's baseline, unless prices changed since.
-                baseline = hit.baseline_for(baseline_of)
+                baseline = found.hit.baseline_for(baseline_of)
                 if baseline is None:
                     baseline = self.catalog.baseline_cost(requested, request, tokens)
                 return Answer(
-                    await self._from_cache(request, team, hit, "exact", None, baseline, now)
+                    await self._from_cache(request, team, found.hit, "exact", None, baseline, now)
                 )
+            lead = found.lead
+        try:
+            pending = Settlement(None, key, None, label, baseline_of, lead)
+            answer = await self._past_exact(request, team, now, tokens, requested, pending)
+        except BaseException:
+            self.in_flight.release(lead)
+            raise
+        if answer.settlement is None:
+            self.in_flight.release(lead)  # a semantic hit: nothing will be written under the key
+        return answer
+
+    async def _exact_or_lead(self, exact: ExactCache, key: str) -> ExactLookup:
+        """The exact entry of ``key``; without one, the lead of ``key``, or, while an identical
+        request is answered on this replica, its answer once it is cached (in_flight.py)."""
+        followed = False
+        while True:
+            hit = await self.meter.guarded(exact.get(key), "cache_get")
+            if hit is not None:
+                return ExactLookup(hit, None, followed)
+            lead = self.in_flight.lead(key)
+            if lead is not None or not await self.in_flight.follow(key):
+                return ExactLookup(None, lead, followed)
+            followed = True
+
+    async def _past_exact(
+        self,
+        request: ChatRequest,
+        team: str,
+        now: datetime,
+        tokens: PromptTokens,
+        requested: ModelCard | None,
+        pending: Settlement,
+    ) -> Answer:
+        """The stages after an exact miss: semantic cache, route, admit, provider. ``pending``
+        holds what the miss will settle, but its reservation and semantic probe."""
         baseline = self.catalog.baseline_cost(requested, request, tokens)
         routes_all = self.settings.teams[team].routing == "all"
         probe = self._semantic_probe(team, request, requested, routes_all)
@@ -151,6 +202,7 @@ class Gateway:
 
         embedded = None if probe is None else (probe.prompt, probe.vector)
         card, decision = self.catalog.route(request, requested, routes_all, tokens, embedded)
+        requested_name = AUTO_MODEL if requested is None else requested.name
         route = None if decision is None else (decision, requested_name)
         prompt_tokens = tokens(card)
         cap = self.catalog.completion_cap(card, request, prompt_tokens, routed=decision is not None)
@@ -161,7 +213,7 @@ class Gateway:
         completion = self._generate(
             request, team, card, cap, tokens, baseline, route, admitted.rate_limits
         )
-        return Answer(completion, Settlement(admitted.reservation, key, probe, label, baseline_of))
+        return Answer(completion, replace(pending, reservation=admitted.reservation, probe=probe))
 
     def _worst_cost(
         self, card: ModelCard, request: ChatRequest, prompt_tokens: int, cap: int
@@ -182,6 +234,14 @@ class Gateway:
         settlement, completion = answer.settlement, answer.completion
         if settlement is None:
             return completion
+        try:
+            return await self._settle(settlement, completion, delivered)
+        finally:
+            self.in_flight.release(settlement.lead)  # its copies find the answer, or ask again
+
+    async def _settle(
+        self, settlement: Settlement, completion: Completion, delivered: str | None
+    ) -> Completion:
         partial = delivered is not None and delivered != completion.generated
         if partial and delivered is not None:
             completion = self._cut(completion, delivered)

@@ -1,0 +1,175 @@
+"""Identical requests in flight: one goes to the provider, its copies are served from its answer
+(in_flight.py), on both stores and over HTTP with the simulated latency on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from ai_gateway.domain import ChatRequest, GatewayError
+from ai_gateway.in_flight import InFlight
+from ai_gateway.metrics import GatewayMetrics
+from ai_gateway.tokens import PromptMessage
+from tests.ai_gateway.support import budget_settings
+
+EXACT_ONLY = {"cache": {"semantic": {"enabled": False}}, "routing": {"enabled": False}}
+QUESTION = "How do I rotate my API key?"
+KEY = {"authorization": "Bearer sk-demo-team-a"}
+SETTLE_S = 0.05  # long enough for a waiting task to have run, were it free to
+
+
+def ask(text: str = QUESTION, model: str = "gpt-4", **kwargs) -> ChatRequest:
+    return ChatRequest(model=model, messages=(PromptMessage("user", text),), **kwargs)
+
+
+def sample(metrics: GatewayMetrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_lead_is_held_once_per_key_and_wakes_its_followers():
+    in_flight = InFlight()
+    lead = in_flight.lead("k")
+    assert lead is not None and in_flight.lead("k") is None
+    assert in_flight.lead("other") is not None
+    follower = asyncio.create_task(in_flight.follow("k"))
+    await asyncio.sleep(SETTLE_S)
+    assert not follower.done()
+    in_flight.release(lead)
+    assert await follower is True
+    assert await in_flight.follow("k") is False  # nobody answers it any more
+    in_flight.release(lead)  # twice is harmless
+    assert in_flight.lead("k") is not None
+
+
+async def test_a_follower_stops_waiting_after_the_limit_and_cannot_release_the_lead():
+    in_flight = InFlight(follow_limit_s=SETTLE_S)
+    lead = in_flight.lead("k")
+    assert await in_flight.follow("k") is False
+    in_flight.release(None)
+    assert in_flight.lead("k") is None  # still held by the slow one
+    in_flight.release(lead)
+    assert len(in_flight) == 0
+
+
+async def test_identical_requests_in_flight_pay_the_provider_once(store, make_gateway):
+    gateway = make_gateway("optimized", store, **EXACT_ONLY)
+    leader = await gateway.begin(ask(), "team-a")
+    copies = [asyncio.create_task(gateway.begin(ask(), "team-a")) for _ in range(3)]
+    await asyncio.sleep(SETTLE_S)
+    assert not any(copy.done() for copy in copies)  # waiting for the leader's answer
+    first = await gateway.finish(leader)
+    served = [(await copy).completion for copy in copies]
+    assert [c.cache for c in served] == ["exact"] * 3
+    assert {c.text for c in served} == {first.text}
+    assert all(c.cost_usd == 0 and c.saved_usd == first.baseline_usd for c in served)
+    m = gateway.meter.metrics
+    assert sample(m, "ai_cache_misses_total", team="team-a") == 1
+    assert sample(m, "ai_cache_hits_total", kind="exact", team="team-a") == 3
+    assert sample(m, "ai_cache_coalesced_total", team="team-a") == 3
+    assert len(gateway.in_flight) == 0
+
+
+async def test_another_team_or_request_does_not_wait(make_gateway):
+    gateway = make_gateway("optimized", **EXACT_ONLY)
+    leader = await gateway.begin(ask(), "team-a")
+    other_team = await asyncio.wait_for(gateway.begin(ask(), "team-b"), 1)
+    other_question = await asyncio.wait_for(gateway.begin(ask("Another one?"), "team-a"), 1)
+    assert other_team.completion.cache == other_question.completion.cache == "miss"
+    for answer in (leader, other_team, other_question):
+        await gateway.finish(answer)
+    assert len(gateway.in_flight) == 0
+
+
+async def test_a_copy_asks_the_provider_itself_when_the_leader_leaves_no_answer(make_gateway):
+    """An aborted stream is never cached: its copies wake to a miss, and one of them leads."""
+    gateway = make_gateway("optimized", **EXACT_ONLY)
+    leader = await gateway.begin(ask(), "team-a")
+    copies = [asyncio.create_task(gateway.begin(ask(), "team-a")) for _ in range(2)]
+    await asyncio.sleep(SETTLE_S)
+    await gateway.finish(leader, delivered=leader.completion.generated[:3])
+    await asyncio.sleep(SETTLE_S)
+    done = [copy for copy in copies if copy.done()]
+    assert len(done) == 1 and done[0].result().completion.cache == "miss"
+    await gateway.finish(done[0].result())
+    (second,) = [copy for copy in copies if copy is not done[0]]
+    assert (await second).completion.cache == "exact"
+    assert sample(gateway.meter.metrics, "ai_cache_misses_total", team="team-a") == 2
+    assert len(gateway.in_flight) == 0
+
+
+async def test_a_refused_or_semantically_answered_request_releases_its_lead(make_gateway):
+    refusing = make_gateway(
+        "optimized", **{**budget_settings(tokens_per_minute=10), "cache": {"exact": {}}}
+    )
+    with pytest.raises(GatewayError):
+        await refusing.begin(ask("word " * 50), "team-a")
+    assert len(refusing.in_flight) == 0
+    semantic = make_gateway("optimized", routing={"enabled": False})
+    await semantic.complete(ask(QUESTION), "team-a")
+    rephrased = await semantic.begin(ask("How do I rotate my API key??"), "team-a")
+    assert rephrased.completion.cache == "semantic"
+    assert len(semantic.in_flight) == 0
+
+
+async def test_a_copy_that_waited_too_long_goes_alone_and_leaves_the_lead(make_gateway):
+    gateway = make_gateway("optimized", **EXACT_ONLY)
+    gateway.in_flight = InFlight(follow_limit_s=SETTLE_S)
+    leader = await gateway.begin(ask(), "team-a")
+    impatient = await gateway.begin(ask(), "team-a")
+    assert impatient.completion.cache == "miss"
+    await gateway.finish(impatient)
+    assert len(gateway.in_flight) == 1  # still the leader's
+    await gateway.finish(leader)
+    assert len(gateway.in_flight) == 0
+
+
+def answer_text(response) -> str:
+    """The assistant's text from a chat completion, whole or streamed."""
+    if not response.headers["content-type"].startswith("text/event-stream"):
+        return response.json()["choices"][0]["message"]["content"]
+    events = [line[6:] for line in response.text.splitlines() if line.startswith("data: {")]
+    deltas = (json.loads(event)["choices"] for event in events)
+    return "".join(choices[0]["delta"].get("content") or "" for choices in deltas if choices)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_over_http_a_copy_waits_for_the_providers_answer(app_client, stream):
+    """A non-streamed answer is cached once the provider would have sent it, not before: a copy
+    sent meanwhile waits for it, where it used to find the answer before it existed."""
+    client = await app_client("optimized", latency_scale=1, **EXACT_ONLY)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]}
+    body |= {"max_tokens": 16, "stream": stream}
+    first = asyncio.create_task(client.post("/v1/chat/completions", json=body, headers=KEY))
+    await asyncio.sleep(SETTLE_S)
+    sent = time.perf_counter()
+    copy = await client.post("/v1/chat/completions", json=body, headers=KEY)
+    # The provider's first token alone takes 320 ms for this model: the copy waited for it (a
+    # lower bound, which a busy machine only makes longer).
+    assert time.perf_counter() - sent > 0.2
+    original = await first
+    caches = (original.headers["x-gateway-cache"], copy.headers["x-gateway-cache"])
+    assert caches == ("miss", "exact")
+    assert answer_text(copy) == answer_text(original) != ""
+    registry = client._transport.app.state.gateway.meter.metrics.registry
+    assert registry.get_sample_value("ai_cache_coalesced_total", {"team": "team-a"}) == 1
+
+
+async def test_a_request_cancelled_while_its_answer_is_generated_is_still_settled(app_client):
+    """A provider bills an abandoned non-streamed request in full: its answer is metered and
+    cached, and its lead released, though nobody reads it."""
+    client = await app_client("optimized", latency_scale=1, **EXACT_ONLY)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]}
+    abandoned = asyncio.create_task(client.post("/v1/chat/completions", json=body, headers=KEY))
+    await asyncio.sleep(0.1)
+    abandoned.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    gateway = client._transport.app.state.gateway
+    assert len(gateway.in_flight) == 0
+    registry = gateway.meter.metrics.registry
+    assert registry.get_sample_value("ai_cache_misses_total", {"team": "team-a"}) == 1
+    again = await client.post("/v1/chat/completions", json=body, headers=KEY)
+    assert again.headers["x-gateway-cache"] == "exact"
