@@ -51,7 +51,8 @@ def parse_process_metrics(text: str, at: float) -> ProcessSample:
 
 def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
+        body: bytes = response.read()
+    return body.decode()
 
 
 class ProcessMeter:

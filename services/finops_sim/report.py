@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from ai_gateway.embeddings import Embedder, EmbedderUnavailable, open_embedder
 from ai_gateway.pricing import TIERS, default_price_table
@@ -504,7 +505,7 @@ def _routing_chart(results: SimulationResults, out: Path) -> Image | None:
     return Image(f"{path.parent.name}/{path.name}", alt)
 
 
-def _save(fig, path: Path, alt: str) -> Image:
+def _save(fig: Figure, path: Path, alt: str) -> Image:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from tqdm import tqdm
@@ -61,6 +61,9 @@ from .results import (
     read_log,
 )
 from .rightsize.strategy import Strategy
+
+if TYPE_CHECKING:
+    from .rightsize.stackfile import RecordedWorkload
 
 LOCUSTFILE = Path(loadgen.__file__).with_name("locustfile.py")
 CROSS_CHECK_TOLERANCE_USD = 1e-6
@@ -450,7 +453,7 @@ def compute_comparison() -> ComputeComparison | None:
     )
 
 
-def _measured_by(recommendation: dict) -> str:
+def _measured_by(recommendation: RecordedWorkload) -> str:
     """What measured a workload's written requests: the head of a run's source ("<run> (<file>):
     <arithmetic>"), or, for ``rightsize --prometheus``, which records none, that command."""
     source = recommendation.get("source")
@@ -537,50 +540,90 @@ def check_teams(
 
 
 def run(options: RunOptions) -> SimulationResults:
+    """Both phases on the same workload, then results.json and the report from their logs."""
+    scenario = _check_before_starting(options)
+    _prepare_out_folder(options.out)
+    started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
+    phases, logs = _run_both_phases(options)
+    results = _simulation_results(scenario, options, started_at, phases, logs)
+    _write_results(results, options.out)
+    return results
+
+
+def _check_before_starting(options: RunOptions) -> Scenario:
+    """The scenario, once every input is checked: a bad one fails in seconds, not after a phase."""
     scenario = load_scenario(options.scenario)
     for phase in PHASES:
         # Fails now, naming the user's file and key, before anything starts.
         config = options.gateway_config if phase == "optimized" else None
         check_teams(scenario, options.scenario, phase, config)
-    out = options.out
     check_embedder(options)
     check_out_folder(options)
+    return scenario
+
+
+def _prepare_out_folder(out: Path) -> None:
+    """The run's folders, cleared of an earlier run's files, which would pass for this run's."""
     for folder in (out, out / "logs", out / "locust"):
         folder.mkdir(parents=True, exist_ok=True)
     (out / RESULTS_FILE).unlink(missing_ok=True)
     clear_report(out)
     clear_phase_files(out)
-    started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
-    before, before_log = _run_phase("unoptimized", options, out)
+
+
+def _run_both_phases(options: RunOptions) -> tuple[Phases, list[list[RequestRecord]]]:
+    """Both phases' summaries and logs; a spend its gateway's own metric disputes stops the run."""
+    before, before_log = _run_phase("unoptimized", options, options.out)
     # With --duration, the optimized phase replays exactly the requests the first phase sent, so
     # both phases answer the identical workload.
     same_workload = replace(options, requests=before.requests, duration_s=None)
-    after, after_log = _run_phase("optimized", same_workload, out)
+    after, after_log = _run_phase("optimized", same_workload, options.out)
     phases = Phases(unoptimized=before, optimized=after)
     for phase, summary in phases.items():
         cross_check(phase, summary)
-    logs = [before_log, after_log]
+    return phases, [before_log, after_log]
+
+
+def _simulation_results(
+    scenario: Scenario,
+    options: RunOptions,
+    started_at: str,
+    phases: Phases,
+    logs: list[list[RequestRecord]],
+) -> SimulationResults:
+    """All that results.json holds, so the report and `rightsize --from-run` need nothing else."""
     sizing, sizing_note = gateway_sizing(phases.optimized)
-    results = SimulationResults(
-        run=RunInfo(
-            scenario=scenario.name,
-            scenario_file=str(options.scenario),
-            seed=options.seed if options.seed is not None else scenario.seed,
-            requests_per_phase=options.requests,
-            duration_s=options.duration_s,
-            users=options.users,
-            embedder=options.embedder,
-            gateway_config=str(options.gateway_config) if options.gateway_config else None,
-            started_at=started_at,
-            machine=describe(),
-            prices_as_of=prices_as_of(logs),
-        ),
+    return SimulationResults(
+        run=_run_info(scenario, options, started_at, logs),
         phases=phases,
         comparison=compare(*logs),
         compute=compute_comparison(),
         gateway_sizing=sizing,
         gateway_sizing_note=sizing_note,
     )
+
+
+def _run_info(
+    scenario: Scenario, options: RunOptions, started_at: str, logs: list[list[RequestRecord]]
+) -> RunInfo:
+    """What the figures depend on besides the logs, so two runs' figures can be told apart."""
+    return RunInfo(
+        scenario=scenario.name,
+        scenario_file=str(options.scenario),
+        seed=options.seed if options.seed is not None else scenario.seed,
+        requests_per_phase=options.requests,
+        duration_s=options.duration_s,
+        users=options.users,
+        embedder=options.embedder,
+        gateway_config=str(options.gateway_config) if options.gateway_config else None,
+        started_at=started_at,
+        machine=describe(),
+        prices_as_of=prices_as_of(logs),
+    )
+
+
+def _write_results(results: SimulationResults, out: Path) -> None:
+    """results.json and the report, whole or not at all: a half-written one passes for finished."""
     try:
         (out / RESULTS_FILE).write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
         write_report(results, out)
@@ -590,4 +633,3 @@ def run(options: RunOptions) -> SimulationResults:
         (out / RESULTS_FILE).unlink(missing_ok=True)
         clear_report(out)
         raise
-    return results

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -21,7 +22,7 @@ from ..arguments import folder, http_url, kubernetes_name, stack_name
 from . import from_run, output
 from .prometheus import Prometheus, PrometheusError, fetch_usage
 from .stackfile import RequestChange, write_recommendations, write_requests
-from .strategy import ContainerUsage, Strategy, assess, duration_text
+from .strategy import Assessment, ContainerUsage, Strategy, assess, duration_text
 from .targets import (
     Target,
     monthly_cost,
@@ -79,7 +80,7 @@ def timestamp(text: str) -> float:
         ) from exc
 
 
-def _quantity(parse, takes: str, least: str):
+def _quantity(parse: Callable[[str], int], takes: str, least: str) -> Callable[[str], int]:
     """A quantity flag's parser: ``parse`` gives millicores or MiB, at least 1 of them (0.4m
     was taken as 0 and refused as "0")."""
 
@@ -132,7 +133,7 @@ _MEMORY_FLAG = (_quantity(whole_mebibytes, TAKES["MEMORY"], "1Mi"), "MEMORY", _m
 # Flag -> the Strategy field it sets, the parser of its text, what it takes, and the field's
 # value written as the flag takes it (a Kubernetes quantity or a duration, not the field's unit:
 # `--cpu-floor 25` is 25 CPUs).
-STRATEGY_FLAGS = {
+STRATEGY_FLAGS: dict[str, tuple[str, Callable[[str], float], str, Callable[[float], str]]] = {
     "--cpu-percentile": ("cpu_percentile", float, "P", "{:g}".format),
     "--memory-headroom": ("memory_headroom", float, "FRACTION", "{:g}".format),
     "--oom-bump": ("oom_bump", float, "FRACTION", "{:g}".format),
@@ -145,6 +146,15 @@ STRATEGY_FLAGS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`rightsize`'s flags, in the order its help lists them."""
+    _add_usage_source(parser)
+    _add_usage_window(parser)
+    _add_stack_and_output(parser)
+    _add_strategy_flags(parser)
+
+
+def _add_usage_source(parser: argparse.ArgumentParser) -> None:
+    """Exactly one source of usage: every recommendation rests on a measurement."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--prometheus", metavar="URL", type=http_url, help="e.g. http://localhost:9090"
@@ -155,6 +165,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RESULTS_JSON",
         help="size the gateway alone from a `finops-sim run`'s results.json (out/demo/...)",
     )
+
+
+def _add_usage_window(parser: argparse.ArgumentParser) -> None:
+    """Which usage Prometheus is asked for: the window, its end and the workloads' namespace."""
     parser.add_argument("--window", type=duration, default=duration("7d"), help="usage window (7d)")
     parser.add_argument("--end", type=timestamp, help="the window's end (default: now)")
     parser.add_argument(
@@ -163,6 +177,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=NAMESPACE,
         help=f"the workloads' namespace ({NAMESPACE})",
     )
+
+
+def _add_stack_and_output(parser: argparse.ArgumentParser) -> None:
+    """The stack whose workloads are sized, and where and how the results go."""
     parser.add_argument(
         "--stack",
         type=stack_name,
@@ -174,6 +192,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--write", action="store_true", help="write the recommended requests into the stack file"
     )
     parser.add_argument("--out", type=folder, help="output folder (out/rightsize/STACK)")
+
+
+def _add_strategy_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag per Strategy field, its help from the field's description, so the two never differ."""
     group = parser.add_argument_group("strategy (see finops_sim/rightsize/strategy.py)")
     default = Strategy()
     for flag, (field, parse, metavar, written) in STRATEGY_FLAGS.items():
@@ -304,7 +326,7 @@ def _priced_recommendations(
 def _save_and_show(
     args: argparse.Namespace,
     results: list[output.Result],
-    doc: dict,
+    doc: dict[str, Any],
     monthly_usd: tuple[float | None, float | None],
 ) -> None:
     """recommendations.json is written whatever --format shows, so every run leaves its
@@ -320,24 +342,9 @@ def _save_and_show(
         print(output.text_table(results, monthly_usd))
 
 
-def _write(stack: str, results: list[output.Result], doc: dict, json_output: bool) -> int:
+def _write(stack: str, results: list[output.Result], doc: dict[str, Any], json_output: bool) -> int:
     """With JSON on stdout, what was written is said on stderr, so stdout stays JSON."""
-    changes = [
-        RequestChange(
-            workload=r.target.workload,
-            key=r.target.key,
-            cpu=r.assessment.recommendation.cpu,
-            memory=r.assessment.recommendation.memory,
-            note=(
-                f"finops-sim rightsize, {doc['window']} to {doc['end']}: CPU "
-                f"P{doc['strategy']['cpu_percentile']:g} {r.assessment.cpu_target_m:.0f}m, memory "
-                f"peak {r.assessment.memory_bytes.peak / 2**20:.0f}Mi "
-                f"+{doc['strategy']['memory_headroom']:.0%} (see rightsize.{stack}.json)"
-            ),
-        )
-        for r in results
-        if r.assessment.recommendation
-    ]
+    changes = _request_changes(stack, results, doc)
     if not changes:
         print("finops-sim: nothing to write: no workload has enough data", file=sys.stderr)
         return 1
@@ -348,15 +355,51 @@ def _write(stack: str, results: list[output.Result], doc: dict, json_output: boo
         return 2
     path, kept = write_recommendations(stack, doc)
     print(
-        f"\nWrote {len(changes)} workloads' requests into stacks/Pulumi.{stack}.yaml and the "
-        f"figures into {path.name}; `finops-sim cost --compare unoptimized {stack}` shows the "
-        "effect."
-        + (
-            f" Kept the earlier recommendation of {', '.join(kept)} there (this run has none "
-            "for it, and the stack still requests it)."
-            if kept
-            else ""
-        ),
+        _written_message(stack, len(changes), path, kept),
         file=sys.stderr if json_output else sys.stdout,
     )
     return 0
+
+
+def _request_changes(
+    stack: str, results: list[output.Result], doc: dict[str, Any]
+) -> list[RequestChange]:
+    """The recommended requests only: a workload without one keeps the requests it has."""
+    return [
+        RequestChange(
+            workload=r.target.workload,
+            key=r.target.key,
+            cpu=recommendation.cpu,
+            memory=recommendation.memory,
+            note=_note(stack, r.assessment, doc),
+        )
+        for r in results
+        if (recommendation := r.assessment.recommendation)
+    ]
+
+
+def _note(stack: str, assessment: Assessment, doc: dict[str, Any]) -> str:
+    """A note above the written request, so the stack file says where its numbers come from."""
+    cpu_target_m, memory = assessment.cpu_target_m, assessment.memory_bytes
+    assert cpu_target_m is not None and memory is not None  # assess() recommends from both
+    return (
+        f"finops-sim rightsize, {doc['window']} to {doc['end']}: CPU "
+        f"P{doc['strategy']['cpu_percentile']:g} {cpu_target_m:.0f}m, memory "
+        f"peak {memory.peak / 2**20:.0f}Mi "
+        f"+{doc['strategy']['memory_headroom']:.0%} (see rightsize.{stack}.json)"
+    )
+
+
+def _written_message(stack: str, count: int, path: Path, kept: list[str]) -> str:
+    """What --write changed and how to see its effect, naming the earlier requests it kept."""
+    kept_note = (
+        f" Kept the earlier recommendation of {', '.join(kept)} there (this run has none "
+        "for it, and the stack still requests it)."
+        if kept
+        else ""
+    )
+    return (
+        f"\nWrote {count} workloads' requests into stacks/Pulumi.{stack}.yaml and the "
+        f"figures into {path.name}; `finops-sim cost --compare unoptimized {stack}` shows the "
+        "effect." + kept_note
+    )

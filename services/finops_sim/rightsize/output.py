@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..report import Heading, Image, Paragraph, Table, to_html
-from .strategy import MIB, Assessment, ContainerUsage, Figures, Strategy, duration_text
+from .strategy import MIB, Assessment, ContainerUsage, Figures, Series, Strategy, duration_text
 from .targets import Target
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ HEADER = (
 
 
 def table_rows(results: list[Result]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for r in results:
         t, a = r.target, r.assessment
         rec = a.recommendation
@@ -170,7 +173,13 @@ def text_table(results: list[Result], monthly_usd: tuple[float | None, float | N
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _panel(ax, series, scale: float, label: str, lines: list[tuple[float, str, str]]) -> None:
+def _panel(
+    ax: Axes,
+    series: tuple[Series, ...],
+    scale: float,
+    label: str,
+    lines: list[tuple[float, str, str]],
+) -> None:
     """One resource: every series (one per pod's container) and horizontal reference lines."""
     pods = sorted({s.pod for s in series})
     highest = max((value for value, _, _ in lines), default=0.0)
@@ -179,7 +188,8 @@ def _panel(ax, series, scale: float, label: str, lines: list[tuple[float, str, s
         values = [v * scale for v in s.values]
         highest = max(highest, *values)
         name = f"pod {s.pod}" if len(pods) <= 4 else (f"{len(pods)} pods" if i == 0 else None)
-        ax.plot(times, values, linewidth=0.8, label=name)
+        # matplotlib plots datetimes (its date converter), which its stubs' ArrayLike leaves out.
+        ax.plot(times, values, linewidth=0.8, label=name)  # type: ignore[arg-type]
     for value, style, text in lines:
         color = "#2ca02c" if style == "-" else "#c44e52"
         ax.axhline(value, color=color, linestyle=style, label=f"{text} {value:,.0f}")

@@ -34,7 +34,7 @@ MAX_POINTS = 10_000
 
 
 # Series by label set, each with its (timestamp, value) points.
-Found = dict[tuple, tuple[dict[str, str], list[tuple[float, float]]]]
+Found = dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[tuple[float, float]]]]
 
 
 class PrometheusError(RuntimeError):
@@ -131,7 +131,7 @@ def usage_queries(
     }
 
 
-def _series(found: Found) -> tuple:
+def _series(found: Found) -> tuple[Series, ...]:
     kept = []
     for labels, points in found.values():
         finite = sorted((t, v) for t, v in points if math.isfinite(v))
@@ -141,7 +141,7 @@ def _series(found: Found) -> tuple:
     return tuple(sorted(kept, key=lambda s: (s.pod, s.timestamps[0])))
 
 
-def _oom_kills(found: Found) -> tuple:
+def _oom_kills(found: Found) -> tuple[OomKill, ...]:
     kills = []
     for labels, points in found.values():
         limits = sorted((t, v) for t, v in points if math.isfinite(v) and v > 0)

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import yaml
 from pydantic.alias_generators import to_camel
@@ -48,11 +48,27 @@ class RequestChange:
         return f"{self.workload} requests: "
 
 
+class RecordedRequests(TypedDict):
+    cpu: str  # e.g. "130m"
+    memory: str  # request and limit, e.g. "352Mi"
+
+
+class RecordedWorkload(TypedDict):
+    """A written recommendation in ``rightsize.<stack>.json``: the keys every writer gives it (a
+    ``--prometheus`` run's entries have more, a ``--from-run`` one the ``source`` it was sized
+    from)."""
+
+    apps: list[str]
+    container: str
+    recommendation: RecordedRequests
+    source: NotRequired[str]
+
+
 def recommendations_file(stack: str) -> Path:
     return platform_config.STACKS_DIR / f"rightsize.{stack}.json"
 
 
-def read_recommendations(stack: str) -> list[dict[str, Any]]:
+def read_recommendations(stack: str) -> list[RecordedWorkload]:
     """The recommendations last written into the stack, or [] when none were."""
     path = recommendations_file(stack)
     if not path.exists():

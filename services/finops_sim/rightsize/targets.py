@@ -84,9 +84,11 @@ def _key(app: str) -> tuple[str, ...]:
 
 
 def _resources_at(config: StackConfig, key: tuple[str, ...]) -> ContainerResources:
-    value: Any = config.workloads
+    value: object = config.workloads
     for part in key:
         value = getattr(value, part)
+    if not isinstance(value, ContainerResources):
+        raise TypeError(f"workloads.{'.'.join(key)} is not a container's resources")
     return value
 
 
