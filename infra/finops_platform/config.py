@@ -575,7 +575,7 @@ class StackConfig(BaseModel):
 
 # RFC 5737's documentation ranges: what a stack file holds until the user puts their own.
 DOCUMENTATION_RANGES = tuple(
-    ipaddress.ip_network(cidr) for cidr in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+    ipaddress.IPv4Network(cidr) for cidr in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 )
 
 
@@ -588,7 +588,9 @@ def require_user_values(config: StackConfig) -> None:
     source = str(stack_file(config.stack).relative_to(STACKS_DIR.parent))
     for index, cidr in enumerate(cluster.public_access_cidrs):
         network = ipaddress.ip_network(cidr, strict=False)
-        if network.version == 4 and any(network.subnet_of(doc) for doc in DOCUMENTATION_RANGES):
+        if isinstance(network, ipaddress.IPv4Network) and any(
+            network.subnet_of(doc) for doc in DOCUMENTATION_RANGES
+        ):
             key = f"{PROJECT}:platform.cluster.publicAccessCidrs[{index}]"
             raise ConfigError(
                 f"{source}: `{key}`: {cidr} is a documentation address (RFC 5737), a placeholder; "

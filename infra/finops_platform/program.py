@@ -124,7 +124,9 @@ def build(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None)
     return build_aws(config, grafana_admin_password)
 
 
-def build_local(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None) -> dict:
+def build_local(
+    config: StackConfig, grafana_admin_password: pulumi.Input[str] | None
+) -> dict[str, Any]:
     """The original design's "local K8s" path: an existing cluster, no AWS, no Karpenter."""
     platform = config.platform
     provider = k8s.Provider(
@@ -157,9 +159,11 @@ def existing_private_subnets(network: NetworkConfig) -> tuple[str, ...]:
     return network.private_subnet_ids if network.mode == "existing" else ()
 
 
-def build_aws(config: StackConfig, grafana_admin_password: pulumi.Input[str] | None) -> dict:
-    assert config.platform.cluster is not None and config.platform.karpenter is not None
+def build_aws(
+    config: StackConfig, grafana_admin_password: pulumi.Input[str] | None
+) -> dict[str, Any]:
     platform = config.platform
+    assert platform.cluster is not None and platform.karpenter is not None
     tags = config.tags
     # Every AWS resource, inside the eks and awsx components too, gets the cost tags by default.
     aws_provider = aws.Provider(

@@ -62,7 +62,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = unwrap_secrets(dict(args.inputs))
-        self.resources.append(Recorded(args.typ, args.name, inputs, args.custom))
+        self.resources.append(Recorded(args.typ, args.name, inputs, bool(args.custom)))
         # Remote components' outputs differ from their inputs; only the ones below are known.
         state = dict(args.inputs) if args.custom else {}
         arn = f"arn:aws:mock:us-east-1:{ACCOUNT_ID}:{args.name}"
@@ -108,7 +108,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state.setdefault("arn", arn)
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    # Pulumi types Mocks.call's answer as (result, failures or None), but MockMonitor.Invoke takes
+    # the result alone too, and would iterate a None: the result alone is what this returns.
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -144,7 +146,8 @@ class RecordingMonitor(MockMonitor):
         self.registrations: dict[str, tuple[str, str, list[str]]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
+        # Pulumi's MockMonitor is unannotated.
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         deps = list(request.dependencies)
         if request.provider:  # "URN::ID": its resources need the provider (and what it takes)
             deps.append(request.provider.rsplit("::", 1)[0])
@@ -188,7 +191,8 @@ def record(config: StackConfig, grafana_password: str | None = None) -> Recordin
     def program() -> None:
         pulumi.Output.from_input(build(config, grafana_password)).apply(outputs.update)
 
-    pulumi.runtime.test(program)()
+    # Pulumi's runtime.test is unannotated.
+    pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
     return Recording(config.stack, mocks, monitor, outputs)
 
 
@@ -286,7 +290,9 @@ BUILT_IN_GROUPS = frozenset(
 _CRDS_DIR = re.compile(r"(^|/)crds/[^/]+$")
 
 
-class _ManifestLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+# PyYAML's types are not installed (pyproject ignores its import), and its libyaml loader exists
+# only in builds with libyaml: the base class is known at run time only.
+class _ManifestLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML 1.1's `=` "value" tag is not Kubernetes': `- =` is the string "=" (a CRD's enum)."""
 
 
@@ -326,7 +332,7 @@ class RenderedRelease:
 
 
 def _chart_dir(charts: Path, release: dict[str, Any]) -> Path:
-    chart = release["chart"].rstrip("/").rsplit("/", 1)[-1]
+    chart: str = release["chart"].rstrip("/").rsplit("/", 1)[-1]
     folder = charts / chart
     meta_file = folder / "Chart.yaml"
     if not meta_file.is_file():

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import gevent
 from locust import FastHttpUser, events, task
+from locust.argument_parser import LocustArgumentParser
+from locust.env import Environment
 from locust.exception import StopUser
-from locust.runners import LocalRunner, WorkerRunner
+from locust.runners import LocalRunner, Runner, WorkerRunner
 
 from finops_common.arguments import at_least
 from finops_common.config import ConfigError
@@ -37,8 +39,9 @@ from loadgen.scenario import (
 )
 
 
-@events.init_command_line_parser.add_listener
-def _add_arguments(parser) -> None:
+# Locust's EventHook.add_listener is unannotated.
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
+def _add_arguments(parser: LocustArgumentParser) -> None:
     parser.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario YAML file")
     parser.add_argument("--seed", type=int, default=None, help="overrides the scenario's seed")
     parser.add_argument(
@@ -93,22 +96,25 @@ class Plan:
 PLAN: Plan | None = None
 
 
-@events.test_start.add_listener
-def _on_start(environment, **_kwargs) -> None:
+# Locust's EventHook.add_listener is unannotated.
+@events.test_start.add_listener  # type: ignore[untyped-decorator]
+def _on_start(environment: Environment, **_kwargs: object) -> None:
     global PLAN
     options = environment.parsed_options
     runner = environment.runner
+    # Locust fires test_start from the runner, in a process its command line started.
+    assert options is not None and runner is not None
     try:
         scenario = load_scenario(Path(options.scenario))
         if options.team_keys:
             scenario = with_team_keys(scenario, Path(options.team_keys))
     except ConfigError as exc:
-        _stop(environment, f"invalid scenario or team keys, stopping:\n{exc}")
+        _stop(runner, f"invalid scenario or team keys, stopping:\n{exc}")
         return
     if options.sequence_workers < 1 or options.max_requests < 0:
         # The web UI's form takes values without the command line's parsers.
         _stop(
-            environment,
+            runner,
             f"invalid options, stopping: --sequence-workers {options.sequence_workers} (at "
             f"least 1), --max-requests {options.max_requests} (at least 0)",
         )
@@ -121,11 +127,11 @@ def _on_start(environment, **_kwargs) -> None:
         gevent.spawn(_quit_when_done, runner)
 
 
-def _stop(environment, message: str) -> None:
+def _stop(runner: Runner, message: str) -> None:
     """Say why and quit with status 2, as a bad command line does."""
     logging.error("%s", message)
-    environment.process_exit_code = 2
-    gevent.spawn(environment.runner.quit)
+    runner.environment.process_exit_code = 2
+    gevent.spawn(runner.quit)
 
 
 def _quit_when_done(runner: LocalRunner) -> None:

@@ -6,7 +6,7 @@ Pure functions from the typed config to Kubernetes objects; secrets' values come
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -27,6 +27,9 @@ from ..workload_list import (
 )
 from . import observability
 from .placement import choose_pool, pod_placement
+
+if TYPE_CHECKING:  # the type only: the builders import no Pulumi
+    from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 
 NAMESPACE = "finops"
 GATEWAY_PORT = 8080
@@ -118,7 +121,8 @@ def gateway_settings_yaml(workloads: WorkloadsConfig) -> str:
     teams = _stack_team_settings(workloads) or {"placeholder": {}}
     keyed = {name: {**team, "keys": [_PLACEHOLDER_KEY]} for name, team in teams.items()}
     resolve_settings(None, {**user, "teams": keyed}, SETTINGS_SOURCE)
-    return yaml.safe_dump(user, sort_keys=True)
+    settings_yaml: str = yaml.safe_dump(user, sort_keys=True)
+    return settings_yaml
 
 
 def external_store_url(host: str) -> str:
@@ -152,7 +156,8 @@ def team_keys(generated: dict[str, str], configured: object) -> dict[str, str]:
 
 def locust_keys_yaml(keys: dict[str, str]) -> str:
     """The file ``--team-keys`` reads: team name to key."""
-    return yaml.safe_dump(keys, sort_keys=True)
+    keys_yaml: str = yaml.safe_dump(keys, sort_keys=True)
+    return keys_yaml
 
 
 def team_keys_yaml(keys: dict[str, str], workloads: WorkloadsConfig) -> str:
@@ -172,7 +177,8 @@ def team_keys_yaml(keys: dict[str, str], workloads: WorkloadsConfig) -> str:
     for name, key in keys.items():
         base = profile[name].model_dump(mode="json", exclude={"keys"}) if name in profile else {}
         teams[name] = {**deep_merge(base, stack_teams.get(name, {})), "keys": [key]}
-    return yaml.safe_dump({"teams": teams}, sort_keys=True)
+    teams_yaml: str = yaml.safe_dump({"teams": teams}, sort_keys=True)
+    return teams_yaml
 
 
 class WorkloadBuilder:
@@ -205,10 +211,12 @@ class WorkloadBuilder:
     def labels(self, app: str, team: str = "ai-platform") -> dict[str, str]:
         return labels(app, team, self.cost_center, self.phase)
 
-    def meta(self, name: str, app: str, team: str = "ai-platform") -> dict[str, Any]:
+    def meta(self, name: str, app: str, team: str = "ai-platform") -> ObjectMetaArgsDict:
         return {"name": name, "namespace": NAMESPACE, "labels": self.labels(app, team)}
 
-    def _pod_spec(self, stateless: bool, containers: list[dict[str, Any]], **extra: Any) -> dict:
+    def _pod_spec(
+        self, stateless: bool, containers: list[dict[str, Any]], **extra: Any
+    ) -> dict[str, Any]:
         pool, capacity = choose_pool(stateless, self.w, self.pools) if self.pools else (None, "")
         spec: dict[str, Any] = {
             "automountServiceAccountToken": False,  # no workload here calls the Kubernetes API

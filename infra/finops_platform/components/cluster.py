@@ -11,6 +11,7 @@ the releases go first, so the node group outlives every controller that runs on 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -40,8 +41,8 @@ class ClusterArgs:
     config: ClusterConfig
     cluster_name: str
     vpc_id: pulumi.Input[str]
-    private_subnet_ids: pulumi.Input[list[str]]
-    public_subnet_ids: pulumi.Input[list[str]]
+    private_subnet_ids: pulumi.Input[Sequence[str]]
+    public_subnet_ids: pulumi.Input[Sequence[str]]
     partition: pulumi.Input[str]
     tags: dict[str, str]
 

@@ -71,8 +71,8 @@ class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     # Every IPv4 range of the VPC: the created one's, or an existing one's as AWS lists them.
     vpc_cidrs: pulumi.Output[list[str]]
-    private_subnet_ids: pulumi.Output[list[str]]
-    public_subnet_ids: pulumi.Output[list[str]]
+    private_subnet_ids: pulumi.Output[Sequence[str]]
+    public_subnet_ids: pulumi.Output[Sequence[str]]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("finops:platform:Network", name, None, opts)
@@ -136,11 +136,15 @@ class Network(pulumi.ComponentResource):
             lambda associations: [a.cidr_block for a in associations if a.state == "associated"]
         )
 
-    def _route_tables(self, filter_name: str, values: object) -> pulumi.Output[list[str]]:
+    def _route_tables(
+        self, filter_name: str, values: pulumi.Input[Sequence[str]]
+    ) -> pulumi.Output[list[str]]:
+        # pulumi_aws types a filter's values as a plain list: the filter is made once they resolve.
+        filters = pulumi.Output.from_input(values).apply(
+            lambda accepted: [aws.ec2.GetRouteTablesFilterArgs(name=filter_name, values=accepted)]
+        )
         found = aws.ec2.get_route_tables_output(
-            vpc_id=self.vpc_id,
-            filters=[aws.ec2.GetRouteTablesFilterArgs(name=filter_name, values=values)],
-            opts=pulumi.InvokeOutputOptions(parent=self),
+            vpc_id=self.vpc_id, filters=filters, opts=pulumi.InvokeOutputOptions(parent=self)
         )
         return found.ids
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import partial
 
 import pulumi
 import pulumi_aws as aws
@@ -32,7 +33,7 @@ def node_role(
             f"{name}-{policy}",
             role=role.name,
             policy_arn=pulumi.Output.from_input(partition).apply(
-                lambda value, policy=policy: managed_policy_arn(value, policy)
+                partial(managed_policy_arn, name=policy)
             ),
             opts=child,
         )

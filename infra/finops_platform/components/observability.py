@@ -93,7 +93,9 @@ class Observability(pulumi.ComponentResource):
         if args.config.alerts.receiver != "slack":
             return []
         assert args.slack_webhook_url is not None  # program.load_config refuses a stack without
-        url = pulumi.Output.secret(pulumi.Output.from_input(args.slack_webhook_url))
+        url: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.from_input(args.slack_webhook_url)
+        )
         return [
             k8s.core.v1.Secret(
                 f"{name}-alertmanager-receivers",

@@ -9,6 +9,7 @@ nodes and Karpenter's nodes use) reach its ports.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -28,7 +29,7 @@ class ManagedStoreArgs:
     config: ElastiCacheConfig
     cluster_name: str
     vpc_id: pulumi.Input[str]
-    subnet_ids: pulumi.Input[list[str]]
+    subnet_ids: pulumi.Input[Sequence[str]]
     node_security_group_id: pulumi.Input[str]
     auth_token: pulumi.Input[str] | None
     tags: dict[str, str]

@@ -5,6 +5,7 @@ claim (a StatefulSet's claims outlive the StatefulSet), so its EBS volume goes t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,10 @@ from loadgen.scenario import load_scenario
 
 from ..builders import workloads as build
 from ..config import NodePoolConfig, WorkloadsConfig
+from ..workload_list import GATEWAY, LOCUST_MASTER, REDIS
 
 # Kubernetes kinds the builder emits, and the typed resource class for each.
-_KINDS: dict[str, Any] = {
+_KINDS: dict[str, Callable[..., pulumi.CustomResource]] = {
     "Namespace": k8s.core.v1.Namespace,
     "ConfigMap": k8s.core.v1.ConfigMap,
     "Service": k8s.core.v1.Service,
@@ -107,13 +109,13 @@ class Workloads(pulumi.ComponentResource):
         return [
             k8s.core.v1.Secret(
                 f"{name}-redis",
-                metadata=builder.meta(build.REDIS, build.REDIS),
+                metadata=builder.meta(REDIS, REDIS),
                 string_data={"password": redis_password},
                 opts=opts,
             ),
             k8s.core.v1.Secret(
                 f"{name}-gateway-keys",
-                metadata=builder.meta(f"{build.GATEWAY}-keys", build.GATEWAY),
+                metadata=builder.meta(f"{GATEWAY}-keys", GATEWAY),
                 string_data={
                     "teams.yaml": self.team_keys.apply(
                         lambda keys: build.team_keys_yaml(keys, args.config)
@@ -123,7 +125,7 @@ class Workloads(pulumi.ComponentResource):
             ),
             k8s.core.v1.Secret(
                 f"{name}-locust-keys",
-                metadata=builder.meta(build.LOCUST_KEYS_SECRET, build.LOCUST_MASTER),
+                metadata=builder.meta(build.LOCUST_KEYS_SECRET, LOCUST_MASTER),
                 string_data={build.LOCUST_KEYS_FILE: self.team_keys.apply(build.locust_keys_yaml)},
                 opts=opts,
             ),

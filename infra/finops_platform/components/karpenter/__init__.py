@@ -63,6 +63,7 @@ class Karpenter(pulumi.ComponentResource):
             {
                 "node_role_name": self.iam.node_role.name,
                 "queue_name": queue.name,
-                "node_pools": [pool.metadata["name"] for pool in self.node_pools],
+                # A custom resource's outputs are attributes pulumi_kubernetes does not declare.
+                "node_pools": [pool.metadata["name"] for pool in self.node_pools],  # type: ignore[attr-defined]
             }
         )
