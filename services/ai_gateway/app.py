@@ -248,16 +248,12 @@ class GatewayHTTP:
             label = sim.get("question")
             if chat_request.stream:
                 answer = await gateway.begin(chat_request, team, label=label)
+                response = await self._stream_response(
+                    adapter, request, sim, chat_request, answer, started
+                )
                 self.metrics.requests.labels(api=adapter.api, status="200").inc()
                 streaming = True
-                return StreamingResponse(
-                    self._stream(adapter, request, sim, chat_request, answer, started),
-                    media_type="text/event-stream",
-                    headers={
-                        **self._headers(adapter, answer.completion),
-                        "cache-control": "no-cache",
-                    },
-                )
+                return response
             completion = await self._delivered(await gateway.begin(chat_request, team, label=label))
             headers = self._headers(adapter, completion)
             response_id = adapter.new_id()
@@ -292,9 +288,33 @@ class GatewayHTTP:
         try:
             await self.gateway.provider.deliver(completion.latency, completion.completion_tokens)
         except asyncio.CancelledError:
-            await asyncio.shield(self.gateway.finish(answer))
+            try:
+                await asyncio.shield(self.gateway.finish(answer))
+            except Exception:
+                log.exception("settling a cancelled request failed")
             raise
         return await self.gateway.finish(answer)
+
+    async def _stream_response(
+        self,
+        adapter: Adapter,
+        request: Request,
+        sim: dict[str, str],
+        chat_request: ChatRequest,
+        answer: Answer,
+        started: float,
+    ) -> StreamingResponse:
+        """The stream's response; if it cannot be built, its stream never starts, so the answer
+        is settled here as undelivered, or its lead and reservation would wait for it."""
+        try:
+            return StreamingResponse(
+                self._stream(adapter, request, sim, chat_request, answer, started),
+                media_type="text/event-stream",
+                headers={**self._headers(adapter, answer.completion), "cache-control": "no-cache"},
+            )
+        except Exception:
+            await self.gateway.finish(answer, delivered="")
+            raise
 
     async def _stream(
         self,

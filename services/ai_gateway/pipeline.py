@@ -85,12 +85,12 @@ class Settlement:
 
 
 class ExactLookup(NamedTuple):
-    """An exact-cache look-up: the entry found, else this request's lead of the key (None
-    while another request holds it), and whether it waited for an identical request."""
+    """An exact-cache look-up: the entry found, else this request's lead of the key (None when
+    another request held it), and whether it waited for that request."""
 
     hit: CachedCompletion | None
     lead: Lead | None
-    followed: bool
+    waited: bool
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,7 @@ class Gateway:
     ) -> Answer:
         """Every stage up to the provider's answer; a miss is metered, settled and cached by
         :meth:`finish`, once it is known how much of the answer was delivered."""
+        asked_at = now
         now = now or datetime.fromtimestamp(self.clock(), UTC)
         tokens = PromptTokens(request.messages, request.tool_prompt)
         requested = self.catalog.requested(request)
@@ -145,16 +146,17 @@ class Gateway:
         lead = None
         if key is not None and self.exact is not None:
             found = await self._exact_or_lead(self.exact, key)
+            if found.waited and asked_at is None:
+                now = datetime.fromtimestamp(self.clock(), UTC)  # limits count the minute served
             if found.hit is not None:
-                if found.followed:
-                    self.meter.metrics.cache_coalesced.labels(team=team).inc()
                 # The same request as sent: its entry's baseline, unless prices changed since.
                 baseline = found.hit.baseline_for(baseline_of)
                 if baseline is None:
                     baseline = self.catalog.baseline_cost(requested, request, tokens)
-                return Answer(
-                    await self._from_cache(request, team, found.hit, "exact", None, baseline, now)
-                )
+                hit = await self._from_cache(request, team, found.hit, "exact", None, baseline, now)
+                if found.waited:
+                    self.meter.metrics.cache_coalesced.labels(team=team).inc()
+                return Answer(hit)
             lead = found.lead
         try:
             pending = Settlement(None, key, None, label, baseline_of, lead)
@@ -168,16 +170,17 @@ class Gateway:
 
     async def _exact_or_lead(self, exact: ExactCache, key: str) -> ExactLookup:
         """The exact entry of ``key``; without one, the lead of ``key``, or, while an identical
-        request is answered on this replica, its answer once it is cached (in_flight.py)."""
-        followed = False
-        while True:
+        request is answered on this replica, its answer once it is cached (in_flight.py). A copy
+        whose leader leaves no answer goes on alone: copies never queue behind one another."""
+        hit = await self.meter.guarded(exact.get(key), "cache_get")
+        if hit is not None:
+            return ExactLookup(hit, None, False)
+        lead = self.in_flight.lead(key)
+        if lead is not None:
+            return ExactLookup(None, lead, False)
+        if await self.in_flight.follow(key):
             hit = await self.meter.guarded(exact.get(key), "cache_get")
-            if hit is not None:
-                return ExactLookup(hit, None, followed)
-            lead = self.in_flight.lead(key)
-            if lead is not None or not await self.in_flight.follow(key):
-                return ExactLookup(None, lead, followed)
-            followed = True
+        return ExactLookup(hit, None, True)
 
     async def _past_exact(
         self,
@@ -213,6 +216,9 @@ class Gateway:
         completion = self._generate(
             request, team, card, cap, tokens, baseline, route, admitted.rate_limits
         )
+        self.in_flight.expect(
+            pending.lead, completion.latency.total_s(completion.completion_tokens)
+        )
         return Answer(completion, replace(pending, reservation=admitted.reservation, probe=probe))
 
     def _worst_cost(
@@ -234,19 +240,25 @@ class Gateway:
         settlement, completion = answer.settlement, answer.completion
         if settlement is None:
             return completion
+        partial = delivered is not None and delivered != completion.generated
+        answered = False
         try:
-            return await self._settle(settlement, completion, delivered)
+            completion = await self._settle(settlement, completion, delivered if partial else None)
+            answered = not partial
         finally:
-            self.in_flight.release(settlement.lead)  # its copies find the answer, or ask again
+            # Its copies find the answer; without one, each goes to the provider itself.
+            self.in_flight.release(settlement.lead, answered)
+        return completion
 
     async def _settle(
-        self, settlement: Settlement, completion: Completion, delivered: str | None
+        self, settlement: Settlement, completion: Completion, partial: str | None
     ) -> Completion:
-        partial = delivered is not None and delivered != completion.generated
-        if partial and delivered is not None:
-            completion = self._cut(completion, delivered)
+        """Meter, settle and cache; ``partial``, the text delivered of a cut answer, is billed
+        alone and never cached."""
+        if partial is not None:
+            completion = self._cut(completion, partial)
         self.meter.record(completion)
-        writes = [] if partial else self._remember(settlement, completion)
+        writes = [] if partial is not None else self._remember(settlement, completion)
         if settlement.reservation is not None:
             used = completion.prompt_tokens + completion.completion_tokens
             settle = self.budgets.settle(

@@ -9,9 +9,11 @@ import time
 
 import pytest
 
+from ai_gateway.app import GatewayHTTP
 from ai_gateway.domain import ChatRequest, GatewayError
 from ai_gateway.in_flight import InFlight
 from ai_gateway.metrics import GatewayMetrics
+from ai_gateway.store import RedisStore
 from ai_gateway.tokens import PromptMessage
 from tests.ai_gateway.support import budget_settings
 
@@ -37,21 +39,38 @@ async def test_a_lead_is_held_once_per_key_and_wakes_its_followers():
     follower = asyncio.create_task(in_flight.follow("k"))
     await asyncio.sleep(SETTLE_S)
     assert not follower.done()
-    in_flight.release(lead)
+    in_flight.release(lead, answered=True)
     assert await follower is True
     assert await in_flight.follow("k") is False  # nobody answers it any more
     in_flight.release(lead)  # twice is harmless
     assert in_flight.lead("k") is not None
 
 
-async def test_a_follower_stops_waiting_after_the_limit_and_cannot_release_the_lead():
-    in_flight = InFlight(follow_limit_s=SETTLE_S)
-    lead = in_flight.lead("k")
-    assert await in_flight.follow("k") is False
+async def test_a_follower_waits_for_the_leads_due_time_plus_the_grace_and_no_longer():
+    in_flight = InFlight(grace_s=SETTLE_S)
+    slow = in_flight.lead("slow")
+    InFlight.expect(slow, 4 * SETTLE_S)  # a long answer: due well after the grace
+    follower = asyncio.create_task(in_flight.follow("slow"))
+    await asyncio.sleep(2 * SETTLE_S)
+    assert not follower.done()
+    in_flight.release(slow, answered=True)
+    assert await follower is True
+    late = in_flight.lead("late")
+    InFlight.expect(late, 0)
+    assert await in_flight.follow("late") is False  # past its due time and the grace
     in_flight.release(None)
-    assert in_flight.lead("k") is None  # still held by the slow one
-    in_flight.release(lead)
+    assert in_flight.lead("late") is None  # still held by the late one
+    in_flight.release(late)
     assert len(in_flight) == 0
+
+
+async def test_a_lead_that_ends_without_an_answer_sends_its_followers_on_alone():
+    in_flight = InFlight()
+    lead = in_flight.lead("k")
+    followers = [asyncio.create_task(in_flight.follow("k")) for _ in range(3)]
+    await asyncio.sleep(SETTLE_S)
+    in_flight.release(lead, answered=False)
+    assert await asyncio.gather(*followers) == [False] * 3
 
 
 async def test_identical_requests_in_flight_pay_the_provider_once(store, make_gateway):
@@ -83,21 +102,22 @@ async def test_another_team_or_request_does_not_wait(make_gateway):
     assert len(gateway.in_flight) == 0
 
 
-async def test_a_copy_asks_the_provider_itself_when_the_leader_leaves_no_answer(make_gateway):
-    """An aborted stream is never cached: its copies wake to a miss, and one of them leads."""
+async def test_copies_go_to_the_provider_alone_when_the_leader_leaves_no_answer(make_gateway):
+    """An aborted stream is never cached: its copies wake at once and each asks the provider,
+    rather than queueing behind one another's leads."""
     gateway = make_gateway("optimized", **EXACT_ONLY)
     leader = await gateway.begin(ask(), "team-a")
-    copies = [asyncio.create_task(gateway.begin(ask(), "team-a")) for _ in range(2)]
+    copies = [asyncio.create_task(gateway.begin(ask(), "team-a")) for _ in range(3)]
     await asyncio.sleep(SETTLE_S)
     await gateway.finish(leader, delivered=leader.completion.generated[:3])
-    await asyncio.sleep(SETTLE_S)
-    done = [copy for copy in copies if copy.done()]
-    assert len(done) == 1 and done[0].result().completion.cache == "miss"
-    await gateway.finish(done[0].result())
-    (second,) = [copy for copy in copies if copy is not done[0]]
-    assert (await second).completion.cache == "exact"
-    assert sample(gateway.meter.metrics, "ai_cache_misses_total", team="team-a") == 2
+    alone = [(await copy) for copy in copies]
+    assert [answer.completion.cache for answer in alone] == ["miss"] * 3
+    assert all(answer.settlement.lead is None for answer in alone)
     assert len(gateway.in_flight) == 0
+    for answer in alone:
+        await gateway.finish(answer)
+    assert sample(gateway.meter.metrics, "ai_cache_misses_total", team="team-a") == 4
+    assert sample(gateway.meter.metrics, "ai_cache_coalesced_total", team="team-a") == 0
 
 
 async def test_a_refused_or_semantically_answered_request_releases_its_lead(make_gateway):
@@ -116,7 +136,7 @@ async def test_a_refused_or_semantically_answered_request_releases_its_lead(make
 
 async def test_a_copy_that_waited_too_long_goes_alone_and_leaves_the_lead(make_gateway):
     gateway = make_gateway("optimized", **EXACT_ONLY)
-    gateway.in_flight = InFlight(follow_limit_s=SETTLE_S)
+    gateway.in_flight = InFlight(grace_s=SETTLE_S)
     leader = await gateway.begin(ask(), "team-a")
     impatient = await gateway.begin(ask(), "team-a")
     assert impatient.completion.cache == "miss"
@@ -124,6 +144,41 @@ async def test_a_copy_that_waited_too_long_goes_alone_and_leaves_the_lead(make_g
     assert len(gateway.in_flight) == 1  # still the leader's
     await gateway.finish(leader)
     assert len(gateway.in_flight) == 0
+
+
+EXACT_UNDER_LIMITS = {"cache": {"exact": {"enabled": True}, "semantic": {"enabled": False}}}
+
+
+async def test_a_copy_counts_against_the_minute_it_is_served_in(make_gateway, clock):
+    """A copy that waited across a minute's end is counted in the new minute, where a limit of
+    one request a minute has room for it; only a copy served counts as a wait served."""
+    clock.now = (clock.now // 60 + 1) * 60 - 1  # one second before a minute ends
+    settings = {**budget_settings(requests_per_minute=1), **EXACT_UNDER_LIMITS}
+    gateway = make_gateway("optimized", **settings)
+    leader = await gateway.begin(ask(), "team-a")
+    copy = asyncio.create_task(gateway.begin(ask(), "team-a"))
+    await asyncio.sleep(SETTLE_S)
+    clock.advance(2)
+    await gateway.finish(leader)
+    assert (await copy).completion.cache == "exact"
+    assert sample(gateway.meter.metrics, "ai_cache_coalesced_total", team="team-a") == 1
+    with pytest.raises(GatewayError) as refused:  # the copy took the new minute's request
+        await gateway.begin(ask("Another question?"), "team-a")
+    assert refused.value.kind == "rate_limit"
+
+
+async def test_a_copy_refused_by_a_limit_is_no_wait_served(make_gateway):
+    settings = {**budget_settings(requests_per_minute=1), **EXACT_UNDER_LIMITS}
+    gateway = make_gateway("optimized", **settings)
+    leader = await gateway.begin(ask(), "team-a")
+    copy = asyncio.create_task(gateway.begin(ask(), "team-a"))
+    await asyncio.sleep(SETTLE_S)
+    await gateway.finish(leader)
+    with pytest.raises(GatewayError):
+        await copy
+    m = gateway.meter.metrics
+    assert sample(m, "ai_cache_coalesced_total", team="team-a") == 0
+    assert sample(m, "ai_cache_hits_total", kind="exact", team="team-a") == 0
 
 
 def answer_text(response) -> str:
@@ -157,19 +212,43 @@ async def test_over_http_a_copy_waits_for_the_providers_answer(app_client, strea
     assert registry.get_sample_value("ai_cache_coalesced_total", {"team": "team-a"}) == 1
 
 
-async def test_a_request_cancelled_while_its_answer_is_generated_is_still_settled(app_client):
+async def test_a_request_cancelled_while_its_answer_is_generated_is_still_settled(
+    app_client, flush_valkey, clock
+):
     """A provider bills an abandoned non-streamed request in full: its answer is metered and
-    cached, and its lead released, though nobody reads it."""
-    client = await app_client("optimized", latency_scale=1, **EXACT_ONLY)
+    cached, and its lead released, though nobody reads it; a second cancellation, while the
+    settlement waits for Valkey, does not cut it short."""
+    store = RedisStore(flush_valkey, clock)
+    client = await app_client("optimized", store, latency_scale=1, **EXACT_ONLY)
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]}
     abandoned = asyncio.create_task(client.post("/v1/chat/completions", json=body, headers=KEY))
     await asyncio.sleep(0.1)
     abandoned.cancel()
+    await asyncio.sleep(0)  # it starts settling, and waits for Valkey
+    abandoned.cancel()
     with pytest.raises(asyncio.CancelledError):
         await abandoned
+    await asyncio.sleep(SETTLE_S)  # the settlement goes on without the request
     gateway = client._transport.app.state.gateway
     assert len(gateway.in_flight) == 0
     registry = gateway.meter.metrics.registry
     assert registry.get_sample_value("ai_cache_misses_total", {"team": "team-a"}) == 1
     again = await client.post("/v1/chat/completions", json=body, headers=KEY)
     assert again.headers["x-gateway-cache"] == "exact"
+
+
+async def test_a_stream_whose_response_cannot_be_built_releases_its_lead(app_client, monkeypatch):
+    """Its stream never starts, so nothing else would settle it: the next copy must not wait."""
+    client = await app_client("optimized", **EXACT_ONLY)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]}
+    with monkeypatch.context() as patch:
+        patch.setattr(GatewayHTTP, "_headers", lambda *_: 1 / 0)
+        broken = await client.post(
+            "/v1/chat/completions", json=body | {"stream": True}, headers=KEY
+        )
+    assert broken.status_code == 500 and broken.json()["error"]["type"] == "server_error"
+    gateway = client._transport.app.state.gateway
+    assert len(gateway.in_flight) == 0
+    assert gateway.budgets.unsettled == 0
+    again = await asyncio.wait_for(client.post("/v1/chat/completions", json=body, headers=KEY), 2)
+    assert again.headers["x-gateway-cache"] == "miss"  # the broken one was not cached
