@@ -518,10 +518,23 @@ def _file_name(manifest: dict[str, Any]) -> str:
     return "-".join(p for p in parts if p) + ".yaml"
 
 
+def stand_ins(config: StackConfig) -> list[str]:
+    """What a render shows in place of a live look-up the mocks cannot make, for users to read
+    before they take the render for the deployment."""
+    if config.platform.mode == "aws" and config.platform.network.mode == "existing":
+        return [
+            f"the existing VPC's IPv4 ranges, read from EC2 on each run, are the mock's "
+            f"{MOCK_VPC_CIDR} here (Kubecost's in-zone list)"
+        ]
+    return []
+
+
 def write(stack: str, out: Path, charts: Path | None = None) -> dict[str, Any]:
-    """Write what the stack would deploy into ``out``; returns how many of each were written.
-    With ``charts``, each release's objects from `helm template` go to charts/RELEASE.yaml."""
-    rehearsal = rehearse(record(load_stack(stack)), charts)
+    """Write what the stack would deploy into ``out``; returns how many of each were written,
+    and the stand-ins for live look-ups. With ``charts``, each release's objects from
+    `helm template` go to charts/RELEASE.yaml."""
+    config = load_stack(stack)
+    rehearsal = rehearse(record(config), charts)
     mocks = rehearsal.recording.mocks
     for folder in ("kubernetes", "helm", "charts"):
         (out / folder).mkdir(parents=True, exist_ok=True)
@@ -551,4 +564,5 @@ def write(stack: str, out: Path, charts: Path | None = None) -> dict[str, Any]:
         ],
         "aws": len(resources),
         "resources": len(rehearsal.dependencies),
+        "stand_ins": stand_ins(config),
     }

@@ -136,6 +136,8 @@ def render(args: argparse.Namespace) -> int:
         print(f"{counts['chart_objects']} chart objects in {out / 'charts'} (from {charts})")
     if counts["missing_subcharts"]:
         print(f"not rendered, absent from {charts}: {', '.join(counts['missing_subcharts'])}")
+    for stand_in in counts["stand_ins"]:
+        print(f"stand-in: {stand_in}")
     return 0
 
 

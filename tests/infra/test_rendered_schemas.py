@@ -13,7 +13,14 @@ import yaml
 
 from ai_gateway.settings import deep_merge
 from finops_platform import versions
-from finops_platform.render import helm_releases, kubernetes_objects, write
+from finops_platform.render import (
+    MOCK_VPC_CIDR,
+    helm_releases,
+    kubernetes_objects,
+    load_stack,
+    stand_ins,
+    write,
+)
 
 CRDS = {
     ("karpenter.sh/v1", "NodePool"): "karpenter/karpenter.sh_nodepools.yaml",
@@ -130,8 +137,23 @@ def test_a_misspelt_values_key_is_caught(schemas):
     assert unknown_keys(bad, defaults, ("kube-prometheus-stack",)) == ["grafana.sidecar.dashboard"]
 
 
+def test_a_render_names_the_mock_values_that_stand_in_for_live_look_ups():
+    """An existing VPC's ranges are read from EC2 at deploy time; the render shows the mock's."""
+    config = load_stack("optimized")
+    assert stand_ins(config) == []
+    network = config.platform.network.model_copy(
+        update={"mode": "existing", "vpc_id": "vpc-0abc", "private_subnet_ids": ("subnet-0a",)}
+    )
+    existing = config.model_copy(
+        update={"platform": config.platform.model_copy(update={"network": network})}
+    )
+    (stand_in,) = stand_ins(existing)
+    assert MOCK_VPC_CIDR in stand_in and "Kubecost" in stand_in
+
+
 def test_finops_sim_render_writes_every_object(tmp_path):
     counts = write("optimized", tmp_path)
+    assert counts["stand_ins"] == []
     files = list((tmp_path / "kubernetes").glob("*.yaml"))
     assert len(files) == counts["kubernetes"] >= 8
     assert {p.name for p in (tmp_path / "helm").glob("*.yaml")} == {
