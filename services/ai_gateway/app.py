@@ -8,6 +8,7 @@ validates only once); the same models are declared to the OpenAPI document at /o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -182,6 +183,8 @@ class GatewayHTTP:
         self.metrics = gateway.meter.metrics
         path = gateway.settings.request_log
         self.request_log = RequestLog(path) if path else None
+        # Settlements of cancelled requests, running on their own: held so none is collected.
+        self._settling: set[asyncio.Future[Completion]] = set()
 
     def _refuse(
         self,
@@ -282,18 +285,25 @@ class GatewayHTTP:
     async def _delivered(self, answer: Answer) -> Completion:
         """A non-streamed answer once the provider would have sent it whole: only then is it
         cached, so an identical request meanwhile waits for it (in_flight.py) rather than finding
-        it before it exists. Settled even if the request is cancelled while it waits: a provider
-        bills an abandoned request in full."""
+        it before it exists. A request cancelled while it waits is still settled, on its own
+        (a provider bills an abandoned request in full); uvicorn does not cancel a request whose
+        client leaves, so that happens at shutdown."""
         completion = answer.completion
         try:
             await self.gateway.provider.deliver(completion.latency, completion.completion_tokens)
         except asyncio.CancelledError:
-            try:
-                await asyncio.shield(self.gateway.finish(answer))
-            except Exception:
-                log.exception("settling a cancelled request failed")
+            settling = asyncio.ensure_future(self.gateway.finish(answer))
+            self._settling.add(settling)
+            settling.add_done_callback(self._settled)
+            with contextlib.suppress(Exception):  # _settled logs it
+                await asyncio.shield(settling)
             raise
         return await self.gateway.finish(answer)
+
+    def _settled(self, settling: asyncio.Future[Completion]) -> None:
+        self._settling.discard(settling)
+        if not settling.cancelled() and (failure := settling.exception()) is not None:
+            log.error("settling a cancelled request failed", exc_info=failure)
 
     async def _stream_response(
         self,

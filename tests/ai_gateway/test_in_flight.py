@@ -224,7 +224,7 @@ async def test_a_request_cancelled_while_its_answer_is_generated_is_still_settle
     abandoned = asyncio.create_task(client.post("/v1/chat/completions", json=body, headers=KEY))
     await asyncio.sleep(0.1)
     abandoned.cancel()
-    await asyncio.sleep(0)  # it starts settling, and waits for Valkey
+    await asyncio.sleep(0)  # its settlement is under way, on its own
     abandoned.cancel()
     with pytest.raises(asyncio.CancelledError):
         await abandoned
@@ -252,3 +252,22 @@ async def test_a_stream_whose_response_cannot_be_built_releases_its_lead(app_cli
     assert gateway.budgets.unsettled == 0
     again = await asyncio.wait_for(client.post("/v1/chat/completions", json=body, headers=KEY), 2)
     assert again.headers["x-gateway-cache"] == "miss"  # the broken one was not cached
+
+
+async def test_a_cancelled_requests_failed_settlement_is_logged(app_client, monkeypatch, caplog):
+    client = await app_client("optimized", latency_scale=1, **EXACT_ONLY)
+    gateway = client._transport.app.state.gateway
+
+    async def failing(answer, delivered=None):
+        raise RuntimeError("the ledger did not answer")
+
+    monkeypatch.setattr(gateway, "finish", failing)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]}
+    abandoned = asyncio.create_task(client.post("/v1/chat/completions", json=body, headers=KEY))
+    await asyncio.sleep(0.1)
+    abandoned.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    await asyncio.sleep(0)
+    assert "settling a cancelled request failed" in caplog.text
+    assert "the ledger did not answer" in caplog.text
