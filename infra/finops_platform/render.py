@@ -31,6 +31,8 @@ from .helm import HelmError, helm
 ACCOUNT_ID = "123456789012"
 # An existing VPC's range, as the mocked EC2 API reports it (a default VPC's would be 172.31/16).
 MOCK_VPC_CIDR = "10.20.0.0/16"
+MOCK_REGION = "us-east-1"
+MOCK_ROUTE_TABLES = ("rtb-0private1", "rtb-0private2")
 SECRET_PLACEHOLDER = "<secret>"
 
 
@@ -65,7 +67,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources.append(Recorded(args.typ, args.name, inputs, bool(args.custom)))
         # Remote components' outputs differ from their inputs; only the ones below are known.
         state = dict(args.inputs) if args.custom else {}
-        arn = f"arn:aws:mock:us-east-1:{ACCOUNT_ID}:{args.name}"
+        arn = f"arn:aws:mock:{MOCK_REGION}:{ACCOUNT_ID}:{args.name}"
         if args.typ == "awsx:ec2:Vpc":
             state |= {
                 "vpcId": "vpc-0mock",
@@ -73,7 +75,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "publicSubnetIds": ["subnet-0public1", "subnet-0public2"],
             }
         elif args.typ == "eks:index:Cluster":
-            issuer = "https://oidc.eks.us-east-1.amazonaws.com/id/MOCK"
+            issuer = f"https://oidc.eks.{MOCK_REGION}.amazonaws.com/id/MOCK"
             state |= {
                 "kubeconfigJson": json.dumps({"apiVersion": "v1", "clusters": []}),
                 "clusterSecurityGroupId": "sg-0cluster",
@@ -86,13 +88,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "aws:sqs/queue:Queue":
             queue = args.inputs.get("name", args.name)
             state |= {
-                "arn": f"arn:aws:sqs:us-east-1:{ACCOUNT_ID}:{queue}",
-                "url": f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT_ID}/{queue}",
+                "arn": f"arn:aws:sqs:{MOCK_REGION}:{ACCOUNT_ID}:{queue}",
+                "url": f"https://sqs.{MOCK_REGION}.amazonaws.com/{ACCOUNT_ID}/{queue}",
             }
         elif args.typ == "aws:ecr/repository:Repository":
             repo = args.inputs.get("name", args.name)
             state |= {
-                "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.us-east-1.amazonaws.com/{repo}",
+                "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{MOCK_REGION}.amazonaws.com/{repo}",
                 "registryId": ACCOUNT_ID,
             }
         elif args.typ == "docker-build:index:Image":
@@ -121,15 +123,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "id": ACCOUNT_ID,
             }
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]
+            names = [f"{MOCK_REGION}{zone}" for zone in "abcd"]
             return {"names": names, "zoneIds": ["use1-az1", "use1-az2", "use1-az4", "use1-az6"],
-                    "id": "us-east-1"}  # fmt: skip
+                    "id": MOCK_REGION}  # fmt: skip
         if args.token == "aws:ec2/getVpc:getVpc":
             primary = {"cidrBlock": MOCK_VPC_CIDR, "associationId": "vpc-cidr-assoc-0",
                        "state": "associated"}  # fmt: skip
             return {"cidrBlock": MOCK_VPC_CIDR, "cidrBlockAssociations": [primary], "id": "vpc"}
         if args.token == "aws:ec2/getRouteTables:getRouteTables":
-            return {"ids": ["rtb-0private1", "rtb-0private2"], "id": "us-east-1"}
+            return {"ids": list(MOCK_ROUTE_TABLES), "id": MOCK_REGION}
         if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return {"userName": "AWS", "password": "mock-token", "id": ACCOUNT_ID}
         return {}
@@ -519,14 +521,29 @@ def _file_name(manifest: dict[str, Any]) -> str:
 
 
 def stand_ins(config: StackConfig) -> list[str]:
-    """What a render shows in place of a live look-up the mocks cannot make, for users to read
-    before they take the render for the deployment."""
-    if config.platform.mode == "aws" and config.platform.network.mode == "existing":
-        return [
+    """What a render shows in place of a live look-up the mocks cannot make (beyond the mock
+    account's id in ARNs), for users to read before they take the render for the deployment."""
+    platform = config.platform
+    if platform.mode != "aws":
+        return []
+    found = []
+    if config.region != MOCK_REGION:
+        found.append(
+            f"the mocks answer in {MOCK_REGION}: the availability zones, ARNs and URLs that AWS "
+            f"gives the program show it here, not {config.region}"
+        )
+    network = platform.network
+    if network.mode == "existing" and platform.kubecost.enabled:
+        found.append(
             f"the existing VPC's IPv4 ranges, read from EC2 on each run, are the mock's "
             f"{MOCK_VPC_CIDR} here (Kubecost's in-zone list)"
-        ]
-    return []
+        )
+    if network.mode == "existing" and network.wants_s3_gateway_endpoint:
+        found.append(
+            "the private subnets' route tables, read from EC2 on each run, are the mock's "
+            f"{', '.join(MOCK_ROUTE_TABLES)} here (the S3 endpoint's)"
+        )
+    return found
 
 
 def write(stack: str, out: Path, charts: Path | None = None) -> dict[str, Any]:

@@ -138,17 +138,29 @@ def test_a_misspelt_values_key_is_caught(schemas):
 
 
 def test_a_render_names_the_mock_values_that_stand_in_for_live_look_ups():
-    """An existing VPC's ranges are read from EC2 at deploy time; the render shows the mock's."""
+    """What the program reads from EC2 as it runs, a render shows as the mocks answer it."""
     config = load_stack("optimized")
     assert stand_ins(config) == []
     network = config.platform.network.model_copy(
         update={"mode": "existing", "vpc_id": "vpc-0abc", "private_subnet_ids": ("subnet-0a",)}
     )
-    existing = config.model_copy(
-        update={"platform": config.platform.model_copy(update={"network": network})}
-    )
-    (stand_in,) = stand_ins(existing)
-    assert MOCK_VPC_CIDR in stand_in and "Kubecost" in stand_in
+
+    def variant(network=network, kubecost=True, region="us-east-1"):
+        platform = config.platform.model_copy(
+            update={
+                "network": network,
+                "kubecost": config.platform.kubecost.model_copy(update={"enabled": kubecost}),
+            }
+        )
+        return config.model_copy(update={"platform": platform, "region": region})
+
+    (ranges,) = stand_ins(variant())
+    assert MOCK_VPC_CIDR in ranges and "Kubecost" in ranges
+    assert stand_ins(variant(kubecost=False)) == []  # nothing reads the ranges
+    endpoint = network.model_copy(update={"s3_gateway_endpoint": True})
+    assert ["route tables" in found for found in stand_ins(variant(endpoint))] == [False, True]
+    (zones,) = stand_ins(variant(config.platform.network, region="eu-west-1"))
+    assert "us-east-1" in zones and "eu-west-1" in zones
 
 
 def test_finops_sim_render_writes_every_object(tmp_path):
