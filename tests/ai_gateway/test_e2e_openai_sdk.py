@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 
+import httpx
 import openai
 import pydantic
 import pytest
@@ -311,3 +313,32 @@ def test_the_sdk_reads_the_rate_limit_headers_on_answers_hits_and_the_429(start_
     headers = info.value.response.headers
     assert headers["x-ratelimit-remaining-requests"] == "0"
     assert re.fullmatch(r"(\d+(\.\d+)?s|\d+ms|1m0s)", headers["x-ratelimit-reset-requests"])
+
+
+async def test_identical_requests_in_flight_reach_the_provider_once(start_gateway, flush_valkey):
+    """Five copies at once from the async SDK against a real gateway process on Valkey, with the
+    simulated latency on: one miss pays, four wait for its answer (in_flight.py)."""
+    gateway = start_gateway(
+        profile="optimized",
+        redis_url=flush_valkey,
+        latency_scale=1,
+        cache={"semantic": {"enabled": False}},
+        routing={"enabled": False},
+    )
+    async with openai.AsyncOpenAI(
+        base_url=gateway.url + "/v1", api_key="sk-demo-team-a", max_retries=0
+    ) as sdk:
+        copies = [
+            sdk.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "How do I rotate my API key?"}],
+                max_tokens=16,
+            )
+            for _ in range(5)
+        ]
+        answers = await asyncio.gather(*copies)
+    caches = sorted(raw.headers["x-gateway-cache"] for raw in answers)
+    assert caches == ["exact"] * 4 + ["miss"]
+    assert len({raw.parse().choices[0].message.content for raw in answers}) == 1
+    metrics = httpx.get(gateway.metrics_url).text
+    assert 'ai_cache_coalesced_total{team="team-a"} 4.0' in metrics
