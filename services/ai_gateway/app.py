@@ -30,6 +30,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Match
 from starlette.routing import Route as BaseRoute
+from starlette.types import Receive, Scope, Send
 
 from .adapters import anthropic, openai
 from .adapters.base import Adapter
@@ -175,6 +176,35 @@ def error_response(adapter: Adapter, error: GatewayError, request: Request) -> J
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
+class SettledStream(StreamingResponse):
+    """A stream settled even if Starlette never starts its body: a client gone before the first
+    byte ends the response before the body's first step, so the body's ``finally``, which
+    settles a stream, never runs."""
+
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        settle_unstarted: Callable[[], Awaitable[None]],
+        **kwargs: Any,
+    ) -> None:
+        self._started = False
+        self._settle_unstarted = settle_unstarted
+        super().__init__(self._marked(body), **kwargs)
+
+    async def _marked(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        self._started = True
+        async for part in body:
+            yield part
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self._started:
+                with anyio.CancelScope(shield=True):
+                    await self._settle_unstarted()
+
+
 class GatewayHTTP:
     """Binds the pipeline to HTTP: one endpoint per adapter, plus models, budgets and health."""
 
@@ -314,11 +344,13 @@ class GatewayHTTP:
         answer: Answer,
         started: float,
     ) -> StreamingResponse:
-        """The stream's response; if it cannot be built, its stream never starts, so the answer
-        is settled here as undelivered, or its lead and reservation would wait for it."""
+        """The stream's response; if it cannot be built, or its body never starts, the stream's
+        own settlement never runs, so the answer is settled here as undelivered, or its lead,
+        reservation and ``ai_active_requests`` would wait for it."""
         try:
-            return StreamingResponse(
+            return SettledStream(
                 self._stream(adapter, request, sim, chat_request, answer, started),
+                lambda: self._settle_stream(adapter, request, sim, answer, started, False, []),
                 media_type="text/event-stream",
                 headers={**self._headers(adapter, answer.completion), "cache-control": "no-cache"},
             )

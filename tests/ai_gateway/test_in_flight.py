@@ -271,3 +271,34 @@ async def test_a_cancelled_requests_failed_settlement_is_logged(app_client, monk
     await asyncio.sleep(0)
     assert "settling a cancelled request failed" in caplog.text
     assert "the ledger did not answer" in caplog.text
+
+
+async def test_a_stream_whose_client_left_before_its_first_byte_is_settled(app_client):
+    """Starlette ends a response whose client is gone before the body's first step, so the
+    stream's own settlement never ran: its lead stayed held, and the request in flight."""
+    client = await app_client("optimized", **EXACT_ONLY)
+    app = client._transport.app
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]}
+    messages = [{"type": "http.request", "body": json.dumps(body | {"stream": True}).encode()}]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        await asyncio.sleep(0)  # the client is gone: the disconnect is heard before the body
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "method": "POST", "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"",
+        "query_string": b"", "root_path": "", "server": ("gateway", 80), "client": None,
+        "headers": [(b"authorization", KEY["authorization"].encode()),
+                    (b"content-type", b"application/json")],
+    }  # fmt: skip
+    await app(scope, receive, send)
+    gateway = app.state.gateway
+    registry = gateway.meter.metrics.registry
+    assert len(gateway.in_flight) == 0
+    assert registry.get_sample_value("ai_active_requests") == 0
+    assert registry.get_sample_value("ai_streams_aborted_total", {"api": "openai"}) == 1
+    again = await asyncio.wait_for(client.post("/v1/chat/completions", json=body, headers=KEY), 2)
+    assert again.headers["x-gateway-cache"] == "miss"  # nothing was delivered, so nothing cached
