@@ -1,12 +1,28 @@
-"""What the gateway's tests share besides fixtures: a clock they move by hand, and settings with
-the tests' defaults."""
+"""What the gateway's tests share besides fixtures: a clock they move by hand, settings with the
+tests' defaults, a one-turn request and a metric's value."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from ai_gateway.domain import ChatRequest
+from ai_gateway.metrics import GatewayMetrics
 from ai_gateway.settings import deep_merge, resolve_settings
+from ai_gateway.tokens import PromptMessage
+
+# The exact cache alone: no semantic cache, no routing.
+EXACT_ONLY = {"cache": {"semantic": {"enabled": False}}, "routing": {"enabled": False}}
+
+
+def ask(text: str, model: str = "gpt-4", **kwargs: Any) -> ChatRequest:
+    """A request of one user turn."""
+    return ChatRequest(model=model, messages=(PromptMessage("user", text),), **kwargs)
+
+
+def sample(metrics: GatewayMetrics, name: str, **labels: str) -> float:
+    """A metric's value; 0 for a series not yet created."""
+    return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 class ManualClock:

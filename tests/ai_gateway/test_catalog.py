@@ -13,10 +13,7 @@ from ai_gateway.router import classify, request_turns
 from ai_gateway.settings import RoutingSettings
 from ai_gateway.simulator import SimulatedProvider
 from ai_gateway.tokens import PromptMessage, count_prompt
-
-
-def ask(text: str, model: str = "gpt-4", **kwargs) -> ChatRequest:
-    return ChatRequest(model=model, messages=(PromptMessage("user", text),), **kwargs)
+from tests.ai_gateway.support import ask
 
 
 def catalog(routing: bool = False) -> Catalog:

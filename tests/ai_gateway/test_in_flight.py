@@ -10,25 +10,14 @@ import time
 import pytest
 
 from ai_gateway.app import GatewayHTTP
-from ai_gateway.domain import ChatRequest, GatewayError
+from ai_gateway.domain import GatewayError
 from ai_gateway.in_flight import InFlight
-from ai_gateway.metrics import GatewayMetrics
 from ai_gateway.store import RedisStore
-from ai_gateway.tokens import PromptMessage
-from tests.ai_gateway.support import budget_settings
+from tests.ai_gateway.support import EXACT_ONLY, ask, budget_settings, sample
 
-EXACT_ONLY = {"cache": {"semantic": {"enabled": False}}, "routing": {"enabled": False}}
 QUESTION = "How do I rotate my API key?"
 KEY = {"authorization": "Bearer sk-demo-team-a"}
 SETTLE_S = 0.05  # long enough for a waiting task to have run, were it free to
-
-
-def ask(text: str = QUESTION, model: str = "gpt-4", **kwargs) -> ChatRequest:
-    return ChatRequest(model=model, messages=(PromptMessage("user", text),), **kwargs)
-
-
-def sample(metrics: GatewayMetrics, name: str, **labels: str) -> float:
-    return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 async def test_a_lead_is_held_once_per_key_and_wakes_its_followers():
@@ -75,8 +64,8 @@ async def test_a_lead_that_ends_without_an_answer_sends_its_followers_on_alone()
 
 async def test_identical_requests_in_flight_pay_the_provider_once(store, make_gateway):
     gateway = make_gateway("optimized", store, **EXACT_ONLY)
-    leader = await gateway.begin(ask(), "team-a")
-    copies = [asyncio.create_task(gateway.begin(ask(), "team-a")) for _ in range(3)]
+    leader = await gateway.begin(ask(QUESTION), "team-a")
+    copies = [asyncio.create_task(gateway.begin(ask(QUESTION), "team-a")) for _ in range(3)]
     await asyncio.sleep(SETTLE_S)
     assert not any(copy.done() for copy in copies)  # waiting for the leader's answer
     first = await gateway.finish(leader)
@@ -93,8 +82,8 @@ async def test_identical_requests_in_flight_pay_the_provider_once(store, make_ga
 
 async def test_another_team_or_request_does_not_wait(make_gateway):
     gateway = make_gateway("optimized", **EXACT_ONLY)
-    leader = await gateway.begin(ask(), "team-a")
-    other_team = await asyncio.wait_for(gateway.begin(ask(), "team-b"), 1)
+    leader = await gateway.begin(ask(QUESTION), "team-a")
+    other_team = await asyncio.wait_for(gateway.begin(ask(QUESTION), "team-b"), 1)
     other_question = await asyncio.wait_for(gateway.begin(ask("Another one?"), "team-a"), 1)
     assert other_team.completion.cache == other_question.completion.cache == "miss"
     for answer in (leader, other_team, other_question):
@@ -106,8 +95,8 @@ async def test_copies_go_to_the_provider_alone_when_the_leader_leaves_no_answer(
     """An aborted stream is never cached: its copies wake at once and each asks the provider,
     rather than queueing behind one another's leads."""
     gateway = make_gateway("optimized", **EXACT_ONLY)
-    leader = await gateway.begin(ask(), "team-a")
-    copies = [asyncio.create_task(gateway.begin(ask(), "team-a")) for _ in range(3)]
+    leader = await gateway.begin(ask(QUESTION), "team-a")
+    copies = [asyncio.create_task(gateway.begin(ask(QUESTION), "team-a")) for _ in range(3)]
     await asyncio.sleep(SETTLE_S)
     await gateway.finish(leader, delivered=leader.completion.generated[:3])
     alone = [(await copy) for copy in copies]
@@ -137,8 +126,8 @@ async def test_a_refused_or_semantically_answered_request_releases_its_lead(make
 async def test_a_copy_that_waited_too_long_goes_alone_and_leaves_the_lead(make_gateway):
     gateway = make_gateway("optimized", **EXACT_ONLY)
     gateway.in_flight = InFlight(grace_s=SETTLE_S)
-    leader = await gateway.begin(ask(), "team-a")
-    impatient = await gateway.begin(ask(), "team-a")
+    leader = await gateway.begin(ask(QUESTION), "team-a")
+    impatient = await gateway.begin(ask(QUESTION), "team-a")
     assert impatient.completion.cache == "miss"
     await gateway.finish(impatient)
     assert len(gateway.in_flight) == 1  # still the leader's
@@ -155,8 +144,8 @@ async def test_a_copy_counts_against_the_minute_it_is_served_in(make_gateway, cl
     clock.now = (clock.now // 60 + 1) * 60 - 1  # one second before a minute ends
     settings = {**budget_settings(requests_per_minute=1), **EXACT_UNDER_LIMITS}
     gateway = make_gateway("optimized", **settings)
-    leader = await gateway.begin(ask(), "team-a")
-    copy = asyncio.create_task(gateway.begin(ask(), "team-a"))
+    leader = await gateway.begin(ask(QUESTION), "team-a")
+    copy = asyncio.create_task(gateway.begin(ask(QUESTION), "team-a"))
     await asyncio.sleep(SETTLE_S)
     clock.advance(2)
     await gateway.finish(leader)
@@ -170,8 +159,8 @@ async def test_a_copy_counts_against_the_minute_it_is_served_in(make_gateway, cl
 async def test_a_copy_refused_by_a_limit_is_no_wait_served(make_gateway):
     settings = {**budget_settings(requests_per_minute=1), **EXACT_UNDER_LIMITS}
     gateway = make_gateway("optimized", **settings)
-    leader = await gateway.begin(ask(), "team-a")
-    copy = asyncio.create_task(gateway.begin(ask(), "team-a"))
+    leader = await gateway.begin(ask(QUESTION), "team-a")
+    copy = asyncio.create_task(gateway.begin(ask(QUESTION), "team-a"))
     await asyncio.sleep(SETTLE_S)
     await gateway.finish(leader)
     with pytest.raises(GatewayError):

@@ -19,7 +19,6 @@ from ai_gateway.budgets import to_nanos
 from ai_gateway.cache import CachedCompletion, exact_key
 from ai_gateway.domain import ChatRequest, GatewayError
 from ai_gateway.embeddings import LEXICAL_MAX_CHARS, Model2VecEmbedder
-from ai_gateway.metrics import GatewayMetrics
 from ai_gateway.pipeline import Gateway
 from ai_gateway.router import default_router
 from ai_gateway.semantic import SNAPSHOT, SNAPSHOT_MARK, SnapshotPolicy
@@ -27,19 +26,7 @@ from ai_gateway.store import MemoryStore, RedisStore
 from ai_gateway.tokens import PromptMessage
 from ai_gateway.wiring import build_gateway
 from tests.ai_gateway.reliability_support import persistent_valkey
-from tests.ai_gateway.support import settings_for
-
-
-def ask(text: str, model: str = "gpt-4", **kwargs) -> ChatRequest:
-    return ChatRequest(model=model, messages=(PromptMessage("user", text),), **kwargs)
-
-
-def sample(metrics: GatewayMetrics, name: str, **labels: str) -> float:
-    value = metrics.registry.get_sample_value(name, labels)
-    return value or 0.0
-
-
-EXACT_ONLY = {"cache": {"semantic": {"enabled": False}}, "routing": {"enabled": False}}
+from tests.ai_gateway.support import EXACT_ONLY, ask, sample, settings_for
 
 
 def test_complete_reads_top_to_bottom_in_under_60_lines():
