@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
@@ -176,6 +177,18 @@ def error_response(adapter: Adapter, error: GatewayError, request: Request) -> J
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
+@dataclass(frozen=True)
+class OpenStream:
+    """A streamed answer's request, from its begin to its settlement."""
+
+    adapter: Adapter
+    request: Request
+    sim: dict[str, str]
+    chat_request: ChatRequest
+    answer: Answer
+    started: float  # perf_counter() when the request arrived
+
+
 class SettledStream(StreamingResponse):
     """A stream settled even if Starlette never starts its body: a client gone before the first
     byte ends the response before the body's first step, so the body's ``finally``, which
@@ -282,7 +295,7 @@ class GatewayHTTP:
             if chat_request.stream:
                 answer = await gateway.begin(chat_request, team, label=label)
                 response = await self._stream_response(
-                    adapter, request, sim, chat_request, answer, started
+                    OpenStream(adapter, request, sim, chat_request, answer, started)
                 )
                 self.metrics.requests.labels(api=adapter.api, status="200").inc()
                 streaming = True
@@ -335,41 +348,26 @@ class GatewayHTTP:
         if not settling.cancelled() and (failure := settling.exception()) is not None:
             log.error("settling a cancelled request failed", exc_info=failure)
 
-    async def _stream_response(
-        self,
-        adapter: Adapter,
-        request: Request,
-        sim: dict[str, str],
-        chat_request: ChatRequest,
-        answer: Answer,
-        started: float,
-    ) -> StreamingResponse:
+    async def _stream_response(self, stream: OpenStream) -> StreamingResponse:
         """The stream's response; if it cannot be built, or its body never starts, the stream's
         own settlement never runs, so the answer is settled here as undelivered, or its lead,
         reservation and ``ai_active_requests`` would wait for it."""
         try:
+            headers = self._headers(stream.adapter, stream.answer.completion)
             return SettledStream(
-                self._stream(adapter, request, sim, chat_request, answer, started),
-                lambda: self._settle_stream(adapter, request, sim, answer, started, False, []),
+                self._stream(stream),
+                lambda: self._settle_stream(stream, False, []),
                 media_type="text/event-stream",
-                headers={**self._headers(adapter, answer.completion), "cache-control": "no-cache"},
+                headers={**headers, "cache-control": "no-cache"},
             )
         except Exception:
-            await self.gateway.finish(answer, delivered="")
+            await self.gateway.finish(stream.answer, delivered="")
             raise
 
-    async def _stream(
-        self,
-        adapter: Adapter,
-        request: Request,
-        sim: dict[str, str],
-        chat_request: ChatRequest,
-        answer: Answer,
-        started: float,
-    ) -> AsyncIterator[bytes]:
+    async def _stream(self, stream: OpenStream) -> AsyncIterator[bytes]:
         """The answer as server-sent events; settled, metered, logged and cached by what was
         generated when it ended: the whole answer, or the text up to a client's disconnect."""
-        completion = answer.completion
+        adapter, completion = stream.adapter, stream.answer.completion
         generated: list[str] = []
 
         async def pieces() -> AsyncIterator[str]:
@@ -381,32 +379,24 @@ class GatewayHTTP:
 
         complete = False
         try:
-            async for part in adapter.stream(completion, chat_request, adapter.new_id(), pieces()):
+            parts = adapter.stream(completion, stream.chat_request, adapter.new_id(), pieces())
+            async for part in parts:
                 yield part
             complete = True
         finally:
             # A disconnect cancels this generator; settling must still run to its end.
             with anyio.CancelScope(shield=True):
-                await self._settle_stream(
-                    adapter, request, sim, answer, started, complete, generated
-                )
+                await self._settle_stream(stream, complete, generated)
 
     async def _settle_stream(
-        self,
-        adapter: Adapter,
-        request: Request,
-        sim: dict[str, str],
-        answer: Answer,
-        started: float,
-        complete: bool,
-        generated: list[str],
+        self, stream: OpenStream, complete: bool, generated: list[str]
     ) -> None:
         try:
             delivered = None if complete else "".join(generated)
             if not complete:
-                self.metrics.streams_aborted.labels(api=adapter.api).inc()
-            completion = await self.gateway.finish(answer, delivered)
-            self._finished(adapter, request, sim, completion, started)
+                self.metrics.streams_aborted.labels(api=stream.adapter.api).inc()
+            completion = await self.gateway.finish(stream.answer, delivered)
+            self._finished(stream.adapter, stream.request, stream.sim, completion, stream.started)
         except Exception:
             log.exception("settling a stream failed")
         finally:
