@@ -327,10 +327,10 @@ class GatewayHTTP:
 
     async def _delivered(self, answer: Answer) -> Completion:
         """A non-streamed answer once the provider would have sent it whole: only then is it
-        cached, so an identical request meanwhile waits for it (in_flight.py) rather than finding
-        it before it exists. A request cancelled while it waits is still settled, on its own
-        (a provider bills an abandoned request in full); uvicorn does not cancel a request whose
-        client leaves, so that happens at shutdown."""
+        cached, so an identical request meanwhile shares it at the provider's pace (in_flight.py)
+        rather than finding it before it exists. A request cancelled while it waits is still
+        settled, on its own (a provider bills an abandoned request in full); uvicorn does not
+        cancel a request whose client leaves, so that happens at shutdown."""
         completion = answer.completion
         try:
             await self.gateway.provider.deliver(completion.latency, completion.completion_tokens)

@@ -1,19 +1,35 @@
-"""Identical requests in flight on one replica: the first goes to the provider, the others wait
-for its answer to reach the exact cache and are served from it.
+"""Identical requests in flight on one replica: the first goes to the provider, and the others
+share its answer as the provider generates it.
 
 Without this, a burst of the same request (a retry storm, a fan-out, a page many users load at
 once) pays the provider once per copy: none of them finds the answer, since none has been written
-yet. The register is per replica; copies that land on other replicas each pay once there.
+yet. A copy is served the first request's answer at the first request's pace, as a gateway that
+tees one upstream stream to several clients would: its first token comes when the first's does,
+and its last when the first's does. The register is per replica; copies that land on other
+replicas each pay once there.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
-# How late a lead may run past the time its answer is due (a slow reader of its stream holds the
-# answer back) before its copies stop waiting; also how long they wait for a lead whose answer is
-# not drawn yet (it is still in the semantic cache or its budget's admission).
+from .cache import CachedCompletion
+from .simulator import LatencyPlan
+
+# How long a copy waits for the first request's answer to be drawn (it is still in the semantic
+# cache or its budget's admission, usually for a millisecond) before it asks the provider itself.
 FOLLOW_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A lead's answer, as its copies are served it."""
+
+    entry: CachedCompletion
+    baseline_usd: float  # what the request costs unoptimized (the copies are the same request)
+    plan: LatencyPlan  # the provider's pace
+    started: float  # event-loop time when the provider's answer began
 
 
 class Lead:
@@ -22,9 +38,9 @@ class Lead:
 
     def __init__(self, key: str) -> None:
         self.key = key
-        self.done = asyncio.Event()
-        self.due: float | None = None  # event-loop time when the provider's answer is whole
-        self.answered = False  # whether the answer reached the cache
+        self.drawn: Drawn | None = None  # shared with copies; None before it is drawn, or after
+        self.changed = asyncio.Event()  # set once drawn, withdrawn or released
+        self.sharers = 0  # copies served this answer: the provider's stream runs on for them
 
 
 class InFlight:
@@ -42,37 +58,41 @@ class InFlight:
         return lead
 
     @staticmethod
-    def expect(lead: Lead | None, seconds: float) -> None:
-        """The lead's answer is due in ``seconds`` (the simulated provider's latency)."""
+    def draw(lead: Lead | None, drawn: Drawn) -> None:
+        """The lead's answer is drawn: copies share it from now on."""
         if lead is not None:
-            lead.due = asyncio.get_running_loop().time() + seconds
+            lead.drawn = drawn
+            lead.changed.set()
 
-    async def follow(self, key: str) -> bool:
-        """Wait for the request answering ``key``; True once its answer is cached. False at once
-        when none answers it, and when its lead ends without an answer or runs later than its
-        due time plus the grace: the caller then asks the provider itself."""
+    @staticmethod
+    def withdraw(lead: Lead | None) -> None:
+        """The lead's answer will not be whole (its client left, and no copy shares it): copies
+        that come from now on ask the provider themselves."""
+        if lead is not None:
+            lead.drawn = None
+            lead.changed.set()
+
+    async def follow(self, key: str) -> Drawn | None:
+        """The answer of the request answering ``key``, once drawn, counted as shared. None at
+        once when no request answers it, and when its lead ends without an answer or draws none
+        within the grace: the caller then asks the provider itself."""
         lead = self._leads.get(key)
         if lead is None:
-            return False
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        while not lead.done.is_set():
-            due = started if lead.due is None else lead.due
-            remaining = due + self._grace_s - loop.time()
-            if remaining <= 0:
-                return False
+            return None
+        if not lead.changed.is_set():
             try:
-                await asyncio.wait_for(lead.done.wait(), remaining)
+                await asyncio.wait_for(lead.changed.wait(), self._grace_s)
             except TimeoutError:
-                continue  # its answer may have been drawn meanwhile, and be due later
-        return lead.answered
+                return None
+        if lead.drawn is not None:
+            lead.sharers += 1
+        return lead.drawn
 
-    def release(self, lead: Lead | None, answered: bool = False) -> None:
-        """Wake the requests waiting on ``lead``; idempotent, and None is no lead."""
+    def release(self, lead: Lead | None) -> None:
+        """End ``lead``: its answer is cached, or never will be. Idempotent; None is no lead."""
         if lead is not None and self._leads.get(lead.key) is lead:
             del self._leads[lead.key]
-            lead.answered = answered
-            lead.done.set()
+            lead.changed.set()
 
     def __len__(self) -> int:
         return len(self._leads)

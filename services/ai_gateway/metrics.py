@@ -74,7 +74,7 @@ class GatewayMetrics:
         )
         self.cache_coalesced = Counter(
             "ai_cache_coalesced",
-            "Exact hits that waited for an identical request in flight on the replica.",
+            "Exact hits that shared the answer of an identical request in flight on the replica.",
             ["team"],
             registry=r,
         )

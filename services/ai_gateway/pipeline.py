@@ -26,7 +26,7 @@ from .catalog import Catalog, PromptTokens
 from .domain import AUTO_MODEL, ChatRequest, Completion, GatewayError, RateLimitState
 from .embeddings import Embedder
 from .identity import Identity
-from .in_flight import InFlight, Lead
+from .in_flight import Drawn, InFlight, Lead
 from .metering import Meter
 from .pricing import ModelCard
 from .prompt_cache import NO_USE, ProviderPromptCache
@@ -85,12 +85,13 @@ class Settlement:
 
 
 class ExactLookup(NamedTuple):
-    """An exact-cache look-up: the entry found, else this request's lead of the key (None when
-    another request held it), and whether it waited for that request."""
+    """An exact-cache look-up: the entry found, else this request's lead of the key, else the
+    answer of the identical request holding it, shared; all three None when that request drew
+    no answer."""
 
     hit: CachedCompletion | None
     lead: Lead | None
-    waited: bool
+    shared: Drawn | None
 
 
 @dataclass(frozen=True)
@@ -146,17 +147,17 @@ class Gateway:
         lead = None
         if key is not None and self.exact is not None:
             found = await self._exact_or_lead(self.exact, key)
-            if found.waited and asked_at is None:
-                now = datetime.fromtimestamp(self.clock(), UTC)  # limits count the minute served
             if found.hit is not None:
                 # The same request as sent: its entry's baseline, unless prices changed since.
                 baseline = found.hit.baseline_for(baseline_of)
                 if baseline is None:
                     baseline = self.catalog.baseline_cost(requested, request, tokens)
                 hit = await self._from_cache(request, team, found.hit, "exact", None, baseline, now)
-                if found.waited:
-                    self.meter.metrics.cache_coalesced.labels(team=team).inc()
                 return Answer(hit)
+            if found.shared is not None:
+                if asked_at is None:  # it may have waited: limits count the minute served
+                    now = datetime.fromtimestamp(self.clock(), UTC)
+                return Answer(await self._shared(request, team, found.shared, now))
             lead = found.lead
         try:
             pending = Settlement(None, key, None, label, baseline_of, lead)
@@ -170,17 +171,27 @@ class Gateway:
 
     async def _exact_or_lead(self, exact: ExactCache, key: str) -> ExactLookup:
         """The exact entry of ``key``; without one, the lead of ``key``, or, while an identical
-        request is answered on this replica, its answer once it is cached (in_flight.py). A copy
-        whose leader leaves no answer goes on alone: copies never queue behind one another."""
+        request is answered on this replica, its answer once drawn (in_flight.py). A copy whose
+        leader draws no answer goes on alone: copies never queue behind one another."""
         hit = await self.meter.guarded(exact.get(key), "cache_get")
         if hit is not None:
-            return ExactLookup(hit, None, False)
+            return ExactLookup(hit, None, None)
         lead = self.in_flight.lead(key)
         if lead is not None:
-            return ExactLookup(None, lead, False)
-        if await self.in_flight.follow(key):
-            hit = await self.meter.guarded(exact.get(key), "cache_get")
-        return ExactLookup(hit, None, True)
+            return ExactLookup(None, lead, None)
+        return ExactLookup(None, None, await self.in_flight.follow(key))
+
+    async def _shared(
+        self, request: ChatRequest, team: str, drawn: Drawn, now: datetime
+    ) -> Completion:
+        """A copy of a request in flight: an exact hit on its answer, delivered at the provider's
+        pace from as far as it has got."""
+        copy = await self._from_cache(
+            request, team, drawn.entry, "exact", None, drawn.baseline_usd, now
+        )
+        self.meter.metrics.cache_coalesced.labels(team=team).inc()
+        elapsed = asyncio.get_running_loop().time() - drawn.started
+        return replace(copy, latency=drawn.plan.joined(elapsed))
 
     async def _past_exact(
         self,
@@ -216,9 +227,14 @@ class Gateway:
         completion = self._generate(
             request, team, card, cap, tokens, baseline, route, admitted.rate_limits
         )
-        self.in_flight.expect(
-            pending.lead, completion.latency.total_s(completion.completion_tokens)
-        )
+        if pending.lead is not None:
+            drawn = Drawn(
+                self._cache_entry(completion, pending.label),
+                baseline,
+                completion.latency,
+                asyncio.get_running_loop().time(),
+            )
+            self.in_flight.draw(pending.lead, drawn)
         return Answer(completion, replace(pending, reservation=admitted.reservation, probe=probe))
 
     def _worst_cost(
@@ -241,13 +257,15 @@ class Gateway:
         if settlement is None:
             return completion
         partial = delivered is not None and delivered != completion.generated
-        answered = False
+        lead = settlement.lead
+        if partial and lead is not None and lead.sharers:
+            partial = False  # the provider's stream runs on for the copies sharing it
+        elif partial:
+            self.in_flight.withdraw(lead)  # copies from now on go to the provider themselves
         try:
             completion = await self._settle(settlement, completion, delivered if partial else None)
-            answered = not partial
         finally:
-            # Its copies find the answer; without one, each goes to the provider itself.
-            self.in_flight.release(settlement.lead, answered)
+            self.in_flight.release(lead)
         return completion
 
     async def _settle(
@@ -425,18 +443,8 @@ class Gateway:
     def _remember(self, settlement: Settlement, c: Completion) -> list[Coroutine[Any, Any, object]]:
         """The cache writes for an answer, not yet awaited (see store.write_together); the exact
         entry keeps the request's baseline, which a semantic hit (another request) cannot use."""
-        key, probe, label = settlement.key, settlement.probe, settlement.label
-        entry = CachedCompletion(
-            model=c.model.name,
-            text=c.text,
-            prompt_tokens=c.prompt_tokens,
-            completion_tokens=c.completion_tokens,
-            finish_reason=c.finish_reason,
-            stop_sequence=c.stop_sequence,
-            tool_call=None if c.tool_call is None else vars(c.tool_call),
-            cost_usd=c.cost_usd,
-            label=label,
-        )
+        key, probe = settlement.key, settlement.probe
+        entry = self._cache_entry(c, settlement.label)
         writes: list[Coroutine[Any, Any, object]] = []
         if key is not None and self.exact is not None:
             shared = settlement.baseline_of is not None
@@ -450,6 +458,21 @@ class Gateway:
             add = self.semantic.add(probe.scope, probe.prompt, probe.vector, entry)
             writes.append(self.meter.guarded(add, "semantic_put"))
         return writes
+
+    @staticmethod
+    def _cache_entry(c: Completion, label: str | None) -> CachedCompletion:
+        """What a hit on ``c`` answers, and what ``c`` cost."""
+        return CachedCompletion(
+            model=c.model.name,
+            text=c.text,
+            prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens,
+            finish_reason=c.finish_reason,
+            stop_sequence=c.stop_sequence,
+            tool_call=None if c.tool_call is None else vars(c.tool_call),
+            cost_usd=c.cost_usd,
+            label=label,
+        )
 
     async def budget_report(self, teams: list[str]) -> list[BudgetRow]:
         return await self.budgets.report(teams, datetime.fromtimestamp(self.clock(), UTC))

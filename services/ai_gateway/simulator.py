@@ -18,7 +18,7 @@ import math
 import random
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Literal
 
@@ -63,9 +63,16 @@ class LatencyPlan:
 
     first_token_s: float
     per_token_s: float
+    # How far into the plan its answer is when it is served: a copy sharing an answer the
+    # provider is already generating (in_flight.py) gets what was generated at once.
+    joined_s: float = 0.0
 
     def total_s(self, completion_tokens: int) -> float:
         return self.first_token_s + self.per_token_s * max(completion_tokens - 1, 0)
+
+    def joined(self, elapsed_s: float) -> LatencyPlan:
+        """The plan for a copy joining ``elapsed_s`` after the answer began."""
+        return replace(self, joined_s=max(elapsed_s, 0.0))
 
 
 @cache
@@ -236,14 +243,16 @@ class SimulatedProvider:
 
     async def deliver(self, plan: LatencyPlan, completion_tokens: int) -> None:
         """Wait until a non-streamed answer would be complete."""
-        total = plan.total_s(completion_tokens)
-        if total > 0:
-            await asyncio.sleep(total)
+        remaining = plan.total_s(completion_tokens) - plan.joined_s
+        if remaining > 0:
+            await asyncio.sleep(remaining)
 
     async def pieces(self, text: str, plan: LatencyPlan) -> AsyncIterator[str]:
         """The stream's text deltas, at the provider's pace; adapters only frame them."""
+        behind = plan.joined_s  # the pieces generated before a copy joined come at once
         for index, piece in enumerate(stream_pieces(text)):
             delay = plan.first_token_s if index == 0 else plan.per_token_s
-            if delay > 0:
-                await asyncio.sleep(delay)
+            wait, behind = delay - behind, max(behind - delay, 0.0)
+            if wait > 0:
+                await asyncio.sleep(wait)
             yield piece

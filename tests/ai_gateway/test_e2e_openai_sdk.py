@@ -317,7 +317,7 @@ def test_the_sdk_reads_the_rate_limit_headers_on_answers_hits_and_the_429(start_
 
 async def test_identical_requests_in_flight_reach_the_provider_once(start_gateway, flush_valkey):
     """Five copies at once from the async SDK against a real gateway process on Valkey, with the
-    simulated latency on: one miss pays, four wait for its answer (in_flight.py)."""
+    simulated latency on: one miss pays, four share its answer (in_flight.py)."""
     gateway = start_gateway(
         profile="optimized",
         redis_url=flush_valkey,
@@ -342,3 +342,55 @@ async def test_identical_requests_in_flight_reach_the_provider_once(start_gatewa
     assert len({raw.parse().choices[0].message.content for raw in answers}) == 1
     metrics = httpx.get(gateway.metrics_url).text
     assert 'ai_cache_coalesced_total{team="team-a"} 4.0' in metrics
+
+
+async def first_content(stream: openai.AsyncStream) -> str:
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            return chunk.choices[0].delta.content
+    raise AssertionError("the stream ended without content")
+
+
+async def rest_of(stream: openai.AsyncStream) -> tuple[str, float]:
+    """The stream's remaining text, and when its last chunk came."""
+    parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+    return "".join(parts), time.perf_counter()
+
+
+async def test_a_streamed_copy_starts_before_the_first_request_ends(start_gateway, flush_valkey):
+    """A copy joins the first request's answer as it is generated: it gets what was generated so
+    far at once, then the rest at the provider's pace, instead of the whole answer once the
+    first request's stream has ended (in_flight.py)."""
+    gateway = start_gateway(
+        profile="optimized",
+        redis_url=flush_valkey,
+        latency_scale=1,
+        cache={"semantic": {"enabled": False}},
+        routing={"enabled": False},
+    )
+    request = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Write a long story about a cache."}],
+        "max_tokens": 400,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    async with openai.AsyncOpenAI(
+        base_url=gateway.url + "/v1", api_key="sk-demo-team-a", max_retries=0
+    ) as sdk:
+        first = await sdk.chat.completions.with_raw_response.create(**request)
+        first_stream = first.parse()
+        first_text = await first_content(first_stream)
+        first_rest = asyncio.create_task(rest_of(first_stream))  # read as it comes
+        copy = await sdk.chat.completions.with_raw_response.create(**request)
+        copy_stream = copy.parse()
+        copy_text = await first_content(copy_stream)
+        copy_started = time.perf_counter()
+        rest, first_ended = await first_rest
+        first_text += rest
+        copy_text += (await rest_of(copy_stream))[0]
+    assert (first.headers["x-gateway-cache"], copy.headers["x-gateway-cache"]) == ("miss", "exact")
+    assert copy_text == first_text
+    # The answer is long enough that the first's stream still had a second to run.
+    assert len(first_text.split()) > 110
+    assert copy_started < first_ended

@@ -1,5 +1,5 @@
-"""Identical requests in flight: one goes to the provider, its copies are served from its answer
-(in_flight.py), on both stores and over HTTP with the simulated latency on."""
+"""Identical requests in flight: one goes to the provider, its copies share its answer as it is
+generated (in_flight.py), on both stores and over HTTP with the simulated latency on."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import time
 import pytest
 
 from ai_gateway.app import GatewayHTTP
-from ai_gateway.domain import GatewayError
-from ai_gateway.in_flight import InFlight
+from ai_gateway.cache import CachedCompletion, exact_key
+from ai_gateway.domain import AUTO_MODEL, GatewayError
+from ai_gateway.in_flight import Drawn, InFlight
+from ai_gateway.simulator import LatencyPlan
 from ai_gateway.store import RedisStore
 from tests.ai_gateway.support import EXACT_ONLY, ask, budget_settings, sample
 
@@ -20,59 +22,70 @@ KEY = {"authorization": "Bearer sk-demo-team-a"}
 SETTLE_S = 0.05  # long enough for a waiting task to have run, were it free to
 
 
-async def test_a_lead_is_held_once_per_key_and_wakes_its_followers():
+def drawn_answer(started: float = 0.0) -> Drawn:
+    entry = CachedCompletion("gpt-4", "An answer.", 12, 3, "stop", cost_usd=0.001)
+    return Drawn(entry, 0.002, LatencyPlan(0.3, 0.01), started)
+
+
+async def test_a_lead_is_held_once_per_key_and_shares_its_answer_once_drawn():
     in_flight = InFlight()
     lead = in_flight.lead("k")
     assert lead is not None and in_flight.lead("k") is None
     assert in_flight.lead("other") is not None
     follower = asyncio.create_task(in_flight.follow("k"))
     await asyncio.sleep(SETTLE_S)
-    assert not follower.done()
-    in_flight.release(lead, answered=True)
-    assert await follower is True
-    assert await in_flight.follow("k") is False  # nobody answers it any more
+    assert not follower.done()  # nothing drawn yet
+    answer = drawn_answer()
+    InFlight.draw(lead, answer)
+    assert await follower is answer
+    assert await in_flight.follow("k") is answer  # drawn: a later copy shares it at once
+    assert lead.sharers == 2
+    in_flight.release(lead)
+    assert await in_flight.follow("k") is None  # nobody answers it any more
     in_flight.release(lead)  # twice is harmless
     assert in_flight.lead("k") is not None
 
 
-async def test_a_follower_waits_for_the_leads_due_time_plus_the_grace_and_no_longer():
+async def test_a_follower_waits_for_the_draw_within_the_grace_and_no_longer():
     in_flight = InFlight(grace_s=SETTLE_S)
-    slow = in_flight.lead("slow")
-    InFlight.expect(slow, 4 * SETTLE_S)  # a long answer: due well after the grace
-    follower = asyncio.create_task(in_flight.follow("slow"))
-    await asyncio.sleep(2 * SETTLE_S)
-    assert not follower.done()
-    in_flight.release(slow, answered=True)
-    assert await follower is True
-    late = in_flight.lead("late")
-    InFlight.expect(late, 0)
-    assert await in_flight.follow("late") is False  # past its due time and the grace
+    lead = in_flight.lead("slow")
+    assert await in_flight.follow("slow") is None
     in_flight.release(None)
-    assert in_flight.lead("late") is None  # still held by the late one
-    in_flight.release(late)
+    assert in_flight.lead("slow") is None  # still held by the slow one
+    assert lead is not None and lead.sharers == 0
+    in_flight.release(lead)
     assert len(in_flight) == 0
 
 
-async def test_a_lead_that_ends_without_an_answer_sends_its_followers_on_alone():
+async def test_a_lead_that_ends_or_is_withdrawn_without_an_answer_sends_its_followers_alone():
     in_flight = InFlight()
     lead = in_flight.lead("k")
     followers = [asyncio.create_task(in_flight.follow("k")) for _ in range(3)]
     await asyncio.sleep(SETTLE_S)
-    in_flight.release(lead, answered=False)
-    assert await asyncio.gather(*followers) == [False] * 3
+    in_flight.release(lead)
+    assert await asyncio.gather(*followers) == [None] * 3
+    cut = in_flight.lead("cut")
+    InFlight.draw(cut, drawn_answer())
+    InFlight.withdraw(cut)  # its client left before anyone shared it
+    assert await in_flight.follow("cut") is None
+    assert cut is not None and cut.sharers == 0
 
 
 async def test_identical_requests_in_flight_pay_the_provider_once(store, make_gateway):
     gateway = make_gateway("optimized", store, **EXACT_ONLY)
     leader = await gateway.begin(ask(QUESTION), "team-a")
-    copies = [asyncio.create_task(gateway.begin(ask(QUESTION), "team-a")) for _ in range(3)]
-    await asyncio.sleep(SETTLE_S)
-    assert not any(copy.done() for copy in copies)  # waiting for the leader's answer
+    copies = [await gateway.begin(ask(QUESTION), "team-a") for _ in range(3)]
+    served = [copy.completion for copy in copies]
+    assert all(copy.settlement is None for copy in copies)  # hits: nothing to settle
     first = await gateway.finish(leader)
-    served = [(await copy).completion for copy in copies]
     assert [c.cache for c in served] == ["exact"] * 3
     assert {c.text for c in served} == {first.text}
     assert all(c.cost_usd == 0 and c.saved_usd == first.baseline_usd for c in served)
+    # Each copy is delivered at the provider's pace, from as far as the leader's answer had got.
+    assert {(c.latency.first_token_s, c.latency.per_token_s) for c in served} == {
+        (first.latency.first_token_s, first.latency.per_token_s)
+    }
+    assert all(c.latency.joined_s >= 0 for c in served)
     m = gateway.meter.metrics
     assert sample(m, "ai_cache_misses_total", team="team-a") == 1
     assert sample(m, "ai_cache_hits_total", kind="exact", team="team-a") == 3
@@ -91,21 +104,36 @@ async def test_another_team_or_request_does_not_wait(make_gateway):
     assert len(gateway.in_flight) == 0
 
 
-async def test_copies_go_to_the_provider_alone_when_the_leader_leaves_no_answer(make_gateway):
-    """An aborted stream is never cached: its copies wake at once and each asks the provider,
-    rather than queueing behind one another's leads."""
+async def test_a_leader_whose_client_leaves_is_generated_whole_for_the_copies_sharing_it(
+    make_gateway,
+):
+    """A gateway that tees one stream to several clients keeps reading it while any of them is
+    left: the leader is billed, metered and cached whole, and a later copy finds the answer."""
     gateway = make_gateway("optimized", **EXACT_ONLY)
     leader = await gateway.begin(ask(QUESTION), "team-a")
-    copies = [asyncio.create_task(gateway.begin(ask(QUESTION), "team-a")) for _ in range(3)]
-    await asyncio.sleep(SETTLE_S)
-    await gateway.finish(leader, delivered=leader.completion.generated[:3])
-    alone = [(await copy) for copy in copies]
-    assert [answer.completion.cache for answer in alone] == ["miss"] * 3
-    assert all(answer.settlement.lead is None for answer in alone)
-    assert len(gateway.in_flight) == 0
-    for answer in alone:
-        await gateway.finish(answer)
-    assert sample(gateway.meter.metrics, "ai_cache_misses_total", team="team-a") == 4
+    copy = await gateway.begin(ask(QUESTION), "team-a")
+    whole = leader.completion
+    billed = await gateway.finish(leader, delivered=whole.generated[:3])
+    assert (billed.completion_tokens, billed.cost_usd) == (whole.completion_tokens, whole.cost_usd)
+    assert copy.completion.text == whole.text
+    later = await gateway.begin(ask(QUESTION), "team-a")
+    assert later.completion.cache == "exact"
+    assert sample(gateway.meter.metrics, "ai_cache_misses_total", team="team-a") == 1
+
+
+async def test_a_leader_cut_short_with_no_copy_is_withdrawn_and_not_cached(make_gateway):
+    """Its client left and nobody shares it: billed as far as it was delivered, and copies from
+    then on, while it settles, go to the provider themselves."""
+    gateway = make_gateway("optimized", **EXACT_ONLY)
+    leader = await gateway.begin(ask(QUESTION), "team-a")
+    lead = leader.settlement.lead
+    assert lead is not None and lead.drawn is not None
+    billed = await gateway.finish(leader, delivered=leader.completion.generated[:3])
+    assert billed.completion_tokens < leader.completion.completion_tokens
+    assert lead.drawn is None and len(gateway.in_flight) == 0
+    again = await gateway.begin(ask(QUESTION), "team-a")
+    assert again.completion.cache == "miss"
+    await gateway.finish(again)
     assert sample(gateway.meter.metrics, "ai_cache_coalesced_total", team="team-a") == 0
 
 
@@ -123,15 +151,26 @@ async def test_a_refused_or_semantically_answered_request_releases_its_lead(make
     assert len(semantic.in_flight) == 0
 
 
-async def test_a_copy_that_waited_too_long_goes_alone_and_leaves_the_lead(make_gateway):
+def held_lead(gateway, request, team: str = "team-a"):
+    """The lead of ``request``'s exact key, held as by a request still before its draw."""
+    requested = gateway.catalog.requested(request)
+    name = AUTO_MODEL if requested is None else requested.name
+    lead = gateway.in_flight.lead(exact_key(team, request.canonical(name)))
+    assert lead is not None
+    return lead
+
+
+async def test_a_copy_whose_leader_draws_nothing_in_time_goes_alone_and_leaves_the_lead(
+    make_gateway,
+):
     gateway = make_gateway("optimized", **EXACT_ONLY)
     gateway.in_flight = InFlight(grace_s=SETTLE_S)
-    leader = await gateway.begin(ask(QUESTION), "team-a")
+    held = held_lead(gateway, ask(QUESTION))
     impatient = await gateway.begin(ask(QUESTION), "team-a")
-    assert impatient.completion.cache == "miss"
+    assert impatient.completion.cache == "miss" and impatient.settlement.lead is None
     await gateway.finish(impatient)
-    assert len(gateway.in_flight) == 1  # still the leader's
-    await gateway.finish(leader)
+    assert len(gateway.in_flight) == 1  # still the held one's
+    gateway.in_flight.release(held)
     assert len(gateway.in_flight) == 0
 
 
@@ -139,20 +178,22 @@ EXACT_UNDER_LIMITS = {"cache": {"exact": {"enabled": True}, "semantic": {"enable
 
 
 async def test_a_copy_counts_against_the_minute_it_is_served_in(make_gateway, clock):
-    """A copy that waited across a minute's end is counted in the new minute, where a limit of
-    one request a minute has room for it; only a copy served counts as a wait served."""
+    """A copy that waited for its leader's answer across a minute's end is counted in the new
+    minute, where a limit of one request a minute has room for it."""
     clock.now = (clock.now // 60 + 1) * 60 - 1  # one second before a minute ends
     settings = {**budget_settings(requests_per_minute=1), **EXACT_UNDER_LIMITS}
     gateway = make_gateway("optimized", **settings)
-    leader = await gateway.begin(ask(QUESTION), "team-a")
+    await gateway.complete(ask("Another question?"), "team-a")  # this minute's one request
+    held = held_lead(gateway, ask(QUESTION))
     copy = asyncio.create_task(gateway.begin(ask(QUESTION), "team-a"))
     await asyncio.sleep(SETTLE_S)
     clock.advance(2)
-    await gateway.finish(leader)
-    assert (await copy).completion.cache == "exact"
+    InFlight.draw(held, drawn_answer(asyncio.get_running_loop().time()))
+    assert (await copy).completion.text == "An answer."
     assert sample(gateway.meter.metrics, "ai_cache_coalesced_total", team="team-a") == 1
+    gateway.in_flight.release(held)
     with pytest.raises(GatewayError) as refused:  # the copy took the new minute's request
-        await gateway.begin(ask("Another question?"), "team-a")
+        await gateway.begin(ask("A third question?"), "team-a")
     assert refused.value.kind == "rate_limit"
 
 
@@ -160,11 +201,9 @@ async def test_a_copy_refused_by_a_limit_is_no_wait_served(make_gateway):
     settings = {**budget_settings(requests_per_minute=1), **EXACT_UNDER_LIMITS}
     gateway = make_gateway("optimized", **settings)
     leader = await gateway.begin(ask(QUESTION), "team-a")
-    copy = asyncio.create_task(gateway.begin(ask(QUESTION), "team-a"))
-    await asyncio.sleep(SETTLE_S)
-    await gateway.finish(leader)
     with pytest.raises(GatewayError):
-        await copy
+        await gateway.begin(ask(QUESTION), "team-a")
+    await gateway.finish(leader)
     m = gateway.meter.metrics
     assert sample(m, "ai_cache_coalesced_total", team="team-a") == 0
     assert sample(m, "ai_cache_hits_total", kind="exact", team="team-a") == 0

@@ -11,6 +11,7 @@ import pytest
 from ai_gateway.pricing import default_price_table
 from ai_gateway.simulator import (
     AnswerShape,
+    LatencyPlan,
     SimulatedProvider,
     latency_plan,
     simulate_completion,
@@ -127,6 +128,37 @@ async def test_provider_pieces_are_the_text_in_order():
     answer = provider.complete(card, 50, "pieces")
     pieces = [piece async for piece in provider.pieces(answer.text, provider.latency(card))]
     assert len(pieces) > 1 and "".join(pieces) == answer.text
+
+
+class RecordedSleeps:
+    """asyncio.sleep for the simulator, recording each wait instead of taking it."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(round(seconds, 9))
+
+
+async def test_a_copy_joining_late_gets_what_was_generated_at_once_then_the_providers_pace(
+    monkeypatch,
+):
+    sleeps = RecordedSleeps()
+    monkeypatch.setattr("ai_gateway.simulator.asyncio.sleep", sleeps)
+    provider = SimulatedProvider(latency_scale=1)
+    plan = LatencyPlan(first_token_s=1.0, per_token_s=0.1)
+    text = "one two three four five"
+    assert [p async for p in provider.pieces(text, plan)] == stream_pieces(text)
+    assert sleeps.waits == [1.0, 0.1, 0.1, 0.1, 0.1]
+    sleeps.waits.clear()
+    # 1.25 s in, three pieces were out and the fourth half-way: 0.05 s left of it.
+    assert "".join([p async for p in provider.pieces(text, plan.joined(1.25))]) == text
+    assert sleeps.waits == [0.05, 0.1]
+    sleeps.waits.clear()
+    await provider.deliver(plan.joined(1.25), completion_tokens=5)
+    assert sleeps.waits == [0.15]  # 1.4 s for the whole answer, 1.25 s of it past
+    await provider.deliver(plan.joined(2.0), completion_tokens=5)
+    assert sleeps.waits == [0.15]  # already whole: no wait
 
 
 DAYS = {"type": "integer", "minimum": 1, "maximum": 7}
