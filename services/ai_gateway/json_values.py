@@ -2,22 +2,28 @@
 arguments and a structured answer's content.
 
 Every required property, each optional one by a coin, an enum's members, numbers within their
-bounds, nested objects and arrays of their least length (at least one item, at most their
-``maxItems``), local ``$ref``s (``#/$defs/...``, as Pydantic writes nested models); a string is
-two words, whatever its format or pattern asks. The schema is the client's, so the work is
-bounded: at most ``MAX_VALUES`` values and ``MAX_DEPTH`` levels (a 3,000,000-item ``minItems``
-held a replica's event loop for 11 s), and a malformed part is drawn as a string, not an error.
+bounds (inclusive or exclusive, and an integer's ``multipleOf``), nested objects and arrays of
+their least length (at least one item, at most their ``maxItems``), local ``$ref``s
+(``#/$defs/...``, as Pydantic writes nested models); a string is two words, lengthened or cut to
+its ``minLength`` and ``maxLength``, whatever its format or pattern asks. The schema is the
+client's, so the work is bounded: at most ``MAX_VALUES`` values, ``MAX_DEPTH`` levels, references
+included, and ``MAX_STRING`` characters a string (a 3,000,000-item ``minItems`` held a replica's
+event loop for 11 s, and a schema referring to itself was a 500), and a malformed part is drawn
+as a string, not an error.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 MAX_DEPTH = 8  # a recursive schema stops here with an empty value
 MAX_VALUES = 1_000  # values drawn in all: past it, arrays stop growing and objects take no more
+MAX_STRING = 500  # characters a string's minLength may ask for
+_Default = TypeVar("_Default", float, None)
 _WORDS = "alpha beta delta north south report plan order cluster region spend team".split()
 
 
@@ -39,15 +45,16 @@ def _value(schema: Any, state: _Draw, depth: int) -> Any:
     rng = state.rng
     if not isinstance(schema, dict):
         return rng.choice(_WORDS)
+    followed = depth < MAX_DEPTH and state.left > 0  # a schema may refer to itself
     if isinstance(schema.get("$ref"), str):
-        return _value(_resolve(state.root, schema["$ref"]), state, depth + 1)
+        return _value(_resolve(state.root, schema["$ref"]), state, depth + 1) if followed else None
     if "const" in schema:
         return schema["const"]
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return rng.choice(schema["enum"])
     for key in ("anyOf", "oneOf", "allOf"):
         if isinstance(schema.get(key), list) and schema[key]:
-            return _value(schema[key][0], state, depth + 1)
+            return _value(schema[key][0], state, depth + 1) if followed else None
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
@@ -66,7 +73,11 @@ def _value(schema: Any, state: _Draw, depth: int) -> Any:
 def _object(schema: dict[str, Any], state: _Draw, depth: int) -> dict[str, Any]:
     properties = schema.get("properties")
     required = schema.get("required")
-    wanted = set(required) if isinstance(required, list) else set()
+    wanted = (
+        {name for name in required if isinstance(name, str)}
+        if isinstance(required, list)
+        else set()
+    )
     if not isinstance(properties, dict):
         return {}
     return {
@@ -87,21 +98,93 @@ def _resolve(root: dict[str, Any], ref: str) -> Any:
     return target
 
 
-def _number(value: Any, default: float) -> float:
-    """A bound as the schema gives it, or the default for one that is not a number."""
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else default
+def _number(value: Any, default: _Default) -> float | _Default:
+    """A bound as the schema gives it, or the default for one that is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return value if math.isfinite(value) else default
+
+
+@dataclass(frozen=True)
+class _Range:
+    """A number's bounds: ``minimum``/``maximum``, or their exclusive forms (a number, as
+    Pydantic writes ``gt``/``lt``, or draft 4's flag on ``minimum``/``maximum``)."""
+
+    low: float
+    high: float
+    open_low: bool = False
+    open_high: bool = False
+
+    @classmethod
+    def of(cls, schema: dict[str, Any]) -> _Range:
+        low, open_low = _bound(schema, "minimum", "exclusiveMinimum", max)
+        high, open_high = _bound(schema, "maximum", "exclusiveMaximum", min)
+        if low is None:
+            low = 0 if high is None or high >= 0 else high - 100
+        if high is None:
+            high = low + 100
+        return cls(low, max(high, low), open_low, open_high)
+
+    def holds(self, value: float) -> bool:
+        above = value > self.low if self.open_low else value >= self.low
+        below = value < self.high if self.open_high else value <= self.high
+        return above and below
+
+    def integers(self) -> tuple[int, int]:
+        least = math.floor(self.low) + 1 if self.open_low else math.ceil(self.low)
+        most = math.ceil(self.high) - 1 if self.open_high else math.floor(self.high)
+        return least, max(most, least)
+
+
+def _bound(
+    schema: dict[str, Any], inclusive: str, exclusive: str, tighter: Callable[..., float]
+) -> tuple[float | None, bool]:
+    """One side's bound and whether it is exclusive: the tighter of the two forms."""
+    closed = _number(schema.get(inclusive), None)
+    flag = schema.get(exclusive)
+    if flag is True:  # draft 4: the inclusive bound is the exclusive one
+        return closed, closed is not None
+    open_ = _number(flag, None)
+    if open_ is None or (closed is not None and tighter(closed, open_) != open_):
+        return closed, False
+    return open_, True
 
 
 def _scalar(kind: str, schema: dict[str, Any], rng: random.Random) -> Any:
-    low = _number(schema.get("minimum"), 0)
-    high = max(_number(schema.get("maximum"), low + 100), low)
     if kind == "integer":
-        least = math.ceil(low)
-        return rng.randint(least, max(math.floor(high), least))
+        return _integer(_Range.of(schema), _number(schema.get("multipleOf"), None), rng)
     if kind == "number":
-        return round(rng.uniform(float(low), float(high)), 2)
+        return _float(_Range.of(schema), rng)
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "null":
         return None
-    return " ".join(rng.choices(_WORDS, k=2))
+    return _string(schema, rng)
+
+
+def _integer(bounds: _Range, multiple: float | None, rng: random.Random) -> int:
+    least, most = bounds.integers()
+    if isinstance(multiple, int) and multiple > 0:
+        first, last = -(-least // multiple), most // multiple
+        if first <= last:
+            return multiple * rng.randint(first, last)
+    return rng.randint(least, most)
+
+
+def _float(bounds: _Range, rng: random.Random) -> float:
+    """A number in range, with two decimals where they keep it in range."""
+    value = rng.uniform(float(bounds.low), float(bounds.high))
+    if not bounds.holds(value) or not math.isfinite(value):  # an edge, or a range past floats
+        value = bounds.low / 2 + bounds.high / 2
+    rounded = round(value, 2)
+    return rounded if bounds.holds(rounded) else value
+
+
+def _string(schema: dict[str, Any], rng: random.Random) -> str:
+    """Two words, then more up to ``minLength``, cut at ``maxLength``."""
+    text = " ".join(rng.choices(_WORDS, k=2))
+    least = min(int(_number(schema.get("minLength"), 0)), MAX_STRING)
+    while len(text) < least:
+        text += " " + rng.choice(_WORDS)
+    most = _number(schema.get("maxLength"), None)
+    return text if most is None else text[: max(int(most), least)]

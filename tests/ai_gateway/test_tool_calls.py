@@ -106,6 +106,48 @@ def test_a_huge_or_malformed_schema_is_drawn_in_bounded_work():
     assert isinstance(drawn["n"], int) and isinstance(drawn["e"], str)
 
 
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#"},
+        {"anyOf": [{"$ref": "#"}]},
+        {"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]},
+        {"type": "object", "properties": {"a": {"type": "string"}}, "required": [["a"], {}]},
+    ],
+)
+def test_a_schema_referring_to_itself_or_with_odd_required_names_is_drawn(schema):
+    """Each was a 500 (RecursionError, unhashable type): a reference now counts as a level."""
+    for seed in range(5):
+        json.dumps(draw(schema, random.Random(seed)))
+
+
+def test_numbers_stay_finite_and_within_exclusive_bounds_and_multiples():
+    widest = {"type": "number", "minimum": -1.7e308, "maximum": 1.7e308}
+    for seed in range(20):
+        json.dumps(draw(widest, random.Random(seed)), allow_nan=False)  # no Infinity
+
+    class Bounded(pydantic.BaseModel):
+        order_id: int = pydantic.Field(gt=0, lt=10)
+        small: float = pydantic.Field(gt=0, lt=0.001)
+        negative: int = pydantic.Field(lt=-5)
+        step: int = pydantic.Field(ge=1, le=100, multiple_of=7)
+        ratio: float = pydantic.Field(ge=0.1, le=0.107)
+        code: str = pydantic.Field(min_length=30, max_length=40)
+        short: str = pydantic.Field(max_length=3)
+
+    schema = Bounded.model_json_schema()
+    for seed in range(200):
+        Bounded.model_validate(draw(schema, random.Random(seed)))
+
+
+def test_draft_4_exclusive_flags_and_unreadable_bounds():
+    draft4 = {"type": "integer", "minimum": 0, "exclusiveMinimum": True, "maximum": 2,
+              "exclusiveMaximum": True}  # fmt: skip
+    assert {draw(draft4, random.Random(seed)) for seed in range(20)} == {1}
+    infinite = {"type": "integer", "minimum": float("inf"), "maximum": "x"}
+    assert 0 <= draw(infinite, random.Random(1)) <= 100  # the defaults, as for no bound
+
+
 def test_local_refs_are_followed_as_pydantic_writes_nested_models():
     class Step(pydantic.BaseModel):
         explanation: str
