@@ -212,6 +212,54 @@ def test_a_tool_message_must_answer_an_assistant_tool_call():
         assert info.value.param == f"messages[{at}].role"
 
 
+def tool_reply(call_id: str) -> dict:
+    return {"role": "tool", "content": "12C", "tool_call_id": call_id}
+
+
+def test_each_openai_tool_call_is_answered_by_its_own_tool_message():
+    """An agent loop that drops or mislabels a tool result gets OpenAI's 400 here, not in
+    production."""
+    second = {**CALL, "id": "c2"}
+    both = {"role": "assistant", "content": None, "tool_calls": [CALL, second]}
+    user = {"role": "user", "content": "And tomorrow?"}
+    adapter = OpenAIAdapter()
+    answered = [user, both, tool_reply("c2"), tool_reply("c1"), user]
+    assert adapter.parse({"model": "gpt-4o", "messages": answered}).messages[-1].role == "user"
+    refusals = [
+        ([user, both, tool_reply("zzz")], "messages[2].tool_call_id", "'zzz' not found"),
+        ([user, both, tool_reply("c1"), user], "messages[1].role", "response messages: c2"),
+        ([user, both], "messages[1].role", "did not have response messages: c1, c2"),
+        ([user, both, tool_reply("c1"), tool_reply("c2"), user, tool_reply("c1")],
+         "messages[5].role", "must be a response to a preceeding"),
+    ]  # fmt: skip
+    for messages, param, says in refusals:
+        with pytest.raises(GatewayError) as info:
+            adapter.parse({"model": "gpt-4o", "messages": messages})
+        assert (info.value.param, says in info.value.message) == (param, True)
+
+
+@pytest.mark.parametrize(
+    ("call", "param"),
+    [
+        ({"type": "function"}, "messages[1].tool_calls[0].id"),
+        ({"id": "c1"}, "messages[1].tool_calls[0].type"),
+        ({"id": "c1", "type": "function"}, "messages[1].tool_calls[0].function"),
+        ({"id": "c1", "type": "function", "function": {"name": "f"}},
+         "messages[1].tool_calls[0].function.arguments"),
+        ({"id": "c1", "type": "custom", "custom": {"name": "g"}},
+         "messages[1].tool_calls[0].custom.input"),
+    ],
+)  # fmt: skip
+def test_an_openai_tool_call_names_its_id_type_and_body(call, param):
+    messages = [*ASKED, {"role": "assistant", "tool_calls": [call]}, tool_reply("c1")]
+    with pytest.raises(GatewayError) as info:
+        OpenAIAdapter().parse({"model": "gpt-4o", "messages": messages})
+    assert (info.value.param, info.value.message) == (
+        param,
+        f"Missing required parameter: '{param}'.",
+    )
+
+
 @pytest.mark.parametrize("adapter", [OpenAIAdapter(), AnthropicAdapter()])
 def test_image_parts_are_refused_naming_the_parameter(adapter):
     image = [{"type": "image_url", "image_url": {}}]
@@ -325,7 +373,8 @@ def test_every_error_kind_has_a_status_and_a_body_in_each_shape(kind):
 
 FUNCTION_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
 ASKED = [{"role": "user", "content": "Weather in Oslo?"}]
-CALLED = {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}]}
+CALL = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+CALLED = {"role": "assistant", "tool_calls": [CALL]}
 
 
 @pytest.mark.parametrize(

@@ -334,28 +334,77 @@ def _usage(c: Completion) -> JSON:
 
 
 def _check_tool_turns(messages: list[ChatMessage]) -> None:
-    """OpenAI's rules: a tool message answers the assistant message with ``tool_calls`` before
-    it (other tool messages may come between them) and names the call; an assistant message
-    without content calls tools."""
-    answering = False
+    """OpenAI's rules: an assistant message with ``tool_calls`` is followed by a tool message
+    for each call, naming it (tool messages answer only the assistant message just before them);
+    an assistant message without content calls tools."""
+    called: dict[str, int] = {}  # the calls of the assistant message tool messages may answer
+    unanswered: list[str] = []
+    asked_at = -1
     for at, message in enumerate(messages):
         extra = message.model_extra or {}
-        if message.role == "tool" and not answering:
-            raise GatewayError(
-                "invalid_request",
-                "Invalid parameter: messages with role 'tool' must be a response to a "
-                "preceeding message with 'tool_calls'.",
-                param=f"messages[{at}].role",
-            )
-        if message.role == "tool" and not isinstance(extra.get("tool_call_id"), str):
-            raise missing_parameter(f"messages[{at}].tool_call_id")
+        if message.role == "tool":
+            called_id = extra.get("tool_call_id")
+            if not called:
+                raise GatewayError(
+                    "invalid_request",
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'.",
+                    param=f"messages[{at}].role",
+                )
+            if not isinstance(called_id, str):
+                raise missing_parameter(f"messages[{at}].tool_call_id")
+            if called_id not in called:
+                raise GatewayError(
+                    "invalid_request",
+                    f"Invalid parameter: 'tool_call_id' of '{called_id}' not found in "
+                    "'tool_calls' of previous message.",
+                    param=f"messages[{at}].tool_call_id",
+                )
+            unanswered = [i for i in unanswered if i != called_id]
+            continue
+        _check_answered(unanswered, asked_at)
         # OpenAI's message types let these stand in for an assistant's content.
         instead = ("tool_calls", "function_call", "audio", "refusal")
         answered = any(extra.get(name) is not None for name in instead)
         if message.role == "assistant" and message.content is None and not answered:
             raise missing_parameter(f"messages[{at}].content")
-        if message.role != "tool":
-            answering = message.role == "assistant" and bool(extra.get("tool_calls"))
+        ids = _call_ids(extra.get("tool_calls"), at) if message.role == "assistant" else []
+        called, unanswered, asked_at = dict.fromkeys(ids, at), ids, at
+    _check_answered(unanswered, asked_at)
+
+
+def _call_ids(calls: Any, at: int) -> list[str]:
+    """The ids of an assistant message's tool calls, each checked for what OpenAI requires."""
+    if not isinstance(calls, list):
+        return []
+    ids = []
+    for i, call in enumerate(calls):
+        where = f"messages[{at}].tool_calls[{i}]"
+        if not isinstance(call, dict) or not isinstance(call.get("id"), str):
+            raise missing_parameter(f"{where}.id")
+        kind = call.get("type")
+        if not isinstance(kind, str):
+            raise missing_parameter(f"{where}.type")
+        body = call.get(kind)
+        fields = {"function": ("name", "arguments"), "custom": ("name", "input")}.get(kind, ())
+        for field in fields:
+            if not isinstance(body, dict):
+                raise missing_parameter(f"{where}.{kind}")
+            if not isinstance(body.get(field), str):
+                raise missing_parameter(f"{where}.{kind}.{field}")
+        ids.append(call["id"])
+    return ids
+
+
+def _check_answered(unanswered: list[str], asked_at: int) -> None:
+    if unanswered:
+        raise GatewayError(
+            "invalid_request",
+            "An assistant message with 'tool_calls' must be followed by tool messages "
+            "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+            f"response messages: {', '.join(unanswered)}",
+            param=f"messages[{asked_at}].role",
+        )
 
 
 class Named(Lenient):
