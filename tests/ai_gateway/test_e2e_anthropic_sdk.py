@@ -6,6 +6,7 @@ import re
 
 import anthropic
 import httpx
+import pydantic
 import pytest
 import tiktoken
 
@@ -271,3 +272,35 @@ def test_a_forced_tool_choice_gets_a_tool_use_block_plain_streamed_and_cached(st
     with sdk.messages.stream(**request) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "tool_use" and final.content[0].input == block.input
+
+
+class Stop(pydantic.BaseModel):
+    name: str
+    minutes: int = pydantic.Field(gt=0, lt=600)
+
+
+class Itinerary(pydantic.BaseModel):
+    city: str
+    stops: list[Stop]
+
+
+def test_structured_outputs_parse_into_the_clients_model(gateway):
+    """messages.parse() sends output_config.format; the answer was plain text, which it could not
+    parse. Its schema is billed as prompt tokens, as count_tokens says."""
+    sdk = client(gateway)
+    asked = [{"role": "user", "content": "Plan a day in Oslo."}]
+    answer = sdk.messages.parse(
+        model="claude-haiku-4-5", max_tokens=1000, messages=asked, output_format=Itinerary
+    )
+    assert isinstance(answer.parsed_output, Itinerary) and answer.parsed_output.stops
+    schema = answer.parsed_output.model_json_schema()
+    plain = sdk.messages.count_tokens(model="claude-haiku-4-5", messages=asked).input_tokens
+    assert answer.usage.input_tokens > plain
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        sdk.messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=100,
+            messages=asked,
+            extra_body={"output_config": {"format": {"type": "json_object", "schema": schema}}},
+        )
+    assert "output_config.format.type" in refused.value.body["error"]["message"]

@@ -156,6 +156,17 @@ class InputMessage(Lenient):
         return self
 
 
+class JSONOutputFormat(Lenient):
+    """Structured outputs: the answer is JSON that the schema accepts."""
+
+    type: Literal["json_schema"]
+    json_schema: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(Lenient):
+    format: JSONOutputFormat | None = None
+
+
 class PromptBody(Lenient):
     """What a message request and a token count share: the model and the prompt."""
 
@@ -181,6 +192,11 @@ class PromptBody(Lenient):
         default=None, description="Part of the cache key; see tools."
     )
     thinking: dict[str, Any] | None = Field(default=None, description=KEYED)
+    output_config: OutputConfig | None = Field(
+        default=None,
+        description="Part of the cache key. format (structured outputs) answers a value its "
+        "schema accepts, the schema billed as prompt tokens; effort is not simulated.",
+    )
     cache_control: CacheControl | None = Field(
         default=None,
         description="Automatic prompt caching: a breakpoint on the last block of the request.",
@@ -487,14 +503,27 @@ def _check_thinking_compatible(body: PromptBody, fields: _CheckedFields) -> None
         )
 
 
+def _output_schema(body: PromptBody) -> dict[str, Any] | None:
+    """The schema structured outputs answer with, if the request asks for one."""
+    answer_format = body.output_config.format if body.output_config else None
+    return None if answer_format is None else answer_format.json_schema
+
+
 def _tool_prompt(body: PromptBody) -> ToolPrompt | None:
-    """What the tools add to the prompt (tool_prompt.py); ``any`` and ``tool`` force a call."""
-    if not body.tools:
+    """What the tools and an output schema add to the prompt (tool_prompt.py); ``any`` and
+    ``tool`` force a call."""
+    schema = _output_schema(body)
+    if not body.tools and schema is None:
         return None
     choice = body.tool_choice or {}
-    forced = choice.get("type") in ("any", "tool")
+    forced = bool(body.tools) and choice.get("type") in ("any", "tool")
     named = (choice["name"],) if choice.get("type") == "tool" else ()
-    return ToolPrompt(tuple(canonical_json(tool) for tool in body.tools), forced, choices=named)
+    return ToolPrompt(
+        tuple(canonical_json(tool) for tool in body.tools or ()),
+        forced,
+        response_schema=None if schema is None else canonical_json(schema),
+        choices=named,
+    )
 
 
 def _content_block(c: Completion, whole: bool) -> JSON:
@@ -584,7 +613,7 @@ def _message(c: Completion, response_id: str, content: list[JSON]) -> JSON:
     }
 
 
-KEYED_FIELDS = ("top_k", "tools", "tool_choice", "thinking")
+KEYED_FIELDS = ("top_k", "tools", "tool_choice", "thinking", "output_config")
 # Fields of the SDK's create() that the body does not model and that leave the answer alone
 # (billing tier, where it runs, prompt caching, account bookkeeping); any other unmodelled field
 # is keyed (adapters.base.unsimulated).
@@ -668,6 +697,7 @@ class AnthropicAdapter:
             stream=bool(parsed.stream),
             unsimulated=unsimulated(parsed, KEYED_FIELDS, NEUTRAL_FIELDS),
             tool_prompt=_tool_prompt(parsed),
+            answer_format="text" if _output_schema(parsed) is None else "json_schema",
         )
 
     def check_model(self, request: ChatRequest, card: ModelCard) -> None:

@@ -203,7 +203,7 @@ def unsimulated(
     }
     if not extra and all(getattr(body, name) is None for name in fields):
         return ()  # the usual request: nothing to dump
-    values = {**body.model_dump(include=set(fields), exclude_none=True), **extra}
+    values = {**body.model_dump(include=set(fields), exclude_none=True, by_alias=True), **extra}
     return tuple((name, canonical_json(values[name])) for name in sorted(values))
 
 
