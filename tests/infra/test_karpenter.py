@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from finops_platform import versions
+from finops_platform.builders.karpenter import replaces_spot_with_spot
 from finops_platform.render import RecordingMocks, kubernetes_objects, load_stack, record
 from tests.infra.graph import depends_on, one
 from tests.infra.support import recorded
@@ -36,6 +37,19 @@ def test_the_controllers_servicemonitor_waits_for_the_prometheus_operator_crds(r
     assert one(recording, *controller).inputs["values"]["serviceMonitor"] == {"enabled": True}
     assert depends_on(recording, controller, (RELEASE, "observability-chart"))
     assert not depends_on(recording, (RELEASE, "observability-chart"), controller)
+
+
+def test_spot_nodes_are_replaced_by_cheaper_spot_nodes_only_where_spot_consolidates(recording):
+    """The gate is off in the chart (values.yaml: alpha); without it an underused spot node is
+    never swapped for a smaller one, which the optimized stack's cost model assumes."""
+    values = one(recording, RELEASE, "karpenter-chart").inputs["values"]
+    gates = values["settings"]["featureGates"]
+    assert gates == {"spotToSpotConsolidation": recording.stack == "optimized"}
+    config = load_stack("optimized").platform.karpenter
+    only_when_empty = [pool.model_copy(update={"consolidation_policy": "WhenEmpty"})
+                       for pool in config.node_pools]  # fmt: skip
+    assert replaces_spot_with_spot(config)
+    assert not replaces_spot_with_spot(config.model_copy(update={"node_pools": only_when_empty}))
 
 
 def test_controller_runs_on_the_system_nodes(recording):

@@ -121,6 +121,18 @@ def node_pool(pool: NodePoolConfig) -> dict[str, Any]:
     }
 
 
+def replaces_spot_with_spot(config: KarpenterConfig) -> bool:
+    """Whether a spot node may be consolidated onto a cheaper spot node: off in Karpenter by
+    default (an alpha gate), a spot node is otherwise only removed when its pods fit elsewhere,
+    never swapped for a smaller one. On where a pool consolidates underused spot nodes."""
+    return any(
+        "spot" in pool.capacity_types
+        and pool.consolidation_enabled
+        and pool.consolidation_policy != "WhenEmpty"
+        for pool in config.node_pools
+    )
+
+
 def helm_values(
     config: KarpenterConfig, cluster_name: str, queue_name: str, role_arn_annotation: str | None
 ) -> dict[str, Any]:
@@ -130,7 +142,11 @@ def helm_values(
     if role_arn_annotation:
         service_account["annotations"] = {"eks.amazonaws.com/role-arn": role_arn_annotation}
     return {
-        "settings": {"clusterName": cluster_name, "interruptionQueue": queue_name},
+        "settings": {
+            "clusterName": cluster_name,
+            "interruptionQueue": queue_name,
+            "featureGates": {"spotToSpotConsolidation": replaces_spot_with_spot(config)},
+        },
         "replicas": config.replicas,
         "dnsPolicy": "Default",
         "nodeSelector": dict(SYSTEM_NODES),
