@@ -42,6 +42,7 @@ class Recorded:
     name: str
     inputs: dict[str, Any]
     custom: bool
+    import_id: str | None = None  # the existing resource it adopts (the `import` option)
 
 
 def unwrap_secrets(value: Any) -> Any:
@@ -64,7 +65,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = unwrap_secrets(dict(args.inputs))
-        self.resources.append(Recorded(args.typ, args.name, inputs, bool(args.custom)))
+        recorded = Recorded(
+            args.typ, args.name, inputs, bool(args.custom), args.resource_id or None
+        )
+        self.resources.append(recorded)
         # Remote components' outputs differ from their inputs; only the ones below are known.
         state = dict(args.inputs) if args.custom else {}
         arn = f"arn:aws:mock:{MOCK_REGION}:{ACCOUNT_ID}:{args.name}"

@@ -6,6 +6,7 @@ import pytest
 
 from finops_platform import versions
 from finops_platform.builders.karpenter import replaces_spot_with_spot
+from finops_platform.components.karpenter.spot import SPOT_ROLE as SPOT_ROLE_NAME
 from finops_platform.render import RecordingMocks, kubernetes_objects, load_stack, record
 from tests.infra.graph import depends_on, one
 from tests.infra.support import recorded
@@ -100,26 +101,29 @@ def test_spot_role_is_created_where_spot_is_allowed_and_outlives_the_controller(
     optimized = recorded("optimized")
     role = one(optimized, SPOT_ROLE).inputs
     assert role["awsServiceName"] == "spot.amazonaws.com"
+    assert one(optimized, SPOT_ROLE).import_id is None  # a fresh account: created
     assert depends_on(optimized, (RELEASE, "karpenter-chart"), (SPOT_ROLE, "karpenter-spot"))
     assert not recorded("unoptimized").mocks.of_type(SPOT_ROLE)
 
 
 @pytest.mark.parametrize(
-    ("tags", "created"),
+    ("tags", "adopted"),
     [({"project": "finops-sim", "stack": "optimized"}, True), ({}, False)],
 )
-def test_an_existing_spot_role_is_kept_unless_this_stack_made_it(monkeypatch, tags, created):
+def test_an_existing_spot_role_is_adopted_only_if_this_stack_made_it(monkeypatch, tags, adopted):
     """The account's role from elsewhere is reported, not recreated (AWS would refuse); the
-    stack's own role stays in its state."""
+    stack's own role, left by a destroy (it is retained: other stacks' spot launches need it),
+    is imported rather than created again."""
     answer = RecordingMocks.call
+    arn = "arn:aws:iam::123456789012:role/aws-service-role/spot.amazonaws.com/" + SPOT_ROLE_NAME
 
     def call(self, args):
         if args.token == "aws:iam/getRoles:getRoles":
-            return {"names": ["AWSServiceRoleForEC2Spot"], "arns": [], "id": "roles"}
+            return {"names": ["AWSServiceRoleForEC2Spot"], "arns": [arn], "id": "roles"}
         if args.token == "aws:iam/getRole:getRole":
-            return {"name": "AWSServiceRoleForEC2Spot", "tags": tags, "id": "role"}
+            return {"name": "AWSServiceRoleForEC2Spot", "arn": arn, "tags": tags, "id": "role"}
         return answer(self, args)
 
     monkeypatch.setattr(RecordingMocks, "call", call)
-    recording = record(load_stack("optimized"))
-    assert bool(recording.mocks.of_type(SPOT_ROLE)) is created
+    roles = record(load_stack("optimized")).mocks.of_type(SPOT_ROLE)
+    assert [role.import_id for role in roles] == ([arn] if adopted else [])
