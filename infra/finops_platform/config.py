@@ -47,6 +47,10 @@ STACK_KEYS = (
     STORE_TOKEN_SECRET,
     SLACK_WEBHOOK_SECRET,
 )
+# The ``aws:`` keys the program reads. The AWS provider it creates takes its settings from its
+# arguments, not from the stack's other ``aws:`` keys, which would otherwise be ignored: every
+# resource would go to the account the environment's credentials name.
+AWS_KEYS = ("region", "profile")
 STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"
 # The longest role name the program makes is KarpenterControllerRole-finops-<stack>; IAM allows 64.
 MAX_AWS_STACK_NAME = 64 - len("KarpenterControllerRole-finops-")
@@ -536,6 +540,7 @@ class PlatformConfig(_Config):
 class _StackFile(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     region: str = Field(alias="aws:region", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    profile: str | None = Field(default=None, alias="aws:profile", min_length=1)
     platform: PlatformConfig = Field(alias=f"{PROJECT}:platform")
     workloads: WorkloadsConfig = Field(alias=f"{PROJECT}:workloads")
 
@@ -557,6 +562,7 @@ class StackConfig(BaseModel):
     region: str
     platform: PlatformConfig
     workloads: WorkloadsConfig
+    aws_profile: str | None = None  # a profile of the AWS shared config files, else the environment
 
     @property
     def cluster_name(self) -> str:
@@ -641,7 +647,11 @@ def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
             f"(it has {len(stack)}): IAM role names, which carry it, have at most 64"
         )
     return StackConfig(
-        stack=stack, region=parsed.region, platform=parsed.platform, workloads=parsed.workloads
+        stack=stack,
+        region=parsed.region,
+        platform=parsed.platform,
+        workloads=parsed.workloads,
+        aws_profile=parsed.profile,
     )
 
 
@@ -654,6 +664,14 @@ def refuse_unknown_keys(keys: Iterable[str], source: str) -> None:
     if unknown:
         allowed = ", ".join(f"{PROJECT}:{key}" for key in STACK_KEYS)
         raise ConfigError(f"{source}: unknown key `{unknown[0]}`; allowed keys are {allowed}")
+    unread = sorted(key for key in keys if key.startswith("aws:") and key[4:] not in AWS_KEYS)
+    if unread:
+        raise ConfigError(
+            f"{source}: `{unread[0]}` is not read: the program's AWS provider takes only "
+            f"{', '.join('aws:' + key for key in AWS_KEYS)}. Give other settings (credentials, "
+            "a role to assume) through a profile of your AWS config files or the AWS_* "
+            "environment variables"
+        )
 
 
 def read_stack_file(stack: str) -> dict[str, Any]:

@@ -48,6 +48,7 @@ def load_config() -> StackConfig:
     refuse_unknown_keys(_config_keys(), f"stack {pulumi.get_stack()!r}")
     values = {
         "aws:region": pulumi.Config("aws").get("region"),
+        "aws:profile": pulumi.Config("aws").get("profile"),
         f"{PROJECT}:platform": pulumi.Config(PROJECT).get_object("platform"),
         f"{PROJECT}:workloads": pulumi.Config(PROJECT).get_object("workloads"),
     }
@@ -167,7 +168,10 @@ def build_aws(
     tags = config.tags
     # Every AWS resource, inside the eks and awsx components too, gets the cost tags by default.
     aws_provider = aws.Provider(
-        "aws", region=config.region, default_tags=aws.ProviderDefaultTagsArgs(tags=tags)
+        "aws",
+        region=config.region,
+        profile=config.aws_profile,
+        default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
     )
     with_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
     invoke = pulumi.InvokeOptions(provider=aws_provider)

@@ -271,7 +271,7 @@ def test_load_config_refuses_before_any_resource(monkeypatch):
         "get_object",
         lambda self, key: values[f"{self.name}:{key}"],
     )
-    monkeypatch.setattr(pulumi.Config, "get", lambda self, key: values[f"{self.name}:{key}"])
+    monkeypatch.setattr(pulumi.Config, "get", lambda self, key: values.get(f"{self.name}:{key}"))
     with pytest.raises(ConfigError, match="publicAccessCidrs"):
         program.load_config()
 
@@ -364,7 +364,7 @@ def test_load_config_refuses_bad_gateway_settings_before_any_resource(monkeypatc
     values["finops-sim:workloads"]["gateway"]["settings"] = {"metrics_port": 9999}
     monkeypatch.setattr(pulumi, "get_stack", lambda: "optimized")
     monkeypatch.setattr(pulumi.Config, "get_object", lambda self, key: values[f"{self.name}:{key}"])
-    monkeypatch.setattr(pulumi.Config, "get", lambda self, key: values[f"{self.name}:{key}"])
+    monkeypatch.setattr(pulumi.Config, "get", lambda self, key: values.get(f"{self.name}:{key}"))
     monkeypatch.setattr(pulumi.Config, "get_secret", lambda self, key: None)
     with pytest.raises(ConfigError, match=r"metrics_port: value 9999 is invalid"):
         program.load_config()
@@ -385,3 +385,21 @@ def test_an_unknown_stack_lists_the_stacks_there_are():
     assert "Pulumi.nosuch.yaml: file not found; the stacks are local, optimized, unoptimized" in (
         str(info.value)
     )
+
+
+def test_an_aws_key_the_provider_would_not_read_is_refused():
+    """The program's own AWS provider reads its arguments, not the stack's aws: keys: an
+    aws:assumeRole would have been ignored, every resource made in the environment's account."""
+    from finops_platform.config import refuse_unknown_keys
+
+    refuse_unknown_keys(["aws:region", "aws:profile"], "stacks/x.yaml")
+    with pytest.raises(ConfigError) as info:
+        refuse_unknown_keys(["aws:region", "aws:assumeRole"], "stacks/x.yaml")
+    message = str(info.value)
+    assert message.startswith("stacks/x.yaml: `aws:assumeRole` is not read")
+    assert "aws:region, aws:profile" in message and "AWS_* environment variables" in message
+    values = {**read_stack_file("optimized"), "aws:profile": ""}
+    with pytest.raises(ConfigError, match="aws:profile"):
+        parse_stack_config("optimized", values)
+    values["aws:profile"] = "finops-lab"
+    assert parse_stack_config("optimized", values).aws_profile == "finops-lab"

@@ -11,7 +11,8 @@ import pytest
 from finops_common.config import ConfigError
 from finops_platform import versions
 from finops_platform.config import require_alert_secret
-from finops_platform.render import load_stack, record
+from finops_platform.render import RecordingMocks, load_stack, record
+from tests.infra.graph import one
 from tests.infra.support import recorded
 from tests.paths import REPO
 
@@ -22,12 +23,6 @@ TAGGABLE_AWS = (
     "aws:cloudwatch/logGroup:LogGroup", "aws:ec2/launchTemplate:LaunchTemplate",
     "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:iam/serviceLinkedRole:ServiceLinkedRole",
 )  # fmt: skip
-
-
-def one(recording, typ: str, name: str | None = None):
-    matches = [r for r in recording.mocks.of_type(typ) if name is None or r.name == name]
-    assert len(matches) == 1, f"{typ} {name}: {[r.name for r in matches]}"
-    return matches[0]
 
 
 def test_one_component_per_concern(recording):
@@ -230,3 +225,23 @@ def test_a_mocked_run_of_a_slack_stack_mounts_a_stand_in_it_never_sends_to():
     recording = record(with_slack_receiver(load_stack("optimized")))
     secret = one(recording, "kubernetes:core/v1:Secret", "observability-alertmanager-receivers")
     assert secret.inputs["stringData"]["slack-webhook-url"].endswith(".invalid/mocked-run")
+
+
+def test_the_aws_provider_takes_the_stacks_profile_and_carries_every_aws_invoke(monkeypatch):
+    """Invokes without a provider used the default one, which reads the stack's aws: config
+    while the resources went through the program's own: an account lookup (the spot role) could
+    ask another account than the one the stack deploys to."""
+    providers: dict[str, str] = {}
+    answer = RecordingMocks.call
+
+    def call(self, args):
+        if args.token.startswith("aws:"):
+            providers[args.token] = args.provider
+        return answer(self, args)
+
+    monkeypatch.setattr(RecordingMocks, "call", call)
+    recording = record(load_stack("optimized").model_copy(update={"aws_profile": "finops-lab"}))
+    provider = one(recording, "pulumi:providers:aws").inputs
+    assert provider["profile"] == "finops-lab" and provider["region"] == "us-east-1"
+    assert "aws:iam/getRoles:getRoles" in providers
+    assert all("pulumi:providers:aws::aws::" in via for via in providers.values()), providers

@@ -51,7 +51,9 @@ class Images(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        token = aws.ecr.get_authorization_token_output(registry_id=repository.registry_id)
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=repository.registry_id, opts=pulumi.InvokeOptions(parent=self)
+        )
         ref = pulumi.Output.concat(repository.repository_url, ":", args.config.tag)
         built = docker_build.Image(
             f"{name}-{image}",

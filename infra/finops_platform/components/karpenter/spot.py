@@ -34,14 +34,16 @@ def owned_by_stack(tags: dict[str, str] | None, stack_tags: dict[str, str]) -> b
     return tags is not None and all(tags.get(k) == stack_tags[k] for k in ("project", "stack"))
 
 
-def existing_spot_role() -> ExistingRole | None:
-    """The account's spot role, or None when the account has none."""
+def existing_spot_role(parent: pulumi.Resource) -> ExistingRole | None:
+    """The account's spot role, or None when the account has none; asked through ``parent``'s
+    AWS provider (the stack's account)."""
+    through = pulumi.InvokeOptions(parent=parent)
     found = aws.iam.get_roles(
-        name_regex=f"^{SPOT_ROLE}$", path_prefix=f"/aws-service-role/{SPOT_SERVICE}/"
+        name_regex=f"^{SPOT_ROLE}$", path_prefix=f"/aws-service-role/{SPOT_SERVICE}/", opts=through
     )
     if not found.names:
         return None
-    role = aws.iam.get_role(name=SPOT_ROLE)
+    role = aws.iam.get_role(name=SPOT_ROLE, opts=through)
     return ExistingRole(role.arn, dict(role.tags or {}))
 
 
@@ -53,7 +55,7 @@ def spot_service_linked_role(
     (then it is only reported)."""
     if not any("spot" in pool.capacity_types for pool in args.config.node_pools):
         return []
-    existing = existing_spot_role()
+    existing = existing_spot_role(parent)
     if existing is not None and not owned_by_stack(existing.tags, args.tags):
         pulumi.log.info(
             f"{SPOT_ROLE} already exists in this account (not created by this stack): "
