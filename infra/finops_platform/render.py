@@ -9,6 +9,7 @@ cluster, the awsx VPC) are one resource each with no children; their outputs com
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import shutil
@@ -103,6 +104,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             }
         elif args.typ == "docker-build:index:Image":
             state["ref"] = f"{args.inputs['tags'][0]}@sha256:{'0' * 64}"
+        elif args.typ == "kubernetes:core/v1:Secret":
+            # The API server's version of the object: it changes with the Secret's data.
+            data = json.dumps(inputs.get("stringData") or inputs.get("data"), sort_keys=True)
+            version = hashlib.sha256(data.encode()).hexdigest()[:12]
+            state["metadata"] = {**(inputs.get("metadata") or {}), "resourceVersion": version}
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"mock-password-{args.name}"
         elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":

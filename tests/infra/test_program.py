@@ -10,6 +10,7 @@ import pytest
 
 from finops_common.config import ConfigError
 from finops_platform import versions
+from finops_platform.builders.observability import GRAFANA_LOGIN_VERSION
 from finops_platform.config import require_alert_secret
 from finops_platform.render import RecordingMocks, load_stack, record
 from tests.infra.graph import one
@@ -134,6 +135,19 @@ def test_grafana_password_is_random_secret_and_never_admin(recording):
     assert (
         values["prometheus"]["prometheusSpec"]["serviceMonitorSelectorNilUsesHelmValues"] is False
     )
+
+
+def test_a_new_grafana_password_restarts_grafana():
+    """Grafana reads its admin password at start, and the chart's checksum does not cover an
+    existingSecret: the pod carries the login Secret's version, so a new password rolls it."""
+
+    def login_version(password: str | None) -> str:
+        recording = record(load_stack("optimized"), grafana_password=password)
+        release = one(recording, "kubernetes:helm.sh/v3:Release", "observability-chart")
+        return release.inputs["values"]["grafana"]["podAnnotations"][GRAFANA_LOGIN_VERSION]
+
+    first, again, changed = login_version("first-pw"), login_version("first-pw"), login_version("x")
+    assert first == again != changed
 
 
 def test_on_demand_for_spot_alert_only_where_spot_is_allowed():

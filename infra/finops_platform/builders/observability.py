@@ -16,6 +16,7 @@ NAMESPACE = "monitoring"
 RELEASE_NAME = "kube-prometheus-stack"
 FULLNAME = "kps"
 GRAFANA_SECRET = "grafana-admin"
+GRAFANA_LOGIN_VERSION = "finops-sim/grafana-login-version"  # Grafana's pod annotation
 # The Secret the Alertmanager pods mount (under /etc/alertmanager/secrets/) for its receivers.
 RECEIVERS_SECRET = "alertmanager-receivers"
 SLACK_URL_KEY = "slack-webhook-url"
@@ -32,9 +33,16 @@ NODE_LABELS = (
 EKS_HIDDEN_TARGETS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
 
 
-def helm_values(config: ObservabilityConfig, on_eks: bool) -> dict[str, Any]:
+def helm_values(
+    config: ObservabilityConfig, on_eks: bool, grafana_login_version: Any = None
+) -> dict[str, Any]:
     """Prometheus picks up ServiceMonitors and rules from every namespace; Grafana loads any
     ConfigMap labelled grafana_dashboard=1; nothing is exposed outside the cluster.
+
+    ``grafana_login_version``, the login Secret's resourceVersion, goes on Grafana's pod: the
+    chart's own checksum does not cover an existingSecret, and Grafana reads its admin password
+    at start, so without it a new password reached the Secret and the stack output while Grafana
+    kept the old one until its pod happened to restart.
 
     On EKS, every pod of the chart runs on the system node group, which Karpenter never
     consolidates, and Prometheus keeps its data on a gp3 volume, so a measurement survives a
@@ -83,6 +91,8 @@ def helm_values(config: ObservabilityConfig, on_eks: bool) -> dict[str, Any]:
             },
         },
     }
+    if grafana_login_version is not None:
+        values["grafana"]["podAnnotations"] = {GRAFANA_LOGIN_VERSION: grafana_login_version}
     if config.alerts.receiver == "slack":
         values["alertmanager"]["config"] = alertmanager_routing(config.alerts.slack_channel)
         alertmanager_spec["secrets"] = [RECEIVERS_SECRET]

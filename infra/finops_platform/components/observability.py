@@ -42,7 +42,7 @@ class Observability(pulumi.ComponentResource):
         secret = self._grafana_admin_secret(name, in_namespace)
         receivers = self._receivers_secret(name, args, in_namespace)
         dashboards = self._dashboards(name, in_namespace)
-        self.release = self._chart(name, args, [secret, *receivers, *dashboards])
+        self.release = self._chart(name, args, secret, [*receivers, *dashboards])
         self._alert_rules(name, args)
         self.register_outputs({"grafana_admin_password": self.grafana_admin_password})
 
@@ -123,10 +123,15 @@ class Observability(pulumi.ComponentResource):
         ]
 
     def _chart(
-        self, name: str, args: ObservabilityArgs, reads: list[pulumi.Resource]
+        self,
+        name: str,
+        args: ObservabilityArgs,
+        login: k8s.core.v1.Secret,
+        reads: list[pulumi.Resource],
     ) -> k8s.helm.v3.Release:
         """kube-prometheus-stack, after the Secrets and dashboards its pods read and what the
-        cluster must have ready first (``args.depends_on``)."""
+        cluster must have ready first (``args.depends_on``). Grafana's pod carries the login
+        Secret's version, so a new password restarts it (it reads the Secret at start only)."""
         return k8s.helm.v3.Release(
             f"{name}-chart",
             name=build.RELEASE_NAME,
@@ -136,8 +141,8 @@ class Observability(pulumi.ComponentResource):
                 repo=versions.KUBE_PROMETHEUS_STACK_REPO
             ),
             namespace=build.NAMESPACE,
-            values=build.helm_values(args.config, args.on_eks),
-            opts=self._k8s_opts(args, [*reads, *args.depends_on]),
+            values=build.helm_values(args.config, args.on_eks, login.metadata.resource_version),
+            opts=self._k8s_opts(args, [login, *reads, *args.depends_on]),
         )
 
     def _alert_rules(self, name: str, args: ObservabilityArgs) -> k8s.apiextensions.CustomResource:
