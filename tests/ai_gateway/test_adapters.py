@@ -440,7 +440,7 @@ THINKS = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
 @pytest.mark.parametrize(
     ("fields", "param", "says"),
     [
-        ({"thinking": {"kind": "enabled"}}, "thinking.type", "Missing required parameter"),
+        ({"thinking": {"kind": "enabled"}}, "thinking.type", "thinking.type: Field required"),
         ({"thinking": {"type": "enabled", "budget_tokens": 10}}, "thinking.budget_tokens",
          "greater than or equal to 1024"),
         ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens", "Field required"),

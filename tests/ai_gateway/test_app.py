@@ -625,8 +625,7 @@ async def test_anthropic_only_a_final_assistant_message_may_be_empty(client, mes
     [
         (
             {"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
-            "'messages[0].content[0].text': \"\". Value error, text content blocks must be "
-            "non-empty",
+            "messages: text content blocks must be non-empty",
         ),
         (
             {"messages": [{"role": "user", "content": [{"type": "text", "text": " \n"}]}]},
@@ -634,26 +633,28 @@ async def test_anthropic_only_a_final_assistant_message_may_be_empty(client, mes
         ),
         (
             {"messages": [{"role": "user", "content": "   "}]},
-            "messages.0: text content blocks must contain non-whitespace text",
+            "messages: text content blocks must contain non-whitespace text",
         ),
         (
             {"system": [{"type": "text", "text": " "}], "messages": HI},
-            "'system[0].text'",
+            "system: text content blocks must contain non-whitespace text",
         ),
         (
             {"messages": [*HI, {"role": "assistant", "content": "Sure, "}]},
             "final assistant content cannot end with trailing whitespace",
         ),
-        # The field as sent, not the union member pydantic tried ('messages[0].content.str').
+        # The field as sent, not the union member pydantic tried ('messages.0.content.str').
         (
             {"messages": [{"role": "user", "content": None}]},
-            "Invalid value for 'messages[0].content': null.",
+            "messages.0.content: Input should be a valid string",
         ),
+        ({"messages": HI, "max_tokens": None}, "max_tokens: Input should be a valid integer"),
     ],
 )
 async def test_anthropic_text_must_be_text(client, body, expected):
     """Anthropic's API refuses empty and whitespace-only text, and a prefill ending in
-    whitespace, with a 400 that names the field as sent."""
+    whitespace, with a 400 that names the field as sent, in Anthropic's words (the field's
+    dotted place, then what is wrong), where the OpenAI shape's were used."""
     full = json.dumps({"model": "claude-haiku-4-5", "max_tokens": 5, **body})
     response = await post(client, ANTHROPIC, full, headers=ANTHROPIC_KEY)
     assert_anthropic_error(response, 400, "invalid_request_error")

@@ -156,6 +156,19 @@ class InputMessage(Lenient):
         return self
 
 
+def anthropic_wording(path: tuple[Any, ...], problem: Any) -> str:
+    """Anthropic's: the field's dotted place, list positions as numbers, then the validator's
+    message (``max_tokens: Field required``). A rule of Anthropic's own (a ValueError here) is
+    in its words, under the top-level field as Anthropic reports it (``messages: text content
+    blocks must be non-empty``) unless its words name their place."""
+    if problem["type"] == "value_error":
+        said = str(problem["ctx"]["error"])
+        top = str(path[0]) if path else ""
+        return said if not top or said.startswith(top) else f"{top}: {said}"
+    where = ".".join(str(part) for part in path)
+    return f"{where}: {problem['msg']}" if where else str(problem["msg"])
+
+
 class JSONOutputFormat(Lenient):
     """Structured outputs: the answer is JSON that the schema accepts."""
 
@@ -215,9 +228,7 @@ class PromptBody(Lenient):
                     "optional final assistant message"
                 )
             if isinstance(message.content, str) and message.content.isspace():
-                raise ValueError(
-                    f"messages.{at}: text content blocks must contain non-whitespace text"
-                )
+                raise ValueError("text content blocks must contain non-whitespace text")
             text = _text(message.content)
             if last_assistant and text and text[-1].isspace():
                 raise ValueError("final assistant content cannot end with trailing whitespace")
@@ -447,7 +458,7 @@ def _checked_fields(body: PromptBody) -> _CheckedFields:
     sent = {name: value for name, value in sent.items() if value is not None}
     if not sent:
         return _CheckedFields()  # the usual request: nothing to check
-    fields = parse_body(_CheckedFields, sent)
+    fields = parse_body(_CheckedFields, sent, anthropic_wording)
     for at, tool in enumerate(fields.tools):
         for name in ("name", "input_schema"):
             if tool.type in (None, "custom") and getattr(tool, name) is None:
@@ -664,10 +675,10 @@ class AnthropicAdapter:
         return rate_limit_headers(RATE_LIMIT_HEADERS, state, rfc3339(state.resets_at))
 
     def parse(self, body: object) -> ChatRequest:
-        return self._request(parse_body(MessagesBody, body))
+        return self._request(parse_body(MessagesBody, body, anthropic_wording))
 
     def parse_count_tokens(self, body: object) -> ChatRequest:
-        return self._request(parse_body(CountTokensBody, body))
+        return self._request(parse_body(CountTokensBody, body, anthropic_wording))
 
     def _request(self, parsed: PromptBody) -> ChatRequest:
         _check_breakpoints(parsed, _checked_fields(parsed).tools)

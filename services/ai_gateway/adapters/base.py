@@ -8,7 +8,7 @@ maps each error kind to its API's status and body, and lists the models in its A
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -150,11 +150,26 @@ def missing_parameter(param: str | None) -> GatewayError:
     return GatewayError("invalid_request", f"Missing required parameter: '{param}'.", param=param)
 
 
-def parse_body(model: type[BodyT], body: object) -> BodyT:
+# How an API words a body's problem: from the problem's place in the body and pydantic's error.
+Wording = Callable[[tuple[Any, ...], Any], str]
+
+
+def openai_wording(path: tuple[Any, ...], problem: Any) -> str:
+    """OpenAI's: the parameter quoted, with the value given (``messages[0].role``)."""
+    param = _param(path)
+    if problem["type"] == "missing":
+        return f"Missing required parameter: '{param}'."
+    shown = json.dumps(problem.get("input"), default=str)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"Invalid value for '{param}': {shown}. {problem['msg']}."
+
+
+def parse_body(model: type[BodyT], body: object, wording: Wording = openai_wording) -> BodyT:
     """Validate a decoded JSON body; the problem deepest in the body becomes a 400 naming the
     parameter (of a union's members, the one that got furthest says most; at the same depth, a
     member of the value's own type, whose complaint is not a type mismatch: an empty list is
-    "too short", not "not a string")."""
+    "too short", not "not a string"), in the API's ``wording``."""
     if not isinstance(body, dict):
         raise GatewayError("invalid_request", "The request body must be a JSON object.")
     try:
@@ -166,16 +181,11 @@ def parse_body(model: type[BodyT], body: object) -> BodyT:
             range(len(problems)),
             key=lambda n: (len(paths[n]), not problems[n]["type"].endswith("_type")),
         )
-        problem, param = problems[deepest], _param(paths[deepest]) or None
-        if problem["type"] in ("union_tag_invalid", "union_tag_not_found") and param:
-            param += ".type"  # a block of a type the API does not take: its type is the field
-        if problem["type"] == "missing":
-            raise missing_parameter(param) from exc
-        shown = json.dumps(problem.get("input"), default=str)
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
-        message = f"Invalid value for '{param}': {shown}. {problem['msg']}."
-        raise GatewayError("invalid_request", message, param=param) from exc
+        problem, path = problems[deepest], paths[deepest]
+        if problem["type"] in ("union_tag_invalid", "union_tag_not_found") and path:
+            path += ("type",)  # a block of a type the API does not take: its type is the field
+        message = wording(path, problem)
+        raise GatewayError("invalid_request", message, param=_param(path) or None) from exc
 
 
 KEYED = (
