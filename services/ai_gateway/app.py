@@ -564,6 +564,9 @@ def create_app(gateway: Gateway, freeze_heap: bool = False) -> FastAPI:
         lifespan=_lifespan(http, freeze_heap),
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         swagger_ui_parameters={"validatorUrl": None},
+        # A path with a trailing slash is no route: Starlette's 307 to the path without it had
+        # no body, and an SDK that follows it resends without the API's error shape.
+        redirect_slashes=False,
     )
     app.router.route_class = DirectRoute
     app.add_middleware(RequestIds)

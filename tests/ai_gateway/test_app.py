@@ -184,6 +184,9 @@ async def test_anthropic_oversized_body(client):
 async def test_unknown_route_is_404_json(client):
     assert_openai_error(await client.get("/v1/nothing"), 404)
     assert_anthropic_error(await client.get("/v1/messages/batches"), 404, "not_found_error")
+    # A trailing slash was Starlette's empty 307; it is no route in either API.
+    assert_openai_error(await client.post("/v1/chat/completions/", json={}), 404)
+    assert_anthropic_error(await client.post("/v1/messages/", json={}), 404, "not_found_error")
 
 
 async def test_wrong_method_is_405_json_and_says_what_is_allowed(client):
