@@ -329,19 +329,34 @@ class GatewayHTTP:
         """A non-streamed answer once the provider would have sent it whole: only then is it
         cached, so an identical request meanwhile shares it at the provider's pace (in_flight.py)
         rather than finding it before it exists. A request cancelled while it waits is still
-        settled, on its own (a provider bills an abandoned request in full); uvicorn does not
-        cancel a request whose client leaves, so that happens at shutdown."""
+        settled, on its own, when the answer is whole (a provider bills an abandoned request in
+        full); uvicorn does not cancel a request whose client leaves, so that happens at
+        shutdown, which waits for it."""
         completion = answer.completion
+        loop = asyncio.get_running_loop()
+        whole_at = loop.time() + completion.latency.remaining_s(completion.completion_tokens)
         try:
             await self.gateway.provider.deliver(completion.latency, completion.completion_tokens)
         except asyncio.CancelledError:
-            settling = asyncio.ensure_future(self.gateway.finish(answer))
+            if answer.settlement is None:
+                self.gateway.left(answer)  # a hit: nothing to settle
+                raise
+            settling = asyncio.ensure_future(self._finish_when_whole(answer, whole_at))
             self._settling.add(settling)
             settling.add_done_callback(self._settled)
             with contextlib.suppress(Exception):  # _settled logs it
                 await asyncio.shield(settling)
             raise
         return await self.gateway.finish(answer)
+
+    async def _finish_when_whole(self, answer: Answer, whole_at: float) -> Completion:
+        await asyncio.sleep(max(whole_at - asyncio.get_running_loop().time(), 0.0))
+        return await self.gateway.finish(answer)
+
+    async def drain(self) -> None:
+        """Wait for the settlements of cancelled requests still running on their own."""
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
 
     def _settled(self, settling: asyncio.Future[Completion]) -> None:
         self._settling.discard(settling)
@@ -594,6 +609,7 @@ def _lifespan(
         try:
             yield
         finally:
+            await http.drain()
             await http.gateway.close()
             if http.request_log is not None:
                 http.request_log.close()

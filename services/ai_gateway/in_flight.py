@@ -26,10 +26,14 @@ FOLLOW_GRACE_S = 5.0
 class Drawn:
     """A lead's answer, as its copies are served it."""
 
-    entry: CachedCompletion
-    baseline_usd: float  # what the request costs unoptimized (the copies are the same request)
+    entry: CachedCompletion  # as the exact cache will hold it, its request's baseline included
     plan: LatencyPlan  # the provider's pace
     started: float  # event-loop time when the provider's answer began
+
+    @property
+    def due(self) -> float:
+        """Event-loop time when the provider's answer is whole."""
+        return self.started + self.plan.total_s(self.entry.completion_tokens)
 
 
 class Lead:
@@ -40,7 +44,7 @@ class Lead:
         self.key = key
         self.drawn: Drawn | None = None  # shared with copies; None before it is drawn, or after
         self.changed = asyncio.Event()  # set once drawn, withdrawn or released
-        self.sharers = 0  # copies served this answer: the provider's stream runs on for them
+        self.sharers = 0  # copies reading this answer: the provider's stream runs on for them
 
 
 class InFlight:
@@ -72,10 +76,11 @@ class InFlight:
             lead.drawn = None
             lead.changed.set()
 
-    async def follow(self, key: str) -> Drawn | None:
-        """The answer of the request answering ``key``, once drawn, counted as shared. None at
-        once when no request answers it, and when its lead ends without an answer or draws none
-        within the grace: the caller then asks the provider itself."""
+    async def follow(self, key: str) -> Lead | None:
+        """The lead of the request answering ``key``, once its answer is drawn, with the caller
+        counted among its sharers until it ``unshare``s. None at once when no request answers
+        it, and when its lead ends without an answer or draws none within the grace: the caller
+        then asks the provider itself."""
         lead = self._leads.get(key)
         if lead is None:
             return None
@@ -84,9 +89,22 @@ class InFlight:
                 await asyncio.wait_for(lead.changed.wait(), self._grace_s)
             except TimeoutError:
                 return None
+        if lead.drawn is None:
+            return None
+        lead.sharers += 1
+        return lead
+
+    @staticmethod
+    def unshare(lead: Lead) -> None:
+        """A copy stops reading the lead's answer: it was refused, or its client left."""
+        lead.sharers = max(lead.sharers - 1, 0)
+
+    @staticmethod
+    async def until_whole(lead: Lead) -> None:
+        """Wait until the lead's answer is whole, as the provider goes on generating it for the
+        copies that read it after the lead's own client left."""
         if lead.drawn is not None:
-            lead.sharers += 1
-        return lead.drawn
+            await asyncio.sleep(max(lead.drawn.due - asyncio.get_running_loop().time(), 0.0))
 
     def release(self, lead: Lead | None) -> None:
         """End ``lead``: its answer is cached, or never will be. Idempotent; None is no lead."""

@@ -85,13 +85,13 @@ class Settlement:
 
 
 class ExactLookup(NamedTuple):
-    """An exact-cache look-up: the entry found, else this request's lead of the key, else the
-    answer of the identical request holding it, shared; all three None when that request drew
-    no answer."""
+    """An exact-cache look-up: the entry found (cached, or the answer an identical request in
+    flight drew, whose lead is ``shared``), else this request's lead of the key; all None when
+    that request drew no answer."""
 
     hit: CachedCompletion | None
     lead: Lead | None
-    shared: Drawn | None
+    shared: Lead | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,7 @@ class Answer:
 
     completion: Completion
     settlement: Settlement | None = None
+    shared: Lead | None = None  # a copy's: the request in flight whose answer it reads
 
 
 @dataclass
@@ -147,17 +148,17 @@ class Gateway:
         lead = None
         if key is not None and self.exact is not None:
             found = await self._exact_or_lead(self.exact, key)
+            if found.shared is not None and asked_at is None:
+                now = datetime.fromtimestamp(self.clock(), UTC)  # limits count the minute served
             if found.hit is not None:
                 # The same request as sent: its entry's baseline, unless prices changed since.
                 baseline = found.hit.baseline_for(baseline_of)
                 if baseline is None:
                     baseline = self.catalog.baseline_cost(requested, request, tokens)
+                if found.shared is not None:
+                    return await self._shared(request, team, found.hit, found.shared, baseline, now)
                 hit = await self._from_cache(request, team, found.hit, "exact", None, baseline, now)
                 return Answer(hit)
-            if found.shared is not None:
-                if asked_at is None:  # it may have waited: limits count the minute served
-                    now = datetime.fromtimestamp(self.clock(), UTC)
-                return Answer(await self._shared(request, team, found.shared, now))
             lead = found.lead
         try:
             pending = Settlement(None, key, None, label, baseline_of, lead)
@@ -179,19 +180,39 @@ class Gateway:
         lead = self.in_flight.lead(key)
         if lead is not None:
             return ExactLookup(None, lead, None)
-        return ExactLookup(None, None, await self.in_flight.follow(key))
+        shared = await self.in_flight.follow(key)
+        if shared is None or shared.drawn is None:
+            return ExactLookup(None, None)
+        return ExactLookup(shared.drawn.entry, None, shared)
 
     async def _shared(
-        self, request: ChatRequest, team: str, drawn: Drawn, now: datetime
-    ) -> Completion:
+        self,
+        request: ChatRequest,
+        team: str,
+        entry: CachedCompletion,
+        lead: Lead,
+        baseline: float,
+        now: datetime,
+    ) -> Answer:
         """A copy of a request in flight: an exact hit on its answer, delivered at the provider's
-        pace from as far as it has got."""
-        copy = await self._from_cache(
-            request, team, drawn.entry, "exact", None, drawn.baseline_usd, now
-        )
+        pace from as far as it has got. It counts among the lead's sharers, who keep the
+        provider's stream open, until it has read the answer or left."""
+        try:
+            copy = await self._from_cache(request, team, entry, "exact", None, baseline, now)
+        except BaseException:
+            self.in_flight.unshare(lead)  # refused, or gone: it reads nothing
+            raise
         self.meter.metrics.cache_coalesced.labels(team=team).inc()
+        drawn = lead.drawn
+        assert drawn is not None  # a lead with a sharer is never withdrawn
         elapsed = asyncio.get_running_loop().time() - drawn.started
-        return replace(copy, latency=drawn.plan.joined(elapsed))
+        return Answer(replace(copy, latency=drawn.plan.joined(elapsed)), shared=lead)
+
+    def left(self, answer: Answer) -> None:
+        """A hit's client left before its answer was whole: a copy stops keeping the provider's
+        stream of the answer it reads open."""
+        if answer.shared is not None:
+            self.in_flight.unshare(answer.shared)
 
     async def _past_exact(
         self,
@@ -228,13 +249,9 @@ class Gateway:
             request, team, card, cap, tokens, baseline, route, admitted.rate_limits
         )
         if pending.lead is not None:
-            drawn = Drawn(
-                self._cache_entry(completion, pending.label),
-                baseline,
-                completion.latency,
-                asyncio.get_running_loop().time(),
-            )
-            self.in_flight.draw(pending.lead, drawn)
+            entry = self._exact_entry(pending, completion)
+            started = asyncio.get_running_loop().time()
+            self.in_flight.draw(pending.lead, Drawn(entry, completion.latency, started))
         return Answer(completion, replace(pending, reservation=admitted.reservation, probe=probe))
 
     def _worst_cost(
@@ -254,12 +271,17 @@ class Gateway:
         disconnected: only the prompt and those tokens are billed (as providers bill an aborted
         stream), and a partial answer is never cached."""
         settlement, completion = answer.settlement, answer.completion
-        if settlement is None:
-            return completion
         partial = delivered is not None and delivered != completion.generated
+        if settlement is None:
+            if partial:
+                self.left(answer)
+            return completion
         lead = settlement.lead
         if partial and lead is not None and lead.sharers:
-            partial = False  # the provider's stream runs on for the copies sharing it
+            # The provider's stream runs on for the copies reading it: the answer is whole, and
+            # cached, when the provider would have finished it.
+            partial = False
+            await self.in_flight.until_whole(lead)
         elif partial:
             self.in_flight.withdraw(lead)  # copies from now on go to the provider themselves
         try:
@@ -447,17 +469,26 @@ class Gateway:
         entry = self._cache_entry(c, settlement.label)
         writes: list[Coroutine[Any, Any, object]] = []
         if key is not None and self.exact is not None:
-            shared = settlement.baseline_of is not None
-            exact = replace(
-                entry,
-                baseline_usd=c.baseline_usd if shared else None,
-                baseline_of=settlement.baseline_of,
-            )
+            exact = self._exact_entry(settlement, c, entry)
             writes.append(self.meter.guarded(self.exact.put(key, exact), "cache_put"))
         if probe is not None and self.semantic is not None:
             add = self.semantic.add(probe.scope, probe.prompt, probe.vector, entry)
             writes.append(self.meter.guarded(add, "semantic_put"))
         return writes
+
+    @classmethod
+    def _exact_entry(
+        cls, settlement: Settlement, c: Completion, entry: CachedCompletion | None = None
+    ) -> CachedCompletion:
+        """``c`` as the exact cache holds it: with its request's baseline, for a hit on the same
+        request as sent."""
+        entry = entry or cls._cache_entry(c, settlement.label)
+        shared = settlement.baseline_of is not None
+        return replace(
+            entry,
+            baseline_usd=c.baseline_usd if shared else None,
+            baseline_of=settlement.baseline_of,
+        )
 
     @staticmethod
     def _cache_entry(c: Completion, label: str | None) -> CachedCompletion:

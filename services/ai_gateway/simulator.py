@@ -70,6 +70,10 @@ class LatencyPlan:
     def total_s(self, completion_tokens: int) -> float:
         return self.first_token_s + self.per_token_s * max(completion_tokens - 1, 0)
 
+    def remaining_s(self, completion_tokens: int) -> float:
+        """What is left of the answer's time for whoever is served it."""
+        return max(self.total_s(completion_tokens) - self.joined_s, 0.0)
+
     def joined(self, elapsed_s: float) -> LatencyPlan:
         """The plan for a copy joining ``elapsed_s`` after the answer began."""
         return replace(self, joined_s=max(elapsed_s, 0.0))
@@ -243,7 +247,7 @@ class SimulatedProvider:
 
     async def deliver(self, plan: LatencyPlan, completion_tokens: int) -> None:
         """Wait until a non-streamed answer would be complete."""
-        remaining = plan.total_s(completion_tokens) - plan.joined_s
+        remaining = plan.remaining_s(completion_tokens)
         if remaining > 0:
             await asyncio.sleep(remaining)
 

@@ -7,9 +7,10 @@ import asyncio
 import json
 import time
 
+import httpx
 import pytest
 
-from ai_gateway.app import GatewayHTTP
+from ai_gateway.app import GatewayHTTP, create_app
 from ai_gateway.cache import CachedCompletion, exact_key
 from ai_gateway.domain import AUTO_MODEL, GatewayError
 from ai_gateway.in_flight import Drawn, InFlight
@@ -24,7 +25,7 @@ SETTLE_S = 0.05  # long enough for a waiting task to have run, were it free to
 
 def drawn_answer(started: float = 0.0) -> Drawn:
     entry = CachedCompletion("gpt-4", "An answer.", 12, 3, "stop", cost_usd=0.001)
-    return Drawn(entry, 0.002, LatencyPlan(0.3, 0.01), started)
+    return Drawn(entry, LatencyPlan(0.3, 0.01), started)
 
 
 async def test_a_lead_is_held_once_per_key_and_shares_its_answer_once_drawn():
@@ -37,9 +38,11 @@ async def test_a_lead_is_held_once_per_key_and_shares_its_answer_once_drawn():
     assert not follower.done()  # nothing drawn yet
     answer = drawn_answer()
     InFlight.draw(lead, answer)
-    assert await follower is answer
-    assert await in_flight.follow("k") is answer  # drawn: a later copy shares it at once
+    assert await follower is lead and lead.drawn is answer
+    assert await in_flight.follow("k") is lead  # drawn: a later copy shares it at once
     assert lead.sharers == 2
+    InFlight.unshare(lead)  # one copy left
+    assert lead.sharers == 1
     in_flight.release(lead)
     assert await in_flight.follow("k") is None  # nobody answers it any more
     in_flight.release(lead)  # twice is harmless
@@ -119,6 +122,60 @@ async def test_a_leader_whose_client_leaves_is_generated_whole_for_the_copies_sh
     later = await gateway.begin(ask(QUESTION), "team-a")
     assert later.completion.cache == "exact"
     assert sample(gateway.meter.metrics, "ai_cache_misses_total", team="team-a") == 1
+
+
+async def test_a_shared_answer_cut_at_its_leader_is_cached_only_when_whole(make_gateway):
+    """The leader's client left while a copy reads the answer: the provider goes on, so the
+    answer is settled and cached when it would be whole, not at once (a request then found it
+    before it existed); meanwhile a new copy still shares it, from as far as it has got."""
+    gateway = make_gateway("optimized", latency_scale=1, **EXACT_ONLY)
+    leader = await gateway.begin(ask(QUESTION, max_tokens=16), "team-a")
+    await gateway.begin(ask(QUESTION, max_tokens=16), "team-a")
+    whole = leader.completion
+    finishing = asyncio.create_task(gateway.finish(leader, delivered=whole.generated[:3]))
+    await asyncio.sleep(SETTLE_S)
+    assert not finishing.done()  # the provider's stream runs on for the copy
+    later = await gateway.begin(ask(QUESTION, max_tokens=16), "team-a")
+    assert later.shared is not None and later.completion.latency.joined_s >= SETTLE_S
+    billed = await finishing
+    assert billed.completion_tokens == whole.completion_tokens
+    assert len(gateway.in_flight) == 0
+    cached = await gateway.begin(ask(QUESTION, max_tokens=16), "team-a")
+    assert cached.shared is None and cached.completion.cache == "exact"
+
+
+async def test_a_copy_refused_or_gone_stops_keeping_the_answer_whole(make_gateway):
+    """A refused copy, or one whose client left, reads nothing: a leader cut short afterwards
+    is billed as far as it was delivered, not whole."""
+    settings = {**budget_settings(requests_per_minute=1), **EXACT_UNDER_LIMITS}
+    limited = make_gateway("optimized", **settings)
+    leader = await limited.begin(ask(QUESTION), "team-a")
+    with pytest.raises(GatewayError):
+        await limited.begin(ask(QUESTION), "team-a")
+    assert leader.settlement.lead.sharers == 0
+    cut = await limited.finish(leader, delivered=leader.completion.generated[:3])
+    assert cut.completion_tokens < leader.completion.completion_tokens
+    gateway = make_gateway("optimized", **EXACT_ONLY)
+    leader = await gateway.begin(ask(QUESTION), "team-a")
+    copy = await gateway.begin(ask(QUESTION), "team-a")
+    await gateway.finish(copy, delivered=copy.completion.generated[:3])  # its client left
+    cut = await gateway.finish(leader, delivered=leader.completion.generated[:3])
+    assert cut.completion_tokens < leader.completion.completion_tokens
+
+
+async def test_a_copy_differing_only_in_unkeyed_whitespace_keeps_its_own_baseline(make_gateway):
+    """Whitespace the exact key leaves out still changes what the request costs unoptimized:
+    a copy is priced as itself, as the same request is as a later exact hit."""
+    gateway = make_gateway("optimized", **EXACT_ONLY)
+    leader = await gateway.begin(ask(QUESTION), "team-a")
+    padded = QUESTION + "   \n\n   "
+    copy = await gateway.begin(ask(padded), "team-a")
+    assert copy.shared is not None
+    await gateway.finish(leader)
+    later = await gateway.begin(ask(padded), "team-a")
+    assert later.shared is None and later.completion.cache == "exact"
+    assert copy.completion.baseline_usd == later.completion.baseline_usd
+    assert copy.completion.baseline_usd != leader.completion.baseline_usd
 
 
 async def test_a_leader_cut_short_with_no_copy_is_withdrawn_and_not_cached(make_gateway):
@@ -244,11 +301,12 @@ async def test_a_request_cancelled_while_its_answer_is_generated_is_still_settle
     app_client, flush_valkey, clock
 ):
     """A provider bills an abandoned non-streamed request in full: its answer is metered and
-    cached, and its lead released, though nobody reads it; a second cancellation, while the
-    settlement waits for Valkey, does not cut it short."""
+    cached when it is whole, and its lead released, though nobody reads it; until then a copy
+    shares it. A second cancellation does not cut the settlement short."""
     store = RedisStore(flush_valkey, clock)
     client = await app_client("optimized", store, latency_scale=1, **EXACT_ONLY)
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]}
+    body["max_tokens"] = 16
     abandoned = asyncio.create_task(client.post("/v1/chat/completions", json=body, headers=KEY))
     await asyncio.sleep(0.1)
     abandoned.cancel()
@@ -256,13 +314,18 @@ async def test_a_request_cancelled_while_its_answer_is_generated_is_still_settle
     abandoned.cancel()
     with pytest.raises(asyncio.CancelledError):
         await abandoned
-    await asyncio.sleep(SETTLE_S)  # the settlement goes on without the request
     gateway = client._transport.app.state.gateway
+    assert len(gateway.in_flight) == 1  # its answer is not whole yet (320 ms to a first token)
+    copy = await client.post("/v1/chat/completions", json=body, headers=KEY)
+    assert copy.headers["x-gateway-cache"] == "exact"  # shared, at the provider's pace
+    await asyncio.sleep(SETTLE_S)  # the settlement, due with the copy's answer, goes on alone
     assert len(gateway.in_flight) == 0
     registry = gateway.meter.metrics.registry
     assert registry.get_sample_value("ai_cache_misses_total", {"team": "team-a"}) == 1
+    assert registry.get_sample_value("ai_cache_coalesced_total", {"team": "team-a"}) == 1
     again = await client.post("/v1/chat/completions", json=body, headers=KEY)
     assert again.headers["x-gateway-cache"] == "exact"
+    assert registry.get_sample_value("ai_cache_coalesced_total", {"team": "team-a"}) == 1
 
 
 async def test_a_stream_whose_response_cannot_be_built_releases_its_lead(app_client, monkeypatch):
@@ -330,3 +393,27 @@ async def test_a_stream_whose_client_left_before_its_first_byte_is_settled(app_c
     assert registry.get_sample_value("ai_streams_aborted_total", {"api": "openai"}) == 1
     again = await asyncio.wait_for(client.post("/v1/chat/completions", json=body, headers=KEY), 2)
     assert again.headers["x-gateway-cache"] == "miss"  # nothing was delivered, so nothing cached
+
+
+async def test_shutdown_waits_for_a_cancelled_requests_settlement(make_gateway):
+    """A cancelled request's settlement waits for its answer to be whole: a shutdown meanwhile
+    waits for it too, or its cost would never be recorded."""
+    gateway = make_gateway("optimized", latency_scale=1, **EXACT_ONLY)
+    app = create_app(gateway)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]}
+    body["max_tokens"] = 16
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            abandoned = asyncio.create_task(
+                client.post("/v1/chat/completions", json=body, headers=KEY)
+            )
+            await asyncio.sleep(0.1)
+            abandoned.cancel()
+            await asyncio.sleep(0)
+            abandoned.cancel()  # the request goes; its settlement waits for the answer
+            with pytest.raises(asyncio.CancelledError):
+                await abandoned
+            assert sample(gateway.meter.metrics, "ai_cache_misses_total", team="team-a") == 0
+    assert sample(gateway.meter.metrics, "ai_cache_misses_total", team="team-a") == 1
+    assert len(gateway.in_flight) == 0
