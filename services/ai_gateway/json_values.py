@@ -6,10 +6,11 @@ bounds (inclusive or exclusive, and an integer's ``multipleOf``), nested objects
 their least length (at least one item, at most their ``maxItems``), local ``$ref``s
 (``#/$defs/...``, as Pydantic writes nested models); a string is two words, lengthened or cut to
 its ``minLength`` and ``maxLength``, whatever its format or pattern asks. The schema is the
-client's, so the work is bounded: at most ``MAX_VALUES`` values, ``MAX_DEPTH`` levels, references
-included, and ``MAX_STRING`` characters a string (a 3,000,000-item ``minItems`` held a replica's
-event loop for 11 s, and a schema referring to itself was a 500), and a malformed part is drawn
-as a string, not an error.
+client's, so the work is bounded: at most ``MAX_VALUES`` values, ``MAX_DEPTH`` levels of objects
+and arrays (a recursive model ends there with its arrays' least length and its optional
+alternatives' null) and as many references in a row, and ``MAX_STRING`` characters a string (a
+3,000,000-item ``minItems`` held a replica's event loop for 11 s, and a schema referring to itself
+was a 500), and a malformed part is drawn as a string, not an error.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-MAX_DEPTH = 8  # a recursive schema stops here with an empty value
+MAX_DEPTH = 8  # nested objects and arrays, and references in a row: a recursive schema ends here
 MAX_VALUES = 1_000  # values drawn in all: past it, arrays stop growing and objects take no more
 MAX_STRING = 500  # characters a string's minLength may ask for
 _Default = TypeVar("_Default", float, None)
@@ -39,35 +40,50 @@ def draw(schema: Any, rng: random.Random) -> Any:
     return _value(schema, _Draw(root, rng), 0)
 
 
-def _value(schema: Any, state: _Draw, depth: int) -> Any:
-    """A value the schema accepts, drawn by ``state.rng``."""
+def _value(schema: Any, state: _Draw, depth: int, hops: int = 0) -> Any:
+    """A value the schema accepts, drawn by ``state.rng``. ``depth`` counts the objects and
+    arrays around it; ``hops`` the references and alternatives followed since the last of them
+    (a schema may refer to itself, as ``{"$ref": "#"}`` does)."""
     state.left -= 1
     rng = state.rng
     if not isinstance(schema, dict):
         return rng.choice(_WORDS)
-    followed = depth < MAX_DEPTH and state.left > 0  # a schema may refer to itself
     if isinstance(schema.get("$ref"), str):
-        return _value(_resolve(state.root, schema["$ref"]), state, depth + 1) if followed else None
+        target = _resolve(state.root, schema["$ref"])
+        return _value(target, state, depth, hops + 1) if hops < MAX_DEPTH else None
     if "const" in schema:
         return schema["const"]
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return rng.choice(schema["enum"])
     for key in ("anyOf", "oneOf", "allOf"):
         if isinstance(schema.get(key), list) and schema[key]:
-            return _value(schema[key][0], state, depth + 1) if followed else None
+            branch = _branch(schema[key], deep=depth >= MAX_DEPTH)
+            return _value(branch, state, depth, hops + 1) if hops < MAX_DEPTH else None
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
-    if depth >= MAX_DEPTH or state.left <= 0:
-        return {} if kind == "object" else [] if kind == "array" else None
+    if kind in ("object", "array") and (depth >= MAX_DEPTH or state.left <= 0):
+        return {} if kind == "object" else []
     if kind == "object":
         return _object(schema, state, depth)
     if kind == "array":
-        count = max(_number(schema.get("minItems"), 1), 1)
+        least = _number(schema.get("minItems"), 0)
+        # At least one item, unless its items would be cut at the depth limit: then its least.
+        count = least if depth + 1 >= MAX_DEPTH else max(least, 1)
         count = min(count, max(_number(schema.get("maxItems"), count), 0), state.left)
         items = schema.get("items", {})
         return [_value(items, state, depth + 1) for _ in range(int(count)) if state.left > 0]
     return _scalar(str(kind), schema, rng)
+
+
+def _branch(branches: list[Any], deep: bool) -> Any:
+    """The alternative drawn: the first, or, as deep as objects are drawn, a null one if there
+    is one (an optional nested model ends there, valid, rather than as an empty object)."""
+    if deep:
+        null = next((b for b in branches if isinstance(b, dict) and b.get("type") == "null"), None)
+        if null is not None:
+            return null
+    return branches[0]
 
 
 def _object(schema: dict[str, Any], state: _Draw, depth: int) -> dict[str, Any]:
@@ -119,8 +135,8 @@ class _Range:
     def of(cls, schema: dict[str, Any]) -> _Range:
         low, open_low = _bound(schema, "minimum", "exclusiveMinimum", max)
         high, open_high = _bound(schema, "maximum", "exclusiveMaximum", min)
-        if low is None:
-            low = 0 if high is None or high >= 0 else high - 100
+        if low is None:  # 0, unless the upper bound leaves no room above it
+            low = 0 if high is None or high > 0 or (high == 0 and not open_high) else high - 100
         if high is None:
             high = low + 100
         return cls(low, max(high, low), open_low, open_high)

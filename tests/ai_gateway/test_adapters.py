@@ -260,6 +260,19 @@ def test_an_openai_tool_call_names_its_id_type_and_body(call, param):
     )
 
 
+def test_an_openai_tool_calls_arguments_are_a_string():
+    """An agent that passes the parsed arguments back as an object was told they were missing."""
+    call = {**CALL, "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}
+    messages = [*ASKED, {"role": "assistant", "tool_calls": [call]}, tool_reply("c1")]
+    with pytest.raises(GatewayError) as info:
+        OpenAIAdapter().parse({"model": "gpt-4o", "messages": messages})
+    param = "messages[1].tool_calls[0].function.arguments"
+    assert info.value.param == param
+    assert info.value.message == (
+        f"Invalid type for '{param}': expected a string, but got an object instead."
+    )
+
+
 @pytest.mark.parametrize("adapter", [OpenAIAdapter(), AnthropicAdapter()])
 def test_image_parts_are_refused_naming_the_parameter(adapter):
     image = [{"type": "image_url", "image_url": {}}]
@@ -564,7 +577,7 @@ def test_anthropic_refuses_tool_blocks_out_of_their_pairing(messages, param, say
 @pytest.mark.parametrize(
     ("metadata", "param", "says"),
     [
-        ({"a": 1}, "metadata.a", "expected a string, but got int"),
+        ({"a": 1}, "metadata.a", "expected a string, but got an integer instead"),
         ({"a": "x" * 513}, "metadata.a", "maximum length 512, but got a string with length 513"),
         ({"k" * 65: "v"}, "metadata", "keys of at most 64 characters, but got one of 65"),
         ({str(n): "v" for n in range(17)}, "metadata", "at most 16 properties"),

@@ -140,6 +140,48 @@ def test_numbers_stay_finite_and_within_exclusive_bounds_and_multiples():
         Bounded.model_validate(draw(schema, random.Random(seed)))
 
 
+class Address(pydantic.BaseModel):
+    city: str
+    zip_code: int = pydantic.Field(ge=1000, le=9999)
+
+
+class Supplier(pydantic.BaseModel):
+    name: str
+    address: Address
+
+
+class Product(pydantic.BaseModel):
+    sku: str
+    supplier: Supplier
+
+
+class Line(pydantic.BaseModel):
+    product: Product
+    quantity: pydantic.NegativeInt | pydantic.PositiveInt
+    discount: float = pydantic.Field(lt=0)
+
+
+class Order(pydantic.BaseModel):
+    lines: list[Line]
+    refund: pydantic.NegativeFloat
+    credit: pydantic.NonPositiveInt
+
+
+class Node(pydantic.BaseModel):
+    name: str
+    children: list[Node]
+    parent: Node | None = None
+
+
+def test_nested_and_recursive_models_and_upper_bounds_at_or_below_zero_are_drawn_valid():
+    """Five nested models (a reference and a list each) ran past the depth limit and drew a
+    required name as null; a recursive model drew {"name": null}; lt=0 without a minimum drew 0."""
+    for model in (Order, Node):
+        schema = model.model_json_schema()
+        for seed in range(30):
+            model.model_validate(draw(schema, random.Random(seed)))
+
+
 def test_draft_4_exclusive_flags_and_unreadable_bounds():
     draft4 = {"type": "integer", "minimum": 0, "exclusiveMinimum": True, "maximum": 2,
               "exclusiveMaximum": True}  # fmt: skip

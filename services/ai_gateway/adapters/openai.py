@@ -380,20 +380,38 @@ def _call_ids(calls: Any, at: int) -> list[str]:
     ids = []
     for i, call in enumerate(calls):
         where = f"messages[{at}].tool_calls[{i}]"
-        if not isinstance(call, dict) or not isinstance(call.get("id"), str):
+        if not isinstance(call, dict):
             raise missing_parameter(f"{where}.id")
-        kind = call.get("type")
-        if not isinstance(kind, str):
-            raise missing_parameter(f"{where}.type")
+        call_id, kind = _string_field(call, "id", where), _string_field(call, "type", where)
         body = call.get(kind)
         fields = {"function": ("name", "arguments"), "custom": ("name", "input")}.get(kind, ())
         for field in fields:
             if not isinstance(body, dict):
                 raise missing_parameter(f"{where}.{kind}")
-            if not isinstance(body.get(field), str):
-                raise missing_parameter(f"{where}.{kind}.{field}")
-        ids.append(call["id"])
+            _string_field(body, field, f"{where}.{kind}")
+        ids.append(call_id)
     return ids
+
+
+def _string_field(parent: dict[str, Any], field: str, where: str) -> str:
+    """``parent[field]``, which OpenAI requires as a string, or its 400 naming the field."""
+    value = parent.get(field)
+    if value is None:
+        raise missing_parameter(f"{where}.{field}")
+    if not isinstance(value, str):
+        raise _not_a_string(f"{where}.{field}", value)
+    return value
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", bool: "a boolean", int: "an integer",
+               float: "a decimal"}  # fmt: skip
+
+
+def _not_a_string(param: str, value: object) -> GatewayError:
+    """OpenAI's refusal of a field that must be a string."""
+    got = _JSON_TYPES.get(type(value), type(value).__name__)
+    message = f"Invalid type for '{param}': expected a string, but got {got} instead."
+    return GatewayError("invalid_request", message, param=param)
 
 
 def _check_answered(unanswered: list[str], asked_at: int) -> None:
@@ -525,12 +543,7 @@ def _check_metadata(metadata: dict[str, Any] | None) -> None:
                 param="metadata",
             )
         if not isinstance(value, str):
-            raise GatewayError(
-                "invalid_request",
-                f"Invalid type for 'metadata.{key}': expected a string, but got "
-                f"{type(value).__name__} instead.",
-                param=f"metadata.{key}",
-            )
+            raise _not_a_string(f"metadata.{key}", value)
         if len(value) > METADATA_VALUE_CHARS:
             raise GatewayError(
                 "invalid_request",
