@@ -79,9 +79,12 @@ def slack_webhook_url(config: StackConfig) -> pulumi.Output[str] | None:
     return url if url is not None else pulumi.Output.secret(MOCKED_WEBHOOK_URL)
 
 
-def port_forward_commands(cluster_name: str, region: str) -> dict[str, str]:
+def port_forward_commands(
+    cluster_name: str, region: str, aws_profile: str | None = None
+) -> dict[str, str]:
+    profile = "" if aws_profile is None else f" --profile {aws_profile}"
     return {
-        "kubeconfig": f"aws eks update-kubeconfig --name {cluster_name} --region {region}",
+        "kubeconfig": f"aws eks update-kubeconfig --name {cluster_name} --region {region}{profile}",
         "grafana": f"kubectl -n {observability_build.NAMESPACE} port-forward "
         f"svc/{observability_build.RELEASE_NAME}-grafana 3000:80",
         "prometheus": f"kubectl -n {observability_build.NAMESPACE} port-forward "
@@ -146,7 +149,7 @@ def build_local(
         ),
     )
     workloads = deploy_workloads(config, provider, [observability.release])
-    commands = port_forward_commands(config.cluster_name, config.region)
+    commands = port_forward_commands(config.cluster_name, config.region, config.aws_profile)
     return {
         "team_keys": workloads.team_keys,
         "grafana_admin_password": observability.grafana_admin_password,
@@ -190,6 +193,7 @@ def build_aws(
             public_subnet_ids=network.public_subnet_ids,
             partition=partition,
             tags=tags,
+            aws_profile=config.aws_profile,
         ),
         with_aws,
     )
@@ -235,7 +239,9 @@ def build_aws(
         "team_keys": workloads.team_keys,
         "grafana_admin_password": observability.grafana_admin_password,
         "grafana_url": "http://localhost:3000 (after the grafana port-forward)",
-        "port_forward": port_forward_commands(config.cluster_name, config.region),
+        "port_forward": port_forward_commands(
+            config.cluster_name, config.region, config.aws_profile
+        ),
         "node_pools": [pool.name for pool in platform.karpenter.node_pools],
     }
     if platform.kubecost.enabled:

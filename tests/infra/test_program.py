@@ -257,5 +257,9 @@ def test_the_aws_provider_takes_the_stacks_profile_and_carries_every_aws_invoke(
     recording = record(load_stack("optimized").model_copy(update={"aws_profile": "finops-lab"}))
     provider = one(recording, "pulumi:providers:aws").inputs
     assert provider["profile"] == "finops-lab" and provider["region"] == "us-east-1"
+    # The Kubernetes provider logs in through the cluster's kubeconfig, with the same profile.
+    cluster = one(recording, "eks:index:Cluster").inputs
+    assert cluster["providerCredentialOpts"] == {"profileName": "finops-lab"}
+    assert recording.outputs["port_forward"]["kubeconfig"].endswith("--profile finops-lab")
     assert "aws:iam/getRoles:getRoles" in providers
     assert all("pulumi:providers:aws::aws::" in via for via in providers.values()), providers

@@ -45,6 +45,9 @@ class ClusterArgs:
     public_subnet_ids: pulumi.Input[Sequence[str]]
     partition: pulumi.Input[str]
     tags: dict[str, str]
+    # The stack's aws:profile: the kubeconfig the Kubernetes provider logs in with (through
+    # `aws eks get-token`) uses it too, or it would ask the environment's account.
+    aws_profile: str | None = None
 
 
 def control_plane_log_group(cluster_name: str) -> str:
@@ -105,6 +108,11 @@ class Cluster(pulumi.ComponentResource):
             private_subnet_ids=args.private_subnet_ids,
             public_subnet_ids=args.public_subnet_ids,
             authentication_mode=eks.AuthenticationMode.API,
+            provider_credential_opts=(
+                None
+                if args.aws_profile is None
+                else eks.KubeconfigOptionsArgs(profile_name=args.aws_profile)
+            ),
             access_entries={
                 f"admin-{i}": eks.AccessEntryArgs(
                     principal_arn=arn,
