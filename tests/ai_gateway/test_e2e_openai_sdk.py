@@ -315,16 +315,22 @@ def test_the_sdk_reads_the_rate_limit_headers_on_answers_hits_and_the_429(start_
     assert re.fullmatch(r"(\d+(\.\d+)?s|\d+ms|1m0s)", headers["x-ratelimit-reset-requests"])
 
 
-async def test_identical_requests_in_flight_reach_the_provider_once(start_gateway, flush_valkey):
-    """Five copies at once from the async SDK against a real gateway process on Valkey, with the
-    simulated latency on: one miss pays, four share its answer (in_flight.py)."""
-    gateway = start_gateway(
+@pytest.fixture
+def paced_gateway(start_gateway, flush_valkey):
+    """A gateway process on Valkey with the simulated latency on, its exact cache alone."""
+    return start_gateway(
         profile="optimized",
         redis_url=flush_valkey,
         latency_scale=1,
         cache={"semantic": {"enabled": False}},
         routing={"enabled": False},
     )
+
+
+async def test_identical_requests_in_flight_reach_the_provider_once(paced_gateway):
+    """Five copies at once from the async SDK against a real gateway process on Valkey, with the
+    simulated latency on: one miss pays, four share its answer (in_flight.py)."""
+    gateway = paced_gateway
     async with openai.AsyncOpenAI(
         base_url=gateway.url + "/v1", api_key="sk-demo-team-a", max_retries=0
     ) as sdk:
@@ -357,17 +363,11 @@ async def rest_of(stream: openai.AsyncStream) -> tuple[str, float]:
     return "".join(parts), time.perf_counter()
 
 
-async def test_a_streamed_copy_starts_before_the_first_request_ends(start_gateway, flush_valkey):
+async def test_a_streamed_copy_starts_before_the_first_request_ends(paced_gateway):
     """A copy joins the first request's answer as it is generated: it gets what was generated so
     far at once, then the rest at the provider's pace, instead of the whole answer once the
     first request's stream has ended (in_flight.py)."""
-    gateway = start_gateway(
-        profile="optimized",
-        redis_url=flush_valkey,
-        latency_scale=1,
-        cache={"semantic": {"enabled": False}},
-        routing={"enabled": False},
-    )
+    gateway = paced_gateway
     request = {
         "model": "gpt-4o-mini",
         "messages": [{"role": "user", "content": "Write a long story about a cache."}],
