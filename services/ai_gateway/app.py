@@ -226,8 +226,6 @@ class GatewayHTTP:
         self.metrics = gateway.meter.metrics
         path = gateway.settings.request_log
         self.request_log = RequestLog(path) if path else None
-        # Settlements of cancelled requests, running on their own: held so none is collected.
-        self._settling: set[asyncio.Future[Completion]] = set()
 
     def _refuse(
         self,
@@ -341,27 +339,11 @@ class GatewayHTTP:
             if answer.settlement is None:
                 self.gateway.left(answer)  # a hit: nothing to settle
                 raise
-            settling = asyncio.ensure_future(self._finish_when_whole(answer, whole_at))
-            self._settling.add(settling)
-            settling.add_done_callback(self._settled)
-            with contextlib.suppress(Exception):  # _settled logs it
+            settling = self.gateway.finish_when_whole(answer, whole_at)
+            with contextlib.suppress(Exception):  # the gateway logs it
                 await asyncio.shield(settling)
             raise
         return await self.gateway.finish(answer)
-
-    async def _finish_when_whole(self, answer: Answer, whole_at: float) -> Completion:
-        await asyncio.sleep(max(whole_at - asyncio.get_running_loop().time(), 0.0))
-        return await self.gateway.finish(answer)
-
-    async def drain(self) -> None:
-        """Wait for the settlements of cancelled requests still running on their own."""
-        if self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
-
-    def _settled(self, settling: asyncio.Future[Completion]) -> None:
-        self._settling.discard(settling)
-        if not settling.cancelled() and (failure := settling.exception()) is not None:
-            log.error("settling a cancelled request failed", exc_info=failure)
 
     async def _stream_response(self, stream: OpenStream) -> StreamingResponse:
         """The stream's response; if it cannot be built, or its body never starts, the stream's
@@ -609,7 +591,6 @@ def _lifespan(
         try:
             yield
         finally:
-            await http.drain()
             await http.gateway.close()
             if http.request_log is not None:
                 http.request_log.close()

@@ -99,13 +99,6 @@ class InFlight:
         """A copy stops reading the lead's answer: it was refused, or its client left."""
         lead.sharers = max(lead.sharers - 1, 0)
 
-    @staticmethod
-    async def until_whole(lead: Lead) -> None:
-        """Wait until the lead's answer is whole, as the provider goes on generating it for the
-        copies that read it after the lead's own client left."""
-        if lead.drawn is not None:
-            await asyncio.sleep(max(lead.drawn.due - asyncio.get_running_loop().time(), 0.0))
-
     def release(self, lead: Lead | None) -> None:
         """End ``lead``: its answer is cached, or never will be. Idempotent; None is no lead."""
         if lead is not None and self._leads.get(lead.key) is lead:

@@ -87,11 +87,12 @@ class Settlement:
 class ExactLookup(NamedTuple):
     """An exact-cache look-up: the entry found (cached, or the answer an identical request in
     flight drew, whose lead is ``shared``), else this request's lead of the key; all None when
-    that request drew no answer."""
+    that request drew no answer. ``waited``: it waited for that request."""
 
     hit: CachedCompletion | None
     lead: Lead | None
     shared: Lead | None = None
+    waited: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ class Gateway:
     in_flight: InFlight = field(default_factory=InFlight)
     _snapshots: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _store_watch: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    # Settlements running on their own (finish_when_whole), awaited by close().
+    _held: set[asyncio.Task[Completion]] = field(default_factory=set, init=False, repr=False)
 
     async def complete(
         self, request: ChatRequest, team: str, now: datetime | None = None, label: str | None = None
@@ -148,17 +151,21 @@ class Gateway:
         lead = None
         if key is not None and self.exact is not None:
             found = await self._exact_or_lead(self.exact, key)
-            if found.shared is not None and asked_at is None:
+            if found.waited and asked_at is None:
                 now = datetime.fromtimestamp(self.clock(), UTC)  # limits count the minute served
             if found.hit is not None:
-                # The same request as sent: its entry's baseline, unless prices changed since.
-                baseline = found.hit.baseline_for(baseline_of)
-                if baseline is None:
-                    baseline = self.catalog.baseline_cost(requested, request, tokens)
-                if found.shared is not None:
-                    return await self._shared(request, team, found.hit, found.shared, baseline, now)
-                hit = await self._from_cache(request, team, found.hit, "exact", None, baseline, now)
-                return Answer(hit)
+                try:
+                    baseline = self._hit_baseline(
+                        found.hit, baseline_of, requested, request, tokens
+                    )
+                    hit = await self._from_cache(
+                        request, team, found.hit, "exact", None, baseline, now
+                    )
+                except BaseException:
+                    if found.shared is not None:
+                        self.in_flight.unshare(found.shared)  # refused, or gone: it reads nothing
+                    raise
+                return Answer(hit) if found.shared is None else self._paced(hit, found.shared)
             lead = found.lead
         try:
             pending = Settlement(None, key, None, label, baseline_of, lead)
@@ -182,27 +189,28 @@ class Gateway:
             return ExactLookup(None, lead, None)
         shared = await self.in_flight.follow(key)
         if shared is None or shared.drawn is None:
-            return ExactLookup(None, None)
-        return ExactLookup(shared.drawn.entry, None, shared)
+            return ExactLookup(None, None, waited=True)
+        return ExactLookup(shared.drawn.entry, None, shared, waited=True)
 
-    async def _shared(
+    def _hit_baseline(
         self,
-        request: ChatRequest,
-        team: str,
         entry: CachedCompletion,
-        lead: Lead,
-        baseline: float,
-        now: datetime,
-    ) -> Answer:
-        """A copy of a request in flight: an exact hit on its answer, delivered at the provider's
+        baseline_of: str | None,
+        requested: ModelCard | None,
+        request: ChatRequest,
+        tokens: PromptTokens,
+    ) -> float:
+        """The same request as sent: its entry's baseline, unless prices changed since."""
+        baseline = entry.baseline_for(baseline_of)
+        if baseline is None:
+            baseline = self.catalog.baseline_cost(requested, request, tokens)
+        return baseline
+
+    def _paced(self, copy: Completion, lead: Lead) -> Answer:
+        """A copy of a request in flight, an exact hit on its answer: delivered at the provider's
         pace from as far as it has got. It counts among the lead's sharers, who keep the
         provider's stream open, until it has read the answer or left."""
-        try:
-            copy = await self._from_cache(request, team, entry, "exact", None, baseline, now)
-        except BaseException:
-            self.in_flight.unshare(lead)  # refused, or gone: it reads nothing
-            raise
-        self.meter.metrics.cache_coalesced.labels(team=team).inc()
+        self.meter.metrics.cache_coalesced.labels(team=copy.team).inc()
         drawn = lead.drawn
         assert drawn is not None  # a lead with a sharer is never withdrawn
         elapsed = asyncio.get_running_loop().time() - drawn.started
@@ -277,18 +285,37 @@ class Gateway:
                 self.left(answer)
             return completion
         lead = settlement.lead
-        if partial and lead is not None and lead.sharers:
-            # The provider's stream runs on for the copies reading it: the answer is whole, and
-            # cached, when the provider would have finished it.
-            partial = False
-            await self.in_flight.until_whole(lead)
-        elif partial:
+        if partial and lead is not None and lead.sharers and lead.drawn is not None:
+            # The provider's stream runs on for the copies reading it: the answer is settled and
+            # cached whole when the provider would have finished it, whatever becomes of this
+            # caller.
+            return await asyncio.shield(self.finish_when_whole(answer, lead.drawn.due))
+        if partial:
             self.in_flight.withdraw(lead)  # copies from now on go to the provider themselves
         try:
             completion = await self._settle(settlement, completion, delivered if partial else None)
         finally:
             self.in_flight.release(lead)
         return completion
+
+    def finish_when_whole(self, answer: Answer, whole_at: float) -> asyncio.Task[Completion]:
+        """``finish`` the whole answer at event-loop time ``whole_at``, on its own: its client
+        left, but the provider goes on (for its copies, or billing an abandoned request in full).
+        Held until done, its failure logged, and awaited by ``close``."""
+
+        async def when_whole() -> Completion:
+            await asyncio.sleep(max(whole_at - asyncio.get_running_loop().time(), 0.0))
+            return await self.finish(answer)
+
+        settling = asyncio.ensure_future(when_whole())
+        self._held.add(settling)
+        settling.add_done_callback(self._settled)
+        return settling
+
+    def _settled(self, settling: asyncio.Task[Completion]) -> None:
+        self._held.discard(settling)
+        if not settling.cancelled() and (failure := settling.exception()) is not None:
+            log.error("settling an answer whose client left failed", exc_info=failure)
 
     async def _settle(
         self, settlement: Settlement, completion: Completion, partial: str | None
@@ -577,6 +604,8 @@ class Gateway:
                 log.exception("semantic cache snapshot failed")
 
     async def close(self) -> None:
+        if self._held:  # settlements still waiting for their answers: record them first
+            await asyncio.wait(set(self._held))
         if self._snapshots is not None:
             self._snapshots.cancel()
             with contextlib.suppress(asyncio.CancelledError):

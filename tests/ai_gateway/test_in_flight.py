@@ -360,7 +360,7 @@ async def test_a_cancelled_requests_failed_settlement_is_logged(app_client, monk
     with pytest.raises(asyncio.CancelledError):
         await abandoned
     await asyncio.sleep(0)
-    assert "settling a cancelled request failed" in caplog.text
+    assert "settling an answer whose client left failed" in caplog.text
     assert "the ledger did not answer" in caplog.text
 
 
@@ -417,3 +417,53 @@ async def test_shutdown_waits_for_a_cancelled_requests_settlement(make_gateway):
             assert sample(gateway.meter.metrics, "ai_cache_misses_total", team="team-a") == 0
     assert sample(gateway.meter.metrics, "ai_cache_misses_total", team="team-a") == 1
     assert len(gateway.in_flight) == 0
+
+
+async def test_a_cut_leaders_settlement_survives_its_callers_cancellation(make_gateway):
+    """The leader's settlement waits for the answer to be whole: a caller cancelled meanwhile
+    (a server's shutdown timeout) left the lead registered for good, its answer never metered
+    nor cached, and every later copy sharing it."""
+    gateway = make_gateway("optimized", latency_scale=1, **EXACT_ONLY)
+    leader = await gateway.begin(ask(QUESTION, max_tokens=16), "team-a")
+    await gateway.begin(ask(QUESTION, max_tokens=16), "team-a")
+    finishing = asyncio.create_task(gateway.finish(leader, delivered="cut"))
+    await asyncio.sleep(SETTLE_S)
+    finishing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await finishing
+    lead = leader.settlement.lead
+    await asyncio.sleep(lead.drawn.due - asyncio.get_running_loop().time() + SETTLE_S)
+    assert len(gateway.in_flight) == 0
+    assert sample(gateway.meter.metrics, "ai_cache_misses_total", team="team-a") == 1
+    cached = await gateway.begin(ask(QUESTION, max_tokens=16), "team-a")
+    assert cached.shared is None and cached.completion.cache == "exact"
+
+
+async def test_a_copy_refused_while_priced_stops_sharing(make_gateway):
+    """A copy whose whitespace the key leaves out is priced as itself, and its own prompt may
+    overflow the model's window: refused, it reads nothing."""
+    gateway = make_gateway("optimized", **EXACT_ONLY)
+    long = "word " * 8166  # 8,174 tokens with its cap of 16: two short of gpt-4's window
+    leader = await gateway.begin(ask(long, max_tokens=16), "team-a")
+    with pytest.raises(GatewayError) as refused:
+        await gateway.begin(ask(long + " \n" * 8, max_tokens=16), "team-a")
+    assert refused.value.code == "context_length_exceeded"
+    assert leader.settlement.lead.sharers == 0
+
+
+async def test_a_copy_that_waited_in_vain_counts_in_the_minute_it_goes_on(make_gateway, clock):
+    """A copy whose leader drew nothing within the grace asks the provider itself, counted in
+    the minute it does, not the one it arrived in."""
+    clock.now = (clock.now // 60 + 1) * 60 - 1  # one second before a minute ends
+    settings = {**budget_settings(requests_per_minute=1), **EXACT_UNDER_LIMITS}
+    gateway = make_gateway("optimized", **settings)
+    gateway.in_flight = InFlight(grace_s=2 * SETTLE_S)
+    await gateway.complete(ask("Another question?"), "team-a")  # this minute's one request
+    held = held_lead(gateway, ask(QUESTION))
+    copy = asyncio.create_task(gateway.begin(ask(QUESTION), "team-a"))
+    await asyncio.sleep(SETTLE_S)
+    clock.advance(2)
+    alone = await copy
+    assert alone.completion.cache == "miss"  # admitted in the new minute
+    await gateway.finish(alone)
+    gateway.in_flight.release(held)
