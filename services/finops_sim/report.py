@@ -488,7 +488,11 @@ def _routing_chart(results: SimulationResults, out: Path) -> Image | None:
         embedder = None
     routing = _optimized_settings(results).routing
     table = default_price_table()
-    cards = {tier: table.models[routing.tiers[tier]] for tier in TIERS}
+    cards = {}
+    for tier in TIERS:
+        card = table.resolve(routing.tiers[tier])  # a dated alias too, as the settings take one
+        assert card is not None, routing.tiers[tier]  # the settings check every tier's model
+        cards[tier] = card
     examples = load_routing_set(HELD_OUT_SET).prompts
     router = default_router()
     tradeoff = held_out_tradeoff(examples, cards, router, embedder, threshold=routing.threshold)

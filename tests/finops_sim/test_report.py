@@ -304,6 +304,19 @@ def test_the_report_follows_the_runs_gateway_config(tmp_path):
     )
 
 
+def test_a_routing_tier_named_by_a_dated_alias_is_charted(tmp_path):
+    """The settings accept an alias for a tier's model, and the chart read the table by its
+    canonical names alone: the run finished both phases, then lost its report to a KeyError."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text("routing:\n  tiers:\n    simple: gpt-5.4-nano-2026-03-17\n")
+    results = _results()
+    results = results.model_copy(
+        update={"run": results.run.model_copy(update={"gateway_config": str(config)})}
+    )
+    write_report(results, tmp_path)
+    assert (tmp_path / "charts" / "routing_tradeoff.png").is_file()
+
+
 def test_write_report_writes_both_formats_and_the_charts(tmp_path):
     write_report(_results(), tmp_path)
     markdown = (tmp_path / "report.md").read_text()
