@@ -240,6 +240,20 @@ def phase_settings(phase: Phase, options: RunOptions, request_log: Path) -> dict
     return settings
 
 
+def check_stacks() -> None:
+    """The stack files the report prices after the phases (the compute line, the gateway's
+    sizing), read now: a bad one failed only after both phases, and lost the run."""
+    from finops_platform.config import stack_file
+    from finops_platform.render import load_stack
+
+    from .rightsize.stackfile import read_recommendations
+
+    for stack in PHASES:
+        if stack_file(stack).exists():
+            load_stack(stack)
+    read_recommendations("optimized")
+
+
 def check_embedder(options: RunOptions) -> None:
     """The optimized gateway's embedder loads, before anything starts: a missing model was found
     only after the whole first phase had run."""
@@ -559,6 +573,7 @@ def _check_before_starting(options: RunOptions) -> Scenario:
         check_teams(scenario, options.scenario, phase, config)
     check_embedder(options)
     check_out_folder(options)
+    check_stacks()
     return scenario
 
 

@@ -405,3 +405,32 @@ def test_a_request_log_cut_short_is_a_clear_error(fast_scenario, tmp_path, monke
     options = RunOptions(fast_scenario, tmp_path / "out", requests=3, embedder="lexical")
     with pytest.raises(simulation.SimulationError, match=r"request log is incomplete .* disk full"):
         run(options)
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("Pulumi.optimized.yaml", lambda text: text.replace("gatewayProfile: optimized",
+                                                             "gatewayProfile: bogus")),
+        ("rightsize.optimized.json", lambda text: text[: len(text) // 2]),
+    ],
+)  # fmt: skip
+def test_a_bad_stack_file_is_refused_before_any_phase(
+    fast_scenario, tmp_path, monkeypatch, name, change
+):
+    """The compute line and the gateway's sizing read the stacks after both phases: a bad one
+    lost the whole run there, to a configuration error or a JSON traceback."""
+    from finops_platform import config as platform_config
+
+    stacks = tmp_path / "stacks"
+    shutil.copytree(platform_config.STACKS_DIR, stacks)
+    monkeypatch.setattr(platform_config, "STACKS_DIR", stacks)
+    (stacks / name).write_text(change((stacks / name).read_text()))
+
+    def never(phase, options, out):
+        raise AssertionError("a phase started")
+
+    monkeypatch.setattr(simulation, "_run_phase", never)
+    with pytest.raises(ConfigError) as refused:
+        run(RunOptions(fast_scenario, tmp_path / "out", requests=10, embedder="lexical"))
+    assert name in str(refused.value)

@@ -73,7 +73,14 @@ def read_recommendations(stack: str) -> list[RecordedWorkload]:
     path = recommendations_file(stack)
     if not path.exists():
         return []
-    return [w for w in json.loads(path.read_text())["workloads"] if w.get("recommendation")]
+    try:
+        workloads = json.loads(path.read_text())["workloads"]
+        return [w for w in workloads if w.get("recommendation")]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"{path}: not the recommendations `finops-sim rightsize --write` writes ({exc!r}): "
+            "write it again, or delete it to price the stack as its file stands"
+        ) from exc
 
 
 def _child(node: yaml.Node, key: str, where: str) -> tuple[yaml.Node, yaml.Node]:
