@@ -17,7 +17,7 @@ from .arguments import folder, stack_name
 from .gateway_usage import MeasurementError
 from .report import summary_tree, unmeasured
 from .rightsize import command as rightsize
-from .simulation import RunOptions, SimulationError, run
+from .simulation import InterruptedBeforeStart, RunOptions, SimulationError, run
 
 
 def _duration(text: str) -> int:
@@ -251,6 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     except (SimulationError, MeasurementError) as exc:
         print(f"finops-sim: {exc}", file=sys.stderr)
         return 1
+    except InterruptedBeforeStart:
+        print(
+            "finops-sim: interrupted while checking its inputs, before the run started: "
+            f"{args.out} is as it was",
+            file=sys.stderr,
+        )
+        return 130
     except KeyboardInterrupt:
         print(
             "finops-sim: interrupted; every process it started has been stopped. "

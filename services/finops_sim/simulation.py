@@ -70,6 +70,10 @@ CROSS_CHECK_TOLERANCE_USD = 1e-6
 RESULTS_FILE = "results.json"
 
 
+class InterruptedBeforeStart(KeyboardInterrupt):
+    """Ctrl-C while the inputs were checked: nothing was cleared nor started."""
+
+
 class SimulationError(RuntimeError):
     """The simulation could not run, or its numbers do not agree with each other."""
 
@@ -555,7 +559,10 @@ def check_teams(
 
 def run(options: RunOptions) -> SimulationResults:
     """Both phases on the same workload, then results.json and the report from their logs."""
-    scenario = _check_before_starting(options)
+    try:
+        scenario = _check_before_starting(options)
+    except KeyboardInterrupt as exc:
+        raise InterruptedBeforeStart from exc
     _prepare_out_folder(options.out)
     started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     phases, logs = _run_both_phases(options)

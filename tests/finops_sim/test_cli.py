@@ -420,3 +420,24 @@ def test_from_run_refuses_a_run_that_is_not_a_measurement(tmp_path, capsys):
     assert main(["rightsize", "--from-run", str(failed), "--stack", "optimized"]) == 2
     err = capsys.readouterr().err
     assert f"{failed}: 3 of 4 optimized requests failed, so it is not a measurement" in err
+
+
+def test_ctrl_c_while_the_inputs_are_checked_says_the_folder_is_as_it_was(
+    fast_scenario, tmp_path, monkeypatch, capsys
+):
+    """The message said the folder held at most the partial logs (no results or report), while
+    the earlier run's results and report were still there: nothing had been cleared yet."""
+    from finops_sim import simulation
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+
+    def interrupted(options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulation, "check_embedder", interrupted)
+    code = main(["run", "--scenario", str(fast_scenario), "--out", str(out), "--requests", "10"])
+    assert code == 130
+    assert f"before the run started: {out} is as it was" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == "{}"
