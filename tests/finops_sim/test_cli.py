@@ -107,11 +107,21 @@ def test_from_run_names_a_file_that_is_not_a_runs_results(tmp_path, capsys):
     assert f"{utf16}: not UTF-8 text; --from-run takes the results.json" in capsys.readouterr().err
 
 
-def test_from_run_refuses_the_prometheus_only_options(tmp_path, capsys):
-    for extra in (["--format", "json"], ["--out", str(tmp_path)]):
-        code = main(["rightsize", "--from-run", str(tmp_path / "results.json"), *extra])
-        assert code == 2
-        assert "--format and --out apply to --prometheus" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--format", "json"], "--format applies"),
+        (["--window", "1d", "--namespace", "foo"], "--window, --namespace apply"),
+        (["--end", "2026-11-30T00:00:00Z"], "--end applies"),
+        (["--min-history", "1h", "--oom-bump", "0.5", "--out", "x"],
+         "--min-history, --oom-bump, --out apply"),
+    ],
+)  # fmt: skip
+def test_from_run_refuses_the_prometheus_only_options(tmp_path, capsys, extra, says):
+    """--window and --namespace were silently ignored (exit 0, the same sizing)."""
+    code = main(["rightsize", "--from-run", str(tmp_path / "results.json"), *extra])
+    assert code == 2
+    assert f"{says} to --prometheus" in capsys.readouterr().err
 
 
 def test_cost_compare_prints_both_stacks_and_the_split(capsys):

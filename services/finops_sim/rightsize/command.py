@@ -145,6 +145,9 @@ STRATEGY_FLAGS: dict[str, tuple[str, Callable[[str], float], str, Callable[[floa
 }
 
 
+DEFAULT_WINDOW = duration("7d")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`rightsize`'s flags, in the order its help lists them."""
     _add_usage_source(parser)
@@ -169,7 +172,7 @@ def _add_usage_source(parser: argparse.ArgumentParser) -> None:
 
 def _add_usage_window(parser: argparse.ArgumentParser) -> None:
     """Which usage Prometheus is asked for: the window, its end and the workloads' namespace."""
-    parser.add_argument("--window", type=duration, default=duration("7d"), help="usage window (7d)")
+    parser.add_argument("--window", type=duration, default=DEFAULT_WINDOW, help="usage window (7d)")
     parser.add_argument("--end", type=timestamp, help="the window's end (default: now)")
     parser.add_argument(
         "--namespace",
@@ -236,12 +239,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _size_from_run(args: argparse.Namespace, config: StackConfig, strategy: Strategy) -> int:
-    """--from-run prints one sizing and saves no report, so --format and --out are refused, not
-    silently ignored."""
-    if args.format != "table" or args.out is not None:
+    """--from-run prints one sizing from a run's own measurement, so the flags that choose
+    Prometheus's usage and the report's form are refused, not silently ignored."""
+    default = Strategy()
+    unread = {
+        "--window": args.window != DEFAULT_WINDOW,
+        "--end": args.end is not None,
+        "--namespace": args.namespace != NAMESPACE,
+        "--min-history": args.min_history_s != default.min_history_s,
+        "--oom-bump": args.oom_bump != default.oom_bump,
+        "--format": args.format != "table",
+        "--out": args.out is not None,
+    }
+    given = [flag for flag, set_ in unread.items() if set_]
+    if given:
         print(
             "finops-sim: --from-run sizes the gateway from a run's results and prints it; "
-            "--format and --out apply to --prometheus",
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --prometheus",
             file=sys.stderr,
         )
         return 2
