@@ -190,6 +190,11 @@ def cost(args: argparse.Namespace) -> int:
                 print(f"  {service.service}: {service.usage}  ${service.monthly_usd:,.2f}/month")
             if estimate.services:
                 print(f"  prices: {ELASTICACHE_PRICE_SOURCE}")
+            parts = [p.monthly_usd for p in estimate.pools] + [
+                s.monthly_usd for s in estimate.services
+            ]
+            if round(sum(round(part, 2) for part in parts), 2) != round(estimate.monthly_usd, 2):
+                print("  (each line is rounded on its own: they add up to a cent off the total)")
             return 0
         before, after = (load_stack(name) for name in args.compare)
         result = compare(before, after, spot_discounts=discounts)

@@ -634,6 +634,10 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
         _spend_table(results, lambda p: p.spend_by_model_usd, "served model"),
         Heading("Spend by team", 3),
         _spend_table(results, lambda p: p.spend_by_team_usd, "team"),
+        Paragraph(
+            "Each dollar figure is rounded on its own, to a hundredth of a cent: a table's rows "
+            "may add up to a hundredth of a cent more or less than the phase's spend above."
+        ),
         Heading("Compute: what the gateway used"),
         Paragraph(
             "The gateway process's CPU and resident memory in each phase, from prometheus-client's"

@@ -130,6 +130,18 @@ def test_cost_compare_prints_both_stacks_and_the_split(capsys):
     assert "compute per month" in out and "rightsizing $" in out and "spot $" in out
 
 
+def test_cost_of_a_stack_says_when_its_rounded_lines_miss_the_total(capsys):
+    """Each line and the total are rounded on their own; the optimized stack's lines add up to a
+    cent below its total, which read as an arithmetic error."""
+    assert main(["cost", "--stack", "optimized"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    total = float(lines[0].split("$")[1].split()[0].replace(",", ""))
+    parts = [float(line.rsplit("$", 1)[1].split("/")[0].replace(",", "")) for line in lines
+             if line.endswith("/month")]  # fmt: skip
+    noted = lines[-1] == "  (each line is rounded on its own: they add up to a cent off the total)"
+    assert noted == (round(sum(parts), 2) != total)
+
+
 def test_an_unknown_stack_is_a_clear_error(capsys):
     assert main(["render", "--stack", "nosuch"]) == 2
     assert "no stack config" in capsys.readouterr().err
