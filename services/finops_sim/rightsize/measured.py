@@ -2,8 +2,9 @@
 
 The rule:
 
-- **CPU per request** = the optimized phase's gateway CPU seconds / the requests it answered
-  (the optimized stack runs the optimized profile).
+- **CPU per request** = the optimized phase's gateway CPU seconds / the requests it handled,
+  budget and rate-limit refusals included, since each costs the gateway CPU too and the stack's
+  arrival rate below counts them (the optimized stack runs the optimized profile).
 - **The stack's load** = the ``cpu_percentile`` (P95 by default, as for usage) of the arrival
   rate of the scenario the stack's Locust paces, over one cycle of its pattern, but no more than
   its ``users`` can send: each user has one request in flight, so by Little's law they send at
