@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ai_gateway.records import RequestRecord
@@ -288,14 +290,20 @@ def test_the_compute_model_section_says_what_is_measured_and_what_is_assumed():
     assert "## Compute: the two stacks' cost model" not in to_markdown(build(_results(), []))
 
 
-def test_the_report_follows_the_runs_gateway_config(tmp_path):
-    config = tmp_path / "gateway.yaml"
-    config.write_text("routing:\n  threshold: 0.9\n")
+def _report_with_gateway_config(folder: Path, config_text: str) -> Path:
+    """The report of a run given a --gateway-config holding ``config_text``; the config's path."""
+    config = folder / "gateway.yaml"
+    config.write_text(config_text)
     results = _results()
     results = results.model_copy(
         update={"run": results.run.model_copy(update={"gateway_config": str(config)})}
     )
-    write_report(results, tmp_path)
+    write_report(results, folder)
+    return config
+
+
+def test_the_report_follows_the_runs_gateway_config(tmp_path):
+    config = _report_with_gateway_config(tmp_path, "routing:\n  threshold: 0.9\n")
     markdown = (tmp_path / "report.md").read_text()
     assert f"with `{config}` over the optimized profile" in markdown
     assert (
@@ -307,13 +315,9 @@ def test_the_report_follows_the_runs_gateway_config(tmp_path):
 def test_a_routing_tier_named_by_a_dated_alias_is_charted(tmp_path):
     """The settings accept an alias for a tier's model, and the chart read the table by its
     canonical names alone: the run finished both phases, then lost its report to a KeyError."""
-    config = tmp_path / "gateway.yaml"
-    config.write_text("routing:\n  tiers:\n    simple: gpt-5.4-nano-2026-03-17\n")
-    results = _results()
-    results = results.model_copy(
-        update={"run": results.run.model_copy(update={"gateway_config": str(config)})}
+    _report_with_gateway_config(
+        tmp_path, "routing:\n  tiers:\n    simple: gpt-5.4-nano-2026-03-17\n"
     )
-    write_report(results, tmp_path)
     assert (tmp_path / "charts" / "routing_tradeoff.png").is_file()
 
 
