@@ -82,6 +82,9 @@ class Settlement:
     # is not keyed as sent (ChatRequest.keyed_as_sent), whose baseline no other request shares.
     baseline_of: str | None
     lead: Lead | None = None  # this request answers ``key`` for its copies in flight
+    # The answer as the semantic and exact caches will hold it, built once with the answer.
+    entry: CachedCompletion | None = None
+    exact_entry: CachedCompletion | None = None
 
 
 class ExactLookup(NamedTuple):
@@ -256,11 +259,18 @@ class Gateway:
         completion = self._generate(
             request, team, card, cap, tokens, baseline, route, admitted.rate_limits
         )
-        if pending.lead is not None:
-            entry = self._exact_entry(pending, completion)
+        entry, exact_entry = self._cache_entries(pending, probe, completion)
+        if pending.lead is not None and exact_entry is not None:
             started = asyncio.get_running_loop().time()
-            self.in_flight.draw(pending.lead, Drawn(entry, completion.latency, started))
-        return Answer(completion, replace(pending, reservation=admitted.reservation, probe=probe))
+            self.in_flight.draw(pending.lead, Drawn(exact_entry, completion.latency, started))
+        settlement = replace(
+            pending,
+            reservation=admitted.reservation,
+            probe=probe,
+            entry=entry,
+            exact_entry=exact_entry,
+        )
+        return Answer(completion, settlement)
 
     def _worst_cost(
         self, card: ModelCard, request: ChatRequest, prompt_tokens: int, cap: int
@@ -325,7 +335,7 @@ class Gateway:
         if partial is not None:
             completion = self._cut(completion, partial)
         self.meter.record(completion)
-        writes = [] if partial is not None else self._remember(settlement, completion)
+        writes = [] if partial is not None else self._remember(settlement)
         if settlement.reservation is not None:
             used = completion.prompt_tokens + completion.completion_tokens
             settle = self.budgets.settle(
@@ -489,33 +499,37 @@ class Gateway:
         self.meter.record(completion)
         return completion
 
-    def _remember(self, settlement: Settlement, c: Completion) -> list[Coroutine[Any, Any, object]]:
-        """The cache writes for an answer, not yet awaited (see store.write_together); the exact
-        entry keeps the request's baseline, which a semantic hit (another request) cannot use."""
+    def _remember(self, settlement: Settlement) -> list[Coroutine[Any, Any, object]]:
+        """The cache writes for an answer, not yet awaited (see store.write_together)."""
         key, probe = settlement.key, settlement.probe
-        entry = self._cache_entry(c, settlement.label)
         writes: list[Coroutine[Any, Any, object]] = []
-        if key is not None and self.exact is not None:
-            exact = self._exact_entry(settlement, c, entry)
-            writes.append(self.meter.guarded(self.exact.put(key, exact), "cache_put"))
-        if probe is not None and self.semantic is not None:
-            add = self.semantic.add(probe.scope, probe.prompt, probe.vector, entry)
+        if key is not None and self.exact is not None and settlement.exact_entry is not None:
+            put = self.exact.put(key, settlement.exact_entry)
+            writes.append(self.meter.guarded(put, "cache_put"))
+        if probe is not None and self.semantic is not None and settlement.entry is not None:
+            add = self.semantic.add(probe.scope, probe.prompt, probe.vector, settlement.entry)
             writes.append(self.meter.guarded(add, "semantic_put"))
         return writes
 
     @classmethod
-    def _exact_entry(
-        cls, settlement: Settlement, c: Completion, entry: CachedCompletion | None = None
-    ) -> CachedCompletion:
-        """``c`` as the exact cache holds it: with its request's baseline, for a hit on the same
-        request as sent."""
-        entry = entry or cls._cache_entry(c, settlement.label)
-        shared = settlement.baseline_of is not None
-        return replace(
+    def _cache_entries(
+        cls, pending: Settlement, probe: SemanticProbe | None, c: Completion
+    ) -> tuple[CachedCompletion | None, CachedCompletion | None]:
+        """``c`` as the semantic and as the exact cache hold it, where each will: the exact entry
+        keeps the request's baseline, for a hit on the same request as sent, which a semantic
+        hit (another request) cannot use."""
+        if pending.key is None and probe is None:
+            return None, None
+        entry = cls._cache_entry(c, pending.label)
+        if pending.key is None:
+            return entry, None
+        shared = pending.baseline_of is not None
+        exact_entry = replace(
             entry,
             baseline_usd=c.baseline_usd if shared else None,
-            baseline_of=settlement.baseline_of,
+            baseline_of=pending.baseline_of,
         )
+        return entry, exact_entry
 
     @staticmethod
     def _cache_entry(c: Completion, label: str | None) -> CachedCompletion:
