@@ -520,10 +520,9 @@ def _output_schema(body: PromptBody) -> dict[str, Any] | None:
     return None if answer_format is None else answer_format.json_schema
 
 
-def _tool_prompt(body: PromptBody) -> ToolPrompt | None:
-    """What the tools and an output schema add to the prompt (tool_prompt.py); ``any`` and
+def _tool_prompt(body: PromptBody, schema: dict[str, Any] | None) -> ToolPrompt | None:
+    """What the tools and the output ``schema`` add to the prompt (tool_prompt.py); ``any`` and
     ``tool`` force a call."""
-    schema = _output_schema(body)
     if not body.tools and schema is None:
         return None
     choice = body.tool_choice or {}
@@ -682,6 +681,7 @@ class AnthropicAdapter:
 
     def _request(self, parsed: PromptBody) -> ChatRequest:
         _check_breakpoints(parsed, _checked_fields(parsed).tools)
+        schema = _output_schema(parsed)
         system = parsed.system
         messages = (
             [PromptMessage("system", _text(system), cache_mark=_cache_mark(system))]
@@ -707,8 +707,8 @@ class AnthropicAdapter:
             stop_parameter="stop_sequences",
             stream=bool(parsed.stream),
             unsimulated=unsimulated(parsed, KEYED_FIELDS, NEUTRAL_FIELDS),
-            tool_prompt=_tool_prompt(parsed),
-            answer_format="text" if _output_schema(parsed) is None else "json_schema",
+            tool_prompt=_tool_prompt(parsed, schema),
+            answer_format="text" if schema is None else "json_schema",
         )
 
     def check_model(self, request: ChatRequest, card: ModelCard) -> None:

@@ -337,7 +337,7 @@ def _check_tool_turns(messages: list[ChatMessage]) -> None:
     """OpenAI's rules: an assistant message with ``tool_calls`` is followed by a tool message
     for each call, naming it (tool messages answer only the assistant message just before them);
     an assistant message without content calls tools."""
-    called: dict[str, int] = {}  # the calls of the assistant message tool messages may answer
+    called: frozenset[str] = frozenset()  # the calls tool messages may answer now
     unanswered: list[str] = []
     asked_at = -1
     for at, message in enumerate(messages):
@@ -369,7 +369,7 @@ def _check_tool_turns(messages: list[ChatMessage]) -> None:
         if message.role == "assistant" and message.content is None and not answered:
             raise missing_parameter(f"messages[{at}].content")
         ids = _call_ids(extra.get("tool_calls"), at) if message.role == "assistant" else []
-        called, unanswered, asked_at = dict.fromkeys(ids, at), ids, at
+        called, unanswered, asked_at = frozenset(ids), ids, at
     _check_answered(unanswered, asked_at)
 
 
