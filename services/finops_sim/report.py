@@ -532,7 +532,7 @@ def _inputs(results: SimulationResults) -> str:
 
 def _workload(run: RunInfo, requests: int) -> str:
     """The run options that change the figures: how many requests and how they were sent, and
-    the embedder (the `--embedder` flag, over any config)."""
+    the embedder (the `--embedder` flag; a --gateway-config may not set one)."""
     sent = f"{requests:,} requests per phase"
     if run.duration_s is not None:
         sent += (

@@ -229,7 +229,7 @@ class RunInfo(StrictModel):
     scenario: str
     scenario_file: str
     seed: int
-    requests_per_phase: int | None
+    requests_per_phase: int  # sent by each phase; with --duration, what the first phase sent
     duration_s: float | None
     users: int
     embedder: str

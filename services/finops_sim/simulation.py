@@ -240,8 +240,34 @@ def phase_settings(phase: Phase, options: RunOptions, request_log: Path) -> dict
         overrides = read_yaml(options.gateway_config) or {}
         if not isinstance(overrides, dict):
             raise ConfigError(f"{options.gateway_config}: the top level must be a mapping")
+        _refuse_run_keys(options.gateway_config, overrides)
         settings = deep_merge(overrides, settings)
     return settings
+
+
+# What each setting the run gives every phase's gateway is for, by its dotted key.
+RUN_SETTINGS = {
+    "latency_scale": "the run measures with simulated latency off",
+    "request_log": "the run writes each phase's request log where it reads it",
+    "cache.semantic.embedder": "the embedder is the run's --embedder option",
+}
+
+
+def _refuse_run_keys(config: Path, overrides: dict[str, Any]) -> None:
+    """A --gateway-config may not set what the run sets itself: the run's value won, and the
+    user's was dropped without a word."""
+    for dotted, why in RUN_SETTINGS.items():
+        *parents, leaf = dotted.split(".")
+        level: Any = overrides
+        for key in parents:
+            level = level.get(key) if isinstance(level, dict) else None
+        if isinstance(level, dict) and leaf in level:
+            raise ConfigError(
+                f"{config}: `{dotted}` is set by the simulation ({why}); remove it from the "
+                "file. A --gateway-config may not set "
+                + ", ".join(f"`{key}`" for key in RUN_SETTINGS)
+                + "."
+            )
 
 
 def check_stacks() -> None:
@@ -616,7 +642,7 @@ def _simulation_results(
     """All that results.json holds, so the report and `rightsize --from-run` need nothing else."""
     sizing, sizing_note = gateway_sizing(phases.optimized)
     return SimulationResults(
-        run=_run_info(scenario, options, started_at, logs),
+        run=_run_info(scenario, options, started_at, phases, logs),
         phases=phases,
         comparison=compare(*logs),
         compute=compute_comparison(),
@@ -626,14 +652,19 @@ def _simulation_results(
 
 
 def _run_info(
-    scenario: Scenario, options: RunOptions, started_at: str, logs: list[list[RequestRecord]]
+    scenario: Scenario,
+    options: RunOptions,
+    started_at: str,
+    phases: Phases,
+    logs: list[list[RequestRecord]],
 ) -> RunInfo:
-    """What the figures depend on besides the logs, so two runs' figures can be told apart."""
+    """What the figures depend on besides the logs, so two runs' figures can be told apart. The
+    requests per phase are those the first phase sent, which a --duration run learns only then."""
     return RunInfo(
         scenario=scenario.name,
         scenario_file=str(options.scenario),
         seed=options.seed if options.seed is not None else scenario.seed,
-        requests_per_phase=options.requests,
+        requests_per_phase=phases.unoptimized.requests,
         duration_s=options.duration_s,
         users=options.users,
         embedder=options.embedder,

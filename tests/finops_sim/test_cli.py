@@ -314,13 +314,13 @@ def test_an_input_the_run_would_replace_is_refused_and_kept(fast_scenario, tmp_p
     out = tmp_path / "o"
     (out / "logs").mkdir(parents=True)
     earlier = out / "logs" / "gateway-optimized.yaml"
-    earlier.write_text("latency_scale: 0\n")
+    earlier.write_text("routing:\n  threshold: 0.5\n")
     (out / "report.md").write_text("# an earlier report\n")
     result = run_cli("--scenario", str(fast_scenario), "--out", str(out), "--embedder", "lexical",
                      "--gateway-config", str(earlier))  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"--gateway-config {earlier} is a file this run replaces in {out}" in result.stderr
-    assert earlier.read_text() == "latency_scale: 0\n"
+    assert earlier.read_text() == "routing:\n  threshold: 0.5\n"
     assert (out / "report.md").exists()
 
 
@@ -391,6 +391,25 @@ def test_bad_gateway_config_fails_before_running(fast_scenario, tmp_path):
     assert result.returncode == 2
     assert "gw.yaml: unknown key `cache.exakt`" in result.stderr
     assert not (tmp_path / "o" / "requests-unoptimized.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("config_text", "key"),
+    [
+        ("latency_scale: 1.0\n", "latency_scale"),
+        ("request_log: /tmp/mine.jsonl\n", "request_log"),
+        ("cache:\n  semantic:\n    embedder: lexical\n", "cache.semantic.embedder"),
+    ],
+)
+def test_a_gateway_config_may_not_set_what_the_run_sets(fast_scenario, tmp_path, config_text, key):
+    """They were replaced by the run's own values without a word."""
+    config = tmp_path / "gw.yaml"
+    config.write_text(config_text)
+    result = run_cli("--scenario", str(fast_scenario), "--out", str(tmp_path / "o"),
+                     "--embedder", "lexical", "--gateway-config", str(config))  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"gw.yaml: `{key}` is set by the simulation" in result.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_run_where_too_many_requests_failed_exits_1_after_its_report(

@@ -206,6 +206,9 @@ def test_duration_mode_replays_the_same_workload_in_both_phases(fast_scenario, t
     before, after = results.phases.unoptimized, results.phases.optimized
     assert before.requests > 50
     assert after.requests == before.requests
+    on_disk = SimulationResults.model_validate_json((tmp_path / "results.json").read_text())
+    assert on_disk.run.requests_per_phase == before.requests
+    assert on_disk.run.duration_s == 3
     assert results.comparison.unattributed_usd == pytest.approx(0.0, abs=1e-6)
     # The lexical embedder leaves the optimized gateway's router on its features-only head: the
     # gateway says so in its log, and the run relays it to the terminal (routing saves less).
