@@ -17,6 +17,7 @@ REDIS = "redis"
 LOCUST_MASTER = "locust-master"
 LOCUST_WORKER = "locust-worker"
 DEMO_SERVICE_PREFIX = "demo-service-"
+PLATFORM_TEAM = "ai-platform"  # owns the gateway, its store and the namespace
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,9 @@ class Workload:
 def workload_list(w: WorkloadsConfig) -> tuple[Workload, ...]:
     demo = w.demo_services
     return (
-        Workload(GATEWAY, "ai-platform", w.gateway.replicas, w.gateway.resources, stateless=True),
+        Workload(GATEWAY, PLATFORM_TEAM, w.gateway.replicas, w.gateway.resources, stateless=True),
         *(
-            [Workload(REDIS, "ai-platform", 1, w.redis, stateless=False)]
+            [Workload(REDIS, PLATFORM_TEAM, 1, w.redis, stateless=False)]
             if w.store.mode == "in_cluster"
             else []
         ),

@@ -49,6 +49,25 @@ def test_every_workload_carries_cost_labels_requests_and_a_memory_limit(any_reco
             assert "memory" in container["resources"]["limits"], name
 
 
+def test_every_object_carries_the_team_of_the_workload_it_serves(any_recording):
+    """Services said `ai-platform` for the Locust master and the demo services, whose pods say
+    `load-testing` and `storefront`: Kubecost put those Services' costs on the wrong team."""
+    stack = any_recording.stack
+    teams = {name: d["spec"]["template"]["metadata"]["labels"]["team"]
+             for name, d in pods(stack).items()}  # fmt: skip
+    assert {teams["locust-master"], teams["demo-service-0"]} == {"load-testing", "storefront"}
+    services = objects(stack, "Service")
+    assert set(services) == set(teams) - {"locust-worker"}
+    for name, service in services.items():
+        selected = service["spec"]["selector"]["app"]
+        assert service["metadata"]["labels"]["team"] == teams[selected], name
+    claims = pods(stack)["redis"]["spec"]["volumeClaimTemplates"]
+    assert {claim["metadata"]["labels"]["team"] for claim in claims} == {teams["redis"]}
+    for secret in objects(stack, "Secret").values():
+        labels = secret["metadata"]["labels"]
+        assert labels["team"] == teams.get(labels["app"], "ai-platform"), labels
+
+
 def test_requests_and_gateway_profile_differ_between_stacks():
     def gateway(stack):
         return objects(stack, "Deployment")["ai-gateway"]["spec"]["template"]["spec"]

@@ -22,6 +22,7 @@ from ..workload_list import (
     GATEWAY_CONTAINER,
     LOCUST_MASTER,
     LOCUST_WORKER,
+    PLATFORM_TEAM,
     REDIS,
     workloads_by_name,
 )
@@ -208,11 +209,18 @@ class WorkloadBuilder:
             "loadgen": workloads.images.loadgen,
         }
 
-    def labels(self, app: str, team: str = "ai-platform") -> dict[str, str]:
-        return labels(app, team, self.cost_center, self.phase)
+    def team_of(self, app: str) -> str:
+        """A listed workload's team, on every object it owns, so Kubecost puts a Service's or a
+        volume's cost where it puts the pods'; the platform team owns the rest (the namespace,
+        and the password Secret of an external store, which is not a workload here)."""
+        workload = self.workloads.get(app)
+        return workload.team if workload else PLATFORM_TEAM
 
-    def meta(self, name: str, app: str, team: str = "ai-platform") -> ObjectMetaArgsDict:
-        return {"name": name, "namespace": NAMESPACE, "labels": self.labels(app, team)}
+    def labels(self, app: str) -> dict[str, str]:
+        return labels(app, self.team_of(app), self.cost_center, self.phase)
+
+    def meta(self, name: str, app: str) -> ObjectMetaArgsDict:
+        return {"name": name, "namespace": NAMESPACE, "labels": self.labels(app)}
 
     def _pod_spec(
         self, stateless: bool, containers: list[dict[str, Any]], **extra: Any
@@ -234,9 +242,9 @@ class WorkloadBuilder:
         """The Deployment (or StatefulSet) of the listed workload ``name``: its replicas, team
         and cost labels, placed by the stack's rule."""
         workload = self.workloads[name]
-        app, team, stateless = name, workload.team, workload.stateless
+        app, stateless = name, workload.stateless
         selector = {"app": app}
-        template_meta: dict[str, Any] = {"labels": self.labels(app, team)}
+        template_meta: dict[str, Any] = {"labels": self.labels(app)}
         if not stateless:
             # Consolidation would restart Valkey or the Locust master mid-run (the master's
             # stats and CSVs are lost, and --autostart begins a new run): Karpenter leaves the
@@ -245,7 +253,7 @@ class WorkloadBuilder:
         return {
             "apiVersion": "apps/v1",
             "kind": kind,
-            "metadata": self.meta(name, app, team),
+            "metadata": self.meta(name, app),
             "spec": {
                 "replicas": workload.replicas,
                 "selector": {"matchLabels": selector},
