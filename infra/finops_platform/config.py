@@ -423,10 +423,8 @@ class ImagesConfig(_Config):
     tag: str = Field(default="0.1.0", pattern=r"^[\w][\w.-]{0,127}$")
     gateway: str | None = Field(default=None, pattern=_IMAGE)
     loadgen: str | None = Field(default=None, pattern=_IMAGE)
-    demo_service: str = Field(
-        default="registry.k8s.io/e2e-test-images/agnhost:2.52", pattern=_IMAGE
-    )
-    redis: str = Field(default="valkey/valkey:8.1.3-alpine", pattern=_IMAGE)
+    demo_service: str = Field(default=versions.DEMO_SERVICE_IMAGE, pattern=_IMAGE)
+    redis: str = Field(default=versions.VALKEY_IMAGE, pattern=_IMAGE)
 
     @model_validator(mode="after")
     def _prebuilt_needs_refs(self) -> ImagesConfig:

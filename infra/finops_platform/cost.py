@@ -51,8 +51,9 @@ ELASTICACHE_VALKEY_GB_HOUR_USD = 0.084
 ELASTICACHE_VALKEY_MILLION_ECPU_USD = 0.0023
 ELASTICACHE_VALKEY_MIN_GB = 0.1
 ELASTICACHE_PRICE_SOURCE = (
-    "ElastiCache Serverless for Valkey, us-east-1: $0.084/GB-hour, $0.0023 per million ECPUs, "
-    "100 MB minimum (AWS rates of June 2026, read 2026-11-30)"
+    f"ElastiCache Serverless for Valkey, us-east-1: ${ELASTICACHE_VALKEY_GB_HOUR_USD}/GB-hour, "
+    f"${ELASTICACHE_VALKEY_MILLION_ECPU_USD} per million ECPUs, "
+    f"{ELASTICACHE_VALKEY_MIN_GB * 1000:g} MB minimum (AWS rates of June 2026, read 2026-11-30)"
 )
 
 

@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from .builders import kubecost as kubecost_build
 from .builders import observability as observability_build
+from .builders import workloads as workloads_build
 from .builders.workloads import gateway_settings_yaml
 from .components.cluster import Cluster, ClusterArgs
 from .components.images import Images, ImagesArgs
@@ -32,6 +33,7 @@ from .config import (
     require_alert_secret,
     require_user_values,
 )
+from .workload_list import GATEWAY, LOCUST_MASTER
 
 
 def _config_keys() -> set[str]:
@@ -79,21 +81,33 @@ def slack_webhook_url(config: StackConfig) -> pulumi.Output[str] | None:
     return url if url is not None else pulumi.Output.secret(MOCKED_WEBHOOK_URL)
 
 
+# The local ports of the port-forwards, where the stack outputs' URLs point.
+GRAFANA_LOCAL_PORT = 3000
+KUBECOST_LOCAL_PORT = 9091  # Prometheus has 9090
+GATEWAY_LOCAL_PORT = 8080  # the port the README's SDK examples call
+
+
 def port_forward_commands(
     cluster_name: str, region: str, aws_profile: str | None = None
 ) -> dict[str, str]:
     profile = "" if aws_profile is None else f" --profile {aws_profile}"
+    finops = f"kubectl -n {workloads_build.NAMESPACE} port-forward svc"
     return {
         "kubeconfig": f"aws eks update-kubeconfig --name {cluster_name} --region {region}{profile}",
         "grafana": f"kubectl -n {observability_build.NAMESPACE} port-forward "
-        f"svc/{observability_build.RELEASE_NAME}-grafana 3000:80",
+        f"svc/{observability_build.RELEASE_NAME}-grafana {GRAFANA_LOCAL_PORT}:80",
         "prometheus": f"kubectl -n {observability_build.NAMESPACE} port-forward "
         f"svc/{observability_build.FULLNAME}-prometheus 9090:9090",
         "kubecost": f"kubectl -n {kubecost_build.NAMESPACE} port-forward "
-        f"svc/{kubecost_build.RELEASE_NAME}-frontend 9091:9090",
-        "locust": "kubectl -n finops port-forward svc/locust-master 8089:8089",
-        "gateway": "kubectl -n finops port-forward svc/ai-gateway 8080:80",
+        f"svc/{kubecost_build.RELEASE_NAME}-frontend {KUBECOST_LOCAL_PORT}:9090",
+        "locust": f"{finops}/{LOCUST_MASTER} {workloads_build.LOCUST_WEB_PORT}:"
+        f"{workloads_build.LOCUST_WEB_PORT}",
+        "gateway": f"{finops}/{GATEWAY} {GATEWAY_LOCAL_PORT}:{workloads_build.SERVICE_HTTP_PORT}",
     }
+
+
+def _after_port_forward(app: str, port: int) -> str:
+    return f"http://localhost:{port} (after the {app} port-forward)"
 
 
 def deploy_workloads(
@@ -153,7 +167,7 @@ def build_local(
     return {
         "team_keys": workloads.team_keys,
         "grafana_admin_password": observability.grafana_admin_password,
-        "grafana_url": "http://localhost:3000 (after the grafana port-forward)",
+        "grafana_url": _after_port_forward("grafana", GRAFANA_LOCAL_PORT),
         "port_forward": {k: v for k, v in commands.items() if k not in ("kubeconfig", "kubecost")},
     }
 
@@ -238,7 +252,7 @@ def build_aws(
         "kubeconfig": cluster.kubeconfig,
         "team_keys": workloads.team_keys,
         "grafana_admin_password": observability.grafana_admin_password,
-        "grafana_url": "http://localhost:3000 (after the grafana port-forward)",
+        "grafana_url": _after_port_forward("grafana", GRAFANA_LOCAL_PORT),
         "port_forward": port_forward_commands(
             config.cluster_name, config.region, config.aws_profile
         ),
@@ -254,7 +268,7 @@ def build_aws(
                 depends_on=[*cluster.system_ready, observability.release],
             ),
         )
-        outputs["kubecost_url"] = "http://localhost:9091 (after the kubecost port-forward)"
+        outputs["kubecost_url"] = _after_port_forward("kubecost", KUBECOST_LOCAL_PORT)
     return outputs
 
 

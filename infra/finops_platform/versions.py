@@ -21,3 +21,8 @@ KUBECOST_VERSION = "3.2.1"
 # "@latest" replaces every node whenever AWS publishes an AMI. The README shows how to look up the
 # current release before `pulumi up`.
 AMI_ALIAS = "al2023@v20261020"
+
+# The images the program runs besides its own (the gateway and the load generator, built from the
+# root Dockerfile or given by the stack): a stack may name others in `images`.
+DEMO_SERVICE_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.52"
+VALKEY_IMAGE = "valkey/valkey:8.1.3-alpine"

@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Self
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.metrics import MetricWrapperBase
 
 
@@ -44,8 +43,6 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20,
 
 
 class GatewayMetrics:
-    content_type = CONTENT_TYPE_LATEST
-
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
@@ -179,6 +176,3 @@ class GatewayMetrics:
         """A store operation that failed: counted by ``op``, and the store marked down."""
         self.store_errors.labels(op=op).inc()
         self.store_up.set(0)
-
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)

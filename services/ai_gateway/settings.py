@@ -48,11 +48,13 @@ DEFAULT_EMBEDDING_MODEL = "minishlab/potion-base-8M"
 # Chosen by evaluation.choose_default on bench/data/semantic_cache_eval.yaml (README's table);
 # tests/ai_gateway/test_semantic_eval.py re-runs the evaluation and checks these values.
 DEFAULT_THRESHOLDS = {"model2vec": 0.85, "lexical": 0.60}
+Embedder = Literal["model2vec", "lexical"]
+DEFAULT_EMBEDDER: Embedder = "model2vec"
 
 
 class SemanticCacheSettings(StrictModel):
     enabled: bool = False
-    embedder: Literal["model2vec", "lexical"] = "model2vec"
+    embedder: Embedder = DEFAULT_EMBEDDER
     model: str = Field(
         default=DEFAULT_EMBEDDING_MODEL,
         min_length=1,

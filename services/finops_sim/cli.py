@@ -8,7 +8,9 @@ import math
 import signal
 import sys
 from pathlib import Path
+from typing import get_args
 
+from ai_gateway.settings import DEFAULT_EMBEDDER, Embedder
 from finops_common.arguments import at_least
 from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO
@@ -17,7 +19,13 @@ from .arguments import folder, stack_name
 from .gateway_usage import MeasurementError
 from .report import summary_tree, unmeasured
 from .rightsize import command as rightsize
-from .simulation import InterruptedBeforeStart, RunOptions, SimulationError, run
+from .simulation import (
+    DEFAULT_REQUESTS,
+    InterruptedBeforeStart,
+    RunOptions,
+    SimulationError,
+    run,
+)
 
 
 def _duration(text: str) -> int:
@@ -43,7 +51,9 @@ def parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
     length = run_cmd.add_mutually_exclusive_group()
-    length.add_argument("--requests", type=at_least(1), help="requests per phase (default 600)")
+    length.add_argument(
+        "--requests", type=at_least(1), help=f"requests per phase (default {DEFAULT_REQUESTS})"
+    )
     length.add_argument("--duration", type=_duration, help="time per phase, e.g. 45s or 2m")
     run_cmd.add_argument("--seed", type=int, help="overrides the scenario's seed")
     run_cmd.add_argument("--out", type=folder, default=Path("out"), help="output folder (./out)")
@@ -56,8 +66,8 @@ def parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument(
         "--embedder",
-        choices=["model2vec", "lexical"],
-        default="model2vec",
+        choices=get_args(Embedder),
+        default=DEFAULT_EMBEDDER,
         help="semantic cache embedder of the optimized phase",
     )
     render_cmd = commands.add_parser(
@@ -237,11 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     # the processes it started get the signal as well and stop, and the run must say it was
     # interrupted, not that they died.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    requests = args.requests if args.requests or args.duration else 600
     options = RunOptions(
         scenario=args.scenario,
         out=args.out,
-        requests=None if args.duration else requests,
+        requests=None if args.duration else args.requests or DEFAULT_REQUESTS,
         duration_s=args.duration,
         seed=args.seed,
         users=args.users,

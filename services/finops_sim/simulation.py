@@ -30,7 +30,13 @@ from ai_gateway.embeddings import EmbedderUnavailable
 from ai_gateway.identity import Identity
 from ai_gateway.pricing import default_price_table
 from ai_gateway.records import RequestRecord
-from ai_gateway.settings import deep_merge, load_settings, resolve_settings
+from ai_gateway.settings import (
+    DEFAULT_EMBEDDER,
+    Embedder,
+    deep_merge,
+    load_settings,
+    resolve_settings,
+)
 from ai_gateway.wiring import open_gateway_embedder
 from finops_common.config import ConfigError, read_yaml
 from finops_common.machine import describe
@@ -78,15 +84,18 @@ class SimulationError(RuntimeError):
     """The simulation could not run, or its numbers do not agree with each other."""
 
 
+DEFAULT_REQUESTS = 600
+
+
 @dataclass(frozen=True)
 class RunOptions:
     scenario: Path
     out: Path
-    requests: int | None = 600
+    requests: int | None = DEFAULT_REQUESTS
     duration_s: float | None = None
     seed: int | None = None
     users: int = 1
-    embedder: str = "model2vec"
+    embedder: Embedder = DEFAULT_EMBEDDER
     gateway_config: Path | None = None
 
 
@@ -475,7 +484,7 @@ def compute_comparison() -> ComputeComparison | None:
 
     from .rightsize.stackfile import read_recommendations
 
-    if not all(stack_file(s).exists() for s in ("unoptimized", "optimized")):
+    if not all(stack_file(s).exists() for s in PHASES):
         return None
     optimized = load_stack("optimized")
     recommendations = read_recommendations("optimized")

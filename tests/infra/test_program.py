@@ -74,8 +74,8 @@ def test_every_taggable_aws_resource_carries_the_cost_tags(recording):
 def test_karpenter_pieces_and_fixed_release_name(recording):
     release = one(recording, "kubernetes:helm.sh/v3:Release", "karpenter-chart").inputs
     assert release["name"] == "karpenter"
-    assert release["chart"] == "oci://public.ecr.aws/karpenter/karpenter"
-    assert release["version"] == "1.14.1"
+    assert release["chart"] == versions.KARPENTER_CHART
+    assert release["version"] == versions.KARPENTER_VERSION
     cluster_name = recording.outputs["cluster_name"]
     settings = release["values"]["settings"]
     assert (settings["clusterName"], settings["interruptionQueue"]) == (

@@ -10,12 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ai_gateway.settings import deep_merge, resolve_settings
+from ai_gateway.settings import GatewaySettings, deep_merge, resolve_settings
 from finops_common.config import ConfigError
 from finops_common.labels import COST_LABELS
 from loadgen.scenario import KEY_MIN_CHARS
 
-from ..config import ContainerResources, NodePoolConfig, WorkloadsConfig, memory_mib
+from ..config import (
+    PROJECT,
+    TEAM_KEYS_SECRET,
+    ContainerResources,
+    NodePoolConfig,
+    WorkloadsConfig,
+    memory_mib,
+)
 from ..workload_list import (
     DEMO_SERVICE_PREFIX,
     GATEWAY,
@@ -33,9 +40,12 @@ if TYPE_CHECKING:  # the type only: the builders import no Pulumi
     from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 
 NAMESPACE = "finops"
-GATEWAY_PORT = 8080
+GATEWAY_PORT = 8080  # the container's, from the image's entrypoint
+SERVICE_HTTP_PORT = 80  # the gateway's and demo services' Services
 # The gateway's default `metrics_port`: Prometheus scrapes it, applications cannot reach it.
-METRICS_PORT = 9464
+METRICS_PORT: int = GatewaySettings.model_fields["metrics_port"].default
+LOCUST_WORKERS_PORT = 5557
+LOCUST_WEB_PORT = 8089
 REDIS_PORT = 6379
 VALKEY_UID = 10001
 # The Pod Security Standard "restricted": the namespace enforces it, and every container meets it.
@@ -81,8 +91,8 @@ def _redis_password_env() -> dict[str, Any]:
     }
 
 
-SETTINGS_SOURCE = "finops-sim:workloads.gateway.settings"
-TEAM_KEYS = "finops-sim:teamKeys"
+SETTINGS_SOURCE = f"{PROJECT}:workloads.gateway.settings"
+TEAM_KEYS = f"{PROJECT}:{TEAM_KEYS_SECRET}"
 # The Locust pods read the teams' keys from this Secret (locust_keys_yaml).
 LOCUST_KEYS_SECRET = f"{LOCUST_MASTER}-keys"
 LOCUST_KEYS_DIR = "/etc/locust-keys"
@@ -289,7 +299,7 @@ class WorkloadBuilder:
                 GATEWAY,
                 GATEWAY,
                 [
-                    {"name": "http", "port": 80, "targetPort": "http"},
+                    {"name": "http", "port": SERVICE_HTTP_PORT, "targetPort": "http"},
                     {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
                 ],
             ),
@@ -532,8 +542,8 @@ class WorkloadBuilder:
                 LOCUST_MASTER,
                 LOCUST_MASTER,
                 [
-                    {"name": "workers", "port": 5557, "targetPort": "workers"},
-                    {"name": "web", "port": 8089, "targetPort": "web"},
+                    {"name": "workers", "port": LOCUST_WORKERS_PORT, "targetPort": "workers"},
+                    {"name": "web", "port": LOCUST_WEB_PORT, "targetPort": "web"},
                 ],
             ),
             self._workload(LOCUST_WORKER, [worker], volumes=[keys_volume]),
@@ -548,8 +558,8 @@ class WorkloadBuilder:
             "image": self.images["loadgen"],
             "args": self._locust_master_args(keys_args),
             "ports": [
-                {"name": "workers", "containerPort": 5557},
-                {"name": "web", "containerPort": 8089},
+                {"name": "workers", "containerPort": LOCUST_WORKERS_PORT},
+                {"name": "web", "containerPort": LOCUST_WEB_PORT},
             ],
             "readinessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 10},
             "livenessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 20},
@@ -612,7 +622,9 @@ class WorkloadBuilder:
             }
             objects.append(self._workload(name, [container]))
             objects.append(
-                self._service(name, name, [{"name": "http", "port": 80, "targetPort": "http"}])
+                self._service(
+                    name, name, [{"name": "http", "port": SERVICE_HTTP_PORT, "targetPort": "http"}]
+                )
             )
         return objects
 

@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 
 from finops_platform.builders.workloads import VALKEY_MAXMEMORY_SHARE, WorkloadBuilder
 from finops_platform.config import (
+    PROJECT,
     ContainerResources,
     MemoryLimit,
     Quantities,
@@ -57,7 +58,7 @@ class Target:
     @property
     def stack_key(self) -> str:
         """The key as the stack file spells it."""
-        return "finops-sim:workloads." + ".".join(to_camel(part) for part in self.key)
+        return f"{PROJECT}:workloads." + ".".join(to_camel(part) for part in self.key)
 
     @property
     def cpu_request_m(self) -> int:
