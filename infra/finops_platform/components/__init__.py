@@ -1,1 +1,2 @@
-"""One ComponentResource per concern: network, cluster, karpenter, observability, kubecost."""
+"""One ComponentResource per concern: network, cluster, karpenter, observability, kubecost,
+images, the managed store and the workloads."""
