@@ -16,9 +16,8 @@ from finops_common.labels import COST_LABELS
 from finops_platform.config import (
     StackConfig,
     cpu_millicores,
+    load_stack,
     memory_mib,
-    parse_stack_config,
-    read_stack_file,
     stack_file,
 )
 from finops_platform.workload_list import workloads_by_name
@@ -39,7 +38,7 @@ def stack_config(stack: str) -> StackConfig | None:
     left out); None for a stack without a file there, whose stack-aware rules then pass."""
     if not stack_file(stack).exists():
         return None
-    return parse_stack_config(stack, read_stack_file(stack))
+    return load_stack(stack)
 
 
 def is_workload(resource_type: str) -> bool:

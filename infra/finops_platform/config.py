@@ -653,6 +653,11 @@ def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
     )
 
 
+def load_stack(stack: str) -> StackConfig:
+    """stacks/Pulumi.<stack>.yaml as the program validates it (secrets left out)."""
+    return parse_stack_config(stack, read_stack_file(stack))
+
+
 def refuse_unknown_keys(keys: Iterable[str], source: str) -> None:
     """A ``finops-sim:`` key the program does not read is an error, not a silent default."""
     prefix = f"{PROJECT}:"

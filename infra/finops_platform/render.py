@@ -26,7 +26,7 @@ from pulumi.runtime.rpc import _special_secret_sig as SECRET_SIG
 from pulumi.runtime.rpc import _special_sig_key as SIG_KEY
 
 from . import versions
-from .config import PROJECT, StackConfig, parse_stack_config, read_stack_file
+from .config import PROJECT, StackConfig, load_stack
 from .helm import HelmError, helm
 
 ACCOUNT_ID = "123456789012"
@@ -180,10 +180,6 @@ class Recording:
     mocks: RecordingMocks
     monitor: RecordingMonitor
     outputs: dict[str, Any]
-
-
-def load_stack(stack: str) -> StackConfig:
-    return parse_stack_config(stack, read_stack_file(stack))
 
 
 def record(config: StackConfig, grafana_password: str | None = None) -> Recording:

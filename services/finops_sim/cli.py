@@ -176,6 +176,7 @@ def _discounts(pairs: list[str]) -> dict[str, float]:
 
 
 def cost(args: argparse.Namespace) -> int:
+    from finops_platform.config import load_stack
     from finops_platform.cost import (
         ELASTICACHE_PRICE_SOURCE,
         PRICE_SOURCE,
@@ -183,7 +184,6 @@ def cost(args: argparse.Namespace) -> int:
         compare,
         stack_cost,
     )
-    from finops_platform.render import load_stack
 
     try:
         discounts = _discounts(args.spot_discount)

@@ -282,8 +282,7 @@ def _refuse_run_keys(config: Path, overrides: dict[str, Any]) -> None:
 def check_stacks() -> None:
     """The stack files the report prices after the phases (the compute line, the gateway's
     sizing), read now: a bad one failed only after both phases, and lost the run."""
-    from finops_platform.config import stack_file
-    from finops_platform.render import load_stack
+    from finops_platform.config import load_stack, stack_file
 
     from .rightsize.stackfile import read_recommendations
 
@@ -477,9 +476,8 @@ def cross_check(phase: Phase, summary: PhaseResult) -> None:
 
 def compute_comparison() -> ComputeComparison | None:
     """The Kubernetes compute line: the cost model on the two stacks' configs."""
-    from finops_platform.config import stack_file
+    from finops_platform.config import load_stack, stack_file
     from finops_platform.cost import PRICE_SOURCE, SPOT_DISCOUNTS, CostModelError, compare
-    from finops_platform.render import load_stack
     from finops_platform.workload_list import workload_list
 
     from .rightsize.stackfile import read_recommendations
@@ -521,8 +519,7 @@ def gateway_sizing(
     """The stack's gateway requests from this run's measurement (rightsize.measured), or why
     there are none: no stack configs, or a phase that served nothing to measure (every request
     refused or failed)."""
-    from finops_platform.config import stack_file
-    from finops_platform.render import load_stack
+    from finops_platform.config import load_stack, stack_file
 
     from .rightsize.measured import cache_memory, size_gateway, stack_arrival
 

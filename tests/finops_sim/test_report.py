@@ -157,7 +157,7 @@ def test_the_causes_table_and_chart_show_what_no_cause_explains():
 
 
 def test_the_compute_section_prints_the_gateway_usage_and_the_sizing_it_is_given():
-    from finops_platform.render import load_stack
+    from finops_platform.config import load_stack
     from finops_sim.rightsize.measured import size_gateway, stack_arrival
     from finops_sim.rightsize.strategy import Strategy
 
@@ -177,7 +177,7 @@ def test_the_compute_section_prints_the_gateway_usage_and_the_sizing_it_is_given
 
 
 def test_the_memory_sentence_names_the_figure_the_headroom_was_added_to():
-    from finops_platform.render import load_stack
+    from finops_platform.config import load_stack
     from finops_sim.rightsize.measured import CacheMemory, size_gateway, stack_arrival
     from finops_sim.rightsize.strategy import Strategy
 

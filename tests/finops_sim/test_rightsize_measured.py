@@ -7,7 +7,7 @@ import math
 import pytest
 
 from finops_common.config import ConfigError
-from finops_platform.render import load_stack
+from finops_platform.config import load_stack
 from finops_sim.results import GatewayUsage
 from finops_sim.rightsize.measured import (
     CacheMemory,

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from finops_platform import config as platform_config
-from finops_platform.render import load_stack
+from finops_platform.config import load_stack
 from finops_sim import cli
 from finops_sim.rightsize.prometheus import Prometheus, fetch_usage
 

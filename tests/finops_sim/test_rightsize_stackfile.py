@@ -9,7 +9,7 @@ import pytest
 
 from finops_common.config import ConfigError
 from finops_platform import config as platform_config
-from finops_platform.render import load_stack
+from finops_platform.config import load_stack
 from finops_sim.rightsize.stackfile import (
     RequestChange,
     apply_changes,

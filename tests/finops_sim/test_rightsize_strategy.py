@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from finops_common.config import ConfigError
-from finops_platform.render import load_stack
+from finops_platform.config import load_stack
 from finops_sim import cli
 from finops_sim.rightsize.command import strategy_of
 from finops_sim.rightsize.strategy import (

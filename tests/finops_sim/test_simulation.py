@@ -54,8 +54,8 @@ def test_the_compute_line_comes_from_the_cost_model(first_run):
     """The split's arithmetic is written out over the cost model's price of each stack (its
     pricing has hand-computed tests in tests/infra/test_cost.py), not taken from the compare()
     that the run itself calls."""
+    from finops_platform.config import load_stack
     from finops_platform.cost import stack_cost
-    from finops_platform.render import load_stack
 
     def monthly(stack: str, spot: bool = True) -> float:
         config = load_stack(stack)
@@ -261,7 +261,7 @@ def test_rightsize_from_the_run_writes_the_gateway_requests_with_a_dated_note(
     first_run, tmp_path, monkeypatch, capsys
 ):
     from finops_platform import config as platform_config
-    from finops_platform.render import load_stack
+    from finops_platform.config import load_stack
     from finops_sim.cli import main
 
     out, results = first_run

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from finops_platform.render import Recording, load_stack, record
+from finops_platform.config import load_stack
+from finops_platform.render import Recording, record
 from tests.paths import SHARED
 
 SCHEMAS = SHARED / "schemas"

@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from finops_platform.builders.observability import TEAM_BUDGET_REMAINING, alert_rules, dashboards
-from finops_platform.config import ObservabilityConfig
-from finops_platform.render import load_stack
+from finops_platform.config import ObservabilityConfig, load_stack
 from tests.infra.support import IN_CI
 
 PROMTOOL = shutil.which("promtool")

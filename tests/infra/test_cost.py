@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finops_platform.config import NodePoolConfig
+from finops_platform.config import NodePoolConfig, load_stack
 from finops_platform.cost import (
     CostModelError,
     InstanceType,
@@ -15,7 +15,6 @@ from finops_platform.cost import (
     price_pool,
     stack_cost,
 )
-from finops_platform.render import load_stack
 
 M5_LARGE = InstanceType("m5.large", "m5", 2, 8, 0.096)
 POOL = NodePoolConfig(name="general", capacity_types=("on-demand",), instance_categories=("m",),

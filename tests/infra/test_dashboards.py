@@ -11,7 +11,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from ai_gateway.metrics import GatewayMetrics
 from finops_platform.builders.observability import alert_rules, dashboards
-from finops_platform.render import load_stack
+from finops_platform.config import load_stack
 
 # Metric names of kube-state-metrics (kube_*) and the kubelet's cAdvisor (container_*) that the
 # dashboards use, as documented by those projects.

@@ -7,7 +7,8 @@ import pytest
 from finops_platform import versions
 from finops_platform.builders.karpenter import replaces_spot_with_spot
 from finops_platform.components.karpenter.spot import SPOT_ROLE as SPOT_ROLE_NAME
-from finops_platform.render import RecordingMocks, kubernetes_objects, load_stack, record
+from finops_platform.config import load_stack
+from finops_platform.render import RecordingMocks, kubernetes_objects, record
 from tests.infra.graph import depends_on, one
 from tests.infra.support import recorded
 from tests.infra.test_rendered_schemas import crd_schema, validate_against_crd

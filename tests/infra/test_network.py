@@ -11,8 +11,8 @@ from finops_platform.components.network import (
     subnets_route_tables,
     zone_names,
 )
-from finops_platform.config import NetworkConfig
-from finops_platform.render import MOCK_VPC_CIDR, RecordingMocks, load_stack, record
+from finops_platform.config import NetworkConfig, load_stack
+from finops_platform.render import MOCK_VPC_CIDR, RecordingMocks, record
 from tests.infra.graph import one
 
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"

@@ -11,8 +11,8 @@ import pytest
 from finops_common.config import ConfigError
 from finops_platform import versions
 from finops_platform.builders.observability import GRAFANA_LOGIN_VERSION
-from finops_platform.config import require_alert_secret
-from finops_platform.render import RecordingMocks, load_stack, record
+from finops_platform.config import load_stack, require_alert_secret
+from finops_platform.render import RecordingMocks, record
 from tests.infra.graph import one
 from tests.infra.support import recorded
 from tests.paths import REPO

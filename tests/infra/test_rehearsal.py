@@ -15,10 +15,11 @@ from finops_platform.config import (
     SystemNodeGroupConfig,
     TaintConfig,
     cpu_millicores,
+    load_stack,
     memory_mib,
 )
 from finops_platform.cost import InstanceType, Pod, load_instance_types, nodes_needed
-from finops_platform.render import Rehearsal, api_group, load_stack
+from finops_platform.render import Rehearsal, api_group
 from tests.infra.subcharts import GRAFANA, NotDerivable
 from tests.infra.support import (
     ALL_STACKS,

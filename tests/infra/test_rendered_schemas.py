@@ -13,11 +13,11 @@ import yaml
 
 from ai_gateway.settings import deep_merge
 from finops_platform import versions
+from finops_platform.config import load_stack
 from finops_platform.render import (
     MOCK_VPC_CIDR,
     helm_releases,
     kubernetes_objects,
-    load_stack,
     stand_ins,
     write,
 )

@@ -13,14 +13,14 @@ import redis
 from redis.crc import key_slot
 
 from ai_gateway.budgets import RedisLedger, Reservation, TeamLimits, window
-from finops_platform.config import ElastiCacheConfig, StoreConfig
+from finops_platform.config import ElastiCacheConfig, StoreConfig, load_stack
 from finops_platform.cost import (
     ELASTICACHE_VALKEY_GB_HOUR_USD,
     ELASTICACHE_VALKEY_MILLION_ECPU_USD,
     elasticache_cost,
     stack_cost,
 )
-from finops_platform.render import Recording, kubernetes_objects, load_stack, record
+from finops_platform.render import Recording, kubernetes_objects, record
 from tests.infra.graph import one
 
 CACHE = "aws:elasticache/serverlessCache:ServerlessCache"

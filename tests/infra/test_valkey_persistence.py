@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from finops_platform.builders.workloads import WorkloadBuilder
-from finops_platform.render import load_stack
+from finops_platform.config import load_stack
 
 PASSWORD = "test-password"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from finops_platform.builders.workloads import WorkloadBuilder
+from finops_platform.config import load_stack
 from finops_platform.cost import stack_pods
-from finops_platform.render import load_stack
 from finops_platform.workload_list import workload_list
 
 

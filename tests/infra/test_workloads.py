@@ -13,8 +13,8 @@ from finops_common.config import ConfigError
 from finops_platform.builders import workloads as build
 from finops_platform.builders.karpenter import CAPACITY_TYPE_LABEL, POOL_LABEL
 from finops_platform.builders.placement import choose_pool, pod_placement
-from finops_platform.config import WorkloadsConfig, memory_mib
-from finops_platform.render import kubernetes_objects, load_stack
+from finops_platform.config import WorkloadsConfig, load_stack, memory_mib
+from finops_platform.render import kubernetes_objects
 from loadgen.scenario import load_scenario, with_team_keys
 from tests.infra.support import recorded
 from tests.paths import REPO

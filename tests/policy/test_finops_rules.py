@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from finops_platform.config import StackConfig
-from finops_platform.render import Recorded, load_stack, record
+from finops_platform.config import StackConfig, load_stack
+from finops_platform.render import Recorded, record
 from finops_rules import (
     IN_TREE_INTERNAL,
     LBC_SCHEME,

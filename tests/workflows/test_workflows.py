@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from finops_common.config import ConfigError
-from finops_platform.config import PROJECT, require_user_values
-from finops_platform.render import load_stack
+from finops_platform.config import PROJECT, load_stack, require_user_values
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"

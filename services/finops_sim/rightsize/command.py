@@ -225,7 +225,7 @@ def strategy_of(args: argparse.Namespace) -> Strategy:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finops_platform.render import load_stack
+    from finops_platform.config import load_stack
 
     try:
         strategy = strategy_of(args)

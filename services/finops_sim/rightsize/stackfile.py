@@ -171,7 +171,7 @@ def _with_notes(text: str, notes: dict[int, list[RequestChange]]) -> str:
 
 def write_requests(stack: str, changes: list[RequestChange]) -> StackConfig:
     """Write the changes into the stack file; the program must still accept and price it."""
-    from finops_platform.render import load_stack
+    from finops_platform.config import load_stack
 
     path = platform_config.stack_file(stack)
     original = path.read_text(encoding="utf-8")
