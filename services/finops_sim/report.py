@@ -553,33 +553,52 @@ def _gateway_warnings(results: SimulationResults) -> list[Block]:
 
 
 def build(results: SimulationResults, images: list[Image]) -> list[Block]:
-    ai = results.comparison
-    run = results.run
-    before = results.phases.unoptimized
-    after = results.phases.optimized
-    causes, shares = ai.by_cause_usd, ai.by_cause_pct
+    """The report, section by section."""
     return [
         Heading("finops-sim savings report", 1),
-        Paragraph(
-            f"Scenario `{run.scenario}`, seed {run.seed}, {_workload(run, after.requests)}, "
-            f"run on {run.started_at}"
-            + (
-                f", with `{run.gateway_config}` over the optimized profile"
-                if run.gateway_config
-                else ""
-            )
-            + f". {_inputs(results)} The same request sequence went through the "
-            "gateway twice: once with the `unoptimized` profile (every request served by the "
-            "model it names, no cache) and once with the `optimized` profile (exact and "
-            "semantic cache, complexity routing, team budgets). Both phases are billed with the "
-            "providers' prompt caches, as any application is. Every AI number below is computed "
-            "from the gateway's "
-            "per-request logs of this run, and was checked against the gateway's own "
-            "`ai_cost_total` metric, except the routing chart's, which evaluates the router on "
-            "a held-out labelled set; the Kubernetes compute figures are the cost model's (see "
-            "the last section)."
-        ),
+        _introduction(results),
         *_gateway_warnings(results),
+        *_what_it_saved(results),
+        *_what_it_risked(results),
+        *_side_by_side(results),
+        *_gateway_compute(results),
+        *_gateway_sizing(results),
+        *_compute_model(results),
+        Heading("Charts"),
+        *images,
+        Heading("Summary"),
+        Preformatted(summary_tree(results)),
+    ]
+
+
+def _introduction(results: SimulationResults) -> Paragraph:
+    """What ran, on what, and where each figure comes from."""
+    run = results.run
+    config = ""
+    if run.gateway_config:
+        config = f", with `{run.gateway_config}` over the optimized profile"
+    return Paragraph(
+        f"Scenario `{run.scenario}`, seed {run.seed}, "
+        f"{_workload(run, results.phases.optimized.requests)}, run on {run.started_at}{config}"
+        f". {_inputs(results)} The same request sequence went through the "
+        "gateway twice: once with the `unoptimized` profile (every request served by the "
+        "model it names, no cache) and once with the `optimized` profile (exact and "
+        "semantic cache, complexity routing, team budgets). Both phases are billed with the "
+        "providers' prompt caches, as any application is. Every AI number below is computed "
+        "from the gateway's "
+        "per-request logs of this run, and was checked against the gateway's own "
+        "`ai_cost_total` metric, except the routing chart's, which evaluates the router on "
+        "a held-out labelled set; the Kubernetes compute figures are the cost model's (see "
+        "the last section)."
+    )
+
+
+def _what_it_saved(results: SimulationResults) -> list[Block]:
+    """The AI saving, by what the optimized gateway did with each request."""
+    ai = results.comparison
+    before, after = results.phases.unoptimized, results.phases.optimized
+    causes, shares = ai.by_cause_usd, ai.by_cause_pct
+    return [
         Heading("What it saved"),
         Paragraph(
             (f"**Not a measurement: {failed}.** " if (failed := unmeasured(results)) else "")
@@ -610,6 +629,13 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
                 ("total between phases", usd(ai.savings_usd), pct(ai.savings_pct)),
             ),
         ),
+    ]
+
+
+def _what_it_risked(results: SimulationResults) -> list[Block]:
+    """The semantic cache's false hits, routing's quality risk, and the refusals."""
+    after = results.phases.optimized
+    return [
         Heading("What it risked"),
         Paragraph(
             f"Semantic cache: {after.cache.semantic_hits:,} answers came from a cached "
@@ -622,6 +648,12 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             f"Budgets refused {after.budget_rejections:,} requests and rate limits "
             f"{after.rate_limited:,}."
         ),
+    ]
+
+
+def _side_by_side(results: SimulationResults) -> list[Block]:
+    """Both phases' figures, and their spend by model and by team."""
+    return [
         Heading("Both phases side by side"),
         _phase_table(results),
         Paragraph(
@@ -638,6 +670,12 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             "Each dollar figure is rounded on its own, to a hundredth of a cent: a table's rows "
             "may add up to a hundredth of a cent more or less than the phase's spend above."
         ),
+    ]
+
+
+def _gateway_compute(results: SimulationResults) -> list[Block]:
+    """What the gateway process itself used in each phase."""
+    return [
         Heading("Compute: what the gateway used"),
         Paragraph(
             "The gateway process's CPU and resident memory in each phase, from prometheus-client's"
@@ -646,12 +684,6 @@ def build(results: SimulationResults, images: list[Image]) -> list[Block]:
             "next to the request rate it served."
         ),
         _gateway_usage_table(results),
-        *_gateway_sizing(results),
-        *_compute_model(results),
-        Heading("Charts"),
-        *images,
-        Heading("Summary"),
-        Preformatted(summary_tree(results)),
     ]
 
 
