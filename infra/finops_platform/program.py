@@ -182,20 +182,15 @@ def build_aws(
 ) -> dict[str, Any]:
     platform = config.platform
     assert platform.cluster is not None and platform.karpenter is not None
-    tags = config.tags
-    # Every AWS resource, inside the eks and awsx components too, gets the cost tags by default.
-    aws_provider = aws.Provider(
-        "aws",
-        region=config.region,
-        profile=config.aws_profile,
-        default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
-    )
+    aws_provider = default_tagged_provider(config)
     with_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
     invoke = pulumi.InvokeOptions(provider=aws_provider)
     partition = aws.get_partition_output(opts=invoke).partition
     account_id = aws.get_caller_identity_output(opts=invoke).account_id
     network = Network(
-        "network", NetworkArgs(platform.network, config.cluster_name, config.region, tags), with_aws
+        "network",
+        NetworkArgs(platform.network, config.cluster_name, config.region, config.tags),
+        with_aws,
     )
     cluster = Cluster(
         "cluster",
@@ -206,24 +201,13 @@ def build_aws(
             private_subnet_ids=network.private_subnet_ids,
             public_subnet_ids=network.public_subnet_ids,
             partition=partition,
-            tags=tags,
+            tags=config.tags,
             aws_profile=config.aws_profile,
         ),
         with_aws,
     )
     # Monitoring runs on the system nodes, so it comes first: Karpenter's chart needs its CRDs.
-    observability = Observability(
-        "observability",
-        ObservabilityArgs(
-            config=platform.observability,
-            karpenter=platform.karpenter,
-            provider=cluster.provider,
-            grafana_admin_password=grafana_admin_password,
-            slack_webhook_url=slack_webhook_url(config),
-            depends_on=cluster.system_ready,
-            on_eks=True,
-        ),
-    )
+    observability = observability_on_eks(config, cluster, grafana_admin_password)
     karpenter = Karpenter(
         "karpenter",
         KarpenterArgs(
@@ -233,7 +217,7 @@ def build_aws(
             region=config.region,
             account_id=account_id,
             partition=partition,
-            tags=tags,
+            tags=config.tags,
             subnet_ids=existing_private_subnets(platform.network),
             depends_on=[observability.release],
         ),
@@ -259,17 +243,53 @@ def build_aws(
         "node_pools": [pool.name for pool in platform.karpenter.node_pools],
     }
     if platform.kubecost.enabled:
-        Kubecost(
-            "kubecost",
-            KubecostArgs(
-                config.cluster_name,
-                network.vpc_cidrs,
-                cluster.provider,
-                depends_on=[*cluster.system_ready, observability.release],
-            ),
-        )
+        install_kubecost(config, network, cluster, observability)
         outputs["kubecost_url"] = _after_port_forward("kubecost", KUBECOST_LOCAL_PORT)
     return outputs
+
+
+def default_tagged_provider(config: StackConfig) -> aws.Provider:
+    """The AWS provider every AWS resource goes through, inside the eks and awsx components
+    too, so each gets the cost tags by default."""
+    return aws.Provider(
+        "aws",
+        region=config.region,
+        profile=config.aws_profile,
+        default_tags=aws.ProviderDefaultTagsArgs(tags=config.tags),
+    )
+
+
+def observability_on_eks(
+    config: StackConfig, cluster: Cluster, grafana_admin_password: pulumi.Input[str] | None
+) -> Observability:
+    """kube-prometheus-stack on the system nodes, with Karpenter's dashboards and alerts."""
+    return Observability(
+        "observability",
+        ObservabilityArgs(
+            config=config.platform.observability,
+            karpenter=config.platform.karpenter,
+            provider=cluster.provider,
+            grafana_admin_password=grafana_admin_password,
+            slack_webhook_url=slack_webhook_url(config),
+            depends_on=cluster.system_ready,
+            on_eks=True,
+        ),
+    )
+
+
+def install_kubecost(
+    config: StackConfig, network: Network, cluster: Cluster, observability: Observability
+) -> Kubecost:
+    """Kubecost, once the system nodes and the Prometheus it reads are up."""
+    return Kubecost(
+        "kubecost",
+        KubecostArgs(
+            config.cluster_name,
+            network.vpc_cidrs,
+            cluster.provider,
+            depends_on=[*cluster.system_ready, observability.release],
+        ),
+    )
 
 
 def managed_store(
