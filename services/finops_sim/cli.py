@@ -18,6 +18,7 @@ from loadgen.scenario import DEFAULT_SCENARIO
 from .arguments import folder, stack_name
 from .gateway_usage import MeasurementError
 from .report import summary_tree, unmeasured
+from .results import SimulationResults
 from .rightsize import command as rightsize
 from .simulation import (
     DEFAULT_REQUESTS,
@@ -46,9 +47,32 @@ def _duration(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="finops-sim", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
-    run_cmd = commands.add_parser(
-        "run", help="run the workload through the unoptimized and optimized gateway locally"
+    _run_arguments(
+        commands.add_parser(
+            "run", help="run the workload through the unoptimized and optimized gateway locally"
+        )
     )
+    _render_arguments(
+        commands.add_parser(
+            "render",
+            help="write what a stack would deploy (Kubernetes objects, Helm releases, AWS)",
+        )
+    )
+    _cost_arguments(
+        commands.add_parser(
+            "cost", help="estimate a stack's monthly compute cost, or compare two stacks"
+        )
+    )
+    rightsize.add_arguments(
+        commands.add_parser(
+            "rightsize",
+            help="recommend requests from the usage Prometheus measured (and write them)",
+        )
+    )
+    return root
+
+
+def _run_arguments(run_cmd: argparse.ArgumentParser) -> None:
     run_cmd.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
     length = run_cmd.add_mutually_exclusive_group()
     length.add_argument(
@@ -70,9 +94,14 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_EMBEDDER,
         help="semantic cache embedder of the optimized phase",
     )
-    render_cmd = commands.add_parser(
-        "render", help="write what a stack would deploy (Kubernetes objects, Helm releases, AWS)"
+    run_cmd.add_argument(
+        "--gateway-config",
+        type=Path,
+        help="gateway settings applied over the optimized profile (e.g. smaller team budgets)",
     )
+
+
+def _render_arguments(render_cmd: argparse.ArgumentParser) -> None:
     render_cmd.add_argument(
         "--stack", type=stack_name, required=True, help="stack name: stacks/Pulumi.<stack>.yaml"
     )
@@ -87,9 +116,9 @@ def parser() -> argparse.ArgumentParser:
         help="chart sources (DIR/CHART/Chart.yaml) to render each release with `helm template` "
         "(default: ../shared/charts when present)",
     )
-    cost_cmd = commands.add_parser(
-        "cost", help="estimate a stack's monthly compute cost, or compare two stacks"
-    )
+
+
+def _cost_arguments(cost_cmd: argparse.ArgumentParser) -> None:
     which = cost_cmd.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", type=stack_name, help="stack name: stacks/Pulumi.<stack>.yaml")
     which.add_argument(
@@ -102,18 +131,6 @@ def parser() -> argparse.ArgumentParser:
         metavar="CATEGORY=FRACTION",
         help="override the assumed spot discount of an instance category, e.g. m=0.55",
     )
-    rightsize.add_arguments(
-        commands.add_parser(
-            "rightsize",
-            help="recommend requests from the usage Prometheus measured (and write them)",
-        )
-    )
-    run_cmd.add_argument(
-        "--gateway-config",
-        type=Path,
-        help="gateway settings applied over the optimized profile (e.g. smaller team budgets)",
-    )
-    return root
 
 
 def render(args: argparse.Namespace) -> int:
@@ -237,16 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         return cost(args)
     if args.command == "rightsize":
         return rightsize.run(args)
-    # SIGTERM (kill, timeout, a cancelled CI job) and SIGHUP (a closed terminal or a dropped SSH
-    # session, which left Valkey running) stop the run as Ctrl-C does: every process it started
-    # is stopped on the way out.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # `nohup finops-sim run` keeps on
-        signal.signal(signal.SIGHUP, signal.default_int_handler)
-    # Ctrl-C too, even where the run started with SIGINT ignored (a background job of a script):
-    # the processes it started get the signal as well and stop, and the run must say it was
-    # interrupted, not that they died.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return simulate(args)
+
+
+def simulate(args: argparse.Namespace) -> int:
+    """`finops-sim run`: both phases, the report, and an exit code for each way it can end."""
+    _stop_on_signals()
     options = RunOptions(
         scenario=args.scenario,
         out=args.out,
@@ -284,14 +297,32 @@ def main(argv: list[str] | None = None) -> int:
         where = exc.filename or (f"writing in {args.out}" if exc.errno in WRITE_ERRORS else None)
         print(f"finops-sim: {where + ': ' if where else ''}{exc.strerror or exc}", file=sys.stderr)
         return 1
+    return _finished(results, args.out)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM (kill, timeout, a cancelled CI job) and SIGHUP (a closed terminal or a dropped SSH
+    session, which left Valkey running) stop the run as Ctrl-C does: every process it started
+    is stopped on the way out."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # `nohup finops-sim run` keeps on
+        signal.signal(signal.SIGHUP, signal.default_int_handler)
+    # Ctrl-C too, even where the run started with SIGINT ignored (a background job of a script):
+    # the processes it started get the signal as well and stop, and the run must say it was
+    # interrupted, not that they died.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _finished(results: SimulationResults, out: Path) -> int:
+    """The summary and where the report is; 1 when too many requests failed to measure."""
     print()
     print(summary_tree(results))
-    print(f"\nReport: {args.out / 'report.md'} (and report.html, results.json, charts/)")
+    print(f"\nReport: {out / 'report.md'} (and report.html, results.json, charts/)")
     failed = unmeasured(results)
     if failed:
         print(
             f"finops-sim: {failed}: the reduction is not a measurement (a failed request costs "
-            f"$0); the report says so, and {args.out / 'logs'} says why they failed",
+            f"$0); the report says so, and {out / 'logs'} says why they failed",
             file=sys.stderr,
         )
         return 1
