@@ -44,9 +44,9 @@ def helm_values(
     at start, so without it a new password reached the Secret and the stack output while Grafana
     kept the old one until its pod happened to restart.
 
-    On EKS, every pod of the chart runs on the system node group, which Karpenter never
-    consolidates, and Prometheus keeps its data on a gp3 volume, so a measurement survives a
-    node replacement; the control-plane targets EKS hides are off."""
+    On EKS (``_on_eks``), every pod of the chart runs on the system node group, which Karpenter
+    never consolidates, and Prometheus keeps its data on a gp3 volume, so a measurement survives
+    a node replacement."""
     prometheus_spec: dict[str, Any] = {
         "retention": config.retention,
         "serviceMonitorSelectorNilUsesHelmValues": False,
@@ -97,29 +97,36 @@ def helm_values(
         values["alertmanager"]["config"] = alertmanager_routing(config.alerts.slack_channel)
         alertmanager_spec["secrets"] = [RECEIVERS_SECRET]
     if on_eks:
-        prometheus_spec["storageSpec"] = {
-            "volumeClaimTemplate": {
-                "spec": {
-                    "storageClassName": DEFAULT_CLASS,
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": config.storage_size}},
-                }
+        _on_eks(values, config.storage_size)
+    return values
+
+
+def _on_eks(values: dict[str, Any], storage_size: str) -> None:
+    """Every pod on the system nodes, Prometheus's data on a gp3 volume, and the control-plane
+    targets EKS hides turned off."""
+    prometheus_spec = values["prometheus"]["prometheusSpec"]
+    prometheus_spec["storageSpec"] = {
+        "volumeClaimTemplate": {
+            "spec": {
+                "storageClassName": DEFAULT_CLASS,
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": storage_size}},
             }
         }
-        # The StatefulSet's claim goes with it, when the release is deleted at the start of
-        # `pulumi destroy`, not with the namespace near its end: the EBS CSI driver, deleted just
-        # after the namespaces, then has minutes, not seconds, to delete the volume.
-        prometheus_spec["persistentVolumeClaimRetentionPolicy"] = {
-            "whenDeleted": "Delete",
-            "whenScaled": "Retain",
-        }
-        for spec in (prometheus_spec, alertmanager_spec):
-            spec["nodeSelector"] = dict(SYSTEM_NODES)
-        for section in ("grafana", "kube-state-metrics"):
-            values[section]["nodeSelector"] = dict(SYSTEM_NODES)
-        values["prometheusOperator"] = {"nodeSelector": dict(SYSTEM_NODES)}
-        values |= {target: {"enabled": False} for target in EKS_HIDDEN_TARGETS}
-    return values
+    }
+    # The StatefulSet's claim goes with it, when the release is deleted at the start of
+    # `pulumi destroy`, not with the namespace near its end: the EBS CSI driver, deleted just
+    # after the namespaces, then has minutes, not seconds, to delete the volume.
+    prometheus_spec["persistentVolumeClaimRetentionPolicy"] = {
+        "whenDeleted": "Delete",
+        "whenScaled": "Retain",
+    }
+    for spec in (prometheus_spec, values["alertmanager"]["alertmanagerSpec"]):
+        spec["nodeSelector"] = dict(SYSTEM_NODES)
+    for section in ("grafana", "kube-state-metrics"):
+        values[section]["nodeSelector"] = dict(SYSTEM_NODES)
+    values["prometheusOperator"] = {"nodeSelector": dict(SYSTEM_NODES)}
+    values |= {target: {"enabled": False} for target in EKS_HIDDEN_TARGETS}
 
 
 # The chart's alerts that are not news: Watchdog always fires (it proves the pipeline works) and
