@@ -33,7 +33,17 @@ class KarpenterIam:
 def create_iam(
     name: str, args: KarpenterArgs, queue_arn: pulumi.Output[str], parent: pulumi.Resource
 ) -> KarpenterIam:
-    child = pulumi.ResourceOptions(parent=parent)
+    node_role, node_dependencies = _node_role(name, args, parent)
+    controller_role, controller_dependencies = _controller_role(
+        name, args, node_role, queue_arn, parent
+    )
+    return KarpenterIam(node_role, controller_role, [*node_dependencies, *controller_dependencies])
+
+
+def _node_role(
+    name: str, args: KarpenterArgs, parent: pulumi.Resource
+) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+    """The role Karpenter's nodes boot with, and the access entry that lets them join."""
     cluster_name = args.cluster.name
     node_role, attachments = create_node_role(
         f"{name}-node",
@@ -43,17 +53,28 @@ def create_iam(
         parent,
         role_name=node_role_name(cluster_name),
     )
-    dependencies: list[pulumi.Resource] = list(attachments)
-    dependencies.append(
-        aws.eks.AccessEntry(
-            f"{name}-node",
-            cluster_name=cluster_name,
-            principal_arn=node_role.arn,
-            type="EC2_LINUX",
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[args.cluster.eks]),
-        )
+    access_entry = aws.eks.AccessEntry(
+        f"{name}-node",
+        cluster_name=cluster_name,
+        principal_arn=node_role.arn,
+        type="EC2_LINUX",
+        tags=args.tags,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[args.cluster.eks]),
     )
+    return node_role, [*attachments, access_entry]
+
+
+def _controller_role(
+    name: str,
+    args: KarpenterArgs,
+    node_role: aws.iam.Role,
+    queue_arn: pulumi.Output[str],
+    parent: pulumi.Resource,
+) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+    """The controller's role, trusted by IRSA or Pod Identity, with its inline policy (and
+    the Pod Identity association)."""
+    child = pulumi.ResourceOptions(parent=parent)
+    cluster_name = args.cluster.name
     if args.controller_identity == "irsa":
         trust = pulumi.Output.all(
             args.cluster.eks.oidc_provider_arn, args.cluster.eks.oidc_issuer
@@ -79,9 +100,9 @@ def create_iam(
             )
         )
     )
-    dependencies.append(
+    dependencies: list[pulumi.Resource] = [
         aws.iam.RolePolicy(f"{name}-controller", role=controller_role.id, policy=policy, opts=child)
-    )
+    ]
     if args.controller_identity == "pod_identity":
         dependencies.append(
             aws.eks.PodIdentityAssociation(
@@ -94,4 +115,4 @@ def create_iam(
                 opts=pulumi.ResourceOptions(parent=parent, depends_on=[args.cluster.eks]),
             )
         )
-    return KarpenterIam(node_role, controller_role, dependencies)
+    return controller_role, dependencies
