@@ -341,7 +341,6 @@ def generate(scenario: Scenario, seed: int | None = None) -> Iterator[SimRequest
     """The request sequence: infinite, and identical for the same scenario and seed."""
     rng = random.Random(scenario.seed if seed is None else seed)
     teams = list(scenario.teams)
-    apis = list(scenario.apis)
     history: dict[str, list[_Asked]] = {t.name: [] for t in teams}
     handbooks = {name: handbook_text(scenario, name) for name in scenario.handbooks}
     index = 0
@@ -350,45 +349,63 @@ def generate(scenario: Scenario, seed: int | None = None) -> Iterator[SimRequest
         draw = rng.random()
         asked_before = history[team.name]
         if asked_before and draw < scenario.repeats.exact:
-            previous = rng.choice(asked_before).request
-            request = SimRequest(**{**previous.__dict__, "index": index, "kind": "exact"})
+            request = _exact_repeat(rng, asked_before, index)
         elif asked_before and draw < scenario.repeats.exact + scenario.repeats.paraphrase:
-            original = rng.choice(asked_before)
-            others = [i for i in range(len(original.intent.templates)) if i != original.template]
-            template = rng.choice(others)
-            request = SimRequest(
-                **{
-                    **original.request.__dict__,
-                    "index": index,
-                    "kind": "paraphrase",
-                    "prompt": _render(
-                        scenario, original.intent, original.slots, original.question, template
-                    ),
-                }
-            )
+            request = _paraphrase(rng, scenario, asked_before, index)
         else:
-            intent = _weighted(rng, list(scenario.intents), [i.weight for i in scenario.intents])
-            slots = tuple(
-                (name, rng.choice(values)) for name, values in sorted(intent.slots.items())
-            )
-            question = _question_id(intent.id, slots)
-            template = rng.randrange(len(intent.templates))
-            sizes = intent.max_tokens or scenario.max_tokens
-            request = SimRequest(
-                index=index,
-                team=team.name,
-                key=team.key,
-                api=_weighted(rng, apis, [scenario.apis[a] for a in apis]),
-                model=intent.model or scenario.default_model,
-                system=intent.system,
-                handbook=handbooks[intent.handbook] if intent.handbook else None,
-                prompt=_render(scenario, intent, slots, question, template),
-                max_tokens=_weighted(rng, list(sizes.values), list(sizes.weights)),
-                intent=intent.id,
-                question=question,
-                difficulty=intent.difficulty,
-                kind="new",
-            )
-            asked_before.append(_Asked(intent, slots, question, template, request))
+            asked = _new_question(rng, scenario, team, handbooks, index)
+            asked_before.append(asked)
+            request = asked.request
         yield request
         index += 1
+
+
+def _exact_repeat(rng: random.Random, asked_before: list[_Asked], index: int) -> SimRequest:
+    """A request the team sent before, word for word."""
+    previous = rng.choice(asked_before).request
+    return SimRequest(**{**previous.__dict__, "index": index, "kind": "exact"})
+
+
+def _paraphrase(
+    rng: random.Random, scenario: Scenario, asked_before: list[_Asked], index: int
+) -> SimRequest:
+    """A question the team asked before, in another of its intent's templates."""
+    original = rng.choice(asked_before)
+    others = [i for i in range(len(original.intent.templates)) if i != original.template]
+    template = rng.choice(others)
+    prompt = _render(scenario, original.intent, original.slots, original.question, template)
+    return SimRequest(
+        **{**original.request.__dict__, "index": index, "kind": "paraphrase", "prompt": prompt}
+    )
+
+
+def _new_question(
+    rng: random.Random,
+    scenario: Scenario,
+    team: TeamTraffic,
+    handbooks: dict[str, str],
+    index: int,
+) -> _Asked:
+    """A question the team has not asked: an intent, its slots and template, its API and size."""
+    intent = _weighted(rng, list(scenario.intents), [i.weight for i in scenario.intents])
+    slots = tuple((name, rng.choice(values)) for name, values in sorted(intent.slots.items()))
+    question = _question_id(intent.id, slots)
+    template = rng.randrange(len(intent.templates))
+    sizes = intent.max_tokens or scenario.max_tokens
+    apis = list(scenario.apis)
+    request = SimRequest(
+        index=index,
+        team=team.name,
+        key=team.key,
+        api=_weighted(rng, apis, [scenario.apis[a] for a in apis]),
+        model=intent.model or scenario.default_model,
+        system=intent.system,
+        handbook=handbooks[intent.handbook] if intent.handbook else None,
+        prompt=_render(scenario, intent, slots, question, template),
+        max_tokens=_weighted(rng, list(sizes.values), list(sizes.weights)),
+        intent=intent.id,
+        question=question,
+        difficulty=intent.difficulty,
+        kind="new",
+    )
+    return _Asked(intent, slots, question, template, request)
