@@ -82,6 +82,12 @@ class ModelCard(StrictModel):
         description="whether the provider takes stop sequences; OpenAI's gpt-5, 5.1 and 5.2 "
         "lines and o-series reasoning models refuse `stop`",
     )
+    prompt_cache_min_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="the shortest prefix the provider's prompt cache writes, where it differs "
+        "by model (Anthropic's); None: the provider's rule (prompt_cache.py)",
+    )
     latency: LatencyProfile
     output_tokens: OutputLength
 
@@ -96,6 +102,16 @@ class ModelCard(StrictModel):
                 except ValueError as exc:
                     raise ValueError(f"alias {alias}: {found.group(0)[1:]} is no date") from exc
         return aliases
+
+    @model_validator(mode="after")
+    def _minimum_only_where_it_is_per_model(self) -> ModelCard:
+        """Only Anthropic's prompt-cache minimum is per model: elsewhere it would be ignored."""
+        if self.prompt_cache_min_tokens is not None and self.provider != "anthropic":
+            raise ValueError(
+                f"prompt_cache_min_tokens: {self.provider}'s prompt-cache minimum is the "
+                "provider's, not the model's; only anthropic models may set it"
+            )
+        return self
 
     @property
     def released(self) -> datetime | None:

@@ -8,14 +8,14 @@ Each provider caches a prompt prefix by its own rules (sources, read 2026-11):
   ``usage.prompt_tokens_details.cached_tokens``, billed at the cached-input price.
 * **Anthropic** (platform.claude.com/docs/en/build-with-claude/prompt-caching): written only at
   ``cache_control`` breakpoints (a top-level ``cache_control`` puts one on the last block); the
-  prefix up to a breakpoint is cacheable from a minimum that depends on the model
-  (``ANTHROPIC_MINIMUM_TOKENS``: 4,096 for Opus 4.5 and later and Haiku 4.5, 1,024 for Sonnet 4.5
-  and 4.6); an entry lives 5 minutes, or an hour for a ``ttl: "1h"`` mark, refreshed on each hit.
-  A read may hit an entry at any block boundary up to 20 blocks before a breakpoint, so a
-  breakpoint that moves to the newest turn of a conversation reads what the previous turn wrote
-  and writes only the new part. A read is ``cache_read_input_tokens`` at 0.1x the input price; a
-  write is ``cache_creation_input_tokens`` at 1.25x (the catalog's ``cache_write`` price), or 2x
-  for what is written up to the last 1-hour mark (``cache_write_1h``), reported apart in
+  prefix up to a breakpoint is cacheable from a minimum that depends on the model (the model card's
+  ``prompt_cache_min_tokens``: 4,096 for Opus 4.5 and later and Haiku 4.5, 1,024 for Sonnet 4.5 and
+  4.6); an entry lives 5 minutes, or an hour for a ``ttl: "1h"`` mark, refreshed on each hit. A read
+  may hit an entry at any block boundary up to 20 blocks before a breakpoint, so a breakpoint that
+  moves to the newest turn of a conversation reads what the previous turn wrote and writes only the
+  new part. A read is ``cache_read_input_tokens`` at 0.1x the input price; a write is
+  ``cache_creation_input_tokens`` at 1.25x (the catalog's ``cache_write`` price), or 2x for what is
+  written up to the last 1-hour mark (``cache_write_1h``), reported apart in
   ``usage.cache_creation``; ``input_tokens`` counts neither.
 * **Google Gemini** (ai.google.dev/gemini-api/docs/caching, updated 2026-10-13): implicit caching,
   on by default for Gemini 2.5 and newer, minimum 2,048 input tokens for 2.5 Flash and 2.5 Pro. No
@@ -59,23 +59,15 @@ class CacheRules:
     explicit: bool  # only at cache_control breakpoints, and writes are billed
 
 
-# Anthropic's minimum cacheable prefix for each Anthropic model of the price table: its docs'
-# table, as quoted in anthropics/anthropic-sdk-python#1194 and by gateways that pass it on
-# (read 2026-11-30). A below-minimum prefix is billed as plain input, with no error.
-ANTHROPIC_MINIMUM_TOKENS = {
-    "claude-opus-4-7": 4096,
-    "claude-opus-4-5": 4096,
-    "claude-haiku-4-5": 4096,
-    "claude-sonnet-4-6": 1024,
-}
-# A model not listed (one added to a custom price table) gets the largest minimum, so the
-# simulation never claims a saving the provider might not give.
-ANTHROPIC_UNLISTED_MINIMUM = max(ANTHROPIC_MINIMUM_TOKENS.values())
+# The minimum cacheable prefix of an Anthropic model whose card gives none (one added to a custom
+# price table): the largest the docs list, so the simulation never claims a saving the provider
+# might not give.
+ANTHROPIC_UNLISTED_MINIMUM = 4096
 
 
 def rules_for(card: ModelCard) -> CacheRules:
     if card.provider == "anthropic":
-        minimum = ANTHROPIC_MINIMUM_TOKENS.get(card.name, ANTHROPIC_UNLISTED_MINIMUM)
+        minimum = card.prompt_cache_min_tokens or ANTHROPIC_UNLISTED_MINIMUM
         return CacheRules(minimum, 1, 300.0, explicit=True)
     if card.provider == "google":
         return CacheRules(2048, 1, 300.0, explicit=False)

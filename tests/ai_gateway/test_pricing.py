@@ -99,6 +99,18 @@ def test_a_dated_alias_must_name_a_real_date(tmp_path):
         load_price_table(path)
 
 
+def test_only_an_anthropic_model_sets_its_prompt_cache_minimum(tmp_path):
+    """OpenAI's and Google's minimums are the provider's: one set on their model was ignored."""
+    path = tmp_path / "models.yaml"
+    minimum = "    prompt_cache_min_tokens: 512\n"
+    path.write_text("version: 1\nmodels:\n  a:\n" + ROW + minimum)
+    with pytest.raises(ConfigError, match="openai's prompt-cache minimum is the provider's"):
+        load_price_table(path)
+    anthropic = ROW.replace("openai", "anthropic").replace("cl100k_base", "claude-approx")
+    path.write_text("version: 1\nmodels:\n  a:\n" + anthropic + minimum)
+    assert load_price_table(path).models["a"].prompt_cache_min_tokens == 512
+
+
 def test_a_model_is_dated_by_its_earliest_dated_alias(tmp_path):
     path = tmp_path / "models.yaml"
     path.write_text(

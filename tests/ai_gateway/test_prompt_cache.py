@@ -6,7 +6,6 @@ import pytest
 
 from ai_gateway.pricing import default_price_table
 from ai_gateway.prompt_cache import (
-    ANTHROPIC_MINIMUM_TOKENS,
     ANTHROPIC_UNLISTED_MINIMUM,
     ProviderPromptCache,
     prefixes,
@@ -169,11 +168,14 @@ def test_anthropic_minimum_is_4096_for_haiku_4_5_and_1024_for_sonnet(cache):
 
 
 def test_every_anthropic_model_of_the_table_has_its_listed_minimum():
-    """An unlisted model would fall back to the largest minimum; the shipped ones are listed."""
+    """An unlisted model would fall back to the largest minimum; the shipped ones are listed,
+    and only Anthropic's minimums differ by model."""
+    listed = {name for name, card in TABLE.models.items() if card.prompt_cache_min_tokens}
     anthropic = {name for name, card in TABLE.models.items() if card.provider == "anthropic"}
-    assert anthropic == set(ANTHROPIC_MINIMUM_TOKENS)
-    unlisted = HAIKU.model_copy(update={"name": "claude-next"})
+    assert listed == anthropic
+    unlisted = HAIKU.model_copy(update={"name": "claude-next", "prompt_cache_min_tokens": None})
     assert rules_for(unlisted).minimum_tokens == ANTHROPIC_UNLISTED_MINIMUM == 4096
+    assert max(TABLE.models[name].prompt_cache_min_tokens or 0 for name in anthropic) == 4096
 
 
 def test_gemini_caches_implicitly_from_2048_tokens(cache):
