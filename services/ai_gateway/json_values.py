@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -115,9 +116,12 @@ def _resolve(root: dict[str, Any], ref: str) -> Any:
 
 
 def _number(value: Any, default: _Default) -> float | _Default:
-    """A bound as the schema gives it, or the default for one that is not a finite number."""
+    """A bound as the schema gives it, or the default for one that is not a finite number, or
+    is an integer past the largest float (it overflowed the float arithmetic it goes into)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return default
+    if isinstance(value, int):
+        return value if abs(value) <= sys.float_info.max else default
     return value if math.isfinite(value) else default
 
 

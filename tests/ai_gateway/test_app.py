@@ -166,6 +166,39 @@ async def test_count_tokens_needs_the_version_header_and_names_a_bad_body(client
     assert counted_answers(client) == {}  # a count is not an answer
 
 
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"type": "thinking", "thinking": "t", "signature": "s", "cache_control": {"type": "x"}},
+        {"type": "redacted_thinking", "data": "d", "cache_control": {"type": "ephemeral"}},
+    ],
+)
+@pytest.mark.parametrize("path", [ANTHROPIC, "/v1/messages/count_tokens"])
+async def test_a_thinking_block_marked_for_caching_is_refused(client, block, path):
+    """It passed as an unknown field and failed the breakpoint count: a 500."""
+    turns = [*HI, {"role": "assistant", "content": [block]}, {"role": "user", "content": "go"}]
+    body = json.dumps({"model": "claude-haiku-4-5", "max_tokens": 20, "messages": turns})
+    response = await post(client, path, body, headers=ANTHROPIC_KEY)
+    assert_anthropic_error(response, 400, "invalid_request_error")
+    message = response.json()["error"]["message"]
+    assert message == "messages: thinking blocks cannot be marked with cache_control"
+    unmarked = {key: value for key, value in block.items() if key != "cache_control"}
+    turns[1] = {"role": "assistant", "content": [unmarked]}
+    body = json.dumps({"model": "claude-haiku-4-5", "max_tokens": 20, "messages": turns})
+    assert (await post(client, path, body, headers=ANTHROPIC_KEY)).status_code == 200
+
+
+async def test_a_schema_bound_past_the_largest_float_is_no_server_error(client):
+    """maxLength 10**309 overflowed the float the answer's drawing put it in: a 500."""
+    schema = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 10**309}},
+              "required": ["a"]}  # fmt: skip
+    form = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    body = json.dumps({"model": "gpt-4o-mini", "messages": HI, "response_format": form})
+    response = await post(client, OPENAI, body)
+    assert response.status_code == 200
+    assert isinstance(json.loads(response.json()["choices"][0]["message"]["content"])["a"], str)
+
+
 async def test_anthropic_missing_key(client):
     response = await post(client, ANTHROPIC, "{}", headers={"anthropic-version": "2023-06-01"})
     assert_anthropic_error(response, 401, "authentication_error")

@@ -190,6 +190,19 @@ def test_draft_4_exclusive_flags_and_unreadable_bounds():
     assert 0 <= draw(infinite, random.Random(1)) <= 100  # the defaults, as for no bound
 
 
+@pytest.mark.parametrize(
+    "key", ["minimum", "maximum", "exclusiveMinimum", "multipleOf", "minLength", "maxLength",
+            "minItems", "maxItems"],
+)  # fmt: skip
+@pytest.mark.parametrize("kind", ["number", "integer", "string", "array"])
+def test_an_integer_past_the_largest_float_is_read_as_no_bound(key, kind):
+    """10**309 as a bound overflowed the float it went into: a 500 on every API shape."""
+    huge = 10**309
+    value = draw({"type": kind, key: huge, "items": {"type": "integer"}}, random.Random(3))
+    json.dumps(value, allow_nan=False)
+    assert draw({"type": kind, key: -huge}, random.Random(3)) is not None
+
+
 def test_local_refs_are_followed_as_pydantic_writes_nested_models():
     class Step(pydantic.BaseModel):
         explanation: str

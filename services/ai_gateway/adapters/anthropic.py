@@ -117,7 +117,22 @@ class ToolResultBlock(Lenient):
     cache_control: CacheControl | None = None
 
 
-class ThinkingBlock(Lenient):
+class _Unmarked(Lenient):
+    """A block the prompt cache cannot mark: a ``cache_control`` on it is refused, where it
+    passed as an unknown field and failed the breakpoint count (a 500)."""
+
+    cache_control: None = Field(
+        default=None, description="Refused: thinking blocks cannot be marked for caching."
+    )
+
+    @field_validator("cache_control", mode="before")
+    @classmethod
+    def _refused(cls, mark: Any) -> None:
+        if mark is not None:
+            raise ValueError("thinking blocks cannot be marked with cache_control")
+
+
+class ThinkingBlock(_Unmarked):
     """An assistant's earlier thinking, replayed as a tool loop with thinking must: accepted,
     and neither keyed nor billed (Anthropic drops earlier turns' thinking from the context)."""
 
@@ -126,7 +141,7 @@ class ThinkingBlock(Lenient):
     signature: str
 
 
-class RedactedThinkingBlock(Lenient):
+class RedactedThinkingBlock(_Unmarked):
     type: Literal["redacted_thinking"]
     data: str
 
@@ -579,7 +594,7 @@ def _marks(body: PromptBody, tools: list[_Tool]) -> list[tuple[str, CacheTTL]]:
     marks = [
         (f"{path}.cache_control.ttl", mark.ttl)
         for path, block in blocks
-        if (mark := getattr(block, "cache_control", None))  # thinking blocks carry none
+        if (mark := block.cache_control) is not None
     ]
     if body.cache_control is not None:
         marks.append(("cache_control.ttl", body.cache_control.ttl))
