@@ -41,6 +41,7 @@ from .pipeline import Answer, Gateway
 from .request_ids import HEADERS as REQUEST_ID_HEADERS
 from .request_ids import RequestIds, request_id
 from .request_log import SIM_HEADER_PREFIX, RequestLog, refused_record, served_record
+from .settings import GatewaySettings
 from .store import StoreUnavailable
 
 log = logging.getLogger("ai_gateway")
@@ -102,8 +103,10 @@ def _invalid(message: str) -> GatewayError:
     return GatewayError("invalid_request", message)
 
 
-async def _read_json(request: Request, limit: int, max_depth: int) -> Any:
-    """The body as JSON, within the size and nesting limits, with finite numbers and valid text."""
+async def _read_json(request: Request, settings: GatewaySettings) -> Any:
+    """The body as JSON, within the size, time and nesting limits, with finite numbers and valid
+    text."""
+    limit, max_depth = settings.max_body_bytes, settings.max_json_depth
     too_large = GatewayError(
         "too_large", f"Request body is larger than the limit of {limit} bytes."
     )
@@ -112,13 +115,19 @@ async def _read_json(request: Request, limit: int, max_depth: int) -> Any:
         raise too_large
     body = bytearray()
     try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise too_large
+        async with asyncio.timeout(settings.body_timeout_seconds):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise too_large
     except ClientDisconnect:
         raise GatewayError(
             "client_closed", "The client closed the connection before sending the whole body."
+        ) from None
+    except TimeoutError:
+        raise GatewayError(
+            "timeout",
+            f"The request body did not arrive within {settings.body_timeout_seconds:g} s.",
         ) from None
     raw = bytes(body)
     if raw.count(b"[") + raw.count(b"{") > max_depth and _json_depth(raw) > max_depth:
@@ -280,11 +289,7 @@ class GatewayHTTP:
         try:
             team = gateway.identity.team(_api_key(request))
             adapter.check_headers(request.headers)
-            chat_request = adapter.parse(
-                await _read_json(
-                    request, gateway.settings.max_body_bytes, gateway.settings.max_json_depth
-                )
-            )
+            chat_request = adapter.parse(await _read_json(request, gateway.settings))
             model = chat_request.model
             named = gateway.catalog.table.resolve(model)
             if named is not None:
@@ -422,9 +427,7 @@ class GatewayHTTP:
             self.gateway.identity.team(_api_key(request))
             ANTHROPIC.check_headers(request.headers)
             settings = self.gateway.settings
-            prompt = ANTHROPIC.parse_count_tokens(
-                await _read_json(request, settings.max_body_bytes, settings.max_json_depth)
-            )
+            prompt = ANTHROPIC.parse_count_tokens(await _read_json(request, settings))
             tokens = self.gateway.catalog.prompt_tokens(prompt)
         except GatewayError as error:
             return error_response(ANTHROPIC, error, request)
@@ -684,6 +687,7 @@ _CHAT_ERRORS = {
     400: "Invalid body or parameter; the error names the parameter.",
     401: "Missing or unknown API key.",
     404: "Unknown model.",
+    408: "The body did not arrive whole within the gateway's body_timeout_seconds.",
     413: "Body larger than the gateway's limit.",
     429: "Team budget or rate limit reached; see retry-after (absent when the request could never "
     "fit the limit as sent), and the rate-limit headers of a 200. A spent budget and a request "

@@ -28,6 +28,7 @@ ErrorKind = Literal[
     "unavailable",
     "internal",
     "client_closed",
+    "timeout",
 ]
 
 

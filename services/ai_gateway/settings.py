@@ -198,6 +198,13 @@ class GatewaySettings(StrictModel):
     max_json_depth: int = Field(
         default=64, ge=8, le=512, description="deeper JSON bodies get a 400 (real requests: < 10)"
     )
+    body_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=600,
+        description="a body not received whole in this time gets a 408: a client that stalls "
+        "mid-body held its connection, and a place in ai_active_requests, until it left",
+    )
     metrics_port: int = Field(
         default=9464,
         ge=0,

@@ -152,6 +152,40 @@ def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(tenant_gateway, p
     assert "Traceback" not in log and "ClientDisconnect" not in log, log[-2000:]
 
 
+def _stall_mid_body(gateway, path: str) -> bytes:
+    """Declare a 1,000-byte body, send 9 bytes of it, then wait: what the gateway answers."""
+    headers = "".join(f"{name}: {value}\r\n" for name, value in HANG_UP_HEADERS[path].items())
+    head = (
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"{headers}content-length: 1000\r\n\r\n"
+    )
+    address = (urlsplit(gateway.url).hostname, urlsplit(gateway.url).port)
+    with socket.create_connection(address, timeout=15) as s:
+        s.sendall(head.encode() + b'{"model":')
+        return s.recv(65536)
+
+
+@pytest.mark.parametrize("path", list(HANG_UP_HEADERS))
+def test_a_client_that_stalls_mid_body_gets_a_408_in_its_apis_shape(tmp_path, path):
+    """It held its connection, and a place in ai_active_requests, for as long as it stayed."""
+    teams = team("secret-team-alpha")
+    with gateways(tmp_path, settings(teams, body_timeout_seconds=1)) as (gateway,):
+        started = time.monotonic()
+        answer = _stall_mid_body(gateway, path)
+        waited = time.monotonic() - started
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert status_line.startswith(b"HTTP/1.1 408"), answer[:300]
+        assert 1 <= waited < 10
+        body = rest.partition(b"\r\n\r\n")[2]
+        message = "The request body did not arrive within 1 s."
+        if path == "/v1/chat/completions":
+            assert b'"error":{"message":"' + message.encode() in body, body
+        else:
+            assert b'"type":"error"' in body and message.encode() in body, body
+        active = [v for (name, _), v in scrape(gateway).items() if name == "ai_active_requests"]
+        assert sum(active) == 0
+
+
 @pytest.fixture(scope="module")
 def cache_gateway(tmp_path_factory):
     teams = {f"p{i}": spec for i in range(16) for spec in team(f"p{i}").values()}

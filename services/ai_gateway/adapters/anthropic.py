@@ -48,6 +48,7 @@ _ERROR_TYPES: dict[ErrorKind, str] = {
     "unavailable": "api_error",
     "internal": "api_error",
     "client_closed": "invalid_request_error",
+    "timeout": "invalid_request_error",
 }
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 TOOLS = (

@@ -32,6 +32,7 @@ HTTP_STATUS: dict[ErrorKind, int] = {
     "internal": 500,
     # nginx's "client closed request": no one reads the answer, and it is not a server error.
     "client_closed": 499,
+    "timeout": 408,  # the body did not arrive in time
 }
 
 

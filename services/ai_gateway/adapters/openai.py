@@ -54,6 +54,7 @@ _ERROR_TYPES: dict[ErrorKind, str] = {
     "unavailable": "server_error",
     "internal": "server_error",
     "client_closed": "invalid_request_error",
+    "timeout": "invalid_request_error",
 }
 _DEFAULT_CODES: dict[ErrorKind, str] = {
     "rate_limit": "rate_limit_exceeded",
