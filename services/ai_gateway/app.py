@@ -491,8 +491,12 @@ def _models_adapter(request: Request) -> Adapter:
 
 def _error_adapter(request: Request) -> Adapter:
     """The API shape an error outside the chat routes answers in: Anthropic's under its path,
-    else as the models routes choose."""
-    return ANTHROPIC if request.url.path.startswith("/v1/messages") else _models_adapter(request)
+    OpenAI's on the gateway's own budgets route (as its other errors), else as the models routes
+    choose."""
+    path = request.url.path
+    if path.startswith("/v1/messages"):
+        return ANTHROPIC
+    return OPENAI if path.startswith("/v1/budgets") else _models_adapter(request)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

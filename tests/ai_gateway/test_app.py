@@ -228,6 +228,11 @@ async def test_wrong_method_is_405_json_and_says_what_is_allowed(client):
     assert response.headers["allow"] == "POST"  # RFC 9110: a 405 names the allowed methods
     assert (await client.put("/v1/models")).headers["allow"] == "GET, HEAD"
     assert (await client.delete("/healthz")).headers["allow"] == "GET, HEAD"
+    # The budgets route answers in OpenAI's shape, as its 401, whatever version header comes.
+    wrong = await client.post("/v1/budgets", headers={"anthropic-version": "2023-06-01"})
+    assert_openai_error(wrong, 405)
+    unknown = await client.get("/v1/budgets", headers={"anthropic-version": "2023-06-01"})
+    assert_openai_error(unknown, 401)
 
 
 async def test_a_get_route_answers_head_with_its_status_and_no_body(client):
