@@ -273,6 +273,25 @@ def test_an_openai_tool_calls_arguments_are_a_string():
     )
 
 
+@pytest.mark.parametrize(
+    ("assistant", "param", "message"),
+    [
+        ({"tool_calls": "x"}, "messages[1].tool_calls",
+         "Invalid type for 'messages[1].tool_calls': expected an array, but got a string instead."),
+        ({"content": "no", "refusal": 5}, "messages[1].refusal",
+         "Invalid type for 'messages[1].refusal': expected a string, but got an integer instead."),
+        ({"tool_calls": [{"id": "c1", "type": "weird"}]}, "messages[1].tool_calls[0].type",
+         "Invalid value: 'weird'. Supported values are: 'function' and 'custom'."),
+    ],
+)  # fmt: skip
+def test_an_openai_assistant_messages_calls_and_refusal_have_their_types(assistant, param, message):
+    """Each was served as if it were absent; OpenAI refuses them."""
+    messages = [*ASKED, {"role": "assistant", **assistant}, tool_reply("c1")]
+    with pytest.raises(GatewayError) as info:
+        OpenAIAdapter().parse({"model": "gpt-4o", "messages": messages})
+    assert (info.value.param, info.value.message) == (param, message)
+
+
 @pytest.mark.parametrize("adapter", [OpenAIAdapter(), AnthropicAdapter()])
 def test_image_parts_are_refused_naming_the_parameter(adapter):
     image = [{"type": "image_url", "image_url": {}}]

@@ -369,24 +369,39 @@ def _check_tool_turns(messages: list[ChatMessage]) -> None:
         answered = any(extra.get(name) is not None for name in instead)
         if message.role == "assistant" and message.content is None and not answered:
             raise missing_parameter(f"messages[{at}].content")
+        refusal = extra.get("refusal")
+        if refusal is not None and not isinstance(refusal, str):
+            raise _wrong_type(f"messages[{at}].refusal", refusal, "a string")
         ids = _call_ids(extra.get("tool_calls"), at) if message.role == "assistant" else []
         called, unanswered, asked_at = frozenset(ids), ids, at
     _check_answered(unanswered, asked_at)
 
 
+# Each kind of tool call OpenAI takes, and the string fields of its body.
+_CALL_FIELDS = {"function": ("name", "arguments"), "custom": ("name", "input")}
+
+
 def _call_ids(calls: Any, at: int) -> list[str]:
     """The ids of an assistant message's tool calls, each checked for what OpenAI requires."""
-    if not isinstance(calls, list):
+    if calls is None:
         return []
+    if not isinstance(calls, list):
+        raise _wrong_type(f"messages[{at}].tool_calls", calls, "an array")
     ids = []
     for i, call in enumerate(calls):
         where = f"messages[{at}].tool_calls[{i}]"
         if not isinstance(call, dict):
             raise missing_parameter(f"{where}.id")
         call_id, kind = _string_field(call, "id", where), _string_field(call, "type", where)
+        if kind not in _CALL_FIELDS:
+            supported = " and ".join(f"'{name}'" for name in _CALL_FIELDS)
+            raise GatewayError(
+                "invalid_request",
+                f"Invalid value: '{kind}'. Supported values are: {supported}.",
+                param=f"{where}.type",
+            )
         body = call.get(kind)
-        fields = {"function": ("name", "arguments"), "custom": ("name", "input")}.get(kind, ())
-        for field in fields:
+        for field in _CALL_FIELDS[kind]:
             if not isinstance(body, dict):
                 raise missing_parameter(f"{where}.{kind}")
             _string_field(body, field, f"{where}.{kind}")
@@ -400,7 +415,7 @@ def _string_field(parent: dict[str, Any], field: str, where: str) -> str:
     if value is None:
         raise missing_parameter(f"{where}.{field}")
     if not isinstance(value, str):
-        raise _not_a_string(f"{where}.{field}", value)
+        raise _wrong_type(f"{where}.{field}", value, "a string")
     return value
 
 
@@ -408,10 +423,10 @@ _JSON_TYPES = {dict: "an object", list: "an array", bool: "a boolean", int: "an 
                float: "a decimal"}  # fmt: skip
 
 
-def _not_a_string(param: str, value: object) -> GatewayError:
-    """OpenAI's refusal of a field that must be a string."""
-    got = _JSON_TYPES.get(type(value), type(value).__name__)
-    message = f"Invalid type for '{param}': expected a string, but got {got} instead."
+def _wrong_type(param: str, value: object, expected: str) -> GatewayError:
+    """OpenAI's refusal of a field of another JSON type than its own."""
+    got = _JSON_TYPES.get(type(value), "a string" if isinstance(value, str) else "null")
+    message = f"Invalid type for '{param}': expected {expected}, but got {got} instead."
     return GatewayError("invalid_request", message, param=param)
 
 
@@ -544,7 +559,7 @@ def _check_metadata(metadata: dict[str, Any] | None) -> None:
                 param="metadata",
             )
         if not isinstance(value, str):
-            raise _not_a_string(f"metadata.{key}", value)
+            raise _wrong_type(f"metadata.{key}", value, "a string")
         if len(value) > METADATA_VALUE_CHARS:
             raise GatewayError(
                 "invalid_request",
