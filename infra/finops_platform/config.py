@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ai_gateway.settings import GatewaySettings, resolve_settings
 from finops_common.config import ConfigError, StrictModel, describe_validation_error
 from finops_common.phases import Phase
 
@@ -630,6 +631,45 @@ def stack_file(stack: str) -> Path:
     return STACKS_DIR / f"Pulumi.{stack}.yaml"
 
 
+SETTINGS_SOURCE = f"{PROJECT}:workloads.gateway.settings"
+TEAM_KEYS = f"{PROJECT}:{TEAM_KEYS_SECRET}"
+# The gateway's default `metrics_port`, the one port its Service, NetworkPolicy and
+# ServiceMonitor open and scrape.
+GATEWAY_METRICS_PORT: int = GatewaySettings.model_fields["metrics_port"].default
+# Stands in for the secret keys wherever the settings are checked before the keys are known.
+_PLACEHOLDER_KEY = "sha256:" + "0" * 64
+
+
+def stack_team_settings(workloads: WorkloadsConfig) -> dict[str, Any]:
+    """The routing and limits the stack sets per team (``teams`` in the gateway settings)."""
+    teams = workloads.gateway.settings.get("teams") or {}
+    if not isinstance(teams, dict):
+        raise ConfigError(f"{SETTINGS_SOURCE}.teams: must be a mapping of team names to settings")
+    for name, team in teams.items():
+        if isinstance(team, dict) and "keys" in team:
+            raise ConfigError(
+                f"{SETTINGS_SOURCE}.teams.{name}.keys: keys are secrets, not stack settings: "
+                f"set them with `pulumi config set --secret --path '{TEAM_KEYS}.{name}' <key>`"
+            )
+    return teams
+
+
+def check_gateway_settings(workloads: WorkloadsConfig) -> None:
+    """The stack's gateway settings against the gateway's own schema, as the stack is parsed:
+    a bad one failed only when the program built the gateway's ConfigMap, and the other readers
+    of a stack (finops-sim, the policy pack) took it."""
+    user = {key: value for key, value in workloads.gateway.settings.items() if key != "teams"}
+    if user.get("metrics_port", GATEWAY_METRICS_PORT) != GATEWAY_METRICS_PORT:
+        raise ConfigError(
+            f"{SETTINGS_SOURCE}.metrics_port: value {user['metrics_port']!r} is invalid: the "
+            f"Service, NetworkPolicy and ServiceMonitor scrape {GATEWAY_METRICS_PORT}, the only "
+            "value allowed here"
+        )
+    teams = stack_team_settings(workloads) or {"placeholder": {}}
+    keyed = {name: {**team, "keys": [_PLACEHOLDER_KEY]} for name, team in teams.items()}
+    resolve_settings(None, {**user, "teams": keyed}, SETTINGS_SOURCE)
+
+
 def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
     """Validate the stack's config values (``project:key`` -> value)."""
     from pydantic import ValidationError
@@ -644,6 +684,7 @@ def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
             f"stack {stack!r}: an AWS stack's name has at most {MAX_AWS_STACK_NAME} characters "
             f"(it has {len(stack)}): IAM role names, which carry it, have at most 64"
         )
+    check_gateway_settings(parsed.workloads)
     return StackConfig(
         stack=stack,
         region=parsed.region,

@@ -11,7 +11,6 @@ import pulumi_kubernetes as k8s
 from .builders import kubecost as kubecost_build
 from .builders import observability as observability_build
 from .builders import workloads as workloads_build
-from .builders.workloads import gateway_settings_yaml
 from .components.cluster import Cluster, ClusterArgs
 from .components.images import Images, ImagesArgs
 from .components.karpenter import Karpenter, KarpenterArgs
@@ -56,7 +55,6 @@ def load_config() -> StackConfig:
     }
     config = parse_stack_config(pulumi.get_stack(), values)
     require_user_values(config)
-    gateway_settings_yaml(config.workloads)  # the gateway's own schema, checked here, not mid-up
     webhook_url_set = pulumi.Config(PROJECT).get_secret(SLACK_WEBHOOK_SECRET) is not None
     unused = require_alert_secret(config, webhook_url_set)
     if unused is not None:

@@ -3,6 +3,7 @@ actually schedule on the stack's NodePools."""
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -13,7 +14,14 @@ from finops_common.config import ConfigError
 from finops_platform.builders import workloads as build
 from finops_platform.builders.karpenter import CAPACITY_TYPE_LABEL, POOL_LABEL
 from finops_platform.builders.placement import choose_pool, pod_placement
-from finops_platform.config import WorkloadsConfig, load_stack, memory_mib
+from finops_platform.config import (
+    GATEWAY_METRICS_PORT,
+    WorkloadsConfig,
+    load_stack,
+    memory_mib,
+    parse_stack_config,
+    read_stack_file,
+)
 from finops_platform.render import kubernetes_objects
 from loadgen.scenario import load_scenario, with_team_keys
 from tests.infra.support import recorded
@@ -162,9 +170,15 @@ def test_bad_team_keys_name_the_config_key(configured, problem):
 
 
 def with_team_settings(teams: object) -> WorkloadsConfig:
-    workloads = load_stack("optimized").workloads
-    gateway = workloads.gateway.model_copy(update={"settings": {"teams": teams}})
-    return workloads.model_copy(update={"gateway": gateway})
+    return with_gateway_settings({"teams": teams})
+
+
+def with_gateway_settings(settings: dict) -> WorkloadsConfig:
+    """The optimized stack's workloads with these gateway settings, parsed as the program
+    parses a stack file: the gateway's own schema is checked there."""
+    values = copy.deepcopy(read_stack_file("optimized"))
+    values["finops-sim:workloads"]["gateway"]["settings"] = settings
+    return parse_stack_config("optimized", values).workloads
 
 
 def test_team_settings_in_the_stack_travel_with_the_keys(tmp_path):
@@ -181,9 +195,8 @@ def test_team_settings_in_the_stack_travel_with_the_keys(tmp_path):
 
 
 def test_team_keys_in_the_stack_settings_are_refused_with_the_secret_command():
-    workloads = with_team_settings({"team-a": {"keys": ["sk-plain-text-key"]}})
     with pytest.raises(ConfigError) as info:
-        build.gateway_settings_yaml(workloads)
+        with_team_settings({"team-a": {"keys": ["sk-plain-text-key"]}})
     assert "finops-sim:workloads.gateway.settings.teams.team-a.keys" in str(info.value)
     assert "pulumi config set --secret --path 'finops-sim:teamKeys.team-a'" in str(info.value)
 
@@ -195,10 +208,16 @@ def test_a_team_with_settings_but_no_key_is_a_config_error():
 
 
 def test_bad_team_settings_in_the_stack_name_the_key():
-    workloads = with_team_settings({"team-a": {"limits": {"usd": -1}}})
     with pytest.raises(ConfigError) as info:
-        build.gateway_settings_yaml(workloads)
+        with_team_settings({"team-a": {"limits": {"usd": -1}}})
     assert "teams.team-a.limits.usd" in str(info.value)
+
+
+def test_every_reader_of_a_stack_file_gets_its_gateway_settings_checked():
+    """They were checked only where the program built the gateway's ConfigMap: finops-sim and
+    the policy pack took a stack whose gateway would not start."""
+    with pytest.raises(ConfigError, match=re.escape("unknown key `cache.exakt`")):
+        with_gateway_settings({"cache": {"exakt": {}}})
 
 
 def test_placement_follows_the_stack():
@@ -378,12 +397,10 @@ def test_only_prometheus_reaches_the_metrics_port(any_recording):
 
 
 def test_a_metrics_port_prometheus_would_not_scrape_is_refused():
-    workloads = load_stack("optimized").workloads
-    gateway = workloads.gateway.model_copy(update={"settings": {"metrics_port": 9100}})
     with pytest.raises(ConfigError) as info:
-        build.gateway_settings_yaml(workloads.model_copy(update={"gateway": gateway}))
+        with_gateway_settings({"metrics_port": 9100})
     assert "finops-sim:workloads.gateway.settings.metrics_port" in str(info.value)
-    assert "9100" in str(info.value) and str(build.METRICS_PORT) in str(info.value)
+    assert "9100" in str(info.value) and str(GATEWAY_METRICS_PORT) in str(info.value)
 
 
 def test_a_pod_selects_its_capacity_type_where_its_pool_may_buy_both():

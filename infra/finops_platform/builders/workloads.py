@@ -10,18 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ai_gateway.settings import GatewaySettings, deep_merge, resolve_settings
+from ai_gateway.settings import deep_merge, resolve_settings
 from finops_common.config import ConfigError
 from finops_common.labels import COST_LABELS
 from loadgen.scenario import KEY_MIN_CHARS
 
 from ..config import (
-    PROJECT,
-    TEAM_KEYS_SECRET,
+    GATEWAY_METRICS_PORT,
+    SETTINGS_SOURCE,
+    TEAM_KEYS,
     ContainerResources,
     NodePoolConfig,
     WorkloadsConfig,
     memory_mib,
+    stack_team_settings,
 )
 from ..workload_list import (
     DEMO_SERVICE_PREFIX,
@@ -42,8 +44,6 @@ if TYPE_CHECKING:  # the type only: the builders import no Pulumi
 NAMESPACE = "finops"
 GATEWAY_PORT = 8080  # the container's, from the image's entrypoint
 SERVICE_HTTP_PORT = 80  # the gateway's and demo services' Services
-# The gateway's default `metrics_port`: Prometheus scrapes it, applications cannot reach it.
-METRICS_PORT: int = GatewaySettings.model_fields["metrics_port"].default
 LOCUST_WORKERS_PORT = 5557
 LOCUST_WEB_PORT = 8089
 REDIS_PORT = 6379
@@ -91,8 +91,6 @@ def _redis_password_env() -> dict[str, Any]:
     }
 
 
-SETTINGS_SOURCE = f"{PROJECT}:workloads.gateway.settings"
-TEAM_KEYS = f"{PROJECT}:{TEAM_KEYS_SECRET}"
 # The Locust pods read the teams' keys from this Secret (locust_keys_yaml).
 LOCUST_KEYS_SECRET = f"{LOCUST_MASTER}-keys"
 LOCUST_KEYS_DIR = "/etc/locust-keys"
@@ -100,38 +98,13 @@ LOCUST_KEYS_FILE = "keys.yaml"
 # A generated team key: this prefix, then a random password of this length (letters and digits).
 GENERATED_KEY_PREFIX = "sk-"
 GENERATED_KEY_LENGTH = 40
-# Stands in for the secret keys wherever the settings are checked before the keys are known.
-_PLACEHOLDER_KEY = "sha256:" + "0" * 64
-
-
-def _stack_team_settings(workloads: WorkloadsConfig) -> dict[str, Any]:
-    """The routing and limits the stack sets per team (``teams`` in the gateway settings)."""
-    teams = workloads.gateway.settings.get("teams") or {}
-    if not isinstance(teams, dict):
-        raise ConfigError(f"{SETTINGS_SOURCE}.teams: must be a mapping of team names to settings")
-    for name, team in teams.items():
-        if isinstance(team, dict) and "keys" in team:
-            raise ConfigError(
-                f"{SETTINGS_SOURCE}.teams.{name}.keys: keys are secrets, not stack settings: "
-                f"set them with `pulumi config set --secret --path '{TEAM_KEYS}.{name}' <key>`"
-            )
-    return teams
 
 
 def gateway_settings_yaml(workloads: WorkloadsConfig) -> str:
-    """The gateway's settings in its own schema (validated here), without the teams: they go
-    with their keys into the keys Secret (team_keys_yaml)."""
+    """The gateway's settings in its own schema (checked as the stack was parsed), without the
+    teams: they go with their keys into the keys Secret (team_keys_yaml)."""
     user = {"profile": workloads.gateway_profile, **workloads.gateway.settings}
     user.pop("teams", None)
-    if user.get("metrics_port", METRICS_PORT) != METRICS_PORT:
-        raise ConfigError(
-            f"{SETTINGS_SOURCE}.metrics_port: value {user['metrics_port']!r} is invalid: the "
-            f"Service, NetworkPolicy and ServiceMonitor scrape {METRICS_PORT}, the only value "
-            "allowed here"
-        )
-    teams = _stack_team_settings(workloads) or {"placeholder": {}}
-    keyed = {name: {**team, "keys": [_PLACEHOLDER_KEY]} for name, team in teams.items()}
-    resolve_settings(None, {**user, "teams": keyed}, SETTINGS_SOURCE)
     settings_yaml: str = yaml.safe_dump(user, sort_keys=True)
     return settings_yaml
 
@@ -175,7 +148,7 @@ def team_keys_yaml(keys: dict[str, str], workloads: WorkloadsConfig) -> str:
     """The gateway's teams, each with its key. The gateway serves only the teams a config file
     names and takes nothing else of the profile's for them, so each carries in full the routing
     and limits of the stack's gateway profile, under those the stack sets."""
-    stack_teams = _stack_team_settings(workloads)
+    stack_teams = stack_team_settings(workloads)
     keyless = sorted(set(stack_teams) - set(keys))
     if keyless:
         raise ConfigError(
@@ -300,7 +273,7 @@ class WorkloadBuilder:
                 GATEWAY,
                 [
                     {"name": "http", "port": SERVICE_HTTP_PORT, "targetPort": "http"},
-                    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+                    {"name": "metrics", "port": GATEWAY_METRICS_PORT, "targetPort": "metrics"},
                 ],
             ),
             self._gateway_network_policy(),
@@ -334,7 +307,7 @@ class WorkloadBuilder:
             ],
             "ports": [
                 {"name": "http", "containerPort": GATEWAY_PORT},
-                {"name": "metrics", "containerPort": METRICS_PORT},
+                {"name": "metrics", "containerPort": GATEWAY_METRICS_PORT},
             ],
             "env": [_redis_password_env(), {"name": "REDIS_URL", "value": self.store_url()}],
             **self._gateway_probes(),
@@ -372,13 +345,16 @@ class WorkloadBuilder:
                 "policyTypes": ["Ingress"],
                 "ingress": [
                     {"ports": [{"protocol": "TCP", "port": GATEWAY_PORT}]},
-                    {"from": [prometheus], "ports": [{"protocol": "TCP", "port": METRICS_PORT}]},
+                    {
+                        "from": [prometheus],
+                        "ports": [{"protocol": "TCP", "port": GATEWAY_METRICS_PORT}],
+                    },
                 ],
             },
         }
 
     def _gateway_settings(self) -> dict[str, Any]:
-        """The gateway's settings, checked against its schema (gateway_settings_yaml)."""
+        """The gateway's settings, checked against its schema (config.check_gateway_settings)."""
         return {
             "apiVersion": "v1",
             "kind": "ConfigMap",
