@@ -35,6 +35,7 @@ from starlette.types import Receive, Scope, Send
 
 from .adapters import anthropic, openai
 from .adapters.base import Adapter
+from .body_deadlines import BodyDeadlines
 from .budgets import STORE_RETRY_AFTER_S, BudgetRow
 from .domain import ChatRequest, Completion, GatewayError, RateLimitState
 from .pipeline import Answer, Gateway
@@ -103,7 +104,7 @@ def _invalid(message: str) -> GatewayError:
     return GatewayError("invalid_request", message)
 
 
-async def _read_json(request: Request, settings: GatewaySettings) -> Any:
+async def _read_json(request: Request, settings: GatewaySettings, deadlines: BodyDeadlines) -> Any:
     """The body as JSON, within the size, time and nesting limits, with finite numbers and valid
     text."""
     limit, max_depth = settings.max_body_bytes, settings.max_json_depth
@@ -115,7 +116,7 @@ async def _read_json(request: Request, settings: GatewaySettings) -> Any:
         raise too_large
     body = bytearray()
     try:
-        async with asyncio.timeout(settings.body_timeout_seconds):
+        with deadlines:
             async for chunk in request.stream():
                 body += chunk
                 if len(body) > limit:
@@ -233,6 +234,7 @@ class GatewayHTTP:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.metrics = gateway.meter.metrics
+        self.body_deadlines = BodyDeadlines(gateway.settings.body_timeout_seconds)
         path = gateway.settings.request_log
         self.request_log = RequestLog(path) if path else None
 
@@ -289,7 +291,9 @@ class GatewayHTTP:
         try:
             team = gateway.identity.team(_api_key(request))
             adapter.check_headers(request.headers)
-            chat_request = adapter.parse(await _read_json(request, gateway.settings))
+            chat_request = adapter.parse(
+                await _read_json(request, gateway.settings, self.body_deadlines)
+            )
             model = chat_request.model
             named = gateway.catalog.table.resolve(model)
             if named is not None:
@@ -427,7 +431,9 @@ class GatewayHTTP:
             self.gateway.identity.team(_api_key(request))
             ANTHROPIC.check_headers(request.headers)
             settings = self.gateway.settings
-            prompt = ANTHROPIC.parse_count_tokens(await _read_json(request, settings))
+            prompt = ANTHROPIC.parse_count_tokens(
+                await _read_json(request, settings, self.body_deadlines)
+            )
             tokens = self.gateway.catalog.prompt_tokens(prompt)
         except GatewayError as error:
             return error_response(ANTHROPIC, error, request)
@@ -583,21 +589,23 @@ def create_app(gateway: Gateway, freeze_heap: bool = False) -> FastAPI:
 def _lifespan(
     http: GatewayHTTP, freeze_heap: bool
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start the gateway before the first request and close it, and the request log, after
-    the last. With ``freeze_heap``, everything allocated by then (modules, the embedding model,
-    the tokenizers' tables, a restored semantic index) is moved out of the garbage collector's
-    sight (``gc.freeze``), so a full collection scans only what requests allocated instead of
-    pausing the server for over 100 ms (README, "Benchmarks")."""
+    """Start the gateway and the body reads' sweeper before the first request and close them,
+    and the request log, after the last. With ``freeze_heap``, everything allocated by then
+    (modules, the embedding model, the tokenizers' tables, a restored semantic index) is moved
+    out of the garbage collector's sight (``gc.freeze``), so a full collection scans only what
+    requests allocated instead of pausing the server for over 100 ms (README, "Benchmarks")."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await http.gateway.start()
+        http.body_deadlines.start()
         if freeze_heap:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
+            await http.body_deadlines.close()
             await http.gateway.close()
             if http.request_log is not None:
                 http.request_log.close()
