@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,77 @@ def unwrap_secrets(value: Any) -> Any:
     return value
 
 
+def _vpc(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "vpcId": "vpc-0mock",
+        "privateSubnetIds": ["subnet-0private1", "subnet-0private2"],
+        "publicSubnetIds": ["subnet-0public1", "subnet-0public2"],
+    }
+
+
+def _eks_cluster(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    issuer = f"https://oidc.eks.{MOCK_REGION}.amazonaws.com/id/MOCK"
+    return {
+        "kubeconfigJson": json.dumps({"apiVersion": "v1", "clusters": []}),
+        "clusterSecurityGroupId": "sg-0cluster",
+        "oidcProviderArn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{issuer[8:]}",
+        "oidcIssuer": issuer,
+    }
+
+
+def _iam_role(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    role = given.get("name") or f"{name}-role"
+    return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}", "name": role}
+
+
+def _sqs_queue(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    queue = given.get("name", name)
+    return {
+        "arn": f"arn:aws:sqs:{MOCK_REGION}:{ACCOUNT_ID}:{queue}",
+        "url": f"https://sqs.{MOCK_REGION}.amazonaws.com/{ACCOUNT_ID}/{queue}",
+    }
+
+
+def _ecr_repository(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    repo = given.get("name", name)
+    return {
+        "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{MOCK_REGION}.amazonaws.com/{repo}",
+        "registryId": ACCOUNT_ID,
+    }
+
+
+def _secret(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """The API server's version of the object: it changes with the Secret's data."""
+    data = json.dumps(inputs.get("stringData") or inputs.get("data"), sort_keys=True)
+    version = hashlib.sha256(data.encode()).hexdigest()[:12]
+    return {"metadata": {**(inputs.get("metadata") or {}), "resourceVersion": version}}
+
+
+def _serverless_cache(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    host = f"{given.get('name', name)}-mock.serverless.use1.cache.amazonaws.com"
+    return {"endpoints": [{"address": host, "port": 6379}]}
+
+
+# What the mocks answer for each resource type whose outputs the program reads; every other
+# resource answers its inputs and an ARN.
+_MOCK_OUTPUTS: dict[str, Callable[[str, dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
+    "awsx:ec2:Vpc": _vpc,
+    "eks:index:Cluster": _eks_cluster,
+    "aws:iam/role:Role": _iam_role,
+    "aws:sqs/queue:Queue": _sqs_queue,
+    "aws:ecr/repository:Repository": _ecr_repository,
+    "docker-build:index:Image": lambda name, given, inputs: {
+        "ref": f"{given['tags'][0]}@sha256:{'0' * 64}"
+    },
+    "kubernetes:core/v1:Secret": _secret,
+    "random:index/randomPassword:RandomPassword": lambda name, given, inputs: {
+        "result": f"mock-password-{name}"
+    },
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda name, given, inputs: {"latestVersion": 1},
+    "aws:elasticache/serverlessCache:ServerlessCache": _serverless_cache,
+}
+
+
 @dataclass
 class RecordingMocks(pulumi.runtime.Mocks):
     """Records every resource, and gives the remote components plausible outputs."""
@@ -72,52 +144,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources.append(recorded)
         # Remote components' outputs differ from their inputs; only the ones below are known.
         state = dict(args.inputs) if args.custom else {}
-        arn = f"arn:aws:mock:{MOCK_REGION}:{ACCOUNT_ID}:{args.name}"
-        if args.typ == "awsx:ec2:Vpc":
-            state |= {
-                "vpcId": "vpc-0mock",
-                "privateSubnetIds": ["subnet-0private1", "subnet-0private2"],
-                "publicSubnetIds": ["subnet-0public1", "subnet-0public2"],
-            }
-        elif args.typ == "eks:index:Cluster":
-            issuer = f"https://oidc.eks.{MOCK_REGION}.amazonaws.com/id/MOCK"
-            state |= {
-                "kubeconfigJson": json.dumps({"apiVersion": "v1", "clusters": []}),
-                "clusterSecurityGroupId": "sg-0cluster",
-                "oidcProviderArn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{issuer[8:]}",
-                "oidcIssuer": issuer,
-            }
-        elif args.typ == "aws:iam/role:Role":
-            role = args.inputs.get("name") or f"{args.name}-role"
-            state |= {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}", "name": role}
-        elif args.typ == "aws:sqs/queue:Queue":
-            queue = args.inputs.get("name", args.name)
-            state |= {
-                "arn": f"arn:aws:sqs:{MOCK_REGION}:{ACCOUNT_ID}:{queue}",
-                "url": f"https://sqs.{MOCK_REGION}.amazonaws.com/{ACCOUNT_ID}/{queue}",
-            }
-        elif args.typ == "aws:ecr/repository:Repository":
-            repo = args.inputs.get("name", args.name)
-            state |= {
-                "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{MOCK_REGION}.amazonaws.com/{repo}",
-                "registryId": ACCOUNT_ID,
-            }
-        elif args.typ == "docker-build:index:Image":
-            state["ref"] = f"{args.inputs['tags'][0]}@sha256:{'0' * 64}"
-        elif args.typ == "kubernetes:core/v1:Secret":
-            # The API server's version of the object: it changes with the Secret's data.
-            data = json.dumps(inputs.get("stringData") or inputs.get("data"), sort_keys=True)
-            version = hashlib.sha256(data.encode()).hexdigest()[:12]
-            state["metadata"] = {**(inputs.get("metadata") or {}), "resourceVersion": version}
-        elif args.typ == "random:index/randomPassword:RandomPassword":
-            state["result"] = f"mock-password-{args.name}"
-        elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
-            state["latestVersion"] = 1
-        elif args.typ == "aws:elasticache/serverlessCache:ServerlessCache":
-            host = f"{args.inputs.get('name', args.name)}-mock.serverless.use1.cache.amazonaws.com"
-            state["endpoints"] = [{"address": host, "port": 6379}]
+        outputs = _MOCK_OUTPUTS.get(args.typ)
+        if outputs is None:
+            state.setdefault("arn", f"arn:aws:mock:{MOCK_REGION}:{ACCOUNT_ID}:{args.name}")
         else:
-            state.setdefault("arn", arn)
+            state |= outputs(args.name, args.inputs, inputs)
         return f"{args.name}-id", state
 
     # Pulumi types Mocks.call's answer as (result, failures or None), but MockMonitor.Invoke takes
