@@ -51,6 +51,19 @@ async def test_a_cancellation_that_is_not_the_sweeps_stays_a_cancellation(deadli
     assert not deadlines._reading and not deadlines._expired
 
 
+async def test_a_shutdowns_cancellation_with_the_sweeps_stays_a_cancellation():
+    """Both land before the reader runs again: a 408 would hide the shutdown's cancellation
+    (asyncio.timeout leaves it a cancellation too)."""
+    deadlines = BodyDeadlines(timeout_s=0.0)
+    task = asyncio.create_task(_read(deadlines, asyncio.Event()))
+    await asyncio.sleep(0)  # the reader is inside its read
+    deadlines.expire(asyncio.get_running_loop().time())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not deadlines._reading and not deadlines._expired
+
+
 async def test_without_the_sweeper_nothing_expires():
     unswept = BodyDeadlines(timeout_s=0.01)
     arrives = asyncio.Event()
