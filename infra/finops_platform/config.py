@@ -658,7 +658,9 @@ def check_gateway_settings(workloads: WorkloadsConfig) -> None:
     """The stack's gateway settings against the gateway's own schema, as the stack is parsed:
     a bad one failed only when the program built the gateway's ConfigMap, and the other readers
     of a stack (finops-sim, the policy pack) took it."""
-    user = {key: value for key, value in workloads.gateway.settings.items() if key != "teams"}
+    settings = workloads.gateway.settings
+    user = {"profile": workloads.gateway_profile, **settings}
+    user.pop("teams", None)
     if user.get("metrics_port", GATEWAY_METRICS_PORT) != GATEWAY_METRICS_PORT:
         raise ConfigError(
             f"{SETTINGS_SOURCE}.metrics_port: value {user['metrics_port']!r} is invalid: the "

@@ -173,12 +173,12 @@ def with_team_settings(teams: object) -> WorkloadsConfig:
     return with_gateway_settings({"teams": teams})
 
 
-def with_gateway_settings(settings: dict) -> WorkloadsConfig:
-    """The optimized stack's workloads with these gateway settings, parsed as the program
-    parses a stack file: the gateway's own schema is checked there."""
-    values = copy.deepcopy(read_stack_file("optimized"))
+def with_gateway_settings(settings: dict, stack: str = "optimized") -> WorkloadsConfig:
+    """The stack's workloads with these gateway settings, parsed as the program parses a stack
+    file: the gateway's own schema is checked there."""
+    values = copy.deepcopy(read_stack_file(stack))
     values["finops-sim:workloads"]["gateway"]["settings"] = settings
-    return parse_stack_config("optimized", values).workloads
+    return parse_stack_config(stack, values).workloads
 
 
 def test_team_settings_in_the_stack_travel_with_the_keys(tmp_path):
@@ -218,6 +218,15 @@ def test_every_reader_of_a_stack_file_gets_its_gateway_settings_checked():
     the policy pack took a stack whose gateway would not start."""
     with pytest.raises(ConfigError, match=re.escape("unknown key `cache.exakt`")):
         with_gateway_settings({"cache": {"exakt": {}}})
+
+
+def test_the_gateway_settings_are_checked_over_the_stacks_own_profile():
+    """Checked over the optimized profile, whose tiers fill in the rest, one tier passed for the
+    unoptimized stack, whose gateway then failed to start."""
+    one_tier = {"routing": {"enabled": True, "tiers": {"simple": "gpt-5.4-nano"}}}
+    with_gateway_settings(one_tier, "optimized")
+    with pytest.raises(ConfigError, match="every tier needs a model"):
+        with_gateway_settings(one_tier, "unoptimized")
 
 
 def test_placement_follows_the_stack():
