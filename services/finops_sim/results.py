@@ -11,8 +11,9 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from ai_gateway.records import RequestRecord
 from finops_common.config import StrictModel
@@ -229,7 +230,7 @@ class RunInfo(StrictModel):
     scenario: str
     scenario_file: str
     seed: int
-    requests_per_phase: int  # sent by each phase; with --duration, what the first phase sent
+    requests_per_phase: int  # in each phase's request log; with --duration, the first phase's
     duration_s: float | None
     users: int
     embedder: str
@@ -251,6 +252,18 @@ class SimulationResults(StrictModel):
     # Why the gateway's requests were not derived, when they were not (no stack configs, or an
     # optimized phase that served nothing to measure).
     gateway_sizing_note: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _requests_of_a_duration_run(cls, data: Any) -> Any:
+        """A --duration run wrote ``requests_per_phase: null`` until 2026-12-02: its phases
+        say how many requests each sent."""
+        run, phases = (data.get("run"), data.get("phases")) if isinstance(data, dict) else (0, 0)
+        if isinstance(run, dict) and run.get("requests_per_phase", 0) is None:
+            first = phases.get("unoptimized") if isinstance(phases, dict) else None
+            if isinstance(first, dict) and "requests" in first:
+                data = {**data, "run": {**run, "requests_per_phase": first["requests"]}}
+        return data
 
 
 def phase_summary(records: list[RequestRecord]) -> PhaseSummary:

@@ -256,6 +256,8 @@ def phase_settings(phase: Phase, options: RunOptions, request_log: Path) -> dict
 
 # What each setting the run gives every phase's gateway is for, by its dotted key.
 RUN_SETTINGS = {
+    "profile": "the config goes over the optimized profile, which the run starts the phase with",
+    "metrics_port": "the run gives each phase's gateway a free port and reads its metrics there",
     "latency_scale": "the run measures with simulated latency off",
     "request_log": "the run writes each phase's request log where it reads it",
     "cache.semantic.embedder": "the embedder is the run's --embedder option",

@@ -397,6 +397,8 @@ def test_bad_gateway_config_fails_before_running(fast_scenario, tmp_path):
     ("config_text", "key"),
     [
         ("latency_scale: 1.0\n", "latency_scale"),
+        ("profile: unoptimized\n", "profile"),
+        ("metrics_port: 9100\n", "metrics_port"),
         ("request_log: /tmp/mine.jsonl\n", "request_log"),
         ("cache:\n  semantic:\n    embedder: lexical\n", "cache.semantic.embedder"),
     ],

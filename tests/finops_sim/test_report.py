@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -358,6 +359,17 @@ def _with_optimized(results: SimulationResults, after: list[RequestRecord]) -> S
     """The results with ``after`` as the optimized phase's log."""
     phases = Phases(unoptimized=results.phases.unoptimized, optimized=_phase(after))
     return results.model_copy(update={"phases": phases, "comparison": compare(UNOPTIMIZED, after)})
+
+
+def test_a_duration_runs_older_results_json_reads_its_requests_from_its_phases():
+    """Until 2026-12-02 a --duration run wrote requests_per_phase: null, which the field,
+    now always a count, refused: `rightsize --from-run` could not read the run."""
+    results = _results()
+    older = json.loads(results.model_dump_json())
+    older["run"]["requests_per_phase"] = None
+    read = SimulationResults.model_validate_json(json.dumps(older))
+    assert read.run.requests_per_phase == results.phases.unoptimized.requests
+    assert read.model_dump() == results.model_dump()
 
 
 def _with_failures(results: SimulationResults, failed: int) -> SimulationResults:
