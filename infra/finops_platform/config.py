@@ -640,36 +640,52 @@ GATEWAY_METRICS_PORT: int = GatewaySettings.model_fields["metrics_port"].default
 _PLACEHOLDER_KEY = "sha256:" + "0" * 64
 
 
-def stack_team_settings(workloads: WorkloadsConfig) -> dict[str, Any]:
-    """The routing and limits the stack sets per team (``teams`` in the gateway settings)."""
+def stack_team_settings(workloads: WorkloadsConfig, where: str = "") -> dict[str, Any]:
+    """The routing and limits the stack sets per team (``teams`` in the gateway settings);
+    ``where`` names the stack file in the errors."""
     teams = workloads.gateway.settings.get("teams") or {}
     if not isinstance(teams, dict):
-        raise ConfigError(f"{SETTINGS_SOURCE}.teams: must be a mapping of team names to settings")
+        raise ConfigError(
+            f"{where}{SETTINGS_SOURCE}.teams: must be a mapping of team names to settings"
+        )
     for name, team in teams.items():
-        if isinstance(team, dict) and "keys" in team:
+        if not isinstance(team, dict):
             raise ConfigError(
-                f"{SETTINGS_SOURCE}.teams.{name}.keys: keys are secrets, not stack settings: "
-                f"set them with `pulumi config set --secret --path '{TEAM_KEYS}.{name}' <key>`"
+                f"{where}{SETTINGS_SOURCE}.teams.{name}: must be a mapping of the team's settings "
+                f"(routing, limits), not {team!r}"
+            )
+        if "keys" in team:
+            raise ConfigError(
+                f"{where}{SETTINGS_SOURCE}.teams.{name}.keys: keys are secrets, not stack "
+                f"settings: set them with `pulumi config set --secret --path "
+                f"'{TEAM_KEYS}.{name}' <key>`"
             )
     return teams
 
 
-def check_gateway_settings(workloads: WorkloadsConfig) -> None:
+def check_gateway_settings(workloads: WorkloadsConfig, stack_source: str) -> None:
     """The stack's gateway settings against the gateway's own schema, as the stack is parsed:
     a bad one failed only when the program built the gateway's ConfigMap, and the other readers
     of a stack (finops-sim, the policy pack) took it."""
+    where = f"{stack_source}: "
     settings = workloads.gateway.settings
+    if "profile" in settings:
+        raise ConfigError(
+            f"{where}{SETTINGS_SOURCE}.profile: the stack's profile is "
+            f"finops-sim:workloads.gatewayProfile ({workloads.gateway_profile}), which the cost "
+            "model and the policy pack read too: set it there, not in the gateway settings"
+        )
     user = {"profile": workloads.gateway_profile, **settings}
     user.pop("teams", None)
     if user.get("metrics_port", GATEWAY_METRICS_PORT) != GATEWAY_METRICS_PORT:
         raise ConfigError(
-            f"{SETTINGS_SOURCE}.metrics_port: value {user['metrics_port']!r} is invalid: the "
-            f"Service, NetworkPolicy and ServiceMonitor scrape {GATEWAY_METRICS_PORT}, the only "
-            "value allowed here"
+            f"{where}{SETTINGS_SOURCE}.metrics_port: value {user['metrics_port']!r} is invalid: "
+            f"the Service, NetworkPolicy and ServiceMonitor scrape {GATEWAY_METRICS_PORT}, the "
+            "only value allowed here"
         )
-    teams = stack_team_settings(workloads) or {"placeholder": {}}
+    teams = stack_team_settings(workloads, where) or {"placeholder": {}}
     keyed = {name: {**team, "keys": [_PLACEHOLDER_KEY]} for name, team in teams.items()}
-    resolve_settings(None, {**user, "teams": keyed}, SETTINGS_SOURCE)
+    resolve_settings(None, {**user, "teams": keyed}, f"{stack_source} ({SETTINGS_SOURCE})")
 
 
 def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
@@ -686,7 +702,7 @@ def parse_stack_config(stack: str, values: dict[str, Any]) -> StackConfig:
             f"stack {stack!r}: an AWS stack's name has at most {MAX_AWS_STACK_NAME} characters "
             f"(it has {len(stack)}): IAM role names, which carry it, have at most 64"
         )
-    check_gateway_settings(parsed.workloads)
+    check_gateway_settings(parsed.workloads, source)
     return StackConfig(
         stack=stack,
         region=parsed.region,

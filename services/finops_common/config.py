@@ -7,7 +7,7 @@ problem, so every package reports a bad file the same way.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -44,9 +44,11 @@ def _field(model: Any, key: Any) -> Any:
 
 
 def _at(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
-    """The model that holds the last part of ``loc``, walking nested models (lists skipped)."""
+    """The model that holds the last part of ``loc``, walking nested models (list indices and a
+    mapping's own keys, such as a team's name, skipped)."""
     current: Any = model
-    for item in loc[:-1]:
+    parts = iter(loc[:-1])
+    for item in parts:
         if isinstance(item, int):
             continue
         field = _field(current, item)
@@ -59,6 +61,8 @@ def _at(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
         if not nested:
             return None
         current = nested[-1]
+        if any(get_origin(a) is dict for a in (field.annotation, *args)):
+            next(parts, None)  # the mapping's key: a name, not a field
     return current
 
 

@@ -25,6 +25,19 @@ def test_an_unknown_key_names_the_keys_allowed_there():
     )
 
 
+class Teams(StrictModel):
+    teams: dict[str, Team]
+
+
+def test_an_unknown_key_under_a_named_entry_names_the_keys_allowed_there():
+    """A team's name is the mapping's key, not a field: the hint was left out past it."""
+    with pytest.raises(ConfigError) as info:
+        validate(Teams, {"teams": {"ops": {"name": "a", "limitz": {}}}}, "teams.yaml")
+    assert "teams.yaml: unknown key `teams.ops.limitz`; allowed keys here: limits, name" in str(
+        info.value
+    )
+
+
 def test_every_bad_value_is_listed_with_its_key():
     with pytest.raises(ConfigError) as info:
         validate(Team, {"name": 3, "limits": {"usd": "lots"}}, "teams.yaml")

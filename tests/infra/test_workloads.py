@@ -220,6 +220,26 @@ def test_every_reader_of_a_stack_file_gets_its_gateway_settings_checked():
         with_gateway_settings({"cache": {"exakt": {}}})
 
 
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"teams": {"team-a": None}},  # a team whose keys are all commented out
+         "settings.teams.team-a: must be a mapping of the team's settings"),
+        ({"profile": "optimized"}, "settings.profile: the stack's profile is "
+         "finops-sim:workloads.gatewayProfile"),
+        ({"teams": {"team-a": {"limit": 3}}},
+         "unknown key `teams.team-a.limit`; allowed keys here: keys, limits, routing"),
+    ],
+)  # fmt: skip
+def test_a_bad_gateway_setting_names_the_stack_file_and_the_key(settings, says):
+    """A null team was a TypeError's traceback; a profile here overrode gatewayProfile, which
+    the cost model and the policy pack read; neither kind of error named the stack file."""
+    with pytest.raises(ConfigError) as info:
+        with_gateway_settings(settings, "unoptimized")
+    assert str(info.value).startswith("stacks/Pulumi.unoptimized.yaml")
+    assert says in str(info.value)
+
+
 def test_the_gateway_settings_are_checked_over_the_stacks_own_profile():
     """Checked over the optimized profile, whose tiers fill in the rest, one tier passed for the
     unoptimized stack, whose gateway then failed to start."""
