@@ -305,6 +305,11 @@ class ObservabilityConfig(_Config):
     )
     alerts: AlertConfig = AlertConfig()
 
+    @field_validator("storage_size")
+    @classmethod
+    def _fits_a_volume(cls, size: str) -> str:
+        return bounded_memory(size, GP3_MAX_MIB)
+
 
 class KubecostConfig(_Config):
     enabled: bool = True
@@ -342,14 +347,39 @@ def memory_mib(quantity: str | float) -> int:
     return math.ceil(memory_mib_exact(quantity))
 
 
+# No container gets more than the largest EC2 instance has (448 vCPUs, 32 TiB of memory): a
+# quantity of 400 digits was an OverflowError's traceback.
+MAX_CPU_CORES = 448
+MAX_MEMORY_MIB = 32 * 1024**2
+GP3_MAX_MIB = 16 * 1024**2  # the largest gp3 volume, the default storage class's
+
+
+def bounded_cpu(quantity: str | None) -> str | None:
+    if quantity is not None and not cpu_millicores_exact(quantity) <= MAX_CPU_CORES * 1000:
+        raise ValueError(f"at most {MAX_CPU_CORES} cores ({MAX_CPU_CORES * 1000}m)")
+    return quantity
+
+
+def bounded_memory(quantity: str, most_mib: int = MAX_MEMORY_MIB) -> str:
+    if not memory_mib_exact(quantity) <= most_mib:
+        raise ValueError(f"at most {most_mib // 1024**2}Ti")
+    return quantity
+
+
 class Quantities(_Config):
     cpu: str = Field(pattern=_CPU.pattern, description="e.g. 400m or 1")
     memory: str = Field(pattern=_MEMORY.pattern, description="e.g. 400Mi or 1Gi")
+
+    _cpu_bound = field_validator("cpu")(bounded_cpu)
+    _memory_bound = field_validator("memory")(bounded_memory)
 
 
 class MemoryLimit(_Config):
     memory: str = Field(pattern=_MEMORY.pattern, description="e.g. 400Mi or 1Gi")
     cpu: str | None = Field(default=None, pattern=_CPU.pattern, description="e.g. 400m or 1")
+
+    _cpu_bound = field_validator("cpu")(bounded_cpu)
+    _memory_bound = field_validator("memory")(bounded_memory)
 
 
 class ContainerResources(_Config):
@@ -461,6 +491,11 @@ class StoreConfig(_Config):
     mode: Literal["in_cluster", "elasticache_serverless"] = "in_cluster"
     volume_size: str = Field(default="1Gi", pattern=_MEMORY.pattern, description="e.g. 1Gi")
     elasticache: ElastiCacheConfig = ElastiCacheConfig()
+
+    @field_validator("volume_size")
+    @classmethod
+    def _fits_a_volume(cls, size: str) -> str:
+        return bounded_memory(size, GP3_MAX_MIB)
 
 
 class WorkloadsConfig(_Config):

@@ -128,8 +128,8 @@ def import_prices(
 ) -> tuple[str, list[str]]:
     """The refreshed table's text and a report line per model (changed, unchanged or missing)."""
     try:
-        prices = json.loads(source.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        prices = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read a LiteLLM price JSON ({exc})") from exc
     if not isinstance(prices, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of model names to prices")

@@ -203,9 +203,10 @@ def test_import_applies_changes_keeps_assumptions_and_reports_them(tmp_path, cap
     assert "# The price and model table" in table.read_text()  # comments survive
 
 
-def test_import_of_a_file_that_is_not_price_json_fails_cleanly(tmp_path, capsys):
+@pytest.mark.parametrize("content", [b"[1, 2", b"\xff\xfe{}"])  # not JSON; not UTF-8
+def test_import_of_a_file_that_is_not_price_json_fails_cleanly(tmp_path, capsys, content):
     bad = tmp_path / "bad.json"
-    bad.write_text("[1, 2")
+    bad.write_bytes(content)
     assert gateway_cli(["prices", "import", str(bad), "--table", str(DEFAULT_TABLE_PATH)]) == 2
     assert "cannot read a LiteLLM price JSON" in capsys.readouterr().err
 

@@ -331,6 +331,38 @@ def test_a_zero_size_is_refused_with_an_example_of_a_good_one(where, value, says
     assert says in message
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "says"),
+    [
+        (("gateway", "resources", "requests", "cpu"), "9" * 400, "at most 448 cores"),
+        (("gateway", "resources", "limits", "cpu"), "449", "at most 448 cores"),
+        (("gateway", "resources", "requests", "memory"), "9" * 400 + "Gi", "at most 32Ti"),
+        (("gateway", "resources", "limits", "memory"), "40000Gi", "at most 32Ti"),
+        (("store", "volumeSize"), "99999999999Gi", "at most 16Ti"),
+    ],
+)
+def test_a_size_past_what_aws_sells_is_refused_by_key(where, value, says):
+    """400 digits were an OverflowError's traceback, or a cost of infinity."""
+    values = read_stack_file("optimized")
+    node = values["finops-sim:workloads"]
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config("optimized", values)
+    assert f"key `finops-sim:workloads.{'.'.join(where)}`" in str(info.value)
+    assert says in str(info.value)
+
+
+def test_a_prometheus_volume_past_the_largest_gp3_is_refused():
+    values = read_stack_file("optimized")
+    values["finops-sim:platform"].setdefault("observability", {})["storageSize"] = "17000Gi"
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config("optimized", values)
+    assert "observability.storageSize`: value '17000Gi'" in str(info.value)
+    assert "at most 16Ti" in str(info.value)
+
+
 def test_an_unknown_key_lists_the_keys_as_the_stack_file_writes_them():
     values = read_stack_file("optimized")
     values["finops-sim:platform"]["kubcost"] = {"enabled": True}
