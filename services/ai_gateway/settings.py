@@ -305,7 +305,7 @@ def load_settings(profile: str | None = None, *config_paths: Path) -> GatewaySet
 
 def resolve_settings(profile: str | None, user: dict[str, Any], source: str) -> GatewaySettings:
     """The profile (named here or in ``user``) with ``user``'s settings over it, validated."""
-    chosen = profile or user.get("profile") or DEFAULT_PROFILE
+    chosen = profile if profile is not None else user.get("profile", DEFAULT_PROFILE)
     if chosen not in PROFILES:
         raise ConfigError(
             f"{source}: key `profile`: value {chosen!r} is invalid: allowed values are "
@@ -317,6 +317,8 @@ def resolve_settings(profile: str | None, user: dict[str, Any], source: str) -> 
     merged = deep_merge(base, user)
     merged["profile"] = chosen
     model = os.environ.get("GATEWAY_EMBEDDING_MODEL")
-    if model:
+    cache = merged.get("cache", {})
+    # Only over settings of the right shape: over `cache: 5` it made a valid mapping.
+    if model and isinstance(cache, dict) and isinstance(cache.get("semantic", {}), dict):
         merged = deep_merge(merged, {"cache": {"semantic": {"model": model}}})
     return validate(GatewaySettings, merged, source)

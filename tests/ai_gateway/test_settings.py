@@ -104,6 +104,26 @@ def test_embedding_model_env_overrides_the_config(tmp_path, monkeypatch):
     assert load_settings("optimized", path).cache.semantic.model == "/models/mine"
 
 
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("cache: 5\n", "`cache`"), ("cache:\n  semantic: on\n", "`cache.semantic`")],
+)
+def test_the_embedding_model_env_does_not_mend_a_bad_cache_setting(
+    tmp_path, monkeypatch, text, key
+):
+    """With GATEWAY_EMBEDDING_MODEL set (as the image sets it), the model went in over the bad
+    value, which became a valid mapping: the error was lost."""
+    monkeypatch.setenv("GATEWAY_EMBEDDING_MODEL", "/models/mine")
+    with pytest.raises(ConfigError, match=key):
+        load_settings(None, write(tmp_path, text))
+
+
+@pytest.mark.parametrize("text", ["profile: ''\n", "profile: false\n", "profile:\n"])
+def test_an_empty_or_false_profile_is_refused_not_read_as_the_default(tmp_path, text):
+    with pytest.raises(ConfigError, match=r"key `profile`: value .* is invalid"):
+        load_settings(None, write(tmp_path, text))
+
+
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(None, tmp_path / "absent.yaml")
