@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -38,8 +38,15 @@ class TeamTraffic(StrictModel):
     share: float = Field(gt=0)
 
 
+# The largest output limit of the model table (a test holds them equal): a larger max_tokens is
+# a 400 from every model, found only once a run had started.
+MAX_OUTPUT_TOKENS = 128_000
+
+
 class WeightedChoice(StrictModel):
-    values: tuple[int, ...] = Field(min_length=1)
+    """The ``max_tokens`` sizes requests ask for, and how often each."""
+
+    values: tuple[Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS)], ...] = Field(min_length=1)
     weights: tuple[float, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -66,7 +73,9 @@ class ContextSize(StrictModel):
     """Sentences of document appended to intents that carry one (summaries, reviews)."""
 
     min_sentences: int = Field(ge=0)
-    max_sentences: int = Field(ge=0)
+    max_sentences: int = Field(
+        ge=0, le=1000, description="at most 1,000: a document of about 20,000 tokens"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ContextSize:

@@ -8,8 +8,16 @@ from collections import Counter
 import pytest
 import yaml
 
+from ai_gateway.pricing import default_price_table
 from finops_common.config import ConfigError
-from loadgen.scenario import DEFAULT_SCENARIO, Arrival, generate, load_scenario, with_team_keys
+from loadgen.scenario import (
+    DEFAULT_SCENARIO,
+    MAX_OUTPUT_TOKENS,
+    Arrival,
+    generate,
+    load_scenario,
+    with_team_keys,
+)
 
 
 def take(scenario, n: int, seed: int | None = None):
@@ -128,6 +136,16 @@ def test_arrival_patterns():
         (lambda d: d.update(teams=[]), "`teams`"),
         (lambda d: d.update(colour="blue"), "unknown key `colour`"),
         (lambda d: d["intents"].append(dict(d["intents"][0])), "duplicate intent ids: cancel"),
+        # Each was served a 400 by the gateway only once the run had started.
+        (
+            lambda d: d["max_tokens"].update(values=[0, 512, 1024]),
+            "`max_tokens.values[0]`: value 0 is invalid",
+        ),
+        (
+            lambda d: d["max_tokens"].update(values=[256, 10**12, 1024]),
+            "`max_tokens.values[1]`: value 1000000000000 is invalid",
+        ),
+        (lambda d: d["context"].update(max_sentences=10**9), "`context.max_sentences`"),
     ],
 )
 def test_invalid_scenarios_name_the_problem(tmp_path, change, expected):
@@ -135,6 +153,11 @@ def test_invalid_scenarios_name_the_problem(tmp_path, change, expected):
         load_scenario(write_variant(tmp_path, change))
     assert "scenario.yaml" in str(info.value)
     assert expected in str(info.value)
+
+
+def test_the_max_tokens_bound_is_the_model_tables_largest_output_limit():
+    largest = max(card.max_output_tokens for card in default_price_table().models.values())
+    assert largest == MAX_OUTPUT_TOKENS
 
 
 def test_team_keys_from_a_file_replace_the_demo_keys_in_every_request(tmp_path):
