@@ -6,6 +6,7 @@ problem, so every package reports a bad file the same way.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, TypeVar, get_origin
 
@@ -109,6 +110,23 @@ def describe_validation_error(
     return "\n".join(lines)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no types
+    """YAML's safe loader, refusing a key given twice in one mapping: the last one won without a
+    word, so a setting edited in one place was overridden by a forgotten copy below it."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
 def read_yaml(path: Path) -> Any:
     """Read a YAML file or raise ConfigError naming the file and the line of a syntax error."""
     try:
@@ -123,7 +141,7 @@ def read_yaml(path: Path) -> Any:
             "save it as UTF-8"
         ) from exc
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -70,3 +70,16 @@ def test_yaml_errors_name_the_file_and_line(tmp_path):
     latin.write_bytes("name: caf\u00e9\n".encode("latin-1"))  # a traceback before
     with pytest.raises(ConfigError, match=r"latin\.yaml: not UTF-8 text \(byte 9: b'\\xe9'\)"):
         read_yaml(latin)
+
+
+def test_a_key_given_twice_in_one_mapping_is_refused_with_its_line(tmp_path):
+    """The last one won without a word: an edit was overridden by a forgotten copy below it."""
+    path = tmp_path / "settings.yaml"
+    path.write_text("cache:\n  ttl: 10\n  ttl: 20\nother: {ttl: 1}\n")
+    with pytest.raises(ConfigError) as info:
+        read_yaml(path)
+    assert str(info.value) == (
+        f"{path}: invalid YAML (line 3, column 3): key 'ttl' is given twice in one mapping"
+    )
+    path.write_text("a: {ttl: 1}\nb: {ttl: 1}\n")  # the same key in two mappings is fine
+    assert read_yaml(path) == {"a": {"ttl": 1}, "b": {"ttl": 1}}
