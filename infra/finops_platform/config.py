@@ -216,16 +216,39 @@ class ClusterConfig(_Config):
         return list(self.public_access_cidrs) or None
 
 
+# Kubernetes' rules for a label's (and a taint's) key and value: an optional DNS-subdomain
+# prefix and a name of up to 63 characters; a value of up to 63, or empty. The API server refused
+# anything else only at `pulumi up`.
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
+LABEL_RULES = (
+    "a key is an optional DNS prefix and `/`, then up to 63 letters, digits, `-`, `_` or `.`, "
+    "starting and ending with a letter or digit; a value the same, or empty"
+)
+
+
+def _check_label(key: str, value: str) -> None:
+    if not LABEL_KEY.match(key) or not LABEL_VALUE.match(value):
+        raise ValueError(f"{key!r}: {value!r} is not a Kubernetes label: {LABEL_RULES}")
+
+
 class TaintConfig(_Config):
     key: str
     value: str = ""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
 
+    @model_validator(mode="after")
+    def _kubernetes_taint(self) -> TaintConfig:
+        _check_label(self.key, self.value)
+        return self
+
 
 class NodePoolConfig(_Config):
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     capacity_types: tuple[CapacityType, ...] = Field(min_length=1)
-    instance_categories: tuple[str, ...] = ("c", "m", "r")
+    # An empty list is Kubernetes' refused `In` requirement with no values.
+    instance_categories: tuple[str, ...] = Field(default=("c", "m", "r"), min_length=1)
     instance_families: tuple[str, ...] = ()
     # amd64 only: the gateway, load generator and demo images are built for linux/amd64
     # (components/images.py), so a Graviton node would fail them with "exec format error".
@@ -248,6 +271,21 @@ class NodePoolConfig(_Config):
             if not re.match(r"^[a-z]$", category):
                 raise ValueError(f"{category!r} is not an instance category such as c, m or r")
         return categories
+
+    @field_validator("instance_families")
+    @classmethod
+    def _families(cls, families: tuple[str, ...]) -> tuple[str, ...]:
+        for family in families:
+            if not re.match(r"^[a-z][a-z0-9-]*[a-z0-9]$", family):
+                raise ValueError(f"{family!r} is not an instance family such as m7i or c6a")
+        return families
+
+    @field_validator("labels")
+    @classmethod
+    def _kubernetes_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            _check_label(key, value)
+        return labels
 
     @property
     def consolidation_enabled(self) -> bool:

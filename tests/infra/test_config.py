@@ -435,3 +435,32 @@ def test_an_aws_key_the_provider_would_not_read_is_refused():
         parse_stack_config("optimized", values)
     values["aws:profile"] = "finops-lab"
     assert parse_stack_config("optimized", values).aws_profile == "finops-lab"
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "says"),
+    [
+        ({"labels": {"bad key!": "x"}}, "labels", "'bad key!': 'x' is not a Kubernetes label"),
+        ({"labels": {"team": "finops lab"}}, "labels", "is not a Kubernetes label"),
+        ({"taints": [{"key": "bad key!"}]}, "taints[0]", "is not a Kubernetes label"),
+        ({"instanceFamilies": ["???"]}, "instanceFamilies", "'???' is not an instance family"),
+        ({"instanceCategories": []}, "instanceCategories", "at least 1 item"),
+    ],
+)
+def test_a_node_pool_value_kubernetes_would_refuse_is_refused_by_key(change, key, says):
+    """Each passed the stack's checks and failed at `pulumi up`, when the API server refused
+    the NodePool."""
+    values = read_stack_file("optimized")
+    values["finops-sim:platform"]["karpenter"]["nodePools"][0].update(change)
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config("optimized", values)
+    assert f"key `finops-sim:platform.karpenter.nodePools[0].{key}`" in str(info.value)
+    assert says in str(info.value)
+
+
+def test_a_prefixed_label_and_a_hyphenated_family_are_kubernetes_and_karpenter_values():
+    values = read_stack_file("optimized")
+    pool = values["finops-sim:platform"]["karpenter"]["nodePools"][0]
+    pool.update({"labels": {"example.com/tier": "batch"}, "instanceFamilies": ["m7i", "u-6tb1"]})
+    parsed = parse_stack_config("optimized", values).platform.karpenter
+    assert parsed is not None and parsed.node_pools[0].labels == {"example.com/tier": "batch"}
