@@ -19,6 +19,7 @@ import yaml
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from finops_common.arguments import at_least
 from finops_common.config import ConfigError
 
 from . import price_import
@@ -56,10 +57,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="YAML settings file applied over the profile; repeat to merge several in order",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    parser.add_argument(
+        "--port", type=at_least(1, 65535), default=8080, help="port to bind (default 8080)"
+    )
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=at_least(0, 65535),
         help="port of /metrics (default: the metrics_port setting, 9464; 0 turns it off)",
     )
     parser.add_argument(
@@ -128,22 +131,21 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.profile, *args.config)
     except ConfigError as exc:
         return _fail(f"configuration error:\n{exc}")
+    if args.metrics_port is not None:  # the flag over the setting; both checked as read
+        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
     if args.print_settings:
-        if args.metrics_port is not None:
-            settings = settings.model_copy(update={"metrics_port": args.metrics_port})
         return _print_settings(settings)
     if args.check_embedder:
         return _check_embedder(settings)
     try:
         table = _price_table_with_tokenizers()
-        metrics_port = _checked_ports(args, settings)
         gateway = _open_gateway(settings, table)
         api_socket = _listen(args.host, args.port)
     except CannotStart as exc:
         return _fail(str(exc))
     with api_socket:
         try:
-            _serve_metrics(gateway.meter.metrics.registry, args.host, metrics_port)
+            _serve_metrics(gateway.meter.metrics.registry, args.host, settings.metrics_port)
         except CannotStart as exc:
             return _fail(str(exc))
         logging.getLogger("ai_gateway").info(
@@ -153,22 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             gateway.embedder.name if gateway.embedder else "none",
             args.host,
             args.port,
-            metrics_port,
+            settings.metrics_port,
         )
         serve(create_app(gateway, freeze_heap=True), api_socket, args.log_level)
     return 0
-
-
-def _checked_ports(args: argparse.Namespace, settings: GatewaySettings) -> int:
-    """The metrics port in force (the flag over the setting), both ports checked first."""
-    if not 0 < args.port < 65536:
-        raise CannotStart(f"--port {args.port} is invalid: allowed values are 1 to 65535")
-    metrics_port: int = settings.metrics_port if args.metrics_port is None else args.metrics_port
-    if not 0 <= metrics_port < 65536:
-        raise CannotStart(
-            f"--metrics-port {metrics_port} is invalid: allowed values are 0 to 65535"
-        )
-    return metrics_port
 
 
 def _price_table_with_tokenizers() -> PriceTable:

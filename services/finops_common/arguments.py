@@ -9,18 +9,18 @@ import math
 from collections.abc import Callable
 
 
-def at_least(minimum: int) -> Callable[[str], int]:
-    """An integer flag's type that refuses what is not a whole number or is below ``minimum``."""
+def at_least(minimum: int, most: int | None = None) -> Callable[[str], int]:
+    """An integer flag's type that refuses what is not a whole number, or is below ``minimum``
+    or above ``most``."""
+    allowed = f"{minimum} or more" if most is None else f"{minimum} to {most}"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is invalid: allowed values are {minimum} or more"
-            )
+        if value < minimum or (most is not None and value > most):
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid: allowed values are {allowed}")
         return value
 
     return parse

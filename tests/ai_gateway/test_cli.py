@@ -267,3 +267,18 @@ def test_the_metrics_port_cannot_take_the_api_port():
     result = run_cli("--profile", "unoptimized", "--port", port, "--metrics-port", port)
     assert result.returncode == 2
     assert f"cannot serve metrics on 127.0.0.1:{port} (Address already in use)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--port", "0"], "--port: '0' is invalid: allowed values are 1 to 65535"),
+        (["--metrics-port", "99999", "--print-settings"],
+         "--metrics-port: '99999' is invalid: allowed values are 0 to 65535"),
+    ],
+)  # fmt: skip
+def test_a_port_out_of_range_is_a_usage_error_even_when_only_printing(flags, says):
+    """--print-settings printed metrics_port: 99999, which a start then refused."""
+    result = run_cli("--profile", "unoptimized", *flags)
+    assert result.returncode == 2 and says in result.stderr
+    assert "Traceback" not in result.stderr
