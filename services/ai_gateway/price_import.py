@@ -21,9 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from finops_common.config import ConfigError
 
-from .pricing import DEFAULT_TABLE_PATH, ModelCard, load_price_table
+from .pricing import DEFAULT_TABLE_PATH, ModelCard, load_price_table, price_table
 
 PER_MILLION = 1_000_000
 
@@ -168,12 +170,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         text, report = import_prices(args.file, args.table, args.as_of)
-        candidate = args.table.with_suffix(".import.yaml")
-        candidate.write_text(text)
-        try:
-            load_price_table(candidate)
-        finally:
-            candidate.unlink()
+        # The refreshed table is checked before anything is written (nothing is, with --dry-run).
+        price_table(yaml.safe_load(text), f"{args.table} as {args.file} would change it")
     except ConfigError as exc:
         print(f"finops-gateway prices: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -226,7 +226,12 @@ DEFAULT_TABLE_PATH = Path(str(resources.files("ai_gateway") / "data" / "models.y
 
 def load_price_table(path: Path | None = None) -> PriceTable:
     path = path or DEFAULT_TABLE_PATH
-    table = validate(_TableFile, read_yaml(path), str(path))
+    return price_table(read_yaml(path), str(path))
+
+
+def price_table(data: Any, source: str) -> PriceTable:
+    """The table a model file's parsed YAML holds, validated; errors name ``source``."""
+    table = validate(_TableFile, data, source)
     return PriceTable(table.models, table.retired)
 
 

@@ -223,6 +223,21 @@ def test_import_of_a_price_that_is_not_a_number_names_the_model_and_field(tmp_pa
     assert "Traceback" not in err
 
 
+def test_an_import_that_would_break_the_table_names_both_files_and_writes_nothing(tmp_path, capsys):
+    """It named a temporary table.import.yaml, deleted by then, and --dry-run wrote that file
+    beside the table (inside the installed package by default)."""
+    source = tmp_path / "prices.json"
+    source.write_text(json.dumps({"gpt-4": {"input_cost_per_token": 3e-5,
+                                            "output_cost_per_token": 6e-5,
+                                            "max_input_tokens": -5}}))  # fmt: skip
+    table = tmp_path / "models.yaml"
+    table.write_text(DEFAULT_TABLE_PATH.read_text())
+    assert gateway_cli(["prices", "import", str(source), "--table", str(table), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{table} as {source} would change it: key `models.gpt-4.context_window`" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["models.yaml", "prices.json"]
+
+
 @pytest.mark.parametrize("as_of", ["2026-13", "yesterday", "2026-02-30"])
 def test_import_refuses_an_as_of_that_is_not_a_date_naming_the_flag(tmp_path, capsys, as_of):
     source = tmp_path / "prices.json"
