@@ -112,6 +112,16 @@ class Handbook(StrictModel):
     sentences: int = Field(ge=1, le=2000)
 
 
+def priced_model(model: str) -> str:
+    """A model of the gateway's price table, which a request may name."""
+    table = default_price_table()
+    if model not in table:
+        raise ValueError(
+            f"model {model!r} is not in the price table; known: {', '.join(table.names())}"
+        )
+    return model
+
+
 class Intent(StrictModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     difficulty: Tier
@@ -127,6 +137,11 @@ class Intent(StrictModel):
     max_tokens: WeightedChoice | None = None
     templates: tuple[str, ...] = Field(min_length=2)
     slots: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _priced(cls, model: str | None) -> str | None:
+        return model if model is None else priced_model(model)
 
     @model_validator(mode="after")
     def _slots_cover_templates(self) -> Intent:
@@ -165,14 +180,13 @@ class Scenario(StrictModel):
             raise ValueError("api weights must be non-negative and not all zero")
         return apis
 
+    @field_validator("default_model")
+    @classmethod
+    def _priced(cls, model: str) -> str:
+        return priced_model(model)
+
     @model_validator(mode="after")
-    def _models_and_ids(self) -> Scenario:
-        table = default_price_table()
-        for model in {self.default_model, *(i.model for i in self.intents if i.model)}:
-            if model not in table:
-                raise ValueError(
-                    f"model {model!r} is not in the price table; known: {', '.join(table.names())}"
-                )
+    def _handbooks_and_ids(self) -> Scenario:
         for intent in self.intents:
             if intent.handbook is not None and intent.handbook not in self.handbooks:
                 known = ", ".join(self.handbooks) or "none defined"

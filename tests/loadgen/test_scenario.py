@@ -130,7 +130,12 @@ def test_arrival_patterns():
     ("change", "expected"),
     [
         (lambda d: d["repeats"].update(exact=0.8, paraphrase=0.5), "exact + paraphrase"),
-        (lambda d: d.update(default_model="gpt-5-turbo"), "'gpt-5-turbo' is not in the price"),
+        (
+            lambda d: d.update(default_model="gpt-5-turbo"),
+            "key `default_model`: value 'gpt-5-turbo' is invalid: Value error, model 'gpt-5-turbo' "
+            "is not in the price table",
+        ),  # it was reported at `<root>`
+        (lambda d: d["intents"][1].update(model="claude-9"), "key `intents[1].model`"),
         (lambda d: d["intents"][0]["templates"].append("Cancel {ordr}"), "undefined slots: ordr"),
         (lambda d: d["arrival"].update(pattern="sinus"), "`arrival.pattern`"),
         (lambda d: d.update(teams=[]), "`teams`"),
