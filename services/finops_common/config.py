@@ -86,8 +86,14 @@ def describe_validation_error(
 ) -> str:
     """Render every problem as ``source: key `a.b`: value X: what is allowed``."""
     lines = []
-    for problem in error.errors():
+    problems = error.errors()
+    # A list whose bad item pydantic dropped is also too short: a second line about the same
+    # mistake, and a misleading one.
+    inside = {tuple(p.get("loc", ()))[:-1] for p in problems if p.get("type") != "too_short"}
+    for problem in problems:
         loc = tuple(problem.get("loc", ()))
+        if problem.get("type") == "too_short" and loc in inside:
+            continue
         key = _dotted(loc)
         if problem.get("type") == "extra_forbidden":
             allowed = _allowed_keys(model, loc) if model is not None else None

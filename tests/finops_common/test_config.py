@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
+from pydantic import Field
 
 from finops_common.config import ConfigError, StrictModel, read_yaml, validate
 
@@ -83,3 +86,19 @@ def test_a_key_given_twice_in_one_mapping_is_refused_with_its_line(tmp_path):
     )
     path.write_text("a: {ttl: 1}\nb: {ttl: 1}\n")  # the same key in two mappings is fine
     assert read_yaml(path) == {"a": {"ttl": 1}, "b": {"ttl": 1}}
+
+
+class Pool(StrictModel):
+    kinds: tuple[Literal["spot", "on-demand"], ...] = Field(min_length=1)
+
+
+def test_a_bad_item_of_a_list_that_must_not_be_empty_is_one_problem_not_two():
+    """The list left without its bad item was also reported too short: a misleading line."""
+    with pytest.raises(ConfigError) as info:
+        validate(Pool, {"kinds": ["reserved"]}, "pools.yaml")
+    assert str(info.value) == (
+        "pools.yaml: key `kinds[0]`: value 'reserved' is invalid: "
+        "Input should be 'spot' or 'on-demand'"
+    )
+    with pytest.raises(ConfigError, match="at least 1 item"):
+        validate(Pool, {"kinds": []}, "pools.yaml")
