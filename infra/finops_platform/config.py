@@ -181,7 +181,9 @@ PRIVATE_ENDPOINT_NEEDS = (
 
 
 class ClusterConfig(_Config):
-    kubernetes_version: str = Field(default=versions.KUBERNETES_VERSION, pattern=r"^1\.\d{2}$")
+    kubernetes_version: str = Field(
+        default=versions.KUBERNETES_VERSION, pattern=r"^1\.\d{2}$", description="e.g. 1.35"
+    )
     endpoint_public_access: bool = True
     public_access_cidrs: tuple[Annotated[str, AfterValidator(_cidr_range)], ...] = Field(
         default=(),
@@ -245,7 +247,11 @@ class TaintConfig(_Config):
 
 
 class NodePoolConfig(_Config):
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    name: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+        description="lowercase letters, digits and -, e.g. spot-general",
+    )
     capacity_types: tuple[CapacityType, ...] = Field(min_length=1)
     # An empty list is Kubernetes' refused `In` requirement with no values.
     instance_categories: tuple[str, ...] = Field(default=("c", "m", "r"), min_length=1)
@@ -258,8 +264,12 @@ class NodePoolConfig(_Config):
     consolidation_policy: Literal["WhenEmptyOrUnderutilized", "WhenEmpty", "Balanced"] = (
         "WhenEmptyOrUnderutilized"
     )
-    consolidate_after: str = Field(default="1m", pattern=r"^(Never|\d+(s|m|h))$")
-    expire_after: str = Field(default="720h", pattern=r"^(Never|\d+(s|m|h))$")
+    consolidate_after: str = Field(
+        default="1m", pattern=r"^(Never|\d+(s|m|h))$", description="e.g. 30s, 1m, 2h or Never"
+    )
+    expire_after: str = Field(
+        default="720h", pattern=r"^(Never|\d+(s|m|h))$", description="e.g. 720h or Never"
+    )
     weight: int = Field(default=10, ge=1, le=100)  # the NodePool CRD's range
     labels: dict[str, str] = Field(default_factory=dict)
     taints: tuple[TaintConfig, ...] = ()
@@ -294,7 +304,9 @@ class NodePoolConfig(_Config):
 
 class KarpenterConfig(_Config):
     ami_alias: str = Field(
-        default=versions.AMI_ALIAS, pattern=r"^(al2023|al2|bottlerocket)@(v\d{8}|v\d+\.\d+\.\d+)$"
+        default=versions.AMI_ALIAS,
+        pattern=r"^(al2023|al2|bottlerocket)@(v\d{8}|v\d+\.\d+\.\d+)$",
+        description="a pinned release, e.g. al2023@v20261020 or bottlerocket@v1.30.0",
     )
     root_volume_gib: int = Field(default=30, ge=20, le=500)
     replicas: int = Field(default=1, ge=1, le=3)
@@ -334,7 +346,7 @@ class AlertConfig(_Config):
 
 
 class ObservabilityConfig(_Config):
-    retention: str = Field(default="7d", pattern=r"^\d+[dh]$")
+    retention: str = Field(default="7d", pattern=r"^\d+[dh]$", description="e.g. 7d or 48h")
     storage_size: str = Field(
         default="20Gi",
         pattern=_MEMORY_PATTERN,
@@ -473,12 +485,13 @@ class LocustConfig(_Config):
     workers: int = Field(ge=1, le=50)
     users: int = Field(default=20, ge=1, le=10_000)
     spawn_rate: int = Field(default=5, ge=1, le=1_000)
-    run_time: str = Field(default="15m", pattern=r"^\d+[smh]$")
+    run_time: str = Field(default="15m", pattern=r"^\d+[smh]$", description="e.g. 90s, 15m or 1h")
     master: ContainerResources
     worker: ContainerResources
 
 
 _IMAGE = r"^[^\s:]+(:[\w][\w.-]{0,127})$"
+_IMAGE_EXAMPLE = "an image with its tag pinned, e.g. registry.example.com/finops-gateway:0.1.0"
 # AWS's documentation account: an image under it is a placeholder that can never be pulled.
 DOCUMENTATION_ACCOUNT = "123456789012"
 
@@ -489,11 +502,17 @@ class ImagesConfig(_Config):
     or use prebuilt images with pinned tags (how CI preview runs without Docker)."""
 
     build: bool = False
-    tag: str = Field(default="0.1.0", pattern=r"^[\w][\w.-]{0,127}$")
-    gateway: str | None = Field(default=None, pattern=_IMAGE)
-    loadgen: str | None = Field(default=None, pattern=_IMAGE)
-    demo_service: str = Field(default=versions.DEMO_SERVICE_IMAGE, pattern=_IMAGE)
-    redis: str = Field(default=versions.VALKEY_IMAGE, pattern=_IMAGE)
+    tag: str = Field(
+        default="0.1.0",
+        pattern=r"^[\w][\w.-]{0,127}$",
+        description="a Docker tag: letters, digits, _, . and -, e.g. 0.1.0",
+    )
+    gateway: str | None = Field(default=None, pattern=_IMAGE, description=_IMAGE_EXAMPLE)
+    loadgen: str | None = Field(default=None, pattern=_IMAGE, description=_IMAGE_EXAMPLE)
+    demo_service: str = Field(
+        default=versions.DEMO_SERVICE_IMAGE, pattern=_IMAGE, description=_IMAGE_EXAMPLE
+    )
+    redis: str = Field(default=versions.VALKEY_IMAGE, pattern=_IMAGE, description=_IMAGE_EXAMPLE)
 
     @model_validator(mode="after")
     def _prebuilt_needs_refs(self) -> ImagesConfig:
@@ -611,7 +630,9 @@ class PlatformConfig(_Config):
 
 class _StackFile(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-    region: str = Field(alias="aws:region", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    region: str = Field(
+        alias="aws:region", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="e.g. us-east-1"
+    )
     profile: str | None = Field(default=None, alias="aws:profile", min_length=1)
     platform: PlatformConfig = Field(alias=f"{PROJECT}:platform")
     workloads: WorkloadsConfig = Field(alias=f"{PROJECT}:workloads")

@@ -123,7 +123,9 @@ def priced_model(model: str) -> str:
 
 
 class Intent(StrictModel):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]*$", description="lowercase letters, digits and -, e.g. refund"
+    )
     difficulty: Tier
     weight: float = Field(default=1.0, gt=0)
     model: str | None = None
