@@ -737,7 +737,9 @@ _PLACEHOLDER_KEY = "sha256:" + "0" * 64
 def stack_team_settings(workloads: WorkloadsConfig, where: str = "") -> dict[str, Any]:
     """The routing and limits the stack sets per team (``teams`` in the gateway settings);
     ``where`` names the stack file in the errors."""
-    teams = workloads.gateway.settings.get("teams") or {}
+    teams = workloads.gateway.settings.get("teams")
+    if teams is None:
+        return {}
     if not isinstance(teams, dict):
         raise ConfigError(
             f"{where}{SETTINGS_SOURCE}.teams: must be a mapping of team names to settings"

@@ -229,6 +229,7 @@ def test_every_reader_of_a_stack_file_gets_its_gateway_settings_checked():
          "finops-sim:workloads.gatewayProfile"),
         ({"teams": {"team-a": {"limit": 3}}},
          "unknown key `teams.team-a.limit`; allowed keys here: keys, limits, routing"),
+        ({"teams": []}, "settings.teams: must be a mapping of team names"),  # was ignored
     ],
 )  # fmt: skip
 def test_a_bad_gateway_setting_names_the_stack_file_and_the_key(settings, says):
