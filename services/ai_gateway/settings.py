@@ -16,7 +16,14 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from finops_common.config import ConfigError, StrictModel, read_yaml, validate
+from finops_common.config import (
+    ConfigError,
+    Source,
+    StrictModel,
+    read_yaml,
+    source_of,
+    validate,
+)
 from finops_common.phases import PHASES, Phase
 
 from .pricing import TIERS, Tier, default_price_table
@@ -292,24 +299,50 @@ def load_settings(profile: str | None = None, *config_paths: Path) -> GatewaySet
     Several files let a deployment keep team keys in a Secret and the rest in a ConfigMap.
     """
     user: dict[str, Any] = {}
+    files: list[tuple[Path, dict[str, Any]]] = []
     for path in config_paths:
         data = read_yaml(path)
         if data is None:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
+        files.append((path, data))
         user = deep_merge(user, data)
-    source = " + ".join(str(p) for p in config_paths) or "built-in settings"
-    return resolve_settings(profile, user, source)
+    return resolve_settings(profile, user, _file_holding(files))
 
 
-def resolve_settings(profile: str | None, user: dict[str, Any], source: str) -> GatewaySettings:
+def _file_holding(files: list[tuple[Path, dict[str, Any]]]) -> Source:
+    """The files' names, or with several, a function naming the last file that sets a key (the
+    one whose value was merged in): each problem is blamed on its own file."""
+    everything = " + ".join(str(path) for path, _ in files) or "built-in settings"
+    if len(files) < 2:
+        return everything
+
+    def holding(loc: tuple[Any, ...]) -> str:
+        holders = [str(path) for path, data in files if _sets(data, loc)]
+        return holders[-1] if holders else everything
+
+    return holding
+
+
+def _sets(data: Any, loc: tuple[Any, ...]) -> bool:
+    """Whether a file's settings reach the key at ``loc`` (names and list indices)."""
+    for part in loc:
+        in_mapping = isinstance(data, dict) and part in data
+        in_list = isinstance(data, list) and isinstance(part, int) and part < len(data)
+        if not (in_mapping or in_list):
+            return False
+        data = data[part]
+    return bool(loc)
+
+
+def resolve_settings(profile: str | None, user: dict[str, Any], source: Source) -> GatewaySettings:
     """The profile (named here or in ``user``) with ``user``'s settings over it, validated."""
     chosen = profile if profile is not None else user.get("profile", DEFAULT_PROFILE)
     if chosen not in PROFILES:
         raise ConfigError(
-            f"{source}: key `profile`: value {chosen!r} is invalid: allowed values are "
-            + ", ".join(PROFILES)
+            f"{source_of(source, ('profile',))}: key `profile`: value {chosen!r} is invalid: "
+            "allowed values are " + ", ".join(PROFILES)
         )
     base = _profile_overrides(chosen)
     if "teams" in user:

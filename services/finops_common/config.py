@@ -6,7 +6,7 @@ problem, so every package reports a bad file the same way.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar, get_origin
 
@@ -81,8 +81,17 @@ def _described(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str | Non
     return getattr(field, "description", None)
 
 
+# Where a problem is: a file's name, or a function naming the file that holds each key (settings
+# merged from several files).
+Source = str | Callable[[tuple[Any, ...]], str]
+
+
+def source_of(source: Source, loc: tuple[Any, ...]) -> str:
+    return source if isinstance(source, str) else source(loc)
+
+
 def describe_validation_error(
-    error: ValidationError, source: str, model: type[BaseModel] | None = None
+    error: ValidationError, source: Source, model: type[BaseModel] | None = None
 ) -> str:
     """Render every problem as ``source: key `a.b`: value X: what is allowed``."""
     lines = []
@@ -95,14 +104,15 @@ def describe_validation_error(
         if problem.get("type") == "too_short" and loc in inside:
             continue
         key = _dotted(loc)
+        where = source_of(source, loc)
         if problem.get("type") == "extra_forbidden":
             allowed = _allowed_keys(model, loc) if model is not None else None
             hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
-            lines.append(f"{source}: unknown key `{key}`{hint}")
+            lines.append(f"{where}: unknown key `{key}`{hint}")
             continue
         if problem.get("type") == "missing":
             # pydantic's input here is the mapping that lacks the key, not a value of it.
-            lines.append(f"{source}: key `{key}` is missing, and it is required")
+            lines.append(f"{where}: key `{key}` is missing, and it is required")
             continue
         value = problem.get("input")
         shown = repr(value) if not isinstance(value, dict) else "{...}"
@@ -112,7 +122,7 @@ def describe_validation_error(
         described = _described(model, loc)
         if problem.get("type") == "string_pattern_mismatch" and described:
             message = f"{message} ({described})"
-        lines.append(f"{source}: key `{key}`: value {shown} is invalid: {message}")
+        lines.append(f"{where}: key `{key}`: value {shown} is invalid: {message}")
     return "\n".join(lines)
 
 
@@ -155,7 +165,7 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from exc
 
 
-def validate(model: type[ModelT], data: Any, source: str) -> ModelT:
+def validate(model: type[ModelT], data: Any, source: Source) -> ModelT:
     """Validate ``data`` against ``model`` or raise ConfigError with every problem listed."""
     try:
         return model.model_validate(data)

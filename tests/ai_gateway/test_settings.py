@@ -140,6 +140,22 @@ def test_several_config_files_merge_in_order(tmp_path):
     assert settings.cache.exact.ttl_seconds == 120
 
 
+def test_with_several_config_files_each_problem_names_the_file_that_sets_it(tmp_path):
+    """Every problem named all the files ("a.yaml + b.yaml"), so the reader had to search."""
+    first, second = tmp_path / "settings.yaml", tmp_path / "keys.yaml"
+    first.write_text("latency_scale: -1\ncache:\n  exakt: {}\n")
+    second.write_text("teams:\n  ops:\n    keys: [sk-ops-team-key]\n    limits: {usd: -5}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings("optimized", first, second)
+    lines = sorted(str(info.value).splitlines())
+    assert [line.split(": ", 1)[0] for line in lines] == [str(second), str(first), str(first)]
+    assert "`teams.ops.limits.usd`" in lines[0]
+    second.write_text("latency_scale: -2\n")  # set in both: the later file's value was merged
+    with pytest.raises(ConfigError) as info:
+        load_settings("optimized", first, second)
+    assert f"{second}: key `latency_scale`: value -2" in str(info.value)
+
+
 @pytest.mark.parametrize("text", [".inf", "-.inf", ".nan"])
 def test_an_infinite_or_nan_number_is_refused_naming_the_key(tmp_path, text):
     """YAML reads `.inf` as a float: an infinite team budget passed `gt=0` and crashed start-up."""
