@@ -48,3 +48,14 @@ def positive_number(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text!r} is invalid: allowed values are above 0")
     return value
+
+
+def finite_number(text: str) -> float:
+    """A fraction or a percentile: any finite number (the command checks its range)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: allowed values are finite numbers")
+    return value

@@ -172,12 +172,23 @@ def test_savings_come_from_the_cost_model():
         ("--cpu-percentile", "150", "--cpu-percentile 150"),
         ("--memory-headroom", "-0.1", "--memory-headroom -0.1"),
         ("--oom-bump", "2.5", "--oom-bump 2.5"),
+        ("--cpu-percentile", "0", "--cpu-percentile 0: "),  # as typed: it said 0.0
     ],
 )
 def test_a_bad_strategy_flag_names_the_flag(flag, value, message):
     args = cli.parser().parse_args(["rightsize", "--prometheus", "http://x", flag, value])
     with pytest.raises(ConfigError, match=message):
         strategy_of(args)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_strategy_flag_that_is_not_a_finite_number_is_a_usage_error(capsys, value):
+    """NaN was read, and refused as "less than or equal to 100"."""
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["rightsize", "--prometheus", "http://x", "--oom-bump", value])
+    assert f"argument --oom-bump: '{value}' is invalid: allowed values are finite numbers" in (
+        capsys.readouterr().err
+    )
 
 
 SHOWN_DEFAULTS = [("--cpu-floor", "CPU", "25m"), ("--memory-floor", "MEMORY", "64Mi"),

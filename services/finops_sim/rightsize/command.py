@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from finops_common.arguments import finite_number
 from finops_common.config import ConfigError
 from finops_platform.builders.workloads import NAMESPACE
 from finops_platform.config import StackConfig, cpu_millicores_exact, memory_mib_exact
@@ -134,9 +135,9 @@ _MEMORY_FLAG = (_quantity(whole_mebibytes, TAKES["MEMORY"], "1Mi"), "MEMORY", _m
 # value written as the flag takes it (a Kubernetes quantity or a duration, not the field's unit:
 # `--cpu-floor 25` is 25 CPUs).
 STRATEGY_FLAGS: dict[str, tuple[str, Callable[[str], float], str, Callable[[float], str]]] = {
-    "--cpu-percentile": ("cpu_percentile", float, "P", "{:g}".format),
-    "--memory-headroom": ("memory_headroom", float, "FRACTION", "{:g}".format),
-    "--oom-bump": ("oom_bump", float, "FRACTION", "{:g}".format),
+    "--cpu-percentile": ("cpu_percentile", finite_number, "P", "{:g}".format),
+    "--memory-headroom": ("memory_headroom", finite_number, "FRACTION", "{:g}".format),
+    "--oom-bump": ("oom_bump", finite_number, "FRACTION", "{:g}".format),
     "--cpu-floor": ("cpu_floor_m", *_CPU_FLAG),
     "--cpu-step": ("cpu_step_m", *_CPU_FLAG),
     "--memory-floor": ("memory_floor_mib", *_MEMORY_FLAG),
@@ -215,12 +216,18 @@ def _add_strategy_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _typed(value: Any) -> str:
+    """A flag's value as it was likely typed: 0, not 0.0."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def strategy_of(args: argparse.Namespace) -> Strategy:
     fields = {field: flag for flag, (field, *_) in STRATEGY_FLAGS.items()}
     try:
         return Strategy(**{field: getattr(args, field) for field in fields})
     except ValidationError as exc:
-        problems = [f"{fields[str(e['loc'][0])]} {e['input']}: {e['msg']}" for e in exc.errors()]
+        problems = [f"{fields[str(e['loc'][0])]} {_typed(e['input'])}: {e['msg']}"
+                    for e in exc.errors()]  # fmt: skip
         raise ConfigError("; ".join(problems)) from exc
 
 
