@@ -36,6 +36,17 @@ def folder(text: str) -> Path:
     return path
 
 
+def input_file(text: str) -> Path:
+    """A file the command reads (a scenario, a gateway config): named and not a folder; whether
+    it exists and what it holds the command checks, naming the file."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name: give a file, such as my-scenario.yaml")
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    return path
+
+
 def http_url(text: str) -> str:
     """A server's base URL: http or https, with a host."""
     parts = urlsplit(text)

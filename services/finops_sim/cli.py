@@ -15,7 +15,7 @@ from finops_common.arguments import at_least
 from finops_common.config import ConfigError
 from loadgen.scenario import DEFAULT_SCENARIO
 
-from .arguments import folder, stack_name
+from .arguments import folder, input_file, stack_name
 from .gateway_usage import MeasurementError
 from .report import summary_tree, unmeasured
 from .results import SimulationResults
@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _run_arguments(run_cmd: argparse.ArgumentParser) -> None:
-    run_cmd.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
+    run_cmd.add_argument("--scenario", type=input_file, default=DEFAULT_SCENARIO)
     length = run_cmd.add_mutually_exclusive_group()
     length.add_argument(
         "--requests", type=at_least(1), help=f"requests per phase (default {DEFAULT_REQUESTS})"
@@ -96,7 +96,7 @@ def _run_arguments(run_cmd: argparse.ArgumentParser) -> None:
     )
     run_cmd.add_argument(
         "--gateway-config",
-        type=Path,
+        type=input_file,
         help="gateway settings applied over the optimized profile (e.g. smaller team budgets)",
     )
 

@@ -324,6 +324,20 @@ def test_an_input_the_run_would_replace_is_refused_and_kept(fast_scenario, tmp_p
     assert (out / "report.md").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--scenario", ""], "argument --scenario: an empty name: give a file"),
+        (["--gateway-config", "."], "argument --gateway-config: . is a folder, not a file"),
+    ],
+)
+def test_an_input_file_flag_given_a_folder_or_nothing_names_the_flag(capsys, flags, says):
+    """--scenario '' read the current folder: ".: cannot read: Is a directory", no flag named."""
+    with pytest.raises(SystemExit):
+        main(["run", *flags])
+    assert says in capsys.readouterr().err
+
+
 def test_an_empty_output_folder_name_is_refused(capsys):
     """--out '' meant the current folder, whose report and charts a run clears."""
     with pytest.raises(SystemExit):
