@@ -134,12 +134,11 @@ def _cost_arguments(cost_cmd: argparse.ArgumentParser) -> None:
 
 
 def render(args: argparse.Namespace) -> int:
-    from finops_platform.config import stack_file
     from finops_platform.helm import HelmError
     from finops_platform.render import DEFAULT_CHARTS, write
 
-    if not stack_file(args.stack).exists():
-        print(f"finops-sim: no stack config {stack_file(args.stack)}", file=sys.stderr)
+    if args.helm_charts is not None and not args.helm_charts.is_dir():
+        print(f"finops-sim: --helm-charts {args.helm_charts} is not a folder", file=sys.stderr)
         return 2
     charts = args.helm_charts or (DEFAULT_CHARTS if DEFAULT_CHARTS.is_dir() else None)
     out = args.out or Path("out") / "render" / args.stack

@@ -142,9 +142,18 @@ def test_cost_of_a_stack_says_when_its_rounded_lines_miss_the_total(capsys):
     assert noted == (round(sum(parts), 2) != total)
 
 
-def test_an_unknown_stack_is_a_clear_error(capsys):
+def test_an_unknown_stack_is_a_clear_error_that_lists_the_stacks(capsys):
     assert main(["render", "--stack", "nosuch"]) == 2
-    assert "no stack config" in capsys.readouterr().err
+    assert "Pulumi.nosuch.yaml: file not found; the stacks are local, optimized, unoptimized" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_helm_charts_folder_that_is_not_there_is_named_as_such(capsys, tmp_path):
+    """It said "<DIR>/karpenter-crd: no Chart.yaml", as if one chart were missing."""
+    missing = tmp_path / "charts"
+    assert main(["render", "--stack", "local", "--helm-charts", str(missing)]) == 2
+    assert f"--helm-charts {missing} is not a folder" in capsys.readouterr().err
 
 
 def _children(pid: int) -> set[int]:
