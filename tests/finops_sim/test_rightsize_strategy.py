@@ -173,6 +173,8 @@ def test_savings_come_from_the_cost_model():
         ("--memory-headroom", "-0.1", "--memory-headroom -0.1"),
         ("--oom-bump", "2.5", "--oom-bump 2.5"),
         ("--cpu-percentile", "0", "--cpu-percentile 0: "),  # as typed: it said 0.0
+        ("--cpu-step", "449", "--cpu-step 449000: Input should be less than or equal to 448000"),
+        ("--memory-floor", "40Ti", "--memory-floor 41943040: Input should be less than or equal"),
     ],
 )
 def test_a_bad_strategy_flag_names_the_flag(flag, value, message):

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from finops_platform.config import MAX_CPU_CORES, MAX_MEMORY_MIB
+
 MIB = 2**20
 
 
@@ -56,13 +58,22 @@ class Strategy(BaseModel):
         description="after an OOM kill: memory at least the limit it was killed at plus this "
         "fraction",
     )
-    cpu_floor_m: int = Field(default=25, ge=1, description="smallest CPU request")
-    cpu_step_m: int = Field(
-        default=5, ge=1, description="CPU requests round up to a multiple of this"
+    # At most what a stack may request (finops_platform.config): a larger floor or step made a
+    # recommendation no stack file takes.
+    cpu_floor_m: int = Field(
+        default=25, ge=1, le=MAX_CPU_CORES * 1000, description="smallest CPU request"
     )
-    memory_floor_mib: int = Field(default=64, ge=1, description="smallest memory request")
+    cpu_step_m: int = Field(
+        default=5,
+        ge=1,
+        le=MAX_CPU_CORES * 1000,
+        description="CPU requests round up to a multiple of this",
+    )
+    memory_floor_mib: int = Field(
+        default=64, ge=1, le=MAX_MEMORY_MIB, description="smallest memory request"
+    )
     memory_step_mib: int = Field(
-        default=8, ge=1, description="memory rounds up to a multiple of this"
+        default=8, ge=1, le=MAX_MEMORY_MIB, description="memory rounds up to a multiple of this"
     )
     min_history_s: float = Field(
         default=24 * 3600,
