@@ -168,11 +168,11 @@ TEAM_BUDGET_REMAINING = "min by (team) (ai_budget_remaining_usd)"
 
 
 def alert_rules(
-    alerts_config: ObservabilityConfig, karpenter: KarpenterConfig | None
+    observability: ObservabilityConfig, karpenter: KarpenterConfig | None
 ) -> dict[str, Any]:
     """The PrometheusRule spec: budgets, spend per hour, cache collapse, the gateway's errors and
     store, on-demand for spot."""
-    a = alerts_config.alerts
+    a = observability.alerts
     hit = "sum(rate(ai_cache_hits_total[15m]))"
     miss = "sum(rate(ai_cache_misses_total[15m]))"
     answers = "sum(rate(ai_requests_total[5m]))"
