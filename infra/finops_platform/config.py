@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -246,6 +247,13 @@ class TaintConfig(_Config):
         return self
 
 
+# What each of a pool's EC2 name lists holds: its pattern, and an example of one.
+_EC2_NAMES = {
+    "instance_categories": (r"^[a-z]$", "instance category such as c, m or r"),
+    "instance_families": (r"^[a-z][a-z0-9-]*[a-z0-9]$", "instance family such as m7i or c6a"),
+}
+
+
 class NodePoolConfig(_Config):
     name: str = Field(
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
@@ -274,21 +282,14 @@ class NodePoolConfig(_Config):
     labels: dict[str, str] = Field(default_factory=dict)
     taints: tuple[TaintConfig, ...] = ()
 
-    @field_validator("instance_categories")
+    @field_validator("instance_categories", "instance_families")
     @classmethod
-    def _categories(cls, categories: tuple[str, ...]) -> tuple[str, ...]:
-        for category in categories:
-            if not re.match(r"^[a-z]$", category):
-                raise ValueError(f"{category!r} is not an instance category such as c, m or r")
-        return categories
-
-    @field_validator("instance_families")
-    @classmethod
-    def _families(cls, families: tuple[str, ...]) -> tuple[str, ...]:
-        for family in families:
-            if not re.match(r"^[a-z][a-z0-9-]*[a-z0-9]$", family):
-                raise ValueError(f"{family!r} is not an instance family such as m7i or c6a")
-        return families
+    def _ec2_names(cls, names: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        pattern, example = _EC2_NAMES[info.field_name or ""]
+        for name in names:
+            if not re.match(pattern, name):
+                raise ValueError(f"{name!r} is not an {example}")
+        return names
 
     @field_validator("labels")
     @classmethod

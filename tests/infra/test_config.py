@@ -308,6 +308,18 @@ def test_an_unknown_project_key_is_refused_naming_it_and_the_allowed_ones(monkey
         runtime_config.CONFIG.reset(token)
 
 
+def refusal_of_workloads_value(where: tuple[str, ...], value: str) -> str:
+    """The error of the optimized stack with ``value`` at ``finops-sim:workloads.<where>``."""
+    values = read_stack_file("optimized")
+    node = values["finops-sim:workloads"]
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config("optimized", values)
+    return str(info.value)
+
+
 @pytest.mark.parametrize(
     ("where", "value", "says"),
     [
@@ -318,15 +330,8 @@ def test_an_unknown_project_key_is_refused_naming_it_and_the_allowed_ones(monkey
     ],
 )
 def test_a_zero_size_is_refused_with_an_example_of_a_good_one(where, value, says):
-    values = read_stack_file("optimized")
-    node = values["finops-sim:workloads"]
-    for key in where[:-1]:
-        node = node[key]
-    node[where[-1]] = value
-    with pytest.raises(ConfigError) as info:
-        parse_stack_config("optimized", values)
+    message = refusal_of_workloads_value(where, value)
     key = "finops-sim:workloads." + ".".join(where)
-    message = str(info.value)
     assert f"key `{key}`: value '{value}' is invalid: String should match pattern" in message
     assert says in message
 
@@ -343,15 +348,9 @@ def test_a_zero_size_is_refused_with_an_example_of_a_good_one(where, value, says
 )
 def test_a_size_past_what_aws_sells_is_refused_by_key(where, value, says):
     """400 digits were an OverflowError's traceback, or a cost of infinity."""
-    values = read_stack_file("optimized")
-    node = values["finops-sim:workloads"]
-    for key in where[:-1]:
-        node = node[key]
-    node[where[-1]] = value
-    with pytest.raises(ConfigError) as info:
-        parse_stack_config("optimized", values)
-    assert f"key `finops-sim:workloads.{'.'.join(where)}`" in str(info.value)
-    assert says in str(info.value)
+    message = refusal_of_workloads_value(where, value)
+    assert f"key `finops-sim:workloads.{'.'.join(where)}`" in message
+    assert says in message
 
 
 def test_a_prometheus_volume_past_the_largest_gp3_is_refused():
