@@ -760,20 +760,26 @@ def stack_team_settings(workloads: WorkloadsConfig, where: str = "") -> dict[str
     return teams
 
 
+def gateway_settings_without_teams(workloads: WorkloadsConfig) -> dict[str, Any]:
+    """The stack's gateway settings over its profile, as the gateway's ConfigMap holds them: the
+    teams go with their keys into the keys Secret."""
+    settings = {"profile": workloads.gateway_profile, **workloads.gateway.settings}
+    settings.pop("teams", None)
+    return settings
+
+
 def check_gateway_settings(workloads: WorkloadsConfig, stack_source: str) -> None:
     """The stack's gateway settings against the gateway's own schema, as the stack is parsed:
     a bad one failed only when the program built the gateway's ConfigMap, and the other readers
     of a stack (finops-sim, the policy pack) took it."""
     where = f"{stack_source}: "
-    settings = workloads.gateway.settings
-    if "profile" in settings:
+    if "profile" in workloads.gateway.settings:
         raise ConfigError(
             f"{where}{SETTINGS_SOURCE}.profile: the stack's profile is "
             f"finops-sim:workloads.gatewayProfile ({workloads.gateway_profile}), which the cost "
             "model and the policy pack read too: set it there, not in the gateway settings"
         )
-    user = {"profile": workloads.gateway_profile, **settings}
-    user.pop("teams", None)
+    user = gateway_settings_without_teams(workloads)
     if user.get("metrics_port", GATEWAY_METRICS_PORT) != GATEWAY_METRICS_PORT:
         raise ConfigError(
             f"{where}{SETTINGS_SOURCE}.metrics_port: value {user['metrics_port']!r} is invalid: "

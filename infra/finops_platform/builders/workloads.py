@@ -22,6 +22,7 @@ from ..config import (
     ContainerResources,
     NodePoolConfig,
     WorkloadsConfig,
+    gateway_settings_without_teams,
     memory_mib,
     stack_team_settings,
 )
@@ -103,9 +104,7 @@ GENERATED_KEY_LENGTH = 40
 def gateway_settings_yaml(workloads: WorkloadsConfig) -> str:
     """The gateway's settings in its own schema (checked as the stack was parsed), without the
     teams: they go with their keys into the keys Secret (team_keys_yaml)."""
-    user = {"profile": workloads.gateway_profile, **workloads.gateway.settings}
-    user.pop("teams", None)
-    settings_yaml: str = yaml.safe_dump(user, sort_keys=True)
+    settings_yaml: str = yaml.safe_dump(gateway_settings_without_teams(workloads), sort_keys=True)
     return settings_yaml
 
 
@@ -155,7 +154,7 @@ def team_keys_yaml(keys: dict[str, str], workloads: WorkloadsConfig) -> str:
             f"{SETTINGS_SOURCE}.teams: {', '.join(keyless)} has no key in {TEAM_KEYS}: set one "
             f"with `pulumi config set --secret --path '{TEAM_KEYS}.{keyless[0]}' <key>`"
         )
-    user = {name: value for name, value in workloads.gateway.settings.items() if name != "teams"}
+    user = gateway_settings_without_teams(workloads)
     profile = resolve_settings(workloads.gateway_profile, user, SETTINGS_SOURCE).teams
     teams: dict[str, Any] = {}
     for name, key in keys.items():
