@@ -319,14 +319,15 @@ def _file_holding(files: list[tuple[Path, dict[str, Any]]]) -> Source:
         return everything
 
     def holding(loc: tuple[Any, ...]) -> str:
-        holders = [str(path) for path, data in files if _sets(data, loc)]
+        holders = [str(path) for path, data in files if sets_key(data, loc)]
         return holders[-1] if holders else everything
 
     return holding
 
 
-def _sets(data: Any, loc: tuple[Any, ...]) -> bool:
-    """Whether a file's settings reach the key at ``loc`` (names and list indices)."""
+def sets_key(data: Any, loc: tuple[Any, ...]) -> bool:
+    """Whether settings (a file's, or a part of them) reach the key at ``loc`` (names and list
+    indices)."""
     for part in loc:
         in_mapping = isinstance(data, dict) and part in data
         in_list = isinstance(data, list) and isinstance(part, int) and part < len(data)

@@ -36,6 +36,7 @@ from ai_gateway.settings import (
     deep_merge,
     load_settings,
     resolve_settings,
+    sets_key,
 )
 from ai_gateway.wiring import open_gateway_embedder
 from finops_common.config import ConfigError, read_yaml
@@ -268,11 +269,7 @@ def _refuse_run_keys(config: Path, overrides: dict[str, Any]) -> None:
     """A --gateway-config may not set what the run sets itself: the run's value won, and the
     user's was dropped without a word."""
     for dotted, why in RUN_SETTINGS.items():
-        *parents, leaf = dotted.split(".")
-        level: Any = overrides
-        for key in parents:
-            level = level.get(key) if isinstance(level, dict) else None
-        if isinstance(level, dict) and leaf in level:
+        if sets_key(overrides, tuple(dotted.split("."))):
             raise ConfigError(
                 f"{config}: `{dotted}` is set by the simulation ({why}); remove it from the "
                 "file. A --gateway-config may not set "
