@@ -420,12 +420,12 @@ def _string_field(parent: dict[str, Any], field: str, where: str) -> str:
 
 
 _JSON_TYPES = {dict: "an object", list: "an array", bool: "a boolean", int: "an integer",
-               float: "a decimal"}  # fmt: skip
+               float: "a decimal", str: "a string", type(None): "null"}  # fmt: skip
 
 
 def _wrong_type(param: str, value: object, expected: str) -> GatewayError:
     """OpenAI's refusal of a field of another JSON type than its own."""
-    got = _JSON_TYPES.get(type(value), "a string" if isinstance(value, str) else "null")
+    got = _JSON_TYPES.get(type(value), type(value).__name__)
     message = f"Invalid type for '{param}': expected {expected}, but got {got} instead."
     return GatewayError("invalid_request", message, param=param)
 
