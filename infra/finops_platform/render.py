@@ -58,7 +58,7 @@ def unwrap_secrets(value: Any) -> Any:
     return value
 
 
-def _vpc(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+def _vpc(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {
         "vpcId": "vpc-0mock",
         "privateSubnetIds": ["subnet-0private1", "subnet-0private2"],
@@ -66,7 +66,7 @@ def _vpc(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, 
     }
 
 
-def _eks_cluster(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+def _eks_cluster(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     issuer = f"https://oidc.eks.{MOCK_REGION}.amazonaws.com/id/MOCK"
     return {
         "kubeconfigJson": json.dumps({"apiVersion": "v1", "clusters": []}),
@@ -76,55 +76,55 @@ def _eks_cluster(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> di
     }
 
 
-def _iam_role(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-    role = given.get("name") or f"{name}-role"
+def _iam_role(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    role = inputs.get("name") or f"{name}-role"
     return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}", "name": role}
 
 
-def _sqs_queue(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-    queue = given.get("name", name)
+def _sqs_queue(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    queue = inputs.get("name", name)
     return {
         "arn": f"arn:aws:sqs:{MOCK_REGION}:{ACCOUNT_ID}:{queue}",
         "url": f"https://sqs.{MOCK_REGION}.amazonaws.com/{ACCOUNT_ID}/{queue}",
     }
 
 
-def _ecr_repository(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-    repo = given.get("name", name)
+def _ecr_repository(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    repo = inputs.get("name", name)
     return {
         "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{MOCK_REGION}.amazonaws.com/{repo}",
         "registryId": ACCOUNT_ID,
     }
 
 
-def _secret(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+def _secret(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """The API server's version of the object: it changes with the Secret's data."""
     data = json.dumps(inputs.get("stringData") or inputs.get("data"), sort_keys=True)
     version = hashlib.sha256(data.encode()).hexdigest()[:12]
     return {"metadata": {**(inputs.get("metadata") or {}), "resourceVersion": version}}
 
 
-def _serverless_cache(name: str, given: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-    host = f"{given.get('name', name)}-mock.serverless.use1.cache.amazonaws.com"
+def _serverless_cache(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    host = f"{inputs.get('name', name)}-mock.serverless.use1.cache.amazonaws.com"
     return {"endpoints": [{"address": host, "port": 6379}]}
 
 
-# What the mocks answer for each resource type whose outputs the program reads; every other
-# resource answers its inputs and an ARN.
-_MOCK_OUTPUTS: dict[str, Callable[[str, dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
+# What the mocks answer, from a resource's name and inputs (secrets unwrapped), for each type
+# whose outputs the program reads; every other resource answers its inputs and an ARN.
+_MOCK_OUTPUTS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     "awsx:ec2:Vpc": _vpc,
     "eks:index:Cluster": _eks_cluster,
     "aws:iam/role:Role": _iam_role,
     "aws:sqs/queue:Queue": _sqs_queue,
     "aws:ecr/repository:Repository": _ecr_repository,
-    "docker-build:index:Image": lambda name, given, inputs: {
-        "ref": f"{given['tags'][0]}@sha256:{'0' * 64}"
+    "docker-build:index:Image": lambda name, inputs: {
+        "ref": f"{inputs['tags'][0]}@sha256:{'0' * 64}"
     },
     "kubernetes:core/v1:Secret": _secret,
-    "random:index/randomPassword:RandomPassword": lambda name, given, inputs: {
+    "random:index/randomPassword:RandomPassword": lambda name, inputs: {
         "result": f"mock-password-{name}"
     },
-    "aws:ec2/launchTemplate:LaunchTemplate": lambda name, given, inputs: {"latestVersion": 1},
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda name, inputs: {"latestVersion": 1},
     "aws:elasticache/serverlessCache:ServerlessCache": _serverless_cache,
 }
 
@@ -148,7 +148,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if outputs is None:
             state.setdefault("arn", f"arn:aws:mock:{MOCK_REGION}:{ACCOUNT_ID}:{args.name}")
         else:
-            state |= outputs(args.name, args.inputs, inputs)
+            state |= outputs(args.name, inputs)
         return f"{args.name}-id", state
 
     # Pulumi types Mocks.call's answer as (result, failures or None), but MockMonitor.Invoke takes
